@@ -1,0 +1,253 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { readFileSync } from 'node:fs';
+import { InvalidOptionError, SegferryError, redact } from '../errors.js';
+import { exportTables } from '../export/export.js';
+import { planExport, type PlanOptions } from '../export/plan.js';
+import type { StaticTopology } from '../topology/discover.js';
+import type { S3Options } from '../store/s3.js';
+import type { FormatKind } from '../format/options.js';
+import { VERSION } from '../version.js';
+import { Reporter, type OutputMode } from './report.js';
+
+/** Exit codes: 0 success, 1 operation failed, 2 usage error, 3 verify mismatch, 130 interrupted. */
+export const EXIT = { ok: 0, failed: 1, usage: 2, mismatch: 3, interrupted: 130 } as const;
+
+const HELP = `segferry ${VERSION}: parallel table export/import between PostgreSQL clusters and S3
+
+Usage:
+  segferry export (--source URL [--topology auto|postgres|fdw] | --topology FILE.json)
+                  --table NAME [--table NAME ...] --to DEST [options]
+  segferry plan   (same as export, prints the plan; = export --dry-run)
+  segferry --help | --version
+
+Run "segferry <command> --help" for a command's options and examples.
+
+DEST is s3://bucket/prefix, a directory path or a file:// URL.
+Connections: postgres:// URLs or the standard PG* variables and ~/.pgpass.
+S3: the standard AWS variables and profiles (AWS_ENDPOINT_URL, AWS_REGION, ...).
+`;
+
+const S3_FLAGS = {
+  's3-endpoint': { type: 'string' },
+  's3-region': { type: 'string' },
+  's3-path-style': { type: 'boolean' },
+  's3-checksum': { type: 'string' },
+  's3-part-size': { type: 'string' },
+  's3-sse': { type: 'string' },
+  's3-sse-kms-key-id': { type: 'string' },
+} as const satisfies ParseArgsConfig['options'];
+
+const OUTPUT_FLAGS = {
+  json: { type: 'boolean' },
+  quiet: { type: 'boolean', short: 'q' },
+  verbose: { type: 'boolean', short: 'v' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies ParseArgsConfig['options'];
+
+const EXPORT_FLAGS = {
+  source: { type: 'string', short: 's' },
+  topology: { type: 'string' },
+  table: { type: 'string', short: 't', multiple: true },
+  to: { type: 'string' },
+  format: { type: 'string', short: 'f' },
+  'segment-size': { type: 'string' },
+  columns: { type: 'string' },
+  where: { type: 'string' },
+  replicated: { type: 'string', multiple: true },
+  concurrency: { type: 'string', short: 'j' },
+  overwrite: { type: 'boolean' },
+  'dry-run': { type: 'boolean' },
+  'no-checksums': { type: 'boolean' },
+  header: { type: 'boolean' },
+  delimiter: { type: 'string' },
+  null: { type: 'string' },
+  quote: { type: 'string' },
+  escape: { type: 'string' },
+  ...S3_FLAGS,
+  ...OUTPUT_FLAGS,
+} as const satisfies ParseArgsConfig['options'];
+
+const EXPORT_HELP = `segferry export: stream tables out of every data node in parallel into segments
+
+Usage:
+  segferry export (--source URL [--topology auto|postgres|fdw] | --topology FILE.json)
+                  --table NAME [--table NAME ...] --to DEST [options]
+
+Options:
+  -s, --source URL         coordinator (or single server) connection URL
+      --topology T         auto (default), postgres, fdw, or a JSON file naming the nodes:
+                           {"nodes":[{"name":"dn1","url":"postgres://..."}],"replicated":["nation"]}
+  -t, --table NAME         table to export (repeatable): name, schema.name, "Quoted"
+      --to DEST            s3://bucket/prefix, a directory or file:// URL
+  -f, --format F           text (default) or csv
+      --segment-size N     max bytes per object (default 1GiB; accepts KiB/MiB/GiB suffixes)
+      --columns a,b        export only these columns, in this order
+      --where SQL          filter applied on every node (trusted SQL, never user input)
+      --replicated NAME    treat NAME as replicated: exported from one node (repeatable)
+  -j, --concurrency N      exporters at once (default: number of nodes)
+      --overwrite          replace an existing export under DEST
+      --dry-run            print the plan as JSON and export nothing
+      --no-checksums       skip the per-node row checksums that verify uses
+  csv:  --header  --delimiter C  --null S  --quote C  --escape C
+  text: --delimiter C  --null S
+  S3:   --s3-endpoint URL  --s3-region R  --s3-path-style  --s3-checksum WHEN_REQUIRED|WHEN_SUPPORTED
+        --s3-part-size N  --s3-sse AES256|aws:kms  --s3-sse-kms-key-id ID
+  Output: --json (one JSON event per line)  -q/--quiet  -v/--verbose (stack traces)
+
+Examples:
+  segferry export --source postgres://app@coord/shop --table orders --table nation \\
+                  --to s3://backups/shop/2026-11-22 --format csv --header
+  segferry export --topology nodes.json --table orders --to /data/export --segment-size 256MiB
+  segferry export --source postgres://app@coord/shop --table orders --to /tmp/x --dry-run
+`;
+
+/** Parse `1048576`, `256KiB`, `64MiB`, `1GiB`, `1G`. */
+export function parseSize(s: string, what: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$/i.exec(s);
+  if (!m) throw new InvalidOptionError(`${what}: cannot read size ${JSON.stringify(s)} (e.g. 1073741824, 256KiB, 1GiB)`);
+  const unit = (m[2] ?? '').toLowerCase().replace(/i?b$/, '');
+  const mult = unit === '' ? 1 : unit === 'k' ? 1024 : unit === 'm' ? 1024 ** 2 : unit === 'g' ? 1024 ** 3 : 1024 ** 4;
+  const v = Math.floor(Number(m[1]) * mult);
+  if (!Number.isSafeInteger(v) || v <= 0) throw new InvalidOptionError(`${what}: size out of range`);
+  return v;
+}
+
+function parseCount(s: string | undefined, what: string): number | undefined {
+  if (s === undefined) return undefined;
+  const n = Number(s);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidOptionError(`${what} must be a whole number of at least 1`);
+  return n;
+}
+
+/** S3 options from flags (the environment fills the rest). */
+export function s3FromFlags(v: Record<string, unknown>): S3Options {
+  const o: S3Options = {};
+  if (typeof v['s3-endpoint'] === 'string') o.endpoint = v['s3-endpoint'];
+  if (typeof v['s3-region'] === 'string') o.region = v['s3-region'];
+  if (v['s3-path-style'] === true) o.forcePathStyle = true;
+  const cs = v['s3-checksum'];
+  if (typeof cs === 'string') {
+    const u = cs.toUpperCase().replace(/-/g, '_');
+    if (u !== 'WHEN_REQUIRED' && u !== 'WHEN_SUPPORTED') throw new InvalidOptionError('--s3-checksum takes WHEN_REQUIRED or WHEN_SUPPORTED');
+    o.checksum = u;
+  }
+  if (typeof v['s3-part-size'] === 'string') o.partSize = parseSize(v['s3-part-size'], '--s3-part-size');
+  const sse = v['s3-sse'];
+  if (typeof sse === 'string') {
+    if (sse !== 'AES256' && sse !== 'aws:kms') throw new InvalidOptionError('--s3-sse takes AES256 or aws:kms');
+    o.serverSideEncryption = sse;
+  }
+  if (typeof v['s3-sse-kms-key-id'] === 'string') o.kmsKeyId = v['s3-sse-kms-key-id'];
+  return o;
+}
+
+/** Read a static topology file, or pass a keyword through. */
+export function topologyFromFlag(t: string | undefined): PlanOptions['topology'] {
+  if (t === undefined || t === 'auto' || t === 'postgres' || t === 'fdw' || t === 'citus') return t;
+  let text: string;
+  try {
+    text = readFileSync(t, 'utf8');
+  } catch (e) {
+    throw new InvalidOptionError(`--topology ${t}: not auto|postgres|fdw|citus and not a readable file (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  try {
+    return JSON.parse(text) as StaticTopology;
+  } catch {
+    throw new InvalidOptionError(`--topology ${t}: not valid JSON`);
+  }
+}
+
+function mode(v: Record<string, unknown>): OutputMode {
+  return v.json ? 'json' : v.quiet ? 'quiet' : process.stderr.isTTY ? 'tty' : 'plain';
+}
+
+async function cmdExport(argv: string[], dryRunCommand: boolean, reporter: () => Reporter): Promise<number> {
+  const { values: v } = parseArgs({ args: argv, options: EXPORT_FLAGS, allowPositionals: false, strict: true });
+  if (v.help) {
+    process.stdout.write(EXPORT_HELP);
+    return EXIT.ok;
+  }
+  const r = reporter().configure(mode(v), v.verbose === true);
+  const topology = topologyFromFlag(v.topology);
+  if (!v.table || v.table.length === 0) throw new InvalidOptionError('name at least one --table');
+  if (typeof topology !== 'object' && !v.source && !process.env.PGHOST && !process.env.PGDATABASE) {
+    throw new InvalidOptionError('give --source URL (or PG* variables), or --topology FILE.json');
+  }
+  const format = (v.format ?? 'text') as FormatKind;
+  const fmt: Record<string, unknown> = { kind: format };
+  if (v.header) fmt.header = true;
+  if (v.delimiter !== undefined) fmt.delimiter = v.delimiter;
+  if (v.null !== undefined) fmt.null = v.null;
+  if (v.quote !== undefined) fmt.quote = v.quote;
+  if (v.escape !== undefined) fmt.escape = v.escape;
+  const opts: PlanOptions = { tables: v.table, format: fmt as PlanOptions['format'] };
+  if (v.source) opts.source = v.source;
+  if (topology !== undefined) opts.topology = topology;
+  if (v['segment-size']) opts.segmentSize = parseSize(v['segment-size'], '--segment-size');
+  if (v.columns) opts.columns = v.columns.split(',').map((c) => c.trim()).filter(Boolean);
+  if (v.where !== undefined) opts.where = v.where;
+  if (v.replicated) opts.replicated = v.replicated;
+  const conc = parseCount(v.concurrency, '--concurrency');
+  if (conc !== undefined) opts.concurrency = conc;
+  if (v['no-checksums']) opts.checksums = false;
+  if (dryRunCommand || v['dry-run']) {
+    const plan = await planExport(opts);
+    process.stdout.write(redact(JSON.stringify(plan, null, 2)) + '\n');
+    return EXIT.ok;
+  }
+  if (!v.to) throw new InvalidOptionError('give --to DEST (s3://bucket/prefix or a directory)');
+  const ac = new AbortController();
+  const onSig = () => ac.abort(new SegferryError('ERR_ABORTED', 'interrupted'));
+  process.once('SIGINT', onSig);
+  process.once('SIGTERM', onSig);
+  try {
+    const res = await exportTables({
+      ...opts,
+      to: v.to,
+      s3: s3FromFlags(v),
+      overwrite: v.overwrite === true,
+      signal: ac.signal,
+      onEvent: r.listener(),
+    });
+    r.exportSummary(res);
+    return EXIT.ok;
+  } finally {
+    process.off('SIGINT', onSig);
+    process.off('SIGTERM', onSig);
+  }
+}
+
+/** CLI entry point; returns the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  let rep: Reporter | undefined;
+  const reporter = () => (rep ??= new Reporter());
+  try {
+    switch (cmd) {
+      case undefined:
+      case '-h':
+      case '--help':
+      case 'help':
+        process.stdout.write(HELP);
+        return cmd === undefined ? EXIT.usage : EXIT.ok;
+      case '--version':
+      case '-V':
+        process.stdout.write(VERSION + '\n');
+        return EXIT.ok;
+      case 'export':
+        return await cmdExport(rest, false, reporter);
+      case 'plan':
+        return await cmdExport(rest, true, reporter);
+      default:
+        process.stderr.write(`segferry: unknown command ${JSON.stringify(cmd)}\n\n${HELP}`);
+        return EXIT.usage;
+    }
+  } catch (err) {
+    const code = (err as { code?: unknown })?.code;
+    if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`segferry: ${(err as Error).message}\nRun "segferry ${cmd} --help" for the options.\n`);
+      return EXIT.usage;
+    }
+    return reporter().failure(err);
+  }
+}

@@ -1,0 +1,256 @@
+/**
+ * Every error segferry throws is a {@link SegferryError} with a stable `code`.
+ * Match on `err.code`, never on message text. Database failures keep the server's
+ * SQLSTATE in `sqlState` and the original error in `cause`.
+ *
+ * Messages never contain credentials: they name nodes, hosts, ports, tables and keys only,
+ * and every message passes through {@link redact} before it is stored.
+ */
+
+/** Stable error codes. New codes may be added; existing ones never change meaning. */
+export type ErrorCode =
+  | 'ERR_INVALID_OPTION'
+  | 'ERR_CONNECT'
+  | 'ERR_AUTH'
+  | 'ERR_TABLE_NOT_FOUND'
+  | 'ERR_COLUMN_NOT_FOUND'
+  | 'ERR_TOPOLOGY'
+  | 'ERR_DATABASE'
+  | 'ERR_ROW_TOO_LARGE'
+  | 'ERR_BUCKET_NOT_FOUND'
+  | 'ERR_STORAGE'
+  | 'ERR_PREFIX_NOT_EMPTY'
+  | 'ERR_UNFINISHED_EXPORT'
+  | 'ERR_MANIFEST_MISSING'
+  | 'ERR_MANIFEST_INVALID'
+  | 'ERR_OBJECT_MISSING'
+  | 'ERR_CHECKSUM_MISMATCH'
+  | 'ERR_ROW_COUNT_MISMATCH'
+  | 'ERR_SCHEMA_MISMATCH'
+  | 'ERR_VERIFY_MISMATCH'
+  | 'ERR_KEY_ESCAPES_ROOT'
+  | 'ERR_ABORTED';
+
+/** Fields shared by every segferry error. */
+export interface ErrorContext {
+  /** Topology node the failure happened on, if any. */
+  node?: string;
+  /** Table (schema-qualified) concerned, if any. */
+  table?: string;
+  /** Storage key concerned, if any. */
+  key?: string;
+  /** PostgreSQL SQLSTATE when the failure came from a server. */
+  sqlState?: string;
+  /** One line telling the user what to do about it. */
+  hint?: string;
+  /** The underlying error. */
+  cause?: unknown;
+}
+
+/** Base class of all segferry errors. */
+export class SegferryError extends Error {
+  readonly code: ErrorCode;
+  readonly node?: string;
+  readonly table?: string;
+  readonly key?: string;
+  readonly sqlState?: string;
+  readonly hint?: string;
+
+  constructor(code: ErrorCode, message: string, ctx: ErrorContext = {}) {
+    super(redact(message), ctx.cause === undefined ? undefined : { cause: ctx.cause });
+    this.name = new.target.name;
+    this.code = code;
+    if (ctx.node !== undefined) this.node = ctx.node;
+    if (ctx.table !== undefined) this.table = ctx.table;
+    if (ctx.key !== undefined) this.key = ctx.key;
+    if (ctx.sqlState !== undefined) this.sqlState = ctx.sqlState;
+    if (ctx.hint !== undefined) this.hint = redact(ctx.hint);
+  }
+
+  /** A plain object for logs and `--json` output (no stack, no cause, no secrets). */
+  toJSON(): Record<string, unknown> {
+    const o: Record<string, unknown> = { name: this.name, code: this.code, message: this.message };
+    for (const k of ['node', 'table', 'key', 'sqlState', 'hint'] as const) {
+      if (this[k] !== undefined) o[k] = this[k];
+    }
+    return o;
+  }
+}
+
+/** A caller passed an option that cannot work. */
+export class InvalidOptionError extends SegferryError {
+  constructor(message: string, ctx?: ErrorContext) { super('ERR_INVALID_OPTION', message, ctx); }
+}
+/** A server could not be reached (refused, timed out, DNS). */
+export class ConnectError extends SegferryError {
+  constructor(message: string, ctx?: ErrorContext) { super('ERR_CONNECT', message, ctx); }
+}
+/** A server rejected the credentials (SQLSTATE 28P01 / 28000). */
+export class AuthError extends SegferryError {
+  constructor(message: string, ctx?: ErrorContext) { super('ERR_AUTH', message, ctx); }
+}
+/** A requested table does not exist (SQLSTATE 42P01). */
+export class TableNotFoundError extends SegferryError {
+  constructor(message: string, ctx?: ErrorContext) { super('ERR_TABLE_NOT_FOUND', message, ctx); }
+}
+/** A requested column does not exist (SQLSTATE 42703). */
+export class ColumnNotFoundError extends SegferryError {
+  constructor(message: string, ctx?: ErrorContext) { super('ERR_COLUMN_NOT_FOUND', message, ctx); }
+}
+/** The cluster layout could not be worked out or is inconsistent. */
+export class TopologyError extends SegferryError {
+  constructor(message: string, ctx?: ErrorContext) { super('ERR_TOPOLOGY', message, ctx); }
+}
+/** Any other server-side failure; `sqlState` tells which. */
+export class DatabaseError extends SegferryError {
+  constructor(message: string, ctx?: ErrorContext) { super('ERR_DATABASE', message, ctx); }
+}
+/** One row is larger than the segment size, so no object can hold it whole. */
+export class RowTooLargeError extends SegferryError {
+  readonly rowBytes: number;
+  constructor(message: string, rowBytes: number, ctx?: ErrorContext) {
+    super('ERR_ROW_TOO_LARGE', message, ctx);
+    this.rowBytes = rowBytes;
+  }
+}
+/** The bucket does not exist or is not accessible. */
+export class BucketNotFoundError extends SegferryError {
+  constructor(message: string, ctx?: ErrorContext) { super('ERR_BUCKET_NOT_FOUND', message, ctx); }
+}
+/** Object storage failed (after retries). */
+export class StorageError extends SegferryError {
+  constructor(message: string, ctx?: ErrorContext) { super('ERR_STORAGE', message, ctx); }
+}
+/** The destination prefix already holds an export; pass `overwrite` to replace it. */
+export class PrefixNotEmptyError extends SegferryError {
+  constructor(message: string, ctx?: ErrorContext) { super('ERR_PREFIX_NOT_EMPTY', message, ctx); }
+}
+/** The prefix holds an export that never wrote its manifest. */
+export class UnfinishedExportError extends SegferryError {
+  constructor(message: string, ctx?: ErrorContext) { super('ERR_UNFINISHED_EXPORT', message, ctx); }
+}
+/** No manifest.json under the prefix: the export is missing or incomplete. */
+export class ManifestMissingError extends SegferryError {
+  constructor(message: string, ctx?: ErrorContext) { super('ERR_MANIFEST_MISSING', message, ctx); }
+}
+/** The manifest is not valid JSON or not a segferry manifest this version reads. */
+export class ManifestInvalidError extends SegferryError {
+  constructor(message: string, ctx?: ErrorContext) { super('ERR_MANIFEST_INVALID', message, ctx); }
+}
+/** An object the manifest lists is not in storage. */
+export class ObjectMissingError extends SegferryError {
+  constructor(message: string, ctx?: ErrorContext) { super('ERR_OBJECT_MISSING', message, ctx); }
+}
+/** An object's bytes do not hash to the SHA-256 the manifest records. */
+export class ChecksumMismatchError extends SegferryError {
+  constructor(message: string, ctx?: ErrorContext) { super('ERR_CHECKSUM_MISMATCH', message, ctx); }
+}
+/** COPY reported a different row count than the manifest records. */
+export class RowCountMismatchError extends SegferryError {
+  constructor(message: string, ctx?: ErrorContext) { super('ERR_ROW_COUNT_MISMATCH', message, ctx); }
+}
+/** The destination table's columns do not fit the exported columns. */
+export class SchemaMismatchError extends SegferryError {
+  constructor(message: string, ctx?: ErrorContext) { super('ERR_SCHEMA_MISMATCH', message, ctx); }
+}
+/** `verify` found a table whose destination count or checksum differs from the source. */
+export class VerifyMismatchError extends SegferryError {
+  constructor(message: string, ctx?: ErrorContext) { super('ERR_VERIFY_MISMATCH', message, ctx); }
+}
+/** A storage key would resolve outside the directory store's root. */
+export class KeyEscapesRootError extends SegferryError {
+  constructor(message: string, ctx?: ErrorContext) { super('ERR_KEY_ESCAPES_ROOT', message, ctx); }
+}
+/** The operation was cancelled through its AbortSignal. */
+export class AbortedError extends SegferryError {
+  constructor(message = 'operation aborted', ctx?: ErrorContext) { super('ERR_ABORTED', message, ctx); }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Secrets: every password or secret key segferry sees is registered here, and every message an
+// error, event or manifest carries is passed through redact(). This is a safety net: messages are
+// built from non-secret fields in the first place.
+
+const secrets = new Set<string>();
+
+/** Register a secret so that it is masked wherever segferry prints or stores text. */
+export function registerSecret(secret: string | undefined | null): void {
+  if (secret && secret.length >= 3) secrets.add(secret);
+}
+
+/** Replace registered secrets and `user:password@` URL credentials in a string. */
+export function redact(text: string): string {
+  let out = text.replace(/(\b[a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:)[^@\s]*@/gi, '$1***@');
+  for (const s of secrets) {
+    if (out.includes(s)) out = out.split(s).join('***');
+    const enc = encodeURIComponent(s);
+    if (enc !== s && out.includes(enc)) out = out.split(enc).join('***');
+  }
+  return out;
+}
+
+interface PgLikeError {
+  code?: string;
+  message?: string;
+  detail?: string;
+  hint?: string;
+  errno?: number;
+  syscall?: string;
+}
+
+/**
+ * Turn an error from `pg` or the socket layer into a typed segferry error, keeping the
+ * SQLSTATE, and naming the node, host and table (never the credentials).
+ */
+export function fromDatabaseError(
+  err: unknown,
+  ctx: { node?: string; table?: string; endpoint?: string; action?: string },
+): SegferryError {
+  if (err instanceof SegferryError) return err;
+  const e = (err ?? {}) as PgLikeError;
+  const where = [ctx.node ? `node ${ctx.node}` : '', ctx.endpoint ? `(${ctx.endpoint})` : '']
+    .filter(Boolean)
+    .join(' ');
+  const what = ctx.action ? `${ctx.action}` : 'query';
+  const base: ErrorContext = { cause: err };
+  if (ctx.node !== undefined) base.node = ctx.node;
+  if (ctx.table !== undefined) base.table = ctx.table;
+  const code = typeof e.code === 'string' ? e.code : '';
+  const msg = e.message ?? String(err);
+  const detail = e.detail ? ` (${e.detail})` : '';
+  if (/^[0-9A-Z]{5}$/.test(code)) {
+    base.sqlState = code;
+    if (code === '28P01' || code === '28000') {
+      return new AuthError(`authentication failed on ${where}: ${msg}`, {
+        ...base,
+        hint: 'check the user and password for this node (URL, PGPASSWORD, .pgpass or user mapping)',
+      });
+    }
+    if (code === '42P01') {
+      return new TableNotFoundError(`${ctx.table ? `table ${ctx.table}` : 'relation'} not found on ${where}: ${msg}`, {
+        ...base,
+        hint: 'check the table name and schema, and that it exists on every node',
+      });
+    }
+    if (code === '42703') {
+      return new ColumnNotFoundError(`column not found on ${where}: ${msg}`, base);
+    }
+    if (code === '3D000') {
+      return new ConnectError(`database does not exist on ${where}: ${msg}`, { ...base, hint: 'check the database name' });
+    }
+    if (code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03') {
+      return new ConnectError(`connection to ${where} lost during ${what}: ${msg}`, {
+        ...base,
+        hint: 'the server shut down or the network dropped; check the node and retry',
+      });
+    }
+    return new DatabaseError(`${what} failed on ${where}${ctx.table ? ` for ${ctx.table}` : ''}: ${msg}${detail}`, base);
+  }
+  if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'ETIMEDOUT' || code === 'EHOSTUNREACH' || code === 'ECONNRESET' || code === 'EPIPE' || /Connection terminated/i.test(msg)) {
+    return new ConnectError(`cannot reach ${where}: ${msg}`, {
+      ...base,
+      hint: 'check that the server is running and reachable from here (host, port, firewall)',
+    });
+  }
+  return new DatabaseError(`${what} failed on ${where}${ctx.table ? ` for ${ctx.table}` : ''}: ${msg}`, base);
+}

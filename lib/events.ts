@@ -1,0 +1,105 @@
+/**
+ * Typed progress events. The library never prints: pass `onEvent` to receive these.
+ * Every event carries `type`, `operation` and `at` (ISO time). Events never carry credentials.
+ */
+
+interface Base {
+  operation: 'export' | 'import' | 'verify';
+  /** ISO timestamp. */
+  at: string;
+}
+
+/** The operation starts; `estimatedBytes` is the planner's estimate (0 when unknown). */
+export interface StartEvent extends Base {
+  type: 'start';
+  tables: string[];
+  nodes: string[];
+  objects?: number;
+  estimatedBytes: number;
+}
+
+/** Periodic (about twice a second per node): cumulative figures of one node's current work. */
+export interface ProgressEvent extends Base {
+  type: 'progress';
+  node: string;
+  table: string;
+  /** Segment being written or loaded. */
+  segment: number;
+  /** Bytes and rows this node has done so far, all tables together. */
+  bytes: number;
+  rows: number;
+}
+
+/** An object was stored (export) or loaded and committed (import). */
+export interface SegmentEvent extends Base {
+  type: 'segment';
+  node: string;
+  table: string;
+  key: string;
+  segment: number;
+  bytes: number;
+  rows: number;
+  /** Import only: the object was already in the ledger and was skipped. */
+  skipped?: boolean;
+}
+
+/** A node finished all its work. */
+export interface NodeDoneEvent extends Base {
+  type: 'node-done';
+  node: string;
+  bytes: number;
+  rows: number;
+  objects: number;
+  elapsedMs: number;
+}
+
+/** All objects of a table are done. */
+export interface TableDoneEvent extends Base {
+  type: 'table-done';
+  table: string;
+  rows: number;
+  bytes: number;
+  objects: number;
+}
+
+/** A request is retried after a transient failure. */
+export interface RetryEvent extends Base {
+  type: 'retry';
+  node?: string;
+  table?: string;
+  key?: string;
+  attempt: number;
+  reason: string;
+}
+
+/** The operation finished successfully. */
+export interface DoneEvent extends Base {
+  type: 'done';
+  tables: number;
+  objects: number;
+  rows: number;
+  bytes: number;
+  elapsedMs: number;
+  /** Import: objects skipped because the ledger already had them. */
+  skipped?: number;
+}
+
+/** Any progress event. */
+export type SegferryEvent = StartEvent | ProgressEvent | SegmentEvent | NodeDoneEvent | TableDoneEvent | RetryEvent | DoneEvent;
+
+/** Callback receiving events; exceptions it throws are ignored. */
+export type EventListener = (event: SegferryEvent) => void;
+
+type Without<T, K extends keyof any> = T extends unknown ? Omit<T, K> : never;
+
+/** Build an emitter that stamps `operation` and `at` and shields the caller's listener. */
+export function makeEmitter(operation: Base['operation'], listener?: EventListener): (e: Without<SegferryEvent, 'operation' | 'at'>) => void {
+  if (!listener) return () => {};
+  return (e) => {
+    try {
+      listener({ ...e, operation, at: new Date().toISOString() } as SegferryEvent);
+    } catch {
+      /* a listener's failure must not break the data path */
+    }
+  };
+}

@@ -1,0 +1,399 @@
+import { randomUUID } from 'node:crypto';
+import type pg from 'pg';
+import { InvalidOptionError, PrefixNotEmptyError, SegferryError, fromDatabaseError, UnfinishedExportError } from '../errors.js';
+import { makeEmitter, type EventListener } from '../events.js';
+import { columnListSQL, copyOptionsSQL, csvHeaderLine } from '../format/options.js';
+import { serializeManifest } from '../manifest/io.js';
+import { MANIFEST_KEY, MANIFEST_VERSION, type Manifest, type ManifestObject, type ManifestTable, type RowChecksum } from '../manifest/types.js';
+import { applySettings, closeQuietly, connect, describeEndpoint, destroyClient } from '../pg/conn.js';
+import { copyOut } from '../pg/copy-out.js';
+import { displayName, quoteLiteral, quoteQualified } from '../pg/sql.js';
+import { openStore } from '../store/open.js';
+import type { S3Options } from '../store/s3.js';
+import type { ObjectStore } from '../store/types.js';
+import type { PlanNode, RelationRead, TablePlan } from '../topology/types.js';
+import { runPool, throwIfAborted } from '../util/pool.js';
+import { VERSION } from '../version.js';
+import { planExport, segmentKey, type ExportPlan, type PlanOptions } from './plan.js';
+import { SegmentWriter } from './segmenter.js';
+
+/** Options of {@link exportTables}. */
+export interface ExportOptions extends PlanOptions {
+  /** Destination: `s3://bucket/prefix`, `file:///dir` or a directory path. */
+  to: string | ObjectStore;
+  /** S3 client settings (endpoint, path style, checksum mode, credentials, part size). */
+  s3?: S3Options;
+  /** Replace an existing export under the prefix (its manifest and segments are deleted first). */
+  overwrite?: boolean;
+  /** Use this plan instead of planning again (e.g. after a `dryRun`). */
+  plan?: ExportPlan;
+  /** Cancel: exporters stop, unfinished uploads are aborted, no manifest is written. */
+  signal?: AbortSignal;
+  /** Progress events. */
+  onEvent?: EventListener;
+}
+
+/** Per-node figures of a finished export. */
+export interface NodeSummary {
+  node: string;
+  bytes: number;
+  rows: number;
+  objects: number;
+  elapsedMs: number;
+}
+
+/** What {@link exportTables} returns. */
+export interface ExportResult {
+  manifest: Manifest;
+  plan: ExportPlan;
+  /** Display location of the export (no credentials). */
+  location: string;
+  elapsedMs: number;
+  nodes: NodeSummary[];
+}
+
+/** Object keys segferry owns under a prefix. */
+export function isSegferryKey(key: string): boolean {
+  return key === MANIFEST_KEY || key === CHECKPOINT_KEY || /_segment\.\d+(\.segferry-partial-[0-9a-f]+)?$/.test(key);
+}
+
+/** Progress checkpoint of an unfinished export (see the resume docs). */
+export const CHECKPOINT_KEY = 'segferry-checkpoint.json';
+
+/**
+ * Refuse a prefix that already holds an export, unless `overwrite`: then delete the old
+ * manifest first (so the old export is invalid from that moment on), then its segments.
+ */
+export async function prepareDestination(store: ObjectStore, overwrite: boolean): Promise<void> {
+  const existing: string[] = [];
+  for await (const o of store.list('')) if (isSegferryKey(o.key)) existing.push(o.key);
+  if (existing.length === 0) return;
+  if (!overwrite) {
+    const hasManifest = existing.includes(MANIFEST_KEY);
+    const Err = hasManifest ? PrefixNotEmptyError : existing.includes(CHECKPOINT_KEY) ? UnfinishedExportError : PrefixNotEmptyError;
+    throw new Err(
+      hasManifest
+        ? `${store.url} already holds an export (${MANIFEST_KEY} and ${existing.length - 1} other objects)`
+        : `${store.url} holds ${existing.length} segment objects of an unfinished export`,
+      { hint: 'choose an empty prefix, or pass overwrite (--overwrite) to replace what is there' },
+    );
+  }
+  if (existing.includes(MANIFEST_KEY)) await store.delete([MANIFEST_KEY]);
+  await store.delete(existing.filter((k) => k !== MANIFEST_KEY));
+}
+
+/** Order-independent row checksum query over the same rows the COPY reads. */
+export function checksumSQL(selectSQL: string): string {
+  return `SELECT count(*)::int8 AS rows,
+                 COALESCE(sum(('x' || substr(md5(t::text), 1, 15))::bit(60)::int8::numeric), 0)::text AS sum
+            FROM (${selectSQL}) t`;
+}
+
+/** The SELECT one node runs for one relation. */
+export function selectSQL(read: RelationRead, table: TablePlan, filter: string | null): string {
+  const cols = read.columns ?? table.columns.map((c) => c.name);
+  return `SELECT ${columnListSQL(cols)} FROM ${quoteQualified(read.relation)}${filter ? ` WHERE (${filter})` : ''}`;
+}
+
+/** Add two checksums. */
+export function addChecksums(a: RowChecksum, b: RowChecksum): RowChecksum {
+  return { rows: a.rows + b.rows, sum: (BigInt(a.sum) + BigInt(b.sum)).toString() };
+}
+
+interface NodeWork {
+  node: PlanNode;
+  items: { table: TablePlan; reads: RelationRead[] }[];
+}
+
+interface TableNodeResult {
+  table: TablePlan;
+  node: string;
+  objects: ManifestObject[];
+  rows: number;
+  bytes: number;
+  checksum?: RowChecksum;
+}
+
+/**
+ * Export tables: plan on the coordinator (unless `plan` is given), then run one exporter
+ * per data node, each streaming its COPY output into `<table>_<node>_segment.<n>` objects
+ * of at most `segmentSize` bytes, and write `manifest.json` last.
+ *
+ * Memory: each exporter holds one COPY read-ahead (4 socket reads, typically ≤ 256 KiB), the
+ * largest row while it is assembled, and its upload's buffers (S3: (queueSize + 1) × partSize,
+ * 48 MiB by default; directory: 1 MiB). Total ≈ concurrency × that.
+ */
+export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
+  const t0 = Date.now();
+  const emit = makeEmitter('export', opts.onEvent);
+  const store = typeof opts.to === 'string' ? openStore(opts.to, opts.s3) : opts.to;
+  if (!store) throw new InvalidOptionError('no destination given');
+  try {
+    throwIfAborted(opts.signal);
+    await store.check();
+    const plan = opts.plan ?? (await planExport(opts));
+    await prepareDestination(store, opts.overwrite ?? false);
+    const createdAt = new Date().toISOString();
+
+    const work = new Map<string, NodeWork>();
+    for (const n of plan.nodes) work.set(n.name, { node: n, items: [] });
+    for (const t of plan.tables) {
+      const byNode = new Map<string, RelationRead[]>();
+      for (const r of t.reads) byNode.set(r.node, [...(byNode.get(r.node) ?? []), r]);
+      for (const [node, reads] of byNode) work.get(node)!.items.push({ table: t, reads });
+    }
+    emit({
+      type: 'start',
+      tables: plan.tables.map((t) => displayName(t.table)),
+      nodes: plan.nodes.map((n) => n.name),
+      estimatedBytes: plan.tables.reduce((a, t) => a + t.estimatedBytes, 0),
+    });
+
+    const results: TableNodeResult[] = [];
+    const summaries: NodeSummary[] = [];
+    const tableLeft = new Map(plan.tables.map((t) => [displayName(t.table), new Set(t.reads.map((r) => r.node))]));
+    await runPool(
+      [...work.values()].filter((w) => w.items.length > 0),
+      opts.concurrency ?? plan.concurrency,
+      async (w, signal) => {
+        const started = Date.now();
+        const res = await exportNode(w, plan, store, signal, emit);
+        results.push(...res);
+        const s: NodeSummary = {
+          node: w.node.name,
+          bytes: res.reduce((a, r) => a + r.bytes, 0),
+          rows: res.reduce((a, r) => a + r.rows, 0),
+          objects: res.reduce((a, r) => a + r.objects.length, 0),
+          elapsedMs: Date.now() - started,
+        };
+        summaries.push(s);
+        emit({ type: 'node-done', ...s });
+        for (const r of res) {
+          const name = displayName(r.table.table);
+          const left = tableLeft.get(name)!;
+          left.delete(w.node.name);
+          if (left.size === 0) {
+            const all = results.filter((x) => x.table === r.table);
+            emit({
+              type: 'table-done',
+              table: name,
+              rows: all.reduce((a, x) => a + x.rows, 0),
+              bytes: all.reduce((a, x) => a + x.bytes, 0),
+              objects: all.reduce((a, x) => a + x.objects.length, 0),
+            });
+          }
+        }
+      },
+      opts.signal,
+    );
+
+    const manifest = buildManifest(plan, results, createdAt, opts.s3);
+    throwIfAborted(opts.signal);
+    // The commit point: written only after every object is stored.
+    await store.putBytes(MANIFEST_KEY, serializeManifest(manifest));
+    const elapsedMs = Date.now() - t0;
+    emit({
+      type: 'done',
+      tables: manifest.tables.length,
+      objects: manifest.objects.length,
+      rows: manifest.tables.reduce((a, t) => a + t.rows, 0),
+      bytes: manifest.objects.reduce((a, o) => a + o.bytes, 0),
+      elapsedMs,
+    });
+    summaries.sort((a, b) => (a.node < b.node ? -1 : 1));
+    return { manifest, plan, location: store.url, elapsedMs, nodes: summaries };
+  } finally {
+    if (typeof opts.to === 'string') store.close();
+  }
+}
+
+function buildManifest(plan: ExportPlan, results: TableNodeResult[], createdAt: string, s3?: S3Options): Manifest {
+  const tables: ManifestTable[] = plan.tables.map((t) => {
+    const rs = results.filter((r) => r.table === t).sort((a, b) => (a.node < b.node ? -1 : 1));
+    const mt: ManifestTable = {
+      schema: t.table.schema,
+      name: t.table.name,
+      objectName: t.objectName,
+      columns: t.columns,
+      distribution: t.distribution,
+      filter: plan.filter,
+      rows: rs.reduce((a, r) => a + r.rows, 0),
+      bytes: rs.reduce((a, r) => a + r.bytes, 0),
+      nodes: rs.map((r) => {
+        const n: ManifestTable['nodes'][number] = {
+          node: r.node,
+          relations: t.reads.filter((x) => x.node === r.node).map((x) => displayName(x.relation)),
+          rows: r.rows,
+          bytes: r.bytes,
+          objects: r.objects.length,
+        };
+        if (r.checksum) n.checksum = r.checksum;
+        return n;
+      }),
+    };
+    if (plan.checksums && rs.every((r) => r.checksum)) {
+      mt.checksum = rs.reduce<RowChecksum>((a, r) => addChecksums(a, r.checksum!), { rows: 0, sum: '0' });
+    }
+    return mt;
+  });
+  const objects = results.flatMap((r) => r.objects).sort((a, b) => (a.table === b.table ? (a.node === b.node ? a.segment - b.segment : a.node < b.node ? -1 : 1) : a.table < b.table ? -1 : 1));
+  const m: Manifest = {
+    kind: 'segferry-manifest',
+    version: MANIFEST_VERSION,
+    id: randomUUID(),
+    createdAt,
+    completedAt: new Date().toISOString(),
+    writer: `segferry ${VERSION}`,
+    source: {
+      topology: plan.topology,
+      nodes: plan.nodes.map((n) => ({ name: n.name, host: n.endpoint.host, port: n.endpoint.port, database: n.endpoint.database })),
+    },
+    format: plan.format,
+    sessionSettings: plan.sessionSettings,
+    segmentSize: plan.segmentSize,
+    tables,
+    objects,
+  };
+  if (plan.coordinator) m.source.coordinator = { host: plan.coordinator.host, port: plan.coordinator.port, database: plan.coordinator.database };
+  if (s3?.serverSideEncryption) {
+    m.encryption = { algorithm: s3.serverSideEncryption };
+    if (s3.kmsKeyId) m.encryption.kmsKeyId = s3.kmsKeyId;
+  }
+  return m;
+}
+
+/**
+ * One data node's exporter: one session in a REPEATABLE READ READ ONLY transaction reads
+ * every assigned relation with COPY, one after another; a second session in the same
+ * snapshot (pg_export_snapshot) computes the checksums at the same time.
+ */
+async function exportNode(
+  w: NodeWork,
+  plan: ExportPlan,
+  store: ObjectStore,
+  signal: AbortSignal,
+  emit: ReturnType<typeof makeEmitter>,
+): Promise<TableNodeResult[]> {
+  const node = w.node.name;
+  const endpoint = describeEndpoint(w.node.endpoint);
+  let current = '';
+  const fail = (e: unknown, action: string) => {
+    if (signal.aborted && !(e instanceof SegferryError)) {
+      const r = signal.reason;
+      return r instanceof SegferryError ? r : fromDatabaseError(e, { node, table: current, endpoint, action });
+    }
+    return fromDatabaseError(e, { node, ...(current ? { table: current } : {}), endpoint, action });
+  };
+  let client: pg.Client | undefined;
+  let ck: pg.Client | undefined;
+  let writer: SegmentWriter | undefined;
+  let activeCopy: { destroy(): void } | undefined;
+  const onAbort = () => {
+    activeCopy?.destroy();
+  };
+  signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    client = await connect(w.node.endpoint, { node, applicationName: 'segferry export' }).catch((e) => { throw fail(e, 'connect'); });
+    throwIfAborted(signal);
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY').catch((e) => { throw fail(e, 'begin'); });
+    await applySettings(client, plan.sessionSettings).catch((e) => { throw fail(e, 'set session'); });
+
+    let checksums: Promise<RowChecksum[]> | undefined;
+    if (plan.checksums) {
+      const snap = (await client.query<{ s: string }>('SELECT pg_export_snapshot() AS s').catch((e) => { throw fail(e, 'export snapshot'); })).rows[0]!.s;
+      ck = await connect(w.node.endpoint, { node, applicationName: 'segferry checksum' }).catch((e) => { throw fail(e, 'connect'); });
+      const c = ck;
+      checksums = (async () => {
+        await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+        await c.query(`SET TRANSACTION SNAPSHOT ${quoteLiteral(snap)}`);
+        await applySettings(c, plan.sessionSettings);
+        const out: RowChecksum[] = [];
+        for (const item of w.items) {
+          let acc: RowChecksum = { rows: 0, sum: '0' };
+          for (const r of item.reads) {
+            const row = (await c.query<{ rows: string; sum: string }>(checksumSQL(selectSQL(r, item.table, plan.filter)))).rows[0]!;
+            acc = addChecksums(acc, { rows: Number(row.rows), sum: row.sum });
+          }
+          out.push(acc);
+        }
+        await c.query('COMMIT');
+        return out;
+      })();
+      // Failures surface when awaited below; never leave a rejection unhandled meanwhile.
+      checksums.catch(() => {});
+    }
+
+    const results: TableNodeResult[] = [];
+    let nodeBytes = 0;
+    let nodeRows = 0;
+    let lastTick = 0;
+    for (const item of w.items) {
+      const t = item.table;
+      current = displayName(t.table);
+      const objects: ManifestObject[] = [];
+      const header = t.columns.length > 0 && plan.format.kind === 'csv' && plan.format.header
+        ? csvHeaderLine(plan.format, t.columns.map((c) => c.name))
+        : undefined;
+      const sw = new SegmentWriter({
+        store,
+        keyOf: (n) => segmentKey(t.objectName, node, n),
+        cap: plan.segmentSize,
+        table: current,
+        node,
+        ...(header ? { header } : {}),
+        onStored: (s) => {
+          objects.push({ key: s.key, table: current, node, segment: s.segment, bytes: s.bytes, rows: s.rows, sha256: s.sha256 });
+          emit({ type: 'segment', node, table: current, key: s.key, segment: s.segment, bytes: s.bytes, rows: s.rows });
+        },
+      });
+      writer = sw;
+      for (const r of item.reads) {
+        throwIfAborted(signal);
+        const sql = `COPY (${selectSQL(r, t, plan.filter)}) TO STDOUT (${copyOptionsSQL(plan.format)})`;
+        const stream = copyOut(client, sql);
+        activeCopy = stream;
+        try {
+          for await (const rc of stream) {
+            await sw.write(rc);
+            const now = Date.now();
+            if (now - lastTick >= 500) {
+              lastTick = now;
+              emit({ type: 'progress', node, table: current, segment: sw.segment, bytes: nodeBytes + sw.totalBytes, rows: nodeRows + sw.totalRows });
+            }
+          }
+        } catch (e) {
+          stream.destroy();
+          throw e instanceof SegferryError ? e : fail(e, 'COPY');
+        } finally {
+          activeCopy = undefined;
+        }
+      }
+      await sw.finish();
+      writer = undefined;
+      nodeBytes += sw.totalBytes;
+      nodeRows += sw.totalRows;
+      results.push({ table: t, node, objects, rows: sw.totalRows, bytes: sw.totalBytes });
+    }
+    if (checksums) {
+      const cks = await checksums.catch((e) => { throw fail(e, 'checksum'); });
+      cks.forEach((c, i) => {
+        results[i]!.checksum = c;
+        if (c.rows !== results[i]!.rows) {
+          throw new SegferryError('ERR_ROW_COUNT_MISMATCH', `table ${displayName(results[i]!.table.table)} on node ${node}: COPY sent ${results[i]!.rows} rows but the checksum scan counted ${c.rows} in the same snapshot`, { node, table: displayName(results[i]!.table.table) });
+        }
+      });
+    }
+    await client.query('COMMIT').catch((e) => { throw fail(e, 'commit'); });
+    return results;
+  } catch (e) {
+    destroyClient(ck);
+    destroyClient(client);
+    ck = client = undefined;
+    if (writer) await writer.abort();
+    throw e instanceof SegferryError ? e : fail(e, 'export');
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+    await closeQuietly(ck);
+    await closeQuietly(client);
+  }
+}

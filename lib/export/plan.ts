@@ -1,0 +1,129 @@
+import { InvalidOptionError } from '../errors.js';
+import { normalizeFormat, type FormatKind, type FormatOptions } from '../format/options.js';
+import { SESSION_SETTINGS, type NodeEndpoint } from '../pg/conn.js';
+import { displayName, type QualifiedName } from '../pg/sql.js';
+import { discover, type StaticTopology } from '../topology/discover.js';
+import type { PlanNode, TablePlan, TopologyKind } from '../topology/types.js';
+
+/** Default segment size: 1 GiB. */
+export const DEFAULT_SEGMENT_SIZE = 1024 * 1024 * 1024;
+
+/** What to export and how. */
+export interface PlanOptions {
+  /** Coordinator (or single server) URL. Not needed with a static topology. */
+  source?: string;
+  /**
+   * `auto` (default): read the coordinator's catalog (postgres_fdw partitions, Citus).
+   * `postgres`: read everything through the one server. `fdw`: postgres_fdw sharding.
+   * Or a {@link StaticTopology} naming the nodes.
+   */
+  topology?: 'auto' | 'postgres' | 'fdw' | 'citus' | StaticTopology;
+  /** Tables: `name`, `schema.name`, `"Quoted Name"`. */
+  tables: string[];
+  /** Format: `text` (default), `csv`, `arrow`, or options. */
+  format?: FormatKind | (Partial<FormatOptions> & { kind: FormatKind });
+  /** Maximum bytes per object (default 1 GiB). Objects never split a row. */
+  segmentSize?: number;
+  /** Columns to export, in this order (default: all). */
+  columns?: string[];
+  /**
+   * A WHERE condition applied on every node. It is trusted SQL, run as written on every
+   * node: never pass end-user input here.
+   */
+  where?: string;
+  /** Tables to treat as replicated (fdw and static). */
+  replicated?: string[];
+  /** Exporters running at once (default: number of nodes). */
+  concurrency?: number;
+  /**
+   * Compute an order-independent checksum of every table on every node, in the same snapshot
+   * as the COPY, for `verify` (default true). Costs one extra scan per node, run concurrently.
+   */
+  checksums?: boolean;
+}
+
+/**
+ * A plan: plain data, serialisable with JSON.stringify, free of credentials.
+ * `segferry export --dry-run` prints it.
+ */
+export interface ExportPlan {
+  version: 1;
+  topology: TopologyKind;
+  coordinator?: NodeEndpoint;
+  nodes: PlanNode[];
+  tables: TablePlan[];
+  format: FormatOptions;
+  segmentSize: number;
+  filter: string | null;
+  sessionSettings: Record<string, string>;
+  concurrency: number;
+  checksums: boolean;
+}
+
+/**
+ * Build the `<table>` part of object keys. It is the table's name; when two exported tables
+ * share a name in different schemas, both use `schema.name`. `/`, `%` and control characters
+ * are percent-encoded so a key is always one path segment.
+ */
+export function objectNames(tables: QualifiedName[]): string[] {
+  const count = new Map<string, number>();
+  for (const t of tables) count.set(t.name, (count.get(t.name) ?? 0) + 1);
+  const enc = (s: string) => s.replace(/[%/\\\x00-\x1f\x7f]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0'));
+  const names = tables.map((t) => enc((count.get(t.name) ?? 0) > 1 ? `${t.schema}.${t.name}` : t.name));
+  if (new Set(names).size !== names.length) throw new InvalidOptionError('two tables would share object names; export them separately');
+  return names;
+}
+
+/** The key of segment n of a table on a node. */
+export function segmentKey(objectName: string, node: string, n: number): string {
+  return `${objectName}_${node}_segment.${n}`;
+}
+
+/**
+ * Plan an export: connect to the coordinator (or the static nodes), find every requested
+ * table, its columns, how it is distributed, and which relation to read on which node.
+ * Data nodes are contacted to check the relations and estimate sizes.
+ */
+export async function planExport(opts: PlanOptions): Promise<ExportPlan> {
+  const format = normalizeFormat(typeof opts.format === 'string' ? { kind: opts.format } : opts.format ?? {});
+  const segmentSize = opts.segmentSize ?? DEFAULT_SEGMENT_SIZE;
+  if (!Number.isSafeInteger(segmentSize) || segmentSize < 1024 || segmentSize > 5 * 1024 ** 4) {
+    throw new InvalidOptionError(`segment size ${segmentSize} is out of range (1 KiB to 5 TiB, default 1 GiB)`);
+  }
+  if (opts.concurrency !== undefined && !(Number.isInteger(opts.concurrency) && opts.concurrency >= 1)) {
+    throw new InvalidOptionError('concurrency must be a whole number of at least 1');
+  }
+  if (opts.where !== undefined && opts.where.trim() === '') throw new InvalidOptionError('the where filter is empty');
+  const req: Parameters<typeof discover>[0] = { tables: opts.tables };
+  if (opts.source !== undefined) req.source = opts.source;
+  if (opts.topology !== undefined) req.topology = opts.topology;
+  if (opts.columns !== undefined) req.columns = opts.columns;
+  if (opts.replicated !== undefined) req.replicated = opts.replicated;
+  const d = await discover(req);
+  const names = objectNames(d.tables.map((t) => t.table));
+  const tables: TablePlan[] = d.tables.map((t, i) => {
+    const est = t.reads.reduce((a, r) => a + r.estimatedBytes, 0);
+    const perNode = new Map<string, number>();
+    for (const r of t.reads) perNode.set(r.node, (perNode.get(r.node) ?? 0) + r.estimatedBytes);
+    let expected = 0;
+    for (const b of perNode.values()) expected += Math.max(1, Math.ceil(b / segmentSize));
+    return { ...t, objectName: names[i]!, estimatedBytes: est, expectedSegments: expected };
+  });
+  for (const t of tables) {
+    if (t.columns.length === 0) throw new InvalidOptionError(`table ${displayName(t.table)} has no columns to export`);
+  }
+  const plan: ExportPlan = {
+    version: 1,
+    topology: d.kind,
+    nodes: d.nodes,
+    tables,
+    format,
+    segmentSize,
+    filter: opts.where ?? null,
+    sessionSettings: { ...SESSION_SETTINGS },
+    concurrency: opts.concurrency ?? Math.max(1, d.nodes.length),
+    checksums: opts.checksums ?? true,
+  };
+  if (d.coordinator) plan.coordinator = d.coordinator;
+  return plan;
+}

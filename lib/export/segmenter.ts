@@ -1,0 +1,154 @@
+import { createHash, type Hash } from 'node:crypto';
+import { RowTooLargeError } from '../errors.js';
+import type { RowChunk } from '../pg/copy-out.js';
+import type { ObjectStore, ObjectWriter } from '../store/types.js';
+
+/** One object a segment writer stored. */
+export interface StoredSegment {
+  key: string;
+  segment: number;
+  bytes: number;
+  rows: number;
+  sha256: string;
+}
+
+/** Options of {@link SegmentWriter}. */
+export interface SegmentWriterOptions {
+  store: ObjectStore;
+  /** Key of segment n. */
+  keyOf: (n: number) => string;
+  /** Maximum object size in bytes, header included. */
+  cap: number;
+  /** Bytes each object starts with (a csv header line). */
+  header?: Buffer;
+  table: string;
+  node: string;
+  /** Called after each object is stored. */
+  onStored?: (s: StoredSegment) => void;
+}
+
+/**
+ * Cuts a stream of whole-row chunks into objects of at most `cap` bytes, never splitting a
+ * row: when the next row would cross the cap the object is closed and the row starts the next
+ * one. Objects are opened lazily, so no empty object is ever written. Bytes go straight to
+ * the store's writer (no copy); the SHA-256 is computed on the way.
+ */
+export class SegmentWriter {
+  readonly #o: SegmentWriterOptions;
+  readonly #headerLen: number;
+  #writer: ObjectWriter | undefined;
+  #hash: Hash | undefined;
+  #bytes = 0;
+  #rows = 0;
+  #next = 0;
+  readonly stored: StoredSegment[] = [];
+  /** Totals over all objects so far, including the open one. */
+  totalBytes = 0;
+  totalRows = 0;
+
+  constructor(o: SegmentWriterOptions) {
+    if (!(o.cap > 0)) throw new RangeError('segment size must be positive');
+    this.#o = o;
+    this.#headerLen = o.header?.length ?? 0;
+  }
+
+  /** Number of the segment being written (or to be written next). */
+  get segment(): number {
+    return this.#writer ? this.#next - 1 : this.#next;
+  }
+
+  async write(rc: RowChunk): Promise<void> {
+    const { data, rowEnds } = rc;
+    const last = rowEnds.length - 1;
+    let start = 0;
+    let ri = 0;
+    while (ri <= last) {
+      const room = this.#writer ? this.#o.cap - this.#bytes : this.#o.cap - this.#headerLen;
+      let j: number;
+      if ((rowEnds[last] as number) - start <= room) {
+        j = last;
+      } else {
+        // Largest j >= ri with rowEnds[j] - start <= room (binary search), or ri - 1 if none.
+        let lo = ri;
+        let hi = last;
+        j = ri - 1;
+        while (lo <= hi) {
+          const mid = (lo + hi) >>> 1;
+          if ((rowEnds[mid] as number) - start <= room) { j = mid; lo = mid + 1; } else hi = mid - 1;
+        }
+      }
+      if (j < ri) {
+        if (this.#writer) {
+          await this.#close();
+          continue;
+        }
+        const rowBytes = (rowEnds[ri] as number) - start;
+        throw new RowTooLargeError(
+          `a row of table ${this.#o.table} on node ${this.#o.node} is ${rowBytes} bytes, larger than the segment size ${this.#o.cap}` +
+            (this.#headerLen ? ` minus the ${this.#headerLen}-byte header` : ''),
+          rowBytes,
+          { table: this.#o.table, node: this.#o.node, hint: 'raise the segment size above the largest row' },
+        );
+      }
+      if (!this.#writer) await this.#open();
+      const end = rowEnds[j] as number;
+      const slice = data.subarray(start, end);
+      this.#hash!.update(slice);
+      this.#bytes += slice.length;
+      this.#rows += j - ri + 1;
+      this.totalBytes += slice.length;
+      this.totalRows += j - ri + 1;
+      await this.#writer!.write(slice);
+      start = end;
+      ri = j + 1;
+    }
+  }
+
+  async #open(): Promise<void> {
+    const key = this.#o.keyOf(this.#next++);
+    this.#writer = this.#o.store.createWriter(key);
+    this.#hash = createHash('sha256');
+    this.#bytes = 0;
+    this.#rows = 0;
+    if (this.#o.header) {
+      this.#hash.update(this.#o.header);
+      this.#bytes = this.#headerLen;
+      this.totalBytes += this.#headerLen;
+      await this.#writer.write(this.#o.header);
+    }
+  }
+
+  async #close(): Promise<void> {
+    const w = this.#writer!;
+    const seg: StoredSegment = {
+      key: this.#o.keyOf(this.#next - 1),
+      segment: this.#next - 1,
+      bytes: this.#bytes,
+      rows: this.#rows,
+      sha256: this.#hash!.digest('hex'),
+    };
+    this.#writer = undefined;
+    this.#hash = undefined;
+    try {
+      await w.finish();
+    } catch (e) {
+      await w.abort();
+      throw e;
+    }
+    this.stored.push(seg);
+    this.#o.onStored?.(seg);
+  }
+
+  /** Store the open object, if any. */
+  async finish(): Promise<StoredSegment[]> {
+    if (this.#writer) await this.#close();
+    return this.stored;
+  }
+
+  /** Abort the open object (already stored ones stay). Never throws. */
+  async abort(): Promise<void> {
+    const w = this.#writer;
+    this.#writer = undefined;
+    if (w) await w.abort();
+  }
+}

@@ -1,0 +1,90 @@
+import { InvalidOptionError } from '../errors.js';
+import { quoteIdent, quoteLiteral } from '../pg/sql.js';
+
+/** Segment formats. `arrow` is Apache Arrow IPC (columnar). */
+export type FormatKind = 'text' | 'csv' | 'arrow';
+
+/** Options of the text formats, as recorded in the manifest. */
+export interface FormatOptions {
+  kind: FormatKind;
+  /** Field delimiter. Default: tab for text, `,` for csv. */
+  delimiter?: string;
+  /** String that stands for NULL. Default: `\N` for text, empty unquoted for csv. */
+  null?: string;
+  /** csv only: quote character (default `"`). */
+  quote?: string;
+  /** csv only: escape character (default: the quote character). */
+  escape?: string;
+  /** csv only: start every object with a header line of column names (default false). */
+  header?: boolean;
+}
+
+/** Fill in defaults and check a format's options. */
+export function normalizeFormat(f: Partial<FormatOptions> & { kind?: FormatKind } = {}): FormatOptions {
+  const kind = f.kind ?? 'text';
+  if (kind !== 'text' && kind !== 'csv' && kind !== 'arrow') {
+    throw new InvalidOptionError(`unknown format ${String(kind)}: use text, csv or arrow`);
+  }
+  const one = (name: string, v: string | undefined) => {
+    if (v !== undefined && (Buffer.byteLength(v) !== 1 || v === '\n' || v === '\r')) {
+      throw new InvalidOptionError(`${name} must be a single one-byte character other than newline`);
+    }
+  };
+  if (kind === 'text') {
+    if (f.quote !== undefined || f.escape !== undefined || f.header) {
+      throw new InvalidOptionError('quote, escape and header apply to csv only');
+    }
+    const o: FormatOptions = { kind, delimiter: f.delimiter ?? '\t', null: f.null ?? '\\N' };
+    one('delimiter', o.delimiter);
+    if (o.delimiter === '\\') throw new InvalidOptionError('the text delimiter cannot be a backslash');
+    return o;
+  }
+  if (kind === 'csv') {
+    const o: FormatOptions = {
+      kind,
+      delimiter: f.delimiter ?? ',',
+      null: f.null ?? '',
+      quote: f.quote ?? '"',
+      escape: f.escape ?? f.quote ?? '"',
+      header: f.header ?? false,
+    };
+    one('delimiter', o.delimiter);
+    one('quote', o.quote);
+    one('escape', o.escape);
+    if (o.delimiter === o.quote) throw new InvalidOptionError('csv delimiter and quote must differ');
+    return o;
+  }
+  return { kind };
+}
+
+/** The `(FORMAT …)` option list of a COPY statement for text or csv. Header lines are handled by segferry. */
+export function copyOptionsSQL(f: FormatOptions): string {
+  const parts = [`FORMAT ${f.kind === 'csv' ? 'csv' : 'text'}`];
+  if (f.delimiter !== undefined) parts.push(`DELIMITER ${quoteLiteral(f.delimiter)}`);
+  if (f.null !== undefined) parts.push(`NULL ${quoteLiteral(f.null)}`);
+  if (f.kind === 'csv') {
+    if (f.quote !== undefined) parts.push(`QUOTE ${quoteLiteral(f.quote)}`);
+    if (f.escape !== undefined) parts.push(`ESCAPE ${quoteLiteral(f.escape)}`);
+  }
+  parts.push(`ENCODING 'UTF8'`);
+  return parts.join(', ');
+}
+
+/** The header line a csv object starts with: column names quoted as csv. */
+export function csvHeaderLine(f: FormatOptions, columns: string[]): Buffer {
+  const q = f.quote ?? '"';
+  const esc = f.escape ?? q;
+  const d = f.delimiter ?? ',';
+  const cell = (s: string) => {
+    if (s === '' || s.includes(d) || s.includes(q) || s.includes('\n') || s.includes('\r') || s.includes(esc) || s === f.null) {
+      return q + s.split(q).join(esc + q) + q;
+    }
+    return s;
+  };
+  return Buffer.from(columns.map(cell).join(d) + '\n');
+}
+
+/** Column list for SQL. */
+export function columnListSQL(columns: string[]): string {
+  return columns.map(quoteIdent).join(', ');
+}

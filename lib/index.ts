@@ -1,0 +1,25 @@
+/**
+ * segferry: parallel export and import of tables between distributed PostgreSQL-family
+ * clusters and S3-compatible object storage. This module is the whole public API.
+ */
+export { planExport, DEFAULT_SEGMENT_SIZE, segmentKey } from './export/plan.js';
+export type { ExportPlan, PlanOptions } from './export/plan.js';
+export { exportTables } from './export/export.js';
+export type { ExportOptions, ExportResult, NodeSummary } from './export/export.js';
+export type { StaticTopology } from './topology/discover.js';
+export type { ColumnInfo, Distribution, PlanNode, RelationRead, TablePlan, TopologyKind } from './topology/types.js';
+export type { NodeEndpoint } from './pg/conn.js';
+export type { FormatKind, FormatOptions } from './format/options.js';
+export { openStore } from './store/open.js';
+export { S3Store, DEFAULT_PART_SIZE, DEFAULT_QUEUE_SIZE } from './store/s3.js';
+export type { S3Options } from './store/s3.js';
+export { DirectoryStore } from './store/dir.js';
+export type { ObjectStore, ObjectWriter, ObjectInfo } from './store/types.js';
+export { readManifest } from './manifest/io.js';
+export { MANIFEST_KEY, MANIFEST_VERSION } from './manifest/types.js';
+export type { Manifest, ManifestObject, ManifestTable, ManifestTableNode, RowChecksum } from './manifest/types.js';
+export type {
+  SegferryEvent, EventListener, StartEvent, ProgressEvent, SegmentEvent, NodeDoneEvent, TableDoneEvent, RetryEvent, DoneEvent,
+} from './events.js';
+export * from './errors.js';
+export { VERSION } from './version.js';

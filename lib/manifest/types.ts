@@ -1,0 +1,89 @@
+import type { FormatOptions } from '../format/options.js';
+import type { ColumnInfo, Distribution, TopologyKind } from '../topology/types.js';
+
+/** Key of the manifest under an export's prefix. Its presence marks the export complete. */
+export const MANIFEST_KEY = 'manifest.json';
+
+/** Current manifest format version. Readers accept this version only. */
+export const MANIFEST_VERSION = 1;
+
+/**
+ * Order-independent checksum of a set of rows: the row count and the sum, as an exact
+ * decimal string, of the first 60 bits of md5(row text) over all rows, computed by the
+ * server under the manifest's session settings (see docs/manifest.md).
+ */
+export interface RowChecksum {
+  rows: number;
+  sum: string;
+}
+
+/** One stored object. */
+export interface ManifestObject {
+  /** Key relative to the export prefix: `<table>_<node>_segment.<n>`. */
+  key: string;
+  /** `schema.name` of the table. */
+  table: string;
+  node: string;
+  segment: number;
+  bytes: number;
+  rows: number;
+  /** Hex SHA-256 of the object's bytes. */
+  sha256: string;
+  /** Citus shard ids whose rows the object holds. */
+  shards?: string[];
+}
+
+/** What one node contributed to a table. */
+export interface ManifestTableNode {
+  node: string;
+  /** Relations read on that node (schema.name). */
+  relations: string[];
+  rows: number;
+  bytes: number;
+  objects: number;
+  /** Present when the export computed checksums. */
+  checksum?: RowChecksum;
+}
+
+/** One exported table. */
+export interface ManifestTable {
+  schema: string;
+  name: string;
+  /** The `<table>` part of its object keys. */
+  objectName: string;
+  columns: ColumnInfo[];
+  distribution: Distribution;
+  /** The trusted WHERE filter applied on every node, if any. */
+  filter: string | null;
+  rows: number;
+  bytes: number;
+  nodes: ManifestTableNode[];
+  /** Sum over nodes, when checksums were computed. */
+  checksum?: RowChecksum;
+}
+
+/** The manifest: written last, it is the commit point of an export. */
+export interface Manifest {
+  kind: 'segferry-manifest';
+  version: number;
+  /** Random id of this export; importers key their ledger on it. */
+  id: string;
+  createdAt: string;
+  completedAt: string;
+  /** segferry version that wrote it. */
+  writer: string;
+  source: {
+    topology: TopologyKind;
+    /** Coordinator location when there is one (host, port, database; never credentials). */
+    coordinator?: { host: string; port: number; database: string };
+    nodes: { name: string; host: string; port: number; database: string }[];
+  };
+  format: FormatOptions;
+  /** Settings under which the text forms were produced; importers apply them. */
+  sessionSettings: Record<string, string>;
+  segmentSize: number;
+  tables: ManifestTable[];
+  objects: ManifestObject[];
+  /** Server-side encryption requested for the objects, if any. */
+  encryption?: { algorithm: string; kmsKeyId?: string };
+}

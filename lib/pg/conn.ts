@@ -1,0 +1,179 @@
+import pg from 'pg';
+import { parse as parseConnectionString } from 'pg-connection-string';
+import { fromDatabaseError, InvalidOptionError, registerSecret } from '../errors.js';
+
+/**
+ * Where a node is, without its password. This is what plans and manifests carry.
+ * Passwords live only in this process (see {@link rememberPassword}); a plan read back
+ * from JSON in another process falls back to PGPASSWORD and ~/.pgpass, as libpq does.
+ */
+export interface NodeEndpoint {
+  host: string;
+  port: number;
+  database: string;
+  user: string;
+  /** libpq `sslmode`: disable, prefer, require, verify-ca, verify-full (default: pg's default). */
+  sslmode?: string;
+  /** Paths to TLS files (not secrets themselves). */
+  sslrootcert?: string;
+  sslcert?: string;
+  sslkey?: string;
+}
+
+const passwords = new Map<string, string>();
+
+function endpointKey(e: NodeEndpoint): string {
+  return `${e.user}@${e.host}:${e.port}/${e.database}`;
+}
+
+/** Keep a node's password in memory for this process and mark it as a secret. */
+export function rememberPassword(e: NodeEndpoint, password: string | undefined): void {
+  if (password === undefined || password === '') return;
+  registerSecret(password);
+  passwords.set(endpointKey(e), password);
+}
+
+/** `host:port/db` for messages. */
+export function describeEndpoint(e: NodeEndpoint): string {
+  return `${e.host}:${e.port}/${e.database}`;
+}
+
+/**
+ * Parse a `postgres://` URL (or a libpq key=value string) into an endpoint and remember
+ * its password. Missing parts come from the standard PG* variables, then libpq defaults.
+ */
+export function parseConnection(url: string): NodeEndpoint {
+  let o: ReturnType<typeof parseConnectionString>;
+  try {
+    o = parseConnectionString(url);
+  } catch (err) {
+    throw new InvalidOptionError('cannot parse the connection string (expected postgres://user:password@host:port/db)', { cause: err });
+  }
+  const env = process.env;
+  const host = o.host || env.PGHOST || '127.0.0.1';
+  const e: NodeEndpoint = {
+    host,
+    port: Number(o.port || env.PGPORT || 5432),
+    database: o.database || env.PGDATABASE || o.user || env.PGUSER || userName(),
+    user: o.user || env.PGUSER || userName(),
+  };
+  if (!Number.isInteger(e.port) || e.port <= 0 || e.port > 65535) {
+    throw new InvalidOptionError(`invalid port in connection string for host ${host}`);
+  }
+  const q = queryParams(url);
+  const sslmode = q.get('sslmode') ?? env.PGSSLMODE;
+  if (sslmode) e.sslmode = sslmode;
+  const rc = q.get('sslrootcert') ?? env.PGSSLROOTCERT;
+  if (rc) e.sslrootcert = rc;
+  const c = q.get('sslcert') ?? env.PGSSLCERT;
+  if (c) e.sslcert = c;
+  const k = q.get('sslkey') ?? env.PGSSLKEY;
+  if (k) e.sslkey = k;
+  if (typeof o.password === 'string') rememberPassword(e, o.password);
+  return e;
+}
+
+function queryParams(url: string): URLSearchParams {
+  const i = url.indexOf('?');
+  return new URLSearchParams(i >= 0 ? url.slice(i + 1) : '');
+}
+
+function userName(): string {
+  return process.env.USER || process.env.LOGNAME || 'postgres';
+}
+
+/** Options for opening a session on a node. */
+export interface ConnectOptions {
+  /** Node name used in errors. */
+  node?: string;
+  /** Milliseconds to wait for the connection (default 15000). */
+  connectTimeoutMs?: number;
+  /** application_name shown in pg_stat_activity (default "segferry"). */
+  applicationName?: string;
+}
+
+function sslConfig(e: NodeEndpoint): pg.ClientConfig['ssl'] {
+  const mode = e.sslmode;
+  if (!mode || mode === 'disable' || mode === 'allow' || mode === 'prefer') return undefined;
+  const fs = { ca: e.sslrootcert, cert: e.sslcert, key: e.sslkey };
+  const read = (p?: string) => (p ? readFileSyncText(p) : undefined);
+  const base: Record<string, unknown> = {};
+  if (fs.ca) base.ca = read(fs.ca);
+  if (fs.cert) base.cert = read(fs.cert);
+  if (fs.key) base.key = read(fs.key);
+  if (mode === 'require') return { ...base, rejectUnauthorized: false };
+  if (mode === 'verify-ca') return { ...base, rejectUnauthorized: true, checkServerIdentity: () => undefined };
+  return { ...base, rejectUnauthorized: true };
+}
+
+import { readFileSync } from 'node:fs';
+function readFileSyncText(p: string): string {
+  return readFileSync(p, 'utf8');
+}
+
+/** Open a pg client on a node; failures become typed errors naming the node. */
+export async function connect(e: NodeEndpoint, opts: ConnectOptions = {}): Promise<pg.Client> {
+  const cfg: pg.ClientConfig = {
+    host: e.host,
+    port: e.port,
+    database: e.database,
+    user: e.user,
+    connectionTimeoutMillis: opts.connectTimeoutMs ?? 15_000,
+    application_name: opts.applicationName ?? 'segferry',
+  };
+  const pw = passwords.get(endpointKey(e));
+  if (pw !== undefined) cfg.password = pw;
+  const ssl = sslConfig(e);
+  if (ssl !== undefined) cfg.ssl = ssl;
+  const client = new pg.Client(cfg);
+  // A server that dies while the client is idle emits 'error' on the client: never crash on it.
+  client.on('error', () => {});
+  try {
+    await client.connect();
+  } catch (err) {
+    try { await client.end(); } catch { /* already closed */ }
+    const ctx: { node?: string; endpoint: string; action: string } = { endpoint: describeEndpoint(e), action: 'connect' };
+    if (opts.node !== undefined) ctx.node = opts.node;
+    throw fromDatabaseError(err, ctx);
+  }
+  return client;
+}
+
+/**
+ * Session settings that make the text form of every value lossless and identical across
+ * clusters. Export records them in the manifest; import applies the recorded ones.
+ */
+export const SESSION_SETTINGS: Readonly<Record<string, string>> = Object.freeze({
+  DateStyle: 'ISO, MDY',
+  IntervalStyle: 'postgres',
+  extra_float_digits: '3',
+  bytea_output: 'hex',
+  TimeZone: 'UTC',
+  client_encoding: 'UTF8',
+  standard_conforming_strings: 'on',
+});
+
+/** Apply session settings with set_config (values are bound, never spliced into SQL). */
+export async function applySettings(client: pg.Client, settings: Readonly<Record<string, string>>): Promise<void> {
+  const names = Object.keys(settings);
+  if (names.length === 0) return;
+  const sql = 'SELECT ' + names.map((_, i) => `set_config($${2 * i + 1}, $${2 * i + 2}, false)`).join(', ');
+  await client.query(sql, names.flatMap((n) => [n, settings[n] as string]));
+}
+
+/** Close a client, ignoring errors (used on cleanup paths). */
+export async function closeQuietly(client: pg.Client | undefined): Promise<void> {
+  if (!client) return;
+  try { await client.end(); } catch { /* ignore */ }
+}
+
+/**
+ * Drop a client's connection at once, without waiting for a running query (used when an
+ * operation is cancelled or failed: the server ends the backend when the socket closes).
+ */
+export function destroyClient(client: pg.Client | undefined): void {
+  if (!client) return;
+  const c = client as unknown as { connection?: { stream?: { destroy(): void } } };
+  try { c.connection?.stream?.destroy(); } catch { /* ignore */ }
+  client.end().catch(() => {});
+}

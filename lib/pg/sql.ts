@@ -1,0 +1,70 @@
+/** SQL text helpers. Every identifier segferry puts into SQL goes through quoteIdent. */
+
+/** Quote an identifier for PostgreSQL: wrap in double quotes, double any inside. */
+export function quoteIdent(name: string): string {
+  if (name.includes('\0')) throw new TypeError('identifier contains a NUL byte');
+  return '"' + name.replace(/"/g, '""') + '"';
+}
+
+/** Quote a string literal (standard_conforming_strings on, the default since 9.1). */
+export function quoteLiteral(value: string): string {
+  if (value.includes('\0')) throw new TypeError('literal contains a NUL byte');
+  return "'" + value.replace(/'/g, "''") + "'";
+}
+
+/** A schema-qualified table name. */
+export interface QualifiedName {
+  schema: string;
+  name: string;
+}
+
+/** `"schema"."name"` */
+export function quoteQualified(q: QualifiedName): string {
+  return `${quoteIdent(q.schema)}.${quoteIdent(q.name)}`;
+}
+
+/** Human form `schema.name`, used in messages and manifests (not for SQL). */
+export function displayName(q: QualifiedName): string {
+  return `${q.schema}.${q.name}`;
+}
+
+/**
+ * Parse a user-given table name: `name`, `schema.name`, or with double-quoted parts
+ * (`"My Schema"."odd.name"`). Unquoted parts are folded to lower case as PostgreSQL does.
+ * Without a schema, `defaultSchema` (public) is used.
+ */
+export function parseTableName(input: string, defaultSchema = 'public'): QualifiedName {
+  const parts: string[] = [];
+  let i = 0;
+  const s = input.trim();
+  while (i < s.length) {
+    if (s[i] === '"') {
+      let j = i + 1;
+      let part = '';
+      for (;;) {
+        if (j >= s.length) throw new TypeError(`unterminated quoted identifier in table name ${input}`);
+        if (s[j] === '"') {
+          if (s[j + 1] === '"') { part += '"'; j += 2; continue; }
+          break;
+        }
+        part += s[j];
+        j++;
+      }
+      parts.push(part);
+      i = j + 1;
+    } else {
+      let j = i;
+      while (j < s.length && s[j] !== '.') j++;
+      parts.push(s.slice(i, j).trim().toLowerCase());
+      i = j;
+    }
+    if (i < s.length) {
+      if (s[i] !== '.') throw new TypeError(`unexpected character in table name ${input}`);
+      i++;
+      if (i >= s.length) throw new TypeError(`table name ends with a dot: ${input}`);
+    }
+  }
+  if (parts.length === 1 && parts[0]) return { schema: defaultSchema, name: parts[0] };
+  if (parts.length === 2 && parts[0] && parts[1]) return { schema: parts[0], name: parts[1] };
+  throw new TypeError(`cannot parse table name ${JSON.stringify(input)}: use name or schema.name`);
+}

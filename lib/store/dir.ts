@@ -1,0 +1,166 @@
+import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { pathToFileURL } from 'node:url';
+import type { Readable } from 'node:stream';
+import { KeyEscapesRootError, ObjectMissingError, StorageError } from '../errors.js';
+import type { ObjectInfo, ObjectStore, ObjectWriter } from './types.js';
+
+const PARTIAL = '.segferry-partial-';
+
+/**
+ * A local directory as a store. Objects are files named by their keys; an upload is written
+ * to `<key>.segferry-partial-<random>` and renamed into place when it finishes, so a
+ * reader never sees a half-written object and an aborted upload leaves nothing.
+ */
+export class DirectoryStore implements ObjectStore {
+  readonly root: string;
+  readonly url: string;
+
+  constructor(root: string) {
+    this.root = path.resolve(root);
+    this.url = pathToFileURL(this.root).href;
+  }
+
+  /** Map a key to a path, refusing keys that would leave the root. */
+  pathOf(key: string): string {
+    if (key.includes('\0')) throw new KeyEscapesRootError(`key contains a NUL byte: ${JSON.stringify(key)}`, { key });
+    const p = path.resolve(this.root, key);
+    if (p !== this.root && !p.startsWith(this.root + path.sep)) {
+      throw new KeyEscapesRootError(`key ${JSON.stringify(key)} would escape the store root ${this.root}`, { key });
+    }
+    if (p === this.root) throw new KeyEscapesRootError('empty key', { key });
+    return p;
+  }
+
+  async check(): Promise<void> {
+    try {
+      await fsp.mkdir(this.root, { recursive: true });
+      await fsp.access(this.root, fsp.constants.W_OK);
+    } catch (err) {
+      throw new StorageError(`directory ${this.root} is not writable: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  createWriter(key: string): ObjectWriter {
+    const final = this.pathOf(key);
+    const tmp = final + PARTIAL + randomBytes(6).toString('hex');
+    let ws: WriteStream | undefined;
+    let failed: Error | undefined;
+    const open = async (): Promise<WriteStream> => {
+      if (ws) return ws;
+      await fsp.mkdir(path.dirname(final), { recursive: true });
+      ws = createWriteStream(tmp, { flags: 'wx', highWaterMark: 1 << 20 });
+      ws.on('error', (e) => { failed = e; });
+      return ws;
+    };
+    const wrap = (e: unknown) => new StorageError(`writing ${key} in ${this.root} failed: ${(e as Error).message}`, { key, cause: e });
+    return {
+      write: async (chunk) => {
+        const s = await open();
+        if (failed) throw wrap(failed);
+        if (!s.write(chunk)) {
+          await Promise.race([once(s, 'drain'), once(s, 'error')]);
+          if (failed) throw wrap(failed);
+        }
+      },
+      finish: async () => {
+        const s = await open();
+        try {
+          await new Promise<void>((resolve, reject) => {
+            s.once('error', reject);
+            s.end(() => resolve());
+          });
+          if (failed) throw failed;
+          await fsp.rename(tmp, final);
+        } catch (e) {
+          await fsp.rm(tmp, { force: true });
+          throw wrap(e);
+        }
+      },
+      abort: async () => {
+        if (ws && !ws.destroyed) {
+          ws.destroy();
+          await once(ws, 'close').catch(() => {});
+        }
+        await fsp.rm(tmp, { force: true }).catch(() => {});
+      },
+    };
+  }
+
+  async read(key: string, opts: { signal?: AbortSignal } = {}): Promise<Readable> {
+    const p = this.pathOf(key);
+    try {
+      await fsp.access(p);
+    } catch {
+      throw new ObjectMissingError(`object ${key} not found in ${this.url}`, { key });
+    }
+    const o: { highWaterMark: number; signal?: AbortSignal } = { highWaterMark: 1 << 20 };
+    if (opts.signal) o.signal = opts.signal;
+    return createReadStream(p, o);
+  }
+
+  async putBytes(key: string, body: Buffer | string): Promise<void> {
+    const final = this.pathOf(key);
+    const tmp = final + PARTIAL + randomBytes(6).toString('hex');
+    try {
+      await fsp.mkdir(path.dirname(final), { recursive: true });
+      await fsp.writeFile(tmp, body, { flag: 'wx' });
+      await fsp.rename(tmp, final);
+    } catch (e) {
+      await fsp.rm(tmp, { force: true });
+      throw new StorageError(`writing ${key} in ${this.root} failed: ${(e as Error).message}`, { key, cause: e });
+    }
+  }
+
+  async getBytes(key: string): Promise<Buffer | undefined> {
+    try {
+      return await fsp.readFile(this.pathOf(key));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw new StorageError(`reading ${key} failed: ${(e as Error).message}`, { key, cause: e });
+    }
+  }
+
+  async head(key: string): Promise<ObjectInfo | undefined> {
+    try {
+      const st = await fsp.stat(this.pathOf(key));
+      return st.isFile() ? { key, size: st.size } : undefined;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw new StorageError(`stat ${key} failed: ${(e as Error).message}`, { key, cause: e });
+    }
+  }
+
+  async *list(prefix = ''): AsyncIterable<ObjectInfo> {
+    const out: ObjectInfo[] = [];
+    const walk = async (dir: string): Promise<void> => {
+      let entries: import('node:fs').Dirent[];
+      try {
+        entries = await fsp.readdir(dir, { withFileTypes: true });
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+        throw new StorageError(`listing ${dir} failed: ${(e as Error).message}`, { cause: e });
+      }
+      for (const ent of entries) {
+        const full = path.join(dir, ent.name);
+        if (ent.isDirectory()) await walk(full);
+        else if (ent.isFile()) {
+          const key = path.relative(this.root, full).split(path.sep).join('/');
+          if (key.startsWith(prefix)) out.push({ key, size: (await fsp.stat(full)).size });
+        }
+      }
+    };
+    await walk(this.root);
+    out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    yield* out;
+  }
+
+  async delete(keys: string[]): Promise<void> {
+    for (const k of keys) await fsp.rm(this.pathOf(k), { force: true });
+  }
+
+  close(): void {}
+}

@@ -1,0 +1,287 @@
+import {
+  S3Client,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  type S3ClientConfig,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { PassThrough, type Readable } from 'node:stream';
+import { once } from 'node:events';
+import { BucketNotFoundError, ObjectMissingError, StorageError, registerSecret } from '../errors.js';
+import type { ObjectInfo, ObjectStore, ObjectWriter } from './types.js';
+
+/**
+ * How to reach an S3-compatible service. Every field is optional: by default the AWS SDK's
+ * standard sources apply (AWS_* environment variables, shared config and credentials files,
+ * instance roles), plus the ones listed here.
+ */
+export interface S3Options {
+  /**
+   * Endpoint URL for S3-compatible services (MinIO, Ceph RGW, Huawei OBS, s3rver).
+   * Default: `AWS_ENDPOINT_URL_S3`, then `AWS_ENDPOINT_URL`, else AWS itself.
+   */
+  endpoint?: string;
+  /** Region. Default: `AWS_REGION`, then `AWS_DEFAULT_REGION`, then the SDK's profile, else `us-east-1`. */
+  region?: string;
+  /**
+   * Address buckets as `endpoint/bucket` instead of `bucket.endpoint`.
+   * Default: `SEGFERRY_S3_PATH_STYLE` ("true"/"false"); else true when an endpoint is set, false for AWS.
+   */
+  forcePathStyle?: boolean;
+  /**
+   * When the SDK computes and validates checksums. Default: the SDK's own
+   * (`AWS_REQUEST_CHECKSUM_CALCULATION`, else `WHEN_SUPPORTED`). Some S3-compatible servers need
+   * `WHEN_REQUIRED` (s3rver stores streamed bodies corrupted otherwise).
+   */
+  checksum?: 'WHEN_SUPPORTED' | 'WHEN_REQUIRED';
+  /** Explicit credentials. Default: the SDK's provider chain. Never logged. */
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  /**
+   * Multipart part size in bytes (default 16 MiB, min 5 MiB). Each upload holds at most
+   * `(queueSize + 1) × partSize` bytes in memory.
+   */
+  partSize?: number;
+  /** Parts uploaded at once per object (default 2). */
+  queueSize?: number;
+  /** Attempts per request, with the SDK's adaptive backoff (default 8). */
+  maxAttempts?: number;
+  /** Server-side encryption: `AES256` (SSE-S3) or `aws:kms` (SSE-KMS). Default: the bucket's. */
+  serverSideEncryption?: 'AES256' | 'aws:kms';
+  /** KMS key id for `aws:kms`. */
+  kmsKeyId?: string;
+}
+
+/** Default multipart part size: 16 MiB. */
+export const DEFAULT_PART_SIZE = 16 * 1024 * 1024;
+/** Default parts in flight per upload. */
+export const DEFAULT_QUEUE_SIZE = 2;
+
+function envBool(v: string | undefined): boolean | undefined {
+  if (v === undefined || v === '') return undefined;
+  return /^(1|true|yes|on)$/i.test(v);
+}
+
+/** Build an S3 client from options and the environment. */
+export function createS3Client(o: S3Options = {}): S3Client {
+  const env = process.env;
+  const endpoint = o.endpoint ?? env.AWS_ENDPOINT_URL_S3 ?? env.AWS_ENDPOINT_URL;
+  const cfg: S3ClientConfig = {
+    region: o.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? 'us-east-1',
+    forcePathStyle: o.forcePathStyle ?? envBool(env.SEGFERRY_S3_PATH_STYLE) ?? endpoint !== undefined,
+    maxAttempts: o.maxAttempts ?? 8,
+    retryMode: 'adaptive',
+  };
+  if (endpoint) cfg.endpoint = endpoint;
+  const cs = o.checksum ?? (env.SEGFERRY_S3_CHECKSUM as S3Options['checksum'] | undefined);
+  if (cs) {
+    cfg.requestChecksumCalculation = cs;
+    cfg.responseChecksumValidation = cs;
+  }
+  if (o.credentials) {
+    registerSecret(o.credentials.secretAccessKey);
+    registerSecret(o.credentials.sessionToken);
+    cfg.credentials = { ...o.credentials };
+  }
+  registerSecret(env.AWS_SECRET_ACCESS_KEY);
+  registerSecret(env.AWS_SESSION_TOKEN);
+  return new S3Client(cfg);
+}
+
+function isNotFound(e: unknown): boolean {
+  const x = e as { name?: string; $metadata?: { httpStatusCode?: number }; Code?: string };
+  return x?.name === 'NoSuchKey' || x?.name === 'NotFound' || x?.Code === 'NoSuchKey' || x?.$metadata?.httpStatusCode === 404;
+}
+
+function isNoSuchBucket(e: unknown): boolean {
+  const x = e as { name?: string; Code?: string };
+  return x?.name === 'NoSuchBucket' || x?.Code === 'NoSuchBucket';
+}
+
+function errText(e: unknown): string {
+  const x = e as { name?: string; message?: string; $metadata?: { httpStatusCode?: number } };
+  const status = x?.$metadata?.httpStatusCode ? ` (HTTP ${x.$metadata.httpStatusCode})` : '';
+  return `${x?.name ?? 'Error'}: ${x?.message ?? String(e)}${status}`;
+}
+
+/** A bucket prefix as a store. */
+export class S3Store implements ObjectStore {
+  readonly url: string;
+  readonly bucket: string;
+  readonly prefix: string;
+  readonly client: S3Client;
+  readonly #opts: S3Options;
+  readonly #ownsClient: boolean;
+
+  /** `prefix` is normalised to end with `/` unless empty. Pass `client` to share one. */
+  constructor(bucket: string, prefix: string, opts: S3Options = {}, client?: S3Client) {
+    this.bucket = bucket;
+    this.prefix = prefix.replace(/^\/+/, '').replace(/\/*$/, prefix.replace(/^\/+/, '') ? '/' : '');
+    this.url = `s3://${bucket}/${this.prefix}`;
+    this.#opts = opts;
+    this.client = client ?? createS3Client(opts);
+    this.#ownsClient = client === undefined;
+  }
+
+  #k(key: string): string {
+    return this.prefix + key;
+  }
+
+  #wrap(e: unknown, what: string, key?: string): Error {
+    if (isNoSuchBucket(e)) {
+      return new BucketNotFoundError(`bucket ${this.bucket} does not exist`, { cause: e, hint: 'create the bucket or check its name and region' });
+    }
+    const ctx: { cause: unknown; key?: string } = { cause: e };
+    if (key !== undefined) ctx.key = key;
+    return new StorageError(`${what} ${this.url}${key ?? ''} failed: ${errText(e)}`, ctx);
+  }
+
+  #sse(): { ServerSideEncryption?: 'AES256' | 'aws:kms'; SSEKMSKeyId?: string } {
+    const o: { ServerSideEncryption?: 'AES256' | 'aws:kms'; SSEKMSKeyId?: string } = {};
+    if (this.#opts.serverSideEncryption) o.ServerSideEncryption = this.#opts.serverSideEncryption;
+    if (this.#opts.kmsKeyId) o.SSEKMSKeyId = this.#opts.kmsKeyId;
+    return o;
+  }
+
+  async check(): Promise<void> {
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+    } catch (e) {
+      const status = (e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+      if (isNoSuchBucket(e) || isNotFound(e) || status === 404) {
+        throw new BucketNotFoundError(`bucket ${this.bucket} does not exist`, { cause: e, hint: 'create the bucket or check its name and region' });
+      }
+      if (status === 403) {
+        throw new StorageError(`access to bucket ${this.bucket} denied (HTTP 403)`, { cause: e, hint: 'check the S3 credentials and the bucket policy' });
+      }
+      throw this.#wrap(e, 'checking');
+    }
+  }
+
+  createWriter(key: string): ObjectWriter {
+    const body = new PassThrough({ highWaterMark: 1 << 20 });
+    const partSize = Math.max(this.#opts.partSize ?? DEFAULT_PART_SIZE, 5 * 1024 * 1024);
+    const upload = new Upload({
+      client: this.client,
+      params: { Bucket: this.bucket, Key: this.#k(key), Body: body, ...this.#sse() },
+      partSize,
+      queueSize: this.#opts.queueSize ?? DEFAULT_QUEUE_SIZE,
+    });
+    let failure: unknown;
+    const done = upload.done().then(
+      () => undefined,
+      (e: unknown) => { failure = e; body.destroy(); },
+    );
+    const wrap = (e: unknown) => this.#wrap(e, 'uploading', key);
+    return {
+      write: async (chunk) => {
+        if (failure !== undefined) throw wrap(failure);
+        if (!body.write(chunk)) {
+          await Promise.race([once(body, 'drain').catch(() => {}), done]);
+          if (failure !== undefined) throw wrap(failure);
+        }
+      },
+      finish: async () => {
+        body.end();
+        await done;
+        if (failure !== undefined) throw wrap(failure);
+      },
+      abort: async () => {
+        // Stop feeding, abort the multipart upload (lib-storage sends AbortMultipartUpload once
+        // its part uploaders have stopped), then delete the key in case a single-request upload
+        // already completed. Stores without AbortMultipartUpload keep the parts; `cleanup`
+        // lists what they keep where the store can list uploads.
+        await upload.abort().catch(() => {});
+        body.destroy();
+        await done;
+        await this.delete([key]).catch(() => {});
+      },
+    };
+  }
+
+  async read(key: string, opts: { signal?: AbortSignal } = {}): Promise<Readable> {
+    try {
+      const o: { abortSignal?: AbortSignal } = {};
+      if (opts.signal) o.abortSignal = opts.signal;
+      const r = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.#k(key) }), o);
+      return r.Body as Readable;
+    } catch (e) {
+      if (isNotFound(e) && !isNoSuchBucket(e)) throw new ObjectMissingError(`object ${key} not found in ${this.url}`, { key, cause: e });
+      throw this.#wrap(e, 'reading', key);
+    }
+  }
+
+  async putBytes(key: string, body: Buffer | string): Promise<void> {
+    try {
+      const buf = typeof body === 'string' ? Buffer.from(body) : body;
+      await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.#k(key), Body: buf, ContentLength: buf.length, ...this.#sse() }));
+    } catch (e) {
+      throw this.#wrap(e, 'writing', key);
+    }
+  }
+
+  async getBytes(key: string): Promise<Buffer | undefined> {
+    let r;
+    try {
+      r = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.#k(key) }));
+    } catch (e) {
+      if (isNotFound(e) && !isNoSuchBucket(e)) return undefined;
+      throw this.#wrap(e, 'reading', key);
+    }
+    const bytes = await r.Body!.transformToByteArray();
+    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+
+  async head(key: string): Promise<ObjectInfo | undefined> {
+    try {
+      const r = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.#k(key) }));
+      return { key, size: Number(r.ContentLength ?? 0) };
+    } catch (e) {
+      if (isNotFound(e) && !isNoSuchBucket(e)) return undefined;
+      throw this.#wrap(e, 'checking', key);
+    }
+  }
+
+  async *list(prefix = ''): AsyncIterable<ObjectInfo> {
+    let token: string | undefined;
+    do {
+      let r;
+      try {
+        r = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.#k(prefix), ContinuationToken: token }));
+      } catch (e) {
+        throw this.#wrap(e, 'listing');
+      }
+      for (const c of r.Contents ?? []) {
+        if (c.Key === undefined) continue;
+        yield { key: c.Key.slice(this.prefix.length), size: Number(c.Size ?? 0) };
+      }
+      token = r.IsTruncated ? r.NextContinuationToken : undefined;
+    } while (token);
+  }
+
+  async delete(keys: string[]): Promise<void> {
+    for (let i = 0; i < keys.length; i += 1000) {
+      const batch = keys.slice(i, i + 1000);
+      try {
+        const r = await this.client.send(new DeleteObjectsCommand({
+          Bucket: this.bucket,
+          Delete: { Objects: batch.map((k) => ({ Key: this.#k(k) })), Quiet: true },
+        }));
+        if (r.Errors && r.Errors.length > 0) {
+          const e = r.Errors[0]!;
+          throw new StorageError(`deleting ${e.Key} failed: ${e.Code} ${e.Message}`, { key: String(e.Key) });
+        }
+      } catch (e) {
+        if (e instanceof StorageError) throw e;
+        throw this.#wrap(e, 'deleting');
+      }
+    }
+  }
+
+  close(): void {
+    if (this.#ownsClient) this.client.destroy();
+  }
+}

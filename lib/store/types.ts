@@ -1,0 +1,50 @@
+import type { Readable } from 'node:stream';
+
+/** An object under a store's root prefix. */
+export interface ObjectInfo {
+  /** Key relative to the store's root prefix. */
+  key: string;
+  /** Size in bytes. */
+  size: number;
+}
+
+/**
+ * A streaming upload of one object. Bytes become visible under the key only when
+ * {@link ObjectWriter.finish} resolves; {@link ObjectWriter.abort} leaves nothing behind
+ * (as far as the store allows: see docs/s3-compatibility.md).
+ */
+export interface ObjectWriter {
+  /** Resolves when the chunk is accepted; waits while the upload's buffers are full. */
+  write(chunk: Buffer): Promise<void>;
+  /** Complete the object. */
+  finish(): Promise<void>;
+  /** Drop the object and any uploaded parts. Never throws. */
+  abort(): Promise<void>;
+}
+
+/**
+ * Where segments and manifests go: an S3-compatible bucket prefix or a local directory.
+ * Keys are relative to the root given when the store was opened.
+ */
+export interface ObjectStore {
+  /** Display form of the root, never with credentials: `s3://bucket/prefix` or `file:///dir`. */
+  readonly url: string;
+  /** Check that the bucket or directory is usable (throws BucketNotFoundError / StorageError). */
+  check(): Promise<void>;
+  /** Start a streaming upload. */
+  createWriter(key: string): ObjectWriter;
+  /** Stream an object (throws ObjectMissingError). */
+  read(key: string, opts?: { signal?: AbortSignal }): Promise<Readable>;
+  /** Store a small object in one request (manifests, checkpoints). */
+  putBytes(key: string, body: Buffer | string): Promise<void>;
+  /** Read a small object whole, or undefined when it does not exist. */
+  getBytes(key: string): Promise<Buffer | undefined>;
+  /** Size of an object, or undefined when it does not exist. */
+  head(key: string): Promise<ObjectInfo | undefined>;
+  /** Every object whose key starts with `prefix` (default: all under the root). */
+  list(prefix?: string): AsyncIterable<ObjectInfo>;
+  /** Delete objects; missing keys are not an error. */
+  delete(keys: string[]): Promise<void>;
+  /** Release clients and sockets. */
+  close(): void;
+}

@@ -1,0 +1,87 @@
+import type pg from 'pg';
+import { TableNotFoundError, fromDatabaseError } from '../errors.js';
+import { displayName, type QualifiedName } from '../pg/sql.js';
+import type { ColumnInfo } from './types.js';
+
+/** A relation found in a catalog. */
+export interface FoundRelation {
+  oid: number;
+  /** pg_class.relkind: r table, p partitioned, f foreign, v view, m matview. */
+  relkind: string;
+}
+
+/** Look a relation up by schema and name; undefined when absent. */
+export async function findRelation(client: pg.Client, q: QualifiedName): Promise<FoundRelation | undefined> {
+  const r = await client.query<{ oid: number; relkind: string }>(
+    `SELECT c.oid::int8::float8 AS oid, c.relkind::text AS relkind
+       FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r','p','f','v','m')`,
+    [q.schema, q.name],
+  );
+  const row = r.rows[0];
+  return row ? { oid: Number(row.oid), relkind: row.relkind } : undefined;
+}
+
+/** Like findRelation, but a missing table is a TableNotFoundError naming the node. */
+export async function requireRelation(client: pg.Client, q: QualifiedName, node: string): Promise<FoundRelation> {
+  let found: FoundRelation | undefined;
+  try {
+    found = await findRelation(client, q);
+  } catch (err) {
+    throw fromDatabaseError(err, { node, table: displayName(q), action: 'catalog lookup' });
+  }
+  if (!found) {
+    throw new TableNotFoundError(`table ${displayName(q)} not found on node ${node}`, {
+      node,
+      table: displayName(q),
+      sqlState: '42P01',
+      hint: 'check the name (schema.table; quote mixed case as "Name") and that it exists on this node',
+    });
+  }
+  return found;
+}
+
+/** A column with its postgres_fdw `column_name` option, if any. */
+export interface CatalogColumn extends ColumnInfo {
+  remoteName?: string;
+}
+
+/** Columns of a relation in attnum order, with their exact types. */
+export async function relationColumns(client: pg.Client, oid: number): Promise<CatalogColumn[]> {
+  const r = await client.query<{ name: string; type: string; notnull: boolean; fdwopts: string[] | null }>(
+    `SELECT a.attname AS name, pg_catalog.format_type(a.atttypid, a.atttypmod) AS type,
+            a.attnotnull AS notnull, a.attfdwoptions AS fdwopts
+       FROM pg_catalog.pg_attribute a
+      WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped
+      ORDER BY a.attnum`,
+    [oid],
+  );
+  return r.rows.map((row) => {
+    const c: CatalogColumn = { name: row.name, type: row.type, notNull: row.notnull };
+    const remote = optionValue(row.fdwopts, 'column_name');
+    if (remote !== undefined) c.remoteName = remote;
+    return c;
+  });
+}
+
+/** Bytes on disk of a relation and, if partitioned, all its partitions (0 for foreign tables). */
+export async function relationSize(client: pg.Client, q: QualifiedName): Promise<number> {
+  const r = await client.query<{ size: string }>(
+    `SELECT COALESCE(sum(pg_catalog.pg_relation_size(t.relid)), 0)::int8 AS size
+       FROM pg_catalog.pg_partition_tree(
+              (SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                WHERE n.nspname = $1 AND c.relname = $2)) t`,
+    [q.schema, q.name],
+  );
+  return Number(r.rows[0]?.size ?? 0);
+}
+
+/** Read `key=value` from a pg options array (srvoptions, umoptions, ftoptions, attfdwoptions). */
+export function optionValue(opts: string[] | null | undefined, key: string): string | undefined {
+  if (!opts) return undefined;
+  for (const o of opts) {
+    const i = o.indexOf('=');
+    if (i > 0 && o.slice(0, i) === key) return o.slice(i + 1);
+  }
+  return undefined;
+}

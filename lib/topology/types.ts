@@ -1,0 +1,68 @@
+import type { NodeEndpoint } from '../pg/conn.js';
+import type { QualifiedName } from '../pg/sql.js';
+
+/** How segferry learns a cluster's layout. */
+export type TopologyKind = 'postgres' | 'fdw' | 'static' | 'citus';
+
+/** A server that holds table data. Carries no password. */
+export interface PlanNode {
+  /** Stable name used in object keys: the foreign server's name (fdw), the given name (static), `coordinator`. */
+  name: string;
+  endpoint: NodeEndpoint;
+}
+
+/** A column as exported: its name and PostgreSQL type (`format_type`). */
+export interface ColumnInfo {
+  name: string;
+  type: string;
+  notNull?: boolean;
+}
+
+/** How a table's rows are spread over the nodes. */
+export interface Distribution {
+  /**
+   * `distributed`: each node holds a disjoint part. `replicated`: every replica holds all rows
+   * (exported from one). `single`: one node holds the table.
+   */
+  kind: 'distributed' | 'replicated' | 'single';
+  /** Partitioning or sharding method when known: hash, range, list (fdw), static, citus-hash. */
+  method?: string;
+  /** Distribution / partition key expression when known. */
+  column?: string;
+  /** Replicated tables: the nodes holding a full copy, in the order they are tried. */
+  replicas?: string[];
+  /** Citus: shard count. */
+  shardCount?: number;
+}
+
+/** One relation to read on one node. */
+export interface RelationRead {
+  /** Node name. */
+  node: string;
+  /** The relation as named on that node. */
+  relation: QualifiedName;
+  /** Column expressions on that node, in export order (remote names under postgres_fdw `column_name`). */
+  columns?: string[];
+  /** `pg_relation_size` on that node when planning, in bytes. */
+  estimatedBytes: number;
+  /** Citus shard id, when the relation is a shard. */
+  shardId?: string;
+  /** Citus shard hash range. */
+  hashRange?: [string, string];
+}
+
+/** Everything about one table in a plan. */
+export interface TablePlan {
+  /** The table as named on the coordinator. */
+  table: QualifiedName;
+  /** The `<table>` part of object keys (see docs/naming.md). */
+  objectName: string;
+  columns: ColumnInfo[];
+  distribution: Distribution;
+  /** Reads in order; several reads on one node go into that node's one sequence of segments. */
+  reads: RelationRead[];
+  /** Sum of `estimatedBytes`. */
+  estimatedBytes: number;
+  /** Rough number of segments: estimatedBytes / segmentSize, at least one per node with data. */
+  expectedSegments: number;
+}

@@ -1,0 +1,51 @@
+import { AbortedError } from '../errors.js';
+
+/**
+ * Run `worker` over `items` with at most `concurrency` at once: N workers pull from one shared
+ * iterator, so an item is taken only when a worker is free. On the first failure the shared
+ * AbortController is aborted, every worker is awaited, and then the first error is thrown:
+ * nothing is still running when this rejects.
+ */
+export async function runPool<T>(
+  items: Iterable<T>,
+  concurrency: number,
+  worker: (item: T, signal: AbortSignal) => Promise<void>,
+  parent?: AbortSignal,
+): Promise<void> {
+  const ac = new AbortController();
+  const onAbort = () => ac.abort(parent?.reason ?? new AbortedError());
+  if (parent?.aborted) throw parent.reason instanceof Error ? parent.reason : new AbortedError();
+  parent?.addEventListener('abort', onAbort, { once: true });
+  const it = items[Symbol.iterator]();
+  const errors: unknown[] = [];
+  const loop = async () => {
+    for (;;) {
+      if (ac.signal.aborted) return;
+      const next = it.next();
+      if (next.done) return;
+      try {
+        await worker(next.value, ac.signal);
+      } catch (e) {
+        errors.push(e);
+        if (!ac.signal.aborted) ac.abort(e);
+        return;
+      }
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.max(1, concurrency) }, loop));
+  } finally {
+    parent?.removeEventListener('abort', onAbort);
+  }
+  if (errors.length > 0) {
+    // Prefer a real failure over the abort errors it caused in the other workers.
+    const real = errors.find((e) => !(e instanceof AbortedError));
+    throw real ?? errors[0];
+  }
+  if (parent?.aborted) throw parent.reason instanceof Error ? parent.reason : new AbortedError();
+}
+
+/** Throw if the signal is aborted. */
+export function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw signal.reason instanceof Error ? signal.reason : new AbortedError();
+}
