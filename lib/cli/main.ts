@@ -56,6 +56,7 @@ const EXPORT_FLAGS = {
   replicated: { type: 'string', multiple: true },
   concurrency: { type: 'string', short: 'j' },
   overwrite: { type: 'boolean' },
+  resume: { type: 'boolean' },
   'dry-run': { type: 'boolean' },
   'no-checksums': { type: 'boolean' },
   header: { type: 'boolean' },
@@ -86,6 +87,7 @@ Options:
       --replicated NAME    treat NAME as replicated: exported from one node (repeatable)
   -j, --concurrency N      exporters at once (default: number of nodes)
       --overwrite          replace an existing export under DEST
+      --resume             continue an unfinished export under DEST (same options as the first run)
       --dry-run            print the plan as JSON and export nothing
       --no-checksums       skip the per-node row checksums that verify uses
   csv:  --header  --delimiter C  --null S  --quote C  --escape C
@@ -206,6 +208,7 @@ async function cmdExport(argv: string[], dryRunCommand: boolean, reporter: () =>
       to: v.to,
       s3: s3FromFlags(v),
       overwrite: v.overwrite === true,
+      resume: v.resume === true,
       signal: ac.signal,
       onEvent: r.listener(),
     });
