@@ -132,7 +132,9 @@ interface TableNodeResult {
 export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
   const t0 = Date.now();
   const emit = makeEmitter('export', opts.onEvent);
-  const store = typeof opts.to === 'string' ? openStore(opts.to, opts.s3) : opts.to;
+  const store = typeof opts.to === 'string'
+    ? openStore(opts.to, { ...opts.s3, onRetry: (i) => { opts.s3?.onRetry?.(i); emit({ type: 'retry', attempt: i.attempt, reason: `${i.operation}: ${i.reason}`, ...(i.key ? { key: i.key } : {}) }); } })
+    : opts.to;
   if (!store) throw new InvalidOptionError('no destination given');
   try {
     throwIfAborted(opts.signal);
