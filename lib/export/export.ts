@@ -90,9 +90,10 @@ export async function prepareDestination(store: ObjectStore, overwrite: boolean)
 
 /** Order-independent row checksum query over the same rows the COPY reads. */
 export function checksumSQL(selectSQL: string): string {
+  // ROW(alias.*), not alias::text: a column with the alias's name would win over the row.
   return `SELECT count(*)::int8 AS rows,
-                 COALESCE(sum(('x' || substr(md5(t::text), 1, 15))::bit(60)::int8::numeric), 0)::text AS sum
-            FROM (${selectSQL}) t`;
+                 COALESCE(sum(('x' || substr(md5(ROW(_segferry_row.*)::text), 1, 15))::bit(60)::int8::numeric), 0)::text AS sum
+            FROM (${selectSQL}) _segferry_row`;
 }
 
 /** The SELECT one node runs for one relation. */
