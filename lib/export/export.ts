@@ -70,7 +70,7 @@ export function isSegferryKey(key: string): boolean {
  * Refuse a prefix that already holds an export, unless `overwrite`: then delete the old
  * manifest first (so the old export is invalid from that moment on), then its segments.
  */
-export async function prepareDestination(store: ObjectStore, overwrite: boolean): Promise<void> {
+export async function prepareDestination(store: ObjectStore, overwrite: boolean, dryCheck = false): Promise<void> {
   const existing: string[] = [];
   for await (const o of store.list('')) if (isSegferryKey(o.key)) existing.push(o.key);
   if (existing.length === 0) return;
@@ -84,6 +84,7 @@ export async function prepareDestination(store: ObjectStore, overwrite: boolean)
       { hint: hasManifest ? 'choose an empty prefix, or pass overwrite (--overwrite) to replace what is there' : 'continue it with resume (--resume), or pass overwrite (--overwrite) to start again' },
     );
   }
+  if (dryCheck) return;
   if (existing.includes(MANIFEST_KEY)) await store.delete([MANIFEST_KEY]);
   await store.delete(existing.filter((k) => k !== MANIFEST_KEY));
 }
@@ -140,6 +141,8 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
   try {
     throwIfAborted(opts.signal);
     await store.check();
+    // Refuse an occupied prefix before any database work; delete (overwrite) only once planned.
+    if (!opts.resume) await prepareDestination(store, opts.overwrite ?? false, true);
     const plan = opts.plan ?? (await planExport(opts));
     const digest = planDigest(plan);
     let previous: Checkpoint | undefined;
