@@ -153,6 +153,31 @@ describe('a data node killed mid-export, then --resume', () => {
   });
 });
 
+describe('a replicated table whose node is lost after planning', () => {
+  it('is read from the next replica', async () => {
+    const { planExport } = await import('../lib/index.js');
+    const plan = await planExport({ topology: cl.staticTopology(), tables: ['nation'], replicated: ['nation'] });
+    const chosen = plan.tables[0]!.reads[0]!.node;
+    expect(plan.tables[0]!.distribution.replicas).toEqual(['dn1', 'dn2', 'dn3']);
+    const victim = cl.nodes.find((n) => n.name === chosen)!;
+    await victim.stop('immediate');
+    try {
+      const events: SegferryEvent[] = [];
+      const dir = await tmp();
+      const res = await exportTables({ tables: ['nation'], to: dir, plan, onEvent: (e) => events.push(e) });
+      const nodes = new Set(res.manifest.objects.map((o) => o.node));
+      expect(nodes.size).toBe(1);
+      expect(nodes.has(chosen)).toBe(false);
+      expect(events.some((e) => e.type === 'retry')).toBe(true);
+      const want = await rowMultiset(cl.nodes.find((n) => n.name !== chosen)!, 'SELECT * FROM nation');
+      expect(res.manifest.tables[0]!.rows).toBe([...want.values()].reduce((a, b) => a + b, 0));
+      expect(res.manifest.tables[0]!.checksum?.rows).toBe(res.manifest.tables[0]!.rows);
+    } finally {
+      await victim.start();
+    }
+  });
+});
+
 describe('security', () => {
   it('credentials appear in no output, plan, error or manifest', async () => {
     const pw = cl.nodes[0]!.password;
