@@ -87,6 +87,36 @@ describe('S3 faults', () => {
   });
 });
 
+describe('S3 that keeps failing', () => {
+  it('fails the export cleanly: a typed storage error, no manifest, no stray objects', async () => {
+    const bad = await startFaultyProxy(s3.endpoint, { rate: 0.999, seed: 3, methods: ['PUT'] });
+    try {
+      const prefix = `s3://${s3.bucket}/always-failing/`;
+      let err: unknown;
+      try {
+        await exportTables({ topology: cl.staticTopology(), tables: ['orders'], to: prefix, s3: { ...s3opts(bad.endpoint), maxAttempts: 2 }, segmentSize: CAP });
+      } catch (e) {
+        err = e;
+      }
+      expect((err as { code?: string })?.code).toBe('ERR_STORAGE');
+      expect((err as Error).message).toMatch(/uploading .*orders_dn\d_segment\.0/);
+      expect(bad.stats.requests).toBeGreaterThan(2);
+      const keys = await s3.listKeys(s3.bucket, 'always-failing/');
+      expect(keys.filter((k) => k.key.endsWith('manifest.json'))).toEqual([]);
+    } finally {
+      await bad.close();
+    }
+  });
+
+  it('records requested server-side encryption in the manifest', async () => {
+    const res = await exportTables({
+      topology: cl.staticTopology(), tables: ['nation'], replicated: ['nation'], to: `s3://${s3.bucket}/sse/`,
+      s3: { ...s3opts(), serverSideEncryption: 'AES256' },
+    });
+    expect(res.manifest.encryption).toEqual({ algorithm: 'AES256' });
+  });
+});
+
 describe('a data node killed mid-export, then --resume', () => {
   it('fails naming the node with no manifest; resume completes with every row once', async () => {
     const dir = await tmp();
