@@ -56,6 +56,8 @@ export class CopyOutStream extends Readable {
   // The row being assembled across socket reads.
   #partial: Buffer[] = [];
   #partialLen = 0;
+  // Scratch row ends of the read being parsed; copied out (slice) for each chunk pushed.
+  #ends = new Uint32Array(1024);
 
   constructor(text: string, opts: { highWaterMark?: number } = {}) {
     super({ objectMode: true, highWaterMark: opts.highWaterMark ?? 4 });
@@ -82,68 +84,90 @@ export class CopyOutStream extends Readable {
   }
 
   #parse(chunk: Buffer): void {
-    // Upper bound of output: payload bytes in this chunk plus the partial row carried in.
-    let out: Buffer | undefined;
-    let outLen = 0;
-    let ends: number[] | undefined;
-    let pos = 0;
-    const n = chunk.length;
-    while (pos < n) {
-      if (this.#msgRemaining === 0 && this.#hdrLen < 5) {
-        // Fast path: the whole header is in this chunk.
-        if (this.#hdrLen === 0 && n - pos >= 5) {
-          this.#msgType = chunk[pos] as number;
-          this.#msgRemaining = chunk.readUInt32BE(pos + 1) - 4;
-          pos += 5;
-        } else {
-          const take = Math.min(5 - this.#hdrLen, n - pos);
-          chunk.copy(this.#hdr, this.#hdrLen, pos, pos + take);
-          this.#hdrLen += take;
-          pos += take;
-          if (this.#hdrLen < 5) break;
-          this.#msgType = this.#hdr[0] as number;
-          this.#msgRemaining = this.#hdr.readUInt32BE(1) - 4;
+    // Rows are compacted in place: each row's payload is moved left over the 5-byte message
+    // headers with copyWithin (a memmove, no allocation), so a chunk of N rows costs one
+    // pass and no per-row objects. A socket 'data' chunk is a fresh buffer that only this
+    // listener sees, so it is ours to rewrite. A row carried in from the previous read is
+    // the one case that needs a new buffer: partial bytes first, then this read.
+    let buf = chunk;
+    let w = 0; // end of the compacted row bytes in buf
+    if (this.#partialLen > 0) {
+      buf = Buffer.allocUnsafe(this.#partialLen + chunk.length);
+      for (const p of this.#partial) { buf.set(p, w); w += p.length; }
+      buf.set(chunk, w);
+      this.#partial = [];
+      this.#partialLen = 0;
+    }
+    let r = w; // read position: raw protocol bytes start here
+    const n = buf.length;
+    if (this.#ends.length < (n >>> 2) + 2) this.#ends = new Uint32Array((n >>> 2) + 2);
+    const ends = this.#ends; // a row needs at least 5 header bytes: n/4 + 2 is always enough
+    let nEnds = 0;
+    while (r < n) {
+      if (this.#msgRemaining === 0 && this.#hdrLen === 0) {
+        // Hot loop: whole CopyData messages inside this read, state kept in locals.
+        while (r + 5 <= n && buf[r] === COPY_DATA) {
+          const s = r + 5;
+          const e = s + ((((buf[r + 1] as number) << 24) | ((buf[r + 2] as number) << 16) | ((buf[r + 3] as number) << 8) | (buf[r + 4] as number)) >>> 0) - 4;
+          if (e > n) break;
+          buf.copyWithin(w, s, e);
+          w += e - s;
+          ends[nEnds++] = w;
+          r = e;
         }
-        this.#hdrLen = 0;
-        const t = this.#msgType;
-        if (t !== COPY_DATA && t !== COPY_OUT_RESPONSE && t !== NOTICE && t !== PARAMETER_STATUS && t !== NOTIFICATION && t !== COPY_DONE) {
-          // CommandComplete, ErrorResponse or anything else: the COPY data is over. Give
-          // this message and everything after it back to pg's parser, header included.
-          const rest = Buffer.concat([this.#headerBytes(t, this.#msgRemaining), chunk.subarray(pos)]);
-          this.#msgRemaining = 0;
-          this.#flush(out, outLen, ends);
-          this.#handBack(rest);
-          return;
+        if (r >= n) break;
+      }
+      if (this.#msgRemaining > 0) {
+        const rem = this.#msgRemaining;
+        const take = rem < n - r ? rem : n - r;
+        if (this.#msgType === COPY_DATA) {
+          if (w !== r) buf.copyWithin(w, r, r + take);
+          w += take;
+          if (take === rem) ends[nEnds++] = w;
         }
-        if (this.#msgRemaining === 0 && t === COPY_DATA) {
-          // An empty CopyData message: a zero-length row (cannot happen in text/csv, harmless).
-          (ends ??= []).push(outLen);
-        }
+        r += take;
+        this.#msgRemaining = rem - take;
         continue;
       }
-      const take = Math.min(this.#msgRemaining, n - pos);
-      if (this.#msgType === COPY_DATA) {
-        if (take === this.#msgRemaining) {
-          // The row ends inside this chunk.
-          if (out === undefined) out = Buffer.allocUnsafe(n - pos + this.#partialLen);
-          if (this.#partialLen > 0) {
-            for (const p of this.#partial) { p.copy(out, outLen); outLen += p.length; }
-            this.#partial = [];
-            this.#partialLen = 0;
-          }
-          chunk.copy(out, outLen, pos, pos + take);
-          outLen += take;
-          (ends ??= []).push(outLen);
-        } else {
-          // Row continues in the next socket read: keep a copy (the socket may reuse memory).
-          this.#partial.push(Buffer.from(chunk.subarray(pos, pos + take)));
-          this.#partialLen += take;
-        }
+      let t: number;
+      let len: number;
+      if (this.#hdrLen === 0 && n - r >= 5) {
+        // Fast path: the whole header is in this read. Length includes itself.
+        t = buf[r] as number;
+        len = (((buf[r + 1] as number) << 24) | ((buf[r + 2] as number) << 16) | ((buf[r + 3] as number) << 8) | (buf[r + 4] as number)) >>> 0;
+        r += 5;
+      } else {
+        const take = Math.min(5 - this.#hdrLen, n - r);
+        this.#hdr.set(buf.subarray(r, r + take), this.#hdrLen);
+        this.#hdrLen += take;
+        r += take;
+        if (this.#hdrLen < 5) break;
+        this.#hdrLen = 0;
+        t = this.#hdr[0] as number;
+        len = this.#hdr.readUInt32BE(1);
       }
-      this.#msgRemaining -= take;
-      pos += take;
+      len -= 4;
+      if (t !== COPY_DATA && t !== COPY_OUT_RESPONSE && t !== NOTICE && t !== PARAMETER_STATUS && t !== NOTIFICATION && t !== COPY_DONE) {
+        // CommandComplete, ErrorResponse or anything else: the COPY data is over. Give
+        // this message and everything after it back to pg's parser, header included. The
+        // bytes from r on were never rewritten.
+        const rest = Buffer.concat([this.#headerBytes(t, len), buf.subarray(r)]);
+        this.#flush(buf, ends, nEnds);
+        this.#handBack(rest);
+        return;
+      }
+      this.#msgType = t;
+      this.#msgRemaining = len;
+      // An empty CopyData message is a zero-length row (cannot happen in text/csv, harmless).
+      if (len === 0 && t === COPY_DATA) ends[nEnds++] = w;
     }
-    this.#flush(out, outLen, ends);
+    const last = nEnds > 0 ? (ends[nEnds - 1] as number) : 0;
+    if (w > last) {
+      // The row continues in the next read. A view is enough: nothing rewrites buf after this.
+      this.#partial.push(buf.subarray(last, w));
+      this.#partialLen += w - last;
+    }
+    this.#flush(buf, ends, nEnds);
   }
 
   #headerBytes(type: number, remaining: number): Buffer {
@@ -153,9 +177,9 @@ export class CopyOutStream extends Readable {
     return h;
   }
 
-  #flush(out: Buffer | undefined, outLen: number, ends: number[] | undefined): void {
-    if (!ends || ends.length === 0 || out === undefined) return;
-    const rc: RowChunk = { data: out.subarray(0, outLen), rowEnds: Uint32Array.from(ends) };
+  #flush(buf: Buffer, ends: Uint32Array, nEnds: number): void {
+    if (nEnds === 0) return;
+    const rc: RowChunk = { data: buf.subarray(0, ends[nEnds - 1] as number), rowEnds: ends.slice(0, nEnds) };
     if (!this.push(rc) && this.#conn && !this.#paused) {
       this.#paused = true;
       this.#conn.stream.pause();
