@@ -62,7 +62,9 @@ export class DirectoryStore implements ObjectStore {
         const s = await open();
         if (failed) throw wrap(failed);
         if (!s.write(chunk)) {
-          await Promise.race([once(s, 'drain'), once(s, 'error')]);
+          // once() rejects on 'error' and removes its listeners either way; racing a second
+          // once(s, 'error') would leave one listener behind per drain.
+          await once(s, 'drain').catch((e: unknown) => { failed ??= e as Error; });
           if (failed) throw wrap(failed);
         }
       },
