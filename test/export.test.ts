@@ -235,16 +235,19 @@ describe('export', () => {
       const dir = await tmp();
       const dn3 = stat_.nodes[2]!;
       let stopped = false;
+      let stopping: Promise<void> | undefined;
       const e = await expectFailure({
         topology: stat_.staticTopology(), tables: ['orders'], to: dir, segmentSize: CAP,
         onEvent: (ev) => {
           if (!stopped && ev.type === 'segment' && ev.node === 'dn3') {
             stopped = true;
-            void dn3.stop('immediate');
+            stopping = dn3.stop('immediate');
           }
         },
       }, 'ERR_CONNECT');
       expect(e.node).toBe('dn3');
+      // The export can fail before pg_ctl stop returns: start only once it has.
+      await stopping;
       await dn3.start();
       const files = await readdir(dir);
       expect(files.filter((f) => f.includes('partial'))).toEqual([]);
