@@ -3,7 +3,7 @@
 import { rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BenchServer } from './lib/cluster.js';
+import { BenchServer, stopAll } from './lib/cluster.js';
 import { bytesPerRow, growNode } from './lib/data.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -12,10 +12,10 @@ const gb = Number(process.argv[2] ?? 0.3);
 rmSync(base, { recursive: true, force: true });
 mkdirSync(base, { recursive: true });
 const nodes: BenchServer[] = [];
-const stop = () => { for (const n of nodes) n.stop(); rmSync(base, { recursive: true, force: true }); process.exit(0); };
+const stop = () => { void stopAll().finally(() => { rmSync(base, { recursive: true, force: true }); process.exit(0); }); };
 process.on('SIGINT', stop);
 process.on('SIGTERM', stop);
-for (const name of ['dn1', 'dn2', 'dn3']) nodes.push(await BenchServer.start(base, name));
+nodes.push(...(await Promise.all(['dn1', 'dn2', 'dn3'].map((name) => BenchServer.start(name)))));
 const per = Math.round((gb * 1e9) / (await bytesPerRow(nodes[0]!)) / 3);
 await Promise.all(nodes.map((n, i) => growNode(n, i, per)));
 writeFileSync(path.join(base, 'nodes.json'), JSON.stringify({ nodes: nodes.map((n) => ({ name: n.name, url: n.url() })) }));

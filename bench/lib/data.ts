@@ -1,6 +1,7 @@
 import pg from 'pg';
 import pgCopy from 'pg-copy-streams';
-import type { BenchServer } from './cluster.js';
+import { BENCH_PASSWORD, type BenchServer } from './cluster.js';
+import { PG_SUPERUSER } from '../../test/helpers/pg.js';
 
 /** The benchmark table: mixed types, and text that needs escaping in TEXT and quoting in CSV. */
 export const TABLE = 'bench_t';
@@ -88,7 +89,7 @@ export async function setupCoordinator(coord: BenchServer, nodes: BenchServer[])
   await coord.query(`CREATE TABLE IF NOT EXISTS ${TABLE} (${COLUMNS}) PARTITION BY RANGE (id)`);
   for (const [i, n] of nodes.entries()) {
     await coord.query(`CREATE SERVER ${n.name} FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host '127.0.0.1', port '${n.port}', dbname 'bench')`);
-    await coord.query(`CREATE USER MAPPING FOR postgres SERVER ${n.name} OPTIONS (user 'postgres')`);
+    await coord.query(`CREATE USER MAPPING FOR CURRENT_USER SERVER ${n.name} OPTIONS (user '${PG_SUPERUSER}', password '${BENCH_PASSWORD}')`);
     await coord.query(`CREATE FOREIGN TABLE ${TABLE}_${n.name} PARTITION OF ${TABLE} FOR VALUES FROM (${i * ID_SPAN}) TO (${(i + 1) * ID_SPAN}) SERVER ${n.name} OPTIONS (table_name '${TABLE}')`);
   }
 }
