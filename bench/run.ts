@@ -31,6 +31,7 @@ const { values: flags } = parseArgs({
     'no-build': { type: 'boolean' },
     'no-s3': { type: 'boolean' },
     keep: { type: 'boolean' },
+    render: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
 });
@@ -45,6 +46,7 @@ if (flags.help) {
   --docs/--no-docs  force / skip rewriting docs/benchmarks.md (default: rewrite unless --quick)
   --no-build     do not run tsc first (dist/ must be current)
   --keep         keep .bench-data/ (servers are stopped either way)
+  --render FILE  only rewrite docs/benchmarks.md from a saved results JSON (e.g. after editing bench/analysis.md)
 `);
   process.exit(0);
 }
@@ -229,9 +231,9 @@ async function main(): Promise<void> {
   const settle = () => { spawnSync('sync'); };
 
   /** segferry export as a child process; returns the cost and the bytes it wrote. */
-  async function segExport(o: { format: string; dest: 'dir' | 's3'; checksums: boolean; nodeArgs?: string[]; keepDir?: string }): Promise<{ cost: RunCost; bytes: number }> {
+  async function segExport(o: { format: string; dest: 'dir' | 's3'; checksums: boolean; nodeArgs?: string[]; keepDir?: string; extraArgs?: string[] }): Promise<{ cost: RunCost; bytes: number }> {
     const n = seq++;
-    const args = [...(o.nodeArgs ?? []), segferry, 'export', '--topology', topo, '--table', TABLE, '--format', o.format, '-q'];
+    const args = [...(o.nodeArgs ?? []), segferry, 'export', '--topology', topo, '--table', TABLE, '--format', o.format, '-q', ...(o.extraArgs ?? [])];
     if (!o.checksums) args.push('--no-checksums');
     let dir: string | undefined;
     if (o.dest === 'dir') {
@@ -307,7 +309,7 @@ async function main(): Promise<void> {
   });
 
   const summaries: Summary[] = [];
-  const rssPoints: { gb: number; rows: number; bytes: number; dirRssMB: number; dirWallS: number; s3RssMB?: number; s3WallS?: number }[] = [];
+  const rssPoints: { gb: number; rows: number; bytes: number; dirRssMB: number; dirWallS: number; s3RssMB?: number; s3WallS?: number; s3Part8RssMB?: number }[] = [];
   let profile: { totalMs: number; entries: ProfileEntry[]; wallS: number; cpuS: number } | undefined;
 
   async function runSection(section: string, cs: { id: string; label: string; run: Run }[]): Promise<void> {
@@ -358,9 +360,12 @@ async function main(): Promise<void> {
         const x = await segExport({ format: 'text', dest: 's3', checksums: true });
         p.s3RssMB = x.cost.clientMaxRssKB / 1024;
         p.s3WallS = x.cost.wallS;
+        // The S3 bound is (queueSize + 1) × partSize per upload: show the lever.
+        const y = await segExport({ format: 'text', dest: 's3', checksums: true, extraArgs: ['--s3-part-size', '8MiB'] });
+        p.s3Part8RssMB = y.cost.clientMaxRssKB / 1024;
       }
       rssPoints.push(p);
-      log(`rss at ${gb.toFixed(2)} GB: directory ${p.dirRssMB.toFixed(0)} MB${p.s3RssMB !== undefined ? `, s3 ${p.s3RssMB.toFixed(0)} MB` : ''}`);
+      log(`rss at ${gb.toFixed(2)} GB: directory ${p.dirRssMB.toFixed(0)} MB${p.s3RssMB !== undefined ? `, s3 ${p.s3RssMB.toFixed(0)} MB, s3 with 8 MiB parts ${p.s3Part8RssMB?.toFixed(0)} MB` : ''}`);
     }
   }
 
@@ -412,7 +417,7 @@ async function main(): Promise<void> {
   }
 
   const load1 = loadavg();
-  const report = buildReport({ summaries, rssPoints, profile, haveImport, haveArrow, load0, load1, elapsedS: (Date.now() - t0) / 1000, rowsTotal: mainRows, bpr });
+  const report = buildReport({ machine: machineInfo(), reps, when: new Date().toISOString(), gbTarget, summaries, rssPoints, profile, haveImport, haveArrow, load0, load1, elapsedS: (Date.now() - t0) / 1000, rowsTotal: mainRows, bpr });
   process.stdout.write('\n' + report.text + '\n');
   mkdirSync(path.join(ROOT, 'bench/results'), { recursive: true });
   const json = JSON.stringify(report.json, null, 2) + '\n';
@@ -421,6 +426,7 @@ async function main(): Promise<void> {
   log(`saved ${path.relative(ROOT, jf)}`);
   if (writeDocs) {
     writeFileSync(path.join(ROOT, 'bench/results/latest.json'), json);
+    mkdirSync(path.join(ROOT, 'docs'), { recursive: true });
     writeFileSync(path.join(ROOT, 'docs/benchmarks.md'), report.markdown);
     log('wrote docs/benchmarks.md and bench/results/latest.json');
   }
@@ -429,9 +435,15 @@ async function main(): Promise<void> {
 // ---------------------------------------------------------------- report
 interface Target { what: string; target: string; value: number | undefined; met: boolean | undefined; detail: string }
 
+type Machine = ReturnType<typeof machineInfo>;
+
 function buildReport(r: {
+  machine: Machine;
+  reps: number;
+  when: string;
+  gbTarget: number;
   summaries: Summary[];
-  rssPoints: { gb: number; rows: number; bytes: number; dirRssMB: number; dirWallS: number; s3RssMB?: number; s3WallS?: number }[];
+  rssPoints: { gb: number; rows: number; bytes: number; dirRssMB: number; dirWallS: number; s3RssMB?: number; s3WallS?: number; s3Part8RssMB?: number }[];
   profile: { totalMs: number; entries: ProfileEntry[]; wallS: number; cpuS: number } | undefined;
   haveImport: boolean;
   haveArrow: boolean;
@@ -466,7 +478,7 @@ function buildReport(r: {
   add('Arrow export / TEXT export (rows/s)', '≥ 0.60', ratio('seg-arrow-dir', 'seg-text-dir'), (v) => v >= 0.6, `both to a directory; ${cpuNote('seg-arrow-dir', 'seg-text-dir')}`, r.haveArrow ? undefined : 'skipped: arrow format not available');
   const rssMax = r.rssPoints.length ? Math.max(...r.rssPoints.flatMap((p) => [p.dirRssMB, p.s3RssMB ?? 0])) : undefined;
   add('peak RSS of segferry as the table grows (MB)', '< 300, flat', rssMax, (v) => v < 300,
-    r.rssPoints.map((p) => `${p.gb.toFixed(2)} GB: dir ${p.dirRssMB.toFixed(0)}${p.s3RssMB !== undefined ? ` / s3 ${p.s3RssMB.toFixed(0)}` : ''}`).join('; '));
+    r.rssPoints.map((p) => `${p.gb.toFixed(2)} GB: dir ${p.dirRssMB.toFixed(0)}${p.s3RssMB !== undefined ? ` / s3 ${p.s3RssMB.toFixed(0)}` : ''}${p.s3Part8RssMB !== undefined ? ` / s3 8 MiB parts ${p.s3Part8RssMB.toFixed(0)}` : ''}`).join('; '));
   const td = by('seg-text-dir');
   add('segferry cores used at the limit (TEXT → directory)', '≤ 0.5 ("well under one core")', td?.clientCores.median, (v) => v <= 0.5,
     td ? `${td.clientCpuSPerGB.median.toFixed(2)} CPU-s per GB (startup included): one core carries ≈ ${(1000 / td.clientCpuSPerGB.median).toFixed(0)} MB/s of export; the servers used ${td.serverCpuSPerGB.median.toFixed(2)} CPU-s per GB, psql ${by('limit-text')?.clientCpuSPerGB.median.toFixed(2) ?? '–'}` : '');
@@ -486,12 +498,13 @@ function buildReport(r: {
     s.s3CpuSPerGB.median > 0.05 ? s.s3CpuSPerGB.median.toFixed(2) : '–', s.machineCores.median.toFixed(2), s.peakRssMB.median.toFixed(0),
   ]);
   const mdTable = (h: string[], rs: string[][]) => [`| ${h.join(' | ')} |`, `|${h.map(() => '---').join('|')}|`, ...rs.map((x) => `| ${x.join(' | ')} |`)].join('\n');
-  const machine = machineInfo();
+  const machine = r.machine;
+  const reps = r.reps;
   const sizeGB = (r.summaries[0]?.samples[0]?.bytes ?? 0) / GB;
   const targetRows = targets.map((t) => [t.what, t.target, t.value === undefined ? '–' : t.value.toFixed(2), t.met === undefined ? t.detail : t.met ? 'met' : 'missed', t.met === undefined ? '' : t.detail]);
   const infoRows = Object.entries(info).map(([k, v]) => [k, f2(v)]);
-  const rssRows = r.rssPoints.map((p) => [p.gb.toFixed(2), String(p.rows), (p.bytes / GB).toFixed(2), p.dirRssMB.toFixed(0), p.dirWallS.toFixed(1), p.s3RssMB?.toFixed(0) ?? '–', p.s3WallS?.toFixed(1) ?? '–']);
-  const rssHeader = ['target GB', 'rows', 'TEXT GB', 'peak RSS → dir MB', 'wall s', 'peak RSS → s3rver MB', 'wall s'];
+  const rssRows = r.rssPoints.map((p) => [p.gb.toFixed(2), String(p.rows), (p.bytes / GB).toFixed(2), p.dirRssMB.toFixed(0), p.dirWallS.toFixed(1), p.s3RssMB?.toFixed(0) ?? '–', p.s3WallS?.toFixed(1) ?? '–', p.s3Part8RssMB?.toFixed(0) ?? '–']);
+  const rssHeader = ['target GB', 'rows', 'TEXT GB', 'peak RSS → dir MB', 'wall s', 'peak RSS → s3rver MB (16 MiB parts, default)', 'wall s', 'peak RSS → s3rver MB, --s3-part-size 8MiB'];
   const loadNote = `load average ${r.load0.map((x) => x.toFixed(2)).join(' ')} at the start, ${r.load1.map((x) => x.toFixed(2)).join(' ')} at the end`;
   const profRows = r.profile?.entries.slice(0, 15).map((e) => [`${e.selfMs.toFixed(0)}`, `${(e.share * 100).toFixed(1)}%`, '`' + e.fn + '`', e.where]);
 
@@ -512,7 +525,7 @@ function buildReport(r: {
   const analysis = existsSync(analysisFile) ? readFileSync(analysisFile, 'utf8').trim() : '';
   const markdown = `# Benchmarks
 
-Written by \`npm run bench\` (bench/run.ts) on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC; the raw figures are in
+Written by \`npm run bench\` (bench/run.ts) on ${r.when.slice(0, 16).replace('T', ' ')} UTC; the raw figures are in
 \`bench/results/latest.json\`. Do not edit the figures by hand: run the benchmark again. The analysis at the
 end comes from \`bench/analysis.md\`.
 
@@ -545,7 +558,7 @@ end comes from \`bench/analysis.md\`.
 | PostgreSQL | ${machine.postgres} |
 | Node | ${machine.node} |
 | load | ${loadNote} |
-| run time | ${(r.elapsedS / 60).toFixed(1)} min |
+| run time | ${r.elapsedS ? `${(r.elapsedS / 60).toFixed(1)} min` : "–"} |
 
 ## Figures
 
@@ -558,17 +571,53 @@ ${mdTable(['ratio', 'target', 'measured', 'verdict', 'detail'], targetRows)}
 ## Other ratios
 
 ${mdTable(['ratio', 'measured'], infoRows)}
-${rssRows.length ? `\n## Peak RSS as the table grows\n\nOne TEXT export with checksums (the default) at each size.\n\n${mdTable(rssHeader, rssRows)}\n` : ''}${profRows ? `\n## Where the CPU of one TEXT export goes\n\n\`node --cpu-prof\` of one export to a directory without checksums: ${r.profile!.wallS.toFixed(1)} s wall, ${r.profile!.cpuS.toFixed(1)} CPU-s; self time of the hottest functions (share of busy time).\n\n${mdTable(['self ms', 'share', 'function', 'where'], profRows)}\n` : ''}
+${rssRows.length ? `\n## Peak RSS as the table grows\n\nOne TEXT export with checksums (the default) at each size, to a directory and to s3rver (default part size, and 8 MiB parts).\n\n${mdTable(rssHeader, rssRows)}\n` : ''}${profRows ? `\n## Where the CPU of one TEXT export goes\n\n\`node --cpu-prof\` of one export to a directory without checksums: ${r.profile!.wallS.toFixed(1)} s wall, ${r.profile!.cpuS.toFixed(1)} CPU-s; self time of the hottest functions (share of busy time).\n\n${mdTable(['self ms', 'share', 'function', 'where'], profRows)}\n` : ''}
 ${analysis ? '\n' + analysis + '\n' : ''}`;
 
   return {
     text,
     markdown,
-    json: { when: new Date().toISOString(), machine, load: { start: r.load0, end: r.load1 }, gbTarget, reps, rows: r.rowsTotal, bytesPerRow: r.bpr, summaries: r.summaries, targets, info, rss: r.rssPoints, profile: r.profile },
+    json: {
+      when: r.when, machine, load: { start: r.load0, end: r.load1 }, elapsedS: r.elapsedS, gbTarget: r.gbTarget, reps, rows: r.rowsTotal, bytesPerRow: r.bpr,
+      features: { import: r.haveImport, arrow: r.haveArrow }, summaries: r.summaries, targets, info, rss: r.rssPoints, profile: r.profile,
+    } satisfies SavedResults & Record<string, unknown>,
   };
 }
 
-main().then(
+/** What a results JSON holds (enough to render the docs again). */
+interface SavedResults {
+  when: string;
+  machine: Machine;
+  load: { start: number[]; end: number[] };
+  /** Absent in files written before it was recorded. */
+  elapsedS?: number;
+  gbTarget: number;
+  reps: number;
+  rows: number;
+  bytesPerRow: number;
+  features?: { import: boolean; arrow: boolean };
+  summaries: Summary[];
+  rss: Parameters<typeof buildReport>[0]['rssPoints'];
+  profile: Parameters<typeof buildReport>[0]['profile'];
+}
+
+function render(file: string): void {
+  const j = JSON.parse(readFileSync(file, 'utf8')) as SavedResults;
+  const report = buildReport({
+    machine: j.machine, reps: j.reps, when: j.when, gbTarget: j.gbTarget, summaries: j.summaries, rssPoints: j.rss, profile: j.profile,
+    haveImport: j.features?.import ?? j.summaries.some((x) => x.id === 'seg-import'),
+    haveArrow: j.features?.arrow ?? j.summaries.some((x) => x.id === 'seg-arrow-dir'),
+    load0: j.load.start, load1: j.load.end, elapsedS: j.elapsedS ?? 0, rowsTotal: j.rows, bpr: j.bytesPerRow,
+  });
+  process.stdout.write(report.text + '\n');
+  mkdirSync(path.join(ROOT, 'docs'), { recursive: true });
+  writeFileSync(path.join(ROOT, 'docs/benchmarks.md'), report.markdown);
+  log(`wrote docs/benchmarks.md from ${path.relative(ROOT, file)}`);
+}
+
+if (flags.render) {
+  render(flags.render);
+} else main().then(
   () => cleanup(),
   async (e) => {
     log(`failed: ${(e as Error).stack ?? e}`);
