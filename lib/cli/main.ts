@@ -8,6 +8,7 @@ import type { S3Options } from '../store/s3.js';
 import type { FormatKind } from '../format/options.js';
 import { VERSION } from '../version.js';
 import { Reporter, type OutputMode } from './report.js';
+import { cmdCleanup } from './cleanup.js';
 
 /** Exit codes: 0 success, 1 operation failed, 2 usage error, 3 verify mismatch, 130 interrupted. */
 export const EXIT = { ok: 0, failed: 1, usage: 2, mismatch: 3, interrupted: 130 } as const;
@@ -18,6 +19,7 @@ Usage:
   segferry export (--source URL [--topology auto|postgres|fdw] | --topology FILE.json)
                   --table NAME [--table NAME ...] --to DEST [options]
   segferry plan   (same as export, prints the plan; = export --dry-run)
+  segferry cleanup --at DEST [--yes]   (leftovers of failed runs)
   segferry --help | --version
 
 Run "segferry <command> --help" for a command's options and examples.
@@ -56,6 +58,7 @@ const EXPORT_FLAGS = {
   replicated: { type: 'string', multiple: true },
   concurrency: { type: 'string', short: 'j' },
   overwrite: { type: 'boolean' },
+  resume: { type: 'boolean' },
   'dry-run': { type: 'boolean' },
   'no-checksums': { type: 'boolean' },
   header: { type: 'boolean' },
@@ -86,6 +89,7 @@ Options:
       --replicated NAME    treat NAME as replicated: exported from one node (repeatable)
   -j, --concurrency N      exporters at once (default: number of nodes)
       --overwrite          replace an existing export under DEST
+      --resume             continue an unfinished export under DEST (same options as the first run)
       --dry-run            print the plan as JSON and export nothing
       --no-checksums       skip the per-node row checksums that verify uses
   csv:  --header  --delimiter C  --null S  --quote C  --escape C
@@ -206,6 +210,7 @@ async function cmdExport(argv: string[], dryRunCommand: boolean, reporter: () =>
       to: v.to,
       s3: s3FromFlags(v),
       overwrite: v.overwrite === true,
+      resume: v.resume === true,
       signal: ac.signal,
       onEvent: r.listener(),
     });
@@ -238,6 +243,8 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdExport(rest, false, reporter);
       case 'plan':
         return await cmdExport(rest, true, reporter);
+      case 'cleanup':
+        return await cmdCleanup(rest, S3_FLAGS, s3FromFlags);
       default:
         process.stderr.write(`segferry: unknown command ${JSON.stringify(cmd)}\n\n${HELP}`);
         return EXIT.usage;

@@ -67,7 +67,7 @@ export class Reporter {
   }
 
   exportSummary(r: ExportResult): void {
-    if (this.mode === 'json') return;
+    if (this.mode === 'json' || this.mode === 'quiet') return;
     const m = r.manifest;
     const rows = m.tables.reduce((a, t) => a + t.rows, 0);
     const bytes = m.objects.reduce((a, o) => a + o.bytes, 0);

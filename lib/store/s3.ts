@@ -5,6 +5,8 @@ import {
   HeadBucketCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
+  ListMultipartUploadsCommand,
+  AbortMultipartUploadCommand,
   PutObjectCommand,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
@@ -278,6 +280,37 @@ export class S3Store implements ObjectStore {
         if (e instanceof StorageError) throw e;
         throw this.#wrap(e, 'deleting');
       }
+    }
+  }
+
+  async listUploads(): Promise<{ key: string; uploadId: string; initiated?: string }[]> {
+    const out: { key: string; uploadId: string; initiated?: string }[] = [];
+    let keyMarker: string | undefined;
+    let idMarker: string | undefined;
+    for (;;) {
+      let r;
+      try {
+        r = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: this.prefix, KeyMarker: keyMarker, UploadIdMarker: idMarker }));
+      } catch (e) {
+        throw this.#wrap(e, 'listing multipart uploads in');
+      }
+      for (const u of r.Uploads ?? []) {
+        if (!u.Key || !u.UploadId) continue;
+        const x: { key: string; uploadId: string; initiated?: string } = { key: u.Key.slice(this.prefix.length), uploadId: u.UploadId };
+        if (u.Initiated) x.initiated = u.Initiated.toISOString();
+        out.push(x);
+      }
+      if (!r.IsTruncated) return out;
+      keyMarker = r.NextKeyMarker;
+      idMarker = r.NextUploadIdMarker;
+    }
+  }
+
+  async abortUpload(key: string, uploadId: string): Promise<void> {
+    try {
+      await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.#k(key), UploadId: uploadId }));
+    } catch (e) {
+      throw this.#wrap(e, 'aborting upload', key);
     }
   }
 
