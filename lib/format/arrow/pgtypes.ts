@@ -188,7 +188,7 @@ export function arrowSchema(specs: ColumnSpec[], meta: Record<string, string> = 
 
 /** A short, stable text of an Arrow type for manifests and docs (e.g. `Decimal128(12, 2)`). */
 export function arrowTypeName(t: DataType): string {
-  return String(t).replace(/^Decimal\[(\d+)e\+?(-?\d+)\]$/, 'Decimal128($1, $2)');
+  return String(t).replace(/Decimal\[(\d+)e\+?(-?\d+)\]/g, 'Decimal128($1, $2)');
 }
 
 /** Read specs back from an Arrow field (import side). */
