@@ -40,6 +40,10 @@ class Bytes {
     }
     return this.len;
   }
+  /** Grow the capacity to at least `cap` bytes (content kept). */
+  presize(cap: number): void {
+    if (cap > this.u8.length) this.reserve(cap - this.len);
+  }
   /** The filled bytes (a view from offset 0, so aligned for any typed array). */
   take(): Uint8Array {
     return this.u8.subarray(0, this.len);
@@ -56,41 +60,46 @@ function typedView(type: DataType, u8: Uint8Array): ArrayBufferView {
 abstract class Column {
   n = 0;
   nulls = 0;
-  #valid = new Uint8Array(INITIAL / 8);
+  // Positions of NULLs: most columns have few, so validity costs nothing per value.
+  #nullAt: number[] = [];
   constructor(readonly spec: ColumnSpec) {}
 
   abstract value(b: Buffer, off: number, len: number): boolean;
+  /** The column's buffers, in a fixed order (for sizing the next batch like this one). */
+  abstract bufs(): Bytes[];
   protected abstract placeholder(): void;
+
+  /** Start with the capacities the previous batch ended with: no regrowth, no copying. */
+  presize(prev: Column): void {
+    const a = this.bufs();
+    const b = prev.bufs();
+    for (let i = 0; i < a.length; i++) a[i]!.presize(b[i]!.u8.length);
+    if (this instanceof ListColumn && prev instanceof ListColumn) this.child.presize(prev.child);
+  }
   protected abstract build(length: number, nullCount: number, nullBitmap: Uint8Array | undefined): Data;
 
-  protected setValid(): void {
-    const i = this.n;
-    if (i >> 3 >= this.#valid.length) {
-      const v = new Uint8Array(this.#valid.length * 2);
-      v.set(this.#valid);
-      this.#valid = v;
-    }
-    this.#valid[i >> 3]! |= 1 << (i & 7);
-  }
-
   appendNull(): void {
-    if (this.n >> 3 >= this.#valid.length) {
-      const v = new Uint8Array(this.#valid.length * 2);
-      v.set(this.#valid);
-      this.#valid = v;
-    }
     this.placeholder();
+    this.#nullAt.push(this.n);
     this.nulls++;
     this.n++;
   }
 
   finish(): Data {
-    const bitmap = this.nulls > 0 ? this.#valid.slice(0, (this.n + 7) >> 3) : undefined;
+    let bitmap: Uint8Array | undefined;
+    if (this.nulls > 0) {
+      bitmap = new Uint8Array((this.n + 7) >> 3).fill(0xff);
+      if (this.n & 7) bitmap[bitmap.length - 1] = (1 << (this.n & 7)) - 1;
+      for (const i of this.#nullAt) bitmap[i >> 3]! &= ~(1 << (i & 7));
+    }
     return this.build(this.n, this.nulls, bitmap);
   }
 }
 
-/** Fixed-width numbers whose Arrow value is the byte-reversed PostgreSQL value. */
+/**
+ * Fixed-width numbers whose Arrow value is the byte-reversed PostgreSQL value (ints, floats
+ * bit for bit, time). Buffers beyond `len` are always zero, so a NULL only advances `len`.
+ */
 class SwapColumn extends Column {
   readonly #w: number;
   #buf = new Bytes();
@@ -98,20 +107,24 @@ class SwapColumn extends Column {
     super(spec);
     this.#w = width;
   }
+  bufs(): Bytes[] { return [this.#buf]; }
   value(b: Buffer, off: number, len: number): boolean {
     const w = this.#w;
     if (len !== w) throw new TypeError(`column ${this.spec.name}: expected ${w} bytes, got ${len}`);
-    const p = this.#buf.reserve(w);
-    const u8 = this.#buf.u8;
-    for (let k = 0; k < w; k++) u8[p + k] = b[off + w - 1 - k]!;
-    this.#buf.len += w;
-    this.setValid();
+    const buf = this.#buf;
+    const p = buf.len + w <= buf.u8.length ? buf.len : buf.reserve(w);
+    const dv = buf.dv;
+    if (w === 4) dv.setInt32(p, b.readInt32BE(off), true);
+    else if (w === 8) {
+      dv.setInt32(p, b.readInt32BE(off + 4), true);
+      dv.setInt32(p + 4, b.readInt32BE(off), true);
+    } else dv.setInt16(p, b.readInt16BE(off), true);
+    buf.len = p + w;
     this.n++;
     return true;
   }
   protected placeholder(): void {
     this.#buf.reserve(this.#w);
-    this.#buf.u8.fill(0, this.#buf.len, this.#buf.len + this.#w);
     this.#buf.len += this.#w;
   }
   protected build(length: number, nullCount: number, nullBitmap: Uint8Array | undefined): Data {
@@ -128,9 +141,9 @@ abstract class FixedColumn extends Column {
   constructor(spec: ColumnSpec, protected readonly width: number) {
     super(spec);
   }
+  bufs(): Bytes[] { return [this.buf]; }
   protected placeholder(): void {
     this.buf.reserve(this.width);
-    this.buf.u8.fill(0, this.buf.len, this.buf.len + this.width);
     this.buf.len += this.width;
   }
   protected build(length: number, nullCount: number, nullBitmap: Uint8Array | undefined): Data {
@@ -141,7 +154,6 @@ abstract class FixedColumn extends Column {
   }
   protected done(): true {
     this.buf.len += this.width;
-    this.setValid();
     this.n++;
     return true;
   }
@@ -149,10 +161,10 @@ abstract class FixedColumn extends Column {
 
 class BoolColumn extends Column {
   #bits = new Bytes(INITIAL / 8);
+  bufs(): Bytes[] { return [this.#bits]; }
   value(b: Buffer, off: number): boolean {
     this.#grow();
     if (b[off]) this.#bits.u8[this.n >> 3]! |= 1 << (this.n & 7);
-    this.setValid();
     this.n++;
     return true;
   }
@@ -240,13 +252,22 @@ const NS_MAX = 2n ** 63n - 1n;
 
 class IntervalColumn extends FixedColumn {
   value(b: Buffer, off: number): boolean {
-    const ns = b.readBigInt64BE(off) * 1000n;
-    if (ns > NS_MAX || ns < -NS_MAX - 1n) return false;
+    const hi = b.readInt32BE(off);
     const p = this.buf.reserve(16);
     const dv = this.buf.dv;
+    if (hi >= -2048 && hi < 2048) {
+      // |µs| < 2^43: µs × 1000 < 2^53 stays exact in a double.
+      const ns = (hi * TWO32 + b.readUInt32BE(off + 4)) * 1000;
+      const nhi = Math.floor(ns / TWO32);
+      dv.setUint32(p + 8, ns - nhi * TWO32, true);
+      dv.setInt32(p + 12, nhi, true);
+    } else {
+      const ns = b.readBigInt64BE(off) * 1000n;
+      if (ns > NS_MAX || ns < -NS_MAX - 1n) return false;
+      dv.setBigInt64(p + 8, ns, true);
+    }
     dv.setInt32(p, b.readInt32BE(off + 12), true); // months
     dv.setInt32(p + 4, b.readInt32BE(off + 8), true); // days
-    dv.setBigInt64(p + 8, ns, true); // nanoseconds
     return this.done();
   }
 }
@@ -265,6 +286,7 @@ type VarMode = 'raw' | 'jsonb' | 'numeric' | 'demoted';
 class VarColumn extends Column {
   #offsets = new Bytes();
   #data = new Bytes();
+  bufs(): Bytes[] { return [this.#offsets, this.#data]; }
   readonly #mode: VarMode;
   constructor(spec: ColumnSpec, mode: VarMode) {
     super(spec);
@@ -279,14 +301,19 @@ class VarColumn extends Column {
       case 'numeric': this.#text(numericToText(b, off)); break;
       case 'demoted': this.#text(valueToText(this.spec.oid, b, off, len)); break;
     }
-    this.setValid();
     this.n++;
     return true;
   }
   #bytes(b: Buffer, off: number, len: number): void {
-    const p = this.#data.reserve(len);
-    this.#data.u8.set(b.subarray(off, off + len), p);
-    this.#data.len += len;
+    const d = this.#data;
+    const p = d.len + len <= d.u8.length ? d.len : d.reserve(len);
+    if (len <= 32) {
+      const u8 = d.u8;
+      for (let k = 0; k < len; k++) u8[p + k] = b[off + k]!;
+    } else {
+      b.copy(d.u8, p, off, off + len);
+    }
+    d.len = p + len;
     this.#end();
   }
   #text(s: string): void {
@@ -297,10 +324,11 @@ class VarColumn extends Column {
     this.#end();
   }
   #end(): void {
-    const p = this.#offsets.reserve(4);
+    const o = this.#offsets;
+    const p = o.len + 4 <= o.u8.length ? o.len : o.reserve(4);
     if (this.#data.len > 0x7fffffff) throw new RangeError(`column ${this.spec.name}: more than 2 GiB in one record batch`);
-    this.#offsets.dv.setInt32(p, this.#data.len, true);
-    this.#offsets.len += 4;
+    o.dv.setInt32(p, this.#data.len, true);
+    o.len = p + 4;
   }
   protected placeholder(): void {
     this.#end();
@@ -318,6 +346,7 @@ class VarColumn extends Column {
 class ListColumn extends Column {
   #offsets = new Bytes();
   readonly child: Column;
+  bufs(): Bytes[] { return [this.#offsets]; }
   constructor(spec: ColumnSpec) {
     super(spec);
     this.child = makeColumn(spec.elem!);
@@ -343,7 +372,6 @@ class ListColumn extends Column {
       }
     }
     this.#end();
-    this.setValid();
     this.n++;
     return true;
   }
@@ -425,7 +453,8 @@ export class BatchBuilder {
   rows = 0;
   bytes = 0;
   #cols: Column[];
-  #raw: { b: Buffer; s: number; e: number }[] = [];
+  // The current batch's rows as (buffer, start, end) triples, kept for a rebuild.
+  #raw: (Buffer | number)[] = [];
   #inCopy = false;
   readonly #meta: Record<string, string>;
 
@@ -481,7 +510,7 @@ export class BatchBuilder {
   }
 
   #append(b: Buffer, s: number, e: number): void {
-    this.#raw.push({ b, s, e });
+    this.#raw.push(b, s, e);
     this.rows++;
     this.bytes += e - s;
     let bad = this.#parse(b, s, e);
@@ -494,11 +523,12 @@ export class BatchBuilder {
   /** Parse one row into the columns; returns the index of a column that cannot hold its value, or -1. */
   #parse(b: Buffer, s: number, e: number): number {
     const cols = this.#cols;
-    const nf = b.readInt16BE(s);
-    if (nf !== cols.length) throw new TypeError(`COPY row has ${nf} fields, expected ${cols.length}`);
+    const nf = (b[s]! << 8) | b[s + 1]!;
+    if (nf !== cols.length || e - s < 2 + 4 * nf) throw new TypeError(`COPY row has ${nf} fields, expected ${cols.length}`);
     let p = s + 2;
     for (let c = 0; c < nf; c++) {
-      const len = b.readInt32BE(p);
+      // int32 length, big-endian; -1 is NULL.
+      const len = (b[p]! << 24) | (b[p + 1]! << 16) | (b[p + 2]! << 8) | b[p + 3]!;
       p += 4;
       if (len < 0) cols[c]!.appendNull();
       else {
@@ -519,8 +549,9 @@ export class BatchBuilder {
   /** Rebuild the batch from its retained rows with the current specs. */
   #replay(): number {
     this.#cols = this.specs.map(makeColumn);
-    for (const r of this.#raw) {
-      const bad = this.#parse(r.b, r.s, r.e);
+    const raw = this.#raw;
+    for (let k = 0; k < raw.length; k += 3) {
+      const bad = this.#parse(raw[k] as Buffer, raw[k + 1] as number, raw[k + 2] as number);
       if (bad >= 0) return bad;
     }
     return -1;
@@ -533,7 +564,9 @@ export class BatchBuilder {
     const type = new Struct(this.schema.fields);
     const batch = new RecordBatch(this.schema, makeData({ type, length: this.rows, nullCount: 0, children }));
     const out: BuiltBatch = { batch, rows: this.rows, generation: this.generation };
+    const prev = this.#cols;
     this.#cols = this.specs.map(makeColumn);
+    this.#cols.forEach((c, i) => c.presize(prev[i]!));
     this.#raw = [];
     this.rows = 0;
     this.bytes = 0;

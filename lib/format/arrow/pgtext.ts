@@ -28,20 +28,27 @@ export function numericToText(b: Buffer, off: number): string {
   if (sign === NUMERIC_NAN) return 'NaN';
   if (sign === NUMERIC_PINF) return 'Infinity';
   if (sign === NUMERIC_NINF) return '-Infinity';
-  const d = (i: number) => (i >= 0 && i < ndigits ? b.readInt16BE(off + 8 + 2 * i) : 0);
   let s = sign === NUMERIC_NEG ? '-' : '';
   if (weight < 0) {
     s += '0';
   } else {
-    s += String(d(0));
-    for (let i = 1; i <= weight; i++) s += String(d(i)).padStart(4, '0');
+    s += String(digitAt(b, off, ndigits, 0));
+    for (let i = 1; i <= weight; i++) s += pad4(digitAt(b, off, ndigits, i));
   }
   if (dscale > 0) {
     let frac = '';
-    for (let i = weight + 1; frac.length < dscale; i++) frac += String(d(i)).padStart(4, '0');
+    for (let i = weight + 1; frac.length < dscale; i++) frac += pad4(digitAt(b, off, ndigits, i));
     s += '.' + frac.slice(0, dscale);
   }
   return s;
+}
+
+function digitAt(b: Buffer, off: number, ndigits: number, i: number): number {
+  return i >= 0 && i < ndigits ? b.readInt16BE(off + 8 + 2 * i) : 0;
+}
+
+function pad4(n: number): string {
+  return n >= 1000 ? String(n) : n >= 100 ? '0' + n : n >= 10 ? '00' + n : '000' + n;
 }
 
 /** Unscaled integer value of a finite numeric at a given scale (for Decimal128). */
