@@ -92,9 +92,10 @@ export async function prepareDestination(store: ObjectStore, overwrite: boolean)
 
 /** Order-independent row checksum query over the same rows the COPY reads. */
 export function checksumSQL(selectSQL: string): string {
+  // ROW(alias.*), not alias::text: a column with the alias's name would win over the row.
   return `SELECT count(*)::int8 AS rows,
-                 COALESCE(sum(('x' || substr(md5(t::text), 1, 15))::bit(60)::int8::numeric), 0)::text AS sum
-            FROM (${selectSQL}) t`;
+                 COALESCE(sum(('x' || substr(md5(ROW(_segferry_row.*)::text), 1, 15))::bit(60)::int8::numeric), 0)::text AS sum
+            FROM (${selectSQL}) _segferry_row`;
 }
 
 /** The SELECT one node runs for one relation. */
@@ -135,7 +136,9 @@ interface TableNodeResult {
 export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
   const t0 = Date.now();
   const emit = makeEmitter('export', opts.onEvent);
-  const store = typeof opts.to === 'string' ? openStore(opts.to, opts.s3) : opts.to;
+  const store = typeof opts.to === 'string'
+    ? openStore(opts.to, { ...opts.s3, onRetry: (i) => { opts.s3?.onRetry?.(i); emit({ type: 'retry', attempt: i.attempt, reason: `${i.operation}: ${i.reason}`, ...(i.key ? { key: i.key } : {}) }); } })
+    : opts.to;
   if (!store) throw new InvalidOptionError('no destination given');
   try {
     throwIfAborted(opts.signal);
