@@ -424,7 +424,7 @@ export interface BuiltBatch {
 export interface BatchBuilderOptions {
   /** Rows per record batch (default 65536). */
   maxRows?: number;
-  /** COPY bytes per record batch (default 8 MiB); a batch ends after the row that reaches it. */
+  /** COPY bytes per record batch (default 4 MiB); a batch ends after the row that reaches it. */
   maxBytes?: number;
   /** Schema-level metadata of every object. */
   schemaMetadata?: Record<string, string>;
@@ -433,7 +433,7 @@ export interface BatchBuilderOptions {
 /** Default rows per record batch. */
 export const DEFAULT_BATCH_ROWS = 65_536;
 /** Default COPY bytes per record batch. */
-export const DEFAULT_BATCH_BYTES = 8 * 1024 * 1024;
+export const DEFAULT_BATCH_BYTES = 4 * 1024 * 1024;
 
 /**
  * Parses COPY BINARY rows into typed columns and cuts them into record batches.

@@ -2,7 +2,7 @@ import { RecordBatchReader, type Data, type RecordBatch, type Schema } from 'apa
 import { SchemaMismatchError } from '../../errors.js';
 import { quoteIdent } from '../../pg/sql.js';
 import { COPY_SIGNATURE } from './columns.js';
-import { copyTextEscape, numericFromText, PG_EPOCH_DAYS, unscaledToText, valueToText } from './pgtext.js';
+import { copyTextEscape, numericMaxBytes, PG_EPOCH_DAYS, valueToText, writeNumeric, writeNumericText } from './pgtext.js';
 import { OID, specFromField, type ColumnSpec } from './pgtypes.js';
 
 /**
@@ -84,9 +84,14 @@ class Out {
   int32(v: number): void { const p = this.reserve(4); this.b.writeInt32BE(v, p); this.len += 4; }
   bytes(src: Uint8Array, s: number, e: number): void {
     const n = e - s;
-    const p = this.reserve(n);
-    this.b.set(src.subarray(s, e), p);
-    this.len += n;
+    const p = this.len + n <= this.b.length ? this.len : this.reserve(n);
+    if (n <= 32) {
+      const b = this.b;
+      for (let k = 0; k < n; k++) b[p + k] = src[s + k]!;
+    } else {
+      this.b.set(src.subarray(s, e), p);
+    }
+    this.len = p + n;
   }
   take(): Buffer {
     const r = Buffer.from(this.b.subarray(0, this.len));
@@ -133,10 +138,11 @@ function valueWriter(s: ColumnSpec, d: Data): FieldWriter {
     const vals = d.values as Uint8Array;
     const asNumeric = s.kind === 'numeric' || s.kind === 'decimal';
     if (asNumeric) {
+      const text = Buffer.from(vals.buffer, vals.byteOffset, vals.byteLength);
       return (i, o) => {
-        const t = Buffer.from(vals.buffer, vals.byteOffset + offs[off + i]!, offs[off + i + 1]! - offs[off + i]!).toString('utf8');
-        const nb = numericFromText(t);
-        o.bytes(nb, 0, nb.length);
+        const t = text.toString('latin1', offs[off + i]!, offs[off + i + 1]!); // numeric text is ASCII
+        const p = o.reserve(numericMaxBytes(t.length));
+        o.len += writeNumericText(o.b, p, t);
       };
     }
     if (s.kind === 'jsonb' && !s.demoted) {
@@ -175,11 +181,16 @@ function valueWriter(s: ColumnSpec, d: Data): FieldWriter {
       return (i, o) => {
         const j = (off + i) * 4;
         const w0 = words[j]!, w1 = words[j + 1]!, w2 = words[j + 2]!, w3 = words[j + 3]!;
-        let v: bigint | number;
-        if (w2 === 0 && w3 === 0 && w1 < 0x200000) v = w1 * TWO32 + w0;
-        else v = BigInt.asIntN(128, (BigInt(w3) << 96n) | (BigInt(w2) << 64n) | (BigInt(w1) << 32n) | BigInt(w0));
-        const nb = numericFromText(unscaledToText(v, scale));
-        o.bytes(nb, 0, nb.length);
+        let digits: string;
+        let neg = false;
+        if (w2 === 0 && w3 === 0 && w1 < 0x200000) digits = String(w1 * TWO32 + w0);
+        else {
+          const v = BigInt.asIntN(128, (BigInt(w3) << 96n) | (BigInt(w2) << 64n) | (BigInt(w1) << 32n) | BigInt(w0));
+          neg = v < 0n;
+          digits = (neg ? -v : v).toString();
+        }
+        const p = o.reserve(numericMaxBytes(digits.length));
+        o.len += writeNumeric(o.b, p, neg, digits, scale);
       };
     }
     case 'date': {

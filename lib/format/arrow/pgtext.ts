@@ -79,58 +79,64 @@ export function numericUnscaled(b: Buffer, off: number, scale: number): bigint |
   return v;
 }
 
-/** numeric text (as numeric_out prints it, or any plain decimal) → numeric_send bytes. */
-export function numericFromText(t: string): Buffer {
-  const head = (sign: number) => {
-    const o = Buffer.alloc(8);
-    o.writeUInt16BE(sign, 4);
-    return o;
-  };
-  if (t === 'NaN') return head(NUMERIC_NAN);
-  if (t === 'Infinity') return head(NUMERIC_PINF);
-  if (t === '-Infinity') return head(NUMERIC_NINF);
+const POW10 = [1, 10, 100, 1000];
+
+/** Upper bound of the numeric_send size of a value with this many decimal digits. */
+export function numericMaxBytes(digits: number): number {
+  return 8 + 2 * (Math.ceil(digits / 4) + 2);
+}
+
+/**
+ * Write numeric_send bytes of ±`digits` × 10^-`scale` (`digits`: decimal digits, no sign or
+ * point) at `p`; returns the bytes written (at most {@link numericMaxBytes}). Digits are
+ * grouped in base 10000 around the decimal point; leading and trailing zero groups dropped.
+ */
+export function writeNumeric(dst: Buffer, p: number, neg: boolean, digits: string, scale: number): number {
+  let a = 0;
+  while (a < digits.length - 1 && digits.charCodeAt(a) === 48) a++;
+  const len = digits.length - a;
+  const topExp = len - scale - 1; // power of ten of the first digit
+  const weight = Math.floor(topExp / 4);
+  const base = p + 8;
+  let n = 0;
+  let g = weight;
+  let cur = 0;
+  for (let k = 0; k < len; k++) {
+    const e = topExp - k;
+    const ge = Math.floor(e / 4);
+    if (ge !== g) {
+      dst.writeInt16BE(cur, base + 2 * n++);
+      cur = 0;
+      g = ge;
+    }
+    cur += (digits.charCodeAt(a + k) - 48) * POW10[e - ge * 4]!;
+  }
+  dst.writeInt16BE(cur, base + 2 * n++);
+  while (n > 0 && dst.readInt16BE(base + 2 * (n - 1)) === 0) n--;
+  dst.writeInt16BE(n, p);
+  dst.writeInt16BE(n === 0 ? 0 : weight, p + 2);
+  dst.writeUInt16BE(neg && n > 0 ? NUMERIC_NEG : NUMERIC_POS, p + 4);
+  dst.writeInt16BE(Math.max(0, scale), p + 6);
+  return 8 + 2 * n;
+}
+
+/** numeric text (as numeric_out prints it, or any plain decimal) → numeric_send bytes at `p`. */
+export function writeNumericText(dst: Buffer, p: number, t: string): number {
+  if (t === 'NaN' || t === 'Infinity' || t === '-Infinity') {
+    dst.fill(0, p, p + 8);
+    dst.writeUInt16BE(t === 'NaN' ? NUMERIC_NAN : t === 'Infinity' ? NUMERIC_PINF : NUMERIC_NINF, p + 4);
+    return 8;
+  }
   let s = t;
   let neg = false;
-  if (s[0] === '-' || s[0] === '+') { neg = s[0] === '-'; s = s.slice(1); }
+  if (s.charCodeAt(0) === 45 || s.charCodeAt(0) === 43) { neg = s.charCodeAt(0) === 45; s = s.slice(1); }
   const dot = s.indexOf('.');
-  let ip = dot < 0 ? s : s.slice(0, dot);
-  let fp = dot < 0 ? '' : s.slice(dot + 1);
+  const ip = dot < 0 ? s : s.slice(0, dot);
+  const fp = dot < 0 ? '' : s.slice(dot + 1);
   if (!/^\d*$/.test(ip) || !/^\d*$/.test(fp) || ip.length + fp.length === 0) {
     throw new TypeError(`not a numeric text form: ${t.slice(0, 40)}`);
   }
-  const dscale = fp.length;
-  ip = ip.replace(/^0+/, '');
-  // Pad to whole base-10000 groups around the decimal point.
-  const ipad = (4 - (ip.length % 4)) % 4;
-  ip = '0'.repeat(ipad) + ip;
-  fp = fp + '0'.repeat((4 - (fp.length % 4)) % 4);
-  const groups: number[] = [];
-  for (let i = 0; i < ip.length; i += 4) groups.push(Number(ip.slice(i, i + 4)));
-  for (let i = 0; i < fp.length; i += 4) groups.push(Number(fp.slice(i, i + 4)));
-  let weight = ip.length / 4 - 1;
-  let first = 0;
-  while (first < groups.length && groups[first] === 0) { first++; weight--; }
-  let last = groups.length;
-  while (last > first && groups[last - 1] === 0) last--;
-  const digits = groups.slice(first, last);
-  if (digits.length === 0) weight = 0;
-  const o = Buffer.alloc(8 + 2 * digits.length);
-  o.writeInt16BE(digits.length, 0);
-  o.writeInt16BE(weight, 2);
-  o.writeUInt16BE(digits.length === 0 ? NUMERIC_POS : neg ? NUMERIC_NEG : NUMERIC_POS, 4);
-  o.writeInt16BE(dscale, 6);
-  digits.forEach((g, i) => o.writeInt16BE(g, 8 + 2 * i));
-  return o;
-}
-
-/** Decimal text of an unscaled integer at a scale: (12345, 2) → "123.45". */
-export function unscaledToText(v: bigint | number, scale: number): string {
-  const neg = v < 0;
-  let digits = (typeof v === 'number' ? Math.abs(v) : neg ? -v : v).toString();
-  if (scale <= 0) return (neg && digits !== '0' ? '-' : '') + digits + '0'.repeat(-scale);
-  if (digits.length <= scale) digits = '0'.repeat(scale - digits.length + 1) + digits;
-  const s = digits.slice(0, digits.length - scale) + '.' + digits.slice(digits.length - scale);
-  return (neg ? '-' : '') + s;
+  return writeNumeric(dst, p, neg, ip + fp, fp.length);
 }
 
 const two = (n: number) => (n < 10 ? '0' : '') + n;

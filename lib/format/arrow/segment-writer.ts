@@ -25,9 +25,10 @@ export interface ArrowSegmentWriterOptions {
   /** Rows per record batch (default 65536). */
   batchRows?: number;
   /**
-   * COPY bytes per record batch (default 8 MiB, at most a quarter of the cap so an object
-   * holds several batches). Memory per writer is about three times this: the rows kept for a
-   * possible rebuild, the built columns and the encoded batch.
+   * COPY bytes per record batch (default 4 MiB, at most a quarter of the cap so an object
+   * holds several batches). Memory per writer is about four times this, plus the largest
+   * row: the rows kept for a possible rebuild, the built columns, the encoded batch, and the
+   * previous encoded batch while the store takes it.
    */
   batchBytes?: number;
   /**
@@ -84,6 +85,7 @@ export class ArrowSegmentWriter {
   #encoder: IpcFileEncoder | undefined;
   #encoderGen = -1;
   #file: OpenFile | undefined;
+  #inflight: Promise<void> | undefined;
   #next = 0;
   readonly stored: StoredSegment[] = [];
   /** Totals over all objects so far, including the open one. */
@@ -194,12 +196,22 @@ export class ArrowSegmentWriter {
   }
 
   async #append(f: OpenFile, chunks: Uint8Array[], bytes: number): Promise<void> {
-    // One write per batch: the store's writer waits while its buffers are full (backpressure).
     const buf = Buffer.concat(chunks, bytes);
     f.hash.update(buf);
     f.bytes += bytes;
     this.totalBytes += bytes;
-    await f.writer.write(buf);
+    // One write in flight: the next batch is built while the store takes this one, and is
+    // handed over only once the store has accepted the previous one (its backpressure).
+    await this.#drain();
+    const p = f.writer.write(buf);
+    p.catch(() => {}); // observed by #drain
+    this.#inflight = p;
+  }
+
+  async #drain(): Promise<void> {
+    const p = this.#inflight;
+    this.#inflight = undefined;
+    if (p) await p;
   }
 
   async #open(enc: IpcFileEncoder, generation: number): Promise<void> {
@@ -220,6 +232,7 @@ export class ArrowSegmentWriter {
     this.#file = undefined;
     const seg: StoredSegment = { key: f.key, segment: f.segment, bytes: f.bytes, rows: f.rows, sha256: f.hash.digest('hex') };
     try {
+      await this.#drain();
       await f.writer.finish();
     } catch (e) {
       await f.writer.abort();
@@ -243,6 +256,7 @@ export class ArrowSegmentWriter {
   async abort(): Promise<void> {
     const f = this.#file;
     this.#file = undefined;
+    await this.#drain().catch(() => {});
     if (f) await f.writer.abort();
   }
 
