@@ -98,7 +98,7 @@ abstract class Column {
 
 /**
  * Fixed-width numbers whose Arrow value is the byte-reversed PostgreSQL value (ints, floats
- * bit for bit, time). Buffers beyond `len` are always zero, so a NULL only advances `len`.
+ * bit for bit). Buffers beyond `len` are always zero, so a NULL only advances `len`.
  */
 class SwapColumn extends Column {
   readonly #w: number;
@@ -244,6 +244,19 @@ class DateColumn extends FixedColumn {
     const p = this.buf.reserve(4);
     // ±infinity (INT32_MIN/MAX) stay; PostgreSQL's range stays far inside int32 after the shift.
     this.buf.dv.setInt32(p, d === 0x7fffffff || d === -0x80000000 ? d : d + 10957, true);
+    return this.done();
+  }
+}
+
+/** time: µs since midnight; Arrow's Time64 excludes PostgreSQL's 24:00:00. */
+class TimeColumn extends FixedColumn {
+  value(b: Buffer, off: number): boolean {
+    const hi = b.readInt32BE(off);
+    const lo = b.readUInt32BE(off + 4);
+    if (hi * TWO32 + lo >= 86_400_000_000) return false;
+    const p = this.buf.reserve(8);
+    this.buf.dv.setUint32(p, lo, true);
+    this.buf.dv.setInt32(p + 4, hi, true);
     return this.done();
   }
 }
@@ -396,7 +409,8 @@ function makeColumn(s: ColumnSpec): Column {
   if (s.demoted) return new VarColumn(s, 'demoted');
   switch (s.kind) {
     case 'bool': return new BoolColumn(s);
-    case 'int2': case 'int4': case 'int8': case 'float4': case 'float8': case 'time': {
+    case 'time': return new TimeColumn(s, 8);
+    case 'int2': case 'int4': case 'int8': case 'float4': case 'float8': {
       const w = s.kind === 'int2' ? 2 : s.kind === 'int4' || s.kind === 'float4' ? 4 : 8;
       return new SwapColumn(s, w);
     }
