@@ -252,5 +252,12 @@ export function fromDatabaseError(
       hint: 'check that the server is running and reachable from here (host, port, firewall)',
     });
   }
+  if (ctx.action === 'connect') {
+    // TLS verification and other socket-level failures while connecting.
+    return new ConnectError(`cannot connect to ${where}: ${msg}`, {
+      ...base,
+      hint: /cert|ssl|tls/i.test(`${code} ${msg}`) ? 'check sslmode and sslrootcert against the server certificate' : 'check the host, port and TLS settings',
+    });
+  }
   return new DatabaseError(`${what} failed on ${where}${ctx.table ? ` for ${ctx.table}` : ''}: ${msg}`, base);
 }
