@@ -30,7 +30,7 @@ Options:
   -t, --table NAME         import only this table of the export (repeatable; default: all)
       --route R            auto (default), coordinator (COPY through the coordinator; the engine
                            routes rows) or direct (each object into the node named as its source)
-  -j, --concurrency N      loaders at once (default: destination nodes, at least 2; ~2 MiB each)
+  -j, --concurrency N      loaders at once (default: destination nodes, at least 2; ≤ ~4 MiB each)
       --truncate           empty each destination table first (and forget its ledger rows)
       --create             create missing destination tables from the manifest's columns
       --analyze            ANALYZE each table after its last object

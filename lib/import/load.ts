@@ -103,10 +103,13 @@ export async function loadObject(client: pg.Client, unit: LoadUnit, ctx: LoadCon
     },
   });
   const copy = client.query(copyFrom(copyInSQL(t, ctx.format)));
+  // After a failure the dropped session still reports to the COPY stream; pipeline has
+  // settled by then, so keep that late error from becoming an uncaught exception.
+  copy.on('error', () => {});
   let readErr: unknown;
   try {
     const source = await ctx.store.read(o.key, { signal: ctx.signal });
-    source.once('error', (e) => { readErr ??= e; });
+    source.on('error', (e) => { readErr ??= e; });
     await pipeline(source, hasher, copy, { signal: ctx.signal });
   } catch (e) {
     // pipeline destroyed the COPY stream (CopyFail); also drop the session, so the

@@ -63,9 +63,10 @@ export interface ImportPlanOptions {
   route?: ImportRoute;
   /**
    * Loaders running at once (default: number of destination nodes, at least 2). Memory:
-   * each loader holds one object read buffer (directory: 1 MiB; S3: the socket's chunks,
-   * typically ≤ 64 KiB) and one COPY write buffer (16 KiB plus one chunk in the socket), so
-   * about concurrency × 2 MiB in all; an object is never held whole.
+   * each loader holds its store read buffer (directory: 1 MiB chunks; S3: socket-sized
+   * chunks, typically ≤ 64 KiB), the chunk passing through the hash, and the COPY write
+   * buffer (one chunk queued on the socket): at most about 4 MiB per loader with a directory
+   * store, well under 1 MiB with S3, so about concurrency × 4 MiB; an object is never held whole.
    */
   concurrency?: number;
   /** Empty each destination table (and forget its ledger rows) before loading (default false). */
@@ -122,7 +123,7 @@ export interface ImportTablePlan {
   targets: ImportTarget[];
   /** Nodes where the table is created first (`create`). */
   create: string[];
-  /** Nodes where the table is truncated first (`truncate`). */
+  /** Nodes where the table (the target relation on target nodes) is truncated first (`truncate`). */
   truncate: string[];
   objects: PlannedObject[];
   /** Source figures from the manifest, when recorded. */
@@ -144,9 +145,9 @@ export interface ImportPlan {
   topology: TopologyKind;
   /** The destination's coordinator, when it has one. */
   coordinator?: PlanNode;
-  /** Destination nodes objects are loaded into, the coordinator included when used. */
+  /** Destination nodes: where objects go, and every other node whose ledger is kept (coordinator included). */
   nodes: PlanNode[];
-  /** Nodes whose ledger is consulted and kept (targets, plus the coordinator when there is one). */
+  /** Nodes whose ledger is consulted (and, with truncate, cleared for the tables). */
   ledgerNodes: string[];
   format: FormatOptions;
   sessionSettings: Record<string, string>;
@@ -430,7 +431,8 @@ export function checkColumns(exported: ColumnInfo[], dest: CatalogColumn[], name
  * relation per node, with the same partitioning method; rows are then loaded into each
  * node's remote relation, which assumes the same partition bounds (restore onto the same
  * layout). Otherwise, and for replicated tables, rows go through the coordinator, which
- * routes them itself. A static destination has no coordinator: its nodes must be named as
+ * routes them itself; with route `direct` a replicated table is loaded into every foreign
+ * server that holds a copy instead (and `truncate` empties each). A static destination has no coordinator: its nodes must be named as
  * the source's, and replicated tables are loaded into every node.
  */
 export async function planImport(opts: ImportPlanOptions): Promise<ImportPlan> {
@@ -458,18 +460,26 @@ export async function planImport(opts: ImportPlanOptions): Promise<ImportPlan> {
     await checkTargets(tables, dest);
 
     const used = new Set(tables.flatMap((t) => [...t.targets.map((x) => x.node), ...t.create, ...t.truncate]));
-    const ledgerNodes = new Set(used);
-    if (dest.coordinator) ledgerNodes.add(COORDINATOR_NODE);
+    // Every destination node's ledger is consulted: a load recorded on a node that is not the
+    // object's target means an earlier run routed it differently. Ledgers of nodes that
+    // receive nothing are read when reachable (the coordinator route does not need them).
+    const ledgerNodes = new Set([...dest.nodes.keys()]);
     const importId = src.id;
     const truncate = opts.truncate === true;
     const force = opts.force === true;
+    const notes = [...src.notes];
     if (!truncate && !force) {
       const ledgers = new Map<string, Map<string, string>>();
       const cache = new ClientCache(dest.nodes);
       try {
         for (const n of ledgerNodes) {
-          const c = await cache.get(n);
-          ledgers.set(n, await readLedger(c, importId).catch((e) => { throw fromDatabaseError(e, { node: n, action: `reading ${LEDGER_TABLE}` }); }));
+          try {
+            const c = await cache.get(n);
+            ledgers.set(n, await readLedger(c, importId).catch((e) => { throw fromDatabaseError(e, { node: n, action: `reading ${LEDGER_TABLE}` }); }));
+          } catch (e) {
+            if (used.has(n)) throw e;
+            notes.push(`node ${n}: ledger not readable (${(e as SegferryError).code ?? 'error'}); it receives nothing in this import`);
+          }
         }
       } finally {
         await cache.closeAll();
@@ -491,7 +501,7 @@ export async function planImport(opts: ImportPlanOptions): Promise<ImportPlan> {
     await checkObjects(store, tables);
 
     const concurrency = opts.concurrency ?? Math.max(2, dest.dataNodes);
-    const planNodes = [...used].map((n) => dest.nodes.get(n)!).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    const planNodes = [...dest.nodes.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     const plan: ImportPlan = {
       version: 1,
       importId,
@@ -507,7 +517,7 @@ export async function planImport(opts: ImportPlanOptions): Promise<ImportPlan> {
       analyze: opts.analyze === true,
       force,
       tables,
-      notes: src.notes,
+      notes,
     };
     if (dest.coordinator) plan.coordinator = dest.coordinator;
     return plan;
@@ -622,7 +632,8 @@ function routeTable(st: SourceTable, dest: DestSide, route: ImportRoute, create:
     const first = d.reads[0]!;
     const tp = base('direct', 'replicated: loaded into every replica', columns);
     tp.targets = replicas.map((n) => ({ node: n, relation: first.relation, columns: remoteNames(columns, d, first.columns) }));
-    tp.truncate = [COORDINATOR_NODE];
+    // The coordinator reaches one copy only: empty each.
+    tp.truncate = [...replicas];
     for (const o of tp.objects) o.targets = [...replicas];
     return tp;
   }
