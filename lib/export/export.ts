@@ -70,7 +70,7 @@ export function isSegferryKey(key: string): boolean {
  * Refuse a prefix that already holds an export, unless `overwrite`: then delete the old
  * manifest first (so the old export is invalid from that moment on), then its segments.
  */
-export async function prepareDestination(store: ObjectStore, overwrite: boolean): Promise<void> {
+export async function prepareDestination(store: ObjectStore, overwrite: boolean, dryCheck = false): Promise<void> {
   const existing: string[] = [];
   for await (const o of store.list('')) if (isSegferryKey(o.key)) existing.push(o.key);
   if (existing.length === 0) return;
@@ -84,15 +84,17 @@ export async function prepareDestination(store: ObjectStore, overwrite: boolean)
       { hint: hasManifest ? 'choose an empty prefix, or pass overwrite (--overwrite) to replace what is there' : 'continue it with resume (--resume), or pass overwrite (--overwrite) to start again' },
     );
   }
+  if (dryCheck) return;
   if (existing.includes(MANIFEST_KEY)) await store.delete([MANIFEST_KEY]);
   await store.delete(existing.filter((k) => k !== MANIFEST_KEY));
 }
 
 /** Order-independent row checksum query over the same rows the COPY reads. */
 export function checksumSQL(selectSQL: string): string {
+  // ROW(alias.*), not alias::text: a column with the alias's name would win over the row.
   return `SELECT count(*)::int8 AS rows,
-                 COALESCE(sum(('x' || substr(md5(t::text), 1, 15))::bit(60)::int8::numeric), 0)::text AS sum
-            FROM (${selectSQL}) t`;
+                 COALESCE(sum(('x' || substr(md5(ROW(_segferry_row.*)::text), 1, 15))::bit(60)::int8::numeric), 0)::text AS sum
+            FROM (${selectSQL}) _segferry_row`;
 }
 
 /** The SELECT one node runs for one relation. */
@@ -132,11 +134,15 @@ interface TableNodeResult {
 export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
   const t0 = Date.now();
   const emit = makeEmitter('export', opts.onEvent);
-  const store = typeof opts.to === 'string' ? openStore(opts.to, opts.s3) : opts.to;
+  const store = typeof opts.to === 'string'
+    ? openStore(opts.to, { ...opts.s3, onRetry: (i) => { opts.s3?.onRetry?.(i); emit({ type: 'retry', attempt: i.attempt, reason: `${i.operation}: ${i.reason}`, ...(i.key ? { key: i.key } : {}) }); } })
+    : opts.to;
   if (!store) throw new InvalidOptionError('no destination given');
   try {
     throwIfAborted(opts.signal);
     await store.check();
+    // Refuse an occupied prefix before any database work; delete (overwrite) only once planned.
+    if (!opts.resume) await prepareDestination(store, opts.overwrite ?? false, true);
     const plan = opts.plan ?? (await planExport(opts));
     const digest = planDigest(plan);
     let previous: Checkpoint | undefined;
