@@ -471,10 +471,12 @@ export async function planImport(opts: ImportPlanOptions): Promise<ImportPlan> {
     if (!truncate && !force) {
       const ledgers = new Map<string, Map<string, string>>();
       const cache = new ClientCache(dest.nodes);
+      // Nodes that receive nothing may be out of the importer's reach: do not wait long for them.
+      const optional = new ClientCache(dest.nodes, 5000);
       try {
         for (const n of ledgerNodes) {
           try {
-            const c = await cache.get(n);
+            const c = await (used.has(n) ? cache : optional).get(n);
             ledgers.set(n, await readLedger(c, importId).catch((e) => { throw fromDatabaseError(e, { node: n, action: `reading ${LEDGER_TABLE}` }); }));
           } catch (e) {
             if (used.has(n)) throw e;
@@ -483,6 +485,7 @@ export async function planImport(opts: ImportPlanOptions): Promise<ImportPlan> {
         }
       } finally {
         await cache.closeAll();
+        await optional.closeAll();
       }
       for (const tp of tables) {
         for (const o of tp.objects) {
