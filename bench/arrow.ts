@@ -7,8 +7,9 @@
  *  1. exports it to a local directory as TEXT and as Arrow, alternately, three times each,
  *     and prints the median rows/s of each and their ratio (wall time: the server and this
  *     process share the machine's cores);
- *  2. measures the conversion alone, in memory, on one thread: COPY BINARY rows into Arrow
- *     record batches and IPC bytes (export), and Arrow objects back into COPY BINARY (import);
+ *  2. measures the conversion alone, in memory, on one thread, in rows per CPU second (robust
+ *     when other processes share the cores): COPY BINARY rows into Arrow record batches and
+ *     IPC bytes (export), and Arrow objects back into COPY BINARY (import);
  *  3. measures what record batch body compression would buy (bytes saved against time
  *     spent), when BENCH_CODECS names a directory with lz4-napi and zstd-napi installed.
  */
@@ -40,6 +41,11 @@ const FILL = `INSERT INTO bench_rows
          CASE WHEN g % 4 = 0 THEN NULL ELSE ARRAY['a' || g % 10, 'b'] END
     FROM generate_series(1, ${ROWS}) g`;
 
+/** CPU milliseconds of this process since `from`: robust when other processes share the cores. */
+const cpuMs = (from: NodeJS.CpuUsage) => {
+  const u = process.cpuUsage(from);
+  return (u.user + u.system) / 1000;
+};
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 
@@ -79,7 +85,7 @@ async function captureBinary(server: PgServer): Promise<{ chunks: RowChunk[]; co
 
 /** Single-thread conversion: rows → record batches → IPC message bytes. Returns rows/s and the encoded batches. */
 function convert(chunks: RowChunk[], columns: PgColumn[], compression: CompressionType | null): { rowsPerSec: number; bytes: number; files: Buffer[] } {
-  const t0 = process.hrtime.bigint();
+  const t0 = process.cpuUsage();
   const b = new BatchBuilder(columns.map(columnSpec));
   let enc: IpcFileEncoder | undefined;
   let bytes = 0;
@@ -118,21 +124,21 @@ function convert(chunks: RowChunk[], columns: PgColumn[], compression: Compressi
   }
   emit();
   close();
-  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  const ms = cpuMs(t0);
   if (rows !== ROWS) throw new Error(`converted ${rows} rows, expected ${ROWS}`);
   return { rowsPerSec: (rows / ms) * 1000, bytes, files };
 }
 
 /** Single-thread decoding of Arrow objects back into COPY BINARY. */
 async function decode(files: Buffer[]): Promise<number> {
-  const t0 = process.hrtime.bigint();
+  const t0 = process.cpuUsage();
   let rows = 0;
   for (const f of files) {
     const src = await openArrowObject(Readable.from([f]));
     for await (const _ of src.chunks()) { /* COPY input, dropped */ }
     rows += src.rows;
   }
-  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  const ms = cpuMs(t0);
   if (rows !== ROWS) throw new Error(`decoded ${rows} rows, expected ${ROWS}`);
   return (rows / ms) * 1000;
 }
@@ -185,11 +191,11 @@ async function main(): Promise<void> {
     const { chunks, columns } = await captureBinary(server);
     const conv = [convert(chunks, columns, null), convert(chunks, columns, null), convert(chunks, columns, null)];
     const dec = [await decode(conv[0]!.files), await decode(conv[0]!.files), await decode(conv[0]!.files)];
-    console.log('\nconversion alone, in memory, one thread (median of 3):');
+    console.log('\nconversion alone, in memory, one thread, rows per CPU second (median of 3):');
     console.log(`  COPY BINARY → Arrow IPC : ${fmt(median(conv.map((c) => c.rowsPerSec)))} rows/s`);
     console.log(`  Arrow IPC → COPY BINARY : ${fmt(median(dec))} rows/s`);
 
-    console.log('\ncompression of record batch bodies (one thread, in memory):');
+    console.log('\ncompression of record batch bodies (in memory, rows per CPU second):');
     const plain = conv[0]!.bytes;
     for (const [name, type] of [['lz4', CompressionType.LZ4_FRAME], ['zstd', CompressionType.ZSTD]] as const) {
       if (!tryCodec(name, type)) {
