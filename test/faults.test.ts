@@ -139,16 +139,14 @@ describe('a data node killed mid-export, then --resume', () => {
     await writeFile(topo, JSON.stringify(cl.staticTopology()));
     dirs.push(topo);
     const dn2 = cl.nodes[1]!;
-    let killed = false;
+    let killed: Promise<void> | undefined;
     const args = ['export', '--topology', topo, '--table', 'orders', '--table', 'nation', '--replicated', 'nation', '--to', dir, '--segment-size', String(CAP), '--json'];
     const first = await cli(args, (line) => {
       const e = JSON.parse(line);
-      if (!killed && e.type === 'segment' && e.node === 'dn2') {
-        killed = true;
-        void dn2.stop('immediate');
-      }
+      if (!killed && e.type === 'segment' && e.node === 'dn2') killed = dn2.stop('immediate');
     });
-    expect(killed).toBe(true);
+    expect(killed).toBeDefined();
+    await killed;
     expect(first.code).toBe(1);
     expect(first.stderr).toMatch(/error ERR_CONNECT: .*node dn2/);
     const err = JSON.parse(first.stdout.trim().split('\n').pop()!);
