@@ -16,6 +16,8 @@ export type { S3Options } from './store/s3.js';
 export { DirectoryStore } from './store/dir.js';
 export type { ObjectStore, ObjectWriter, ObjectInfo } from './store/types.js';
 export { readManifest } from './manifest/io.js';
+export { cleanup } from './maintenance/cleanup.js';
+export type { CleanupOptions, CleanupResult } from './maintenance/cleanup.js';
 export { MANIFEST_KEY, MANIFEST_VERSION } from './manifest/types.js';
 export type { Manifest, ManifestObject, ManifestTable, ManifestTableNode, RowChecksum } from './manifest/types.js';
 export type {

@@ -9,6 +9,7 @@ import type { FormatKind } from '../format/options.js';
 import { VERSION } from '../version.js';
 import { Reporter, type OutputMode } from './report.js';
 import { DEMO_ROWS, runDemo, type DemoOptions } from '../demo/demo.js';
+import { cmdCleanup } from './cleanup.js';
 
 /** Exit codes: 0 success, 1 operation failed, 2 usage error, 3 verify mismatch, 130 interrupted. */
 export const EXIT = { ok: 0, failed: 1, usage: 2, mismatch: 3, interrupted: 130 } as const;
@@ -19,6 +20,7 @@ Usage:
   segferry export (--source URL [--topology auto|postgres|fdw] | --topology FILE.json)
                   --table NAME [--table NAME ...] --to DEST [options]
   segferry plan   (same as export, prints the plan; = export --dry-run)
+  segferry cleanup --at DEST [--yes]   (leftovers of failed runs)
   segferry demo   [--rows N] [--to DIR] [--keep]   the whole job on throwaway clusters
   segferry --help | --version
 
@@ -58,6 +60,7 @@ const EXPORT_FLAGS = {
   replicated: { type: 'string', multiple: true },
   concurrency: { type: 'string', short: 'j' },
   overwrite: { type: 'boolean' },
+  resume: { type: 'boolean' },
   'dry-run': { type: 'boolean' },
   'no-checksums': { type: 'boolean' },
   header: { type: 'boolean' },
@@ -88,6 +91,7 @@ Options:
       --replicated NAME    treat NAME as replicated: exported from one node (repeatable)
   -j, --concurrency N      exporters at once (default: number of nodes)
       --overwrite          replace an existing export under DEST
+      --resume             continue an unfinished export under DEST (same options as the first run)
       --dry-run            print the plan as JSON and export nothing
       --no-checksums       skip the per-node row checksums that verify uses
   csv:  --header  --delimiter C  --null S  --quote C  --escape C
@@ -221,6 +225,7 @@ async function cmdExport(argv: string[], dryRunCommand: boolean, reporter: () =>
       to: v.to!,
       s3: s3FromFlags(v),
       overwrite: v.overwrite === true,
+      resume: v.resume === true,
       signal: ac.signal,
       onEvent: r.listener(),
     });
@@ -351,6 +356,8 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdExport(rest, false, reporter);
       case 'plan':
         return await cmdExport(rest, true, reporter);
+      case 'cleanup':
+        return await cmdCleanup(rest, S3_FLAGS, s3FromFlags);
       case 'demo':
         return await cmdDemo(rest, reporter);
       default:

@@ -16,6 +16,7 @@ import { runPool, throwIfAborted } from '../util/pool.js';
 import { VERSION } from '../version.js';
 import { planExport, segmentKey, type ExportPlan, type PlanOptions } from './plan.js';
 import { SegmentWriter } from './segmenter.js';
+import { CHECKPOINT_KEY, CheckpointWriter, planDigest, readCheckpoint, type Checkpoint } from './checkpoint.js';
 
 /** Options of {@link exportTables}. */
 export interface ExportOptions extends PlanOptions {
@@ -25,6 +26,13 @@ export interface ExportOptions extends PlanOptions {
   s3?: S3Options;
   /** Replace an existing export under the prefix (its manifest and segments are deleted first). */
   overwrite?: boolean;
+  /**
+   * Continue an unfinished export under the prefix: (table, node) units its checkpoint lists
+   * as stored are kept; every other unit is exported again from a clean point (its leftover
+   * objects are deleted first). The plan must be the same as the first run's. Resumed units
+   * read a newer snapshot than the kept ones.
+   */
+  resume?: boolean;
   /** Use this plan instead of planning again (e.g. after a `dryRun`). */
   plan?: ExportPlan;
   /** Cancel: exporters stop, unfinished uploads are aborted, no manifest is written. */
@@ -57,8 +65,6 @@ export function isSegferryKey(key: string): boolean {
   return key === MANIFEST_KEY || key === CHECKPOINT_KEY || /_segment\.\d+(\.segferry-partial-[0-9a-f]+)?$/.test(key);
 }
 
-/** Progress checkpoint of an unfinished export (see the resume docs). */
-export const CHECKPOINT_KEY = 'segferry-checkpoint.json';
 
 /**
  * Refuse a prefix that already holds an export, unless `overwrite`: then delete the old
@@ -74,8 +80,8 @@ export async function prepareDestination(store: ObjectStore, overwrite: boolean)
     throw new Err(
       hasManifest
         ? `${store.url} already holds an export (${MANIFEST_KEY} and ${existing.length - 1} other objects)`
-        : `${store.url} holds ${existing.length} segment objects of an unfinished export`,
-      { hint: 'choose an empty prefix, or pass overwrite (--overwrite) to replace what is there' },
+        : `${store.url} holds ${existing.length} objects of an unfinished export (no manifest)`,
+      { hint: hasManifest ? 'choose an empty prefix, or pass overwrite (--overwrite) to replace what is there' : 'continue it with resume (--resume), or pass overwrite (--overwrite) to start again' },
     );
   }
   if (existing.includes(MANIFEST_KEY)) await store.delete([MANIFEST_KEY]);
@@ -84,9 +90,10 @@ export async function prepareDestination(store: ObjectStore, overwrite: boolean)
 
 /** Order-independent row checksum query over the same rows the COPY reads. */
 export function checksumSQL(selectSQL: string): string {
+  // ROW(alias.*), not alias::text: a column with the alias's name would win over the row.
   return `SELECT count(*)::int8 AS rows,
-                 COALESCE(sum(('x' || substr(md5(t::text), 1, 15))::bit(60)::int8::numeric), 0)::text AS sum
-            FROM (${selectSQL}) t`;
+                 COALESCE(sum(('x' || substr(md5(ROW(_segferry_row.*)::text), 1, 15))::bit(60)::int8::numeric), 0)::text AS sum
+            FROM (${selectSQL}) _segferry_row`;
 }
 
 /** The SELECT one node runs for one relation. */
@@ -126,22 +133,65 @@ interface TableNodeResult {
 export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
   const t0 = Date.now();
   const emit = makeEmitter('export', opts.onEvent);
-  const store = typeof opts.to === 'string' ? openStore(opts.to, opts.s3) : opts.to;
+  const store = typeof opts.to === 'string'
+    ? openStore(opts.to, { ...opts.s3, onRetry: (i) => { opts.s3?.onRetry?.(i); emit({ type: 'retry', attempt: i.attempt, reason: `${i.operation}: ${i.reason}`, ...(i.key ? { key: i.key } : {}) }); } })
+    : opts.to;
   if (!store) throw new InvalidOptionError('no destination given');
   try {
     throwIfAborted(opts.signal);
     await store.check();
     const plan = opts.plan ?? (await planExport(opts));
-    await prepareDestination(store, opts.overwrite ?? false);
-    const createdAt = new Date().toISOString();
+    const digest = planDigest(plan);
+    let previous: Checkpoint | undefined;
+    if (opts.resume) {
+      if (await store.head(MANIFEST_KEY)) {
+        throw new PrefixNotEmptyError(`${store.url} already holds a finished export: nothing to resume`, {
+          hint: 'choose another prefix, or pass overwrite to replace it',
+        });
+      }
+      previous = await readCheckpoint(store);
+      if (previous && previous.planDigest !== digest) {
+        throw new InvalidOptionError(`the unfinished export under ${store.url} was planned differently (tables, nodes, columns, format, segment size or filter changed)`, {
+          hint: 'resume with the same options as the first run, or pass overwrite to start again',
+        });
+      }
+    } else {
+      await prepareDestination(store, opts.overwrite ?? false);
+    }
+    const createdAt = previous?.createdAt ?? new Date().toISOString();
+    const checkpoint = new CheckpointWriter(store, previous ?? {
+      kind: 'segferry-checkpoint', version: 1, planDigest: digest, createdAt, updatedAt: createdAt, units: [],
+    });
+    const done = new Set(checkpoint.units.map((u) => `${u.table}\0${u.node}`));
 
     const work = new Map<string, NodeWork>();
     for (const n of plan.nodes) work.set(n.name, { node: n, items: [] });
+    const results: TableNodeResult[] = [];
+    const stale: string[] = [];
     for (const t of plan.tables) {
       const byNode = new Map<string, RelationRead[]>();
       for (const r of t.reads) byNode.set(r.node, [...(byNode.get(r.node) ?? []), r]);
-      for (const [node, reads] of byNode) work.get(node)!.items.push({ table: t, reads });
+      for (const [node, reads] of byNode) {
+        const u = done.has(`${displayName(t.table)}\0${node}`)
+          ? checkpoint.units.find((x) => x.table === displayName(t.table) && x.node === node)
+          : undefined;
+        if (u) {
+          const kept: TableNodeResult = { table: t, node, objects: u.objects, rows: u.rows, bytes: u.bytes };
+          if (u.checksum) kept.checksum = u.checksum;
+          results.push(kept);
+          continue;
+        }
+        work.get(node)!.items.push({ table: t, reads });
+        if (opts.resume) stale.push(segmentKey(t.objectName, node, 0).replace(/0$/, ''));
+      }
     }
+    if (stale.length > 0) {
+      // A clean point for every unit that is redone: delete whatever it left behind.
+      const del: string[] = [];
+      for await (const o of store.list('')) if (stale.some((p) => o.key.startsWith(p) && /^\d+(\.segferry-partial-[0-9a-f]+)?$/.test(o.key.slice(p.length)))) del.push(o.key);
+      await store.delete(del);
+    }
+    await checkpoint.save();
     emit({
       type: 'start',
       tables: plan.tables.map((t) => displayName(t.table)),
@@ -149,15 +199,24 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
       estimatedBytes: plan.tables.reduce((a, t) => a + t.estimatedBytes, 0),
     });
 
-    const results: TableNodeResult[] = [];
     const summaries: NodeSummary[] = [];
-    const tableLeft = new Map(plan.tables.map((t) => [displayName(t.table), new Set(t.reads.map((r) => r.node))]));
+    const tableLeft = new Map<string, Set<string>>();
+    for (const w of work.values()) {
+      for (const it of w.items) {
+        const k = displayName(it.table.table);
+        tableLeft.set(k, (tableLeft.get(k) ?? new Set()).add(w.node.name));
+      }
+    }
     await runPool(
       [...work.values()].filter((w) => w.items.length > 0),
       opts.concurrency ?? plan.concurrency,
       async (w, signal) => {
         const started = Date.now();
-        const res = await exportNode(w, plan, store, signal, emit);
+        const res = await exportNode(w, plan, store, signal, emit, (r) => {
+          const u: Parameters<CheckpointWriter['record']>[0] = { table: displayName(r.table.table), node: r.node, objects: r.objects, rows: r.rows, bytes: r.bytes };
+          if (r.checksum) u.checksum = r.checksum;
+          return checkpoint.record(u);
+        });
         results.push(...res);
         const s: NodeSummary = {
           node: w.node.name,
@@ -191,6 +250,7 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
     throwIfAborted(opts.signal);
     // The commit point: written only after every object is stored.
     await store.putBytes(MANIFEST_KEY, serializeManifest(manifest));
+    await store.delete([CHECKPOINT_KEY]).catch(() => {});
     const elapsedMs = Date.now() - t0;
     emit({
       type: 'done',
@@ -273,6 +333,7 @@ async function exportNode(
   store: ObjectStore,
   signal: AbortSignal,
   emit: ReturnType<typeof makeEmitter>,
+  onUnitDone: (r: TableNodeResult) => Promise<void>,
 ): Promise<TableNodeResult[]> {
   const node = w.node.name;
   const endpoint = describeEndpoint(w.node.endpoint);
@@ -298,29 +359,33 @@ async function exportNode(
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY').catch((e) => { throw fail(e, 'begin'); });
     await applySettings(client, plan.sessionSettings).catch((e) => { throw fail(e, 'set session'); });
 
-    let checksums: Promise<RowChecksum[]> | undefined;
+    // Checksums run in a second session sharing this snapshot, one item after another, while
+    // the COPYs stream; item i's promise settles when its scan is done.
+    let checksums: Promise<RowChecksum>[] | undefined;
     if (plan.checksums) {
       const snap = (await client.query<{ s: string }>('SELECT pg_export_snapshot() AS s').catch((e) => { throw fail(e, 'export snapshot'); })).rows[0]!.s;
       ck = await connect(w.node.endpoint, { node, applicationName: 'segferry checksum' }).catch((e) => { throw fail(e, 'connect'); });
       const c = ck;
-      checksums = (async () => {
+      const ready = (async () => {
         await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
         await c.query(`SET TRANSACTION SNAPSHOT ${quoteLiteral(snap)}`);
         await applySettings(c, plan.sessionSettings);
-        const out: RowChecksum[] = [];
-        for (const item of w.items) {
+      })();
+      let prev: Promise<unknown> = ready;
+      checksums = w.items.map((item) => {
+        const p = prev.then(async () => {
           let acc: RowChecksum = { rows: 0, sum: '0' };
           for (const r of item.reads) {
             const row = (await c.query<{ rows: string; sum: string }>(checksumSQL(selectSQL(r, item.table, plan.filter)))).rows[0]!;
             acc = addChecksums(acc, { rows: Number(row.rows), sum: row.sum });
           }
-          out.push(acc);
-        }
-        await c.query('COMMIT');
-        return out;
-      })();
-      // Failures surface when awaited below; never leave a rejection unhandled meanwhile.
-      checksums.catch(() => {});
+          return acc;
+        });
+        prev = p;
+        // Failures surface when awaited below; never leave a rejection unhandled meanwhile.
+        p.catch(() => {});
+        return p;
+      });
     }
 
     const results: TableNodeResult[] = [];
@@ -372,16 +437,17 @@ async function exportNode(
       writer = undefined;
       nodeBytes += sw.totalBytes;
       nodeRows += sw.totalRows;
-      results.push({ table: t, node, objects, rows: sw.totalRows, bytes: sw.totalBytes });
-    }
-    if (checksums) {
-      const cks = await checksums.catch((e) => { throw fail(e, 'checksum'); });
-      cks.forEach((c, i) => {
-        results[i]!.checksum = c;
-        if (c.rows !== results[i]!.rows) {
-          throw new SegferryError('ERR_ROW_COUNT_MISMATCH', `table ${displayName(results[i]!.table.table)} on node ${node}: COPY sent ${results[i]!.rows} rows but the checksum scan counted ${c.rows} in the same snapshot`, { node, table: displayName(results[i]!.table.table) });
+      const res: TableNodeResult = { table: t, node, objects, rows: sw.totalRows, bytes: sw.totalBytes };
+      const ckp = checksums?.[w.items.indexOf(item)];
+      if (ckp) {
+        const c = await ckp.catch((e) => { throw fail(e, 'checksum'); });
+        if (c.rows !== res.rows) {
+          throw new SegferryError('ERR_ROW_COUNT_MISMATCH', `table ${current} on node ${node}: COPY sent ${res.rows} rows but the checksum scan counted ${c.rows} in the same snapshot`, { node, table: current });
         }
-      });
+        res.checksum = c;
+      }
+      results.push(res);
+      await onUnitDone(res);
     }
     await client.query('COMMIT').catch((e) => { throw fail(e, 'commit'); });
     return results;

@@ -109,7 +109,16 @@ export async function planExport(opts: PlanOptions): Promise<ExportPlan> {
     for (const b of perNode.values()) expected += Math.max(1, Math.ceil(b / segmentSize));
     return { ...t, objectName: names[i]!, estimatedBytes: est, expectedSegments: expected };
   });
+  const stems = new Map<string, string>();
   for (const t of tables) {
+    for (const node of new Set(t.reads.map((r) => r.node))) {
+      const stem = segmentKey(t.objectName, node, 0);
+      const other = stems.get(stem);
+      if (other !== undefined && other !== displayName(t.table)) {
+        throw new InvalidOptionError(`tables ${other} and ${displayName(t.table)} would write the same object names (${stem}): node names with underscores make them ambiguous; export them separately`);
+      }
+      stems.set(stem, displayName(t.table));
+    }
     if (t.columns.length === 0) throw new InvalidOptionError(`table ${displayName(t.table)} has no columns to export`);
   }
   const plan: ExportPlan = {

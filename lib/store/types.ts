@@ -47,4 +47,8 @@ export interface ObjectStore {
   delete(keys: string[]): Promise<void>;
   /** Release clients and sockets. */
   close(): void;
+  /** Open multipart uploads under the root (S3 only; throws where the store cannot list them). */
+  listUploads?(): Promise<{ key: string; uploadId: string; initiated?: string }[]>;
+  /** Abort one multipart upload (S3 only). */
+  abortUpload?(key: string, uploadId: string): Promise<void>;
 }

@@ -1,0 +1,93 @@
+import { createHash } from 'node:crypto';
+import { ManifestInvalidError } from '../errors.js';
+import type { ManifestObject, RowChecksum } from '../manifest/types.js';
+import { displayName } from '../pg/sql.js';
+import type { ObjectStore } from '../store/types.js';
+import type { ExportPlan } from './plan.js';
+
+/** Key of the progress checkpoint of an export under way (removed once the manifest exists). */
+export const CHECKPOINT_KEY = 'segferry-checkpoint.json';
+
+/** One finished (table, node) unit: all its objects are stored. */
+export interface CheckpointUnit {
+  table: string;
+  node: string;
+  objects: ManifestObject[];
+  rows: number;
+  bytes: number;
+  checksum?: RowChecksum;
+}
+
+/** Durable list of finished units; `--resume` keeps them and redoes the rest. */
+export interface Checkpoint {
+  kind: 'segferry-checkpoint';
+  version: 1;
+  /** Digest of what the export reads and how it writes: a resume must plan the same. */
+  planDigest: string;
+  createdAt: string;
+  updatedAt: string;
+  units: CheckpointUnit[];
+}
+
+/** Digest of the parts of a plan that decide the objects' content (not size estimates). */
+export function planDigest(plan: ExportPlan): string {
+  const essence = {
+    format: plan.format,
+    segmentSize: plan.segmentSize,
+    filter: plan.filter,
+    settings: plan.sessionSettings,
+    checksums: plan.checksums,
+    tables: plan.tables.map((t) => ({
+      table: displayName(t.table),
+      objectName: t.objectName,
+      columns: t.columns.map((c) => [c.name, c.type]),
+      reads: t.reads.map((r) => [r.node, displayName(r.relation), r.columns ?? null]),
+    })),
+  };
+  return createHash('sha256').update(JSON.stringify(essence)).digest('hex');
+}
+
+/** Read the checkpoint under a store's root, if any. */
+export async function readCheckpoint(store: ObjectStore): Promise<Checkpoint | undefined> {
+  const b = await store.getBytes(CHECKPOINT_KEY);
+  if (!b) return undefined;
+  try {
+    const c = JSON.parse(b.toString('utf8')) as Checkpoint;
+    if (c.kind !== 'segferry-checkpoint' || c.version !== 1 || !Array.isArray(c.units)) throw new Error('not a checkpoint');
+    return c;
+  } catch (e) {
+    throw new ManifestInvalidError(`${store.url}${CHECKPOINT_KEY} is not a readable segferry checkpoint`, { key: CHECKPOINT_KEY, cause: e });
+  }
+}
+
+/** Serialises checkpoint writes: each `record` stores the whole list after adding a unit. */
+export class CheckpointWriter {
+  readonly #store: ObjectStore;
+  readonly #cp: Checkpoint;
+  #chain: Promise<void> = Promise.resolve();
+
+  constructor(store: ObjectStore, cp: Checkpoint) {
+    this.#store = store;
+    this.#cp = cp;
+  }
+
+  get units(): readonly CheckpointUnit[] {
+    return this.#cp.units;
+  }
+
+  /** Store the checkpoint as it is now. */
+  save(): Promise<void> {
+    const next = this.#chain.then(() => {
+      this.#cp.updatedAt = new Date().toISOString();
+      return this.#store.putBytes(CHECKPOINT_KEY, JSON.stringify(this.#cp) + '\n');
+    });
+    this.#chain = next.catch(() => {});
+    return next;
+  }
+
+  /** Add a finished unit and store the checkpoint. */
+  record(u: CheckpointUnit): Promise<void> {
+    this.#cp.units.push(u);
+    return this.save();
+  }
+}
