@@ -35,10 +35,11 @@ function prng(seed: number): () => number {
 /**
  * Start a proxy on 127.0.0.1 forwarding to `target` (an http://127.0.0.1 URL). For a share
  * `rate` of requests it answers 503 SlowDown, 500 InternalError, drops the connection before
- * answering, or delays the request by up to 300 ms (a quarter each). Request bodies of failed
+ * answering, or delays the request by up to 300 ms (a quarter each). `methods` limits faults to
+ * those HTTP methods (e.g. PUT: uploads only). Request bodies of failed
  * requests are drained first, as a real server would read them.
  */
-export async function startFaultyProxy(target: string, opts: { rate?: number; seed?: number } = {}): Promise<FaultyProxy> {
+export async function startFaultyProxy(target: string, opts: { rate?: number; seed?: number; methods?: string[] } = {}): Promise<FaultyProxy> {
   const t = new URL(target);
   if (t.hostname !== '127.0.0.1' && t.hostname !== 'localhost') throw new Error('the faulty proxy only forwards to loopback');
   let rate = opts.rate ?? 0.05;
@@ -64,7 +65,7 @@ export async function startFaultyProxy(target: string, opts: { rate?: number; se
   const server = http.createServer((req, res) => {
     stats.requests++;
     const r = rnd();
-    if (r >= rate) return forward(req, res);
+    if (r >= rate || (opts.methods && !opts.methods.includes(req.method ?? ''))) return forward(req, res);
     const kind = Math.floor((r / rate) * 4);
     const drain = (then: () => void) => {
       req.resume();
