@@ -61,6 +61,16 @@ describe('ProgressModel', () => {
     expect(s.elapsedMs).toBe(1200);
   });
 
+  it('takes per-node estimates from the start event (export: a guide, not exact)', () => {
+    const m = new ProgressModel(() => 0);
+    m.apply(ev({ type: 'start', tables: ['t'], nodes: ['dn1', 'dn2'], estimatedBytes: 400, nodeBytes: { dn1: 100, dn2: 300 } }));
+    m.apply(ev({ type: 'progress', node: 'dn1', table: 't', segment: 0, bytes: 50, rows: 1 }));
+    const s = m.snapshot();
+    expect(s.exact).toBe(false);
+    expect(s.nodes.map((n) => n.expectedBytes)).toEqual([100, 300]);
+    expect(ttyLines(s).nodes[0]).toMatch(/ 50%/);
+  });
+
   it('uses per-node expectations when given (exact sizes from a manifest)', () => {
     const m = new ProgressModel(() => 0);
     m.expect({ dn1: 200, dn2: 200 }, true);

@@ -2,7 +2,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { InvalidOptionError, SegferryError, redact } from '../errors.js';
 import { exportTables } from '../export/export.js';
-import { planExport, type ExportPlan, type PlanOptions } from '../export/plan.js';
+import { planExport, type PlanOptions } from '../export/plan.js';
 import type { StaticTopology } from '../topology/discover.js';
 import type { S3Options } from '../store/s3.js';
 import type { FormatKind } from '../format/options.js';
@@ -170,12 +170,6 @@ export function mode(v: Record<string, unknown>): OutputMode {
   return process.stderr.isTTY && process.env.TERM !== 'dumb' ? 'tty' : 'plain';
 }
 
-/** Estimated bytes per node of a plan, for percentages and ETA. */
-export function planEstimates(plan: ExportPlan): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const t of plan.tables) for (const r of t.reads) out[r.node] = (out[r.node] ?? 0) + r.estimatedBytes;
-  return out;
-}
 
 async function cmdExport(argv: string[], dryRunCommand: boolean, reporter: () => Reporter): Promise<number> {
   const { values: v } = parseArgs({ args: argv, options: EXPORT_FLAGS, allowPositionals: false, strict: true });
@@ -206,14 +200,12 @@ async function cmdExport(argv: string[], dryRunCommand: boolean, reporter: () =>
   const conc = parseCount(v.concurrency, '--concurrency');
   if (conc !== undefined) opts.concurrency = conc;
   if (v['no-checksums']) opts.checksums = false;
-  const dry = dryRunCommand || v['dry-run'] === true;
-  if (!dry && !v.to) throw new InvalidOptionError('give --to DEST (s3://bucket/prefix or a directory)');
-  const plan = await planExport(opts);
-  if (dry) {
+  if (dryRunCommand || v['dry-run']) {
+    const plan = await planExport(opts);
     process.stdout.write(redact(JSON.stringify(plan, null, 2)) + '\n');
     return EXIT.ok;
   }
-  r.expect(planEstimates(plan));
+  if (!v.to) throw new InvalidOptionError('give --to DEST (s3://bucket/prefix or a directory)');
   const ac = new AbortController();
   const onSig = () => ac.abort(new SegferryError('ERR_ABORTED', 'interrupted'));
   process.once('SIGINT', onSig);
@@ -221,8 +213,7 @@ async function cmdExport(argv: string[], dryRunCommand: boolean, reporter: () =>
   try {
     const res = await exportTables({
       ...opts,
-      plan,
-      to: v.to!,
+      to: v.to,
       s3: s3FromFlags(v),
       overwrite: v.overwrite === true,
       resume: v.resume === true,
@@ -330,9 +321,6 @@ async function cmdDemo(argv: string[], reporter: () => Reporter): Promise<number
 
 /** CLI entry point; returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
-  // The pinned AWS SDK warns on every run that its future releases need Node 22: noise in a CLI
-  // whose dependency versions are fixed. Set the variable to "false" to see it.
-  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   // A closed pipe (`segferry export --json | head`) must not crash the run: stop writing.
   for (const s of [process.stdout, process.stderr]) {
     s.on('error', (e: NodeJS.ErrnoException) => { if (e.code !== 'EPIPE' && e.code !== 'ERR_STREAM_DESTROYED') throw e; });

@@ -102,6 +102,7 @@ export class ProgressModel {
         this.#done = false;
         this.#tablesTotal = e.tables.length;
         this.#tablesDone = 0;
+        if (e.nodeBytes && this.#nodeExpect.size === 0) this.expect(e.nodeBytes, e.operation !== 'export');
         if (this.#nodeExpect.size === 0 && e.estimatedBytes > 0) this.#expected = e.estimatedBytes;
         for (const n of e.nodes) this.#node(n);
         break;
