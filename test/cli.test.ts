@@ -17,6 +17,7 @@ const ESC = '\x1b';
 const STACK_LINE = /^\s+at .+\(?.*:\d+:\d+\)?$/m;
 
 let fdw: SourceCluster;
+let dst: SourceCluster;
 let s3: S3Harness;
 const dirs: string[] = [];
 
@@ -28,11 +29,11 @@ async function tmp(): Promise<string> {
 
 beforeAll(async () => {
   ensureBuilt();
-  [fdw, s3] = await Promise.all([startFdwCluster({ rows: ROWS }), startS3()]);
+  [fdw, dst, s3] = await Promise.all([startFdwCluster({ rows: ROWS }), startFdwCluster({ withData: false }), startS3()]);
 });
 
 afterAll(async () => {
-  await Promise.allSettled([fdw?.destroy(), s3?.stop()]);
+  await Promise.allSettled([fdw?.destroy(), dst?.destroy(), s3?.stop()]);
   for (const d of dirs) await rm(d, { recursive: true, force: true });
 });
 
@@ -51,7 +52,7 @@ function source(): string {
 
 /** Every secret the tests handed the CLI: none may appear in its output. */
 function secrets(): string[] {
-  return [fdw.coordinator.password, ...fdw.nodes.map((n) => n.password)];
+  return [fdw, dst].flatMap((c) => (c ? [c.coordinator.password, ...c.nodes.map((n) => n.password)] : []));
 }
 
 function expectNoSecrets(r: CliResult, extra: string[] = []): void {
@@ -150,6 +151,51 @@ describe('export through the CLI', () => {
   });
 });
 
+describe('export → import → verify through the CLI', () => {
+  it('moves the tables to an empty cluster of the same layout: exit codes 0, summaries equal the manifest, verify matches', async () => {
+    const bucket = await s3.newBucket();
+    const to = `s3://${bucket}/roundtrip`;
+    const s3flags = ['--s3-endpoint', s3.endpoint, '--s3-path-style', '--s3-checksum', 'WHEN_REQUIRED'];
+    const exp = await runCli(['export', '--source', source(), '--table', fdw.distributed, '--table', fdw.replicated, '--replicated', fdw.replicated, '--to', to, '--segment-size', '256KiB', ...s3flags], { env: awsEnv() });
+    expect(exp.code, exp.stderr).toBe(0);
+    const m = JSON.parse((await s3.getObject(bucket, 'roundtrip/manifest.json')).toString('utf8')) as Manifest;
+
+    const target = dst.coordinator.url(dst.database);
+    const imp = await runCli(['import', '--from', to, '--target', target, ...s3flags], { env: awsEnv() });
+    expect(imp.code, imp.stderr).toBe(0);
+    expect(imp.stdout + imp.stderr).not.toContain(ESC);
+    const sum = parseSummary(imp.stdout);
+    expect(sum.tables).toEqual([2, 2]);
+    expect(sum.objects).toBe(m.objects.length);
+    expect(sum.rows).toBe(m.tables.reduce((a, t) => a + t.rows, 0));
+    expect(sum.bytes).toBe(m.objects.reduce((a, o) => a + o.bytes, 0));
+    expect(imp.stdout).toMatch(/^ {2}table {5}public\.orders via direct: /m);
+
+    const ver = await runCli(['verify', '--from', to, '--target', target, ...s3flags], { env: awsEnv() });
+    expect(ver.code, ver.stderr).toBe(0);
+    expect(ver.stdout).toMatch(/^ {2}match\s+public\.orders$/m);
+    expect(ver.stdout).toContain(`${ROWS} rows, checksum ${m.tables[0]!.checksum!.sum}`);
+    expect(ver.stdout).toMatch(/^All compared tables match\.$/m);
+
+    // Run again: everything is in the ledger, nothing is loaded twice; --json ends with done.
+    const again = await runCli(['import', '--from', to, '--target', target, '--json', ...s3flags], { env: awsEnv() });
+    expect(again.code, again.stderr).toBe(0);
+    const events = again.stdout.trimEnd().split('\n').map((l) => JSON.parse(l) as SegferryEvent);
+    const done = events[events.length - 1]!;
+    expect(done).toMatchObject({ type: 'done', operation: 'import', objects: 0, skipped: m.objects.length });
+
+    // A lost row: verify says which table, exit 3.
+    await dst.nodes[1]!.query(`DELETE FROM ${fdw.distributed} WHERE id IN (SELECT id FROM ${fdw.distributed} LIMIT 3)`, [], dst.database);
+    const bad = await runCli(['verify', '--from', to, '--target', target, ...s3flags], { env: awsEnv() });
+    expect(bad.code).toBe(3);
+    expect(bad.stdout).toMatch(/^ {2}MISMATCH\s+public\.orders$/m);
+    expectOneErrorLine(bad, 'ERR_VERIFY_MISMATCH');
+    expectNoSecrets(exp);
+    expectNoSecrets(imp);
+    expectNoSecrets(ver);
+  });
+});
+
 describe('errors through the CLI', () => {
   it('wrong password: exit 1, one ERR_AUTH line with a hint, no stack, the password nowhere', async () => {
     const wrong = 'Wr0ng-Pa55word-for-cli-test';
@@ -222,7 +268,7 @@ describe('errors through the CLI', () => {
     expect(r.stderr).toMatch(/^segferry: error ERR_INVALID_OPTION: .*--table/m);
     const unknown = await runCli(['export', '--no-such-flag']);
     expect(unknown.code).toBe(2);
-    for (const cmd of ['export', 'plan', 'demo', 'cleanup']) {
+    for (const cmd of ['export', 'plan', 'import', 'verify', 'demo', 'cleanup']) {
       const h = await runCli([cmd, '--help']);
       expect(h.code, cmd).toBe(0);
       expect(h.stdout, cmd).toMatch(/Examples?:/);

@@ -57,7 +57,11 @@ describe('segferry demo', () => {
     expect(sum.tables).toEqual([2, 2]);
     expect(sum.rows).toBe(20000 + 2000);
     expect([...sum.nodes.keys()].sort()).toEqual(['dn1', 'dn2', 'dn3']);
-    expect(r.stderr).toMatch(/^demo: .*finished in [\d.]+ s, everything removed/m);
+    expect(r.stdout).toMatch(/^Import complete: /m);
+    expect(r.stdout).toMatch(/^ {2}match\s+public\.orders$/m);
+    expect(r.stdout).toMatch(/^ {4}dn3\s+2000 rows, checksum \d+$/m);
+    expect(r.stdout).toMatch(/^All compared tables match\.$/m);
+    expect(r.stderr).toMatch(/^demo: verify OK, finished in [\d.]+ s, everything removed/m);
     expectCleanedUp(r);
   });
 
@@ -68,7 +72,9 @@ describe('segferry demo', () => {
     expect(r.code, r.stderr).toBe(0);
     const events = r.stdout.trimEnd().split('\n').map((l) => JSON.parse(l) as { type: string; operation?: string; message?: string; step?: string });
     expect(events.some((e) => e.type === 'done' && e.operation === 'export')).toBe(true);
-    expect(events[events.length - 1]).toMatchObject({ type: 'note', step: 'end' });
+    expect(events.some((e) => e.type === 'done' && e.operation === 'import')).toBe(true);
+    expect(events.find((e) => e.type === 'verify')).toMatchObject({ ok: true });
+    expect(events[events.length - 1]).toMatchObject({ type: 'note', step: 'end', verified: true });
     const m = JSON.parse(await readFile(join(to, 'out', 'manifest.json'), 'utf8')) as Manifest;
     expect(m.format.kind).toBe('csv');
     expect(m.tables.map((t) => [t.name, t.rows])).toEqual([['orders', 5000], ['products', 2000]]);
@@ -115,6 +121,7 @@ describe('segferry demo', () => {
     expect(r.code, r.stderr).toBe(0);
     const sum = parseSummary(r.stdout);
     expect(sum.rows).toBe(1_000_000 + 2000);
+    expect(r.stderr).toMatch(/^demo: verify OK, /m);
     expectCleanedUp(r);
   }, 320_000);
 });

@@ -7,9 +7,10 @@ import type { StaticTopology } from '../topology/discover.js';
 import type { S3Options } from '../store/s3.js';
 import type { FormatKind } from '../format/options.js';
 import { VERSION } from '../version.js';
-import { Reporter, type OutputMode } from './report.js';
+import { Reporter, outputMode } from './report.js';
 import { DEMO_ROWS, runDemo, type DemoOptions } from '../demo/demo.js';
 import { cmdCleanup } from './cleanup.js';
+import { cmdImport, cmdVerify, type CliShared } from './import.js';
 
 /** Exit codes: 0 success, 1 operation failed, 2 usage error, 3 verify mismatch, 130 interrupted. */
 export const EXIT = { ok: 0, failed: 1, usage: 2, mismatch: 3, interrupted: 130 } as const;
@@ -20,6 +21,10 @@ Usage:
   segferry export (--source URL [--topology auto|postgres|fdw] | --topology FILE.json)
                   --table NAME [--table NAME ...] --to DEST [options]
   segferry plan   (same as export, prints the plan; = export --dry-run)
+  segferry import --from DEST (--target URL | --topology FILE.json) [--table NAME ...]
+                  [--route auto|coordinator|direct] [--concurrency N] [--truncate] [--create]
+                  [--analyze] [--force] [--verify] [--dry-run]
+  segferry verify --from DEST (--target URL | --topology FILE.json)
   segferry cleanup --at DEST [--yes]   (leftovers of failed runs)
   segferry demo   [--rows N] [--to DIR] [--keep]   the whole job on throwaway clusters
   segferry --help | --version
@@ -163,12 +168,7 @@ export function topologyFromFlag(t: string | undefined): PlanOptions['topology']
   }
 }
 
-/** Output mode from flags and the terminal: live lines only on a real terminal. */
-export function mode(v: Record<string, unknown>): OutputMode {
-  if (v.json) return 'json';
-  if (v.quiet) return 'quiet';
-  return process.stderr.isTTY && process.env.TERM !== 'dumb' ? 'tty' : 'plain';
-}
+const mode = outputMode;
 
 
 async function cmdExport(argv: string[], dryRunCommand: boolean, reporter: () => Reporter): Promise<number> {
@@ -319,6 +319,10 @@ async function cmdDemo(argv: string[], reporter: () => Reporter): Promise<number
   }
 }
 
+function cliShared(reporter: () => Reporter): CliShared {
+  return { s3Flags: S3_FLAGS, s3FromFlags, topologyFromFlag, reporter };
+}
+
 /** CLI entry point; returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
   // A closed pipe (`segferry export --json | head`) must not crash the run: stop writing.
@@ -344,6 +348,10 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdExport(rest, false, reporter);
       case 'plan':
         return await cmdExport(rest, true, reporter);
+      case 'import':
+        return await cmdImport(rest, cliShared(reporter));
+      case 'verify':
+        return await cmdVerify(rest, cliShared(reporter));
       case 'cleanup':
         return await cmdCleanup(rest, S3_FLAGS, s3FromFlags);
       case 'demo':

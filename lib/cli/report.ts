@@ -2,6 +2,8 @@ import cliProgress from 'cli-progress';
 import { SegferryError, redact } from '../errors.js';
 import type { EventListener, SegferryEvent } from '../events.js';
 import type { ExportResult } from '../export/export.js';
+import type { ImportResult } from '../import/import.js';
+import type { VerifyResult } from '../import/verify.js';
 import {
   ProgressModel,
   formatBytes,
@@ -17,6 +19,13 @@ export { formatBytes } from './progress.js';
 
 /** How the CLI talks: live TTY lines, plain log lines, JSON events, or nothing but errors. */
 export type OutputMode = 'tty' | 'plain' | 'json' | 'quiet';
+
+/** Output mode from flags and the terminal: live lines only on a real terminal. */
+export function outputMode(v: { json?: unknown; quiet?: unknown }): OutputMode {
+  if (v.json) return 'json';
+  if (v.quiet) return 'quiet';
+  return process.stderr.isTTY && process.env.TERM !== 'dumb' ? 'tty' : 'plain';
+}
 
 /** Figures of a finished operation, as the summary prints them. */
 export interface Summary {
@@ -96,6 +105,51 @@ export function exportSummaryOf(r: ExportResult): Summary {
     elapsedMs: r.elapsedMs,
     nodes: r.nodes,
   };
+}
+
+/** The summary of an import. */
+export function importSummaryOf(r: ImportResult): Summary {
+  const notes = r.tables.map((t) => {
+    const extra = [
+      t.created.length > 0 ? `created on ${t.created.join(', ')}` : '',
+      t.truncated ? 'truncated first' : '',
+      t.analyzed ? 'analyzed' : '',
+    ].filter(Boolean).join(', ');
+    return `  table     ${printable(t.table)} via ${t.route}: ${t.loaded} loaded, ${t.skipped} skipped, ${t.rows} rows${extra ? ` (${extra})` : ''}`;
+  });
+  const s: Summary = {
+    operation: 'import',
+    title: `Import complete: ${r.location} (import id ${r.importId})`,
+    tablesDone: r.tables.length,
+    tablesTotal: r.plan.tables.length,
+    objects: r.loaded,
+    rows: r.rows,
+    bytes: r.bytes,
+    elapsedMs: r.elapsedMs,
+    nodes: r.nodes.map((n) => ({ node: n.node, objects: n.objects, rows: n.rows, bytes: n.bytes, elapsedMs: n.elapsedMs })),
+    notes: [...notes, ...r.notes.map((n) => `  note      ${n}`)],
+  };
+  if (r.skipped > 0) s.skipped = r.skipped;
+  return s;
+}
+
+/** The verify report's lines: per table, match or mismatch with both figures. */
+export function verifyLines(v: VerifyResult): string[] {
+  const fig = (f: { rows: number; sum?: string } | undefined) => (f ? `${f.rows} rows, checksum ${f.sum ?? '(none)'}` : '(nothing recorded)');
+  const lines = [`Verify ${v.location}:`];
+  for (const t of v.tables) {
+    const word = t.match === true ? 'match' : t.match === false ? 'MISMATCH' : 'not compared';
+    lines.push(`  ${word.padEnd(12)} ${printable(t.table)}`);
+    lines.push(`    source       ${fig(t.source)}`);
+    if (t.replicatedPerNode && t.nodes) {
+      for (const n of t.nodes) lines.push(`    ${printable(n.node).padEnd(12)} ${fig(n)}${n.match === false ? '  <- differs' : ''}`);
+    } else {
+      lines.push(`    destination  ${fig(t.destination)}`);
+    }
+    if (t.note) lines.push(`    note: ${t.note}`);
+  }
+  lines.push(v.ok ? 'All compared tables match.' : 'Some tables differ.');
+  return lines;
 }
 
 const BAR_WIDTH = 20;
@@ -310,11 +364,13 @@ export class Reporter {
     } else if (e.type === 'node-done') {
       this.#err(`${e.operation}: node ${e.node} done: ${e.objects} objects, ${e.rows} rows, ${formatBytes(e.bytes)} in ${(e.elapsedMs / 1000).toFixed(1)} s\n`);
     } else if (e.type === 'table-done') {
-      this.#err(`${e.operation}: table ${e.table} done: ${e.objects} objects, ${e.rows} rows, ${formatBytes(e.bytes)}\n`);
+      const figs = e.operation === 'verify' ? `${e.rows} rows` : `${e.objects} objects, ${e.rows} rows, ${formatBytes(e.bytes)}`;
+      this.#err(`${e.operation}: table ${e.table} done: ${figs}\n`);
     } else if (e.type === 'retry') {
       this.#err(`${e.operation}: retry ${e.attempt}${e.node ? ` on ${e.node}` : ''}${e.key ? ` ${e.key}` : ''}: ${e.reason}\n`);
     } else if (e.type === 'done') {
-      this.#err(`${e.operation}: done: ${e.tables} tables, ${e.objects} objects, ${e.rows} rows, ${formatBytes(e.bytes)} in ${(e.elapsedMs / 1000).toFixed(1)} s\n`);
+      const figs = e.operation === 'verify' ? `${e.rows} rows` : `${e.objects} objects${e.skipped ? ` (+${e.skipped} skipped)` : ''}, ${e.rows} rows, ${formatBytes(e.bytes)}`;
+      this.#err(`${e.operation}: done: ${e.tables} tables, ${figs} in ${(e.elapsedMs / 1000).toFixed(1)} s\n`);
     }
   }
 
@@ -346,6 +402,22 @@ export class Reporter {
   stop(): void {
     this.#tty?.stop();
     this.#tty = undefined;
+  }
+
+  /** Summary of an import (per-table lines and notes follow the figures). */
+  importSummary(r: ImportResult): void {
+    this.summary(importSummaryOf(r));
+  }
+
+  /** Per table: match or mismatch with both figures (stdout; one JSON line with --json). */
+  verifyReport(v: VerifyResult): void {
+    this.stop();
+    if (this.mode === 'json') {
+      this.#out(JSON.stringify({ type: 'verify', at: new Date().toISOString(), ...v }) + '\n');
+      return;
+    }
+    if (this.mode === 'quiet' && v.ok) return;
+    this.#out(verifyLines(v).join('\n') + '\n');
   }
 
   /**

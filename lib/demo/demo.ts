@@ -7,10 +7,12 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { AbortedError, SegferryError } from '../errors.js';
+import { AbortedError, SegferryError, VerifyMismatchError } from '../errors.js';
 import type { EventListener } from '../events.js';
 import { exportTables, type ExportResult } from '../export/export.js';
 import type { FormatKind } from '../format/options.js';
+import { importTables, type ImportResult } from '../import/import.js';
+import { verifyImport, type VerifyResult } from '../import/verify.js';
 import type { S3Options } from '../store/s3.js';
 import { PgServers, type PgServer } from './cluster.js';
 import { DEMO_DB, createFdwCluster } from './data.js';
@@ -31,6 +33,10 @@ export interface DemoUI {
   listener(): EventListener;
   /** Summary of a finished export. */
   exportSummary(r: ExportResult): void;
+  /** Summary of a finished import. */
+  importSummary(r: ImportResult): void;
+  /** Verify results. */
+  verifyReport(v: VerifyResult): void;
 }
 
 /** Options of {@link runDemo}. */
@@ -53,7 +59,8 @@ export interface DemoOptions {
 export interface DemoResult {
   location: string;
   export: ExportResult;
-  /** True when the import and verify steps ran and matched. */
+  import: ImportResult;
+  /** True when every table matched (a mismatch throws ERR_VERIFY_MISMATCH instead). */
   verified: boolean;
   elapsedMs: number;
   /** With `keep`: how to reach what is still running. */
@@ -154,15 +161,49 @@ export async function runDemo(ui: DemoUI, opts: DemoOptions = {}): Promise<DemoR
       onEvent: ui.listener(),
     });
     ui.exportSummary(exp);
+    check();
 
-    // Import and verify arrive with the import module; until then the demo ends here.
-    const verified = false;
-    ui.note(
-      `demo: next: segferry import --from ${to} --to ${dst[0].host}:${dst[0].port}/${DEMO_DB}, then segferry verify (import is not in this build yet)`,
-      { step: 'next' },
-    );
+    // Import node-direct: the destination's foreign servers are named like the source's nodes,
+    // so each object goes straight into the matching data node, and the replicated table into
+    // every copy.
+    const target = dst[0].url(DEMO_DB);
+    ui.note(`demo: import into ${dst[0].host}:${dst[0].port}/${DEMO_DB} (node-direct: dn1..dn3 by name)`, { step: 'import' });
+    const imp = await importTables({
+      from: to,
+      ...(s3opts ? { s3: s3opts } : {}),
+      target,
+      topology: 'fdw',
+      route: 'direct',
+      ...(signal ? { signal } : {}),
+      onEvent: ui.listener(),
+    });
+    ui.importSummary(imp);
+    check();
 
-    const res: DemoResult = { location: to, export: exp, verified, elapsedMs: Date.now() - t0 };
+    // Verify through the destination coordinator, then every copy of the replicated table.
+    ui.note('demo: verify row counts and checksums against the manifest', { step: 'verify' });
+    const common = { from: to, ...(s3opts ? { s3: s3opts } : {}), ...(signal ? { signal } : {}), onEvent: ui.listener() };
+    const ver = await verifyImport({ ...common, target, topology: 'fdw', route: 'direct' });
+    const replicas = await verifyImport({
+      ...common,
+      topology: { nodes: dst.slice(1).map((n, i) => ({ name: `dn${i + 1}`, url: n.url(DEMO_DB) })), replicated: ['products'] },
+      tables: ['products'],
+    });
+    const merged: VerifyResult = {
+      location: ver.location,
+      ok: ver.ok && replicas.ok,
+      tables: [...ver.tables.filter((t) => t.table !== 'public.products'), ...replicas.tables],
+    };
+    ui.verifyReport(merged);
+    if (!merged.ok) {
+      const bad = merged.tables.filter((t) => t.match === false).map((t) => t.table);
+      throw new VerifyMismatchError(`the demo's destination differs from the export in ${bad.join(', ')}`, {
+        hint: 'this is a bug in segferry: run again with --keep to inspect the clusters, and report it',
+      });
+    }
+    const verified = true;
+
+    const res: DemoResult = { location: to, export: exp, import: imp, verified, elapsedMs: Date.now() - t0 };
     if (opts.keep) {
       keep = true;
       const pids = [...srv.servers.map((s) => s.pid), s3?.pid].filter((p): p is number => p !== undefined);
