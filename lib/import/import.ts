@@ -122,7 +122,7 @@ function createTableSQL(tp: ImportTablePlan): string {
  * Import an export into a destination cluster: plan (unless `plan` is given), create and
  * truncate tables as asked, then load every object not yet in the ledger, in parallel up to
  * `concurrency`, each in its own transaction together with its ledger row (see
- * {@link loadObject}). Rerunning after a failure or interruption loads only what is missing;
+ * `loadObject`). Rerunning after a failure or interruption loads only what is missing;
  * a second run of a finished import loads nothing.
  *
  * Memory: about concurrency × (store read buffer + chunk being hashed + COPY write buffer),
