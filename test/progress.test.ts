@@ -97,6 +97,15 @@ describe('renderings', () => {
     expect(l.total).toMatch(/0\/2 tables {2}2 objects {2}\[█+░+\] +50% {2}500 B \/ ~1000 B {2}50 rows .* ETA 4s$/);
   });
 
+  it('TTY for verify: one line with tables checked and rows, no per-node bars', () => {
+    const m = new ProgressModel(() => 2000);
+    m.apply({ ...ev({ type: 'start', tables: ['a', 'b'], nodes: ['dn1', 'dn2'], estimatedBytes: 0 }), operation: 'verify' } as E);
+    m.apply({ ...ev({ type: 'table-done', table: 'a', rows: 1234, bytes: 0, objects: 0 }), operation: 'verify' } as E);
+    const l = ttyLines(m.snapshot());
+    expect(l.nodes).toEqual([]);
+    expect(l.total).toMatch(/^ {2}verify {2}1\/2 tables checked {2}1,234 rows {2}0s$/);
+  });
+
   it('plain line: figures, no control characters even from hostile names', () => {
     const m = new ProgressModel(() => 1000);
     m.apply(ev({ type: 'start', tables: ['t'], nodes: ['dn1'], estimatedBytes: 0 }));

@@ -30,6 +30,8 @@ export interface ProgressSnapshot {
   elapsedMs: number;
   tablesTotal: number;
   tablesDone: number;
+  /** Rows of the finished tables (as their table-done events report them). */
+  tableRows: number;
   objects: number;
   bytes: number;
   rows: number;
@@ -57,6 +59,7 @@ export class ProgressModel {
   #doneMs = 0;
   #tablesTotal = 0;
   #tablesDone = 0;
+  #tableRows = 0;
   #expected = 0;
   #exact = false;
   #retries = 0;
@@ -132,6 +135,7 @@ export class ProgressModel {
       }
       case 'table-done':
         this.#tablesDone += 1;
+        this.#tableRows += e.rows;
         break;
       case 'retry':
         this.#retries += 1;
@@ -160,6 +164,7 @@ export class ProgressModel {
       elapsedMs,
       tablesTotal: this.#tablesTotal,
       tablesDone: this.#tablesDone,
+      tableRows: this.#tableRows,
       objects,
       bytes,
       rows,

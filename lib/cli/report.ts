@@ -162,11 +162,17 @@ function bar(percent: number | undefined): string {
 
 /** The TTY lines: one per node and a total. Pure, so tests can check the text. */
 export function ttyLines(s: ProgressSnapshot): { nodes: string[]; total: string } {
+  if (s.operation === 'verify') {
+    // Verify scans on the servers and reports per table only: one line.
+    const when = s.done ? `in ${formatDuration(s.elapsedMs / 1000)}` : formatDuration(s.elapsedMs / 1000);
+    return { nodes: [], total: `  verify  ${s.tablesDone}/${s.tablesTotal} tables checked  ${formatCount(s.tableRows)} rows  ${when}` };
+  }
   const wn = Math.max(5, ...s.nodes.map((n) => n.node.length));
   const wt = Math.min(24, Math.max(5, ...s.nodes.map((n) => n.table.length)));
   const nodes = s.nodes.map((n) => {
-    const table = printable(n.table).slice(0, wt).padEnd(wt);
-    const seg = n.table ? `seg ${String(n.segment).padStart(3)}` : '       ';
+    // A finished node has no current table: show none rather than the last one it did.
+    const table = (n.done ? '' : printable(n.table)).slice(0, wt).padEnd(wt);
+    const seg = n.table && !n.done ? `seg ${String(n.segment).padStart(3)}` : '       ';
     const p = bar(nodePercent(n));
     const parts = [
       `  ${printable(n.node).padEnd(wn)}`,
@@ -250,7 +256,7 @@ class TtyView {
     if (!multi) return;
     const s = this.#model().snapshot();
     const lines = ttyLines(s);
-    s.nodes.forEach((n, i) => {
+    if (lines.nodes.length > 0) s.nodes.forEach((n, i) => {
       let b = this.#nodeBars.get(n.node);
       const payload = { line: this.#fit(lines.nodes[i]!) };
       if (!b) {
