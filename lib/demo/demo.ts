@@ -7,7 +7,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { AbortedError, SegferryError, VerifyMismatchError } from '../errors.js';
+import { AbortedError, SegferryError, VerifyMismatchError, fromDatabaseError } from '../errors.js';
 import type { EventListener } from '../events.js';
 import { exportTables, type ExportResult } from '../export/export.js';
 import type { FormatKind } from '../format/options.js';
@@ -103,7 +103,7 @@ export async function runDemo(ui: DemoUI, opts: DemoOptions = {}): Promise<DemoR
       return r;
     } catch (e) {
       check();
-      throw e;
+      throw e instanceof SegferryError ? e : fromDatabaseError(e, { action: 'demo setup' });
     }
   };
   try {
@@ -213,6 +213,10 @@ export async function runDemo(ui: DemoUI, opts: DemoOptions = {}): Promise<DemoR
       s3?.detach();
     }
     return res;
+  } catch (e) {
+    // Stopping the servers on an interrupt makes running queries fail: report the interrupt.
+    check();
+    throw e;
   } finally {
     signal?.removeEventListener('abort', onAbort);
     process.off('exit', lastResort);
