@@ -91,6 +91,13 @@ export async function prepareDestination(store: ObjectStore, overwrite: boolean,
   await store.delete(existing.filter((k) => k !== MANIFEST_KEY));
 }
 
+/** The plan's size estimates per node (sum of the relations each node reads). */
+export function nodeEstimates(plan: ExportPlan): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const t of plan.tables) for (const r of t.reads) out[r.node] = (out[r.node] ?? 0) + r.estimatedBytes;
+  return out;
+}
+
 /** Order-independent row checksum query over the same rows the COPY reads. */
 export function checksumSQL(selectSQL: string): string {
   // ROW(alias.*), not alias::text: a column with the alias's name would win over the row.
@@ -204,6 +211,7 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
       tables: plan.tables.map((t) => displayName(t.table)),
       nodes: plan.nodes.map((n) => n.name),
       estimatedBytes: plan.tables.reduce((a, t) => a + t.estimatedBytes, 0),
+      nodeBytes: nodeEstimates(plan),
     });
 
     const summaries: NodeSummary[] = [];
