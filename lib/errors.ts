@@ -29,7 +29,8 @@ export type ErrorCode =
   | 'ERR_SCHEMA_MISMATCH'
   | 'ERR_VERIFY_MISMATCH'
   | 'ERR_KEY_ESCAPES_ROOT'
-  | 'ERR_ABORTED';
+  | 'ERR_ABORTED'
+  | 'ERR_PREREQUISITE';
 
 /** Fields shared by every segferry error. */
 export interface ErrorContext {
@@ -166,6 +167,11 @@ export class AbortedError extends SegferryError {
   constructor(message = 'operation aborted', ctx?: ErrorContext) { super('ERR_ABORTED', message, ctx); }
 }
 
+/** A program segferry needs is missing or does not work (the demo's PostgreSQL server binaries). */
+export class PrerequisiteError extends SegferryError {
+  constructor(message: string, ctx?: ErrorContext) { super('ERR_PREREQUISITE', message, ctx); }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Secrets: every password or secret key segferry sees is registered here, and every message an
 // error, event or manifest carries is passed through redact(). This is a safety net: messages are
@@ -204,7 +210,7 @@ interface PgLikeError {
  */
 export function fromDatabaseError(
   err: unknown,
-  ctx: { node?: string; table?: string; endpoint?: string; action?: string },
+  ctx: { node?: string; table?: string; key?: string; endpoint?: string; action?: string },
 ): SegferryError {
   if (err instanceof SegferryError) return err;
   const e = (err ?? {}) as PgLikeError;
@@ -215,6 +221,7 @@ export function fromDatabaseError(
   const base: ErrorContext = { cause: err };
   if (ctx.node !== undefined) base.node = ctx.node;
   if (ctx.table !== undefined) base.table = ctx.table;
+  if (ctx.key !== undefined) base.key = ctx.key;
   const code = typeof e.code === 'string' ? e.code : '';
   const msg = e.message ?? String(err);
   const detail = e.detail ? ` (${e.detail})` : '';
@@ -250,6 +257,13 @@ export function fromDatabaseError(
     return new ConnectError(`cannot reach ${where}: ${msg}`, {
       ...base,
       hint: 'check that the server is running and reachable from here (host, port, firewall)',
+    });
+  }
+  if (ctx.action === 'connect') {
+    // TLS verification and other socket-level failures while connecting.
+    return new ConnectError(`cannot connect to ${where}: ${msg}`, {
+      ...base,
+      hint: /cert|ssl|tls/i.test(`${code} ${msg}`) ? 'check sslmode and sslrootcert against the server certificate' : 'check the host, port and TLS settings',
     });
   }
   return new DatabaseError(`${what} failed on ${where}${ctx.table ? ` for ${ctx.table}` : ''}: ${msg}`, base);

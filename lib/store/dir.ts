@@ -62,9 +62,13 @@ export class DirectoryStore implements ObjectStore {
         const s = await open();
         if (failed) throw wrap(failed);
         if (!s.write(chunk)) {
-          // once() rejects on 'error' and removes its listeners either way; racing a second
-          // once(s, 'error') would leave one listener behind per drain.
-          await once(s, 'drain').catch((e: unknown) => { failed ??= e as Error; });
+          // Wait for drain or error, then drop both listeners (a lingering 'error' listener per
+          // wait would pile up over a long object).
+          await new Promise<void>((resolve) => {
+            const done = () => { s.off('drain', done); s.off('error', done); resolve(); };
+            s.on('drain', done);
+            s.on('error', done);
+          });
           if (failed) throw wrap(failed);
         }
       },
