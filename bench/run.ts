@@ -41,7 +41,7 @@ if (flags.help) {
   --reps N       repetitions, contestants alternating within each (default 3)
   --only LIST    export, import, rss (comma-separated; default all)
   --quick        smoke run: 0.1 GB, 2 repetitions, docs/benchmarks.md left alone
-  --profile      also run one TEXT export under --cpu-prof and print its hottest functions
+  --profile      also run one TEXT export (and one import) under --cpu-prof and print the hottest functions
   --no-s3        skip the s3rver contestants
   --docs/--no-docs  force / skip rewriting docs/benchmarks.md (default: rewrite unless --quick)
   --no-build     do not run tsc first (dist/ must be current)
@@ -310,7 +310,18 @@ async function main(): Promise<void> {
 
   const summaries: Summary[] = [];
   const rssPoints: { gb: number; rows: number; bytes: number; dirRssMB: number; dirWallS: number; s3RssMB?: number; s3WallS?: number; s3Part8RssMB?: number }[] = [];
-  let profile: { totalMs: number; entries: ProfileEntry[]; wallS: number; cpuS: number } | undefined;
+  let profile: Profile | undefined;
+  let importProfile: Profile | undefined;
+  const profileRun = async (what: string, run: (nodeArgs: string[]) => Promise<RunCost>): Promise<Profile> => {
+    const pdir = path.join(base, 'profile-' + what);
+    rmSync(pdir, { recursive: true, force: true });
+    mkdirSync(pdir, { recursive: true });
+    const cost = await run(['--cpu-prof', `--cpu-prof-dir=${pdir}`]);
+    const p = { ...summarizeProfile(pdir), wallS: cost.wallS, cpuS: cost.clientCpuS };
+    log(`profile of ${what}: ${cost.wallS.toFixed(2)} s wall, ${cost.clientCpuS.toFixed(2)} CPU-s`);
+    for (const e of p.entries.slice(0, 20)) log(`  ${e.selfMs.toFixed(0).padStart(7)} ms ${(e.share * 100).toFixed(1).padStart(5)}%  ${e.fn}  ${e.where}`);
+    return p;
+  };
 
   async function runSection(section: string, cs: { id: string; label: string; run: Run }[]): Promise<void> {
     const samples = new Map<string, Sample[]>(cs.map((c) => [c.id, []]));
@@ -345,13 +356,7 @@ async function main(): Promise<void> {
       }
     }
     if (gb === gbTarget && flags.profile) {
-      const pdir = path.join(base, 'profile');
-      rmSync(pdir, { recursive: true, force: true });
-      mkdirSync(pdir, { recursive: true });
-      const r = await segExport({ format: 'text', dest: 'dir', checksums: false, nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${pdir}`] });
-      profile = { ...summarizeProfile(pdir), wallS: r.cost.wallS, cpuS: r.cost.clientCpuS };
-      log(`profile: ${r.cost.wallS.toFixed(2)} s wall, ${r.cost.clientCpuS.toFixed(2)} CPU-s`);
-      for (const e of profile.entries.slice(0, 20)) log(`  ${e.selfMs.toFixed(0).padStart(7)} ms ${(e.share * 100).toFixed(1).padStart(5)}%  ${e.fn}  ${e.where}`);
+      profile = await profileRun('export', async (nodeArgs) => (await segExport({ format: 'text', dest: 'dir', checksums: false, nodeArgs })).cost);
     }
     if (only.has('rss')) {
       const d = await segExport({ format: 'text', dest: 'dir', checksums: true });
@@ -386,8 +391,11 @@ async function main(): Promise<void> {
       if (rows !== rowsTotal) throw new Error(`${what} loaded ${rows} rows, expected ${rowsTotal}`);
     };
     const help = importHelp.stdout;
-    const importArgs = [segferry, 'import', help.includes('--from') ? '--from' : '--source', src, '--topology', topoImport, '-q'];
-    if (/--table\b/.test(help)) importArgs.push('--table', TABLE);
+    // Each object goes to the node it came from, like the psql baseline; the tables are emptied
+    // (untimed) before every run, so --force tells the ledger to load the objects again.
+    const importArgs = [segferry, 'import', '--from', src, '--topology', topoImport, '-q'];
+    if (help.includes('--route')) importArgs.push('--route', 'direct');
+    if (help.includes('--force')) importArgs.push('--force');
     await runSection('import', [
       {
         id: 'limit-import', label: 'limit: psql \\copy FROM file, 3 nodes at once (same segment files)',
@@ -414,10 +422,18 @@ async function main(): Promise<void> {
         },
       },
     ]);
+    if (flags.profile) {
+      importProfile = await profileRun('import', async (nodeArgs) => {
+        await truncate();
+        const cost = await measure([{ cmd: process.execPath, args: [...nodeArgs, ...importArgs] }], meters);
+        await loaded('segferry import');
+        return cost;
+      });
+    }
   }
 
   const load1 = loadavg();
-  const report = buildReport({ machine: machineInfo(), reps, when: new Date().toISOString(), gbTarget, summaries, rssPoints, profile, haveImport, haveArrow, load0, load1, elapsedS: (Date.now() - t0) / 1000, rowsTotal: mainRows, bpr });
+  const report = buildReport({ machine: machineInfo(), reps, when: new Date().toISOString(), gbTarget, summaries, rssPoints, profile, importProfile, haveImport, haveArrow, load0, load1, elapsedS: (Date.now() - t0) / 1000, rowsTotal: mainRows, bpr });
   process.stdout.write('\n' + report.text + '\n');
   mkdirSync(path.join(ROOT, 'bench/results'), { recursive: true });
   const json = JSON.stringify(report.json, null, 2) + '\n';
@@ -436,6 +452,7 @@ async function main(): Promise<void> {
 interface Target { what: string; target: string; value: number | undefined; met: boolean | undefined; detail: string }
 
 type Machine = ReturnType<typeof machineInfo>;
+type Profile = { totalMs: number; entries: ProfileEntry[]; wallS: number; cpuS: number };
 
 function buildReport(r: {
   machine: Machine;
@@ -444,7 +461,8 @@ function buildReport(r: {
   gbTarget: number;
   summaries: Summary[];
   rssPoints: { gb: number; rows: number; bytes: number; dirRssMB: number; dirWallS: number; s3RssMB?: number; s3WallS?: number; s3Part8RssMB?: number }[];
-  profile: { totalMs: number; entries: ProfileEntry[]; wallS: number; cpuS: number } | undefined;
+  profile: Profile | undefined;
+  importProfile?: Profile | undefined;
   haveImport: boolean;
   haveArrow: boolean;
   load0: number[];
@@ -506,7 +524,7 @@ function buildReport(r: {
   const rssRows = r.rssPoints.map((p) => [p.gb.toFixed(2), String(p.rows), (p.bytes / GB).toFixed(2), p.dirRssMB.toFixed(0), p.dirWallS.toFixed(1), p.s3RssMB?.toFixed(0) ?? '–', p.s3WallS?.toFixed(1) ?? '–', p.s3Part8RssMB?.toFixed(0) ?? '–']);
   const rssHeader = ['target GB', 'rows', 'TEXT GB', 'peak RSS → dir MB', 'wall s', 'peak RSS → s3rver MB (16 MiB parts, default)', 'wall s', 'peak RSS → s3rver MB, --s3-part-size 8MiB'];
   const loadNote = `load average ${r.load0.map((x) => x.toFixed(2)).join(' ')} at the start, ${r.load1.map((x) => x.toFixed(2)).join(' ')} at the end`;
-  const profRows = r.profile?.entries.slice(0, 15).map((e) => [`${e.selfMs.toFixed(0)}`, `${(e.share * 100).toFixed(1)}%`, '`' + e.fn + '`', e.where]);
+  const profSection = (title: string, what: string, p: Profile | undefined) => p ? `\n## ${title}\n\n\`node --cpu-prof\` of ${what}: ${p.wallS.toFixed(1)} s wall, ${p.cpuS.toFixed(1)} CPU-s; self time of the hottest functions on the main thread (share of its busy time; on a loaded machine, time spent preempted counts too).\n\n${mdTable(['self ms', 'share', 'function', 'where'], p.entries.slice(0, 15).map((e) => [`${e.selfMs.toFixed(0)}`, `${(e.share * 100).toFixed(1)}%`, '`' + e.fn + '`', e.where]))}\n` : '';
 
   const text = [
     `segferry benchmarks: ${sizeGB.toFixed(2)} GB of COPY TEXT, ${r.rowsTotal} rows over 3 nodes, ${reps} repetitions (median (min–max))`,
@@ -571,7 +589,7 @@ ${mdTable(['ratio', 'target', 'measured', 'verdict', 'detail'], targetRows)}
 ## Other ratios
 
 ${mdTable(['ratio', 'measured'], infoRows)}
-${rssRows.length ? `\n## Peak RSS as the table grows\n\nOne TEXT export with checksums (the default) at each size, to a directory and to s3rver (default part size, and 8 MiB parts).\n\n${mdTable(rssHeader, rssRows)}\n` : ''}${profRows ? `\n## Where the CPU of one TEXT export goes\n\n\`node --cpu-prof\` of one export to a directory without checksums: ${r.profile!.wallS.toFixed(1)} s wall, ${r.profile!.cpuS.toFixed(1)} CPU-s; self time of the hottest functions (share of busy time).\n\n${mdTable(['self ms', 'share', 'function', 'where'], profRows)}\n` : ''}
+${rssRows.length ? `\n## Peak RSS as the table grows\n\nOne TEXT export with checksums (the default) at each size, to a directory and to s3rver (default part size, and 8 MiB parts).\n\n${mdTable(rssHeader, rssRows)}\n` : ''}${profSection('Where the CPU of one TEXT export goes', 'one TEXT export to a directory without checksums', r.profile)}${profSection('Where the CPU of one import goes', 'one import of the TEXT export', r.importProfile)}
 ${analysis ? '\n' + analysis + '\n' : ''}`;
 
   return {
@@ -579,7 +597,7 @@ ${analysis ? '\n' + analysis + '\n' : ''}`;
     markdown,
     json: {
       when: r.when, machine, load: { start: r.load0, end: r.load1 }, elapsedS: r.elapsedS, gbTarget: r.gbTarget, reps, rows: r.rowsTotal, bytesPerRow: r.bpr,
-      features: { import: r.haveImport, arrow: r.haveArrow }, summaries: r.summaries, targets, info, rss: r.rssPoints, profile: r.profile,
+      features: { import: r.haveImport, arrow: r.haveArrow }, summaries: r.summaries, targets, info, rss: r.rssPoints, profile: r.profile, importProfile: r.importProfile,
     } satisfies SavedResults & Record<string, unknown>,
   };
 }
@@ -599,12 +617,13 @@ interface SavedResults {
   summaries: Summary[];
   rss: Parameters<typeof buildReport>[0]['rssPoints'];
   profile: Parameters<typeof buildReport>[0]['profile'];
+  importProfile?: Profile;
 }
 
 function render(file: string): void {
   const j = JSON.parse(readFileSync(file, 'utf8')) as SavedResults;
   const report = buildReport({
-    machine: j.machine, reps: j.reps, when: j.when, gbTarget: j.gbTarget, summaries: j.summaries, rssPoints: j.rss, profile: j.profile,
+    machine: j.machine, reps: j.reps, when: j.when, gbTarget: j.gbTarget, summaries: j.summaries, rssPoints: j.rss, profile: j.profile, importProfile: j.importProfile,
     haveImport: j.features?.import ?? j.summaries.some((x) => x.id === 'seg-import'),
     haveArrow: j.features?.arrow ?? j.summaries.some((x) => x.id === 'seg-arrow-dir'),
     load0: j.load.start, load1: j.load.end, elapsedS: j.elapsedS ?? 0, rowsTotal: j.rows, bpr: j.bytesPerRow,
