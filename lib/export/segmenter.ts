@@ -28,10 +28,18 @@ export interface SegmentWriterOptions {
 }
 
 /**
+ * Bytes gathered before one store write. COPY arrives in socket reads of 8–64 KiB; a write
+ * per read meant a thread-pool round trip and a syscall per read (directory store), and on
+ * a busy machine the system time of those small writes varied from 0.3 to 1.5 s per 0.3 GB.
+ */
+export const WRITE_BATCH = 1024 * 1024;
+
+/**
  * Cuts a stream of whole-row chunks into objects of at most `cap` bytes, never splitting a
  * row: when the next row would cross the cap the object is closed and the row starts the next
- * one. Objects are opened lazily, so no empty object is ever written. Bytes go straight to
- * the store's writer (no copy); the SHA-256 is computed on the way.
+ * one. Objects are opened lazily, so no empty object is ever written. Chunks are joined into
+ * writes of {@link WRITE_BATCH} bytes (one copy; memory: one batch per writer); the SHA-256 is
+ * computed on each batch.
  */
 export class SegmentWriter {
   readonly #o: SegmentWriterOptions;
@@ -41,6 +49,8 @@ export class SegmentWriter {
   #bytes = 0;
   #rows = 0;
   #next = 0;
+  #pending: Buffer[] = [];
+  #pendingLen = 0;
   readonly stored: StoredSegment[] = [];
   /** Totals over all objects so far, including the open one. */
   totalBytes = 0;
@@ -93,12 +103,13 @@ export class SegmentWriter {
       if (!this.#writer) await this.#open();
       const end = rowEnds[j] as number;
       const slice = data.subarray(start, end);
-      this.#hash!.update(slice);
       this.#bytes += slice.length;
       this.#rows += j - ri + 1;
       this.totalBytes += slice.length;
       this.totalRows += j - ri + 1;
-      await this.#writer!.write(slice);
+      this.#pending.push(slice);
+      this.#pendingLen += slice.length;
+      if (this.#pendingLen >= WRITE_BATCH) await this.#flush();
       start = end;
       ri = j + 1;
     }
@@ -111,14 +122,25 @@ export class SegmentWriter {
     this.#bytes = 0;
     this.#rows = 0;
     if (this.#o.header) {
-      this.#hash.update(this.#o.header);
       this.#bytes = this.#headerLen;
       this.totalBytes += this.#headerLen;
-      await this.#writer.write(this.#o.header);
+      this.#pending.push(this.#o.header);
+      this.#pendingLen += this.#headerLen;
     }
   }
 
+  /** Hash and write what has been gathered. */
+  async #flush(): Promise<void> {
+    if (this.#pendingLen === 0) return;
+    const buf = this.#pending.length === 1 ? this.#pending[0]! : Buffer.concat(this.#pending, this.#pendingLen);
+    this.#pending = [];
+    this.#pendingLen = 0;
+    this.#hash!.update(buf);
+    await this.#writer!.write(buf);
+  }
+
   async #close(): Promise<void> {
+    await this.#flush();
     const w = this.#writer!;
     const seg: StoredSegment = {
       key: this.#o.keyOf(this.#next - 1),
@@ -149,6 +171,8 @@ export class SegmentWriter {
   async abort(): Promise<void> {
     const w = this.#writer;
     this.#writer = undefined;
+    this.#pending = [];
+    this.#pendingLen = 0;
     if (w) await w.abort();
   }
 }
