@@ -404,13 +404,18 @@ async function exportNode(
         node,
         ...(header ? { header } : {}),
         onStored: (s) => {
-          objects.push({ key: s.key, table: current, node, segment: s.segment, bytes: s.bytes, rows: s.rows, sha256: s.sha256 });
+          const o: ManifestObject = { key: s.key, table: current, node, segment: s.segment, bytes: s.bytes, rows: s.rows, sha256: s.sha256 };
+          if (s.sources) o.shards = s.sources;
+          objects.push(o);
           emit({ type: 'segment', node, table: current, key: s.key, segment: s.segment, bytes: s.bytes, rows: s.rows });
         },
       });
       writer = sw;
       for (const r of item.reads) {
         throwIfAborted(signal);
+        // Citus: an object never mixes shards, so an importer can load it into one shard.
+        if (r.shardId !== undefined && sw.source !== undefined && sw.source !== r.shardId) await sw.cut();
+        sw.source = r.shardId;
         const sql = `COPY (${selectSQL(r, t, plan.filter)}) TO STDOUT (${copyOptionsSQL(plan.format)})`;
         const stream = copyOut(client, sql);
         activeCopy = stream;
