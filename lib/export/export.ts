@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
-import { InvalidOptionError, PrefixNotEmptyError, SegferryError, fromDatabaseError, UnfinishedExportError } from '../errors.js';
+import { ConnectError, InvalidOptionError, PrefixNotEmptyError, SegferryError, fromDatabaseError, UnfinishedExportError } from '../errors.js';
 import { makeEmitter, type EventListener } from '../events.js';
 import { columnListSQL, copyOptionsSQL, csvHeaderLine } from '../format/options.js';
 import { serializeManifest } from '../manifest/io.js';
@@ -70,7 +70,7 @@ export function isSegferryKey(key: string): boolean {
  * Refuse a prefix that already holds an export, unless `overwrite`: then delete the old
  * manifest first (so the old export is invalid from that moment on), then its segments.
  */
-export async function prepareDestination(store: ObjectStore, overwrite: boolean): Promise<void> {
+export async function prepareDestination(store: ObjectStore, overwrite: boolean, dryCheck = false): Promise<void> {
   const existing: string[] = [];
   for await (const o of store.list('')) if (isSegferryKey(o.key)) existing.push(o.key);
   if (existing.length === 0) return;
@@ -84,15 +84,17 @@ export async function prepareDestination(store: ObjectStore, overwrite: boolean)
       { hint: hasManifest ? 'choose an empty prefix, or pass overwrite (--overwrite) to replace what is there' : 'continue it with resume (--resume), or pass overwrite (--overwrite) to start again' },
     );
   }
+  if (dryCheck) return;
   if (existing.includes(MANIFEST_KEY)) await store.delete([MANIFEST_KEY]);
   await store.delete(existing.filter((k) => k !== MANIFEST_KEY));
 }
 
 /** Order-independent row checksum query over the same rows the COPY reads. */
 export function checksumSQL(selectSQL: string): string {
+  // ROW(alias.*), not alias::text: a column with the alias's name would win over the row.
   return `SELECT count(*)::int8 AS rows,
-                 COALESCE(sum(('x' || substr(md5(t::text), 1, 15))::bit(60)::int8::numeric), 0)::text AS sum
-            FROM (${selectSQL}) t`;
+                 COALESCE(sum(('x' || substr(md5(ROW(_segferry_row.*)::text), 1, 15))::bit(60)::int8::numeric), 0)::text AS sum
+            FROM (${selectSQL}) _segferry_row`;
 }
 
 /** The SELECT one node runs for one relation. */
@@ -132,11 +134,15 @@ interface TableNodeResult {
 export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
   const t0 = Date.now();
   const emit = makeEmitter('export', opts.onEvent);
-  const store = typeof opts.to === 'string' ? openStore(opts.to, opts.s3) : opts.to;
+  const store = typeof opts.to === 'string'
+    ? openStore(opts.to, { ...opts.s3, onRetry: (i) => { opts.s3?.onRetry?.(i); emit({ type: 'retry', attempt: i.attempt, reason: `${i.operation}: ${i.reason}`, ...(i.key ? { key: i.key } : {}) }); } })
+    : opts.to;
   if (!store) throw new InvalidOptionError('no destination given');
   try {
     throwIfAborted(opts.signal);
     await store.check();
+    // Refuse an occupied prefix before any database work; delete (overwrite) only once planned.
+    if (!opts.resume) await prepareDestination(store, opts.overwrite ?? false, true);
     const plan = opts.plan ?? (await planExport(opts));
     const digest = planDigest(plan);
     let previous: Checkpoint | undefined;
@@ -209,22 +215,33 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
       opts.concurrency ?? plan.concurrency,
       async (w, signal) => {
         const started = Date.now();
-        const res = await exportNode(w, plan, store, signal, emit, (r) => {
+        const mine: TableNodeResult[] = [];
+        const record = (r: TableNodeResult) => {
+          mine.push(r);
+          results.push(r);
           const u: Parameters<CheckpointWriter['record']>[0] = { table: displayName(r.table.table), node: r.node, objects: r.objects, rows: r.rows, bytes: r.bytes };
           if (r.checksum) u.checksum = r.checksum;
           return checkpoint.record(u);
-        });
-        results.push(...res);
+        };
+        try {
+          await exportNode(w, plan, store, signal, emit, record);
+        } catch (e) {
+          // A replicated table whose node is lost is read from its next replica; anything
+          // else on a lost node fails the export.
+          const left = w.items.filter((it) => !mine.some((r) => r.table === it.table));
+          if (!(e instanceof ConnectError) || signal.aborted || left.length === 0 || left.some((it) => it.table.distribution.kind !== 'replicated')) throw e;
+          await replicaFallback(w, left, e, plan, store, signal, emit, record);
+        }
         const s: NodeSummary = {
           node: w.node.name,
-          bytes: res.reduce((a, r) => a + r.bytes, 0),
-          rows: res.reduce((a, r) => a + r.rows, 0),
-          objects: res.reduce((a, r) => a + r.objects.length, 0),
+          bytes: mine.reduce((a, r) => a + r.bytes, 0),
+          rows: mine.reduce((a, r) => a + r.rows, 0),
+          objects: mine.reduce((a, r) => a + r.objects.length, 0),
           elapsedMs: Date.now() - started,
         };
         summaries.push(s);
         emit({ type: 'node-done', ...s });
-        for (const r of res) {
+        for (const r of mine) {
           const name = displayName(r.table.table);
           const left = tableLeft.get(name)!;
           left.delete(w.node.name);
@@ -264,6 +281,46 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
   }
 }
 
+/**
+ * Export replicated tables of a lost node from their other replicas, in the order the plan
+ * lists them. Objects the lost node had stored for those tables are deleted first.
+ */
+async function replicaFallback(
+  w: NodeWork,
+  items: NodeWork['items'],
+  cause: SegferryError,
+  plan: ExportPlan,
+  store: ObjectStore,
+  signal: AbortSignal,
+  emit: ReturnType<typeof makeEmitter>,
+  record: (r: TableNodeResult) => Promise<void>,
+): Promise<void> {
+  const stems = items.map((it) => segmentKey(it.table.objectName, w.node.name, 0).replace(/0$/, ''));
+  const stale: string[] = [];
+  for await (const o of store.list('')) if (stems.some((p) => o.key.startsWith(p))) stale.push(o.key);
+  await store.delete(stale);
+  for (const it of items) {
+    const candidates = (it.table.distribution.replicas ?? []).filter((n) => n !== w.node.name);
+    let lastErr: unknown = cause;
+    let done = false;
+    for (const name of candidates) {
+      const node = plan.nodes.find((n) => n.name === name);
+      if (!node) continue;
+      emit({ type: 'retry', node: name, table: displayName(it.table.table), attempt: 2, reason: `node ${w.node.name} lost (${cause.code}); reading the replica on ${name}` });
+      const relocated: TablePlan = { ...it.table, reads: it.reads.map((r) => ({ ...r, node: name })) };
+      try {
+        await exportNode({ node, items: [{ table: relocated, reads: relocated.reads }] }, plan, store, signal, emit, (r) => record({ ...r, table: it.table }));
+        done = true;
+        break;
+      } catch (e) {
+        if (!(e instanceof ConnectError) || signal.aborted) throw e;
+        lastErr = e;
+      }
+    }
+    if (!done) throw lastErr;
+  }
+}
+
 function buildManifest(plan: ExportPlan, results: TableNodeResult[], createdAt: string, s3?: S3Options): Manifest {
   const tables: ManifestTable[] = plan.tables.map((t) => {
     const rs = results.filter((r) => r.table === t).sort((a, b) => (a.node < b.node ? -1 : 1));
@@ -279,7 +336,8 @@ function buildManifest(plan: ExportPlan, results: TableNodeResult[], createdAt: 
       nodes: rs.map((r) => {
         const n: ManifestTable['nodes'][number] = {
           node: r.node,
-          relations: t.reads.filter((x) => x.node === r.node).map((x) => displayName(x.relation)),
+          // A replicated table read from a fallback replica names the planned relations.
+          relations: (t.reads.some((x) => x.node === r.node) ? t.reads.filter((x) => x.node === r.node) : t.reads).map((x) => displayName(x.relation)),
           rows: r.rows,
           bytes: r.bytes,
           objects: r.objects.length,

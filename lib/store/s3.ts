@@ -55,6 +55,18 @@ export interface S3Options {
   serverSideEncryption?: 'AES256' | 'aws:kms';
   /** KMS key id for `aws:kms`. */
   kmsKeyId?: string;
+  /** Called before each retry of a request (the library turns it into `retry` events). */
+  onRetry?: (info: S3RetryInfo) => void;
+}
+
+/** A request being retried after a transient failure. */
+export interface S3RetryInfo {
+  operation: string;
+  key?: string;
+  /** Attempt about to be made (2 = first retry). */
+  attempt: number;
+  /** Why the previous attempt failed (error name and HTTP status), never credentials. */
+  reason: string;
 }
 
 /** Default multipart part size: 16 MiB. */
@@ -90,7 +102,34 @@ export function createS3Client(o: S3Options = {}): S3Client {
   }
   registerSecret(env.AWS_SECRET_ACCESS_KEY);
   registerSecret(env.AWS_SESSION_TOKEN);
-  return new S3Client(cfg);
+  const client = new S3Client(cfg);
+  const onRetry = o.onRetry;
+  if (onRetry) {
+    // Runs inside the SDK's retry loop (finalizeRequest, low priority): once per attempt.
+    client.middlewareStack.add(
+      (next, context) => {
+        let attempt = 0;
+        let last = '';
+        return async (args) => {
+          attempt++;
+          if (attempt > 1) {
+            const input = (args as { input?: { Key?: string } }).input;
+            const info: S3RetryInfo = { operation: String(context.commandName ?? 'request'), attempt, reason: last };
+            if (input?.Key) info.key = input.Key;
+            try { onRetry(info); } catch { /* never break the request */ }
+          }
+          try {
+            return await next(args);
+          } catch (e) {
+            last = errText(e);
+            throw e;
+          }
+        };
+      },
+      { step: 'finalizeRequest', priority: 'low', name: 'segferryRetryReporter' },
+    );
+  }
+  return client;
 }
 
 function isNotFound(e: unknown): boolean {

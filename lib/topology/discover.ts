@@ -278,7 +278,7 @@ async function discoverCoordinator(
   } finally {
     await clients.closeAll();
   }
-  const used = new Set(out.flatMap((t) => t.reads.map((r) => r.node)));
+  const used = new Set(out.flatMap((t) => [...t.reads.map((r) => r.node), ...(t.distribution.kind === 'replicated' ? t.distribution.replicas ?? [] : [])]));
   const planNodes = [...nodes.values()].filter((n) => used.has(n.name));
   const res: Discovered = {
     kind: kind === 'postgres' || planNodes.every((n) => n.name === COORDINATOR_NODE) ? 'postgres' : 'fdw',
@@ -355,6 +355,6 @@ async function discoverStatic(topo: StaticTopology, req: DiscoverRequest, tables
   } finally {
     await clients.closeAll();
   }
-  const used = new Set(out.flatMap((t) => t.reads.map((r) => r.node)));
+  const used = new Set(out.flatMap((t) => [...t.reads.map((r) => r.node), ...(t.distribution.kind === 'replicated' ? t.distribution.replicas ?? [] : [])]));
   return { kind: 'static', nodes: nodes.filter((n) => used.has(n.name)), tables: out };
 }
