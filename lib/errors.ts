@@ -204,7 +204,7 @@ interface PgLikeError {
  */
 export function fromDatabaseError(
   err: unknown,
-  ctx: { node?: string; table?: string; endpoint?: string; action?: string },
+  ctx: { node?: string; table?: string; key?: string; endpoint?: string; action?: string },
 ): SegferryError {
   if (err instanceof SegferryError) return err;
   const e = (err ?? {}) as PgLikeError;
@@ -215,6 +215,7 @@ export function fromDatabaseError(
   const base: ErrorContext = { cause: err };
   if (ctx.node !== undefined) base.node = ctx.node;
   if (ctx.table !== undefined) base.table = ctx.table;
+  if (ctx.key !== undefined) base.key = ctx.key;
   const code = typeof e.code === 'string' ? e.code : '';
   const msg = e.message ?? String(err);
   const detail = e.detail ? ` (${e.detail})` : '';
@@ -250,6 +251,13 @@ export function fromDatabaseError(
     return new ConnectError(`cannot reach ${where}: ${msg}`, {
       ...base,
       hint: 'check that the server is running and reachable from here (host, port, firewall)',
+    });
+  }
+  if (ctx.action === 'connect') {
+    // TLS verification and other socket-level failures while connecting.
+    return new ConnectError(`cannot connect to ${where}: ${msg}`, {
+      ...base,
+      hint: /cert|ssl|tls/i.test(`${code} ${msg}`) ? 'check sslmode and sslrootcert against the server certificate' : 'check the host, port and TLS settings',
     });
   }
   return new DatabaseError(`${what} failed on ${where}${ctx.table ? ` for ${ctx.table}` : ''}: ${msg}`, base);

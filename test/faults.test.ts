@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import {
-  exportTables, openStore, DirectoryStore, KeyEscapesRootError, type S3Options, type SegferryEvent,
+  exportTables, importTables, verifyImport, openStore, DirectoryStore, KeyEscapesRootError, type S3Options, type SegferryEvent,
 } from '../lib/index.js';
 import { startStaticCluster, trickyTableDDL, trickyInsertSQL, rowMultiset, mergeMultisets, sameMultiset, type SourceCluster } from './helpers/fixtures.js';
 import { startS3, type S3Harness } from './helpers/s3.js';
@@ -84,6 +84,20 @@ describe('S3 faults', () => {
     expect(retries.length).toBeGreaterThan(0);
     expect(res.manifest.tables[0]!.rows).toBe(ROWS);
     await checkObjects(`s3://${s3.bucket}/faulty/`, s3opts());
+
+    // Import through the same faults into an empty cluster; verify matches.
+    const dest = await startStaticCluster({ rows: ROWS, withData: false });
+    try {
+      const midStats = { ...proxy.stats };
+      const imp = await importTables({ from: `s3://${s3.bucket}/faulty/`, s3: s3opts(proxy.endpoint), topology: dest.staticTopology() });
+      expect(imp.loaded).toBe(res.manifest.objects.length + res.manifest.objects.filter((o) => o.table === 'public.nation').length * 2);
+      expect(proxy.stats.requests - midStats.requests).toBeGreaterThan(imp.loaded);
+      const v = await verifyImport({ from: `s3://${s3.bucket}/faulty/`, s3: s3opts(proxy.endpoint), topology: dest.staticTopology() });
+      expect(v.ok, JSON.stringify(v.tables)).toBe(true);
+      expect(v.tables.every((t) => t.match === true && t.checksummed)).toBe(true);
+    } finally {
+      await dest.destroy();
+    }
   });
 });
 

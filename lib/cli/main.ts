@@ -9,6 +9,7 @@ import type { FormatKind } from '../format/options.js';
 import { VERSION } from '../version.js';
 import { Reporter, type OutputMode } from './report.js';
 import { cmdCleanup } from './cleanup.js';
+import { cmdImport, cmdVerify, type CliShared } from './import.js';
 
 /** Exit codes: 0 success, 1 operation failed, 2 usage error, 3 verify mismatch, 130 interrupted. */
 export const EXIT = { ok: 0, failed: 1, usage: 2, mismatch: 3, interrupted: 130 } as const;
@@ -19,6 +20,10 @@ Usage:
   segferry export (--source URL [--topology auto|postgres|fdw|citus] | --topology FILE.json)
                   --table NAME [--table NAME ...] --to DEST [options]
   segferry plan   (same as export, prints the plan; = export --dry-run)
+  segferry import --from DEST (--target URL | --topology FILE.json) [--table NAME ...]
+                  [--route auto|coordinator|direct] [--concurrency N] [--truncate] [--create]
+                  [--analyze] [--force] [--verify] [--dry-run]
+  segferry verify --from DEST (--target URL | --topology FILE.json)
   segferry cleanup --at DEST [--yes]   (leftovers of failed runs)
   segferry --help | --version
 
@@ -223,6 +228,10 @@ async function cmdExport(argv: string[], dryRunCommand: boolean, reporter: () =>
   }
 }
 
+function cliShared(reporter: () => Reporter): CliShared {
+  return { s3Flags: S3_FLAGS, s3FromFlags, topologyFromFlag, reporter };
+}
+
 /** CLI entry point; returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
@@ -244,6 +253,10 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdExport(rest, false, reporter);
       case 'plan':
         return await cmdExport(rest, true, reporter);
+      case 'import':
+        return await cmdImport(rest, cliShared(reporter));
+      case 'verify':
+        return await cmdVerify(rest, cliShared(reporter));
       case 'cleanup':
         return await cmdCleanup(rest, S3_FLAGS, s3FromFlags);
       default:

@@ -1,6 +1,8 @@
 import { SegferryError, redact } from '../errors.js';
 import type { EventListener, SegferryEvent } from '../events.js';
 import type { ExportResult } from '../export/export.js';
+import type { ImportResult } from '../import/import.js';
+import type { VerifyResult } from '../import/verify.js';
 
 /** How the CLI talks: live TTY lines, plain log lines, JSON events, or nothing but errors. */
 export type OutputMode = 'tty' | 'plain' | 'json' | 'quiet';
@@ -84,6 +86,55 @@ export class Reporter {
       '',
     ];
     this.#err(lines.join('\n'));
+  }
+
+  importSummary(r: ImportResult): void {
+    if (this.mode === 'json' || this.mode === 'quiet') return;
+    const lines = [
+      '',
+      `Import complete: ${r.location} (import id ${r.importId})`,
+      `  loaded   ${r.loaded} object(s), ${r.rows} rows, ${r.bytes} bytes (${formatBytes(r.bytes)})`,
+      `  skipped  ${r.skipped} object(s) already in the ledger`,
+      `  elapsed  ${(r.elapsedMs / 1000).toFixed(1)} s, ${rate(r.bytes, r.elapsedMs)}`,
+      '  per table:',
+      ...r.tables.map((t) => {
+        const extra = [
+          t.created.length > 0 ? `created on ${t.created.join(', ')}` : '',
+          t.truncated ? 'truncated first' : '',
+          t.analyzed ? 'analyzed' : '',
+        ].filter(Boolean).join(', ');
+        return `    ${t.table.padEnd(24)} via ${t.route.padEnd(11)} ${String(t.loaded).padStart(5)} loaded ${String(t.skipped).padStart(5)} skipped ${String(t.rows).padStart(10)} rows${extra ? `  (${extra})` : ''}`;
+      }),
+      '  per node:',
+      ...r.nodes.map((n) => `    ${n.node.padEnd(16)} ${String(n.objects).padStart(5)} objects ${String(n.skipped).padStart(5)} skipped ${String(n.rows).padStart(10)} rows ${formatBytes(n.bytes).padStart(10)}`),
+      ...r.notes.map((n) => `  note: ${n}`),
+      '',
+    ];
+    this.#err(lines.join('\n'));
+  }
+
+  /** Per table: match or mismatch with both figures (stdout; one JSON line with --json). */
+  verifyReport(v: VerifyResult): void {
+    if (this.mode === 'json') {
+      this.#out(JSON.stringify({ type: 'verify', at: new Date().toISOString(), ...v }) + '\n');
+      return;
+    }
+    const fig = (f: { rows: number; sum?: string } | undefined) => (f ? `${f.rows} rows, checksum ${f.sum ?? '(none)'}` : '(nothing recorded)');
+    const lines = [`Verify ${v.location}:`];
+    for (const t of v.tables) {
+      const word = t.match === true ? 'match' : t.match === false ? 'MISMATCH' : 'not compared';
+      lines.push(`  ${word.padEnd(12)} ${t.table}`);
+      lines.push(`    source       ${fig(t.source)}`);
+      if (t.replicatedPerNode && t.nodes) {
+        for (const n of t.nodes) lines.push(`    ${n.node.padEnd(12)} ${fig(n)}${n.match === false ? '  <- differs' : ''}`);
+      } else {
+        lines.push(`    destination  ${fig(t.destination)}`);
+      }
+      if (t.note) lines.push(`    note: ${t.note}`);
+    }
+    lines.push(v.ok ? 'All compared tables match.' : 'Some tables differ.');
+    if (this.mode === 'quiet' && v.ok) return;
+    this.#out(lines.join('\n') + '\n');
   }
 
   /** Print a failure and return the exit code. */

@@ -1,0 +1,202 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { InvalidOptionError, SegferryError, VerifyMismatchError, redact } from '../errors.js';
+import type { FormatKind } from '../format/options.js';
+import { importTables, type ImportOptions } from '../import/import.js';
+import { planImport, type BareSource, type ImportPlanOptions } from '../import/plan.js';
+import { verifyImport, type VerifyOptions, type VerifyResult } from '../import/verify.js';
+import type { S3Options } from '../store/s3.js';
+import type { Reporter, OutputMode } from './report.js';
+
+/** What main.ts shares with these commands (passed in to avoid an import cycle). */
+export interface CliShared {
+  s3Flags: Record<string, { type: 'string' | 'boolean' }>;
+  s3FromFlags: (v: Record<string, unknown>) => S3Options;
+  topologyFromFlag: (t: string | undefined) => unknown;
+  reporter: () => Reporter;
+}
+
+const IMPORT_HELP = `segferry import: load an export into a destination cluster, each object exactly once
+
+Usage:
+  segferry import --from DEST (--target URL [--topology auto|postgres|fdw] | --topology FILE.json)
+                  [--table NAME ...] [--route auto|coordinator|direct] [--concurrency N]
+                  [--truncate] [--create] [--analyze] [--force] [--verify] [--dry-run]
+
+Options:
+      --from DEST          the export: s3://bucket/prefix, a directory or file:// URL
+      --target URL         destination coordinator (or single server) connection URL
+      --topology T         auto (default), postgres, fdw, or a JSON file naming the destination
+                           nodes: {"nodes":[{"name":"dn1","url":"postgres://..."}],"replicated":["nation"]}
+  -t, --table NAME         import only this table of the export (repeatable; default: all)
+      --route R            auto (default), coordinator (COPY through the coordinator; the engine
+                           routes rows) or direct (each object into the node named as its source)
+  -j, --concurrency N      loaders at once (default: destination nodes, at least 2; ≤ ~4 MiB each)
+      --truncate           empty each destination table first (and forget its ledger rows)
+      --create             create missing destination tables from the manifest's columns
+      --analyze            ANALYZE each table after its last object
+      --force              load objects again even when the ledger records them
+      --verify             compare counts and checksums with the export afterwards (exit 3 if different)
+      --dry-run            print the plan as JSON and load nothing
+  Objects without a manifest (e.g. GaussDB(DWS) export), one table at a time:
+      --bare               load <name>_<node>_segment.<n> objects; needs exactly one --table
+      --object-name NAME   the <name> part of the keys (default: the table's name)
+      -f, --format F       text (default) or csv; csv: --header --delimiter C --null S --quote C --escape C
+  S3:   --s3-endpoint URL  --s3-region R  --s3-path-style  --s3-checksum WHEN_REQUIRED|WHEN_SUPPORTED
+  Output: --json (one JSON event per line)  -q/--quiet  -v/--verbose (stack traces)
+
+Each object is loaded in one transaction together with its row in the ledger table
+segferry.loads on the node it went to, so a rerun after a failure loads only what is missing.
+
+Examples:
+  segferry import --from s3://backups/shop/2026-11-22 --target postgres://app@coord/shop --verify
+  segferry import --from /data/export --topology nodes.json --truncate --analyze
+  segferry import --from s3://dws/orders --target postgres://app@db/shop --bare --table orders --format csv
+`;
+
+const VERIFY_HELP = `segferry verify: compare a destination's row counts and checksums with an export's
+
+Usage:
+  segferry verify --from DEST (--target URL [--topology auto|postgres|fdw] | --topology FILE.json)
+                  [--table NAME ...] [--route coordinator|direct] [--concurrency N]
+
+Prints, per table, match or mismatch with both figures. Exit code 0 when all match, 3 on any
+mismatch, 1 on failure. Tables exported without checksums compare row counts only; objects
+without a manifest (--bare --table NAME) have nothing recorded to compare.
+`;
+
+function flags(shared: CliShared) {
+  return {
+    from: { type: 'string' },
+    target: { type: 'string' },
+    topology: { type: 'string' },
+    table: { type: 'string', short: 't', multiple: true },
+    route: { type: 'string' },
+    concurrency: { type: 'string', short: 'j' },
+    truncate: { type: 'boolean' },
+    create: { type: 'boolean' },
+    analyze: { type: 'boolean' },
+    force: { type: 'boolean' },
+    verify: { type: 'boolean' },
+    'dry-run': { type: 'boolean' },
+    bare: { type: 'boolean' },
+    'object-name': { type: 'string' },
+    format: { type: 'string', short: 'f' },
+    header: { type: 'boolean' },
+    delimiter: { type: 'string' },
+    null: { type: 'string' },
+    quote: { type: 'string' },
+    escape: { type: 'string' },
+    json: { type: 'boolean' },
+    quiet: { type: 'boolean', short: 'q' },
+    verbose: { type: 'boolean', short: 'v' },
+    help: { type: 'boolean', short: 'h' },
+    ...shared.s3Flags,
+  } as const satisfies ParseArgsConfig['options'];
+}
+
+type Values = Record<string, string | boolean | string[] | undefined>;
+
+function mode(v: Values): OutputMode {
+  return v.json ? 'json' : v.quiet ? 'quiet' : process.stderr.isTTY ? 'tty' : 'plain';
+}
+
+/** Options shared by import and verify, from flags. */
+function common(v: Values, shared: CliShared): ImportPlanOptions {
+  if (typeof v.from !== 'string') throw new InvalidOptionError('give --from DEST (s3://bucket/prefix or a directory)');
+  const topology = shared.topologyFromFlag(v.topology as string | undefined) as ImportPlanOptions['topology'] | 'citus';
+  if (topology === 'citus') throw new InvalidOptionError('--topology citus is not supported by import yet');
+  if (typeof topology !== 'object' && !v.target && !process.env.PGHOST && !process.env.PGDATABASE) {
+    throw new InvalidOptionError('give --target URL (or PG* variables), or --topology FILE.json');
+  }
+  const o: ImportPlanOptions = { from: v.from, s3: shared.s3FromFlags(v) };
+  if (typeof v.target === 'string') o.target = v.target;
+  if (topology !== undefined) o.topology = topology;
+  const tables = v.table as string[] | undefined;
+  if (tables && tables.length > 0) o.tables = tables;
+  if (v.route !== undefined) {
+    if (v.route !== 'auto' && v.route !== 'coordinator' && v.route !== 'direct') throw new InvalidOptionError('--route takes auto, coordinator or direct');
+    o.route = v.route;
+  }
+  if (v.concurrency !== undefined) {
+    const n = Number(v.concurrency);
+    if (!Number.isInteger(n) || n < 1) throw new InvalidOptionError('--concurrency must be a whole number of at least 1');
+    o.concurrency = n;
+  }
+  if (v.bare) {
+    if (!tables || tables.length !== 1) throw new InvalidOptionError('--bare needs exactly one --table: the table the objects hold');
+    const fmt: Record<string, unknown> = { kind: (v.format ?? 'text') as FormatKind };
+    if (v.header) fmt.header = true;
+    for (const k of ['delimiter', 'null', 'quote', 'escape'] as const) if (typeof v[k] === 'string') fmt[k] = v[k];
+    const b: BareSource = { table: tables[0]!, format: fmt as BareSource['format'] };
+    if (typeof v['object-name'] === 'string') b.objectName = v['object-name'];
+    o.bare = b;
+  } else if (v.format !== undefined || v.header || v['object-name'] !== undefined) {
+    throw new InvalidOptionError('--format, --header and --object-name apply to --bare only: a manifest records the format');
+  }
+  return o;
+}
+
+/** `segferry import`. */
+export async function cmdImport(argv: string[], shared: CliShared): Promise<number> {
+  const { values: v } = parseArgs({ args: argv, options: flags(shared), allowPositionals: false, strict: true });
+  if (v.help) {
+    process.stdout.write(IMPORT_HELP);
+    return 0;
+  }
+  const r = shared.reporter().configure(mode(v), v.verbose === true);
+  const o: ImportOptions = common(v, shared);
+  if (v.truncate) o.truncate = true;
+  if (v.create) o.create = true;
+  if (v.analyze) o.analyze = true;
+  if (v.force) o.force = true;
+  if (v['dry-run']) {
+    const plan = await planImport(o);
+    process.stdout.write(redact(JSON.stringify(plan, null, 2)) + '\n');
+    return 0;
+  }
+  if (v.verify) o.verify = true;
+  const ac = new AbortController();
+  const onSig = () => ac.abort(new SegferryError('ERR_ABORTED', 'interrupted'));
+  process.once('SIGINT', onSig);
+  process.once('SIGTERM', onSig);
+  try {
+    const res = await importTables({ ...o, signal: ac.signal, onEvent: r.listener() });
+    r.importSummary(res);
+    if (res.verify) return finishVerify(res.verify, r);
+    return 0;
+  } finally {
+    process.off('SIGINT', onSig);
+    process.off('SIGTERM', onSig);
+  }
+}
+
+/** `segferry verify`. */
+export async function cmdVerify(argv: string[], shared: CliShared): Promise<number> {
+  const { values: v } = parseArgs({ args: argv, options: flags(shared), allowPositionals: false, strict: true });
+  if (v.help) {
+    process.stdout.write(VERIFY_HELP);
+    return 0;
+  }
+  for (const k of ['truncate', 'create', 'analyze', 'force', 'verify', 'dry-run'] as const) {
+    if (v[k]) throw new InvalidOptionError(`--${k} is an import option`);
+  }
+  const r = shared.reporter().configure(mode(v), v.verbose === true);
+  const c = common(v, shared);
+  const o: VerifyOptions = { from: c.from };
+  if (c.s3) o.s3 = c.s3;
+  if (c.target !== undefined) o.target = c.target;
+  if (c.topology !== undefined) o.topology = c.topology;
+  if (c.tables) o.tables = c.tables;
+  if (c.bare) o.bare = c.bare;
+  if (c.route !== undefined) o.route = c.route;
+  if (c.concurrency !== undefined) o.concurrency = c.concurrency;
+  const res = await verifyImport({ ...o, onEvent: r.listener() });
+  return finishVerify(res, r);
+}
+
+function finishVerify(res: VerifyResult, r: Reporter): number {
+  r.verifyReport(res);
+  if (res.ok) return 0;
+  const bad = res.tables.filter((t) => t.match === false).map((t) => t.table);
+  return r.failure(new VerifyMismatchError(`verify found ${bad.length} table(s) that differ from the export: ${bad.join(', ')}`));
+}

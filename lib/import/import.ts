@@ -1,0 +1,347 @@
+import type pg from 'pg';
+import { SegferryError, fromDatabaseError } from '../errors.js';
+import { makeEmitter, type EventListener } from '../events.js';
+import { applySettings, closeQuietly, connect, destroyClient } from '../pg/conn.js';
+import { quoteIdent, quoteQualified } from '../pg/sql.js';
+import { openStore } from '../store/open.js';
+import type { ObjectStore } from '../store/types.js';
+import { COORDINATOR_NODE } from '../topology/discover.js';
+import type { PlanNode } from '../topology/types.js';
+import { runPool, throwIfAborted } from '../util/pool.js';
+import { ensureLedger, forgetTable } from './ledger.js';
+import { loadObject, type LoadUnit } from './load.js';
+import { planImport, type ImportPlan, type ImportPlanOptions, type ImportTablePlan } from './plan.js';
+import { verifyImport, type VerifyResult } from './verify.js';
+
+/** Options of {@link importTables}. */
+export interface ImportOptions extends ImportPlanOptions {
+  /** Use this plan instead of planning again (e.g. after printing it). */
+  plan?: ImportPlan;
+  /**
+   * Run {@link verifyImport} after loading and return its result in `verify` (default false).
+   * A mismatch is reported there, not thrown: check `result.verify.ok`.
+   */
+  verify?: boolean;
+  /** Cancel: loaders stop, open transactions roll back; committed objects stay (and are skipped next time). */
+  signal?: AbortSignal;
+  /** Progress events (operation `import`). */
+  onEvent?: EventListener;
+}
+
+/** What happened to one table. */
+export interface ImportTableResult {
+  table: string;
+  route: 'coordinator' | 'direct';
+  /** Loads planned (objects × target nodes). */
+  objects: number;
+  /** Loads done in this run. */
+  loaded: number;
+  /** Loads skipped because the ledger already had them. */
+  skipped: number;
+  /** Rows and bytes loaded in this run. */
+  rows: number;
+  bytes: number;
+  /** Nodes where the table was created (`create`). */
+  created: string[];
+  /** True when the table was emptied before loading (`truncate`). */
+  truncated: boolean;
+  analyzed: boolean;
+}
+
+/** One destination node's share. */
+export interface ImportNodeSummary {
+  node: string;
+  objects: number;
+  skipped: number;
+  rows: number;
+  bytes: number;
+  elapsedMs: number;
+}
+
+/** What {@link importTables} returns. */
+export interface ImportResult {
+  importId: string;
+  /** Display location of the export (no credentials). */
+  location: string;
+  plan: ImportPlan;
+  tables: ImportTableResult[];
+  nodes: ImportNodeSummary[];
+  loaded: number;
+  skipped: number;
+  rows: number;
+  bytes: number;
+  elapsedMs: number;
+  /** Things the user should know (e.g. a bare prefix has no checksums). */
+  notes: string[];
+  /** Present with `verify`. */
+  verify?: VerifyResult;
+}
+
+/** Idle sessions per node, each with the manifest's settings applied. */
+class Sessions {
+  #idle = new Map<string, pg.Client[]>();
+  #all = new Set<pg.Client>();
+  constructor(readonly nodes: Map<string, PlanNode>, readonly settings: Record<string, string>) {}
+
+  async acquire(node: string): Promise<pg.Client> {
+    const c = this.#idle.get(node)?.pop();
+    if (c) return c;
+    const n = this.nodes.get(node)!;
+    const client = await connect(n.endpoint, { node, applicationName: 'segferry import' });
+    this.#all.add(client);
+    try {
+      await applySettings(client, this.settings);
+    } catch (e) {
+      this.drop(client);
+      throw fromDatabaseError(e, { node, action: 'set session' });
+    }
+    return client;
+  }
+  release(node: string, c: pg.Client): void {
+    this.#idle.set(node, [...(this.#idle.get(node) ?? []), c]);
+  }
+  /** Forget a session that failed (it was destroyed, or is being). */
+  drop(c: pg.Client): void {
+    this.#all.delete(c);
+    destroyClient(c);
+  }
+  async closeAll(): Promise<void> {
+    for (const c of this.#all) await closeQuietly(c);
+    this.#all.clear();
+    this.#idle.clear();
+  }
+}
+
+function createTableSQL(tp: ImportTablePlan): string {
+  const cols = tp.columns.map((c) => `${quoteIdent(c.name)} ${c.type}${c.notNull ? ' NOT NULL' : ''}`);
+  // Types are format_type output read from the source catalog, so they are valid SQL as written.
+  return `CREATE TABLE IF NOT EXISTS ${quoteQualified(tp.destination)} (${cols.join(', ')})`;
+}
+
+/**
+ * Import an export into a destination cluster: plan (unless `plan` is given), create and
+ * truncate tables as asked, then load every object not yet in the ledger, in parallel up to
+ * `concurrency`, each in its own transaction together with its ledger row (see
+ * {@link loadObject}). Rerunning after a failure or interruption loads only what is missing;
+ * a second run of a finished import loads nothing.
+ *
+ * Memory: about concurrency × (store read buffer + chunk being hashed + COPY write buffer),
+ * at most ≈ 4 MiB per loader (see `concurrency`); objects are streamed, never held whole.
+ */
+export async function importTables(opts: ImportOptions): Promise<ImportResult> {
+  const t0 = Date.now();
+  const emit = makeEmitter('import', opts.onEvent);
+  const store: ObjectStore = typeof opts.from === 'string' ? openStore(opts.from, opts.s3) : opts.from;
+  const sessions: { s?: Sessions } = {};
+  try {
+    throwIfAborted(opts.signal);
+    const plan = opts.plan ?? (await planImport({ ...opts, from: store }));
+    const nodes = new Map<string, PlanNode>(plan.nodes.map((n) => [n.name, n]));
+    if (plan.coordinator) nodes.set(COORDINATOR_NODE, plan.coordinator);
+    const s = new Sessions(nodes, plan.sessionSettings);
+    sessions.s = s;
+
+    const results = new Map<string, ImportTableResult>(plan.tables.map((t) => [t.table, {
+      table: t.table, route: t.route, objects: t.objects.reduce((a, o) => a + o.targets.length, 0),
+      loaded: 0, skipped: 0, rows: 0, bytes: 0, created: [], truncated: false, analyzed: false,
+    }]));
+
+    const notes = [...plan.notes];
+    // Prepare every node before loading: ledger, missing tables, truncation.
+    const targetNodes = new Set(plan.tables.flatMap((t) => t.targets.map((x) => x.node)));
+    for (const node of [...nodes.keys()].sort()) {
+      throwIfAborted(opts.signal);
+      const needsLedger = targetNodes.has(node);
+      const creates = plan.tables.filter((t) => t.create.includes(node));
+      const truncs = plan.truncate ? plan.tables.filter((t) => t.truncate.includes(node)) : [];
+      const forgets = plan.truncate && plan.ledgerNodes.includes(node);
+      if (!needsLedger && creates.length === 0 && truncs.length === 0 && !forgets) continue;
+      const essential = needsLedger || creates.length > 0 || truncs.length > 0;
+      let c: pg.Client;
+      try {
+        c = await s.acquire(node);
+      } catch (e) {
+        // A node that receives nothing only has its ledger tidied: not worth failing for.
+        if (essential) throw e;
+        notes.push(`node ${node}: not reachable to clear its ledger rows of the truncated tables (${(e as SegferryError).code ?? 'error'})`);
+        continue;
+      }
+      let current: string | undefined;
+      try {
+        if (needsLedger) await ensureLedger(c);
+        for (const t of creates) {
+          current = t.table;
+          if (t.destination.schema !== 'public') await c.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(t.destination.schema)}`);
+          await c.query(createTableSQL(t));
+          results.get(t.table)!.created.push(node);
+        }
+        for (const t of plan.truncate ? plan.tables : []) {
+          current = t.table;
+          const trunc = truncs.includes(t);
+          // The table's rows and its ledger rows go together.
+          await c.query('BEGIN');
+          if (trunc) await c.query(`TRUNCATE ${quoteQualified(t.targets.find((x) => x.node === node)?.relation ?? t.destination)}`);
+          await forgetTable(c, t.table);
+          await c.query('COMMIT');
+          if (trunc) results.get(t.table)!.truncated = true;
+        }
+        current = undefined;
+        s.release(node, c);
+      } catch (e) {
+        s.drop(c);
+        throw fromDatabaseError(e, { node, ...(current ? { table: current } : {}), action: 'prepare' });
+      }
+    }
+
+    // Units: (object, target node) pairs not yet in a ledger, interleaved across nodes so
+    // that the loaders spread over the destination.
+    const perNode = new Map<string, LoadUnit[]>();
+    const left = new Map<string, number>();
+    const tableLeft = new Map<string, number>();
+    const nodeStats = new Map<string, ImportNodeSummary & { started: number }>();
+    const stat = (n: string) => {
+      let x = nodeStats.get(n);
+      if (!x) nodeStats.set(n, x = { node: n, objects: 0, skipped: 0, rows: 0, bytes: 0, elapsedMs: 0, started: Date.now() });
+      return x;
+    };
+    let estimatedBytes = 0;
+    let objectCount = 0;
+    const skippedUnits: LoadUnit[] = [];
+    for (const t of plan.tables) {
+      for (const o of t.objects) {
+        for (const n of o.targets) {
+          const target = t.targets.find((x) => x.node === n)!;
+          const u: LoadUnit = { table: t.table, object: o, target };
+          objectCount++;
+          stat(n);
+          if (o.loaded.includes(n)) { skippedUnits.push(u); continue; }
+          perNode.set(n, [...(perNode.get(n) ?? []), u]);
+          left.set(n, (left.get(n) ?? 0) + 1);
+          tableLeft.set(t.table, (tableLeft.get(t.table) ?? 0) + 1);
+          estimatedBytes += o.bytes;
+        }
+      }
+    }
+    const units: LoadUnit[] = [];
+    const queues = [...perNode.values()];
+    for (let i = 0; queues.some((q) => i < q.length); i++) for (const q of queues) if (i < q.length) units.push(q[i]!);
+
+    emit({
+      type: 'start',
+      tables: plan.tables.map((t) => t.table),
+      nodes: [...nodeStats.keys()].sort(),
+      objects: objectCount,
+      estimatedBytes,
+    });
+    for (const u of skippedUnits) {
+      const r = results.get(u.table)!;
+      r.skipped++;
+      stat(u.target.node).skipped++;
+      emit({ type: 'segment', node: u.target.node, table: u.table, key: u.object.key, segment: u.object.segment, bytes: u.object.bytes, rows: u.object.rows ?? 0, skipped: true });
+    }
+    const nodeDone = (n: string) => {
+      const x = stat(n);
+      x.elapsedMs = Date.now() - x.started;
+      emit({ type: 'node-done', node: n, bytes: x.bytes, rows: x.rows, objects: x.objects, elapsedMs: x.elapsedMs });
+    };
+    for (const n of nodeStats.keys()) if (!left.get(n)) nodeDone(n);
+
+    const tableDone = async (t: ImportTablePlan) => {
+      const r = results.get(t.table)!;
+      if (plan.analyze) {
+        // The nodes that took rows, and the coordinator that plans queries over them.
+        const where = new Map(t.targets.map((x) => [x.node, x.relation]));
+        if (plan.coordinator && !where.has(COORDINATOR_NODE)) where.set(COORDINATOR_NODE, t.destination);
+        for (const [n, rel] of where) {
+          const c = await s.acquire(n);
+          try {
+            await c.query(`ANALYZE ${quoteQualified(rel)}`);
+            s.release(n, c);
+          } catch (e) {
+            s.drop(c);
+            throw fromDatabaseError(e, { node: n, table: t.table, action: 'ANALYZE' });
+          }
+        }
+        r.analyzed = true;
+      }
+      emit({ type: 'table-done', table: t.table, rows: r.rows, bytes: r.bytes, objects: r.loaded + r.skipped });
+    };
+    for (const t of plan.tables) if (!tableLeft.get(t.table)) await tableDone(t);
+
+    const lastTick = new Map<string, number>();
+    await runPool(units, plan.concurrency, async (u, signal) => {
+      const n = u.target.node;
+      const x = stat(n);
+      const c = await s.acquire(n);
+      let out;
+      try {
+        out = await loadObject(c, u, {
+          store, importId: plan.importId, format: plan.format, force: plan.force, signal,
+          onBytes: (b) => {
+            x.bytes += b;
+            const now = Date.now();
+            if (now - (lastTick.get(n) ?? 0) >= 500) {
+              lastTick.set(n, now);
+              emit({ type: 'progress', node: n, table: u.table, segment: u.object.segment, bytes: x.bytes, rows: x.rows });
+            }
+          },
+        });
+      } catch (e) {
+        s.drop(c);
+        throw e;
+      }
+      s.release(n, c);
+      const r = results.get(u.table)!;
+      if (out.skipped) {
+        r.skipped++;
+        x.skipped++;
+      } else {
+        r.loaded++;
+        r.rows += out.rows;
+        r.bytes += out.bytes;
+        x.objects++;
+        x.rows += out.rows;
+      }
+      emit({ type: 'segment', node: n, table: u.table, key: u.object.key, segment: u.object.segment, bytes: out.bytes, rows: out.rows, ...(out.skipped ? { skipped: true } : {}) });
+      const nl = left.get(n)! - 1;
+      left.set(n, nl);
+      if (nl === 0) nodeDone(n);
+      const tl = tableLeft.get(u.table)! - 1;
+      tableLeft.set(u.table, tl);
+      if (tl === 0) await tableDone(plan.tables.find((t) => t.table === u.table)!);
+    }, opts.signal);
+
+    const tables = [...results.values()];
+    const res: ImportResult = {
+      importId: plan.importId,
+      location: plan.location,
+      plan,
+      tables,
+      nodes: [...nodeStats.values()].map(({ started: _s, ...n }) => n).sort((a, b) => (a.node < b.node ? -1 : 1)),
+      loaded: tables.reduce((a, t) => a + t.loaded, 0),
+      skipped: tables.reduce((a, t) => a + t.skipped, 0),
+      rows: tables.reduce((a, t) => a + t.rows, 0),
+      bytes: tables.reduce((a, t) => a + t.bytes, 0),
+      elapsedMs: 0,
+      notes,
+    };
+    await s.closeAll();
+    res.elapsedMs = Date.now() - t0;
+    emit({ type: 'done', tables: tables.length, objects: res.loaded, rows: res.rows, bytes: res.bytes, elapsedMs: res.elapsedMs, skipped: res.skipped });
+    if (opts.verify) {
+      const v: Parameters<typeof verifyImport>[0] = { from: store, tables: plan.tables.map((t) => t.table) };
+      if (opts.target !== undefined) v.target = opts.target;
+      if (opts.topology !== undefined) v.topology = opts.topology;
+      if (opts.bare !== undefined) v.bare = opts.bare;
+      if (opts.signal !== undefined) v.signal = opts.signal;
+      if (opts.onEvent !== undefined) v.onEvent = opts.onEvent;
+      res.verify = await verifyImport(v);
+    }
+    return res;
+  } catch (e) {
+    throw e instanceof SegferryError ? e : fromDatabaseError(e, { action: 'import' });
+  } finally {
+    await sessions.s?.closeAll();
+    if (typeof opts.from === 'string') store.close();
+  }
+}

@@ -1,0 +1,78 @@
+import type pg from 'pg';
+
+/**
+ * The import ledger: one row per object loaded into a node, written in the same transaction
+ * as the object's rows, on the node that holds them. A row therefore exists exactly when the
+ * object's rows are committed there; reruns skip what it lists.
+ */
+export const LEDGER_SCHEMA = 'segferry';
+/** Qualified ledger table name (for messages). */
+export const LEDGER_TABLE = `${LEDGER_SCHEMA}.loads`;
+
+const DDL = [
+  `CREATE SCHEMA IF NOT EXISTS ${LEDGER_SCHEMA}`,
+  `CREATE TABLE IF NOT EXISTS ${LEDGER_TABLE} (
+     import_id  text NOT NULL,
+     object_key text NOT NULL,
+     table_name text NOT NULL,
+     sha256     text,
+     rows       bigint,
+     loaded_at  timestamptz NOT NULL DEFAULT now(),
+     PRIMARY KEY (import_id, object_key))`,
+];
+
+/**
+ * Create the ledger if missing. Two importers creating it at once can collide on the catalog's
+ * unique indexes (23505) or on the name (42P07): the loser retries and finds it there.
+ */
+export async function ensureLedger(client: pg.Client): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      for (const sql of DDL) await client.query(sql);
+      return;
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      if (attempt < 3 && (code === '23505' || code === '42P07' || code === '42P06')) continue;
+      throw e;
+    }
+  }
+}
+
+/** Keys (with their table) this import has loaded into the node; empty when there is no ledger. */
+export async function readLedger(client: pg.Client, importId: string): Promise<Map<string, string>> {
+  const exists = await client.query<{ r: string | null }>(`SELECT to_regclass('${LEDGER_TABLE}')::text AS r`);
+  if (!exists.rows[0]?.r) return new Map();
+  const r = await client.query<{ k: string; t: string }>(`SELECT object_key AS k, table_name AS t FROM ${LEDGER_TABLE} WHERE import_id = $1`, [importId]);
+  return new Map(r.rows.map((x) => [x.k, x.t]));
+}
+
+/**
+ * Record an object as loaded, inside the loading transaction. Returns false when the ledger
+ * already has it: another run committed it (a concurrent claim waits for that run's
+ * transaction and then finds the row), so this load must be skipped.
+ */
+export async function claimObject(
+  client: pg.Client,
+  row: { importId: string; key: string; table: string; sha256?: string; rows?: number },
+  force: boolean,
+): Promise<boolean> {
+  if (force) await client.query(`DELETE FROM ${LEDGER_TABLE} WHERE import_id = $1 AND object_key = $2`, [row.importId, row.key]);
+  const r = await client.query(
+    `INSERT INTO ${LEDGER_TABLE} (import_id, object_key, table_name, sha256, rows) VALUES ($1, $2, $3, $4, $5)
+     ON CONFLICT (import_id, object_key) DO NOTHING`,
+    [row.importId, row.key, row.table, row.sha256 ?? null, row.rows ?? null],
+  );
+  return r.rowCount === 1;
+}
+
+/** Fill in what a bare object turned out to hold (no manifest figures existed before loading). */
+export async function completeClaim(client: pg.Client, importId: string, key: string, sha256: string, rows: number): Promise<void> {
+  await client.query(`UPDATE ${LEDGER_TABLE} SET sha256 = $3, rows = $4 WHERE import_id = $1 AND object_key = $2`, [importId, key, sha256, rows]);
+}
+
+/** Forget every load of a table (all imports), after it was truncated: its rows are gone. */
+export async function forgetTable(client: pg.Client, table: string): Promise<void> {
+  const exists = await client.query<{ r: string | null }>(`SELECT to_regclass('${LEDGER_TABLE}')::text AS r`);
+  if (!exists.rows[0]?.r) return;
+  await client.query(`DELETE FROM ${LEDGER_TABLE} WHERE table_name = $1`, [table]);
+}

@@ -1,0 +1,227 @@
+import { InvalidOptionError, SegferryError, TableNotFoundError, fromDatabaseError } from '../errors.js';
+import { makeEmitter, type EventListener } from '../events.js';
+import { addChecksums, checksumSQL } from '../export/export.js';
+import { columnListSQL } from '../format/options.js';
+import type { RowChecksum } from '../manifest/types.js';
+import { applySettings, closeQuietly, connect, describeEndpoint, parseConnection } from '../pg/conn.js';
+import { displayName, parseTableName, quoteQualified, type QualifiedName } from '../pg/sql.js';
+import { openStore } from '../store/open.js';
+import type { S3Options } from '../store/s3.js';
+import type { ObjectStore } from '../store/types.js';
+import { COORDINATOR_NODE, discover, type StaticTopology } from '../topology/discover.js';
+import type { PlanNode } from '../topology/types.js';
+import { runPool, throwIfAborted } from '../util/pool.js';
+import { parseStaticNodes, readSource, type BareSource } from './plan.js';
+
+/** Options of {@link verifyImport}. */
+export interface VerifyOptions {
+  /** The export: `s3://bucket/prefix`, a directory, a `file://` URL, or an open store. */
+  from: string | ObjectStore;
+  /** S3 client settings. */
+  s3?: S3Options;
+  /** Destination coordinator (or single server) URL. Not needed with a static topology. */
+  target?: string;
+  /** `auto` (default), `postgres`, `fdw`, or a {@link StaticTopology} naming the destination nodes. */
+  topology?: 'auto' | 'postgres' | 'fdw' | StaticTopology;
+  /** Verify only these tables of the export (default: all). */
+  tables?: string[];
+  /** Objects without a manifest: there is nothing recorded to compare; destination figures only. */
+  bare?: BareSource;
+  /**
+   * Where to compute with a target URL: `coordinator` (default for `auto`): one scan through
+   * the coordinator; `direct`: one scan per node relation (postgres_fdw), in parallel, summed.
+   * A static destination is always scanned per node.
+   */
+  route?: 'auto' | 'coordinator' | 'direct';
+  /** Scans running at once (default: number of scans, at most 8, at least 2). */
+  concurrency?: number;
+  /** Cancel the scans. */
+  signal?: AbortSignal;
+  /** Events (operation `verify`): start, table-done, done. */
+  onEvent?: EventListener;
+}
+
+/** Row count and checksum of one scan. */
+export interface VerifyNode {
+  node: string;
+  rows: number;
+  sum: string;
+  /** Replicated tables on a static destination: this node's copy matches the source. */
+  match?: boolean;
+}
+
+/** The comparison for one table. */
+export interface VerifyTable {
+  table: string;
+  /** What the manifest recorded; absent for bare objects. `sum` is absent when no checksum was recorded. */
+  source?: { rows: number; sum?: string };
+  /** The destination's figures (for a replicated table on a static destination: the first node that differs, else the first node). */
+  destination: RowChecksum;
+  /** Per-node figures when computed per node. */
+  nodes?: VerifyNode[];
+  /** true: equal; false: different; null: nothing recorded to compare with (bare objects). */
+  match: boolean | null;
+  /** False when only row counts could be compared (no checksum recorded). */
+  checksummed: boolean;
+  /** Say why a comparison is partial, e.g. "no checksum recorded". */
+  note?: string;
+  /** Replicated tables on a static destination are compared node by node. */
+  replicatedPerNode?: boolean;
+}
+
+/** What {@link verifyImport} returns. A mismatch is a result, not an error. */
+export interface VerifyResult {
+  location: string;
+  /** True when no table differs (tables with nothing to compare do not count as different). */
+  ok: boolean;
+  tables: VerifyTable[];
+}
+
+interface Scan {
+  table: string;
+  node: PlanNode;
+  relation: QualifiedName;
+  /** Column names on that node, or undefined for all columns (bare). */
+  columns?: string[];
+}
+
+/**
+ * Compare the destination with what the export recorded: per table, the row count and the
+ * order-independent checksum (count and sum of 60-bit md5 prefixes of each row's text) of
+ * the exported columns, computed under the manifest's session settings. Through the
+ * coordinator for a postgres or postgres_fdw destination (or per node with route `direct`),
+ * per node and summed for a static destination; a replicated table on a static destination
+ * must match on every node by itself.
+ *
+ * Returns the comparison; it does not throw on a mismatch (the CLI turns one into
+ * VerifyMismatchError and exit code 3). Extra rows already in a destination table count.
+ */
+export async function verifyImport(opts: VerifyOptions): Promise<VerifyResult> {
+  const t0 = Date.now();
+  const emit = makeEmitter('verify', opts.onEvent);
+  const store = typeof opts.from === 'string' ? openStore(opts.from, opts.s3) : opts.from;
+  try {
+    throwIfAborted(opts.signal);
+    if (opts.concurrency !== undefined && !(Number.isInteger(opts.concurrency) && opts.concurrency >= 1)) {
+      throw new InvalidOptionError('concurrency must be a whole number of at least 1');
+    }
+    const src = await readSource(store, opts);
+    const scans: Scan[] = [];
+    const perNodeReplicated = new Set<string>();
+    const topo = opts.topology ?? 'auto';
+    const route = opts.route ?? 'auto';
+    if (typeof topo === 'object') {
+      if (opts.target !== undefined) throw new InvalidOptionError('give either a target URL or a static topology, not both');
+      const nodes = parseStaticNodes(topo);
+      const rep = new Set((topo.replicated ?? []).map((t) => displayName(parseTableName(t))));
+      for (const t of src.tables) {
+        if (t.distribution.kind === 'replicated' || rep.has(t.name)) perNodeReplicated.add(t.name);
+        for (const n of nodes.values()) {
+          const s: Scan = { table: t.name, node: n, relation: t.table };
+          if (t.columns) s.columns = t.columns.map((c) => c.name);
+          scans.push(s);
+        }
+      }
+    } else {
+      const target = opts.target ?? (process.env.PGHOST || process.env.PGDATABASE ? '' : undefined);
+      if (target === undefined) throw new InvalidOptionError('give a target URL (or PG* variables), or a static topology');
+      const coord: PlanNode = { name: COORDINATOR_NODE, endpoint: parseConnection(target) };
+      if (route === 'direct') {
+        const d = await discover({ source: target, topology: topo, tables: src.tables.map((t) => t.name) });
+        const nodes = new Map(d.nodes.map((n) => [n.name, n]));
+        nodes.set(COORDINATOR_NODE, coord);
+        for (const t of src.tables) {
+          const dt = d.tables.find((x) => displayName(x.table) === t.name)!;
+          if (t.distribution.kind === 'replicated') {
+            const s: Scan = { table: t.name, node: coord, relation: t.table };
+            if (t.columns) s.columns = t.columns.map((c) => c.name);
+            scans.push(s);
+            continue;
+          }
+          for (const r of dt.reads) {
+            const s: Scan = { table: t.name, node: nodes.get(r.node)!, relation: r.relation };
+            if (t.columns) {
+              s.columns = t.columns.map((c) => {
+                const i = dt.columns.findIndex((x) => x.name === c.name);
+                return i >= 0 ? r.columns?.[i] ?? c.name : c.name;
+              });
+            }
+            scans.push(s);
+          }
+        }
+      } else {
+        for (const t of src.tables) {
+          const s: Scan = { table: t.name, node: coord, relation: t.table };
+          if (t.columns) s.columns = t.columns.map((c) => c.name);
+          scans.push(s);
+        }
+      }
+    }
+    emit({ type: 'start', tables: src.tables.map((t) => t.name), nodes: [...new Set(scans.map((s) => s.node.name))].sort(), estimatedBytes: 0 });
+
+    const figures = new Map<Scan, RowChecksum>();
+    await runPool(scans, opts.concurrency ?? Math.min(8, Math.max(2, scans.length)), async (s, signal) => {
+      throwIfAborted(signal);
+      figures.set(s, await scan(s, src.sessionSettings, signal));
+    }, opts.signal);
+
+    const tables: VerifyTable[] = src.tables.map((t) => {
+      const mine = scans.filter((s) => s.table === t.name);
+      const nodes: VerifyNode[] = mine.map((s) => ({ node: s.node.name, ...figures.get(s)! }));
+      const source = src.bare ? undefined : { rows: t.rows ?? 0, ...(t.checksum ? { sum: t.checksum.sum } : {}) };
+      const same = (f: RowChecksum) => source !== undefined && f.rows === source.rows && (source.sum === undefined || f.sum === source.sum);
+      let destination: RowChecksum;
+      let match: boolean | null;
+      const vt = {} as VerifyTable;
+      if (perNodeReplicated.has(t.name)) {
+        for (const n of nodes) n.match = same(n);
+        destination = nodes.find((n) => !n.match) ?? nodes[0]!;
+        destination = { rows: destination.rows, sum: destination.sum };
+        match = source === undefined ? null : nodes.every((n) => n.match);
+        vt.replicatedPerNode = true;
+      } else {
+        destination = nodes.reduce<RowChecksum>((a, n) => addChecksums(a, n), { rows: 0, sum: '0' });
+        match = source === undefined ? null : same(destination);
+      }
+      Object.assign(vt, { table: t.name, destination, match, checksummed: source?.sum !== undefined });
+      if (source) vt.source = source;
+      if (nodes.length > 1 || mine[0]?.node.name !== COORDINATOR_NODE) vt.nodes = nodes;
+      if (source === undefined) vt.note = 'no checksum recorded: objects without a manifest';
+      else if (source.sum === undefined) vt.note = 'no checksum recorded: row counts compared only';
+      emit({ type: 'table-done', table: t.name, rows: destination.rows, bytes: 0, objects: 0 });
+      return vt;
+    });
+    const ok = tables.every((t) => t.match !== false);
+    emit({ type: 'done', tables: tables.length, objects: 0, rows: tables.reduce((a, t) => a + t.destination.rows, 0), bytes: 0, elapsedMs: Date.now() - t0 });
+    return { location: store.url, ok, tables };
+  } finally {
+    if (typeof opts.from === 'string') store.close();
+  }
+}
+
+/** One checksum scan in a read-only transaction under the export's session settings. */
+async function scan(s: Scan, settings: Record<string, string>, signal: AbortSignal): Promise<RowChecksum> {
+  const node = s.node.name;
+  const c = await connect(s.node.endpoint, { node, applicationName: 'segferry verify' });
+  const onAbort = () => { c.end().catch(() => {}); };
+  signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    await applySettings(c, settings);
+    const cols = s.columns ? columnListSQL(s.columns) : '*';
+    const r = await c.query<{ rows: string; sum: string }>(checksumSQL(`SELECT ${cols} FROM ${quoteQualified(s.relation)}`));
+    await c.query('COMMIT');
+    const row = r.rows[0]!;
+    return { rows: Number(row.rows), sum: row.sum };
+  } catch (e) {
+    if (signal.aborted) throw signal.reason instanceof SegferryError ? signal.reason : e;
+    const err = fromDatabaseError(e, { node, table: s.table, endpoint: describeEndpoint(s.node.endpoint), action: 'verify scan' });
+    if (err instanceof TableNotFoundError) {
+      throw new TableNotFoundError(`table ${displayName(s.relation)} not found on node ${node}`, { node, table: s.table, sqlState: '42P01', cause: e });
+    }
+    throw err;
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+    await closeQuietly(c);
+  }
+}
