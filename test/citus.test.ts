@@ -11,7 +11,9 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { pipeline } from 'node:stream/promises';
-import { exportTables, openStore, planExport, readManifest, type Manifest } from '../lib/index.js';
+import {
+  exportTables, importTables, openStore, planExport, planImport, readManifest, SegferryError, verifyImport, type Manifest,
+} from '../lib/index.js';
 import { citusMissing, startCitusCluster, type CitusCluster } from './helpers/citus.js';
 import {
   describeMultisetDiff, replicatedInsertSQL, replicatedTableDDL, rowMultiset, sameMultiset, trickyInsertSQL, trickyTableDDL,
@@ -39,10 +41,10 @@ async function tmp(): Promise<string> {
 
 /** The tables of the test, created on a cluster's coordinator (empty). */
 async function createTables(c: CitusCluster, shards = SHARDS): Promise<void> {
-  await c.query(trickyTableDDL('events'));
-  await c.query(`SET citus.shard_count = ${shards}; SELECT create_distributed_table('events', 'id')`);
-  await c.query(replicatedTableDDL('nation'));
-  await c.query(`SELECT create_reference_table('nation')`);
+  await c.query(trickyTableDDL('public.events'));
+  await c.query(`SET citus.shard_count = ${shards}; SELECT create_distributed_table('public.events', 'id')`);
+  await c.query(replicatedTableDDL('public.nation'));
+  await c.query(`SELECT create_reference_table('public.nation')`);
 }
 
 function logFile(s: PgServer): string {
@@ -80,7 +82,11 @@ describe.skipIf(missing !== undefined)('Citus', () => {
         coordinatorSettings: { log_statement: 'all', log_connections: 'on', log_line_prefix: '%m [%p] app=%a %q%u@%d ' },
         workerSettings: { log_statement: 'all' },
       }),
-      startCitusCluster({ name: 'dst' }),
+      startCitusCluster({
+        name: 'dst',
+        coordinatorSettings: { log_statement: 'all', log_line_prefix: '%m [%p] app=%a %q%u@%d ' },
+        workerSettings: { log_statement: 'all' },
+      }),
     ]);
     await createTables(src);
     await src.query(trickyInsertSQL('events', 1, ROWS));
@@ -129,7 +135,7 @@ describe.skipIf(missing !== undefined)('Citus', () => {
 
     // The statement log works: planning itself shows up in it.
     const planning = (await readFile(coordLog)).subarray(0, offset).toString('utf8');
-    expect(planning).toMatch(/app=segferry .*statement: .*pg_dist_shard/);
+    expect(planning).toMatch(/app=segferry segferry@postgres LOG: {2}(statement|execute <unnamed>): [^\n]*\n[^]*pg_dist_shard/);
     const after = await logSince(src.coordinator, offset);
     expect(after).not.toMatch(/\bCOPY\b/i);
     expect(after).not.toContain('app=segferry');
@@ -191,5 +197,165 @@ describe.skipIf(missing !== undefined)('Citus', () => {
     expect(m.source.topology).toBe('citus');
     expect(m.source.nodes.map((n) => n.name)).toEqual(['worker-1', 'worker-2']);
     expect(m.tables.map((t) => t.rows)).toEqual([ROWS, NATION_ROWS]);
+  });
+  describe('import into a second Citus cluster', () => {
+    let dir: string;
+    let manifest: Manifest;
+    const url = () => dst.coordinator.url();
+
+    beforeAll(async () => {
+      dir = await tmp();
+      manifest = (await exportTables({ source: src.coordinator.url(), tables: ['events', 'nation'], segmentSize: CAP, to: dir })).manifest;
+      await createTables(dst);
+    });
+
+    async function sameAsSource(): Promise<void> {
+      for (const t of ['events', 'nation']) {
+        const a = await rowMultiset(src.coordinator, `SELECT * FROM public.${t}`);
+        const b = await rowMultiset(dst.coordinator, `SELECT * FROM public.${t}`);
+        expect(sameMultiset(a, b), `${t}: ${describeMultisetDiff(a, b)}`).toBe(true);
+      }
+    }
+
+    /** Rows of every destination shard that sit in the shard their distribution value hashes to, and the others. */
+    async function shardPlacementCheck(): Promise<{ rows: number; misplaced: number; byRange: Map<string, number> }> {
+      const shards = await dst.query<{ id: string; min: string; max: string; port: number }>(
+        `SELECT s.shardid::text AS id, s.shardminvalue AS min, s.shardmaxvalue AS max, n.nodeport AS port
+           FROM pg_dist_shard s JOIN pg_dist_placement p USING (shardid) JOIN pg_dist_node n ON n.groupid = p.groupid
+          WHERE s.logicalrelid = 'public.events'::regclass`);
+      let rows = 0;
+      let misplaced = 0;
+      const byRange = new Map<string, number>();
+      for (const sh of shards) {
+        const w = dst.servers.find((x) => x.port === sh.port)!;
+        const [r] = await w.query<{ n: string; bad: string }>(
+          `SELECT count(*) AS n, count(*) FILTER (WHERE get_shard_id_for_distribution_column('public.events', id) <> ${sh.id}) AS bad FROM public.events_${sh.id}`);
+        rows += Number(r!.n);
+        misplaced += Number(r!.bad);
+        byRange.set(`${sh.min}..${sh.max}`, Number(r!.n));
+      }
+      return { rows, misplaced, byRange };
+    }
+
+    it('through the coordinator: COPY into the distributed table, Citus routes the rows; verify matches', async () => {
+      const res = await importTables({ from: dir, target: url(), route: 'coordinator', verify: true });
+      expect(res.tables.map((t) => [t.table, t.route])).toEqual([['public.events', 'coordinator'], ['public.nation', 'coordinator']]);
+      expect(res.rows).toBe(ROWS + NATION_ROWS);
+      expect(res.verify?.ok, JSON.stringify(res.verify)).toBe(true);
+      await sameAsSource();
+      const placed = await shardPlacementCheck();
+      expect(placed).toMatchObject({ rows: ROWS, misplaced: 0 });
+      const [ledger] = await dst.query<{ n: string }>(`SELECT count(*) AS n FROM segferry.loads WHERE import_id = $1`, [manifest.id]);
+      expect(Number(ledger!.n)).toBe(manifest.objects.length);
+    });
+
+    it('shard-direct: each object into its shard placement on the workers, the reference table through the coordinator; verify matches', async () => {
+      const plan = await planImport({ from: dir, target: url(), truncate: true });
+      const events = plan.tables.find((t) => t.table === 'public.events')!;
+      const nation = plan.tables.find((t) => t.table === 'public.nation')!;
+      expect(events.route, events.reason).toBe('direct');
+      expect(nation.route).toBe('coordinator');
+      expect(events.targets.map((t) => t.node)).toEqual(['worker-1', 'worker-2']);
+      const destShards = await dst.query<{ id: string; min: string; max: string }>(
+        `SELECT shardid::text AS id, shardminvalue AS min, shardmaxvalue AS max FROM pg_dist_shard WHERE logicalrelid = 'public.events'::regclass`);
+      const srcShards = manifest.tables.find((t) => t.name === 'events')!.distribution.shards!;
+      for (const o of events.objects) {
+        // The destination shard has the range of the source shard the object holds.
+        const srcShard = srcShards.find((x) => x.id === manifest.objects.find((m) => m.key === o.key)!.shards![0])!;
+        const d = destShards.find((x) => x.min === srcShard.min && x.max === srcShard.max)!;
+        expect(o.relation).toEqual({ schema: 'public', name: `events_${d.id}` });
+        expect(o.targets).toHaveLength(1);
+      }
+
+      const coordLog = join(dst.coordinator.dataDir, 'server.log');
+      const offset = (await stat(coordLog)).size;
+      const workerOffsets = await Promise.all(dst.workers.map(async (w) => (await stat(logFile(w))).size));
+      const res = await importTables({ from: dir, target: url(), plan });
+      expect(res.rows).toBe(ROWS + NATION_ROWS);
+      const after = await logSince(dst.coordinator, offset);
+      expect(after).toMatch(/COPY "public"\."nation"/);
+      expect(after).toMatch(/TRUNCATE "public"\."events"/);
+      expect(after).not.toMatch(/COPY "public"\."events/);
+      const workerLogs = (await Promise.all(dst.workers.map((w, i) => logSince(w, workerOffsets[i]!)))).join('\n');
+      expect(new Set([...workerLogs.matchAll(/COPY "public"\."events_(\d+)"/g)].map((m) => m[1]))).toEqual(new Set(destShards.map((d) => d.id)));
+
+      const v = await verifyImport({ from: dir, target: url() });
+      expect(v.ok, JSON.stringify(v)).toBe(true);
+      await sameAsSource();
+      // Every row sits in the shard its id hashes to, and each shard got its source shard's rows.
+      const placed = await shardPlacementCheck();
+      expect(placed.rows).toBe(ROWS);
+      expect(placed.misplaced).toBe(0);
+      for (const sh of srcShards) {
+        const rows = manifest.objects.filter((o) => o.shards?.[0] === sh.id).reduce((a, o) => a + o.rows, 0);
+        expect(placed.byRange.get(`${sh.min}..${sh.max}`)).toBe(rows);
+      }
+      // The ledger rows sit with the rows: events objects on the workers, nation on the coordinator.
+      const eventsKeys = manifest.objects.filter((o) => o.table === 'public.events').map((o) => o.key).sort();
+      const onWorkers = (await Promise.all(dst.workers.map((w) => w.query<{ k: string }>(`SELECT object_key AS k FROM segferry.loads WHERE import_id = $1`, [manifest.id]))))
+        .flat().map((r) => r.k).sort();
+      expect(onWorkers).toEqual(eventsKeys);
+      const onCoord = (await dst.query<{ k: string }>(`SELECT object_key AS k FROM segferry.loads WHERE import_id = $1`, [manifest.id])).map((r) => r.k).sort();
+      expect(onCoord).toEqual(manifest.objects.filter((o) => o.table === 'public.nation').map((o) => o.key).sort());
+    });
+
+    it('a second shard-direct run finds every object in the workers\' ledgers and loads nothing', async () => {
+      const res = await importTables({ from: dir, target: url() });
+      expect(res.tables.find((t) => t.table === 'public.events')!.route).toBe('direct');
+      expect(res.loaded).toBe(0);
+      expect(res.skipped).toBe(manifest.objects.length);
+      const placed = await shardPlacementCheck();
+      expect(placed.rows).toBe(ROWS);
+    });
+
+    it('the CLI imports shard-direct and verifies', async () => {
+      const r = spawnSync(process.execPath, ['bin/segferry.js', 'import', '--from', dir, '--target', url(), '--truncate', '--verify', '--json'], { encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stdout + r.stderr).not.toContain(dst.password);
+      const v = spawnSync(process.execPath, ['bin/segferry.js', 'verify', '--from', dir, '--target', url()], { encoding: 'utf8' });
+      expect(v.status, v.stderr + v.stdout).toBe(0);
+      expect((await shardPlacementCheck()).misplaced).toBe(0);
+    });
+
+    it('other shard ranges on the destination: auto goes through the coordinator and says why; direct is refused', async () => {
+      // Qualified: the ledger schema `segferry` is first on the search path of the role `segferry`.
+      await dst.query('DROP TABLE public.events');
+      await dst.query(trickyTableDDL('public.events'));
+      await dst.query(`SELECT create_distributed_table('public.events', 'id', shard_count := 4)`);
+      try {
+        let err: unknown;
+        try {
+          await planImport({ from: dir, target: url(), route: 'direct', tables: ['events'] });
+        } catch (e) {
+          err = e;
+        }
+        expect(err).toBeInstanceOf(SegferryError);
+        expect((err as SegferryError).code).toBe('ERR_TOPOLOGY');
+        expect((err as SegferryError).message).toMatch(/hash ranges/);
+        const res = await importTables({ from: dir, target: url(), truncate: true, verify: true });
+        const events = res.plan.tables.find((t) => t.table === 'public.events')!;
+        expect(events.route).toBe('coordinator');
+        expect(events.reason).toMatch(/4 shards have other hash ranges than the source's 8/);
+        expect(res.verify?.ok).toBe(true);
+        await sameAsSource();
+      } finally {
+        await dst.query('DROP TABLE public.events');
+        await dst.query(trickyTableDDL('public.events'));
+        await dst.query(`SET citus.shard_count = ${SHARDS}; SELECT create_distributed_table('public.events', 'id')`);
+      }
+    });
+
+    it('from a non-Citus export: through the coordinator', async () => {
+      const plain = await tmp();
+      const m = (await exportTables({ source: src.coordinator.url(), topology: 'postgres', tables: ['events'], segmentSize: CAP, to: plain })).manifest;
+      expect(m.source.topology).toBe('postgres');
+      const res = await importTables({ from: plain, target: url(), truncate: true, verify: true });
+      expect(res.tables[0]!.route).toBe('coordinator');
+      expect(res.verify?.ok).toBe(true);
+      const a = await rowMultiset(src.coordinator, 'SELECT * FROM public.events');
+      const b = await rowMultiset(dst.coordinator, 'SELECT * FROM public.events');
+      expect(sameMultiset(a, b), describeMultisetDiff(a, b)).toBe(true);
+      expect((await shardPlacementCheck()).misplaced).toBe(0);
+    });
   });
 });

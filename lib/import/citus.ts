@@ -8,21 +8,22 @@
  * holds a placement of it.
  */
 import type pg from 'pg';
-import type { ManifestObject } from '../manifest/types.js';
-import type { NodeEndpoint } from '../pg/conn.js';
 import { displayName, type QualifiedName } from '../pg/sql.js';
-import { citusNodeName, citusNodes, citusShards, citusTableInfo, type CitusNode } from '../topology/citus.js';
+import { citusNodeName, citusShards, citusTableInfo, type CitusShard, type CitusTableInfo } from '../topology/citus.js';
 import type { ColumnInfo, Distribution } from '../topology/types.js';
 
-/** Whether the server has the citus extension. */
-export async function isCitus(client: pg.Client): Promise<boolean> {
-  const r = await client.query(`SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'citus'`);
-  return r.rows.length > 0;
+/** A destination table as Citus knows it. */
+export interface CitusDestTable {
+  info: CitusTableInfo;
+  /** Its shards with every active placement's group (hash tables: in hash order). */
+  shards: CitusShard[];
 }
 
-/** The destination Citus cluster's primaries by group (see {@link citusNodes}). */
-export async function citusDestinationNodes(client: pg.Client, self: NodeEndpoint): Promise<Map<number, CitusNode>> {
-  return citusNodes(client, self);
+/** pg_dist_partition and pg_dist_shard of a destination table; undefined when Citus does not manage it. */
+export async function citusDestTable(client: pg.Client, oid: number, table: QualifiedName): Promise<CitusDestTable | undefined> {
+  const info = await citusTableInfo(client, oid);
+  if (!info) return undefined;
+  return { info, shards: await citusShards(client, oid, table.schema, info.method === 'h') };
 }
 
 /** Where one object goes when loaded shard-direct. */
@@ -37,59 +38,50 @@ export interface ShardTarget {
 
 /** Outcome of {@link planShardDirect}: a target per object key, or why the coordinator must route. */
 export type ShardDirectPlan =
-  | { ok: true; targets: Map<string, ShardTarget>; destinationShards: number }
+  | { ok: true; targets: Map<string, ShardTarget> }
   | { ok: false; reason: string };
 
 /**
  * Decide whether a table can be loaded shard-direct into a Citus destination, and map every
  * object to its destination shard. Conditions: the source was hash-distributed by Citus and
  * the manifest records its shard ranges; every object lists exactly one shard; the destination
- * table is hash-distributed on a column with the source's distribution column name and type;
- * both have the same set of hash ranges.
+ * table is hash-distributed on a column with the source's distribution column name and type
+ * (Citus hashes with the type's hash function); both have the same set of hash ranges; every
+ * destination shard has an active placement on one of `nodes`.
  */
-export async function planShardDirect(
-  client: pg.Client,
-  dest: { oid: number; table: QualifiedName; columns: ColumnInfo[] },
-  source: { distribution: Distribution; columns: ColumnInfo[]; objects: ManifestObject[] },
-  groups: Map<number, CitusNode>,
-): Promise<ShardDirectPlan> {
+export function planShardDirect(
+  dest: { table: QualifiedName; columns: ColumnInfo[]; citus: CitusDestTable | undefined },
+  source: { distribution: Distribution; columns?: ColumnInfo[]; objects: { key: string; shards?: string[] }[] },
+  nodes: Set<string>,
+): ShardDirectPlan {
   const d = source.distribution;
   const no = (reason: string): ShardDirectPlan => ({ ok: false, reason });
   if (d.method !== 'citus-hash' || !d.column || !d.shards || d.shards.length === 0) {
-    return no('the source table was not hash-distributed by Citus (or its manifest has no shard ranges)');
+    return no('the source table was not hash-distributed by Citus');
   }
-  const info = await citusTableInfo(client, dest.oid);
-  if (!info) return no(`the destination table ${displayName(dest.table)} is not a Citus table`);
-  if (info.method !== 'h' || !info.column) return no(`the destination table ${displayName(dest.table)} is not hash-distributed`);
-  if (info.column !== d.column) return no(`the destination is distributed by ${info.column}, the source by ${d.column}`);
-  const srcType = source.columns.find((c) => c.name === d.column)?.type;
+  const name = displayName(dest.table);
+  const c = dest.citus;
+  if (!c) return no(`the destination table ${name} is not a Citus table (or the target is not the Citus coordinator)`);
+  if (c.info.method !== 'h' || !c.info.column) return no(`the destination table ${name} is not hash-distributed`);
+  if (c.info.column !== d.column) return no(`the destination is distributed by ${c.info.column}, the source by ${d.column}`);
+  const srcType = source.columns?.find((x) => x.name === d.column)?.type;
   if (srcType === undefined) return no(`the distribution column ${d.column} is not among the exported columns`);
-  const dstType = dest.columns.find((c) => c.name === info.column)?.type;
-  if (dstType !== srcType) {
-    // The hash function follows the column's type: equal ranges mean nothing across types.
-    return no(`the distribution column ${d.column} is ${srcType} in the source and ${dstType ?? 'missing'} in the destination`);
-  }
-  const shards = await citusShards(client, dest.oid, dest.table.schema, true);
+  const dstType = dest.columns.find((x) => x.name === c.info.column)?.type;
+  if (dstType !== srcType) return no(`the distribution column ${d.column} is ${srcType} in the source and ${dstType ?? 'missing'} in the destination`);
   const range = (min: string | null | undefined, max: string | null | undefined) => `${min ?? ''}..${max ?? ''}`;
-  const byRange = new Map(shards.map((s) => [range(s.min, s.max), s]));
-  const srcRanges = new Set(d.shards.map((s) => range(s.min, s.max)));
-  if (shards.length !== d.shards.length || [...srcRanges].some((r) => !byRange.has(r)) || srcRanges.size !== d.shards.length) {
-    return no(`the destination has ${shards.length} shards with other hash ranges than the source's ${d.shards.length}`);
-  }
+  const byRange = new Map(c.shards.map((s) => [range(s.min, s.max), s]));
   const srcRange = new Map(d.shards.map((s) => [s.id, range(s.min, s.max)]));
+  const same = c.shards.length === d.shards.length && byRange.size === c.shards.length && [...srcRange.values()].every((r) => byRange.has(r));
+  if (!same) return no(`the destination's ${c.shards.length} shards have other hash ranges than the source's ${d.shards.length}`);
   const targets = new Map<string, ShardTarget>();
   for (const o of source.objects) {
-    if (!o.shards || o.shards.length !== 1) {
-      return no(`object ${o.key} does not list exactly one source shard (exported before shard-aligned objects?)`);
-    }
+    if (!o.shards || o.shards.length !== 1) return no(`object ${o.key} does not hold exactly one source shard`);
     const r = srcRange.get(o.shards[0]!);
     const ds = r === undefined ? undefined : byRange.get(r);
-    if (!ds) return no(`object ${o.key} holds shard ${o.shards[0]}, which the manifest's shard list does not have`);
-    const missing = ds.groups.filter((g) => !groups.has(g));
-    if (ds.groups.length === 0 || missing.length > 0) {
-      return no(`destination shard ${ds.id} has no active placement on an active primary`);
-    }
-    targets.set(o.key, { shardId: ds.id, relation: ds.relation, nodes: ds.groups.map(citusNodeName) });
+    if (!ds) return no(`object ${o.key} holds shard ${o.shards[0]}, which is not in the manifest's shard list`);
+    const placed = ds.groups.map(citusNodeName);
+    if (placed.length === 0 || placed.some((n) => !nodes.has(n))) return no(`destination shard ${ds.id} has no active placement on a reachable primary`);
+    targets.set(o.key, { shardId: ds.id, relation: ds.relation, nodes: placed });
   }
-  return { ok: true, targets, destinationShards: shards.length };
+  return { ok: true, targets };
 }
