@@ -234,17 +234,17 @@ describe('export', () => {
     it('a data node that dies mid-export: no manifest, partial files removed', async () => {
       const dir = await tmp();
       const dn3 = stat_.nodes[2]!;
-      let stopped = false;
+      let stopped: Promise<void> | undefined;
       const e = await expectFailure({
         topology: stat_.staticTopology(), tables: ['orders'], to: dir, segmentSize: CAP,
         onEvent: (ev) => {
           if (!stopped && ev.type === 'segment' && ev.node === 'dn3') {
-            stopped = true;
-            void dn3.stop('immediate');
+            stopped = dn3.stop('immediate');
           }
         },
       }, 'ERR_CONNECT');
       expect(e.node).toBe('dn3');
+      await stopped;
       await dn3.start();
       const files = await readdir(dir);
       expect(files.filter((f) => f.includes('partial'))).toEqual([]);

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { SegferryError, fromDatabaseError } from '../errors.js';
+import { SegferryError, StorageError, fromDatabaseError } from '../errors.js';
 import { makeEmitter, type EventListener } from '../events.js';
 import { applySettings, closeQuietly, connect, destroyClient } from '../pg/conn.js';
 import { quoteIdent, quoteQualified } from '../pg/sql.js';
@@ -117,6 +117,9 @@ function createTableSQL(tp: ImportTablePlan): string {
   // Types are format_type output read from the source catalog, so they are valid SQL as written.
   return `CREATE TABLE IF NOT EXISTS ${quoteQualified(tp.destination)} (${cols.join(', ')})`;
 }
+
+/** Attempts per object when reading it from storage fails midway. */
+const OBJECT_ATTEMPTS = 4;
 
 /**
  * Import an export into a destination cluster: plan (unless `plan` is given), create and
@@ -278,25 +281,33 @@ export async function importTables(opts: ImportOptions): Promise<ImportResult> {
     await runPool(units, plan.concurrency, async (u, signal) => {
       const n = u.target.node;
       const x = stat(n);
-      const c = await s.acquire(n);
       let out;
-      try {
-        out = await loadObject(c, u, {
-          store, importId: plan.importId, format: plan.format, force: plan.force, signal,
-          onBytes: (b) => {
-            x.bytes += b;
-            const now = Date.now();
-            if (now - (lastTick.get(n) ?? 0) >= 500) {
-              lastTick.set(n, now);
-              emit({ type: 'progress', node: n, table: u.table, segment: u.object.segment, bytes: x.bytes, rows: x.rows });
-            }
-          },
-        });
-      } catch (e) {
-        s.drop(c);
-        throw e;
+      // A storage read that breaks mid-object rolled the object back: load it again (the
+      // ledger makes that safe), a few times, with growing pauses.
+      for (let attempt = 1; ; attempt++) {
+        const c = await s.acquire(n);
+        try {
+          out = await loadObject(c, u, {
+            store, importId: plan.importId, format: plan.format, force: plan.force, signal,
+            onBytes: (b) => {
+              x.bytes += b;
+              const now = Date.now();
+              if (now - (lastTick.get(n) ?? 0) >= 500) {
+                lastTick.set(n, now);
+                emit({ type: 'progress', node: n, table: u.table, segment: u.object.segment, bytes: x.bytes, rows: x.rows });
+              }
+            },
+          });
+        } catch (e) {
+          s.drop(c);
+          if (!(e instanceof StorageError) || attempt >= OBJECT_ATTEMPTS || signal.aborted) throw e;
+          emit({ type: 'retry', node: n, table: u.table, key: u.object.key, attempt: attempt + 1, reason: e.message });
+          await new Promise((r) => setTimeout(r, 250 * 2 ** attempt));
+          continue;
+        }
+        s.release(n, c);
+        break;
       }
-      s.release(n, c);
       const r = results.get(u.table)!;
       if (out.skipped) {
         r.skipped++;

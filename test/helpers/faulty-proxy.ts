@@ -8,6 +8,8 @@ export interface FaultStats {
   serverError: number;
   dropped: number;
   delayed: number;
+  /** GET responses cut off after part of the body. */
+  truncated: number;
 }
 
 /** A loopback HTTP proxy in front of an S3 endpoint that injects faults into a share of requests. */
@@ -39,20 +41,30 @@ function prng(seed: number): () => number {
  * those HTTP methods (e.g. PUT: uploads only). Request bodies of failed
  * requests are drained first, as a real server would read them.
  */
-export async function startFaultyProxy(target: string, opts: { rate?: number; seed?: number; methods?: string[] } = {}): Promise<FaultyProxy> {
+export async function startFaultyProxy(target: string, opts: { rate?: number; seed?: number; methods?: string[]; truncateGets?: boolean } = {}): Promise<FaultyProxy> {
   const t = new URL(target);
   if (t.hostname !== '127.0.0.1' && t.hostname !== 'localhost') throw new Error('the faulty proxy only forwards to loopback');
   let rate = opts.rate ?? 0.05;
   const rnd = prng(opts.seed ?? 42);
-  const stats: FaultStats = { requests: 0, slowDown: 0, serverError: 0, dropped: 0, delayed: 0 };
+  const stats: FaultStats = { requests: 0, slowDown: 0, serverError: 0, dropped: 0, delayed: 0, truncated: 0 };
   const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
 
-  const forward = (req: http.IncomingMessage, res: http.ServerResponse) => {
+  const forward = (req: http.IncomingMessage, res: http.ServerResponse, truncate = false) => {
     const up = http.request(
       { host: t.hostname, port: t.port, method: req.method, path: req.url, headers: req.headers, agent },
       (ur) => {
         res.writeHead(ur.statusCode ?? 502, ur.headers);
-        ur.pipe(res);
+        const len = Number(ur.headers['content-length'] ?? 0);
+        if (!truncate || len < 2) return void ur.pipe(res);
+        // Send about half the body, then cut the connection.
+        let sent = 0;
+        ur.on('data', (c: Buffer) => {
+          if (sent >= len / 2) return;
+          const part = c.subarray(0, Math.max(1, Math.min(c.length, Math.floor(len / 2) - sent)));
+          sent += part.length;
+          res.write(part);
+          if (sent >= len / 2) { ur.destroy(); res.socket?.destroy(); }
+        });
       },
     );
     up.on('error', () => res.destroy());
@@ -67,6 +79,10 @@ export async function startFaultyProxy(target: string, opts: { rate?: number; se
     const r = rnd();
     if (r >= rate || (opts.methods && !opts.methods.includes(req.method ?? ''))) return forward(req, res);
     const kind = Math.floor((r / rate) * 4);
+    if (opts.truncateGets && req.method === 'GET' && /_segment\.\d+(\?|$)/.test(req.url ?? '') && kind % 2 === 0) {
+      stats.truncated++;
+      return forward(req, res, true);
+    }
     const drain = (then: () => void) => {
       req.resume();
       req.on('end', then);
