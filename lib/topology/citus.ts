@@ -153,9 +153,9 @@ interface Pending {
  * so far is read (workers before the coordinator), spreading the work over the nodes.
  */
 export async function discoverCitus(client: pg.Client, coord: NodeEndpoint, req: DiscoverRequest, tables: QualifiedName[]): Promise<Discovered> {
-  const q = async <T>(p: Promise<T>, table: string, action: string): Promise<T> =>
-    p.catch((e) => { throw fromDatabaseError(e, { node: COORDINATOR_NODE, table, action }); });
-  const groups = await q(citusNodes(client, coord), '', 'read pg_dist_node');
+  const q = async <T>(p: Promise<T>, table: string | undefined, action: string): Promise<T> =>
+    p.catch((e) => { throw fromDatabaseError(e, { node: COORDINATOR_NODE, ...(table ? { table } : {}), action }); });
+  const groups = await q(citusNodes(client, coord), undefined, 'read pg_dist_node');
   const local = [...groups.values()].find((n) => n.endpoint === coord)!;
   const out: (DiscoveredTable | Pending)[] = [];
   for (const t of tables) {
