@@ -29,7 +29,8 @@ export type ErrorCode =
   | 'ERR_SCHEMA_MISMATCH'
   | 'ERR_VERIFY_MISMATCH'
   | 'ERR_KEY_ESCAPES_ROOT'
-  | 'ERR_ABORTED';
+  | 'ERR_ABORTED'
+  | 'ERR_PREREQUISITE';
 
 /** Fields shared by every segferry error. */
 export interface ErrorContext {
@@ -164,6 +165,11 @@ export class KeyEscapesRootError extends SegferryError {
 /** The operation was cancelled through its AbortSignal. */
 export class AbortedError extends SegferryError {
   constructor(message = 'operation aborted', ctx?: ErrorContext) { super('ERR_ABORTED', message, ctx); }
+}
+
+/** A program segferry needs is missing or does not work (the demo's PostgreSQL server binaries). */
+export class PrerequisiteError extends SegferryError {
+  constructor(message: string, ctx?: ErrorContext) { super('ERR_PREREQUISITE', message, ctx); }
 }
 
 // ---------------------------------------------------------------------------------------------

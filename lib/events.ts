@@ -16,6 +16,11 @@ export interface StartEvent extends Base {
   nodes: string[];
   objects?: number;
   estimatedBytes: number;
+  /**
+   * Expected bytes per node, when known: export, the planner's estimates (relation sizes on
+   * disk, so only a guide); import, the manifest's exact object sizes.
+   */
+  nodeBytes?: Record<string, number>;
 }
 
 /** Periodic (about twice a second per node): cumulative figures of one node's current work. */

@@ -9,10 +9,11 @@ export type { ExportOptions, ExportResult, NodeSummary } from './export/export.j
 export type { StaticTopology } from './topology/discover.js';
 export type { ColumnInfo, Distribution, PlanNode, RelationRead, TablePlan, TopologyKind } from './topology/types.js';
 export type { NodeEndpoint } from './pg/conn.js';
+export type { QualifiedName } from './pg/sql.js';
 export type { FormatKind, FormatOptions } from './format/options.js';
 export { openStore } from './store/open.js';
 export { S3Store, DEFAULT_PART_SIZE, DEFAULT_QUEUE_SIZE } from './store/s3.js';
-export type { S3Options } from './store/s3.js';
+export type { S3Options, S3RetryInfo } from './store/s3.js';
 export { DirectoryStore } from './store/dir.js';
 export type { ObjectStore, ObjectWriter, ObjectInfo } from './store/types.js';
 export { importTables } from './import/import.js';
@@ -32,3 +33,6 @@ export type {
 } from './events.js';
 export * from './errors.js';
 export { VERSION } from './version.js';
+export { openArrowObject, arrowCopyFromSQL } from './format/arrow/decoder.js';
+export type { ArrowCopySource, ArrowCopyFormat, ArrowDecodeOptions } from './format/arrow/decoder.js';
+export type { ArrowColumnSummary, ArrowCompression } from './format/arrow/segment-writer.js';

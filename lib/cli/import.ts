@@ -5,7 +5,7 @@ import { importTables, type ImportOptions } from '../import/import.js';
 import { planImport, type BareSource, type ImportPlanOptions } from '../import/plan.js';
 import { verifyImport, type VerifyOptions, type VerifyResult } from '../import/verify.js';
 import type { S3Options } from '../store/s3.js';
-import type { Reporter, OutputMode } from './report.js';
+import { outputMode, type Reporter } from './report.js';
 
 /** What main.ts shares with these commands (passed in to avoid an import cycle). */
 export interface CliShared {
@@ -63,6 +63,12 @@ Usage:
 Prints, per table, match or mismatch with both figures. Exit code 0 when all match, 3 on any
 mismatch, 1 on failure. Tables exported without checksums compare row counts only; objects
 without a manifest (--bare --table NAME) have nothing recorded to compare.
+  S3:   --s3-endpoint URL  --s3-region R  --s3-path-style  --s3-checksum WHEN_REQUIRED|WHEN_SUPPORTED
+  Output: --json (one JSON line per table result)  -q/--quiet  -v/--verbose (stack traces)
+
+Examples:
+  segferry verify --from s3://backups/shop/2026-11-22 --target postgres://app@coord/shop
+  segferry verify --from /data/export --topology nodes.json --route direct
 `;
 
 function flags(shared: CliShared) {
@@ -97,9 +103,7 @@ function flags(shared: CliShared) {
 
 type Values = Record<string, string | boolean | string[] | undefined>;
 
-function mode(v: Values): OutputMode {
-  return v.json ? 'json' : v.quiet ? 'quiet' : process.stderr.isTTY ? 'tty' : 'plain';
-}
+const mode = (v: Values) => outputMode(v);
 
 /** Options shared by import and verify, from flags. */
 function common(v: Values, shared: CliShared): ImportPlanOptions {
@@ -198,5 +202,7 @@ function finishVerify(res: VerifyResult, r: Reporter): number {
   r.verifyReport(res);
   if (res.ok) return 0;
   const bad = res.tables.filter((t) => t.match === false).map((t) => t.table);
-  return r.failure(new VerifyMismatchError(`verify found ${bad.length} table(s) that differ from the export: ${bad.join(', ')}`));
+  return r.failure(new VerifyMismatchError(`verify found ${bad.length} table(s) that differ from the export: ${bad.join(', ')}`, {
+    hint: 'the figures above show where; look for writes to the destination, or reload with import --truncate --force',
+  }));
 }

@@ -7,7 +7,8 @@ import type { StaticTopology } from '../topology/discover.js';
 import type { S3Options } from '../store/s3.js';
 import type { FormatKind } from '../format/options.js';
 import { VERSION } from '../version.js';
-import { Reporter, type OutputMode } from './report.js';
+import { Reporter, outputMode } from './report.js';
+import { DEMO_ROWS, runDemo, type DemoOptions } from '../demo/demo.js';
 import { cmdCleanup } from './cleanup.js';
 import { cmdImport, cmdVerify, type CliShared } from './import.js';
 
@@ -25,6 +26,7 @@ Usage:
                   [--analyze] [--force] [--verify] [--dry-run]
   segferry verify --from DEST (--target URL | --topology FILE.json)
   segferry cleanup --at DEST [--yes]   (leftovers of failed runs)
+  segferry demo   [--rows N] [--to DIR] [--keep]   the whole job on throwaway clusters
   segferry --help | --version
 
 Run "segferry <command> --help" for a command's options and examples.
@@ -88,7 +90,7 @@ Options:
                            {"nodes":[{"name":"dn1","url":"postgres://..."}],"replicated":["nation"]}
   -t, --table NAME         table to export (repeatable): name, schema.name, "Quoted"
       --to DEST            s3://bucket/prefix, a directory or file:// URL
-  -f, --format F           text (default) or csv
+  -f, --format F           text (default), csv or arrow (Apache Arrow IPC files; docs/formats.md)
       --segment-size N     max bytes per object (default 1GiB; accepts KiB/MiB/GiB suffixes)
       --columns a,b        export only these columns, in this order
       --where SQL          filter applied on every node (trusted SQL, never user input)
@@ -167,9 +169,8 @@ export function topologyFromFlag(t: string | undefined): PlanOptions['topology']
   }
 }
 
-function mode(v: Record<string, unknown>): OutputMode {
-  return v.json ? 'json' : v.quiet ? 'quiet' : process.stderr.isTTY ? 'tty' : 'plain';
-}
+const mode = outputMode;
+
 
 async function cmdExport(argv: string[], dryRunCommand: boolean, reporter: () => Reporter): Promise<number> {
   const { values: v } = parseArgs({ args: argv, options: EXPORT_FLAGS, allowPositionals: false, strict: true });
@@ -228,12 +229,107 @@ async function cmdExport(argv: string[], dryRunCommand: boolean, reporter: () =>
   }
 }
 
+const DEMO_FLAGS = {
+  rows: { type: 'string' },
+  to: { type: 'string' },
+  keep: { type: 'boolean' },
+  'segment-size': { type: 'string' },
+  format: { type: 'string', short: 'f' },
+  ...OUTPUT_FLAGS,
+} as const satisfies ParseArgsConfig['options'];
+
+const DEMO_HELP = `segferry demo: the whole job on throwaway clusters, nothing to set up
+
+Starts a source cluster (a coordinator and 3 data nodes, postgres_fdw-sharded) and an empty
+destination cluster of the same layout from the installed PostgreSQL server programs, plus a
+local S3-compatible server (s3rver) on 127.0.0.1; fills the source with sample data (a
+hash-distributed "orders" table and a replicated "products" table); exports in parallel
+with progress, imports, verifies, prints the summary, and removes everything again (also on
+Ctrl-C). As root, the servers run as the "postgres" (or "nobody") OS user.
+
+Usage:
+  segferry demo [--rows N] [--to DIR] [--keep] [options]
+
+Options:
+      --rows N             rows of the distributed table (default ${DEMO_ROWS}, about 150 MB)
+      --to DIR             export into this directory instead of the local S3 server (kept)
+      --keep               leave the clusters and S3 server running and print how to reach them
+      --segment-size N     max bytes per object (default 16MiB)
+  -f, --format F           text (default) or csv
+  Output: --json (one JSON event per line)  -q/--quiet  -v/--verbose (stack traces)
+
+The local S3 server takes access key id S3RVER with secret S3RVER (s3rver's fixed pair),
+path-style addressing and --s3-checksum WHEN_REQUIRED.
+
+Needs the PostgreSQL server programs (initdb, postgres) with postgres_fdw; found on PATH,
+through pg_config, in /usr/lib/postgresql/*/bin, or in SEGFERRY_PG_BINDIR.
+
+Examples:
+  npm run demo
+  segferry demo --rows 100000 --to /tmp/segferry-demo
+  segferry demo --keep
+`;
+
+async function cmdDemo(argv: string[], reporter: () => Reporter): Promise<number> {
+  const { values: v } = parseArgs({ args: argv, options: DEMO_FLAGS, allowPositionals: false, strict: true });
+  if (v.help) {
+    process.stdout.write(DEMO_HELP);
+    return EXIT.ok;
+  }
+  const r = reporter().configure(mode(v), v.verbose === true);
+  const opts: DemoOptions = {};
+  if (v.rows !== undefined) {
+    const n = Number(v.rows.replace(/_/g, ''));
+    if (!Number.isInteger(n) || n < 0 || n > 100_000_000) throw new InvalidOptionError('--rows takes a whole number from 0 to 100000000');
+    opts.rows = n;
+  }
+  if (v.to !== undefined) opts.to = v.to;
+  if (v.keep) opts.keep = true;
+  if (v['segment-size']) opts.segmentSize = parseSize(v['segment-size'], '--segment-size');
+  if (v.format !== undefined) {
+    if (v.format !== 'text' && v.format !== 'csv') throw new InvalidOptionError('--format takes text or csv');
+    opts.format = v.format;
+  }
+  const ac = new AbortController();
+  opts.signal = ac.signal;
+  let interrupts = 0;
+  const onSig = (sig: NodeJS.Signals) => {
+    interrupts++;
+    if (interrupts === 1) {
+      r.stop();
+      r.note(`demo: ${sig}: stopping the servers and removing the temp files (again to quit at once)`);
+      ac.abort(new SegferryError('ERR_ABORTED', 'interrupted'));
+    } else {
+      // The demo's exit handler kills what is left.
+      process.exit(EXIT.interrupted);
+    }
+  };
+  process.on('SIGINT', onSig);
+  process.on('SIGTERM', onSig);
+  try {
+    const res = await runDemo(r, opts);
+    if (res.kept) {
+      const k = res.kept;
+      r.note(`demo: kept running:\n  source       ${k.source}\n  destination  ${k.destination}${k.s3 ? `\n  s3           ${k.s3}` : ''}\n  files        ${k.dir}\n  stop with    kill ${k.pids.join(' ')} && rm -rf ${k.dir}`, { step: 'kept', ...k });
+    }
+    r.note(`demo: ${res.verified ? 'verify OK, ' : ''}finished in ${(res.elapsedMs / 1000).toFixed(1)} s${res.kept ? '' : ', everything removed'}${opts.to ? `; the export is in ${res.location}` : ''}`, { step: 'end', verified: res.verified, elapsedMs: res.elapsedMs });
+    return EXIT.ok;
+  } finally {
+    process.off('SIGINT', onSig);
+    process.off('SIGTERM', onSig);
+  }
+}
+
 function cliShared(reporter: () => Reporter): CliShared {
   return { s3Flags: S3_FLAGS, s3FromFlags, topologyFromFlag, reporter };
 }
 
 /** CLI entry point; returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
+  // A closed pipe (`segferry export --json | head`) must not crash the run: stop writing.
+  for (const s of [process.stdout, process.stderr]) {
+    s.on('error', (e: NodeJS.ErrnoException) => { if (e.code !== 'EPIPE' && e.code !== 'ERR_STREAM_DESTROYED') throw e; });
+  }
   const [cmd, ...rest] = argv;
   let rep: Reporter | undefined;
   const reporter = () => (rep ??= new Reporter());
@@ -259,6 +355,8 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdVerify(rest, cliShared(reporter));
       case 'cleanup':
         return await cmdCleanup(rest, S3_FLAGS, s3FromFlags);
+      case 'demo':
+        return await cmdDemo(rest, reporter);
       default:
         process.stderr.write(`segferry: unknown command ${JSON.stringify(cmd)}\n\n${HELP}`);
         return EXIT.usage;

@@ -1,3 +1,4 @@
+import type { ArrowColumnSummary } from '../format/arrow/segment-writer.js';
 import { createHash } from 'node:crypto';
 import { ManifestInvalidError } from '../errors.js';
 import type { ManifestObject, RowChecksum } from '../manifest/types.js';
@@ -16,6 +17,8 @@ export interface CheckpointUnit {
   rows: number;
   bytes: number;
   checksum?: RowChecksum;
+  /** Arrow format: the unit's column summary. */
+  arrow?: ArrowColumnSummary[];
 }
 
 /** Durable list of finished units; `--resume` keeps them and redoes the rest. */

@@ -15,7 +15,9 @@ import type { PlanNode, RelationRead, TablePlan } from '../topology/types.js';
 import { runPool, throwIfAborted } from '../util/pool.js';
 import { VERSION } from '../version.js';
 import { planExport, segmentKey, type ExportPlan, type PlanOptions } from './plan.js';
-import { SegmentWriter } from './segmenter.js';
+import { SegmentWriter, type StoredSegment } from './segmenter.js';
+import { ArrowSegmentWriter, type ArrowColumnSummary } from '../format/arrow/segment-writer.js';
+import { arrowSelectSQL, describeRead } from '../format/arrow/export-sql.js';
 import { CHECKPOINT_KEY, CheckpointWriter, planDigest, readCheckpoint, type Checkpoint } from './checkpoint.js';
 
 /** Options of {@link exportTables}. */
@@ -89,6 +91,13 @@ export async function prepareDestination(store: ObjectStore, overwrite: boolean,
   await store.delete(existing.filter((k) => k !== MANIFEST_KEY));
 }
 
+/** The plan's size estimates per node (sum of the relations each node reads). */
+export function nodeEstimates(plan: ExportPlan): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const t of plan.tables) for (const r of t.reads) out[r.node] = (out[r.node] ?? 0) + r.estimatedBytes;
+  return out;
+}
+
 /** Order-independent row checksum query over the same rows the COPY reads. */
 export function checksumSQL(selectSQL: string): string {
   // ROW(alias.*), not alias::text: a column with the alias's name would win over the row.
@@ -120,6 +129,7 @@ interface TableNodeResult {
   rows: number;
   bytes: number;
   checksum?: RowChecksum;
+  arrow?: ArrowColumnSummary[];
 }
 
 /**
@@ -181,6 +191,7 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
         if (u) {
           const kept: TableNodeResult = { table: t, node, objects: u.objects, rows: u.rows, bytes: u.bytes };
           if (u.checksum) kept.checksum = u.checksum;
+          if (u.arrow) kept.arrow = u.arrow;
           results.push(kept);
           continue;
         }
@@ -200,6 +211,7 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
       tables: plan.tables.map((t) => displayName(t.table)),
       nodes: plan.nodes.map((n) => n.name),
       estimatedBytes: plan.tables.reduce((a, t) => a + t.estimatedBytes, 0),
+      nodeBytes: nodeEstimates(plan),
     });
 
     const summaries: NodeSummary[] = [];
@@ -221,6 +233,7 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
           results.push(r);
           const u: Parameters<CheckpointWriter['record']>[0] = { table: displayName(r.table.table), node: r.node, objects: r.objects, rows: r.rows, bytes: r.bytes };
           if (r.checksum) u.checksum = r.checksum;
+          if (r.arrow) u.arrow = r.arrow;
           return checkpoint.record(u);
         };
         try {
@@ -349,6 +362,11 @@ function buildManifest(plan: ExportPlan, results: TableNodeResult[], createdAt: 
     if (plan.checksums && rs.every((r) => r.checksum)) {
       mt.checksum = rs.reduce<RowChecksum>((a, r) => addChecksums(a, r.checksum!), { rows: 0, sum: '0' });
     }
+    const arrow = rs.find((r) => r.arrow)?.arrow;
+    if (arrow) {
+      // The first node's types; a column is flagged demoted when any node's objects hold it as text.
+      mt.arrow = { schema: arrow.map((c, i) => (rs.some((r) => r.arrow?.[i]?.demoted) ? { ...c, demoted: true } : c)) };
+    }
     return mt;
   });
   const objects = results.flatMap((r) => r.objects).sort((a, b) => (a.table === b.table ? (a.node === b.node ? a.segment - b.segment : a.node < b.node ? -1 : 1) : a.table < b.table ? -1 : 1));
@@ -402,7 +420,7 @@ async function exportNode(
   };
   let client: pg.Client | undefined;
   let ck: pg.Client | undefined;
-  let writer: SegmentWriter | undefined;
+  let writer: SegmentWriter | ArrowSegmentWriter | undefined;
   let activeCopy: { destroy(): void } | undefined;
   const onAbort = () => {
     activeCopy?.destroy();
@@ -454,27 +472,31 @@ async function exportNode(
       const header = t.columns.length > 0 && plan.format.kind === 'csv' && plan.format.header
         ? csvHeaderLine(plan.format, t.columns.map((c) => c.name))
         : undefined;
-      const sw = new SegmentWriter({
-        store,
-        keyOf: (n) => segmentKey(t.objectName, node, n),
-        cap: plan.segmentSize,
-        table: current,
-        node,
-        ...(header ? { header } : {}),
-        onStored: (s) => {
-          const o: ManifestObject = { key: s.key, table: current, node, segment: s.segment, bytes: s.bytes, rows: s.rows, sha256: s.sha256 };
-          if (s.sources) o.shards = s.sources;
-          objects.push(o);
-          emit({ type: 'segment', node, table: current, key: s.key, segment: s.segment, bytes: s.bytes, rows: s.rows });
-        },
-      });
+      const onStored = (s: StoredSegment) => {
+        const o: ManifestObject = { key: s.key, table: current, node, segment: s.segment, bytes: s.bytes, rows: s.rows, sha256: s.sha256 };
+        if (s.sources) o.shards = s.sources;
+        objects.push(o);
+        emit({ type: 'segment', node, table: current, key: s.key, segment: s.segment, bytes: s.bytes, rows: s.rows });
+      };
+      const keyOf = (n: number) => segmentKey(t.objectName, node, n);
+      const sw = plan.format.kind === 'arrow'
+        ? new ArrowSegmentWriter({ store, keyOf, cap: plan.segmentSize, table: current, node, onStored })
+        : new SegmentWriter({ store, keyOf, cap: plan.segmentSize, table: current, node, ...(header ? { header } : {}), onStored });
       writer = sw;
       for (const r of item.reads) {
         throwIfAborted(signal);
         // Citus: an object never mixes shards, so an importer can load it into one shard.
         if (r.shardId !== undefined && sw.source !== undefined && sw.source !== r.shardId) await sw.cut();
         sw.source = r.shardId;
-        const sql = `COPY (${selectSQL(r, t, plan.filter)}) TO STDOUT (${copyOptionsSQL(plan.format)})`;
+        let sql: string;
+        if (sw instanceof ArrowSegmentWriter) {
+          // Arrow reads BINARY COPY, decoded by each column's type as this node reports it.
+          const cols = await describeRead(client, r, t, plan.filter).catch((e) => { throw fail(e, 'describe columns'); });
+          await sw.beginCopy(cols);
+          sql = `COPY (${arrowSelectSQL(r, t, plan.filter, cols)}) TO STDOUT (FORMAT binary)`;
+        } else {
+          sql = `COPY (${selectSQL(r, t, plan.filter)}) TO STDOUT (${copyOptionsSQL(plan.format)})`;
+        }
         const stream = copyOut(client, sql);
         activeCopy = stream;
         try {
@@ -498,6 +520,7 @@ async function exportNode(
       nodeBytes += sw.totalBytes;
       nodeRows += sw.totalRows;
       const res: TableNodeResult = { table: t, node, objects, rows: sw.totalRows, bytes: sw.totalBytes };
+      if (sw instanceof ArrowSegmentWriter) res.arrow = sw.summary();
       const ckp = checksums?.[w.items.indexOf(item)];
       if (ckp) {
         const c = await ckp.catch((e) => { throw fail(e, 'checksum'); });

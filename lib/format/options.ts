@@ -54,6 +54,9 @@ export function normalizeFormat(f: Partial<FormatOptions> & { kind?: FormatKind 
     if (o.delimiter === o.quote) throw new InvalidOptionError('csv delimiter and quote must differ');
     return o;
   }
+  if (f.delimiter !== undefined || f.null !== undefined || f.quote !== undefined || f.escape !== undefined || f.header) {
+    throw new InvalidOptionError('delimiter, null, quote, escape and header apply to text and csv, not arrow');
+  }
   return { kind };
 }
 

@@ -125,7 +125,7 @@ const OBJECT_ATTEMPTS = 4;
  * Import an export into a destination cluster: plan (unless `plan` is given), create and
  * truncate tables as asked, then load every object not yet in the ledger, in parallel up to
  * `concurrency`, each in its own transaction together with its ledger row (see
- * {@link loadObject}). Rerunning after a failure or interruption loads only what is missing;
+ * `loadObject`). Rerunning after a failure or interruption loads only what is missing;
  * a second run of a finished import loads nothing.
  *
  * Memory: about concurrency × (store read buffer + chunk being hashed + COPY write buffer),
@@ -212,6 +212,7 @@ export async function importTables(opts: ImportOptions): Promise<ImportResult> {
       return x;
     };
     let estimatedBytes = 0;
+    const nodeBytes: Record<string, number> = {};
     let objectCount = 0;
     const skippedUnits: LoadUnit[] = [];
     for (const t of plan.tables) {
@@ -227,6 +228,7 @@ export async function importTables(opts: ImportOptions): Promise<ImportResult> {
           left.set(n, (left.get(n) ?? 0) + 1);
           tableLeft.set(t.table, (tableLeft.get(t.table) ?? 0) + 1);
           estimatedBytes += o.bytes;
+          nodeBytes[n] = (nodeBytes[n] ?? 0) + o.bytes;
         }
       }
     }
@@ -240,6 +242,7 @@ export async function importTables(opts: ImportOptions): Promise<ImportResult> {
       nodes: [...nodeStats.keys()].sort(),
       objects: objectCount,
       estimatedBytes,
+      nodeBytes,
     });
     for (const u of skippedUnits) {
       const r = results.get(u.table)!;

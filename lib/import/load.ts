@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
-import { Transform, type Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { AbortedError, ChecksumMismatchError, RowCountMismatchError, SegferryError, StorageError, fromDatabaseError } from '../errors.js';
+import { AbortedError, ChecksumMismatchError, RowCountMismatchError, SchemaMismatchError, SegferryError, StorageError, fromDatabaseError } from '../errors.js';
+import { arrowCopyFromSQL, openArrowObject } from '../format/arrow/decoder.js';
 import { columnListSQL, copyOptionsSQL, type FormatOptions } from '../format/options.js';
 import { destroyClient } from '../pg/conn.js';
 import { quoteQualified } from '../pg/sql.js';
@@ -63,7 +64,8 @@ async function hashStream(r: Readable): Promise<{ sha256: string; bytes: number 
  * and commit only if both match. On any failure nothing of the object stays: a mismatch rolls
  * back, and a broken stream drops the session (the server aborts the open transaction).
  *
- * Memory: one store read buffer and one COPY write buffer; the object is never held whole.
+ * Memory: one store read buffer and one COPY write buffer; the object is never held whole
+ * (Arrow: plus one record batch and one 1 MiB output chunk).
  */
 export async function loadObject(client: pg.Client, unit: LoadUnit, ctx: LoadContext): Promise<LoadOutcome> {
   const { object: o, target: t } = unit;
@@ -102,19 +104,42 @@ export async function loadObject(client: pg.Client, unit: LoadUnit, ctx: LoadCon
       cb(null, chunk);
     },
   });
-  const copy = client.query(copyFrom(copyInSQL(t, ctx.format)));
-  // After a failure the dropped session still reports to the COPY stream; pipeline has
-  // settled by then, so keep that late error from becoming an uncaught exception.
-  copy.on('error', () => {});
+  let copy: ReturnType<typeof copyFrom> | undefined;
+  const startCopy = (sql: string) => {
+    copy = client.query(copyFrom(sql));
+    // After a failure the dropped session still reports to the COPY stream; pipeline has
+    // settled by then, so keep that late error from becoming an uncaught exception.
+    copy.on('error', () => {});
+    return copy;
+  };
   let readErr: unknown;
   try {
     const source = await ctx.store.read(o.key, { signal: ctx.signal });
     source.on('error', (e) => { readErr ??= e; });
-    await pipeline(source, hasher, copy, { signal: ctx.signal });
+    if (ctx.format.kind === 'arrow') {
+      // Arrow: decoded one record batch at a time into COPY BINARY (or TEXT when a column is
+      // held as text); the decoder reads the object to its end, so the hash covers it all.
+      const hashed = async function* (): AsyncGenerator<Buffer> {
+        for await (const c of source as AsyncIterable<Buffer>) {
+          hash.update(c);
+          bytes += c.length;
+          ctx.onBytes?.(c.length);
+          yield c;
+        }
+      };
+      const arrow = await openArrowObject(hashed());
+      if (arrow.columns.length !== t.columns.length) {
+        throw new SchemaMismatchError(`object ${o.key} has ${arrow.columns.length} columns, the table ${unit.table} ${t.columns.length}`, where);
+      }
+      const cp = startCopy(arrowCopyFromSQL(quoteQualified(t.relation), { columns: t.columns, copyOptions: arrow.copyOptions }));
+      await pipeline(Readable.from(arrow.chunks()), cp, { signal: ctx.signal });
+    } else {
+      await pipeline(source, hasher, startCopy(copyInSQL(t, ctx.format)), { signal: ctx.signal });
+    }
   } catch (e) {
     // pipeline destroyed the COPY stream (CopyFail); also drop the session, so the
     // transaction is surely gone before anything else touches the table.
-    copy.destroy();
+    copy?.destroy();
     destroyClient(client);
     if (e instanceof SegferryError) throw e;
     if (ctx.signal.aborted) throw ctx.signal.reason instanceof SegferryError ? ctx.signal.reason : new AbortedError();
@@ -133,7 +158,7 @@ export async function loadObject(client: pg.Client, unit: LoadUnit, ctx: LoadCon
     throw fromDatabaseError(e, { ...where, action: `COPY of ${o.key}` });
   }
   const sha256 = hash.digest('hex');
-  const rows = copy.rowCount;
+  const rows = copy!.rowCount;
   try {
     if (o.sha256 !== undefined && sha256 !== o.sha256) {
       await client.query('ROLLBACK');

@@ -249,7 +249,6 @@ export async function readSource(store: ObjectStore, opts: Pick<ImportPlanOption
     }
     throw e;
   }
-  if (m.format.kind === 'arrow') throw new InvalidOptionError(`${store.url} holds an arrow export; this importer loads text and csv`);
   let wanted = m.tables;
   if (opts.tables && opts.tables.length > 0) {
     const names = opts.tables.map((t) => {

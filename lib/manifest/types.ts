@@ -1,4 +1,5 @@
 import type { FormatOptions } from '../format/options.js';
+import type { ArrowColumnSummary } from '../format/arrow/segment-writer.js';
 import type { ColumnInfo, Distribution, TopologyKind } from '../topology/types.js';
 
 /** Key of the manifest under an export's prefix. Its presence marks the export complete. */
@@ -60,6 +61,11 @@ export interface ManifestTable {
   nodes: ManifestTableNode[];
   /** Sum over nodes, when checksums were computed. */
   checksum?: RowChecksum;
+  /**
+   * Arrow format: each column's PostgreSQL type and Arrow type. Every object also carries
+   * its own schema; `demoted` marks a column some object holds as text (docs/formats.md).
+   */
+  arrow?: { schema: ArrowColumnSummary[] };
 }
 
 /** The manifest: written last, it is the commit point of an export. */

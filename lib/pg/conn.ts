@@ -4,7 +4,7 @@ import { fromDatabaseError, InvalidOptionError, registerSecret } from '../errors
 
 /**
  * Where a node is, without its password. This is what plans and manifests carry.
- * Passwords live only in this process (see {@link rememberPassword}); a plan read back
+ * Passwords live only in this process (see `rememberPassword`); a plan read back
  * from JSON in another process falls back to PGPASSWORD and ~/.pgpass, as libpq does.
  */
 export interface NodeEndpoint {

@@ -62,7 +62,13 @@ export class DirectoryStore implements ObjectStore {
         const s = await open();
         if (failed) throw wrap(failed);
         if (!s.write(chunk)) {
-          await Promise.race([once(s, 'drain'), once(s, 'error')]);
+          // Wait for drain or error, then drop both listeners (a lingering 'error' listener per
+          // wait would pile up over a long object).
+          await new Promise<void>((resolve) => {
+            const done = () => { s.off('drain', done); s.off('error', done); resolve(); };
+            s.on('drain', done);
+            s.on('error', done);
+          });
           if (failed) throw wrap(failed);
         }
       },

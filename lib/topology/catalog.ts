@@ -67,11 +67,11 @@ export async function relationColumns(client: pg.Client, oid: number): Promise<C
 /** Bytes on disk of a relation and, if partitioned, all its partitions (0 for foreign tables). */
 export async function relationSize(client: pg.Client, q: QualifiedName): Promise<number> {
   const r = await client.query<{ size: string }>(
-    // pg_partition_tree lists nothing for a table outside any partition tree: then its own size.
-    `SELECT COALESCE((SELECT sum(pg_catalog.pg_relation_size(t.relid)) FROM pg_catalog.pg_partition_tree(c.oid) t),
-                     pg_catalog.pg_relation_size(c.oid))::int8 AS size
-       FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-      WHERE n.nspname = $1 AND c.relname = $2`,
+    // pg_partition_tree() lists nothing for a plain table: fall back to the table's own size.
+    `WITH r AS (SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                 WHERE n.nspname = $1 AND c.relname = $2)
+     SELECT COALESCE((SELECT sum(pg_catalog.pg_relation_size(t.relid)) FROM r, pg_catalog.pg_partition_tree(r.oid) t),
+                     (SELECT pg_catalog.pg_relation_size(r.oid) FROM r), 0)::int8 AS size`,
     [q.schema, q.name],
   );
   return Number(r.rows[0]?.size ?? 0);

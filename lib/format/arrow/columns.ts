@@ -1,0 +1,595 @@
+import { makeData, RecordBatch, Struct, type Data, type DataType, type Schema } from 'apache-arrow';
+import { arrowSchema, arrowType, type ColumnSpec } from './pgtypes.js';
+import { numericToText, numericUnscaled, valueToText } from './pgtext.js';
+
+/**
+ * Typed Arrow columns filled straight from PostgreSQL BINARY COPY rows.
+ *
+ * COPY BINARY layout (protocol docs, "Binary Format"): a 19-byte header (11-byte signature,
+ * int32 flags, int32 header-extension length + extension), then per row an int16 field count
+ * and per field an int32 length (-1 for NULL) and the type's `send` bytes, all big-endian;
+ * the file ends with an int16 -1. Arrow wants little-endian values and its own epochs, so
+ * each column kind converts on append. Buffers are plain byte arrays grown by doubling.
+ */
+
+/** The 11-byte signature that starts every COPY BINARY stream. */
+export const COPY_SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
+
+const INITIAL = 1024;
+const utf8 = new TextEncoder();
+
+/** A growable little-endian byte buffer. */
+class Bytes {
+  u8: Uint8Array;
+  dv: DataView;
+  len = 0;
+  constructor(cap = INITIAL) {
+    this.u8 = new Uint8Array(cap);
+    this.dv = new DataView(this.u8.buffer);
+  }
+  /** Make room for `n` more bytes and return the current length. */
+  reserve(n: number): number {
+    const need = this.len + n;
+    if (need > this.u8.length) {
+      let cap = this.u8.length * 2;
+      while (cap < need) cap *= 2;
+      const u8 = new Uint8Array(cap);
+      u8.set(this.u8.subarray(0, this.len));
+      this.u8 = u8;
+      this.dv = new DataView(u8.buffer);
+    }
+    return this.len;
+  }
+  /** Grow the capacity to at least `cap` bytes (content kept). */
+  presize(cap: number): void {
+    if (cap > this.u8.length) this.reserve(cap - this.len);
+  }
+  /** The filled bytes (a view from offset 0, so aligned for any typed array). */
+  take(): Uint8Array {
+    return this.u8.subarray(0, this.len);
+  }
+}
+
+/** View bytes as the typed array a fixed-width Arrow type stores its values in. */
+function typedView(type: DataType, u8: Uint8Array): ArrayBufferView {
+  const Ctor = (type as unknown as { ArrayType: { new (b: ArrayBufferLike, o: number, n: number): ArrayBufferView; BYTES_PER_ELEMENT: number } }).ArrayType;
+  return new Ctor(u8.buffer, u8.byteOffset, u8.byteLength / Ctor.BYTES_PER_ELEMENT);
+}
+
+/** One column being filled. `value` returns false when the Arrow type cannot hold the value. */
+abstract class Column {
+  n = 0;
+  nulls = 0;
+  // Positions of NULLs: most columns have few, so validity costs nothing per value.
+  #nullAt: number[] = [];
+  constructor(readonly spec: ColumnSpec) {}
+
+  abstract value(b: Buffer, off: number, len: number): boolean;
+  /** The column's buffers, in a fixed order (for sizing the next batch like this one). */
+  abstract bufs(): Bytes[];
+  protected abstract placeholder(): void;
+
+  /** Start with the capacities the previous batch ended with: no regrowth, no copying. */
+  presize(prev: Column): void {
+    const a = this.bufs();
+    const b = prev.bufs();
+    for (let i = 0; i < a.length; i++) a[i]!.presize(b[i]!.u8.length);
+    if (this instanceof ListColumn && prev instanceof ListColumn) this.child.presize(prev.child);
+  }
+  protected abstract build(length: number, nullCount: number, nullBitmap: Uint8Array | undefined): Data;
+
+  appendNull(): void {
+    this.placeholder();
+    this.#nullAt.push(this.n);
+    this.nulls++;
+    this.n++;
+  }
+
+  finish(): Data {
+    let bitmap: Uint8Array | undefined;
+    if (this.nulls > 0) {
+      bitmap = new Uint8Array((this.n + 7) >> 3).fill(0xff);
+      if (this.n & 7) bitmap[bitmap.length - 1] = (1 << (this.n & 7)) - 1;
+      for (const i of this.#nullAt) bitmap[i >> 3]! &= ~(1 << (i & 7));
+    }
+    return this.build(this.n, this.nulls, bitmap);
+  }
+}
+
+/**
+ * Fixed-width numbers whose Arrow value is the byte-reversed PostgreSQL value (ints, floats
+ * bit for bit). Buffers beyond `len` are always zero, so a NULL only advances `len`.
+ */
+class SwapColumn extends Column {
+  readonly #w: number;
+  #buf = new Bytes();
+  constructor(spec: ColumnSpec, width: number) {
+    super(spec);
+    this.#w = width;
+  }
+  bufs(): Bytes[] { return [this.#buf]; }
+  value(b: Buffer, off: number, len: number): boolean {
+    const w = this.#w;
+    if (len !== w) throw new TypeError(`column ${this.spec.name}: expected ${w} bytes, got ${len}`);
+    const buf = this.#buf;
+    const p = buf.len + w <= buf.u8.length ? buf.len : buf.reserve(w);
+    const dv = buf.dv;
+    if (w === 4) dv.setInt32(p, b.readInt32BE(off), true);
+    else if (w === 8) {
+      dv.setInt32(p, b.readInt32BE(off + 4), true);
+      dv.setInt32(p + 4, b.readInt32BE(off), true);
+    } else dv.setInt16(p, b.readInt16BE(off), true);
+    buf.len = p + w;
+    this.n++;
+    return true;
+  }
+  protected placeholder(): void {
+    this.#buf.reserve(this.#w);
+    this.#buf.len += this.#w;
+  }
+  protected build(length: number, nullCount: number, nullBitmap: Uint8Array | undefined): Data {
+    const type = arrowType(this.spec);
+    const u8 = this.#buf.take();
+    const data = typedView(type, u8);
+    return makeData({ type, length, nullCount, nullBitmap, data } as never);
+  }
+}
+
+/** Writes fixed-width little-endian values through a DataView. */
+abstract class FixedColumn extends Column {
+  protected buf = new Bytes();
+  constructor(spec: ColumnSpec, protected readonly width: number) {
+    super(spec);
+  }
+  bufs(): Bytes[] { return [this.buf]; }
+  protected placeholder(): void {
+    this.buf.reserve(this.width);
+    this.buf.len += this.width;
+  }
+  protected build(length: number, nullCount: number, nullBitmap: Uint8Array | undefined): Data {
+    const type = arrowType(this.spec);
+    const u8 = this.buf.take();
+    const data = typedView(type, u8);
+    return makeData({ type, length, nullCount, nullBitmap, data } as never);
+  }
+  protected done(): true {
+    this.buf.len += this.width;
+    this.n++;
+    return true;
+  }
+}
+
+class BoolColumn extends Column {
+  #bits = new Bytes(INITIAL / 8);
+  bufs(): Bytes[] { return [this.#bits]; }
+  value(b: Buffer, off: number): boolean {
+    this.#grow();
+    if (b[off]) this.#bits.u8[this.n >> 3]! |= 1 << (this.n & 7);
+    this.n++;
+    return true;
+  }
+  #grow(): void {
+    const need = (this.n >> 3) + 1;
+    if (need > this.#bits.len) {
+      this.#bits.reserve(need - this.#bits.len);
+      this.#bits.u8.fill(0, this.#bits.len, need);
+      this.#bits.len = need;
+    }
+  }
+  protected placeholder(): void {
+    this.#grow();
+  }
+  protected build(length: number, nullCount: number, nullBitmap: Uint8Array | undefined): Data {
+    return makeData({ type: arrowType(this.spec), length, nullCount, nullBitmap, data: this.#bits.take() } as never);
+  }
+}
+
+const TWO32 = 4294967296;
+
+/** Write a signed integer as 128-bit two's complement, little-endian. */
+function writeI128(dv: DataView, p: number, v: bigint | number): void {
+  if (typeof v === 'number' && v >= 0) {
+    dv.setUint32(p, v % TWO32, true);
+    dv.setUint32(p + 4, Math.floor(v / TWO32), true);
+    dv.setUint32(p + 8, 0, true);
+    dv.setUint32(p + 12, 0, true);
+    return;
+  }
+  const x = BigInt.asUintN(128, BigInt(v));
+  dv.setBigUint64(p, x & 0xffffffffffffffffn, true);
+  dv.setBigUint64(p + 8, x >> 64n, true);
+}
+
+class DecimalColumn extends FixedColumn {
+  value(b: Buffer, off: number): boolean {
+    const sign = b.readUInt16BE(off + 4);
+    if (sign !== 0x0000 && sign !== 0x4000) return false; // NaN / ±Infinity
+    const p = this.buf.reserve(16);
+    writeI128(this.buf.dv, p, numericUnscaled(b, off, this.spec.scale!));
+    return this.done();
+  }
+}
+
+/** µs offset 1970 → 2000, split in 32-bit halves (0x00035D01_3B37E000) to avoid BigInt per value. */
+const EPOCH_HI = 0x35d01;
+const EPOCH_LO = 0x3b37e000;
+
+class TimestampColumn extends FixedColumn {
+  value(b: Buffer, off: number): boolean {
+    const hi = b.readInt32BE(off);
+    const lo = b.readUInt32BE(off + 4);
+    const p = this.buf.reserve(8);
+    const dv = this.buf.dv;
+    if ((hi === 0x7fffffff && lo === 0xffffffff) || (hi === -0x80000000 && lo === 0)) {
+      // ±infinity: kept as INT64_MAX / INT64_MIN.
+      dv.setUint32(p, lo, true);
+      dv.setInt32(p + 4, hi, true);
+      return this.done();
+    }
+    let lo2 = lo + EPOCH_LO;
+    let hi2 = hi + EPOCH_HI;
+    if (lo2 >= TWO32) { lo2 -= TWO32; hi2 += 1; }
+    // The last ~30 years of PostgreSQL's range do not fit int64 µs since 1970, and the
+    // extremes are reserved for infinity.
+    if (hi2 > 0x7fffffff || (hi2 === 0x7fffffff && lo2 === 0xffffffff)) return false;
+    dv.setUint32(p, lo2, true);
+    dv.setInt32(p + 4, hi2, true);
+    return this.done();
+  }
+}
+
+class DateColumn extends FixedColumn {
+  value(b: Buffer, off: number): boolean {
+    const d = b.readInt32BE(off);
+    const p = this.buf.reserve(4);
+    // ±infinity (INT32_MIN/MAX) stay; PostgreSQL's range stays far inside int32 after the shift.
+    this.buf.dv.setInt32(p, d === 0x7fffffff || d === -0x80000000 ? d : d + 10957, true);
+    return this.done();
+  }
+}
+
+/** time: µs since midnight; Arrow's Time64 excludes PostgreSQL's 24:00:00. */
+class TimeColumn extends FixedColumn {
+  value(b: Buffer, off: number): boolean {
+    const hi = b.readInt32BE(off);
+    const lo = b.readUInt32BE(off + 4);
+    if (hi * TWO32 + lo >= 86_400_000_000) return false;
+    const p = this.buf.reserve(8);
+    this.buf.dv.setUint32(p, lo, true);
+    this.buf.dv.setInt32(p + 4, hi, true);
+    return this.done();
+  }
+}
+
+const NS_MAX = 2n ** 63n - 1n;
+
+class IntervalColumn extends FixedColumn {
+  value(b: Buffer, off: number): boolean {
+    const hi = b.readInt32BE(off);
+    const p = this.buf.reserve(16);
+    const dv = this.buf.dv;
+    if (hi >= -2048 && hi < 2048) {
+      // |µs| < 2^43: µs × 1000 < 2^53 stays exact in a double.
+      const ns = (hi * TWO32 + b.readUInt32BE(off + 4)) * 1000;
+      const nhi = Math.floor(ns / TWO32);
+      dv.setUint32(p + 8, ns - nhi * TWO32, true);
+      dv.setInt32(p + 12, nhi, true);
+    } else {
+      const ns = b.readBigInt64BE(off) * 1000n;
+      if (ns > NS_MAX || ns < -NS_MAX - 1n) return false;
+      dv.setBigInt64(p + 8, ns, true);
+    }
+    dv.setInt32(p, b.readInt32BE(off + 12), true); // months
+    dv.setInt32(p + 4, b.readInt32BE(off + 8), true); // days
+    return this.done();
+  }
+}
+
+class UuidColumn extends FixedColumn {
+  value(b: Buffer, off: number): boolean {
+    const p = this.buf.reserve(16);
+    this.buf.u8.set(b.subarray(off, off + 16), p);
+    return this.done();
+  }
+}
+
+/** How a variable-width column turns the field bytes into the Arrow value bytes. */
+type VarMode = 'raw' | 'jsonb' | 'numeric' | 'demoted';
+
+class VarColumn extends Column {
+  #offsets = new Bytes();
+  #data = new Bytes();
+  bufs(): Bytes[] { return [this.#offsets, this.#data]; }
+  readonly #mode: VarMode;
+  constructor(spec: ColumnSpec, mode: VarMode) {
+    super(spec);
+    this.#mode = mode;
+    this.#offsets.reserve(4);
+    this.#offsets.len = 4; // offsets[0] = 0
+  }
+  value(b: Buffer, off: number, len: number): boolean {
+    switch (this.#mode) {
+      case 'raw': this.#bytes(b, off, len); break;
+      case 'jsonb': this.#bytes(b, off + 1, len - 1); break; // skip the jsonb version byte (1)
+      case 'numeric': this.#text(numericToText(b, off)); break;
+      case 'demoted': this.#text(valueToText(this.spec.oid, b, off, len)); break;
+    }
+    this.n++;
+    return true;
+  }
+  #bytes(b: Buffer, off: number, len: number): void {
+    const d = this.#data;
+    const p = d.len + len <= d.u8.length ? d.len : d.reserve(len);
+    if (len <= 32) {
+      const u8 = d.u8;
+      for (let k = 0; k < len; k++) u8[p + k] = b[off + k]!;
+    } else {
+      b.copy(d.u8, p, off, off + len);
+    }
+    d.len = p + len;
+    this.#end();
+  }
+  #text(s: string): void {
+    const max = s.length * 3;
+    const p = this.#data.reserve(max);
+    const { written } = utf8.encodeInto(s, this.#data.u8.subarray(p, p + max));
+    this.#data.len += written;
+    this.#end();
+  }
+  #end(): void {
+    const o = this.#offsets;
+    const p = o.len + 4 <= o.u8.length ? o.len : o.reserve(4);
+    if (this.#data.len > 0x7fffffff) throw new RangeError(`column ${this.spec.name}: more than 2 GiB in one record batch`);
+    o.dv.setInt32(p, this.#data.len, true);
+    o.len = p + 4;
+  }
+  protected placeholder(): void {
+    this.#end();
+  }
+  protected build(length: number, nullCount: number, nullBitmap: Uint8Array | undefined): Data {
+    const o = this.#offsets.take();
+    return makeData({
+      type: arrowType(this.spec), length, nullCount, nullBitmap,
+      valueOffsets: new Int32Array(o.buffer, 0, o.byteLength / 4), data: this.#data.take(),
+    } as never);
+  }
+}
+
+/** One-dimensional arrays with lower bound 1 as Arrow lists. */
+class ListColumn extends Column {
+  #offsets = new Bytes();
+  readonly child: Column;
+  bufs(): Bytes[] { return [this.#offsets]; }
+  constructor(spec: ColumnSpec) {
+    super(spec);
+    this.child = makeColumn(spec.elem!);
+    this.#offsets.reserve(4);
+    this.#offsets.len = 4;
+  }
+  value(b: Buffer, off: number): boolean {
+    // array_send: int32 ndim, int32 has-nulls, int32 element oid, (int32 dim, int32 lbound) × ndim, elements.
+    const ndim = b.readInt32BE(off);
+    if (ndim !== 0) {
+      if (ndim !== 1 || b.readInt32BE(off + 16) !== 1) return false;
+      const count = b.readInt32BE(off + 12);
+      let p = off + 20;
+      const c = this.child;
+      for (let i = 0; i < count; i++) {
+        const l = b.readInt32BE(p);
+        p += 4;
+        if (l < 0) c.appendNull();
+        else {
+          if (!c.value(b, p, l)) return false;
+          p += l;
+        }
+      }
+    }
+    this.#end();
+    this.n++;
+    return true;
+  }
+  #end(): void {
+    const p = this.#offsets.reserve(4);
+    this.#offsets.dv.setInt32(p, this.child.n, true);
+    this.#offsets.len += 4;
+  }
+  protected placeholder(): void {
+    this.#end();
+  }
+  protected build(length: number, nullCount: number, nullBitmap: Uint8Array | undefined): Data {
+    const o = this.#offsets.take();
+    return makeData({
+      type: arrowType(this.spec), length, nullCount, nullBitmap,
+      valueOffsets: new Int32Array(o.buffer, 0, o.byteLength / 4), child: this.child.finish(),
+    } as never);
+  }
+}
+
+function makeColumn(s: ColumnSpec): Column {
+  if (s.demoted) return new VarColumn(s, 'demoted');
+  switch (s.kind) {
+    case 'bool': return new BoolColumn(s);
+    case 'time': return new TimeColumn(s, 8);
+    case 'int2': case 'int4': case 'int8': case 'float4': case 'float8': {
+      const w = s.kind === 'int2' ? 2 : s.kind === 'int4' || s.kind === 'float4' ? 4 : 8;
+      return new SwapColumn(s, w);
+    }
+    case 'decimal': return new DecimalColumn(s, 16);
+    case 'timestamp': case 'timestamptz': return new TimestampColumn(s, 8);
+    case 'date': return new DateColumn(s, 4);
+    case 'interval': return new IntervalColumn(s, 16);
+    case 'uuid': return new UuidColumn(s, 16);
+    case 'list': return new ListColumn(s);
+    case 'numeric': return new VarColumn(s, 'numeric');
+    case 'jsonb': return new VarColumn(s, 'jsonb');
+    default: return new VarColumn(s, 'raw'); // text, bytea, fallback (read as ::text)
+  }
+}
+
+/** What one COPY stream's rows are fed through: a slice of a chunk per row. */
+export interface BuiltBatch {
+  batch: RecordBatch;
+  rows: number;
+  /** Bumped whenever a column falls back to text: a new object must start. */
+  generation: number;
+}
+
+/** Options of {@link BatchBuilder}. */
+export interface BatchBuilderOptions {
+  /** Rows per record batch (default 65536). */
+  maxRows?: number;
+  /** COPY bytes per record batch (default 4 MiB); a batch ends after the row that reaches it. */
+  maxBytes?: number;
+  /** Schema-level metadata of every object. */
+  schemaMetadata?: Record<string, string>;
+}
+
+/** Default rows per record batch. */
+export const DEFAULT_BATCH_ROWS = 65_536;
+/** Default COPY bytes per record batch. */
+export const DEFAULT_BATCH_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Parses COPY BINARY rows into typed columns and cuts them into record batches.
+ *
+ * When a value does not fit its column's Arrow type (see {@link ColumnSpec.demoted}), that
+ * column switches to the value's exact text form for the rest of this builder's life, the
+ * current batch is rebuilt from its retained rows, and `generation` changes so the writer
+ * starts a new object (one schema per IPC file). The builder keeps the current batch's row
+ * bytes for that: memory is about twice `maxBytes` plus one row.
+ */
+export class BatchBuilder {
+  specs: ColumnSpec[];
+  schema: Schema;
+  generation = 0;
+  maxRows: number;
+  maxBytes: number;
+  rows = 0;
+  bytes = 0;
+  #cols: Column[];
+  // The current batch's rows as (buffer, start, end) triples, kept for a rebuild.
+  #raw: (Buffer | number)[] = [];
+  #inCopy = false;
+  readonly #meta: Record<string, string>;
+
+  constructor(specs: ColumnSpec[], o: BatchBuilderOptions = {}) {
+    this.specs = specs.map((s) => ({ ...s }));
+    this.maxRows = o.maxRows ?? DEFAULT_BATCH_ROWS;
+    this.maxBytes = o.maxBytes ?? DEFAULT_BATCH_BYTES;
+    this.#meta = o.schemaMetadata ?? {};
+    this.schema = arrowSchema(this.specs, this.#meta);
+    this.#cols = this.specs.map(makeColumn);
+  }
+
+  /** True when the current batch has reached its row or byte target. */
+  get full(): boolean {
+    return this.rows >= this.maxRows || this.bytes >= this.maxBytes;
+  }
+
+  /** True between a COPY stream's header and its trailer. */
+  get inCopy(): boolean {
+    return this.#inCopy;
+  }
+
+  /**
+   * Feed rows `from`.. of a chunk until the batch is full. Returns the index of the next row
+   * to feed (rowEnds.length when the chunk is used up). The COPY header and trailer are
+   * recognised and skipped.
+   */
+  feed(data: Buffer, rowEnds: Uint32Array, from: number): number {
+    let i = from;
+    let start = i === 0 ? 0 : rowEnds[i - 1]!;
+    while (i < rowEnds.length) {
+      let s = start;
+      const e = rowEnds[i]!;
+      start = e;
+      i++;
+      if (!this.#inCopy) {
+        if (e - s < 19 || data.compare(COPY_SIGNATURE, 0, 11, s, s + 11) !== 0) {
+          throw new TypeError('COPY BINARY stream does not start with the PGCOPY signature');
+        }
+        const ext = data.readUInt32BE(s + 15);
+        s += 19 + ext;
+        this.#inCopy = true;
+        if (s === e) continue;
+      }
+      if (data.readInt16BE(s) === -1) {
+        this.#inCopy = false; // trailer
+        continue;
+      }
+      this.#append(data, s, e);
+      if (this.full) break;
+    }
+    return i;
+  }
+
+  #append(b: Buffer, s: number, e: number): void {
+    this.#raw.push(b, s, e);
+    this.rows++;
+    this.bytes += e - s;
+    let bad = this.#parse(b, s, e);
+    while (bad >= 0) {
+      this.#demote(bad);
+      bad = this.#replay();
+    }
+  }
+
+  /** Parse one row into the columns; returns the index of a column that cannot hold its value, or -1. */
+  #parse(b: Buffer, s: number, e: number): number {
+    const cols = this.#cols;
+    const nf = (b[s]! << 8) | b[s + 1]!;
+    if (nf !== cols.length || e - s < 2 + 4 * nf) throw new TypeError(`COPY row has ${nf} fields, expected ${cols.length}`);
+    let p = s + 2;
+    for (let c = 0; c < nf; c++) {
+      // int32 length, big-endian; -1 is NULL.
+      const len = (b[p]! << 24) | (b[p + 1]! << 16) | (b[p + 2]! << 8) | b[p + 3]!;
+      p += 4;
+      if (len < 0) cols[c]!.appendNull();
+      else {
+        if (!cols[c]!.value(b, p, len)) return c;
+        p += len;
+      }
+    }
+    if (p !== e) throw new TypeError('COPY row length does not match its fields');
+    return -1;
+  }
+
+  #demote(c: number): void {
+    this.specs[c] = { ...this.specs[c]!, demoted: true };
+    this.generation++;
+    this.schema = arrowSchema(this.specs, this.#meta);
+  }
+
+  /** Rebuild the batch from its retained rows with the current specs. */
+  #replay(): number {
+    this.#cols = this.specs.map(makeColumn);
+    const raw = this.#raw;
+    for (let k = 0; k < raw.length; k += 3) {
+      const bad = this.#parse(raw[k] as Buffer, raw[k + 1] as number, raw[k + 2] as number);
+      if (bad >= 0) return bad;
+    }
+    return -1;
+  }
+
+  /** Take the current batch (undefined when empty) and start the next. */
+  take(): BuiltBatch | undefined {
+    if (this.rows === 0) return undefined;
+    const children = this.#cols.map((c) => c.finish());
+    const type = new Struct(this.schema.fields);
+    const batch = new RecordBatch(this.schema, makeData({ type, length: this.rows, nullCount: 0, children }));
+    const out: BuiltBatch = { batch, rows: this.rows, generation: this.generation };
+    const prev = this.#cols;
+    this.#cols = this.specs.map(makeColumn);
+    this.#cols.forEach((c, i) => c.presize(prev[i]!));
+    this.#raw = [];
+    this.rows = 0;
+    this.bytes = 0;
+    return out;
+  }
+}
+
+/** Specs need a text cast in the export query when their type has no native mapping. */
+export function needsTextCast(s: ColumnSpec): boolean {
+  return s.kind === 'fallback';
+}
+

@@ -1,0 +1,390 @@
+import { RecordBatchReader, type Data, type RecordBatch, type Schema } from 'apache-arrow';
+import { SchemaMismatchError } from '../../errors.js';
+import { quoteIdent } from '../../pg/sql.js';
+import { COPY_SIGNATURE } from './columns.js';
+import { copyTextEscape, numericMaxBytes, PG_EPOCH_DAYS, valueToText, writeNumeric, writeNumericText } from './pgtext.js';
+import { OID, specFromField, type ColumnSpec } from './pgtypes.js';
+
+/**
+ * Arrow IPC objects back into PostgreSQL COPY input, one record batch at a time.
+ *
+ * The object is read front to back as the IPC stream it contains (segferry writes the schema
+ * message after the file magic, as Arrow C++ does), so memory is bounded by one record batch
+ * plus one output chunk, whatever the object's size. Each Arrow value is turned back into
+ * its PostgreSQL BINARY form, using the type recorded in the field metadata; objects with a
+ * column that only has a text form of a non-text type (a fallback type, or a value that fell
+ * back to text) are loaded through COPY TEXT instead, with the same exact values.
+ */
+
+const MAGIC = Buffer.from('ARROW1\0\0', 'latin1');
+
+/** COPY format used to load an object. */
+export type ArrowCopyFormat = 'binary' | 'text';
+
+/** Options of {@link openArrowObject}. */
+export interface ArrowDecodeOptions {
+  /**
+   * `auto` (default): BINARY when every column can be written in its type's binary form,
+   * else TEXT. `text` forces COPY TEXT (tolerates a destination column of a different but
+   * compatible type, e.g. int4 into int8). `binary` fails when an object needs TEXT.
+   */
+  format?: 'auto' | ArrowCopyFormat;
+  /** Size at which output chunks are handed out (default 1 MiB). */
+  chunkBytes?: number;
+}
+
+/** An Arrow object opened for loading. */
+export interface ArrowCopySource {
+  /** The object's Arrow schema. */
+  schema: Schema;
+  /** How each column maps back to PostgreSQL. */
+  specs: ColumnSpec[];
+  /** Column names, in COPY order. */
+  columns: string[];
+  format: ArrowCopyFormat;
+  /** The `( … )` options of COPY FROM STDIN for {@link chunks}' output. */
+  copyOptions: string;
+  /** COPY input: header, rows and trailer (binary) or lines (text). Iterate once. */
+  chunks(): AsyncGenerator<Buffer>;
+  /** Rows produced so far (all rows once {@link chunks} is done). */
+  readonly rows: number;
+}
+
+/** `COPY "s"."t" ("a", "b") FROM STDIN (FORMAT …)` for a source. */
+export function arrowCopyFromSQL(qualifiedTable: string, src: Pick<ArrowCopySource, 'columns' | 'copyOptions'>): string {
+  return `COPY ${qualifiedTable} (${src.columns.map(quoteIdent).join(', ')}) FROM STDIN (${src.copyOptions})`;
+}
+
+/** Can this column be written in its type's binary form? */
+export function binaryCapable(s: ColumnSpec): boolean {
+  if (s.kind === 'fallback') return false;
+  if (s.demoted) return s.kind === 'decimal' || s.kind === 'numeric' || s.kind === 'text' || s.kind === 'jsonb' || s.kind === 'bytea';
+  return true;
+}
+
+/** Growable output buffer. */
+class Out {
+  b: Buffer;
+  len = 0;
+  constructor(cap: number) {
+    this.b = Buffer.allocUnsafe(cap);
+  }
+  reserve(n: number): number {
+    const need = this.len + n;
+    if (need > this.b.length) {
+      let cap = this.b.length * 2;
+      while (cap < need) cap *= 2;
+      const nb = Buffer.allocUnsafe(cap);
+      this.b.copy(nb, 0, 0, this.len);
+      this.b = nb;
+    }
+    return this.len;
+  }
+  int16(v: number): void { const p = this.reserve(2); this.b.writeInt16BE(v, p); this.len += 2; }
+  int32(v: number): void { const p = this.reserve(4); this.b.writeInt32BE(v, p); this.len += 4; }
+  bytes(src: Uint8Array, s: number, e: number): void {
+    const n = e - s;
+    const p = this.len + n <= this.b.length ? this.len : this.reserve(n);
+    if (n <= 32) {
+      const b = this.b;
+      for (let k = 0; k < n; k++) b[p + k] = src[s + k]!;
+    } else {
+      this.b.set(src.subarray(s, e), p);
+    }
+    this.len = p + n;
+  }
+  take(): Buffer {
+    const r = Buffer.from(this.b.subarray(0, this.len));
+    this.len = 0;
+    return r;
+  }
+}
+
+/** Writes field i of a column (length prefix included) in binary form. */
+type FieldWriter = (i: number, o: Out) => void;
+
+function valid(d: Data, i: number): boolean {
+  if (d.nullCount === 0) return true;
+  const j = d.offset + i;
+  const bm = d.nullBitmap;
+  return !bm || bm.length === 0 || ((bm[j >> 3]! >> (j & 7)) & 1) === 1;
+}
+
+function bytesOf(v: ArrayBufferView): Uint8Array {
+  return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+}
+
+const TWO32 = 4294967296;
+const EPOCH_HI = 0x35d01;
+const EPOCH_LO = 0x3b37e000;
+
+/** The binary writer of one column's Data. */
+function fieldWriter(s: ColumnSpec, d: Data): FieldWriter {
+  const w = valueWriter(s, d);
+  return (i, o) => {
+    if (!valid(d, i)) { o.int32(-1); return; }
+    const lp = o.reserve(4);
+    o.len += 4;
+    w(i, o);
+    o.b.writeInt32BE(o.len - lp - 4, lp);
+  };
+}
+
+/** Writes the binary value (no length prefix) of non-null row i. */
+function valueWriter(s: ColumnSpec, d: Data): FieldWriter {
+  const off = d.offset;
+  if (s.demoted || s.kind === 'numeric' || s.kind === 'fallback' || s.kind === 'text' || s.kind === 'jsonb' || s.kind === 'bytea') {
+    const offs = d.valueOffsets as Int32Array;
+    const vals = d.values as Uint8Array;
+    const asNumeric = s.kind === 'numeric' || s.kind === 'decimal';
+    if (asNumeric) {
+      const text = Buffer.from(vals.buffer, vals.byteOffset, vals.byteLength);
+      return (i, o) => {
+        const t = text.toString('latin1', offs[off + i]!, offs[off + i + 1]!); // numeric text is ASCII
+        const p = o.reserve(numericMaxBytes(t.length));
+        o.len += writeNumericText(o.b, p, t);
+      };
+    }
+    if (s.kind === 'jsonb' && !s.demoted) {
+      return (i, o) => {
+        const p = o.reserve(1);
+        o.b[p] = 1; // jsonb binary format version
+        o.len += 1;
+        o.bytes(vals, offs[off + i]!, offs[off + i + 1]!);
+      };
+    }
+    return (i, o) => o.bytes(vals, offs[off + i]!, offs[off + i + 1]!);
+  }
+  switch (s.kind) {
+    case 'bool': {
+      const bits = d.values as Uint8Array;
+      return (i, o) => {
+        const j = off + i;
+        const p = o.reserve(1);
+        o.b[p] = (bits[j >> 3]! >> (j & 7)) & 1;
+        o.len += 1;
+      };
+    }
+    case 'int2': case 'int4': case 'int8': case 'float4': case 'float8': case 'time': {
+      const width = s.kind === 'int2' ? 2 : s.kind === 'int4' || s.kind === 'float4' ? 4 : 8;
+      const u8 = bytesOf(d.values as ArrayBufferView);
+      return (i, o) => {
+        const p = o.reserve(width);
+        const src = (off + i) * width;
+        for (let k = 0; k < width; k++) o.b[p + k] = u8[src + width - 1 - k]!;
+        o.len += width;
+      };
+    }
+    case 'decimal': {
+      const words = d.values as Uint32Array;
+      const scale = s.scale!;
+      return (i, o) => {
+        const j = (off + i) * 4;
+        const w0 = words[j]!, w1 = words[j + 1]!, w2 = words[j + 2]!, w3 = words[j + 3]!;
+        let digits: string;
+        let neg = false;
+        if (w2 === 0 && w3 === 0 && w1 < 0x200000) digits = String(w1 * TWO32 + w0);
+        else {
+          const v = BigInt.asIntN(128, (BigInt(w3) << 96n) | (BigInt(w2) << 64n) | (BigInt(w1) << 32n) | BigInt(w0));
+          neg = v < 0n;
+          digits = (neg ? -v : v).toString();
+        }
+        const p = o.reserve(numericMaxBytes(digits.length));
+        o.len += writeNumeric(o.b, p, neg, digits, scale);
+      };
+    }
+    case 'date': {
+      const v = d.values as Int32Array;
+      return (i, o) => {
+        const x = v[off + i]!;
+        o.int32(x === 0x7fffffff || x === -0x80000000 ? x : x - PG_EPOCH_DAYS);
+      };
+    }
+    case 'timestamp': case 'timestamptz': {
+      const v = new Int32Array((d.values as BigInt64Array).buffer, (d.values as BigInt64Array).byteOffset, (d.values as BigInt64Array).length * 2);
+      return (i, o) => {
+        const lo = v[2 * (off + i)]! >>> 0;
+        const hi = v[2 * (off + i) + 1]!;
+        const p = o.reserve(8);
+        if ((hi === 0x7fffffff && lo === 0xffffffff) || (hi === -0x80000000 && lo === 0)) {
+          o.b.writeInt32BE(hi, p);
+          o.b.writeUInt32BE(lo, p + 4);
+        } else {
+          let lo2 = lo - EPOCH_LO;
+          let hi2 = hi - EPOCH_HI;
+          if (lo2 < 0) { lo2 += TWO32; hi2 -= 1; }
+          o.b.writeInt32BE(hi2, p);
+          o.b.writeUInt32BE(lo2, p + 4);
+        }
+        o.len += 8;
+      };
+    }
+    case 'interval': {
+      const v = d.values as Int32Array;
+      const dv = new DataView(v.buffer, v.byteOffset, v.byteLength);
+      return (i, o) => {
+        const q = (off + i) * 16;
+        const months = dv.getInt32(q, true);
+        const days = dv.getInt32(q + 4, true);
+        // Nanoseconds → microseconds; segferry writes whole microseconds, others are truncated.
+        const us = dv.getBigInt64(q + 8, true) / 1000n;
+        const p = o.reserve(16);
+        o.b.writeBigInt64BE(us, p);
+        o.b.writeInt32BE(days, p + 8);
+        o.b.writeInt32BE(months, p + 12);
+        o.len += 16;
+      };
+    }
+    case 'uuid': {
+      const u8 = d.values as Uint8Array;
+      return (i, o) => o.bytes(u8, (off + i) * 16, (off + i) * 16 + 16);
+    }
+    case 'list': {
+      const offs = d.valueOffsets as Int32Array;
+      const child = d.children[0]!;
+      const elem = s.elem!;
+      const cw = fieldWriter(elem, child);
+      return (i, o) => {
+        const a = offs[off + i]!;
+        const b = offs[off + i + 1]!;
+        const n = b - a;
+        if (n === 0) {
+          // An empty array has no dimensions.
+          o.int32(0); o.int32(0); o.int32(elem.oid);
+          return;
+        }
+        let hasNull = 0;
+        for (let k = a; k < b; k++) if (!valid(child, k)) { hasNull = 1; break; }
+        o.int32(1); o.int32(hasNull); o.int32(elem.oid); o.int32(n); o.int32(1);
+        for (let k = a; k < b; k++) cw(k, o);
+      };
+    }
+    default:
+      throw new TypeError(`column ${s.name}: no binary form for kind ${s.kind}`);
+  }
+}
+
+/** Writes field i of a column as COPY TEXT (escaped, `\N` for NULL). */
+type TextWriter = (i: number) => string;
+
+function textWriter(s: ColumnSpec, d: Data): TextWriter {
+  if (s.demoted || s.kind === 'numeric' || s.kind === 'fallback' || s.kind === 'text' || s.kind === 'jsonb') {
+    const offs = d.valueOffsets as Int32Array;
+    const vals = d.values as Uint8Array;
+    const off = d.offset;
+    return (i) => {
+      if (!valid(d, i)) return '\\N';
+      return copyTextEscape(Buffer.from(vals.buffer, vals.byteOffset + offs[off + i]!, offs[off + i + 1]! - offs[off + i]!).toString('utf8'));
+    };
+  }
+  // Native columns: binary form first, then the type's text form.
+  const w = valueWriter(s, d);
+  const o = new Out(256);
+  return (i) => {
+    if (!valid(d, i)) return '\\N';
+    o.len = 0;
+    w(i, o);
+    return copyTextEscape(valueToText(s.oid, o.b, 0, o.len));
+  };
+}
+
+/** Bytes after the 8-byte file magic, from any byte source; the rest is drained by the caller. */
+async function* afterMagic(it: AsyncIterator<Uint8Array>): AsyncGenerator<Uint8Array> {
+  let head = Buffer.alloc(0);
+  while (head.length < 8) {
+    const r = await it.next();
+    if (r.done) throw new SchemaMismatchError('object is not an Arrow IPC file (too short)');
+    head = Buffer.concat([head, Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength)]);
+  }
+  if (!head.subarray(0, 6).equals(MAGIC.subarray(0, 6))) throw new SchemaMismatchError('object is not an Arrow IPC file (no ARROW1 magic)');
+  if (head.length > 8) yield head.subarray(8);
+  for (;;) {
+    const r = await it.next();
+    if (r.done) return;
+    yield r.value;
+  }
+}
+
+/**
+ * Open an Arrow IPC object (as written by segferry) for COPY FROM. Reads the schema message
+ * only; {@link ArrowCopySource.chunks} streams the rest. The whole object is read, footer
+ * included, so a hash computed on the way covers every byte.
+ */
+export async function openArrowObject(
+  source: AsyncIterable<Uint8Array>,
+  opts: ArrowDecodeOptions = {},
+): Promise<ArrowCopySource> {
+  const it = source[Symbol.asyncIterator]();
+  const reader = await (await RecordBatchReader.from(afterMagic(it))).open();
+  const schema = reader.schema;
+  if (!schema) throw new SchemaMismatchError('Arrow object has no schema message after its magic');
+  const specs = schema.fields.map((f) => {
+    try {
+      return specFromField(f);
+    } catch (e) {
+      throw new SchemaMismatchError(`Arrow field ${f.name} lacks segferry's PostgreSQL type metadata`, { cause: e });
+    }
+  });
+  const canBinary = specs.every(binaryCapable);
+  const want = opts.format ?? 'auto';
+  if (want === 'binary' && !canBinary) {
+    const bad = specs.filter((s) => !binaryCapable(s)).map((s) => s.name);
+    throw new SchemaMismatchError(`columns ${bad.join(', ')} are held as text and can only be loaded with COPY TEXT`);
+  }
+  const format: ArrowCopyFormat = want === 'text' || !canBinary ? 'text' : 'binary';
+  const chunkBytes = opts.chunkBytes ?? 1024 * 1024;
+  let rows = 0;
+  async function* chunks(): AsyncGenerator<Buffer> {
+    const out = new Out(Math.min(chunkBytes * 2, 16 * 1024 * 1024));
+    if (format === 'binary') {
+      // Header: signature, int32 flags (0), int32 header extension length (0).
+      out.bytes(COPY_SIGNATURE, 0, COPY_SIGNATURE.length);
+      out.int32(0);
+      out.int32(0);
+    }
+    try {
+      for await (const batch of reader as AsyncIterable<RecordBatch>) {
+        const n = batch.numRows;
+        const datas = specs.map((_, c) => batch.getChildAt(c)!.data[0]!);
+        if (format === 'binary') {
+          const ws = specs.map((s, c) => fieldWriter(s, datas[c]!));
+          const nf = ws.length;
+          for (let i = 0; i < n; i++) {
+            out.int16(nf);
+            for (let c = 0; c < nf; c++) ws[c]!(i, out);
+            rows++;
+            if (out.len >= chunkBytes) yield out.take();
+          }
+        } else {
+          const ws = specs.map((s, c) => textWriter(s, datas[c]!));
+          for (let i = 0; i < n; i++) {
+            const line = ws.map((w) => w(i)).join('\t') + '\n';
+            const need = Buffer.byteLength(line);
+            const p = out.reserve(need);
+            out.b.write(line, p, 'utf8');
+            out.len += need;
+            rows++;
+            if (out.len >= chunkBytes) yield out.take();
+          }
+        }
+      }
+      if (format === 'binary') out.int16(-1);
+      if (out.len > 0) yield out.take();
+      // Read the footer too (see above).
+      for (;;) if ((await it.next()).done) break;
+    } finally {
+      await it.return?.();
+    }
+  }
+  return {
+    schema,
+    specs,
+    columns: specs.map((s) => s.name),
+    format,
+    copyOptions: format === 'binary' ? 'FORMAT binary' : 'FORMAT text',
+    chunks,
+    get rows() { return rows; },
+  };
+}
+
+

@@ -1,0 +1,265 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { tableFromIPC, type Field } from 'apache-arrow';
+import {
+  exportTables, importTables, openArrowObject, verifyImport, SegferryError,
+  type StaticTopology,
+} from '../lib/index.js';
+import { startServers, type PgServer } from './helpers/pg.js';
+import { mergeMultisets, rowMultiset, sameMultiset, describeMultisetDiff } from './helpers/fixtures.js';
+
+// Small cap so that every table spans many objects and batches must be cut to fit.
+const CAP = 256 * 1024;
+// Rows generated per table (ids 100..), split over two data nodes by id parity.
+const GEN = 6000;
+
+/** Every type the Arrow format maps, plus inet (a type without a mapping: text fallback). */
+const DDL = (name: string, withInet: boolean) => `CREATE TABLE ${name} (
+  id int4 NOT NULL,
+  i2 int2, i4 int4, i8 int8, f4 float4, f8 float8,
+  n numeric, n12 numeric(12,2), n38 numeric(38,10), n40 numeric(40,5),
+  b bool, t text, vc varchar(20), ch char(5), nm name, by bytea,
+  d date, ts timestamp, tstz timestamptz, tm time, iv interval, u uuid, j json, jb jsonb,
+  a_i4 int4[], a_t text[], a_n numeric(10,2)[], a_ts timestamptz[], a_f8 float8[], a_b bool[],
+  a_u uuid[], a_by bytea[], a_jb jsonb[], a_d date[], a_iv interval[], a_i8 int8[]${withInet ? ',\n  inet_col inet' : ''}
+)`;
+
+/** Arrow type of each column when its values fit (apache-arrow's type names). */
+const EXPECTED: Record<string, string> = {
+  id: 'Int32', i2: 'Int16', i4: 'Int32', i8: 'Int64', f4: 'Float32', f8: 'Float64',
+  n: 'Utf8', n12: 'Decimal[12e+2]', n38: 'Decimal[38e+10]', n40: 'Utf8',
+  b: 'Bool', t: 'Utf8', vc: 'Utf8', ch: 'Utf8', nm: 'Utf8', by: 'Binary',
+  d: 'Date32<DAY>', ts: 'Timestamp<MICROSECOND>', tstz: 'Timestamp<MICROSECOND, UTC>', tm: 'Time64<MICROSECOND>',
+  iv: 'Interval<MONTH_DAY_NANO>', u: 'FixedSizeBinary[16]', j: 'Utf8', jb: 'Utf8',
+  a_i4: 'List<Int32>', a_t: 'List<Utf8>', a_n: 'List<Decimal[10e+2]>', a_ts: 'List<Timestamp<MICROSECOND, UTC>>',
+  a_f8: 'List<Float64>', a_b: 'List<Bool>', a_u: 'List<FixedSizeBinary[16]>', a_by: 'List<Binary>',
+  a_jb: 'List<Utf8>', a_d: 'List<Date32<DAY>>', a_iv: 'List<Interval<MONTH_DAY_NANO>>', a_i8: 'List<Int64>',
+  inet_col: 'Utf8',
+};
+
+// Edge rows: NULLs everywhere, NaN, ±Infinity, -0, extreme numerics, epoch and range bounds,
+// empty arrays and NULL elements.
+const EDGE_ROWS = [
+  `(1, ${Array(35).fill('NULL').join(', ')})`,
+  `(2, 32767, 2147483647, 9223372036854775807, 'NaN', 'NaN',
+    'NaN', 9999999999.99, 9999999999999999999999999999.9999999999, 12345678901234567890123456789012345.12345,
+    true, '', '', '', '', '\\x',
+    'infinity', 'infinity', 'infinity', '00:00:00.5', '178000000 years', '00000000-0000-0000-0000-000000000000', '{}', '{}',
+    '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}')`,
+  `(3, -32768, -2147483648, -9223372036854775808, 'Infinity', '-Infinity',
+    'Infinity', -9999999999.99, -9999999999999999999999999999.9999999999, -0.00001,
+    false, E'tab\\there\\nnew\\\\line "q" ''s'' ,{}', 'ünïcødé ☃', 'ab', 'nm', '\\x00ff10',
+    '-infinity', '-infinity', '-infinity', '00:00:00', '-178000000 years -5 days -12:34:56.789', 'ffffffff-ffff-ffff-ffff-ffffffffffff', '{"a": [1, 2.50, null]}', '{"b": {"c": "ü"}, "a": 1}',
+    '{1,NULL,-3}', '{"a b",NULL,"","NULL","x\\"y","z\\\\w"}', '{1.50,NULL,-2.25}', '{"2000-01-01 00:00:00+00",NULL}', '{NaN,Infinity,-Infinity,-0,0,1e308,5e-324}', '{t,f,NULL}',
+    '{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11,NULL}', '{"\\\\x00",NULL,"\\\\x"}', '{"{}","[1,2]",NULL}', '{2000-01-01,infinity,NULL,4713-01-01 BC}', '{"1 mon 2 days 00:00:00.000001",NULL}', '{9223372036854775807,-9223372036854775808}')`,
+  `(4, 0, 0, 0, '-Infinity', 'Infinity',
+    '-Infinity', 0, 0, 0,
+    NULL, 'x', 'y', 'z', 'w', '\\xdeadbeef',
+    '4713-01-01 BC', '4713-01-01 00:00:00 BC', '4713-01-01 00:00:00+00 BC', '23:59:59.999999', '1 year 2 mons 3 days 04:05:06.789', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 'null', 'null',
+    '{0}', '{""}', '{0.00}', '{infinity,-infinity}', '{-0}', '{NULL}', '{}', '{}', '{null}', '{}', '{"-1 years +2 days -00:00:01"}', '{0}')`,
+  `(5, 1, 1, 1, '-0', '-0',
+    '-0.000000000000000000000000000000000000000000001', 0.01, 0.0000000001, 0.00001,
+    true, repeat('x', 1000), 'short', 'a', repeat('n', 63), decode(repeat('ab', 500), 'hex'),
+    '5874897-12-31', '294246-12-31 23:59:59.999999', '1970-01-01 00:00:00+00', '12:00:00', '-1 mon +1 day', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a12', '[1, "two", {"3": 4}]', '[1, "two", {"3": 4}]',
+    '{1,2,3}', '{a}', '{1}', '{"1969-12-31 23:59:59.999999+00"}', '{3.141592653589793}', '{t}', '{}', '{"\\\\xff"}', '{"1"}', '{1970-01-01,1969-12-31,1999-12-31,2000-01-01}', '{"00:00:00"}', '{1}')`,
+  `(6, 2, 2, 2, 1.5e-45, 5e-324,
+    '123456789012345678901234567890123456789012345678901234567890.123456789012345678901234567890', 12.3, 1.1, 1.1,
+    false, 'foo', 'bar', 'baz', 'qux', '\\x01',
+    '1969-12-31', '1969-12-31 23:59:59.999999', '1999-12-31 23:59:59.999999+00', '00:00:00.000001', '2562047 hours 54.775807 seconds', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a13', '{"k": "v"}', '{"k": "v"}',
+    NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)`,
+  `(7, 3, 3, 3, 3.4028235e38, 1.7976931348623157e308,
+    '1e-100', 0.5, -1e-10, 1e34,
+    true, 'x', 'x', 'x', 'x', '\\x02',
+    '2000-01-01', '2000-01-01 00:00:00', '2000-01-01 00:00:00+00', '01:02:03', '-2562047 hours -54.775807 seconds', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a14', '"s"', '"s"',
+    '{-2147483648,2147483647}', '{"{",  "}"}', '{-99999999.99}', '{"1677-09-21 00:12:43.145225+00"}', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)`,
+];
+
+// Values no Arrow type holds: the column falls back to its exact text form from that object on.
+const DEMOTING_ROWS = [
+  // numeric NaN in a Decimal128 column; a timestamp past Arrow's int64 µs range.
+  `(8, 1, 1, 1, 1, 1, 1, 'NaN', 1, 1, true, 'x', 'x', 'x', 'x', '\\x00',
+    '2000-01-01', '294276-12-31 23:59:59.999999', '2000-01-01', '00:00', '1 day', NULL, NULL, NULL,
+    '{{1,2},{3,4}}', '[0:1]={x,y}', NULL, '{"294276-12-31 23:59:59.999999+00"}', NULL, NULL, NULL, NULL, NULL, NULL,
+    '{"2562047788 hours 54.775807 seconds"}', NULL)`,
+  // an interval whose microseconds × 1000 overflow int64 nanoseconds; 24:00:00 (Time64 stops before).
+  `(9, 1, 1, 1, 1, 1, 1, 1, 1, 1, true, 'x', 'x', 'x', 'x', '\\x00',
+    '2000-01-01', '2000-01-01', '2000-01-01', '24:00:00', '2562047788 hours 54.775807 seconds', NULL, NULL, NULL,
+    NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)`,
+];
+
+const GEN_SELECT = `SELECT g, (g % 30000)::int2, g * 7, g::int8 * 1000003, g / 7.0, g / 3.0,
+  (g * 1.000001)::numeric, (g / 100.0)::numeric(12,2), (g / 1000.0)::numeric(38,10), g::numeric(40,5),
+  g % 2 = 0, 'row ' || g || repeat('z', g % 50), 'v' || g, 'c' || (g % 100), 'n' || g, decode(md5(g::text), 'hex'),
+  date '2000-01-01' + (g % 20000 - 10000), timestamp '2000-01-01' + (g || ' seconds')::interval * 997,
+  timestamptz '1970-01-01 UTC' - (g || ' minutes')::interval * 13, time '00:00' + (g || ' seconds')::interval,
+  (g || ' days ' || g || ' seconds')::interval, md5(g::text)::uuid, json_build_object('g', g), jsonb_build_object('g', g, 's', 'x' || g),
+  ARRAY[g, g + 1, NULL], ARRAY['a' || g, NULL], ARRAY[(g / 100.0)::numeric(10,2)], ARRAY[timestamptz '2020-01-01' + (g || ' hours')::interval],
+  ARRAY[g / 3.0::float8], ARRAY[g % 3 = 0], ARRAY[md5(g::text)::uuid], ARRAY[decode(md5(g::text), 'hex')], ARRAY[jsonb_build_object('g', g)],
+  ARRAY[date '2000-01-01' + g % 1000], ARRAY[(g || ' minutes')::interval], ARRAY[g::int8 << 20]`;
+
+let nodes: PgServer[];
+let dest: PgServer[];
+const dirs: string[] = [];
+
+async function tmp(): Promise<string> {
+  const d = await mkdtemp(join(tmpdir(), 'sf-arrow-'));
+  dirs.push(d);
+  return d;
+}
+
+function topology(): StaticTopology {
+  return { nodes: nodes.map((n) => ({ name: n.name, url: n.url() })), replicated: [] };
+}
+
+/** The second cluster: two data nodes, empty until an import creates the tables. */
+function destTopology(): StaticTopology {
+  return { nodes: dest.map((n, i) => ({ name: `dn${i + 1}`, url: n.url() })), replicated: [] };
+}
+
+/** Rows of a table over a cluster, as an order-free multiset (independent of segferry's checksum). */
+async function clusterRows(servers: PgServer[], table: string): Promise<Map<string, number>> {
+  return mergeMultisets(...(await Promise.all(servers.map((n) => rowMultiset(n, `SELECT * FROM ${table}`)))));
+}
+
+beforeAll(async () => {
+  const all = await startServers(['dn1', 'dn2', 'ddn1', 'ddn2']);
+  nodes = all.slice(0, 2);
+  dest = all.slice(2);
+  await Promise.all(nodes.map(async (n, i) => {
+    const mine = (id: number) => id % 2 === i;
+    await n.query(`${DDL('alltypes', true)}; ${DDL('plain', false)}; CREATE TABLE bigvals (id int4, t text, b bytea)`);
+    const edge = EDGE_ROWS.filter((_, k) => mine(k + 1));
+    const demoting = DEMOTING_ROWS.filter((_, k) => mine(k + 8));
+    // plain: no demoting values and no fallback type, so every object loads through COPY BINARY.
+    await n.query(`INSERT INTO plain VALUES ${edge.join(',\n')}`);
+    await n.query(`INSERT INTO plain ${GEN_SELECT} FROM generate_series(100, ${99 + GEN}) g WHERE g % 2 = ${i}`);
+    // alltypes: the same plus an inet column and the demoting rows, placed mid-table.
+    await n.query(`INSERT INTO alltypes SELECT *, CASE WHEN id % 5 = 0 THEN NULL ELSE ('10.' || (id % 250) || '.0.1/24')::inet END FROM plain`);
+    await n.query(`INSERT INTO alltypes VALUES ${demoting.map((r) => r.replace(/\)\s*$/, ", '::1')")).join(',\n')}`);
+    await n.query(`INSERT INTO alltypes SELECT *, NULL FROM plain WHERE id >= 100`);
+  }));
+  // Multi-MB values on dn1 only (dn2 has none: no object for it).
+  await nodes[0]!.query(`INSERT INTO bigvals VALUES
+    (1, repeat('ünï☃ ', 250000), (SELECT string_agg(decode(md5(i::text), 'hex'), '') FROM generate_series(1, 160000) i)),
+    (2, repeat('abcdefghij', 300000), NULL),
+    (3, NULL, (SELECT string_agg(decode(md5((-i)::text), 'hex'), '') FROM generate_series(1, 187500) i)),
+    (4, NULL, NULL)`);
+});
+
+afterAll(async () => {
+  await Promise.allSettled([...(nodes ?? []), ...(dest ?? [])].map((s) => s.destroy()));
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
+
+/** Open one object with apache-arrow alone and check its schema against the table's columns. */
+function checkObject(bytes: Buffer, rows: number, columns: string[]): { demoted: string[] } {
+  const t = tableFromIPC(bytes);
+  expect(t.numRows).toBe(rows);
+  expect(t.schema.fields.map((f) => f.name)).toEqual(columns);
+  const demoted: string[] = [];
+  for (const f of t.schema.fields as Field[]) {
+    expect(f.metadata.get('segferry.pg_oid'), f.name).toMatch(/^\d+$/);
+    if (String(f.type) === EXPECTED[f.name]) continue;
+    // A column may only differ when the object holds it as exact text.
+    expect(String(f.type), f.name).toBe('Utf8');
+    expect(f.metadata.get('segferry.encoding'), f.name).toBe('text');
+    demoted.push(f.name);
+  }
+  return { demoted };
+}
+
+/** The COPY format the decoder picks for each object of a table. */
+async function copyFormats(dir: string, keys: string[]): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const k of keys) {
+    const src = await openArrowObject(Readable.from([await readFile(join(dir, k))]));
+    out[src.format] = (out[src.format] ?? 0) + 1;
+  }
+  return out;
+}
+
+describe('Arrow IPC export and import', () => {
+  it('exports every type to Arrow files within a small cap, and loads them back exactly', async () => {
+    const dir = await tmp();
+    const res = await exportTables({ topology: topology(), tables: ['alltypes', 'plain'], format: 'arrow', segmentSize: CAP, to: dir });
+    const m = res.manifest;
+    expect(m.format.kind).toBe('arrow');
+    for (const name of ['alltypes', 'plain']) {
+      const mt = m.tables.find((t) => t.name === name)!;
+      expect(mt.arrow?.schema.map((c) => c.name)).toEqual(mt.columns.map((c) => c.name));
+      expect(mt.arrow?.schema.find((c) => c.name === 'n12')?.arrowType).toBe('Decimal128(12, 2)');
+      expect(mt.checksum?.rows).toBe(mt.rows);
+    }
+    expect(m.tables.find((t) => t.name === 'plain')!.arrow!.schema.some((c) => c.demoted)).toBe(false);
+    expect(m.tables.find((t) => t.name === 'alltypes')!.arrow!.schema.filter((c) => c.demoted).map((c) => c.name).sort())
+      .toEqual(['a_i4', 'a_iv', 'a_t', 'a_ts', 'iv', 'n12', 'tm', 'ts']);
+
+    // Every object: within the cap, named by table/node/segment, hashed as recorded, and a
+    // complete IPC file that apache-arrow opens on its own with the expected schema and rows.
+    const seen = new Set<string>();
+    for (const o of m.objects) {
+      expect(o.key).toMatch(/^(alltypes|plain)_dn[12]_segment\.\d+$/);
+      const bytes = await readFile(join(dir, o.key));
+      expect(bytes.length).toBe(o.bytes);
+      expect(bytes.length, o.key).toBeLessThanOrEqual(CAP);
+      expect(createHash('sha256').update(bytes).digest('hex')).toBe(o.sha256);
+      const mt = m.tables.find((t) => `public.${t.name}` === o.table)!;
+      const { demoted } = checkObject(bytes, o.rows, mt.columns.map((c) => c.name));
+      if (o.table === 'public.plain') expect(demoted).toEqual([]);
+      for (const d of demoted) seen.add(d);
+    }
+    expect(m.objects.filter((o) => o.table === 'public.plain').length).toBeGreaterThan(4);
+    expect([...seen].sort()).toEqual(['a_i4', 'a_iv', 'a_t', 'a_ts', 'iv', 'n12', 'tm', 'ts']);
+
+    // Objects of plain load through COPY BINARY; alltypes has a column without a native
+    // mapping (inet), so its objects load through COPY TEXT.
+    const keysOf = (t: string) => m.objects.filter((o) => o.table === `public.${t}`).map((o) => o.key);
+    expect(await copyFormats(dir, keysOf('plain'))).toEqual({ binary: keysOf('plain').length });
+    expect(await copyFormats(dir, keysOf('alltypes'))).toEqual({ text: keysOf('alltypes').length });
+
+    // Import into the second cluster; verify, and an independent order-free comparison.
+    const imp = await importTables({ from: dir, topology: destTopology(), create: true, verify: true });
+    expect(imp.verify?.ok).toBe(true);
+    expect(imp.loaded).toBe(m.objects.length);
+    for (const name of ['plain', 'alltypes']) {
+      const src = await clusterRows(nodes, name);
+      const got = await clusterRows(dest, name);
+      expect(sameMultiset(src, got), describeMultisetDiff(src, got)).toBe(true);
+    }
+    const v = await verifyImport({ from: dir, topology: destTopology() });
+    expect(v.ok).toBe(true);
+    expect(v.tables.map((t) => [t.table, t.match, t.checksummed])).toEqual([['public.alltypes', true, true], ['public.plain', true, true]]);
+  });
+
+  it('keeps multi-MB text and bytea values whole, one object per row when the cap demands it', async () => {
+    const dir = await tmp();
+    const cap = 6 * 1024 * 1024;
+    const res = await exportTables({ topology: topology(), tables: ['bigvals'], format: 'arrow', segmentSize: cap, to: dir });
+    const m = res.manifest;
+    expect(m.objects.every((o) => o.node === 'dn1')).toBe(true);
+    expect(m.objects.length).toBeGreaterThanOrEqual(2);
+    expect(m.objects.reduce((a, o) => a + o.rows, 0)).toBe(4);
+    for (const o of m.objects) {
+      const bytes = await readFile(join(dir, o.key));
+      expect(bytes.length).toBeLessThanOrEqual(cap);
+      expect(tableFromIPC(bytes).numRows).toBe(o.rows);
+    }
+    expect(await copyFormats(dir, m.objects.map((o) => o.key))).toEqual({ binary: m.objects.length });
+    const imp = await importTables({ from: dir, topology: destTopology(), create: true, verify: true });
+    expect(imp.verify?.ok).toBe(true);
+    expect(sameMultiset(await clusterRows(nodes, 'bigvals'), await clusterRows(dest, 'bigvals'))).toBe(true);
+  });
+
+  it('refuses a row larger than the cap with a typed error and leaves no manifest', async () => {
+    const dir = await tmp();
+    const err = await exportTables({ topology: topology(), tables: ['bigvals'], format: 'arrow', segmentSize: 1024 * 1024, to: dir })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SegferryError);
+    expect((err as SegferryError).code).toBe('ERR_ROW_TOO_LARGE');
+    await expect(readFile(join(dir, 'manifest.json'))).rejects.toThrow();
+  });
+});
