@@ -198,6 +198,18 @@ describe.skipIf(missing !== undefined)('Citus', () => {
     expect(m.source.nodes.map((n) => n.name)).toEqual(['worker-1', 'worker-2']);
     expect(m.tables.map((t) => t.rows)).toEqual([ROWS, NATION_ROWS]);
   });
+  it('arrow: objects are cut at shard boundaries too', async () => {
+    const dir = await tmp();
+    const m = (await exportTables({ source: src.coordinator.url(), tables: ['events'], format: 'arrow', segmentSize: 1024 * 1024, to: dir })).manifest;
+    expect(m.tables[0]!.rows).toBe(ROWS);
+    expect(m.objects.every((o) => o.shards?.length === 1)).toBe(true);
+    expect(new Set(m.objects.flatMap((o) => o.shards!))).toEqual(new Set(m.tables[0]!.distribution.shards!.map((s) => s.id)));
+    for (const sh of m.tables[0]!.distribution.shards!) {
+      const [c] = await src.query<{ n: string }>(`SELECT count(*) AS n FROM public.events WHERE get_shard_id_for_distribution_column('public.events', id) = ${sh.id}`);
+      expect(m.objects.filter((o) => o.shards![0] === sh.id).reduce((a, o) => a + o.rows, 0)).toBe(Number(c!.n));
+    }
+  });
+
   it('other table kinds: plain and Citus local tables on the coordinator, replicated shards spread, partitioned shards', async () => {
     await src.query(`CREATE TABLE public.plain_local (id int, v text); INSERT INTO public.plain_local SELECT g, 'p' || g FROM generate_series(1, 10) g`);
     await src.query(`CREATE TABLE public.clocal (id int, v text); SELECT citus_add_local_table_to_metadata('public.clocal')`);
