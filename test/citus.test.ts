@@ -9,6 +9,8 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import addFormatsModule from 'ajv-formats';
 import { from as copyFrom } from 'pg-copy-streams';
 import { pipeline } from 'node:stream/promises';
 import {
@@ -19,6 +21,9 @@ import {
   describeMultisetDiff, replicatedInsertSQL, replicatedTableDDL, rowMultiset, sameMultiset, trickyInsertSQL, trickyTableDDL,
 } from './helpers/fixtures.js';
 import type { PgServer } from './helpers/pg.js';
+
+// ajv-formats is CommonJS; its default export arrives as the module or as `.default`.
+const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ?? addFormatsModule) as (a: Ajv2020) => Ajv2020;
 
 const missing = citusMissing();
 if (missing) console.warn(`skipping the Citus tests: ${missing}`);
@@ -177,6 +182,11 @@ describe.skipIf(missing !== undefined)('Citus', () => {
       expect(sameMultiset(a, b), describeMultisetDiff(a, b)).toBe(true);
     }
     await dst.query('DROP TABLE chk_events, chk_nation');
+
+    // The manifest (shard ranges, per-object shards) is valid under docs/manifest.schema.json.
+    const schema = JSON.parse(await readFile(join('docs', 'manifest.schema.json'), 'utf8')) as Record<string, unknown>;
+    const validate = addFormats(new Ajv2020({ allErrors: true, strict: true, strictRequired: false })).compile(schema);
+    expect(validate(JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8'))), JSON.stringify(validate.errors)).toBe(true);
 
     // The manifest checksum equals one computed through the coordinator.
     const [sum] = await src.query<{ rows: string; sum: string }>(
