@@ -473,7 +473,9 @@ async function exportNode(
         ? csvHeaderLine(plan.format, t.columns.map((c) => c.name))
         : undefined;
       const onStored = (s: StoredSegment) => {
-        objects.push({ key: s.key, table: current, node, segment: s.segment, bytes: s.bytes, rows: s.rows, sha256: s.sha256 });
+        const o: ManifestObject = { key: s.key, table: current, node, segment: s.segment, bytes: s.bytes, rows: s.rows, sha256: s.sha256 };
+        if (s.sources) o.shards = s.sources;
+        objects.push(o);
         emit({ type: 'segment', node, table: current, key: s.key, segment: s.segment, bytes: s.bytes, rows: s.rows });
       };
       const keyOf = (n: number) => segmentKey(t.objectName, node, n);
@@ -483,6 +485,9 @@ async function exportNode(
       writer = sw;
       for (const r of item.reads) {
         throwIfAborted(signal);
+        // Citus: an object never mixes shards, so an importer can load it into one shard.
+        if (r.shardId !== undefined && sw.source !== undefined && sw.source !== r.shardId) await sw.cut();
+        sw.source = r.shardId;
         let sql: string;
         if (sw instanceof ArrowSegmentWriter) {
           // Arrow reads BINARY COPY, decoded by each column's type as this node reports it.

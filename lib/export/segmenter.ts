@@ -10,6 +10,8 @@ export interface StoredSegment {
   bytes: number;
   rows: number;
   sha256: string;
+  /** The {@link SegmentWriter.source} labels of the rows it holds, in order of first row (absent when no label was set). */
+  sources?: string[];
 }
 
 /** Options of {@link SegmentWriter}. */
@@ -41,6 +43,12 @@ export class SegmentWriter {
   #bytes = 0;
   #rows = 0;
   #next = 0;
+  #sources: string[] = [];
+  /**
+   * Label of the rows written from now on (a Citus shard id); every stored object lists the
+   * labels of its rows. Default: none.
+   */
+  source: string | undefined;
   readonly stored: StoredSegment[] = [];
   /** Totals over all objects so far, including the open one. */
   totalBytes = 0;
@@ -96,6 +104,7 @@ export class SegmentWriter {
       this.#hash!.update(slice);
       this.#bytes += slice.length;
       this.#rows += j - ri + 1;
+      if (this.source !== undefined && !this.#sources.includes(this.source)) this.#sources.push(this.source);
       this.totalBytes += slice.length;
       this.totalRows += j - ri + 1;
       await this.#writer!.write(slice);
@@ -110,6 +119,7 @@ export class SegmentWriter {
     this.#hash = createHash('sha256');
     this.#bytes = 0;
     this.#rows = 0;
+    this.#sources = [];
     if (this.#o.header) {
       this.#hash.update(this.#o.header);
       this.#bytes = this.#headerLen;
@@ -127,6 +137,7 @@ export class SegmentWriter {
       rows: this.#rows,
       sha256: this.#hash!.digest('hex'),
     };
+    if (this.#sources.length > 0) seg.sources = this.#sources;
     this.#writer = undefined;
     this.#hash = undefined;
     try {
@@ -137,6 +148,11 @@ export class SegmentWriter {
     }
     this.stored.push(seg);
     this.#o.onStored?.(seg);
+  }
+
+  /** Store the open object, if any, so the next row starts a new one. */
+  async cut(): Promise<void> {
+    if (this.#writer) await this.#close();
   }
 
   /** Store the open object, if any. */
