@@ -89,7 +89,9 @@ describe('S3 faults', () => {
     const dest = await startStaticCluster({ rows: ROWS, withData: false });
     try {
       const midStats = { ...proxy.stats };
-      const imp = await importTables({ from: `s3://${s3.bucket}/faulty/`, s3: s3opts(proxy.endpoint), topology: dest.staticTopology() });
+      const importRetries: SegferryEvent[] = [];
+      const imp = await importTables({ from: `s3://${s3.bucket}/faulty/`, s3: s3opts(proxy.endpoint), topology: dest.staticTopology(), onEvent: (e) => { if (e.type === 'retry') importRetries.push(e); } });
+      expect(importRetries.length).toBeGreaterThan(0);
       expect(imp.loaded).toBe(res.manifest.objects.length + res.manifest.objects.filter((o) => o.table === 'public.nation').length * 2);
       expect(proxy.stats.requests - midStats.requests).toBeGreaterThan(imp.loaded);
       const v = await verifyImport({ from: `s3://${s3.bucket}/faulty/`, s3: s3opts(proxy.endpoint), topology: dest.staticTopology() });

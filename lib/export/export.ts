@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { ConnectError, InvalidOptionError, PrefixNotEmptyError, SegferryError, fromDatabaseError, UnfinishedExportError } from '../errors.js';
-import { makeEmitter, type EventListener } from '../events.js';
+import { makeEmitter, withRetryEvents, type EventListener } from '../events.js';
 import { columnListSQL, copyOptionsSQL, csvHeaderLine } from '../format/options.js';
 import { serializeManifest } from '../manifest/io.js';
 import { MANIFEST_KEY, MANIFEST_VERSION, type Manifest, type ManifestObject, type ManifestTable, type RowChecksum } from '../manifest/types.js';
@@ -152,7 +152,7 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
   const t0 = Date.now();
   const emit = makeEmitter('export', opts.onEvent);
   const store = typeof opts.to === 'string'
-    ? openStore(opts.to, { ...opts.s3, onRetry: (i) => { opts.s3?.onRetry?.(i); emit({ type: 'retry', attempt: i.attempt, reason: `${i.operation}: ${i.reason}`, ...(i.key ? { key: i.key } : {}) }); } })
+    ? openStore(opts.to, withRetryEvents(opts.s3, emit))
     : opts.to;
   if (!store) throw new InvalidOptionError('no destination given');
   try {

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { SegferryError, StorageError, fromDatabaseError } from '../errors.js';
-import { makeEmitter, type EventListener } from '../events.js';
+import { makeEmitter, withRetryEvents, type EventListener } from '../events.js';
 import { applySettings, closeQuietly, connect, destroyClient } from '../pg/conn.js';
 import { quoteIdent, quoteQualified } from '../pg/sql.js';
 import { openStore } from '../store/open.js';
@@ -134,7 +134,7 @@ const OBJECT_ATTEMPTS = 4;
 export async function importTables(opts: ImportOptions): Promise<ImportResult> {
   const t0 = Date.now();
   const emit = makeEmitter('import', opts.onEvent);
-  const store: ObjectStore = typeof opts.from === 'string' ? openStore(opts.from, opts.s3) : opts.from;
+  const store: ObjectStore = typeof opts.from === 'string' ? openStore(opts.from, withRetryEvents(opts.s3, emit)) : opts.from;
   const sessions: { s?: Sessions } = {};
   try {
     throwIfAborted(opts.signal);
