@@ -146,7 +146,7 @@ async function deleteUnitObjects(store: ObjectStore, units: { objectName: string
  *
  * Memory: each exporter holds one COPY read-ahead (4 socket reads, typically ≤ 256 KiB), the
  * largest row while it is assembled, and its upload's buffers (S3: (queueSize + 1) × partSize,
- * 48 MiB by default; directory: 1 MiB). Total ≈ concurrency × that.
+ * 24 MiB by default; directory: 1 MiB). Total ≈ concurrency × that.
  */
 export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
   const t0 = Date.now();
