@@ -253,7 +253,7 @@ export function fromDatabaseError(
     }
     return new DatabaseError(`${what} failed on ${where}${ctx.table ? ` for ${ctx.table}` : ''}: ${msg}${detail}`, base);
   }
-  if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'ETIMEDOUT' || code === 'EHOSTUNREACH' || code === 'ECONNRESET' || code === 'EPIPE' || /Connection terminated/i.test(msg)) {
+  if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'ETIMEDOUT' || code === 'EHOSTUNREACH' || code === 'ECONNRESET' || code === 'EPIPE' || /Connection terminated|not queryable|server closed the connection|socket hang up/i.test(msg)) {
     return new ConnectError(`cannot reach ${where}: ${msg}`, {
       ...base,
       hint: 'check that the server is running and reachable from here (host, port, firewall)',

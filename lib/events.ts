@@ -1,3 +1,5 @@
+import type { S3Options } from './store/s3.js';
+
 /**
  * Typed progress events. The library never prints: pass `onEvent` to receive these.
  * Every event carries `type`, `operation` and `at` (ISO time). Events never carry credentials.
@@ -106,5 +108,16 @@ export function makeEmitter(operation: Base['operation'], listener?: EventListen
     } catch {
       /* a listener's failure must not break the data path */
     }
+  };
+}
+
+/** S3 options whose retries also become `retry` events (the caller's own onRetry still runs). */
+export function withRetryEvents(s3: S3Options | undefined, emit: ReturnType<typeof makeEmitter>): S3Options {
+  return {
+    ...s3,
+    onRetry: (i) => {
+      s3?.onRetry?.(i);
+      emit({ type: 'retry', attempt: i.attempt, reason: `${i.operation}: ${i.reason}`, ...(i.key ? { key: i.key } : {}) });
+    },
   };
 }

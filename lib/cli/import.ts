@@ -18,18 +18,19 @@ export interface CliShared {
 const IMPORT_HELP = `segferry import: load an export into a destination cluster, each object exactly once
 
 Usage:
-  segferry import --from DEST (--target URL [--topology auto|postgres|fdw] | --topology FILE.json)
+  segferry import --from DEST (--target URL [--topology auto|postgres|fdw|citus] | --topology FILE.json)
                   [--table NAME ...] [--route auto|coordinator|direct] [--concurrency N]
                   [--truncate] [--create] [--analyze] [--force] [--verify] [--dry-run]
 
 Options:
       --from DEST          the export: s3://bucket/prefix, a directory or file:// URL
       --target URL         destination coordinator (or single server) connection URL
-      --topology T         auto (default), postgres, fdw, or a JSON file naming the destination
+      --topology T         auto (default), postgres, fdw, citus, or a JSON file naming the destination
                            nodes: {"nodes":[{"name":"dn1","url":"postgres://..."}],"replicated":["nation"]}
   -t, --table NAME         import only this table of the export (repeatable; default: all)
       --route R            auto (default), coordinator (COPY through the coordinator; the engine
-                           routes rows) or direct (each object into the node named as its source)
+                           routes rows) or direct (each object into the node named as its source;
+                           Citus: into its shard on the workers, when shard ranges match)
   -j, --concurrency N      loaders at once (default: destination nodes, at least 2; ≤ ~4 MiB each)
       --truncate           empty each destination table first (and forget its ledger rows)
       --create             create missing destination tables from the manifest's columns
@@ -56,7 +57,7 @@ Examples:
 const VERIFY_HELP = `segferry verify: compare a destination's row counts and checksums with an export's
 
 Usage:
-  segferry verify --from DEST (--target URL [--topology auto|postgres|fdw] | --topology FILE.json)
+  segferry verify --from DEST (--target URL [--topology auto|postgres|fdw|citus] | --topology FILE.json)
                   [--table NAME ...] [--route coordinator|direct] [--concurrency N]
 
 Prints, per table, match or mismatch with both figures. Exit code 0 when all match, 3 on any
@@ -107,8 +108,7 @@ const mode = (v: Values) => outputMode(v);
 /** Options shared by import and verify, from flags. */
 function common(v: Values, shared: CliShared): ImportPlanOptions {
   if (typeof v.from !== 'string') throw new InvalidOptionError('give --from DEST (s3://bucket/prefix or a directory)');
-  const topology = shared.topologyFromFlag(v.topology as string | undefined) as ImportPlanOptions['topology'] | 'citus';
-  if (topology === 'citus') throw new InvalidOptionError('--topology citus is not supported by import yet');
+  const topology = shared.topologyFromFlag(v.topology as string | undefined) as ImportPlanOptions['topology'];
   if (typeof topology !== 'object' && !v.target && !process.env.PGHOST && !process.env.PGDATABASE) {
     throw new InvalidOptionError('give --target URL (or PG* variables), or --topology FILE.json');
   }

@@ -18,7 +18,7 @@ export const EXIT = { ok: 0, failed: 1, usage: 2, mismatch: 3, interrupted: 130 
 const HELP = `segferry ${VERSION}: parallel table export/import between PostgreSQL clusters and S3
 
 Usage:
-  segferry export (--source URL [--topology auto|postgres|fdw] | --topology FILE.json)
+  segferry export (--source URL [--topology auto|postgres|fdw|citus] | --topology FILE.json)
                   --table NAME [--table NAME ...] --to DEST [options]
   segferry plan   (same as export, prints the plan; = export --dry-run)
   segferry import --from DEST (--target URL | --topology FILE.json) [--table NAME ...]
@@ -80,12 +80,13 @@ const EXPORT_FLAGS = {
 const EXPORT_HELP = `segferry export: stream tables out of every data node in parallel into segments
 
 Usage:
-  segferry export (--source URL [--topology auto|postgres|fdw] | --topology FILE.json)
+  segferry export (--source URL [--topology auto|postgres|fdw|citus] | --topology FILE.json)
                   --table NAME [--table NAME ...] --to DEST [options]
 
 Options:
   -s, --source URL         coordinator (or single server) connection URL
-      --topology T         auto (default), postgres, fdw, or a JSON file naming the nodes:
+      --topology T         auto (default: Citus or postgres_fdw from the catalog), postgres, fdw,
+                           citus (Citus: shards read on the workers), or a JSON file naming the nodes:
                            {"nodes":[{"name":"dn1","url":"postgres://..."}],"replicated":["nation"]}
   -t, --table NAME         table to export (repeatable): name, schema.name, "Quoted"
       --to DEST            s3://bucket/prefix, a directory or file:// URL

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { ConnectError, InvalidOptionError, PrefixNotEmptyError, SegferryError, fromDatabaseError, UnfinishedExportError } from '../errors.js';
-import { makeEmitter, type EventListener } from '../events.js';
+import { makeEmitter, withRetryEvents, type EventListener } from '../events.js';
 import { columnListSQL, copyOptionsSQL, csvHeaderLine } from '../format/options.js';
 import { serializeManifest } from '../manifest/io.js';
 import { MANIFEST_KEY, MANIFEST_VERSION, type Manifest, type ManifestObject, type ManifestTable, type RowChecksum } from '../manifest/types.js';
@@ -18,7 +18,7 @@ import { planExport, segmentKey, type ExportPlan, type PlanOptions } from './pla
 import { SegmentWriter, type StoredSegment } from './segmenter.js';
 import { ArrowSegmentWriter, type ArrowColumnSummary } from '../format/arrow/segment-writer.js';
 import { arrowSelectSQL, describeRead } from '../format/arrow/export-sql.js';
-import { CHECKPOINT_KEY, CheckpointWriter, planDigest, readCheckpoint, type Checkpoint } from './checkpoint.js';
+import { CHECKPOINT_KEY, CheckpointWriter, planDigest, readCheckpoint, type Checkpoint, type CheckpointUnit } from './checkpoint.js';
 
 /** Options of {@link exportTables}. */
 export interface ExportOptions extends PlanOptions {
@@ -122,14 +122,21 @@ interface NodeWork {
   items: { table: TablePlan; reads: RelationRead[] }[];
 }
 
-interface TableNodeResult {
-  table: TablePlan;
-  node: string;
-  objects: ManifestObject[];
-  rows: number;
-  bytes: number;
-  checksum?: RowChecksum;
-  arrow?: ArrowColumnSummary[];
+/** A finished (table, node) unit, as the checkpoint records it but with the table's plan. */
+type TableNodeResult = Omit<CheckpointUnit, 'table'> & { table: TablePlan };
+
+/**
+ * Delete every object (and partial upload) of the given (table, node) units, so they can be
+ * written again from segment 0.
+ */
+async function deleteUnitObjects(store: ObjectStore, units: { objectName: string; node: string }[]): Promise<void> {
+  if (units.length === 0) return;
+  const stems = units.map((u) => segmentKey(u.objectName, u.node, 0).replace(/0$/, ''));
+  const del: string[] = [];
+  for await (const o of store.list('')) {
+    if (stems.some((p) => o.key.startsWith(p) && /^\d+(\.segferry-partial-[0-9a-f]+)?$/.test(o.key.slice(p.length)))) del.push(o.key);
+  }
+  await store.delete(del);
 }
 
 /**
@@ -139,13 +146,13 @@ interface TableNodeResult {
  *
  * Memory: each exporter holds one COPY read-ahead (4 socket reads, typically ≤ 256 KiB), the
  * largest row while it is assembled, and its upload's buffers (S3: (queueSize + 1) × partSize,
- * 48 MiB by default; directory: 1 MiB) plus a 1 MiB write batch. Total ≈ concurrency × that.
+ * 24 MiB by default; directory: 1 MiB) plus a 1 MiB write batch. Total ≈ concurrency × that.
  */
 export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
   const t0 = Date.now();
   const emit = makeEmitter('export', opts.onEvent);
   const store = typeof opts.to === 'string'
-    ? openStore(opts.to, { ...opts.s3, onRetry: (i) => { opts.s3?.onRetry?.(i); emit({ type: 'retry', attempt: i.attempt, reason: `${i.operation}: ${i.reason}`, ...(i.key ? { key: i.key } : {}) }); } })
+    ? openStore(opts.to, withRetryEvents(opts.s3, emit))
     : opts.to;
   if (!store) throw new InvalidOptionError('no destination given');
   try {
@@ -175,36 +182,26 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
     const checkpoint = new CheckpointWriter(store, previous ?? {
       kind: 'segferry-checkpoint', version: 1, planDigest: digest, createdAt, updatedAt: createdAt, units: [],
     });
-    const done = new Set(checkpoint.units.map((u) => `${u.table}\0${u.node}`));
 
     const work = new Map<string, NodeWork>();
     for (const n of plan.nodes) work.set(n.name, { node: n, items: [] });
     const results: TableNodeResult[] = [];
-    const stale: string[] = [];
+    const stale: { objectName: string; node: string }[] = [];
     for (const t of plan.tables) {
       const byNode = new Map<string, RelationRead[]>();
       for (const r of t.reads) byNode.set(r.node, [...(byNode.get(r.node) ?? []), r]);
       for (const [node, reads] of byNode) {
-        const u = done.has(`${displayName(t.table)}\0${node}`)
-          ? checkpoint.units.find((x) => x.table === displayName(t.table) && x.node === node)
-          : undefined;
+        const u = checkpoint.units.find((x) => x.table === displayName(t.table) && x.node === node);
         if (u) {
-          const kept: TableNodeResult = { table: t, node, objects: u.objects, rows: u.rows, bytes: u.bytes };
-          if (u.checksum) kept.checksum = u.checksum;
-          if (u.arrow) kept.arrow = u.arrow;
-          results.push(kept);
+          results.push({ ...u, table: t });
           continue;
         }
         work.get(node)!.items.push({ table: t, reads });
-        if (opts.resume) stale.push(segmentKey(t.objectName, node, 0).replace(/0$/, ''));
+        if (opts.resume) stale.push({ objectName: t.objectName, node });
       }
     }
-    if (stale.length > 0) {
-      // A clean point for every unit that is redone: delete whatever it left behind.
-      const del: string[] = [];
-      for await (const o of store.list('')) if (stale.some((p) => o.key.startsWith(p) && /^\d+(\.segferry-partial-[0-9a-f]+)?$/.test(o.key.slice(p.length)))) del.push(o.key);
-      await store.delete(del);
-    }
+    // A clean point for every unit that is redone: delete whatever it left behind.
+    await deleteUnitObjects(store, stale);
     await checkpoint.save();
     emit({
       type: 'start',
@@ -231,9 +228,7 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
         const record = (r: TableNodeResult) => {
           mine.push(r);
           results.push(r);
-          const u: Parameters<CheckpointWriter['record']>[0] = { table: displayName(r.table.table), node: r.node, objects: r.objects, rows: r.rows, bytes: r.bytes };
-          if (r.checksum) u.checksum = r.checksum;
-          if (r.arrow) u.arrow = r.arrow;
+          const u: CheckpointUnit = { ...r, table: displayName(r.table.table) };
           return checkpoint.record(u);
         };
         try {
@@ -308,10 +303,7 @@ async function replicaFallback(
   emit: ReturnType<typeof makeEmitter>,
   record: (r: TableNodeResult) => Promise<void>,
 ): Promise<void> {
-  const stems = items.map((it) => segmentKey(it.table.objectName, w.node.name, 0).replace(/0$/, ''));
-  const stale: string[] = [];
-  for await (const o of store.list('')) if (stems.some((p) => o.key.startsWith(p))) stale.push(o.key);
-  await store.delete(stale);
+  await deleteUnitObjects(store, items.map((it) => ({ objectName: it.table.objectName, node: w.node.name })));
   for (const it of items) {
     const candidates = (it.table.distribution.replicas ?? []).filter((n) => n !== w.node.name);
     let lastErr: unknown = cause;
@@ -473,7 +465,9 @@ async function exportNode(
         ? csvHeaderLine(plan.format, t.columns.map((c) => c.name))
         : undefined;
       const onStored = (s: StoredSegment) => {
-        objects.push({ key: s.key, table: current, node, segment: s.segment, bytes: s.bytes, rows: s.rows, sha256: s.sha256 });
+        const o: ManifestObject = { key: s.key, table: current, node, segment: s.segment, bytes: s.bytes, rows: s.rows, sha256: s.sha256 };
+        if (s.sources) o.shards = s.sources;
+        objects.push(o);
         emit({ type: 'segment', node, table: current, key: s.key, segment: s.segment, bytes: s.bytes, rows: s.rows });
       };
       const keyOf = (n: number) => segmentKey(t.objectName, node, n);
@@ -483,6 +477,9 @@ async function exportNode(
       writer = sw;
       for (const r of item.reads) {
         throwIfAborted(signal);
+        // Citus: an object never mixes shards, so an importer can load it into one shard.
+        if (r.shardId !== undefined && sw.source !== undefined && sw.source !== r.shardId) await sw.cut();
+        sw.source = r.shardId;
         let sql: string;
         if (sw instanceof ArrowSegmentWriter) {
           // Arrow reads BINARY COPY, decoded by each column's type as this node reports it.

@@ -3,6 +3,8 @@ import { normalizeFormat, type FormatKind, type FormatOptions } from '../format/
 import { SESSION_SETTINGS, type NodeEndpoint } from '../pg/conn.js';
 import { displayName, type QualifiedName } from '../pg/sql.js';
 import { discover, type StaticTopology } from '../topology/discover.js';
+// Registers Citus discovery with discover() (side effect only).
+import '../topology/citus.js';
 import type { PlanNode, TablePlan, TopologyKind } from '../topology/types.js';
 
 /** Default segment size: 1 GiB. */
@@ -103,8 +105,12 @@ export async function planExport(opts: PlanOptions): Promise<ExportPlan> {
   const names = objectNames(d.tables.map((t) => t.table));
   const tables: TablePlan[] = d.tables.map((t, i) => {
     const est = t.reads.reduce((a, r) => a + r.estimatedBytes, 0);
+    // Citus shards start a new object each (see exportNode), so they count one by one.
     const perNode = new Map<string, number>();
-    for (const r of t.reads) perNode.set(r.node, (perNode.get(r.node) ?? 0) + r.estimatedBytes);
+    for (const r of t.reads) {
+      const k = r.shardId === undefined ? r.node : `${r.node}\0${r.shardId}`;
+      perNode.set(k, (perNode.get(k) ?? 0) + r.estimatedBytes);
+    }
     let expected = 0;
     for (const b of perNode.values()) expected += Math.max(1, Math.ceil(b / segmentSize));
     return { ...t, objectName: names[i]!, estimatedBytes: est, expectedSegments: expected };

@@ -10,6 +10,8 @@ export interface StoredSegment {
   bytes: number;
   rows: number;
   sha256: string;
+  /** The {@link SegmentWriter.source} labels of the rows it holds, in order of first row (absent when no label was set). */
+  sources?: string[];
 }
 
 /** Options of {@link SegmentWriter}. */
@@ -51,6 +53,12 @@ export class SegmentWriter {
   #next = 0;
   #pending: Buffer[] = [];
   #pendingLen = 0;
+  #sources: string[] = [];
+  /**
+   * Label of the rows written from now on (a Citus shard id); every stored object lists the
+   * labels of its rows. Default: none.
+   */
+  source: string | undefined;
   readonly stored: StoredSegment[] = [];
   /** Totals over all objects so far, including the open one. */
   totalBytes = 0;
@@ -105,6 +113,7 @@ export class SegmentWriter {
       const slice = data.subarray(start, end);
       this.#bytes += slice.length;
       this.#rows += j - ri + 1;
+      if (this.source !== undefined && !this.#sources.includes(this.source)) this.#sources.push(this.source);
       this.totalBytes += slice.length;
       this.totalRows += j - ri + 1;
       this.#pending.push(slice);
@@ -121,6 +130,7 @@ export class SegmentWriter {
     this.#hash = createHash('sha256');
     this.#bytes = 0;
     this.#rows = 0;
+    this.#sources = [];
     if (this.#o.header) {
       this.#bytes = this.#headerLen;
       this.totalBytes += this.#headerLen;
@@ -149,6 +159,7 @@ export class SegmentWriter {
       rows: this.#rows,
       sha256: this.#hash!.digest('hex'),
     };
+    if (this.#sources.length > 0) seg.sources = this.#sources;
     this.#writer = undefined;
     this.#hash = undefined;
     try {
@@ -159,6 +170,11 @@ export class SegmentWriter {
     }
     this.stored.push(seg);
     this.#o.onStored?.(seg);
+  }
+
+  /** Store the open object, if any, so the next row starts a new one. */
+  async cut(): Promise<void> {
+    if (this.#writer) await this.#close();
   }
 
   /** Store the open object, if any. */

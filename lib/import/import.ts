@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { SegferryError, StorageError, fromDatabaseError } from '../errors.js';
-import { makeEmitter, type EventListener } from '../events.js';
+import { makeEmitter, withRetryEvents, type EventListener } from '../events.js';
 import { applySettings, closeQuietly, connect, destroyClient } from '../pg/conn.js';
 import { quoteIdent, quoteQualified } from '../pg/sql.js';
 import { openStore } from '../store/open.js';
@@ -134,7 +134,7 @@ const OBJECT_ATTEMPTS = 4;
 export async function importTables(opts: ImportOptions): Promise<ImportResult> {
   const t0 = Date.now();
   const emit = makeEmitter('import', opts.onEvent);
-  const store: ObjectStore = typeof opts.from === 'string' ? openStore(opts.from, opts.s3) : opts.from;
+  const store: ObjectStore = typeof opts.from === 'string' ? openStore(opts.from, withRetryEvents(opts.s3, emit)) : opts.from;
   const sessions: { s?: Sessions } = {};
   try {
     throwIfAborted(opts.signal);
@@ -152,9 +152,13 @@ export async function importTables(opts: ImportOptions): Promise<ImportResult> {
     const notes = [...plan.notes];
     // Prepare every node before loading: ledger, missing tables, truncation.
     const targetNodes = new Set(plan.tables.flatMap((t) => t.targets.map((x) => x.node)));
-    for (const node of [...nodes.keys()].sort()) {
+    // Citus workers refuse CREATE SCHEMA: the coordinator goes first and creates the ledger's
+    // schema, which Citus propagates to the workers.
+    const citus = plan.topology === 'citus';
+    const order = [...nodes.keys()].sort((a, b) => (a === b ? 0 : citus && a === COORDINATOR_NODE ? -1 : citus && b === COORDINATOR_NODE ? 1 : a < b ? -1 : 1));
+    for (const node of order) {
       throwIfAborted(opts.signal);
-      const needsLedger = targetNodes.has(node);
+      const needsLedger = targetNodes.has(node) || (citus && node === COORDINATOR_NODE && targetNodes.size > 0);
       const creates = plan.tables.filter((t) => t.create.includes(node));
       const truncs = plan.truncate ? plan.tables.filter((t) => t.truncate.includes(node)) : [];
       const forgets = plan.truncate && plan.ledgerNodes.includes(node);
@@ -215,7 +219,8 @@ export async function importTables(opts: ImportOptions): Promise<ImportResult> {
       for (const o of t.objects) {
         for (const n of o.targets) {
           const target = t.targets.find((x) => x.node === n)!;
-          const u: LoadUnit = { table: t.table, object: o, target };
+          // A Citus shard-direct object names its own shard table.
+          const u: LoadUnit = { table: t.table, object: o, target: o.relation ? { ...target, relation: o.relation } : target };
           objectCount++;
           stat(n);
           if (o.loaded.includes(n)) { skippedUnits.push(u); continue; }
@@ -256,7 +261,8 @@ export async function importTables(opts: ImportOptions): Promise<ImportResult> {
       const r = results.get(t.table)!;
       if (plan.analyze) {
         // The nodes that took rows, and the coordinator that plans queries over them.
-        const where = new Map(t.targets.map((x) => [x.node, x.relation]));
+        // Citus: ANALYZE on the coordinator reaches every shard.
+        const where = new Map(citus ? [] : t.targets.map((x) => [x.node, x.relation]));
         if (plan.coordinator && !where.has(COORDINATOR_NODE)) where.set(COORDINATOR_NODE, t.destination);
         for (const [n, rel] of where) {
           const c = await s.acquire(n);

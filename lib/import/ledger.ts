@@ -28,7 +28,9 @@ const DDL = [
 export async function ensureLedger(client: pg.Client): Promise<void> {
   for (let attempt = 0; ; attempt++) {
     try {
-      for (const sql of DDL) await client.query(sql);
+      // A Citus worker refuses CREATE SCHEMA even with IF NOT EXISTS: skip it when the schema is there.
+      const has = await client.query(`SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1`, [LEDGER_SCHEMA]);
+      for (const sql of has.rows.length > 0 ? DDL.slice(1) : DDL) await client.query(sql);
       return;
     } catch (e) {
       const code = (e as { code?: string }).code;

@@ -7,14 +7,16 @@ import {
 import { normalizeFormat, type FormatKind, type FormatOptions } from '../format/options.js';
 import { readManifest } from '../manifest/io.js';
 import { MANIFEST_KEY, type Manifest, type RowChecksum } from '../manifest/types.js';
-import { SESSION_SETTINGS, closeQuietly, connect, parseConnection } from '../pg/conn.js';
+import { SESSION_SETTINGS, closeQuietly, connect, parseConnection, type NodeEndpoint } from '../pg/conn.js';
 import { displayName, parseTableName, type QualifiedName } from '../pg/sql.js';
 import { openStore } from '../store/open.js';
 import type { S3Options } from '../store/s3.js';
 import type { ObjectStore } from '../store/types.js';
-import { findRelation, relationColumns, type CatalogColumn } from '../topology/catalog.js';
+import { findRelation, relationColumns, requireRelation, type CatalogColumn } from '../topology/catalog.js';
+import { citusNodes } from '../topology/citus.js';
 import { COORDINATOR_NODE, discover, type DiscoveredTable, type StaticTopology } from '../topology/discover.js';
 import type { ColumnInfo, Distribution, PlanNode, TopologyKind } from '../topology/types.js';
+import { citusDestTable, planShardDirect, type CitusDestTable } from './citus.js';
 import { LEDGER_TABLE, readLedger } from './ledger.js';
 
 /**
@@ -52,11 +54,11 @@ export interface ImportPlanOptions {
   /** Destination coordinator (or single server) URL. Not needed with a static topology. */
   target?: string;
   /**
-   * `auto` (default): read the target's catalog (postgres_fdw partitions become nodes).
-   * `postgres`: everything through the one server. `fdw`: postgres_fdw sharding.
-   * Or a {@link StaticTopology} naming the destination nodes (no coordinator).
+   * `auto` (default): read the target's catalog (Citus, or postgres_fdw partitions become nodes).
+   * `postgres`: everything through the one server. `fdw`: postgres_fdw sharding. `citus`:
+   * insist on Citus. Or a {@link StaticTopology} naming the destination nodes (no coordinator).
    */
-  topology?: 'auto' | 'postgres' | 'fdw' | StaticTopology;
+  topology?: 'auto' | 'postgres' | 'fdw' | 'citus' | StaticTopology;
   /** Import only these tables of the export (default: all). */
   tables?: string[];
   /** Routing (default `auto`). */
@@ -101,8 +103,13 @@ export interface PlannedObject {
   rows?: number;
   /** SHA-256 the manifest records (absent for bare objects). */
   sha256?: string;
-  /** Destination nodes it is loaded into (several only for replicated tables on a static destination). */
+  /** Destination nodes it is loaded into (several for replicated tables and replicated Citus shards). */
   targets: string[];
+  /**
+   * Citus shard-direct: the destination shard table it is loaded into on each of its target
+   * nodes, instead of the table target's relation.
+   */
+  relation?: QualifiedName;
   /** Target nodes whose ledger already records it: those loads are skipped. */
   loaded: string[];
 }
@@ -170,7 +177,7 @@ interface SourceTable {
   nodes: string[];
   rows?: number;
   checksum?: RowChecksum;
-  objects: { key: string; node: string; segment: number; bytes: number; rows?: number; sha256?: string }[];
+  objects: { key: string; node: string; segment: number; bytes: number; rows?: number; sha256?: string; shards?: string[] }[];
 }
 
 interface SourceSide {
@@ -267,7 +274,9 @@ export async function readSource(store: ObjectStore, opts: Pick<ImportPlanOption
       nodes: t.nodes.map((n) => n.node),
       rows: t.rows,
       // Only objects the manifest lists are ever read.
-      objects: m.objects.filter((o) => o.table === name).map((o) => ({ key: o.key, node: o.node, segment: o.segment, bytes: o.bytes, rows: o.rows, sha256: o.sha256 })),
+      objects: m.objects.filter((o) => o.table === name).map((o) => ({
+        key: o.key, node: o.node, segment: o.segment, bytes: o.bytes, rows: o.rows, sha256: o.sha256, ...(o.shards ? { shards: o.shards } : {}),
+      })),
     };
     if (t.checksum) st.checksum = t.checksum;
     else notes.push(`${name}: the export recorded no checksum; verify can compare row counts only`);
@@ -309,6 +318,8 @@ interface DestTable {
   columns?: CatalogColumn[];
   /** Static: columns per node. */
   nodeColumns: Map<string, CatalogColumn[]>;
+  /** Citus destination: the table's Citus metadata (absent when Citus does not manage it). */
+  citus?: CitusDestTable;
 }
 
 interface DestSide {
@@ -396,9 +407,32 @@ async function findDestination(opts: ImportPlanOptions, tables: QualifiedName[],
     for (const t of d.tables) {
       out.set(displayName(t.table), { discovered: t, missingOn: [], columns: t.columns, nodeColumns: new Map() });
     }
+    if (kind === 'citus') await findCitusDestination(coordEndpoint, d.tables, out, nodes);
   }
   const dataNodes = [...nodes.keys()].filter((n) => n !== COORDINATOR_NODE).length;
   return { kind, coordinator, nodes, replicated: new Set(), tables: out, dataNodes: Math.max(1, dataNodes) };
+}
+
+/**
+ * Citus destination: every primary node (a shard may have placements beyond the ones
+ * discovery chose to read) and each table's shards with all their placements. Only when the
+ * target is the coordinator (group 0): node names are then the same as an export's.
+ */
+async function findCitusDestination(coord: NodeEndpoint, tables: DiscoveredTable[], out: Map<string, DestTable | undefined>, nodes: Map<string, PlanNode>): Promise<void> {
+  const client = await connect(coord, { node: COORDINATOR_NODE, applicationName: 'segferry import' });
+  try {
+    const groups = await citusNodes(client, coord);
+    if (groups.get(0)?.endpoint !== coord) return;
+    for (const n of groups.values()) if (n.name !== COORDINATOR_NODE) nodes.set(n.name, { name: n.name, endpoint: n.endpoint });
+    for (const t of tables) {
+      const name = displayName(t.table);
+      const rel = await requireRelation(client, t.table, COORDINATOR_NODE);
+      const c = await citusDestTable(client, rel.oid, t.table).catch((e) => { throw fromDatabaseError(e, { node: COORDINATOR_NODE, table: name, action: 'read Citus metadata' }); });
+      if (c) out.get(name)!.citus = c;
+    }
+  } finally {
+    await closeQuietly(client);
+  }
 }
 
 /** Check that a destination relation has every exported column with the same type. */
@@ -639,6 +673,24 @@ function routeTable(st: SourceTable, dest: DestSide, route: ImportRoute, create:
     for (const o of tp.objects) o.targets = [...replicas];
     return tp;
   }
+  if (dest.kind === 'citus') {
+    const sd = planShardDirect({ table: d.table, columns: d.columns, citus: dt.citus }, st, new Set(dest.nodes.keys()));
+    if (!sd.ok) {
+      if (route === 'direct') throw new TopologyError(`table ${st.name} cannot be loaded shard-direct: ${sd.reason}`, { table: st.name, hint: 'use route coordinator (or auto)' });
+      return coordinatorPlan(sd.reason);
+    }
+    const tp = base('direct', 'same distribution column type and shard hash ranges as the source: each object into its shard on the workers', columns);
+    for (const o of tp.objects) {
+      const t = sd.targets.get(o.key)!;
+      o.targets = [...t.nodes];
+      o.relation = t.relation;
+    }
+    // Shard tables have the distributed table's columns; loads name each object's shard table.
+    tp.targets = [...new Set(tp.objects.flatMap((o) => o.targets))].sort().map((n) => ({ node: n, relation: d.table, columns: names(columns) }));
+    // TRUNCATE through the coordinator empties every shard.
+    tp.truncate = [COORDINATOR_NODE];
+    return tp;
+  }
   // Node-direct needs: one relation per destination node, node names equal to the source's,
   // and (when both are known) the same partitioning method.
   const perNode = new Map<string, typeof d.reads>();
@@ -694,6 +746,8 @@ async function checkTargets(tables: ImportTablePlan[], dest: DestSide): Promise<
         const dt = dest.tables.get(tp.table);
         if (dest.kind === 'static') cols = dt?.nodeColumns.get(t.node);
         else if (t.node === COORDINATOR_NODE && dt?.discovered && displayName(dt.discovered.table) === displayName(t.relation)) cols = dt.columns;
+        // Citus shard tables are hidden from catalog queries on workers; they have the table's columns.
+        else if (dest.kind === 'citus' && tp.route === 'direct' && dt?.citus) cols = dt.columns;
         if (!cols) {
           const c = await cache.get(t.node);
           try {

@@ -21,8 +21,8 @@ export interface VerifyOptions {
   s3?: S3Options;
   /** Destination coordinator (or single server) URL. Not needed with a static topology. */
   target?: string;
-  /** `auto` (default), `postgres`, `fdw`, or a {@link StaticTopology} naming the destination nodes. */
-  topology?: 'auto' | 'postgres' | 'fdw' | StaticTopology;
+  /** `auto` (default), `postgres`, `fdw`, `citus`, or a {@link StaticTopology} naming the destination nodes. */
+  topology?: 'auto' | 'postgres' | 'fdw' | 'citus' | StaticTopology;
   /** Verify only these tables of the export (default: all). */
   tables?: string[];
   /** Objects without a manifest: there is nothing recorded to compare; destination figures only. */

@@ -33,6 +33,15 @@ export function rememberPassword(e: NodeEndpoint, password: string | undefined):
   passwords.set(endpointKey(e), password);
 }
 
+/**
+ * Give `to` the password remembered for `from`, if any (Citus workers are reached with the
+ * coordinator's credentials). The password never leaves this module.
+ */
+export function inheritPassword(to: NodeEndpoint, from: NodeEndpoint): void {
+  const pw = passwords.get(endpointKey(from));
+  if (pw !== undefined && !passwords.has(endpointKey(to))) passwords.set(endpointKey(to), pw);
+}
+
 /** `host:port/db` for messages. */
 export function describeEndpoint(e: NodeEndpoint): string {
   return `${e.host}:${e.port}/${e.database}`;

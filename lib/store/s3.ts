@@ -43,7 +43,7 @@ export interface S3Options {
   /** Explicit credentials. Default: the SDK's provider chain. Never logged. */
   credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
   /**
-   * Multipart part size in bytes (default 16 MiB, min 5 MiB). Each upload holds at most
+   * Multipart part size in bytes (default 8 MiB, min 5 MiB). Each upload holds at most
    * `(queueSize + 1) × partSize` bytes in memory.
    */
   partSize?: number;
@@ -69,8 +69,11 @@ export interface S3RetryInfo {
   reason: string;
 }
 
-/** Default multipart part size: 16 MiB. */
-export const DEFAULT_PART_SIZE = 16 * 1024 * 1024;
+/**
+ * Default multipart part size: 8 MiB. Keeps three exporters under 100 MiB of upload buffers
+ * (bench: peak RSS 347 MB with 16 MiB parts, 226 MB with 8 MiB) and still allows 78 GiB objects.
+ */
+export const DEFAULT_PART_SIZE = 8 * 1024 * 1024;
 /** Default parts in flight per upload. */
 export const DEFAULT_QUEUE_SIZE = 2;
 

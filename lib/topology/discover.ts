@@ -88,7 +88,8 @@ export async function discover(req: DiscoverRequest): Promise<Discovered> {
   }
 }
 
-function pickColumns(all: CatalogColumn[], wanted: string[] | undefined, table: string, node: string): CatalogColumn[] {
+/** The requested columns of a relation, in the requested order (default: all). */
+export function pickColumns(all: CatalogColumn[], wanted: string[] | undefined, table: string, node: string): CatalogColumn[] {
   if (!wanted || wanted.length === 0) return all;
   return wanted.map((w) => {
     const c = all.find((x) => x.name === w);
@@ -100,7 +101,7 @@ function pickColumns(all: CatalogColumn[], wanted: string[] | undefined, table: 
 }
 
 /** Open clients to nodes lazily during planning and close them all at the end. */
-class NodeClients {
+export class NodeClients {
   #clients = new Map<string, Promise<pg.Client>>();
   async get(node: PlanNode): Promise<pg.Client> {
     let p = this.#clients.get(node.name);

@@ -18,6 +18,16 @@ export interface ColumnInfo {
   notNull?: boolean;
 }
 
+/** A Citus shard: its id and the range of its distribution values. */
+export interface ShardInfo {
+  /** `pg_dist_shard.shardid` (a bigint, kept as a string). */
+  id: string;
+  /** Lowest value it holds: the int4 hash for hash-distributed tables, the column's text for range/append; absent for single-shard tables. */
+  min?: string;
+  /** Highest value it holds (inclusive), as `min`. */
+  max?: string;
+}
+
 /** How a table's rows are spread over the nodes. */
 export interface Distribution {
   /**
@@ -33,6 +43,8 @@ export interface Distribution {
   replicas?: string[];
   /** Citus: shard count. */
   shardCount?: number;
+  /** Citus: every shard of the table with its range, in range order. */
+  shards?: ShardInfo[];
 }
 
 /** One relation to read on one node. */
@@ -47,7 +59,7 @@ export interface RelationRead {
   estimatedBytes: number;
   /** Citus shard id, when the relation is a shard. */
   shardId?: string;
-  /** Citus shard hash range. */
+  /** Citus shard hash range [min, max] (inclusive int4 values as strings), hash-distributed tables only. */
   hashRange?: [string, string];
 }
 

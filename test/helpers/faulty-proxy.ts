@@ -38,10 +38,10 @@ function prng(seed: number): () => number {
  * Start a proxy on 127.0.0.1 forwarding to `target` (an http://127.0.0.1 URL). For a share
  * `rate` of requests it answers 503 SlowDown, 500 InternalError, drops the connection before
  * answering, or delays the request by up to 300 ms (a quarter each). `methods` limits faults to
- * those HTTP methods (e.g. PUT: uploads only). Request bodies of failed
+ * those HTTP methods (e.g. PUT: uploads only); `delayOnly` makes every fault a delay. Request bodies of failed
  * requests are drained first, as a real server would read them.
  */
-export async function startFaultyProxy(target: string, opts: { rate?: number; seed?: number; methods?: string[]; truncateGets?: boolean } = {}): Promise<FaultyProxy> {
+export async function startFaultyProxy(target: string, opts: { rate?: number; seed?: number; methods?: string[]; truncateGets?: boolean; delayOnly?: boolean } = {}): Promise<FaultyProxy> {
   const t = new URL(target);
   if (t.hostname !== '127.0.0.1' && t.hostname !== 'localhost') throw new Error('the faulty proxy only forwards to loopback');
   let rate = opts.rate ?? 0.05;
@@ -78,7 +78,7 @@ export async function startFaultyProxy(target: string, opts: { rate?: number; se
     stats.requests++;
     const r = rnd();
     if (r >= rate || (opts.methods && !opts.methods.includes(req.method ?? ''))) return forward(req, res);
-    const kind = Math.floor((r / rate) * 4);
+    const kind = opts.delayOnly ? 3 : Math.floor((r / rate) * 4);
     if (opts.truncateGets && req.method === 'GET' && /_segment\.\d+(\?|$)/.test(req.url ?? '') && kind % 2 === 0) {
       stats.truncated++;
       return forward(req, res, true);

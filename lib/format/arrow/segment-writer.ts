@@ -47,6 +47,8 @@ interface OpenFile {
   rows: number;
   blocks: FileBlockLike[];
   generation: number;
+  /** Source labels of the batches it holds. */
+  sources: string[];
 }
 
 /** The schema summary of one column, as recorded in the manifest. */
@@ -87,6 +89,10 @@ export class ArrowSegmentWriter {
   #file: OpenFile | undefined;
   #inflight: Promise<void> | undefined;
   #next = 0;
+  /** Source labels of the rows in the builder, not yet placed. */
+  #pending: string[] = [];
+  /** Label of the rows written from now on (a Citus shard id), as {@link SegmentWriter.source}. Default: none. */
+  source: string | undefined;
   readonly stored: StoredSegment[] = [];
   /** Totals over all objects so far, including the open one. */
   totalBytes = 0;
@@ -132,6 +138,7 @@ export class ArrowSegmentWriter {
   async write(rc: RowChunk): Promise<void> {
     const b = this.#builder;
     if (!b) throw new TypeError('beginCopy must be called before write');
+    if (this.source !== undefined && !this.#pending.includes(this.source)) this.#pending.push(this.source);
     let i = 0;
     while (i < rc.rowEnds.length) {
       i = b.feed(rc.data, rc.rowEnds, i);
@@ -143,8 +150,10 @@ export class ArrowSegmentWriter {
     const b = this.#builder!;
     const built = b.take();
     this.specs = b.specs;
+    const sources = this.#pending;
+    this.#pending = [];
     if (!built) return;
-    await this.#place(built.batch, built.generation);
+    await this.#place(built.batch, built.generation, sources);
   }
 
   #encoderFor(generation: number): IpcFileEncoder {
@@ -155,7 +164,7 @@ export class ArrowSegmentWriter {
     return this.#encoder;
   }
 
-  async #place(batch: RecordBatch, generation: number): Promise<void> {
+  async #place(batch: RecordBatch, generation: number, sources: string[]): Promise<void> {
     if (this.#file && this.#file.generation !== generation) await this.#close();
     const enc = this.#encoderFor(generation);
     const e = enc.batch(batch);
@@ -184,11 +193,12 @@ export class ArrowSegmentWriter {
       bld.maxBytes = Math.max(1, Math.floor(bld.maxBytes / 2));
       bld.maxRows = Math.max(1, Math.min(bld.maxRows, Math.ceil(batch.numRows / 2)));
       const h = Math.ceil(batch.numRows / 2);
-      await this.#place(batch.slice(0, h), generation);
-      await this.#place(batch.slice(h), generation);
+      await this.#place(batch.slice(0, h), generation, sources);
+      await this.#place(batch.slice(h), generation, sources);
       return;
     }
     const f = this.#file!;
+    for (const x of sources) if (!f.sources.includes(x)) f.sources.push(x);
     f.blocks.push({ offset: f.bytes, metaDataLength: e.metaDataLength, bodyLength: e.bodyLength });
     f.rows += e.rows;
     this.totalRows += e.rows;
@@ -219,7 +229,7 @@ export class ArrowSegmentWriter {
     const key = this.#o.keyOf(segment);
     const f: OpenFile = {
       key, segment, writer: this.#o.store.createWriter(key), hash: createHash('sha256'),
-      bytes: 0, rows: 0, blocks: [], generation,
+      bytes: 0, rows: 0, blocks: [], generation, sources: [],
     };
     this.#file = f;
     await this.#append(f, enc.header.chunks, enc.header.bytes);
@@ -231,6 +241,7 @@ export class ArrowSegmentWriter {
     await this.#append(f, tail.chunks, tail.bytes);
     this.#file = undefined;
     const seg: StoredSegment = { key: f.key, segment: f.segment, bytes: f.bytes, rows: f.rows, sha256: f.hash.digest('hex') };
+    if (f.sources.length > 0) seg.sources = f.sources;
     try {
       await this.#drain();
       await f.writer.finish();
@@ -240,6 +251,15 @@ export class ArrowSegmentWriter {
     }
     this.stored.push(seg);
     this.#o.onStored?.(seg);
+  }
+
+  /** Write the rows built so far and store the open object, if any, so the next row starts a new one (between COPYs). */
+  async cut(): Promise<void> {
+    if (this.#builder) {
+      if (this.#builder.inCopy) throw new TypeError('cut inside a COPY stream');
+      await this.#flush();
+    }
+    if (this.#file) await this.#close();
   }
 
   /** Write the last batch and store the open object, if any. */
