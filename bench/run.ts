@@ -16,6 +16,8 @@ import { S3_BUCKET, S3_CREDENTIALS, startS3, type BenchS3 } from './lib/s3.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const GB = 1e9; // decimal GB and MB throughout, as throughput figures usually are
+/** Part size of the second S3 export in the RSS section (the default is 8 MiB). */
+const ALT_PART = '16MiB';
 
 // ---------------------------------------------------------------- options
 const { values: flags } = parseArgs({
@@ -309,7 +311,7 @@ async function main(): Promise<void> {
   });
 
   const summaries: Summary[] = [];
-  const rssPoints: { gb: number; rows: number; bytes: number; dirRssMB: number; dirWallS: number; s3RssMB?: number; s3WallS?: number; s3Part8RssMB?: number }[] = [];
+  const rssPoints: { gb: number; rows: number; bytes: number; dirRssMB: number; dirWallS: number; s3RssMB?: number; s3WallS?: number; s3Part8RssMB?: number; s3AltRssMB?: number; s3AltPart?: string }[] = [];
   let profile: Profile | undefined;
   let importProfile: Profile | undefined;
   const profileRun = async (what: string, run: (nodeArgs: string[]) => Promise<RunCost>): Promise<Profile> => {
@@ -366,11 +368,12 @@ async function main(): Promise<void> {
         p.s3RssMB = x.cost.clientMaxRssKB / 1024;
         p.s3WallS = x.cost.wallS;
         // The S3 bound is (queueSize + 1) × partSize per upload: show the lever.
-        const y = await segExport({ format: 'text', dest: 's3', checksums: true, extraArgs: ['--s3-part-size', '8MiB'] });
-        p.s3Part8RssMB = y.cost.clientMaxRssKB / 1024;
+        const y = await segExport({ format: 'text', dest: 's3', checksums: true, extraArgs: ['--s3-part-size', ALT_PART] });
+        p.s3AltRssMB = y.cost.clientMaxRssKB / 1024;
+        p.s3AltPart = ALT_PART;
       }
       rssPoints.push(p);
-      log(`rss at ${gb.toFixed(2)} GB: directory ${p.dirRssMB.toFixed(0)} MB${p.s3RssMB !== undefined ? `, s3 ${p.s3RssMB.toFixed(0)} MB, s3 with 8 MiB parts ${p.s3Part8RssMB?.toFixed(0)} MB` : ''}`);
+      log(`rss at ${gb.toFixed(2)} GB: directory ${p.dirRssMB.toFixed(0)} MB${p.s3RssMB !== undefined ? `, s3 ${p.s3RssMB.toFixed(0)} MB, s3 with ${p.s3AltPart} parts ${p.s3AltRssMB?.toFixed(0)} MB` : ''}`);
     }
   }
 
@@ -460,7 +463,7 @@ function buildReport(r: {
   when: string;
   gbTarget: number;
   summaries: Summary[];
-  rssPoints: { gb: number; rows: number; bytes: number; dirRssMB: number; dirWallS: number; s3RssMB?: number; s3WallS?: number; s3Part8RssMB?: number }[];
+  rssPoints: { gb: number; rows: number; bytes: number; dirRssMB: number; dirWallS: number; s3RssMB?: number; s3WallS?: number; s3Part8RssMB?: number; s3AltRssMB?: number; s3AltPart?: string }[];
   profile: Profile | undefined;
   importProfile?: Profile | undefined;
   haveImport: boolean;
@@ -476,6 +479,9 @@ function buildReport(r: {
     const x = by(a), y = by(b);
     return x && y ? x.rowsps.median / y.rowsps.median : undefined;
   };
+  /** The second S3 export of an RSS point (files before 8 MiB became the default hold an 8 MiB one). */
+  const alt = (p: (typeof r.rssPoints)[number]) =>
+    p.s3AltRssMB !== undefined ? { part: p.s3AltPart ?? ALT_PART, mb: p.s3AltRssMB } : p.s3Part8RssMB !== undefined ? { part: '8MiB', mb: p.s3Part8RssMB } : undefined;
   const f2 = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? '–' : x.toFixed(2));
   // On a machine whose cores are all busy, throughput ∝ 1 / (all CPU spent per GB): this ratio
   // of CPU per row predicts the wall-clock ratio and is far less sensitive to other load.
@@ -496,7 +502,7 @@ function buildReport(r: {
   add('Arrow export / TEXT export (rows/s)', '≥ 0.60', ratio('seg-arrow-dir', 'seg-text-dir'), (v) => v >= 0.6, `both to a directory; ${cpuNote('seg-arrow-dir', 'seg-text-dir')}`, r.haveArrow ? undefined : 'skipped: arrow format not available');
   const rssMax = r.rssPoints.length ? Math.max(...r.rssPoints.flatMap((p) => [p.dirRssMB, p.s3RssMB ?? 0])) : undefined;
   add('peak RSS of segferry as the table grows (MB)', '< 300, flat', rssMax, (v) => v < 300,
-    r.rssPoints.map((p) => `${p.gb.toFixed(2)} GB: dir ${p.dirRssMB.toFixed(0)}${p.s3RssMB !== undefined ? ` / s3 ${p.s3RssMB.toFixed(0)}` : ''}${p.s3Part8RssMB !== undefined ? ` / s3 8 MiB parts ${p.s3Part8RssMB.toFixed(0)}` : ''}`).join('; '));
+    r.rssPoints.map((p) => `${p.gb.toFixed(2)} GB: dir ${p.dirRssMB.toFixed(0)}${p.s3RssMB !== undefined ? ` / s3 ${p.s3RssMB.toFixed(0)}` : ''}${alt(p) ? ` / s3 ${alt(p)!.part} parts ${alt(p)!.mb.toFixed(0)}` : ''}`).join('; '));
   const td = by('seg-text-dir');
   add('segferry cores used at the limit (TEXT → directory)', '≤ 0.5 ("well under one core")', td?.clientCores.median, (v) => v <= 0.5,
     td ? `${td.clientCpuSPerGB.median.toFixed(2)} CPU-s per GB (startup included): one core carries ≈ ${(1000 / td.clientCpuSPerGB.median).toFixed(0)} MB/s of export; the servers used ${td.serverCpuSPerGB.median.toFixed(2)} CPU-s per GB, psql ${by('limit-text')?.clientCpuSPerGB.median.toFixed(2) ?? '–'}` : '');
@@ -521,8 +527,9 @@ function buildReport(r: {
   const sizeGB = (r.summaries[0]?.samples[0]?.bytes ?? 0) / GB;
   const targetRows = targets.map((t) => [t.what, t.target, t.value === undefined ? '–' : t.value.toFixed(2), t.met === undefined ? t.detail : t.met ? 'met' : 'missed', t.met === undefined ? '' : t.detail]);
   const infoRows = Object.entries(info).map(([k, v]) => [k, f2(v)]);
-  const rssRows = r.rssPoints.map((p) => [p.gb.toFixed(2), String(p.rows), (p.bytes / GB).toFixed(2), p.dirRssMB.toFixed(0), p.dirWallS.toFixed(1), p.s3RssMB?.toFixed(0) ?? '–', p.s3WallS?.toFixed(1) ?? '–', p.s3Part8RssMB?.toFixed(0) ?? '–']);
-  const rssHeader = ['target GB', 'rows', 'TEXT GB', 'peak RSS → dir MB', 'wall s', 'peak RSS → s3rver MB (16 MiB parts, default)', 'wall s', 'peak RSS → s3rver MB, --s3-part-size 8MiB'];
+  const rssRows = r.rssPoints.map((p) => [p.gb.toFixed(2), String(p.rows), (p.bytes / GB).toFixed(2), p.dirRssMB.toFixed(0), p.dirWallS.toFixed(1), p.s3RssMB?.toFixed(0) ?? '–', p.s3WallS?.toFixed(1) ?? '–', alt(p)?.mb.toFixed(0) ?? '–']);
+  const altPart = r.rssPoints.map(alt).find((x) => x)?.part ?? ALT_PART;
+  const rssHeader = ['target GB', 'rows', 'TEXT GB', 'peak RSS → dir MB', 'wall s', `peak RSS → s3rver MB (default part size${r.rssPoints.some((p) => p.s3Part8RssMB !== undefined) ? ', 16 MiB then' : ''})`, 'wall s', `peak RSS → s3rver MB, --s3-part-size ${altPart}`];
   const loadNote = `load average ${r.load0.map((x) => x.toFixed(2)).join(' ')} at the start, ${r.load1.map((x) => x.toFixed(2)).join(' ')} at the end`;
   const profSection = (title: string, what: string, p: Profile | undefined) => p ? `\n## ${title}\n\n\`node --cpu-prof\` of ${what}: ${p.wallS.toFixed(1)} s wall, ${p.cpuS.toFixed(1)} CPU-s; self time of the hottest functions on the main thread (share of its busy time; on a loaded machine, time spent preempted counts too).\n\n${mdTable(['self ms', 'share', 'function', 'where'], p.entries.slice(0, 15).map((e) => [`${e.selfMs.toFixed(0)}`, `${(e.share * 100).toFixed(1)}%`, '`' + e.fn + '`', e.where]))}\n` : '';
 
@@ -589,7 +596,7 @@ ${mdTable(['ratio', 'target', 'measured', 'verdict', 'detail'], targetRows)}
 ## Other ratios
 
 ${mdTable(['ratio', 'measured'], infoRows)}
-${rssRows.length ? `\n## Peak RSS as the table grows\n\nOne TEXT export with checksums (the default) at each size, to a directory and to s3rver (default part size, and 8 MiB parts).\n\n${mdTable(rssHeader, rssRows)}\n` : ''}${profSection('Where the CPU of one TEXT export goes', 'one TEXT export to a directory without checksums', r.profile)}${profSection('Where the CPU of one import goes', 'one import of the TEXT export', r.importProfile)}
+${rssRows.length ? `\n## Peak RSS as the table grows\n\nOne TEXT export with checksums (the default) at each size, to a directory and to s3rver (default part size, and another part size to show the lever).\n\n${mdTable(rssHeader, rssRows)}\n` : ''}${profSection('Where the CPU of one TEXT export goes', 'one TEXT export to a directory without checksums', r.profile)}${profSection('Where the CPU of one import goes', 'one import of the TEXT export', r.importProfile)}
 ${analysis ? '\n' + analysis + '\n' : ''}`;
 
   return {
