@@ -58,11 +58,13 @@ export interface Spawned {
   env?: NodeJS.ProcessEnv;
 }
 
-const timeDir = mkdtempSync(path.join(tmpdir(), 'segferry-bench-time-'));
+// Created on first use, so that loading this module (--help, --render) leaves nothing behind.
+let timeDir: string | undefined;
 let timeSeq = 0;
 
 /** Run a command under /usr/bin/time; reject with its stderr on a non-zero exit. */
 export function timed(p: Spawned): Promise<ProcCost> {
+  timeDir ??= mkdtempSync(path.join(tmpdir(), 'segferry-bench-time-'));
   const out = path.join(timeDir, `t${timeSeq++}`);
   const fd = openSync(p.stdout ?? '/dev/null', 'w');
   const errChunks: Buffer[] = [];
@@ -131,5 +133,6 @@ export function median(xs: number[]): number {
 }
 
 export function cleanupTimeDir(): void {
-  rmSync(timeDir, { recursive: true, force: true });
+  if (timeDir) rmSync(timeDir, { recursive: true, force: true });
+  timeDir = undefined;
 }
