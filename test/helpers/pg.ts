@@ -376,8 +376,8 @@ function isPostmasterOf(pid: number, dataDir: string): boolean {
   }
 }
 
-/** Immediate shutdown (SIGQUIT) of every listed server, wait for them, delete their dirs. */
-function killAndRemoveSync(entries: Registered[]): void {
+/** Send SIGQUIT (immediate shutdown) to the postmaster of every listed server; return their pids. */
+function sigquitPostmasters(entries: Registered[]): number[] {
   const pids: number[] = [];
   for (const e of entries) {
     const pid = readPostmasterPid(e.dataDir);
@@ -390,6 +390,12 @@ function killAndRemoveSync(entries: Registered[]): void {
       }
     }
   }
+  return pids;
+}
+
+/** Immediate shutdown (SIGQUIT) of every listed server, wait for them, delete their dirs. */
+function killAndRemoveSync(entries: Registered[]): void {
+  const pids = sigquitPostmasters(entries);
   const deadline = Date.now() + 10_000;
   while (pids.some(alive) && Date.now() < deadline) sleepSync(20);
   for (const pid of pids) {
@@ -414,18 +420,7 @@ function killAndRemoveSync(entries: Registered[]): void {
 function emergencyCleanup(): void {
   const entries = [...registry.values()].map((r) => r.entry);
   registry.clear();
-  const pids: number[] = [];
-  for (const e of entries) {
-    const pid = readPostmasterPid(e.dataDir);
-    if (pid && isPostmasterOf(pid, e.dataDir)) {
-      try {
-        process.kill(pid, 'SIGQUIT');
-        pids.push(pid);
-      } catch {
-        /* already gone */
-      }
-    }
-  }
+  const pids = sigquitPostmasters(entries);
   removeWhenGone(pids, entries.map((e) => e.baseDir));
 }
 
