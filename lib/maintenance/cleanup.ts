@@ -1,3 +1,4 @@
+import { isSegferryKey } from '../export/export.js';
 import { MANIFEST_KEY } from '../manifest/types.js';
 import { readManifest } from '../manifest/io.js';
 import { openStore } from '../store/open.js';
@@ -43,7 +44,7 @@ export async function cleanup(opts: CleanupOptions): Promise<CleanupResult> {
     const objects: { key: string; size: number }[] = [];
     for await (const o of store.list('')) {
       if (referenced.has(o.key)) continue;
-      if (/_segment\.\d+(\.segferry-partial-[0-9a-f]+)?$/.test(o.key) || o.key === 'segferry-checkpoint.json') objects.push(o);
+      if (isSegferryKey(o.key)) objects.push(o);
     }
     const res: CleanupResult = { location: store.url, hasManifest: head !== undefined, objects, uploads: [], removed: false };
     if (store.listUploads) {
