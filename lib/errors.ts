@@ -30,7 +30,8 @@ export type ErrorCode =
   | 'ERR_VERIFY_MISMATCH'
   | 'ERR_KEY_ESCAPES_ROOT'
   | 'ERR_ABORTED'
-  | 'ERR_PREREQUISITE';
+  | 'ERR_PREREQUISITE'
+  | 'ERR_WORKER';
 
 /** Fields shared by every segferry error. */
 export interface ErrorContext {
@@ -170,6 +171,80 @@ export class AbortedError extends SegferryError {
 /** A program segferry needs is missing or does not work (the demo's PostgreSQL server binaries). */
 export class PrerequisiteError extends SegferryError {
   constructor(message: string, ctx?: ErrorContext) { super('ERR_PREREQUISITE', message, ctx); }
+}
+
+/**
+ * An exporter's worker thread ended without a result: it crashed, ran out of memory or could
+ * not start. `node` names the data node it exported.
+ */
+export class WorkerError extends SegferryError {
+  constructor(message: string, ctx?: ErrorContext) { super('ERR_WORKER', message, ctx); }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors across threads: postMessage clones an Error as a plain Error, losing its class and
+// fields, so a worker sends this form and the receiver rebuilds the same class.
+
+/** A {@link SegferryError} as plain data (structured-clone safe, credentials already redacted). */
+export interface SerializedError {
+  name: string;
+  code: ErrorCode;
+  message: string;
+  node?: string;
+  table?: string;
+  key?: string;
+  sqlState?: string;
+  hint?: string;
+  rowBytes?: number;
+  stack?: string;
+  /** The underlying error's name, code and message (the object itself cannot cross). */
+  cause?: { name: string; message: string; code?: string };
+}
+
+type Ctor = new (message: string, ctx?: ErrorContext) => SegferryError;
+const CLASSES: Record<string, Ctor> = {
+  InvalidOptionError, ConnectError, AuthError, TableNotFoundError, ColumnNotFoundError, TopologyError,
+  DatabaseError, BucketNotFoundError, StorageError, PrefixNotEmptyError, UnfinishedExportError,
+  ManifestMissingError, ManifestInvalidError, ObjectMissingError, ChecksumMismatchError,
+  RowCountMismatchError, SchemaMismatchError, VerifyMismatchError, KeyEscapesRootError, AbortedError,
+  PrerequisiteError, WorkerError,
+};
+
+/** Plain data for a segferry error (anything else becomes ERR_WORKER, naming its message). */
+export function serializeError(err: unknown): SerializedError {
+  const e = err instanceof SegferryError
+    ? err
+    : new WorkerError(`unexpected failure in a worker thread: ${String((err as Error)?.message ?? err)}`, { cause: err });
+  const s: SerializedError = { name: e.name, code: e.code, message: e.message };
+  for (const k of ['node', 'table', 'key', 'sqlState', 'hint'] as const) if (e[k] !== undefined) s[k] = e[k];
+  if (e instanceof RowTooLargeError) s.rowBytes = e.rowBytes;
+  if (e.stack) s.stack = redact(e.stack);
+  if (err instanceof SegferryError ? e.cause !== undefined : err !== undefined) {
+    const c = (err instanceof SegferryError ? e.cause : err) as { name?: unknown; message?: unknown; code?: unknown } | null;
+    const cause: NonNullable<SerializedError['cause']> = {
+      name: typeof c?.name === 'string' ? c.name : 'Error',
+      message: redact(typeof c?.message === 'string' ? c.message : String(c)),
+    };
+    if (typeof c?.code === 'string') cause.code = c.code;
+    s.cause = cause;
+  }
+  return s;
+}
+
+/** Rebuild the error {@link serializeError} described: same class, code, message and fields. */
+export function reviveError(s: SerializedError): SegferryError {
+  const ctx: ErrorContext = {};
+  for (const k of ['node', 'table', 'key', 'sqlState', 'hint'] as const) if (s[k] !== undefined) ctx[k] = s[k];
+  if (s.cause) ctx.cause = Object.assign(new Error(s.cause.message), { name: s.cause.name }, s.cause.code !== undefined ? { code: s.cause.code } : {});
+  let e: SegferryError;
+  if (s.name === 'RowTooLargeError') e = new RowTooLargeError(s.message, s.rowBytes ?? 0, ctx);
+  else {
+    const C = Object.hasOwn(CLASSES, s.name) ? CLASSES[s.name] : undefined;
+    // The base class itself (e.g. ERR_ROW_COUNT_MISMATCH) or an unknown name: keep the code.
+    e = C ? new C(s.message, ctx) : new SegferryError(s.code, s.message, ctx);
+  }
+  if (s.stack) e.stack = redact(s.stack);
+  return e;
 }
 
 // ---------------------------------------------------------------------------------------------
