@@ -1,4 +1,4 @@
-import { AbortedError } from '../errors.js';
+import { AbortedError, SegferryError } from '../errors.js';
 
 /**
  * Run `worker` over `items` with at most `concurrency` at once: N workers pull from one shared
@@ -13,7 +13,8 @@ export async function runPool<T>(
   parent?: AbortSignal,
 ): Promise<void> {
   const ac = new AbortController();
-  const onAbort = () => ac.abort(parent?.reason ?? new AbortedError());
+  // A caller's plain `abort()` (a DOMException reason) becomes ERR_ABORTED for the workers.
+  const onAbort = () => ac.abort(parent?.reason instanceof SegferryError ? parent.reason : new AbortedError());
   if (parent?.aborted) throw parent.reason instanceof Error ? parent.reason : new AbortedError();
   parent?.addEventListener('abort', onAbort, { once: true });
   const it = items[Symbol.iterator]();
