@@ -64,6 +64,7 @@ const EXPORT_FLAGS = {
   where: { type: 'string' },
   replicated: { type: 'string', multiple: true },
   concurrency: { type: 'string', short: 'j' },
+  threads: { type: 'string' },
   overwrite: { type: 'boolean' },
   resume: { type: 'boolean' },
   'dry-run': { type: 'boolean' },
@@ -96,6 +97,8 @@ Options:
       --where SQL          filter applied on every node (trusted SQL, never user input)
       --replicated NAME    treat NAME as replicated: exported from one node (repeatable)
   -j, --concurrency N      exporters at once (default: number of nodes)
+      --threads T          on, off or auto (default): exporters in worker threads, one per
+                           core at most; auto = on with 4+ cores and 2+ exporters at once
       --overwrite          replace an existing export under DEST
       --resume             continue an unfinished export under DEST (same options as the first run)
       --dry-run            print the plan as JSON and export nothing
@@ -153,6 +156,14 @@ export function s3FromFlags(v: Record<string, unknown>): S3Options {
   return o;
 }
 
+/** `--threads on|off|auto` as the library's `threads` option. */
+export function threadsFromFlag(t: string | undefined): boolean | 'auto' {
+  if (t === undefined || t === 'auto') return 'auto';
+  if (t === 'on') return true;
+  if (t === 'off') return false;
+  throw new InvalidOptionError(`--threads takes on, off or auto (got ${JSON.stringify(t)})`);
+}
+
 /** Read a static topology file, or pass a keyword through. */
 export function topologyFromFlag(t: string | undefined): PlanOptions['topology'] {
   if (t === undefined || t === 'auto' || t === 'postgres' || t === 'fdw' || t === 'citus') return t;
@@ -207,6 +218,7 @@ async function cmdExport(argv: string[], dryRunCommand: boolean, reporter: () =>
     return EXIT.ok;
   }
   if (!v.to) throw new InvalidOptionError('give --to DEST (s3://bucket/prefix or a directory)');
+  const threads = threadsFromFlag(v.threads);
   const ac = new AbortController();
   const onSig = () => ac.abort(new SegferryError('ERR_ABORTED', 'interrupted'));
   process.once('SIGINT', onSig);
@@ -215,6 +227,7 @@ async function cmdExport(argv: string[], dryRunCommand: boolean, reporter: () =>
     const res = await exportTables({
       ...opts,
       to: v.to,
+      threads,
       s3: s3FromFlags(v),
       overwrite: v.overwrite === true,
       resume: v.resume === true,

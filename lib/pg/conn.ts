@@ -42,6 +42,14 @@ export function inheritPassword(to: NodeEndpoint, from: NodeEndpoint): void {
   if (pw !== undefined && !passwords.has(endpointKey(to))) passwords.set(endpointKey(to), pw);
 }
 
+/**
+ * The password remembered for a node, only to hand it to a worker thread of this process,
+ * which has its own copy of this module (see export/threads.ts). Never log or store it.
+ */
+export function rememberedPassword(e: NodeEndpoint): string | undefined {
+  return passwords.get(endpointKey(e));
+}
+
 /** `host:port/db` for messages. */
 export function describeEndpoint(e: NodeEndpoint): string {
   return `${e.host}:${e.port}/${e.database}`;

@@ -1,0 +1,236 @@
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { AbortedError, SegferryError, WorkerError, reviveError, serializeError, type SerializedError } from '../errors.js';
+import type { makeEmitter } from '../events.js';
+import { rememberedPassword } from '../pg/conn.js';
+import type { S3Options, S3RetryInfo } from '../store/s3.js';
+import { throwIfAborted } from '../util/pool.js';
+import type { NodeWork, TableNodeResult } from './exporter.js';
+import type { ExportPlan } from './plan.js';
+
+// Data nodes' exporters in worker threads (worker.ts). The main thread keeps the orchestration
+// (checkpoint, manifest, events to the caller); each worker runs exportNode for the nodes it is
+// given, with its own store client and sessions, so COPY decoding and Arrow building spread
+// over several cores. A worker is a whole V8 isolate (tens of MB), so there are at most as
+// many as cores, each running one or more nodes' exporters at once.
+
+/** What every worker of an export receives (workerData): plain data only. */
+export interface WorkerInput {
+  plan: ExportPlan;
+  /** Store location string; the worker opens its own store. */
+  location: string;
+  /** S3 options without callbacks (retries come back as messages). */
+  s3?: Omit<S3Options, 'onRetry'>;
+}
+
+/** Main thread → worker. */
+export type ToWorker =
+  /** Export one node's work; `password` is the node's, when this process remembers one. */
+  | { t: 'run'; job: number; work: NodeWork; password?: string }
+  | { t: 'abort'; job: number; reason: SerializedError }
+  | { t: 'ack'; id: number; error?: SerializedError };
+
+/** Worker → main thread. */
+export type FromWorker =
+  | { t: 'event'; e: Parameters<ReturnType<typeof makeEmitter>>[0] }
+  | { t: 'retry'; info: S3RetryInfo }
+  /** A finished unit: `item` indexes the job's `work.items`; the main thread answers with `ack`. */
+  | { t: 'unit'; job: number; id: number; item: number; result: Omit<TableNodeResult, 'table'> }
+  | { t: 'done'; job: number }
+  | { t: 'error'; job: number; error: SerializedError };
+
+/** After an abort, how long an exporter may take to stop its COPY and uploads before its worker is terminated. */
+const ABORT_GRACE_MS = 15_000;
+
+let running = 0;
+
+/** Exporter threads alive in this process right now (tests check that none outlive an export). */
+export function runningWorkers(): number {
+  return running;
+}
+
+/** Cores this process may use (os.availableParallelism: affinity and cgroup aware). */
+export function cores(): number {
+  return Math.max(1, availableParallelism());
+}
+
+/**
+ * Where the worker entry is: next to this module. From the built dist that is worker.js, run by
+ * Node as is. From TypeScript sources (tests under vitest, `tsx`), worker.ts: Node 20 applies
+ * no `--import` loader to a worker's entry, so a tiny eval entry registers tsx's loader through
+ * its API first. tsx is a devDependency: the dist path never touches it.
+ */
+function startWorker(input: WorkerInput, other?: URL): Worker {
+  const fromSource = import.meta.url.endsWith('.ts');
+  const entry = other ?? new URL(fromSource ? './worker.ts' : './worker.js', import.meta.url);
+  if (!entry.pathname.endsWith('.ts')) return new Worker(entry, { workerData: input });
+  const tsx = import.meta.resolve('tsx/esm/api');
+  const boot = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry.href)}); })`;
+  return new Worker(boot, { eval: true, workerData: input });
+}
+
+interface Job {
+  work: NodeWork;
+  onUnitDone: (r: TableNodeResult) => Promise<void>;
+  settle: (error?: SegferryError) => void;
+}
+
+interface Thread {
+  worker: Worker;
+  jobs: Map<number, Job>;
+  exited: Promise<void>;
+}
+
+/** Options of {@link ExporterThreads}. */
+export interface ExporterThreadsOptions {
+  plan: ExportPlan;
+  location: string;
+  s3?: S3Options;
+  /** Most worker threads at once; exporters beyond that share them. */
+  size: number;
+  emit: ReturnType<typeof makeEmitter>;
+  /** Called for each S3 retry inside a worker (the main thread's retry reporter). */
+  onRetry?: (info: S3RetryInfo) => void;
+  /** Tests only: another entry module (e.g. one that crashes). */
+  entry?: URL;
+}
+
+/**
+ * A set of up to `size` worker threads running node exporters. Threads start on demand; a new
+ * exporter goes to a new thread while fewer than `size` exist, else to the least busy one.
+ * {@link close} terminates them all and resolves once every one has exited.
+ */
+export class ExporterThreads {
+  readonly #o: ExporterThreadsOptions;
+  readonly #input: WorkerInput;
+  readonly #threads = new Set<Thread>();
+  #nextJob = 0;
+
+  constructor(o: ExporterThreadsOptions) {
+    this.#o = o;
+    const { onRetry: _drop, ...s3 } = o.s3 ?? {};
+    this.#input = { plan: o.plan, location: o.location };
+    if (o.s3) this.#input.s3 = s3;
+  }
+
+  /**
+   * Run one node's exporter in a thread. Its events, retries and finished units arrive as they
+   * happen (`onUnitDone` gets the caller's own table objects from `work.items`); its error
+   * arrives as the same class and code; a thread that dies under it is a {@link WorkerError}.
+   */
+  async run(work: NodeWork, signal: AbortSignal, onUnitDone: (r: TableNodeResult) => Promise<void>): Promise<void> {
+    throwIfAborted(signal);
+    const th = this.#pick(work.node.name);
+    const job = this.#nextJob++;
+    let graceTimer: NodeJS.Timeout | undefined;
+    const onAbort = () => {
+      const why = signal.reason;
+      const reason = why instanceof SegferryError ? why : new AbortedError();
+      this.#post(th, { t: 'abort', job, reason: serializeError(reason) });
+      graceTimer = setTimeout(() => {
+        th.jobs.get(job)?.settle(reason);
+        void th.worker.terminate();
+      }, ABORT_GRACE_MS);
+    };
+    try {
+      await new Promise<void>((resolve, reject) => {
+        th.jobs.set(job, {
+          work,
+          onUnitDone,
+          settle: (error) => {
+            th.jobs.delete(job);
+            if (error) reject(error);
+            else resolve();
+          },
+        });
+        const m: ToWorker = { t: 'run', job, work };
+        const pw = rememberedPassword(work.node.endpoint);
+        if (pw !== undefined) m.password = pw;
+        this.#post(th, m);
+        signal.addEventListener('abort', onAbort, { once: true });
+      });
+    } finally {
+      clearTimeout(graceTimer);
+      signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** Terminate every thread (they are idle once every run has settled); resolves when all have exited. */
+  async close(): Promise<void> {
+    const all = [...this.#threads];
+    for (const th of all) void th.worker.terminate();
+    await Promise.all(all.map((th) => th.exited));
+  }
+
+  #post(th: Thread, m: ToWorker): void {
+    try { th.worker.postMessage(m); } catch { /* it has exited: its jobs are settled on exit */ }
+  }
+
+  #pick(node: string): Thread {
+    let best: Thread | undefined;
+    for (const th of this.#threads) if (!best || th.jobs.size < best.jobs.size) best = th;
+    if (best && (best.jobs.size === 0 || this.#threads.size >= Math.max(1, this.#o.size))) return best;
+    return this.#start(node);
+  }
+
+  #start(node: string): Thread {
+    let worker: Worker;
+    try {
+      worker = startWorker(this.#input, this.#o.entry);
+    } catch (e) {
+      throw new WorkerError(`cannot start an exporter thread for node ${node}: ${(e as Error)?.message ?? e}`, { node, cause: e });
+    }
+    running++;
+    let failure: ((job: Job) => SegferryError) | undefined;
+    const th: Thread = {
+      worker,
+      jobs: new Map(),
+      exited: new Promise<void>((resolve) => {
+        worker.once('exit', (code) => {
+          running--;
+          this.#threads.delete(th);
+          // Whatever still runs on it has no result: name each node.
+          for (const j of [...th.jobs.values()]) {
+            const n = j.work.node.name;
+            j.settle(failure?.(j) ?? new WorkerError(`the exporter thread of node ${n} ended without a result (exit code ${code})`, { node: n }));
+          }
+          resolve();
+        });
+      }),
+    };
+    this.#threads.add(th);
+    worker.on('message', (m: FromWorker) => {
+      switch (m.t) {
+        case 'event':
+          this.#o.emit(m.e);
+          break;
+        case 'retry':
+          try { this.#o.onRetry?.(m.info); } catch { /* never break the export */ }
+          break;
+        case 'unit': {
+          const j = th.jobs.get(m.job);
+          if (!j) break;
+          j.onUnitDone({ ...m.result, table: j.work.items[m.item]!.table }).then(
+            () => this.#post(th, { t: 'ack', id: m.id }),
+            (e: unknown) => this.#post(th, { t: 'ack', id: m.id, error: serializeError(e) }),
+          );
+          break;
+        }
+        case 'done':
+          th.jobs.get(m.job)?.settle();
+          break;
+        case 'error':
+          th.jobs.get(m.job)?.settle(reviveError(m.error));
+          break;
+      }
+    });
+    worker.on('error', (e) => {
+      failure ??= (j) => new WorkerError(`the exporter thread of node ${j.work.node.name} failed: ${e?.message ?? e}`, { node: j.work.node.name, cause: e });
+    });
+    worker.on('messageerror', (e) => {
+      failure ??= (j) => new WorkerError(`the exporter thread of node ${j.work.node.name} sent an unreadable message`, { node: j.work.node.name, cause: e });
+      void worker.terminate();
+    });
+    return th;
+  }
+}
