@@ -142,6 +142,30 @@ describe('export through the CLI', () => {
     expectNoSecrets(r);
   });
 
+  it('--threads on runs the exporters in worker threads from the built dist: same events, same objects', async () => {
+    const bucket = await s3.newBucket();
+    const args = ['export', '--source', source(), '--table', fdw.distributed, '--table', fdw.replicated, '--replicated', fdw.replicated,
+      '--segment-size', '256KiB', '--json', '--s3-endpoint', s3.endpoint, '--s3-path-style', '--s3-checksum', 'WHEN_REQUIRED'];
+    // Passwords of the data nodes come from the coordinator's user mappings: the workers get them too.
+    const on = await runCli([...args, '--to', `s3://${bucket}/on`, '--threads', 'on'], { env: awsEnv() });
+    expect(on.code, on.stderr).toBe(0);
+    const off = await runCli([...args, '--to', `s3://${bucket}/off`, '--threads', 'off'], { env: awsEnv() });
+    expect(off.code, off.stderr).toBe(0);
+    const events = on.stdout.trimEnd().split('\n').map((l) => JSON.parse(l) as SegferryEvent);
+    expect(events.filter((e) => e.type === 'node-done').map((e) => (e as { node: string }).node).sort()).toEqual(['dn1', 'dn2', 'dn3']);
+    expect(events.some((e) => e.type === 'progress')).toBe(true);
+    const manifest = async (p: string) => JSON.parse((await s3.getObject(bucket, `${p}/manifest.json`)).toString('utf8')) as Manifest;
+    const objs = (m: Manifest) => m.objects.map((o) => [o.key, o.rows, o.sha256]);
+    const [mOn, mOff] = [await manifest('on'), await manifest('off')];
+    expect(objs(mOn)).toEqual(objs(mOff));
+    expect(events.filter((e) => e.type === 'segment')).toHaveLength(mOn.objects.length);
+    expectNoSecrets(on, [s3.credentials.secretAccessKey]);
+
+    const bad = await runCli([...args, '--to', `s3://${bucket}/bad`, '--threads', 'sometimes'], { env: awsEnv() });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/^segferry: error ERR_INVALID_OPTION: --threads takes on, off or auto/m);
+  });
+
   it('plan prints the plan without credentials', async () => {
     const r = await runCli(['plan', '--source', source(), '--table', fdw.distributed]);
     expect(r.code, r.stderr).toBe(0);
