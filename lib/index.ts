@@ -33,6 +33,6 @@ export type {
 } from './events.js';
 export * from './errors.js';
 export { VERSION } from './version.js';
-export { openArrowObject, arrowCopyFromSQL } from './format/arrow/decoder.js';
+export { openArrowObject, arrowCopyFromSQL } from './format/arrow/api.js';
 export type { ArrowCopySource, ArrowCopyFormat, ArrowDecodeOptions } from './format/arrow/decoder.js';
 export type { ArrowColumnSummary, ArrowCompression } from './format/arrow/segment-writer.js';

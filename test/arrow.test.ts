@@ -11,6 +11,10 @@ import {
 } from '../lib/index.js';
 import { startServers, type PgServer } from './helpers/pg.js';
 import { mergeMultisets, rowMultiset, sameMultiset, describeMultisetDiff } from './helpers/fixtures.js';
+import { refChecksum } from './helpers/row-hash-ref.js';
+import pg from 'pg';
+import pgCopy from 'pg-copy-streams';
+import { applySettings } from '../lib/pg/conn.js';
 
 // Small cap so that every table spans many objects and batches must be cut to fit.
 const CAP = 256 * 1024;
@@ -155,6 +159,39 @@ afterAll(async () => {
   for (const d of dirs) await rm(d, { recursive: true, force: true });
 });
 
+/**
+ * The copy-rowhash64 checksum of a COPY BINARY, computed apart: the stream read with
+ * pg-copy-streams, tuples found by walking field lengths after the 19-byte header, up to the
+ * trailer (int16 -1).
+ */
+async function binaryCopyChecksum(server: PgServer, sql: string, settings: Record<string, string>): Promise<{ rows: number; sum: string }> {
+  const c = new pg.Client({ connectionString: server.url() });
+  await c.connect();
+  try {
+    await applySettings(c, settings);
+    const parts: Buffer[] = [];
+    for await (const chunk of c.query(pgCopy.to(sql))) parts.push(chunk as Buffer);
+    const b = Buffer.concat(parts);
+    let p = 19 + b.readUInt32BE(15);
+    const rows: Buffer[] = [];
+    for (;;) {
+      const nf = b.readInt16BE(p);
+      if (nf === -1) break;
+      let q = p + 2;
+      for (let f = 0; f < nf; f++) {
+        const len = b.readInt32BE(q);
+        q += 4 + Math.max(0, len);
+      }
+      rows.push(b.subarray(p, q));
+      p = q;
+    }
+    expect(p + 2).toBe(b.length);
+    return refChecksum(rows);
+  } finally {
+    await c.end();
+  }
+}
+
 /** Open one object with apache-arrow alone and check its schema against the table's columns. */
 function checkObject(bytes: Buffer, rows: number, columns: string[]): { demoted: string[] } {
   const t = tableFromIPC(bytes);
@@ -194,6 +231,13 @@ describe('Arrow IPC export and import', () => {
       expect(mt.arrow?.schema.find((c) => c.name === 'n12')?.arrowType).toBe('Decimal128(12, 2)');
       expect(mt.checksum?.rows).toBe(mt.rows);
     }
+    // plain has no text-read column: each node's checksum is that of its COPY BINARY rows.
+    const plain = m.tables.find((t) => t.name === 'plain')!;
+    for (const [i, n] of nodes.entries()) {
+      const cols = plain.columns.map((c) => `"${c.name}"`).join(', ');
+      const want = await binaryCopyChecksum(n, `COPY (SELECT ${cols} FROM plain) TO STDOUT (FORMAT binary)`, m.sessionSettings);
+      expect(plain.nodes.find((x) => x.node === `dn${i + 1}`)!.checksum).toEqual({ ...want, algorithm: 'copy-rowhash64' });
+    }
     expect(m.tables.find((t) => t.name === 'plain')!.arrow!.schema.some((c) => c.demoted)).toBe(false);
     expect(m.tables.find((t) => t.name === 'alltypes')!.arrow!.schema.filter((c) => c.demoted).map((c) => c.name).sort())
       .toEqual(['a_i4', 'a_iv', 'a_t', 'a_ts', 'iv', 'n12', 'tm', 'ts']);
@@ -232,7 +276,21 @@ describe('Arrow IPC export and import', () => {
     }
     const v = await verifyImport({ from: dir, topology: destTopology() });
     expect(v.ok).toBe(true);
-    expect(v.tables.map((t) => [t.table, t.match, t.checksummed])).toEqual([['public.alltypes', true, true], ['public.plain', true, true]]);
+    expect(v.tables.map((t) => [t.table, t.match, t.checksummed, t.algorithm])).toEqual([
+      ['public.alltypes', true, true, 'copy-rowhash64'], ['public.plain', true, true, 'copy-rowhash64'],
+    ]);
+    // One changed value in one row (a column read in binary; the inet column read as text): a
+    // mismatch at equal counts; changed back, a match again.
+    for (const [col, change, undo] of [['i2', 'i2 # 1::int2', 'i2 # 1::int2'], ['inet_col', 'inet_col + 1', 'inet_col - 1']] as const) {
+      const [row] = await dest[0]!.query<{ ctid: string }>(
+        `UPDATE alltypes SET ${col} = ${change} WHERE ctid = (SELECT ctid FROM alltypes WHERE ${col} IS NOT NULL LIMIT 1) RETURNING ctid::text`);
+      expect(row, col).toBeDefined();
+      const bad = await verifyImport({ from: dir, topology: destTopology() });
+      const t = bad.tables.find((x) => x.table === 'public.alltypes')!;
+      expect([bad.ok, t.match, t.destination.rows], col).toEqual([false, false, t.source!.rows]);
+      await dest[0]!.query(`UPDATE alltypes SET ${col} = ${undo} WHERE ctid = '${row!.ctid}'`);
+    }
+    expect((await verifyImport({ from: dir, topology: destTopology() })).ok).toBe(true);
   });
 
   it('keeps multi-MB text and bytea values whole, one object per row when the cap demands it', async () => {

@@ -8,6 +8,7 @@ import pg from 'pg';
 import pgCopy from 'pg-copy-streams';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { copyOut } from '../lib/pg/copy-out.js';
+import { directSocket, isDirectSocket } from '../lib/pg/socket.js';
 import { destroyAllServers, startServer, type PgServer } from './helpers/pg.js';
 
 const ROWS = 5000;
@@ -47,29 +48,37 @@ describe('copyOut framing', () => {
     }
   }
 
+  // Two socket kinds: Node's own (pg's default, and what TLS uses) and the direct socket
+  // connect() makes, whose reads land in one reused buffer. Small chunk sizes make rows
+  // cross block boundaries; a slow consumer with highWaterMark 1 makes the socket pause.
   for (const c of [
     { name: 'text', sql: `COPY (SELECT id, v FROM t ORDER BY id) TO STDOUT`, hwm: 4 },
     { name: 'csv with NOTICEs mid-COPY, highWaterMark 1', sql: `COPY (SELECT noisy(id), v FROM t ORDER BY id) TO STDOUT (FORMAT csv)`, hwm: 1 },
     { name: 'binary', sql: `COPY (SELECT id, v FROM t ORDER BY id) TO STDOUT (FORMAT binary)`, hwm: 4 },
+    { name: 'text, direct socket', sql: `COPY (SELECT id, v FROM t ORDER BY id) TO STDOUT`, hwm: 2, direct: true },
+    { name: 'csv with NOTICEs, direct socket, 4 KiB chunks, slow consumer', sql: `COPY (SELECT noisy(id), v FROM t ORDER BY id) TO STDOUT (FORMAT csv)`, hwm: 1, direct: true, chunkBytes: 4096, slow: true },
+    { name: 'binary, direct socket, 1-byte chunks', sql: `COPY (SELECT id, v FROM t ORDER BY id) TO STDOUT (FORMAT binary)`, hwm: 2, direct: true, chunkBytes: 1 },
   ]) {
     it(`${c.name}: same bytes as the raw stream, every chunk ends on a row end`, async () => {
       const expected = await raw(c.sql);
-      const client = new pg.Client({ connectionString: server.url() });
+      const client = new pg.Client({ connectionString: server.url(), ...(c.direct ? { stream: () => directSocket() } : {}) });
       const notices: string[] = [];
       client.on('notice', (n) => notices.push(n.message ?? ''));
       await client.connect();
       try {
-        const s = copyOut(client, c.sql, { highWaterMark: c.hwm });
+        const s = copyOut(client, c.sql, { highWaterMark: c.hwm, ...(c.chunkBytes ? { chunkBytes: c.chunkBytes } : {}) });
+        expect(isDirectSocket((client as unknown as { connection: { stream: unknown } }).connection.stream)).toBe(c.direct === true);
         const parts: Buffer[] = [];
         const rowLens: number[] = [];
         for await (const rc of s) {
+          if (c.slow) await new Promise((r) => setTimeout(r, 1));
           expect(rc.rowEnds.length).toBeGreaterThan(0);
           expect(rc.rowEnds[rc.rowEnds.length - 1]).toBe(rc.data.length);
           let prev = 0;
           for (const e of rc.rowEnds) {
             expect(e).toBeGreaterThanOrEqual(prev);
             rowLens.push(e - prev);
-            if (c.name !== 'binary') expect(rc.data[e - 1]).toBe(0x0a);
+            if (!c.sql.includes('binary')) expect(rc.data[e - 1]).toBe(0x0a);
             prev = e;
           }
           parts.push(Buffer.from(rc.data));
@@ -77,7 +86,7 @@ describe('copyOut framing', () => {
         expect(Buffer.concat(parts).equals(expected)).toBe(true);
         expect(s.rowCount).toBe(ROWS);
         // binary: one header message + ROWS rows + one trailer message (each its own CopyData).
-        expect(rowLens.length).toBe(c.name === 'binary' ? ROWS + 1 : ROWS);
+        expect(rowLens.length).toBe(c.sql.includes('binary') ? ROWS + 1 : ROWS);
         expect(Math.max(...rowLens)).toBeGreaterThan(300000);
         // The connection is back in pg's hands.
         const r = await client.query('SELECT 41 + 1 AS x');
@@ -89,8 +98,8 @@ describe('copyOut framing', () => {
     });
   }
 
-  it('a failing COPY rejects with the server error and leaves the client usable', async () => {
-    const client = new pg.Client({ connectionString: server.url() });
+  it('a failing COPY rejects with the server error and leaves the client usable (direct socket)', async () => {
+    const client = new pg.Client({ connectionString: server.url(), stream: () => directSocket() });
     await client.connect();
     try {
       const s = copyOut(client, `COPY (SELECT 1 / (id - 2500) FROM t ORDER BY id) TO STDOUT`);

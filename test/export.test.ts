@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { cp, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -15,6 +15,7 @@ import {
 import { startFdwCluster, startStaticCluster, rowMultiset, sameMultiset, mergeMultisets, type SourceCluster } from './helpers/fixtures.js';
 import { startS3, type S3Harness } from './helpers/s3.js';
 import type { PgServer } from './helpers/pg.js';
+import { planDigest, type Checkpoint } from '../lib/export/checkpoint.js';
 
 const CAP = 256 * 1024;
 const ROWS = 200_000;
@@ -181,6 +182,34 @@ describe('export', () => {
     } finally {
       await fdw.coordinator.start();
     }
+  });
+
+  it('resume after an older version: units with md5 checksums are redone, copy-rowhash64 ones kept, and the sums add up', async () => {
+    const opts: Omit<ExportOptions, 'to'> = { topology: stat_.staticTopology(), tables: ['orders'], where: 'id % 40 = 0', segmentSize: CAP };
+    const full = await tmp();
+    const a = await exportTables({ ...opts, to: full });
+    const mt = a.manifest.tables[0]!;
+    expect(mt.checksum?.algorithm).toBe('copy-rowhash64');
+    // The same export left unfinished by an older version on dn1: its unit carries an md5-era checksum.
+    const part = await tmp();
+    await cp(full, part, { recursive: true });
+    await rm(join(part, 'manifest.json'));
+    const cp_: Checkpoint = {
+      kind: 'segferry-checkpoint', version: 1, planDigest: planDigest(a.plan), createdAt: a.manifest.createdAt, updatedAt: a.manifest.createdAt,
+      units: mt.nodes.map((n) => ({
+        table: 'public.orders', node: n.node, rows: n.rows, bytes: n.bytes,
+        objects: a.manifest.objects.filter((o) => o.node === n.node),
+        checksum: n.node === 'dn1' ? { rows: n.rows, sum: '1155224961378580389789' } : n.checksum!,
+      })),
+    };
+    await writeFile(join(part, 'segferry-checkpoint.json'), JSON.stringify(cp_));
+    const stored: string[] = [];
+    const b = await exportTables({ ...opts, plan: a.plan, to: part, resume: true, onEvent: (e) => { if (e.type === 'segment') stored.push(e.node); } });
+    expect([...new Set(stored)]).toEqual(['dn1']);
+    expect(b.manifest.tables[0]!.checksum).toEqual(mt.checksum);
+    expect(b.manifest.tables[0]!.nodes.map((n) => n.checksum)).toEqual(mt.nodes.map((n) => n.checksum));
+    expect(b.manifest.objects).toEqual(a.manifest.objects);
+    expect((await readdir(part)).sort()).toEqual((await readdir(full)).sort());
   });
 
   it('dry run prints the plan and writes nothing', async () => {

@@ -13,6 +13,14 @@ import {
 } from './helpers/fixtures.js';
 import { startS3, type S3Harness } from './helpers/s3.js';
 import { freePort, type PgServer } from './helpers/pg.js';
+import { refChecksum } from './helpers/row-hash-ref.js';
+import pg from 'pg';
+import pgCopy from 'pg-copy-streams';
+import { checksumSQL } from '../lib/export/export.js';
+import { columnListSQL, copyOptionsSQL } from '../lib/format/options.js';
+import { RowHasher } from '../lib/format/row-hash.js';
+import { copyOut } from '../lib/pg/copy-out.js';
+import { applySettings } from '../lib/pg/conn.js';
 
 const CAP = 256 * 1024;
 const ROWS = 20_000;
@@ -169,6 +177,88 @@ describe('round trip into a second 3-node cluster', () => {
       });
     }
   }
+});
+
+describe('row checksums (copy-rowhash64)', () => {
+  /** A session on a server under the manifest's settings. */
+  async function session<T>(server: PgServer, settings: Record<string, string>, f: (c: pg.Client) => Promise<T>): Promise<T> {
+    const c = new pg.Client({ connectionString: server.url() });
+    await c.connect();
+    try {
+      await applySettings(c, settings);
+      return await f(c);
+    } finally {
+      await c.end();
+    }
+  }
+
+  it('equal the source rows hashed apart (TEXT: lines of a plain COPY; CSV: without the header line)', async () => {
+    for (const k of ['text-dir', 'csv-dir']) {
+      const { manifest } = exported.get(k)!;
+      for (const mt of manifest.tables) {
+        expect(mt.checksum?.algorithm, `${k} ${mt.name}`).toBe('copy-rowhash64');
+        const sql = `COPY (SELECT ${columnListSQL(mt.columns.map((c) => c.name))} FROM ${mt.name}) TO STDOUT (${copyOptionsSQL(manifest.format)})`;
+        const want = await session(src.coordinator, manifest.sessionSettings, async (c) => {
+          if (manifest.format.kind === 'text') {
+            // TEXT escapes newlines inside values: every raw newline ends a row.
+            let bytes = Buffer.alloc(0);
+            for await (const chunk of c.query(pgCopy.to(sql))) bytes = Buffer.concat([bytes, chunk as Buffer]);
+            const rows: Buffer[] = [];
+            for (let s = 0, e = bytes.indexOf(10); e >= 0; s = e + 1, e = bytes.indexOf(10, s)) rows.push(bytes.subarray(s, e + 1));
+            return refChecksum(rows);
+          }
+          const h = new RowHasher();
+          for await (const rc of copyOut(c, sql)) h.update(rc);
+          return { rows: h.rows, sum: h.result().sum };
+        });
+        expect(mt.checksum, `${k} ${mt.name}`).toEqual({ ...want, algorithm: 'copy-rowhash64' });
+        expect(mt.checksum!.rows).toBe(mt.rows);
+      }
+    }
+  });
+
+  it('verify: a match after import, a MISMATCH when one value changes (same row count); an older md5 manifest verifies through the SQL path', async () => {
+    const { location, manifest } = exported.get('text-dir')!;
+    await importTables({ from: location, target: dst.coordinator.url(), truncate: true });
+    const ok = await verifyImport({ from: location, target: dst.coordinator.url() });
+    expect(ok.ok).toBe(true);
+    for (const t of ok.tables) {
+      expect([t.table, t.match, t.checksummed, t.algorithm]).toEqual([t.table, true, true, 'copy-rowhash64']);
+      expect(t.destination.sum).toBe(manifest.tables.find((x) => `public.${x.name}` === t.table)!.checksum!.sum);
+    }
+
+    // An older manifest: the same export with md5 checksums (no algorithm) computed on the source.
+    const old = await tmp();
+    await cp(location, old, { recursive: true });
+    const m = JSON.parse(await readFile(join(old, 'manifest.json'), 'utf8')) as Manifest;
+    for (const mt of m.tables) {
+      const [r] = await src.coordinator.query<{ rows: string; sum: string }>(checksumSQL(`SELECT ${columnListSQL(mt.columns.map((c) => c.name))} FROM ${mt.name}`));
+      mt.checksum = { rows: Number(r!.rows), sum: r!.sum };
+      for (const n of mt.nodes) delete n.checksum;
+    }
+    await writeFile(join(old, 'manifest.json'), JSON.stringify(m));
+    const legacy = await verifyImport({ from: old, target: dst.coordinator.url(), route: 'direct' });
+    expect(legacy.ok).toBe(true);
+    for (const t of legacy.tables) {
+      expect([t.match, t.checksummed, t.algorithm]).toEqual([true, true, undefined]);
+      expect(t.destination).toEqual({ rows: t.source!.rows, sum: t.source!.sum });
+    }
+
+    // One bit of one value on one node: counts equal, checksums not, on both paths.
+    const flip = `UPDATE orders SET grp = grp # 1 WHERE id = (SELECT min(id) FROM orders WHERE grp IS NOT NULL)`;
+    await dst.nodes[1]!.query(flip);
+    for (const from of [location, old]) {
+      const bad = await verifyImport({ from, target: dst.coordinator.url() });
+      expect(bad.ok).toBe(false);
+      const o = bad.tables.find((t) => t.table === 'public.orders')!;
+      expect(o.match).toBe(false);
+      expect(o.destination.rows).toBe(o.source!.rows);
+      expect(o.destination.sum).not.toBe(o.source!.sum);
+      expect(bad.tables.find((t) => t.table === 'public.nation')!.match).toBe(true);
+    }
+    await dst.nodes[1]!.query(flip);
+    expect((await verifyImport({ from: location, target: dst.coordinator.url(), route: 'direct' })).ok).toBe(true);
+  });
 });
 
 describe('static destination', () => {

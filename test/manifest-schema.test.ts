@@ -100,6 +100,11 @@ describe('docs/manifest.schema.json', () => {
     expect(errorsOf(bad((m) => { m.objects[0].sha256 = 'XYZ'; }))).toContain('pattern');
     expect(errorsOf(bad((m) => { m.objects[0].key = 'a/b_dn1_segment.0'; }))).toContain('pattern');
     expect(errorsOf(bad((m) => { m.tables[0].checksum = { rows: 1, sum: '-5' }; }))).toContain('pattern');
+    // A copy-rowhash64 sum is below 2^64; an md5 sum (no algorithm, earlier versions) may exceed it.
+    expect(good.tables[0]!.checksum?.algorithm).toBe('copy-rowhash64');
+    expect(errorsOf(bad((m) => { m.tables[0].checksum.sum = '123456789012345678901'; }))).toContain('maxLength');
+    expect(errorsOf(bad((m) => { m.tables[0].checksum = { rows: 1, sum: '123456789012345678901' }; }))).toBe('');
+    expect(errorsOf(bad((m) => { m.tables[0].checksum.algorithm = 'md5'; }))).toContain('enum');
     expect(errorsOf(bad((m) => { m.format = { kind: 'text', delimiter: '\t', null: '\\N', header: true }; }))).not.toBe('');
     // No room for a password anywhere in the node locations.
     expect(errorsOf(bad((m) => { m.source.nodes[0].password = 'x'; }))).toContain('unevaluated');

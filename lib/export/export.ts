@@ -13,6 +13,7 @@ import { VERSION } from '../version.js';
 import { addChecksums, exportNode, type NodeWork, type TableNodeResult } from './exporter.js';
 import { ExporterThreads, cores } from './threads.js';
 import { planExport, segmentKey, type ExportPlan, type PlanOptions } from './plan.js';
+import { ROW_HASH_ALGORITHM } from '../format/row-hash.js';
 import { CHECKPOINT_KEY, CheckpointWriter, planDigest, readCheckpoint, type Checkpoint, type CheckpointUnit } from './checkpoint.js';
 
 // Moved to exporter.ts with the per-node exporter; re-exported for existing importers.
@@ -168,6 +169,8 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
           hint: 'resume with the same options as the first run, or pass overwrite to start again',
         });
       }
+      // Units an older version stored carry the md5 checksum, which does not add to this one: redo them.
+      if (previous && plan.checksums) previous.units = previous.units.filter((u) => u.checksum?.algorithm === ROW_HASH_ALGORITHM);
     } else {
       await prepareDestination(store, opts.overwrite ?? false);
     }
@@ -370,7 +373,7 @@ function buildManifest(plan: ExportPlan, results: TableNodeResult[], createdAt: 
       }),
     };
     if (plan.checksums && rs.every((r) => r.checksum)) {
-      mt.checksum = rs.reduce<RowChecksum>((a, r) => addChecksums(a, r.checksum!), { rows: 0, sum: '0' });
+      mt.checksum = rs.reduce<RowChecksum>((a, r) => addChecksums(a, r.checksum!), { rows: 0, sum: '0', algorithm: ROW_HASH_ALGORITHM });
     }
     const arrow = rs.find((r) => r.arrow)?.arrow;
     if (arrow) {

@@ -1,11 +1,11 @@
 import type pg from 'pg';
-import { SegferryError, fromDatabaseError } from '../errors.js';
+import { RowCountMismatchError, SegferryError, fromDatabaseError } from '../errors.js';
 import type { makeEmitter } from '../events.js';
 import { columnListSQL, copyOptionsSQL, csvHeaderLine } from '../format/options.js';
 import type { ManifestObject, RowChecksum } from '../manifest/types.js';
 import { applySettings, closeQuietly, connect, describeEndpoint, destroyClient } from '../pg/conn.js';
 import { copyOut } from '../pg/copy-out.js';
-import { displayName, quoteLiteral, quoteQualified } from '../pg/sql.js';
+import { displayName, quoteQualified } from '../pg/sql.js';
 import type { ObjectStore } from '../store/types.js';
 import type { PlanNode, RelationRead, TablePlan } from '../topology/types.js';
 import { throwIfAborted } from '../util/pool.js';
@@ -13,12 +13,17 @@ import { segmentKey, type ExportPlan } from './plan.js';
 import { SegmentWriter, type StoredSegment } from './segmenter.js';
 import { ArrowSegmentWriter } from '../format/arrow/segment-writer.js';
 import { arrowSelectSQL, describeRead } from '../format/arrow/export-sql.js';
+import { addRowHashSums, RowHasher, ROW_HASH_ALGORITHM } from '../format/row-hash.js';
 import type { CheckpointUnit } from './checkpoint.js';
 
 // One data node's exporter, apart from the orchestration in export.ts so that it can run in
 // this thread or in a worker thread.
 
-/** Order-independent row checksum query over the same rows the COPY reads. */
+/**
+ * Order-independent row checksum query over the rows of a SELECT: the definition of manifests
+ * whose checksums name no algorithm (written before `copy-rowhash64`); verify still uses it
+ * for them.
+ */
 export function checksumSQL(selectSQL: string): string {
   // ROW(alias.*), not alias::text: a column with the alias's name would win over the row.
   return `SELECT count(*)::int8 AS rows,
@@ -32,8 +37,10 @@ export function selectSQL(read: RelationRead, table: TablePlan, filter: string |
   return `SELECT ${columnListSQL(cols)} FROM ${quoteQualified(read.relation)}${filter ? ` WHERE (${filter})` : ''}`;
 }
 
-/** Add two checksums. */
+/** Add two checksums of the same algorithm (`copy-rowhash64` modulo 2^64, the md5 one exactly). */
 export function addChecksums(a: RowChecksum, b: RowChecksum): RowChecksum {
+  if (a.algorithm !== b.algorithm) throw new TypeError(`cannot add checksums of algorithms ${a.algorithm ?? 'md5'} and ${b.algorithm ?? 'md5'}`);
+  if (a.algorithm === ROW_HASH_ALGORITHM) return { rows: a.rows + b.rows, sum: addRowHashSums(a.sum, b.sum), algorithm: a.algorithm };
   return { rows: a.rows + b.rows, sum: (BigInt(a.sum) + BigInt(b.sum)).toString() };
 }
 
@@ -47,8 +54,8 @@ export type TableNodeResult = Omit<CheckpointUnit, 'table'> & { table: TablePlan
 
 /**
  * One data node's exporter: one session in a REPEATABLE READ READ ONLY transaction reads
- * every assigned relation with COPY, one after another; a second session in the same
- * snapshot (pg_export_snapshot) computes the checksums at the same time.
+ * every assigned relation with COPY, one after another. Checksums are computed here, from
+ * the rows' bytes as COPY sends them (lib/format/row-hash.ts): no second scan on the server.
  */
 export async function exportNode(
   w: NodeWork,
@@ -69,7 +76,6 @@ export async function exportNode(
     return fromDatabaseError(e, { node, ...(current ? { table: current } : {}), endpoint, action });
   };
   let client: pg.Client | undefined;
-  let ck: pg.Client | undefined;
   let writer: SegmentWriter | ArrowSegmentWriter | undefined;
   let activeCopy: { destroy(): void } | undefined;
   const onAbort = () => {
@@ -81,35 +87,6 @@ export async function exportNode(
     throwIfAborted(signal);
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY').catch((e) => { throw fail(e, 'begin'); });
     await applySettings(client, plan.sessionSettings).catch((e) => { throw fail(e, 'set session'); });
-
-    // Checksums run in a second session sharing this snapshot, one item after another, while
-    // the COPYs stream; item i's promise settles when its scan is done.
-    let checksums: Promise<RowChecksum>[] | undefined;
-    if (plan.checksums) {
-      const snap = (await client.query<{ s: string }>('SELECT pg_export_snapshot() AS s').catch((e) => { throw fail(e, 'export snapshot'); })).rows[0]!.s;
-      ck = await connect(w.node.endpoint, { node, applicationName: 'segferry checksum' }).catch((e) => { throw fail(e, 'connect'); });
-      const c = ck;
-      const ready = (async () => {
-        await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-        await c.query(`SET TRANSACTION SNAPSHOT ${quoteLiteral(snap)}`);
-        await applySettings(c, plan.sessionSettings);
-      })();
-      let prev: Promise<unknown> = ready;
-      checksums = w.items.map((item) => {
-        const p = prev.then(async () => {
-          let acc: RowChecksum = { rows: 0, sum: '0' };
-          for (const r of item.reads) {
-            const row = (await c.query<{ rows: string; sum: string }>(checksumSQL(selectSQL(r, item.table, plan.filter)))).rows[0]!;
-            acc = addChecksums(acc, { rows: Number(row.rows), sum: row.sum });
-          }
-          return acc;
-        });
-        prev = p;
-        // Failures surface when awaited below; never leave a rejection unhandled meanwhile.
-        p.catch(() => {});
-        return p;
-      });
-    }
 
     const results: TableNodeResult[] = [];
     let nodeBytes = 0;
@@ -133,6 +110,8 @@ export async function exportNode(
         ? new ArrowSegmentWriter({ store, keyOf, cap: plan.segmentSize, table: current, node, onStored })
         : new SegmentWriter({ store, keyOf, cap: plan.segmentSize, table: current, node, ...(header ? { header } : {}), onStored });
       writer = sw;
+      const hasher = plan.checksums ? new RowHasher(sw instanceof ArrowSegmentWriter) : undefined;
+      let copyRows = 0;
       for (const r of item.reads) {
         throwIfAborted(signal);
         // Citus: an object never mixes shards, so an importer can load it into one shard.
@@ -151,6 +130,7 @@ export async function exportNode(
         activeCopy = stream;
         try {
           for await (const rc of stream) {
+            hasher?.update(rc);
             await sw.write(rc);
             const now = Date.now();
             if (now - lastTick >= 500) {
@@ -164,6 +144,7 @@ export async function exportNode(
         } finally {
           activeCopy = undefined;
         }
+        copyRows += stream.rowCount;
       }
       await sw.finish();
       writer = undefined;
@@ -171,11 +152,11 @@ export async function exportNode(
       nodeRows += sw.totalRows;
       const res: TableNodeResult = { table: t, node, objects, rows: sw.totalRows, bytes: sw.totalBytes };
       if (sw instanceof ArrowSegmentWriter) res.arrow = sw.summary();
-      const ckp = checksums?.[w.items.indexOf(item)];
-      if (ckp) {
-        const c = await ckp.catch((e) => { throw fail(e, 'checksum'); });
-        if (c.rows !== res.rows) {
-          throw new SegferryError('ERR_ROW_COUNT_MISMATCH', `table ${current} on node ${node}: COPY sent ${res.rows} rows but the checksum scan counted ${c.rows} in the same snapshot`, { node, table: current });
+      if (hasher) {
+        const c = hasher.result();
+        // The server's own count (CommandComplete) against the rows hashed and the rows stored.
+        if (c.rows !== copyRows || res.rows !== copyRows || hasher.inCopy) {
+          throw new RowCountMismatchError(`table ${current} on node ${node}: COPY reported ${copyRows} rows, ${c.rows} were checksummed and ${res.rows} stored`, { node, table: current });
         }
         res.checksum = c;
       }
@@ -185,14 +166,12 @@ export async function exportNode(
     await client.query('COMMIT').catch((e) => { throw fail(e, 'commit'); });
     return results;
   } catch (e) {
-    destroyClient(ck);
     destroyClient(client);
-    ck = client = undefined;
+    client = undefined;
     if (writer) await writer.abort();
     throw e instanceof SegferryError ? e : fail(e, 'export');
   } finally {
     signal.removeEventListener('abort', onAbort);
-    await closeQuietly(ck);
     await closeQuietly(client);
   }
 }

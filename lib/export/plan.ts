@@ -38,8 +38,9 @@ export interface PlanOptions {
   /** Exporters running at once (default: number of nodes). */
   concurrency?: number;
   /**
-   * Compute an order-independent checksum of every table on every node, in the same snapshot
-   * as the COPY, for `verify` (default true). Costs one extra scan per node, run concurrently.
+   * Compute an order-independent checksum of every table on every node for `verify` (default
+   * true): a 64-bit hash of each row's bytes as COPY sends them, summed (`copy-rowhash64`,
+   * lib/format/row-hash.ts). Costs client CPU only, about 0.35 s per GB of rows; no extra scan.
    */
   checksums?: boolean;
 }

@@ -4,7 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { AbortedError, ChecksumMismatchError, RowCountMismatchError, SchemaMismatchError, SegferryError, StorageError, fromDatabaseError } from '../errors.js';
-import { arrowCopyFromSQL, openArrowObject } from '../format/arrow/decoder.js';
+import { arrowCopyFromSQL, openArrowObject } from '../format/arrow/api.js';
 import { columnListSQL, copyOptionsSQL, type FormatOptions } from '../format/options.js';
 import { destroyClient } from '../pg/conn.js';
 import { quoteQualified } from '../pg/sql.js';

@@ -1,15 +1,18 @@
-import { InvalidOptionError, SegferryError, TableNotFoundError, fromDatabaseError } from '../errors.js';
+import { InvalidOptionError, RowCountMismatchError, SegferryError, TableNotFoundError, fromDatabaseError } from '../errors.js';
 import { makeEmitter, type EventListener } from '../events.js';
 import { addChecksums, checksumSQL } from '../export/export.js';
-import { columnListSQL } from '../format/options.js';
+import { arrowSelectSQL, describeRead } from '../format/arrow/export-sql.js';
+import { columnListSQL, copyOptionsSQL, type FormatOptions } from '../format/options.js';
+import { RowHasher } from '../format/row-hash.js';
 import type { RowChecksum } from '../manifest/types.js';
 import { applySettings, closeQuietly, connect, describeEndpoint, parseConnection } from '../pg/conn.js';
+import { copyOut, type CopyOutStream } from '../pg/copy-out.js';
 import { displayName, parseTableName, quoteQualified, type QualifiedName } from '../pg/sql.js';
 import { openStore } from '../store/open.js';
 import type { S3Options } from '../store/s3.js';
 import type { ObjectStore } from '../store/types.js';
 import { COORDINATOR_NODE, discover, type StaticTopology } from '../topology/discover.js';
-import type { PlanNode } from '../topology/types.js';
+import type { ColumnInfo, PlanNode } from '../topology/types.js';
 import { runPool, throwIfAborted } from '../util/pool.js';
 import { parseStaticNodes, readSource, type BareSource } from './plan.js';
 
@@ -63,6 +66,12 @@ export interface VerifyTable {
   match: boolean | null;
   /** False when only row counts could be compared (no checksum recorded). */
   checksummed: boolean;
+  /**
+   * Definition of the `sum` figures: `copy-rowhash64` (computed on this client from a COPY of
+   * the destination rows), or absent: the md5 sum computed by the server, for manifests of
+   * earlier versions and when nothing was recorded.
+   */
+  algorithm?: RowChecksum['algorithm'];
   /** Say why a comparison is partial, e.g. "no checksum recorded". */
   note?: string;
   /** Replicated tables on a static destination are compared node by node. */
@@ -83,15 +92,26 @@ interface Scan {
   relation: QualifiedName;
   /** Column names on that node, or undefined for all columns (bare). */
   columns?: string[];
+  /** The manifest's columns (names and types), for an Arrow export's read. */
+  info?: ColumnInfo[];
+  /** The recorded checksum's algorithm: computed from a COPY on this client; absent: the md5 SQL. */
+  algorithm?: RowChecksum['algorithm'];
 }
 
 /**
  * Compare the destination with what the export recorded: per table, the row count and the
- * order-independent checksum (count and sum of 60-bit md5 prefixes of each row's text) of
- * the exported columns, computed under the manifest's session settings. Through the
- * coordinator for a postgres or postgres_fdw destination (or per node with route `direct`),
- * per node and summed for a static destination; a replicated table on a static destination
- * must match on every node by itself.
+ * order-independent checksum of the exported columns, under the manifest's session settings.
+ * Through the coordinator for a postgres or postgres_fdw destination (or per node with route
+ * `direct`), per node and summed for a static destination; a replicated table on a static
+ * destination must match on every node by itself.
+ *
+ * A `copy-rowhash64` checksum (the default since it exists) is computed on this client: each
+ * scan runs `COPY (SELECT <columns> FROM <table>) TO STDOUT` in the manifest's format (Arrow:
+ * the Arrow export's SELECT, in binary) and hashes every row, so verify reads all the data over
+ * the network and costs client CPU in proportion to it (the COPY framing plus about 0.35 CPU-s
+ * per GB of hashing, on the one JS thread for all scans). Memory: one COPY reader per scan (≈ 3 MiB).
+ * Checksums of earlier manifests (no algorithm: count and sum of 60-bit md5 prefixes of each
+ * row's text) and tables with nothing recorded are computed by the server, as before.
  *
  * Returns the comparison; it does not throw on a mismatch (the CLI turns one into
  * VerifyMismatchError and exit code 3). Extra rows already in a destination table count.
@@ -157,17 +177,25 @@ export async function verifyImport(opts: VerifyOptions): Promise<VerifyResult> {
         }
       }
     }
+    for (const s of scans) {
+      const t = src.tables.find((x) => x.name === s.table)!;
+      if (t.checksum?.algorithm) {
+        s.algorithm = t.checksum.algorithm;
+        if (t.columns) s.info = t.columns;
+      }
+    }
     emit({ type: 'start', tables: src.tables.map((t) => t.name), nodes: [...new Set(scans.map((s) => s.node.name))].sort(), estimatedBytes: 0 });
 
     const figures = new Map<Scan, RowChecksum>();
     await runPool(scans, opts.concurrency ?? Math.min(8, Math.max(2, scans.length)), async (s, signal) => {
       throwIfAborted(signal);
-      figures.set(s, await scan(s, src.sessionSettings, signal));
+      figures.set(s, await scan(s, src.sessionSettings, src.format, signal));
     }, opts.signal);
 
     const tables: VerifyTable[] = src.tables.map((t) => {
       const mine = scans.filter((s) => s.table === t.name);
-      const nodes: VerifyNode[] = mine.map((s) => ({ node: s.node.name, ...figures.get(s)! }));
+      const nodes: VerifyNode[] = mine.map((s) => ({ node: s.node.name, rows: figures.get(s)!.rows, sum: figures.get(s)!.sum }));
+      const algorithm = mine[0]?.algorithm;
       const source = src.bare ? undefined : { rows: t.rows ?? 0, ...(t.checksum ? { sum: t.checksum.sum } : {}) };
       const same = (f: RowChecksum) => source !== undefined && f.rows === source.rows && (source.sum === undefined || f.sum === source.sum);
       let destination: RowChecksum;
@@ -180,10 +208,12 @@ export async function verifyImport(opts: VerifyOptions): Promise<VerifyResult> {
         match = source === undefined ? null : nodes.every((n) => n.match);
         vt.replicatedPerNode = true;
       } else {
-        destination = nodes.reduce<RowChecksum>((a, n) => addChecksums(a, n), { rows: 0, sum: '0' });
+        const total = nodes.reduce<RowChecksum>((a, n) => addChecksums(a, { rows: n.rows, sum: n.sum, ...(algorithm ? { algorithm } : {}) }), { rows: 0, sum: '0', ...(algorithm ? { algorithm } : {}) });
+        destination = { rows: total.rows, sum: total.sum };
         match = source === undefined ? null : same(destination);
       }
       Object.assign(vt, { table: t.name, destination, match, checksummed: source?.sum !== undefined });
+      if (algorithm) vt.algorithm = algorithm;
       if (source) vt.source = source;
       if (nodes.length > 1 || mine[0]?.node.name !== COORDINATOR_NODE) vt.nodes = nodes;
       if (source === undefined) vt.note = 'no checksum recorded: objects without a manifest';
@@ -199,22 +229,56 @@ export async function verifyImport(opts: VerifyOptions): Promise<VerifyResult> {
   }
 }
 
-/** One checksum scan in a read-only transaction under the export's session settings. */
-async function scan(s: Scan, settings: Record<string, string>, signal: AbortSignal): Promise<RowChecksum> {
+/**
+ * One checksum scan in a read-only transaction under the export's session settings: a COPY
+ * hashed here for a `copy-rowhash64` checksum, else the md5 query on the server.
+ */
+async function scan(s: Scan, settings: Record<string, string>, format: FormatOptions, signal: AbortSignal): Promise<RowChecksum> {
   const node = s.node.name;
   const c = await connect(s.node.endpoint, { node, applicationName: 'segferry verify' });
-  const onAbort = () => { c.end().catch(() => {}); };
+  let stream: CopyOutStream | undefined;
+  const onAbort = () => {
+    // Mid-COPY only dropping the socket stops the server's stream.
+    stream?.destroy();
+    c.end().catch(() => {});
+  };
   signal.addEventListener('abort', onAbort, { once: true });
   try {
     await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     await applySettings(c, settings);
     const cols = s.columns ? columnListSQL(s.columns) : '*';
-    const r = await c.query<{ rows: string; sum: string }>(checksumSQL(`SELECT ${cols} FROM ${quoteQualified(s.relation)}`));
+    let out: RowChecksum;
+    if (s.algorithm) {
+      let sql: string;
+      if (format.kind === 'arrow') {
+        // The SELECT the Arrow export ran: columns without an Arrow type are read as text. A
+        // manifest always lists its columns.
+        const table = { columns: s.info! };
+        const read = { node, relation: s.relation, columns: s.columns ?? s.info!.map((x) => x.name), estimatedBytes: 0 };
+        const types = await describeRead(c, read, table, null);
+        sql = `COPY (${arrowSelectSQL(read, table, null, types)}) TO STDOUT (FORMAT binary)`;
+      } else {
+        sql = `COPY (SELECT ${cols} FROM ${quoteQualified(s.relation)}) TO STDOUT (${copyOptionsSQL(format)})`;
+      }
+      const h = new RowHasher(format.kind === 'arrow');
+      stream = copyOut(c, sql);
+      for await (const rc of stream) h.update(rc);
+      if (h.rows !== stream.rowCount || h.inCopy) {
+        throw new RowCountMismatchError(`table ${s.table} on node ${node}: COPY reported ${stream.rowCount} rows but ${h.rows} were checksummed`, { node, table: s.table });
+      }
+      stream = undefined;
+      out = h.result();
+    } else {
+      const r = await c.query<{ rows: string; sum: string }>(checksumSQL(`SELECT ${cols} FROM ${quoteQualified(s.relation)}`));
+      const row = r.rows[0]!;
+      out = { rows: Number(row.rows), sum: row.sum };
+    }
     await c.query('COMMIT');
-    const row = r.rows[0]!;
-    return { rows: Number(row.rows), sum: row.sum };
+    return out;
   } catch (e) {
+    stream?.destroy();
     if (signal.aborted) throw signal.reason instanceof SegferryError ? signal.reason : e;
+    if (e instanceof SegferryError) throw e;
     const err = fromDatabaseError(e, { node, table: s.table, endpoint: describeEndpoint(s.node.endpoint), action: 'verify scan' });
     if (err instanceof TableNotFoundError) {
       throw new TableNotFoundError(`table ${displayName(s.relation)} not found on node ${node}`, { node, table: s.table, sqlState: '42P01', cause: e });

@@ -9,13 +9,19 @@ export const MANIFEST_KEY = 'manifest.json';
 export const MANIFEST_VERSION = 1;
 
 /**
- * Order-independent checksum of a set of rows: the row count and the sum, as an exact
- * decimal string, of the first 60 bits of md5(row text) over all rows, computed by the
- * server under the manifest's session settings (see docs/manifest.md).
+ * Order-independent checksum of a set of rows (see docs/manifest.md): the row count and a
+ * decimal sum of per-row hashes, under the manifest's session settings.
  */
 export interface RowChecksum {
   rows: number;
+  /** Unsigned decimal. */
   sum: string;
+  /**
+   * `copy-rowhash64`: sum modulo 2^64 of a 64-bit hash of each row's bytes as COPY sends them
+   * in the manifest's format (lib/format/row-hash.ts). Absent (manifests of earlier versions):
+   * exact sum of the first 60 bits of md5(row text), computed by the server.
+   */
+  algorithm?: 'copy-rowhash64';
 }
 
 /** One stored object. */

@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { parse as parseConnectionString } from 'pg-connection-string';
 import { fromDatabaseError, InvalidOptionError, registerSecret } from '../errors.js';
+import { directSocket } from './socket.js';
 
 /**
  * Where a node is, without its password. This is what plans and manifests carry.
@@ -142,6 +143,9 @@ export async function connect(e: NodeEndpoint, opts: ConnectOptions = {}): Promi
   if (pw !== undefined) cfg.password = pw;
   const ssl = sslConfig(e);
   if (ssl !== undefined) cfg.ssl = ssl;
+  // Plain TCP reads into one reusable buffer that COPY readers take over (lib/pg/socket.ts);
+  // TLS keeps Node's own socket, whose reads the TLS layer consumes natively.
+  else cfg.stream = () => directSocket();
   const client = new pg.Client(cfg);
   // A server that dies while the client is idle emits 'error' on the client: never crash on it.
   client.on('error', () => {});

@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream';
 import type pg from 'pg';
+import { isDirectSocket, READ_BUFFER_BYTES, type DirectSocket } from './socket.js';
 
 /**
  * A run of whole rows from `COPY … TO STDOUT`.
@@ -31,10 +32,23 @@ type PgConnection = {
 };
 
 /**
+ * Size of the chunks a {@link CopyOutStream} hands out: rows are gathered into blocks of this
+ * size, so downstream work (hashing, store writes, the async iteration itself) happens per
+ * MiB, not per socket read (8–64 KiB).
+ */
+export const COPY_CHUNK_BYTES = 1024 * 1024;
+
+/**
  * `COPY … TO STDOUT` as an object-mode Readable of {@link RowChunk}s. Submit it with
- * `client.query(stream)`. Memory: at most one socket read plus one partial row is held
- * besides what sits in the readable buffer (`highWaterMark` chunks, default 4 → up to a few
- * hundred KB). A row is held whole only while it is being assembled.
+ * `client.query(stream)`.
+ *
+ * Rows are copied out of the socket reads into blocks of {@link COPY_CHUNK_BYTES}, dropping
+ * the 5-byte message headers; a block is handed out once it holds that much (or the COPY
+ * ends). On a connection made by `connect()` (a {@link DirectSocket}) the reads land in one
+ * reusable buffer and go straight to this parser, with no buffer allocated per read.
+ *
+ * Memory: the block being filled (≥ the largest row) plus `highWaterMark` blocks waiting for
+ * the consumer (default 2): ≈ 3 MiB per COPY with ordinary rows.
  *
  * Destroying the stream before it ends destroys the connection's socket: the server then
  * cancels the COPY. The client cannot be reused after that.
@@ -43,9 +57,11 @@ export class CopyOutStream extends Readable {
   /** Rows reported by the server's CommandComplete, once the stream has ended. */
   rowCount = 0;
   readonly text: string;
+  readonly #chunkBytes: number;
   #conn: PgConnection | undefined;
+  #direct: DirectSocket | undefined;
   #pgHandler: ((chunk: Buffer) => void) | undefined;
-  #onData = (chunk: Buffer) => this.#parse(chunk);
+  #onData = (chunk: Buffer) => { this.#parse(chunk, chunk.length); };
   #finished = false;
   #paused = false;
   // Message header assembly (type byte + int32 length, which includes itself).
@@ -53,26 +69,33 @@ export class CopyOutStream extends Readable {
   #hdrLen = 0;
   #msgType = 0;
   #msgRemaining = 0; // payload bytes still to read of the current message
-  // The row being assembled across socket reads.
-  #partial: Buffer[] = [];
-  #partialLen = 0;
-  // Scratch row ends of the read being parsed; copied out (slice) for each chunk pushed.
-  #ends = new Uint32Array(1024);
+  // The block being filled: complete rows, then the row in progress (from the last end to #w).
+  #block: Buffer;
+  #w = 0;
+  #ends = new Uint32Array(4096);
+  #nEnds = 0;
 
-  constructor(text: string, opts: { highWaterMark?: number } = {}) {
-    super({ objectMode: true, highWaterMark: opts.highWaterMark ?? 4 });
+  constructor(text: string, opts: { highWaterMark?: number; chunkBytes?: number } = {}) {
+    super({ objectMode: true, highWaterMark: opts.highWaterMark ?? 2 });
     this.text = text;
+    this.#chunkBytes = opts.chunkBytes ?? COPY_CHUNK_BYTES;
+    this.#block = Buffer.allocUnsafeSlow(this.#chunkBytes + READ_BUFFER_BYTES);
   }
 
   /** Called by pg's Client when the query reaches the front of its queue. */
   submit(connection: PgConnection): void {
     this.#conn = connection;
     const sock = connection.stream;
-    const listeners = sock.listeners('data');
-    if (listeners.length !== 1) throw new Error('unexpected pg connection state: expected one data listener');
-    this.#pgHandler = listeners[0] as (chunk: Buffer) => void;
-    sock.removeListener('data', this.#pgHandler);
-    sock.on('data', this.#onData);
+    if (isDirectSocket(sock)) {
+      this.#direct = sock;
+      sock.setSink((buf, n) => this.#parse(buf, n));
+    } else {
+      const listeners = sock.listeners('data');
+      if (listeners.length !== 1) throw new Error('unexpected pg connection state: expected one data listener');
+      this.#pgHandler = listeners[0] as (chunk: Buffer) => void;
+      sock.removeListener('data', this.#pgHandler);
+      sock.on('data', this.#onData);
+    }
     connection.query(this.text);
   }
 
@@ -83,47 +106,95 @@ export class CopyOutStream extends Readable {
     }
   }
 
-  #parse(chunk: Buffer): void {
-    // Rows are compacted in place: each row's payload is moved left over the 5-byte message
-    // headers with copyWithin (a memmove, no allocation), so a chunk of N rows costs one
-    // pass and no per-row objects. A socket 'data' chunk is a fresh buffer that only this
-    // listener sees, so it is ours to rewrite. A row carried in from the previous read is
-    // the one case that needs a new buffer: partial bytes first, then this read.
-    let buf = chunk;
-    let w = 0; // end of the compacted row bytes in buf
-    if (this.#partialLen > 0) {
-      buf = Buffer.allocUnsafe(this.#partialLen + chunk.length);
-      for (const p of this.#partial) { buf.set(p, w); w += p.length; }
-      buf.set(chunk, w);
-      this.#partial = [];
-      this.#partialLen = 0;
-    }
-    let r = w; // read position: raw protocol bytes start here
-    const n = buf.length;
-    if (this.#ends.length < (n >>> 2) + 2) this.#ends = new Uint32Array((n >>> 2) + 2);
-    const ends = this.#ends; // a row needs at least 5 header bytes: n/4 + 2 is always enough
-    let nEnds = 0;
+  /**
+   * Make room for `need` more bytes at #w. Complete rows are handed out first when the block
+   * holds any; the row in progress moves to a new block big enough for it (its whole length
+   * is known from its header, so a large row is copied once, not once per read).
+   */
+  #room(need: number): void {
+    if (this.#w + need <= this.#block.length) return;
+    this.#rotate(need);
+  }
+
+  /** Hand out the complete rows and continue in a new block with the row in progress. */
+  #rotate(need: number): void {
+    const n = this.#nEnds;
+    const lastEnd = n > 0 ? (this.#ends[n - 1] as number) : 0;
+    const partial = this.#w - lastEnd;
+    const old = this.#block;
+    const size = Math.max(this.#chunkBytes + READ_BUFFER_BYTES, partial + need);
+    this.#block = Buffer.allocUnsafeSlow(size);
+    if (partial > 0) old.copy(this.#block, 0, lastEnd, lastEnd + partial);
+    this.#w = partial;
+    this.#nEnds = 0;
+    if (n > 0) this.#push(old.subarray(0, lastEnd), this.#ends.slice(0, n));
+  }
+
+  #growEnds(): void {
+    const g = new Uint32Array(this.#ends.length * 2);
+    g.set(this.#ends);
+    this.#ends = g;
+  }
+
+  #addEnd(e: number): void {
+    if (this.#nEnds === this.#ends.length) this.#growEnds();
+    this.#ends[this.#nEnds++] = e;
+  }
+
+  /**
+   * Parse `n` bytes of protocol from `buf`. Returns false when the consumer is full and the
+   * socket should pause (a direct socket's read callback pauses on false).
+   */
+  #parse(buf: Buffer, n: number): boolean {
+    let r = 0;
     while (r < n) {
       if (this.#msgRemaining === 0 && this.#hdrLen === 0) {
-        // Hot loop: whole CopyData messages inside this read, state kept in locals.
+        // Hot loop: whole CopyData messages inside this read, state kept in locals. Each row's
+        // payload is first moved left over the message headers within the read (copyWithin: a
+        // memmove, no allocation), then the compacted run goes into the block in one copy.
+        // A Buffer.copy per row would allocate a view per row (≈ 3 M per GB) for the GC.
+        let block = this.#block;
+        let w = this.#w;
+        let ends = this.#ends;
+        let nEnds = this.#nEnds;
+        let run = r; // compacted rows waiting for the block: buf[run, cw)
+        let cw = r;
         while (r + 5 <= n && buf[r] === COPY_DATA) {
           const s = r + 5;
-          const e = s + ((((buf[r + 1] as number) << 24) | ((buf[r + 2] as number) << 16) | ((buf[r + 3] as number) << 8) | (buf[r + 4] as number)) >>> 0) - 4;
+          const len = ((((buf[r + 1] as number) << 24) | ((buf[r + 2] as number) << 16) | ((buf[r + 3] as number) << 8) | (buf[r + 4] as number)) >>> 0) - 4;
+          const e = s + len;
           if (e > n) break;
-          buf.copyWithin(w, s, e);
-          w += e - s;
-          ends[nEnds++] = w;
+          if (w + (cw - run) + len > block.length || nEnds === ends.length) {
+            if (cw > run) buf.copy(block, w, run, cw);
+            w += cw - run;
+            run = cw;
+            this.#w = w;
+            this.#nEnds = nEnds;
+            if (nEnds === ends.length) this.#growEnds();
+            this.#room(len);
+            block = this.#block;
+            w = this.#w;
+            ends = this.#ends;
+            nEnds = this.#nEnds;
+          }
+          if (cw !== s) buf.copyWithin(cw, s, e);
+          cw += len;
+          ends[nEnds++] = w + (cw - run);
           r = e;
         }
+        if (cw > run) buf.copy(block, w, run, cw);
+        this.#w = w + (cw - run);
+        this.#nEnds = nEnds;
         if (r >= n) break;
       }
       if (this.#msgRemaining > 0) {
         const rem = this.#msgRemaining;
         const take = rem < n - r ? rem : n - r;
         if (this.#msgType === COPY_DATA) {
-          if (w !== r) buf.copyWithin(w, r, r + take);
-          w += take;
-          if (take === rem) ends[nEnds++] = w;
+          // Room for the whole row was made when its header was read.
+          buf.copy(this.#block, this.#w, r, r + take);
+          this.#w += take;
+          if (take === rem) this.#addEnd(this.#w);
         }
         r += take;
         this.#msgRemaining = rem - take;
@@ -138,7 +209,7 @@ export class CopyOutStream extends Readable {
         r += 5;
       } else {
         const take = Math.min(5 - this.#hdrLen, n - r);
-        this.#hdr.set(buf.subarray(r, r + take), this.#hdrLen);
+        buf.copy(this.#hdr, this.#hdrLen, r, r + take);
         this.#hdrLen += take;
         r += take;
         if (this.#hdrLen < 5) break;
@@ -149,25 +220,23 @@ export class CopyOutStream extends Readable {
       len -= 4;
       if (t !== COPY_DATA && t !== COPY_OUT_RESPONSE && t !== NOTICE && t !== PARAMETER_STATUS && t !== NOTIFICATION && t !== COPY_DONE) {
         // CommandComplete, ErrorResponse or anything else: the COPY data is over. Give
-        // this message and everything after it back to pg's parser, header included. The
-        // bytes from r on were never rewritten.
-        const rest = Buffer.concat([this.#headerBytes(t, len), buf.subarray(r)]);
-        this.#flush(buf, ends, nEnds);
+        // this message and everything after it back to pg's parser, header included.
+        const rest = Buffer.concat([this.#headerBytes(t, len), buf.subarray(r, n)]);
+        if (this.#nEnds > 0) this.#rotate(0);
         this.#handBack(rest);
-        return;
+        return true;
       }
       this.#msgType = t;
       this.#msgRemaining = len;
-      // An empty CopyData message is a zero-length row (cannot happen in text/csv, harmless).
-      if (len === 0 && t === COPY_DATA) ends[nEnds++] = w;
+      if (t === COPY_DATA) {
+        this.#room(len);
+        // An empty CopyData message is a zero-length row (cannot happen in text/csv, harmless).
+        if (len === 0) this.#addEnd(this.#w);
+      }
     }
-    const last = nEnds > 0 ? (ends[nEnds - 1] as number) : 0;
-    if (w > last) {
-      // The row continues in the next read. A view is enough: nothing rewrites buf after this.
-      this.#partial.push(buf.subarray(last, w));
-      this.#partialLen += w - last;
-    }
-    this.#flush(buf, ends, nEnds);
+    // Hand out only blocks of complete rows ≥ chunkBytes: a store write then takes one block as is.
+    if (this.#nEnds > 0 && (this.#ends[this.#nEnds - 1] as number) >= this.#chunkBytes) this.#rotate(0);
+    return !this.#paused;
   }
 
   #headerBytes(type: number, remaining: number): Buffer {
@@ -177,19 +246,28 @@ export class CopyOutStream extends Readable {
     return h;
   }
 
-  #flush(buf: Buffer, ends: Uint32Array, nEnds: number): void {
-    if (nEnds === 0) return;
-    const rc: RowChunk = { data: buf.subarray(0, ends[nEnds - 1] as number), rowEnds: ends.slice(0, nEnds) };
-    if (!this.push(rc) && this.#conn && !this.#paused) {
+  #push(data: Buffer, rowEnds: Uint32Array): void {
+    if (!this.push({ data, rowEnds } satisfies RowChunk) && this.#conn && !this.#paused) {
       this.#paused = true;
-      this.#conn.stream.pause();
+      // A direct socket pauses when its read callback returns false (#parse's result).
+      if (!this.#direct) this.#conn.stream.pause();
     }
   }
 
   #handBack(rest: Buffer): void {
     const conn = this.#conn;
+    if (!conn) return;
+    if (this.#direct) {
+      this.#direct.setSink(undefined);
+      if (this.#paused) {
+        this.#paused = false;
+        conn.stream.resume();
+      }
+      if (rest.length > 0) this.#direct.emit('data', rest);
+      return;
+    }
     const handler = this.#pgHandler;
-    if (!conn || !handler) return;
+    if (!handler) return;
     conn.stream.removeListener('data', this.#onData);
     conn.stream.on('data', handler);
     if (this.#paused) {
@@ -229,7 +307,7 @@ export class CopyOutStream extends Readable {
 }
 
 /** Run a COPY TO STDOUT on a client and return the framed row stream. */
-export function copyOut(client: pg.Client, sql: string, opts?: { highWaterMark?: number }): CopyOutStream {
+export function copyOut(client: pg.Client, sql: string, opts?: { highWaterMark?: number; chunkBytes?: number }): CopyOutStream {
   const s = new CopyOutStream(sql, opts);
   (client as unknown as { query(q: unknown): void }).query(s);
   return s;

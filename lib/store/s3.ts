@@ -1,16 +1,13 @@
-import {
+import type {
+  DeleteObjectsCommandOutput,
+  GetObjectCommandOutput,
+  HeadObjectCommandOutput,
+  ListMultipartUploadsCommandOutput,
+  ListObjectsV2CommandOutput,
   S3Client,
-  DeleteObjectsCommand,
-  GetObjectCommand,
-  HeadBucketCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  ListMultipartUploadsCommand,
-  AbortMultipartUploadCommand,
-  PutObjectCommand,
-  type S3ClientConfig,
+  S3ClientConfig,
 } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
+import type { Upload } from '@aws-sdk/lib-storage';
 import { PassThrough, type Readable } from 'node:stream';
 import { once } from 'node:events';
 import { BucketNotFoundError, ObjectMissingError, StorageError, registerSecret } from '../errors.js';
@@ -82,8 +79,22 @@ function envBool(v: string | undefined): boolean | undefined {
   return /^(1|true|yes|on)$/i.test(v);
 }
 
+type Sdk = typeof import('@aws-sdk/client-s3') & { Upload: typeof Upload };
+let sdkLoading: Promise<Sdk> | undefined;
+
+/**
+ * The AWS SDK, loaded on first use: it costs ≈ 0.25 CPU-s and ≈ 30 MB to load, which an
+ * export to a directory (or a CLI `--help`) should not pay.
+ */
+function loadSdk(): Promise<Sdk> {
+  sdkLoading ??= Promise.all([import('@aws-sdk/client-s3'), import('@aws-sdk/lib-storage')])
+    .then(([s3, storage]) => ({ ...s3, Upload: storage.Upload }));
+  return sdkLoading;
+}
+
 /** Build an S3 client from options and the environment. */
-export function createS3Client(o: S3Options = {}): S3Client {
+async function createS3Client(o: S3Options = {}): Promise<S3Client> {
+  const { S3Client } = await loadSdk();
   const env = process.env;
   const endpoint = o.endpoint ?? env.AWS_ENDPOINT_URL_S3 ?? env.AWS_ENDPOINT_URL;
   const cfg: S3ClientConfig = {
@@ -156,9 +167,11 @@ export class S3Store implements ObjectStore {
   readonly url: string;
   readonly bucket: string;
   readonly prefix: string;
-  readonly client: S3Client;
   readonly #opts: S3Options;
   readonly #ownsClient: boolean;
+  #client: S3Client | undefined;
+  #ready: Promise<{ sdk: Sdk; client: S3Client }> | undefined;
+  #closed = false;
 
   /** `prefix` is normalised to end with `/` unless empty. Pass `client` to share one. */
   constructor(bucket: string, prefix: string, opts: S3Options = {}, client?: S3Client) {
@@ -166,8 +179,31 @@ export class S3Store implements ObjectStore {
     this.prefix = prefix.replace(/^\/+/, '').replace(/\/*$/, prefix.replace(/^\/+/, '') ? '/' : '');
     this.url = `s3://${bucket}/${this.prefix}`;
     this.#opts = opts;
-    this.client = client ?? createS3Client(opts);
+    this.#client = client;
     this.#ownsClient = client === undefined;
+  }
+
+  /** The SDK and the client, created on first use. */
+  #c(): Promise<{ sdk: Sdk; client: S3Client }> {
+    this.#ready ??= (async () => {
+      const sdk = await loadSdk();
+      this.#client ??= await createS3Client(this.#opts);
+      // Closed while the client was being made: do not leave its sockets open.
+      if (this.#closed && this.#ownsClient) this.#client.destroy();
+      return { sdk, client: this.#client };
+    })();
+    return this.#ready;
+  }
+
+  /** The S3 client this store uses (created on first call unless one was given). */
+  async getClient(): Promise<S3Client> {
+    return (await this.#c()).client;
+  }
+
+  /** Send a command built from the lazily loaded SDK. */
+  async #send<T>(make: (sdk: Sdk) => unknown, opts?: { abortSignal?: AbortSignal }): Promise<T> {
+    const { sdk, client } = await this.#c();
+    return (await client.send(make(sdk) as never, opts)) as T;
   }
 
   #k(key: string): string {
@@ -192,7 +228,7 @@ export class S3Store implements ObjectStore {
 
   async check(): Promise<void> {
     try {
-      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+      await this.#send((sdk) => new sdk.HeadBucketCommand({ Bucket: this.bucket }));
     } catch (e) {
       const status = (e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
       if (isNoSuchBucket(e) || isNotFound(e) || status === 404) {
@@ -208,14 +244,15 @@ export class S3Store implements ObjectStore {
   createWriter(key: string): ObjectWriter {
     const body = new PassThrough({ highWaterMark: 1 << 20 });
     const partSize = Math.max(this.#opts.partSize ?? DEFAULT_PART_SIZE, 5 * 1024 * 1024);
-    const upload = new Upload({
-      client: this.client,
+    // The upload starts once the SDK is loaded; until then the body buffers up to its mark.
+    const uploading = this.#c().then(({ sdk, client }) => new sdk.Upload({
+      client,
       params: { Bucket: this.bucket, Key: this.#k(key), Body: body, ...this.#sse() },
       partSize,
       queueSize: this.#opts.queueSize ?? DEFAULT_QUEUE_SIZE,
-    });
+    }));
     let failure: unknown;
-    const done = upload.done().then(
+    const done = uploading.then((upload) => upload.done()).then(
       () => undefined,
       (e: unknown) => { failure = e; body.destroy(); },
     );
@@ -238,7 +275,7 @@ export class S3Store implements ObjectStore {
         // its part uploaders have stopped), then delete the key in case a single-request upload
         // already completed. Stores without AbortMultipartUpload keep the parts; `cleanup`
         // lists what they keep where the store can list uploads.
-        await upload.abort().catch(() => {});
+        await uploading.then((upload) => upload.abort()).catch(() => {});
         body.destroy();
         await done;
         await this.delete([key]).catch(() => {});
@@ -250,7 +287,7 @@ export class S3Store implements ObjectStore {
     try {
       const o: { abortSignal?: AbortSignal } = {};
       if (opts.signal) o.abortSignal = opts.signal;
-      const r = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.#k(key) }), o);
+      const r = await this.#send<GetObjectCommandOutput>((sdk) => new sdk.GetObjectCommand({ Bucket: this.bucket, Key: this.#k(key) }), o);
       return r.Body as Readable;
     } catch (e) {
       if (isNotFound(e) && !isNoSuchBucket(e)) throw new ObjectMissingError(`object ${key} not found in ${this.url}`, { key, cause: e });
@@ -261,7 +298,7 @@ export class S3Store implements ObjectStore {
   async putBytes(key: string, body: Buffer | string): Promise<void> {
     try {
       const buf = typeof body === 'string' ? Buffer.from(body) : body;
-      await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.#k(key), Body: buf, ContentLength: buf.length, ...this.#sse() }));
+      await this.#send((sdk) => new sdk.PutObjectCommand({ Bucket: this.bucket, Key: this.#k(key), Body: buf, ContentLength: buf.length, ...this.#sse() }));
     } catch (e) {
       throw this.#wrap(e, 'writing', key);
     }
@@ -270,7 +307,7 @@ export class S3Store implements ObjectStore {
   async getBytes(key: string): Promise<Buffer | undefined> {
     let r;
     try {
-      r = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.#k(key) }));
+      r = await this.#send<GetObjectCommandOutput>((sdk) => new sdk.GetObjectCommand({ Bucket: this.bucket, Key: this.#k(key) }));
     } catch (e) {
       if (isNotFound(e) && !isNoSuchBucket(e)) return undefined;
       throw this.#wrap(e, 'reading', key);
@@ -281,7 +318,7 @@ export class S3Store implements ObjectStore {
 
   async head(key: string): Promise<ObjectInfo | undefined> {
     try {
-      const r = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.#k(key) }));
+      const r = await this.#send<HeadObjectCommandOutput>((sdk) => new sdk.HeadObjectCommand({ Bucket: this.bucket, Key: this.#k(key) }));
       return { key, size: Number(r.ContentLength ?? 0) };
     } catch (e) {
       if (isNotFound(e) && !isNoSuchBucket(e)) return undefined;
@@ -294,7 +331,7 @@ export class S3Store implements ObjectStore {
     do {
       let r;
       try {
-        r = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.#k(prefix), ContinuationToken: token }));
+        r = await this.#send<ListObjectsV2CommandOutput>((sdk) => new sdk.ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.#k(prefix), ContinuationToken: token }));
       } catch (e) {
         throw this.#wrap(e, 'listing');
       }
@@ -310,7 +347,7 @@ export class S3Store implements ObjectStore {
     for (let i = 0; i < keys.length; i += 1000) {
       const batch = keys.slice(i, i + 1000);
       try {
-        const r = await this.client.send(new DeleteObjectsCommand({
+        const r = await this.#send<DeleteObjectsCommandOutput>((sdk) => new sdk.DeleteObjectsCommand({
           Bucket: this.bucket,
           Delete: { Objects: batch.map((k) => ({ Key: this.#k(k) })), Quiet: true },
         }));
@@ -332,7 +369,7 @@ export class S3Store implements ObjectStore {
     for (;;) {
       let r;
       try {
-        r = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: this.prefix, KeyMarker: keyMarker, UploadIdMarker: idMarker }));
+        r = await this.#send<ListMultipartUploadsCommandOutput>((sdk) => new sdk.ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: this.prefix, KeyMarker: keyMarker, UploadIdMarker: idMarker }));
       } catch (e) {
         throw this.#wrap(e, 'listing multipart uploads in');
       }
@@ -350,13 +387,14 @@ export class S3Store implements ObjectStore {
 
   async abortUpload(key: string, uploadId: string): Promise<void> {
     try {
-      await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.#k(key), UploadId: uploadId }));
+      await this.#send((sdk) => new sdk.AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.#k(key), UploadId: uploadId }));
     } catch (e) {
       throw this.#wrap(e, 'aborting upload', key);
     }
   }
 
   close(): void {
-    if (this.#ownsClient) this.client.destroy();
+    this.#closed = true;
+    if (this.#ownsClient) this.#client?.destroy();
   }
 }

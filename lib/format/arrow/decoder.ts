@@ -50,11 +50,6 @@ export interface ArrowCopySource {
   readonly rows: number;
 }
 
-/** `COPY "s"."t" ("a", "b") FROM STDIN (FORMAT …)` for a source. */
-export function arrowCopyFromSQL(qualifiedTable: string, src: Pick<ArrowCopySource, 'columns' | 'copyOptions'>): string {
-  return `COPY ${qualifiedTable} (${src.columns.map(quoteIdent).join(', ')}) FROM STDIN (${src.copyOptions})`;
-}
-
 /** Can this column be written in its type's binary form? */
 export function binaryCapable(s: ColumnSpec): boolean {
   if (s.kind === 'fallback') return false;

@@ -1,0 +1,24 @@
+import { quoteIdent } from '../../pg/sql.js';
+import type { ArrowCopySource, ArrowDecodeOptions } from './decoder.js';
+
+/*
+ * The Arrow entry points the rest of segferry (and its public API) uses. apache-arrow costs
+ * ≈ 0.15 CPU-s and ≈ 15 MB to load, so it is loaded on first use: TEXT and CSV work never
+ * pays for it.
+ */
+
+/** `COPY "s"."t" ("a", "b") FROM STDIN (FORMAT …)` for a source. */
+export function arrowCopyFromSQL(qualifiedTable: string, src: Pick<ArrowCopySource, 'columns' | 'copyOptions'>): string {
+  return `COPY ${qualifiedTable} (${src.columns.map(quoteIdent).join(', ')}) FROM STDIN (${src.copyOptions})`;
+}
+
+/**
+ * Open an Arrow IPC object (as written by segferry) for COPY FROM. Reads the schema message
+ * only; {@link ArrowCopySource.chunks} streams the rest. The whole object is read, footer
+ * included, so a hash computed on the way covers every byte. Memory: one record batch plus
+ * one output chunk (`chunkBytes`, default 1 MiB).
+ */
+export async function openArrowObject(source: AsyncIterable<Uint8Array>, opts: ArrowDecodeOptions = {}): Promise<ArrowCopySource> {
+  const { openArrowObject: open } = await import('./decoder.js');
+  return open(source, opts);
+}

@@ -1,0 +1,122 @@
+/**
+ * The export's row checksum (lib/format/row-hash.ts): the documented algorithm, written again
+ * here from its doc comment, gives the same figures; the checksum depends on the multiset of
+ * rows only (not on chunking or order); a one-byte change always changes it; the COPY BINARY
+ * header and trailer are not rows.
+ */
+import { describe, expect, it } from 'vitest';
+import { RowHasher, ROW_HASH_ALGORITHM, addRowHashSums } from '../lib/format/row-hash.js';
+import type { RowChunk } from '../lib/pg/copy-out.js';
+import { refChecksum, refRowHash } from './helpers/row-hash-ref.js';
+
+/** Deterministic pseudo-random bytes. */
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s;
+  };
+}
+
+function randomRows(count: number, seed: number, maxLen = 80): Buffer[] {
+  const r = rng(seed);
+  const rows: Buffer[] = [];
+  for (let i = 0; i < count; i++) {
+    const len = i < maxLen ? i : r() % maxLen; // every length 0..maxLen-1 at least once
+    const b = Buffer.alloc(len);
+    for (let k = 0; k < len; k++) b[k] = r() & 0xff;
+    rows.push(b);
+  }
+  return rows;
+}
+
+/** Rows into chunks of the given sizes (in rows), as copyOut yields them: concatenated bytes plus row ends. */
+function chunked(rows: Buffer[], sizes: number[]): RowChunk[] {
+  const out: RowChunk[] = [];
+  let i = 0;
+  let k = 0;
+  while (i < rows.length) {
+    const n = Math.max(1, Math.min(sizes[k++ % sizes.length]!, rows.length - i));
+    const part = rows.slice(i, i + n);
+    // An offset inside a larger buffer: reads must not depend on alignment.
+    const pad = k % 4;
+    const data = Buffer.concat([Buffer.alloc(pad), ...part]).subarray(pad);
+    let e = 0;
+    out.push({ data, rowEnds: Uint32Array.from(part.map((p) => (e += p.length))) });
+    i += n;
+  }
+  return out;
+}
+
+function hashAll(cs: RowChunk[], binary = false): ReturnType<RowHasher['result']> {
+  const h = new RowHasher(binary);
+  for (const c of cs) h.update(c);
+  return h.result();
+}
+
+describe('RowHasher (copy-rowhash64)', () => {
+  const rows = randomRows(3000, 7);
+
+  it('computes what its doc comment defines', () => {
+    expect(hashAll(chunked(rows, [1000]))).toEqual({ ...refChecksum(rows), algorithm: ROW_HASH_ALGORITHM });
+    // Pinned: manifests record these figures, so the definition must never drift.
+    expect(hashAll(chunked([Buffer.from('1\tone\n'), Buffer.from('2\ttwo\n'), Buffer.from('')], [3]))).toEqual({
+      rows: 3, sum: '2136940908811061105', algorithm: 'copy-rowhash64',
+    });
+    expect(refRowHash(Buffer.from('hello, world\n')).toString(16)).toBe('7b3318462da622d5');
+  });
+
+  it('does not depend on how rows are split into chunks, nor on their order', () => {
+    const want = hashAll(chunked(rows, [rows.length]));
+    for (const sizes of [[1], [2, 3, 5], [7, 1, 64], [999, 1]]) expect(hashAll(chunked(rows, sizes))).toEqual(want);
+    const r = rng(99);
+    const shuffled = [...rows];
+    for (let i = shuffled.length - 1; i > 0; i--) {
+      const j = r() % (i + 1);
+      [shuffled[i], shuffled[j]] = [shuffled[j]!, shuffled[i]!];
+    }
+    expect(hashAll(chunked(shuffled, [13, 200]))).toEqual(want);
+    // Parts add up to the whole (parallel nodes).
+    const a = hashAll(chunked(rows.slice(0, 1234), [100]));
+    const b = hashAll(chunked(rows.slice(1234), [100]));
+    expect({ rows: a.rows + b.rows, sum: addRowHashSums(a.sum, b.sum) }).toEqual({ rows: want.rows, sum: want.sum });
+  });
+
+  it('changes when any one byte of any one row changes, and when a row is added or dropped', () => {
+    const want = hashAll(chunked(rows, [300])).sum;
+    const r = rng(3);
+    let tried = 0;
+    for (let i = 0; i < rows.length && tried < 400; i += 7) {
+      if (rows[i]!.length === 0) continue;
+      tried++;
+      const changed = rows.map((x) => Buffer.from(x));
+      const pos = r() % changed[i]!.length;
+      changed[i]![pos] = (changed[i]![pos]! ^ (1 << (r() % 8))) & 0xff;
+      expect(hashAll(chunked(changed, [300])).sum, `row ${i} byte ${pos}`).not.toBe(want);
+    }
+    expect(tried).toBeGreaterThan(100);
+    expect(hashAll(chunked(rows.slice(1), [300])).sum).not.toBe(want);
+    expect(hashAll(chunked([...rows, Buffer.from('\n')], [300])).sum).not.toBe(want);
+    // Trailing zero bytes are not padding: the length is part of the hash.
+    expect(hashAll(chunked([Buffer.from('ab')], [1])).sum).not.toBe(hashAll(chunked([Buffer.from('ab\0')], [1])).sum);
+  });
+
+  it('binary: skips the COPY header and the trailer, whichever messages carry them', () => {
+    const header = Buffer.concat([Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1'), Buffer.from([0, 0, 0, 0, 0, 0, 0, 4]), Buffer.from('ext!')]);
+    const tuples = rows.slice(0, 50).map((x) => Buffer.concat([Buffer.from([0, 1, 0, 0, 0, x.length]), x]));
+    const trailer = Buffer.from([0xff, 0xff]);
+    const want = refChecksum(tuples);
+    // Header in front of the first tuple, trailer as the last message; two streams in a row.
+    const stream = [Buffer.concat([header, tuples[0]!]), ...tuples.slice(1), trailer];
+    for (const sizes of [[1], [3], [stream.length]]) {
+      const h = new RowHasher(true);
+      for (const c of chunked(stream, sizes)) h.update(c);
+      expect(h.inCopy).toBe(false);
+      for (const c of chunked(stream, sizes)) h.update(c);
+      expect(h.result()).toEqual({ rows: 2 * want.rows, sum: addRowHashSums(want.sum, want.sum), algorithm: ROW_HASH_ALGORITHM });
+    }
+    // An empty table: header and trailer in one message.
+    expect(hashAll(chunked([Buffer.concat([header, trailer])], [1]), true)).toEqual({ rows: 0, sum: '0', algorithm: ROW_HASH_ALGORITHM });
+    expect(() => hashAll(chunked([Buffer.from('not a copy stream')], [1]), true)).toThrow(/PGCOPY signature/);
+  });
+});
