@@ -45,9 +45,10 @@ export interface ExportOptions extends PlanOptions {
    *
    * Why: on one event loop an export cannot use more than one core: about 90 MB/s of Arrow
    * (≈ 11 CPU-s per GB filling columns from BINARY COPY) or 200–280 MB/s of TEXT. A worker
-   * costs ≈ 0.4–0.5 CPU-s to start and 30–50 MB of memory (its own V8 isolate; docs/memory.md).
-   * Measured on 2 cores with 3 local servers, 1M rows (≈ 0.3 GB): threads made TEXT 12–32% and
-   * Arrow 8–10% slower (the servers need the same cores), so 2-core hosts stay on one thread.
+   * costs ≈ 0.25–0.5 CPU-s to start (the upper end with S3: it loads the AWS SDK) and 25–45 MB
+   * of memory (its own V8 isolate; docs/memory.md). Measured on 2 cores with 3 local servers,
+   * 1M rows (≈ 0.3 GB) to a directory: threads made TEXT 16% and Arrow 5% slower (the servers
+   * need the same cores), so 2-core hosts stay on one thread.
    *
    * Output is the same either way (byte-identical objects). A destination given as an
    * ObjectStore object cannot cross threads: its exporters always run on this thread.
@@ -137,7 +138,7 @@ async function deleteUnitObjects(store: ObjectStore, units: { objectName: string
  * Memory: each exporter holds one COPY read-ahead (4 socket reads, typically ≤ 256 KiB), the
  * largest row while it is assembled, and its upload's buffers (S3: (queueSize + 1) × partSize,
  * 24 MiB by default; directory: 1 MiB) plus a 1 MiB write batch. Total ≈ concurrency × that,
- * plus 30–50 MB per worker thread when `threads` uses them (at most min(concurrency, cores)).
+ * plus 25–45 MB per worker thread when `threads` uses them (at most min(concurrency, cores)).
  */
 export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
   const t0 = Date.now();
