@@ -146,7 +146,14 @@ export class ExporterThreads {
         const m: ToWorker = { t: 'run', job, work };
         const pw = rememberedPassword(work.node.endpoint);
         if (pw !== undefined) m.password = pw;
-        this.#post(th, m);
+        try {
+          th.worker.postMessage(m);
+        } catch (e) {
+          // Not cloneable (or the thread is gone): this exporter cannot start there.
+          const n = work.node.name;
+          th.jobs.get(job)?.settle(new WorkerError(`cannot hand node ${n}'s work to an exporter thread: ${(e as Error)?.message ?? e}`, { node: n, cause: e }));
+          return;
+        }
         signal.addEventListener('abort', onAbort, { once: true });
       });
     } finally {
