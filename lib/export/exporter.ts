@@ -11,8 +11,8 @@ import type { PlanNode, RelationRead, TablePlan } from '../topology/types.js';
 import { throwIfAborted } from '../util/pool.js';
 import { segmentKey, type ExportPlan } from './plan.js';
 import { SegmentWriter, type StoredSegment } from './segmenter.js';
-import { ArrowSegmentWriter } from '../format/arrow/segment-writer.js';
-import { arrowSelectSQL, describeRead } from '../format/arrow/export-sql.js';
+import { loadArrowExport, type ArrowExport } from '../format/arrow/api.js';
+import type { ArrowSegmentWriter } from '../format/arrow/segment-writer.js';
 import { addRowHashSums, RowHasher, ROW_HASH_ALGORITHM } from '../format/row-hash.js';
 import type { CheckpointUnit } from './checkpoint.js';
 
@@ -83,6 +83,7 @@ export async function exportNode(
   };
   signal.addEventListener('abort', onAbort, { once: true });
   try {
+    const arrow: ArrowExport | undefined = plan.format.kind === 'arrow' ? await loadArrowExport() : undefined;
     client = await connect(w.node.endpoint, { node, applicationName: 'segferry export' }).catch((e) => { throw fail(e, 'connect'); });
     throwIfAborted(signal);
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY').catch((e) => { throw fail(e, 'begin'); });
@@ -106,11 +107,11 @@ export async function exportNode(
         emit({ type: 'segment', node, table: current, key: s.key, segment: s.segment, bytes: s.bytes, rows: s.rows });
       };
       const keyOf = (n: number) => segmentKey(t.objectName, node, n);
-      const sw = plan.format.kind === 'arrow'
-        ? new ArrowSegmentWriter({ store, keyOf, cap: plan.segmentSize, table: current, node, onStored })
+      const sw = arrow
+        ? new arrow.ArrowSegmentWriter({ store, keyOf, cap: plan.segmentSize, table: current, node, onStored })
         : new SegmentWriter({ store, keyOf, cap: plan.segmentSize, table: current, node, ...(header ? { header } : {}), onStored });
       writer = sw;
-      const hasher = plan.checksums ? new RowHasher(sw instanceof ArrowSegmentWriter) : undefined;
+      const hasher = plan.checksums ? new RowHasher(arrow !== undefined) : undefined;
       let copyRows = 0;
       for (const r of item.reads) {
         throwIfAborted(signal);
@@ -118,11 +119,11 @@ export async function exportNode(
         if (r.shardId !== undefined && sw.source !== undefined && sw.source !== r.shardId) await sw.cut();
         sw.source = r.shardId;
         let sql: string;
-        if (sw instanceof ArrowSegmentWriter) {
+        if (arrow && sw instanceof arrow.ArrowSegmentWriter) {
           // Arrow reads BINARY COPY, decoded by each column's type as this node reports it.
-          const cols = await describeRead(client, r, t, plan.filter).catch((e) => { throw fail(e, 'describe columns'); });
+          const cols = await arrow.describeRead(client, r, t, plan.filter).catch((e) => { throw fail(e, 'describe columns'); });
           await sw.beginCopy(cols);
-          sql = `COPY (${arrowSelectSQL(r, t, plan.filter, cols)}) TO STDOUT (FORMAT binary)`;
+          sql = `COPY (${arrow.arrowSelectSQL(r, t, plan.filter, cols)}) TO STDOUT (FORMAT binary)`;
         } else {
           sql = `COPY (${selectSQL(r, t, plan.filter)}) TO STDOUT (${copyOptionsSQL(plan.format)})`;
         }
@@ -151,7 +152,7 @@ export async function exportNode(
       nodeBytes += sw.totalBytes;
       nodeRows += sw.totalRows;
       const res: TableNodeResult = { table: t, node, objects, rows: sw.totalRows, bytes: sw.totalBytes };
-      if (sw instanceof ArrowSegmentWriter) res.arrow = sw.summary();
+      if (arrow && sw instanceof arrow.ArrowSegmentWriter) res.arrow = sw.summary();
       if (hasher) {
         const c = hasher.result();
         // The server's own count (CommandComplete) against the rows hashed and the rows stored.

@@ -1,7 +1,7 @@
 import { InvalidOptionError, RowCountMismatchError, SegferryError, TableNotFoundError, fromDatabaseError } from '../errors.js';
 import { makeEmitter, type EventListener } from '../events.js';
 import { addChecksums, checksumSQL } from '../export/export.js';
-import { arrowSelectSQL, describeRead } from '../format/arrow/export-sql.js';
+import { loadArrowExport } from '../format/arrow/api.js';
 import { columnListSQL, copyOptionsSQL, type FormatOptions } from '../format/options.js';
 import { RowHasher } from '../format/row-hash.js';
 import type { RowChecksum } from '../manifest/types.js';
@@ -255,6 +255,7 @@ async function scan(s: Scan, settings: Record<string, string>, format: FormatOpt
         // manifest always lists its columns.
         const table = { columns: s.info! };
         const read = { node, relation: s.relation, columns: s.columns ?? s.info!.map((x) => x.name), estimatedBytes: 0 };
+        const { describeRead, arrowSelectSQL } = await loadArrowExport();
         const types = await describeRead(c, read, table, null);
         sql = `COPY (${arrowSelectSQL(read, table, null, types)}) TO STDOUT (FORMAT binary)`;
       } else {

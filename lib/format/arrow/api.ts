@@ -22,3 +22,16 @@ export async function openArrowObject(source: AsyncIterable<Uint8Array>, opts: A
   const { openArrowObject: open } = await import('./decoder.js');
   return open(source, opts);
 }
+
+/** The Arrow export pieces, loaded on first use. */
+export interface ArrowExport {
+  ArrowSegmentWriter: typeof import('./segment-writer.js').ArrowSegmentWriter;
+  describeRead: typeof import('./export-sql.js').describeRead;
+  arrowSelectSQL: typeof import('./export-sql.js').arrowSelectSQL;
+}
+
+/** Load the Arrow export pieces (and apache-arrow). */
+export async function loadArrowExport(): Promise<ArrowExport> {
+  const [w, q] = await Promise.all([import('./segment-writer.js'), import('./export-sql.js')]);
+  return { ArrowSegmentWriter: w.ArrowSegmentWriter, describeRead: q.describeRead, arrowSelectSQL: q.arrowSelectSQL };
+}
