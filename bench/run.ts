@@ -282,6 +282,10 @@ async function main(): Promise<void> {
     { id: 'seg-text-dir-chk', label: 'segferry export TEXT → directory, with checksums (default)', run: () => segExport({ format: 'text', dest: 'dir', checksums: true }) },
   ];
   if (haveArrow) exportContestants.push({ id: 'seg-arrow-dir', label: 'segferry export Arrow → directory (--no-checksums)', run: () => segExport({ format: 'arrow', dest: 'dir', checksums: false }) });
+  // Worker threads (--threads on): on this 2-core machine the servers need the other core, so
+  // these show the cost of the threads; `auto` turns them on only with 4+ cores.
+  exportContestants.push({ id: 'seg-text-dir-threads', label: 'segferry export TEXT → directory (--no-checksums, --threads on)', run: () => segExport({ format: 'text', dest: 'dir', checksums: false, extraArgs: ['--threads', 'on'] }) });
+  if (haveArrow) exportContestants.push({ id: 'seg-arrow-dir-threads', label: 'segferry export Arrow → directory (--no-checksums, --threads on)', run: () => segExport({ format: 'arrow', dest: 'dir', checksums: false, extraArgs: ['--threads', 'on'] }) });
   if (withS3) {
     exportContestants.push(
       { id: 'seg-text-s3', label: 'segferry export TEXT → s3rver (--no-checksums)', run: () => segExport({ format: 'text', dest: 's3', checksums: false }) },
@@ -512,6 +516,8 @@ function buildReport(r: {
     'segferry → s3rver / naive → s3rver (rows/s)': ratio('seg-text-s3', 'naive-s3'),
     'segferry → directory / naive → one file (rows/s)': ratio('seg-text-dir', 'naive-file'),
     'CSV limit / TEXT limit (rows/s)': ratio('limit-csv', 'limit-text'),
+    'worker threads on / off, TEXT → dir (rows/s; 2 cores: the servers need the second one)': ratio('seg-text-dir-threads', 'seg-text-dir'),
+    'worker threads on / off, Arrow → dir (rows/s)': ratio('seg-arrow-dir-threads', 'seg-arrow-dir'),
   };
 
   const mm = (s: Stat, d = 1) => `${s.median.toFixed(d)} (${s.min.toFixed(d)}–${s.max.toFixed(d)})`;
