@@ -135,9 +135,9 @@ async function deleteUnitObjects(store: ObjectStore, units: { objectName: string
  * per data node, each streaming its COPY output into `<table>_<node>_segment.<n>` objects
  * of at most `segmentSize` bytes, and write `manifest.json` last.
  *
- * Memory: each exporter holds one COPY read-ahead (4 socket reads, typically ≤ 256 KiB), the
- * largest row while it is assembled, and its upload's buffers (S3: (queueSize + 1) × partSize,
- * 24 MiB by default; directory: 1 MiB) plus a 1 MiB write batch. Total ≈ concurrency × that,
+ * Memory: each exporter holds its socket's 256 KiB read buffer, about 3 MiB of 1 MiB row
+ * blocks (more only while a row larger than a block is assembled), and its upload's buffers
+ * (S3: (queueSize + 1) × partSize, 24 MiB by default; directory: 1 MiB). Total ≈ concurrency × that,
  * plus 25–45 MB per worker thread when `threads` uses them (at most min(concurrency, cores)).
  */
 export async function exportTables(opts: ExportOptions): Promise<ExportResult> {

@@ -30,18 +30,19 @@ export interface SegmentWriterOptions {
 }
 
 /**
- * Bytes gathered before one store write. COPY arrives in socket reads of 8–64 KiB; a write
- * per read meant a thread-pool round trip and a syscall per read (directory store), and on
- * a busy machine the system time of those small writes varied from 0.3 to 1.5 s per 0.3 GB.
+ * Bytes gathered before one store write. The COPY reader hands out 1 MiB blocks, which pass
+ * through alone; smaller pieces (at object boundaries, or from another reader) are joined.
+ * A write per 8–64 KiB socket read once meant a thread-pool round trip and a syscall per read
+ * (directory store), and on a busy machine their system time varied from 0.3 to 1.5 s per 0.3 GB.
  */
 export const WRITE_BATCH = 1024 * 1024;
 
 /**
  * Cuts a stream of whole-row chunks into objects of at most `cap` bytes, never splitting a
  * row: when the next row would cross the cap the object is closed and the row starts the next
- * one. Objects are opened lazily, so no empty object is ever written. Chunks are joined into
- * writes of {@link WRITE_BATCH} bytes (one copy; memory: one batch per writer); the SHA-256 is
- * computed on each batch.
+ * one. Objects are opened lazily, so no empty object is ever written. Chunks smaller than
+ * {@link WRITE_BATCH} are joined into writes of that size (one copy; memory: one batch per
+ * writer); the SHA-256 is computed on each write.
  */
 export class SegmentWriter {
   readonly #o: SegmentWriterOptions;
