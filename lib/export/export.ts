@@ -135,7 +135,7 @@ async function deleteUnitObjects(store: ObjectStore, units: { objectName: string
  * per data node, each streaming its COPY output into `<table>_<node>_segment.<n>` objects
  * of at most `segmentSize` bytes, and write `manifest.json` last.
  *
- * Memory: each exporter holds its socket's 256 KiB read buffer, about 3 MiB of 1 MiB row
+ * Memory: each exporter holds its socket's 256 KiB read buffer, about 3.75 MiB of row
  * blocks (more only while a row larger than a block is assembled), and its upload's buffers
  * (S3: (queueSize + 1) × partSize, 24 MiB by default; directory: 1 MiB). Total ≈ concurrency × that,
  * plus 25–45 MB per worker thread when `threads` uses them (at most min(concurrency, cores)).

@@ -109,7 +109,7 @@ interface Scan {
  * scan runs `COPY (SELECT <columns> FROM <table>) TO STDOUT` in the manifest's format (Arrow:
  * the Arrow export's SELECT, in binary) and hashes every row, so verify reads all the data over
  * the network and costs client CPU in proportion to it (the COPY framing plus about 0.35 CPU-s
- * per GB of hashing, on the one JS thread for all scans). Memory: one COPY reader per scan (≈ 3 MiB).
+ * per GB of hashing, on the one JS thread for all scans). Memory: one COPY reader per scan (≈ 3.75 MiB).
  * Checksums of earlier manifests (no algorithm: count and sum of 60-bit md5 prefixes of each
  * row's text) and tables with nothing recorded are computed by the server, as before.
  *
