@@ -43,12 +43,12 @@ export interface ExportOptions extends PlanOptions {
    * worker threads when the host has at least 4 cores and at least 2 exporters run at once,
    * else this thread.
    *
-   * Why: on one event loop an export cannot use more than one core: about 90 MB/s of Arrow
-   * (≈ 11 CPU-s per GB filling columns from BINARY COPY) or 200–280 MB/s of TEXT. A worker
+   * Why: on one event loop an export cannot use more than one core: about 110 MB/s of Arrow
+   * (≈ 9.4 CPU-s per GB filling columns from BINARY COPY) or about 450 MB/s of TEXT. A worker
    * costs ≈ 0.25–0.5 CPU-s to start (the upper end with S3: it loads the AWS SDK) and 25–45 MB
    * of memory (its own V8 isolate; docs/memory.md). Measured on 2 cores with 3 local servers,
-   * 1M rows (≈ 0.3 GB) to a directory: threads made TEXT 16% and Arrow 5% slower (the servers
-   * need the same cores), so 2-core hosts stay on one thread.
+   * 1.5 GB to a directory (docs/benchmarks.md): threads gave TEXT 0.90–0.95× and Arrow
+   * 1.04–1.05× the rows/s (the servers need the second core), so 2-core hosts stay on one thread.
    *
    * Output is the same either way (byte-identical objects). A destination given as an
    * ObjectStore object cannot cross threads: its exporters always run on this thread.
