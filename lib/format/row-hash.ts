@@ -1,3 +1,4 @@
+import { binaryHeaderEnd, isBinaryTrailer } from '../pg/copy-binary.js';
 import type { RowChunk } from '../pg/copy-out.js';
 
 const P1 = 0x9e3779b1 | 0;
@@ -6,8 +7,6 @@ const F1 = 0x85ebca6b | 0;
 const F2 = 0xc2b2ae35 | 0;
 
 const MASK64 = (1n << 64n) - 1n;
-/** The 11-byte signature that starts every COPY BINARY stream. */
-const COPY_SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
 
 /** Name of the row checksum below, as the manifest records it (`checksum.algorithm`). */
 export const ROW_HASH_ALGORITHM = 'copy-rowhash64';
@@ -65,15 +64,12 @@ export class RowHasher {
       // As the Arrow batch builder reads it: header before the first tuple, trailer last.
       if (!this.#inCopy) {
         const e = rowEnds[0] as number;
-        if (e < 19 || data.compare(COPY_SIGNATURE, 0, 11, 0, 11) !== 0) {
-          throw new TypeError('COPY BINARY stream does not start with the PGCOPY signature');
-        }
-        start = 19 + data.readUInt32BE(15);
+        start = binaryHeaderEnd(data, 0, e);
         this.#inCopy = true;
         if (start === e) from = 1;
       }
       const ls = to === 1 ? start : (rowEnds[to - 2] as number);
-      if (to > from && (rowEnds[to - 1] as number) - ls >= 2 && data[ls] === 0xff && data[ls + 1] === 0xff) {
+      if (to > from && isBinaryTrailer(data, ls, rowEnds[to - 1] as number)) {
         to--;
         this.#inCopy = false;
       }

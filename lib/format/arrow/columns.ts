@@ -1,6 +1,7 @@
 import { makeData, RecordBatch, Struct, type Data, type DataType, type Schema } from 'apache-arrow';
 import { arrowSchema, arrowType, type ColumnSpec } from './pgtypes.js';
 import { numericToText, numericUnscaled, valueToText } from './pgtext.js';
+import { binaryHeaderEnd, isBinaryTrailer } from '../../pg/copy-binary.js';
 
 /**
  * Typed Arrow columns filled straight from PostgreSQL BINARY COPY rows.
@@ -11,9 +12,6 @@ import { numericToText, numericUnscaled, valueToText } from './pgtext.js';
  * the file ends with an int16 -1. Arrow wants little-endian values and its own epochs, so
  * each column kind converts on append. Buffers are plain byte arrays grown by doubling.
  */
-
-/** The 11-byte signature that starts every COPY BINARY stream. */
-export const COPY_SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
 
 const INITIAL = 1024;
 const utf8 = new TextEncoder();
@@ -505,15 +503,11 @@ export class BatchBuilder {
       start = e;
       i++;
       if (!this.#inCopy) {
-        if (e - s < 19 || data.compare(COPY_SIGNATURE, 0, 11, s, s + 11) !== 0) {
-          throw new TypeError('COPY BINARY stream does not start with the PGCOPY signature');
-        }
-        const ext = data.readUInt32BE(s + 15);
-        s += 19 + ext;
+        s = binaryHeaderEnd(data, s, e);
         this.#inCopy = true;
         if (s === e) continue;
       }
-      if (data.readInt16BE(s) === -1) {
+      if (isBinaryTrailer(data, s, e)) {
         this.#inCopy = false; // trailer
         continue;
       }

@@ -1,7 +1,7 @@
 import { RecordBatchReader, type Data, type RecordBatch, type Schema } from 'apache-arrow';
 import { SchemaMismatchError } from '../../errors.js';
 import { quoteIdent } from '../../pg/sql.js';
-import { COPY_SIGNATURE } from './columns.js';
+import { COPY_SIGNATURE } from '../../pg/copy-binary.js';
 import { copyTextEscape, numericMaxBytes, PG_EPOCH_DAYS, valueToText, writeNumeric, writeNumericText } from './pgtext.js';
 import { OID, specFromField, type ColumnSpec } from './pgtypes.js';
 
