@@ -195,11 +195,6 @@ export class S3Store implements ObjectStore {
     return this.#ready;
   }
 
-  /** The S3 client this store uses (created on first call unless one was given). */
-  async getClient(): Promise<S3Client> {
-    return (await this.#c()).client;
-  }
-
   /** Send a command built from the lazily loaded SDK. */
   async #send<T>(make: (sdk: Sdk) => unknown, opts?: { abortSignal?: AbortSignal }): Promise<T> {
     const { sdk, client } = await this.#c();
