@@ -2,7 +2,8 @@
  * segferry: parallel export and import of tables between distributed PostgreSQL-family
  * clusters and S3-compatible object storage. This module is the whole public API.
  */
-export { planExport, DEFAULT_SEGMENT_SIZE, segmentKey } from './export/plan.js';
+export { planExport, DEFAULT_SEGMENT_SIZE } from './export/plan.js';
+export { segmentKey } from './manifest/keys.js';
 export type { ExportPlan, PlanOptions } from './export/plan.js';
 export { exportTables } from './export/export.js';
 export type { ExportOptions, ExportResult, NodeSummary } from './export/export.js';

@@ -1,13 +1,12 @@
-import type { ArrowColumnSummary } from '../format/arrow/segment-writer.js';
 import { createHash } from 'node:crypto';
 import { ManifestInvalidError } from '../errors.js';
-import type { ManifestObject, RowChecksum } from '../manifest/types.js';
+import { CHECKPOINT_KEY } from '../manifest/keys.js';
+import type { ArrowColumnSummary, ManifestObject, RowChecksum } from '../manifest/types.js';
 import { displayName } from '../pg/sql.js';
 import type { ObjectStore } from '../store/types.js';
 import type { ExportPlan } from './plan.js';
 
-/** Key of the progress checkpoint of an export under way (removed once the manifest exists). */
-export const CHECKPOINT_KEY = 'segferry-checkpoint.json';
+export { CHECKPOINT_KEY } from '../manifest/keys.js';
 
 /** One finished (table, node) unit: all its objects are stored. */
 export interface CheckpointUnit {

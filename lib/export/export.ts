@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { ConnectError, InvalidOptionError, PrefixNotEmptyError, SegferryError, UnfinishedExportError } from '../errors.js';
 import { makeEmitter, withRetryEvents, type EventListener } from '../events.js';
 import { serializeManifest } from '../manifest/io.js';
-import { MANIFEST_KEY, MANIFEST_VERSION, type Manifest, type ManifestTable, type RowChecksum } from '../manifest/types.js';
+import { CHECKPOINT_KEY, MANIFEST_KEY, isSegferryKey, unitObjectMatcher } from '../manifest/keys.js';
+import { MANIFEST_VERSION, type Manifest, type ManifestTable, type RowChecksum } from '../manifest/types.js';
 import { displayName } from '../pg/sql.js';
 import { openStore } from '../store/open.js';
 import type { S3Options } from '../store/s3.js';
@@ -12,9 +13,9 @@ import { runPool, throwIfAborted } from '../util/pool.js';
 import { VERSION } from '../version.js';
 import { addChecksums, exportNode, type NodeWork, type TableNodeResult } from './exporter.js';
 import { ExporterThreads, cores } from './threads.js';
-import { planExport, segmentKey, type ExportPlan, type PlanOptions } from './plan.js';
+import { planExport, type ExportPlan, type PlanOptions } from './plan.js';
 import { ROW_HASH_ALGORITHM } from '../format/row-hash.js';
-import { CHECKPOINT_KEY, CheckpointWriter, planDigest, readCheckpoint, type Checkpoint, type CheckpointUnit } from './checkpoint.js';
+import { CheckpointWriter, planDigest, readCheckpoint, type Checkpoint, type CheckpointUnit } from './checkpoint.js';
 
 // Moved to exporter.ts with the per-node exporter; re-exported for existing importers.
 export { addChecksums, checksumSQL, selectSQL } from './exporter.js';
@@ -79,11 +80,8 @@ export interface ExportResult {
   nodes: NodeSummary[];
 }
 
-/** Object keys segferry owns under a prefix. */
-export function isSegferryKey(key: string): boolean {
-  return key === MANIFEST_KEY || key === CHECKPOINT_KEY || /_segment\.\d+(\.segferry-partial-[0-9a-f]+)?$/.test(key);
-}
-
+// Moved to lib/manifest/keys.ts; re-exported for existing importers.
+export { isSegferryKey } from '../manifest/keys.js';
 
 /**
  * Refuse a prefix that already holds an export, unless `overwrite`: then delete the old
@@ -122,11 +120,9 @@ export function nodeEstimates(plan: ExportPlan): Record<string, number> {
  */
 async function deleteUnitObjects(store: ObjectStore, units: { objectName: string; node: string }[]): Promise<void> {
   if (units.length === 0) return;
-  const stems = units.map((u) => segmentKey(u.objectName, u.node, 0).replace(/0$/, ''));
+  const mine = unitObjectMatcher(units);
   const del: string[] = [];
-  for await (const o of store.list('')) {
-    if (stems.some((p) => o.key.startsWith(p) && /^\d+(\.segferry-partial-[0-9a-f]+)?$/.test(o.key.slice(p.length)))) del.push(o.key);
-  }
+  for await (const o of store.list('')) if (mine(o.key)) del.push(o.key);
   await store.delete(del);
 }
 

@@ -1,7 +1,8 @@
 import { InvalidOptionError } from '../errors.js';
 import { normalizeFormat, type FormatKind, type FormatOptions } from '../format/options.js';
 import { SESSION_SETTINGS, type NodeEndpoint } from '../pg/conn.js';
-import { displayName, type QualifiedName } from '../pg/sql.js';
+import { displayName } from '../pg/sql.js';
+import { objectNames, segmentKey } from '../manifest/keys.js';
 import { discover, type StaticTopology } from '../topology/discover.js';
 // Registers Citus discovery with discover() (side effect only).
 import '../topology/citus.js';
@@ -63,24 +64,8 @@ export interface ExportPlan {
   checksums: boolean;
 }
 
-/**
- * Build the `<table>` part of object keys. It is the table's name; when two exported tables
- * share a name in different schemas, both use `schema.name`. `/`, `%` and control characters
- * are percent-encoded so a key is always one path segment.
- */
-export function objectNames(tables: QualifiedName[]): string[] {
-  const count = new Map<string, number>();
-  for (const t of tables) count.set(t.name, (count.get(t.name) ?? 0) + 1);
-  const enc = (s: string) => s.replace(/[%/\\\x00-\x1f\x7f]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0'));
-  const names = tables.map((t) => enc((count.get(t.name) ?? 0) > 1 ? `${t.schema}.${t.name}` : t.name));
-  if (new Set(names).size !== names.length) throw new InvalidOptionError('two tables would share object names; export them separately');
-  return names;
-}
-
-/** The key of segment n of a table on a node. */
-export function segmentKey(objectName: string, node: string, n: number): string {
-  return `${objectName}_${node}_segment.${n}`;
-}
+// Key naming lives in lib/manifest/keys.ts; re-exported for existing importers.
+export { objectNames, segmentKey } from '../manifest/keys.js';
 
 /**
  * Plan an export: connect to the coordinator (or the static nodes), find every requested

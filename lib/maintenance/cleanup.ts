@@ -1,5 +1,4 @@
-import { isSegferryKey } from '../export/export.js';
-import { MANIFEST_KEY } from '../manifest/types.js';
+import { MANIFEST_KEY, isSegferryKey } from '../manifest/keys.js';
 import { readManifest } from '../manifest/io.js';
 import { openStore } from '../store/open.js';
 import type { S3Options } from '../store/s3.js';

@@ -1,9 +1,7 @@
 import type { FormatOptions } from '../format/options.js';
-import type { ArrowColumnSummary } from '../format/arrow/segment-writer.js';
 import type { ColumnInfo, Distribution, TopologyKind } from '../topology/types.js';
 
-/** Key of the manifest under an export's prefix. Its presence marks the export complete. */
-export const MANIFEST_KEY = 'manifest.json';
+export { MANIFEST_KEY } from './keys.js';
 
 /** Current manifest format version. Readers accept this version only. */
 export const MANIFEST_VERSION = 1;
@@ -22,6 +20,15 @@ export interface RowChecksum {
    * exact sum of the first 60 bits of md5(row text), computed by the server.
    */
   algorithm?: 'copy-rowhash64';
+}
+
+/** The schema summary of one Arrow column, as recorded in the manifest. */
+export interface ArrowColumnSummary {
+  name: string;
+  pgType: string;
+  arrowType: string;
+  /** Set when some object holds this column as text because a value did not fit the Arrow type. */
+  demoted?: boolean;
 }
 
 /** One stored object. */

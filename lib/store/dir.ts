@@ -1,14 +1,12 @@
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { pathToFileURL } from 'node:url';
 import type { Readable } from 'node:stream';
 import { KeyEscapesRootError, ObjectMissingError, StorageError } from '../errors.js';
+import { partialKey } from '../manifest/keys.js';
 import type { ObjectInfo, ObjectStore, ObjectWriter } from './types.js';
-
-const PARTIAL = '.segferry-partial-';
 
 /**
  * A local directory as a store. Objects are files named by their keys; an upload is written
@@ -46,7 +44,7 @@ export class DirectoryStore implements ObjectStore {
 
   createWriter(key: string): ObjectWriter {
     const final = this.pathOf(key);
-    const tmp = final + PARTIAL + randomBytes(6).toString('hex');
+    const tmp = partialKey(final);
     let ws: WriteStream | undefined;
     let failed: Error | undefined;
     const open = async (): Promise<WriteStream> => {
@@ -110,7 +108,7 @@ export class DirectoryStore implements ObjectStore {
 
   async putBytes(key: string, body: Buffer | string): Promise<void> {
     const final = this.pathOf(key);
-    const tmp = final + PARTIAL + randomBytes(6).toString('hex');
+    const tmp = partialKey(final);
     try {
       await fsp.mkdir(path.dirname(final), { recursive: true });
       await fsp.writeFile(tmp, body, { flag: 'wx' });

@@ -2,6 +2,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { CompressionType, type RecordBatch } from 'apache-arrow';
 import { InvalidOptionError, RowTooLargeError } from '../../errors.js';
 import type { StoredSegment } from '../../export/segmenter.js';
+import type { ArrowColumnSummary } from '../../manifest/types.js';
 import type { RowChunk } from '../../pg/copy-out.js';
 import type { ObjectStore, ObjectWriter } from '../../store/types.js';
 import { BatchBuilder, DEFAULT_BATCH_BYTES, DEFAULT_BATCH_ROWS } from './columns.js';
@@ -51,14 +52,7 @@ interface OpenFile {
   sources: string[];
 }
 
-/** The schema summary of one column, as recorded in the manifest. */
-export interface ArrowColumnSummary {
-  name: string;
-  pgType: string;
-  arrowType: string;
-  /** Set when some object holds this column as text because a value did not fit the Arrow type. */
-  demoted?: boolean;
-}
+export type { ArrowColumnSummary } from '../../manifest/types.js';
 
 function compressionType(c: ArrowCompression | undefined): CompressionType | null {
   if (c === undefined || c === 'none') return null;

@@ -1,0 +1,64 @@
+import { randomBytes } from 'node:crypto';
+import { InvalidOptionError } from '../errors.js';
+import type { QualifiedName } from '../pg/sql.js';
+
+// Every key segferry writes under a prefix is named here, and nowhere else (docs/naming.md).
+
+/** Key of the manifest under an export's prefix. Its presence marks the export complete. */
+export const MANIFEST_KEY = 'manifest.json';
+
+/** Key of the progress checkpoint of an export under way (removed once the manifest exists). */
+export const CHECKPOINT_KEY = 'segferry-checkpoint.json';
+
+/** Suffix of a directory store's temporary file, before its random hex tag. */
+export const PARTIAL_SUFFIX = '.segferry-partial-';
+
+/** Trailing `<n>` or `<n>.segferry-partial-<hex>` after a unit's segment stem. */
+const SEGMENT_TAIL = /^\d+(\.segferry-partial-[0-9a-f]+)?$/;
+
+/** The key of segment n of a table on a node: `<objectName>_<node>_segment.<n>`. */
+export function segmentKey(objectName: string, node: string, n: number): string {
+  return `${segmentStem(objectName, node)}${n}`;
+}
+
+/** What every segment key of a (table, node) unit starts with: `<objectName>_<node>_segment.`. */
+export function segmentStem(objectName: string, node: string): string {
+  return `${objectName}_${node}_segment.`;
+}
+
+/**
+ * The temporary name an upload of `key` is written under before it is renamed into place:
+ * `<key>.segferry-partial-<12 hex digits>` (random, so two writers never share one).
+ */
+export function partialKey(key: string): string {
+  return key + PARTIAL_SUFFIX + randomBytes(6).toString('hex');
+}
+
+/** Object keys segferry owns under a prefix: the manifest, the checkpoint, segments and their partial uploads. */
+export function isSegferryKey(key: string): boolean {
+  return key === MANIFEST_KEY || key === CHECKPOINT_KEY || /_segment\.\d+(\.segferry-partial-[0-9a-f]+)?$/.test(key);
+}
+
+/**
+ * A matcher of the objects (and partial uploads) of the given (table, node) units: every key
+ * `<stem><n>` or `<stem><n>.segferry-partial-<hex>` of one of their segment stems.
+ */
+export function unitObjectMatcher(units: { objectName: string; node: string }[]): (key: string) => boolean {
+  const stems = units.map((u) => segmentStem(u.objectName, u.node));
+  return (key) => stems.some((p) => key.startsWith(p) && SEGMENT_TAIL.test(key.slice(p.length)));
+}
+
+/**
+ * Build the `<table>` part of object keys. It is the table's name; when two exported tables
+ * share a name in different schemas, both use `schema.name`. `/`, `%`, `\` and control
+ * characters are percent-encoded so a key is always one path segment.
+ * Throws InvalidOptionError when two tables would still share a name.
+ */
+export function objectNames(tables: QualifiedName[]): string[] {
+  const count = new Map<string, number>();
+  for (const t of tables) count.set(t.name, (count.get(t.name) ?? 0) + 1);
+  const enc = (s: string) => s.replace(/[%/\\\x00-\x1f\x7f]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0'));
+  const names = tables.map((t) => enc((count.get(t.name) ?? 0) > 1 ? `${t.schema}.${t.name}` : t.name));
+  if (new Set(names).size !== names.length) throw new InvalidOptionError('two tables would share object names; export them separately');
+  return names;
+}
