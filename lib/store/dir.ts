@@ -6,6 +6,7 @@ import { pathToFileURL } from 'node:url';
 import type { Readable } from 'node:stream';
 import { KeyEscapesRootError, ObjectMissingError, StorageError } from '../errors.js';
 import { partialKey } from '../manifest/keys.js';
+import { throwIfAborted } from '../util/pool.js';
 import type { ObjectInfo, ObjectStore, ObjectWriter } from './types.js';
 
 /**
@@ -42,35 +43,48 @@ export class DirectoryStore implements ObjectStore {
     }
   }
 
-  createWriter(key: string): ObjectWriter {
+  createWriter(key: string, opts: { signal?: AbortSignal } = {}): ObjectWriter {
     const final = this.pathOf(key);
     const tmp = partialKey(final);
+    const signal = opts.signal;
     let ws: WriteStream | undefined;
     let failed: Error | undefined;
     const open = async (): Promise<WriteStream> => {
       if (ws) return ws;
       await fsp.mkdir(path.dirname(final), { recursive: true });
+      throwIfAborted(signal);
       ws = createWriteStream(tmp, { flags: 'wx', highWaterMark: 1 << 20 });
       ws.on('error', (e) => { failed = e; });
       return ws;
     };
+    // Cancel: destroying the stream ends a wait for 'drain' ('close'); the caller's abort() removes the file.
+    const onAbort = () => { ws?.destroy(); };
+    if (signal?.aborted) onAbort();
+    else signal?.addEventListener('abort', onAbort, { once: true });
+    const unlisten = () => signal?.removeEventListener('abort', onAbort);
     const wrap = (e: unknown) => new StorageError(`writing ${key} in ${this.root} failed: ${(e as Error).message}`, { key, cause: e });
+    const check = () => {
+      throwIfAborted(signal);
+      if (failed) throw wrap(failed);
+    };
     return {
       write: async (chunk) => {
         const s = await open();
-        if (failed) throw wrap(failed);
+        check();
         if (!s.write(chunk)) {
-          // Wait for drain or error, then drop both listeners (a lingering 'error' listener per
+          // Wait for drain, error or close, then drop the listeners (a lingering listener per
           // wait would pile up over a long object).
           await new Promise<void>((resolve) => {
-            const done = () => { s.off('drain', done); s.off('error', done); resolve(); };
+            const done = () => { s.off('drain', done); s.off('error', done); s.off('close', done); resolve(); };
             s.on('drain', done);
             s.on('error', done);
+            s.on('close', done);
           });
-          if (failed) throw wrap(failed);
+          check();
         }
       },
       finish: async () => {
+        unlisten();
         const s = await open();
         try {
           await new Promise<void>((resolve, reject) => {
@@ -85,6 +99,7 @@ export class DirectoryStore implements ObjectStore {
         }
       },
       abort: async () => {
+        unlisten();
         if (ws && !ws.destroyed) {
           ws.destroy();
           await once(ws, 'close').catch(() => {});

@@ -11,6 +11,7 @@ import type { Upload } from '@aws-sdk/lib-storage';
 import { PassThrough, type Readable } from 'node:stream';
 import { once } from 'node:events';
 import { BucketNotFoundError, ObjectMissingError, StorageError, registerSecret } from '../errors.js';
+import { throwIfAborted } from '../util/pool.js';
 import type { ObjectInfo, ObjectStore, ObjectWriter } from './types.js';
 
 /**
@@ -236,7 +237,7 @@ export class S3Store implements ObjectStore {
     }
   }
 
-  createWriter(key: string): ObjectWriter {
+  createWriter(key: string, opts: { signal?: AbortSignal } = {}): ObjectWriter {
     const body = new PassThrough({ highWaterMark: 1 << 20 });
     const partSize = Math.max(this.#opts.partSize ?? DEFAULT_PART_SIZE, 5 * 1024 * 1024);
     // The upload starts once the SDK is loaded; until then the body buffers up to its mark.
@@ -252,20 +253,37 @@ export class S3Store implements ObjectStore {
       (e: unknown) => { failure = e; body.destroy(); },
     );
     const wrap = (e: unknown) => this.#wrap(e, 'uploading', key);
+    const signal = opts.signal;
+    // Cancel: abort the multipart upload, which ends done() and with it a write waiting for
+    // 'drain'; the caller's abort() then deletes whatever completed.
+    const onAbort = () => {
+      void uploading.then((upload) => upload.abort()).catch(() => {});
+      body.destroy();
+    };
+    if (signal?.aborted) onAbort();
+    else signal?.addEventListener('abort', onAbort, { once: true });
+    const unlisten = () => signal?.removeEventListener('abort', onAbort);
+    const check = () => {
+      throwIfAborted(signal);
+      if (failure !== undefined) throw wrap(failure);
+    };
     return {
       write: async (chunk) => {
-        if (failure !== undefined) throw wrap(failure);
+        check();
         if (!body.write(chunk)) {
           await Promise.race([once(body, 'drain').catch(() => {}), done]);
-          if (failure !== undefined) throw wrap(failure);
+          check();
         }
       },
       finish: async () => {
+        unlisten();
+        check();
         body.end();
         await done;
         if (failure !== undefined) throw wrap(failure);
       },
       abort: async () => {
+        unlisten();
         // Stop feeding, abort the multipart upload (lib-storage sends AbortMultipartUpload once
         // its part uploaders have stopped), then delete the key in case a single-request upload
         // already completed. Stores without AbortMultipartUpload keep the parts; `cleanup`

@@ -31,8 +31,12 @@ export interface ObjectStore {
   readonly url: string;
   /** Check that the bucket or directory is usable (throws BucketNotFoundError / StorageError). */
   check(): Promise<void>;
-  /** Start a streaming upload. */
-  createWriter(key: string): ObjectWriter;
+  /**
+   * Start a streaming upload. `signal` (default: none) cancels it: a write blocked on the
+   * store is cut short and rejects with the signal's reason, and the upload is dropped as by
+   * {@link ObjectWriter.abort} (which the caller still calls).
+   */
+  createWriter(key: string, opts?: { signal?: AbortSignal }): ObjectWriter;
   /** Stream an object (throws ObjectMissingError). */
   read(key: string, opts?: { signal?: AbortSignal }): Promise<Readable>;
   /** Store a small object in one request (manifests, checkpoints). */
