@@ -1,10 +1,12 @@
 import { AbortedError, SegferryError } from '../errors.js';
 
 /**
- * Run `worker` over `items` with at most `concurrency` at once: N workers pull from one shared
- * iterator, so an item is taken only when a worker is free. On the first failure the shared
- * AbortController is aborted, every worker is awaited, and then the first error is thrown:
- * nothing is still running when this rejects.
+ * Run `worker` over `items` with at most `concurrency` at once (at least 1): N workers pull from
+ * one shared iterator, so an item is taken only when a worker is free. On the first failure the
+ * shared AbortController is aborted (items not started are never started), every worker is
+ * awaited, and then the first error is thrown (a real failure before the abort errors it
+ * caused): nothing is still running when this rejects. `parent` (default: none) aborts the
+ * same way; the pool then rejects with its reason, or ERR_ABORTED for a plain `abort()`.
  */
 export async function runPool<T>(
   items: Iterable<T>,
@@ -13,9 +15,11 @@ export async function runPool<T>(
   parent?: AbortSignal,
 ): Promise<void> {
   const ac = new AbortController();
-  // A caller's plain `abort()` (a DOMException reason) becomes ERR_ABORTED for the workers.
-  const onAbort = () => ac.abort(parent?.reason instanceof SegferryError ? parent.reason : new AbortedError());
-  if (parent?.aborted) throw parent.reason instanceof Error ? parent.reason : new AbortedError();
+  // A caller's plain `abort()` (a DOMException reason) becomes ERR_ABORTED, for the workers and
+  // for the caller alike, whether it came before the start or during the run.
+  const parentReason = () => (parent?.reason instanceof SegferryError ? parent.reason : new AbortedError());
+  const onAbort = () => ac.abort(parentReason());
+  if (parent?.aborted) throw parentReason();
   parent?.addEventListener('abort', onAbort, { once: true });
   const it = items[Symbol.iterator]();
   const errors: unknown[] = [];
@@ -43,7 +47,7 @@ export async function runPool<T>(
     const real = errors.find((e) => !(e instanceof AbortedError));
     throw real ?? errors[0];
   }
-  if (parent?.aborted) throw parent.reason instanceof Error ? parent.reason : new AbortedError();
+  if (parent?.aborted) throw parentReason();
 }
 
 /** Throw if the signal is aborted. */
