@@ -8,6 +8,7 @@ import {
   AuthError, SegferryError, type ExportPlan, type Manifest, type S3Options, type SegferryEvent,
 } from '../lib/index.js';
 import { ExporterThreads, runningWorkers } from '../lib/export/threads.js';
+import { nodeQueues, planUnits } from '../lib/export/units.js';
 import { makeEmitter } from '../lib/events.js';
 import { startStaticCluster, rowMultiset, mergeMultisets, sameMultiset, type SourceCluster } from './helpers/fixtures.js';
 import { startS3, type S3Harness } from './helpers/s3.js';
@@ -248,7 +249,7 @@ describe('exporters in worker threads', () => {
 
   it('a worker that crashes becomes ERR_WORKER naming the node of each exporter on it', async () => {
     const plan = await planExport({ topology: cl.staticTopology(), tables: ['orders'], segmentSize: CAP });
-    const workOf = (i: number) => ({ node: plan.nodes[i]!, items: [{ table: plan.tables[0]!, reads: plan.tables[0]!.reads.filter((r) => r.node === plan.nodes[i]!.name) }] });
+    const workOf = (i: number) => nodeQueues(plan, planUnits(plan))[i]!;
     const threads = new ExporterThreads({
       plan, location: await tmp(), size: 1, emit: makeEmitter('export'), entry: new URL('./helpers/crashing-worker.ts', import.meta.url),
     });

@@ -5,12 +5,17 @@ import type { ArrowColumnSummary, ManifestObject, RowChecksum } from '../manifes
 import { displayName } from '../pg/sql.js';
 import type { ObjectStore } from '../store/types.js';
 import type { ExportPlan } from './plan.js';
+import type { ExportUnit } from './units.js';
 
 export { CHECKPOINT_KEY } from '../manifest/keys.js';
 
-/** One finished (table, node) unit: all its objects are stored. */
+/** One finished unit: all its objects are stored. */
 export interface CheckpointUnit {
+  /** Its {@link ExportUnit.id}. Absent in checkpoints of earlier versions: they match on (table, node). */
+  unit?: string;
+  /** Table display name (`schema.name`). */
   table: string;
+  /** The node read. */
   node: string;
   objects: ManifestObject[];
   rows: number;

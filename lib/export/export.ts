@@ -1,24 +1,27 @@
-import { randomUUID } from 'node:crypto';
-import { ConnectError, InvalidOptionError, PrefixNotEmptyError, SegferryError, UnfinishedExportError } from '../errors.js';
+import { ConnectError, InvalidOptionError } from '../errors.js';
 import { makeEmitter, withRetryEvents, type EventListener } from '../events.js';
 import { serializeManifest } from '../manifest/io.js';
-import { CHECKPOINT_KEY, MANIFEST_KEY, isSegferryKey, unitObjectMatcher } from '../manifest/keys.js';
-import { MANIFEST_VERSION, type Manifest, type ManifestTable, type RowChecksum } from '../manifest/types.js';
+import { CHECKPOINT_KEY, MANIFEST_KEY } from '../manifest/keys.js';
+import type { Manifest } from '../manifest/types.js';
 import { displayName } from '../pg/sql.js';
 import { openStore } from '../store/open.js';
 import type { S3Options } from '../store/s3.js';
 import type { ObjectStore } from '../store/types.js';
-import type { RelationRead, TablePlan } from '../topology/types.js';
 import { runPool, throwIfAborted } from '../util/pool.js';
-import { VERSION } from '../version.js';
-import { addChecksums, exportNode, type NodeWork, type TableNodeResult } from './exporter.js';
+import { checkpointEntry } from './units.js';
+import { exportNode } from './exporter.js';
+import { replicaFallback, type ExportContext, type NodeRunner } from './fallback.js';
+import { buildManifest } from './manifest.js';
 import { ExporterThreads, cores } from './threads.js';
 import { planExport, type ExportPlan, type PlanOptions } from './plan.js';
-import { ROW_HASH_ALGORITHM } from '../format/row-hash.js';
-import { CheckpointWriter, planDigest, readCheckpoint, type Checkpoint, type CheckpointUnit } from './checkpoint.js';
+import { prepareDestination } from './destination.js';
+import { startExport } from './resume.js';
+import { nodeQueues, type UnitResult } from './units.js';
 
-// Moved to exporter.ts with the per-node exporter; re-exported for existing importers.
+// Moved to exporter.ts, formats.ts, lib/manifest/keys.ts and destination.ts; re-exported for existing importers.
 export { addChecksums, checksumSQL, selectSQL } from './exporter.js';
+export { isSegferryKey } from '../manifest/keys.js';
+export { prepareDestination } from './destination.js';
 
 /** Options of {@link exportTables}. */
 export interface ExportOptions extends PlanOptions {
@@ -29,7 +32,7 @@ export interface ExportOptions extends PlanOptions {
   /** Replace an existing export under the prefix (its manifest and segments are deleted first). */
   overwrite?: boolean;
   /**
-   * Continue an unfinished export under the prefix: (table, node) units its checkpoint lists
+   * Continue an unfinished export under the prefix: units (table, node) its checkpoint lists
    * as stored are kept; every other unit is exported again from a clean point (its leftover
    * objects are deleted first). The plan must be the same as the first run's. Resumed units
    * read a newer snapshot than the kept ones.
@@ -80,32 +83,6 @@ export interface ExportResult {
   nodes: NodeSummary[];
 }
 
-// Moved to lib/manifest/keys.ts; re-exported for existing importers.
-export { isSegferryKey } from '../manifest/keys.js';
-
-/**
- * Refuse a prefix that already holds an export, unless `overwrite`: then delete the old
- * manifest first (so the old export is invalid from that moment on), then its segments.
- */
-export async function prepareDestination(store: ObjectStore, overwrite: boolean, dryCheck = false): Promise<void> {
-  const existing: string[] = [];
-  for await (const o of store.list('')) if (isSegferryKey(o.key)) existing.push(o.key);
-  if (existing.length === 0) return;
-  if (!overwrite) {
-    const hasManifest = existing.includes(MANIFEST_KEY);
-    const Err = hasManifest ? PrefixNotEmptyError : existing.includes(CHECKPOINT_KEY) ? UnfinishedExportError : PrefixNotEmptyError;
-    throw new Err(
-      hasManifest
-        ? `${store.url} already holds an export (${MANIFEST_KEY} and ${existing.length - 1} other objects)`
-        : `${store.url} holds ${existing.length} objects of an unfinished export (no manifest)`,
-      { hint: hasManifest ? 'choose an empty prefix, or pass overwrite (--overwrite) to replace what is there' : 'continue it with resume (--resume), or pass overwrite (--overwrite) to start again' },
-    );
-  }
-  if (dryCheck) return;
-  if (existing.includes(MANIFEST_KEY)) await store.delete([MANIFEST_KEY]);
-  await store.delete(existing.filter((k) => k !== MANIFEST_KEY));
-}
-
 /** The plan's size estimates per node (sum of the relations each node reads). */
 export function nodeEstimates(plan: ExportPlan): Record<string, number> {
   const out: Record<string, number> = {};
@@ -113,18 +90,6 @@ export function nodeEstimates(plan: ExportPlan): Record<string, number> {
   return out;
 }
 
-
-/**
- * Delete every object (and partial upload) of the given (table, node) units, so they can be
- * written again from segment 0.
- */
-async function deleteUnitObjects(store: ObjectStore, units: { objectName: string; node: string }[]): Promise<void> {
-  if (units.length === 0) return;
-  const mine = unitObjectMatcher(units);
-  const del: string[] = [];
-  for await (const o of store.list('')) if (mine(o.key)) del.push(o.key);
-  await store.delete(del);
-}
 
 /**
  * Export tables: plan on the coordinator (unless `plan` is given), then run one exporter
@@ -152,50 +117,9 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
     // Refuse an occupied prefix before any database work; delete (overwrite) only once planned.
     if (!opts.resume) await prepareDestination(store, opts.overwrite ?? false, true);
     const plan = opts.plan ?? (await planExport(opts));
-    const digest = planDigest(plan);
-    let previous: Checkpoint | undefined;
-    if (opts.resume) {
-      if (await store.head(MANIFEST_KEY)) {
-        throw new PrefixNotEmptyError(`${store.url} already holds a finished export: nothing to resume`, {
-          hint: 'choose another prefix, or pass overwrite to replace it',
-        });
-      }
-      previous = await readCheckpoint(store);
-      if (previous && previous.planDigest !== digest) {
-        throw new InvalidOptionError(`the unfinished export under ${store.url} was planned differently (tables, nodes, columns, format, segment size or filter changed)`, {
-          hint: 'resume with the same options as the first run, or pass overwrite to start again',
-        });
-      }
-      // Units an older version stored carry the md5 checksum, which does not add to this one: redo them.
-      if (previous && plan.checksums) previous.units = previous.units.filter((u) => u.checksum?.algorithm === ROW_HASH_ALGORITHM);
-    } else {
-      await prepareDestination(store, opts.overwrite ?? false);
-    }
-    const createdAt = previous?.createdAt ?? new Date().toISOString();
-    const checkpoint = new CheckpointWriter(store, previous ?? {
-      kind: 'segferry-checkpoint', version: 1, planDigest: digest, createdAt, updatedAt: createdAt, units: [],
-    });
-
-    const work = new Map<string, NodeWork>();
-    for (const n of plan.nodes) work.set(n.name, { node: n, items: [] });
-    const results: TableNodeResult[] = [];
-    const stale: { objectName: string; node: string }[] = [];
-    for (const t of plan.tables) {
-      const byNode = new Map<string, RelationRead[]>();
-      for (const r of t.reads) byNode.set(r.node, [...(byNode.get(r.node) ?? []), r]);
-      for (const [node, reads] of byNode) {
-        const u = checkpoint.units.find((x) => x.table === displayName(t.table) && x.node === node);
-        if (u) {
-          results.push({ ...u, table: t });
-          continue;
-        }
-        work.get(node)!.items.push({ table: t, reads });
-        if (opts.resume) stale.push({ objectName: t.objectName, node });
-      }
-    }
-    // A clean point for every unit that is redone: delete whatever it left behind.
-    await deleteUnitObjects(store, stale);
-    await checkpoint.save();
+    if (!opts.resume) await prepareDestination(store, opts.overwrite ?? false);
+    const { checkpoint, createdAt, done, todo } = await startExport(store, plan, opts.resume ?? false);
+    const results: UnitResult[] = [...done];
     emit({
       type: 'start',
       tables: plan.tables.map((t) => displayName(t.table)),
@@ -204,8 +128,9 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
       nodeBytes: nodeEstimates(plan),
     });
 
-    const busy = [...work.values()].filter((w) => w.items.length > 0);
-    const atOnce = Math.min(busy.length, opts.concurrency ?? plan.concurrency);
+    const busy = nodeQueues(plan, todo).filter((w) => w.units.length > 0);
+    const concurrency = opts.concurrency ?? plan.concurrency;
+    const atOnce = Math.min(busy.length, concurrency);
     if (typeof opts.to === 'string' && useThreads(opts.threads, atOnce)) {
       threads = new ExporterThreads({ plan, location: opts.to, ...(opts.s3 ? { s3: opts.s3 } : {}), size: Math.min(atOnce, cores()), emit, onRetry: s3.onRetry! });
     }
@@ -215,33 +140,34 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
       : async (w, signal, onUnitDone) => { await exportNode(w, plan, store, signal, emit, onUnitDone); };
 
     const summaries: NodeSummary[] = [];
+    // Nodes still exporting each table, for its table-done event.
     const tableLeft = new Map<string, Set<string>>();
-    for (const w of work.values()) {
-      for (const it of w.items) {
-        const k = displayName(it.table.table);
-        tableLeft.set(k, (tableLeft.get(k) ?? new Set()).add(w.node.name));
-      }
+    for (const u of todo) {
+      const k = displayName(u.table.table);
+      tableLeft.set(k, (tableLeft.get(k) ?? new Set()).add(u.node));
     }
     await runPool(
       busy,
-      opts.concurrency ?? plan.concurrency,
+      concurrency,
       async (w, signal) => {
         const started = Date.now();
-        const mine: TableNodeResult[] = [];
-        const record = (r: TableNodeResult) => {
-          mine.push(r);
-          results.push(r);
-          const u: CheckpointUnit = { ...r, table: displayName(r.table.table) };
-          return checkpoint.record(u);
+        const mine: UnitResult[] = [];
+        const ctx: ExportContext = {
+          store, plan, emit, signal, runNode,
+          record: (r) => {
+            mine.push(r);
+            results.push(r);
+            return checkpoint.record(checkpointEntry(r));
+          },
         };
         try {
-          await runNode(w, signal, record);
+          await runNode(w, signal, ctx.record);
         } catch (e) {
           // A replicated table whose node is lost is read from its next replica; anything
           // else on a lost node fails the export.
-          const left = w.items.filter((it) => !mine.some((r) => r.table === it.table));
-          if (!(e instanceof ConnectError) || signal.aborted || left.length === 0 || left.some((it) => it.table.distribution.kind !== 'replicated')) throw e;
-          await replicaFallback(w, left, e, plan, store, signal, emit, record, runNode);
+          const left = w.units.filter((u) => !mine.some((r) => r.unit === u));
+          if (!(e instanceof ConnectError) || signal.aborted || left.length === 0 || left.some((u) => u.table.distribution.kind !== 'replicated')) throw e;
+          await replicaFallback(ctx, w, left, e);
         }
         const s: NodeSummary = {
           node: w.node.name,
@@ -253,11 +179,11 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
         summaries.push(s);
         emit({ type: 'node-done', ...s });
         for (const r of mine) {
-          const name = displayName(r.table.table);
+          const name = displayName(r.unit.table.table);
           const left = tableLeft.get(name)!;
           left.delete(w.node.name);
           if (left.size === 0) {
-            const all = results.filter((x) => x.table === r.table);
+            const all = results.filter((x) => x.unit.table === r.unit.table);
             emit({
               type: 'table-done',
               table: name,
@@ -293,9 +219,6 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
   }
 }
 
-/** Runs one node's exporter, here or in a worker thread; `onUnitDone` gets the caller's own table objects. */
-type NodeRunner = (w: NodeWork, signal: AbortSignal, onUnitDone: (r: TableNodeResult) => Promise<void>) => Promise<void>;
-
 /** `threads: 'auto'` uses worker threads from this many cores on (see ExportOptions.threads). */
 const AUTO_THREADS_MIN_CORES = 4;
 
@@ -304,103 +227,4 @@ function useThreads(threads: ExportOptions['threads'], atOnce: number): boolean 
   if (atOnce === 0) return false;
   if (threads === true || threads === false) return threads;
   return atOnce >= 2 && cores() >= AUTO_THREADS_MIN_CORES;
-}
-
-/**
- * Export replicated tables of a lost node from their other replicas, in the order the plan
- * lists them. Objects the lost node had stored for those tables are deleted first.
- */
-async function replicaFallback(
-  w: NodeWork,
-  items: NodeWork['items'],
-  cause: SegferryError,
-  plan: ExportPlan,
-  store: ObjectStore,
-  signal: AbortSignal,
-  emit: ReturnType<typeof makeEmitter>,
-  record: (r: TableNodeResult) => Promise<void>,
-  runNode: NodeRunner,
-): Promise<void> {
-  await deleteUnitObjects(store, items.map((it) => ({ objectName: it.table.objectName, node: w.node.name })));
-  for (const it of items) {
-    const candidates = (it.table.distribution.replicas ?? []).filter((n) => n !== w.node.name);
-    let lastErr: unknown = cause;
-    let done = false;
-    for (const name of candidates) {
-      const node = plan.nodes.find((n) => n.name === name);
-      if (!node) continue;
-      emit({ type: 'retry', node: name, table: displayName(it.table.table), attempt: 2, reason: `node ${w.node.name} lost (${cause.code}); reading the replica on ${name}` });
-      const relocated: TablePlan = { ...it.table, reads: it.reads.map((r) => ({ ...r, node: name })) };
-      try {
-        await runNode({ node, items: [{ table: relocated, reads: relocated.reads }] }, signal, (r) => record({ ...r, table: it.table }));
-        done = true;
-        break;
-      } catch (e) {
-        if (!(e instanceof ConnectError) || signal.aborted) throw e;
-        lastErr = e;
-      }
-    }
-    if (!done) throw lastErr;
-  }
-}
-
-function buildManifest(plan: ExportPlan, results: TableNodeResult[], createdAt: string, s3?: S3Options): Manifest {
-  const tables: ManifestTable[] = plan.tables.map((t) => {
-    const rs = results.filter((r) => r.table === t).sort((a, b) => (a.node < b.node ? -1 : 1));
-    const mt: ManifestTable = {
-      schema: t.table.schema,
-      name: t.table.name,
-      objectName: t.objectName,
-      columns: t.columns,
-      distribution: t.distribution,
-      filter: plan.filter,
-      rows: rs.reduce((a, r) => a + r.rows, 0),
-      bytes: rs.reduce((a, r) => a + r.bytes, 0),
-      nodes: rs.map((r) => {
-        const n: ManifestTable['nodes'][number] = {
-          node: r.node,
-          // A replicated table read from a fallback replica names the planned relations.
-          relations: (t.reads.some((x) => x.node === r.node) ? t.reads.filter((x) => x.node === r.node) : t.reads).map((x) => displayName(x.relation)),
-          rows: r.rows,
-          bytes: r.bytes,
-          objects: r.objects.length,
-        };
-        if (r.checksum) n.checksum = r.checksum;
-        return n;
-      }),
-    };
-    if (plan.checksums && rs.every((r) => r.checksum)) {
-      mt.checksum = rs.reduce<RowChecksum>((a, r) => addChecksums(a, r.checksum!), { rows: 0, sum: '0', algorithm: ROW_HASH_ALGORITHM });
-    }
-    const arrow = rs.find((r) => r.arrow)?.arrow;
-    if (arrow) {
-      // The first node's types; a column is flagged demoted when any node's objects hold it as text.
-      mt.arrow = { schema: arrow.map((c, i) => (rs.some((r) => r.arrow?.[i]?.demoted) ? { ...c, demoted: true } : c)) };
-    }
-    return mt;
-  });
-  const objects = results.flatMap((r) => r.objects).sort((a, b) => (a.table === b.table ? (a.node === b.node ? a.segment - b.segment : a.node < b.node ? -1 : 1) : a.table < b.table ? -1 : 1));
-  const m: Manifest = {
-    kind: 'segferry-manifest',
-    version: MANIFEST_VERSION,
-    id: randomUUID(),
-    createdAt,
-    completedAt: new Date().toISOString(),
-    writer: `segferry ${VERSION}`,
-    source: {
-      topology: plan.topology,
-      nodes: plan.nodes.map((n) => ({ name: n.name, host: n.endpoint.host, port: n.endpoint.port, database: n.endpoint.database })),
-    },
-    format: plan.format,
-    sessionSettings: plan.sessionSettings,
-    segmentSize: plan.segmentSize,
-    tables,
-    objects,
-  };
-  if (plan.coordinator) m.source.coordinator = { host: plan.coordinator.host, port: plan.coordinator.port, database: plan.coordinator.database };
-  if (s3?.serverSideEncryption) {
-    m.encryption = { algorithm: s3.serverSideEncryption };
-    if (s3.kmsKeyId) m.encryption.kmsKeyId = s3.kmsKeyId;
-  }
-  return m;
 }

@@ -1,20 +1,18 @@
 import type pg from 'pg';
 import { RowCountMismatchError, SegferryError, fromDatabaseError } from '../errors.js';
 import type { makeEmitter } from '../events.js';
-import { columnListSQL, copyOptionsSQL, csvHeaderLine } from '../format/options.js';
+import { segmentKey } from '../manifest/keys.js';
 import type { ManifestObject, RowChecksum } from '../manifest/types.js';
 import { applySettings, closeQuietly, connect, describeEndpoint, destroyClient } from '../pg/conn.js';
 import { copyOut } from '../pg/copy-out.js';
-import { displayName, quoteQualified } from '../pg/sql.js';
+import { displayName } from '../pg/sql.js';
+import type { SegmentWriter, StoredSegment } from '../segment/types.js';
 import type { ObjectStore } from '../store/types.js';
-import type { PlanNode, RelationRead, TablePlan } from '../topology/types.js';
 import { throwIfAborted } from '../util/pool.js';
-import { segmentKey, type ExportPlan } from './plan.js';
-import { SegmentWriter, type StoredSegment } from './segmenter.js';
-import { loadArrowExport, type ArrowExport } from '../format/arrow/api.js';
-import type { ArrowSegmentWriter } from '../format/arrow/segment-writer.js';
 import { addRowHashSums, RowHasher, ROW_HASH_ALGORITHM } from '../format/row-hash.js';
-import type { CheckpointUnit } from './checkpoint.js';
+import { exportFormat } from './formats.js';
+import type { ExportPlan } from './plan.js';
+import type { NodeWork, UnitResult } from './units.js';
 
 // One data node's exporter, apart from the orchestration in export.ts so that it can run in
 // this thread or in a worker thread.
@@ -31,11 +29,8 @@ export function checksumSQL(selectSQL: string): string {
             FROM (${selectSQL}) _segferry_row`;
 }
 
-/** The SELECT one node runs for one relation. */
-export function selectSQL(read: RelationRead, table: TablePlan, filter: string | null): string {
-  const cols = read.columns ?? table.columns.map((c) => c.name);
-  return `SELECT ${columnListSQL(cols)} FROM ${quoteQualified(read.relation)}${filter ? ` WHERE (${filter})` : ''}`;
-}
+// Moved to formats.ts with the format table; re-exported for existing importers.
+export { selectSQL } from './formats.js';
 
 /** Add two checksums of the same algorithm (`copy-rowhash64` modulo 2^64, the md5 one exactly). */
 export function addChecksums(a: RowChecksum, b: RowChecksum): RowChecksum {
@@ -44,18 +39,14 @@ export function addChecksums(a: RowChecksum, b: RowChecksum): RowChecksum {
   return { rows: a.rows + b.rows, sum: (BigInt(a.sum) + BigInt(b.sum)).toString() };
 }
 
-export interface NodeWork {
-  node: PlanNode;
-  items: { table: TablePlan; reads: RelationRead[] }[];
-}
-
-/** A finished (table, node) unit, as the checkpoint records it but with the table's plan. */
-export type TableNodeResult = Omit<CheckpointUnit, 'table'> & { table: TablePlan };
+export type { NodeWork, UnitResult } from './units.js';
 
 /**
- * One data node's exporter: one session in a REPEATABLE READ READ ONLY transaction reads
- * every assigned relation with COPY, one after another. Checksums are computed here, from
- * the rows' bytes as COPY sends them (lib/format/row-hash.ts): no second scan on the server.
+ * One data node's exporter: one session in a REPEATABLE READ READ ONLY transaction runs the
+ * node's queue of units one after another, each reading its relations with COPY into the
+ * format's segment writer. Checksums are computed here, from the rows' bytes as COPY sends
+ * them (lib/format/row-hash.ts): no second scan on the server. On abort the COPY is destroyed
+ * and the open upload is cancelled (the store write gets the signal) and aborted.
  */
 export async function exportNode(
   w: NodeWork,
@@ -63,8 +54,8 @@ export async function exportNode(
   store: ObjectStore,
   signal: AbortSignal,
   emit: ReturnType<typeof makeEmitter>,
-  onUnitDone: (r: TableNodeResult) => Promise<void>,
-): Promise<TableNodeResult[]> {
+  onUnitDone: (r: UnitResult) => Promise<void>,
+): Promise<UnitResult[]> {
   const node = w.node.name;
   const endpoint = describeEndpoint(w.node.endpoint);
   let current = '';
@@ -76,58 +67,44 @@ export async function exportNode(
     return fromDatabaseError(e, { node, ...(current ? { table: current } : {}), endpoint, action });
   };
   let client: pg.Client | undefined;
-  let writer: SegmentWriter | ArrowSegmentWriter | undefined;
+  let writer: SegmentWriter | undefined;
   let activeCopy: { destroy(): void } | undefined;
   const onAbort = () => {
     activeCopy?.destroy();
   };
   signal.addEventListener('abort', onAbort, { once: true });
   try {
-    const arrow: ArrowExport | undefined = plan.format.kind === 'arrow' ? await loadArrowExport() : undefined;
+    const format = await exportFormat(plan.format.kind);
     client = await connect(w.node.endpoint, { node, applicationName: 'segferry export' }).catch((e) => { throw fail(e, 'connect'); });
     throwIfAborted(signal);
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY').catch((e) => { throw fail(e, 'begin'); });
     await applySettings(client, plan.sessionSettings).catch((e) => { throw fail(e, 'set session'); });
 
-    const results: TableNodeResult[] = [];
+    const results: UnitResult[] = [];
     let nodeBytes = 0;
     let nodeRows = 0;
     let lastTick = 0;
-    for (const item of w.items) {
-      const t = item.table;
+    for (const unit of w.units) {
+      const t = unit.table;
       current = displayName(t.table);
       const objects: ManifestObject[] = [];
-      const header = t.columns.length > 0 && plan.format.kind === 'csv' && plan.format.header
-        ? csvHeaderLine(plan.format, t.columns.map((c) => c.name))
-        : undefined;
       const onStored = (s: StoredSegment) => {
         const o: ManifestObject = { key: s.key, table: current, node, segment: s.segment, bytes: s.bytes, rows: s.rows, sha256: s.sha256 };
         if (s.sources) o.shards = s.sources;
         objects.push(o);
         emit({ type: 'segment', node, table: current, key: s.key, segment: s.segment, bytes: s.bytes, rows: s.rows });
       };
-      const keyOf = (n: number) => segmentKey(t.objectName, node, n);
-      const sw = arrow
-        ? new arrow.ArrowSegmentWriter({ store, keyOf, cap: plan.segmentSize, table: current, node, onStored })
-        : new SegmentWriter({ store, keyOf, cap: plan.segmentSize, table: current, node, ...(header ? { header } : {}), onStored });
+      const sw = format.writer({ store, keyOf: (n) => segmentKey(t.objectName, node, n), cap: plan.segmentSize, table: current, node, onStored, signal }, t, plan);
       writer = sw;
-      const hasher = plan.checksums ? new RowHasher(arrow !== undefined) : undefined;
+      const hasher = plan.checksums ? new RowHasher(format.binary) : undefined;
       let copyRows = 0;
-      for (const r of item.reads) {
+      for (const r of unit.reads) {
         throwIfAborted(signal);
-        // Citus: an object never mixes shards, so an importer can load it into one shard.
-        if (r.shardId !== undefined && sw.source !== undefined && sw.source !== r.shardId) await sw.cut();
-        sw.source = r.shardId;
-        let sql: string;
-        if (arrow && sw instanceof arrow.ArrowSegmentWriter) {
-          // Arrow reads BINARY COPY, decoded by each column's type as this node reports it.
-          const cols = await arrow.describeRead(client, r, t, plan.filter).catch((e) => { throw fail(e, 'describe columns'); });
-          await sw.beginCopy(cols);
-          sql = `COPY (${arrow.arrowSelectSQL(r, t, plan.filter, cols)}) TO STDOUT (FORMAT binary)`;
-        } else {
-          sql = `COPY (${selectSQL(r, t, plan.filter)}) TO STDOUT (${copyOptionsSQL(plan.format)})`;
-        }
-        const stream = copyOut(client, sql);
+        const copy = await format.copy(client, r, t, plan).catch((e) => { throw fail(e, 'describe columns'); });
+        // Citus: the shard id is the rows' source, so an object never mixes shards and an
+        // importer can load it into one shard.
+        await sw.begin({ ...(copy.columns ? { columns: copy.columns } : {}), ...(r.shardId !== undefined ? { source: r.shardId } : {}) });
+        const stream = copyOut(client, copy.sql);
         activeCopy = stream;
         try {
           for await (const rc of stream) {
@@ -151,8 +128,7 @@ export async function exportNode(
       writer = undefined;
       nodeBytes += sw.totalBytes;
       nodeRows += sw.totalRows;
-      const res: TableNodeResult = { table: t, node, objects, rows: sw.totalRows, bytes: sw.totalBytes };
-      if (arrow && sw instanceof arrow.ArrowSegmentWriter) res.arrow = sw.summary();
+      const res: UnitResult = { unit, node, objects, rows: sw.totalRows, bytes: sw.totalBytes, ...sw.summary() };
       if (hasher) {
         const c = hasher.result();
         // The server's own count (CommandComplete) against the rows hashed and the rows stored.

@@ -5,7 +5,7 @@ import type { makeEmitter } from '../events.js';
 import { rememberedPassword } from '../pg/conn.js';
 import type { S3Options, S3RetryInfo } from '../store/s3.js';
 import { throwIfAborted } from '../util/pool.js';
-import type { NodeWork, TableNodeResult } from './exporter.js';
+import type { NodeWork, UnitResult } from './units.js';
 import type { ExportPlan } from './plan.js';
 
 // Data nodes' exporters in worker threads (worker.ts). The main thread keeps the orchestration
@@ -34,13 +34,21 @@ export type ToWorker =
 export type FromWorker =
   | { t: 'event'; e: Parameters<ReturnType<typeof makeEmitter>>[0] }
   | { t: 'retry'; info: S3RetryInfo }
-  /** A finished unit: `item` indexes the job's `work.items`; the main thread answers with `ack`. */
-  | { t: 'unit'; job: number; id: number; item: number; result: Omit<TableNodeResult, 'table'> }
+  /** A finished unit, named by its id in the job's `work.units`; the main thread answers with `ack`. */
+  | { t: 'unit'; job: number; id: number; unit: string; result: Omit<UnitResult, 'unit'> }
+  /** The worker got an abort: it is alive and stopping the job (its `error` follows once its uploads are aborted). */
+  | { t: 'aborting'; job: number }
   | { t: 'done'; job: number }
   | { t: 'error'; job: number; error: SerializedError };
 
-/** After an abort, how long an exporter may take to stop its COPY and uploads before its worker is terminated. */
-const ABORT_GRACE_MS = 15_000;
+/**
+ * After an abort, how long a worker may take to answer ('aborting') before it is terminated.
+ * A worker that answers is waited for however long it takes to stop its COPY and abort its
+ * uploads (STYLE.md: undo work only after every worker has stopped); only one that does not
+ * answer (its event loop stuck) is terminated, which can strand the parts of its open
+ * multipart uploads (`segferry cleanup` lists them where the store can list uploads).
+ */
+const ABORT_ANSWER_MS = 15_000;
 
 let running = 0;
 
@@ -71,8 +79,10 @@ function startWorker(input: WorkerInput, other?: URL): Worker {
 
 interface Job {
   work: NodeWork;
-  onUnitDone: (r: TableNodeResult) => Promise<void>;
+  onUnitDone: (r: UnitResult) => Promise<void>;
   settle: (error?: SegferryError) => void;
+  /** Called when the worker answers an abort. */
+  answered?: () => void;
 }
 
 interface Thread {
@@ -115,22 +125,26 @@ export class ExporterThreads {
 
   /**
    * Run one node's exporter in a thread. Its events, retries and finished units arrive as they
-   * happen (`onUnitDone` gets the caller's own table objects from `work.items`); its error
+   * happen (`onUnitDone` gets the caller's own unit objects from `work.units`); its error
    * arrives as the same class and code; a thread that dies under it is a {@link WorkerError}.
    */
-  async run(work: NodeWork, signal: AbortSignal, onUnitDone: (r: TableNodeResult) => Promise<void>): Promise<void> {
+  async run(work: NodeWork, signal: AbortSignal, onUnitDone: (r: UnitResult) => Promise<void>): Promise<void> {
     throwIfAborted(signal);
     const th = this.#pick(work.node.name);
     const job = this.#nextJob++;
-    let graceTimer: NodeJS.Timeout | undefined;
+    let answerTimer: NodeJS.Timeout | undefined;
     const onAbort = () => {
       const why = signal.reason;
       const reason = why instanceof SegferryError ? why : new AbortedError();
-      this.#post(th, { t: 'abort', job, reason: serializeError(reason) });
-      graceTimer = setTimeout(() => {
+      // The job settles when the worker reports (its uploads aborted first); terminate only a
+      // worker that does not even answer (see ABORT_ANSWER_MS).
+      const j = th.jobs.get(job);
+      if (j) j.answered = () => clearTimeout(answerTimer);
+      answerTimer = setTimeout(() => {
         th.jobs.get(job)?.settle(reason);
         void th.worker.terminate();
-      }, ABORT_GRACE_MS);
+      }, ABORT_ANSWER_MS);
+      this.#post(th, { t: 'abort', job, reason: serializeError(reason) });
     };
     try {
       await new Promise<void>((resolve, reject) => {
@@ -157,12 +171,15 @@ export class ExporterThreads {
         signal.addEventListener('abort', onAbort, { once: true });
       });
     } finally {
-      clearTimeout(graceTimer);
+      clearTimeout(answerTimer);
       signal.removeEventListener('abort', onAbort);
     }
   }
 
-  /** Terminate every thread (they are idle once every run has settled); resolves when all have exited. */
+  /**
+   * Terminate every thread; resolves when all have exited. Call it once every run has
+   * settled: the threads are idle then, with no upload open.
+   */
   async close(): Promise<void> {
     const all = [...this.#threads];
     for (const th of all) void th.worker.terminate();
@@ -217,12 +234,20 @@ export class ExporterThreads {
         case 'unit': {
           const j = th.jobs.get(m.job);
           if (!j) break;
-          j.onUnitDone({ ...m.result, table: j.work.items[m.item]!.table }).then(
+          const unit = j.work.units.find((u) => u.id === m.unit);
+          if (!unit) {
+            this.#post(th, { t: 'ack', id: m.id, error: serializeError(new WorkerError(`the exporter thread of node ${j.work.node.name} reported an unknown unit ${m.unit}`, { node: j.work.node.name })) });
+            break;
+          }
+          j.onUnitDone({ ...m.result, unit }).then(
             () => this.#post(th, { t: 'ack', id: m.id }),
             (e: unknown) => this.#post(th, { t: 'ack', id: m.id, error: serializeError(e) }),
           );
           break;
         }
+        case 'aborting':
+          th.jobs.get(m.job)?.answered?.();
+          break;
         case 'done':
           th.jobs.get(m.job)?.settle();
           break;

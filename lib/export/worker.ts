@@ -4,7 +4,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { reviveError, serializeError } from '../errors.js';
 import { rememberPassword } from '../pg/conn.js';
 import { openStore } from '../store/open.js';
-import { exportNode, type NodeWork, type TableNodeResult } from './exporter.js';
+import { exportNode } from './exporter.js';
+import type { NodeWork, UnitResult } from './units.js';
 import type { FromWorker, ToWorker, WorkerInput } from './threads.js';
 
 const port = parentPort;
@@ -24,11 +25,11 @@ async function run(job: number, work: NodeWork, password: string | undefined): P
   const ac = new AbortController();
   aborts.set(job, ac);
   // As in this thread: the exporter goes on only once the main thread has recorded the unit.
-  const onUnitDone = (r: TableNodeResult) => new Promise<void>((resolve, reject) => {
+  const onUnitDone = (r: UnitResult) => new Promise<void>((resolve, reject) => {
     const id = nextAck++;
     acks.set(id, { resolve, reject });
-    const { table, ...result } = r;
-    send({ t: 'unit', job, id, item: work.items.findIndex((it) => it.table === table), result });
+    const { unit, ...result } = r;
+    send({ t: 'unit', job, id, unit: unit.id, result });
   });
   try {
     await exportNode(work, input.plan, store, ac.signal, (e) => send({ t: 'event', e }), onUnitDone);
@@ -45,9 +46,15 @@ port.on('message', (m: ToWorker) => {
     case 'run':
       void run(m.job, m.work, m.password);
       break;
-    case 'abort':
-      aborts.get(m.job)?.abort(reviveError(m.reason));
+    case 'abort': {
+      // Answer at once (this thread is alive), then stop: the exporter destroys its COPY and
+      // aborts its uploads before its 'error' is sent.
+      const ac = aborts.get(m.job);
+      if (!ac) break;
+      send({ t: 'aborting', job: m.job });
+      ac.abort(reviveError(m.reason));
       break;
+    }
     case 'ack': {
       const a = acks.get(m.id);
       acks.delete(m.id);

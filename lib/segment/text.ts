@@ -1,32 +1,15 @@
 import { createHash, type Hash } from 'node:crypto';
 import { RowTooLargeError } from '../errors.js';
 import type { RowChunk } from '../pg/copy-out.js';
-import type { ObjectStore, ObjectWriter } from '../store/types.js';
+import type { ObjectWriter } from '../store/types.js';
+import type { CopyRead, FormatSummary, SegmentWriter, SegmentWriterOptions, StoredSegment } from './types.js';
 
-/** One object a segment writer stored. */
-export interface StoredSegment {
-  key: string;
-  segment: number;
-  bytes: number;
-  rows: number;
-  sha256: string;
-  /** The {@link SegmentWriter.source} labels of the rows it holds, in order of first row (absent when no label was set). */
-  sources?: string[];
-}
+export type { StoredSegment } from './types.js';
 
-/** Options of {@link SegmentWriter}. */
-export interface SegmentWriterOptions {
-  store: ObjectStore;
-  /** Key of segment n. */
-  keyOf: (n: number) => string;
-  /** Maximum object size in bytes, header included. */
-  cap: number;
-  /** Bytes each object starts with (a csv header line). */
+/** Options of {@link TextSegmentWriter}. */
+export interface TextSegmentWriterOptions extends SegmentWriterOptions {
+  /** Bytes each object starts with (a csv header line), counted against the cap. Default: none. */
   header?: Buffer;
-  table: string;
-  node: string;
-  /** Called after each object is stored. */
-  onStored?: (s: StoredSegment) => void;
 }
 
 /**
@@ -38,14 +21,14 @@ export interface SegmentWriterOptions {
 export const WRITE_BATCH = 1024 * 1024;
 
 /**
- * Cuts a stream of whole-row chunks into objects of at most `cap` bytes, never splitting a
+ * The {@link SegmentWriter} of TEXT and CSV COPY output: cuts a stream of whole-row chunks into objects of at most `cap` bytes, never splitting a
  * row: when the next row would cross the cap the object is closed and the row starts the next
  * one. Objects are opened lazily, so no empty object is ever written. Chunks smaller than
  * {@link WRITE_BATCH} are joined into writes of that size (one copy; memory: one batch per
  * writer); the SHA-256 is computed on each write.
  */
-export class SegmentWriter {
-  readonly #o: SegmentWriterOptions;
+export class TextSegmentWriter implements SegmentWriter {
+  readonly #o: TextSegmentWriterOptions;
   readonly #headerLen: number;
   #writer: ObjectWriter | undefined;
   #hash: Hash | undefined;
@@ -55,17 +38,14 @@ export class SegmentWriter {
   #pending: Buffer[] = [];
   #pendingLen = 0;
   #sources: string[] = [];
-  /**
-   * Label of the rows written from now on (a Citus shard id); every stored object lists the
-   * labels of its rows. Default: none.
-   */
-  source: string | undefined;
+  /** Label of the current read's rows (see CopyRead.source). */
+  #source: string | undefined;
   readonly stored: StoredSegment[] = [];
   /** Totals over all objects so far, including the open one. */
   totalBytes = 0;
   totalRows = 0;
 
-  constructor(o: SegmentWriterOptions) {
+  constructor(o: TextSegmentWriterOptions) {
     if (!(o.cap > 0)) throw new RangeError('segment size must be positive');
     this.#o = o;
     this.#headerLen = o.header?.length ?? 0;
@@ -74,6 +54,12 @@ export class SegmentWriter {
   /** Number of the segment being written (or to be written next). */
   get segment(): number {
     return this.#writer ? this.#next - 1 : this.#next;
+  }
+
+  /** Start a read: a change of source label stores the open object first. Columns are not needed. */
+  async begin(read: CopyRead): Promise<void> {
+    if (read.source !== undefined && this.#source !== undefined && read.source !== this.#source) await this.cut();
+    this.#source = read.source;
   }
 
   async write(rc: RowChunk): Promise<void> {
@@ -114,7 +100,7 @@ export class SegmentWriter {
       const slice = data.subarray(start, end);
       this.#bytes += slice.length;
       this.#rows += j - ri + 1;
-      if (this.source !== undefined && !this.#sources.includes(this.source)) this.#sources.push(this.source);
+      if (this.#source !== undefined && !this.#sources.includes(this.#source)) this.#sources.push(this.#source);
       this.totalBytes += slice.length;
       this.totalRows += j - ri + 1;
       this.#pending.push(slice);
@@ -127,7 +113,7 @@ export class SegmentWriter {
 
   async #open(): Promise<void> {
     const key = this.#o.keyOf(this.#next++);
-    this.#writer = this.#o.store.createWriter(key);
+    this.#writer = this.#o.store.createWriter(key, this.#o.signal ? { signal: this.#o.signal } : {});
     this.#hash = createHash('sha256');
     this.#bytes = 0;
     this.#rows = 0;
@@ -191,5 +177,10 @@ export class SegmentWriter {
     this.#pending = [];
     this.#pendingLen = 0;
     if (w) await w.abort();
+  }
+
+  /** TEXT and CSV add nothing to the manifest beyond the objects. */
+  summary(): FormatSummary {
+    return {};
   }
 }

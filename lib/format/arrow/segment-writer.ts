@@ -1,10 +1,10 @@
 import { createHash, type Hash } from 'node:crypto';
 import { CompressionType, type RecordBatch } from 'apache-arrow';
 import { InvalidOptionError, RowTooLargeError } from '../../errors.js';
-import type { StoredSegment } from '../../export/segmenter.js';
 import type { ArrowColumnSummary } from '../../manifest/types.js';
 import type { RowChunk } from '../../pg/copy-out.js';
-import type { ObjectStore, ObjectWriter } from '../../store/types.js';
+import type { CopyRead, FormatSummary, SegmentWriter, SegmentWriterOptions, StoredSegment } from '../../segment/types.js';
+import type { ObjectWriter } from '../../store/types.js';
 import { BatchBuilder, DEFAULT_BATCH_BYTES, DEFAULT_BATCH_ROWS } from './columns.js';
 import { IpcFileEncoder, type FileBlockLike } from './ipc.js';
 import { arrowType, arrowTypeName, columnSpec, type ColumnSpec, type PgColumn } from './pgtypes.js';
@@ -12,17 +12,8 @@ import { arrowType, arrowTypeName, columnSpec, type ColumnSpec, type PgColumn } 
 /** Body compression of Arrow record batches. `none` is the default. */
 export type ArrowCompression = 'none' | 'lz4' | 'zstd';
 
-/** Options of {@link ArrowSegmentWriter}. */
-export interface ArrowSegmentWriterOptions {
-  store: ObjectStore;
-  /** Key of segment n. */
-  keyOf: (n: number) => string;
-  /** Maximum object size in bytes, IPC header and footer included. */
-  cap: number;
-  table: string;
-  node: string;
-  /** Called after each object is stored. */
-  onStored?: (s: StoredSegment) => void;
+/** Options of {@link ArrowSegmentWriter} (the cap includes the IPC header and footer). */
+export interface ArrowSegmentWriterOptions extends SegmentWriterOptions {
   /** Rows per record batch (default 65536). */
   batchRows?: number;
   /**
@@ -62,9 +53,8 @@ function compressionType(c: ArrowCompression | undefined): CompressionType | nul
 }
 
 /**
- * Cuts COPY BINARY row chunks into Arrow IPC file objects of at most `cap` bytes. Same
- * interface as the text {@link SegmentWriter}, plus {@link beginCopy} which tells the column
- * types of the COPY that follows.
+ * The {@link SegmentWriter} of the Arrow format: cuts COPY BINARY row chunks into Arrow IPC
+ * file objects of at most `cap` bytes. {@link begin} needs the columns of each read.
  *
  * Rows are built into record batches; each batch is encoded to bytes first, so its exact size
  * is known: if it and the footer would cross the cap, the object is finished and the batch
@@ -73,7 +63,7 @@ function compressionType(c: ArrowCompression | undefined): CompressionType | nul
  * {@link RowTooLargeError}. Every object is a complete IPC file any Arrow reader opens alone.
  * Writes wait for the store to accept each batch before the next is built.
  */
-export class ArrowSegmentWriter {
+export class ArrowSegmentWriter implements SegmentWriter {
   readonly #o: ArrowSegmentWriterOptions;
   readonly #compression: CompressionType | null;
   #builder: BatchBuilder | undefined;
@@ -85,8 +75,8 @@ export class ArrowSegmentWriter {
   #next = 0;
   /** Source labels of the rows in the builder, not yet placed. */
   #pending: string[] = [];
-  /** Label of the rows written from now on (a Citus shard id), as {@link SegmentWriter.source}. Default: none. */
-  source: string | undefined;
+  /** Label of the current read's rows (see CopyRead.source). */
+  #source: string | undefined;
   readonly stored: StoredSegment[] = [];
   /** Totals over all objects so far, including the open one. */
   totalBytes = 0;
@@ -103,6 +93,14 @@ export class ArrowSegmentWriter {
   /** Number of the segment being written (or to be written next). */
   get segment(): number {
     return this.#file ? this.#file.segment : this.#next;
+  }
+
+  /** Start a read: a change of source label stores the open object first; the columns are required. */
+  async begin(read: CopyRead): Promise<void> {
+    if (!read.columns) throw new TypeError('the Arrow writer needs the columns of each read');
+    if (read.source !== undefined && this.#source !== undefined && read.source !== this.#source) await this.cut();
+    this.#source = read.source;
+    await this.beginCopy(read.columns);
   }
 
   /** Declare the columns of the COPY whose chunks follow (call before each COPY). */
@@ -132,7 +130,7 @@ export class ArrowSegmentWriter {
   async write(rc: RowChunk): Promise<void> {
     const b = this.#builder;
     if (!b) throw new TypeError('beginCopy must be called before write');
-    if (this.source !== undefined && !this.#pending.includes(this.source)) this.#pending.push(this.source);
+    if (this.#source !== undefined && !this.#pending.includes(this.#source)) this.#pending.push(this.#source);
     let i = 0;
     while (i < rc.rowEnds.length) {
       i = b.feed(rc.data, rc.rowEnds, i);
@@ -222,7 +220,7 @@ export class ArrowSegmentWriter {
     const segment = this.#next++;
     const key = this.#o.keyOf(segment);
     const f: OpenFile = {
-      key, segment, writer: this.#o.store.createWriter(key), hash: createHash('sha256'),
+      key, segment, writer: this.#o.store.createWriter(key, this.#o.signal ? { signal: this.#o.signal } : {}), hash: createHash('sha256'),
       bytes: 0, rows: 0, blocks: [], generation, sources: [],
     };
     this.#file = f;
@@ -275,8 +273,8 @@ export class ArrowSegmentWriter {
   }
 
   /** Schema summary for the manifest. */
-  summary(): ArrowColumnSummary[] {
-    return summarize(this.specs);
+  summary(): FormatSummary {
+    return { arrow: summarize(this.specs) };
   }
 }
 

@@ -1,0 +1,71 @@
+import type pg from 'pg';
+import { columnListSQL, copyOptionsSQL, csvHeaderLine, type FormatKind } from '../format/options.js';
+import { quoteQualified } from '../pg/sql.js';
+import { TextSegmentWriter } from '../segment/text.js';
+import type { CopyColumn, SegmentWriter, SegmentWriterOptions } from '../segment/types.js';
+import type { RelationRead, TablePlan } from '../topology/types.js';
+import type { ExportPlan } from './plan.js';
+
+// The one place an export depends on its format: a table from format kind to its COPY
+// statement and its segment writer. Parquet or COPY BINARY is one more entry.
+
+/** The COPY statement of one read, and the columns its writer is told about. */
+export interface CopyStatement {
+  sql: string;
+  /** The read's columns as the node reports them (formats whose writer needs them). */
+  columns?: CopyColumn[];
+}
+
+/** What an exporter needs of a format. */
+export interface ExportFormat {
+  /** COPY sends BINARY rows (the row checksum reads them so). */
+  binary: boolean;
+  /** The COPY of one read on an exporter's session (may ask the node, e.g. for column types). */
+  copy(client: pg.Client, read: RelationRead, table: TablePlan, plan: ExportPlan): Promise<CopyStatement>;
+  /** A writer for one unit's objects. */
+  writer(o: SegmentWriterOptions, table: TablePlan, plan: ExportPlan): SegmentWriter;
+}
+
+/** The SELECT one node runs for one relation. */
+export function selectSQL(read: RelationRead, table: TablePlan, filter: string | null): string {
+  const cols = read.columns ?? table.columns.map((c) => c.name);
+  return `SELECT ${columnListSQL(cols)} FROM ${quoteQualified(read.relation)}${filter ? ` WHERE (${filter})` : ''}`;
+}
+
+/** TEXT and CSV: COPY's own text forms, cut at row ends; csv `header` starts every object. */
+const textFormat: ExportFormat = {
+  binary: false,
+  copy: async (_client, read, table, plan) => ({ sql: `COPY (${selectSQL(read, table, plan.filter)}) TO STDOUT (${copyOptionsSQL(plan.format)})` }),
+  writer: (o, table, plan) => {
+    const header = plan.format.kind === 'csv' && plan.format.header && table.columns.length > 0
+      ? csvHeaderLine(plan.format, table.columns.map((c) => c.name))
+      : undefined;
+    return new TextSegmentWriter(header ? { ...o, header } : o);
+  },
+};
+
+/** Arrow: BINARY COPY decoded by each column's type as the node reports it. apache-arrow loads on first use. */
+async function arrowFormat(): Promise<ExportFormat> {
+  const [w, q] = await Promise.all([import('../format/arrow/segment-writer.js'), import('../format/arrow/export-sql.js')]);
+  return {
+    binary: true,
+    copy: async (client, read, table, plan) => {
+      const columns = await q.describeRead(client, read, table, plan.filter);
+      return { sql: `COPY (${q.arrowSelectSQL(read, table, plan.filter, columns)}) TO STDOUT (FORMAT binary)`, columns };
+    },
+    writer: (o) => new w.ArrowSegmentWriter(o),
+  };
+}
+
+const FORMATS: Record<FormatKind, () => Promise<ExportFormat>> = {
+  text: async () => textFormat,
+  csv: async () => textFormat,
+  arrow: arrowFormat,
+};
+
+/** The export side of a format. */
+export function exportFormat(kind: FormatKind): Promise<ExportFormat> {
+  const f = FORMATS[kind];
+  if (!f) throw new TypeError(`no exporter for format ${String(kind)}`);
+  return f();
+}

@@ -1,0 +1,74 @@
+import { InvalidOptionError, PrefixNotEmptyError } from '../errors.js';
+import { ROW_HASH_ALGORITHM } from '../format/row-hash.js';
+import { MANIFEST_KEY, unitObjectMatcher } from '../manifest/keys.js';
+import type { ObjectStore } from '../store/types.js';
+import { CheckpointWriter, planDigest, readCheckpoint, type Checkpoint } from './checkpoint.js';
+import type { ExportPlan } from './plan.js';
+import { doneUnits, planUnits, resultOf, type ExportUnit, type UnitResult } from './units.js';
+
+/** Where an export starts: its checkpoint, the units already done and the units to run. */
+export interface ExportStart {
+  checkpoint: CheckpointWriter;
+  createdAt: string;
+  /** Units a previous run stored (resume only). */
+  done: UnitResult[];
+  /** Units to export, in plan order. */
+  todo: ExportUnit[];
+}
+
+/**
+ * Delete every object (and partial upload) of the given units, so they can be written again
+ * from segment 0.
+ */
+export async function deleteUnitObjects(store: ObjectStore, units: { objectName: string; node: string }[]): Promise<void> {
+  if (units.length === 0) return;
+  const mine = unitObjectMatcher(units);
+  const del: string[] = [];
+  for await (const o of store.list('')) if (mine(o.key)) del.push(o.key);
+  await store.delete(del);
+}
+
+/**
+ * Start an export's checkpoint. Fresh (`resume` false): every unit is to do. Resume: refuse a
+ * finished export or a checkpoint of another plan; keep the units the checkpoint lists as done
+ * (by unit id, or by (table, node) for checkpoints of earlier versions), except md5-era
+ * checksums, which do not add to `copy-rowhash64` ones; delete whatever the other units left
+ * behind, so each is redone from a clean point. The checkpoint is stored before returning.
+ */
+export async function startExport(store: ObjectStore, plan: ExportPlan, resume: boolean): Promise<ExportStart> {
+  const digest = planDigest(plan);
+  const units = planUnits(plan);
+  let previous: Checkpoint | undefined;
+  if (resume) {
+    if (await store.head(MANIFEST_KEY)) {
+      throw new PrefixNotEmptyError(`${store.url} already holds a finished export: nothing to resume`, {
+        hint: 'choose another prefix, or pass overwrite to replace it',
+      });
+    }
+    previous = await readCheckpoint(store);
+    if (previous && previous.planDigest !== digest) {
+      throw new InvalidOptionError(`the unfinished export under ${store.url} was planned differently (tables, nodes, columns, format, segment size or filter changed)`, {
+        hint: 'resume with the same options as the first run, or pass overwrite to start again',
+      });
+    }
+  }
+  const createdAt = previous?.createdAt ?? new Date().toISOString();
+  const cp: Checkpoint = previous ?? { kind: 'segferry-checkpoint', version: 1, planDigest: digest, createdAt, updatedAt: createdAt, units: [] };
+  // Units an older version stored carry the md5 checksum, which does not add to this one: redo them.
+  if (plan.checksums) cp.units = cp.units.filter((u) => u.checksum?.algorithm === ROW_HASH_ALGORITHM);
+  const kept = doneUnits(units, cp.units);
+  // Keep only the entries that name a unit of this plan, once each.
+  cp.units = [...kept.values()];
+  const checkpoint = new CheckpointWriter(store, cp);
+  const done: UnitResult[] = [];
+  const todo: ExportUnit[] = [];
+  for (const u of units) {
+    const c = kept.get(u.id);
+    if (c) done.push(resultOf(u, c));
+    else todo.push(u);
+  }
+  // A clean point for every unit that is redone: delete whatever it left behind.
+  if (resume) await deleteUnitObjects(store, todo.map((u) => ({ objectName: u.table.objectName, node: u.node })));
+  await checkpoint.save();
+  return { checkpoint, createdAt, done, todo };
+}

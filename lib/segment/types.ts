@@ -1,0 +1,97 @@
+import type { ArrowColumnSummary } from '../manifest/types.js';
+import type { RowChunk } from '../pg/copy-out.js';
+import type { ObjectStore } from '../store/types.js';
+
+// The contract between an exporter and a format's segment writer. A writer cuts one
+// (table, node) unit's COPY rows into objects of at most the segment size, never splitting a
+// row; the exporter knows nothing else about the format. TEXT/CSV (./text.ts) and Arrow
+// (lib/format/arrow/segment-writer.ts) implement it; Parquet or BINARY would be one more.
+
+/** One object a segment writer stored. */
+export interface StoredSegment {
+  key: string;
+  segment: number;
+  bytes: number;
+  rows: number;
+  sha256: string;
+  /** The {@link SegmentWriter.source} labels of the rows it holds, in order of first row (absent when no label was set). */
+  sources?: string[];
+}
+
+/**
+ * A column of one COPY read as the node reports it (RowDescription): what a typed format
+ * (Arrow) needs to decode COPY BINARY. Text formats ignore it.
+ */
+export interface CopyColumn {
+  /** Column name in the exported table. */
+  name: string;
+  /** Declared type (`format_type`). */
+  pgType: string;
+  /** Base type OID (domains resolved). */
+  oid: number;
+  /** Base type modifier (-1 when none). */
+  typmod: number;
+}
+
+/** One COPY read a writer is told about before its rows. */
+export interface CopyRead {
+  /** Its columns as the node describes them; typed formats (Arrow) need them. */
+  columns?: CopyColumn[];
+  /**
+   * Label of its rows (a Citus shard id): every stored object lists the labels of its rows,
+   * and a read whose label differs from the previous read's starts a new object, so an
+   * object never mixes shards. Default: none.
+   */
+  source?: string;
+}
+
+/** What a writer adds to the manifest for its unit, per format (empty for TEXT and CSV). */
+export interface FormatSummary {
+  /** Arrow: each column's PostgreSQL and Arrow type. */
+  arrow?: ArrowColumnSummary[];
+}
+
+/** Options every segment writer takes. */
+export interface SegmentWriterOptions {
+  store: ObjectStore;
+  /** Key of segment n. */
+  keyOf: (n: number) => string;
+  /** Maximum object size in bytes, headers and footers included. */
+  cap: number;
+  /** Table display name (errors). */
+  table: string;
+  /** Node name (errors). */
+  node: string;
+  /** Called after each object is stored. */
+  onStored?: (s: StoredSegment) => void;
+  /** Cancels the uploads of the open object (passed to {@link ObjectStore.createWriter}). Default: none. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Cuts the row chunks of one or more COPY reads into objects. Call order:
+ * (`begin`, `write`…)… then `finish`, or `abort` at any point. Objects are opened lazily,
+ * so a unit without rows stores nothing.
+ */
+export interface SegmentWriter {
+  /** Objects stored so far. */
+  readonly stored: readonly StoredSegment[];
+  /** Bytes over all objects so far, including the open one. */
+  readonly totalBytes: number;
+  /** Rows over all objects so far, including the open one. */
+  readonly totalRows: number;
+  /** Number of the segment being written (or to be written next). */
+  readonly segment: number;
+  /** Start one COPY read (see {@link CopyRead}); its chunks follow. */
+  begin(read: CopyRead): Promise<void>;
+  /** Add a chunk of whole COPY rows; waits while the store is busy. */
+  write(rc: RowChunk): Promise<void>;
+  /** Store the open object, if any, so that the next row starts a new one (between reads). */
+  cut(): Promise<void>;
+  /** Store the open object, if any; returns every stored object. */
+  finish(): Promise<readonly StoredSegment[]>;
+  /** Abort the open object (already stored ones stay). Never throws. */
+  abort(): Promise<void>;
+  /** What the manifest records for this unit, per format. */
+  summary(): FormatSummary;
+}
