@@ -1,4 +1,4 @@
-import { ConnectError, InvalidOptionError } from '../errors.js';
+import { InvalidOptionError } from '../errors.js';
 import { makeEmitter, withRetryEvents, type EventListener } from '../events.js';
 import { serializeManifest } from '../manifest/io.js';
 import { CHECKPOINT_KEY, MANIFEST_KEY } from '../manifest/keys.js';
@@ -8,15 +8,14 @@ import { openStore } from '../store/open.js';
 import type { S3Options } from '../store/s3.js';
 import type { ObjectStore } from '../store/types.js';
 import { runPool, throwIfAborted } from '../util/pool.js';
-import { checkpointEntry } from './units.js';
 import { exportNode } from './exporter.js';
-import { replicaFallback, type ExportContext, type NodeRunner } from './fallback.js';
+import { runQueue, type ExportContext, type NodeRunner } from './queue.js';
 import { buildManifest } from './manifest.js';
 import { ExporterThreads, cores } from './threads.js';
 import { planExport, type ExportPlan, type PlanOptions } from './plan.js';
 import { prepareDestination } from './destination.js';
 import { startExport } from './resume.js';
-import { nodeQueues, type UnitResult } from './units.js';
+import { nodeQueues, type ExportUnit, type UnitResult } from './units.js';
 
 // Moved to exporter.ts, formats.ts, lib/manifest/keys.ts and destination.ts; re-exported for existing importers.
 export { addChecksums, checksumSQL, selectSQL } from './exporter.js';
@@ -140,35 +139,14 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
       : async (w, signal, onUnitDone) => { await exportNode(w, plan, store, signal, emit, onUnitDone); };
 
     const summaries: NodeSummary[] = [];
-    // Nodes still exporting each table, for its table-done event.
-    const tableLeft = new Map<string, Set<string>>();
-    for (const u of todo) {
-      const k = displayName(u.table.table);
-      tableLeft.set(k, (tableLeft.get(k) ?? new Set()).add(u.node));
-    }
+    const tables = new TableProgress(todo, results, emit);
+    const ctx: Omit<ExportContext, 'signal'> = { store, plan, emit, checkpoint, runNode, results };
     await runPool(
       busy,
       concurrency,
       async (w, signal) => {
         const started = Date.now();
-        const mine: UnitResult[] = [];
-        const ctx: ExportContext = {
-          store, plan, emit, signal, runNode,
-          record: (r) => {
-            mine.push(r);
-            results.push(r);
-            return checkpoint.record(checkpointEntry(r));
-          },
-        };
-        try {
-          await runNode(w, signal, ctx.record);
-        } catch (e) {
-          // A replicated table whose node is lost is read from its next replica; anything
-          // else on a lost node fails the export.
-          const left = w.units.filter((u) => !mine.some((r) => r.unit === u));
-          if (!(e instanceof ConnectError) || signal.aborted || left.length === 0 || left.some((u) => u.table.distribution.kind !== 'replicated')) throw e;
-          await replicaFallback(ctx, w, left, e);
-        }
+        const mine = await runQueue({ ...ctx, signal }, w);
         const s: NodeSummary = {
           node: w.node.name,
           bytes: mine.reduce((a, r) => a + r.bytes, 0),
@@ -178,21 +156,7 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
         };
         summaries.push(s);
         emit({ type: 'node-done', ...s });
-        for (const r of mine) {
-          const name = displayName(r.unit.table.table);
-          const left = tableLeft.get(name)!;
-          left.delete(w.node.name);
-          if (left.size === 0) {
-            const all = results.filter((x) => x.unit.table === r.unit.table);
-            emit({
-              type: 'table-done',
-              table: name,
-              rows: all.reduce((a, x) => a + x.rows, 0),
-              bytes: all.reduce((a, x) => a + x.bytes, 0),
-              objects: all.reduce((a, x) => a + x.objects.length, 0),
-            });
-          }
-        }
+        tables.nodeDone(w.node.name, mine);
       },
       opts.signal,
     );
@@ -227,4 +191,39 @@ function useThreads(threads: ExportOptions['threads'], atOnce: number): boolean 
   if (atOnce === 0) return false;
   if (threads === true || threads === false) return threads;
   return atOnce >= 2 && cores() >= AUTO_THREADS_MIN_CORES;
+}
+
+/** Emits `table-done` once every node exporting a table in this run has finished its queue. */
+class TableProgress {
+  readonly #left = new Map<string, Set<string>>();
+  readonly #results: readonly UnitResult[];
+  readonly #emit: ReturnType<typeof makeEmitter>;
+
+  constructor(todo: readonly ExportUnit[], results: readonly UnitResult[], emit: ReturnType<typeof makeEmitter>) {
+    for (const u of todo) {
+      const k = displayName(u.table.table);
+      this.#left.set(k, (this.#left.get(k) ?? new Set()).add(u.node));
+    }
+    this.#results = results;
+    this.#emit = emit;
+  }
+
+  /** A node's queue is done; `mine` are the units it finished. */
+  nodeDone(node: string, mine: readonly UnitResult[]): void {
+    for (const r of mine) {
+      const name = displayName(r.unit.table.table);
+      const left = this.#left.get(name)!;
+      left.delete(node);
+      if (left.size === 0) {
+        const all = this.#results.filter((x) => x.unit.table === r.unit.table);
+        this.#emit({
+          type: 'table-done',
+          table: name,
+          rows: all.reduce((a, x) => a + x.rows, 0),
+          bytes: all.reduce((a, x) => a + x.bytes, 0),
+          objects: all.reduce((a, x) => a + x.objects.length, 0),
+        });
+      }
+    }
+  }
 }

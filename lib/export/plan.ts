@@ -3,6 +3,7 @@ import { normalizeFormat, type FormatKind, type FormatOptions } from '../format/
 import { SESSION_SETTINGS, type NodeEndpoint } from '../pg/conn.js';
 import { displayName } from '../pg/sql.js';
 import { objectNames, segmentKey } from '../manifest/keys.js';
+import { planUnits } from './units.js';
 import { discover, type StaticTopology } from '../topology/discover.js';
 // Registers Citus discovery with discover() (side effect only).
 import '../topology/citus.js';
@@ -101,18 +102,16 @@ export async function planExport(opts: PlanOptions): Promise<ExportPlan> {
     for (const b of perNode.values()) expected += Math.max(1, Math.ceil(b / segmentSize));
     return { ...t, objectName: names[i]!, estimatedBytes: est, expectedSegments: expected };
   });
-  const stems = new Map<string, string>();
-  for (const t of tables) {
-    for (const node of new Set(t.reads.map((r) => r.node))) {
-      const stem = segmentKey(t.objectName, node, 0);
-      const other = stems.get(stem);
-      if (other !== undefined && other !== displayName(t.table)) {
-        throw new InvalidOptionError(`tables ${other} and ${displayName(t.table)} would write the same object names (${stem}): node names with underscores make them ambiguous; export them separately`);
-      }
-      stems.set(stem, displayName(t.table));
+  // Unit ids are the units' key stems: two tables must never share one.
+  const owners = new Map<string, string>();
+  for (const u of planUnits({ tables })) {
+    const other = owners.get(u.id);
+    if (other !== undefined && other !== displayName(u.table.table)) {
+      throw new InvalidOptionError(`tables ${other} and ${displayName(u.table.table)} would write the same object names (${segmentKey(u.table.objectName, u.node, 0)}): node names with underscores make them ambiguous; export them separately`);
     }
-    if (t.columns.length === 0) throw new InvalidOptionError(`table ${displayName(t.table)} has no columns to export`);
+    owners.set(u.id, displayName(u.table.table));
   }
+  for (const t of tables) if (t.columns.length === 0) throw new InvalidOptionError(`table ${displayName(t.table)} has no columns to export`);
   const plan: ExportPlan = {
     version: 1,
     topology: d.kind,

@@ -3,9 +3,10 @@ import type { makeEmitter } from '../events.js';
 import { displayName } from '../pg/sql.js';
 import type { ObjectStore } from '../store/types.js';
 import type { TablePlan } from '../topology/types.js';
+import type { CheckpointWriter } from './checkpoint.js';
 import type { ExportPlan } from './plan.js';
 import { deleteUnitObjects } from './resume.js';
-import type { ExportUnit, NodeWork, UnitResult } from './units.js';
+import { checkpointEntry, type ExportUnit, type NodeWork, type UnitResult } from './units.js';
 
 /** Runs one node's queue, here or in a worker thread; `onUnitDone` gets the queue's own unit objects. */
 export type NodeRunner = (w: NodeWork, signal: AbortSignal, onUnitDone: (r: UnitResult) => Promise<void>) => Promise<void>;
@@ -15,11 +16,37 @@ export interface ExportContext {
   store: ObjectStore;
   plan: ExportPlan;
   emit: ReturnType<typeof makeEmitter>;
-  /** The pool task's signal. */
+  /** Cancels the run (a pool task's signal). */
   signal: AbortSignal;
-  /** Records a finished unit (checkpoint, results, events). */
-  record: (r: UnitResult) => Promise<void>;
+  /** Durable list of finished units. */
+  checkpoint: CheckpointWriter;
+  /** Runs a node's queue here or in a worker thread. */
   runNode: NodeRunner;
+  /** Every finished unit of the export, kept and new, in the order they finished. */
+  results: UnitResult[];
+}
+
+/**
+ * Run one node's queue of units. Each finished unit is recorded (results, checkpoint) before
+ * the exporter goes on. When the node is lost (ConnectError) and every unit left is of a
+ * replicated table, those are read from the next replica; any other failure is thrown.
+ * Returns the units this queue finished.
+ */
+export async function runQueue(ctx: ExportContext, w: NodeWork): Promise<UnitResult[]> {
+  const mine: UnitResult[] = [];
+  const record = (r: UnitResult) => {
+    mine.push(r);
+    ctx.results.push(r);
+    return ctx.checkpoint.record(checkpointEntry(r));
+  };
+  try {
+    await ctx.runNode(w, ctx.signal, record);
+  } catch (e) {
+    const left = w.units.filter((u) => !mine.some((r) => r.unit === u));
+    if (!(e instanceof ConnectError) || ctx.signal.aborted || left.length === 0 || left.some((u) => u.table.distribution.kind !== 'replicated')) throw e;
+    await replicaFallback(ctx, w, left, e, record);
+  }
+  return mine;
 }
 
 /**
@@ -27,7 +54,13 @@ export interface ExportContext {
  * lists them; only replicated tables can be read elsewhere. Objects the lost node had stored
  * for those units are deleted first. Each unit keeps its id; its result names the replica.
  */
-export async function replicaFallback(ctx: ExportContext, lost: NodeWork, units: readonly ExportUnit[], cause: SegferryError): Promise<void> {
+export async function replicaFallback(
+  ctx: ExportContext,
+  lost: NodeWork,
+  units: readonly ExportUnit[],
+  cause: SegferryError,
+  record: (r: UnitResult) => Promise<void>,
+): Promise<void> {
   const { plan, signal } = ctx;
   await deleteUnitObjects(ctx.store, units.map((u) => ({ objectName: u.table.objectName, node: lost.node.name })));
   for (const u of units) {
@@ -41,7 +74,7 @@ export async function replicaFallback(ctx: ExportContext, lost: NodeWork, units:
       const relocated: TablePlan = { ...u.table, reads: u.reads.map((r) => ({ ...r, node: name })) };
       const moved: ExportUnit = { id: u.id, table: relocated, node: name, reads: relocated.reads };
       try {
-        await ctx.runNode({ node, units: [moved] }, signal, (r) => ctx.record({ ...r, unit: u }));
+        await ctx.runNode({ node, units: [moved] }, signal, (r) => record({ ...r, unit: u }));
         done = true;
         break;
       } catch (e) {
