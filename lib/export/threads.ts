@@ -103,6 +103,8 @@ export interface ExporterThreadsOptions {
   onRetry?: (info: S3RetryInfo) => void;
   /** Tests only: another entry module (e.g. one that crashes). */
   entry?: URL;
+  /** Tests only: how long a worker may take to answer an abort (default ABORT_ANSWER_MS, 15 s). */
+  abortAnswerMs?: number;
 }
 
 /**
@@ -143,7 +145,7 @@ export class ExporterThreads {
       answerTimer = setTimeout(() => {
         th.jobs.get(job)?.settle(reason);
         void th.worker.terminate();
-      }, ABORT_ANSWER_MS);
+      }, this.#o.abortAnswerMs ?? ABORT_ANSWER_MS);
       this.#post(th, { t: 'abort', job, reason: serializeError(reason) });
     };
     try {
