@@ -7,7 +7,7 @@ import type { NodeWork } from '../../lib/export/units.js';
 
 // Worker threads with a stub entry (stub-worker.ts): no database, no store.
 const plan: ExportPlan = {
-  version: 1, topology: 'static', nodes: [{ name: 'dn1', endpoint: { host: '127.0.0.1', port: 1, database: 'db' } }], tables: [],
+  version: 1, topology: 'static', nodes: [{ name: 'dn1', endpoint: { host: '127.0.0.1', port: 1, database: 'db', user: 'u' } }], tables: [],
   format: { kind: 'text' }, segmentSize: 1 << 20, filter: null, sessionSettings: {}, concurrency: 1, checksums: true,
 };
 const work: NodeWork = { node: plan.nodes[0]!, units: [] };
