@@ -16,17 +16,20 @@ const entry = new URL('./stub-worker.ts', import.meta.url);
 describe('exporter threads on abort', () => {
   it('a worker that answers is waited for until it reports, however long after the answer deadline', async () => {
     const events: SegferryEvent[] = [];
-    // The answer deadline is far shorter than the stub's 1.5 s of "aborting uploads".
-    const threads = new ExporterThreads({ plan, location: 'answers', size: 1, emit: makeEmitter('export', (e) => events.push(e)), entry, abortAnswerMs: 300 });
+    const ac = new AbortController();
+    // Abort once the worker runs. The answer deadline is far shorter than the stub's 2.5 s of "aborting uploads".
+    const onEvent = (e: SegferryEvent) => {
+      events.push(e);
+      if (e.type === 'retry' && e.reason === 'running') ac.abort(new AbortedError('stop'));
+    };
+    const threads = new ExporterThreads({ plan, location: 'answers', size: 1, emit: makeEmitter('export', onEvent), entry, abortAnswerMs: 1000 });
     try {
-      const ac = new AbortController();
       const run = threads.run(work, ac.signal, async () => {});
-      setTimeout(() => ac.abort(new AbortedError('stop')), 200);
       const err = await run.then(() => undefined, (e: unknown) => e);
       expect(err).toBeInstanceOf(AbortedError);
       expect((err as AbortedError).message).toBe('stop');
       // The worker's last message before its report arrived: it was not terminated early.
-      expect(events.map((e) => (e.type === 'retry' ? e.reason : e.type))).toEqual(['uploads aborted']);
+      expect(events.map((e) => (e.type === 'retry' ? e.reason : e.type))).toEqual(['running', 'uploads aborted']);
       expect(runningWorkers()).toBe(1);
     } finally {
       await threads.close();
@@ -35,11 +38,10 @@ describe('exporter threads on abort', () => {
   });
 
   it('a worker that does not answer is terminated as a last resort and the run rejects with the abort reason', async () => {
-    const threads = new ExporterThreads({ plan, location: 'silent', size: 1, emit: makeEmitter('export'), entry, abortAnswerMs: 300 });
+    const ac = new AbortController();
+    const threads = new ExporterThreads({ plan, location: 'silent', size: 1, emit: makeEmitter('export', () => ac.abort()), entry, abortAnswerMs: 300 });
     try {
-      const ac = new AbortController();
       const run = threads.run(work, ac.signal, async () => {});
-      setTimeout(() => ac.abort(), 200);
       const err = await run.then(() => undefined, (e: unknown) => e);
       expect(err).toBeInstanceOf(AbortedError);
       expect((err as AbortedError).code).toBe('ERR_ABORTED');
