@@ -1,4 +1,4 @@
-import { InvalidOptionError } from '../errors.js';
+import { AbortedError, InvalidOptionError, SegferryError } from '../errors.js';
 import { makeEmitter, withRetryEvents, type EventListener } from '../events.js';
 import { serializeManifest } from '../manifest/io.js';
 import { CHECKPOINT_KEY, MANIFEST_KEY } from '../manifest/keys.js';
@@ -7,7 +7,7 @@ import { displayName } from '../pg/sql.js';
 import { openStore } from '../store/open.js';
 import type { S3Options } from '../store/s3.js';
 import type { ObjectStore } from '../store/types.js';
-import { runPool, throwIfAborted } from '../util/pool.js';
+import { runPool } from '../util/pool.js';
 import { exportNode } from './exporter.js';
 import { runQueue, type ExportContext, type NodeRunner } from './queue.js';
 import { buildManifest } from './manifest.js';
@@ -57,7 +57,12 @@ export interface ExportOptions extends PlanOptions {
    * ObjectStore object cannot cross threads: its exporters always run on this thread.
    */
   threads?: boolean | 'auto';
-  /** Cancel: exporters stop, unfinished uploads are aborted, no manifest is written. */
+  /**
+   * Cancel (default: none): exporters stop their COPY, store writes waiting on the store are
+   * cut short, unfinished uploads are aborted once every exporter has stopped, no manifest is
+   * written. The export rejects with ERR_ABORTED, or with the reason itself when it is a
+   * SegferryError.
+   */
   signal?: AbortSignal;
   /** Progress events. */
   onEvent?: EventListener;
@@ -111,7 +116,7 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
   if (!store) throw new InvalidOptionError('no destination given');
   let threads: ExporterThreads | undefined;
   try {
-    throwIfAborted(opts.signal);
+    stopIfAborted(opts.signal);
     await store.check();
     // Refuse an occupied prefix before any database work; delete (overwrite) only once planned.
     if (!opts.resume) await prepareDestination(store, opts.overwrite ?? false, true);
@@ -162,7 +167,7 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
     );
 
     const manifest = buildManifest(plan, results, createdAt, opts.s3);
-    throwIfAborted(opts.signal);
+    stopIfAborted(opts.signal);
     // The commit point: written only after every object is stored.
     await store.putBytes(MANIFEST_KEY, serializeManifest(manifest));
     await store.delete([CHECKPOINT_KEY]).catch(() => {});
@@ -181,6 +186,11 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
     await threads?.close();
     if (typeof opts.to === 'string') store.close();
   }
+}
+
+/** Throw ERR_ABORTED (or the reason itself when it is a SegferryError) if the signal is aborted; as runPool does. */
+function stopIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw signal.reason instanceof SegferryError ? signal.reason : new AbortedError();
 }
 
 /** `threads: 'auto'` uses worker threads from this many cores on (see ExportOptions.threads). */

@@ -87,6 +87,8 @@ export class DirectoryStore implements ObjectStore {
         unlisten();
         const s = await open();
         try {
+          // A stream the signal destroyed holds a cut-off file: never rename it into place.
+          throwIfAborted(signal);
           await new Promise<void>((resolve, reject) => {
             s.once('error', reject);
             s.end(() => resolve());
@@ -95,7 +97,7 @@ export class DirectoryStore implements ObjectStore {
           await fsp.rename(tmp, final);
         } catch (e) {
           await fsp.rm(tmp, { force: true });
-          throw wrap(e);
+          throw signal?.aborted && e === signal.reason ? e : wrap(e);
         }
       },
       abort: async () => {

@@ -44,6 +44,17 @@ describe('DirectoryStore writer signal', () => {
     expect(await readdir(s.root)).toEqual([]);
   });
 
+  it('finish after an abort fails and stores nothing', async () => {
+    const s = await store();
+    const ac = new AbortController();
+    const w = s.createWriter('k', { signal: ac.signal });
+    await w.write(Buffer.from('abc'));
+    ac.abort(new AbortedError());
+    await expect(w.finish()).rejects.toBe(ac.signal.reason);
+    await w.abort();
+    expect(await readdir(s.root)).toEqual([]);
+  });
+
   it('without an abort the object appears under its key on finish only', async () => {
     const s = await store();
     const w = s.createWriter('k', { signal: new AbortController().signal });
