@@ -7,6 +7,7 @@ import type { ObjectStore, ObjectWriter } from '../../store/types.js';
 import { BatchBuilder, DEFAULT_BATCH_BYTES, DEFAULT_BATCH_ROWS } from './columns.js';
 import { IpcFileEncoder, type FileBlockLike } from './ipc.js';
 import { arrowType, arrowTypeName, columnSpec, type ColumnSpec, type PgColumn } from './pgtypes.js';
+import { CopyProtocolError, InternalError } from '../../errors.js';
 
 /** Body compression of Arrow record batches. `none` is the default. */
 export type ArrowCompression = 'none' | 'lz4' | 'zstd';
@@ -101,7 +102,7 @@ export class ArrowSegmentWriter {
   specs: ColumnSpec[] = [];
 
   constructor(o: ArrowSegmentWriterOptions) {
-    if (!(o.cap > 0)) throw new RangeError('segment size must be positive');
+    if (!(o.cap > 0)) throw new InvalidOptionError('segment size must be positive');
     this.#o = o;
     this.#compression = compressionType(o.compression);
   }
@@ -116,7 +117,7 @@ export class ArrowSegmentWriter {
     const same = this.#columns !== undefined && this.#columns.length === columns.length &&
       this.#columns.every((c, i) => c.name === columns[i]!.name && c.oid === columns[i]!.oid && c.typmod === columns[i]!.typmod);
     if (same && this.#builder) {
-      if (this.#builder.inCopy) throw new TypeError('previous COPY stream did not end with its trailer');
+      if (this.#builder.inCopy) throw new CopyProtocolError('previous COPY stream did not end with its trailer');
       return;
     }
     if (this.#builder) await this.#flush();
@@ -137,7 +138,7 @@ export class ArrowSegmentWriter {
   /** Add a chunk of whole COPY BINARY rows (the stream's header and trailer included). */
   async write(rc: RowChunk): Promise<void> {
     const b = this.#builder;
-    if (!b) throw new TypeError('beginCopy must be called before write');
+    if (!b) throw new InternalError('beginCopy must be called before write');
     if (this.source !== undefined && !this.#pending.includes(this.source)) this.#pending.push(this.source);
     let i = 0;
     while (i < rc.rowEnds.length) {
@@ -256,7 +257,7 @@ export class ArrowSegmentWriter {
   /** Write the rows built so far and store the open object, if any, so the next row starts a new one (between COPYs). */
   async cut(): Promise<void> {
     if (this.#builder) {
-      if (this.#builder.inCopy) throw new TypeError('cut inside a COPY stream');
+      if (this.#builder.inCopy) throw new InternalError('cut inside a COPY stream');
       await this.#flush();
     }
     if (this.#file) await this.#close();
@@ -265,7 +266,7 @@ export class ArrowSegmentWriter {
   /** Write the last batch and store the open object, if any. */
   async finish(): Promise<StoredSegment[]> {
     if (this.#builder) {
-      if (this.#builder.inCopy) throw new TypeError('COPY stream ended without its trailer');
+      if (this.#builder.inCopy) throw new CopyProtocolError('COPY stream ended without its trailer');
       await this.#flush();
     }
     if (this.#file) await this.#close();
