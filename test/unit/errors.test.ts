@@ -3,7 +3,9 @@
  * codes (SQLSTATE kept), and turns JavaScript's own errors into ERR_INTERNAL with the cause;
  * the new classes cross a worker thread boundary unchanged.
  */
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import * as errors from '../../lib/errors.js';
 import {
   CopyProtocolError, FormatError, InternalError, SegferryError, ValueConversionError, fromDatabaseError, reviveError, serializeError,
 } from '../../lib/errors.js';
@@ -81,6 +83,24 @@ describe('new error classes across threads', () => {
       expect(r).toBeInstanceOf(e.constructor);
       expect(r).toBeInstanceOf(SegferryError);
       expect(r.toJSON()).toEqual(e.toJSON());
+    }
+  });
+});
+
+describe('error codes in the docs', () => {
+  it('docs/cli.md lists every ErrorCode once, with the class that carries it', () => {
+    const src = readFileSync(new URL('../../lib/errors.ts', import.meta.url), 'utf8');
+    const union = /export type ErrorCode =([^;]*);/.exec(src)![1]!;
+    const codes = [...union.matchAll(/'(ERR_[A-Z_]+)'/g)].map((m) => m[1]!).sort();
+    expect(codes.length).toBeGreaterThan(20);
+    const doc = readFileSync(new URL('../../docs/cli.md', import.meta.url), 'utf8');
+    const rows = [...doc.matchAll(/^\| `(ERR_[A-Z_]+)` \| `(\w+)` \|/gm)].map((m) => [m[1]!, m[2]!] as const);
+    expect(rows.map(([c]) => c).sort()).toEqual(codes);
+    for (const [code, cls] of rows) {
+      const C = (errors as unknown as Record<string, new (m: string, a?: unknown, b?: unknown) => SegferryError>)[cls];
+      expect(C, cls).toBeTypeOf('function');
+      const e = cls === 'RowTooLargeError' ? new C('x', 1) : new C('x');
+      expect([cls, e.code]).toEqual([cls, code]);
     }
   });
 });
