@@ -31,7 +31,11 @@ export type ErrorCode =
   | 'ERR_KEY_ESCAPES_ROOT'
   | 'ERR_ABORTED'
   | 'ERR_PREREQUISITE'
-  | 'ERR_WORKER';
+  | 'ERR_WORKER'
+  | 'ERR_COPY_PROTOCOL'
+  | 'ERR_VALUE_CONVERSION'
+  | 'ERR_FORMAT'
+  | 'ERR_INTERNAL';
 
 /** Fields shared by every segferry error. */
 export interface ErrorContext {
@@ -181,6 +185,36 @@ export class WorkerError extends SegferryError {
   constructor(message: string, ctx?: ErrorContext) { super('ERR_WORKER', message, ctx); }
 }
 
+/**
+ * The bytes of a COPY stream are not what the protocol allows: a malformed message header, a
+ * COPY BINARY stream without its signature or trailer, a tuple whose field count or lengths do
+ * not add up. The server or something between it and segferry sent them; retrying may help.
+ */
+export class CopyProtocolError extends SegferryError {
+  constructor(message: string, ctx?: ErrorContext) { super('ERR_COPY_PROTOCOL', message, ctx); }
+}
+
+/** A value the chosen format cannot represent (e.g. a numeric text form a column cannot hold). */
+export class ValueConversionError extends SegferryError {
+  constructor(message: string, ctx?: ErrorContext) { super('ERR_VALUE_CONVERSION', message, ctx); }
+}
+
+/**
+ * An object's content is not valid in its format, or not as segferry writes it (e.g. an Arrow
+ * IPC stream whose fields lack the PostgreSQL type metadata).
+ */
+export class FormatError extends SegferryError {
+  constructor(message: string, ctx?: ErrorContext) { super('ERR_FORMAT', message, ctx); }
+}
+
+/**
+ * A failure that is a bug in segferry, not in the database, the storage or the input: an
+ * unexpected JavaScript error (`TypeError`, `RangeError`, …), kept as `cause`. Please report it.
+ */
+export class InternalError extends SegferryError {
+  constructor(message: string, ctx?: ErrorContext) { super('ERR_INTERNAL', message, ctx); }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Errors across threads: postMessage clones an Error as a plain Error, losing its class and
 // fields, so a worker sends this form and the receiver rebuilds the same class.
@@ -207,7 +241,7 @@ const CLASSES: Record<string, Ctor> = {
   DatabaseError, BucketNotFoundError, StorageError, PrefixNotEmptyError, UnfinishedExportError,
   ManifestMissingError, ManifestInvalidError, ObjectMissingError, ChecksumMismatchError,
   RowCountMismatchError, SchemaMismatchError, VerifyMismatchError, KeyEscapesRootError, AbortedError,
-  PrerequisiteError, WorkerError,
+  PrerequisiteError, WorkerError, CopyProtocolError, ValueConversionError, FormatError, InternalError,
 };
 
 /** Plain data for a segferry error (anything else becomes ERR_WORKER, naming its message). */
@@ -279,9 +313,24 @@ interface PgLikeError {
   syscall?: string;
 }
 
+// JavaScript's own error classes: thrown by code, never by a server or a socket.
+const JS_ERROR_CLASSES = [TypeError, RangeError, SyntaxError, ReferenceError, EvalError, URIError];
+
+/**
+ * Is `err` a bug rather than a failure of a server or the network: one of JavaScript's own
+ * error classes (`TypeError`, `RangeError`, …) or a thrown value that is not an object at all.
+ * `pg` and Node's sockets report with plain `Error`s (with a SQLSTATE or errno `code`).
+ */
+function isProgrammingError(err: unknown): boolean {
+  if (err === null || (typeof err !== 'object' && typeof err !== 'function')) return true;
+  return JS_ERROR_CLASSES.some((C) => err instanceof C);
+}
+
 /**
  * Turn an error from `pg` or the socket layer into a typed segferry error, keeping the
- * SQLSTATE, and naming the node, host and table (never the credentials).
+ * SQLSTATE, and naming the node, host and table (never the credentials). A segferry error is
+ * returned as it is; a JavaScript `TypeError`, `RangeError`, … (a bug, not the database's doing)
+ * becomes an {@link InternalError} with the original as `cause`.
  */
 export function fromDatabaseError(
   err: unknown,
@@ -297,6 +346,14 @@ export function fromDatabaseError(
   if (ctx.node !== undefined) base.node = ctx.node;
   if (ctx.table !== undefined) base.table = ctx.table;
   if (ctx.key !== undefined) base.key = ctx.key;
+  if (isProgrammingError(err)) {
+    const name = err instanceof Error ? err.name : typeof err;
+    const text = err instanceof Error ? err.message : String(err);
+    return new InternalError(`internal error during ${what}${where ? ` on ${where}` : ''}${ctx.table ? ` for ${ctx.table}` : ''}: ${name}: ${text}`, {
+      ...base,
+      hint: 'this is a bug in segferry, not a database failure; please report it with this message',
+    });
+  }
   const code = typeof e.code === 'string' ? e.code : '';
   const msg = e.message ?? String(err);
   const detail = e.detail ? ` (${e.detail})` : '';

@@ -1,6 +1,8 @@
 /**
  * segferry: parallel export and import of tables between distributed PostgreSQL-family
- * clusters and S3-compatible object storage. This module is the whole public API.
+ * clusters and S3-compatible object storage. This module is the whole public API: each name is
+ * listed explicitly (test/unit/api-surface.test.ts checks the list), and its types name no
+ * `pg` or AWS SDK type, so a user's types never depend on those packages' versions.
  */
 export { planExport, DEFAULT_SEGMENT_SIZE } from './export/plan.js';
 export { segmentKey } from './manifest/keys.js';
@@ -13,8 +15,8 @@ export type { NodeEndpoint } from './pg/conn.js';
 export type { QualifiedName } from './pg/sql.js';
 export type { FormatKind, FormatOptions } from './format/options.js';
 export { openStore } from './store/open.js';
-export { S3Store, DEFAULT_PART_SIZE, DEFAULT_QUEUE_SIZE } from './store/s3.js';
-export type { S3Options, S3RetryInfo } from './store/s3.js';
+export { S3Store } from './store/s3.js';
+export type { S3Options, S3RetryInfo, S3ClientLike } from './store/s3.js';
 export { DirectoryStore } from './store/dir.js';
 export type { ObjectStore, ObjectWriter, ObjectInfo } from './store/types.js';
 export { importTables } from './import/import.js';
@@ -23,7 +25,6 @@ export { planImport } from './import/plan.js';
 export type { ImportPlan, ImportPlanOptions, ImportRoute, ImportTablePlan, ImportTarget, PlannedObject, BareSource } from './import/plan.js';
 export { verifyImport } from './import/verify.js';
 export type { VerifyOptions, VerifyResult, VerifyTable, VerifyNode } from './import/verify.js';
-export { LEDGER_TABLE } from './import/ledger.js';
 export { readManifest } from './manifest/io.js';
 export { cleanup } from './maintenance/cleanup.js';
 export type { CleanupOptions, CleanupResult } from './maintenance/cleanup.js';
@@ -32,7 +33,15 @@ export type { Manifest, ManifestObject, ManifestTable, ManifestTableNode, RowChe
 export type {
   SegferryEvent, EventListener, StartEvent, ProgressEvent, SegmentEvent, NodeDoneEvent, TableDoneEvent, RetryEvent, DoneEvent,
 } from './events.js';
-export * from './errors.js';
+// Every error class (users match on `instanceof` or `code`), none of the helpers.
+export {
+  SegferryError, InvalidOptionError, ConnectError, AuthError, TableNotFoundError, ColumnNotFoundError, TopologyError,
+  DatabaseError, RowTooLargeError, BucketNotFoundError, StorageError, PrefixNotEmptyError, UnfinishedExportError,
+  ManifestMissingError, ManifestInvalidError, ObjectMissingError, ChecksumMismatchError, RowCountMismatchError,
+  SchemaMismatchError, VerifyMismatchError, KeyEscapesRootError, AbortedError, PrerequisiteError, WorkerError,
+  CopyProtocolError, ValueConversionError, FormatError, InternalError,
+} from './errors.js';
+export type { ErrorCode, ErrorContext } from './errors.js';
 export { VERSION } from './version.js';
 export { openArrowObject, arrowCopyFromSQL } from './format/arrow/api.js';
 export type { ArrowCopySource, ArrowCopyFormat, ArrowDecodeOptions } from './format/arrow/decoder.js';

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { RowCountMismatchError, SegferryError, fromDatabaseError } from '../errors.js';
+import { InternalError, RowCountMismatchError, SegferryError, fromDatabaseError } from '../errors.js';
 import type { makeEmitter } from '../events.js';
 import { segmentKey } from '../manifest/keys.js';
 import type { ManifestObject, RowChecksum } from '../manifest/types.js';
@@ -34,7 +34,7 @@ export { selectSQL } from './formats.js';
 
 /** Add two checksums of the same algorithm (`copy-rowhash64` modulo 2^64, the md5 one exactly). */
 export function addChecksums(a: RowChecksum, b: RowChecksum): RowChecksum {
-  if (a.algorithm !== b.algorithm) throw new TypeError(`cannot add checksums of algorithms ${a.algorithm ?? 'md5'} and ${b.algorithm ?? 'md5'}`);
+  if (a.algorithm !== b.algorithm) throw new InternalError(`cannot add checksums of algorithms ${a.algorithm ?? 'md5'} and ${b.algorithm ?? 'md5'}`);
   if (a.algorithm === ROW_HASH_ALGORITHM) return { rows: a.rows + b.rows, sum: addRowHashSums(a.sum, b.sum), algorithm: a.algorithm };
   return { rows: a.rows + b.rows, sum: (BigInt(a.sum) + BigInt(b.sum)).toString() };
 }

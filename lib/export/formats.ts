@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { InvalidOptionError } from '../errors.js';
 import { columnListSQL, copyOptionsSQL, csvHeaderLine, type FormatKind } from '../format/options.js';
 import { quoteQualified } from '../pg/sql.js';
 import { TextSegmentWriter } from '../segment/text.js';
@@ -66,6 +67,6 @@ const FORMATS: Record<FormatKind, () => Promise<ExportFormat>> = {
 /** The export side of a format. */
 export function exportFormat(kind: FormatKind): Promise<ExportFormat> {
   const f = FORMATS[kind];
-  if (!f) throw new TypeError(`no exporter for format ${String(kind)}`);
+  if (!f) throw new InvalidOptionError(`no exporter for format ${String(kind)}`);
   return f();
 }

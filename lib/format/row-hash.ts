@@ -1,3 +1,4 @@
+import { FormatError } from '../errors.js';
 import { binaryHeaderEnd, isBinaryTrailer } from '../pg/copy-binary.js';
 import type { RowChunk } from '../pg/copy-out.js';
 
@@ -141,5 +142,6 @@ export class RowHasher {
 
 /** Add two `copy-rowhash64` sums (decimal strings), modulo 2^64. */
 export function addRowHashSums(a: string, b: string): string {
+  for (const x of [a, b]) if (!/^\d{1,20}$/.test(x)) throw new FormatError(`not a ${ROW_HASH_ALGORITHM} sum: ${JSON.stringify(String(x).slice(0, 40))}`);
   return ((BigInt(a) + BigInt(b)) & MASK64).toString();
 }

@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream';
 import type pg from 'pg';
+import { CopyProtocolError, InternalError } from '../errors.js';
 import { isDirectSocket, READ_BUFFER_BYTES, type DirectSocket } from './socket.js';
 
 /**
@@ -108,7 +109,7 @@ export class CopyOutStream extends Readable {
       sock.setSink((buf, n) => this.#parse(buf, n));
     } else {
       const listeners = sock.listeners('data');
-      if (listeners.length !== 1) throw new Error('unexpected pg connection state: expected one data listener');
+      if (listeners.length !== 1) throw new InternalError('unexpected pg connection state: expected one data listener');
       this.#pgHandler = listeners[0] as (chunk: Buffer) => void;
       sock.removeListener('data', this.#pgHandler);
       sock.on('data', this.#onData);
@@ -180,7 +181,7 @@ export class CopyOutStream extends Readable {
           const s = r + 5;
           const len = ((((buf[r + 1] as number) << 24) | ((buf[r + 2] as number) << 16) | ((buf[r + 3] as number) << 8) | (buf[r + 4] as number)) >>> 0) - 4;
           const e = s + len;
-          if (e > n) break;
+          if (len < 0 || e > n) break; // a bad length is reported below, outside the hot loop
           if (w + (cw - run) + len > block.length || nEnds === ends.length) {
             if (cw > run) buf.copy(block, w, run, cw);
             w += cw - run;
@@ -235,6 +236,11 @@ export class CopyOutStream extends Readable {
         len = this.#hdr.readUInt32BE(1);
       }
       len -= 4;
+      if (len < 0) {
+        // The length includes itself, so it is at least 4: the stream is out of step.
+        this.#fail(new CopyProtocolError(`malformed COPY message: type 0x${t.toString(16).padStart(2, '0')} with length ${len + 4} (at least 4)`));
+        return false;
+      }
       if (t !== COPY_DATA && t !== COPY_OUT_RESPONSE && t !== NOTICE && t !== PARAMETER_STATUS && t !== NOTIFICATION && t !== COPY_DONE) {
         // CommandComplete, ErrorResponse or anything else: the COPY data is over. Give
         // this message and everything after it back to pg's parser, header included.
@@ -260,6 +266,13 @@ export class CopyOutStream extends Readable {
       return false;
     }
     return true;
+  }
+
+  /** Stop on bytes that cannot be parsed: the connection is dropped, since its framing is lost. */
+  #fail(err: CopyProtocolError): void {
+    if (this.#direct) this.#direct.setSink(undefined);
+    else if (this.#conn) this.#conn.stream.removeListener('data', this.#onData);
+    this.destroy(err);
   }
 
   #headerBytes(type: number, remaining: number): Buffer {

@@ -1,14 +1,15 @@
 /** SQL text helpers. Every identifier segferry puts into SQL goes through quoteIdent. */
+import { InvalidOptionError } from '../errors.js';
 
 /** Quote an identifier for PostgreSQL: wrap in double quotes, double any inside. */
 export function quoteIdent(name: string): string {
-  if (name.includes('\0')) throw new TypeError('identifier contains a NUL byte');
+  if (name.includes('\0')) throw new InvalidOptionError('identifier contains a NUL byte');
   return '"' + name.replace(/"/g, '""') + '"';
 }
 
 /** Quote a string literal (standard_conforming_strings on, the default since 9.1). */
 export function quoteLiteral(value: string): string {
-  if (value.includes('\0')) throw new TypeError('literal contains a NUL byte');
+  if (value.includes('\0')) throw new InvalidOptionError('literal contains a NUL byte');
   return "'" + value.replace(/'/g, "''") + "'";
 }
 
@@ -42,7 +43,7 @@ export function parseTableName(input: string, defaultSchema = 'public'): Qualifi
       let j = i + 1;
       let part = '';
       for (;;) {
-        if (j >= s.length) throw new TypeError(`unterminated quoted identifier in table name ${input}`);
+        if (j >= s.length) throw new InvalidOptionError(`unterminated quoted identifier in table name ${input}`);
         if (s[j] === '"') {
           if (s[j + 1] === '"') { part += '"'; j += 2; continue; }
           break;
@@ -59,12 +60,12 @@ export function parseTableName(input: string, defaultSchema = 'public'): Qualifi
       i = j;
     }
     if (i < s.length) {
-      if (s[i] !== '.') throw new TypeError(`unexpected character in table name ${input}`);
+      if (s[i] !== '.') throw new InvalidOptionError(`unexpected character in table name ${input}`);
       i++;
-      if (i >= s.length) throw new TypeError(`table name ends with a dot: ${input}`);
+      if (i >= s.length) throw new InvalidOptionError(`table name ends with a dot: ${input}`);
     }
   }
   if (parts.length === 1 && parts[0]) return { schema: defaultSchema, name: parts[0] };
   if (parts.length === 2 && parts[0] && parts[1]) return { schema: parts[0], name: parts[1] };
-  throw new TypeError(`cannot parse table name ${JSON.stringify(input)}: use name or schema.name`);
+  throw new InvalidOptionError(`cannot parse table name ${JSON.stringify(input)}: use name or schema.name`);
 }

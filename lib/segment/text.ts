@@ -1,5 +1,5 @@
 import { createHash, type Hash } from 'node:crypto';
-import { RowTooLargeError } from '../errors.js';
+import { InvalidOptionError, RowTooLargeError } from '../errors.js';
 import type { RowChunk } from '../pg/copy-out.js';
 import type { ObjectWriter } from '../store/types.js';
 import type { CopyRead, FormatSummary, SegmentWriter, SegmentWriterOptions, StoredSegment } from './types.js';
@@ -46,7 +46,7 @@ export class TextSegmentWriter implements SegmentWriter {
   totalRows = 0;
 
   constructor(o: TextSegmentWriterOptions) {
-    if (!(o.cap > 0)) throw new RangeError('segment size must be positive');
+    if (!(o.cap > 0)) throw new InvalidOptionError('segment size must be positive');
     this.#o = o;
     this.#headerLen = o.header?.length ?? 0;
   }

@@ -163,6 +163,19 @@ function errText(e: unknown): string {
   return `${x?.name ?? 'Error'}: ${x?.message ?? String(e)}${status}`;
 }
 
+/**
+ * The part of an AWS SDK v3 `S3Client` that {@link S3Store} relies on, declared here (as kysely
+ * declares the part of pg's Pool it needs) so that segferry's public types do not carry the
+ * SDK's. An `S3Client` from `@aws-sdk/client-s3` satisfies it; the store hands it to the SDK's
+ * commands and multipart `Upload`, so it must be a real one.
+ */
+export interface S3ClientLike {
+  /** Send one command; `abortSignal` cancels the request. */
+  send(command: unknown, options?: { abortSignal?: AbortSignal }): Promise<unknown>;
+  /** Close the client's sockets. */
+  destroy(): void;
+}
+
 /** A bucket prefix as a store. */
 export class S3Store implements ObjectStore {
   readonly url: string;
@@ -174,13 +187,17 @@ export class S3Store implements ObjectStore {
   #ready: Promise<{ sdk: Sdk; client: S3Client }> | undefined;
   #closed = false;
 
-  /** `prefix` is normalised to end with `/` unless empty. Pass `client` to share one. */
-  constructor(bucket: string, prefix: string, opts: S3Options = {}, client?: S3Client) {
+  /**
+   * `prefix` is normalised to end with `/` unless empty. `opts` default to `{}` (the SDK's
+   * standard sources). Pass `client` (an `S3Client`) to share one; it is then not closed by
+   * {@link close}. Default: a client made from `opts` on first use, closed by {@link close}.
+   */
+  constructor(bucket: string, prefix: string, opts: S3Options = {}, client?: S3ClientLike) {
     this.bucket = bucket;
     this.prefix = prefix.replace(/^\/+/, '').replace(/\/*$/, prefix.replace(/^\/+/, '') ? '/' : '');
     this.url = `s3://${bucket}/${this.prefix}`;
     this.#opts = opts;
-    this.#client = client;
+    this.#client = client as S3Client | undefined;
     this.#ownsClient = client === undefined;
   }
 

@@ -2,6 +2,7 @@ import { makeData, RecordBatch, Struct, type Data, type DataType, type Schema } 
 import { arrowSchema, arrowType, type ColumnSpec } from './pgtypes.js';
 import { numericToText, numericUnscaled, valueToText } from './pgtext.js';
 import { binaryHeaderEnd, isBinaryTrailer } from '../../pg/copy-binary.js';
+import { CopyProtocolError, ValueConversionError } from '../../errors.js';
 
 /**
  * Typed Arrow columns filled straight from PostgreSQL BINARY COPY rows.
@@ -60,6 +61,8 @@ abstract class Column {
   nulls = 0;
   // Positions of NULLs: most columns have few, so validity costs nothing per value.
   #nullAt: number[] = [];
+  /** Bytes every non-NULL value of this column has in COPY BINARY (its `send` form); -1: varies. */
+  wire = -1;
   constructor(readonly spec: ColumnSpec) {}
 
   abstract value(b: Buffer, off: number, len: number): boolean;
@@ -104,11 +107,11 @@ class SwapColumn extends Column {
   constructor(spec: ColumnSpec, width: number) {
     super(spec);
     this.#w = width;
+    this.wire = width;
   }
   bufs(): Bytes[] { return [this.#buf]; }
-  value(b: Buffer, off: number, len: number): boolean {
-    const w = this.#w;
-    if (len !== w) throw new TypeError(`column ${this.spec.name}: expected ${w} bytes, got ${len}`);
+  value(b: Buffer, off: number): boolean {
+    const w = this.#w; // the field's length was checked against `wire` by the caller
     const buf = this.#buf;
     const p = buf.len + w <= buf.u8.length ? buf.len : buf.reserve(w);
     const dv = buf.dv;
@@ -159,6 +162,7 @@ abstract class FixedColumn extends Column {
 
 class BoolColumn extends Column {
   #bits = new Bytes(INITIAL / 8);
+  override wire = 1;
   bufs(): Bytes[] { return [this.#bits]; }
   value(b: Buffer, off: number): boolean {
     this.#grow();
@@ -213,6 +217,7 @@ const EPOCH_HI = 0x35d01;
 const EPOCH_LO = 0x3b37e000;
 
 class TimestampColumn extends FixedColumn {
+  override wire = 8;
   value(b: Buffer, off: number): boolean {
     const hi = b.readInt32BE(off);
     const lo = b.readUInt32BE(off + 4);
@@ -237,6 +242,7 @@ class TimestampColumn extends FixedColumn {
 }
 
 class DateColumn extends FixedColumn {
+  override wire = 4;
   value(b: Buffer, off: number): boolean {
     const d = b.readInt32BE(off);
     const p = this.buf.reserve(4);
@@ -248,6 +254,7 @@ class DateColumn extends FixedColumn {
 
 /** time: µs since midnight; Arrow's Time64 excludes PostgreSQL's 24:00:00. */
 class TimeColumn extends FixedColumn {
+  override wire = 8;
   value(b: Buffer, off: number): boolean {
     const hi = b.readInt32BE(off);
     const lo = b.readUInt32BE(off + 4);
@@ -262,6 +269,7 @@ class TimeColumn extends FixedColumn {
 const NS_MAX = 2n ** 63n - 1n;
 
 class IntervalColumn extends FixedColumn {
+  override wire = 16;
   value(b: Buffer, off: number): boolean {
     const hi = b.readInt32BE(off);
     const p = this.buf.reserve(16);
@@ -284,6 +292,7 @@ class IntervalColumn extends FixedColumn {
 }
 
 class UuidColumn extends FixedColumn {
+  override wire = 16;
   value(b: Buffer, off: number): boolean {
     const p = this.buf.reserve(16);
     this.buf.u8.set(b.subarray(off, off + 16), p);
@@ -308,7 +317,10 @@ class VarColumn extends Column {
   value(b: Buffer, off: number, len: number): boolean {
     switch (this.#mode) {
       case 'raw': this.#bytes(b, off, len); break;
-      case 'jsonb': this.#bytes(b, off + 1, len - 1); break; // skip the jsonb version byte (1)
+      case 'jsonb':
+        if (len < 1) throw new CopyProtocolError(`column ${this.spec.name}: a jsonb value without its version byte`);
+        this.#bytes(b, off + 1, len - 1); // skip the jsonb version byte (1)
+        break;
       case 'numeric': this.#text(numericToText(b, off)); break;
       case 'demoted': this.#text(valueToText(this.spec.oid, b, off, len)); break;
     }
@@ -337,7 +349,8 @@ class VarColumn extends Column {
   #end(): void {
     const o = this.#offsets;
     const p = o.len + 4 <= o.u8.length ? o.len : o.reserve(4);
-    if (this.#data.len > 0x7fffffff) throw new RangeError(`column ${this.spec.name}: more than 2 GiB in one record batch`);
+    // Arrow's Utf8/Binary offsets are int32.
+    if (this.#data.len > 0x7fffffff) throw new ValueConversionError(`column ${this.spec.name}: more than 2 GiB in one record batch`);
     o.dv.setInt32(p, this.#data.len, true);
     o.len = p + 4;
   }
@@ -364,23 +377,28 @@ class ListColumn extends Column {
     this.#offsets.reserve(4);
     this.#offsets.len = 4;
   }
-  value(b: Buffer, off: number): boolean {
+  value(b: Buffer, off: number, len: number): boolean {
     // array_send: int32 ndim, int32 has-nulls, int32 element oid, (int32 dim, int32 lbound) × ndim, elements.
+    const end = off + len;
+    if (len < 12) throw arrayError(this.spec.name);
     const ndim = b.readInt32BE(off);
     if (ndim !== 0) {
-      if (ndim !== 1 || b.readInt32BE(off + 16) !== 1) return false;
+      if (ndim !== 1 || len < 20 || b.readInt32BE(off + 16) !== 1) return false;
       const count = b.readInt32BE(off + 12);
       let p = off + 20;
       const c = this.child;
       for (let i = 0; i < count; i++) {
+        if (p + 4 > end) throw arrayError(this.spec.name);
         const l = b.readInt32BE(p);
         p += 4;
         if (l < 0) c.appendNull();
         else {
+          if (p + l > end || (c.wire >= 0 && l !== c.wire)) throw fieldError(c.spec.name, l, c.wire);
           if (!c.value(b, p, l)) return false;
           p += l;
         }
       }
+      if (p !== end) throw arrayError(this.spec.name);
     }
     this.#end();
     this.n++;
@@ -401,6 +419,16 @@ class ListColumn extends Column {
       valueOffsets: new Int32Array(o.buffer, 0, o.byteLength / 4), child: this.child.finish(),
     } as never);
   }
+}
+
+function fieldError(name: string, len: number, wire: number): CopyProtocolError {
+  return new CopyProtocolError(wire >= 0 && len !== wire
+    ? `COPY BINARY value of column ${name} has ${len} bytes, expected ${wire}`
+    : `COPY BINARY value of column ${name} (${len} bytes) runs past its row`);
+}
+
+function arrayError(name: string): CopyProtocolError {
+  return new CopyProtocolError(`COPY BINARY array of column ${name} does not match its length`);
 }
 
 function makeColumn(s: ColumnSpec): Column {
@@ -532,19 +560,23 @@ export class BatchBuilder {
   #parse(b: Buffer, s: number, e: number): number {
     const cols = this.#cols;
     const nf = (b[s]! << 8) | b[s + 1]!;
-    if (nf !== cols.length || e - s < 2 + 4 * nf) throw new TypeError(`COPY row has ${nf} fields, expected ${cols.length}`);
+    if (nf !== cols.length || e - s < 2 + 4 * nf) throw new CopyProtocolError(`COPY row has ${nf} fields, expected ${cols.length}`);
     let p = s + 2;
     for (let c = 0; c < nf; c++) {
       // int32 length, big-endian; -1 is NULL.
+      if (p + 4 > e) throw new CopyProtocolError('COPY row ends inside a field length');
       const len = (b[p]! << 24) | (b[p + 1]! << 16) | (b[p + 2]! << 8) | b[p + 3]!;
       p += 4;
       if (len < 0) cols[c]!.appendNull();
       else {
-        if (!cols[c]!.value(b, p, len)) return c;
+        const col = cols[c]!;
+        // Bounds first: a bad length must not make a column read another row's bytes.
+        if (p + len > e || (col.wire >= 0 && len !== col.wire)) throw fieldError(col.spec.name, len, col.wire);
+        if (!col.value(b, p, len)) return c;
         p += len;
       }
     }
-    if (p !== e) throw new TypeError('COPY row length does not match its fields');
+    if (p !== e) throw new CopyProtocolError('COPY row length does not match its fields');
     return -1;
   }
 

@@ -1,5 +1,5 @@
 import { RecordBatchReader, type Data, type RecordBatch, type Schema } from 'apache-arrow';
-import { SchemaMismatchError } from '../../errors.js';
+import { FormatError, SchemaMismatchError, SegferryError, ValueConversionError } from '../../errors.js';
 import { quoteIdent } from '../../pg/sql.js';
 import { COPY_SIGNATURE } from '../../pg/copy-binary.js';
 import { copyTextEscape, numericMaxBytes, PG_EPOCH_DAYS, valueToText, writeNumeric, writeNumericText } from './pgtext.js';
@@ -255,7 +255,7 @@ function valueWriter(s: ColumnSpec, d: Data): FieldWriter {
       };
     }
     default:
-      throw new TypeError(`column ${s.name}: no binary form for kind ${s.kind}`);
+      throw new ValueConversionError(`column ${s.name}: no binary form for kind ${s.kind}`);
   }
 }
 
@@ -281,6 +281,12 @@ function textWriter(s: ColumnSpec, d: Data): TextWriter {
     w(i, o);
     return copyTextEscape(valueToText(s.oid, o.b, 0, o.len));
   };
+}
+
+/** apache-arrow's own failures on bytes it cannot parse (plain Errors) as ERR_FORMAT. */
+function unreadable(e: unknown): SegferryError {
+  if (e instanceof SegferryError) return e;
+  return new FormatError(`Arrow object cannot be read: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
 }
 
 /** Bytes after the 8-byte file magic, from any byte source; the rest is drained by the caller. */
@@ -310,7 +316,7 @@ export async function openArrowObject(
   opts: ArrowDecodeOptions = {},
 ): Promise<ArrowCopySource> {
   const it = source[Symbol.asyncIterator]();
-  const reader = await (await RecordBatchReader.from(afterMagic(it))).open();
+  const reader = await RecordBatchReader.from(afterMagic(it)).then((r) => r.open()).catch((e: unknown) => { throw unreadable(e); });
   const schema = reader.schema;
   if (!schema) throw new SchemaMismatchError('Arrow object has no schema message after its magic');
   const specs = schema.fields.map((f) => {
@@ -338,7 +344,11 @@ export async function openArrowObject(
       out.int32(0);
     }
     try {
-      for await (const batch of reader as AsyncIterable<RecordBatch>) {
+      const batches = (reader as AsyncIterable<RecordBatch>)[Symbol.asyncIterator]();
+      for (;;) {
+        const next = await batches.next().catch((e: unknown) => { throw unreadable(e); });
+        if (next.done) break;
+        const batch = next.value;
         const n = batch.numRows;
         const datas = specs.map((_, c) => batch.getChildAt(c)!.data[0]!);
         if (format === 'binary') {

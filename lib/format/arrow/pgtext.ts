@@ -1,4 +1,5 @@
 import { OID } from './pgtypes.js';
+import { ValueConversionError } from '../../errors.js';
 
 /**
  * PostgreSQL BINARY COPY values to and from their text forms, for the few places the Arrow
@@ -134,7 +135,7 @@ export function writeNumericText(dst: Buffer, p: number, t: string): number {
   const ip = dot < 0 ? s : s.slice(0, dot);
   const fp = dot < 0 ? '' : s.slice(dot + 1);
   if (!/^\d*$/.test(ip) || !/^\d*$/.test(fp) || ip.length + fp.length === 0) {
-    throw new TypeError(`not a numeric text form: ${t.slice(0, 40)}`);
+    throw new ValueConversionError(`not a numeric text form: ${t.slice(0, 40)}`);
   }
   return writeNumeric(dst, p, neg, ip + fp, fp.length);
 }

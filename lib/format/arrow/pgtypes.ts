@@ -2,6 +2,7 @@ import {
   Binary, Bool, DateDay, Decimal, Field, FixedSizeBinary, Float32, Float64, Int16, Int32, Int64,
   Interval, IntervalUnit, List, Schema, Time, TimeUnit, Timestamp, Utf8, type DataType,
 } from 'apache-arrow';
+import { FormatError } from '../../errors.js';
 
 /**
  * PostgreSQL types as the Arrow format sees them: which base type a column has (from the
@@ -195,7 +196,7 @@ export function arrowTypeName(t: DataType): string {
 export function specFromField(f: Field): ColumnSpec {
   const md = f.metadata;
   const oidText = md.get(META.pgOid);
-  if (oidText === undefined) throw new TypeError(`Arrow field ${f.name} has no ${META.pgOid} metadata`);
+  if (oidText === undefined || !/^\d+$/.test(oidText)) throw new FormatError(`Arrow field ${f.name} has no valid ${META.pgOid} metadata`);
   const c: PgColumn = {
     name: f.name,
     pgType: md.get(META.pgType) ?? '',

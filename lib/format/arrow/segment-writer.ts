@@ -1,6 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import { CompressionType, type RecordBatch } from 'apache-arrow';
-import { InvalidOptionError, RowTooLargeError } from '../../errors.js';
+import { CopyProtocolError, InternalError, InvalidOptionError, RowTooLargeError } from '../../errors.js';
 import type { ArrowColumnSummary } from '../../manifest/types.js';
 import type { RowChunk } from '../../pg/copy-out.js';
 import type { CopyRead, FormatSummary, SegmentWriter, SegmentWriterOptions, StoredSegment } from '../../segment/types.js';
@@ -85,7 +85,7 @@ export class ArrowSegmentWriter implements SegmentWriter {
   specs: ColumnSpec[] = [];
 
   constructor(o: ArrowSegmentWriterOptions) {
-    if (!(o.cap > 0)) throw new RangeError('segment size must be positive');
+    if (!(o.cap > 0)) throw new InvalidOptionError('segment size must be positive');
     this.#o = o;
     this.#compression = compressionType(o.compression);
   }
@@ -97,7 +97,7 @@ export class ArrowSegmentWriter implements SegmentWriter {
 
   /** Start a read: a change of source label stores the open object first; the columns are required. */
   async begin(read: CopyRead): Promise<void> {
-    if (!read.columns) throw new TypeError('the Arrow writer needs the columns of each read');
+    if (!read.columns) throw new InternalError('the Arrow writer needs the columns of each read');
     if (read.source !== undefined && this.#source !== undefined && read.source !== this.#source) await this.cut();
     this.#source = read.source;
     await this.beginCopy(read.columns);
@@ -108,7 +108,7 @@ export class ArrowSegmentWriter implements SegmentWriter {
     const same = this.#columns !== undefined && this.#columns.length === columns.length &&
       this.#columns.every((c, i) => c.name === columns[i]!.name && c.oid === columns[i]!.oid && c.typmod === columns[i]!.typmod);
     if (same && this.#builder) {
-      if (this.#builder.inCopy) throw new TypeError('previous COPY stream did not end with its trailer');
+      if (this.#builder.inCopy) throw new CopyProtocolError('previous COPY stream did not end with its trailer');
       return;
     }
     if (this.#builder) await this.#flush();
@@ -129,7 +129,7 @@ export class ArrowSegmentWriter implements SegmentWriter {
   /** Add a chunk of whole COPY BINARY rows (the stream's header and trailer included). */
   async write(rc: RowChunk): Promise<void> {
     const b = this.#builder;
-    if (!b) throw new TypeError('beginCopy must be called before write');
+    if (!b) throw new InternalError('beginCopy must be called before write');
     if (this.#source !== undefined && !this.#pending.includes(this.#source)) this.#pending.push(this.#source);
     let i = 0;
     while (i < rc.rowEnds.length) {
@@ -248,7 +248,7 @@ export class ArrowSegmentWriter implements SegmentWriter {
   /** Write the rows built so far and store the open object, if any, so the next row starts a new one (between COPYs). */
   async cut(): Promise<void> {
     if (this.#builder) {
-      if (this.#builder.inCopy) throw new TypeError('cut inside a COPY stream');
+      if (this.#builder.inCopy) throw new InternalError('cut inside a COPY stream');
       await this.#flush();
     }
     if (this.#file) await this.#close();
@@ -257,7 +257,7 @@ export class ArrowSegmentWriter implements SegmentWriter {
   /** Write the last batch and store the open object, if any. */
   async finish(): Promise<StoredSegment[]> {
     if (this.#builder) {
-      if (this.#builder.inCopy) throw new TypeError('COPY stream ended without its trailer');
+      if (this.#builder.inCopy) throw new CopyProtocolError('COPY stream ended without its trailer');
       await this.#flush();
     }
     if (this.#file) await this.#close();
