@@ -3,8 +3,6 @@ import { normalizeFormat, type FormatKind, type FormatOptions } from '../format/
 import { SESSION_SETTINGS, type NodeEndpoint } from '../pg/conn.js';
 import { displayName, type QualifiedName } from '../pg/sql.js';
 import { discover, type StaticTopology } from '../topology/discover.js';
-// Registers Citus discovery with discover() (side effect only).
-import '../topology/citus.js';
 import type { PlanNode, TablePlan, TopologyKind } from '../topology/types.js';
 
 /** Default segment size: 1 GiB. */
