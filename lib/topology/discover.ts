@@ -29,19 +29,19 @@ function coordinatorOnly(kind: string, from: DiscoverFrom): { coordinator: NodeE
  * when no partition is foreign).
  */
 export const TOPOLOGY_KINDS: { readonly [K in TopologyKind]: Discoverer } = {
-  postgres: (from, req, tables) => {
+  postgres: async (from, req, tables) => {
     const c = coordinatorOnly('postgres', from);
     return discoverCoordinator(c.client, c.coordinator, 'postgres', req, tables);
   },
-  fdw: (from, req, tables) => {
+  fdw: async (from, req, tables) => {
     const c = coordinatorOnly('fdw', from);
     return discoverCoordinator(c.client, c.coordinator, 'fdw', req, tables);
   },
-  citus: (from, req, tables) => {
+  citus: async (from, req, tables) => {
     const c = coordinatorOnly('citus', from);
     return discoverCitus(c.client, c.coordinator, req, tables);
   },
-  static: (from, req, tables) => {
+  static: async (from, req, tables) => {
     if (!('static' in from)) throw new InvalidOptionError('a static topology is discovered from its node list, not a coordinator');
     return discoverStatic(from.static, req, tables);
   },
