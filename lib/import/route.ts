@@ -92,8 +92,9 @@ export interface ImportTablePlan {
  *   the coordinator (`direct`: TopologyError).
  * - postgres_fdw: node-direct when every destination node holds one relation, the node names
  *   equal the source's and the partitioning method and key agree (when known); else through
- *   the coordinator (`direct`: TopologyError). A single server goes through the coordinator
- *   with `auto`.
+ *   the coordinator (`direct`: TopologyError). Partition bounds are not compared: neither
+ *   the manifest nor discovery records them, so direct assumes a restore onto the same layout.
+ *   A single server goes through the coordinator with `auto`.
  */
 export function routeTable(st: SourceTable, dest: Pick<DestSide, 'kind' | 'nodes' | 'replicated' | 'tables'>, route: ImportRoute, create: boolean): ImportTablePlan {
   if (dest.kind === 'static' && route === 'coordinator') {
