@@ -5,8 +5,6 @@ import { displayName } from '../pg/sql.js';
 import { objectNames, segmentKey } from '../manifest/keys.js';
 import { planUnits } from './units.js';
 import { discover, type StaticTopology } from '../topology/discover.js';
-// Registers Citus discovery with discover() (side effect only).
-import '../topology/citus.js';
 import type { PlanNode, TablePlan, TopologyKind } from '../topology/types.js';
 
 /** Default segment size: 1 GiB. */

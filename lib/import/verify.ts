@@ -5,16 +5,17 @@ import { loadArrowExport } from '../format/arrow/api.js';
 import { columnListSQL, copyOptionsSQL, type FormatOptions } from '../format/options.js';
 import { RowHasher } from '../format/row-hash.js';
 import type { RowChecksum } from '../manifest/types.js';
-import { applySettings, closeQuietly, connect, describeEndpoint, parseConnection } from '../pg/conn.js';
+import { applySettings, closeQuietly, connect, describeEndpoint } from '../pg/conn.js';
 import { copyOut, type CopyOutStream } from '../pg/copy-out.js';
-import { displayName, parseTableName, quoteQualified, type QualifiedName } from '../pg/sql.js';
+import { displayName, quoteQualified, type QualifiedName } from '../pg/sql.js';
 import { openStore } from '../store/open.js';
 import type { S3Options } from '../store/s3.js';
 import type { ObjectStore } from '../store/types.js';
-import { COORDINATOR_NODE, discover, type StaticTopology } from '../topology/discover.js';
+import { COORDINATOR_NODE, type StaticTopology } from '../topology/discover.js';
 import type { ColumnInfo, PlanNode } from '../topology/types.js';
 import { runPool, throwIfAborted } from '../util/pool.js';
-import { parseStaticNodes, readSource, type BareSource } from './plan.js';
+import { destinationAddress, findDestination } from './destination.js';
+import { readSource, type BareSource } from './source.js';
 
 /** Options of {@link verifyImport}. */
 export interface VerifyOptions {
@@ -128,53 +129,50 @@ export async function verifyImport(opts: VerifyOptions): Promise<VerifyResult> {
     const src = await readSource(store, opts);
     const scans: Scan[] = [];
     const perNodeReplicated = new Set<string>();
-    const topo = opts.topology ?? 'auto';
     const route = opts.route ?? 'auto';
-    if (typeof topo === 'object') {
-      if (opts.target !== undefined) throw new InvalidOptionError('give either a target URL or a static topology, not both');
-      const nodes = parseStaticNodes(topo);
-      const rep = new Set((topo.replicated ?? []).map((t) => displayName(parseTableName(t))));
+    // The same destination as an import of these options finds.
+    const addr = destinationAddress(opts);
+    if ('static' in addr) {
       for (const t of src.tables) {
-        if (t.distribution.kind === 'replicated' || rep.has(t.name)) perNodeReplicated.add(t.name);
-        for (const n of nodes.values()) {
+        if (t.distribution.kind === 'replicated' || addr.static.replicated.has(t.name)) perNodeReplicated.add(t.name);
+        for (const n of addr.static.nodes.values()) {
           const s: Scan = { table: t.name, node: n, relation: t.table };
           if (t.columns) s.columns = t.columns.map((c) => c.name);
           scans.push(s);
         }
       }
-    } else {
-      const target = opts.target ?? (process.env.PGHOST || process.env.PGDATABASE ? '' : undefined);
-      if (target === undefined) throw new InvalidOptionError('give a target URL (or PG* variables), or a static topology');
-      const coord: PlanNode = { name: COORDINATOR_NODE, endpoint: parseConnection(target) };
-      if (route === 'direct') {
-        const d = await discover({ source: target, topology: topo, tables: src.tables.map((t) => t.name) });
-        const nodes = new Map(d.nodes.map((n) => [n.name, n]));
-        nodes.set(COORDINATOR_NODE, coord);
-        for (const t of src.tables) {
-          const dt = d.tables.find((x) => displayName(x.table) === t.name)!;
-          if (t.distribution.kind === 'replicated') {
-            const s: Scan = { table: t.name, node: coord, relation: t.table };
-            if (t.columns) s.columns = t.columns.map((c) => c.name);
-            scans.push(s);
-            continue;
-          }
-          for (const r of dt.reads) {
-            const s: Scan = { table: t.name, node: nodes.get(r.node)!, relation: r.relation };
-            if (t.columns) {
-              s.columns = t.columns.map((c) => {
-                const i = dt.columns.findIndex((x) => x.name === c.name);
-                return i >= 0 ? r.columns?.[i] ?? c.name : c.name;
-              });
-            }
-            scans.push(s);
-          }
-        }
-      } else {
-        for (const t of src.tables) {
-          const s: Scan = { table: t.name, node: coord, relation: t.table };
+    } else if (route === 'direct') {
+      const dest = await findDestination(opts, src.tables.map((t) => t.table), []);
+      for (const t of src.tables) {
+        if (t.distribution.kind === 'replicated') {
+          const s: Scan = { table: t.name, node: addr.coordinator, relation: t.table };
           if (t.columns) s.columns = t.columns.map((c) => c.name);
           scans.push(s);
+          continue;
         }
+        const dt = dest.tables.get(t.name)?.discovered;
+        if (!dt) {
+          throw new TableNotFoundError(`table ${t.name} not found on node ${COORDINATOR_NODE}`, {
+            node: COORDINATOR_NODE, table: t.name, sqlState: '42P01',
+            hint: 'check the name (schema.table; quote mixed case as "Name") and that it exists on this node',
+          });
+        }
+        for (const r of dt.reads) {
+          const s: Scan = { table: t.name, node: dest.nodes.get(r.node)!, relation: r.relation };
+          if (t.columns) {
+            s.columns = t.columns.map((c) => {
+              const i = dt.columns.findIndex((x) => x.name === c.name);
+              return i >= 0 ? r.columns?.[i] ?? c.name : c.name;
+            });
+          }
+          scans.push(s);
+        }
+      }
+    } else {
+      for (const t of src.tables) {
+        const s: Scan = { table: t.name, node: addr.coordinator, relation: t.table };
+        if (t.columns) s.columns = t.columns.map((c) => c.name);
+        scans.push(s);
       }
     }
     for (const s of scans) {

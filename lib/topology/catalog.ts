@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { TableNotFoundError, fromDatabaseError } from '../errors.js';
+import { ColumnNotFoundError, TableNotFoundError, fromDatabaseError } from '../errors.js';
 import { displayName, type QualifiedName } from '../pg/sql.js';
 import type { ColumnInfo } from './types.js';
 
@@ -85,4 +85,16 @@ export function optionValue(opts: string[] | null | undefined, key: string): str
     if (i > 0 && o.slice(0, i) === key) return o.slice(i + 1);
   }
   return undefined;
+}
+
+/** The requested columns of a relation, in the requested order (default: all). */
+export function pickColumns(all: CatalogColumn[], wanted: string[] | undefined, table: string, node: string): CatalogColumn[] {
+  if (!wanted || wanted.length === 0) return all;
+  return wanted.map((w) => {
+    const c = all.find((x) => x.name === w);
+    if (!c) {
+      throw new ColumnNotFoundError(`column ${JSON.stringify(w)} not found in table ${table} on node ${node}`, { node, table, sqlState: '42703' });
+    }
+    return c;
+  });
 }

@@ -2,15 +2,18 @@
  * Citus discovery: the coordinator's metadata (pg_dist_partition, pg_dist_shard,
  * pg_dist_placement, pg_dist_node) says which shard table to read on which node. Exporters
  * then read shard tables `<table>_<shardid>` on the workers directly, never through the
- * coordinator. Loaded for its side effect: it registers itself with {@link registerEngine}.
+ * coordinator. Listed in the topology kinds of discover.ts.
  */
 import type pg from 'pg';
 import { TopologyError, fromDatabaseError } from '../errors.js';
 import { inheritPassword, type NodeEndpoint } from '../pg/conn.js';
 import { displayName, parseTableName, quoteQualified, type QualifiedName } from '../pg/sql.js';
-import { relationColumns, relationSize, requireRelation } from './catalog.js';
-import { COORDINATOR_NODE, NodeClients, pickColumns, registerEngine, type Discovered, type DiscoveredTable, type DiscoverRequest } from './discover.js';
-import type { ColumnInfo, Distribution, PlanNode, RelationRead, ShardInfo } from './types.js';
+import { pickColumns, relationColumns, relationSize, requireRelation } from './catalog.js';
+import { NodeClients } from './clients.js';
+import {
+  COORDINATOR_NODE, type ColumnInfo, type Discovered, type DiscoveredTable, type DiscoverRequest, type Distribution, type PlanNode,
+  type RelationRead, type ShardInfo,
+} from './types.js';
 
 /**
  * The stable name of a Citus node group in object keys: `coordinator` for group 0,
@@ -277,4 +280,3 @@ export async function discoverCitus(client: pg.Client, coord: NodeEndpoint, req:
   return { kind: 'citus', coordinator: coord, nodes, tables: result };
 }
 
-registerEngine('citus', discoverCitus);

@@ -78,3 +78,43 @@ export interface TablePlan {
   /** Rough number of segments: estimatedBytes / segmentSize, at least one per node with data. */
   expectedSegments: number;
 }
+
+/** A cluster described by the caller: every listed node holds a part of each distributed table. */
+export interface StaticTopology {
+  /** Data nodes, by name and connection URL. Names become part of object keys. */
+  nodes: { name: string; url: string }[];
+  /** Tables that hold a full copy on every node (exported from one node). */
+  replicated?: string[];
+}
+
+/** The coordinator's view of the requested tables. */
+export interface Discovered {
+  kind: TopologyKind;
+  coordinator?: NodeEndpoint;
+  nodes: PlanNode[];
+  tables: DiscoveredTable[];
+}
+
+/** A table and where to read it. */
+export interface DiscoveredTable {
+  table: QualifiedName;
+  columns: ColumnInfo[];
+  distribution: Distribution;
+  reads: RelationRead[];
+}
+
+/** What to discover. */
+export interface DiscoverRequest {
+  /** Coordinator or single server URL (not needed for a static topology). */
+  source?: string;
+  /** auto (default), postgres, fdw, citus, or a static node list. */
+  topology?: 'auto' | 'postgres' | 'fdw' | 'citus' | StaticTopology;
+  tables: string[];
+  /** Column subset, in order (default: all). */
+  columns?: string[];
+  /** Tables to treat as replicated (static: in addition to the topology's list). */
+  replicated?: string[];
+}
+
+/** Name of the coordinator when it holds data itself (single server, fdw local partitions). */
+export const COORDINATOR_NODE = 'coordinator';

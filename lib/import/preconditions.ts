@@ -1,0 +1,134 @@
+/**
+ * What must hold before an import loads anything: the destination columns fit the export's,
+ * the ledgers agree with the routing, and every object to load is in storage at its size.
+ */
+import { ChecksumMismatchError, InvalidOptionError, ObjectMissingError, SchemaMismatchError, SegferryError, TableNotFoundError, fromDatabaseError } from '../errors.js';
+import { displayName } from '../pg/sql.js';
+import type { ObjectStore } from '../store/types.js';
+import { findRelation, relationColumns, type CatalogColumn } from '../topology/catalog.js';
+import { NodeClients } from '../topology/clients.js';
+import { COORDINATOR_NODE, type ColumnInfo, type PlanNode } from '../topology/types.js';
+import type { DestSide } from './destination.js';
+import { LEDGER_TABLE, readLedger } from './ledger.js';
+import type { ImportTablePlan } from './route.js';
+
+/** Check that a destination relation has every exported column with the same type. */
+export function checkColumns(exported: ColumnInfo[], dest: CatalogColumn[], names: string[], table: string, node: string): void {
+  exported.forEach((c, i) => {
+    const want = names[i] ?? c.name;
+    const d = dest.find((x) => x.name === want);
+    if (!d) {
+      throw new SchemaMismatchError(`table ${table} on node ${node} has no column ${JSON.stringify(want)} (exported as ${c.type})`, {
+        node, table, hint: 'create the column, or let segferry create missing tables (create, --create) in an empty schema',
+      });
+    }
+    if (d.type !== c.type) {
+      throw new SchemaMismatchError(`table ${table} on node ${node}: column ${JSON.stringify(want)} is ${d.type}, but was exported as ${c.type}`, {
+        node, table, hint: 'the destination column must have the exported type so every value reads back the same',
+      });
+    }
+  });
+}
+
+/** Check the columns of every existing target relation (tables to be created are skipped). */
+export async function checkTargets(tables: ImportTablePlan[], dest: Pick<DestSide, 'kind' | 'nodes' | 'tables'>): Promise<void> {
+  const cache = new NodeClients({ nodes: dest.nodes, applicationName: 'segferry import' });
+  try {
+    for (const tp of tables) {
+      for (const t of tp.targets) {
+        if (tp.create.includes(t.node)) continue;
+        let cols: CatalogColumn[] | undefined;
+        const dt = dest.tables.get(tp.table);
+        if (dest.kind === 'static') cols = dt?.nodeColumns.get(t.node);
+        else if (t.node === COORDINATOR_NODE && dt?.discovered && displayName(dt.discovered.table) === displayName(t.relation)) cols = dt.columns;
+        // Citus shard tables are hidden from catalog queries on workers; they have the table's columns.
+        else if (dest.kind === 'citus' && tp.route === 'direct' && dt?.citus) cols = dt.columns;
+        if (!cols) {
+          const c = await cache.get(t.node);
+          try {
+            const rel = await findRelation(c, t.relation);
+            if (!rel) {
+              throw new TableNotFoundError(`relation ${displayName(t.relation)} of ${tp.table} not found on node ${t.node}`, { node: t.node, table: tp.table, sqlState: '42P01' });
+            }
+            cols = await relationColumns(c, rel.oid);
+          } catch (e) {
+            throw e instanceof SegferryError ? e : fromDatabaseError(e, { node: t.node, table: tp.table, action: 'catalog lookup' });
+          }
+        }
+        checkColumns(tp.columns, cols, t.columns, tp.table, t.node);
+      }
+    }
+  } finally {
+    await cache.closeAll();
+  }
+}
+
+/** Every object still to load must be in storage with the size the manifest records. */
+export async function checkObjects(store: ObjectStore, tables: ImportTablePlan[]): Promise<void> {
+  const want = tables.flatMap((t) => t.objects.filter((o) => o.loaded.length < o.targets.length).map((o) => ({ t, o })));
+  if (want.length === 0) return;
+  const sizes = new Map<string, number>();
+  for await (const o of store.list('')) sizes.set(o.key, o.size);
+  const missing = want.filter(({ o }) => !sizes.has(o.key));
+  if (missing.length > 0) {
+    const first = missing[0]!;
+    throw new ObjectMissingError(`object ${first.o.key} of ${first.t.table} is listed in the manifest but missing from ${store.url}${missing.length > 1 ? ` (and ${missing.length - 1} more)` : ''}`, {
+      key: first.o.key, table: first.t.table, hint: 'the export is incomplete or objects were removed; export again',
+    });
+  }
+  for (const { t, o } of want) {
+    const size = sizes.get(o.key)!;
+    if (o.sha256 !== undefined && size !== o.bytes) {
+      throw new ChecksumMismatchError(`object ${o.key} of ${t.table} is ${size} bytes, but the manifest records ${o.bytes}: it is corrupt or truncated`, {
+        key: o.key, table: t.table,
+      });
+    }
+  }
+}
+
+/**
+ * Read every node's ledger entries of this import, by node. Nodes in `used` must answer;
+ * the others (they receive nothing) are read when reachable within 5 s, else a note is added.
+ */
+export async function readLedgers(nodes: ReadonlyMap<string, PlanNode>, used: ReadonlySet<string>, importId: string, notes: string[]): Promise<Map<string, Map<string, string>>> {
+  const ledgers = new Map<string, Map<string, string>>();
+  const cache = new NodeClients({ nodes, applicationName: 'segferry import' });
+  // Nodes that receive nothing may be out of the importer's reach: do not wait long for them.
+  const optional = new NodeClients({ nodes, applicationName: 'segferry import', connectTimeoutMs: 5000 });
+  try {
+    for (const n of nodes.keys()) {
+      try {
+        const c = await (used.has(n) ? cache : optional).get(n);
+        ledgers.set(n, await readLedger(c, importId).catch((e) => { throw fromDatabaseError(e, { node: n, action: `reading ${LEDGER_TABLE}` }); }));
+      } catch (e) {
+        if (used.has(n)) throw e;
+        notes.push(`node ${n}: ledger not readable (${(e as SegferryError).code ?? 'error'}); it receives nothing in this import`);
+      }
+    }
+  } finally {
+    await cache.closeAll();
+    await optional.closeAll();
+  }
+  return ledgers;
+}
+
+/**
+ * Fill each object's `loaded` from the ledgers (node → recorded keys). An object recorded on
+ * a node that is not among its targets was routed differently by an earlier run: loading it
+ * again would duplicate its rows, so that is an InvalidOptionError.
+ */
+export function markLoaded(tables: ImportTablePlan[], ledgers: ReadonlyMap<string, ReadonlyMap<string, string>>): void {
+  for (const tp of tables) {
+    for (const o of tp.objects) {
+      o.loaded = o.targets.filter((n) => ledgers.get(n)?.has(o.key));
+      for (const [n, l] of ledgers) {
+        if (!o.targets.includes(n) && l.has(o.key)) {
+          throw new InvalidOptionError(`object ${o.key} of this import was loaded into node ${n} by an earlier run that routed ${tp.table} differently`, {
+            table: tp.table, key: o.key, node: n,
+            hint: 'rerun with the same route (--route), or reload the table with truncate (--truncate)',
+          });
+        }
+      }
+    }
+  }
+}
