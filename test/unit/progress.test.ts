@@ -4,9 +4,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Writable } from 'node:stream';
-import { ProgressModel, formatCount, formatDuration, printable } from '../lib/cli/progress.js';
-import { Reporter, plainLine, summaryLines, ttyLines, exitCodeOf } from '../lib/cli/report.js';
-import { AuthError, registerSecret, type SegferryEvent } from '../lib/index.js';
+import { ProgressModel, formatCount, formatDuration, printable } from '../../lib/cli/progress.js';
+import { Reporter, plainLine, summaryLines, ttyLines, exitCodeOf } from '../../lib/cli/report.js';
+import { AuthError, registerSecret, type SegferryEvent } from '../../lib/index.js';
 
 const at = '2026-11-22T00:00:00.000Z';
 type E = SegferryEvent;

@@ -7,9 +7,9 @@
 import pg from 'pg';
 import pgCopy from 'pg-copy-streams';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { copyOut } from '../lib/pg/copy-out.js';
-import { directSocket, isDirectSocket } from '../lib/pg/socket.js';
-import { destroyAllServers, startServer, type PgServer } from './helpers/pg.js';
+import { copyOut } from '../../lib/pg/copy-out.js';
+import { directSocket, isDirectSocket } from '../../lib/pg/socket.js';
+import { destroyAllServers, startServer, type PgServer } from '../helpers/pg.js';
 
 const ROWS = 5000;
 

@@ -7,10 +7,10 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import {
   exportTables, importTables, verifyImport, openStore, DirectoryStore, KeyEscapesRootError, type S3Options, type SegferryEvent,
-} from '../lib/index.js';
-import { startStaticCluster, trickyTableDDL, trickyInsertSQL, rowMultiset, mergeMultisets, sameMultiset, type SourceCluster } from './helpers/fixtures.js';
-import { startS3, type S3Harness } from './helpers/s3.js';
-import { startFaultyProxy, type FaultyProxy } from './helpers/faulty-proxy.js';
+} from '../../lib/index.js';
+import { startStaticCluster, trickyTableDDL, trickyInsertSQL, rowMultiset, mergeMultisets, sameMultiset, type SourceCluster } from '../helpers/fixtures.js';
+import { startS3, type S3Harness } from '../helpers/s3.js';
+import { startFaultyProxy, type FaultyProxy } from '../helpers/faulty-proxy.js';
 
 const ROWS = 30_000;
 const CAP = 256 * 1024;
@@ -227,7 +227,7 @@ describe('a data node killed mid-export, then --resume', () => {
 
 describe('a replicated table whose node is lost after planning', () => {
   it('is read from the next replica', async () => {
-    const { planExport } = await import('../lib/index.js');
+    const { planExport } = await import('../../lib/index.js');
     const plan = await planExport({ topology: cl.staticTopology(), tables: ['nation'], replicated: ['nation'] });
     const chosen = plan.tables[0]!.reads[0]!.node;
     expect(plan.tables[0]!.distribution.replicas).toEqual(['dn1', 'dn2', 'dn3']);

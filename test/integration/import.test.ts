@@ -6,21 +6,21 @@ import { join } from 'node:path';
 import {
   exportTables, importTables, verifyImport, SegferryError,
   type ImportOptions, type Manifest, type S3Options,
-} from '../lib/index.js';
+} from '../../lib/index.js';
 import {
   describeMultisetDiff, mergeMultisets, rowMultiset, sameMultiset, startFdwCluster, trickyTableDDL,
   type SourceCluster,
-} from './helpers/fixtures.js';
-import { startS3, type S3Harness } from './helpers/s3.js';
-import { freePort, type PgServer } from './helpers/pg.js';
-import { refChecksum } from './helpers/row-hash-ref.js';
+} from '../helpers/fixtures.js';
+import { startS3, type S3Harness } from '../helpers/s3.js';
+import { freePort, type PgServer } from '../helpers/pg.js';
+import { refChecksum } from '../helpers/row-hash-ref.js';
 import pg from 'pg';
 import pgCopy from 'pg-copy-streams';
-import { checksumSQL } from '../lib/export/export.js';
-import { columnListSQL, copyOptionsSQL } from '../lib/format/options.js';
-import { RowHasher } from '../lib/format/row-hash.js';
-import { copyOut } from '../lib/pg/copy-out.js';
-import { applySettings } from '../lib/pg/conn.js';
+import { checksumSQL } from '../../lib/export/export.js';
+import { columnListSQL, copyOptionsSQL } from '../../lib/format/options.js';
+import { RowHasher } from '../../lib/format/row-hash.js';
+import { copyOut } from '../../lib/pg/copy-out.js';
+import { applySettings } from '../../lib/pg/conn.js';
 
 const CAP = 256 * 1024;
 const ROWS = 20_000;
