@@ -1,10 +1,11 @@
 import { defineConfig } from 'vitest/config';
 
-// Integration tests start real PostgreSQL and s3rver processes: run files one at a time
-// (2-core CI machine) and allow generous timeouts; no test asserts on time.
+// test/unit: no servers, runs in seconds. test/integration: real PostgreSQL and s3rver
+// processes, so files run one at a time (2-core CI machine) with generous timeouts; no test
+// asserts on time.
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
+    include: ['test/unit/**/*.test.ts', 'test/integration/**/*.test.ts'],
     fileParallelism: false,
     testTimeout: 180_000,
     hookTimeout: 180_000,

@@ -1,19 +1,21 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import pg from 'pg';
-import { PG_SUPERUSER, destroyAllServers, findPgBinDir, startServer, type PgServer } from '../../test/helpers/pg.js';
+import { DEFAULT_SUPERUSER, PgServers, findPgBinaries, serverAccount, type PgServer } from '../../lib/launch/postgres.js';
 
-export { freePort } from '../../test/helpers/pg.js';
+export { freePort } from '../../lib/launch/postgres.js';
 
 /** One password for every benchmark server, so psql child processes can share PGPASSWORD. */
 export const BENCH_PASSWORD = 'bench';
 
 /**
- * Settings on top of the test harness's (fsync, synchronous_commit and full_page_writes off):
+ * Settings on top of the launcher's (fsync, synchronous_commit and full_page_writes off):
  * room for the data, no WAL archiving work, no autovacuum running into a measurement.
  */
 const BENCH_SETTINGS: Record<string, string> = {
+  max_connections: '100',
   shared_buffers: '256MB',
   wal_level: 'minimal',
   max_wal_senders: '0',
@@ -23,7 +25,9 @@ const BENCH_SETTINGS: Record<string, string> = {
   log_min_messages: 'warning',
 };
 
-/** A test-harness PostgreSQL server (127.0.0.1, run as an unprivileged OS user) with a `bench` database. */
+const groups = new Set<PgServers>();
+
+/** A throwaway PostgreSQL server (lib/launch: 127.0.0.1, run as an unprivileged OS user when root) with a `bench` database. */
 export class BenchServer {
   readonly name: string;
   readonly #s: PgServer;
@@ -34,7 +38,12 @@ export class BenchServer {
   }
 
   static async start(name: string): Promise<BenchServer> {
-    const s = await startServer({ name, password: BENCH_PASSWORD, settings: BENCH_SETTINGS });
+    // On disk, as before: the data sets are larger than a memory file system should hold.
+    // 16 MiB WAL segments (initdb's default) keep bulk loads as they were measured.
+    if (groups.size === 0) process.once('exit', () => { for (const g of groups) g.destroySync(); });
+    const g = await PgServers.create({ baseDir: serverAccount() ? '/tmp' : os.tmpdir(), label: name, password: BENCH_PASSWORD, settings: BENCH_SETTINGS, walSegmentMiB: 16 });
+    groups.add(g);
+    const s = await g.start(name);
     await s.query('CREATE DATABASE bench');
     return new BenchServer(s);
   }
@@ -49,12 +58,12 @@ export class BenchServer {
 
   /** psql arguments reaching this server; the password comes from {@link psqlEnv}. */
   psqlArgs(db = 'bench'): string[] {
-    return ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', '127.0.0.1', '-p', String(this.port), '-U', PG_SUPERUSER, '-d', db];
+    return ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', '127.0.0.1', '-p', String(this.port), '-U', DEFAULT_SUPERUSER, '-d', db];
   }
 
   /** Postmaster pid: its reaped-children CPU (cutime) includes every finished backend. */
   get pid(): number {
-    return Number(readFileSync(path.join(this.#s.dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    return this.#s.pid ?? Number(readFileSync(path.join(this.#s.dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
   }
 
   async query<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, db = 'bench'): Promise<R[]> {
@@ -78,10 +87,12 @@ export function psqlEnv(): NodeJS.ProcessEnv {
 
 /** Stop and remove every server started here. */
 export async function stopAll(): Promise<void> {
-  await destroyAllServers();
+  const all = [...groups];
+  groups.clear();
+  await Promise.all(all.map((g) => g.destroy().catch(() => {})));
 }
 
 /** PostgreSQL version string of the server binary. */
 export function pgVersion(): string {
-  return spawnSync(path.join(findPgBinDir(), 'postgres'), ['--version'], { encoding: 'utf8' }).stdout.trim();
+  return spawnSync(path.join(findPgBinaries().bindir, 'postgres'), ['--version'], { encoding: 'utf8' }).stdout.trim();
 }

@@ -6,7 +6,7 @@
  */
 import { PrerequisiteError } from '../errors.js';
 import { quoteIdent, quoteLiteral } from '../pg/sql.js';
-import type { PgServer } from './cluster.js';
+import type { PgServer } from '../launch/postgres.js';
 
 /** Database the demo creates on every server. */
 export const DEMO_DB = 'shop';

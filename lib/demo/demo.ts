@@ -14,7 +14,7 @@ import type { FormatKind } from '../format/options.js';
 import { importTables, type ImportResult } from '../import/import.js';
 import { verifyImport, type VerifyResult } from '../import/verify.js';
 import type { S3Options } from '../store/s3.js';
-import { PgServers, type PgServer } from './cluster.js';
+import { DISPOSABLE_SETTINGS, PgServers, defaultBaseDir, serverAccount, sweepStaleServers, type PgServer } from '../launch/postgres.js';
 import { DEMO_DB, createFdwCluster } from './data.js';
 import { startLocalS3, type LocalS3 } from './s3.js';
 
@@ -107,7 +107,10 @@ export async function runDemo(ui: DemoUI, opts: DemoOptions = {}): Promise<DemoR
     }
   };
   try {
-    servers = new PgServers();
+    // Leftovers of demos that were killed before they could clean up.
+    const base = defaultBaseDir(serverAccount() !== undefined);
+    sweepStaleServers(base);
+    servers = await PgServers.create({ baseDir: base, settings: { ...DISPOSABLE_SETTINGS } });
     const srv = servers;
     ui.note(
       `demo: PostgreSQL ${srv.bin.major} from ${srv.bin.bindir}${srv.runAs ? `, servers run as OS user ${srv.runAs.name} (we are root)` : ''}; temp dir ${srv.dir}`,
@@ -209,7 +212,7 @@ export async function runDemo(ui: DemoUI, opts: DemoOptions = {}): Promise<DemoR
       const pids = [...srv.servers.map((s) => s.pid), s3?.pid].filter((p): p is number => p !== undefined);
       res.kept = { source: src[0].url(DEMO_DB), destination: dst[0].url(DEMO_DB), dir: srv.dir, pids };
       if (s3) res.kept.s3 = `${s3.endpoint} (bucket ${DEMO_BUCKET}, credentials: see segferry demo --help)`;
-      for (const s of srv.servers) s.detach();
+      srv.detach();
       s3?.detach();
     }
     return res;

@@ -1,9 +1,10 @@
 /**
  * Throw-away Citus clusters: a coordinator and N workers started with the harness
- * (test/helpers/pg.ts) with `shared_preload_libraries = 'citus'`.
+ * (test/helpers/pg.ts, over lib/launch/postgres.ts) with `shared_preload_libraries = 'citus'`.
  *
  * Citus is not packaged in Debian; {@link citusMissing} says why the Citus tests must skip when
- * the extension is not installed next to the PostgreSQL server binaries.
+ * the extension is not installed next to the PostgreSQL server binaries (or, with
+ * `SEGFERRY_REQUIRE_CITUS=1`, fails them).
  *
  * Node-to-node connections: the harness servers use scram-sha-256 passwords, and Citus
  * connects between nodes as the current role. All servers of a cluster share one password, and
@@ -17,8 +18,20 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { findPgBinDir, startServers, type PgServer } from './pg.js';
 
-/** Why Citus tests cannot run here (citus.so or citus.control missing), or undefined when they can. */
+/**
+ * Why Citus tests cannot run here (citus.so or citus.control missing), or undefined when they can.
+ * With `SEGFERRY_REQUIRE_CITUS=1` (machines where Citus is installed) a missing Citus throws
+ * instead, so the suite fails rather than skips.
+ */
 export function citusMissing(): string | undefined {
+  const why = whyCitusMissing();
+  if (why !== undefined && process.env.SEGFERRY_REQUIRE_CITUS === '1') {
+    throw new Error(`SEGFERRY_REQUIRE_CITUS=1, but the Citus tests cannot run: ${why}`);
+  }
+  return why;
+}
+
+function whyCitusMissing(): string | undefined {
   let bin: string;
   try {
     bin = findPgBinDir();

@@ -9,8 +9,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Manifest } from '../lib/index.js';
-import { ensureBuilt, parseSummary, runCli, type CliResult } from './helpers/cli.js';
+import type { Manifest } from '../../lib/index.js';
+import { ensureBuilt, parseSummary, runCli, type CliResult } from '../helpers/cli.js';
 
 const dirs: string[] = [];
 

@@ -11,11 +11,11 @@ import { Readable } from 'node:stream';
 import {
   exportTables, planExport, readManifest, openStore, SegferryError,
   type ExportOptions, type Manifest, type S3Options,
-} from '../lib/index.js';
-import { startFdwCluster, startStaticCluster, rowMultiset, sameMultiset, mergeMultisets, type SourceCluster } from './helpers/fixtures.js';
-import { startS3, type S3Harness } from './helpers/s3.js';
-import type { PgServer } from './helpers/pg.js';
-import { planDigest, type Checkpoint } from '../lib/export/checkpoint.js';
+} from '../../lib/index.js';
+import { startFdwCluster, startStaticCluster, rowMultiset, sameMultiset, mergeMultisets, type SourceCluster } from '../helpers/fixtures.js';
+import { startS3, type S3Harness } from '../helpers/s3.js';
+import type { PgServer } from '../helpers/pg.js';
+import { planDigest, type Checkpoint } from '../../lib/export/checkpoint.js';
 
 const CAP = 256 * 1024;
 const ROWS = 200_000;

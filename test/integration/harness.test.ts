@@ -20,9 +20,9 @@ import {
   sameMultiset,
   startFdwCluster,
   type SourceCluster,
-} from './helpers/fixtures.js';
-import { destroyAllServers } from './helpers/pg.js';
-import { startS3, type S3Harness } from './helpers/s3.js';
+} from '../helpers/fixtures.js';
+import { destroyAllServers } from '../helpers/pg.js';
+import { startS3, type S3Harness } from '../helpers/s3.js';
 
 const ROWS = 20_000;
 

@@ -15,16 +15,16 @@ import { from as copyFrom } from 'pg-copy-streams';
 import { pipeline } from 'node:stream/promises';
 import {
   exportTables, importTables, openStore, planExport, planImport, readManifest, SegferryError, verifyImport, type Manifest,
-} from '../lib/index.js';
-import { citusMissing, startCitusCluster, type CitusCluster } from './helpers/citus.js';
+} from '../../lib/index.js';
+import { citusMissing, startCitusCluster, type CitusCluster } from '../helpers/citus.js';
 import {
   describeMultisetDiff, replicatedInsertSQL, replicatedTableDDL, rowMultiset, sameMultiset, trickyInsertSQL, trickyTableDDL,
-} from './helpers/fixtures.js';
-import type { PgServer } from './helpers/pg.js';
-import { applySettings } from '../lib/pg/conn.js';
-import { copyOut } from '../lib/pg/copy-out.js';
-import { RowHasher } from '../lib/format/row-hash.js';
-import { columnListSQL, copyOptionsSQL } from '../lib/format/options.js';
+} from '../helpers/fixtures.js';
+import type { PgServer } from '../helpers/pg.js';
+import { applySettings } from '../../lib/pg/conn.js';
+import { copyOut } from '../../lib/pg/copy-out.js';
+import { RowHasher } from '../../lib/format/row-hash.js';
+import { columnListSQL, copyOptionsSQL } from '../../lib/format/options.js';
 
 // ajv-formats is CommonJS; its default export arrives as the module or as `.default`.
 const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ?? addFormatsModule) as (a: Ajv2020) => Ajv2020;

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cleanup } from '../lib/index.js';
+import { cleanup } from '../../lib/index.js';
 
 // cleanup touches only segferry's own keys, and keeps what the manifest references.
 describe('cleanup', () => {

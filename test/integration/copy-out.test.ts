@@ -4,12 +4,13 @@
  * (empty, one byte, larger than many socket reads) come out whole, messages the server slips in
  * mid-COPY (NOTICE) are dropped, and the connection is usable afterwards.
  */
+import { readFileSync, statSync } from 'node:fs';
 import pg from 'pg';
 import pgCopy from 'pg-copy-streams';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { copyOut } from '../lib/pg/copy-out.js';
-import { directSocket, isDirectSocket } from '../lib/pg/socket.js';
-import { destroyAllServers, startServer, type PgServer } from './helpers/pg.js';
+import { copyOut } from '../../lib/pg/copy-out.js';
+import { directSocket, isDirectSocket } from '../../lib/pg/socket.js';
+import { destroyAllServers, startServer, type PgServer } from '../helpers/pg.js';
 
 const ROWS = 5000;
 
@@ -17,7 +18,8 @@ describe('copyOut framing', () => {
   let server: PgServer;
 
   beforeAll(async () => {
-    server = await startServer({ name: 'copyout' });
+    // NOTICEs in the server log too: proof they were raised while the reader dropped them.
+    server = await startServer({ name: 'copyout', settings: { log_min_messages: 'notice' } });
     await server.query(`CREATE TABLE t (id int, v text)`);
     // Row sizes: empty text, 1 byte, NULL, escapes, ~1 KB, and every 997th row 300 KB (spans many reads).
     await server.query(`INSERT INTO t SELECT g,
@@ -61,6 +63,7 @@ describe('copyOut framing', () => {
   ]) {
     it(`${c.name}: same bytes as the raw stream, every chunk ends on a row end`, async () => {
       const expected = await raw(c.sql);
+      const logFrom = statSync(server.logFile).size;
       const client = new pg.Client({ connectionString: server.url(), ...(c.direct ? { stream: () => directSocket() } : {}) });
       const notices: string[] = [];
       client.on('notice', (n) => notices.push(n.message ?? ''));
@@ -91,7 +94,12 @@ describe('copyOut framing', () => {
         // The connection is back in pg's hands.
         const r = await client.query('SELECT 41 + 1 AS x');
         expect(r.rows[0].x).toBe(42);
-        if (c.name.includes('NOTICE')) expect(notices.length).toBe(0);
+        if (c.name.includes('NOTICE')) {
+          expect(notices.length).toBe(0);
+          // ... yet the server raised one every 700 rows during this COPY.
+          const log = readFileSync(server.logFile).subarray(logFrom).toString('utf8');
+          expect(log.match(/NOTICE: {2}row \d+$/gm)).toEqual(Array.from({ length: Math.floor(ROWS / 700) }, (_, i) => `NOTICE:  row ${700 * (i + 1)}`));
+        }
       } finally {
         await client.end();
       }

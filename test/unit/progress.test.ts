@@ -4,10 +4,10 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Writable } from 'node:stream';
-import { ProgressModel, formatCount, formatDuration, printable } from '../lib/cli/progress.js';
-import { Reporter, plainLine, summaryLines, ttyLines, exitCodeOf } from '../lib/cli/report.js';
-import { AuthError, type SegferryEvent } from '../lib/index.js';
-import { registerSecret } from '../lib/errors.js';
+import { ProgressModel, formatCount, formatDuration, printable } from '../../lib/cli/progress.js';
+import { Reporter, plainLine, summaryLines, ttyLines, exitCodeOf } from '../../lib/cli/report.js';
+import { AuthError, type SegferryEvent } from '../../lib/index.js';
+import { registerSecret } from '../../lib/errors.js';
 
 const at = '2026-11-22T00:00:00.000Z';
 type E = SegferryEvent;

@@ -3,8 +3,8 @@ import { execFileSync } from 'node:child_process';
 import { chownSync, mkdtempSync, rmSync, statSync, writeFileSync, chmodSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { exportTables, planExport } from '../lib/index.js';
-import { startServer, type PgServer } from './helpers/pg.js';
+import { exportTables, planExport } from '../../lib/index.js';
+import { startServer, type PgServer } from '../helpers/pg.js';
 
 // TLS options of PostgreSQL connections pass through: sslmode and sslrootcert in the URL.
 let srv: PgServer;

@@ -8,13 +8,13 @@ import { tableFromIPC, type Field } from 'apache-arrow';
 import {
   exportTables, importTables, openArrowObject, verifyImport, SegferryError,
   type StaticTopology,
-} from '../lib/index.js';
-import { startServers, type PgServer } from './helpers/pg.js';
-import { mergeMultisets, rowMultiset, sameMultiset, describeMultisetDiff } from './helpers/fixtures.js';
-import { refChecksum } from './helpers/row-hash-ref.js';
+} from '../../lib/index.js';
+import { startServers, type PgServer } from '../helpers/pg.js';
+import { mergeMultisets, rowMultiset, sameMultiset, describeMultisetDiff } from '../helpers/fixtures.js';
+import { refChecksum } from '../helpers/row-hash-ref.js';
 import pg from 'pg';
 import pgCopy from 'pg-copy-streams';
-import { applySettings } from '../lib/pg/conn.js';
+import { applySettings } from '../../lib/pg/conn.js';
 
 // Small cap so that every table spans many objects and batches must be cut to fit.
 const CAP = 256 * 1024;

@@ -5,9 +5,9 @@
  * header and trailer are not rows.
  */
 import { describe, expect, it } from 'vitest';
-import { RowHasher, ROW_HASH_ALGORITHM, addRowHashSums } from '../lib/format/row-hash.js';
-import type { RowChunk } from '../lib/pg/copy-out.js';
-import { refChecksum, refRowHash } from './helpers/row-hash-ref.js';
+import { RowHasher, ROW_HASH_ALGORITHM, addRowHashSums } from '../../lib/format/row-hash.js';
+import type { RowChunk } from '../../lib/pg/copy-out.js';
+import { refChecksum, refRowHash } from '../helpers/row-hash-ref.js';
 
 /** Deterministic pseudo-random bytes. */
 function rng(seed: number): () => number {

@@ -9,9 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
-import { exportTables, MANIFEST_VERSION, type Manifest } from '../lib/index.js';
-import { startFdwCluster, startStaticCluster, type SourceCluster } from './helpers/fixtures.js';
-import { ROOT } from './helpers/cli.js';
+import { exportTables, MANIFEST_VERSION, type Manifest } from '../../lib/index.js';
+import { startFdwCluster, startStaticCluster, type SourceCluster } from '../helpers/fixtures.js';
+import { ROOT } from '../helpers/cli.js';
 
 const ROWS = 20_000;
 const CAP = 256 * 1024;

@@ -6,11 +6,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Manifest, SegferryEvent } from '../lib/index.js';
-import { ensureBuilt, parseSummary, runCli, type CliResult } from './helpers/cli.js';
-import { startFdwCluster, type SourceCluster } from './helpers/fixtures.js';
-import { freePort } from './helpers/pg.js';
-import { startS3, type S3Harness } from './helpers/s3.js';
+import type { Manifest, SegferryEvent } from '../../lib/index.js';
+import { ensureBuilt, parseSummary, runCli, type CliResult } from '../helpers/cli.js';
+import { startFdwCluster, type SourceCluster } from '../helpers/fixtures.js';
+import { freePort } from '../helpers/pg.js';
+import { startS3, type S3Harness } from '../helpers/s3.js';
 
 const ROWS = 20_000;
 const ESC = '\x1b';

@@ -6,14 +6,14 @@ import pg from 'pg';
 import {
   AbortedError, ConnectError, WorkerError, exportTables, importTables, planExport, verifyImport, openStore,
   AuthError, SegferryError, type ExportPlan, type Manifest, type S3Options, type SegferryEvent,
-} from '../lib/index.js';
-import { ExporterThreads, runningWorkers } from '../lib/export/threads.js';
-import { nodeQueues, planUnits } from '../lib/export/units.js';
-import { makeEmitter } from '../lib/events.js';
-import { startStaticCluster, rowMultiset, mergeMultisets, sameMultiset, type SourceCluster } from './helpers/fixtures.js';
-import { startS3, type S3Harness } from './helpers/s3.js';
-import { startFaultyProxy } from './helpers/faulty-proxy.js';
-import type { PgServer } from './helpers/pg.js';
+} from '../../lib/index.js';
+import { ExporterThreads, runningWorkers } from '../../lib/export/threads.js';
+import { nodeQueues, planUnits } from '../../lib/export/units.js';
+import { makeEmitter } from '../../lib/events.js';
+import { startStaticCluster, rowMultiset, mergeMultisets, sameMultiset, type SourceCluster } from '../helpers/fixtures.js';
+import { startS3, type S3Harness } from '../helpers/s3.js';
+import { startFaultyProxy } from '../helpers/faulty-proxy.js';
+import type { PgServer } from '../helpers/pg.js';
 
 // Exporters in worker threads (`threads: true`) against the same exporters in this thread.
 const ROWS = 30_000;
@@ -251,7 +251,7 @@ describe('exporters in worker threads', () => {
     const plan = await planExport({ topology: cl.staticTopology(), tables: ['orders'], segmentSize: CAP });
     const workOf = (i: number) => nodeQueues(plan, planUnits(plan))[i]!;
     const threads = new ExporterThreads({
-      plan, location: await tmp(), size: 1, emit: makeEmitter('export'), entry: new URL('./helpers/crashing-worker.ts', import.meta.url),
+      plan, location: await tmp(), size: 1, emit: makeEmitter('export'), entry: new URL('../helpers/crashing-worker.ts', import.meta.url),
     });
     try {
       const signal = new AbortController().signal;

@@ -5,12 +5,18 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import pg from 'pg';
+import pgCopy from 'pg-copy-streams';
+import { copyOptionsSQL } from '../../lib/format/options.js';
+import { applySettings } from '../../lib/pg/conn.js';
 import {
   exportTables, importTables, verifyImport, openStore, DirectoryStore, KeyEscapesRootError, type S3Options, type SegferryEvent,
-} from '../lib/index.js';
-import { startStaticCluster, trickyTableDDL, trickyInsertSQL, rowMultiset, mergeMultisets, sameMultiset, type SourceCluster } from './helpers/fixtures.js';
-import { startS3, type S3Harness } from './helpers/s3.js';
-import { startFaultyProxy, type FaultyProxy } from './helpers/faulty-proxy.js';
+} from '../../lib/index.js';
+import { startStaticCluster, trickyTableDDL, trickyInsertSQL, rowMultiset, mergeMultisets, sameMultiset, describeMultisetDiff, type SourceCluster } from '../helpers/fixtures.js';
+import { startS3, type S3Harness } from '../helpers/s3.js';
+import { startFaultyProxy, type FaultyProxy } from '../helpers/faulty-proxy.js';
 
 const ROWS = 30_000;
 const CAP = 256 * 1024;
@@ -137,8 +143,18 @@ describe('S3 that keeps failing', () => {
       expect((err as { code?: string })?.code).toBe('ERR_STORAGE');
       expect((err as Error).message).toMatch(/uploading .*orders_dn\d_segment\.0/);
       expect(bad.stats.requests).toBeGreaterThan(2);
-      const keys = await s3.listKeys(s3.bucket, 'always-failing/');
-      expect(keys.filter((k) => k.key.endsWith('manifest.json'))).toEqual([]);
+      // What may remain: nothing, or the checkpoint with the whole objects of the units it
+      // lists as finished (kept for --resume). No manifest, no partial upload, no object of an
+      // unfinished unit.
+      const keys = (await s3.listKeys(s3.bucket, 'always-failing/')).map((k) => k.key.slice('always-failing/'.length));
+      expect(keys.filter((k) => /segferry-partial|manifest\.json/.test(k))).toEqual([]);
+      const finished: string[] = [];
+      if (keys.includes('segferry-checkpoint.json')) {
+        const cp = JSON.parse((await s3.getObject(s3.bucket, 'always-failing/segferry-checkpoint.json')).toString('utf8')) as { units: { objects: { key: string }[] }[] };
+        for (const u of cp.units) finished.push(...u.objects.map((o) => o.key));
+        expect(new Set(finished).size).toBe(finished.length);
+      }
+      expect(keys.filter((k) => k !== 'segferry-checkpoint.json').sort()).toEqual(finished.sort());
     } finally {
       await bad.close();
     }
@@ -227,7 +243,7 @@ describe('a data node killed mid-export, then --resume', () => {
 
 describe('a replicated table whose node is lost after planning', () => {
   it('is read from the next replica', async () => {
-    const { planExport } = await import('../lib/index.js');
+    const { planExport } = await import('../../lib/index.js');
     const plan = await planExport({ topology: cl.staticTopology(), tables: ['nation'], replicated: ['nation'] });
     const chosen = plan.tables[0]!.reads[0]!.node;
     expect(plan.tables[0]!.distribution.replicas).toEqual(['dn1', 'dn2', 'dn3']);
@@ -309,6 +325,24 @@ describe('security', () => {
     expect(files.filter((f) => f !== 'manifest.json').length).toBe(res.manifest.objects.length);
     const want = mergeMultisets(...(await Promise.all(cl.nodes.map((n) => rowMultiset(n, `SELECT * FROM ${q}`)))));
     expect([...want.values()].reduce((a, b) => a + b, 0)).toBe(3000);
+    // The exported objects hold exactly the source rows: load them all into one scratch table
+    // (under the manifest's session settings) and compare the row multisets.
+    const loader = cl.nodes[0]!;
+    const copyName = '"Odd Schema"."we""ird; tab le copy"';
+    await loader.query(`DROP TABLE IF EXISTS ${copyName}; ${trickyTableDDL(copyName)}`);
+    const c = new pg.Client({ connectionString: loader.url() });
+    await c.connect();
+    try {
+      await applySettings(c, res.manifest.sessionSettings);
+      for (const o of res.manifest.objects) {
+        await pipeline(Readable.from([await readFile(join(dir, o.key))]), c.query(pgCopy.from(`COPY ${copyName} FROM STDIN (${copyOptionsSQL(res.manifest.format)})`)));
+      }
+    } finally {
+      await c.end();
+    }
+    const got = await rowMultiset(loader, `SELECT * FROM ${copyName}`);
+    await loader.query(`DROP TABLE ${copyName}`);
+    expect(sameMultiset(want, got), describeMultisetDiff(want, got)).toBe(true);
   });
 
   it('the directory store refuses keys that would escape its root', async () => {
