@@ -5,6 +5,7 @@ import { columnListSQL, copyOptionsSQL, csvHeaderLine } from '../format/options.
 import type { ManifestObject, RowChecksum } from '../manifest/types.js';
 import { applySettings, closeQuietly, connect, describeEndpoint, destroyClient } from '../pg/conn.js';
 import { copyOut } from '../pg/copy-out.js';
+import { checkFilterText } from '../pg/filter.js';
 import { displayName, quoteQualified } from '../pg/sql.js';
 import type { ObjectStore } from '../store/types.js';
 import type { PlanNode, RelationRead, TablePlan } from '../topology/types.js';
@@ -34,6 +35,7 @@ export function checksumSQL(selectSQL: string): string {
 /** The SELECT one node runs for one relation. */
 export function selectSQL(read: RelationRead, table: TablePlan, filter: string | null): string {
   const cols = read.columns ?? table.columns.map((c) => c.name);
+  if (filter) checkFilterText(filter); // a plan built elsewhere must not change the statement's shape
   return `SELECT ${columnListSQL(cols)} FROM ${quoteQualified(read.relation)}${filter ? ` WHERE (${filter})` : ''}`;
 }
 
@@ -83,6 +85,7 @@ export async function exportNode(
   };
   signal.addEventListener('abort', onAbort, { once: true });
   try {
+    if (plan.filter !== null) checkFilterText(plan.filter); // before any COPY, also for Arrow's SELECT
     const arrow: ArrowExport | undefined = plan.format.kind === 'arrow' ? await loadArrowExport() : undefined;
     client = await connect(w.node.endpoint, { node, applicationName: 'segferry export' }).catch((e) => { throw fail(e, 'connect'); });
     throwIfAborted(signal);

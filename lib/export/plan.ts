@@ -1,6 +1,7 @@
 import { InvalidOptionError } from '../errors.js';
 import { normalizeFormat, type FormatKind, type FormatOptions } from '../format/options.js';
 import { SESSION_SETTINGS, type NodeEndpoint } from '../pg/conn.js';
+import { checkFilter } from '../pg/filter.js';
 import { displayName, type QualifiedName } from '../pg/sql.js';
 import { discover, type StaticTopology } from '../topology/discover.js';
 // Registers Citus discovery with discover() (side effect only).
@@ -127,7 +128,10 @@ export async function planExport(opts: PlanOptions): Promise<ExportPlan> {
       stems.set(stem, displayName(t.table));
     }
     if (t.columns.length === 0) throw new InvalidOptionError(`table ${displayName(t.table)} has no columns to export`);
+    if (new Set(t.columns.map((c) => c.name)).size !== t.columns.length) throw new InvalidOptionError(`a column of ${displayName(t.table)} is named twice: such an export cannot be imported`);
   }
+  // One boolean expression, checked on the first node of every table before any COPY (lib/pg/filter.ts).
+  if (opts.where !== undefined) await checkFilter(opts.where, tables.flatMap((t) => t.reads.slice(0, 1).flatMap((r) => d.nodes.filter((n) => n.name === r.node).map((n) => ({ node: n.name, endpoint: n.endpoint, relation: r.relation })))));
   const plan: ExportPlan = {
     version: 1,
     topology: d.kind,
