@@ -119,9 +119,12 @@ export function parseConninfo(s: string): Map<string, string> {
   return out;
 }
 
-/** True for `postgres://` and `postgresql://` URLs; anything else is read as key=value pairs (as libpq does). */
+/**
+ * True for URLs (`postgres://`, `postgresql://`, pg-connection-string's `socket:`) and socket
+ * paths; anything else is read as key=value pairs, as libpq does.
+ */
 function isUrl(s: string): boolean {
-  return /^postgres(ql)?:\/\//i.test(s);
+  return /^[a-z][a-z0-9+.-]*:/i.test(s.trim()) || s.trim().startsWith('/');
 }
 
 /**
