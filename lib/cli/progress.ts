@@ -211,7 +211,7 @@ export function formatRate(bytes: number, ms: number): string {
 
 /**
  * A rate with binary units and 3 significant digits: `0 B/s`, `14.6 B/s`, `0.977 KiB/s`,
- * `123 MiB/s`. The unit changes at 1000 so that no figure needs a fourth digit.
+ * `1.0 MiB/s`, `123 MiB/s`. The unit changes at 1000 so that no figure needs a fourth digit.
  */
 export function formatBytesPerSecond(rate: number): string {
   if (!Number.isFinite(rate) || rate <= 0) return '0 B/s';
@@ -219,7 +219,8 @@ export function formatBytesPerSecond(rate: number): string {
   let i = 0;
   let v = rate;
   while (v >= 999.5 && i < u.length - 1) { v /= 1024; i++; }
-  const digits = v >= 100 ? String(Math.round(v)) : String(Number(v.toPrecision(3)));
+  // 3 significant digits; zeros after the point are dropped down to one (`1.0`, `14.6`, `0.977`).
+  const digits = v >= 100 ? String(Math.round(v)) : v.toPrecision(3).replace(/(\.\d*?)0+$/, '$1').replace(/\.$/, '.0');
   return `${digits} ${u[i]}/s`;
 }
 

@@ -11,6 +11,9 @@ describe('rates: binary units, 3 significant digits', () => {
     expect(formatBytesPerSecond(1.234 * 1024 * 1024)).toBe('1.23 MiB/s');
     expect(formatBytesPerSecond(123.4 * 1024 * 1024)).toBe('123 MiB/s');
     expect(formatBytesPerSecond(99.96)).toBe('100 B/s');
+    expect(formatBytesPerSecond(1024 * 1024)).toBe('1.0 MiB/s');
+    expect(formatBytesPerSecond(1.2 * 1024)).toBe('1.2 KiB/s');
+    expect(formatBytesPerSecond(10.5)).toBe('10.5 B/s');
     expect(formatBytesPerSecond(2.5 * 1024 ** 5)).toBe('2560 TiB/s');
   });
 });
