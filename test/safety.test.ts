@@ -185,3 +185,10 @@ describe('null strings (item 8)', () => {
     expect(v.ok).toBe(true);
   });
 });
+
+describe('columns', () => {
+  it('--columns id,id is refused: such an export could not be imported', async () => {
+    const e = await expectRefused(planExport({ source: pgs.url(SRC), topology: 'postgres', tables: ['items'], columns: ['id', 'note', 'id'] }), 'ERR_INVALID_OPTION');
+    expect(e.message).toContain('named twice');
+  });
+});
