@@ -293,9 +293,10 @@ export function registerSecret(secret: string | undefined | null): void {
   if (secret && secret.length >= 3) secrets.add(secret);
 }
 
-/** Replace registered secrets and `user:password@` URL credentials in a string. */
+/** Replace registered secrets, `user:password@` URL credentials and libpq `password=…` pairs in a string. */
 export function redact(text: string): string {
   let out = text.replace(/(\b[a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:)[^@\s]*@/gi, '$1***@');
+  out = out.replace(/(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'?|\S+)/gi, '$1***');
   for (const s of secrets) {
     if (out.includes(s)) out = out.split(s).join('***');
     const enc = encodeURIComponent(s);

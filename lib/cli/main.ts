@@ -346,6 +346,18 @@ export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   let rep: Reporter | undefined;
   const reporter = () => (rep ??= new Reporter());
+  let reported = false;
+  // Every failure ends as one typed error line (and a `{"type":"error"}` event with --json),
+  // also one that escapes as an unhandled rejection or an 'error' event nobody listens to.
+  const fatal = (err: unknown) => {
+    if (reported) return;
+    reported = true;
+    let code: number = EXIT.failed;
+    try { code = reporter().failure(err); } catch { /* output is gone: the exit code still tells */ }
+    process.exit(code === EXIT.ok ? EXIT.failed : code);
+  };
+  process.on('uncaughtException', fatal);
+  process.on('unhandledRejection', fatal);
   try {
     switch (cmd) {
       case undefined:
@@ -380,6 +392,7 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`segferry: ${(err as Error).message}\nRun "segferry ${cmd} --help" for the options.\n`);
       return EXIT.usage;
     }
+    reported = true;
     return reporter().failure(err);
   }
 }

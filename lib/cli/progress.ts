@@ -204,9 +204,24 @@ export function formatBytes(n: number): string {
   return `${i === 0 ? v : v.toFixed(1)} ${u[i]}`;
 }
 
-/** Bytes per second from bytes and milliseconds. */
+/** Bytes per second from bytes and milliseconds (`14.6 B/s`, `1.23 MiB/s`; `-` without time). */
 export function formatRate(bytes: number, ms: number): string {
-  return ms > 0 ? `${formatBytes((bytes * 1000) / ms)}/s` : '-';
+  return ms > 0 ? formatBytesPerSecond((bytes * 1000) / ms) : '-';
+}
+
+/**
+ * A rate with binary units and 3 significant digits: `0 B/s`, `14.6 B/s`, `0.977 KiB/s`,
+ * `1.0 MiB/s`, `123 MiB/s`. The unit changes at 1000 so that no figure needs a fourth digit.
+ */
+export function formatBytesPerSecond(rate: number): string {
+  if (!Number.isFinite(rate) || rate <= 0) return '0 B/s';
+  const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  let v = rate;
+  while (v >= 999.5 && i < u.length - 1) { v /= 1024; i++; }
+  // 3 significant digits; zeros after the point are dropped down to one (`1.0`, `14.6`, `0.977`).
+  const digits = v >= 100 ? String(Math.round(v)) : v.toPrecision(3).replace(/(\.\d*?)0+$/, '$1').replace(/\.$/, '.0');
+  return `${digits} ${u[i]}/s`;
 }
 
 /** A whole number with thousands separators (1,234,567). */

@@ -9,6 +9,7 @@ import {
   formatBytes,
   formatCount,
   formatDuration,
+  formatBytesPerSecond,
   formatRate,
   nodePercent,
   printable,
@@ -194,7 +195,7 @@ export function ttyLines(s: ProgressSnapshot): { nodes: string[]; total: string 
     bar(s.percent),
     `${formatBytes(s.bytes)}${size}`,
     `${formatCount(s.rows)} rows`,
-    `${formatBytes(s.rate)}/s`,
+    formatBytesPerSecond(s.rate),
     s.done ? `in ${formatDuration(s.elapsedMs / 1000)}` : s.etaSeconds !== undefined ? `ETA ${formatDuration(s.etaSeconds)}` : `${formatDuration(s.elapsedMs / 1000)}`,
   ].filter((x) => x !== '').join('  ');
   return { nodes, total };
@@ -208,7 +209,7 @@ export function plainLine(s: ProgressSnapshot): string {
   const nodes = s.nodes
     .map((n) => `${printable(n.node)}: ${n.done ? 'done' : `${printable(n.table)} seg ${n.segment}`} ${formatBytes(n.bytes)}`)
     .join(' | ');
-  return `${s.operation} ${(s.elapsedMs / 1000).toFixed(0)}s: ${formatBytes(s.bytes)}${size}${pct}, ${s.rows} rows, ${s.objects} objects, ${formatBytes(s.rate)}/s${eta} | ${nodes}`;
+  return `${s.operation} ${(s.elapsedMs / 1000).toFixed(0)}s: ${formatBytes(s.bytes)}${size}${pct}, ${s.rows} rows, ${s.objects} objects, ${formatBytesPerSecond(s.rate)}${eta} | ${nodes}`;
 }
 
 type Bar = cliProgress.SingleBar;

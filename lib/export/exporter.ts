@@ -5,6 +5,7 @@ import { segmentKey } from '../manifest/keys.js';
 import type { ManifestObject, RowChecksum } from '../manifest/types.js';
 import { applySettings, closeQuietly, connect, describeEndpoint, destroyClient } from '../pg/conn.js';
 import { copyOut } from '../pg/copy-out.js';
+import { checkFilterText } from '../pg/filter.js';
 import { displayName } from '../pg/sql.js';
 import type { SegmentWriter, StoredSegment } from '../segment/types.js';
 import type { ObjectStore } from '../store/types.js';
@@ -74,6 +75,7 @@ export async function exportNode(
   };
   signal.addEventListener('abort', onAbort, { once: true });
   try {
+    if (plan.filter !== null) checkFilterText(plan.filter); // before any COPY, also for Arrow's SELECT
     const format = await exportFormat(plan.format.kind);
     client = await connect(w.node.endpoint, { node, applicationName: 'segferry export' }).catch((e) => { throw fail(e, 'connect'); });
     throwIfAborted(signal);

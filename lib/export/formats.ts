@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { InvalidOptionError } from '../errors.js';
 import { columnListSQL, copyOptionsSQL, csvHeaderLine, type FormatKind } from '../format/options.js';
+import { checkFilterText } from '../pg/filter.js';
 import { quoteQualified } from '../pg/sql.js';
 import { TextSegmentWriter } from '../segment/text.js';
 import type { CopyColumn, SegmentWriter, SegmentWriterOptions } from '../segment/types.js';
@@ -30,6 +31,7 @@ export interface ExportFormat {
 /** The SELECT one node runs for one relation. */
 export function selectSQL(read: RelationRead, table: TablePlan, filter: string | null): string {
   const cols = read.columns ?? table.columns.map((c) => c.name);
+  if (filter) checkFilterText(filter); // a plan built elsewhere must not change the statement's shape
   return `SELECT ${columnListSQL(cols)} FROM ${quoteQualified(read.relation)}${filter ? ` WHERE (${filter})` : ''}`;
 }
 

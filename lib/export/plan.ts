@@ -1,6 +1,7 @@
 import { InvalidOptionError } from '../errors.js';
 import { normalizeFormat, type FormatKind, type FormatOptions } from '../format/options.js';
 import { SESSION_SETTINGS, type NodeEndpoint } from '../pg/conn.js';
+import { checkFilter } from '../pg/filter.js';
 import { displayName } from '../pg/sql.js';
 import { objectNames, segmentKey } from '../manifest/keys.js';
 import { planUnits } from './units.js';
@@ -109,7 +110,12 @@ export async function planExport(opts: PlanOptions): Promise<ExportPlan> {
     }
     owners.set(u.id, displayName(u.table.table));
   }
-  for (const t of tables) if (t.columns.length === 0) throw new InvalidOptionError(`table ${displayName(t.table)} has no columns to export`);
+  for (const t of tables) {
+    if (t.columns.length === 0) throw new InvalidOptionError(`table ${displayName(t.table)} has no columns to export`);
+    if (new Set(t.columns.map((c) => c.name)).size !== t.columns.length) throw new InvalidOptionError(`a column of ${displayName(t.table)} is named twice: such an export cannot be imported`);
+  }
+  // One boolean expression, checked on the first node of every table before any COPY (lib/pg/filter.ts).
+  if (opts.where !== undefined) await checkFilter(opts.where, tables.flatMap((t) => t.reads.slice(0, 1).flatMap((r) => d.nodes.filter((n) => n.name === r.node).map((n) => ({ node: n.name, endpoint: n.endpoint, relation: r.relation })))));
   const plan: ExportPlan = {
     version: 1,
     topology: d.kind,

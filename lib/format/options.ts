@@ -9,7 +9,11 @@ export interface FormatOptions {
   kind: FormatKind;
   /** Field delimiter. Default: tab for text, `,` for csv. */
   delimiter?: string;
-  /** String that stands for NULL. Default: `\N` for text, empty unquoted for csv. */
+  /**
+   * String that stands for NULL. Default: `\N` for text, empty unquoted for csv. In text it must
+   * be no value's text form (so not empty): see {@link textValueCouldEqual}. In csv any string is
+   * lossless, since COPY quotes a value equal to it.
+   */
   null?: string;
   /** csv only: quote character (default `"`). */
   quote?: string;
@@ -19,8 +23,14 @@ export interface FormatOptions {
   header?: boolean;
 }
 
-/** Fill in defaults and check a format's options. */
-export function normalizeFormat(f: Partial<FormatOptions> & { kind?: FormatKind } = {}): FormatOptions {
+/**
+ * Fill in defaults and check a format's options.
+ *
+ * @param opts.allowLossyNull accept a text null string some value could equal (default false:
+ *   refused, as an export with it loses data). Reading objects another program wrote (bare
+ *   import) needs it: their NULLs are written that way already.
+ */
+export function normalizeFormat(f: Partial<FormatOptions> & { kind?: FormatKind } = {}, opts: { allowLossyNull?: boolean } = {}): FormatOptions {
   const kind = f.kind ?? 'text';
   if (kind !== 'text' && kind !== 'csv' && kind !== 'arrow') {
     throw new InvalidOptionError(`unknown format ${String(kind)}: use text, csv or arrow`);
@@ -37,6 +47,11 @@ export function normalizeFormat(f: Partial<FormatOptions> & { kind?: FormatKind 
     const o: FormatOptions = { kind, delimiter: f.delimiter ?? '\t', null: f.null ?? '\\N' };
     one('delimiter', o.delimiter);
     if (o.delimiter === '\\') throw new InvalidOptionError('the text delimiter cannot be a backslash');
+    if (!opts.allowLossyNull && textValueCouldEqual(o.null!, o.delimiter!)) {
+      throw new InvalidOptionError(`the text null string ${JSON.stringify(o.null)} is what some value looks like in COPY TEXT: those values would come back as NULL`, {
+        hint: 'keep the default \\N (COPY TEXT never writes a backslash before N), or use --format csv, where --null \'\' is lossless',
+      });
+    }
     return o;
   }
   if (kind === 'csv') {
@@ -58,6 +73,27 @@ export function normalizeFormat(f: Partial<FormatOptions> & { kind?: FormatKind 
     throw new InvalidOptionError('delimiter, null, quote, escape and header apply to text and csv, not arrow');
   }
   return { kind };
+}
+
+/**
+ * True when some non-NULL value's COPY TEXT form could equal `nul`, so that a NULL and that
+ * value would be written the same (`--null ''` makes empty strings NULL). COPY TEXT writes a
+ * backslash only in the escapes `\\\\ \\b \\f \\n \\r \\t \\v` and before the delimiter, and never
+ * writes raw newline, CR, the delimiter or the control characters it escapes; a string that
+ * breaks these rules (like the default `\\N`) is no value's text form.
+ */
+export function textValueCouldEqual(nul: string, delimiter: string): boolean {
+  const escaped = new Set(['\\', 'b', 'f', 'n', 'r', 't', 'v', delimiter]);
+  for (let i = 0; i < nul.length; i++) {
+    const c = nul[i]!;
+    if (c === '\\') {
+      if (i + 1 >= nul.length || !escaped.has(nul[i + 1]!)) return false;
+      i++;
+      continue;
+    }
+    if (c === delimiter || c === '\n' || c === '\r' || c === '\b' || c === '\f' || c === '\t' || c === '\v') return false;
+  }
+  return true;
 }
 
 /** The `(FORMAT …)` option list of a COPY statement for text or csv. Header lines are handled by segferry. */

@@ -70,7 +70,7 @@ export async function readSource(store: ObjectStore, opts: { tables?: string[]; 
     if (opts.tables && opts.tables.some((t) => displayName(parseTableName(t)) !== displayName(table))) {
       throw new InvalidOptionError('a bare import loads exactly one table: the one named in its bare options');
     }
-    const format = normalizeFormat(typeof b.format === 'string' ? { kind: b.format } : b.format ?? { kind: 'text' });
+    const format = normalizeFormat(typeof b.format === 'string' ? { kind: b.format } : b.format ?? { kind: 'text' }, { allowLossyNull: true });
     if (format.kind === 'arrow') throw new InvalidOptionError('bare objects must be text or csv');
     const objectName = b.objectName ?? table.name;
     const re = new RegExp(`^${escapeRegExp(objectName)}_(.+)_segment\\.(\\d+)$`);

@@ -1,5 +1,7 @@
 import { ManifestInvalidError, ManifestMissingError } from '../errors.js';
 import type { ObjectStore } from '../store/types.js';
+import { checkFilterText } from '../pg/filter.js';
+import { SESSION_SETTINGS } from '../pg/conn.js';
 import { MANIFEST_KEY, MANIFEST_VERSION, type Manifest } from './types.js';
 
 /** Read and check the manifest under a store's root. */
@@ -20,22 +22,169 @@ export async function readManifest(store: ObjectStore): Promise<Manifest> {
   return checkManifest(m, store.url);
 }
 
-/** Structural check of a parsed manifest. */
+/**
+ * Session settings a manifest may ask an importer to apply, each with the values segferry
+ * writes (SESSION_SETTINGS; every manifest version so far wrote the same). Anything else
+ * (e.g. `session_replication_role=replica`, which skips foreign-key checks) is refused.
+ */
+export const ALLOWED_SESSION_SETTINGS: Readonly<Record<string, readonly string[]>> = Object.freeze(
+  Object.fromEntries(Object.entries(SESSION_SETTINGS).map(([k, v]) => [k, Object.freeze([v])])),
+);
+
+type Bad = (why: string) => ManifestInvalidError;
+
+function isObj(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * Structural check of a parsed manifest. A bucket is shared ground: everything read from it is
+ * untrusted input, so every field an import or verify uses is checked for type and shape
+ * (strings, whole numbers ≥ 0, arrays, names without NUL, keys that stay one path segment,
+ * the WHERE filter one expression, session settings on the allowlist) before any statement
+ * runs. Type names are not checked as SQL here.
+ *
+ * @throws ManifestInvalidError naming the first field that is wrong.
+ */
 export function checkManifest(m: unknown, where = 'manifest'): Manifest {
-  const bad = (why: string) => new ManifestInvalidError(`${where}${MANIFEST_KEY}: ${why}`, { key: MANIFEST_KEY });
-  if (!m || typeof m !== 'object') throw bad('not an object');
+  const bad: Bad = (why: string) => new ManifestInvalidError(`${where}${MANIFEST_KEY}: ${why}`, { key: MANIFEST_KEY });
+  if (!isObj(m)) throw bad('not an object');
   const o = m as Partial<Manifest>;
   if (o.kind !== 'segferry-manifest') throw bad('not a segferry manifest');
   if (o.version !== MANIFEST_VERSION) throw bad(`version ${String(o.version)} is not supported (this segferry reads version ${MANIFEST_VERSION})`);
   if (typeof o.id !== 'string' || !Array.isArray(o.tables) || !Array.isArray(o.objects) || !o.format || !o.sessionSettings) {
     throw bad('missing required fields');
   }
-  for (const obj of o.objects) {
-    if (typeof obj.key !== 'string' || typeof obj.sha256 !== 'string' || typeof obj.rows !== 'number' || typeof obj.bytes !== 'number') {
+  if (o.id === '' || o.id.includes('\0')) throw bad('id must be a non-empty string without NUL');
+  checkFormat(o.format, bad);
+  checkSessionSettings(o.sessionSettings, bad);
+  if (o.segmentSize !== undefined) count(o.segmentSize, 'segmentSize', bad);
+  o.tables.forEach((t, i) => checkTable(t, `tables[${i}]`, bad));
+  for (const [i, obj] of o.objects.entries()) {
+    if (!isObj(obj) || typeof obj.key !== 'string' || typeof obj.sha256 !== 'string' || typeof obj.rows !== 'number' || typeof obj.bytes !== 'number') {
       throw bad('an object entry lacks key, sha256, rows or bytes');
     }
+    const at = `objects[${i}]`;
+    checkKey(obj.key, `${at}.key`, bad);
+    name(obj.table, `${at}.table`, bad);
+    name(obj.node, `${at}.node`, bad);
+    count(obj.segment, `${at}.segment`, bad);
+    count(obj.bytes, `${at}.bytes`, bad);
+    count(obj.rows, `${at}.rows`, bad);
+    if (!/^[0-9a-f]+$/i.test(obj.sha256)) throw bad(`${at}.sha256 must be hexadecimal`);
+    if (obj.shards !== undefined) strings(obj.shards, `${at}.shards`, bad);
   }
   return o as Manifest;
+}
+
+/** A whole number ≥ 0 (a safe integer). */
+function count(v: unknown, at: string, bad: Bad): void {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw bad(`${at} must be a whole number ≥ 0`);
+}
+
+/** A non-empty string without NUL (table, schema, column and node names). */
+function name(v: unknown, at: string, bad: Bad): void {
+  if (typeof v !== 'string' || v === '' || v.includes('\0')) throw bad(`${at} must be a non-empty string without NUL`);
+}
+
+function optString(v: unknown, at: string, bad: Bad): void {
+  if (v !== undefined && (typeof v !== 'string' || v.includes('\0'))) throw bad(`${at} must be a string without NUL`);
+}
+
+function strings(v: unknown, at: string, bad: Bad): void {
+  if (!Array.isArray(v)) throw bad(`${at} must be an array`);
+  v.forEach((x, i) => name(x, `${at}[${i}]`, bad));
+}
+
+/** An object key relative to the export's prefix: one path segment, never `.`, `..` or absolute. */
+function checkKey(k: string, at: string, bad: Bad): void {
+  // Without a separator, `..` can only climb as the whole key; a name like `a..b` is one segment.
+  if (k === '.' || k === '..' || /[/\\\x00-\x1f\x7f]/.test(k) || k.trim() === '') {
+    throw bad(`${at} must be one path segment (no "/", "\\", control characters; not "." or "..")`);
+  }
+}
+
+function checkFormat(f: unknown, bad: Bad): void {
+  if (!isObj(f)) throw bad('format must be an object');
+  if (f.kind !== 'text' && f.kind !== 'csv' && f.kind !== 'arrow') throw bad('format.kind must be text, csv or arrow');
+  for (const k of ['delimiter', 'quote', 'escape'] as const) {
+    const v = f[k];
+    if (v !== undefined && (typeof v !== 'string' || Buffer.byteLength(v) !== 1 || v === '\n' || v === '\r' || v === '\0')) {
+      throw bad(`format.${k} must be one one-byte character`);
+    }
+  }
+  optString(f.null, 'format.null', bad);
+  if (typeof f.null === 'string' && /[\r\n]/.test(f.null)) throw bad('format.null must not contain a newline');
+  if (f.header !== undefined && typeof f.header !== 'boolean') throw bad('format.header must be true or false');
+}
+
+function checkSessionSettings(s: unknown, bad: Bad): void {
+  if (!isObj(s)) throw bad('sessionSettings must be an object');
+  for (const [k, v] of Object.entries(s)) {
+    const allowed = Object.hasOwn(ALLOWED_SESSION_SETTINGS, k) ? ALLOWED_SESSION_SETTINGS[k] : undefined;
+    if (!allowed) throw bad(`sessionSettings: ${JSON.stringify(k.slice(0, 64))} is not a setting segferry records`);
+    if (typeof v !== 'string' || !allowed.includes(v)) {
+      throw bad(`sessionSettings.${k} must be ${allowed.map((a) => JSON.stringify(a)).join(' or ')}`);
+    }
+  }
+}
+
+function checksum(c: unknown, at: string, bad: Bad): void {
+  if (c === undefined) return;
+  if (!isObj(c)) throw bad(`${at} must be an object`);
+  count(c.rows, `${at}.rows`, bad);
+  if (typeof c.sum !== 'string' || !/^\d{1,40}$/.test(c.sum)) throw bad(`${at}.sum must be a decimal string`);
+  if (c.algorithm !== undefined && c.algorithm !== 'copy-rowhash64') throw bad(`${at}.algorithm is unknown`);
+}
+
+function checkTable(t: unknown, at: string, bad: Bad): void {
+  if (!isObj(t)) throw bad(`${at} must be an object`);
+  name(t.schema, `${at}.schema`, bad);
+  name(t.name, `${at}.name`, bad);
+  if (t.objectName !== undefined) {
+    name(t.objectName, `${at}.objectName`, bad);
+    checkKey(t.objectName as string, `${at}.objectName`, bad);
+  }
+  if (!Array.isArray(t.columns)) throw bad(`${at}.columns must be an array`);
+  t.columns.forEach((c: unknown, i: number) => {
+    if (!isObj(c)) throw bad(`${at}.columns[${i}] must be an object`);
+    name(c.name, `${at}.columns[${i}].name`, bad);
+    name(c.type, `${at}.columns[${i}].type`, bad);
+    if (c.notNull !== undefined && typeof c.notNull !== 'boolean') throw bad(`${at}.columns[${i}].notNull must be true or false`);
+  });
+  const d = t.distribution;
+  if (!isObj(d) || (d.kind !== 'distributed' && d.kind !== 'replicated' && d.kind !== 'single')) {
+    throw bad(`${at}.distribution.kind must be distributed, replicated or single`);
+  }
+  optString(d.method, `${at}.distribution.method`, bad);
+  optString(d.column, `${at}.distribution.column`, bad);
+  if (d.replicas !== undefined) strings(d.replicas, `${at}.distribution.replicas`, bad);
+  if (d.shardCount !== undefined) count(d.shardCount, `${at}.distribution.shardCount`, bad);
+  if (d.shards !== undefined) {
+    if (!Array.isArray(d.shards)) throw bad(`${at}.distribution.shards must be an array`);
+    d.shards.forEach((sh: unknown, i: number) => {
+      if (!isObj(sh)) throw bad(`${at}.distribution.shards[${i}] must be an object`);
+      name(sh.id, `${at}.distribution.shards[${i}].id`, bad);
+      optString(sh.min, `${at}.distribution.shards[${i}].min`, bad);
+      optString(sh.max, `${at}.distribution.shards[${i}].max`, bad);
+    });
+  }
+  if (t.filter !== undefined && t.filter !== null) {
+    if (typeof t.filter !== 'string') throw bad(`${at}.filter must be a string or null`);
+    // verify runs it on the source again: it must stay one expression (lib/pg/filter.ts).
+    try { checkFilterText(t.filter); } catch (e) { throw bad(`${at}.filter: ${(e as Error).message}`); }
+  }
+  if (t.rows !== undefined) count(t.rows, `${at}.rows`, bad);
+  if (t.bytes !== undefined) count(t.bytes, `${at}.bytes`, bad);
+  if (!Array.isArray(t.nodes)) throw bad(`${at}.nodes must be an array`);
+  t.nodes.forEach((n: unknown, i: number) => {
+    if (!isObj(n)) throw bad(`${at}.nodes[${i}] must be an object`);
+    name(n.node, `${at}.nodes[${i}].node`, bad);
+    if (n.relations !== undefined) strings(n.relations, `${at}.nodes[${i}].relations`, bad);
+    for (const k of ['rows', 'bytes', 'objects'] as const) if (n[k] !== undefined) count(n[k], `${at}.nodes[${i}].${k}`, bad);
+    checksum(n.checksum, `${at}.nodes[${i}].checksum`, bad);
+  });
+  checksum(t.checksum, `${at}.checksum`, bad);
 }
 
 /** Serialise a manifest (stable key order as built, two-space indent). */

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { parse as parseConnectionString } from 'pg-connection-string';
-import { fromDatabaseError, InvalidOptionError, registerSecret } from '../errors.js';
+import { fromDatabaseError, InvalidOptionError, redact, registerSecret } from '../errors.js';
 import { directSocket } from './socket.js';
 
 /**
@@ -19,6 +19,14 @@ export interface NodeEndpoint {
   sslrootcert?: string;
   sslcert?: string;
   sslkey?: string;
+  /** libpq `hostaddr`: numeric address to connect to; `host` stays the name for TLS (default: none, connect to `host`). */
+  hostaddr?: string;
+  /** libpq `application_name` (default: the operation, e.g. `segferry export`). */
+  applicationName?: string;
+  /** libpq `connect_timeout` in seconds (default: 15). */
+  connectTimeout?: number;
+  /** libpq `options`: command-line options sent to the server at start (default: none). */
+  options?: string;
 }
 
 const passwords = new Map<string, string>();
@@ -51,34 +59,122 @@ export function rememberedPassword(e: NodeEndpoint): string | undefined {
   return passwords.get(endpointKey(e));
 }
 
-/** `host:port/db` for messages. */
+/** `host:port/db` for messages (never a password: the parts pass through redact()). */
 export function describeEndpoint(e: NodeEndpoint): string {
-  return `${e.host}:${e.port}/${e.database}`;
+  return redact(`${e.host}:${e.port}/${e.database}`);
+}
+
+/** Keys of a libpq `key=value` connection string that segferry understands. */
+const CONNINFO_KEYS = new Set([
+  'host', 'hostaddr', 'port', 'dbname', 'user', 'password', 'sslmode', 'sslrootcert', 'sslcert', 'sslkey',
+  'application_name', 'connect_timeout', 'options',
+]);
+
+/**
+ * Parse a libpq `key=value` connection string (libpq's rules: spaces around `=` allowed,
+ * values single-quoted with `\'` and `\\` escapes, or unquoted up to the next space with
+ * backslash escapes). Later keys win, as in libpq. Errors never echo a value.
+ *
+ * @throws InvalidOptionError on a syntax error or a key not in the list above.
+ */
+export function parseConninfo(s: string): Map<string, string> {
+  const out = new Map<string, string>();
+  const bad = (why: string) => new InvalidOptionError(`cannot parse the connection string: ${why}`, {
+    hint: 'use postgres://user@host:port/db or libpq key=value pairs (host, hostaddr, port, dbname, user, password, sslmode, sslrootcert, sslcert, sslkey, application_name, connect_timeout, options)',
+  });
+  const space = (c: string | undefined) => c === ' ' || c === '\t' || c === '\n' || c === '\r' || c === '\f' || c === '\v';
+  let i = 0;
+  const n = s.length;
+  while (i < n) {
+    while (i < n && space(s[i])) i++;
+    if (i >= n) break;
+    let key = '';
+    while (i < n && s[i] !== '=' && !space(s[i])) key += s[i++];
+    while (i < n && space(s[i])) i++;
+    if (s[i] !== '=') throw bad(`missing "=" after ${JSON.stringify(key)}`);
+    i++;
+    while (i < n && space(s[i])) i++;
+    let value = '';
+    if (s[i] === "'") {
+      i++;
+      for (;;) {
+        if (i >= n) throw bad(`unterminated quoted value of ${JSON.stringify(key)}`);
+        const c = s[i]!;
+        if (c === '\\' && i + 1 < n) { value += s[i + 1]; i += 2; continue; }
+        if (c === "'") { i++; break; }
+        value += c;
+        i++;
+      }
+    } else {
+      while (i < n && !space(s[i])) {
+        if (s[i] === '\\' && i + 1 < n) { value += s[i + 1]; i += 2; continue; }
+        value += s[i++];
+      }
+    }
+    // Remember the password at once: a later error must not be able to print it.
+    if (key === 'password') registerSecret(value);
+    if (!CONNINFO_KEYS.has(key)) throw bad(`unknown key ${JSON.stringify(key.slice(0, 40))}`);
+    out.set(key, value);
+  }
+  return out;
 }
 
 /**
- * Parse a `postgres://` URL (or a libpq key=value string) into an endpoint and remember
- * its password. Missing parts come from the standard PG* variables, then libpq defaults.
+ * True for URLs (`postgres://`, `postgresql://`, pg-connection-string's `socket:`) and socket
+ * paths; anything else is read as key=value pairs, as libpq does.
+ */
+function isUrl(s: string): boolean {
+  return /^[a-z][a-z0-9+.-]*:/i.test(s.trim()) || s.trim().startsWith('/');
+}
+
+/**
+ * Parse a `postgres://` URL or a libpq key=value string (`host=db1 port=5432 dbname=shop
+ * user=app password='s e c'`) into an endpoint and remember its password. Missing parts come
+ * from the standard PG* variables, then libpq defaults.
+ *
+ * @throws InvalidOptionError (a usage error) when the string cannot be read; never with the password in it.
  */
 export function parseConnection(url: string): NodeEndpoint {
-  let o: ReturnType<typeof parseConnectionString>;
-  try {
-    o = parseConnectionString(url);
-  } catch (err) {
-    throw new InvalidOptionError('cannot parse the connection string (expected postgres://user:password@host:port/db)', { cause: err });
+  let o: { host?: string | null; port?: string | null; database?: string | null; user?: string; password?: string };
+  let q: Map<string, string>;
+  if (isUrl(url)) {
+    try {
+      o = parseConnectionString(url);
+    } catch (err) {
+      throw new InvalidOptionError('cannot parse the connection string (expected postgres://user:password@host:port/db)', { cause: err });
+    }
+    q = new Map(queryParams(url));
+  } else {
+    q = parseConninfo(url);
+    o = {};
+    const h = q.get('host');
+    if (h !== undefined) o.host = h;
+    const p = q.get('port');
+    if (p !== undefined) o.port = p;
+    const d = q.get('dbname');
+    if (d !== undefined) o.database = d;
+    const u = q.get('user');
+    if (u !== undefined) o.user = u;
+    const pw = q.get('password');
+    if (pw !== undefined) o.password = pw;
   }
   const env = process.env;
-  const host = o.host || env.PGHOST || '127.0.0.1';
+  const hostaddr = q.get('hostaddr') || undefined;
+  const host = o.host || env.PGHOST || hostaddr || '127.0.0.1';
+  if (/[,]/.test(host) || /[,]/.test(String(o.port ?? ''))) {
+    throw new InvalidOptionError('connection strings with several hosts are not supported: give one node per string');
+  }
   const e: NodeEndpoint = {
     host,
     port: Number(o.port || env.PGPORT || 5432),
     database: o.database || env.PGDATABASE || o.user || env.PGUSER || userName(),
     user: o.user || env.PGUSER || userName(),
   };
+  if (typeof o.password === 'string') rememberPassword(e, o.password);
   if (!Number.isInteger(e.port) || e.port <= 0 || e.port > 65535) {
     throw new InvalidOptionError(`invalid port in connection string for host ${host}`);
   }
-  const q = queryParams(url);
+  if (hostaddr) e.hostaddr = hostaddr;
   const sslmode = q.get('sslmode') ?? env.PGSSLMODE;
   if (sslmode) e.sslmode = sslmode;
   const rc = q.get('sslrootcert') ?? env.PGSSLROOTCERT;
@@ -87,7 +183,17 @@ export function parseConnection(url: string): NodeEndpoint {
   if (c) e.sslcert = c;
   const k = q.get('sslkey') ?? env.PGSSLKEY;
   if (k) e.sslkey = k;
-  if (typeof o.password === 'string') rememberPassword(e, o.password);
+  const app = q.get('application_name');
+  if (app) e.applicationName = app;
+  const ct = q.get('connect_timeout');
+  if (ct !== undefined && ct !== '') {
+    const secs = Number(ct);
+    if (!Number.isInteger(secs) || secs < 0) throw new InvalidOptionError('connect_timeout in the connection string must be a whole number of seconds');
+    // libpq: 0 means wait forever; pg's 0 means the same.
+    e.connectTimeout = secs;
+  }
+  const opt = q.get('options');
+  if (opt) e.options = opt;
   return e;
 }
 
@@ -119,6 +225,8 @@ function sslConfig(e: NodeEndpoint): pg.ClientConfig['ssl'] {
   if (fs.ca) base.ca = read(fs.ca);
   if (fs.cert) base.cert = read(fs.cert);
   if (fs.key) base.key = read(fs.key);
+  // Connected by hostaddr: the certificate is still checked against the host name.
+  if (e.hostaddr) base.servername = e.host;
   if (mode === 'require') return { ...base, rejectUnauthorized: false };
   if (mode === 'verify-ca') return { ...base, rejectUnauthorized: true, checkServerIdentity: () => undefined };
   return { ...base, rejectUnauthorized: true };
@@ -132,13 +240,14 @@ function readFileSyncText(p: string): string {
 /** Open a pg client on a node; failures become typed errors naming the node. */
 export async function connect(e: NodeEndpoint, opts: ConnectOptions = {}): Promise<pg.Client> {
   const cfg: pg.ClientConfig = {
-    host: e.host,
+    host: e.hostaddr ?? e.host,
     port: e.port,
     database: e.database,
     user: e.user,
-    connectionTimeoutMillis: opts.connectTimeoutMs ?? 15_000,
-    application_name: opts.applicationName ?? 'segferry',
+    connectionTimeoutMillis: opts.connectTimeoutMs ?? (e.connectTimeout !== undefined ? e.connectTimeout * 1000 : 15_000),
+    application_name: e.applicationName ?? opts.applicationName ?? 'segferry',
   };
+  if (e.options !== undefined) cfg.options = e.options;
   const pw = passwords.get(endpointKey(e));
   if (pw !== undefined) cfg.password = pw;
   const ssl = sslConfig(e);

@@ -20,7 +20,19 @@ export function openStore(location: string, s3?: S3Options): ObjectStore {
     }
     return new S3Store(bucket, prefix, s3);
   }
-  if (/^file:\/\//i.test(location)) return new DirectoryStore(fileURLToPath(location));
+  if (/^file:\/\//i.test(location)) {
+    let path: string;
+    try {
+      path = fileURLToPath(location);
+    } catch (e) {
+      // `file://relative/x` names host "relative": a usage error, not an internal one.
+      throw new InvalidOptionError(`cannot read ${location} as a file URL: ${(e as Error).message}`, {
+        cause: e, hint: 'use file:///absolute/path (three slashes) or a plain directory path such as ./relative',
+      });
+    }
+    if (path === '/' || path === '') throw new InvalidOptionError(`${location} names the root directory: give a directory under it`);
+    return new DirectoryStore(path);
+  }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(location)) {
     throw new InvalidOptionError(`unsupported destination ${location.replace(/\/\/[^@/]*@/, '//***@')}: use s3://bucket/prefix, file:///dir or a directory path`);
   }

@@ -1,0 +1,58 @@
+/**
+ * The CLI entry as a subprocess (no database): a failure that escapes the command's own error
+ * handling still ends as one typed error line, and the AWS SDK's Node version block is filtered
+ * while other warnings pass.
+ */
+import { spawnSync } from 'node:child_process';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ensureBuilt, ROOT } from '../helpers/cli.js';
+
+const STACK_LINE = /^\s+at .+:\d+:\d+\)?$/m;
+
+function node(script: string, args: string[] = []) {
+  return spawnSync(process.execPath, ['--input-type=module', '-e', script, '--', ...args], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+}
+
+beforeAll(() => ensureBuilt());
+
+// An export whose source accepts the connection and never answers: main() is still running
+// when the escaped failure happens, with --json configured.
+const HANGING_EXPORT = `
+import net from 'node:net';
+const srv = net.createServer(() => {}).listen(0, '127.0.0.1');
+await new Promise((r) => srv.once('listening', r));
+const { main } = await import('./dist/cli/main.js');
+const run = main(['export', '--json', '--source', 'postgres://u@127.0.0.1:' + srv.address().port + '/db', '--table', 't', '--to', '/tmp/sf-never-written']);
+`;
+
+describe('CLI: every failure ends as one typed error line', () => {
+  for (const [what, escape] of [
+    ['an unhandled rejection', `setImmediate(() => { Promise.reject(new TypeError('boom from nowhere')); });`],
+    ["an 'error' event thrown from a listener", `setImmediate(() => { process.stdout.emit('error', Object.assign(new TypeError('boom from nowhere'), { code: 'ERR_SOMETHING' })); });`],
+  ] as const) {
+    it(what, () => {
+      const r = node(HANGING_EXPORT + escape + '\nprocess.exitCode = await run;');
+      expect(r.status, r.stderr).toBe(1);
+      const lines = r.stderr.split('\n').filter((l) => l.startsWith('segferry: '));
+      expect(lines, r.stderr).toEqual(['segferry: internal error: boom from nowhere']);
+      expect(r.stderr).not.toMatch(STACK_LINE);
+      const last = JSON.parse(r.stdout.trimEnd().split('\n').pop()!) as { type: string; error: { code: string; message: string } };
+      expect(last).toMatchObject({ type: 'error', error: { code: 'ERR_INTERNAL', message: 'boom from nowhere' } });
+    });
+  }
+});
+
+describe('CLI: warnings', () => {
+  const EMIT = `process.emitWarning('NodeVersionSupportWarning: The AWS SDK for JavaScript (v3)\\nversions published after ...'); process.emitWarning('some other warning', 'OtherWarning');`;
+  it('filters the AWS SDK Node version block, keeps other warnings, and -v shows it as one line', () => {
+    const quiet = node(`process.argv = [process.execPath, 'segferry', '--version']; await import('./bin/segferry.js'); ${EMIT}`);
+    expect(quiet.status).toBe(0);
+    expect(quiet.stderr).not.toContain('NodeVersionSupportWarning');
+    expect(quiet.stderr).not.toContain('AWS SDK');
+    expect(quiet.stderr).toContain('OtherWarning: some other warning');
+    const verbose = node(`process.argv = [process.execPath, 'segferry', '--version', '-v']; await import('./bin/segferry.js'); ${EMIT}`);
+    expect(verbose.stderr).toContain('segferry: note: AWS SDK releases after January 2027 need Node >= 22');
+    expect(verbose.stderr).not.toContain('NodeVersionSupportWarning');
+    expect(verbose.stderr).toContain('OtherWarning: some other warning');
+  });
+});
