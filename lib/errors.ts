@@ -31,7 +31,8 @@ export type ErrorCode =
   | 'ERR_KEY_ESCAPES_ROOT'
   | 'ERR_ABORTED'
   | 'ERR_PREREQUISITE'
-  | 'ERR_WORKER';
+  | 'ERR_WORKER'
+  | 'ERR_PREFIX_CLAIMED';
 
 /** Fields shared by every segferry error. */
 export interface ErrorContext {
@@ -342,4 +343,14 @@ export function fromDatabaseError(
     });
   }
   return new DatabaseError(`${what} failed on ${where}${ctx.table ? ` for ${ctx.table}` : ''}: ${msg}`, base);
+}
+
+// --- Prefix claims (issue 13) ---------------------------------------------------------------
+
+/**
+ * Another run holds the destination prefix (its `segferry-claim.json` exists): two exports into
+ * one prefix would corrupt each other. The message names the claim's run id, host and time.
+ */
+export class PrefixClaimedError extends SegferryError {
+  constructor(message: string, ctx?: ErrorContext) { super('ERR_PREFIX_CLAIMED', message, ctx); }
 }

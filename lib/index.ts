@@ -29,7 +29,7 @@ export type { CleanupOptions, CleanupResult } from './maintenance/cleanup.js';
 export { MANIFEST_KEY, MANIFEST_VERSION } from './manifest/types.js';
 export type { Manifest, ManifestObject, ManifestTable, ManifestTableNode, RowChecksum } from './manifest/types.js';
 export type {
-  SegferryEvent, EventListener, StartEvent, ProgressEvent, SegmentEvent, NodeDoneEvent, TableDoneEvent, RetryEvent, DoneEvent,
+  SegferryEvent, EventListener, StartEvent, ProgressEvent, SegmentEvent, NodeDoneEvent, TableDoneEvent, RetryEvent, DoneEvent, WarningEvent,
 } from './events.js';
 export * from './errors.js';
 export { VERSION } from './version.js';
