@@ -15,6 +15,8 @@ import { ExporterThreads, cores } from './threads.js';
 import { planExport, segmentKey, type ExportPlan, type PlanOptions } from './plan.js';
 import { ROW_HASH_ALGORITHM } from '../format/row-hash.js';
 import { CHECKPOINT_KEY, CheckpointWriter, planDigest, readCheckpoint, type Checkpoint, type CheckpointUnit } from './checkpoint.js';
+import { claimForExport, planStems, surveyPrefix } from './ownership.js';
+import { commitExclusive, type PrefixClaim } from '../store/claim.js';
 
 // Moved to exporter.ts with the per-node exporter; re-exported for existing importers.
 export { addChecksums, checksumSQL, selectSQL } from './exporter.js';
@@ -77,9 +79,17 @@ export interface ExportResult {
   location: string;
   elapsedMs: number;
   nodes: NodeSummary[];
+  /**
+   * `overwrite`: objects under the prefix that look like segferry's but that its old manifest
+   * or checkpoint does not name (nested exports, other jobs' segments): not deleted.
+   */
+  leftAlone?: string[];
 }
 
-/** Object keys segferry owns under a prefix. */
+/**
+ * Keys that look like segferry's, at any depth. Not proof of ownership: deletions go by
+ * lib/export/ownership.ts (only keys directly under the prefix that its manifest or checkpoint names).
+ */
 export function isSegferryKey(key: string): boolean {
   return key === MANIFEST_KEY || key === CHECKPOINT_KEY || /_segment\.\d+(\.segferry-partial-[0-9a-f]+)?$/.test(key);
 }
@@ -88,11 +98,14 @@ export function isSegferryKey(key: string): boolean {
 /**
  * Refuse a prefix that already holds an export, unless `overwrite`: then delete the old
  * manifest first (so the old export is invalid from that moment on), then its segments.
+ * Only objects directly under the prefix that its manifest or checkpoint names are deleted
+ * (issue 13); look-alikes (nested exports, other jobs' segments) are returned, untouched.
  */
-export async function prepareDestination(store: ObjectStore, overwrite: boolean, dryCheck = false): Promise<void> {
-  const existing: string[] = [];
-  for await (const o of store.list('')) if (isSegferryKey(o.key)) existing.push(o.key);
-  if (existing.length === 0) return;
+export async function prepareDestination(store: ObjectStore, overwrite: boolean, dryCheck = false): Promise<string[]> {
+  const survey = await surveyPrefix(store);
+  const leftAlone = survey.leftAlone.map((o) => o.key);
+  const existing = [...survey.ours.map((o) => o.key), ...leftAlone.filter((k) => !k.includes('/'))];
+  if (existing.length === 0) return leftAlone;
   if (!overwrite) {
     const hasManifest = existing.includes(MANIFEST_KEY);
     const Err = hasManifest ? PrefixNotEmptyError : existing.includes(CHECKPOINT_KEY) ? UnfinishedExportError : PrefixNotEmptyError;
@@ -103,9 +116,11 @@ export async function prepareDestination(store: ObjectStore, overwrite: boolean,
       { hint: hasManifest ? 'choose an empty prefix, or pass overwrite (--overwrite) to replace what is there' : 'continue it with resume (--resume), or pass overwrite (--overwrite) to start again' },
     );
   }
-  if (dryCheck) return;
-  if (existing.includes(MANIFEST_KEY)) await store.delete([MANIFEST_KEY]);
-  await store.delete(existing.filter((k) => k !== MANIFEST_KEY));
+  if (dryCheck) return leftAlone;
+  const ours = survey.ours.map((o) => o.key);
+  if (ours.includes(MANIFEST_KEY)) await store.delete([MANIFEST_KEY]);
+  await store.delete(ours.filter((k) => k !== MANIFEST_KEY));
+  return leftAlone;
 }
 
 /** The plan's size estimates per node (sum of the relations each node reads). */
@@ -150,6 +165,8 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
   const store = typeof opts.to === 'string' ? openStore(opts.to, s3) : opts.to;
   if (!store) throw new InvalidOptionError('no destination given');
   let threads: ExporterThreads | undefined;
+  let claim: PrefixClaim | undefined;
+  let leftAlone: string[] = [];
   try {
     throwIfAborted(opts.signal);
     await store.check();
@@ -157,6 +174,8 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
     if (!opts.resume) await prepareDestination(store, opts.overwrite ?? false, true);
     const plan = opts.plan ?? (await planExport(opts));
     const digest = planDigest(plan);
+    // Claim the prefix before anything is deleted or written; the loser deletes nothing (issue 13).
+    claim = await claimForExport(store, opts.resume === true, emit);
     let previous: Checkpoint | undefined;
     if (opts.resume) {
       if (await store.head(MANIFEST_KEY)) {
@@ -173,12 +192,13 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
       // Units an older version stored carry the md5 checksum, which does not add to this one: redo them.
       if (previous && plan.checksums) previous.units = previous.units.filter((u) => u.checksum?.algorithm === ROW_HASH_ALGORITHM);
     } else {
-      await prepareDestination(store, opts.overwrite ?? false);
+      leftAlone = await prepareDestination(store, opts.overwrite ?? false);
+      if (leftAlone.length > 0) emit({ type: 'warning', code: 'left-alone', message: `left alone (not this export's): ${leftAlone.join(', ')}` });
     }
     const createdAt = previous?.createdAt ?? new Date().toISOString();
     const checkpoint = new CheckpointWriter(store, previous ?? {
       kind: 'segferry-checkpoint', version: 1, planDigest: digest, createdAt, updatedAt: createdAt, units: [],
-    });
+    }, claim.runId, planStems(plan));
 
     const work = new Map<string, NodeWork>();
     for (const n of plan.nodes) work.set(n.name, { node: n, items: [] });
@@ -278,8 +298,10 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
     const manifest = buildManifest(plan, results, createdAt, opts.s3);
     throwIfAborted(opts.signal);
     // The commit point: written only after every object is stored.
-    await store.putBytes(MANIFEST_KEY, serializeManifest(manifest));
+    // Conditional where the store allows, and only while this run still holds the claim.
+    await commitExclusive(claim, MANIFEST_KEY, serializeManifest(manifest));
     await store.delete([CHECKPOINT_KEY]).catch(() => {});
+    await claim.release();
     const elapsedMs = Date.now() - t0;
     emit({
       type: 'done',
@@ -290,9 +312,13 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
       elapsedMs,
     });
     summaries.sort((a, b) => (a.node < b.node ? -1 : 1));
-    return { manifest, plan, location: store.url, elapsedMs, nodes: summaries };
+    const result: ExportResult = { manifest, plan, location: store.url, elapsedMs, nodes: summaries };
+    if (leftAlone.length > 0) result.leftAlone = leftAlone;
+    return result;
   } finally {
     await threads?.close();
+    // A clean failure gives the prefix back (a checkpoint, if any, still allows --resume).
+    await claim?.release();
     if (typeof opts.to === 'string') store.close();
   }
 }
