@@ -16,7 +16,7 @@ import { planExport, segmentKey, type ExportPlan, type PlanOptions } from './pla
 import { ROW_HASH_ALGORITHM } from '../format/row-hash.js';
 import { CHECKPOINT_KEY, CheckpointWriter, planDigest, readCheckpoint, type Checkpoint, type CheckpointUnit } from './checkpoint.js';
 import { claimForExport, planStems, surveyPrefix } from './ownership.js';
-import { commitExclusive, type PrefixClaim } from '../store/claim.js';
+import { claimedError, commitExclusive, type PrefixClaim } from '../store/claim.js';
 
 // Moved to exporter.ts with the per-node exporter; re-exported for existing importers.
 export { addChecksums, checksumSQL, selectSQL } from './exporter.js';
@@ -103,6 +103,8 @@ export function isSegferryKey(key: string): boolean {
  */
 export async function prepareDestination(store: ObjectStore, overwrite: boolean, dryCheck = false): Promise<string[]> {
   const survey = await surveyPrefix(store);
+  // Before planning: a run holding the prefix is reported as such, not as an unfinished export.
+  if (dryCheck && survey.claim) throw claimedError(store, survey.claim);
   const leftAlone = survey.leftAlone.map((o) => o.key);
   const existing = [...survey.ours.map((o) => o.key), ...leftAlone.filter((k) => !k.includes('/'))];
   if (existing.length === 0) return leftAlone;

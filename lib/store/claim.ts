@@ -58,7 +58,8 @@ export function describeClaim(c: Claim | undefined): string {
   return c ? `run ${c.runId} (${c.operation} on ${c.host}, pid ${c.pid}, since ${c.createdAt})` : 'another run (claim unreadable)';
 }
 
-function claimedError(store: ObjectStore, holder: Claim | undefined): PrefixClaimedError {
+/** The error a run gets when `holder` has the prefix. */
+export function claimedError(store: ObjectStore, holder: Claim | undefined): PrefixClaimedError {
   return new PrefixClaimedError(`${store.url} is claimed by ${describeClaim(holder)}`, {
     key: CLAIM_KEY,
     hint: 'another export is writing there: choose another prefix; if that run is dead, resume it (--resume) or remove its claim (segferry cleanup --yes --remove-claim)',
