@@ -46,7 +46,7 @@ export async function cmdCleanup(argv: string[], s3Flags: Record<string, { type:
   if (r.claim) out.push(`  claim   ${r.claim.runId}  ${r.claim.operation} on ${r.claim.host}, pid ${r.claim.pid}, since ${r.claim.createdAt}${r.removed ? '  (removed)' : ''}`);
   const n = r.objects.length + r.uploads.length;
   if (r.claim && !r.removed && v.yes === true) out.push(`nothing removed: a run holds this prefix; if it is gone, run again with --yes --remove-claim`);
-  else out.push(n === 0 ? 'nothing to clean up' : r.removed ? `removed ${n} leftover(s)` : `${n} leftover(s); run again with --yes to remove them${r.claim ? ' --remove-claim (a claim exists)' : ''}`);
+  else out.push(n === 0 ? 'nothing to clean up' : r.removed ? `removed ${n} leftover(s)` : `${n} leftover(s); run again with --yes${r.claim ? ' --remove-claim (a run holds this prefix: only once it is gone)' : ''} to remove them`);
   process.stdout.write(redact(out.join('\n')) + '\n');
   return 0;
 }
