@@ -21,7 +21,8 @@ import { CLAIM_KEY } from '../lib/store/claim.js';
 import { startStaticCluster, type SourceCluster } from './helpers/fixtures.js';
 import { startServer, type PgServer } from './helpers/pg.js';
 import { MOTO_SKIP_MESSAGE, motoServerPath, startS3, type S3Harness } from './helpers/s3.js';
-import { ensureBuilt, ROOT } from './helpers/cli.js';
+import { ensureBuilt, ROOT, runCli } from './helpers/cli.js';
+import { planDigest, type Checkpoint } from '../lib/export/checkpoint.js';
 
 const ROWS = 3000;
 const CAP = 256 * 1024;
@@ -224,6 +225,47 @@ describe('a prefix is claimed before anything is written', () => {
       expect(await d.keys(to)).toEqual(['orders_dn1_segment.0']);
     });
   }
+
+  it('directory: --resume takes over the claim of the run that wrote the checkpoint, and only that one', async () => {
+    const d = dests[0]!;
+    const to = await d.root();
+    const first = await exportTables(exportOpts(to, d));
+    // The state a killed run leaves: no manifest, its checkpoint and its claim, both with its run id.
+    await rm(join(to, 'manifest.json'));
+    const now = new Date().toISOString();
+    const checkpoint: Checkpoint = { kind: 'segferry-checkpoint', version: 1, planDigest: planDigest(first.plan), createdAt: now, updatedAt: now, units: [], runId: 'dead-run', stems: [] };
+    await writeFile(join(to, 'segferry-checkpoint.json'), JSON.stringify(checkpoint));
+    const claim = (runId: string) => JSON.stringify({ kind: 'segferry-claim', version: 1, runId, operation: 'export', host: 'gone', pid: 1, createdAt: now });
+    await writeFile(join(to, CLAIM_KEY), claim('another-run'));
+    const refused = await exportTables(exportOpts(to, d, { resume: true })).then(() => undefined, (e: unknown) => e);
+    expect((refused as SegferryError).code).toBe('ERR_PREFIX_CLAIMED');
+    await writeFile(join(to, CLAIM_KEY), claim('dead-run'));
+    const resumed = await exportTables(exportOpts(to, d, { resume: true }));
+    expect(resumed.manifest.tables.map((t) => t.rows)).toEqual(first.manifest.tables.map((t) => t.rows));
+    expect(await d.keys(to)).toEqual(['manifest.json', ...resumed.manifest.objects.map((o) => o.key)].sort());
+  });
+
+  it('CLI cleanup prints what it leaves alone and the claim, and removes nothing while a claim exists', async () => {
+    const d = dests[0]!;
+    const root = await d.root();
+    await d.put(root, 'dws_orders_dn7_segment.0', 'theirs');
+    await d.put(root, 'nested/manifest.json', '{}');
+    await d.put(root, CLAIM_KEY, JSON.stringify({ kind: 'segferry-claim', version: 1, runId: 'r-123', operation: 'export', host: 'etl-1', pid: 77, createdAt: '2026-11-29T02:00:00.000Z' }));
+    ensureBuilt();
+    const r = await runCli(['cleanup', '--at', root, '--yes']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('left alone: dws_orders_dn7_segment.0');
+    expect(r.stdout).toContain('left alone: nested/manifest.json');
+    expect(r.stdout).toMatch(/claim +r-123 +export on etl-1, pid 77/);
+    expect(r.stdout).toContain('nothing removed: a run holds this prefix');
+    expect(await d.keys(root)).toEqual(['dws_orders_dn7_segment.0', 'nested/manifest.json', CLAIM_KEY].sort());
+    const freed = await runCli(['cleanup', '--at', root, '--yes', '--remove-claim', '--json']);
+    expect(freed.code, freed.stderr).toBe(0);
+    const j = JSON.parse(freed.stdout) as { removed: boolean; leftAlone: { key: string }[] };
+    expect(j.removed).toBe(true);
+    expect(j.leftAlone.map((o) => o.key).sort()).toEqual(['dws_orders_dn7_segment.0', 'nested/manifest.json']);
+    expect(await d.keys(root)).toEqual(['dws_orders_dn7_segment.0', 'nested/manifest.json']);
+  });
 
   it('s3rver ignores If-None-Match: the claim is best effort and says so in a warning event', async () => {
     const d = dests.find((x) => x.name === 's3rver')!;
