@@ -194,8 +194,13 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
       // Units an older version stored carry the md5 checksum, which does not add to this one: redo them.
       if (previous && plan.checksums) previous.units = previous.units.filter((u) => u.checksum?.algorithm === ROW_HASH_ALGORITHM);
     } else {
-      leftAlone = await prepareDestination(store, opts.overwrite ?? false);
-      if (leftAlone.length > 0) emit({ type: 'warning', code: 'left-alone', message: `left alone (not this export's): ${leftAlone.join(', ')}` });
+      const kept = await prepareDestination(store, opts.overwrite ?? false);
+      // Only an overwrite could have deleted them; then say what it did not delete.
+      if (opts.overwrite && kept.length > 0) {
+        leftAlone = kept;
+        const shown = kept.slice(0, 20).join(', ') + (kept.length > 20 ? ` and ${kept.length - 20} more` : '');
+        emit({ type: 'warning', code: 'left-alone', message: `left alone (not this export's): ${shown}` });
+      }
     }
     const createdAt = previous?.createdAt ?? new Date().toISOString();
     const checkpoint = new CheckpointWriter(store, previous ?? {
