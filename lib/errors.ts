@@ -35,7 +35,8 @@ export type ErrorCode =
   | 'ERR_COPY_PROTOCOL'
   | 'ERR_VALUE_CONVERSION'
   | 'ERR_FORMAT'
-  | 'ERR_INTERNAL';
+  | 'ERR_INTERNAL'
+  | 'ERR_PREFIX_CLAIMED';
 
 /** Fields shared by every segferry error. */
 export interface ErrorContext {
@@ -400,4 +401,14 @@ export function fromDatabaseError(
     });
   }
   return new DatabaseError(`${what} failed on ${where}${ctx.table ? ` for ${ctx.table}` : ''}: ${msg}`, base);
+}
+
+// --- Prefix claims (issue 13) ---------------------------------------------------------------
+
+/**
+ * Another run holds the destination prefix (its `segferry-claim.json` exists): two exports into
+ * one prefix would corrupt each other. The message names the claim's run id, host and time.
+ */
+export class PrefixClaimedError extends SegferryError {
+  constructor(message: string, ctx?: ErrorContext) { super('ERR_PREFIX_CLAIMED', message, ctx); }
 }

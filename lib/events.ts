@@ -91,8 +91,17 @@ export interface DoneEvent extends Base {
   skipped?: number;
 }
 
+/** Something worth telling the user that does not stop the run (e.g. a best-effort prefix claim). */
+export interface WarningEvent extends Base {
+  type: 'warning';
+  /** Stable identifier of the warning, e.g. `claim-best-effort`. */
+  code: string;
+  message: string;
+  key?: string;
+}
+
 /** Any progress event. */
-export type SegferryEvent = StartEvent | ProgressEvent | SegmentEvent | NodeDoneEvent | TableDoneEvent | RetryEvent | DoneEvent;
+export type SegferryEvent = StartEvent | ProgressEvent | SegmentEvent | NodeDoneEvent | TableDoneEvent | RetryEvent | DoneEvent | WarningEvent;
 
 /** Callback receiving events; exceptions it throws are ignored. */
 export type EventListener = (event: SegferryEvent) => void;

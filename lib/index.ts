@@ -31,12 +31,12 @@ export type { CleanupOptions, CleanupResult } from './maintenance/cleanup.js';
 export { MANIFEST_KEY, MANIFEST_VERSION } from './manifest/types.js';
 export type { Manifest, ManifestObject, ManifestTable, ManifestTableNode, RowChecksum } from './manifest/types.js';
 export type {
-  SegferryEvent, EventListener, StartEvent, ProgressEvent, SegmentEvent, NodeDoneEvent, TableDoneEvent, RetryEvent, DoneEvent,
+  SegferryEvent, EventListener, StartEvent, ProgressEvent, SegmentEvent, NodeDoneEvent, TableDoneEvent, RetryEvent, DoneEvent, WarningEvent,
 } from './events.js';
 // Every error class (users match on `instanceof` or `code`), none of the helpers.
 export {
   SegferryError, InvalidOptionError, ConnectError, AuthError, TableNotFoundError, ColumnNotFoundError, TopologyError,
-  DatabaseError, RowTooLargeError, BucketNotFoundError, StorageError, PrefixNotEmptyError, UnfinishedExportError,
+  DatabaseError, RowTooLargeError, BucketNotFoundError, StorageError, PrefixNotEmptyError, PrefixClaimedError, UnfinishedExportError,
   ManifestMissingError, ManifestInvalidError, ObjectMissingError, ChecksumMismatchError, RowCountMismatchError,
   SchemaMismatchError, VerifyMismatchError, KeyEscapesRootError, AbortedError, PrerequisiteError, WorkerError,
   CopyProtocolError, ValueConversionError, FormatError, InternalError,

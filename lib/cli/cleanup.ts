@@ -6,11 +6,15 @@ import { formatBytes } from './report.js';
 const HELP = `segferry cleanup: list (and with --yes remove) leftovers of failed runs under a prefix
 
 Usage:
-  segferry cleanup --at DEST [--yes] [--json] [S3 flags as for export]
+  segferry cleanup --at DEST [--yes [--remove-claim]] [--json] [S3 flags as for export]
 
-Lists segment objects that no manifest references (all of segferry's objects when the prefix
-has no manifest, i.e. an unfinished export) and multipart uploads left open, where the store
-can list them. Objects that are not segferry's are never touched.
+Lists segment objects directly under DEST that its manifest or checkpoint names but no manifest
+references (leftovers of failed runs), and their multipart uploads left open, where the store
+can list them. Anything else, even if it looks like segferry's (nested exports, other jobs'
+segments), is listed as "left alone" and never touched.
+
+While DEST holds a claim (segferry-claim.json: a run is writing there, or died), --yes removes
+nothing; add --remove-claim once you know that run is gone, to remove its leftovers and claim.
 
 Examples:
   segferry cleanup --at s3://backups/shop/2026-11-22
@@ -21,7 +25,7 @@ Examples:
 export async function cmdCleanup(argv: string[], s3Flags: Record<string, { type: 'string' | 'boolean' }>, s3FromFlags: (v: Record<string, unknown>) => import('../store/s3.js').S3Options): Promise<number> {
   const { values: v } = parseArgs({
     args: argv,
-    options: { at: { type: 'string' }, yes: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, ...s3Flags },
+    options: { at: { type: 'string' }, yes: { type: 'boolean' }, 'remove-claim': { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, ...s3Flags },
     strict: true,
   });
   if (v.help) {
@@ -29,7 +33,7 @@ export async function cmdCleanup(argv: string[], s3Flags: Record<string, { type:
     return 0;
   }
   if (typeof v.at !== 'string') throw new InvalidOptionError('give --at DEST (s3://bucket/prefix or a directory)');
-  const r = await cleanup({ location: v.at, s3: s3FromFlags(v), yes: v.yes === true });
+  const r = await cleanup({ location: v.at, s3: s3FromFlags(v), yes: v.yes === true, removeClaim: v['remove-claim'] === true });
   if (v.json) {
     process.stdout.write(redact(JSON.stringify({ type: 'cleanup', ...r })) + '\n');
     return 0;
@@ -38,8 +42,11 @@ export async function cmdCleanup(argv: string[], s3Flags: Record<string, { type:
   for (const o of r.objects) out.push(`  object  ${o.key}  ${formatBytes(o.size)}`);
   for (const u of r.uploads) out.push(`  upload  ${u.key}  ${u.uploadId}${u.initiated ? `  started ${u.initiated}` : ''}`);
   if (r.uploadsUnsupported) out.push(`  (open multipart uploads cannot be listed here: ${r.uploadsUnsupported})`);
+  for (const o of r.leftAlone) out.push(`  left alone: ${o.key}`);
+  if (r.claim) out.push(`  claim   ${r.claim.runId}  ${r.claim.operation} on ${r.claim.host}, pid ${r.claim.pid}, since ${r.claim.createdAt}${r.removed ? '  (removed)' : ''}`);
   const n = r.objects.length + r.uploads.length;
-  out.push(n === 0 ? 'nothing to clean up' : r.removed ? `removed ${n} leftover(s)` : `${n} leftover(s); run again with --yes to remove them`);
+  if (r.claim && !r.removed && v.yes === true) out.push(`nothing removed: a run holds this prefix; if it is gone, run again with --yes --remove-claim`);
+  else out.push(n === 0 ? 'nothing to clean up' : r.removed ? `removed ${n} leftover(s)` : `${n} leftover(s); run again with --yes${r.claim ? ' --remove-claim (a run holds this prefix: only once it is gone)' : ''} to remove them`);
   process.stdout.write(redact(out.join('\n')) + '\n');
   return 0;
 }

@@ -34,6 +34,13 @@ export interface Checkpoint {
   createdAt: string;
   updatedAt: string;
   units: CheckpointUnit[];
+  /** Run id of the prefix claim of the run that wrote this (lets `--resume` take a dead run's claim over). */
+  runId?: string;
+  /**
+   * Key stems (`<table>_<node>_segment.`) of every unit the runs may write, recorded before
+   * the first object: leftovers under them are provably this export's (lib/export/ownership.ts).
+   */
+  stems?: string[];
 }
 
 /** Digest of the parts of a plan that decide the objects' content (not size estimates). */
@@ -73,9 +80,15 @@ export class CheckpointWriter {
   readonly #cp: Checkpoint;
   #chain: Promise<void> = Promise.resolve();
 
-  constructor(store: ObjectStore, cp: Checkpoint) {
+  /**
+   * `runId`: the claim of the run writing it; `stems`: key stems of every unit it may write,
+   * added to those of earlier runs and stored with the first save, before any object.
+   */
+  constructor(store: ObjectStore, cp: Checkpoint, runId?: string, stems?: string[]) {
     this.#store = store;
     this.#cp = cp;
+    if (runId !== undefined) cp.runId = runId;
+    if (stems) cp.stems = [...new Set([...(cp.stems ?? []), ...stems])].sort();
   }
 
   get units(): readonly CheckpointUnit[] {

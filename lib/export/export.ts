@@ -16,6 +16,8 @@ import { planExport, type ExportPlan, type PlanOptions } from './plan.js';
 import { prepareDestination } from './destination.js';
 import { startExport } from './resume.js';
 import { nodeQueues, type ExportUnit, type UnitResult } from './units.js';
+import { claimForExport, planStems } from './ownership.js';
+import { commitExclusive, type PrefixClaim } from '../store/claim.js';
 
 // Moved to exporter.ts, formats.ts, lib/manifest/keys.ts and destination.ts; re-exported for existing importers.
 export { addChecksums, checksumSQL, selectSQL } from './exporter.js';
@@ -85,6 +87,11 @@ export interface ExportResult {
   location: string;
   elapsedMs: number;
   nodes: NodeSummary[];
+  /**
+   * `overwrite`: objects under the prefix that look like segferry's but that its old manifest
+   * or checkpoint does not name (nested exports, other jobs' segments): not deleted.
+   */
+  leftAlone?: string[];
 }
 
 /** The plan's size estimates per node (sum of the relations each node reads). */
@@ -115,14 +122,26 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
   const store = typeof opts.to === 'string' ? openStore(opts.to, s3) : opts.to;
   if (!store) throw new InvalidOptionError('no destination given');
   let threads: ExporterThreads | undefined;
+  let claim: PrefixClaim | undefined;
+  let leftAlone: string[] = [];
   try {
     stopIfAborted(opts.signal);
     await store.check();
     // Refuse an occupied prefix before any database work; delete (overwrite) only once planned.
     if (!opts.resume) await prepareDestination(store, opts.overwrite ?? false, true);
     const plan = opts.plan ?? (await planExport(opts));
-    if (!opts.resume) await prepareDestination(store, opts.overwrite ?? false);
-    const { checkpoint, createdAt, done, todo } = await startExport(store, plan, opts.resume ?? false);
+    // Claim the prefix before anything is deleted or written; the loser deletes nothing (issue 13).
+    claim = await claimForExport(store, opts.resume === true, emit);
+    if (!opts.resume) {
+      const kept = await prepareDestination(store, opts.overwrite ?? false);
+      // Only an overwrite could have deleted them; then say what it did not delete.
+      if (opts.overwrite && kept.length > 0) {
+        leftAlone = kept;
+        const shown = kept.slice(0, 20).join(', ') + (kept.length > 20 ? ` and ${kept.length - 20} more` : '');
+        emit({ type: 'warning', code: 'left-alone', message: `left alone (not this export's): ${shown}` });
+      }
+    }
+    const { checkpoint, createdAt, done, todo } = await startExport(store, plan, opts.resume ?? false, claim.runId, planStems(plan));
     const results: UnitResult[] = [...done];
     emit({
       type: 'start',
@@ -169,8 +188,10 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
     const manifest = buildManifest(plan, results, createdAt, opts.s3);
     stopIfAborted(opts.signal);
     // The commit point: written only after every object is stored.
-    await store.putBytes(MANIFEST_KEY, serializeManifest(manifest));
+    // Conditional where the store allows, and only while this run still holds the claim.
+    await commitExclusive(claim, MANIFEST_KEY, serializeManifest(manifest));
     await store.delete([CHECKPOINT_KEY]).catch(() => {});
+    await claim.release();
     const elapsedMs = Date.now() - t0;
     emit({
       type: 'done',
@@ -181,9 +202,13 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
       elapsedMs,
     });
     summaries.sort((a, b) => (a.node < b.node ? -1 : 1));
-    return { manifest, plan, location: store.url, elapsedMs, nodes: summaries };
+    const result: ExportResult = { manifest, plan, location: store.url, elapsedMs, nodes: summaries };
+    if (leftAlone.length > 0) result.leftAlone = leftAlone;
+    return result;
   } finally {
     await threads?.close();
+    // A clean failure gives the prefix back (a checkpoint, if any, still allows --resume).
+    await claim?.release();
     if (typeof opts.to === 'string') store.close();
   }
 }

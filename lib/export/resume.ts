@@ -33,9 +33,10 @@ export async function deleteUnitObjects(store: ObjectStore, units: { objectName:
  * finished export or a checkpoint of another plan; keep the units the checkpoint lists as done
  * (by unit id, or by (table, node) for checkpoints of earlier versions), except md5-era
  * checksums, which do not add to `copy-rowhash64` ones; delete whatever the other units left
- * behind, so each is redone from a clean point. The checkpoint is stored before returning.
+ * behind, so each is redone from a clean point. The checkpoint is stored before returning,
+ * with the claiming run's id and the key stems of every unit it may write (lib/export/ownership.ts).
  */
-export async function startExport(store: ObjectStore, plan: ExportPlan, resume: boolean): Promise<ExportStart> {
+export async function startExport(store: ObjectStore, plan: ExportPlan, resume: boolean, runId?: string, stems?: string[]): Promise<ExportStart> {
   const digest = planDigest(plan);
   const units = planUnits(plan);
   let previous: Checkpoint | undefined;
@@ -59,7 +60,7 @@ export async function startExport(store: ObjectStore, plan: ExportPlan, resume: 
   const kept = doneUnits(units, cp.units);
   // Keep only the entries that name a unit of this plan, once each.
   cp.units = [...kept.values()];
-  const checkpoint = new CheckpointWriter(store, cp);
+  const checkpoint = new CheckpointWriter(store, cp, runId, stems);
   const done: UnitResult[] = [];
   const todo: ExportUnit[] = [];
   for (const u of units) {

@@ -10,6 +10,9 @@ export const MANIFEST_KEY = 'manifest.json';
 /** Key of the progress checkpoint of an export under way (removed once the manifest exists). */
 export const CHECKPOINT_KEY = 'segferry-checkpoint.json';
 
+/** Key of the claim a run holds on a prefix while it writes there (lib/store/claim.ts). */
+export const CLAIM_KEY = 'segferry-claim.json';
+
 /** Suffix of a directory store's temporary file, before its random hex tag. */
 export const PARTIAL_SUFFIX = '.segferry-partial-';
 
@@ -34,9 +37,33 @@ export function partialKey(key: string): string {
   return key + PARTIAL_SUFFIX + randomBytes(6).toString('hex');
 }
 
-/** Object keys segferry owns under a prefix: the manifest, the checkpoint, segments and their partial uploads. */
+/** segferry's fixed keys and their directory-store temporaries. */
+const CONTROL = new RegExp(`^(${[MANIFEST_KEY, CHECKPOINT_KEY, CLAIM_KEY].map((k) => k.replace(/\./g, '\\.')).join('|')})(\\.segferry-partial-[0-9a-f]+)?$`);
+
+/** True for the manifest, checkpoint and claim keys (and their directory-store temporaries). */
+export function isControlKey(key: string): boolean {
+  return CONTROL.test(key);
+}
+
+/**
+ * Keys shaped like segferry's (the manifest, checkpoint, claim, segments and their partial
+ * uploads), judged by the last path segment so a nested export's keys count too. Not proof of
+ * ownership: deletions go by lib/export/ownership.ts.
+ */
 export function isSegferryKey(key: string): boolean {
-  return key === MANIFEST_KEY || key === CHECKPOINT_KEY || /_segment\.\d+(\.segferry-partial-[0-9a-f]+)?$/.test(key);
+  const base = key.slice(key.lastIndexOf('/') + 1);
+  return CONTROL.test(base) || /_segment\.\d+(\.segferry-partial-[0-9a-f]+)?$/.test(base);
+}
+
+/** Stem of a segment key (`t_dn1_segment.12` → `t_dn1_segment.`), or undefined. */
+export function segmentStemOf(key: string): string | undefined {
+  const m = /^(.*_segment\.)\d+$/.exec(key);
+  return m ? m[1] : undefined;
+}
+
+/** True when `key` is `<stem><n>` or `<stem><n>.segferry-partial-<hex>`. */
+export function isSegmentOf(key: string, stem: string): boolean {
+  return key.startsWith(stem) && SEGMENT_TAIL.test(key.slice(stem.length));
 }
 
 /**
@@ -45,7 +72,7 @@ export function isSegferryKey(key: string): boolean {
  */
 export function unitObjectMatcher(units: { objectName: string; node: string }[]): (key: string) => boolean {
   const stems = units.map((u) => segmentStem(u.objectName, u.node));
-  return (key) => stems.some((p) => key.startsWith(p) && SEGMENT_TAIL.test(key.slice(p.length)));
+  return (key) => stems.some((p) => isSegmentOf(key, p));
 }
 
 /**

@@ -136,6 +136,27 @@ export class DirectoryStore implements ObjectStore {
     }
   }
 
+  /** A directory enforces exclusive creation (O_EXCL, via link(2)). */
+  readonly conditionalWrites = 'yes' as const;
+
+  async createExclusive(key: string, body: Buffer | string): Promise<boolean> {
+    const final = this.pathOf(key);
+    const tmp = partialKey(final);
+    try {
+      await fsp.mkdir(path.dirname(final), { recursive: true });
+      await fsp.writeFile(tmp, body, { flag: 'wx' });
+      // link(2) fails with EEXIST when the key exists: atomic like O_EXCL, and readers never
+      // see the object half-written (which `open(final, 'wx')` + write would show).
+      await fsp.link(tmp, final);
+      return true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw new StorageError(`writing ${key} in ${this.root} failed: ${(e as Error).message}`, { key, cause: e });
+    } finally {
+      await fsp.rm(tmp, { force: true });
+    }
+  }
+
   async getBytes(key: string): Promise<Buffer | undefined> {
     try {
       return await fsp.readFile(this.pathOf(key));

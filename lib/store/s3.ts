@@ -53,6 +53,13 @@ export interface S3Options {
   serverSideEncryption?: 'AES256' | 'aws:kms';
   /** KMS key id for `aws:kms`. */
   kmsKeyId?: string;
+  /**
+   * Whether the service enforces `If-None-Match: *` on PutObject (used to claim a prefix and to
+   * write the manifest only once). `'yes'`: AWS S3, MinIO, moto. `'unknown'`: segferry falls back
+   * to a best-effort check (docs/s3-compatibility.md). Default: `SEGFERRY_S3_CONDITIONAL_WRITES`,
+   * else `'yes'` for AWS itself (no endpoint set), else `'unknown'`.
+   */
+  conditionalWrites?: 'yes' | 'unknown';
   /** Called before each retry of a request (the library turns it into `retry` events). */
   onRetry?: (info: S3RetryInfo) => void;
 }
@@ -330,6 +337,29 @@ export class S3Store implements ObjectStore {
       const buf = typeof body === 'string' ? Buffer.from(body) : body;
       await this.#send((sdk) => new sdk.PutObjectCommand({ Bucket: this.bucket, Key: this.#k(key), Body: buf, ContentLength: buf.length, ...this.#sse() }));
     } catch (e) {
+      throw this.#wrap(e, 'writing', key);
+    }
+  }
+
+  /** See {@link S3Options.conditionalWrites}. */
+  get conditionalWrites(): 'yes' | 'unknown' {
+    const env = process.env;
+    const v = this.#opts.conditionalWrites ?? env.SEGFERRY_S3_CONDITIONAL_WRITES;
+    if (v === 'yes' || v === 'unknown') return v;
+    return (this.#opts.endpoint ?? env.AWS_ENDPOINT_URL_S3 ?? env.AWS_ENDPOINT_URL) ? 'unknown' : 'yes';
+  }
+
+  async createExclusive(key: string, body: Buffer | string): Promise<boolean> {
+    try {
+      const buf = typeof body === 'string' ? Buffer.from(body) : body;
+      await this.#send((sdk) => new sdk.PutObjectCommand({ Bucket: this.bucket, Key: this.#k(key), Body: buf, ContentLength: buf.length, IfNoneMatch: '*', ...this.#sse() }));
+      return true;
+    } catch (e) {
+      // 412 PreconditionFailed: the key exists. 409 ConditionalRequestConflict: another
+      // conditional write to the key is under way (AWS); either way someone else holds it.
+      const status = (e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+      const name = (e as { name?: string }).name;
+      if (status === 412 || status === 409 || name === 'PreconditionFailed' || name === 'ConditionalRequestConflict') return false;
       throw this.#wrap(e, 'writing', key);
     }
   }

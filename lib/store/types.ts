@@ -55,4 +55,16 @@ export interface ObjectStore {
   listUploads?(): Promise<{ key: string; uploadId: string; initiated?: string }[]>;
   /** Abort one multipart upload (S3 only). */
   abortUpload?(key: string, uploadId: string): Promise<void>;
+  /**
+   * Whether {@link ObjectStore.createExclusive} is enforced by the store: `'yes'` (a directory,
+   * AWS S3, MinIO, moto) or `'unknown'` (the server may ignore `If-None-Match`, as s3rver does).
+   * Missing means `'unknown'`.
+   */
+  readonly conditionalWrites?: 'yes' | 'unknown';
+  /**
+   * Store a small object only if no object exists under the key (S3 `If-None-Match: *`,
+   * a directory's `O_EXCL`). Resolves true when this call created it, false when the key existed.
+   * Where {@link ObjectStore.conditionalWrites} is `'unknown'` a true may be wrong.
+   */
+  createExclusive?(key: string, body: Buffer | string): Promise<boolean>;
 }

@@ -8,6 +8,12 @@
  * `requestChecksumCalculation`/`responseChecksumValidation` = `WHEN_REQUIRED` (with the SDK
  * defaults a stream body is stored *with* its aws-chunked framing and s3rver still answers 200).
  *
+ * moto: `startS3({ server: 'moto' })` runs `moto_server -H 127.0.0.1 -p <free port>` (Python moto
+ * 5.2.1, preinstalled on these images; in memory, any credentials, path style, the SDK's default
+ * checksums). Unlike s3rver it implements AbortMultipartUpload, ListParts, ListMultipartUploads and
+ * conditional writes (`If-None-Match: *` → 412). {@link motoServerPath} tells whether it exists;
+ * tests that need it skip with {@link MOTO_SKIP_MESSAGE} when it does not.
+ *
  * External mode: when `SEGFERRY_TEST_S3_ENDPOINT` (or `AWS_ENDPOINT_URL`) is set, that endpoint is
  * used with `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, `AWS_REGION` (default us-east-1),
  * `SEGFERRY_TEST_S3_PATH_STYLE` (default true) and checksum mode `WHEN_SUPPORTED` unless
@@ -48,6 +54,13 @@ export interface S3Harness {
   getObject(bucket: string, key: string): Promise<Buffer>;
   /** True when an endpoint from the environment is used instead of a local s3rver. */
   external: boolean;
+  /** Which server answers: a local s3rver or moto_server, or the external endpoint. */
+  server: 's3rver' | 'moto' | 'external';
+  /**
+   * Whether the server enforces `If-None-Match: *` (for S3Options.conditionalWrites): moto yes,
+   * s3rver no; external: `SEGFERRY_TEST_S3_CONDITIONAL_WRITES` (default `yes`: AWS and MinIO do).
+   */
+  conditionalWrites: 'yes' | 'unknown';
   /**
    * s3rver: stops the child process and deletes its directory. External: only destroys the
    * client (buckets it created are left in place). Idempotent.
@@ -197,10 +210,82 @@ function stopChild(child: ChildProcess): Promise<void> {
   });
 }
 
+/** Why moto tests are skipped when {@link motoServerPath} finds nothing. */
+export const MOTO_SKIP_MESSAGE = 'moto_server not found (pip install "moto[server]"; .ci/run tries that): moto S3 tests skipped';
+
+let motoPath: string | null | undefined;
+/** Path of the moto_server executable (PATH, then ~/.pyenv/shims), or undefined when absent. */
+export function motoServerPath(): string | undefined {
+  if (motoPath !== undefined) return motoPath ?? undefined;
+  const dirs = [...(process.env.PATH ?? '').split(path.delimiter), path.join(os.homedir(), '.pyenv', 'shims')];
+  motoPath = null;
+  for (const d of dirs) {
+    if (!d) continue;
+    const p = path.join(d, 'moto_server');
+    try {
+      fs.accessSync(p, fs.constants.X_OK);
+      motoPath = p;
+      break;
+    } catch {
+      /* next */
+    }
+  }
+  return motoPath ?? undefined;
+}
+
+/** A free loopback port (released just before moto binds it; a clash makes the start fail loudly). */
+async function freePort(): Promise<number> {
+  const net = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function launchMoto(dir: string): Promise<{ child: ChildProcess; port: number }> {
+  const bin = motoServerPath();
+  if (!bin) throw new Error(MOTO_SKIP_MESSAGE);
+  const port = await freePort();
+  const child = spawn(bin, ['-H', '127.0.0.1', '-p', String(port)], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env } });
+  let stderr = '';
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+    if (stderr.length < 20_000) stderr += d;
+  });
+  let exited: string | undefined;
+  child.once('exit', (code, signal) => { exited = `${code ?? signal}`; });
+  child.once('error', (e) => { exited = e.message; });
+  // Ready when it answers HTTP (it prints nothing reliable on stdout).
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (exited !== undefined) throw new Error(`moto_server exited during start (${exited})\n${stderr}`);
+    try {
+      const r = await fetch(`http://127.0.0.1:${port}/moto-api/`, { signal: AbortSignal.timeout(1000) });
+      await r.arrayBuffer();
+      break;
+    } catch {
+      if (Date.now() > deadline) {
+        child.kill('SIGKILL');
+        throw new Error(`moto_server did not answer within 30 s\n${stderr}`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  child.stderr!.resume();
+  child.unref();
+  (child.stderr as unknown as { unref?: () => void }).unref?.();
+  return { child, port };
+}
+
 /**
- * Starts s3rver (or connects to the external endpoint) and creates one fresh bucket.
+ * Starts s3rver (default) or moto_server, or connects to the external endpoint
+ * (`SEGFERRY_TEST_S3_ENDPOINT`, which wins over `server`), and creates one fresh bucket.
  */
-export async function startS3(): Promise<S3Harness> {
+export async function startS3(opts: { server?: 's3rver' | 'moto' } = {}): Promise<S3Harness> {
+  const want = opts.server ?? 's3rver';
   const externalEndpoint = process.env.SEGFERRY_TEST_S3_ENDPOINT || process.env.AWS_ENDPOINT_URL;
   let endpoint: string;
   let region: string;
@@ -224,6 +309,26 @@ export async function startS3(): Promise<S3Harness> {
       throw new Error(`SEGFERRY_TEST_S3_CHECKSUM must be WHEN_SUPPORTED or WHEN_REQUIRED, not ${ck}`);
     }
     checksum = ck;
+  } else if (want === 'moto') {
+    installHandlers();
+    const root = os.tmpdir();
+    sweepStale(root);
+    const dir = await fsp.mkdtemp(path.join(root, DIR_PREFIX));
+    await fsp.writeFile(path.join(dir, 'owner.pid'), `${process.pid}\n`);
+    let launched: { child: ChildProcess; port: number };
+    try {
+      launched = await launchMoto(dir);
+    } catch (e) {
+      await fsp.rm(dir, { recursive: true, force: true });
+      throw e;
+    }
+    proc = { child: launched.child, dir };
+    running.add(proc);
+    endpoint = `http://127.0.0.1:${launched.port}`;
+    region = 'us-east-1';
+    credentials = { accessKeyId: 'moto', secretAccessKey: 'moto' };
+    forcePathStyle = true;
+    checksum = 'WHEN_SUPPORTED';
   } else {
     installHandlers();
     const root = os.tmpdir();
@@ -291,6 +396,10 @@ export async function startS3(): Promise<S3Harness> {
     checksum,
     client,
     external: Boolean(externalEndpoint),
+    server: externalEndpoint ? 'external' : want,
+    conditionalWrites: externalEndpoint
+      ? (process.env.SEGFERRY_TEST_S3_CONDITIONAL_WRITES === 'unknown' ? 'unknown' : 'yes')
+      : want === 'moto' ? 'yes' : 'unknown',
     newBucket,
     async listKeys(b: string, prefix?: string) {
       const out: { key: string; size: number }[] = [];

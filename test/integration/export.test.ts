@@ -13,7 +13,7 @@ import {
   type ExportOptions, type Manifest, type S3Options,
 } from '../../lib/index.js';
 import { startFdwCluster, startStaticCluster, rowMultiset, sameMultiset, mergeMultisets, type SourceCluster } from '../helpers/fixtures.js';
-import { startS3, type S3Harness } from '../helpers/s3.js';
+import { MOTO_SKIP_MESSAGE, motoServerPath, startS3, type S3Harness } from '../helpers/s3.js';
 import type { PgServer } from '../helpers/pg.js';
 import { planDigest, type Checkpoint } from '../../lib/export/checkpoint.js';
 
@@ -25,6 +25,8 @@ let fdw: SourceCluster;
 let stat_: SourceCluster;
 let s3: S3Harness;
 let s3opts: S3Options;
+let moto: S3Harness | undefined;
+let motoOpts: S3Options;
 const tmpDirs: string[] = [];
 
 async function tmp(): Promise<string> {
@@ -46,16 +48,21 @@ beforeAll(async () => {
     checksum: s3.checksum,
     credentials: s3.credentials,
   };
+  if (!motoServerPath()) console.warn(MOTO_SKIP_MESSAGE);
+  else {
+    moto = await startS3({ server: 'moto' });
+    motoOpts = { endpoint: moto.endpoint, region: moto.region, forcePathStyle: moto.forcePathStyle, checksum: moto.checksum, credentials: moto.credentials, conditionalWrites: moto.conditionalWrites };
+  }
 });
 
 afterAll(async () => {
-  await Promise.allSettled([fdw?.destroy(), stat_?.destroy(), s3?.stop()]);
+  await Promise.allSettled([fdw?.destroy(), stat_?.destroy(), s3?.stop(), moto?.stop()]);
   for (const d of tmpDirs) await rm(d, { recursive: true, force: true });
 });
 
 /** Read every object of an export, check names, cap and manifest figures, and load each one on its own. */
-async function checkExport(location: string, manifest: Manifest, scratch: PgServer, format: 'text' | 'csv') {
-  const store = openStore(location, s3opts);
+async function checkExport(location: string, manifest: Manifest, scratch: PgServer, format: 'text' | 'csv', s3 = s3opts) {
+  const store = openStore(location, s3);
   try {
     const keys: { key: string; size: number }[] = [];
     for await (const o of store.list('')) keys.push(o);
@@ -118,22 +125,25 @@ async function sourceSets(c: SourceCluster, table: string, replicated: boolean) 
   return mergeMultisets(...(await Promise.all(c.nodes.map((n) => rowMultiset(n, `SELECT * FROM ${table}`)))));
 }
 
-const combos: { topo: 'fdw' | 'static'; format: 'text' | 'csv'; store: 's3' | 'dir' }[] = [];
+const combos: { topo: 'fdw' | 'static'; format: 'text' | 'csv'; store: 's3' | 'dir' | 'moto' }[] = [];
 for (const topo of ['fdw', 'static'] as const) {
   for (const format of ['text', 'csv'] as const) {
     for (const st of ['s3', 'dir'] as const) combos.push({ topo, format, store: st });
   }
 }
+// moto_server as a second S3 implementation, on one combination to keep the run short.
+if (motoServerPath()) combos.push({ topo: 'fdw', format: 'text', store: 'moto' });
 
 describe('export', () => {
   for (const c of combos) {
     it(`${c.topo} topology, ${c.format}, to ${c.store}: segments are whole, capped, complete`, async () => {
       const cluster = c.topo === 'fdw' ? fdw : stat_;
-      const location = c.store === 's3' ? `s3://${s3.bucket}/${c.topo}-${c.format}/` : await tmp();
+      const location = c.store === 's3' ? `s3://${s3.bucket}/${c.topo}-${c.format}/` : c.store === 'moto' ? `s3://${moto!.bucket}/${c.topo}-${c.format}/` : await tmp();
+      const storeOpts = c.store === 'moto' ? motoOpts : s3opts;
       const opts: ExportOptions = {
         tables: ['orders', 'nation'],
         to: location,
-        s3: s3opts,
+        s3: storeOpts,
         segmentSize: CAP,
         format: c.format === 'csv' ? { kind: 'csv', header: true } : 'text',
       };
@@ -145,7 +155,7 @@ describe('export', () => {
       }
       const res = await exportTables(opts);
       const m = res.manifest;
-      const store = openStore(location, s3opts);
+      const store = openStore(location, storeOpts);
       expect(await readManifest(store)).toEqual(m);
       store.close();
 
@@ -160,7 +170,7 @@ describe('export', () => {
       expect(m.objects.filter((o) => o.table === 'public.orders').length).toBeGreaterThan(6);
 
       const scratch = fdw.coordinator;
-      await checkExport(location, m, scratch, c.format);
+      await checkExport(location, m, scratch, c.format, storeOpts);
       for (const [t, rep] of [['orders', false], ['nation', true]] as const) {
         const exported = await rowMultiset(scratch, `SELECT * FROM all_${t}`);
         const source = await sourceSets(cluster, t, rep);

@@ -131,7 +131,8 @@ describe('object reads cut off midway', () => {
 
 describe('S3 that keeps failing', () => {
   it('fails the export cleanly: a typed storage error, no manifest, no stray objects', async () => {
-    const bad = await startFaultyProxy(s3.endpoint, { rate: 0.999, seed: 3, methods: ['PUT'] });
+    // Seed 6: the prefix claim and the checkpoint (the first PUTs) get through, the segments do not.
+    const bad = await startFaultyProxy(s3.endpoint, { rate: 0.999, seed: 6, methods: ['PUT'] });
     try {
       const prefix = `s3://${s3.bucket}/always-failing/`;
       let err: unknown;

@@ -11,7 +11,7 @@ import {
   describeMultisetDiff, mergeMultisets, rowMultiset, sameMultiset, startFdwCluster, trickyTableDDL,
   type SourceCluster,
 } from '../helpers/fixtures.js';
-import { startS3, type S3Harness } from '../helpers/s3.js';
+import { MOTO_SKIP_MESSAGE, motoServerPath, startS3, type S3Harness } from '../helpers/s3.js';
 import { freePort, type PgServer } from '../helpers/pg.js';
 import { refChecksum } from '../helpers/row-hash-ref.js';
 import pg from 'pg';
@@ -29,11 +29,17 @@ let s3: S3Harness;
 let s3opts: S3Options;
 const tmpDirs: string[] = [];
 
-type Variant = { format: 'text' | 'csv'; store: 's3' | 'dir' };
+type Variant = { format: 'text' | 'csv'; store: 's3' | 'dir' | 'moto' };
 const variants: Variant[] = [
   { format: 'text', store: 's3' }, { format: 'text', store: 'dir' },
   { format: 'csv', store: 's3' }, { format: 'csv', store: 'dir' },
+  // moto_server as a second S3 implementation, on one format to keep the run short.
+  ...(motoServerPath() ? [{ format: 'text', store: 'moto' } as const] : []),
 ];
+let moto: S3Harness | undefined;
+let motoOpts: S3Options;
+/** S3 settings for a variant's store. */
+const s3For = (v: Variant): S3Options => (v.store === 'moto' ? motoOpts : s3opts);
 const exported = new Map<string, { location: string; manifest: Manifest }>();
 const vkey = (v: Variant) => `${v.format}-${v.store}`;
 
@@ -54,11 +60,14 @@ beforeAll(async () => {
     startFdwCluster({ rows: ROWS, withData: false }),
     startS3(),
   ]);
+  if (!motoServerPath()) console.warn(MOTO_SKIP_MESSAGE);
+  else moto = await startS3({ server: 'moto' });
   s3opts = { endpoint: s3.endpoint, region: s3.region, forcePathStyle: s3.forcePathStyle, checksum: s3.checksum, credentials: s3.credentials };
+  if (moto) motoOpts = { endpoint: moto.endpoint, region: moto.region, forcePathStyle: moto.forcePathStyle, checksum: moto.checksum, credentials: moto.credentials, conditionalWrites: moto.conditionalWrites };
   for (const v of variants) {
-    const location = v.store === 's3' ? `s3://${s3.bucket}/${vkey(v)}/` : await tmp();
+    const location = v.store === 's3' ? `s3://${s3.bucket}/${vkey(v)}/` : v.store === 'moto' ? `s3://${moto!.bucket}/${vkey(v)}/` : await tmp();
     const res = await exportTables({
-      source: src.coordinator.url(), tables: ['orders', 'nation'], replicated: ['nation'], to: location, s3: s3opts,
+      source: src.coordinator.url(), tables: ['orders', 'nation'], replicated: ['nation'], to: location, s3: s3For(v),
       segmentSize: CAP, format: v.format === 'csv' ? { kind: 'csv', header: true } : 'text',
     });
     exported.set(vkey(v), { location, manifest: res.manifest });
@@ -69,7 +78,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await Promise.allSettled([src?.destroy(), dst?.destroy(), s3?.stop()]);
+  await Promise.allSettled([src?.destroy(), dst?.destroy(), s3?.stop(), moto?.stop()]);
   for (const d of tmpDirs) await rm(d, { recursive: true, force: true });
 });
 
@@ -131,7 +140,7 @@ describe('round trip into a second 3-node cluster', () => {
         const { location, manifest } = exported.get(vkey(v))!;
         const segs: string[] = [];
         const res = await importTables({
-          from: location, s3: s3opts, target: dst.coordinator.url(), route, truncate: true, verify: true,
+          from: location, s3: s3For(v), target: dst.coordinator.url(), route, truncate: true, verify: true,
           analyze: route === 'direct',
           onEvent: (e) => { if (e.type === 'segment' && !e.skipped) segs.push(`${e.node}:${e.key}`); },
         });

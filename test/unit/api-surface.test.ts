@@ -26,7 +26,7 @@ const EXPECTED = [
   'VERSION', 'MANIFEST_KEY', 'MANIFEST_VERSION', 'DEFAULT_SEGMENT_SIZE', 'segmentKey',
   // errors
   'SegferryError', 'InvalidOptionError', 'ConnectError', 'AuthError', 'TableNotFoundError', 'ColumnNotFoundError',
-  'TopologyError', 'DatabaseError', 'RowTooLargeError', 'BucketNotFoundError', 'StorageError', 'PrefixNotEmptyError',
+  'TopologyError', 'DatabaseError', 'RowTooLargeError', 'BucketNotFoundError', 'StorageError', 'PrefixNotEmptyError', 'PrefixClaimedError',
   'UnfinishedExportError', 'ManifestMissingError', 'ManifestInvalidError', 'ObjectMissingError',
   'ChecksumMismatchError', 'RowCountMismatchError', 'SchemaMismatchError', 'VerifyMismatchError',
   'KeyEscapesRootError', 'AbortedError', 'PrerequisiteError', 'WorkerError', 'CopyProtocolError',

@@ -10,7 +10,15 @@ describe('cleanup', () => {
     const dir = await mkdtemp(join(tmpdir(), 'sf-cleanup-'));
     try {
       const manifest = {
-        kind: 'segferry-manifest', version: 1, id: 'x', format: { kind: 'text' }, sessionSettings: {}, tables: [],
+        // Table t was exported from dn1 and dn2: the leftovers of both units are provably this export's.
+        kind: 'segferry-manifest', version: 1, id: 'x', createdAt: '2026-11-30T00:00:00.000Z', completedAt: '2026-11-30T00:00:01.000Z',
+        writer: 'segferry 0.1.0', format: { kind: 'text', delimiter: '\t', null: '\\N' }, sessionSettings: {}, segmentSize: 1024,
+        source: { topology: 'static', nodes: [{ name: 'dn1', host: 'h1', port: 5432, database: 'd' }, { name: 'dn2', host: 'h2', port: 5432, database: 'd' }] },
+        tables: [{
+          schema: 'public', name: 't', objectName: 't', columns: [{ name: 'a', type: 'integer', notNull: false }], distribution: { kind: 'distributed' },
+          filter: null, rows: 1, bytes: 1,
+          nodes: [{ node: 'dn1', relations: ['public.t'], rows: 1, bytes: 1, objects: 1 }, { node: 'dn2', relations: ['public.t'], rows: 0, bytes: 0, objects: 0 }],
+        }],
         objects: [{ key: 't_dn1_segment.0', table: 'public.t', node: 'dn1', segment: 0, bytes: 1, rows: 1, sha256: 'ab' }],
       };
       await writeFile(join(dir, 'manifest.json'), JSON.stringify(manifest));

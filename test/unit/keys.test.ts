@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
-  CHECKPOINT_KEY, MANIFEST_KEY, PARTIAL_SUFFIX, isSegferryKey, objectNames, partialKey, segmentKey, segmentStem, unitObjectMatcher,
+  CHECKPOINT_KEY, CLAIM_KEY, MANIFEST_KEY, PARTIAL_SUFFIX, isSegferryKey, objectNames, partialKey, segmentKey, segmentStem, unitObjectMatcher,
 } from '../../lib/manifest/keys.js';
 import { segmentKey as publicSegmentKey } from '../../lib/index.js';
 import { InvalidOptionError } from '../../lib/errors.js';
@@ -22,8 +22,8 @@ describe('object keys', () => {
     expect(isSegferryKey(a)).toBe(true);
   });
 
-  it('isSegferryKey: manifest, checkpoint, segments and partials only', () => {
-    for (const k of [MANIFEST_KEY, CHECKPOINT_KEY, 't_dn1_segment.0', 'x.y_n_segment.12', 't_dn2_segment.0.segferry-partial-0a1b']) {
+  it('isSegferryKey: manifest, checkpoint, claim, segments and partials only, at any depth', () => {
+    for (const k of [MANIFEST_KEY, CHECKPOINT_KEY, CLAIM_KEY, 't_dn1_segment.0', 'x.y_n_segment.12', 't_dn2_segment.0.segferry-partial-0a1b', 'nested/t_dn1_segment.3']) {
       expect(isSegferryKey(k), k).toBe(true);
     }
     for (const k of ['notes.txt', 't_dn1_segment.', 't_dn1_segment.x', 't_dn1_segment.0.bak', 't_dn1_segment.0.segferry-partial-XYZ', 'manifest.json.old']) {
