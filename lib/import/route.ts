@@ -18,8 +18,11 @@ import type { SourceTable } from './source.js';
  *   routes rows, so it works for any destination with a coordinator.
  * - `direct`: each object is loaded straight into the destination node named like its source
  *   node (backup → restore onto the same layout), in parallel.
- * - `auto` (default): direct for a static destination, and for a postgres_fdw destination whose
- *   table has the same layout as the source (see {@link routeTable}); coordinator otherwise.
+ * - `auto` (default): direct for a static destination; for a postgres_fdw destination, direct
+ *   when every destination node holds one relation of the table, the node names equal the
+ *   source's and the partition method and key agree; for Citus, shard-direct when the
+ *   distribution column type and shard hash ranges match; replicated tables and everything
+ *   else through the coordinator (see {@link routeTable}).
  */
 export type ImportRoute = 'auto' | 'coordinator' | 'direct';
 
