@@ -69,6 +69,8 @@ export async function exportNode(
   };
   let client: pg.Client | undefined;
   let writer: SegmentWriter | undefined;
+  // Objects stored for the unit under way: a unit is all or nothing, so they go if it fails.
+  let unfinished: ManifestObject[] = [];
   let activeCopy: { destroy(): void } | undefined;
   const onAbort = () => {
     activeCopy?.destroy();
@@ -90,6 +92,7 @@ export async function exportNode(
       const t = unit.table;
       current = displayName(t.table);
       const objects: ManifestObject[] = [];
+      unfinished = objects;
       const onStored = (s: StoredSegment) => {
         const o: ManifestObject = { key: s.key, table: current, node, segment: s.segment, bytes: s.bytes, rows: s.rows, sha256: s.sha256 };
         if (s.sources) o.shards = s.sources;
@@ -141,6 +144,7 @@ export async function exportNode(
       }
       results.push(res);
       await onUnitDone(res);
+      unfinished = [];
     }
     await client.query('COMMIT').catch((e) => { throw fail(e, 'commit'); });
     return results;
@@ -148,6 +152,8 @@ export async function exportNode(
     destroyClient(client);
     client = undefined;
     if (writer) await writer.abort();
+    // Best effort: what a failed delete leaves, --resume and cleanup remove (the checkpoint names its stem).
+    if (unfinished.length > 0) await store.delete(unfinished.map((o) => o.key)).catch(() => {});
     throw e instanceof SegferryError ? e : fail(e, 'export');
   } finally {
     signal.removeEventListener('abort', onAbort);
