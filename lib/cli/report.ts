@@ -202,6 +202,11 @@ export function ttyLines(s: ProgressSnapshot): { nodes: string[]; total: string 
 }
 
 /** The plain status line. Pure. */
+/** A warning event as one stderr line (not with --quiet; --json prints the event itself). */
+export function warningLine(e: Extract<SegferryEvent, { type: 'warning' }>): string {
+  return `${e.operation}: warning (${printable(e.code)}): ${printable(e.message)}\n`;
+}
+
 export function plainLine(s: ProgressSnapshot): string {
   const pct = s.percent !== undefined ? ` ${s.exact ? '' : '~'}${s.percent.toFixed(0)}%` : '';
   const size = s.expectedBytes > 0 ? `/${s.exact ? '' : '~'}${formatBytes(s.expectedBytes)}` : '';
@@ -352,6 +357,8 @@ export class Reporter {
         this.#tty.start();
       } else if (e.type === 'retry') {
         this.#err(`${e.operation}: retry ${e.attempt}${e.node ? ` on ${e.node}` : ''}${e.key ? ` ${e.key}` : ''}: ${e.reason}\n`);
+      } else if (e.type === 'warning') {
+        this.#err(warningLine(e));
       } else if (e.type === 'done') {
         this.#tty?.stop();
         this.#tty = undefined;
@@ -375,6 +382,8 @@ export class Reporter {
       this.#err(`${e.operation}: table ${e.table} done: ${figs}\n`);
     } else if (e.type === 'retry') {
       this.#err(`${e.operation}: retry ${e.attempt}${e.node ? ` on ${e.node}` : ''}${e.key ? ` ${e.key}` : ''}: ${e.reason}\n`);
+    } else if (e.type === 'warning') {
+      this.#err(warningLine(e));
     } else if (e.type === 'done') {
       const figs = e.operation === 'verify' ? `${e.rows} rows` : `${e.objects} objects${e.skipped ? ` (+${e.skipped} skipped)` : ''}, ${e.rows} rows, ${formatBytes(e.bytes)}`;
       this.#err(`${e.operation}: done: ${e.tables} tables, ${figs} in ${(e.elapsedMs / 1000).toFixed(1)} s\n`);

@@ -173,6 +173,18 @@ describe('Reporter', () => {
     expect(out.text + err.text).not.toContain('\x1b');
   });
 
+  it('warnings: one stderr line in plain mode, none with --quiet', () => {
+    const w = ev({ type: 'warning', code: 'claim-best-effort', message: 'this store may ignore If-None-Match', key: 'segferry-claim.json' });
+    const err = sink(false);
+    const plain = new Reporter({ stdout: sink(false) as unknown as NodeJS.WriteStream, stderr: err as unknown as NodeJS.WriteStream }).configure('plain', false);
+    plain.event(w);
+    expect(err.text).toBe('export: warning (claim-best-effort): this store may ignore If-None-Match\n');
+    const qerr = sink(false);
+    const quiet = new Reporter({ stdout: sink(false) as unknown as NodeJS.WriteStream, stderr: qerr as unknown as NodeJS.WriteStream }).configure('quiet', false);
+    quiet.event(w);
+    expect(qerr.text).toBe('');
+  });
+
   it('tty mode: cli-progress draws a line per node and a total, then the summary', async () => {
     const out = sink(true);
     const err = sink(true);
