@@ -39,7 +39,7 @@ export {
   DatabaseError, RowTooLargeError, BucketNotFoundError, StorageError, PrefixNotEmptyError, UnfinishedExportError,
   ManifestMissingError, ManifestInvalidError, ObjectMissingError, ChecksumMismatchError, RowCountMismatchError,
   SchemaMismatchError, VerifyMismatchError, KeyEscapesRootError, AbortedError, PrerequisiteError, WorkerError,
-  CopyProtocolError, ValueConversionError, FormatError, InternalError,
+  CopyProtocolError, ValueConversionError, FormatError, InternalError, UntrustedInputError, DestinationNotEmptyError,
 } from './errors.js';
 export type { ErrorCode, ErrorContext } from './errors.js';
 export { VERSION } from './version.js';
