@@ -218,6 +218,24 @@ export class InternalError extends SegferryError {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Import safety (issue 13): what storage holds is untrusted, and loading never changes data silently.
+
+/**
+ * A manifest field that reaches SQL is not a plain identifier or a type name the destination
+ * resolves (e.g. a column type carrying extra SQL). Nothing was run on the destination.
+ */
+export class UntrustedInputError extends SegferryError {
+  constructor(message: string, ctx?: ErrorContext) { super('ERR_MANIFEST_UNSAFE', message, ctx); }
+}
+/**
+ * A destination table already holds rows that this import did not load: loading would add to
+ * them. Pass `append` (--append) to add anyway, or `truncate` (--truncate) to replace them.
+ */
+export class DestinationNotEmptyError extends SegferryError {
+  constructor(message: string, ctx?: ErrorContext) { super('ERR_DESTINATION_NOT_EMPTY', message, ctx); }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Errors across threads: postMessage clones an Error as a plain Error, losing its class and
 // fields, so a worker sends this form and the receiver rebuilds the same class.
 
@@ -404,20 +422,3 @@ export function fromDatabaseError(
   return new DatabaseError(`${what} failed on ${where}${ctx.table ? ` for ${ctx.table}` : ''}: ${msg}`, base);
 }
 
-// ---------------------------------------------------------------------------------------------
-// Import safety (issue 13): what storage holds is untrusted, and loading never changes data silently.
-
-/**
- * A manifest field that reaches SQL is not a plain identifier or a type name the destination
- * resolves (e.g. a column type carrying extra SQL). Nothing was run on the destination.
- */
-export class UntrustedInputError extends SegferryError {
-  constructor(message: string, ctx?: ErrorContext) { super('ERR_MANIFEST_UNSAFE', message, ctx); }
-}
-/**
- * A destination table already holds rows that this import did not load: loading would add to
- * them. Pass `append` (--append) to add anyway, or `truncate` (--truncate) to replace them.
- */
-export class DestinationNotEmptyError extends SegferryError {
-  constructor(message: string, ctx?: ErrorContext) { super('ERR_DESTINATION_NOT_EMPTY', message, ctx); }
-}
