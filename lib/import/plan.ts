@@ -10,6 +10,7 @@ import type { ObjectStore } from '../store/types.js';
 import type { PlanNode, StaticTopology, TopologyKind } from '../topology/types.js';
 import { findDestination } from './destination.js';
 import { checkObjects, checkTargets, markLoaded, readLedgers } from './preconditions.js';
+import { resolveCreateTypes } from './safety.js';
 import { routeTable, type ImportRoute, type ImportTablePlan } from './route.js';
 import { readSource, type BareSource } from './source.js';
 
@@ -120,6 +121,8 @@ export async function planImport(opts: ImportPlanOptions): Promise<ImportPlan> {
       if (tp.columns.length === 0) throw new InvalidOptionError(`table ${tp.table} has no columns to load`);
     }
     await checkTargets(tables, dest);
+    // Types from the manifest are resolved on the destination before anything changes there.
+    await resolveCreateTypes(tables, dest.nodes);
 
     const used = new Set(tables.flatMap((t) => [...t.targets.map((x) => x.node), ...t.create, ...t.truncate]));
     // Every destination node's ledger is consulted: a load recorded on a node that is not the

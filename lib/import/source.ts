@@ -10,6 +10,7 @@ import { MANIFEST_KEY, type Manifest, type RowChecksum } from '../manifest/types
 import { SESSION_SETTINGS } from '../pg/conn.js';
 import { displayName, parseTableName, type QualifiedName } from '../pg/sql.js';
 import type { ObjectStore } from '../store/types.js';
+import { checkSessionSettings } from './safety.js';
 import type { ColumnInfo, Distribution } from '../topology/types.js';
 
 /**
@@ -109,6 +110,8 @@ export async function readSource(store: ObjectStore, opts: { tables?: string[]; 
     }
     throw e;
   }
+  // Session settings cannot be quoted like identifiers: only segferry's own are accepted.
+  checkSessionSettings(m.sessionSettings);
   let wanted = m.tables;
   if (opts.tables && opts.tables.length > 0) {
     const names = opts.tables.map((t) => {
