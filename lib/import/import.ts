@@ -353,7 +353,8 @@ export async function importTables(opts: ImportOptions): Promise<ImportResult> {
     res.elapsedMs = Date.now() - t0;
     emit({ type: 'done', tables: tables.length, objects: res.loaded, rows: res.rows, bytes: res.bytes, elapsedMs: res.elapsedMs, skipped: res.skipped });
     if (opts.verify) {
-      const v: Parameters<typeof verifyImport>[0] = { from: store, tables: plan.tables.map((t) => t.table) };
+      // (schema, name) pairs: display strings would be parsed again and break on dots and case.
+      const v: Parameters<typeof verifyImport>[0] = { from: store, tables: plan.tables.map((t) => ({ ...t.destination })) };
       if (opts.target !== undefined) v.target = opts.target;
       if (opts.topology !== undefined) v.topology = opts.topology;
       if (opts.bare !== undefined) v.bare = opts.bare;

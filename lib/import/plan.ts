@@ -12,11 +12,11 @@ import { findDestination } from './destination.js';
 import { checkObjects, checkTargets, markLoaded, readLedgers } from './preconditions.js';
 import { resolveCreateTypes } from './safety.js';
 import { routeTable, type ImportRoute, type ImportTablePlan } from './route.js';
-import { readSource, type BareSource } from './source.js';
+import { readSource, type BareSource, type TableSelection } from './source.js';
 
 // Public types keep their import path (lib/index.ts, the CLI).
 export type { ImportRoute, ImportTablePlan, ImportTarget, PlannedObject } from './route.js';
-export type { BareSource } from './source.js';
+export type { BareSource, TableSelection } from './source.js';
 
 /** What to import and where to. */
 export interface ImportPlanOptions {
@@ -32,8 +32,11 @@ export interface ImportPlanOptions {
    * insist on Citus. Or a {@link StaticTopology} naming the destination nodes (no coordinator).
    */
   topology?: 'auto' | 'postgres' | 'fdw' | 'citus' | StaticTopology;
-  /** Import only these tables of the export (default: all). */
-  tables?: string[];
+  /**
+   * Import only these tables of the export (default: all): `name`, `schema.name` or
+   * `"Quoted"."odd.name"` as the CLI's `-t` takes them, or `{ schema, name }` as given.
+   */
+  tables?: TableSelection[];
   /** Routing (default `auto`). */
   route?: ImportRoute;
   /**

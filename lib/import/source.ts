@@ -8,7 +8,7 @@ import { normalizeFormat, type FormatKind, type FormatOptions } from '../format/
 import { readManifest } from '../manifest/io.js';
 import { MANIFEST_KEY, type Manifest, type RowChecksum } from '../manifest/types.js';
 import { SESSION_SETTINGS } from '../pg/conn.js';
-import { displayName, parseTableName, type QualifiedName } from '../pg/sql.js';
+import { displayName, parseTableName, quoteQualified, type QualifiedName } from '../pg/sql.js';
 import type { ObjectStore } from '../store/types.js';
 import { checkSessionSettings } from './safety.js';
 import type { ColumnInfo, Distribution } from '../topology/types.js';
@@ -59,8 +59,20 @@ function escapeRegExp(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
+/** Tables asked for: user text (`name`, `schema.name`, `"Quoted"`) parsed once, or a name already split. */
+export type TableSelection = string | QualifiedName;
+
+function selectName(t: TableSelection): QualifiedName {
+  if (typeof t !== 'string') return { schema: t.schema, name: t.name };
+  try { return parseTableName(t); } catch (e) { throw new InvalidOptionError((e as Error).message); }
+}
+
+function sameName(a: QualifiedName, b: QualifiedName): boolean {
+  return a.schema === b.schema && a.name === b.name;
+}
+
 /** Read the manifest, or list the bare objects, and pick the requested tables. */
-export async function readSource(store: ObjectStore, opts: { tables?: string[]; bare?: BareSource }): Promise<SourceSide & { manifest?: Manifest }> {
+export async function readSource(store: ObjectStore, opts: { tables?: TableSelection[]; bare?: BareSource }): Promise<SourceSide & { manifest?: Manifest }> {
   if (opts.bare) {
     if (await store.head(MANIFEST_KEY)) {
       throw new InvalidOptionError(`${store.url} holds a manifest: import it as an export, without bare options`);
@@ -68,7 +80,7 @@ export async function readSource(store: ObjectStore, opts: { tables?: string[]; 
     const b = opts.bare;
     let table: QualifiedName;
     try { table = parseTableName(b.table); } catch (e) { throw new InvalidOptionError((e as Error).message); }
-    if (opts.tables && opts.tables.some((t) => displayName(parseTableName(t)) !== displayName(table))) {
+    if (opts.tables && opts.tables.some((t) => !sameName(selectName(t), table))) {
       throw new InvalidOptionError('a bare import loads exactly one table: the one named in its bare options');
     }
     const format = normalizeFormat(typeof b.format === 'string' ? { kind: b.format } : b.format ?? { kind: 'text' });
@@ -114,17 +126,16 @@ export async function readSource(store: ObjectStore, opts: { tables?: string[]; 
   checkSessionSettings(m.sessionSettings);
   let wanted = m.tables;
   if (opts.tables && opts.tables.length > 0) {
-    const names = opts.tables.map((t) => {
-      try { return displayName(parseTableName(t)); } catch (e) { throw new InvalidOptionError((e as Error).message); }
-    });
-    for (const n of names) {
-      if (!m.tables.some((t) => `${t.schema}.${t.name}` === n)) {
-        throw new TableNotFoundError(`table ${n} is not in the export at ${store.url}`, {
-          table: n, hint: `the export holds ${m.tables.map((t) => `${t.schema}.${t.name}`).join(', ')}`,
+    // Compared as (schema, name): a display string `schema.name` is ambiguous once a name holds a dot.
+    const wantedNames = opts.tables.map(selectName);
+    for (const n of wantedNames) {
+      if (!m.tables.some((t) => sameName(t, n))) {
+        throw new TableNotFoundError(`table ${displayName(n)} is not in the export at ${store.url}`, {
+          table: displayName(n), hint: `the export holds ${m.tables.map((t) => quoteQualified(t)).join(', ')}`,
         });
       }
     }
-    wanted = m.tables.filter((t) => names.includes(`${t.schema}.${t.name}`));
+    wanted = m.tables.filter((t) => wantedNames.some((n) => sameName(t, n)));
   }
   const notes: string[] = [];
   const tables = wanted.map((t): SourceTable => {
@@ -136,7 +147,8 @@ export async function readSource(store: ObjectStore, opts: { tables?: string[]; 
       distribution: t.distribution,
       nodes: t.nodes.map((n) => n.node),
       rows: t.rows,
-      // Only objects the manifest lists are ever read.
+      // Only objects the manifest lists are ever read. objects[].table is the display form
+      // `schema.name`: matched by exact equality, never parsed (the check made it unambiguous).
       objects: m.objects.filter((o) => o.table === name).map((o) => ({
         key: o.key, node: o.node, segment: o.segment, bytes: o.bytes, rows: o.rows, sha256: o.sha256, ...(o.shards ? { shards: o.shards } : {}),
       })),
