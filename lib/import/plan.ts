@@ -9,7 +9,7 @@ import type { S3Options } from '../store/s3.js';
 import type { ObjectStore } from '../store/types.js';
 import type { PlanNode, StaticTopology, TopologyKind } from '../topology/types.js';
 import { findDestination } from './destination.js';
-import { checkObjects, checkTargets, markLoaded, readLedgers } from './preconditions.js';
+import { checkEmpty, checkObjects, checkTargets, markLoaded, readLedgers } from './preconditions.js';
 import { resolveCreateTypes } from './safety.js';
 import { routeTable, type ImportRoute, type ImportTablePlan } from './route.js';
 import { readSource, type BareSource, type TableSelection } from './source.js';
@@ -49,6 +49,12 @@ export interface ImportPlanOptions {
   concurrency?: number;
   /** Empty each destination table (and forget its ledger rows) before loading (default false). */
   truncate?: boolean;
+  /**
+   * Load into destination tables that already hold rows, adding to them (default false). Without
+   * it (or `truncate`) a non-empty table is a DestinationNotEmptyError, unless the ledger shows
+   * its rows come from this same import (a resumed run).
+   */
+  append?: boolean;
   /** Create missing destination tables from the manifest's columns and types (default false). */
   create?: boolean;
   /** ANALYZE each table after its last object (default false). */
@@ -83,6 +89,8 @@ export interface ImportPlan {
   sessionSettings: Record<string, string>;
   concurrency: number;
   truncate: boolean;
+  /** Loading into tables that hold other rows was allowed (`append`). */
+  append: boolean;
   analyze: boolean;
   force: boolean;
   tables: ImportTablePlan[];
@@ -136,7 +144,13 @@ export async function planImport(opts: ImportPlanOptions): Promise<ImportPlan> {
     const truncate = opts.truncate === true;
     const force = opts.force === true;
     const notes = [...src.notes];
-    if (!truncate && !force) markLoaded(tables, await readLedgers(dest.nodes, used, importId, notes));
+    const append = opts.append === true;
+    if (append && truncate) throw new InvalidOptionError('give append or truncate, not both: truncate empties the tables first');
+    if (!truncate) {
+      const ledgers = await readLedgers(dest.nodes, used, importId, notes);
+      if (!force) markLoaded(tables, ledgers);
+      if (!append) await checkEmpty(tables, dest, ledgers);
+    }
     await checkObjects(store, tables);
 
     const concurrency = opts.concurrency ?? Math.max(2, dest.dataNodes);
@@ -153,6 +167,7 @@ export async function planImport(opts: ImportPlanOptions): Promise<ImportPlan> {
       sessionSettings: src.sessionSettings,
       concurrency,
       truncate,
+      append,
       analyze: opts.analyze === true,
       force,
       tables,

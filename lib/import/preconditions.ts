@@ -2,8 +2,8 @@
  * What must hold before an import loads anything: the destination columns fit the export's,
  * the ledgers agree with the routing, and every object to load is in storage at its size.
  */
-import { ChecksumMismatchError, InvalidOptionError, ObjectMissingError, SchemaMismatchError, SegferryError, TableNotFoundError, fromDatabaseError } from '../errors.js';
-import { displayName } from '../pg/sql.js';
+import { ChecksumMismatchError, DestinationNotEmptyError, InvalidOptionError, ObjectMissingError, SchemaMismatchError, SegferryError, TableNotFoundError, fromDatabaseError } from '../errors.js';
+import { displayName, quoteQualified, type QualifiedName } from '../pg/sql.js';
 import type { ObjectStore } from '../store/types.js';
 import { findRelation, relationColumns, type CatalogColumn } from '../topology/catalog.js';
 import { NodeClients } from '../topology/clients.js';
@@ -130,5 +130,48 @@ export function markLoaded(tables: ImportTablePlan[], ledgers: ReadonlyMap<strin
         }
       }
     }
+  }
+}
+
+/**
+ * Refuse to load into a destination table that already holds rows, unless this import is being
+ * resumed there (the ledgers hold rows of this import id for the table: those rows are its own).
+ * One `SELECT EXISTS (SELECT 1 FROM t)` per table: through the coordinator when there is one
+ * (it sees every node's rows), else on each static node that receives objects. Tables created
+ * by this import are empty. Callers skip this for `truncate` and `append`.
+ */
+export async function checkEmpty(tables: ImportTablePlan[], dest: Pick<DestSide, 'kind' | 'nodes'>, ledgers: ReadonlyMap<string, ReadonlyMap<string, string>>): Promise<void> {
+  const cache = new NodeClients({ nodes: dest.nodes, applicationName: 'segferry import' });
+  const loadedHere = (node: string, table: string) => [...(ledgers.get(node)?.values() ?? [])].includes(table);
+  try {
+    for (const tp of tables) {
+      const checks: { node: string; relation: QualifiedName; resumed: boolean }[] = [];
+      if (dest.kind === 'static') {
+        for (const t of tp.targets) {
+          if (!tp.create.includes(t.node)) checks.push({ node: t.node, relation: t.relation, resumed: loadedHere(t.node, tp.table) });
+        }
+      } else if (!tp.create.includes(COORDINATOR_NODE)) {
+        checks.push({ node: COORDINATOR_NODE, relation: tp.destination, resumed: [...ledgers.keys()].some((n) => loadedHere(n, tp.table)) });
+      }
+      for (const ch of checks) {
+        if (ch.resumed) continue;
+        let any: boolean;
+        try {
+          const c = await cache.get(ch.node);
+          const r = await c.query<{ any: boolean }>(`SELECT EXISTS (SELECT 1 FROM ${quoteQualified(ch.relation)}) AS any`);
+          any = r.rows[0]?.any === true;
+        } catch (e) {
+          throw e instanceof SegferryError ? e : fromDatabaseError(e, { node: ch.node, table: tp.table, action: 'check the table is empty' });
+        }
+        if (any) {
+          throw new DestinationNotEmptyError(`table ${tp.table} on node ${ch.node} already holds rows that this import did not load`, {
+            node: ch.node, table: tp.table,
+            hint: 'pass append (--append) to add the export\'s rows to them, or truncate (--truncate) to replace them',
+          });
+        }
+      }
+    }
+  } finally {
+    await cache.closeAll();
   }
 }
