@@ -131,7 +131,7 @@ export async function planImport(opts: ImportPlanOptions): Promise<ImportPlan> {
     for (const tp of tables) {
       if (tp.columns.length === 0) throw new InvalidOptionError(`table ${tp.table} has no columns to load`);
     }
-    await checkTargets(tables, dest);
+    await checkTargets(tables, dest, src.format.kind);
     // Types from the manifest are resolved on the destination before anything changes there.
     await resolveCreateTypes(tables, dest.nodes);
 

@@ -234,3 +234,19 @@ describe('a destination table that holds other rows (item 10)', () => {
     expect(again.loaded).toBe(0);
   });
 });
+
+describe('safe widenings (docs/formats.md#types)', () => {
+  it('integer into bigint and varchar(10) into text load, and verify matches; bigint into integer is refused', async () => {
+    await src.query('CREATE TABLE wide (id integer, s character varying(10), r real)');
+    await src.query(`INSERT INTO wide SELECT g, 'v' || g, g / 7.0 FROM generate_series(1, 200) g`);
+    await dst.query('CREATE TABLE wide (id bigint, s text, r double precision)');
+    const { location } = await exportTo(['wide']);
+    const res = await importTables({ from: location, target: dst.url(), verify: true });
+    expect(res.verify?.ok).toBe(true);
+    expect(await rows(dst, 'SELECT id, s, r FROM wide ORDER BY id')).toEqual(await rows(src, 'SELECT id::int8, s, r::text::float8 FROM wide ORDER BY id'));
+    await src.query('CREATE TABLE narrow (id bigint)');
+    await dst.query('CREATE TABLE narrow (id integer)');
+    const n = await exportTo(['narrow']);
+    await expectCode(importTables({ from: n.location, target: dst.url() }), 'ERR_SCHEMA_MISMATCH');
+  });
+});
