@@ -72,7 +72,7 @@ export interface ImportPlanOptions {
  */
 export interface ImportPlan {
   version: 1;
-  /** Ledger key: the manifest's id, or `bare:<sha256 of location and table>`. */
+  /** Ledger key: the manifest's id, or `bare:<sha256 of location, table and every object's key, size, ETag and mtime>`. */
   importId: string;
   /** Display location of the export (no credentials). */
   location: string;

@@ -9,7 +9,7 @@ import { readManifest } from '../manifest/io.js';
 import { MANIFEST_KEY, type Manifest, type RowChecksum } from '../manifest/types.js';
 import { SESSION_SETTINGS } from '../pg/conn.js';
 import { displayName, parseTableName, quoteQualified, type QualifiedName } from '../pg/sql.js';
-import type { ObjectStore } from '../store/types.js';
+import type { ObjectInfo, ObjectStore } from '../store/types.js';
 import { checkSessionSettings } from './safety.js';
 import type { ColumnInfo, Distribution } from '../topology/types.js';
 
@@ -50,9 +50,17 @@ export interface SourceSide {
   notes: string[];
 }
 
-/** Import id of a bare prefix: stable for one location and table. */
-export function bareImportId(location: string, table: string): string {
-  return 'bare:' + createHash('sha256').update(`${location}\n${table}`).digest('hex').slice(0, 32);
+/**
+ * Import id of bare objects: a hash of the location, the table and every object's key, size,
+ * ETag and modification time, so objects replaced under the same names are a new import
+ * (their rows are not in the ledger), while a rerun over the same objects resumes.
+ */
+export function bareImportId(location: string, table: string, objects: readonly ObjectInfo[]): string {
+  const h = createHash('sha256').update(`${location}\n${table}\n`);
+  for (const o of [...objects].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))) {
+    h.update(`${o.key}\0${o.size}\0${o.etag ?? ''}\0${o.lastModified ?? ''}\n`);
+  }
+  return 'bare:' + h.digest('hex').slice(0, 32);
 }
 
 function escapeRegExp(s: string): string {
@@ -88,9 +96,13 @@ export async function readSource(store: ObjectStore, opts: { tables?: TableSelec
     const objectName = b.objectName ?? table.name;
     const re = new RegExp(`^${escapeRegExp(objectName)}_(.+)_segment\\.(\\d+)$`);
     const objects: SourceTable['objects'] = [];
+    const infos: ObjectInfo[] = [];
     for await (const o of store.list(`${objectName}_`)) {
       const m = re.exec(o.key);
-      if (m) objects.push({ key: o.key, node: m[1]!, segment: Number(m[2]), bytes: o.size });
+      if (m) {
+        objects.push({ key: o.key, node: m[1]!, segment: Number(m[2]), bytes: o.size });
+        infos.push(o);
+      }
     }
     if (objects.length === 0) {
       throw new ObjectMissingError(`no objects named ${objectName}_<node>_segment.<n> under ${store.url}`, {
@@ -100,7 +112,7 @@ export async function readSource(store: ObjectStore, opts: { tables?: TableSelec
     objects.sort((a, b) => (a.node === b.node ? a.segment - b.segment : a.node < b.node ? -1 : 1));
     const name = displayName(table);
     return {
-      id: bareImportId(store.url, name),
+      id: bareImportId(store.url, name, infos),
       bare: true,
       format,
       sessionSettings: { ...SESSION_SETTINGS },
