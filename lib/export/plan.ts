@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { InvalidOptionError, fromDatabaseError } from '../errors.js';
+import { FormatError, InvalidOptionError, fromDatabaseError } from '../errors.js';
 import { normalizeFormat, type FormatKind, type FormatOptions } from '../format/options.js';
 import { SESSION_SETTINGS, closeQuietly, connect, type NodeEndpoint } from '../pg/conn.js';
 import { displayName } from '../pg/sql.js';
@@ -137,7 +137,15 @@ export async function planExport(opts: PlanOptions): Promise<ExportPlan> {
     }
     owners.set(u.id, displayName(u.table.table));
   }
-  for (const t of tables) if (t.columns.length === 0) throw new InvalidOptionError(`table ${displayName(t.table)} has no columns to export`);
+  // A table without (data) columns still has rows: TEXT and CSV write one empty line per row.
+  // An Arrow record batch without columns carries no row count that readers agree on.
+  for (const t of tables) {
+    if (t.columns.length === 0 && format.kind === 'arrow') {
+      throw new FormatError(`table ${displayName(t.table)} has no columns: the Arrow format cannot carry its row count`, {
+        table: displayName(t.table), hint: 'export it as text or csv, which write one empty line per row',
+      });
+    }
+  }
   await addGenerated(tables, d.coordinator, d.nodes);
   const plan: ExportPlan = {
     version: 1,

@@ -127,9 +127,9 @@ export async function planImport(opts: ImportPlanOptions): Promise<ImportPlan> {
     const tables: ImportTablePlan[] = [];
     for (const st of src.tables) tables.push(routeTable(st, dest, route, opts.create === true));
 
-    // Bare objects take their columns from the destination.
+    // A table without columns loads its rows as empty lines (TEXT, CSV); Arrow cannot hold it.
     for (const tp of tables) {
-      if (tp.columns.length === 0) throw new InvalidOptionError(`table ${tp.table} has no columns to load`);
+      if (tp.columns.length === 0 && src.format.kind === 'arrow') throw new InvalidOptionError(`table ${tp.table} has no columns to load from Arrow objects`);
     }
     await checkTargets(tables, dest, src.format.kind);
     // Types from the manifest are resolved on the destination before anything changes there.

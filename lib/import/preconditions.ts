@@ -83,6 +83,11 @@ export function typeAccepts(from: string, to: string, format: FormatKind = 'text
  * a safe widening of it ({@link typeAccepts}; `format` default text).
  */
 export function checkColumns(exported: ColumnInfo[], dest: CatalogColumn[], names: string[], table: string, node: string, format: FormatKind = 'text'): void {
+  if (exported.length === 0 && dest.length > 0) {
+    throw new SchemaMismatchError(`table ${table} was exported without columns, but on node ${node} it has ${dest.length}: its rows have no values to give them`, {
+      node, table, hint: 'load it into a table without columns (create, --create, makes one)',
+    });
+  }
   exported.forEach((c, i) => {
     const want = names[i] ?? c.name;
     const d = dest.find((x) => x.name === want);

@@ -281,3 +281,30 @@ describe('bare objects replaced under the same names (should fix)', () => {
     expect(await rows(dst, 'SELECT count(*)::int AS n, min(id) AS lo, max(id) AS hi FROM bt')).toEqual(['[30,101,130]']);
   });
 });
+
+describe('a table without columns (should fix)', () => {
+  beforeAll(async () => {
+    await src.query('CREATE TABLE nocols ()');
+    await src.query('INSERT INTO nocols SELECT FROM generate_series(1, 7)');
+  });
+
+  for (const format of ['text', 'csv'] as const) {
+    it(`${format}: export and import carry its row count, and verify agrees`, async () => {
+      const location = await tmp();
+      const ex = await runCli(['export', '--source', src.url(), '-t', 'nocols', '--to', location, '--format', format]);
+      expect(ex.code, ex.stderr).toBe(0);
+      const m = JSON.parse(await readFile(join(location, 'manifest.json'), 'utf8')) as Manifest;
+      expect([m.tables[0]!.columns, m.tables[0]!.rows]).toEqual([[], 7]);
+      await dst.query('DROP TABLE IF EXISTS nocols');
+      const im = await runCli(['import', '--from', location, '--target', dst.url(), '--create', '--verify']);
+      expect(im.code, im.stderr).toBe(0);
+      expect(await rows(dst, 'SELECT count(*)::int AS n FROM nocols')).toEqual(['[7]']);
+    });
+  }
+
+  it('arrow: refused with a typed error naming the table', async () => {
+    const location = await tmp();
+    const e = await expectCode(exportTables({ source: src.url(), tables: ['nocols'], to: location, format: 'arrow' }), 'ERR_FORMAT');
+    expect(e.table).toBe('public.nocols');
+  });
+});
