@@ -58,7 +58,8 @@ export async function resolveType(client: pg.Client, type: string, where: { tabl
     if (/^(42|22)/.test(code)) throw refuse('is not a type name', e);
     throw fromDatabaseError(e, { node: where.node, table: where.table, action: 'type lookup' });
   }
-  if (!found) throw refuse('is not a type known');
+  // PostgreSQL 16 returns NULL for bad syntax too: one answer for both, before anything runs.
+  if (!found) throw refuse('is not a type name the server knows (user-defined types must be created first)');
   let typmod = -1;
   if (found.typtype !== 'd') {
     const r = await client.query(`SELECT NULL::${type}\n`).catch((e) => { throw refuse('is not a type name', e); });
