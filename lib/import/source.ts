@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { InvalidOptionError, ManifestMissingError, ObjectMissingError, TableNotFoundError } from '../errors.js';
 import { normalizeFormat, type FormatKind, type FormatOptions } from '../format/options.js';
-import { readManifest } from '../manifest/io.js';
+import { checkManifestObjects, readManifest } from '../manifest/io.js';
 import { MANIFEST_KEY, type Manifest, type RowChecksum } from '../manifest/types.js';
 import { SESSION_SETTINGS } from '../pg/conn.js';
 import { displayName, parseTableName, quoteQualified, type QualifiedName } from '../pg/sql.js';
@@ -134,6 +134,7 @@ export async function readSource(store: ObjectStore, opts: { tables?: TableSelec
     }
     throw e;
   }
+  checkManifestObjects(m, store.url);
   // Session settings cannot be quoted like identifiers: only segferry's own are accepted.
   checkSessionSettings(m.sessionSettings);
   let wanted = m.tables;

@@ -88,13 +88,25 @@ export function checkManifest(m: unknown, where = 'manifest'): Manifest {
     if (typeof obj.key !== 'string' || typeof obj.sha256 !== 'string' || typeof obj.rows !== 'number' || typeof obj.bytes !== 'number') {
       throw bad('an object entry lacks key, sha256, rows or bytes');
     }
+  }
+  return o as Manifest;
+}
+
+/**
+ * What an import also needs of a checked manifest: every object names one of `tables[]` by
+ * its display form, its node and segment number, and shard ids made of digits. (Cleanup reads
+ * only the keys, so {@link checkManifest} does not insist on these.)
+ */
+export function checkManifestObjects(m: Manifest, where = 'manifest'): void {
+  const bad = (why: string) => new ManifestInvalidError(`${where}${MANIFEST_KEY}: ${why}`, { key: MANIFEST_KEY });
+  const names = new Set(m.tables.map((t) => `${t.schema}.${t.name}`));
+  for (const obj of m.objects) {
     if (typeof obj.table !== 'string' || !names.has(obj.table)) throw bad(`object ${obj.key} names table ${JSON.stringify(obj.table)}, which is not among tables[]`);
     if (typeof obj.node !== 'string' || !Number.isInteger(obj.segment)) throw bad(`object ${obj.key} lacks its node or segment number`);
     if (obj.shards !== undefined && (!Array.isArray(obj.shards) || obj.shards.some((s) => typeof s !== 'string' || !/^[0-9]+$/.test(s)))) {
       throw bad(`object ${obj.key}: shards must be shard ids made of digits`);
     }
   }
-  return o as Manifest;
 }
 
 /** Serialise a manifest (stable key order as built, two-space indent). */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkManifest } from '../../lib/manifest/io.js';
+import { checkManifest, checkManifestObjects } from '../../lib/manifest/io.js';
 import { checkSessionSettings } from '../../lib/import/safety.js';
 import { SESSION_SETTINGS } from '../../lib/pg/conn.js';
 import type { Manifest } from '../../lib/manifest/types.js';
@@ -24,7 +24,7 @@ function code(f: () => unknown): string | undefined {
 
 describe('checkManifest: fields that reach SQL', () => {
   it('accepts a well-formed manifest, with or without generated columns', () => {
-    expect(code(() => checkManifest(manifest()))).toBeUndefined();
+    expect(code(() => checkManifestObjects(checkManifest(manifest())))).toBeUndefined();
     const m = manifest();
     m.tables[0]!.generated = [{ name: 'twice', type: 'integer' }];
     expect(code(() => checkManifest(m))).toBeUndefined();
@@ -45,7 +45,7 @@ describe('checkManifest: fields that reach SQL', () => {
     it(`refuses ${what}`, () => {
       const m = manifest();
       change(m);
-      expect(code(() => checkManifest(m))).toBe('ERR_MANIFEST_INVALID');
+      expect(code(() => checkManifestObjects(checkManifest(m)))).toBe('ERR_MANIFEST_INVALID');
     });
   }
 });
