@@ -36,7 +36,9 @@ export type ErrorCode =
   | 'ERR_VALUE_CONVERSION'
   | 'ERR_FORMAT'
   | 'ERR_INTERNAL'
-  | 'ERR_PREFIX_CLAIMED';
+  | 'ERR_PREFIX_CLAIMED'
+  | 'ERR_MANIFEST_UNSAFE'
+  | 'ERR_DESTINATION_NOT_EMPTY';
 
 /** Fields shared by every segferry error. */
 export interface ErrorContext {
@@ -217,6 +219,24 @@ export class InternalError extends SegferryError {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Import safety (issue 13): what storage holds is untrusted, and loading never changes data silently.
+
+/**
+ * A manifest field that reaches SQL is not a plain identifier or a type name the destination
+ * resolves (e.g. a column type carrying extra SQL). Nothing was run on the destination.
+ */
+export class UntrustedInputError extends SegferryError {
+  constructor(message: string, ctx?: ErrorContext) { super('ERR_MANIFEST_UNSAFE', message, ctx); }
+}
+/**
+ * A destination table already holds rows that this import did not load: loading would add to
+ * them. Pass `append` (--append) to add anyway, or `truncate` (--truncate) to replace them.
+ */
+export class DestinationNotEmptyError extends SegferryError {
+  constructor(message: string, ctx?: ErrorContext) { super('ERR_DESTINATION_NOT_EMPTY', message, ctx); }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Errors across threads: postMessage clones an Error as a plain Error, losing its class and
 // fields, so a worker sends this form and the receiver rebuilds the same class.
 
@@ -243,6 +263,7 @@ const CLASSES: Record<string, Ctor> = {
   ManifestMissingError, ManifestInvalidError, ObjectMissingError, ChecksumMismatchError,
   RowCountMismatchError, SchemaMismatchError, VerifyMismatchError, KeyEscapesRootError, AbortedError,
   PrerequisiteError, WorkerError, CopyProtocolError, ValueConversionError, FormatError, InternalError,
+  UntrustedInputError, DestinationNotEmptyError,
 };
 
 /** Plain data for a segferry error (anything else becomes ERR_WORKER, naming its message). */

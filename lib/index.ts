@@ -22,7 +22,7 @@ export type { ObjectStore, ObjectWriter, ObjectInfo } from './store/types.js';
 export { importTables } from './import/import.js';
 export type { ImportOptions, ImportResult, ImportTableResult, ImportNodeSummary } from './import/import.js';
 export { planImport } from './import/plan.js';
-export type { ImportPlan, ImportPlanOptions, ImportRoute, ImportTablePlan, ImportTarget, PlannedObject, BareSource } from './import/plan.js';
+export type { ImportPlan, ImportPlanOptions, ImportRoute, ImportTablePlan, ImportTarget, PlannedObject, BareSource, TableSelection } from './import/plan.js';
 export { verifyImport } from './import/verify.js';
 export type { VerifyOptions, VerifyResult, VerifyTable, VerifyNode } from './import/verify.js';
 export { readManifest } from './manifest/io.js';
@@ -39,7 +39,7 @@ export {
   DatabaseError, RowTooLargeError, BucketNotFoundError, StorageError, PrefixNotEmptyError, PrefixClaimedError, UnfinishedExportError,
   ManifestMissingError, ManifestInvalidError, ObjectMissingError, ChecksumMismatchError, RowCountMismatchError,
   SchemaMismatchError, VerifyMismatchError, KeyEscapesRootError, AbortedError, PrerequisiteError, WorkerError,
-  CopyProtocolError, ValueConversionError, FormatError, InternalError,
+  CopyProtocolError, ValueConversionError, FormatError, InternalError, UntrustedInputError, DestinationNotEmptyError,
 } from './errors.js';
 export type { ErrorCode, ErrorContext } from './errors.js';
 export { VERSION } from './version.js';

@@ -20,7 +20,7 @@ const IMPORT_HELP = `segferry import: load an export into a destination cluster,
 Usage:
   segferry import --from DEST (--target URL [--topology auto|postgres|fdw|citus] | --topology FILE.json)
                   [--table NAME ...] [--route auto|coordinator|direct] [--concurrency N]
-                  [--truncate] [--create] [--analyze] [--force] [--verify] [--dry-run]
+                  [--truncate | --append] [--create] [--analyze] [--force] [--verify] [--dry-run]
 
 Options:
       --from DEST          the export: s3://bucket/prefix, a directory or file:// URL
@@ -33,6 +33,8 @@ Options:
                            Citus: into its shard on the workers, when shard ranges match)
   -j, --concurrency N      loaders at once (default: destination nodes, at least 2; ≤ ~4 MiB each)
       --truncate           empty each destination table first (and forget its ledger rows)
+      --append             load into tables that already hold other rows, adding to them (without
+                           it or --truncate, a non-empty table is refused unless this import is resumed)
       --create             create missing destination tables from the manifest's columns
       --analyze            ANALYZE each table after its last object
       --force              load objects again even when the ledger records them
@@ -80,6 +82,7 @@ function flags(shared: CliShared) {
     route: { type: 'string' },
     concurrency: { type: 'string', short: 'j' },
     truncate: { type: 'boolean' },
+    append: { type: 'boolean' },
     create: { type: 'boolean' },
     analyze: { type: 'boolean' },
     force: { type: 'boolean' },
@@ -150,6 +153,7 @@ export async function cmdImport(argv: string[], shared: CliShared): Promise<numb
   const r = shared.reporter().configure(mode(v), v.verbose === true);
   const o: ImportOptions = common(v, shared);
   if (v.truncate) o.truncate = true;
+  if (v.append) o.append = true;
   if (v.create) o.create = true;
   if (v.analyze) o.analyze = true;
   if (v.force) o.force = true;
@@ -181,7 +185,7 @@ export async function cmdVerify(argv: string[], shared: CliShared): Promise<numb
     process.stdout.write(VERIFY_HELP);
     return 0;
   }
-  for (const k of ['truncate', 'create', 'analyze', 'force', 'verify', 'dry-run'] as const) {
+  for (const k of ['truncate', 'append', 'create', 'analyze', 'force', 'verify', 'dry-run'] as const) {
     if (v[k]) throw new InvalidOptionError(`--${k} is an import option`);
   }
   const r = shared.reporter().configure(mode(v), v.verbose === true);

@@ -22,7 +22,7 @@ Usage:
                   --table NAME [--table NAME ...] --to DEST [options]
   segferry plan   (same as export, prints the plan; = export --dry-run)
   segferry import --from DEST (--target URL | --topology FILE.json) [--table NAME ...]
-                  [--route auto|coordinator|direct] [--concurrency N] [--truncate] [--create]
+                  [--route auto|coordinator|direct] [--concurrency N] [--truncate|--append] [--create]
                   [--analyze] [--force] [--verify] [--dry-run]
   segferry verify --from DEST (--target URL | --topology FILE.json)
   segferry cleanup --at DEST [--yes]   (leftovers of failed runs)

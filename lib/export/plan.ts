@@ -1,11 +1,13 @@
-import { InvalidOptionError } from '../errors.js';
+import type pg from 'pg';
+import { FormatError, InvalidOptionError, fromDatabaseError } from '../errors.js';
 import { normalizeFormat, type FormatKind, type FormatOptions } from '../format/options.js';
-import { SESSION_SETTINGS, type NodeEndpoint } from '../pg/conn.js';
+import { SESSION_SETTINGS, closeQuietly, connect, type NodeEndpoint } from '../pg/conn.js';
 import { checkFilter } from '../pg/filter.js';
 import { displayName } from '../pg/sql.js';
 import { objectNames, segmentKey } from '../manifest/keys.js';
 import { planUnits } from './units.js';
-import { discover, type StaticTopology } from '../topology/discover.js';
+import { generatedColumns } from '../topology/catalog.js';
+import { COORDINATOR_NODE, discover, type StaticTopology } from '../topology/discover.js';
 import type { PlanNode, TablePlan, TopologyKind } from '../topology/types.js';
 
 /** Default segment size: 1 GiB. */
@@ -68,6 +70,32 @@ export interface ExportPlan {
 export { objectNames, segmentKey } from '../manifest/keys.js';
 
 /**
+ * Record each table's generated columns (the manifest lists them; the data leaves them out),
+ * read on the coordinator, or for a static topology on the node of the table's first read.
+ */
+async function addGenerated(tables: TablePlan[], coordinator: NodeEndpoint | undefined, nodes: PlanNode[]): Promise<void> {
+  const clients = new Map<string, pg.Client>();
+  try {
+    for (const t of tables) {
+      const read = t.reads[0];
+      const node = coordinator ? COORDINATOR_NODE : read?.node;
+      const endpoint = coordinator ?? nodes.find((n) => n.name === node)?.endpoint;
+      if (node === undefined || endpoint === undefined) continue;
+      let c = clients.get(node);
+      if (!c) {
+        c = await connect(endpoint, { node });
+        clients.set(node, c);
+      }
+      const rel = coordinator ? t.table : read!.relation;
+      const g = await generatedColumns(c, rel).catch((e) => { throw fromDatabaseError(e, { node, table: displayName(t.table), action: 'catalog lookup' }); });
+      if (g.length > 0) t.generated = g;
+    }
+  } finally {
+    for (const c of clients.values()) await closeQuietly(c);
+  }
+}
+
+/**
  * Plan an export: connect to the coordinator (or the static nodes), find every requested
  * table, its columns, how it is distributed, and which relation to read on which node.
  * Data nodes are contacted to check the relations and estimate sizes.
@@ -110,10 +138,17 @@ export async function planExport(opts: PlanOptions): Promise<ExportPlan> {
     }
     owners.set(u.id, displayName(u.table.table));
   }
+  // A table without (data) columns still has rows: TEXT and CSV write one empty line per row.
+  // An Arrow record batch without columns carries no row count that readers agree on.
   for (const t of tables) {
-    if (t.columns.length === 0) throw new InvalidOptionError(`table ${displayName(t.table)} has no columns to export`);
+    if (t.columns.length === 0 && format.kind === 'arrow') {
+      throw new FormatError(`table ${displayName(t.table)} has no columns: the Arrow format cannot carry its row count`, {
+        table: displayName(t.table), hint: 'export it as text or csv, which write one empty line per row',
+      });
+    }
     if (new Set(t.columns.map((c) => c.name)).size !== t.columns.length) throw new InvalidOptionError(`a column of ${displayName(t.table)} is named twice: such an export cannot be imported`);
   }
+  await addGenerated(tables, d.coordinator, d.nodes);
   // One boolean expression, checked on the first node of every table before any COPY (lib/pg/filter.ts).
   if (opts.where !== undefined) await checkFilter(opts.where, tables.flatMap((t) => t.reads.slice(0, 1).flatMap((r) => d.nodes.filter((n) => n.name === r.node).map((n) => ({ node: n.name, endpoint: n.endpoint, relation: r.relation })))));
   const plan: ExportPlan = {

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { SegferryError, StorageError, fromDatabaseError } from '../errors.js';
+import { InvalidOptionError, SegferryError, StorageError, fromDatabaseError } from '../errors.js';
 import { makeEmitter, withRetryEvents, type EventListener } from '../events.js';
 import { applySettings, closeQuietly, connect, destroyClient } from '../pg/conn.js';
 import { quoteIdent, quoteQualified } from '../pg/sql.js';
@@ -113,8 +113,12 @@ class Sessions {
 }
 
 function createTableSQL(tp: ImportTablePlan): string {
-  const cols = tp.columns.map((c) => `${quoteIdent(c.name)} ${c.type}${c.notNull ? ' NOT NULL' : ''}`);
-  // Types are format_type output read from the source catalog, so they are valid SQL as written.
+  const types = tp.createTypes;
+  if (!types || types.length !== tp.columns.length) {
+    throw new InvalidOptionError(`the plan of ${tp.table} lacks the destination's column types for create: plan it again (planImport)`);
+  }
+  // Types as the destination spelled them when planning (lib/import/safety.ts), never the manifest's text.
+  const cols = tp.columns.map((c, i) => `${quoteIdent(c.name)} ${types[i]}${c.notNull === true ? ' NOT NULL' : ''}`);
   return `CREATE TABLE IF NOT EXISTS ${quoteQualified(tp.destination)} (${cols.join(', ')})`;
 }
 
@@ -349,7 +353,8 @@ export async function importTables(opts: ImportOptions): Promise<ImportResult> {
     res.elapsedMs = Date.now() - t0;
     emit({ type: 'done', tables: tables.length, objects: res.loaded, rows: res.rows, bytes: res.bytes, elapsedMs: res.elapsedMs, skipped: res.skipped });
     if (opts.verify) {
-      const v: Parameters<typeof verifyImport>[0] = { from: store, tables: plan.tables.map((t) => t.table) };
+      // (schema, name) pairs: display strings would be parsed again and break on dots and case.
+      const v: Parameters<typeof verifyImport>[0] = { from: store, tables: plan.tables.map((t) => ({ ...t.destination })) };
       if (opts.target !== undefined) v.target = opts.target;
       if (opts.topology !== undefined) v.topology = opts.topology;
       if (opts.bare !== undefined) v.bare = opts.bare;

@@ -43,7 +43,10 @@ export interface LoadContext {
 /** The COPY statement for one target. A csv object with a header line starts with it. */
 export function copyInSQL(target: ImportTarget, format: FormatOptions): string {
   const header = format.kind === 'csv' && format.header ? ', HEADER true' : '';
-  return `COPY ${quoteQualified(target.relation)} (${columnListSQL(target.columns)}) FROM STDIN (${copyOptionsSQL(format)}${header})`;
+  // `()` is not valid SQL: a table without columns is loaded without a column list (checkColumns
+  // made sure the destination has none either).
+  const cols = target.columns.length > 0 ? ` (${columnListSQL(target.columns)})` : '';
+  return `COPY ${quoteQualified(target.relation)}${cols} FROM STDIN (${copyOptionsSQL(format)}${header})`;
 }
 
 /** SHA-256 and size of a stream, read to its end. */

@@ -9,13 +9,14 @@ import type { S3Options } from '../store/s3.js';
 import type { ObjectStore } from '../store/types.js';
 import type { PlanNode, StaticTopology, TopologyKind } from '../topology/types.js';
 import { findDestination } from './destination.js';
-import { checkObjects, checkTargets, markLoaded, readLedgers } from './preconditions.js';
+import { checkEmpty, checkObjects, checkTargets, markLoaded, readLedgers } from './preconditions.js';
+import { resolveCreateTypes } from './safety.js';
 import { routeTable, type ImportRoute, type ImportTablePlan } from './route.js';
-import { readSource, type BareSource } from './source.js';
+import { readSource, type BareSource, type TableSelection } from './source.js';
 
 // Public types keep their import path (lib/index.ts, the CLI).
 export type { ImportRoute, ImportTablePlan, ImportTarget, PlannedObject } from './route.js';
-export type { BareSource } from './source.js';
+export type { BareSource, TableSelection } from './source.js';
 
 /** What to import and where to. */
 export interface ImportPlanOptions {
@@ -31,8 +32,11 @@ export interface ImportPlanOptions {
    * insist on Citus. Or a {@link StaticTopology} naming the destination nodes (no coordinator).
    */
   topology?: 'auto' | 'postgres' | 'fdw' | 'citus' | StaticTopology;
-  /** Import only these tables of the export (default: all). */
-  tables?: string[];
+  /**
+   * Import only these tables of the export (default: all): `name`, `schema.name` or
+   * `"Quoted"."odd.name"` as the CLI's `-t` takes them, or `{ schema, name }` as given.
+   */
+  tables?: TableSelection[];
   /** Routing (default `auto`). */
   route?: ImportRoute;
   /**
@@ -45,6 +49,12 @@ export interface ImportPlanOptions {
   concurrency?: number;
   /** Empty each destination table (and forget its ledger rows) before loading (default false). */
   truncate?: boolean;
+  /**
+   * Load into destination tables that already hold rows, adding to them (default false). Without
+   * it (or `truncate`) a non-empty table is a DestinationNotEmptyError, unless the ledger shows
+   * its rows come from this same import (a resumed run).
+   */
+  append?: boolean;
   /** Create missing destination tables from the manifest's columns and types (default false). */
   create?: boolean;
   /** ANALYZE each table after its last object (default false). */
@@ -62,7 +72,7 @@ export interface ImportPlanOptions {
  */
 export interface ImportPlan {
   version: 1;
-  /** Ledger key: the manifest's id, or `bare:<sha256 of location and table>`. */
+  /** Ledger key: the manifest's id, or `bare:<sha256 of location, table and every object's key, size, ETag and mtime>`. */
   importId: string;
   /** Display location of the export (no credentials). */
   location: string;
@@ -79,6 +89,8 @@ export interface ImportPlan {
   sessionSettings: Record<string, string>;
   concurrency: number;
   truncate: boolean;
+  /** Loading into tables that hold other rows was allowed (`append`). */
+  append: boolean;
   analyze: boolean;
   force: boolean;
   tables: ImportTablePlan[];
@@ -115,11 +127,13 @@ export async function planImport(opts: ImportPlanOptions): Promise<ImportPlan> {
     const tables: ImportTablePlan[] = [];
     for (const st of src.tables) tables.push(routeTable(st, dest, route, opts.create === true));
 
-    // Bare objects take their columns from the destination.
+    // A table without columns loads its rows as empty lines (TEXT, CSV); Arrow cannot hold it.
     for (const tp of tables) {
-      if (tp.columns.length === 0) throw new InvalidOptionError(`table ${tp.table} has no columns to load`);
+      if (tp.columns.length === 0 && src.format.kind === 'arrow') throw new InvalidOptionError(`table ${tp.table} has no columns to load from Arrow objects`);
     }
-    await checkTargets(tables, dest);
+    await checkTargets(tables, dest, src.format.kind);
+    // Types from the manifest are resolved on the destination before anything changes there.
+    await resolveCreateTypes(tables, dest.nodes);
 
     const used = new Set(tables.flatMap((t) => [...t.targets.map((x) => x.node), ...t.create, ...t.truncate]));
     // Every destination node's ledger is consulted: a load recorded on a node that is not the
@@ -130,7 +144,13 @@ export async function planImport(opts: ImportPlanOptions): Promise<ImportPlan> {
     const truncate = opts.truncate === true;
     const force = opts.force === true;
     const notes = [...src.notes];
-    if (!truncate && !force) markLoaded(tables, await readLedgers(dest.nodes, used, importId, notes));
+    const append = opts.append === true;
+    if (append && truncate) throw new InvalidOptionError('give append or truncate, not both: truncate empties the tables first');
+    if (!truncate) {
+      const ledgers = await readLedgers(dest.nodes, used, importId, notes);
+      if (!force) markLoaded(tables, ledgers);
+      if (!append) await checkEmpty(tables, dest, ledgers);
+    }
     await checkObjects(store, tables);
 
     const concurrency = opts.concurrency ?? Math.max(2, dest.dataNodes);
@@ -147,6 +167,7 @@ export async function planImport(opts: ImportPlanOptions): Promise<ImportPlan> {
       sessionSettings: src.sessionSettings,
       concurrency,
       truncate,
+      append,
       analyze: opts.analyze === true,
       force,
       tables,

@@ -73,6 +73,12 @@ export interface ImportTablePlan {
   targets: ImportTarget[];
   /** Nodes where the table is created first (`create`). */
   create: string[];
+  /**
+   * With `create`: each column's type as the destination spells it (format_type of the type
+   * the manifest names, resolved there at planning; see lib/import/safety.ts). CREATE TABLE
+   * uses only these, never the manifest's text.
+   */
+  createTypes?: string[];
   /** Nodes where the table (the target relation on target nodes) is truncated first (`truncate`). */
   truncate: string[];
   objects: PlannedObject[];

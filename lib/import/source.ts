@@ -5,11 +5,11 @@
 import { createHash } from 'node:crypto';
 import { InvalidOptionError, ManifestMissingError, ObjectMissingError, TableNotFoundError } from '../errors.js';
 import { normalizeFormat, type FormatKind, type FormatOptions } from '../format/options.js';
-import { readManifest } from '../manifest/io.js';
+import { checkManifestObjects, readManifest } from '../manifest/io.js';
 import { MANIFEST_KEY, type Manifest, type RowChecksum } from '../manifest/types.js';
 import { SESSION_SETTINGS } from '../pg/conn.js';
-import { displayName, parseTableName, type QualifiedName } from '../pg/sql.js';
-import type { ObjectStore } from '../store/types.js';
+import { displayName, parseTableName, quoteQualified, type QualifiedName } from '../pg/sql.js';
+import type { ObjectInfo, ObjectStore } from '../store/types.js';
 import type { ColumnInfo, Distribution } from '../topology/types.js';
 
 /**
@@ -49,17 +49,37 @@ export interface SourceSide {
   notes: string[];
 }
 
-/** Import id of a bare prefix: stable for one location and table. */
-export function bareImportId(location: string, table: string): string {
-  return 'bare:' + createHash('sha256').update(`${location}\n${table}`).digest('hex').slice(0, 32);
+/**
+ * Import id of bare objects: a hash of the location, the table and every object's key, size,
+ * ETag and modification time, so objects replaced under the same names are a new import
+ * (their rows are not in the ledger), while a rerun over the same objects resumes.
+ */
+export function bareImportId(location: string, table: string, objects: readonly ObjectInfo[]): string {
+  const h = createHash('sha256').update(`${location}\n${table}\n`);
+  for (const o of [...objects].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))) {
+    h.update(`${o.key}\0${o.size}\0${o.etag ?? ''}\0${o.lastModified ?? ''}\n`);
+  }
+  return 'bare:' + h.digest('hex').slice(0, 32);
 }
 
 function escapeRegExp(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
+/** Tables asked for: user text (`name`, `schema.name`, `"Quoted"`) parsed once, or a name already split. */
+export type TableSelection = string | QualifiedName;
+
+function selectName(t: TableSelection): QualifiedName {
+  if (typeof t !== 'string') return { schema: t.schema, name: t.name };
+  try { return parseTableName(t); } catch (e) { throw new InvalidOptionError((e as Error).message); }
+}
+
+function sameName(a: QualifiedName, b: QualifiedName): boolean {
+  return a.schema === b.schema && a.name === b.name;
+}
+
 /** Read the manifest, or list the bare objects, and pick the requested tables. */
-export async function readSource(store: ObjectStore, opts: { tables?: string[]; bare?: BareSource }): Promise<SourceSide & { manifest?: Manifest }> {
+export async function readSource(store: ObjectStore, opts: { tables?: TableSelection[]; bare?: BareSource }): Promise<SourceSide & { manifest?: Manifest }> {
   if (opts.bare) {
     if (await store.head(MANIFEST_KEY)) {
       throw new InvalidOptionError(`${store.url} holds a manifest: import it as an export, without bare options`);
@@ -67,7 +87,7 @@ export async function readSource(store: ObjectStore, opts: { tables?: string[]; 
     const b = opts.bare;
     let table: QualifiedName;
     try { table = parseTableName(b.table); } catch (e) { throw new InvalidOptionError((e as Error).message); }
-    if (opts.tables && opts.tables.some((t) => displayName(parseTableName(t)) !== displayName(table))) {
+    if (opts.tables && opts.tables.some((t) => !sameName(selectName(t), table))) {
       throw new InvalidOptionError('a bare import loads exactly one table: the one named in its bare options');
     }
     const format = normalizeFormat(typeof b.format === 'string' ? { kind: b.format } : b.format ?? { kind: 'text' }, { allowLossyNull: true });
@@ -75,9 +95,13 @@ export async function readSource(store: ObjectStore, opts: { tables?: string[]; 
     const objectName = b.objectName ?? table.name;
     const re = new RegExp(`^${escapeRegExp(objectName)}_(.+)_segment\\.(\\d+)$`);
     const objects: SourceTable['objects'] = [];
+    const infos: ObjectInfo[] = [];
     for await (const o of store.list(`${objectName}_`)) {
       const m = re.exec(o.key);
-      if (m) objects.push({ key: o.key, node: m[1]!, segment: Number(m[2]), bytes: o.size });
+      if (m) {
+        objects.push({ key: o.key, node: m[1]!, segment: Number(m[2]), bytes: o.size });
+        infos.push(o);
+      }
     }
     if (objects.length === 0) {
       throw new ObjectMissingError(`no objects named ${objectName}_<node>_segment.<n> under ${store.url}`, {
@@ -87,7 +111,7 @@ export async function readSource(store: ObjectStore, opts: { tables?: string[]; 
     objects.sort((a, b) => (a.node === b.node ? a.segment - b.segment : a.node < b.node ? -1 : 1));
     const name = displayName(table);
     return {
-      id: bareImportId(store.url, name),
+      id: bareImportId(store.url, name, infos),
       bare: true,
       format,
       sessionSettings: { ...SESSION_SETTINGS },
@@ -109,19 +133,19 @@ export async function readSource(store: ObjectStore, opts: { tables?: string[]; 
     }
     throw e;
   }
+  checkManifestObjects(m, store.url);
   let wanted = m.tables;
   if (opts.tables && opts.tables.length > 0) {
-    const names = opts.tables.map((t) => {
-      try { return displayName(parseTableName(t)); } catch (e) { throw new InvalidOptionError((e as Error).message); }
-    });
-    for (const n of names) {
-      if (!m.tables.some((t) => `${t.schema}.${t.name}` === n)) {
-        throw new TableNotFoundError(`table ${n} is not in the export at ${store.url}`, {
-          table: n, hint: `the export holds ${m.tables.map((t) => `${t.schema}.${t.name}`).join(', ')}`,
+    // Compared as (schema, name): a display string `schema.name` is ambiguous once a name holds a dot.
+    const wantedNames = opts.tables.map(selectName);
+    for (const n of wantedNames) {
+      if (!m.tables.some((t) => sameName(t, n))) {
+        throw new TableNotFoundError(`table ${displayName(n)} is not in the export at ${store.url}`, {
+          table: displayName(n), hint: `the export holds ${m.tables.map((t) => quoteQualified(t)).join(', ')}`,
         });
       }
     }
-    wanted = m.tables.filter((t) => names.includes(`${t.schema}.${t.name}`));
+    wanted = m.tables.filter((t) => wantedNames.some((n) => sameName(t, n)));
   }
   const notes: string[] = [];
   const tables = wanted.map((t): SourceTable => {
@@ -133,7 +157,8 @@ export async function readSource(store: ObjectStore, opts: { tables?: string[]; 
       distribution: t.distribution,
       nodes: t.nodes.map((n) => n.node),
       rows: t.rows,
-      // Only objects the manifest lists are ever read.
+      // Only objects the manifest lists are ever read. objects[].table is the display form
+      // `schema.name`: matched by exact equality, never parsed (the check made it unambiguous).
       objects: m.objects.filter((o) => o.table === name).map((o) => ({
         key: o.key, node: o.node, segment: o.segment, bytes: o.bytes, rows: o.rows, sha256: o.sha256, ...(o.shards ? { shards: o.shards } : {}),
       })),

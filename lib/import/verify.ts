@@ -15,7 +15,7 @@ import { COORDINATOR_NODE, type StaticTopology } from '../topology/discover.js';
 import type { ColumnInfo, PlanNode } from '../topology/types.js';
 import { runPool, throwIfAborted } from '../util/pool.js';
 import { destinationAddress, findDestination } from './destination.js';
-import { readSource, type BareSource } from './source.js';
+import { readSource, type BareSource, type TableSelection } from './source.js';
 
 /** Options of {@link verifyImport}. */
 export interface VerifyOptions {
@@ -27,8 +27,11 @@ export interface VerifyOptions {
   target?: string;
   /** `auto` (default), `postgres`, `fdw`, `citus`, or a {@link StaticTopology} naming the destination nodes. */
   topology?: 'auto' | 'postgres' | 'fdw' | 'citus' | StaticTopology;
-  /** Verify only these tables of the export (default: all). */
-  tables?: string[];
+  /**
+   * Verify only these tables of the export (default: all): `name`, `schema.name` or
+   * `"Quoted"."odd.name"` as the CLI's `-t` takes them, or `{ schema, name }` as given.
+   */
+  tables?: TableSelection[];
   /** Objects without a manifest: there is nothing recorded to compare; destination figures only. */
   bare?: BareSource;
   /**

@@ -22,6 +22,18 @@ export async function readManifest(store: ObjectStore): Promise<Manifest> {
   return checkManifest(m, store.url);
 }
 
+/** Longest identifier PostgreSQL keeps (NAMEDATALEN - 1 bytes); longer ones are cut silently. */
+const MAX_IDENT_BYTES = 63;
+
+/** Why `v` is not a usable identifier (a string PostgreSQL keeps as it is), or undefined. */
+export function identifierProblem(v: unknown): string | undefined {
+  if (typeof v !== 'string') return 'is not a string';
+  if (v.length === 0) return 'is empty';
+  if (v.includes('\0')) return 'contains a NUL byte';
+  if (Buffer.byteLength(v, 'utf8') > MAX_IDENT_BYTES) return `is longer than ${MAX_IDENT_BYTES} bytes (PostgreSQL would cut it)`;
+  return undefined;
+}
+
 /**
  * Session settings a manifest may ask an importer to apply, each with the values segferry
  * writes (SESSION_SETTINGS; every manifest version so far wrote the same). Anything else
@@ -42,7 +54,9 @@ function isObj(v: unknown): v is Record<string, unknown> {
  * untrusted input, so every field an import or verify uses is checked for type and shape
  * (strings, whole numbers ≥ 0, arrays, names without NUL, keys that stay one path segment,
  * the WHERE filter one expression, session settings on the allowlist) before any statement
- * runs. Type names are not checked as SQL here.
+ * runs; identifiers are ones PostgreSQL keeps as written (at most 63 bytes), tables and
+ * columns unique. Type names are not checked as SQL here: the import resolves them on the
+ * destination before use (lib/import/safety.ts).
  *
  * @throws ManifestInvalidError naming the first field that is wrong.
  */
@@ -59,7 +73,14 @@ export function checkManifest(m: unknown, where = 'manifest'): Manifest {
   checkFormat(o.format, bad);
   checkSessionSettings(o.sessionSettings, bad);
   if (o.segmentSize !== undefined) count(o.segmentSize, 'segmentSize', bad);
-  o.tables.forEach((t, i) => checkTable(t, `tables[${i}]`, bad));
+  const names = new Set<string>();
+  o.tables.forEach((t, i) => {
+    checkTable(t, `tables[${i}]`, bad);
+    // objects[].table names a table by its display form: it must be unambiguous.
+    const display = `${t.schema}.${t.name}`;
+    if (names.has(display)) throw bad(`two tables are named ${JSON.stringify(display)}`);
+    names.add(display);
+  });
   for (const [i, obj] of o.objects.entries()) {
     if (!isObj(obj) || typeof obj.key !== 'string' || typeof obj.sha256 !== 'string' || typeof obj.rows !== 'number' || typeof obj.bytes !== 'number') {
       throw bad('an object entry lacks key, sha256, rows or bytes');
@@ -85,6 +106,12 @@ function count(v: unknown, at: string, bad: Bad): void {
 /** A non-empty string without NUL (table, schema, column and node names). */
 function name(v: unknown, at: string, bad: Bad): void {
   if (typeof v !== 'string' || v === '' || v.includes('\0')) throw bad(`${at} must be a non-empty string without NUL`);
+}
+
+/** An identifier PostgreSQL keeps as written (see {@link identifierProblem}). */
+function ident(v: unknown, at: string, bad: Bad): void {
+  const p = identifierProblem(v);
+  if (p) throw bad(`${at} ${p}`);
 }
 
 function optString(v: unknown, at: string, bad: Bad): void {
@@ -129,6 +156,22 @@ function checkSessionSettings(s: unknown, bad: Bad): void {
   }
 }
 
+/**
+ * What an import also needs of a checked manifest: every object names one of `tables[]` by
+ * its display form, and shard ids are made of digits. (Cleanup reads only the keys, so
+ * {@link checkManifest} does not insist on these.)
+ */
+export function checkManifestObjects(m: Manifest, where = 'manifest'): void {
+  const bad = (why: string) => new ManifestInvalidError(`${where}${MANIFEST_KEY}: ${why}`, { key: MANIFEST_KEY });
+  const names = new Set(m.tables.map((t) => `${t.schema}.${t.name}`));
+  for (const obj of m.objects) {
+    if (!names.has(obj.table)) throw bad(`object ${obj.key} names table ${JSON.stringify(obj.table)}, which is not among tables[]`);
+    if (obj.shards !== undefined && obj.shards.some((s) => !/^[0-9]+$/.test(s))) {
+      throw bad(`object ${obj.key}: shards must be shard ids made of digits`);
+    }
+  }
+}
+
 function checksum(c: unknown, at: string, bad: Bad): void {
   if (c === undefined) return;
   if (!isObj(c)) throw bad(`${at} must be an object`);
@@ -139,19 +182,25 @@ function checksum(c: unknown, at: string, bad: Bad): void {
 
 function checkTable(t: unknown, at: string, bad: Bad): void {
   if (!isObj(t)) throw bad(`${at} must be an object`);
-  name(t.schema, `${at}.schema`, bad);
-  name(t.name, `${at}.name`, bad);
+  ident(t.schema, `${at}.schema`, bad);
+  ident(t.name, `${at}.name`, bad);
   if (t.objectName !== undefined) {
     name(t.objectName, `${at}.objectName`, bad);
     checkKey(t.objectName as string, `${at}.objectName`, bad);
   }
   if (!Array.isArray(t.columns)) throw bad(`${at}.columns must be an array`);
-  t.columns.forEach((c: unknown, i: number) => {
-    if (!isObj(c)) throw bad(`${at}.columns[${i}] must be an object`);
-    name(c.name, `${at}.columns[${i}].name`, bad);
-    name(c.type, `${at}.columns[${i}].type`, bad);
-    if (c.notNull !== undefined && typeof c.notNull !== 'boolean') throw bad(`${at}.columns[${i}].notNull must be true or false`);
-  });
+  if (t.generated !== undefined && !Array.isArray(t.generated)) throw bad(`${at}.generated must be an array`);
+  const seen = new Set<string>();
+  for (const [list, cols] of [['columns', t.columns], ['generated', t.generated ?? []]] as const) {
+    (cols as unknown[]).forEach((c: unknown, i: number) => {
+      if (!isObj(c)) throw bad(`${at}.${list}[${i}] must be an object`);
+      ident(c.name, `${at}.${list}[${i}].name`, bad);
+      name(c.type, `${at}.${list}[${i}].type`, bad);
+      if (c.notNull !== undefined && typeof c.notNull !== 'boolean') throw bad(`${at}.${list}[${i}].notNull must be true or false`);
+      if (seen.has(c.name as string)) throw bad(`${at}: column ${JSON.stringify(c.name)} appears twice`);
+      seen.add(c.name as string);
+    });
+  }
   const d = t.distribution;
   if (!isObj(d) || (d.kind !== 'distributed' && d.kind !== 'replicated' && d.kind !== 'single')) {
     throw bad(`${at}.distribution.kind must be distributed, replicated or single`);
@@ -164,7 +213,7 @@ function checkTable(t: unknown, at: string, bad: Bad): void {
     if (!Array.isArray(d.shards)) throw bad(`${at}.distribution.shards must be an array`);
     d.shards.forEach((sh: unknown, i: number) => {
       if (!isObj(sh)) throw bad(`${at}.distribution.shards[${i}] must be an object`);
-      name(sh.id, `${at}.distribution.shards[${i}].id`, bad);
+      if (typeof sh.id !== 'string' || !/^[0-9]+$/.test(sh.id)) throw bad(`${at}.distribution.shards[${i}].id must be a shard id made of digits`);
       optString(sh.min, `${at}.distribution.shards[${i}].min`, bad);
       optString(sh.max, `${at}.distribution.shards[${i}].max`, bad);
     });

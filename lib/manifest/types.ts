@@ -75,6 +75,12 @@ export interface ManifestTable {
   /** Sum over nodes, when checksums were computed. */
   checksum?: RowChecksum;
   /**
+   * Generated columns (`GENERATED ALWAYS AS (…) STORED`): not in the data, which holds only
+   * `columns`; the destination computes them. Absent when there are none (and in manifests
+   * written before this field existed).
+   */
+  generated?: ColumnInfo[];
+  /**
    * Arrow format: each column's PostgreSQL type and Arrow type. Every object also carries
    * its own schema; `demoted` marks a column some object holds as text (docs/formats.md).
    */

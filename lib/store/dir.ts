@@ -169,7 +169,7 @@ export class DirectoryStore implements ObjectStore {
   async head(key: string): Promise<ObjectInfo | undefined> {
     try {
       const st = await fsp.stat(this.pathOf(key));
-      return st.isFile() ? { key, size: st.size } : undefined;
+      return st.isFile() ? { key, size: st.size, lastModified: st.mtime.toISOString() } : undefined;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw new StorageError(`stat ${key} failed: ${(e as Error).message}`, { key, cause: e });
@@ -191,7 +191,10 @@ export class DirectoryStore implements ObjectStore {
         if (ent.isDirectory()) await walk(full);
         else if (ent.isFile()) {
           const key = path.relative(this.root, full).split(path.sep).join('/');
-          if (key.startsWith(prefix)) out.push({ key, size: (await fsp.stat(full)).size });
+          if (key.startsWith(prefix)) {
+            const st = await fsp.stat(full);
+            out.push({ key, size: st.size, lastModified: st.mtime.toISOString() });
+          }
         }
       }
     };

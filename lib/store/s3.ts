@@ -379,7 +379,10 @@ export class S3Store implements ObjectStore {
   async head(key: string): Promise<ObjectInfo | undefined> {
     try {
       const r = await this.#send<HeadObjectCommandOutput>((sdk) => new sdk.HeadObjectCommand({ Bucket: this.bucket, Key: this.#k(key) }));
-      return { key, size: Number(r.ContentLength ?? 0) };
+      const info: ObjectInfo = { key, size: Number(r.ContentLength ?? 0) };
+      if (r.ETag) info.etag = r.ETag;
+      if (r.LastModified) info.lastModified = r.LastModified.toISOString();
+      return info;
     } catch (e) {
       if (isNotFound(e) && !isNoSuchBucket(e)) return undefined;
       throw this.#wrap(e, 'checking', key);
@@ -397,7 +400,10 @@ export class S3Store implements ObjectStore {
       }
       for (const c of r.Contents ?? []) {
         if (c.Key === undefined) continue;
-        yield { key: c.Key.slice(this.prefix.length), size: Number(c.Size ?? 0) };
+        const info: ObjectInfo = { key: c.Key.slice(this.prefix.length), size: Number(c.Size ?? 0) };
+        if (c.ETag) info.etag = c.ETag;
+        if (c.LastModified) info.lastModified = c.LastModified.toISOString();
+        yield info;
       }
       token = r.IsTruncated ? r.NextContinuationToken : undefined;
     } while (token);

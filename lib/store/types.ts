@@ -6,6 +6,10 @@ export interface ObjectInfo {
   key: string;
   /** Size in bytes. */
   size: number;
+  /** Entity tag as the store reports it (S3: the ETag, quotes included); absent where there is none (directories). */
+  etag?: string;
+  /** Last modification time, ISO 8601 (S3: LastModified; directories: the file's mtime), when known. */
+  lastModified?: string;
 }
 
 /**

@@ -46,13 +46,17 @@ export interface CatalogColumn extends ColumnInfo {
   remoteName?: string;
 }
 
-/** Columns of a relation in attnum order, with their exact types. */
+/**
+ * Data columns of a relation in attnum order, with their exact types. Generated columns
+ * (`attgenerated`, GENERATED ALWAYS AS … STORED) are left out: COPY FROM refuses them and
+ * the destination computes them (see {@link generatedColumns}).
+ */
 export async function relationColumns(client: pg.Client, oid: number): Promise<CatalogColumn[]> {
   const r = await client.query<{ name: string; type: string; notnull: boolean; fdwopts: string[] | null }>(
     `SELECT a.attname AS name, pg_catalog.format_type(a.atttypid, a.atttypmod) AS type,
             a.attnotnull AS notnull, a.attfdwoptions AS fdwopts
        FROM pg_catalog.pg_attribute a
-      WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped
+      WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
       ORDER BY a.attnum`,
     [oid],
   );
@@ -62,6 +66,19 @@ export async function relationColumns(client: pg.Client, oid: number): Promise<C
     if (remote !== undefined) c.remoteName = remote;
     return c;
   });
+}
+
+/** Generated columns of a relation (name and type), in attnum order: not part of the data. */
+export async function generatedColumns(client: pg.Client, q: QualifiedName): Promise<ColumnInfo[]> {
+  const r = await client.query<{ name: string; type: string }>(
+    `SELECT a.attname AS name, pg_catalog.format_type(a.atttypid, a.atttypmod) AS type
+       FROM pg_catalog.pg_attribute a
+       JOIN pg_catalog.pg_class c ON c.oid = a.attrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated <> ''
+      ORDER BY a.attnum`,
+    [q.schema, q.name],
+  );
+  return r.rows.map((row) => ({ name: row.name, type: row.type }));
 }
 
 /** Bytes on disk of a relation and, if partitioned, all its partitions (0 for foreign tables). */

@@ -70,6 +70,8 @@ export interface TablePlan {
   /** The `<table>` part of object keys (see docs/naming.md). */
   objectName: string;
   columns: ColumnInfo[];
+  /** Generated columns (not exported: the destination computes them); absent when none. */
+  generated?: ColumnInfo[];
   distribution: Distribution;
   /** Reads in order; several reads on one node go into that node's one sequence of segments. */
   reads: RelationRead[];

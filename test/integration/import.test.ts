@@ -524,11 +524,12 @@ describe('bad input: a typed error, and only whole recorded objects in the desti
     await dst.coordinator.query('DROP DATABASE IF EXISTS misfit');
     await dst.coordinator.query('CREATE DATABASE misfit');
     await dst.coordinator.query(trickyTableDDL('orders'), [], 'misfit');
-    await dst.coordinator.query('ALTER TABLE orders ALTER COLUMN grp TYPE bigint', [], 'misfit');
+    // integer into bigint is a safe widening (docs/formats.md#types); into smallint it narrows.
+    await dst.coordinator.query('ALTER TABLE orders ALTER COLUMN grp TYPE smallint', [], 'misfit');
     const e = await failure({ from: exported.get('text-dir')!.location, target: dst.coordinator.url('misfit'), tables: ['orders'] });
     expect(e.code).toBe('ERR_SCHEMA_MISMATCH');
     expect(e.table).toBe('public.orders');
-    expect(e.message).toMatch(/"grp" is bigint, but was exported as integer/);
+    expect(e.message).toMatch(/"grp" is smallint, but was exported as integer/);
     await dst.coordinator.query('ALTER TABLE orders ALTER COLUMN grp TYPE integer, DROP COLUMN note', [], 'misfit');
     const e2 = await failure({ from: exported.get('text-dir')!.location, target: dst.coordinator.url('misfit'), tables: ['orders'] });
     expect(e2.code).toBe('ERR_SCHEMA_MISMATCH');

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { SegferryError } from '../../lib/errors.js';
-import { checkColumns, markLoaded } from '../../lib/import/preconditions.js';
+import { checkColumns, markLoaded, typeAccepts } from '../../lib/import/preconditions.js';
 import type { ImportTablePlan, PlannedObject } from '../../lib/import/route.js';
 
 const obj = (key: string, targets: string[]): PlannedObject => ({ key, sourceNode: 'dn1', segment: 0, bytes: 1, targets, loaded: [] });
@@ -40,5 +40,39 @@ describe('checkColumns', () => {
       try { checkColumns(exported, dest, [], 'public.t', 'dn2'); } catch (x) { e = x as SegferryError; }
       expect([e?.code, e?.node]).toEqual(['ERR_SCHEMA_MISMATCH', 'dn2']);
     }
+  });
+});
+
+describe('typeAccepts: the same type or a safe widening', () => {
+  const accepted: [string, string][] = [
+    ['integer', 'integer'], ['smallint', 'integer'], ['smallint', 'bigint'], ['integer', 'bigint'],
+    ['integer', 'numeric'], ['bigint', 'numeric'], ['bigint', 'numeric(19,0)'], ['integer', 'numeric(12,2)'],
+    ['real', 'double precision'],
+    ['character varying(10)', 'character varying(10)'], ['character varying(10)', 'character varying(20)'],
+    ['character varying(10)', 'character varying'], ['character varying(10)', 'text'], ['character varying', 'text'],
+    ['character(3)', 'text'], ['text', 'character varying'],
+    ['timestamp(3) without time zone', 'timestamp(6) without time zone'], ['timestamp(0) with time zone', 'timestamp with time zone'],
+    ['numeric(10,2)', 'numeric(12,2)'], ['numeric(10,2)', 'numeric'], ['numeric(5)', 'numeric(7,0)'],
+  ];
+  const refused: [string, string][] = [
+    ['bigint', 'integer'], ['integer', 'smallint'], ['bigint', 'numeric(18,0)'], ['integer', 'numeric(10,2)'], ['integer', 'real'],
+    ['double precision', 'real'], ['integer', 'text'], ['text', 'character varying(10)'], ['character varying(20)', 'character varying(10)'],
+    ['character(3)', 'character varying(3)'], ['text', 'character(3)'], ['timestamp(6) without time zone', 'timestamp(3) without time zone'],
+    ['timestamp without time zone', 'timestamp with time zone'], ['numeric(10,2)', 'numeric(12,3)'], ['numeric(10,2)', 'numeric(9,2)'],
+    ['numeric', 'numeric(30,2)'], ['integer[]', 'bigint[]'], ['date', 'timestamp without time zone'], ['json', 'jsonb'],
+  ];
+  it('accepts widenings under which every text form reads back the same', () => {
+    expect(accepted.filter(([f, t]) => !typeAccepts(f, t))).toEqual([]);
+  });
+  it('refuses everything else', () => {
+    expect(refused.filter(([f, t]) => typeAccepts(f, t))).toEqual([]);
+  });
+  it('Arrow (COPY BINARY) accepts only the same type', () => {
+    expect(typeAccepts('integer', 'integer', 'arrow')).toBe(true);
+    expect(accepted.filter(([f, t]) => f !== t && typeAccepts(f, t, 'arrow'))).toEqual([]);
+  });
+  it('checkColumns applies the rule: integer into bigint loads, bigint into integer does not', () => {
+    expect(() => checkColumns([{ name: 'id', type: 'integer' }], [{ name: 'id', type: 'bigint' }], [], 'public.t', 'dn1')).not.toThrow();
+    expect(() => checkColumns([{ name: 'id', type: 'integer' }], [{ name: 'id', type: 'bigint' }], [], 'public.t', 'dn1', 'arrow')).toThrow(/exported as integer/);
   });
 });
