@@ -28,6 +28,8 @@ export type { VerifyOptions, VerifyResult, VerifyTable, VerifyNode } from './imp
 export { readManifest } from './manifest/io.js';
 export { cleanup } from './maintenance/cleanup.js';
 export type { CleanupOptions, CleanupResult } from './maintenance/cleanup.js';
+export { checkExport } from './maintenance/check.js';
+export type { CheckOptions, CheckResult, ChangedObject, MaintenanceEvent } from './maintenance/check.js';
 export { MANIFEST_KEY, MANIFEST_VERSION } from './manifest/types.js';
 export type { Manifest, ManifestObject, ManifestTable, ManifestTableNode, RowChecksum } from './manifest/types.js';
 export type {
