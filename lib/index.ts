@@ -30,6 +30,8 @@ export { cleanup } from './maintenance/cleanup.js';
 export type { CleanupOptions, CleanupResult } from './maintenance/cleanup.js';
 export { checkExport } from './maintenance/check.js';
 export type { CheckOptions, CheckResult, ChangedObject, MaintenanceEvent } from './maintenance/check.js';
+export { replicateExport } from './maintenance/replicate.js';
+export type { ReplicateOptions, ReplicateResult } from './maintenance/replicate.js';
 export { MANIFEST_KEY, MANIFEST_VERSION } from './manifest/types.js';
 export type { Manifest, ManifestObject, ManifestTable, ManifestTableNode, RowChecksum } from './manifest/types.js';
 export type {

@@ -11,6 +11,7 @@ import { Reporter, outputMode } from './report.js';
 import { DEMO_ROWS, runDemo, type DemoOptions } from '../demo/demo.js';
 import { cmdCleanup } from './cleanup.js';
 import { cmdCheck } from './check.js';
+import { cmdReplicate } from './replicate.js';
 import { cmdImport, cmdVerify, type CliShared } from './import.js';
 
 /** Exit codes: 0 success, 1 operation failed, 2 usage error, 3 verify mismatch, 130 interrupted. */
@@ -28,6 +29,7 @@ Usage:
   segferry verify --from DEST (--target URL | --topology FILE.json)
   segferry cleanup --at DEST [--yes]   (leftovers of failed runs)
   segferry check  --at DEST [--read-data] [--concurrency N]   (integrity, no database)
+  segferry replicate --from SRC --to DST [--concurrency N] [--resume] [--verify]
   segferry demo   [--rows N] [--to DIR] [--keep]   the whole job on throwaway clusters
   segferry --help | --version
 
@@ -384,6 +386,8 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdCleanup(rest, S3_FLAGS, s3FromFlags);
       case 'check':
         return await cmdCheck(rest, S3_FLAGS, s3FromFlags);
+      case 'replicate':
+        return await cmdReplicate(rest, S3_FLAGS, s3FromFlags);
       case 'demo':
         return await cmdDemo(rest, reporter);
       default:

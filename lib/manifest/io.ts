@@ -59,6 +59,11 @@ export function checkManifest(m: unknown, where = 'manifest'): Manifest {
   checkFormat(o.format, bad);
   checkSessionSettings(o.sessionSettings, bad);
   if (o.segmentSize !== undefined) count(o.segmentSize, 'segmentSize', bad);
+  if (o.replicatedFrom !== undefined) {
+    const r = o.replicatedFrom as unknown;
+    if (!isObj(r)) throw bad('replicatedFrom must be an object');
+    for (const k of ['location', 'at', 'manifestId'] as const) name(r[k], `replicatedFrom.${k}`, bad);
+  }
   o.tables.forEach((t, i) => checkTable(t, `tables[${i}]`, bad));
   for (const [i, obj] of o.objects.entries()) {
     if (!isObj(obj) || typeof obj.key !== 'string' || typeof obj.sha256 !== 'string' || typeof obj.rows !== 'number' || typeof obj.bytes !== 'number') {
