@@ -43,7 +43,7 @@ export {
   DatabaseError, RowTooLargeError, BucketNotFoundError, StorageError, PrefixNotEmptyError, PrefixClaimedError, UnfinishedExportError,
   ManifestMissingError, ManifestInvalidError, ObjectMissingError, ChecksumMismatchError, RowCountMismatchError,
   SchemaMismatchError, VerifyMismatchError, KeyEscapesRootError, AbortedError, PrerequisiteError, WorkerError,
-  CopyProtocolError, ValueConversionError, FormatError, InternalError,
+  CopyProtocolError, ValueConversionError, FormatError, InternalError, EncryptionKeyError, DecryptionError,
 } from './errors.js';
 export type { ErrorCode, ErrorContext } from './errors.js';
 export { VERSION } from './version.js';

@@ -100,7 +100,6 @@ export async function replicateExport(opts: ReplicateOptions): Promise<Replicate
       from: src.url, to: dst.url, manifestId: m.id, objects: named.length, bytes: named.reduce((s, o) => s + o.bytes, 0),
       serverSide: 0, streamed: 0, skipped: 0, alreadyDone: false, manifest: m, elapsedMs: 0,
     };
-    if (src.url === dst.url) throw new PrefixNotEmptyError(`${dst.url} is the source itself`);
     await dst.check();
     const done = await finishedCopy(dst, m, opts.resume === true);
     if (done) {

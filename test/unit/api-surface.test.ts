@@ -30,7 +30,7 @@ const EXPECTED = [
   'UnfinishedExportError', 'ManifestMissingError', 'ManifestInvalidError', 'ObjectMissingError',
   'ChecksumMismatchError', 'RowCountMismatchError', 'SchemaMismatchError', 'VerifyMismatchError',
   'KeyEscapesRootError', 'AbortedError', 'PrerequisiteError', 'WorkerError', 'CopyProtocolError',
-  'ValueConversionError', 'FormatError', 'InternalError',
+  'ValueConversionError', 'FormatError', 'InternalError', 'EncryptionKeyError', 'DecryptionError',
 ].sort();
 
 describe('public API surface', () => {
