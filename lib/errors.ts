@@ -38,7 +38,9 @@ export type ErrorCode =
   | 'ERR_INTERNAL'
   | 'ERR_PREFIX_CLAIMED'
   | 'ERR_MANIFEST_UNSAFE'
-  | 'ERR_DESTINATION_NOT_EMPTY';
+  | 'ERR_DESTINATION_NOT_EMPTY'
+  | 'ERR_ENCRYPTION_KEY'
+  | 'ERR_DECRYPTION';
 
 /** Fields shared by every segferry error. */
 export interface ErrorContext {
@@ -432,4 +434,20 @@ export function fromDatabaseError(
  */
 export class PrefixClaimedError extends SegferryError {
   constructor(message: string, ctx?: ErrorContext) { super('ERR_PREFIX_CLAIMED', message, ctx); }
+}
+
+// --- Client-side encryption (issue 18) -------------------------------------------------------
+
+/**
+ * An encryption key is missing, unreadable, not 256 bits, or not the one the export was
+ * encrypted with (its key id differs, or the data key does not unwrap). Raised before any
+ * object is read. Never shows the key.
+ */
+export class EncryptionKeyError extends SegferryError {
+  constructor(message: string, ctx?: ErrorContext) { super('ERR_ENCRYPTION_KEY', message, ctx); }
+}
+
+/** An encrypted object fails authentication: damaged, truncated, extended, renamed or replaced. */
+export class DecryptionError extends SegferryError {
+  constructor(message: string, ctx?: ErrorContext) { super('ERR_DECRYPTION', message, ctx); }
 }

@@ -28,6 +28,10 @@ export type { VerifyOptions, VerifyResult, VerifyTable, VerifyNode } from './imp
 export { readManifest } from './manifest/io.js';
 export { cleanup } from './maintenance/cleanup.js';
 export type { CleanupOptions, CleanupResult } from './maintenance/cleanup.js';
+export { checkExport } from './maintenance/check.js';
+export type { CheckOptions, CheckResult, ChangedObject, MaintenanceEvent } from './maintenance/check.js';
+export { replicateExport } from './maintenance/replicate.js';
+export type { ReplicateOptions, ReplicateResult } from './maintenance/replicate.js';
 export { MANIFEST_KEY, MANIFEST_VERSION } from './manifest/types.js';
 export type { Manifest, ManifestObject, ManifestTable, ManifestTableNode, RowChecksum } from './manifest/types.js';
 export type {
@@ -40,6 +44,7 @@ export {
   ManifestMissingError, ManifestInvalidError, ObjectMissingError, ChecksumMismatchError, RowCountMismatchError,
   SchemaMismatchError, VerifyMismatchError, KeyEscapesRootError, AbortedError, PrerequisiteError, WorkerError,
   CopyProtocolError, ValueConversionError, FormatError, InternalError, UntrustedInputError, DestinationNotEmptyError,
+  EncryptionKeyError, DecryptionError,
 } from './errors.js';
 export type { ErrorCode, ErrorContext } from './errors.js';
 export { VERSION } from './version.js';

@@ -10,6 +10,8 @@ import { VERSION } from '../version.js';
 import { Reporter, outputMode } from './report.js';
 import { DEMO_ROWS, runDemo, type DemoOptions } from '../demo/demo.js';
 import { cmdCleanup } from './cleanup.js';
+import { cmdCheck } from './check.js';
+import { cmdReplicate } from './replicate.js';
 import { cmdImport, cmdVerify, type CliShared } from './import.js';
 
 /** Exit codes: 0 success, 1 operation failed, 2 usage error, 3 verify mismatch, 130 interrupted. */
@@ -26,6 +28,8 @@ Usage:
                   [--analyze] [--force] [--verify] [--dry-run]
   segferry verify --from DEST (--target URL | --topology FILE.json)
   segferry cleanup --at DEST [--yes]   (leftovers of failed runs)
+  segferry check  --at DEST [--read-data] [--concurrency N]   (integrity, no database)
+  segferry replicate --from SRC --to DST [--concurrency N] [--resume] [--verify]
   segferry demo   [--rows N] [--to DIR] [--keep]   the whole job on throwaway clusters
   segferry --help | --version
 
@@ -380,6 +384,10 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdVerify(rest, cliShared(reporter));
       case 'cleanup':
         return await cmdCleanup(rest, S3_FLAGS, s3FromFlags);
+      case 'check':
+        return await cmdCheck(rest, S3_FLAGS, s3FromFlags);
+      case 'replicate':
+        return await cmdReplicate(rest, S3_FLAGS, s3FromFlags);
       case 'demo':
         return await cmdDemo(rest, reporter);
       default:

@@ -73,6 +73,11 @@ export function checkManifest(m: unknown, where = 'manifest'): Manifest {
   checkFormat(o.format, bad);
   checkSessionSettings(o.sessionSettings, bad);
   if (o.segmentSize !== undefined) count(o.segmentSize, 'segmentSize', bad);
+  if (o.replicatedFrom !== undefined) {
+    const r = o.replicatedFrom as unknown;
+    if (!isObj(r)) throw bad('replicatedFrom must be an object');
+    for (const k of ['location', 'at', 'manifestId'] as const) name(r[k], `replicatedFrom.${k}`, bad);
+  }
   const names = new Set<string>();
   o.tables.forEach((t, i) => {
     checkTable(t, `tables[${i}]`, bad);

@@ -109,6 +109,22 @@ export interface Manifest {
   segmentSize: number;
   tables: ManifestTable[];
   objects: ManifestObject[];
+  /**
+   * Set by `segferry replicate` on the copy it writes: where the export was copied from (a
+   * location without credentials), when, and the source manifest's id. Otherwise the copy's
+   * manifest equals the source's. Absent on an export's own manifest.
+   */
+  replicatedFrom?: ReplicatedFrom;
   /** Server-side encryption requested for the objects, if any. */
   encryption?: { algorithm: string; kmsKeyId?: string };
+}
+
+/** Where a replicated export came from (docs/replicate.md). */
+export interface ReplicatedFrom {
+  /** Source location: `s3://bucket/prefix/` or `file:///dir` (never credentials). */
+  location: string;
+  /** ISO time the copy's manifest was written. */
+  at: string;
+  /** The source manifest's `id` (the copy keeps the same id, so import ledgers agree). */
+  manifestId: string;
 }

@@ -12,7 +12,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import { once } from 'node:events';
 import { BucketNotFoundError, ObjectMissingError, StorageError, registerSecret } from '../errors.js';
 import { throwIfAborted } from '../util/pool.js';
-import type { ObjectInfo, ObjectStore, ObjectWriter } from './types.js';
+import type { CopyOptions, ObjectInfo, ObjectStore, ObjectWriter } from './types.js';
 
 /**
  * How to reach an S3-compatible service. Every field is optional: by default the AWS SDK's
@@ -456,6 +456,55 @@ export class S3Store implements ObjectStore {
       await this.#send((sdk) => new sdk.AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.#k(key), UploadId: uploadId }));
     } catch (e) {
       throw this.#wrap(e, 'aborting upload', key);
+    }
+  }
+
+  /**
+   * The service this store reaches and as whom: endpoint and access key id (never the secret).
+   * Two stores with the same identity can copy server-side between their buckets.
+   */
+  #identity(): string {
+    const env = process.env;
+    const endpoint = this.#opts.endpoint ?? env.AWS_ENDPOINT_URL_S3 ?? env.AWS_ENDPOINT_URL ?? 'aws';
+    return JSON.stringify([endpoint.replace(/\/+$/, ''), this.#opts.credentials?.accessKeyId ?? env.AWS_ACCESS_KEY_ID ?? env.AWS_PROFILE ?? '']);
+  }
+
+  async copyFrom(src: ObjectStore, key: string, opts: CopyOptions): Promise<boolean> {
+    if (!(src instanceof S3Store) || src.#identity() !== this.#identity()) return false;
+    // s3rver accepts CopySource only URL-encoded this way (docs/s3-compatibility.md); AWS too.
+    const source = encodeURI(`${src.bucket}/${src.#k(key)}`);
+    const so: { abortSignal?: AbortSignal } = opts.signal ? { abortSignal: opts.signal } : {};
+    const dst = { Bucket: this.bucket, Key: this.#k(key) };
+    if (opts.size <= (opts.multipartAbove ?? 5 * 1024 ** 3)) {
+      try {
+        await this.#send((sdk) => new sdk.CopyObjectCommand({ ...dst, CopySource: source, ...this.#sse() }), so);
+      } catch (e) {
+        throwIfAborted(opts.signal);
+        if (isNotFound(e) && !isNoSuchBucket(e)) throw new ObjectMissingError(`object ${key} not found in ${src.url}`, { key, cause: e });
+        throw this.#wrap(e, 'copying to', key);
+      }
+      return true;
+    }
+    const part = Math.max(opts.partSize ?? 512 * 1024 ** 2, Math.ceil(opts.size / 10_000), 5 * 1024 ** 2);
+    let uploadId: string | undefined;
+    try {
+      const c = await this.#send<{ UploadId?: string }>((sdk) => new sdk.CreateMultipartUploadCommand({ ...dst, ...this.#sse() }), so);
+      uploadId = c.UploadId;
+      const parts: { ETag: string; PartNumber: number }[] = [];
+      for (let start = 0, n = 1; start < opts.size; start += part, n++) {
+        const end = Math.min(start + part, opts.size) - 1;
+        const r = await this.#send<{ CopyPartResult?: { ETag?: string } }>((sdk) => new sdk.UploadPartCopyCommand({
+          ...dst, UploadId: uploadId, PartNumber: n, CopySource: source, CopySourceRange: `bytes=${start}-${end}`,
+        }), so);
+        parts.push({ ETag: r.CopyPartResult?.ETag ?? '', PartNumber: n });
+      }
+      await this.#send((sdk) => new sdk.CompleteMultipartUploadCommand({ ...dst, UploadId: uploadId, MultipartUpload: { Parts: parts } }), so);
+      return true;
+    } catch (e) {
+      if (uploadId) await this.abortUpload(key, uploadId).catch(() => {});
+      throwIfAborted(opts.signal);
+      if (isNotFound(e) && !isNoSuchBucket(e)) throw new ObjectMissingError(`object ${key} not found in ${src.url}`, { key, cause: e });
+      throw this.#wrap(e, 'copying to', key);
     }
   }
 

@@ -71,4 +71,24 @@ export interface ObjectStore {
    * Where {@link ObjectStore.conditionalWrites} is `'unknown'` a true may be wrong.
    */
   createExclusive?(key: string, body: Buffer | string): Promise<boolean>;
+  /**
+   * Server-side copy of the object `key` of `src` to the same key in this store, when both are
+   * buckets of one service reached with the same credentials (S3 `CopyObject`; `UploadPartCopy`
+   * above `opts.multipartAbove`): no byte passes through the client. Resolves false, having done
+   * nothing, when this store cannot copy from `src` (another endpoint or account, a directory):
+   * the caller then streams. Missing: never server-side.
+   */
+  copyFrom?(src: ObjectStore, key: string, opts: CopyOptions): Promise<boolean>;
+}
+
+/** Options of {@link ObjectStore.copyFrom}. */
+export interface CopyOptions {
+  /** The object's size in bytes (from the manifest): decides between one request and parts. */
+  size: number;
+  /** Cancels the copy (default: none); a multipart copy is then aborted. */
+  signal?: AbortSignal;
+  /** Copy in parts (`UploadPartCopy`) above this many bytes (default 5 GiB, CopyObject's limit). */
+  multipartAbove?: number;
+  /** Part size of a multipart copy (default: 512 MiB, more when 10,000 parts would not do; at least 5 MiB). */
+  partSize?: number;
 }

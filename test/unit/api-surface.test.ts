@@ -17,7 +17,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 
 const EXPECTED = [
   // operations
-  'planExport', 'exportTables', 'planImport', 'importTables', 'verifyImport', 'cleanup', 'readManifest',
+  'planExport', 'exportTables', 'planImport', 'importTables', 'verifyImport', 'cleanup', 'readManifest', 'checkExport', 'replicateExport',
   // stores
   'openStore', 'S3Store', 'DirectoryStore',
   // Arrow objects
@@ -31,6 +31,7 @@ const EXPECTED = [
   'ChecksumMismatchError', 'RowCountMismatchError', 'SchemaMismatchError', 'VerifyMismatchError',
   'KeyEscapesRootError', 'AbortedError', 'PrerequisiteError', 'WorkerError', 'CopyProtocolError',
   'ValueConversionError', 'FormatError', 'InternalError', 'UntrustedInputError', 'DestinationNotEmptyError',
+  'EncryptionKeyError', 'DecryptionError',
 ].sort();
 
 describe('public API surface', () => {

@@ -12,7 +12,7 @@ import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const LOWER = ['lib/format', 'lib/store', 'lib/pg', 'lib/manifest', 'lib/topology', 'lib/segment'];
+const LOWER = ['lib/format', 'lib/store', 'lib/pg', 'lib/manifest', 'lib/topology', 'lib/segment', 'lib/crypto'];
 const HIGHER = ['lib/export', 'lib/import', 'lib/cli', 'lib/demo', 'lib/maintenance', 'lib/index.ts'];
 
 /**

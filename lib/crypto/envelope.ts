@@ -1,0 +1,286 @@
+/**
+ * Client-side encryption of stored objects (issue 18; format in docs/encryption.md).
+ *
+ * Envelope: a fresh 256-bit data key per export, wrapped (AES-256-GCM) by the user's key; the
+ * manifest carries the wrapped key and the algorithm, never the plain key. Each object is
+ * encrypted on its own, in fixed-size chunks, so memory stays bounded and a damaged chunk is
+ * found before any of its bytes are used (a STREAM-style construction):
+ *
+ *   object  = header ‖ chunk₀ ‖ … ‖ chunkₙ            (n ≥ 0: an empty object has one, empty, final chunk)
+ *   header  = "SFE1" ‖ u8 version=1 ‖ u8 0 ‖ u16 0 ‖ u32 chunkSize ‖ salt[16]      (28 bytes)
+ *   chunkᵢ  = AES-256-GCM(objectKey, nonceᵢ, plaintextᵢ, aad=header) ‖ tag[16]
+ *   objectKey = HKDF-SHA256(dataKey, salt, "segferry object v1\0" ‖ key)
+ *   nonceᵢ  = 0[7] ‖ u32 i ‖ u8 (1 on the last chunk, else 0)
+ *
+ * Every chunk but the last holds exactly chunkSize plaintext bytes. The object key is bound
+ * into the per-object key (an object renamed to another key fails), the final flag into the
+ * last nonce (a truncated object fails), the header into every chunk's AAD. The random salt
+ * gives every written object its own key, so a rewrite of the same key (a resumed export) never
+ * reuses a (key, nonce) pair.
+ */
+import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { DecryptionError, EncryptionKeyError } from '../errors.js';
+
+/** Algorithm name recorded in the manifest. */
+export const CLIENT_ENCRYPTION_ALGORITHM = 'segferry-aes-256-gcm-chunked-v1';
+/** Default plaintext bytes per chunk: 64 KiB (16 bytes of tag each: 0.025 % overhead). */
+export const DEFAULT_CHUNK_SIZE = 64 * 1024;
+const MAGIC = Buffer.from('SFE1', 'latin1');
+/** Bytes of an object's header. */
+export const HEADER_BYTES = 28;
+const TAG = 16;
+const WRAP_AAD = Buffer.from('segferry data key v1', 'latin1');
+
+/** What the manifest records about client-side encryption (never the plain key). */
+export interface ClientEncryption {
+  algorithm: typeof CLIENT_ENCRYPTION_ALGORITHM;
+  /** Where the wrapping key comes from: `key-file` (KMS later). */
+  keySource: 'key-file';
+  /** base64 of nonce[12] ‖ AES-256-GCM(wrapping key, data key) ‖ tag[16]. */
+  wrappedKey: string;
+  /** First 16 hex digits of SHA-256("segferry key id" ‖ wrapping key): tells a wrong key at once. */
+  keyId: string;
+  /** Plaintext bytes per chunk. */
+  chunkSize: number;
+}
+
+/**
+ * Read a 256-bit key file: 32 raw bytes, or 64 hex digits, or 44 base64 characters (a trailing
+ * newline allowed). Throws EncryptionKeyError (never showing the key) otherwise.
+ */
+export function readKeyFile(path: string): Buffer {
+  let b: Buffer;
+  try {
+    b = readFileSync(path);
+  } catch (e) {
+    throw new EncryptionKeyError(`cannot read key file ${path}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`, { cause: e });
+  }
+  if (b.length === 32) return b;
+  const t = b.toString('latin1').trim();
+  if (/^[0-9a-fA-F]{64}$/.test(t)) return Buffer.from(t, 'hex');
+  if (/^[A-Za-z0-9+/]{43}=$/.test(t)) return Buffer.from(t, 'base64');
+  throw new EncryptionKeyError(`key file ${path} does not hold a 256-bit key (32 raw bytes, 64 hex digits or 44 base64 characters)`, {
+    hint: 'create one with: head -c 32 /dev/urandom > key && chmod 600 key',
+  });
+}
+
+/** The key id of a wrapping key (a fingerprint; it reveals nothing usable about the key). */
+export function keyIdOf(wrappingKey: Buffer): string {
+  return createHash('sha256').update('segferry key id').update(wrappingKey).digest('hex').slice(0, 16);
+}
+
+/** A fresh data key for one export, and its manifest entry. */
+export function newDataKey(wrappingKey: Buffer, chunkSize = DEFAULT_CHUNK_SIZE): { dataKey: Buffer; manifest: ClientEncryption } {
+  checkKey(wrappingKey);
+  if (!Number.isSafeInteger(chunkSize) || chunkSize < 1024 || chunkSize > 64 * 1024 * 1024) throw new EncryptionKeyError('chunk size must be from 1 KiB to 64 MiB');
+  const dataKey = randomBytes(32);
+  const nonce = randomBytes(12);
+  const c = createCipheriv('aes-256-gcm', wrappingKey, nonce);
+  c.setAAD(WRAP_AAD);
+  const ct = Buffer.concat([c.update(dataKey), c.final()]);
+  const wrappedKey = Buffer.concat([nonce, ct, c.getAuthTag()]).toString('base64');
+  return { dataKey, manifest: { algorithm: CLIENT_ENCRYPTION_ALGORITHM, keySource: 'key-file', wrappedKey, keyId: keyIdOf(wrappingKey), chunkSize } };
+}
+
+/**
+ * Unwrap the data key recorded in a manifest. A wrong key fails here, before any object is
+ * read: EncryptionKeyError naming the expected key id.
+ */
+export function unwrapDataKey(enc: ClientEncryption, wrappingKey: Buffer): Buffer {
+  checkKey(wrappingKey);
+  if (enc.algorithm !== CLIENT_ENCRYPTION_ALGORITHM) throw new EncryptionKeyError(`unknown client-side encryption ${JSON.stringify(String(enc.algorithm).slice(0, 64))}`);
+  if (keyIdOf(wrappingKey) !== enc.keyId) {
+    throw new EncryptionKeyError(`wrong key: the export was encrypted with key id ${enc.keyId}, the key given has id ${keyIdOf(wrappingKey)}`);
+  }
+  const w = Buffer.from(enc.wrappedKey, 'base64');
+  if (w.length !== 12 + 32 + TAG) throw new EncryptionKeyError('the manifest\'s wrapped key has the wrong length');
+  try {
+    const d = createDecipheriv('aes-256-gcm', wrappingKey, w.subarray(0, 12));
+    d.setAAD(WRAP_AAD);
+    d.setAuthTag(w.subarray(12 + 32));
+    return Buffer.concat([d.update(w.subarray(12, 12 + 32)), d.final()]);
+  } catch (e) {
+    throw new EncryptionKeyError('the data key cannot be unwrapped with this key (wrong key, or the manifest was altered)', { cause: e });
+  }
+}
+
+function checkKey(k: Buffer): void {
+  if (k.length !== 32) throw new EncryptionKeyError('an encryption key must be 32 bytes (256 bits)');
+}
+
+function objectKey(dataKey: Buffer, salt: Buffer, key: string): Buffer {
+  return Buffer.from(hkdfSync('sha256', dataKey, salt, Buffer.concat([Buffer.from('segferry object v1\0'), Buffer.from(key, 'utf8')]), 32));
+}
+
+function nonce(i: number, last: boolean): Buffer {
+  const n = Buffer.alloc(12);
+  n.writeUInt32BE(i, 7);
+  n[11] = last ? 1 : 0;
+  return n;
+}
+
+/** Stored size of an object of `plain` bytes. */
+export function storedSize(plain: number, chunkSize = DEFAULT_CHUNK_SIZE): number {
+  const chunks = Math.max(1, Math.ceil(plain / chunkSize));
+  return HEADER_BYTES + plain + chunks * TAG;
+}
+
+/**
+ * The most plaintext bytes whose stored size stays ≤ `cap`: what a segment writer may put in one
+ * object so that the cap holds on the stored bytes. 0 when even an empty object does not fit.
+ */
+export function maxPlaintext(cap: number, chunkSize = DEFAULT_CHUNK_SIZE): number {
+  const room = cap - HEADER_BYTES;
+  if (room < TAG) return 0;
+  const full = Math.floor(room / (chunkSize + TAG));
+  const rest = room - full * (chunkSize + TAG);
+  return full * chunkSize + Math.max(0, rest - TAG);
+}
+
+/**
+ * Encrypts one object as a stream: `push` returns the stored bytes of every chunk completed so
+ * far, `end` the rest. Holds at most one chunk of plaintext.
+ */
+export class ObjectEncryptor {
+  readonly #key: Buffer;
+  readonly #header: Buffer;
+  readonly #chunk: number;
+  #buf: Buffer[] = [];
+  #len = 0;
+  #i = 0;
+  #started = false;
+  #ended = false;
+
+  /** `key`: the object's key in the store (bound into its encryption). */
+  constructor(dataKey: Buffer, key: string, chunkSize = DEFAULT_CHUNK_SIZE) {
+    const salt = randomBytes(16);
+    this.#header = Buffer.alloc(HEADER_BYTES);
+    MAGIC.copy(this.#header, 0);
+    this.#header[4] = 1;
+    this.#header.writeUInt32BE(chunkSize, 8);
+    salt.copy(this.#header, 12);
+    this.#key = objectKey(dataKey, salt, key);
+    this.#chunk = chunkSize;
+  }
+
+  #seal(p: Buffer, last: boolean): Buffer {
+    const c = createCipheriv('aes-256-gcm', this.#key, nonce(this.#i++, last));
+    c.setAAD(this.#header);
+    const out = Buffer.concat([c.update(p), c.final(), c.getAuthTag()]);
+    return out;
+  }
+
+  #head(out: Buffer[]): void {
+    if (!this.#started) {
+      this.#started = true;
+      out.push(this.#header);
+    }
+  }
+
+  /** Add plaintext; returns the stored bytes ready so far (possibly none). */
+  push(data: Buffer): Buffer {
+    if (this.#ended) throw new Error('ObjectEncryptor: push after end');
+    const out: Buffer[] = [];
+    this.#head(out);
+    this.#buf.push(data);
+    this.#len += data.length;
+    // Keep one full chunk back until more arrives: only then is it known not to be the last.
+    if (this.#len > this.#chunk) {
+      const all = Buffer.concat(this.#buf);
+      let off = 0;
+      for (; all.length - off > this.#chunk; off += this.#chunk) out.push(this.#seal(all.subarray(off, off + this.#chunk), false));
+      // A copy, so the rest does not pin the whole input.
+      this.#buf = [Buffer.from(all.subarray(off))];
+      this.#len = all.length - off;
+    }
+    return Buffer.concat(out);
+  }
+
+  /** Finish: the last chunk (flagged final). */
+  end(): Buffer {
+    if (this.#ended) throw new Error('ObjectEncryptor: end twice');
+    this.#ended = true;
+    const out: Buffer[] = [];
+    this.#head(out);
+    out.push(this.#seal(Buffer.concat(this.#buf), true));
+    this.#buf = [];
+    return Buffer.concat(out);
+  }
+}
+
+/**
+ * Decrypts one object as a stream. Plaintext is released only chunk by chunk, each after its
+ * tag checked; `end` throws DecryptionError when the object is truncated, extended, renamed or
+ * altered anywhere. Holds at most one stored chunk.
+ */
+export class ObjectDecryptor {
+  readonly #dataKey: Buffer;
+  readonly #name: string;
+  readonly #expectChunk: number;
+  #key: Buffer | undefined;
+  #header: Buffer | undefined;
+  #chunk = 0;
+  #buf: Buffer[] = [];
+  #i = 0;
+  #done = false;
+
+  /** `key`: the object's key in the store; `chunkSize`: the manifest's. */
+  constructor(dataKey: Buffer, key: string, chunkSize = DEFAULT_CHUNK_SIZE) {
+    this.#dataKey = dataKey;
+    this.#name = key;
+    this.#expectChunk = chunkSize;
+  }
+
+  #fail(why: string, cause?: unknown): DecryptionError {
+    return new DecryptionError(`${this.#name}: ${why}`, { key: this.#name, ...(cause ? { cause } : {}), hint: 'the object was damaged, truncated or replaced; run segferry check --read-data' });
+  }
+
+  #open(c: Buffer, last: boolean): Buffer {
+    if (this.#done) throw this.#fail('data after the final chunk');
+    try {
+      const d = createDecipheriv('aes-256-gcm', this.#key!, nonce(this.#i++, last));
+      d.setAAD(this.#header!);
+      d.setAuthTag(c.subarray(c.length - TAG));
+      const p = Buffer.concat([d.update(c.subarray(0, c.length - TAG)), d.final()]);
+      if (last) this.#done = true;
+      return p;
+    } catch (e) {
+      throw this.#fail(`chunk ${this.#i - 1} fails authentication`, e);
+    }
+  }
+
+  /** Add stored bytes; returns the plaintext of every chunk verified so far. */
+  push(data: Buffer): Buffer {
+    this.#buf.push(data);
+    let all = Buffer.concat(this.#buf);
+    if (!this.#header) {
+      if (all.length < HEADER_BYTES) {
+        this.#buf = [all];
+        return Buffer.alloc(0);
+      }
+      const h = all.subarray(0, HEADER_BYTES);
+      if (!h.subarray(0, 4).equals(MAGIC) || h[4] !== 1) throw this.#fail('not an object encrypted by segferry (bad header)');
+      this.#chunk = h.readUInt32BE(8);
+      if (this.#chunk !== this.#expectChunk) throw this.#fail(`chunk size ${this.#chunk} differs from the manifest's ${this.#expectChunk}`);
+      this.#header = Buffer.from(h);
+      this.#key = objectKey(this.#dataKey, h.subarray(12, 28), this.#name);
+      all = all.subarray(HEADER_BYTES);
+    }
+    const out: Buffer[] = [];
+    const full = this.#chunk + TAG;
+    // A full stored chunk is opened as non-final only once a byte after it has arrived.
+    let off = 0;
+    for (; all.length - off > full; off += full) out.push(this.#open(all.subarray(off, off + full), false));
+    this.#buf = [Buffer.from(all.subarray(off))];
+    return Buffer.concat(out);
+  }
+
+  /** The last chunk's plaintext; throws DecryptionError when the object does not end properly. */
+  end(): Buffer {
+    if (!this.#header) throw this.#fail('shorter than its header');
+    const rest = Buffer.concat(this.#buf);
+    if (rest.length < TAG) throw this.#fail('truncated (no final chunk)');
+    return this.#open(rest, true);
+  }
+}
