@@ -76,7 +76,7 @@ export interface CheckResult {
    * partial uploads) but that the manifest does not name. Reported, never a failure: an import
    * reads only what the manifest names. `segferry cleanup` removes leftovers of failed runs.
    */
-  unexpected: ObjectInfo[];
+  unexpected: { key: string; size: number }[];
   elapsedMs: number;
 }
 
@@ -111,11 +111,11 @@ export async function checkExport(opts: CheckOptions): Promise<CheckResult> {
     // One listing gives sizes and look-alikes alike; only keys directly under the prefix count
     // (a nested export under `prefix/x/` is not this one's, as in lib/export/ownership.ts).
     const sizes = new Map<string, number>();
-    const unexpected: ObjectInfo[] = [];
+    const unexpected: { key: string; size: number }[] = [];
     for await (const o of store.list('')) {
       if (o.key.includes('/')) continue;
       if (names.has(o.key)) sizes.set(o.key, o.size);
-      else if (o.key !== MANIFEST_KEY && isSegferryKey(o.key)) unexpected.push(o);
+      else if (o.key !== MANIFEST_KEY && isSegferryKey(o.key)) unexpected.push({ key: o.key, size: o.size });
     }
     const res: CheckResult = {
       location: store.url, manifestId: m.id, ok: false, readData: opts.readData === true,
