@@ -36,7 +36,8 @@ export type ErrorCode =
   | 'ERR_VALUE_CONVERSION'
   | 'ERR_FORMAT'
   | 'ERR_INTERNAL'
-  | 'ERR_PREFIX_CLAIMED';
+  | 'ERR_PREFIX_CLAIMED'
+  | 'ERR_BINARY_TYPE_MISMATCH';
 
 /** Fields shared by every segferry error. */
 export interface ErrorContext {
@@ -411,4 +412,16 @@ export function fromDatabaseError(
  */
 export class PrefixClaimedError extends SegferryError {
   constructor(message: string, ctx?: ErrorContext) { super('ERR_PREFIX_CLAIMED', message, ctx); }
+}
+
+// --- Copy and COPY BINARY (issue 15) --------------------------------------------------------
+
+/**
+ * `--format binary` cannot be used: a destination column's type differs from the source's
+ * (`format_type` names), or a type's binary form is not portable between clusters (it embeds
+ * type OIDs: composite types, arrays of user-defined types). The message names the column and
+ * both types; text or csv works.
+ */
+export class BinaryTypeMismatchError extends SegferryError {
+  constructor(message: string, ctx?: ErrorContext) { super('ERR_BINARY_TYPE_MISMATCH', message, ctx); }
 }

@@ -24,6 +24,8 @@ export type { ImportOptions, ImportResult, ImportTableResult, ImportNodeSummary 
 export { planImport } from './import/plan.js';
 export type { ImportPlan, ImportPlanOptions, ImportRoute, ImportTablePlan, ImportTarget, PlannedObject, BareSource } from './import/plan.js';
 export { verifyImport } from './import/verify.js';
+export { copyTables, planCopy } from './copy/copy.js';
+export type { CopyOptions, CopyResult, CopyVerifyTable, CopyPlan, CopyPlanOptions, CopyUnitPlan, CopyFormatKind } from './copy/copy.js';
 export type { VerifyOptions, VerifyResult, VerifyTable, VerifyNode } from './import/verify.js';
 export { readManifest } from './manifest/io.js';
 export { cleanup } from './maintenance/cleanup.js';
@@ -39,7 +41,7 @@ export {
   DatabaseError, RowTooLargeError, BucketNotFoundError, StorageError, PrefixNotEmptyError, PrefixClaimedError, UnfinishedExportError,
   ManifestMissingError, ManifestInvalidError, ObjectMissingError, ChecksumMismatchError, RowCountMismatchError,
   SchemaMismatchError, VerifyMismatchError, KeyEscapesRootError, AbortedError, PrerequisiteError, WorkerError,
-  CopyProtocolError, ValueConversionError, FormatError, InternalError,
+  CopyProtocolError, ValueConversionError, FormatError, InternalError, BinaryTypeMismatchError,
 } from './errors.js';
 export type { ErrorCode, ErrorContext } from './errors.js';
 export { VERSION } from './version.js';

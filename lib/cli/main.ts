@@ -11,6 +11,7 @@ import { Reporter, outputMode } from './report.js';
 import { DEMO_ROWS, runDemo, type DemoOptions } from '../demo/demo.js';
 import { cmdCleanup } from './cleanup.js';
 import { cmdImport, cmdVerify, type CliShared } from './import.js';
+import { cmdCopy } from './copy.js';
 
 /** Exit codes: 0 success, 1 operation failed, 2 usage error, 3 verify mismatch, 130 interrupted. */
 export const EXIT = { ok: 0, failed: 1, usage: 2, mismatch: 3, interrupted: 130 } as const;
@@ -25,6 +26,8 @@ Usage:
                   [--route auto|coordinator|direct] [--concurrency N] [--truncate] [--create]
                   [--analyze] [--force] [--verify] [--dry-run]
   segferry verify --from DEST (--target URL | --topology FILE.json)
+  segferry copy   --source URL|FILE.json --target URL|FILE.json --table NAME [...]
+                  [--format text|csv|binary] [--create] [--truncate] [--verify] [--dry-run]
   segferry cleanup --at DEST [--yes]   (leftovers of failed runs)
   segferry demo   [--rows N] [--to DIR] [--keep]   the whole job on throwaway clusters
   segferry --help | --version
@@ -378,6 +381,8 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdImport(rest, cliShared(reporter));
       case 'verify':
         return await cmdVerify(rest, cliShared(reporter));
+      case 'copy':
+        return await cmdCopy(rest, { topologyFromFlag, reporter });
       case 'cleanup':
         return await cmdCleanup(rest, S3_FLAGS, s3FromFlags);
       case 'demo':

@@ -18,6 +18,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const EXPECTED = [
   // operations
   'planExport', 'exportTables', 'planImport', 'importTables', 'verifyImport', 'cleanup', 'readManifest',
+  'copyTables', 'planCopy',
   // stores
   'openStore', 'S3Store', 'DirectoryStore',
   // Arrow objects
@@ -30,7 +31,7 @@ const EXPECTED = [
   'UnfinishedExportError', 'ManifestMissingError', 'ManifestInvalidError', 'ObjectMissingError',
   'ChecksumMismatchError', 'RowCountMismatchError', 'SchemaMismatchError', 'VerifyMismatchError',
   'KeyEscapesRootError', 'AbortedError', 'PrerequisiteError', 'WorkerError', 'CopyProtocolError',
-  'ValueConversionError', 'FormatError', 'InternalError',
+  'ValueConversionError', 'FormatError', 'InternalError', 'BinaryTypeMismatchError',
 ].sort();
 
 describe('public API surface', () => {
