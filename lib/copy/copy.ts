@@ -5,8 +5,8 @@
  * unit that also records the unit in the import ledger (`segferry.loads`). Nothing touches
  * disk or storage.
  */
-import { once } from 'node:events';
 import type { Writable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { AbortedError, InternalError, RowCountMismatchError, SegferryError, VerifyMismatchError, fromDatabaseError } from '../errors.js';
@@ -122,7 +122,23 @@ function copyToSQL(read: ExportUnit['reads'][number], unit: ExportUnit, plan: Co
 async function writeTo(w: Writable, buf: Buffer, failed: () => unknown): Promise<void> {
   const err = failed();
   if (err !== undefined) throw err;
-  if (!w.write(buf)) await once(w, 'drain');
+  if (w.destroyed) throw new InternalError('the destination COPY stream is gone');
+  if (w.write(buf)) return;
+  // Resolve on drain; a stream that fails or closes instead must not leave us waiting.
+  await new Promise<void>((resolve, reject) => {
+    const done = (e?: unknown) => {
+      w.off('drain', onDrain);
+      w.off('error', onError);
+      w.off('close', onClose);
+      if (e === undefined) resolve(); else reject(e);
+    };
+    const onDrain = () => done();
+    const onError = (e: unknown) => done(failed() ?? e);
+    const onClose = () => done(failed() ?? new InternalError('the destination COPY stream closed'));
+    w.on('drain', onDrain);
+    w.on('error', onError);
+    w.on('close', onClose);
+  });
 }
 
 function createTableSQL(tp: ImportTablePlan): string {
@@ -405,7 +421,8 @@ async function copyUnit(
     for (const t of targets) {
       t.stream!.end();
       try {
-        await once(t.stream!, 'finish');
+        // finished() also settles for a stream that failed before this point.
+        await finished(t.stream!);
       } catch (e) {
         throw t.err ?? fail(e, t.node, 'COPY FROM');
       }
