@@ -94,7 +94,8 @@ Options:
                            {"nodes":[{"name":"dn1","url":"postgres://..."}],"replicated":["nation"]}
   -t, --table NAME         table to export (repeatable): name, schema.name, "Quoted"
       --to DEST            s3://bucket/prefix, a directory or file:// URL
-  -f, --format F           text (default), csv or arrow (Apache Arrow IPC files; docs/formats.md)
+  -f, --format F           text (default), csv, arrow (Apache Arrow IPC files) or binary (COPY
+                           BINARY objects, each loadable alone; docs/formats.md)
       --segment-size N     max bytes per object (default 1GiB; accepts KiB/MiB/GiB suffixes)
       --columns a,b        export only these columns, in this order
       --where SQL          filter applied on every node (trusted SQL, never user input)
