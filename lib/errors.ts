@@ -40,7 +40,8 @@ export type ErrorCode =
   | 'ERR_MANIFEST_UNSAFE'
   | 'ERR_DESTINATION_NOT_EMPTY'
   | 'ERR_ENCRYPTION_KEY'
-  | 'ERR_DECRYPTION';
+  | 'ERR_DECRYPTION'
+  | 'ERR_BINARY_TYPE_MISMATCH';
 
 /** Fields shared by every segferry error. */
 export interface ErrorContext {
@@ -450,4 +451,16 @@ export class EncryptionKeyError extends SegferryError {
 /** An encrypted object fails authentication: damaged, truncated, extended, renamed or replaced. */
 export class DecryptionError extends SegferryError {
   constructor(message: string, ctx?: ErrorContext) { super('ERR_DECRYPTION', message, ctx); }
+}
+
+// --- Copy and COPY BINARY (issue 15) --------------------------------------------------------
+
+/**
+ * `--format binary` cannot be used: a destination column's type differs from the source's
+ * (`format_type` names), or a type's binary form is not portable between clusters (it embeds
+ * type OIDs: composite types, arrays of user-defined types). The message names the column and
+ * both types; text or csv works.
+ */
+export class BinaryTypeMismatchError extends SegferryError {
+  constructor(message: string, ctx?: ErrorContext) { super('ERR_BINARY_TYPE_MISMATCH', message, ctx); }
 }

@@ -6,7 +6,7 @@ import type { S3Options } from './store/s3.js';
  */
 
 interface Base {
-  operation: 'export' | 'import' | 'verify';
+  operation: 'export' | 'import' | 'verify' | 'copy';
   /** ISO timestamp. */
   at: string;
 }
@@ -28,6 +28,11 @@ export interface StartEvent extends Base {
 /** Periodic (about twice a second per node): cumulative figures of one node's current work. */
 export interface ProgressEvent extends Base {
   type: 'progress';
+  /**
+   * Copy only: the side this event is about: `export` (rows read from a source node) or
+   * `import` (rows committed on a destination node).
+   */
+  phase?: 'export' | 'import';
   node: string;
   table: string;
   /** Segment being written or loaded. */
@@ -40,6 +45,11 @@ export interface ProgressEvent extends Base {
 /** An object was stored (export) or loaded and committed (import). */
 export interface SegmentEvent extends Base {
   type: 'segment';
+  /**
+   * Copy only: the side this event is about: `export` (rows read from a source node) or
+   * `import` (rows committed on a destination node).
+   */
+  phase?: 'export' | 'import';
   node: string;
   table: string;
   key: string;

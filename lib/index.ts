@@ -24,6 +24,8 @@ export type { ImportOptions, ImportResult, ImportTableResult, ImportNodeSummary 
 export { planImport } from './import/plan.js';
 export type { ImportPlan, ImportPlanOptions, ImportRoute, ImportTablePlan, ImportTarget, PlannedObject, BareSource, TableSelection } from './import/plan.js';
 export { verifyImport } from './import/verify.js';
+export { copyTables, planCopy } from './copy/copy.js';
+export type { CopyOptions, CopyResult, CopyVerifyTable, CopyPlan, CopyPlanOptions, CopyUnitPlan, CopyFormatKind } from './copy/copy.js';
 export type { VerifyOptions, VerifyResult, VerifyTable, VerifyNode } from './import/verify.js';
 export { readManifest } from './manifest/io.js';
 export { cleanup } from './maintenance/cleanup.js';
@@ -45,6 +47,7 @@ export {
   SchemaMismatchError, VerifyMismatchError, KeyEscapesRootError, AbortedError, PrerequisiteError, WorkerError,
   CopyProtocolError, ValueConversionError, FormatError, InternalError, UntrustedInputError, DestinationNotEmptyError,
   EncryptionKeyError, DecryptionError,
+  BinaryTypeMismatchError,
 } from './errors.js';
 export type { ErrorCode, ErrorContext } from './errors.js';
 export { VERSION } from './version.js';

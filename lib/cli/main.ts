@@ -13,6 +13,7 @@ import { cmdCleanup } from './cleanup.js';
 import { cmdCheck } from './check.js';
 import { cmdReplicate } from './replicate.js';
 import { cmdImport, cmdVerify, type CliShared } from './import.js';
+import { cmdCopy } from './copy.js';
 
 /** Exit codes: 0 success, 1 operation failed, 2 usage error, 3 verify mismatch, 130 interrupted. */
 export const EXIT = { ok: 0, failed: 1, usage: 2, mismatch: 3, interrupted: 130 } as const;
@@ -27,6 +28,8 @@ Usage:
                   [--route auto|coordinator|direct] [--concurrency N] [--truncate|--append] [--create]
                   [--analyze] [--force] [--verify] [--dry-run]
   segferry verify --from DEST (--target URL | --topology FILE.json)
+  segferry copy   --source URL|FILE.json --target URL|FILE.json --table NAME [...]
+                  [--format text|csv|binary] [--create] [--truncate] [--verify] [--dry-run]
   segferry cleanup --at DEST [--yes]   (leftovers of failed runs)
   segferry check  --at DEST [--read-data] [--concurrency N]   (integrity, no database)
   segferry replicate --from SRC --to DST [--concurrency N] [--resume] [--verify]
@@ -95,7 +98,8 @@ Options:
                            {"nodes":[{"name":"dn1","url":"postgres://..."}],"replicated":["nation"]}
   -t, --table NAME         table to export (repeatable): name, schema.name, "Quoted"
       --to DEST            s3://bucket/prefix, a directory or file:// URL
-  -f, --format F           text (default), csv or arrow (Apache Arrow IPC files; docs/formats.md)
+  -f, --format F           text (default), csv, arrow (Apache Arrow IPC files) or binary (COPY
+                           BINARY objects, each loadable alone; docs/formats.md)
       --segment-size N     max bytes per object (default 1GiB; accepts KiB/MiB/GiB suffixes)
       --columns a,b        export only these columns, in this order
       --where SQL          filter applied on every node (trusted SQL, never user input)
@@ -382,6 +386,8 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdImport(rest, cliShared(reporter));
       case 'verify':
         return await cmdVerify(rest, cliShared(reporter));
+      case 'copy':
+        return await cmdCopy(rest, { topologyFromFlag, reporter });
       case 'cleanup':
         return await cmdCleanup(rest, S3_FLAGS, s3FromFlags);
       case 'check':

@@ -3,6 +3,7 @@ import { InvalidOptionError } from '../errors.js';
 import { columnListSQL, copyOptionsSQL, csvHeaderLine, type FormatKind } from '../format/options.js';
 import { checkFilterText } from '../pg/filter.js';
 import { quoteQualified } from '../pg/sql.js';
+import { BinarySegmentWriter } from '../segment/binary.js';
 import { TextSegmentWriter } from '../segment/text.js';
 import type { CopyColumn, SegmentWriter, SegmentWriterOptions } from '../segment/types.js';
 import type { RelationRead, TablePlan } from '../topology/types.js';
@@ -60,10 +61,21 @@ async function arrowFormat(): Promise<ExportFormat> {
   };
 }
 
+/**
+ * COPY BINARY: the server's binary forms, no text formatting; each object is a complete COPY
+ * BINARY stream (header, tuples, trailer) that loads alone. The row checksum hashes tuples.
+ */
+const binaryFormat: ExportFormat = {
+  binary: true,
+  copy: async (_client, read, table, plan) => ({ sql: `COPY (${selectSQL(read, table, plan.filter)}) TO STDOUT (FORMAT binary)` }),
+  writer: (o) => new BinarySegmentWriter(o),
+};
+
 const FORMATS: Record<FormatKind, () => Promise<ExportFormat>> = {
   text: async () => textFormat,
   csv: async () => textFormat,
   arrow: arrowFormat,
+  binary: async () => binaryFormat,
 };
 
 /** The export side of a format. */

@@ -116,6 +116,15 @@ export async function planExport(opts: PlanOptions): Promise<ExportPlan> {
   if (opts.columns !== undefined) req.columns = opts.columns;
   if (opts.replicated !== undefined) req.replicated = opts.replicated;
   const d = await discover(req);
+  if (format.kind === 'binary' && d.nodes[0]) {
+    // COPY BINARY objects hold that server's binary forms: the manifest says which server made them.
+    const c = await connect(d.nodes[0].endpoint, { node: d.nodes[0].name, applicationName: 'segferry export' });
+    try {
+      format.serverVersion = (await c.query<{ v: string }>('SELECT current_setting(\'server_version\') AS v')).rows[0]!.v;
+    } finally {
+      await closeQuietly(c);
+    }
+  }
   const names = objectNames(d.tables.map((t) => t.table));
   const tables: TablePlan[] = d.tables.map((t, i) => {
     const est = t.reads.reduce((a, r) => a + r.estimatedBytes, 0);

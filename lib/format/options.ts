@@ -1,8 +1,8 @@
 import { InvalidOptionError } from '../errors.js';
 import { quoteIdent, quoteLiteral } from '../pg/sql.js';
 
-/** Segment formats. `arrow` is Apache Arrow IPC (columnar). */
-export type FormatKind = 'text' | 'csv' | 'arrow';
+/** Segment formats. `arrow` is Apache Arrow IPC (columnar); `binary` is PostgreSQL's COPY BINARY. */
+export type FormatKind = 'text' | 'csv' | 'arrow' | 'binary';
 
 /** Options of the text formats, as recorded in the manifest. */
 export interface FormatOptions {
@@ -21,6 +21,11 @@ export interface FormatOptions {
   escape?: string;
   /** csv only: start every object with a header line of column names (default false). */
   header?: boolean;
+  /**
+   * binary only, recorded by the export: the source's `server_version` (COPY BINARY forms are
+   * those of that server's types). Default: none.
+   */
+  serverVersion?: string;
 }
 
 /**
@@ -32,8 +37,8 @@ export interface FormatOptions {
  */
 export function normalizeFormat(f: Partial<FormatOptions> & { kind?: FormatKind } = {}, opts: { allowLossyNull?: boolean } = {}): FormatOptions {
   const kind = f.kind ?? 'text';
-  if (kind !== 'text' && kind !== 'csv' && kind !== 'arrow') {
-    throw new InvalidOptionError(`unknown format ${String(kind)}: use text, csv or arrow`);
+  if (kind !== 'text' && kind !== 'csv' && kind !== 'arrow' && kind !== 'binary') {
+    throw new InvalidOptionError(`unknown format ${String(kind)}: use text, csv, arrow or binary`);
   }
   const one = (name: string, v: string | undefined) => {
     if (v !== undefined && (Buffer.byteLength(v) !== 1 || v === '\n' || v === '\r')) {
@@ -70,8 +75,9 @@ export function normalizeFormat(f: Partial<FormatOptions> & { kind?: FormatKind 
     return o;
   }
   if (f.delimiter !== undefined || f.null !== undefined || f.quote !== undefined || f.escape !== undefined || f.header) {
-    throw new InvalidOptionError('delimiter, null, quote, escape and header apply to text and csv, not arrow');
+    throw new InvalidOptionError(`delimiter, null, quote, escape and header apply to text and csv, not ${kind}`);
   }
+  if (kind === 'binary' && f.serverVersion !== undefined) return { kind, serverVersion: String(f.serverVersion) };
   return { kind };
 }
 
@@ -98,6 +104,8 @@ export function textValueCouldEqual(nul: string, delimiter: string): boolean {
 
 /** The `(FORMAT …)` option list of a COPY statement for text or csv. Header lines are handled by segferry. */
 export function copyOptionsSQL(f: FormatOptions): string {
+  // COPY BINARY takes no text options (and no ENCODING: values travel in their binary forms).
+  if (f.kind === 'binary') return 'FORMAT binary';
   const parts = [`FORMAT ${f.kind === 'csv' ? 'csv' : 'text'}`];
   if (f.delimiter !== undefined) parts.push(`DELIMITER ${quoteLiteral(f.delimiter)}`);
   if (f.null !== undefined) parts.push(`NULL ${quoteLiteral(f.null)}`);

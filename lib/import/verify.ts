@@ -262,7 +262,7 @@ async function scan(s: Scan, settings: Record<string, string>, format: FormatOpt
       } else {
         sql = `COPY (SELECT ${cols} FROM ${quoteQualified(s.relation)}) TO STDOUT (${copyOptionsSQL(format)})`;
       }
-      const h = new RowHasher(format.kind === 'arrow');
+      const h = new RowHasher(format.kind === 'arrow' || format.kind === 'binary');
       stream = copyOut(c, sql);
       for await (const rc of stream) h.update(rc);
       if (h.rows !== stream.rowCount || h.inCopy) {

@@ -138,7 +138,8 @@ function checkKey(k: string, at: string, bad: Bad): void {
 
 function checkFormat(f: unknown, bad: Bad): void {
   if (!isObj(f)) throw bad('format must be an object');
-  if (f.kind !== 'text' && f.kind !== 'csv' && f.kind !== 'arrow') throw bad('format.kind must be text, csv or arrow');
+  if (f.kind !== 'text' && f.kind !== 'csv' && f.kind !== 'arrow' && f.kind !== 'binary') throw bad('format.kind must be text, csv, arrow or binary');
+  optString(f.serverVersion, 'format.serverVersion', bad);
   for (const k of ['delimiter', 'quote', 'escape'] as const) {
     const v = f[k];
     if (v !== undefined && (typeof v !== 'string' || Buffer.byteLength(v) !== 1 || v === '\n' || v === '\r' || v === '\0')) {

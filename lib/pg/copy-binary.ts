@@ -26,3 +26,44 @@ export function binaryHeaderEnd(data: Buffer, s: number, e: number): number {
 export function isBinaryTrailer(data: Buffer, s: number, e: number): boolean {
   return e - s >= 2 && data.readInt16BE(s) === -1;
 }
+
+/** The 19-byte header segferry writes before the tuples of a COPY BINARY stream: signature, flags 0, no extension. */
+export const COPY_BINARY_HEADER = Buffer.concat([COPY_SIGNATURE, Buffer.alloc(8)]);
+/** The trailer that ends a COPY BINARY stream: a field count of -1. */
+export const COPY_BINARY_TRAILER = Buffer.from([0xff, 0xff]);
+
+/**
+ * Finds the tuples of COPY BINARY row chunks (lib/pg/copy-out.ts), dropping each stream's
+ * header (inside the first message) and trailer (the last message), so that tuples of several
+ * COPY streams can be framed again as one stream or cut into several. Feed it every chunk of
+ * every stream in order.
+ */
+export class BinaryTuples {
+  #inCopy = false;
+
+  /** The byte range `[start, end)` of `data` holding whole tuples (empty when none). */
+  range(data: Buffer, rowEnds: Uint32Array): { start: number; end: number; from: number; to: number } {
+    let from = 0;
+    let to = rowEnds.length;
+    let start = 0;
+    if (to === 0) return { start: 0, end: 0, from: 0, to: 0 };
+    if (!this.#inCopy) {
+      const e = rowEnds[0] as number;
+      start = binaryHeaderEnd(data, 0, e);
+      this.#inCopy = true;
+      if (start === e) from = 1;
+    }
+    const ls = to === 1 ? start : (rowEnds[to - 2] as number);
+    if (to > from && isBinaryTrailer(data, ls, rowEnds[to - 1] as number)) {
+      to--;
+      this.#inCopy = false;
+    }
+    const end = to > from ? (rowEnds[to - 1] as number) : start;
+    return { start, end: Math.max(start, end), from, to };
+  }
+
+  /** True between a stream's header and its trailer. */
+  get inCopy(): boolean {
+    return this.#inCopy;
+  }
+}

@@ -10,6 +10,8 @@ export type { StoredSegment } from './types.js';
 export interface TextSegmentWriterOptions extends SegmentWriterOptions {
   /** Bytes each object starts with (a csv header line), counted against the cap. Default: none. */
   header?: Buffer;
+  /** Bytes each object ends with (the COPY BINARY trailer), counted against the cap. Default: none. */
+  trailer?: Buffer;
 }
 
 /**
@@ -30,6 +32,7 @@ export const WRITE_BATCH = 1024 * 1024;
 export class TextSegmentWriter implements SegmentWriter {
   readonly #o: TextSegmentWriterOptions;
   readonly #headerLen: number;
+  readonly #trailerLen: number;
   #writer: ObjectWriter | undefined;
   #hash: Hash | undefined;
   #bytes = 0;
@@ -49,6 +52,7 @@ export class TextSegmentWriter implements SegmentWriter {
     if (!(o.cap > 0)) throw new InvalidOptionError('segment size must be positive');
     this.#o = o;
     this.#headerLen = o.header?.length ?? 0;
+    this.#trailerLen = o.trailer?.length ?? 0;
   }
 
   /** Number of the segment being written (or to be written next). */
@@ -68,7 +72,7 @@ export class TextSegmentWriter implements SegmentWriter {
     let start = 0;
     let ri = 0;
     while (ri <= last) {
-      const room = this.#writer ? this.#o.cap - this.#bytes : this.#o.cap - this.#headerLen;
+      const room = (this.#writer ? this.#o.cap - this.#bytes : this.#o.cap - this.#headerLen) - this.#trailerLen;
       let j: number;
       if ((rowEnds[last] as number) - start <= room) {
         j = last;
@@ -90,7 +94,7 @@ export class TextSegmentWriter implements SegmentWriter {
         const rowBytes = (rowEnds[ri] as number) - start;
         throw new RowTooLargeError(
           `a row of table ${this.#o.table} on node ${this.#o.node} is ${rowBytes} bytes, larger than the segment size ${this.#o.cap}` +
-            (this.#headerLen ? ` minus the ${this.#headerLen}-byte header` : ''),
+            (this.#headerLen + this.#trailerLen ? ` minus the ${this.#headerLen + this.#trailerLen} bytes of header and trailer` : ''),
           rowBytes,
           { table: this.#o.table, node: this.#o.node, hint: 'raise the segment size above the largest row' },
         );
@@ -137,6 +141,12 @@ export class TextSegmentWriter implements SegmentWriter {
   }
 
   async #close(): Promise<void> {
+    if (this.#o.trailer) {
+      this.#bytes += this.#trailerLen;
+      this.totalBytes += this.#trailerLen;
+      this.#pending.push(this.#o.trailer);
+      this.#pendingLen += this.#trailerLen;
+    }
     await this.#flush();
     const w = this.#writer!;
     const seg: StoredSegment = {

@@ -18,6 +18,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const EXPECTED = [
   // operations
   'planExport', 'exportTables', 'planImport', 'importTables', 'verifyImport', 'cleanup', 'readManifest', 'checkExport', 'replicateExport',
+  'copyTables', 'planCopy',
   // stores
   'openStore', 'S3Store', 'DirectoryStore',
   // Arrow objects
@@ -32,6 +33,7 @@ const EXPECTED = [
   'KeyEscapesRootError', 'AbortedError', 'PrerequisiteError', 'WorkerError', 'CopyProtocolError',
   'ValueConversionError', 'FormatError', 'InternalError', 'UntrustedInputError', 'DestinationNotEmptyError',
   'EncryptionKeyError', 'DecryptionError',
+  'BinaryTypeMismatchError',
 ].sort();
 
 describe('public API surface', () => {

@@ -1,0 +1,147 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { InvalidOptionError, SegferryError, redact } from '../errors.js';
+import { copyTables, copyVerifyError, planCopy, type CopyFormatKind, type CopyOptions, type CopyResult } from '../copy/copy.js';
+import { outputMode, type Reporter, type Summary } from './report.js';
+
+/** What main.ts shares with this command (passed in to avoid an import cycle). */
+export interface CopyCliShared {
+  topologyFromFlag: (t: string | undefined) => unknown;
+  reporter: () => Reporter;
+}
+
+const COPY_HELP = `segferry copy: copy tables from one cluster to another, streaming, node to node
+
+Usage:
+  segferry copy --source URL|FILE.json --target URL|FILE.json --table NAME [--table NAME ...]
+                [--format text|csv|binary] [--create] [--truncate|--append] [--where SQL]
+                [--columns a,b] [--replicated NAME] [--concurrency N] [--verify] [--dry-run] [--json]
+
+Options:
+  -s, --source S           source coordinator (or single server) URL, or a JSON file naming the
+                           source nodes: {"nodes":[{"name":"dn1","url":"postgres://..."}],"replicated":["nation"]}
+      --target T           destination coordinator (or single server) URL, or a JSON file naming its nodes
+  -t, --table NAME         table to copy (repeatable): name, schema.name, "Quoted"
+  -f, --format F           text (default), csv, or binary (COPY BINARY: only when every column has
+                           the same type on both ends, else ERR_BINARY_TYPE_MISMATCH)
+      --create             create missing destination tables from the source's columns
+      --truncate           empty each destination table first (not again when resuming)
+      --append             add to the destination tables (the default)
+      --where SQL          filter applied on every source node (trusted SQL, never user input)
+      --columns a,b        copy only these columns, in this order
+      --replicated NAME    treat NAME as replicated on the source (repeatable)
+  -j, --concurrency N      units (table × source node) copied at once (default: source nodes)
+      --verify             compare row counts and checksums of every table afterwards (exit 3 if different)
+      --dry-run            print the plan as JSON and copy nothing
+  Output: --json (one JSON event per line)  -q/--quiet  -v/--verbose (stack traces)
+
+Each unit commits on its destination node together with its row in segferry.loads, so a rerun
+of the same command after a failure copies only the units that did not commit (resume is
+implied). See docs/copy.md.
+
+Examples:
+  segferry copy --source postgres://app@old/shop --target postgres://app@new/shop --table orders --verify
+  segferry copy --source nodes-a.json --target nodes-b.json --table orders --table nation --format binary
+`;
+
+const FLAGS = {
+  source: { type: 'string', short: 's' },
+  target: { type: 'string' },
+  table: { type: 'string', short: 't', multiple: true },
+  format: { type: 'string', short: 'f' },
+  create: { type: 'boolean' },
+  truncate: { type: 'boolean' },
+  append: { type: 'boolean' },
+  where: { type: 'string' },
+  columns: { type: 'string' },
+  replicated: { type: 'string', multiple: true },
+  concurrency: { type: 'string', short: 'j' },
+  verify: { type: 'boolean' },
+  'dry-run': { type: 'boolean' },
+  json: { type: 'boolean' },
+  quiet: { type: 'boolean', short: 'q' },
+  verbose: { type: 'boolean', short: 'v' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies ParseArgsConfig['options'];
+
+/** A `.json` path names a static topology; anything else is a URL. */
+function side(value: string | undefined, shared: CopyCliShared): { url?: string; topology?: CopyOptions['sourceTopology'] } {
+  if (value === undefined) return {};
+  if (/\.json$/i.test(value)) return { topology: shared.topologyFromFlag(value) as CopyOptions['sourceTopology'] };
+  return { url: value };
+}
+
+/** The summary of a copy. */
+export function copySummaryOf(r: CopyResult): Summary {
+  const notes = r.tables.map((t) => `  table     ${t.table} via ${t.route}: ${t.loaded} units copied, ${t.skipped} skipped, ${t.rows} rows${t.truncated ? ' (truncated first)' : ''}${t.created.length ? ` (created on ${t.created.join(', ')})` : ''}`);
+  if (r.verify) for (const t of r.verify.tables) notes.push(`  verify    ${t.table}: ${t.ok ? 'match' : 'MISMATCH'} (source ${t.source.rows} rows, destination ${t.destination.rows} rows)`);
+  notes.push(...r.notes.map((n) => `  note      ${n}`));
+  return {
+    operation: 'import',
+    title: `Copy complete (copy id ${r.copyId}, ${r.plan.format})`,
+    tablesDone: r.tables.length,
+    tablesTotal: r.plan.tables.length,
+    objects: r.loaded,
+    skipped: r.skipped,
+    rows: r.rows,
+    bytes: r.bytes,
+    elapsedMs: r.elapsedMs,
+    nodes: r.nodes,
+    notes,
+  };
+}
+
+/** `segferry copy`. */
+export async function cmdCopy(argv: string[], shared: CopyCliShared): Promise<number> {
+  const { values: v } = parseArgs({ args: argv, options: FLAGS, allowPositionals: false, strict: true });
+  if (v.help) {
+    process.stdout.write(COPY_HELP);
+    return 0;
+  }
+  const r = shared.reporter().configure(outputMode(v), v.verbose === true);
+  if (!v.table || v.table.length === 0) throw new InvalidOptionError('name at least one --table');
+  if (v.truncate && v.append) throw new InvalidOptionError('--truncate and --append exclude each other');
+  const format = (v.format ?? 'text') as CopyFormatKind;
+  if (format !== 'text' && format !== 'csv' && format !== 'binary') throw new InvalidOptionError('--format takes text, csv or binary');
+  const s = side(v.source, shared);
+  const t = side(v.target, shared);
+  if (!s.url && !s.topology && !process.env.PGHOST) throw new InvalidOptionError('give --source URL or --source FILE.json');
+  if (!t.url && !t.topology) throw new InvalidOptionError('give --target URL or --target FILE.json');
+  const o: CopyOptions = { tables: v.table, format };
+  if (s.url !== undefined) o.source = s.url;
+  if (s.topology !== undefined) o.sourceTopology = s.topology;
+  if (t.url !== undefined) o.target = t.url;
+  if (t.topology !== undefined) o.targetTopology = t.topology;
+  if (v.create) o.create = true;
+  if (v.truncate) o.truncate = true;
+  if (v.where !== undefined) o.where = v.where;
+  if (v.columns) o.columns = v.columns.split(',').map((c) => c.trim()).filter(Boolean);
+  if (v.replicated) o.replicated = v.replicated;
+  if (v.concurrency !== undefined) {
+    const n = Number(v.concurrency);
+    if (!Number.isInteger(n) || n < 1) throw new InvalidOptionError('--concurrency must be a whole number of at least 1');
+    o.concurrency = n;
+  }
+  if (v['dry-run']) {
+    const plan = await planCopy(o);
+    process.stdout.write(redact(JSON.stringify(plan, null, 2)) + '\n');
+    return 0;
+  }
+  if (v.verify) o.verify = true;
+  const ac = new AbortController();
+  const onSig = () => ac.abort(new SegferryError('ERR_ABORTED', 'interrupted'));
+  process.once('SIGINT', onSig);
+  process.once('SIGTERM', onSig);
+  try {
+    const res = await copyTables({ ...o, signal: ac.signal, onEvent: r.listener() });
+    r.summary(copySummaryOf(res));
+    if (res.verify) {
+      r.note(`copy verify: ${res.verify.ok ? 'match' : 'MISMATCH'}`, { step: 'verify', ...res.verify });
+      const err = copyVerifyError(res.verify);
+      if (err) return r.failure(err);
+    }
+    return 0;
+  } finally {
+    process.off('SIGINT', onSig);
+    process.off('SIGTERM', onSig);
+  }
+}

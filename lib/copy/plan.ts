@@ -1,0 +1,237 @@
+/**
+ * Planning a direct copy: the source is planned like an export (one unit per table and source
+ * node), the destination is found and each table routed like an import (lib/import/route.ts),
+ * with every unit standing in for one object. Nothing is changed anywhere.
+ */
+import { createHash } from 'node:crypto';
+import type pg from 'pg';
+import { BinaryTypeMismatchError, InvalidOptionError, SegferryError, fromDatabaseError } from '../errors.js';
+import { planExport, type ExportPlan } from '../export/plan.js';
+import { planUnits, type ExportUnit } from '../export/units.js';
+import { normalizeFormat, type FormatOptions } from '../format/options.js';
+import { findDestination, destinationAddress, type DestSide } from '../import/destination.js';
+import { checkTargets, markLoaded, readLedgers } from '../import/preconditions.js';
+import { routeTable, type ImportTablePlan } from '../import/route.js';
+import type { SourceTable } from '../import/source.js';
+import type { NodeEndpoint } from '../pg/conn.js';
+import { displayName, quoteQualified } from '../pg/sql.js';
+import { NodeClients } from '../topology/clients.js';
+import type { PlanNode, StaticTopology, TopologyKind } from '../topology/types.js';
+
+/** Formats of a direct copy: COPY's own text and csv forms, or COPY BINARY. */
+export type CopyFormatKind = 'text' | 'csv' | 'binary';
+
+/** What to copy, from where, to where. */
+export interface CopyPlanOptions {
+  /** Source coordinator (or single server) URL. Not needed with a static source topology. */
+  source?: string;
+  /** Source topology: `auto` (default), `postgres`, `fdw`, `citus`, or a {@link StaticTopology}. */
+  sourceTopology?: 'auto' | 'postgres' | 'fdw' | 'citus' | StaticTopology;
+  /** Destination coordinator (or single server) URL. Not needed with a static destination topology. */
+  target?: string;
+  /** Destination topology: `auto` (default), `postgres`, `fdw`, `citus`, or a {@link StaticTopology}. */
+  targetTopology?: 'auto' | 'postgres' | 'fdw' | 'citus' | StaticTopology;
+  /** Tables: `name`, `schema.name`, `"Quoted Name"`. */
+  tables: string[];
+  /**
+   * `text` (default), `csv`, or `binary` (COPY BINARY: no text formatting on the source, no
+   * parsing on the destination; only when every column type is the same on both ends and
+   * portable, else ERR_BINARY_TYPE_MISMATCH).
+   */
+  format?: CopyFormatKind;
+  /** Columns to copy, in this order (default: all). */
+  columns?: string[];
+  /** A WHERE condition applied on every source node: trusted SQL, never end-user input. */
+  where?: string;
+  /** Source tables to treat as replicated (fdw and static sources). */
+  replicated?: string[];
+  /** Create missing destination tables from the source's columns and types (default false). */
+  create?: boolean;
+  /**
+   * Empty each destination table before copying (default false: append). A rerun of an
+   * unfinished copy does not empty again (it resumes); once a copy has finished, a run with
+   * `truncate` copies afresh.
+   */
+  truncate?: boolean;
+  /**
+   * Units copied at once (default: number of source nodes). Memory: each holds the COPY
+   * reader's blocks (≈ 3.75 MiB) and one block queued on each destination stream, so about
+   * concurrency × (4 + targets) MiB.
+   */
+  concurrency?: number;
+}
+
+/** One unit of a copy: a (table, source node) read piped into its destination node(s). */
+export interface CopyUnitPlan {
+  /** The export unit id (`<objectName>_<node>`): the ledger key of this unit. */
+  id: string;
+  table: string;
+  sourceNode: string;
+  /** Destination nodes it goes to (several for a replicated table on a static destination). */
+  targets: string[];
+  /** Target nodes whose ledger already records it (skipped). */
+  loaded: string[];
+}
+
+/** A copy plan: plain data without credentials. `segferry copy --dry-run` prints it. */
+export interface CopyPlan {
+  version: 1;
+  /** Ledger id of this copy: a hash of the source, the destination, the tables and the read options. */
+  copyId: string;
+  format: CopyFormatKind;
+  /** The source side, planned as an export. */
+  source: ExportPlan;
+  /** The destination: its kind and nodes. */
+  destination: { topology: TopologyKind; coordinator?: PlanNode; nodes: PlanNode[] };
+  /** Per table: the route and targets (as an import plan's tables; `objects` are the units). */
+  tables: ImportTablePlan[];
+  units: CopyUnitPlan[];
+  concurrency: number;
+  truncate: boolean;
+  /** True when no unit of this copy was recorded yet (a fresh start; `truncate` applies). */
+  fresh: boolean;
+  notes: string[];
+}
+
+function endpointId(e: NodeEndpoint): string {
+  return `${e.host}:${e.port}/${e.database}`;
+}
+
+/** The ledger id: stable for one source, destination, table list and read options. */
+export function copyIdOf(plan: ExportPlan, dest: DestSide, format: CopyFormatKind): string {
+  const src = plan.coordinator ? [endpointId(plan.coordinator)] : plan.nodes.map((n) => `${n.name}=${endpointId(n.endpoint)}`);
+  const dst = dest.coordinator ? [endpointId(dest.coordinator.endpoint)] : [...dest.nodes.values()].map((n) => `${n.name}=${endpointId(n.endpoint)}`);
+  const tables = plan.tables.map((t) => `${displayName(t.table)}(${t.columns.map((c) => c.name).join(',')})`);
+  const key = JSON.stringify({ src: src.sort(), dst: dst.sort(), tables, filter: plan.filter, format });
+  return 'copy:' + createHash('sha256').update(key).digest('hex').slice(0, 32);
+}
+
+/** The source side of one table as an import source: each unit is one object named by its id. */
+export function sourceTableOf(t: ExportPlan['tables'][number], units: ExportUnit[]): SourceTable {
+  const mine = units.filter((u) => u.table === t);
+  return {
+    table: t.table,
+    name: displayName(t.table),
+    columns: t.columns,
+    distribution: t.distribution,
+    nodes: [...new Set(mine.map((u) => u.node))],
+    objects: mine.map((u) => ({ key: u.id, node: u.node, segment: 0, bytes: u.reads.reduce((a, r) => a + r.estimatedBytes, 0) })),
+  };
+}
+
+/**
+ * Types whose COPY BINARY form is not portable between clusters: composite values and arrays
+ * carry type OIDs, which differ between clusters for user-defined types.
+ */
+async function unportableColumns(client: pg.Client, relation: string, columns: string[]): Promise<{ name: string; type: string }[]> {
+  const r = await client.query<{ name: string; type: string }>(
+    `SELECT a.attname AS name, pg_catalog.format_type(a.atttypid, a.atttypmod) AS type
+       FROM pg_catalog.pg_attribute a
+       JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+       LEFT JOIN pg_catalog.pg_type e ON e.oid = t.typelem AND t.typcategory = 'A'
+      WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped
+        AND (t.typtype = 'c' OR e.typtype = 'c' OR (e.oid IS NOT NULL AND e.oid >= 16384))`,
+    [relation],
+  );
+  return r.rows.filter((x) => columns.includes(x.name));
+}
+
+/**
+ * COPY BINARY needs the same type on both ends, column by column (`format_type` names), and
+ * types whose binary form is portable. Checked against the destination's columns as found
+ * (coordinator, or every static node) and the source's first node of each table.
+ */
+async function checkBinary(plan: ExportPlan, dest: DestSide, tables: ImportTablePlan[]): Promise<void> {
+  for (const tp of tables) {
+    const dt = dest.tables.get(tp.table);
+    const sets = dt ? [...(dt.nodeColumns.size > 0 ? dt.nodeColumns.entries() : dt.columns ? [['coordinator', dt.columns] as const] : [])] : [];
+    for (const [node, cols] of sets) {
+      for (const c of tp.columns) {
+        const d = cols.find((x) => x.name === c.name);
+        if (d && d.type !== c.type) {
+          throw new BinaryTypeMismatchError(`--format binary: column ${JSON.stringify(c.name)} of ${tp.table} is ${c.type} on the source but ${d.type} on destination node ${node}`, {
+            table: tp.table, node, hint: 'COPY BINARY needs exactly the same column types on both ends: copy with --format text (or csv), or change the destination column',
+          });
+        }
+      }
+    }
+  }
+  const clients = new NodeClients({ nodes: new Map(plan.nodes.map((n) => [n.name, n])), applicationName: 'segferry copy' });
+  try {
+    for (const t of plan.tables) {
+      const read = t.reads[0];
+      if (!read) continue;
+      const c = await clients.get(read.node);
+      const bad = await unportableColumns(c, quoteQualified(read.relation), read.columns ?? t.columns.map((x) => x.name))
+        .catch((e) => { throw e instanceof SegferryError ? e : fromDatabaseError(e, { node: read.node, table: displayName(t.table), action: 'catalog lookup' }); });
+      if (bad.length > 0) {
+        const b = bad[0]!;
+        throw new BinaryTypeMismatchError(`--format binary: column ${JSON.stringify(b.name)} of ${displayName(t.table)} is ${b.type}, whose binary form carries type OIDs that differ between clusters`, {
+          table: displayName(t.table), node: read.node, hint: 'copy with --format text (or csv)',
+        });
+      }
+    }
+  } finally {
+    await clients.closeAll();
+  }
+}
+
+/**
+ * Plan a copy: the source as an export (tables, columns, units per node), the destination as an
+ * import (tables, routes: node-direct when the layouts match, else the coordinator), the
+ * column checks (and, for binary, exact types), and the ledgers: units this copy already
+ * committed on a target node are marked `loaded`.
+ */
+export async function planCopy(opts: CopyPlanOptions): Promise<CopyPlan> {
+  const format = opts.format ?? 'text';
+  if (format !== 'text' && format !== 'csv' && format !== 'binary') throw new InvalidOptionError(`unknown copy format ${String(format)}: use text, csv or binary`);
+  destinationAddress({ ...(opts.target !== undefined ? { target: opts.target } : {}), ...(opts.targetTopology !== undefined ? { topology: opts.targetTopology } : {}) });
+  const textFormat: FormatOptions = normalizeFormat({ kind: format === 'csv' ? 'csv' : 'text' });
+  const po: Parameters<typeof planExport>[0] = { tables: opts.tables, format: textFormat };
+  if (opts.source !== undefined) po.source = opts.source;
+  if (opts.sourceTopology !== undefined) po.topology = opts.sourceTopology;
+  if (opts.columns !== undefined) po.columns = opts.columns;
+  if (opts.where !== undefined) po.where = opts.where;
+  if (opts.replicated !== undefined) po.replicated = opts.replicated;
+  if (opts.concurrency !== undefined) po.concurrency = opts.concurrency;
+  const source = await planExport(po);
+  const units = planUnits(source);
+  const srcTables = source.tables.map((t) => sourceTableOf(t, units));
+  const replicated = srcTables.filter((t) => t.distribution.kind === 'replicated').map((t) => t.name);
+  const dopts: Parameters<typeof findDestination>[0] = {};
+  if (opts.target !== undefined) dopts.target = opts.target;
+  if (opts.targetTopology !== undefined) dopts.topology = opts.targetTopology;
+  const dest = await findDestination(dopts, srcTables.map((t) => t.table), replicated);
+  const tables = srcTables.map((st) => routeTable(st, dest, 'auto', opts.create === true));
+  if (format === 'binary') await checkBinary(source, dest, tables);
+  await checkTargets(tables, dest);
+  const copyId = copyIdOf(source, dest, format);
+  const notes: string[] = [];
+  const used = new Set(tables.flatMap((t) => [...t.targets.map((x) => x.node), ...t.create, ...t.truncate]));
+  const ledgers = await readLedgers(dest.nodes, used, copyId, notes);
+  markLoaded(tables, ledgers);
+  const allLoads = tables.flatMap((t) => t.objects.map((o) => ({ n: o.targets.length, done: o.loaded.length })));
+  const anyDone = allLoads.some((x) => x.done > 0);
+  const allDone = allLoads.every((x) => x.done === x.n);
+  const truncate = opts.truncate === true;
+  // A finished copy run again with truncate starts afresh; an unfinished one resumes.
+  const fresh = !anyDone || (truncate && allDone);
+  if (!fresh && truncate) notes.push('an earlier run of this copy did not finish: resuming it, without truncating again');
+  if (fresh && anyDone) for (const t of tables) for (const o of t.objects) o.loaded = [];
+  const planUnitsOut: CopyUnitPlan[] = tables.flatMap((t) => t.objects.map((o) => ({ id: o.key, table: t.table, sourceNode: o.sourceNode, targets: o.targets, loaded: o.loaded })));
+  const plan: CopyPlan = {
+    version: 1,
+    copyId,
+    format,
+    source,
+    destination: { topology: dest.kind, nodes: [...dest.nodes.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)) },
+    tables,
+    units: planUnitsOut,
+    concurrency: opts.concurrency ?? source.concurrency,
+    truncate: truncate && fresh,
+    fresh,
+    notes,
+  };
+  if (dest.coordinator) plan.destination.coordinator = dest.coordinator;
+  return plan;
+}
