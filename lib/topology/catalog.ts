@@ -53,6 +53,8 @@ export async function relationColumns(client: pg.Client, oid: number): Promise<C
             a.attnotnull AS notnull, a.attfdwoptions AS fdwopts
        FROM pg_catalog.pg_attribute a
       WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped
+        -- Generated columns are computed by the destination: COPY FROM cannot load them.
+        AND a.attgenerated = ''
       ORDER BY a.attnum`,
     [oid],
   );
