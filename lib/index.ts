@@ -29,7 +29,7 @@ export { readManifest } from './manifest/io.js';
 export { cleanup } from './maintenance/cleanup.js';
 export type { CleanupOptions, CleanupResult } from './maintenance/cleanup.js';
 export { MANIFEST_KEY, MANIFEST_VERSION } from './manifest/types.js';
-export type { Manifest, ManifestObject, ManifestTable, ManifestTableNode, RowChecksum } from './manifest/types.js';
+export type { Manifest, ManifestObject, ManifestTable, ManifestTableNode, RowChecksum, ManifestDdl, ManifestDdlObject, ManifestSequence } from './manifest/types.js';
 export type {
   SegferryEvent, EventListener, StartEvent, ProgressEvent, SegmentEvent, NodeDoneEvent, TableDoneEvent, RetryEvent, DoneEvent, WarningEvent,
 } from './events.js';
@@ -40,6 +40,7 @@ export {
   ManifestMissingError, ManifestInvalidError, ObjectMissingError, ChecksumMismatchError, RowCountMismatchError,
   SchemaMismatchError, VerifyMismatchError, KeyEscapesRootError, AbortedError, PrerequisiteError, WorkerError,
   CopyProtocolError, ValueConversionError, FormatError, InternalError,
+  PgDumpError, DdlUnsupportedError, DdlRefusedError, DdlConflictError,
 } from './errors.js';
 export type { ErrorCode, ErrorContext } from './errors.js';
 export { VERSION } from './version.js';

@@ -63,6 +63,8 @@ const EXPORT_FLAGS = {
   'exclude-table': { type: 'string', short: 'T', multiple: true },
   'table-file': { type: 'string', multiple: true },
   'exclude-table-file': { type: 'string', multiple: true },
+  ddl: { type: 'boolean' },
+  'no-ddl': { type: 'boolean' },
   to: { type: 'string' },
   format: { type: 'string', short: 'f' },
   'segment-size': { type: 'string' },
@@ -103,6 +105,8 @@ Options:
   -T, --exclude-table PAT  leave out tables matching PAT (repeatable)
       --table-file FILE    tables or patterns, one a line (# comments, blank lines skipped)
       --exclude-table-file FILE  patterns to leave out, one a line
+      --ddl / --no-ddl     carry the schema (pg_dump --schema-only, for import --create);
+                           default: on with --all or --schema. Single server or static topology
       --to DEST            s3://bucket/prefix, a directory or file:// URL
   -f, --format F           text (default), csv or arrow (Apache Arrow IPC files; docs/formats.md)
       --segment-size N     max bytes per object (default 1GiB; accepts KiB/MiB/GiB suffixes)
@@ -246,6 +250,8 @@ async function cmdExport(argv: string[], dryRunCommand: boolean, reporter: () =>
   const conc = parseCount(v.concurrency, '--concurrency');
   if (conc !== undefined) opts.concurrency = conc;
   if (v['no-checksums']) opts.checksums = false;
+  if (v.ddl && v['no-ddl']) throw new InvalidOptionError('give --ddl or --no-ddl, not both');
+  const ddl = v.ddl ? true : v['no-ddl'] ? false : undefined;
   if (dryRunCommand || v['dry-run']) {
     const plan = await planExport(opts);
     process.stdout.write(redact(JSON.stringify(plan, null, 2)) + '\n');
@@ -265,6 +271,7 @@ async function cmdExport(argv: string[], dryRunCommand: boolean, reporter: () =>
       s3: s3FromFlags(v),
       overwrite: v.overwrite === true,
       resume: v.resume === true,
+      ...(ddl !== undefined ? { ddl } : {}),
       signal: ac.signal,
       onEvent: r.listener(),
     });

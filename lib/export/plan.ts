@@ -75,6 +75,11 @@ export interface ExportPlan {
   sessionSettings: Record<string, string>;
   concurrency: number;
   checksums: boolean;
+  /**
+   * Set by exportTables at run time on a single server carrying DDL: the snapshot the
+   * exporter imports (`SET TRANSACTION SNAPSHOT`), shared with pg_dump. Never in a printed plan.
+   */
+  snapshot?: string;
 }
 
 // Key naming lives in lib/manifest/keys.ts; re-exported for existing importers.

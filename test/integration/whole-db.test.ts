@@ -3,10 +3,12 @@
  * server holding the realistic sample database (test/helpers/sample-db.ts).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { planExport, SegferryError } from '../../lib/index.js';
+import { exportTables, planExport, SegferryError } from '../../lib/index.js';
 import { ensureBuilt, runCli } from '../helpers/cli.js';
 import { startServer, type PgServer } from '../helpers/pg.js';
 import { SAMPLE_DB_SQL, SAMPLE_TABLES } from '../helpers/sample-db.js';
@@ -64,5 +66,47 @@ describe('selection (issue 14, item 1)', () => {
     const r = await runCli(['plan', '--source', pgs.url(SRC), '--table-file', join(d, 'in.txt'), '--exclude-table-file', join(d, 'out.txt'), '-T', 'sales.customers']);
     expect(r.code, r.stderr).toBe(0);
     expect(names(JSON.parse(r.stdout) as Parameters<typeof names>[0])).toEqual(['sales.orders', 'Odd Schema ü.Big Table Ä']);
+  });
+});
+
+describe('DDL in the export (issue 14, item 2)', () => {
+  it('export --all stores pre-data and post-data objects with size and SHA-256, in the data snapshot, with sequence values', async () => {
+    const dir = await tmp();
+    const res = await exportTables({ source: pgs.url(SRC), all: true, to: dir });
+    const ddl = res.manifest.ddl!;
+    expect(ddl).toBeDefined();
+    expect(ddl.snapshot).toBe('shared');
+    expect(ddl.scope).toBe('database');
+    expect(ddl.pgDumpVersion).toMatch(/pg_dump \(PostgreSQL\) \d+/);
+    for (const part of [ddl.pre, ddl.post]) {
+      const bytes = await readFile(join(dir, part.key));
+      expect(bytes.length).toBe(part.bytes);
+      expect(createHash('sha256').update(bytes).digest('hex')).toBe(part.sha256);
+      expect(bytes.toString()).not.toMatch(/^\\(un)?restrict/m);
+      expect(bytes.toString()).not.toContain('segferry');
+    }
+    const pre = await readFile(join(dir, ddl.pre.key), 'utf8');
+    const post = await readFile(join(dir, ddl.post.key), 'utf8');
+    expect(pre).toContain('CREATE TYPE sales.status AS ENUM');
+    expect(pre).toContain('ATTACH PARTITION sales.measurements_12 FOR VALUES');
+    expect(pre).toContain('ATTACH PARTITION sales.measurements_other DEFAULT');
+    expect(pre).not.toContain('PRIMARY KEY');
+    expect(post).toContain('PRIMARY KEY');
+    expect(post).toContain('FOREIGN KEY');
+    expect(post).toContain('CREATE TRIGGER customers_touch');
+    expect(ddl.sequences.find((s) => s.name === 'orders_id_seq')).toEqual({ schema: 'sales', name: 'orders_id_seq', lastValue: '5000', isCalled: true });
+    expect(ddl.sequences.map((s) => `${s.schema}.${s.name}`)).toEqual(['Odd Schema ü.Big Table Ä_id_seq', 'sales.customers_id_seq', 'sales.orders_id_seq', 'sales.ticket_no']);
+    expect(ddl.matviews).toEqual([{ schema: 'sales', name: 'order_totals' }]);
+  });
+
+  it('pg_dump missing from the configured directory: ERR_PREREQUISITE naming what to install, no manifest', async () => {
+    const dir = await tmp();
+    const empty = await tmp();
+    const e = await exportTables({ source: pgs.url(SRC), tables: ['sales.tickets'], ddl: true, pgBindir: empty, to: dir }).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(SegferryError);
+    expect((e as SegferryError).code).toBe('ERR_PREREQUISITE');
+    expect((e as SegferryError).message).toContain('pg_dump not found');
+    expect((e as SegferryError).hint).toMatch(/postgresql-client/);
+    expect(existsSync(join(dir, 'manifest.json'))).toBe(false);
   });
 });

@@ -31,6 +31,7 @@ const EXPECTED = [
   'ChecksumMismatchError', 'RowCountMismatchError', 'SchemaMismatchError', 'VerifyMismatchError',
   'KeyEscapesRootError', 'AbortedError', 'PrerequisiteError', 'WorkerError', 'CopyProtocolError',
   'ValueConversionError', 'FormatError', 'InternalError',
+  'PgDumpError', 'DdlUnsupportedError', 'DdlRefusedError', 'DdlConflictError',
 ].sort();
 
 describe('public API surface', () => {
