@@ -4,7 +4,7 @@
  */
 import { InvalidOptionError, fromDatabaseError } from '../errors.js';
 import { closeQuietly, connect, parseConnection, type NodeEndpoint } from '../pg/conn.js';
-import { displayName, type QualifiedName } from '../pg/sql.js';
+import { displayName, quoteQualified, type QualifiedName } from '../pg/sql.js';
 import { findRelation, relationColumns, requireRelation, type CatalogColumn } from '../topology/catalog.js';
 import { citusNodes } from '../topology/citus.js';
 import { NodeClients } from '../topology/clients.js';
@@ -118,8 +118,9 @@ export async function findDestination(opts: DestinationOptions, tables: Qualifie
     const d = await discover({
       source: target,
       topology: opts.topology ?? 'auto',
-      tables: existing.map((t) => displayName(t)),
-      replicated: replicated.filter((r) => existing.some((t) => displayName(t) === r)),
+      // Quoted: discovery parses names, and a display name would lose case and dots.
+      tables: existing.map((t) => quoteQualified(t)),
+      replicated: existing.filter((t) => replicated.includes(displayName(t))).map((t) => quoteQualified(t)),
     });
     kind = d.kind;
     for (const n of d.nodes) if (n.name !== COORDINATOR_NODE) nodes.set(n.name, n);

@@ -5,13 +5,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { exportTables, planExport, SegferryError } from '../../lib/index.js';
+import { exportTables, importTables, planExport, SegferryError, type Manifest } from '../../lib/index.js';
+import { findPgDump, runPgDump } from '../../lib/ddl/pgdump.js';
+import { parseConnection } from '../../lib/pg/conn.js';
+import { describeMultisetDiff, multisetSize, rowMultiset, sameMultiset } from '../helpers/fixtures.js';
 import { ensureBuilt, runCli } from '../helpers/cli.js';
 import { startServer, type PgServer } from '../helpers/pg.js';
-import { SAMPLE_DB_SQL, SAMPLE_TABLES } from '../helpers/sample-db.js';
+import { SAMPLE_DB_SQL, SAMPLE_SEQUENCES, SAMPLE_TABLES } from '../helpers/sample-db.js';
 
 let pgs: PgServer;
 const dirs: string[] = [];
@@ -108,5 +111,84 @@ describe('DDL in the export (issue 14, item 2)', () => {
     expect((e as SegferryError).message).toContain('pg_dump not found');
     expect((e as SegferryError).hint).toMatch(/postgresql-client/);
     expect(existsSync(join(dir, 'manifest.json'))).toBe(false);
+  });
+});
+
+const SEQ_SQL = SAMPLE_SEQUENCES.map((s) => `SELECT '${s.replace(/'/g, "''")}' AS s, last_value, is_called FROM ${s}`).join(' UNION ALL ') + ' ORDER BY 1';
+
+async function schemaDump(db: string): Promise<string> {
+  return runPgDump(findPgDump(15), parseConnection(pgs.url(db)), ['--schema-only', '--exclude-schema=segferry']);
+}
+
+async function newDb(): Promise<string> {
+  const name = `dst_${Math.random().toString(36).slice(2, 10)}`;
+  await pgs.query(`CREATE DATABASE ${name}`);
+  return name;
+}
+
+async function userTables(db: string): Promise<string[]> {
+  return (await pgs.query<{ t: string }>(`SELECT n.nspname || '.' || c.relname AS t FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('r','p') AND n.nspname NOT IN ('pg_catalog','information_schema','segferry') AND n.nspname !~ '^pg_toast' ORDER BY 1`, [], db)).map((r) => r.t);
+}
+
+describe('restore: import --create with the DDL (issue 14, items 3 and 4)', () => {
+  let exported: string;
+  beforeAll(async () => {
+    exported = await tmp();
+    await exportTables({ source: pgs.url(SRC), all: true, to: exported, segmentSize: 16 * 1024 });
+  });
+
+  it('export --all, import --create into an empty database: same schema dump, same rows, same sequences, then a rerun loads nothing', async () => {
+    const db = await newDb();
+    const res = await importTables({ from: exported, target: pgs.url(db), create: true });
+    expect(res.notes.join('\n')).toMatch(/schema restored from the export's DDL \(pre-data before the data; post-data: \d+ statements; sequences: 4 set; ANALYZE: 5 tables\)/);
+    expect(await schemaDump(db)).toBe(await schemaDump(SRC));
+    for (const t of [...SAMPLE_TABLES.map((x) => x.replace(/^Odd Schema ü\.Big Table Ä$/, '"Odd Schema ü"."Big Table Ä"')), 'sales.order_totals', 'sales.big_orders']) {
+      const a = await rowMultiset(pgs, `SELECT * FROM ${t}`, SRC);
+      const b = await rowMultiset(pgs, `SELECT * FROM ${t}`, db);
+      expect(multisetSize(a), t).toBeGreaterThan(0);
+      expect(sameMultiset(a, b), `${t}: ${describeMultisetDiff(a, b)}`).toBe(true);
+    }
+    expect(await pgs.query(SEQ_SQL, [], db)).toEqual(await pgs.query(SEQ_SQL, [], SRC));
+    // Keys, foreign keys and triggers are in place after the load.
+    const dup = await pgs.query(`INSERT INTO sales.orders (id, customer_id, qty) VALUES (1, 1, 1)`, [], db).catch((e: { code?: string }) => e.code);
+    expect(dup).toBe('23505');
+    const again = await importTables({ from: exported, target: pgs.url(db), create: true });
+    expect(again.loaded).toBe(0);
+    expect(again.notes.join('\n')).toMatch(/finishing an earlier run/);
+    expect(await schemaDump(db)).toBe(await schemaDump(SRC));
+  });
+
+  it('a destination table with another definition: ERR_DDL_CONFLICT naming it and the difference, nothing created or loaded', async () => {
+    const db = await newDb();
+    await pgs.query('CREATE SCHEMA sales; CREATE TABLE sales.orders (id bigint, customer_id text)', [], db);
+    const e = await importTables({ from: exported, target: pgs.url(db), create: true }).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(SegferryError);
+    expect((e as SegferryError).code).toBe('ERR_DDL_CONFLICT');
+    expect((e as SegferryError).message).toContain('column 2 is customer_id integer NOT NULL in the export but customer_id text at the destination');
+    expect(await userTables(db)).toEqual(['sales.orders']);
+    expect(await pgs.query('SELECT count(*)::int AS n FROM sales.orders', [], db)).toEqual([{ n: 0 }]);
+  });
+
+  it('a tampered DDL object: ERR_CHECKSUM_MISMATCH before anything runs; a refused statement with a matching checksum: ERR_DDL_REFUSED', async () => {
+    const dir = await tmp();
+    await cp(exported, dir, { recursive: true });
+    const key = join(dir, 'segferry-ddl-post-data.sql');
+    const evil = (await readFile(key, 'utf8')) + "\nCOPY sales.orders TO PROGRAM 'touch /tmp/sf_pwned';\n";
+    await writeFile(key, evil);
+    const db = await newDb();
+    const e = await importTables({ from: dir, target: pgs.url(db), create: true }).catch((x: unknown) => x);
+    expect((e as SegferryError).code).toBe('ERR_CHECKSUM_MISMATCH');
+    expect((e as SegferryError).key).toBe('segferry-ddl-post-data.sql');
+    expect(await userTables(db)).toEqual([]);
+    // The attacker also fixes the manifest: the allowlist still refuses the statement.
+    const mpath = join(dir, 'manifest.json');
+    const m = JSON.parse(await readFile(mpath, 'utf8')) as Manifest;
+    m.ddl!.post = { key: 'segferry-ddl-post-data.sql', bytes: Buffer.byteLength(evil), sha256: createHash('sha256').update(evil).digest('hex') };
+    await writeFile(mpath, JSON.stringify(m));
+    const e2 = await importTables({ from: dir, target: pgs.url(db), create: true }).catch((x: unknown) => x);
+    expect((e2 as SegferryError).code).toBe('ERR_DDL_REFUSED');
+    expect((e2 as SegferryError).message).toContain('COPY sales.orders TO PROGRAM');
+    expect(await userTables(db)).toEqual([]);
   });
 });
