@@ -33,8 +33,14 @@ Options:
                            Citus: into its shard on the workers, when shard ranges match)
   -j, --concurrency N      loaders at once (default: destination nodes, at least 2; ≤ ~4 MiB each)
       --truncate           empty each destination table first (and forget its ledger rows)
-      --create             create missing destination tables from the manifest's columns
-      --analyze            ANALYZE each table after its last object
+      --create             create the destination schema: when the export carries DDL (export
+                           --all/--schema/--ddl), check it (SHA-256, allowed statements), run
+                           pre-data, load, run post-data (keys, indexes, foreign keys, triggers),
+                           set sequences, ANALYZE; existing tables must match the export. Without
+                           DDL: missing tables from the manifest's columns (bare columns)
+      --no-ddl             with --create: ignore the export's DDL (bare columns as before)
+      --analyze            ANALYZE each table after its last object (default on with DDL)
+      --no-analyze         skip the ANALYZE of --create with DDL
       --force              load objects again even when the ledger records them
       --verify             compare counts and checksums with the export afterwards (exit 3 if different)
       --dry-run            print the plan as JSON and load nothing
@@ -51,6 +57,7 @@ segferry.loads on the node it went to, so a rerun after a failure loads only wha
 Examples:
   segferry import --from s3://backups/shop/2026-11-22 --target postgres://app@coord/shop --verify
   segferry import --from /data/export --topology nodes.json --truncate --analyze
+  segferry import --from /data/shop --target postgres://app@new/shop --create --verify
   segferry import --from s3://dws/orders --target postgres://app@db/shop --bare --table orders --format csv
 `;
 
@@ -82,6 +89,8 @@ function flags(shared: CliShared) {
     truncate: { type: 'boolean' },
     create: { type: 'boolean' },
     analyze: { type: 'boolean' },
+    'no-analyze': { type: 'boolean' },
+    'no-ddl': { type: 'boolean' },
     force: { type: 'boolean' },
     verify: { type: 'boolean' },
     'dry-run': { type: 'boolean' },
@@ -152,6 +161,11 @@ export async function cmdImport(argv: string[], shared: CliShared): Promise<numb
   if (v.truncate) o.truncate = true;
   if (v.create) o.create = true;
   if (v.analyze) o.analyze = true;
+  if (v['no-analyze']) {
+    if (v.analyze) throw new InvalidOptionError('give --analyze or --no-analyze, not both');
+    o.analyze = false;
+  }
+  if (v['no-ddl']) o.ddl = false;
   if (v.force) o.force = true;
   if (v['dry-run']) {
     const plan = await planImport(o);
@@ -181,7 +195,7 @@ export async function cmdVerify(argv: string[], shared: CliShared): Promise<numb
     process.stdout.write(VERIFY_HELP);
     return 0;
   }
-  for (const k of ['truncate', 'create', 'analyze', 'force', 'verify', 'dry-run'] as const) {
+  for (const k of ['truncate', 'create', 'analyze', 'no-analyze', 'no-ddl', 'force', 'verify', 'dry-run'] as const) {
     if (v[k]) throw new InvalidOptionError(`--${k} is an import option`);
   }
   const r = shared.reporter().configure(mode(v), v.verbose === true);
