@@ -192,3 +192,23 @@ describe('restore: import --create with the DDL (issue 14, items 3 and 4)', () =
     expect(await userTables(db)).toEqual([]);
   });
 });
+
+describe('restore with --schema and --exclude-table (issue 14, item 5)', () => {
+  it('export --schema sales --exclude-table sales.tickets, import --create: that schema without the table, rows and sequences equal', async () => {
+    const dir = await tmp();
+    const ex = await exportTables({ source: pgs.url(SRC), schemas: ['sales'], excludeTables: ['sales.tickets'], to: dir });
+    expect(ex.manifest.ddl!.scope).toBe('schemas');
+    expect(ex.manifest.tables.map((t) => t.name)).toEqual(['customers', 'measurements', 'orders']);
+    const db = await newDb();
+    await importTables({ from: dir, target: pgs.url(db), create: true });
+    const dump = (d: string, extra: string[]) => runPgDump(findPgDump(15), parseConnection(pgs.url(d)), ['--schema-only', '--schema=sales', ...extra]);
+    expect(await dump(db, [])).toBe(await dump(SRC, ['--exclude-table=sales.tickets']));
+    expect(await userTables(db)).not.toContain('sales.tickets');
+    expect(await userTables(db)).not.toContain('Odd Schema ü.Big Table Ä');
+    for (const t of ['sales.customers', 'sales.orders', 'sales.measurements', 'sales.order_totals']) {
+      expect(sameMultiset(await rowMultiset(pgs, `SELECT * FROM ${t}`, SRC), await rowMultiset(pgs, `SELECT * FROM ${t}`, db)), t).toBe(true);
+    }
+    const seq = 'SELECT last_value, is_called FROM sales.orders_id_seq';
+    expect(await pgs.query(seq, [], db)).toEqual(await pgs.query(seq, [], SRC));
+  });
+});
