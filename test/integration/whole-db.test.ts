@@ -212,3 +212,19 @@ describe('restore with --schema and --exclude-table (issue 14, item 5)', () => {
     expect(await pgs.query(seq, [], db)).toEqual(await pgs.query(seq, [], SRC));
   });
 });
+
+describe('static topology (issue 14, item 2)', () => {
+  it('export --all through a static node list: the first node\'s DDL, dumped before the data; import --create gives the same schema and rows', async () => {
+    const dir = await tmp();
+    const ex = await exportTables({ topology: { nodes: [{ name: 'n1', url: pgs.url(SRC) }] }, all: true, to: dir });
+    expect(ex.manifest.ddl!.snapshot).toBe('before-data');
+    expect(ex.manifest.source.topology).toBe('static');
+    const db = await newDb();
+    await importTables({ from: dir, target: pgs.url(db), create: true });
+    expect(await schemaDump(db)).toBe(await schemaDump(SRC));
+    for (const t of ['sales.orders', 'sales.measurements']) {
+      expect(sameMultiset(await rowMultiset(pgs, `SELECT * FROM ${t}`, SRC), await rowMultiset(pgs, `SELECT * FROM ${t}`, db)), t).toBe(true);
+    }
+  });
+
+});
