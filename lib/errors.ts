@@ -41,7 +41,11 @@ export type ErrorCode =
   | 'ERR_DESTINATION_NOT_EMPTY'
   | 'ERR_ENCRYPTION_KEY'
   | 'ERR_DECRYPTION'
-  | 'ERR_BINARY_TYPE_MISMATCH';
+  | 'ERR_BINARY_TYPE_MISMATCH'
+  | 'ERR_PG_DUMP'
+  | 'ERR_DDL_UNSUPPORTED'
+  | 'ERR_DDL_REFUSED'
+  | 'ERR_DDL_CONFLICT';
 
 /** Fields shared by every segferry error. */
 export interface ErrorContext {
@@ -463,4 +467,26 @@ export class DecryptionError extends SegferryError {
  */
 export class BinaryTypeMismatchError extends SegferryError {
   constructor(message: string, ctx?: ErrorContext) { super('ERR_BINARY_TYPE_MISMATCH', message, ctx); }
+}
+
+// --- Whole databases: DDL in the export (issue 14) -------------------------------------------
+
+/** pg_dump ran but failed (its message, redacted, is in the error's message). */
+export class PgDumpError extends SegferryError {
+  constructor(message: string, ctx?: ErrorContext) { super('ERR_PG_DUMP', message, ctx); }
+}
+
+/** The topology cannot carry DDL yet (postgres_fdw coordinators and Citus): export with --no-ddl. */
+export class DdlUnsupportedError extends SegferryError {
+  constructor(message: string, ctx?: ErrorContext) { super('ERR_DDL_UNSUPPORTED', message, ctx); }
+}
+
+/** A DDL statement read from storage is not of a kind segferry runs; nothing was run. */
+export class DdlRefusedError extends SegferryError {
+  constructor(message: string, ctx?: ErrorContext) { super('ERR_DDL_REFUSED', message, ctx); }
+}
+
+/** A destination object exists with another definition than the export's; nothing was loaded. */
+export class DdlConflictError extends SegferryError {
+  constructor(message: string, ctx?: ErrorContext) { super('ERR_DDL_CONFLICT', message, ctx); }
 }

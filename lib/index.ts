@@ -35,7 +35,7 @@ export type { CheckOptions, CheckResult, ChangedObject, MaintenanceEvent } from 
 export { replicateExport } from './maintenance/replicate.js';
 export type { ReplicateOptions, ReplicateResult } from './maintenance/replicate.js';
 export { MANIFEST_KEY, MANIFEST_VERSION } from './manifest/types.js';
-export type { Manifest, ManifestObject, ManifestTable, ManifestTableNode, RowChecksum } from './manifest/types.js';
+export type { Manifest, ManifestObject, ManifestTable, ManifestTableNode, RowChecksum, ManifestDdl, ManifestDdlObject, ManifestSequence } from './manifest/types.js';
 export type {
   SegferryEvent, EventListener, StartEvent, ProgressEvent, SegmentEvent, NodeDoneEvent, TableDoneEvent, RetryEvent, DoneEvent, WarningEvent,
 } from './events.js';
@@ -48,6 +48,7 @@ export {
   CopyProtocolError, ValueConversionError, FormatError, InternalError, UntrustedInputError, DestinationNotEmptyError,
   EncryptionKeyError, DecryptionError,
   BinaryTypeMismatchError,
+  PgDumpError, DdlUnsupportedError, DdlRefusedError, DdlConflictError,
 } from './errors.js';
 export type { ErrorCode, ErrorContext } from './errors.js';
 export { VERSION } from './version.js';

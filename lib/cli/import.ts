@@ -35,8 +35,14 @@ Options:
       --truncate           empty each destination table first (and forget its ledger rows)
       --append             load into tables that already hold other rows, adding to them (without
                            it or --truncate, a non-empty table is refused unless this import is resumed)
-      --create             create missing destination tables from the manifest's columns
-      --analyze            ANALYZE each table after its last object
+      --create             create the destination schema: when the export carries DDL (export
+                           --all/--schema/--ddl), check it (SHA-256, allowed statements), run
+                           pre-data, load, run post-data (keys, indexes, foreign keys, triggers),
+                           set sequences, ANALYZE; existing tables must match the export. Without
+                           DDL: missing tables from the manifest's columns (bare columns)
+      --no-ddl             with --create: ignore the export's DDL (bare columns as before)
+      --analyze            ANALYZE each table after its last object (default on with DDL)
+      --no-analyze         skip the ANALYZE of --create with DDL
       --force              load objects again even when the ledger records them
       --verify             compare counts and checksums with the export afterwards (exit 3 if different)
       --dry-run            print the plan as JSON and load nothing
@@ -53,6 +59,7 @@ segferry.loads on the node it went to, so a rerun after a failure loads only wha
 Examples:
   segferry import --from s3://backups/shop/2026-11-22 --target postgres://app@coord/shop --verify
   segferry import --from /data/export --topology nodes.json --truncate --analyze
+  segferry import --from /data/shop --target postgres://app@new/shop --create --verify
   segferry import --from s3://dws/orders --target postgres://app@db/shop --bare --table orders --format csv
 `;
 
@@ -85,6 +92,8 @@ function flags(shared: CliShared) {
     append: { type: 'boolean' },
     create: { type: 'boolean' },
     analyze: { type: 'boolean' },
+    'no-analyze': { type: 'boolean' },
+    'no-ddl': { type: 'boolean' },
     force: { type: 'boolean' },
     verify: { type: 'boolean' },
     'dry-run': { type: 'boolean' },
@@ -156,6 +165,11 @@ export async function cmdImport(argv: string[], shared: CliShared): Promise<numb
   if (v.append) o.append = true;
   if (v.create) o.create = true;
   if (v.analyze) o.analyze = true;
+  if (v['no-analyze']) {
+    if (v.analyze) throw new InvalidOptionError('give --analyze or --no-analyze, not both');
+    o.analyze = false;
+  }
+  if (v['no-ddl']) o.ddl = false;
   if (v.force) o.force = true;
   if (v['dry-run']) {
     const plan = await planImport(o);
@@ -185,7 +199,7 @@ export async function cmdVerify(argv: string[], shared: CliShared): Promise<numb
     process.stdout.write(VERIFY_HELP);
     return 0;
   }
-  for (const k of ['truncate', 'append', 'create', 'analyze', 'force', 'verify', 'dry-run'] as const) {
+  for (const k of ['truncate', 'append', 'create', 'analyze', 'no-analyze', 'no-ddl', 'force', 'verify', 'dry-run'] as const) {
     if (v[k]) throw new InvalidOptionError(`--${k} is an import option`);
   }
   const r = shared.reporter().configure(mode(v), v.verbose === true);

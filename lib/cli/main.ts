@@ -22,7 +22,8 @@ const HELP = `segferry ${VERSION}: parallel table export/import between PostgreS
 
 Usage:
   segferry export (--source URL [--topology auto|postgres|fdw|citus] | --topology FILE.json)
-                  --table NAME [--table NAME ...] --to DEST [options]
+                  (--table PATTERN ... | --schema NAME ... | --all) [--exclude-table PATTERN ...]
+                  --to DEST [options]
   segferry plan   (same as export, prints the plan; = export --dry-run)
   segferry import --from DEST (--target URL | --topology FILE.json) [--table NAME ...]
                   [--route auto|coordinator|direct] [--concurrency N] [--truncate|--append] [--create]
@@ -64,6 +65,13 @@ const EXPORT_FLAGS = {
   source: { type: 'string', short: 's' },
   topology: { type: 'string' },
   table: { type: 'string', short: 't', multiple: true },
+  all: { type: 'boolean' },
+  schema: { type: 'string', short: 'n', multiple: true },
+  'exclude-table': { type: 'string', short: 'T', multiple: true },
+  'table-file': { type: 'string', multiple: true },
+  'exclude-table-file': { type: 'string', multiple: true },
+  ddl: { type: 'boolean' },
+  'no-ddl': { type: 'boolean' },
   to: { type: 'string' },
   format: { type: 'string', short: 'f' },
   'segment-size': { type: 'string' },
@@ -89,14 +97,23 @@ const EXPORT_HELP = `segferry export: stream tables out of every data node in pa
 
 Usage:
   segferry export (--source URL [--topology auto|postgres|fdw|citus] | --topology FILE.json)
-                  --table NAME [--table NAME ...] --to DEST [options]
+                  (--table PATTERN ... | --schema NAME ... | --all) --to DEST [options]
 
 Options:
   -s, --source URL         coordinator (or single server) connection URL
       --topology T         auto (default: Citus or postgres_fdw from the catalog), postgres, fdw,
                            citus (Citus: shards read on the workers), or a JSON file naming the nodes:
                            {"nodes":[{"name":"dn1","url":"postgres://..."}],"replicated":["nation"]}
-  -t, --table NAME         table to export (repeatable): name, schema.name, "Quoted"
+  -t, --table NAME         table to export (repeatable): name, schema.name, "Quoted", or a
+                           pg_dump-style pattern: sales.order*, t?, "Quoted" parts exact
+      --all                every ordinary and partitioned table outside the system schemas
+                           (not segferry's ledger schema, not extensions' tables)
+  -n, --schema NAME        every table of schema NAME (repeatable, exact name)
+  -T, --exclude-table PAT  leave out tables matching PAT (repeatable)
+      --table-file FILE    tables or patterns, one a line (# comments, blank lines skipped)
+      --exclude-table-file FILE  patterns to leave out, one a line
+      --ddl / --no-ddl     carry the schema (pg_dump --schema-only, for import --create);
+                           default: on with --all or --schema. Single server or static topology
       --to DEST            s3://bucket/prefix, a directory or file:// URL
   -f, --format F           text (default), csv, arrow (Apache Arrow IPC files) or binary (COPY
                            BINARY objects, each loadable alone; docs/formats.md)
@@ -120,6 +137,8 @@ Options:
 Examples:
   segferry export --source postgres://app@coord/shop --table orders --table nation \\
                   --to s3://backups/shop/2026-11-22 --format csv --header
+  segferry export --source postgres://app@db/shop --all --exclude-table 'audit.*' --to /data/shop
+  segferry plan --source postgres://app@db/shop --schema sales --table 'public.order*'
   segferry export --topology nodes.json --table orders --to /data/export --segment-size 256MiB
   segferry export --source postgres://app@coord/shop --table orders --to /tmp/x --dry-run
 `;
@@ -172,6 +191,20 @@ export function threadsFromFlag(t: string | undefined): boolean | 'auto' {
   throw new InvalidOptionError(`--threads takes on, off or auto (got ${JSON.stringify(t)})`);
 }
 
+/**
+ * Read a `--table-file`/`--exclude-table-file`: one name or pattern a line, as gpcopy's
+ * include/exclude files; blank lines and lines starting with `#` are skipped.
+ */
+export function readNameFile(path: string, flag: string): string[] {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new InvalidOptionError(`${flag} ${path}: cannot read it (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  return text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
+}
+
 /** Read a static topology file, or pass a keyword through. */
 export function topologyFromFlag(t: string | undefined): PlanOptions['topology'] {
   if (t === undefined || t === 'auto' || t === 'postgres' || t === 'fdw' || t === 'citus') return t;
@@ -199,7 +232,9 @@ async function cmdExport(argv: string[], dryRunCommand: boolean, reporter: () =>
   }
   const r = reporter().configure(mode(v), v.verbose === true);
   const topology = topologyFromFlag(v.topology);
-  if (!v.table || v.table.length === 0) throw new InvalidOptionError('name at least one --table');
+  const tables = [...(v.table ?? []), ...(v['table-file'] ?? []).flatMap((f) => readNameFile(f, '--table-file'))];
+  const excluded = [...(v['exclude-table'] ?? []), ...(v['exclude-table-file'] ?? []).flatMap((f) => readNameFile(f, '--exclude-table-file'))];
+  if (tables.length === 0 && !v.all && !v.schema) throw new InvalidOptionError('name at least one --table, or use --schema NAME or --all');
   if (typeof topology !== 'object' && !v.source && !process.env.PGHOST && !process.env.PGDATABASE) {
     throw new InvalidOptionError('give --source URL (or PG* variables), or --topology FILE.json');
   }
@@ -210,7 +245,10 @@ async function cmdExport(argv: string[], dryRunCommand: boolean, reporter: () =>
   if (v.null !== undefined) fmt.null = v.null;
   if (v.quote !== undefined) fmt.quote = v.quote;
   if (v.escape !== undefined) fmt.escape = v.escape;
-  const opts: PlanOptions = { tables: v.table, format: fmt as PlanOptions['format'] };
+  const opts: PlanOptions = { tables, format: fmt as PlanOptions['format'] };
+  if (v.all) opts.all = true;
+  if (v.schema) opts.schemas = v.schema;
+  if (excluded.length > 0) opts.excludeTables = excluded;
   if (v.source) opts.source = v.source;
   if (topology !== undefined) opts.topology = topology;
   if (v['segment-size']) opts.segmentSize = parseSize(v['segment-size'], '--segment-size');
@@ -220,6 +258,8 @@ async function cmdExport(argv: string[], dryRunCommand: boolean, reporter: () =>
   const conc = parseCount(v.concurrency, '--concurrency');
   if (conc !== undefined) opts.concurrency = conc;
   if (v['no-checksums']) opts.checksums = false;
+  if (v.ddl && v['no-ddl']) throw new InvalidOptionError('give --ddl or --no-ddl, not both');
+  const ddl = v.ddl ? true : v['no-ddl'] ? false : undefined;
   if (dryRunCommand || v['dry-run']) {
     const plan = await planExport(opts);
     process.stdout.write(redact(JSON.stringify(plan, null, 2)) + '\n');
@@ -239,6 +279,7 @@ async function cmdExport(argv: string[], dryRunCommand: boolean, reporter: () =>
       s3: s3FromFlags(v),
       overwrite: v.overwrite === true,
       resume: v.resume === true,
+      ...(ddl !== undefined ? { ddl } : {}),
       signal: ac.signal,
       onEvent: r.listener(),
     });

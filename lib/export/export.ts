@@ -1,8 +1,10 @@
-import { AbortedError, InvalidOptionError, SegferryError } from '../errors.js';
+import { AbortedError, DdlUnsupportedError, InvalidOptionError, SegferryError } from '../errors.js';
+import { captureDdl, DdlSnapshot, type DdlScope } from '../ddl/capture.js';
+import { COORDINATOR_NODE } from '../topology/types.js';
 import { makeEmitter, withRetryEvents, type EventListener } from '../events.js';
 import { serializeManifest } from '../manifest/io.js';
 import { CHECKPOINT_KEY, MANIFEST_KEY } from '../manifest/keys.js';
-import type { Manifest } from '../manifest/types.js';
+import type { Manifest, ManifestDdl } from '../manifest/types.js';
 import { displayName } from '../pg/sql.js';
 import { openStore } from '../store/open.js';
 import type { S3Options } from '../store/s3.js';
@@ -66,6 +68,16 @@ export interface ExportOptions extends PlanOptions {
    * SegferryError.
    */
   signal?: AbortSignal;
+  /**
+   * Carry the schema (issue 14): pg_dump --schema-only of the selection, stored as
+   * `segferry-ddl-pre-data.sql` and `segferry-ddl-post-data.sql` with sequence values in the
+   * manifest, for `import --create`. Default: on with `all` or `schemas`, off otherwise.
+   * Single servers (in the data's snapshot) and static topologies (the first node's
+   * definitions, just before the data); postgres_fdw and Citus sources: ERR_DDL_UNSUPPORTED.
+   */
+  ddl?: boolean;
+  /** Directory holding pg_dump (default: SEGFERRY_PG_BINDIR, PATH, pg_config --bindir, /usr/lib/postgresql/N/bin). */
+  pgBindir?: string;
   /** Progress events. */
   onEvent?: EventListener;
 }
@@ -124,12 +136,20 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
   let threads: ExporterThreads | undefined;
   let claim: PrefixClaim | undefined;
   let leftAlone: string[] = [];
+  let ddlSnap: DdlSnapshot | undefined;
+  let ddl: ManifestDdl | undefined;
   try {
     stopIfAborted(opts.signal);
     await store.check();
     // Refuse an occupied prefix before any database work; delete (overwrite) only once planned.
     if (!opts.resume) await prepareDestination(store, opts.overwrite ?? false, true);
-    const plan = opts.plan ?? (await planExport(opts));
+    let plan = opts.plan ?? (await planExport(opts));
+    const wantDdl = opts.ddl ?? (opts.all === true || (opts.schemas?.length ?? 0) > 0);
+    if (wantDdl && plan.topology !== 'postgres' && plan.topology !== 'static') {
+      throw new DdlUnsupportedError(`the schema (DDL) cannot be carried from a ${plan.topology} source yet: export with --no-ddl (ddl: false) and create the destination tables yourself`, {
+        hint: 'single servers and static topologies carry their DDL (docs/manifest.md)',
+      });
+    }
     // Claim the prefix before anything is deleted or written; the loser deletes nothing (issue 13).
     claim = await claimForExport(store, opts.resume === true, emit);
     if (!opts.resume) {
@@ -151,6 +171,23 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
       nodeBytes: nodeEstimates(plan),
     });
 
+    if (wantDdl) {
+      // Single server: pg_dump and the exporter share one snapshot; a static topology's
+      // first node is dumped just before the data (said in the manifest).
+      const single = plan.topology === 'postgres' && plan.nodes.length === 1;
+      const node = plan.nodes[0] ?? { name: COORDINATOR_NODE, endpoint: plan.coordinator! };
+      ddlSnap = await DdlSnapshot.open(node.endpoint, node.name);
+      const shared = single && !opts.resume;
+      const scope: DdlScope = opts.all ? 'database' : (opts.tables?.length ?? 0) === 0 && (opts.schemas?.length ?? 0) > 0 ? 'schemas' : 'tables';
+      ddl = await captureDdl({
+        snapshot: ddlSnap, shared, scope, tables: plan.tables.map((t) => t.table), store,
+        ...(opts.schemas ? { schemas: opts.schemas } : {}),
+        ...(opts.pgBindir !== undefined ? { pgBindir: opts.pgBindir } : {}),
+        ...(opts.signal ? { signal: opts.signal } : {}),
+      });
+      if (shared) plan = { ...plan, snapshot: ddlSnap.id };
+      else { await ddlSnap.close(); ddlSnap = undefined; }
+    }
     const busy = nodeQueues(plan, todo).filter((w) => w.units.length > 0);
     const concurrency = opts.concurrency ?? plan.concurrency;
     const atOnce = Math.min(busy.length, concurrency);
@@ -185,7 +222,10 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
       opts.signal,
     );
 
+    await ddlSnap?.close();
+    ddlSnap = undefined;
     const manifest = buildManifest(plan, results, createdAt, opts.s3);
+    if (ddl) manifest.ddl = ddl;
     stopIfAborted(opts.signal);
     // The commit point: written only after every object is stored.
     // Conditional where the store allows, and only while this run still holds the claim.
@@ -206,6 +246,7 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
     if (leftAlone.length > 0) result.leftAlone = leftAlone;
     return result;
   } finally {
+    await ddlSnap?.close();
     await threads?.close();
     // A clean failure gives the prefix back (a checkpoint, if any, still allows --resume).
     await claim?.release();

@@ -82,6 +82,12 @@ export async function exportNode(
     client = await connect(w.node.endpoint, { node, applicationName: 'segferry export' }).catch((e) => { throw fail(e, 'connect'); });
     throwIfAborted(signal);
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY').catch((e) => { throw fail(e, 'begin'); });
+    // The DDL's snapshot (a single server, lib/ddl/capture.ts): rows and schema agree. SET
+    // TRANSACTION SNAPSHOT takes no parameters; the id's shape is checked instead.
+    if (plan.snapshot !== undefined) {
+      if (!/^[0-9A-F]+-[0-9A-F]+(-[0-9]+)?$/.test(plan.snapshot)) throw new InternalError(`unexpected snapshot id ${JSON.stringify(plan.snapshot)}`);
+      await client.query(`SET TRANSACTION SNAPSHOT '${plan.snapshot}'`).catch((e) => { throw fail(e, 'import snapshot'); });
+    }
     await applySettings(client, plan.sessionSettings).catch((e) => { throw fail(e, 'set session'); });
 
     const results: UnitResult[] = [];

@@ -23,8 +23,21 @@ export interface PlanOptions {
    * Or a {@link StaticTopology} naming the nodes.
    */
   topology?: 'auto' | 'postgres' | 'fdw' | 'citus' | StaticTopology;
-  /** Tables: `name`, `schema.name`, `"Quoted Name"`. */
-  tables: string[];
+  /**
+   * Tables: `name`, `schema.name`, `"Quoted Name"`, or pg_dump-style patterns (`sales.order*`,
+   * `?` one character, quoted parts exact; lib/topology/select.ts). Default none: then give
+   * `all` or `schemas`.
+   */
+  tables?: string[];
+  /**
+   * Every ordinary and partitioned table in the non-system schemas, leaving out segferry's
+   * `segferry` schema and tables owned by extensions (default false).
+   */
+  all?: boolean;
+  /** Every ordinary and partitioned table of these schemas, names exact (default none). */
+  schemas?: string[];
+  /** pg_dump-style patterns of tables to leave out of the selection (default none). */
+  excludeTables?: string[];
   /** Format: `text` (default), `csv`, `arrow`, or options. */
   format?: FormatKind | (Partial<FormatOptions> & { kind: FormatKind });
   /** Maximum bytes per object (default 1 GiB). Objects never split a row. */
@@ -64,6 +77,11 @@ export interface ExportPlan {
   sessionSettings: Record<string, string>;
   concurrency: number;
   checksums: boolean;
+  /**
+   * Set by exportTables at run time on a single server carrying DDL: the snapshot the
+   * exporter imports (`SET TRANSACTION SNAPSHOT`), shared with pg_dump. Never in a printed plan.
+   */
+  snapshot?: string;
 }
 
 // Key naming lives in lib/manifest/keys.ts; re-exported for existing importers.
@@ -110,7 +128,10 @@ export async function planExport(opts: PlanOptions): Promise<ExportPlan> {
     throw new InvalidOptionError('concurrency must be a whole number of at least 1');
   }
   if (opts.where !== undefined && opts.where.trim() === '') throw new InvalidOptionError('the where filter is empty');
-  const req: Parameters<typeof discover>[0] = { tables: opts.tables };
+  const req: Parameters<typeof discover>[0] = { tables: opts.tables ?? [] };
+  if (opts.all !== undefined) req.all = opts.all;
+  if (opts.schemas !== undefined) req.schemas = opts.schemas;
+  if (opts.excludeTables !== undefined) req.excludeTables = opts.excludeTables;
   if (opts.source !== undefined) req.source = opts.source;
   if (opts.topology !== undefined) req.topology = opts.topology;
   if (opts.columns !== undefined) req.columns = opts.columns;

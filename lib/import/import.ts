@@ -12,6 +12,7 @@ import { ensureLedger, forgetTable } from './ledger.js';
 import { loadObject, type LoadUnit } from './load.js';
 import { planImport, type ImportPlan, type ImportPlanOptions, type ImportTablePlan } from './plan.js';
 import { verifyImport, type VerifyResult } from './verify.js';
+import { startDdlRestore, type DdlRestore } from './restore.js';
 
 /** Options of {@link importTables}. */
 export interface ImportOptions extends ImportPlanOptions {
@@ -22,6 +23,17 @@ export interface ImportOptions extends ImportPlanOptions {
    * A mismatch is reported there, not thrown: check `result.verify.ok`.
    */
   verify?: boolean;
+  /**
+   * With `create`, restore the schema the export carries (its `ddl`, issue 14; default true):
+   * check both DDL objects' SHA-256 and every statement against the allowlist, compare existing
+   * tables (the same definition: used as is, DDL not run; another: ERR_DDL_CONFLICT before any
+   * data), run pre-data in one transaction, load, then post-data (keys, indexes, foreign keys,
+   * triggers: after all rows, so load order and cycles do not matter and triggers do not fire),
+   * sequence values, materialized views, and ANALYZE (unless `analyze` is false; default on
+   * here). Each phase is recorded in `segferry.ddl_phases`: a rerun finishes an interrupted
+   * restore. One destination server (`target`) only; Citus and static: ERR_DDL_UNSUPPORTED.
+   */
+  ddl?: boolean;
   /** Cancel: loaders stop, open transactions roll back; committed objects stay (and are skipped next time). */
   signal?: AbortSignal;
   /** Progress events (operation `import`). */
@@ -140,9 +152,12 @@ export async function importTables(opts: ImportOptions): Promise<ImportResult> {
   const emit = makeEmitter('import', opts.onEvent);
   const store: ObjectStore = typeof opts.from === 'string' ? openStore(opts.from, withRetryEvents(opts.s3, emit)) : opts.from;
   const sessions: { s?: Sessions } = {};
+  let restore: DdlRestore | undefined;
   try {
     throwIfAborted(opts.signal);
-    const plan = opts.plan ?? (await planImport({ ...opts, from: store }));
+    // The export's schema first (pre-data), so that planning finds the tables (lib/import/restore.ts).
+    restore = await startDdlRestore(store, opts);
+    const plan = opts.plan ?? (await planImport({ ...opts, from: store, ...(restore ? { analyze: false } : {}) }));
     const nodes = new Map<string, PlanNode>(plan.nodes.map((n) => [n.name, n]));
     if (plan.coordinator) nodes.set(COORDINATOR_NODE, plan.coordinator);
     const s = new Sessions(nodes, plan.sessionSettings);
@@ -335,6 +350,12 @@ export async function importTables(opts: ImportOptions): Promise<ImportResult> {
       if (tl === 0) await tableDone(plan.tables.find((t) => t.table === u.table)!);
     }, opts.signal);
 
+    if (restore) {
+      const analyze = opts.analyze !== false;
+      const did = await restore.afterData(analyze);
+      notes.push(`schema restored from the export's DDL (${restore.mode === 'adopt' ? 'the tables existed with the same definition: DDL not run' : restore.mode === 'resume' ? 'finishing an earlier run' : 'pre-data before the data'}${did.length > 0 ? '; ' + did.join('; ') : ''})`);
+      if (analyze) for (const r of results.values()) r.analyzed = true;
+    }
     const tables = [...results.values()];
     const res: ImportResult = {
       importId: plan.importId,
@@ -366,6 +387,7 @@ export async function importTables(opts: ImportOptions): Promise<ImportResult> {
   } catch (e) {
     throw e instanceof SegferryError ? e : fromDatabaseError(e, { action: 'import' });
   } finally {
+    await restore?.close();
     await sessions.s?.closeAll();
     if (typeof opts.from === 'string') store.close();
   }

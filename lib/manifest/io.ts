@@ -3,6 +3,7 @@ import type { ObjectStore } from '../store/types.js';
 import { checkFilterText } from '../pg/filter.js';
 import { SESSION_SETTINGS } from '../pg/conn.js';
 import { MANIFEST_KEY, MANIFEST_VERSION, type Manifest } from './types.js';
+import { DDL_POST_KEY, DDL_PRE_KEY } from './keys.js';
 
 /** Read and check the manifest under a store's root. */
 export async function readManifest(store: ObjectStore): Promise<Manifest> {
@@ -100,7 +101,41 @@ export function checkManifest(m: unknown, where = 'manifest'): Manifest {
     if (!/^[0-9a-f]+$/i.test(obj.sha256)) throw bad(`${at}.sha256 must be hexadecimal`);
     if (obj.shards !== undefined) strings(obj.shards, `${at}.shards`, bad);
   }
+  if (o.ddl !== undefined) checkDdl(o.ddl, bad);
   return o as Manifest;
+}
+
+/** The `ddl` entry: fixed keys only (a manifest cannot point the import at another object). */
+function checkDdl(d: unknown, bad: Bad): void {
+  if (!isObj(d)) throw bad('ddl must be an object');
+  for (const [part, key] of [['pre', DDL_PRE_KEY], ['post', DDL_POST_KEY]] as const) {
+    const x = d[part];
+    if (!isObj(x)) throw bad(`ddl.${part} must be an object`);
+    if (x.key !== key) throw bad(`ddl.${part}.key must be ${key}`);
+    count(x.bytes, `ddl.${part}.bytes`, bad);
+    if (typeof x.sha256 !== 'string' || !/^[0-9a-f]{64}$/i.test(x.sha256)) throw bad(`ddl.${part}.sha256 must be 64 hexadecimal digits`);
+  }
+  optString(d.pgDumpVersion, 'ddl.pgDumpVersion', bad);
+  optString(d.serverVersion, 'ddl.serverVersion', bad);
+  if (d.snapshot !== 'shared' && d.snapshot !== 'before-data') throw bad('ddl.snapshot must be shared or before-data');
+  if (d.scope !== 'database' && d.scope !== 'schemas' && d.scope !== 'tables') throw bad('ddl.scope must be database, schemas or tables');
+  if (!Array.isArray(d.sequences)) throw bad('ddl.sequences must be an array');
+  d.sequences.forEach((q: unknown, i: number) => {
+    const at = `ddl.sequences[${i}]`;
+    if (!isObj(q)) throw bad(`${at} must be an object`);
+    name(q.schema, `${at}.schema`, bad);
+    name(q.name, `${at}.name`, bad);
+    if (typeof q.lastValue !== 'string' || !/^-?\d{1,19}$/.test(q.lastValue)) throw bad(`${at}.lastValue must be a decimal bigint`);
+    if (typeof q.isCalled !== 'boolean') throw bad(`${at}.isCalled must be true or false`);
+  });
+  if (d.matviews !== undefined) {
+    if (!Array.isArray(d.matviews)) throw bad('ddl.matviews must be an array');
+    d.matviews.forEach((q: unknown, i: number) => {
+      if (!isObj(q)) throw bad(`ddl.matviews[${i}] must be an object`);
+      name(q.schema, `ddl.matviews[${i}].schema`, bad);
+      name(q.name, `ddl.matviews[${i}].name`, bad);
+    });
+  }
 }
 
 /** A whole number ≥ 0 (a safe integer). */

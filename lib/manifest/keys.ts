@@ -13,6 +13,13 @@ export const CHECKPOINT_KEY = 'segferry-checkpoint.json';
 /** Key of the claim a run holds on a prefix while it writes there (lib/store/claim.ts). */
 export const CLAIM_KEY = 'segferry-claim.json';
 
+/**
+ * Keys of an export's schema (issue 14): pg_dump's pre-data and post-data sections. A segment
+ * key always contains `_segment.` followed by digits at its end, so these never collide.
+ */
+export const DDL_PRE_KEY = 'segferry-ddl-pre-data.sql';
+export const DDL_POST_KEY = 'segferry-ddl-post-data.sql';
+
 /** Suffix of a directory store's temporary file, before its random hex tag. */
 export const PARTIAL_SUFFIX = '.segferry-partial-';
 
@@ -38,9 +45,9 @@ export function partialKey(key: string): string {
 }
 
 /** segferry's fixed keys and their directory-store temporaries. */
-const CONTROL = new RegExp(`^(${[MANIFEST_KEY, CHECKPOINT_KEY, CLAIM_KEY].map((k) => k.replace(/\./g, '\\.')).join('|')})(\\.segferry-partial-[0-9a-f]+)?$`);
+const CONTROL = new RegExp(`^(${[MANIFEST_KEY, CHECKPOINT_KEY, CLAIM_KEY, DDL_PRE_KEY, DDL_POST_KEY].map((k) => k.replace(/\./g, '\\.')).join('|')})(\\.segferry-partial-[0-9a-f]+)?$`);
 
-/** True for the manifest, checkpoint and claim keys (and their directory-store temporaries). */
+/** True for the manifest, checkpoint, claim and DDL keys (and their directory-store temporaries). */
 export function isControlKey(key: string): boolean {
   return CONTROL.test(key);
 }

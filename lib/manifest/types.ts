@@ -115,6 +115,8 @@ export interface Manifest {
    * manifest equals the source's. Absent on an export's own manifest.
    */
   replicatedFrom?: ReplicatedFrom;
+  /** The schema of what was exported (issue 14), when the export carried it. */
+  ddl?: ManifestDdl;
   /** Server-side encryption requested for the objects, if any. */
   encryption?: { algorithm: string; kmsKeyId?: string };
 }
@@ -127,4 +129,45 @@ export interface ReplicatedFrom {
   at: string;
   /** The source manifest's `id` (the copy keeps the same id, so import ledgers agree). */
   manifestId: string;
+}
+
+/** One stored DDL object. */
+export interface ManifestDdlObject {
+  /** `segferry-ddl-pre-data.sql` or `segferry-ddl-post-data.sql`. */
+  key: string;
+  bytes: number;
+  /** Hex SHA-256 of the object's bytes. */
+  sha256: string;
+}
+
+/** A sequence's value at export time, applied after the data with setval(). */
+export interface ManifestSequence {
+  schema: string;
+  name: string;
+  /** Decimal bigint. */
+  lastValue: string;
+  isCalled: boolean;
+}
+
+/** The schema carried by an export: pg_dump --schema-only, split into sections (docs/manifest.md). */
+export interface ManifestDdl {
+  /** Types, schemas, tables, sequences, functions, views: run before the data. */
+  pre: ManifestDdlObject;
+  /** Constraints, indexes, foreign keys, triggers: run after the data. */
+  post: ManifestDdlObject;
+  /** `pg_dump --version` of the program that dumped it. */
+  pgDumpVersion: string;
+  /** The source server's `server_version`. */
+  serverVersion: string;
+  /**
+   * `shared`: dumped in the snapshot the data was read in (single server). `before-data`:
+   * dumped just before the data was read (static topologies: from the first node).
+   */
+  snapshot: 'shared' | 'before-data';
+  /** What the dump selects: the whole database, some schemas (`--schema`), or named tables. */
+  scope: 'database' | 'schemas' | 'tables';
+  /** Sequence values (pg_dump --schema-only has none). */
+  sequences: ManifestSequence[];
+  /** Materialized views that were populated at the source: refreshed after the data. */
+  matviews?: { schema: string; name: string }[];
 }

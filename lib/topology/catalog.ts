@@ -56,7 +56,9 @@ export async function relationColumns(client: pg.Client, oid: number): Promise<C
     `SELECT a.attname AS name, pg_catalog.format_type(a.atttypid, a.atttypmod) AS type,
             a.attnotnull AS notnull, a.attfdwoptions AS fdwopts
        FROM pg_catalog.pg_attribute a
-      WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+      WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped
+        -- Generated columns are computed by the destination: COPY FROM cannot load them.
+        AND a.attgenerated = ''
       ORDER BY a.attnum`,
     [oid],
   );

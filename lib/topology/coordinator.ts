@@ -75,7 +75,12 @@ export async function discoverCoordinator(
       const rel = await requireRelation(client, t, COORDINATOR_NODE);
       const cols = pickColumns(await relationColumns(client, rel.oid), req.columns, name, COORDINATOR_NODE);
       const columns: ColumnInfo[] = cols.map(({ name: n, type, notNull }) => ({ name: n, type, notNull: notNull ?? false }));
-      if (kind === 'postgres' || (rel.relkind !== 'p' && rel.relkind !== 'f')) {
+      // A partitioned table whose partitions are all local is one logical table read through
+      // its parent (one COPY, rows of every partition); only foreign partitions make nodes.
+      const allLocal = rel.relkind === 'p' && (await client.query<{ local: boolean }>(
+        `SELECT NOT EXISTS (SELECT 1 FROM pg_catalog.pg_partition_tree($1::oid) p JOIN pg_catalog.pg_class c ON c.oid = p.relid
+                             WHERE p.isleaf AND c.relkind = 'f') AS local`, [rel.oid])).rows[0]!.local;
+      if (kind === 'postgres' || allLocal || (rel.relkind !== 'p' && rel.relkind !== 'f')) {
         nodes.set(COORDINATOR_NODE, coordNode);
         out.push({
           table: t,

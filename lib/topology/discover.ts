@@ -1,10 +1,11 @@
 import type pg from 'pg';
-import { InvalidOptionError, TopologyError } from '../errors.js';
+import { InvalidOptionError, TopologyError, fromDatabaseError } from '../errors.js';
 import { closeQuietly, connect, describeEndpoint, parseConnection, type NodeEndpoint } from '../pg/conn.js';
-import { displayName, parseTableName, type QualifiedName } from '../pg/sql.js';
+import type { QualifiedName } from '../pg/sql.js';
 import { discoverCitus } from './citus.js';
 import { discoverCoordinator } from './coordinator.js';
-import { discoverStatic } from './static.js';
+import { discoverStatic, parseStaticTopology } from './static.js';
+import { listCatalogTables, needsCatalog, resolveSelection, type CatalogTable, type Selection } from './select.js';
 import { COORDINATOR_NODE, type Discovered, type DiscoverRequest, type StaticTopology, type TopologyKind } from './types.js';
 
 // Where these lived before the split; importers keep their paths.
@@ -47,31 +48,55 @@ export const TOPOLOGY_KINDS: { readonly [K in TopologyKind]: Discoverer } = {
   },
 };
 
-/** Work out nodes and reads for the requested tables. */
+/**
+ * Work out nodes and reads for the requested tables. The selection (`all`, `schemas`,
+ * `excludeTables`, patterns in `tables`) is resolved first against the catalog of the
+ * coordinator, or of a static topology's first node (lib/topology/select.ts).
+ */
 export async function discover(req: DiscoverRequest): Promise<Discovered> {
-  if (req.tables.length === 0) throw new InvalidOptionError('no tables given: name at least one table');
-  const tables = req.tables.map((t) => {
-    try { return parseTableName(t); } catch (e) { throw new InvalidOptionError((e as Error).message); }
-  });
-  const seen = new Set<string>();
-  for (const t of tables) {
-    const k = displayName(t);
-    if (seen.has(k)) throw new InvalidOptionError(`table ${k} is given twice`);
-    seen.add(k);
+  const sel: Selection = { tables: req.tables };
+  if (req.all !== undefined) sel.all = req.all;
+  if (req.schemas !== undefined) sel.schemas = req.schemas;
+  if (req.excludeTables !== undefined) sel.excludeTables = req.excludeTables;
+  if (req.tables.length === 0 && !req.all && (req.schemas?.length ?? 0) === 0) {
+    throw new InvalidOptionError('no tables given: name at least one table, or use --all or --schema');
   }
   const topo = req.topology ?? 'auto';
-  if (typeof topo === 'object') return TOPOLOGY_KINDS.static({ static: topo }, req, tables);
+  if (typeof topo === 'object') {
+    const tables = needsCatalog(sel) ? await resolveOnFirstNode(topo, sel) : resolveSelection([], sel);
+    return TOPOLOGY_KINDS.static({ static: topo }, req, tables);
+  }
   if (!req.source) throw new InvalidOptionError('a source URL is needed unless a static topology names the nodes');
   const coord = parseConnection(req.source);
   const client = await connect(coord, { node: COORDINATOR_NODE });
   const from = { coordinator: coord, client };
   try {
+    const tables = resolveSelection(needsCatalog(sel) ? await catalogOf(client, COORDINATOR_NODE) : [], sel);
     if (topo === 'auto' || topo === 'citus') {
       const ext = await client.query<{ extname: string }>(`SELECT extname FROM pg_catalog.pg_extension WHERE extname = 'citus'`);
       if (ext.rows.length > 0) return await TOPOLOGY_KINDS.citus(from, req, tables);
       if (topo === 'citus') throw new TopologyError(`topology citus requested but the citus extension is not installed on ${describeEndpoint(coord)}`);
     }
     return await TOPOLOGY_KINDS[topo === 'postgres' ? 'postgres' : 'fdw'](from, req, tables);
+  } finally {
+    await closeQuietly(client);
+  }
+}
+
+async function catalogOf(client: pg.Client, node: string): Promise<CatalogTable[]> {
+  try {
+    return await listCatalogTables(client);
+  } catch (e) {
+    throw fromDatabaseError(e, { node, action: 'list tables' });
+  }
+}
+
+/** A static topology's selection is resolved on its first node (node-local definitions). */
+async function resolveOnFirstNode(topo: StaticTopology, sel: Selection): Promise<QualifiedName[]> {
+  const first = [...parseStaticTopology(topo).nodes.values()][0]!;
+  const client = await connect(first.endpoint, { node: first.name });
+  try {
+    return resolveSelection(await catalogOf(client, first.name), sel);
   } finally {
     await closeQuietly(client);
   }

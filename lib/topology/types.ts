@@ -111,7 +111,14 @@ export interface DiscoverRequest {
   source?: string;
   /** auto (default), postgres, fdw, citus, or a static node list. */
   topology?: 'auto' | 'postgres' | 'fdw' | 'citus' | StaticTopology;
+  /** Table names or pg_dump-style patterns (lib/topology/select.ts). */
   tables: string[];
+  /** Every ordinary and partitioned table in the non-system schemas (default false). */
+  all?: boolean;
+  /** Every ordinary and partitioned table of these schemas (default none). */
+  schemas?: string[];
+  /** Patterns of tables to leave out (default none). */
+  excludeTables?: string[];
   /** Column subset, in order (default: all). */
   columns?: string[];
   /** Tables to treat as replicated (static: in addition to the topology's list). */

@@ -34,6 +34,7 @@ const EXPECTED = [
   'ValueConversionError', 'FormatError', 'InternalError', 'UntrustedInputError', 'DestinationNotEmptyError',
   'EncryptionKeyError', 'DecryptionError',
   'BinaryTypeMismatchError',
+  'PgDumpError', 'DdlUnsupportedError', 'DdlRefusedError', 'DdlConflictError',
 ].sort();
 
 describe('public API surface', () => {

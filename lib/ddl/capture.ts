@@ -1,0 +1,194 @@
+import { createHash } from 'node:crypto';
+import type pg from 'pg';
+import { fromDatabaseError } from '../errors.js';
+import { DDL_POST_KEY, DDL_PRE_KEY } from '../manifest/keys.js';
+import type { ManifestDdl, ManifestDdlObject, ManifestSequence } from '../manifest/types.js';
+import { closeQuietly, connect, destroyClient, type NodeEndpoint } from '../pg/conn.js';
+import { quoteIdent, quoteQualified, type QualifiedName } from '../pg/sql.js';
+import type { ObjectStore } from '../store/types.js';
+import { listCatalogTables, SKIPPED_SCHEMAS } from '../topology/select.js';
+import { findPgDump, runPgDump } from './pgdump.js';
+
+// The schema half of an export: pg_dump --schema-only of what was selected, in the data's
+// snapshot where one session's snapshot covers all the data (a single server).
+
+/** What the DDL covers: the whole database, some schemas, or named tables (pg_dump -t). */
+export type DdlScope = 'database' | 'schemas' | 'tables';
+
+/**
+ * A session on the node whose schema is dumped, holding a REPEATABLE READ transaction whose
+ * snapshot pg_dump (`--snapshot`) and, on a single server, the exporter
+ * (`SET TRANSACTION SNAPSHOT`) import: DDL, sequence values and rows then agree. Keep it open
+ * until every exporter has begun; {@link close} ends it.
+ */
+export class DdlSnapshot {
+  readonly #client: pg.Client;
+  readonly endpoint: NodeEndpoint;
+  readonly node: string;
+  /** pg_export_snapshot()'s id. */
+  readonly id: string;
+  /** `server_version`, e.g. `15.18`. */
+  readonly serverVersion: string;
+  readonly serverMajor: number;
+
+  private constructor(client: pg.Client, endpoint: NodeEndpoint, node: string, id: string, version: string, num: number) {
+    this.#client = client;
+    this.endpoint = endpoint;
+    this.node = node;
+    this.id = id;
+    this.serverVersion = version;
+    this.serverMajor = Math.floor(num / 10000);
+  }
+
+  /** Open the session and export its snapshot. */
+  static async open(endpoint: NodeEndpoint, node: string): Promise<DdlSnapshot> {
+    const client = await connect(endpoint, { node, applicationName: 'segferry ddl' }).catch((e) => { throw fromDatabaseError(e, { node, action: 'connect' }); });
+    try {
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      const r = await client.query<{ id: string; v: string; n: string }>(
+        `SELECT pg_catalog.pg_export_snapshot() AS id, current_setting('server_version') AS v, current_setting('server_version_num') AS n`);
+      const row = r.rows[0]!;
+      return new DdlSnapshot(client, endpoint, node, row.id, row.v, Number(row.n));
+    } catch (e) {
+      destroyClient(client);
+      throw fromDatabaseError(e, { node, action: 'export snapshot' });
+    }
+  }
+
+  /** The open session (read-only, in the exported snapshot). */
+  get client(): pg.Client {
+    return this.#client;
+  }
+
+  /** End the transaction and the session. */
+  async close(): Promise<void> {
+    await this.#client.query('COMMIT').catch(() => {});
+    await closeQuietly(this.#client);
+  }
+}
+
+/** Options of {@link captureDdl}. */
+export interface CaptureDdlOptions {
+  snapshot: DdlSnapshot;
+  /** True when the exporters read the same snapshot (a single server). */
+  shared: boolean;
+  scope: DdlScope;
+  /** The selected tables. */
+  tables: QualifiedName[];
+  /** `schemas` scope: the schemas named. */
+  schemas?: string[];
+  /** Directory holding pg_dump (default: SEGFERRY_PG_BINDIR, then the search in findPgDump). */
+  pgBindir?: string;
+  store: ObjectStore;
+  signal?: AbortSignal;
+}
+
+async function withPartitions(c: pg.Client, q: QualifiedName): Promise<QualifiedName[]> {
+  // pg_dump 15's -t/-T do not take a partitioned table's partitions along: name them too.
+  const r = await c.query<QualifiedName>(
+    `SELECT n.nspname AS schema, c.relname AS name
+       FROM pg_catalog.pg_partition_tree((SELECT c2.oid FROM pg_catalog.pg_class c2 JOIN pg_catalog.pg_namespace n2 ON n2.oid = c2.relnamespace
+                                           WHERE n2.nspname = $1 AND c2.relname = $2)) p
+       JOIN pg_catalog.pg_class c ON c.oid = p.relid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+      ORDER BY p.level, n.nspname, c.relname`, [q.schema, q.name]);
+  return r.rows.length > 0 ? r.rows : [q];
+}
+
+/** pg_dump pattern naming exactly one object: both parts double-quoted (no wildcard inside quotes). */
+const exact = (q: QualifiedName) => quoteQualified(q);
+
+/** pg_dump's selection arguments for a scope (names exact, quoted). */
+export async function selectionArgs(c: pg.Client, scope: DdlScope, tables: QualifiedName[], schemas: string[] = []): Promise<string[]> {
+  const args: string[] = [];
+  const chosen = new Set(tables.map((t) => `${t.schema}\0${t.name}`));
+  if (scope === 'tables') {
+    for (const t of tables) for (const p of await withPartitions(c, t)) args.push(`--table=${exact(p)}`);
+    return args;
+  }
+  if (scope === 'schemas') {
+    for (const s of schemas) args.push(`--schema=${quoteIdent(s)}`);
+  } else {
+    for (const s of SKIPPED_SCHEMAS) args.push(`--exclude-schema=${quoteIdent(s)}`);
+  }
+  const inScope = (s: string) => scope === 'database' || schemas.includes(s);
+  for (const t of await listCatalogTables(c)) {
+    if ((t.relkind === 'r' || t.relkind === 'p') && inScope(t.schema) && !chosen.has(`${t.schema}\0${t.name}`)) {
+      for (const p of await withPartitions(c, t)) args.push(`--exclude-table=${exact(p)}`);
+    }
+  }
+  return args;
+}
+
+/**
+ * Sequences whose values travel with the DDL (pg_dump --schema-only leaves them out): those
+ * owned by a selected table's columns (serial, identity, OWNED BY), and with the `database` and
+ * `schemas` scopes every sequence of the dumped schemas. Values are read after the snapshot was
+ * taken, so they are never below a value an exported row used (sequences are not transactional).
+ */
+export async function captureSequences(c: pg.Client, scope: DdlScope, tables: QualifiedName[], schemas: string[] = []): Promise<ManifestSequence[]> {
+  const r = await c.query<QualifiedName>(
+    `SELECT DISTINCT n.nspname AS schema, s.relname AS name
+       FROM pg_catalog.pg_class s JOIN pg_catalog.pg_namespace n ON n.oid = s.relnamespace
+      WHERE s.relkind = 'S' AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
+                                             WHERE e.classid = 'pg_catalog.pg_class'::regclass AND e.objid = s.oid AND e.deptype = 'e')
+        AND (EXISTS (SELECT 1 FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_class t ON t.oid = d.refobjid
+                                JOIN pg_catalog.pg_namespace tn ON tn.oid = t.relnamespace
+                      WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = s.oid AND d.deptype IN ('a', 'i')
+                        AND (tn.nspname, t.relname) IN (SELECT * FROM unnest($1::text[], $2::text[])))
+             OR ($3 = 'database' AND n.nspname <> ALL ($5::text[]) AND n.nspname !~ '^pg_(toast|temp_)')
+             OR ($3 = 'schemas' AND n.nspname = ANY ($4::text[])))
+      ORDER BY 1, 2`,
+    [tables.map((t) => t.schema), tables.map((t) => t.name), scope, schemas, SKIPPED_SCHEMAS]);
+  const out: ManifestSequence[] = [];
+  for (const q of r.rows) {
+    const v = await c.query<{ last_value: string; is_called: boolean }>(`SELECT last_value::text AS last_value, is_called FROM ${quoteQualified(q)}`);
+    out.push({ schema: q.schema, name: q.name, lastValue: v.rows[0]!.last_value, isCalled: v.rows[0]!.is_called });
+  }
+  return out;
+}
+
+async function put(store: ObjectStore, key: string, text: string): Promise<ManifestDdlObject> {
+  const body = Buffer.from(text, 'utf8');
+  await store.putBytes(key, body);
+  return { key, bytes: body.length, sha256: createHash('sha256').update(body).digest('hex') };
+}
+
+/**
+ * Dump the selection's schema with pg_dump (`--schema-only --no-owner --no-privileges`, one run
+ * per section, `--snapshot` of the held session), store `segferry-ddl-pre-data.sql` and
+ * `segferry-ddl-post-data.sql`, and read the sequence values and populated materialized views.
+ * Returns the manifest's `ddl` entry. Memory: each section's text is held once (at most
+ * MAX_DDL_BYTES, lib/ddl/pgdump.ts).
+ */
+export async function captureDdl(o: CaptureDdlOptions): Promise<ManifestDdl> {
+  const snap = o.snapshot;
+  const prog = findPgDump(snap.serverMajor, o.pgBindir);
+  const c = snap.client;
+  const fail = (e: unknown, action: string) => fromDatabaseError(e, { node: snap.node, action });
+  const sel = await selectionArgs(c, o.scope, o.tables, o.schemas).catch((e) => { throw fail(e, 'list tables for pg_dump'); });
+  const base = ['--schema-only', '--no-owner', '--no-privileges', `--snapshot=${snap.id}`, ...sel];
+  const pre = await runPgDump(prog, snap.endpoint, [...base, '--section=pre-data'], o.signal);
+  const post = await runPgDump(prog, snap.endpoint, [...base, '--section=post-data'], o.signal);
+  const sequences = await captureSequences(c, o.scope, o.tables, o.schemas).catch((e) => { throw fail(e, 'read sequences'); });
+  const mv = await c.query<QualifiedName>(
+    `SELECT n.nspname AS schema, c.relname AS name FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind = 'm' AND c.relispopulated ORDER BY 1, 2`).catch((e) => { throw fail(e, 'list materialized views'); });
+  const ddl: ManifestDdl = {
+    pre: await put(o.store, DDL_PRE_KEY, pre),
+    post: await put(o.store, DDL_POST_KEY, post),
+    pgDumpVersion: prog.version,
+    serverVersion: snap.serverVersion,
+    snapshot: o.shared ? 'shared' : 'before-data',
+    scope: o.scope,
+    sequences,
+  };
+  // Only those the dump creates: pg_dump prints `CREATE MATERIALIZED VIEW schema.name`.
+  const created = mv.rows.filter((m) => pre.includes(`CREATE MATERIALIZED VIEW ${quoteIdentIfNeeded(m.schema)}.${quoteIdentIfNeeded(m.name)} `));
+  if (created.length > 0) ddl.matviews = created;
+  return ddl;
+}
+
+/** pg_dump's spelling of an identifier: bare when lower-case simple, else double-quoted. */
+function quoteIdentIfNeeded(s: string): string {
+  return /^[a-z_][a-z0-9_$]*$/.test(s) ? s : quoteIdent(s);
+}

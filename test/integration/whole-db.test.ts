@@ -1,0 +1,230 @@
+/**
+ * Issue 14: whole databases. Selection (--all, --schema, patterns, excludes) resolved on a real
+ * server holding the realistic sample database (test/helpers/sample-db.ts).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { exportTables, importTables, planExport, SegferryError, type Manifest } from '../../lib/index.js';
+import { findPgDump, runPgDump } from '../../lib/ddl/pgdump.js';
+import { parseConnection } from '../../lib/pg/conn.js';
+import { describeMultisetDiff, multisetSize, rowMultiset, sameMultiset } from '../helpers/fixtures.js';
+import { ensureBuilt, runCli } from '../helpers/cli.js';
+import { startServer, type PgServer } from '../helpers/pg.js';
+import { SAMPLE_DB_SQL, SAMPLE_SEQUENCES, SAMPLE_TABLES } from '../helpers/sample-db.js';
+
+let pgs: PgServer;
+const dirs: string[] = [];
+const SRC = 'src';
+
+async function tmp(): Promise<string> {
+  const d = await mkdtemp(join(tmpdir(), 'sf-wholedb-'));
+  dirs.push(d);
+  return d;
+}
+
+beforeAll(async () => {
+  ensureBuilt();
+  pgs = await startServer({ name: 'wholedb' });
+  await pgs.query(`CREATE DATABASE ${SRC}`);
+  await pgs.query(SAMPLE_DB_SQL, [], SRC);
+  // segferry's own ledger schema and an extension's table are never selected.
+  await pgs.query('CREATE SCHEMA segferry; CREATE TABLE segferry.loads (x int)', [], SRC);
+});
+
+afterAll(async () => {
+  await pgs?.destroy();
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
+
+const names = (p: { tables: { table: { schema: string; name: string } }[] }) => p.tables.map((t) => `${t.table.schema}.${t.table.name}`);
+
+describe('selection (issue 14, item 1)', () => {
+  it('--all: every ordinary and partitioned table, not partitions, views or the ledger schema; a partitioned table is read through its parent', async () => {
+    const plan = await planExport({ source: pgs.url(SRC), all: true });
+    expect(names(plan)).toEqual(SAMPLE_TABLES);
+    const m = plan.tables.find((t) => t.table.name === 'measurements')!;
+    expect(m.reads.map((r) => `${r.node}:${r.relation.schema}.${r.relation.name}`)).toEqual(['coordinator:sales.measurements']);
+    expect(plan.topology).toBe('postgres');
+    // Generated columns are not exported (COPY cannot load them; the DDL recomputes them).
+    expect(plan.tables.find((t) => t.table.name === 'orders')!.columns.map((c) => c.name)).toEqual(['id', 'customer_id', 'status', 'amount', 'qty']);
+  });
+
+  it('--schema, patterns and excludes', async () => {
+    expect(names(await planExport({ source: pgs.url(SRC), schemas: ['Odd Schema ü'] }))).toEqual(['Odd Schema ü.Big Table Ä']);
+    expect(names(await planExport({ source: pgs.url(SRC), tables: ['sales.*'], excludeTables: ['sales.m*', '*.ticket?'] }))).toEqual(['sales.customers', 'sales.orders']);
+    expect(names(await planExport({ source: pgs.url(SRC), tables: ['"Odd Schema ü"."Big Table "?', 'sales.orders'] }))).toEqual(['Odd Schema ü.Big Table Ä', 'sales.orders']);
+    const e = await planExport({ source: pgs.url(SRC), tables: ['sales.nothing*'] }).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(SegferryError);
+    expect((e as SegferryError).code).toBe('ERR_TABLE_NOT_FOUND');
+  });
+
+  it('CLI: plan with --table-file and --exclude-table-file lists the resolved tables', async () => {
+    const d = await tmp();
+    await writeFile(join(d, 'in.txt'), '# sales first\nsales.*\n\n"Odd Schema ü".*\n');
+    await writeFile(join(d, 'out.txt'), 'sales.measurements\nsales.tickets\n');
+    const r = await runCli(['plan', '--source', pgs.url(SRC), '--table-file', join(d, 'in.txt'), '--exclude-table-file', join(d, 'out.txt'), '-T', 'sales.customers']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(names(JSON.parse(r.stdout) as Parameters<typeof names>[0])).toEqual(['sales.orders', 'Odd Schema ü.Big Table Ä']);
+  });
+});
+
+describe('DDL in the export (issue 14, item 2)', () => {
+  it('export --all stores pre-data and post-data objects with size and SHA-256, in the data snapshot, with sequence values', async () => {
+    const dir = await tmp();
+    const res = await exportTables({ source: pgs.url(SRC), all: true, to: dir });
+    const ddl = res.manifest.ddl!;
+    expect(ddl).toBeDefined();
+    expect(ddl.snapshot).toBe('shared');
+    expect(ddl.scope).toBe('database');
+    expect(ddl.pgDumpVersion).toMatch(/pg_dump \(PostgreSQL\) \d+/);
+    for (const part of [ddl.pre, ddl.post]) {
+      const bytes = await readFile(join(dir, part.key));
+      expect(bytes.length).toBe(part.bytes);
+      expect(createHash('sha256').update(bytes).digest('hex')).toBe(part.sha256);
+      expect(bytes.toString()).not.toMatch(/^\\(un)?restrict/m);
+      expect(bytes.toString()).not.toContain('segferry');
+    }
+    const pre = await readFile(join(dir, ddl.pre.key), 'utf8');
+    const post = await readFile(join(dir, ddl.post.key), 'utf8');
+    expect(pre).toContain('CREATE TYPE sales.status AS ENUM');
+    expect(pre).toContain('ATTACH PARTITION sales.measurements_12 FOR VALUES');
+    expect(pre).toContain('ATTACH PARTITION sales.measurements_other DEFAULT');
+    expect(pre).not.toContain('PRIMARY KEY');
+    expect(post).toContain('PRIMARY KEY');
+    expect(post).toContain('FOREIGN KEY');
+    expect(post).toContain('CREATE TRIGGER customers_touch');
+    expect(ddl.sequences.find((s) => s.name === 'orders_id_seq')).toEqual({ schema: 'sales', name: 'orders_id_seq', lastValue: '5000', isCalled: true });
+    expect(ddl.sequences.map((s) => `${s.schema}.${s.name}`)).toEqual(['Odd Schema ü.Big Table Ä_id_seq', 'sales.customers_id_seq', 'sales.orders_id_seq', 'sales.ticket_no']);
+    expect(ddl.matviews).toEqual([{ schema: 'sales', name: 'order_totals' }]);
+  });
+
+  it('pg_dump missing from the configured directory: ERR_PREREQUISITE naming what to install, no manifest', async () => {
+    const dir = await tmp();
+    const empty = await tmp();
+    const e = await exportTables({ source: pgs.url(SRC), tables: ['sales.tickets'], ddl: true, pgBindir: empty, to: dir }).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(SegferryError);
+    expect((e as SegferryError).code).toBe('ERR_PREREQUISITE');
+    expect((e as SegferryError).message).toContain('pg_dump not found');
+    expect((e as SegferryError).hint).toMatch(/postgresql-client/);
+    expect(existsSync(join(dir, 'manifest.json'))).toBe(false);
+  });
+});
+
+const SEQ_SQL = SAMPLE_SEQUENCES.map((s) => `SELECT '${s.replace(/'/g, "''")}' AS s, last_value, is_called FROM ${s}`).join(' UNION ALL ') + ' ORDER BY 1';
+
+async function schemaDump(db: string): Promise<string> {
+  return runPgDump(findPgDump(15), parseConnection(pgs.url(db)), ['--schema-only', '--exclude-schema=segferry']);
+}
+
+async function newDb(): Promise<string> {
+  const name = `dst_${Math.random().toString(36).slice(2, 10)}`;
+  await pgs.query(`CREATE DATABASE ${name}`);
+  return name;
+}
+
+async function userTables(db: string): Promise<string[]> {
+  return (await pgs.query<{ t: string }>(`SELECT n.nspname || '.' || c.relname AS t FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('r','p') AND n.nspname NOT IN ('pg_catalog','information_schema','segferry') AND n.nspname !~ '^pg_toast' ORDER BY 1`, [], db)).map((r) => r.t);
+}
+
+describe('restore: import --create with the DDL (issue 14, items 3 and 4)', () => {
+  let exported: string;
+  beforeAll(async () => {
+    exported = await tmp();
+    await exportTables({ source: pgs.url(SRC), all: true, to: exported, segmentSize: 16 * 1024 });
+  });
+
+  it('export --all, import --create into an empty database: same schema dump, same rows, same sequences, then a rerun loads nothing', async () => {
+    const db = await newDb();
+    const res = await importTables({ from: exported, target: pgs.url(db), create: true });
+    expect(res.notes.join('\n')).toMatch(/schema restored from the export's DDL \(pre-data before the data; post-data: \d+ statements; sequences: 4 set; ANALYZE: 5 tables\)/);
+    expect(await schemaDump(db)).toBe(await schemaDump(SRC));
+    for (const t of [...SAMPLE_TABLES.map((x) => x.replace(/^Odd Schema ü\.Big Table Ä$/, '"Odd Schema ü"."Big Table Ä"')), 'sales.order_totals', 'sales.big_orders']) {
+      const a = await rowMultiset(pgs, `SELECT * FROM ${t}`, SRC);
+      const b = await rowMultiset(pgs, `SELECT * FROM ${t}`, db);
+      expect(multisetSize(a), t).toBeGreaterThan(0);
+      expect(sameMultiset(a, b), `${t}: ${describeMultisetDiff(a, b)}`).toBe(true);
+    }
+    expect(await pgs.query(SEQ_SQL, [], db)).toEqual(await pgs.query(SEQ_SQL, [], SRC));
+    // Keys, foreign keys and triggers are in place after the load.
+    const dup = await pgs.query(`INSERT INTO sales.orders (id, customer_id, qty) VALUES (1, 1, 1)`, [], db).catch((e: { code?: string }) => e.code);
+    expect(dup).toBe('23505');
+    const again = await importTables({ from: exported, target: pgs.url(db), create: true });
+    expect(again.loaded).toBe(0);
+    expect(again.notes.join('\n')).toMatch(/finishing an earlier run/);
+    expect(await schemaDump(db)).toBe(await schemaDump(SRC));
+  });
+
+  it('a destination table with another definition: ERR_DDL_CONFLICT naming it and the difference, nothing created or loaded', async () => {
+    const db = await newDb();
+    await pgs.query('CREATE SCHEMA sales; CREATE TABLE sales.orders (id bigint, customer_id text)', [], db);
+    const e = await importTables({ from: exported, target: pgs.url(db), create: true }).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(SegferryError);
+    expect((e as SegferryError).code).toBe('ERR_DDL_CONFLICT');
+    expect((e as SegferryError).message).toContain('column 2 is customer_id integer NOT NULL in the export but customer_id text at the destination');
+    expect(await userTables(db)).toEqual(['sales.orders']);
+    expect(await pgs.query('SELECT count(*)::int AS n FROM sales.orders', [], db)).toEqual([{ n: 0 }]);
+  });
+
+  it('a tampered DDL object: ERR_CHECKSUM_MISMATCH before anything runs; a refused statement with a matching checksum: ERR_DDL_REFUSED', async () => {
+    const dir = await tmp();
+    await cp(exported, dir, { recursive: true });
+    const key = join(dir, 'segferry-ddl-post-data.sql');
+    const evil = (await readFile(key, 'utf8')) + "\nCOPY sales.orders TO PROGRAM 'touch /tmp/sf_pwned';\n";
+    await writeFile(key, evil);
+    const db = await newDb();
+    const e = await importTables({ from: dir, target: pgs.url(db), create: true }).catch((x: unknown) => x);
+    expect((e as SegferryError).code).toBe('ERR_CHECKSUM_MISMATCH');
+    expect((e as SegferryError).key).toBe('segferry-ddl-post-data.sql');
+    expect(await userTables(db)).toEqual([]);
+    // The attacker also fixes the manifest: the allowlist still refuses the statement.
+    const mpath = join(dir, 'manifest.json');
+    const m = JSON.parse(await readFile(mpath, 'utf8')) as Manifest;
+    m.ddl!.post = { key: 'segferry-ddl-post-data.sql', bytes: Buffer.byteLength(evil), sha256: createHash('sha256').update(evil).digest('hex') };
+    await writeFile(mpath, JSON.stringify(m));
+    const e2 = await importTables({ from: dir, target: pgs.url(db), create: true }).catch((x: unknown) => x);
+    expect((e2 as SegferryError).code).toBe('ERR_DDL_REFUSED');
+    expect((e2 as SegferryError).message).toContain('COPY sales.orders TO PROGRAM');
+    expect(await userTables(db)).toEqual([]);
+  });
+});
+
+describe('restore with --schema and --exclude-table (issue 14, item 5)', () => {
+  it('export --schema sales --exclude-table sales.tickets, import --create: that schema without the table, rows and sequences equal', async () => {
+    const dir = await tmp();
+    const ex = await exportTables({ source: pgs.url(SRC), schemas: ['sales'], excludeTables: ['sales.tickets'], to: dir });
+    expect(ex.manifest.ddl!.scope).toBe('schemas');
+    expect(ex.manifest.tables.map((t) => t.name)).toEqual(['customers', 'measurements', 'orders']);
+    const db = await newDb();
+    await importTables({ from: dir, target: pgs.url(db), create: true });
+    const dump = (d: string, extra: string[]) => runPgDump(findPgDump(15), parseConnection(pgs.url(d)), ['--schema-only', '--schema=sales', ...extra]);
+    expect(await dump(db, [])).toBe(await dump(SRC, ['--exclude-table=sales.tickets']));
+    expect(await userTables(db)).not.toContain('sales.tickets');
+    expect(await userTables(db)).not.toContain('Odd Schema ü.Big Table Ä');
+    for (const t of ['sales.customers', 'sales.orders', 'sales.measurements', 'sales.order_totals']) {
+      expect(sameMultiset(await rowMultiset(pgs, `SELECT * FROM ${t}`, SRC), await rowMultiset(pgs, `SELECT * FROM ${t}`, db)), t).toBe(true);
+    }
+    const seq = 'SELECT last_value, is_called FROM sales.orders_id_seq';
+    expect(await pgs.query(seq, [], db)).toEqual(await pgs.query(seq, [], SRC));
+  });
+});
+
+describe('static topology (issue 14, item 2)', () => {
+  it('export --all through a static node list: the first node\'s DDL, dumped before the data; import --create gives the same schema and rows', async () => {
+    const dir = await tmp();
+    const ex = await exportTables({ topology: { nodes: [{ name: 'n1', url: pgs.url(SRC) }] }, all: true, to: dir });
+    expect(ex.manifest.ddl!.snapshot).toBe('before-data');
+    expect(ex.manifest.source.topology).toBe('static');
+    const db = await newDb();
+    await importTables({ from: dir, target: pgs.url(db), create: true });
+    expect(await schemaDump(db)).toBe(await schemaDump(SRC));
+    for (const t of ['sales.orders', 'sales.measurements']) {
+      expect(sameMultiset(await rowMultiset(pgs, `SELECT * FROM ${t}`, SRC), await rowMultiset(pgs, `SELECT * FROM ${t}`, db)), t).toBe(true);
+    }
+  });
+
+});
