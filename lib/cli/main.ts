@@ -64,6 +64,7 @@ const EXPORT_FLAGS = {
   where: { type: 'string' },
   replicated: { type: 'string', multiple: true },
   concurrency: { type: 'string', short: 'j' },
+  streams: { type: 'string' },
   threads: { type: 'string' },
   overwrite: { type: 'boolean' },
   resume: { type: 'boolean' },
@@ -96,7 +97,11 @@ Options:
       --columns a,b        export only these columns, in this order
       --where SQL          filter applied on every node (trusted SQL, never user input)
       --replicated NAME    treat NAME as replicated: exported from one node (repeatable)
-  -j, --concurrency N      exporters at once (default: number of nodes)
+      --streams N|auto     sessions reading one table on one node at once, by ctid page
+                           ranges in one snapshot (default auto: one per 256MiB, at most
+                           min(max_parallel_workers, 8); docs/streams.md)
+  -j, --concurrency N      sessions reading at once over all nodes (default: the sum over
+                           nodes of their streams, i.e. number of nodes with one stream each)
       --threads T          on, off or auto (default): exporters in worker threads, one per
                            core at most; auto = on with 4+ cores and 2+ exporters at once
       --overwrite          replace an existing export under DEST
@@ -211,6 +216,7 @@ async function cmdExport(argv: string[], dryRunCommand: boolean, reporter: () =>
   if (v.replicated) opts.replicated = v.replicated;
   const conc = parseCount(v.concurrency, '--concurrency');
   if (conc !== undefined) opts.concurrency = conc;
+  if (v.streams !== undefined) opts.streams = v.streams === 'auto' ? 'auto' : parseCount(v.streams, '--streams')!;
   if (v['no-checksums']) opts.checksums = false;
   if (dryRunCommand || v['dry-run']) {
     const plan = await planExport(opts);

@@ -41,6 +41,11 @@ export interface Checkpoint {
    * the first object: leftovers under them are provably this export's (lib/export/ownership.ts).
    */
   stems?: string[];
+  /**
+   * First page of each range of the (table, node) pairs read in streams, by unit group
+   * (`<objectName>_<node>`), as the first run cut them: a resume keeps them (docs/streams.md).
+   */
+  ranges?: Record<string, number[]>;
 }
 
 /** Digest of the parts of a plan that decide the objects' content (not size estimates). */
@@ -68,6 +73,8 @@ export async function readCheckpoint(store: ObjectStore): Promise<Checkpoint | u
   try {
     const c = JSON.parse(b.toString('utf8')) as Checkpoint;
     if (c.kind !== 'segferry-checkpoint' || c.version !== 1 || !Array.isArray(c.units)) throw new Error('not a checkpoint');
+    // Range starts become ctid literals in SQL: whole page numbers from 0, strictly increasing.
+    if (c.ranges !== undefined && !validRanges(c.ranges)) throw new Error('bad page ranges');
     return c;
   } catch (e) {
     throw new ManifestInvalidError(`${store.url}${CHECKPOINT_KEY} is not a readable segferry checkpoint`, { key: CHECKPOINT_KEY, cause: e });
@@ -105,9 +112,32 @@ export class CheckpointWriter {
     return next;
   }
 
+  /** The recorded range starts (see {@link Checkpoint.ranges}). */
+  get ranges(): Readonly<Record<string, number[]>> {
+    return this.#cp.ranges ?? {};
+  }
+
+  /** Record range starts of groups not recorded yet (stored with the next save). */
+  addRanges(r: Record<string, number[]>): void {
+    for (const [g, starts] of Object.entries(r)) if (!this.#cp.ranges?.[g]) (this.#cp.ranges ??= {})[g] = starts;
+  }
+
+  /** Drop the entries of these units (their objects are being deleted to redo them) and store the checkpoint. */
+  forget(ids: ReadonlySet<string>): Promise<void> {
+    this.#cp.units = this.#cp.units.filter((u) => u.unit === undefined || !ids.has(u.unit));
+    return this.save();
+  }
+
   /** Add a finished unit and store the checkpoint. */
   record(u: CheckpointUnit): Promise<void> {
     this.#cp.units.push(u);
     return this.save();
   }
+}
+
+/** True for `{ group: [0, a, b, …] }` with strictly increasing whole page numbers. */
+function validRanges(r: unknown): boolean {
+  if (typeof r !== 'object' || r === null || Array.isArray(r)) return false;
+  return Object.values(r).every((v) => Array.isArray(v) && v.length >= 2 && v[0] === 0
+    && v.every((x, i) => Number.isSafeInteger(x) && (i === 0 || x > v[i - 1])));
 }
