@@ -36,7 +36,8 @@ export type ErrorCode =
   | 'ERR_VALUE_CONVERSION'
   | 'ERR_FORMAT'
   | 'ERR_INTERNAL'
-  | 'ERR_PREFIX_CLAIMED';
+  | 'ERR_PREFIX_CLAIMED'
+  | 'ERR_PLAN_INCOMPLETE';
 
 /** Fields shared by every segferry error. */
 export interface ErrorContext {
@@ -411,4 +412,14 @@ export function fromDatabaseError(
  */
 export class PrefixClaimedError extends SegferryError {
   constructor(message: string, ctx?: ErrorContext) { super('ERR_PREFIX_CLAIMED', message, ctx); }
+}
+
+// --- One plan, many hosts (issue 17) ---------------------------------------------------------
+
+/**
+ * `finish` found units of the plan that no part has stored (or whose recorded objects are
+ * missing or of another size): the message names them; run their parts (again) first.
+ */
+export class PlanIncompleteError extends SegferryError {
+  constructor(message: string, ctx?: ErrorContext) { super('ERR_PLAN_INCOMPLETE', message, ctx); }
 }

@@ -1,5 +1,8 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { planFile } from '../export/parts.js';
+import { cmdFinish, cmdRun } from './parts.js';
 import { InvalidOptionError, SegferryError, redact } from '../errors.js';
 import { exportTables } from '../export/export.js';
 import { planExport, type PlanOptions } from '../export/plan.js';
@@ -20,7 +23,10 @@ const HELP = `segferry ${VERSION}: parallel table export/import between PostgreS
 Usage:
   segferry export (--source URL [--topology auto|postgres|fdw|citus] | --topology FILE.json)
                   --table NAME [--table NAME ...] --to DEST [options]
-  segferry plan   (same as export, prints the plan; = export --dry-run)
+  segferry plan   (same as export, prints the plan; = export --dry-run; with --out FILE
+                  writes a plan file for many hosts: run and finish below)
+  segferry run    --plan FILE --part K/N   one part of a plan file's units (one host of many)
+  segferry finish --plan FILE              check every part, then write the manifest
   segferry import --from DEST (--target URL | --topology FILE.json) [--table NAME ...]
                   [--route auto|coordinator|direct] [--concurrency N] [--truncate] [--create]
                   [--analyze] [--force] [--verify] [--dry-run]
@@ -69,6 +75,7 @@ const EXPORT_FLAGS = {
   overwrite: { type: 'boolean' },
   resume: { type: 'boolean' },
   'dry-run': { type: 'boolean' },
+  out: { type: 'string' },
   'no-checksums': { type: 'boolean' },
   header: { type: 'boolean' },
   delimiter: { type: 'string' },
@@ -107,6 +114,8 @@ Options:
       --overwrite          replace an existing export under DEST
       --resume             continue an unfinished export under DEST (same options as the first run)
       --dry-run            print the plan as JSON and export nothing
+      --out FILE           plan only: write the plan with --to DEST as a plan file for
+                           segferry run --part K/N on many hosts (docs/multi-host.md)
       --no-checksums       skip the per-node row checksums that verify uses
   csv:  --header  --delimiter C  --null S  --quote C  --escape C
   text: --delimiter C  --null S
@@ -218,6 +227,14 @@ async function cmdExport(argv: string[], dryRunCommand: boolean, reporter: () =>
   if (conc !== undefined) opts.concurrency = conc;
   if (v.streams !== undefined) opts.streams = v.streams === 'auto' ? 'auto' : parseCount(v.streams, '--streams')!;
   if (v['no-checksums']) opts.checksums = false;
+  if (v.out !== undefined) {
+    if (!dryRunCommand) throw new InvalidOptionError('--out belongs to segferry plan');
+    if (!v.to) throw new InvalidOptionError('segferry plan --out FILE needs --to DEST: the parts write there');
+    const plan = await planExport(opts);
+    await writeFile(v.out, redact(JSON.stringify(planFile(plan, v.to), null, 2)) + '\n');
+    process.stdout.write(`plan written to ${v.out}: ${plan.tables.length} tables, ${plan.nodes.length} nodes\n`);
+    return EXIT.ok;
+  }
   if (dryRunCommand || v['dry-run']) {
     const plan = await planExport(opts);
     process.stdout.write(redact(JSON.stringify(plan, null, 2)) + '\n');
@@ -388,6 +405,10 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdCleanup(rest, S3_FLAGS, s3FromFlags);
       case 'demo':
         return await cmdDemo(rest, reporter);
+      case 'run':
+        return await cmdRun(rest, S3_FLAGS, s3FromFlags);
+      case 'finish':
+        return await cmdFinish(rest, S3_FLAGS, s3FromFlags);
       default:
         process.stderr.write(`segferry: unknown command ${JSON.stringify(cmd)}\n\n${HELP}`);
         return EXIT.usage;

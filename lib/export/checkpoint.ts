@@ -46,6 +46,8 @@ export interface Checkpoint {
    * (`<objectName>_<node>`), as the first run cut them: a resume keeps them (docs/streams.md).
    */
   ranges?: Record<string, number[]>;
+  /** A part record of a plan run on many hosts (lib/export/parts.ts): part K of N. */
+  part?: [number, number];
 }
 
 /** Digest of the parts of a plan that decide the objects' content (not size estimates). */
@@ -66,9 +68,9 @@ export function planDigest(plan: ExportPlan): string {
   return createHash('sha256').update(JSON.stringify(essence)).digest('hex');
 }
 
-/** Read the checkpoint under a store's root, if any. */
-export async function readCheckpoint(store: ObjectStore): Promise<Checkpoint | undefined> {
-  const b = await store.getBytes(CHECKPOINT_KEY);
+/** Read the checkpoint (or a part record: `key`) under a store's root, if any. */
+export async function readCheckpoint(store: ObjectStore, key = CHECKPOINT_KEY): Promise<Checkpoint | undefined> {
+  const b = await store.getBytes(key);
   if (!b) return undefined;
   try {
     const c = JSON.parse(b.toString('utf8')) as Checkpoint;
@@ -77,7 +79,7 @@ export async function readCheckpoint(store: ObjectStore): Promise<Checkpoint | u
     if (c.ranges !== undefined && !validRanges(c.ranges)) throw new Error('bad page ranges');
     return c;
   } catch (e) {
-    throw new ManifestInvalidError(`${store.url}${CHECKPOINT_KEY} is not a readable segferry checkpoint`, { key: CHECKPOINT_KEY, cause: e });
+    throw new ManifestInvalidError(`${store.url}${key} is not a readable segferry checkpoint`, { key, cause: e });
   }
 }
 
@@ -85,14 +87,17 @@ export async function readCheckpoint(store: ObjectStore): Promise<Checkpoint | u
 export class CheckpointWriter {
   readonly #store: ObjectStore;
   readonly #cp: Checkpoint;
+  readonly #key: string;
   #chain: Promise<void> = Promise.resolve();
 
   /**
    * `runId`: the claim of the run writing it; `stems`: key stems of every unit it may write,
-   * added to those of earlier runs and stored with the first save, before any object.
+   * added to those of earlier runs and stored with the first save, before any object;
+   * `key`: where it is stored (default the checkpoint's; a part record's, lib/export/parts.ts).
    */
-  constructor(store: ObjectStore, cp: Checkpoint, runId?: string, stems?: string[]) {
+  constructor(store: ObjectStore, cp: Checkpoint, runId?: string, stems?: string[], key = CHECKPOINT_KEY) {
     this.#store = store;
+    this.#key = key;
     this.#cp = cp;
     if (runId !== undefined) cp.runId = runId;
     if (stems) cp.stems = [...new Set([...(cp.stems ?? []), ...stems])].sort();
@@ -106,7 +111,7 @@ export class CheckpointWriter {
   save(): Promise<void> {
     const next = this.#chain.then(() => {
       this.#cp.updatedAt = new Date().toISOString();
-      return this.#store.putBytes(CHECKPOINT_KEY, JSON.stringify(this.#cp) + '\n');
+      return this.#store.putBytes(this.#key, JSON.stringify(this.#cp) + '\n');
     });
     this.#chain = next.catch(() => {});
     return next;

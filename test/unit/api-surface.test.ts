@@ -18,6 +18,8 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const EXPECTED = [
   // operations
   'planExport', 'exportTables', 'planImport', 'importTables', 'verifyImport', 'cleanup', 'readManifest',
+  // one plan, many hosts
+  'planFile', 'parsePlanFile', 'planParts', 'runPlanPart', 'finishPlan',
   // stores
   'openStore', 'S3Store', 'DirectoryStore',
   // Arrow objects
@@ -30,7 +32,7 @@ const EXPECTED = [
   'UnfinishedExportError', 'ManifestMissingError', 'ManifestInvalidError', 'ObjectMissingError',
   'ChecksumMismatchError', 'RowCountMismatchError', 'SchemaMismatchError', 'VerifyMismatchError',
   'KeyEscapesRootError', 'AbortedError', 'PrerequisiteError', 'WorkerError', 'CopyProtocolError',
-  'ValueConversionError', 'FormatError', 'InternalError',
+  'ValueConversionError', 'FormatError', 'InternalError', 'PlanIncompleteError',
 ].sort();
 
 describe('public API surface', () => {
