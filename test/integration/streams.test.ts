@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { exportTables, planExport, SegferryError, type Manifest } from '../../lib/index.js';
+import { DirectoryStore, exportTables, planExport, SegferryError, type Manifest } from '../../lib/index.js';
 import { startServer, type PgServer } from '../helpers/pg.js';
 
 // ctid page-range streams inside one node, all reading one exported snapshot (docs/streams.md).
@@ -55,6 +55,22 @@ function expectContiguous(m: Manifest): void {
     return o.segment;
   }).sort((a, b) => a - b);
   expect(nums).toEqual(nums.map((_, i) => i));
+}
+
+/** A directory store whose object writes first wait for `gate()` (to act at a known point of an export). */
+function gatedStore(dir: string, gate: () => Promise<unknown>): DirectoryStore {
+  return new Proxy(new DirectoryStore(dir), {
+    get(t, p) {
+      if (p === 'createWriter') {
+        return (key: string, o?: { signal?: AbortSignal }) => {
+          const w = t.createWriter(key, o);
+          return { write: async (c: Buffer) => { await gate(); return w.write(c); }, finish: () => w.finish(), abort: () => w.abort() };
+        };
+      }
+      const v = Reflect.get(t, p, t) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(t) : v;
+    },
+  });
 }
 
 beforeAll(async () => {
@@ -121,8 +137,10 @@ describe('streams inside a node', () => {
     let exportDoneAt = 0;
     // Two sessions for four streams: streams 3 and 4 (the open-ended one, where new rows land)
     // start after the insert has committed, so only the shared snapshot hides it from them.
+    // The export's writes wait until the insert has committed.
     await exportTables({
-      source: server.url(), topology: 'postgres', tables: ['items'], streams: 4, concurrency: 2, segmentSize: CAP, to: dir,
+      source: server.url(), topology: 'postgres', tables: ['items'], streams: 4, concurrency: 2, segmentSize: CAP,
+      to: gatedStore(dir, () => inserted ?? Promise.resolve()),
       onEvent: (e) => {
         if (e.type === 'segment' && !inserted) {
           inserted = server.query(`INSERT INTO items SELECT g, 'late' FROM generate_series(${ROWS + 1}, ${ROWS + 500}) g`).then(() => { insertDoneAt = performance.now(); });
@@ -161,9 +179,13 @@ describe('streams inside a node', () => {
     const dir = await tmp();
     // One session at a time: when the kill comes, a range is done and the last one has not started.
     const opts = { source: server.url(), topology: 'postgres' as const, tables: ['items'], streams: 4, concurrency: 1, segmentSize: CAP, to: dir };
+    // Writes wait at a gate while the kill runs, so the stream is still open when it lands.
+    let gate: Promise<unknown> = Promise.resolve();
+    const gated = gatedStore(dir, () => gate);
     let kill: Promise<unknown> | undefined;
     const err = await exportTables({
       ...opts,
+      to: gated,
       onEvent: (e) => {
         if (e.type !== 'segment' || kill) return;
         // Once a range is recorded done, kill the stream reading.
@@ -172,6 +194,7 @@ describe('streams inside a node', () => {
         // Every stream session (a stream whose COPY the server has finished sending is idle in transaction).
         kill = server.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
                               WHERE application_name = 'segferry export' AND pid <> pg_backend_pid()`);
+        gate = kill;
       },
     }).then(() => undefined, (e: unknown) => e);
     await kill;
