@@ -45,7 +45,8 @@ export type ErrorCode =
   | 'ERR_PG_DUMP'
   | 'ERR_DDL_UNSUPPORTED'
   | 'ERR_DDL_REFUSED'
-  | 'ERR_DDL_CONFLICT';
+  | 'ERR_DDL_CONFLICT'
+  | 'ERR_PLAN_INCOMPLETE';
 
 /** Fields shared by every segferry error. */
 export interface ErrorContext {
@@ -489,4 +490,14 @@ export class DdlRefusedError extends SegferryError {
 /** A destination object exists with another definition than the export's; nothing was loaded. */
 export class DdlConflictError extends SegferryError {
   constructor(message: string, ctx?: ErrorContext) { super('ERR_DDL_CONFLICT', message, ctx); }
+}
+
+// --- One plan, many hosts (issue 17) ---------------------------------------------------------
+
+/**
+ * `finish` found units of the plan that no part has stored (or whose recorded objects are
+ * missing or of another size): the message names them; run their parts (again) first.
+ */
+export class PlanIncompleteError extends SegferryError {
+  constructor(message: string, ctx?: ErrorContext) { super('ERR_PLAN_INCOMPLETE', message, ctx); }
 }

@@ -8,6 +8,8 @@ export { planExport, DEFAULT_SEGMENT_SIZE } from './export/plan.js';
 export { segmentKey } from './manifest/keys.js';
 export type { ExportPlan, PlanOptions } from './export/plan.js';
 export { exportTables } from './export/export.js';
+export { finishPlan, parsePlanFile, planFile, planParts, runPlanPart } from './export/parts.js';
+export type { FinishPlanOptions, PartResult, PlanFile, RunPartOptions } from './export/parts.js';
 export type { ExportOptions, ExportResult, NodeSummary } from './export/export.js';
 export type { StaticTopology } from './topology/discover.js';
 export type { ColumnInfo, Distribution, PlanNode, RelationRead, TablePlan, TopologyKind } from './topology/types.js';
@@ -49,6 +51,7 @@ export {
   EncryptionKeyError, DecryptionError,
   BinaryTypeMismatchError,
   PgDumpError, DdlUnsupportedError, DdlRefusedError, DdlConflictError,
+  PlanIncompleteError,
 } from './errors.js';
 export type { ErrorCode, ErrorContext } from './errors.js';
 export { VERSION } from './version.js';

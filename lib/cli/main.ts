@@ -1,5 +1,8 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { planFile } from '../export/parts.js';
+import { cmdFinish, cmdRun } from './parts.js';
 import { InvalidOptionError, SegferryError, redact } from '../errors.js';
 import { exportTables } from '../export/export.js';
 import { planExport, type PlanOptions } from '../export/plan.js';
@@ -24,7 +27,10 @@ Usage:
   segferry export (--source URL [--topology auto|postgres|fdw|citus] | --topology FILE.json)
                   (--table PATTERN ... | --schema NAME ... | --all) [--exclude-table PATTERN ...]
                   --to DEST [options]
-  segferry plan   (same as export, prints the plan; = export --dry-run)
+  segferry plan   (same as export, prints the plan; = export --dry-run; with --out FILE
+                  writes a plan file for many hosts: run and finish below)
+  segferry run    --plan FILE --part K/N   one part of a plan file's units (one host of many)
+  segferry finish --plan FILE              check every part, then write the manifest
   segferry import --from DEST (--target URL | --topology FILE.json) [--table NAME ...]
                   [--route auto|coordinator|direct] [--concurrency N] [--truncate|--append] [--create]
                   [--analyze] [--force] [--verify] [--dry-run]
@@ -79,10 +85,12 @@ const EXPORT_FLAGS = {
   where: { type: 'string' },
   replicated: { type: 'string', multiple: true },
   concurrency: { type: 'string', short: 'j' },
+  streams: { type: 'string' },
   threads: { type: 'string' },
   overwrite: { type: 'boolean' },
   resume: { type: 'boolean' },
   'dry-run': { type: 'boolean' },
+  out: { type: 'string' },
   'no-checksums': { type: 'boolean' },
   header: { type: 'boolean' },
   delimiter: { type: 'string' },
@@ -121,12 +129,18 @@ Options:
       --columns a,b        export only these columns, in this order
       --where SQL          filter applied on every node (trusted SQL, never user input)
       --replicated NAME    treat NAME as replicated: exported from one node (repeatable)
-  -j, --concurrency N      exporters at once (default: number of nodes)
+      --streams N|auto     sessions reading one table on one node at once, by ctid page
+                           ranges in one snapshot (default auto: one per 256MiB, at most
+                           min(max_parallel_workers, 8); docs/streams.md)
+  -j, --concurrency N      sessions reading at once over all nodes (default: the sum over
+                           nodes of their streams, i.e. number of nodes with one stream each)
       --threads T          on, off or auto (default): exporters in worker threads, one per
                            core at most; auto = on with 4+ cores and 2+ exporters at once
       --overwrite          replace an existing export under DEST
       --resume             continue an unfinished export under DEST (same options as the first run)
       --dry-run            print the plan as JSON and export nothing
+      --out FILE           plan only: write the plan with --to DEST as a plan file for
+                           segferry run --part K/N on many hosts (docs/multi-host.md)
       --no-checksums       skip the per-node row checksums that verify uses
   csv:  --header  --delimiter C  --null S  --quote C  --escape C
   text: --delimiter C  --null S
@@ -257,9 +271,18 @@ async function cmdExport(argv: string[], dryRunCommand: boolean, reporter: () =>
   if (v.replicated) opts.replicated = v.replicated;
   const conc = parseCount(v.concurrency, '--concurrency');
   if (conc !== undefined) opts.concurrency = conc;
+  if (v.streams !== undefined) opts.streams = v.streams === 'auto' ? 'auto' : parseCount(v.streams, '--streams')!;
   if (v['no-checksums']) opts.checksums = false;
   if (v.ddl && v['no-ddl']) throw new InvalidOptionError('give --ddl or --no-ddl, not both');
   const ddl = v.ddl ? true : v['no-ddl'] ? false : undefined;
+  if (v.out !== undefined) {
+    if (!dryRunCommand) throw new InvalidOptionError('--out belongs to segferry plan');
+    if (!v.to) throw new InvalidOptionError('segferry plan --out FILE needs --to DEST: the parts write there');
+    const plan = await planExport(opts);
+    await writeFile(v.out, redact(JSON.stringify(planFile(plan, v.to), null, 2)) + '\n');
+    process.stdout.write(`plan written to ${v.out}: ${plan.tables.length} tables, ${plan.nodes.length} nodes\n`);
+    return EXIT.ok;
+  }
   if (dryRunCommand || v['dry-run']) {
     const plan = await planExport(opts);
     process.stdout.write(redact(JSON.stringify(plan, null, 2)) + '\n');
@@ -437,6 +460,10 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdReplicate(rest, S3_FLAGS, s3FromFlags);
       case 'demo':
         return await cmdDemo(rest, reporter);
+      case 'run':
+        return await cmdRun(rest, S3_FLAGS, s3FromFlags);
+      case 'finish':
+        return await cmdFinish(rest, S3_FLAGS, s3FromFlags);
       default:
         process.stderr.write(`segferry: unknown command ${JSON.stringify(cmd)}\n\n${HELP}`);
         return EXIT.usage;

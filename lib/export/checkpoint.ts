@@ -41,6 +41,13 @@ export interface Checkpoint {
    * the first object: leftovers under them are provably this export's (lib/export/ownership.ts).
    */
   stems?: string[];
+  /**
+   * First page of each range of the (table, node) pairs read in streams, by unit group
+   * (`<objectName>_<node>`), as the first run cut them: a resume keeps them (docs/streams.md).
+   */
+  ranges?: Record<string, number[]>;
+  /** A part record of a plan run on many hosts (lib/export/parts.ts): part K of N. */
+  part?: [number, number];
 }
 
 /** Digest of the parts of a plan that decide the objects' content (not size estimates). */
@@ -61,16 +68,18 @@ export function planDigest(plan: ExportPlan): string {
   return createHash('sha256').update(JSON.stringify(essence)).digest('hex');
 }
 
-/** Read the checkpoint under a store's root, if any. */
-export async function readCheckpoint(store: ObjectStore): Promise<Checkpoint | undefined> {
-  const b = await store.getBytes(CHECKPOINT_KEY);
+/** Read the checkpoint (or a part record: `key`) under a store's root, if any. */
+export async function readCheckpoint(store: ObjectStore, key = CHECKPOINT_KEY): Promise<Checkpoint | undefined> {
+  const b = await store.getBytes(key);
   if (!b) return undefined;
   try {
     const c = JSON.parse(b.toString('utf8')) as Checkpoint;
     if (c.kind !== 'segferry-checkpoint' || c.version !== 1 || !Array.isArray(c.units)) throw new Error('not a checkpoint');
+    // Range starts become ctid literals in SQL: whole page numbers from 0, strictly increasing.
+    if (c.ranges !== undefined && !validRanges(c.ranges)) throw new Error('bad page ranges');
     return c;
   } catch (e) {
-    throw new ManifestInvalidError(`${store.url}${CHECKPOINT_KEY} is not a readable segferry checkpoint`, { key: CHECKPOINT_KEY, cause: e });
+    throw new ManifestInvalidError(`${store.url}${key} is not a readable segferry checkpoint`, { key, cause: e });
   }
 }
 
@@ -78,14 +87,17 @@ export async function readCheckpoint(store: ObjectStore): Promise<Checkpoint | u
 export class CheckpointWriter {
   readonly #store: ObjectStore;
   readonly #cp: Checkpoint;
+  readonly #key: string;
   #chain: Promise<void> = Promise.resolve();
 
   /**
    * `runId`: the claim of the run writing it; `stems`: key stems of every unit it may write,
-   * added to those of earlier runs and stored with the first save, before any object.
+   * added to those of earlier runs and stored with the first save, before any object;
+   * `key`: where it is stored (default the checkpoint's; a part record's, lib/export/parts.ts).
    */
-  constructor(store: ObjectStore, cp: Checkpoint, runId?: string, stems?: string[]) {
+  constructor(store: ObjectStore, cp: Checkpoint, runId?: string, stems?: string[], key = CHECKPOINT_KEY) {
     this.#store = store;
+    this.#key = key;
     this.#cp = cp;
     if (runId !== undefined) cp.runId = runId;
     if (stems) cp.stems = [...new Set([...(cp.stems ?? []), ...stems])].sort();
@@ -99,10 +111,26 @@ export class CheckpointWriter {
   save(): Promise<void> {
     const next = this.#chain.then(() => {
       this.#cp.updatedAt = new Date().toISOString();
-      return this.#store.putBytes(CHECKPOINT_KEY, JSON.stringify(this.#cp) + '\n');
+      return this.#store.putBytes(this.#key, JSON.stringify(this.#cp) + '\n');
     });
     this.#chain = next.catch(() => {});
     return next;
+  }
+
+  /** The recorded range starts (see {@link Checkpoint.ranges}). */
+  get ranges(): Readonly<Record<string, number[]>> {
+    return this.#cp.ranges ?? {};
+  }
+
+  /** Record range starts of groups not recorded yet (stored with the next save). */
+  addRanges(r: Record<string, number[]>): void {
+    for (const [g, starts] of Object.entries(r)) if (!this.#cp.ranges?.[g]) (this.#cp.ranges ??= {})[g] = starts;
+  }
+
+  /** Drop the entries of these units (their objects are being deleted to redo them) and store the checkpoint. */
+  forget(ids: ReadonlySet<string>): Promise<void> {
+    this.#cp.units = this.#cp.units.filter((u) => u.unit === undefined || !ids.has(u.unit));
+    return this.save();
   }
 
   /** Add a finished unit and store the checkpoint. */
@@ -110,4 +138,11 @@ export class CheckpointWriter {
     this.#cp.units.push(u);
     return this.save();
   }
+}
+
+/** True for `{ group: [0, a, b, …] }` with strictly increasing whole page numbers. */
+function validRanges(r: unknown): boolean {
+  if (typeof r !== 'object' || r === null || Array.isArray(r)) return false;
+  return Object.values(r).every((v) => Array.isArray(v) && v.length >= 2 && v[0] === 0
+    && v.every((x, i) => Number.isSafeInteger(x) && (i === 0 || x > v[i - 1])));
 }

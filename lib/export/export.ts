@@ -16,8 +16,10 @@ import { buildManifest } from './manifest.js';
 import { ExporterThreads, cores } from './threads.js';
 import { planExport, type ExportPlan, type PlanOptions } from './plan.js';
 import { prepareDestination } from './destination.js';
-import { startExport } from './resume.js';
-import { nodeQueues, type ExportUnit, type UnitResult } from './units.js';
+import { deleteUnitObjects, startExport } from './resume.js';
+import { SnapshotSessions } from './snapshots.js';
+import { SegmentNumbers, hasGap } from './numbering.js';
+import { nodeQueues, type ExportUnit, type NodeWork, type UnitResult } from './units.js';
 import { claimForExport, planStems } from './ownership.js';
 import { commitExclusive, type PrefixClaim } from '../store/claim.js';
 
@@ -188,9 +190,9 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
       if (shared) plan = { ...plan, snapshot: ddlSnap.id };
       else { await ddlSnap.close(); ddlSnap = undefined; }
     }
-    const busy = nodeQueues(plan, todo).filter((w) => w.units.length > 0);
     const concurrency = opts.concurrency ?? plan.concurrency;
-    const atOnce = Math.min(busy.length, concurrency);
+    // Pairs read in streams run on this thread: their streams share one segment counter.
+    const atOnce = Math.min(workItems(plan, todo.filter((u) => !u.stream)).length, concurrency);
     if (typeof opts.to === 'string' && useThreads(opts.threads, atOnce)) {
       threads = new ExporterThreads({ plan, location: opts.to, ...(opts.s3 ? { s3: opts.s3 } : {}), size: Math.min(atOnce, cores()), emit, onRetry: s3.onRetry! });
     }
@@ -199,28 +201,60 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
       ? (w, signal, onUnitDone) => pool.run(w, signal, onUnitDone)
       : async (w, signal, onUnitDone) => { await exportNode(w, plan, store, signal, emit, onUnitDone); };
 
-    const summaries: NodeSummary[] = [];
+    const summaries = new Map<string, NodeProgress>();
     const tables = new TableProgress(todo, results, emit);
     const ctx: Omit<ExportContext, 'signal'> = { store, plan, emit, checkpoint, runNode, results };
-    await runPool(
-      busy,
-      concurrency,
-      async (w, signal) => {
-        const started = Date.now();
-        const mine = await runQueue({ ...ctx, signal }, w);
-        const s: NodeSummary = {
-          node: w.node.name,
-          bytes: mine.reduce((a, r) => a + r.bytes, 0),
-          rows: mine.reduce((a, r) => a + r.rows, 0),
-          objects: mine.reduce((a, r) => a + r.objects.length, 0),
-          elapsedMs: Date.now() - started,
-        };
-        summaries.push(s);
-        emit({ type: 'node-done', ...s });
-        tables.nodeDone(w.node.name, mine);
-      },
-      opts.signal,
-    );
+    const runUnits = async (units: readonly ExportUnit[]) => {
+      const counters = segmentCounters(units, results);
+      const rangeRunner: NodeRunner = async (w, signal, onUnitDone) => {
+        await exportNode(w, plan, store, signal, emit, onUnitDone, (u) => (u.stream ? counters.get(u.group)!.stream() : undefined));
+      };
+      const items = workItems(plan, units);
+      for (const w of items) {
+        const p = summaries.get(w.node.name) ?? { summary: { node: w.node.name, bytes: 0, rows: 0, objects: 0, elapsedMs: 0 }, itemsLeft: 0 };
+        p.itemsLeft++;
+        summaries.set(w.node.name, p);
+      }
+      const snapshots = new SnapshotSessions(plan.nodes, countBy(items.filter((w) => w.shared), (w) => w.node.name));
+      try {
+        await runPool(
+          items,
+          concurrency,
+          async (item, signal) => {
+            const started = Date.now();
+            let mine: UnitResult[];
+            if (item.shared) {
+              try {
+                const snapshot = await snapshots.acquire(item.node.name);
+                mine = await runQueue({ ...ctx, signal, runNode: rangeRunner }, { node: item.node, units: item.units, snapshot });
+              } finally {
+                await snapshots.release(item.node.name);
+              }
+            } else {
+              mine = await runQueue({ ...ctx, signal }, item);
+            }
+            const s = addSummary(summaries.get(item.node.name)!, mine, Date.now() - started);
+            if (s.itemsLeft === 0) emit({ type: 'node-done', ...s.summary });
+            tables.unitsDone(mine);
+          },
+          opts.signal,
+        );
+      } finally {
+        await snapshots.closeAll();
+      }
+    };
+    await runUnits(todo);
+    // A resume whose redone streams stored fewer objects than the holes their failed attempt
+    // left: redo those (table, node) pairs whole, so segment numbers are 0..n-1 (docs/naming.md).
+    const gappy = gappedGroups(results);
+    if (gappy.size > 0) {
+      const redo = planUnitsOf(results, gappy);
+      emit({ type: 'warning', code: 'streams-renumber', message: `redoing ${[...gappy].join(', ')} whole: its segment numbers had a gap after the resume` });
+      await deleteUnitObjects(store, redo.map((u) => ({ objectName: u.table.objectName, node: u.node })));
+      await checkpoint.forget(new Set(redo.map((u) => u.id)));
+      for (let i = results.length - 1; i >= 0; i--) if (gappy.has(results[i]!.unit.group)) results.splice(i, 1);
+      await runUnits(redo);
+    }
 
     await ddlSnap?.close();
     ddlSnap = undefined;
@@ -241,8 +275,8 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
       bytes: manifest.objects.reduce((a, o) => a + o.bytes, 0),
       elapsedMs,
     });
-    summaries.sort((a, b) => (a.node < b.node ? -1 : 1));
-    const result: ExportResult = { manifest, plan, location: store.url, elapsedMs, nodes: summaries };
+    const nodes = [...summaries.values()].map((x) => x.summary).sort((a, b) => (a.node < b.node ? -1 : 1));
+    const result: ExportResult = { manifest, plan, location: store.url, elapsedMs, nodes };
     if (leftAlone.length > 0) result.leftAlone = leftAlone;
     return result;
   } finally {
@@ -269,7 +303,7 @@ function useThreads(threads: ExportOptions['threads'], atOnce: number): boolean 
   return atOnce >= 2 && cores() >= AUTO_THREADS_MIN_CORES;
 }
 
-/** Emits `table-done` once every node exporting a table in this run has finished its queue. */
+/** Emits `table-done` once every unit of a table in this run has finished. */
 class TableProgress {
   readonly #left = new Map<string, Set<string>>();
   readonly #results: readonly UnitResult[];
@@ -278,28 +312,92 @@ class TableProgress {
   constructor(todo: readonly ExportUnit[], results: readonly UnitResult[], emit: ReturnType<typeof makeEmitter>) {
     for (const u of todo) {
       const k = displayName(u.table.table);
-      this.#left.set(k, (this.#left.get(k) ?? new Set()).add(u.node));
+      this.#left.set(k, (this.#left.get(k) ?? new Set()).add(u.id));
     }
     this.#results = results;
     this.#emit = emit;
   }
 
-  /** A node's queue is done; `mine` are the units it finished. */
-  nodeDone(node: string, mine: readonly UnitResult[]): void {
+  /** Units finished (by one pool item). */
+  unitsDone(mine: readonly UnitResult[]): void {
     for (const r of mine) {
       const name = displayName(r.unit.table.table);
-      const left = this.#left.get(name)!;
-      left.delete(node);
-      if (left.size === 0) {
-        const all = this.#results.filter((x) => x.unit.table === r.unit.table);
-        this.#emit({
-          type: 'table-done',
-          table: name,
-          rows: all.reduce((a, x) => a + x.rows, 0),
-          bytes: all.reduce((a, x) => a + x.bytes, 0),
-          objects: all.reduce((a, x) => a + x.objects.length, 0),
-        });
-      }
+      const left = this.#left.get(name);
+      if (!left || !left.delete(r.unit.id) || left.size > 0) continue;
+      const all = this.#results.filter((x) => x.unit.table === r.unit.table);
+      this.#emit({
+        type: 'table-done',
+        table: name,
+        rows: all.reduce((a, x) => a + x.rows, 0),
+        bytes: all.reduce((a, x) => a + x.bytes, 0),
+        objects: all.reduce((a, x) => a + x.objects.length, 0),
+      });
     }
   }
+}
+
+/** A pool item: a node's queue run in one session, or (`shared`) one unit reading the node's shared snapshot. */
+interface WorkItem extends NodeWork {
+  shared: boolean;
+}
+
+/**
+ * The pool's items: a node none of whose units is a range gives one item, its queue, run in
+ * one session as before; a node with range units gives one item per unit, all reading one
+ * snapshot. Nodes take turns, so that every node gets going before any gets a second stream.
+ */
+export function workItems(plan: Pick<ExportPlan, 'nodes'>, units: readonly ExportUnit[]): WorkItem[] {
+  const lists: WorkItem[][] = [];
+  for (const w of nodeQueues(plan, units)) {
+    if (w.units.length === 0) continue;
+    if (!w.units.some((u) => u.stream)) lists.push([{ ...w, shared: false }]);
+    else lists.push(w.units.map((u) => ({ node: w.node, units: [u], shared: true })));
+  }
+  const out: WorkItem[] = [];
+  for (let i = 0; lists.some((l) => i < l.length); i++) for (const l of lists) if (i < l.length) out.push(l[i]!);
+  return out;
+}
+
+function countBy<T>(xs: readonly T[], key: (x: T) => string): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const x of xs) m.set(key(x), (m.get(key(x)) ?? 0) + 1);
+  return m;
+}
+
+/** One shared segment counter per (table, node) read in streams, seeded with the numbers its kept units stored. */
+function segmentCounters(units: readonly ExportUnit[], kept: readonly UnitResult[]): Map<string, SegmentNumbers> {
+  const m = new Map<string, SegmentNumbers>();
+  for (const u of units) {
+    if (!u.stream || m.has(u.group)) continue;
+    m.set(u.group, new SegmentNumbers(kept.filter((r) => r.unit.group === u.group).flatMap((r) => r.objects.map((o) => o.segment))));
+  }
+  return m;
+}
+
+/** Groups read in streams whose stored segment numbers are not 0..n-1. */
+function gappedGroups(results: readonly UnitResult[]): Set<string> {
+  const by = new Map<string, number[]>();
+  for (const r of results) if (r.unit.stream) by.set(r.unit.group, [...(by.get(r.unit.group) ?? []), ...r.objects.map((o) => o.segment)]);
+  return new Set([...by].filter(([, ns]) => hasGap(ns)).map(([g]) => g));
+}
+
+/** Every unit of the given groups, from the results (all of a group's units are done). */
+function planUnitsOf(results: readonly UnitResult[], groups: ReadonlySet<string>): ExportUnit[] {
+  return results.filter((r) => groups.has(r.unit.group)).map((r) => r.unit).sort((a, b) => (a.stream?.index ?? 0) - (b.stream?.index ?? 0));
+}
+
+/** A node's figures so far and its pool items not finished yet. */
+interface NodeProgress {
+  summary: NodeSummary;
+  itemsLeft: number;
+}
+
+/** Add a finished pool item's figures to its node's. */
+function addSummary(s: NodeProgress, mine: readonly UnitResult[], elapsedMs: number): NodeProgress {
+  s.itemsLeft--;
+  s.summary.bytes += mine.reduce((a, r) => a + r.bytes, 0);
+  s.summary.rows += mine.reduce((a, r) => a + r.rows, 0);
+  s.summary.objects += mine.reduce((a, r) => a + r.objects.length, 0);
+  s.summary.elapsedMs = Math.max(s.summary.elapsedMs, elapsedMs);
+  return s;
 }

@@ -6,14 +6,15 @@ import type { ManifestObject, RowChecksum } from '../manifest/types.js';
 import { applySettings, closeQuietly, connect, describeEndpoint, destroyClient } from '../pg/conn.js';
 import { copyOut } from '../pg/copy-out.js';
 import { checkFilterText } from '../pg/filter.js';
-import { displayName } from '../pg/sql.js';
+import { displayName, quoteLiteral } from '../pg/sql.js';
+import { checkSnapshotId } from './snapshots.js';
 import type { SegmentWriter, StoredSegment } from '../segment/types.js';
 import type { ObjectStore } from '../store/types.js';
 import { throwIfAborted } from '../util/pool.js';
 import { addRowHashSums, RowHasher, ROW_HASH_ALGORITHM } from '../format/row-hash.js';
 import { exportFormat } from './formats.js';
 import type { ExportPlan } from './plan.js';
-import type { NodeWork, UnitResult } from './units.js';
+import type { ExportUnit, NodeWork, UnitResult } from './units.js';
 
 // One data node's exporter, apart from the orchestration in export.ts so that it can run in
 // this thread or in a worker thread.
@@ -56,6 +57,7 @@ export async function exportNode(
   signal: AbortSignal,
   emit: ReturnType<typeof makeEmitter>,
   onUnitDone: (r: UnitResult) => Promise<void>,
+  numbering?: (u: ExportUnit) => ((local: number) => number) | undefined,
 ): Promise<UnitResult[]> {
   const node = w.node.name;
   const endpoint = describeEndpoint(w.node.endpoint);
@@ -82,12 +84,12 @@ export async function exportNode(
     client = await connect(w.node.endpoint, { node, applicationName: 'segferry export' }).catch((e) => { throw fail(e, 'connect'); });
     throwIfAborted(signal);
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY').catch((e) => { throw fail(e, 'begin'); });
-    // The DDL's snapshot (a single server, lib/ddl/capture.ts): rows and schema agree. SET
-    // TRANSACTION SNAPSHOT takes no parameters; the id's shape is checked instead.
-    if (plan.snapshot !== undefined) {
-      if (!/^[0-9A-F]+-[0-9A-F]+(-[0-9]+)?$/.test(plan.snapshot)) throw new InternalError(`unexpected snapshot id ${JSON.stringify(plan.snapshot)}`);
-      await client.query(`SET TRANSACTION SNAPSHOT '${plan.snapshot}'`).catch((e) => { throw fail(e, 'import snapshot'); });
-    }
+    // One snapshot for the rows: the DDL's (a single server, lib/ddl/capture.ts: rows and schema
+    // agree) or, for streams, the one their node's snapshot session exported. It must come
+    // before any query of the transaction; SET TRANSACTION SNAPSHOT takes no parameters, so
+    // the id's shape is checked.
+    const snapshot = plan.snapshot ?? w.snapshot;
+    if (snapshot !== undefined) await client.query(`SET TRANSACTION SNAPSHOT ${quoteLiteral(checkSnapshotId(snapshot))}`).catch((e) => { throw fail(e, 'set snapshot'); });
     await applySettings(client, plan.sessionSettings).catch((e) => { throw fail(e, 'set session'); });
 
     const results: UnitResult[] = [];
@@ -99,13 +101,15 @@ export async function exportNode(
       current = displayName(t.table);
       const objects: ManifestObject[] = [];
       unfinished = objects;
+      // Streams of one (table, node) share one counter (lib/export/numbering.ts); else 0, 1, 2…
+      const num = numbering?.(unit) ?? ((n: number) => n);
       const onStored = (s: StoredSegment) => {
-        const o: ManifestObject = { key: s.key, table: current, node, segment: s.segment, bytes: s.bytes, rows: s.rows, sha256: s.sha256 };
+        const o: ManifestObject = { key: s.key, table: current, node, segment: num(s.segment), bytes: s.bytes, rows: s.rows, sha256: s.sha256 };
         if (s.sources) o.shards = s.sources;
         objects.push(o);
-        emit({ type: 'segment', node, table: current, key: s.key, segment: s.segment, bytes: s.bytes, rows: s.rows });
+        emit({ type: 'segment', node, table: current, key: s.key, segment: o.segment, bytes: s.bytes, rows: s.rows });
       };
-      const sw = format.writer({ store, keyOf: (n) => segmentKey(t.objectName, node, n), cap: plan.segmentSize, table: current, node, onStored, signal }, t, plan);
+      const sw = format.writer({ store, keyOf: (n) => segmentKey(t.objectName, node, num(n)), cap: plan.segmentSize, table: current, node, onStored, signal }, t, plan);
       writer = sw;
       const hasher = plan.checksums ? new RowHasher(format.binary) : undefined;
       let copyRows = 0;

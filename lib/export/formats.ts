@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { InvalidOptionError } from '../errors.js';
 import { columnListSQL, copyOptionsSQL, csvHeaderLine, type FormatKind } from '../format/options.js';
 import { checkFilterText } from '../pg/filter.js';
-import { quoteQualified } from '../pg/sql.js';
+import { quoteQualified, whereSQL } from '../pg/sql.js';
 import { BinarySegmentWriter } from '../segment/binary.js';
 import { TextSegmentWriter } from '../segment/text.js';
 import type { CopyColumn, SegmentWriter, SegmentWriterOptions } from '../segment/types.js';
@@ -33,7 +33,7 @@ export interface ExportFormat {
 export function selectSQL(read: RelationRead, table: TablePlan, filter: string | null): string {
   const cols = read.columns ?? table.columns.map((c) => c.name);
   if (filter) checkFilterText(filter); // a plan built elsewhere must not change the statement's shape
-  return `SELECT ${columnListSQL(cols)} FROM ${quoteQualified(read.relation)}${filter ? ` WHERE (${filter})` : ''}`;
+  return `SELECT ${columnListSQL(cols)} FROM ${quoteQualified(read.relation)}${whereSQL(filter, read.pages)}`;
 }
 
 /** TEXT and CSV: COPY's own text forms, cut at row ends; csv `header` starts every object. */

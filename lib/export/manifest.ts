@@ -25,16 +25,18 @@ export function buildManifest(plan: ExportPlan, results: readonly UnitResult[], 
       filter: plan.filter,
       rows: rs.reduce((a, r) => a + r.rows, 0),
       bytes: rs.reduce((a, r) => a + r.bytes, 0),
-      nodes: rs.map((r) => {
+      // One entry per node: the streams of a node (range units) add up.
+      nodes: [...new Set(rs.map((r) => r.node))].map((node) => {
+        const mine = rs.filter((r) => r.node === node);
         const n: ManifestTable['nodes'][number] = {
-          node: r.node,
+          node,
           // A replicated table read from a fallback replica names the planned relations.
-          relations: (t.reads.some((x) => x.node === r.node) ? t.reads.filter((x) => x.node === r.node) : t.reads).map((x) => displayName(x.relation)),
-          rows: r.rows,
-          bytes: r.bytes,
-          objects: r.objects.length,
+          relations: (t.reads.some((x) => x.node === node) ? t.reads.filter((x) => x.node === node) : t.reads).map((x) => displayName(x.relation)),
+          rows: mine.reduce((a, r) => a + r.rows, 0),
+          bytes: mine.reduce((a, r) => a + r.bytes, 0),
+          objects: mine.reduce((a, r) => a + r.objects.length, 0),
         };
-        if (r.checksum) n.checksum = r.checksum;
+        if (mine.every((r) => r.checksum)) n.checksum = mine.slice(1).reduce((a, r) => addChecksums(a, r.checksum!), mine[0]!.checksum!);
         return n;
       }),
     };

@@ -7,6 +7,9 @@ import { displayName } from '../pg/sql.js';
 import { objectNames, segmentKey } from '../manifest/keys.js';
 import { planUnits } from './units.js';
 import { generatedColumns } from '../topology/catalog.js';
+import { checkStreams, decideStreams, streamsWithoutProbe, type StreamsOption } from './streams.js';
+import { probePages } from '../topology/pages.js';
+import type { StreamPlan } from '../topology/types.js';
 import { COORDINATOR_NODE, discover, type StaticTopology } from '../topology/discover.js';
 import type { PlanNode, TablePlan, TopologyKind } from '../topology/types.js';
 
@@ -51,7 +54,20 @@ export interface PlanOptions {
   where?: string;
   /** Tables to treat as replicated (fdw and static). */
   replicated?: string[];
-  /** Exporters running at once (default: number of nodes). */
+  /**
+   * Streams per node for each table: ctid page ranges of its relation read at once by
+   * several sessions sharing one snapshot (docs/streams.md). `auto` (default): one stream per
+   * 256 MiB of the relation, at most min(max_parallel_workers, 8); a number N: N streams where
+   * the relation has at least N pages. One stream where ranges do not apply (PostgreSQL < 14,
+   * views, foreign, partitioned or columnar tables, Citus shards, replicated tables); the plan
+   * says why in `streams[].note`.
+   */
+  streams?: StreamsOption;
+  /**
+   * Sessions reading at once, over all nodes (default: the sum over nodes of the most streams
+   * any table has there, i.e. the number of nodes when every table has one stream). Nodes
+   * reading in streams hold one more idle session each for their snapshot.
+   */
   concurrency?: number;
   /**
    * Compute an order-independent checksum of every table on every node for `verify` (default
@@ -136,6 +152,7 @@ export async function planExport(opts: PlanOptions): Promise<ExportPlan> {
   if (opts.topology !== undefined) req.topology = opts.topology;
   if (opts.columns !== undefined) req.columns = opts.columns;
   if (opts.replicated !== undefined) req.replicated = opts.replicated;
+  const streamsAsked = checkStreams(opts.streams ?? 'auto');
   const d = await discover(req);
   if (format.kind === 'binary' && d.nodes[0]) {
     // COPY BINARY objects hold that server's binary forms: the manifest says which server made them.
@@ -161,7 +178,7 @@ export async function planExport(opts: PlanOptions): Promise<ExportPlan> {
   });
   // Unit ids are the units' key stems: two tables must never share one.
   const owners = new Map<string, string>();
-  for (const u of planUnits({ tables })) {
+  for (const u of planUnits({ tables }).filter((x) => !x.stream)) {
     const other = owners.get(u.id);
     if (other !== undefined && other !== displayName(u.table.table)) {
       throw new InvalidOptionError(`tables ${other} and ${displayName(u.table.table)} would write the same object names (${segmentKey(u.table.objectName, u.node, 0)}): node names with underscores make them ambiguous; export them separately`);
@@ -179,6 +196,7 @@ export async function planExport(opts: PlanOptions): Promise<ExportPlan> {
     if (new Set(t.columns.map((c) => c.name)).size !== t.columns.length) throw new InvalidOptionError(`a column of ${displayName(t.table)} is named twice: such an export cannot be imported`);
   }
   await addGenerated(tables, d.coordinator, d.nodes);
+  await planStreams(tables, d.nodes, streamsAsked);
   // One boolean expression, checked on the first node of every table before any COPY (lib/pg/filter.ts).
   if (opts.where !== undefined) await checkFilter(opts.where, tables.flatMap((t) => t.reads.slice(0, 1).flatMap((r) => d.nodes.filter((n) => n.name === r.node).map((n) => ({ node: n.name, endpoint: n.endpoint, relation: r.relation })))));
   const plan: ExportPlan = {
@@ -190,9 +208,44 @@ export async function planExport(opts: PlanOptions): Promise<ExportPlan> {
     segmentSize,
     filter: opts.where ?? null,
     sessionSettings: { ...SESSION_SETTINGS },
-    concurrency: opts.concurrency ?? Math.max(1, d.nodes.length),
+    concurrency: opts.concurrency ?? defaultConcurrency(tables, d.nodes),
     checksums: opts.checksums ?? true,
   };
   if (d.coordinator) plan.coordinator = d.coordinator;
   return plan;
+}
+
+/**
+ * Give every table its streams per node (TablePlan.streams). Nodes are asked about their
+ * relations (version, kind, access method, pages) only where more than one stream is possible.
+ */
+async function planStreams(tables: TablePlan[], nodes: readonly PlanNode[], asked: StreamsOption): Promise<void> {
+  const ask: { t: TablePlan; node: string; i: number }[] = [];
+  for (const t of tables) {
+    const sps: StreamPlan[] = [];
+    const byNode = new Map<string, TablePlan['reads']>();
+    for (const r of t.reads) byNode.set(r.node, [...(byNode.get(r.node) ?? []), r]);
+    for (const [node, reads] of byNode) {
+      const settled = streamsWithoutProbe(t, node, reads, asked);
+      if (!settled) ask.push({ t, node, i: sps.length });
+      sps.push(settled ?? { node, streams: 1 });
+    }
+    t.streams = sps;
+  }
+  for (const node of nodes) {
+    const mine = ask.filter((a) => a.node === node.name);
+    if (mine.length === 0) continue;
+    const probe = await probePages(node.endpoint, node.name, mine.map((a) => a.t.reads.find((r) => r.node === node.name)!.relation));
+    mine.forEach((a, k) => {
+      const read = a.t.reads.find((r) => r.node === node.name)!;
+      a.t.streams![a.i] = decideStreams(node.name, read, probe, probe.relations[k]!, asked);
+    });
+  }
+}
+
+/** Sum over nodes of the most streams any table has there (at least one per node). */
+export function defaultConcurrency(tables: readonly Pick<TablePlan, 'streams'>[], nodes: readonly PlanNode[]): number {
+  let sum = 0;
+  for (const n of nodes) sum += Math.max(1, ...tables.flatMap((t) => (t.streams ?? []).filter((s) => s.node === n.name).map((s) => s.streams)));
+  return Math.max(1, sum);
 }

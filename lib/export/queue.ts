@@ -72,7 +72,7 @@ export async function replicaFallback(
       if (!node) continue;
       ctx.emit({ type: 'retry', node: name, table: displayName(u.table.table), attempt: 2, reason: `node ${lost.node.name} lost (${cause.code}); reading the replica on ${name}` });
       const relocated: TablePlan = { ...u.table, reads: u.reads.map((r) => ({ ...r, node: name })) };
-      const moved: ExportUnit = { id: u.id, table: relocated, node: name, reads: relocated.reads };
+      const moved: ExportUnit = { id: u.id, group: u.group, table: relocated, node: name, reads: relocated.reads };
       try {
         await ctx.runNode({ node, units: [moved] }, signal, (r) => record({ ...r, unit: u }));
         done = true;

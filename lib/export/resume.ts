@@ -4,7 +4,7 @@ import { MANIFEST_KEY, unitObjectMatcher } from '../manifest/keys.js';
 import type { ObjectStore } from '../store/types.js';
 import { CheckpointWriter, planDigest, readCheckpoint, type Checkpoint } from './checkpoint.js';
 import type { ExportPlan } from './plan.js';
-import { doneUnits, planUnits, resultOf, type ExportUnit, type UnitResult } from './units.js';
+import { doneUnits, planUnits, rangeStarts, resultOf, type ExportUnit, type UnitResult } from './units.js';
 
 /** Where an export starts: its checkpoint, the units already done and the units to run. */
 export interface ExportStart {
@@ -17,14 +17,14 @@ export interface ExportStart {
 }
 
 /**
- * Delete every object (and partial upload) of the given units, so they can be written again
- * from segment 0.
+ * Delete every object (and partial upload) of the given units, so they can be written again,
+ * except the keys in `keep` (objects of the kept streams of a pair read in ranges).
  */
-export async function deleteUnitObjects(store: ObjectStore, units: { objectName: string; node: string }[]): Promise<void> {
+export async function deleteUnitObjects(store: ObjectStore, units: { objectName: string; node: string }[], keep: ReadonlySet<string> = new Set()): Promise<void> {
   if (units.length === 0) return;
   const mine = unitObjectMatcher(units);
   const del: string[] = [];
-  for await (const o of store.list('')) if (mine(o.key)) del.push(o.key);
+  for await (const o of store.list('')) if (mine(o.key) && !keep.has(o.key)) del.push(o.key);
   await store.delete(del);
 }
 
@@ -38,7 +38,6 @@ export async function deleteUnitObjects(store: ObjectStore, units: { objectName:
  */
 export async function startExport(store: ObjectStore, plan: ExportPlan, resume: boolean, runId?: string, stems?: string[]): Promise<ExportStart> {
   const digest = planDigest(plan);
-  const units = planUnits(plan);
   let previous: Checkpoint | undefined;
   if (resume) {
     if (await store.head(MANIFEST_KEY)) {
@@ -53,6 +52,8 @@ export async function startExport(store: ObjectStore, plan: ExportPlan, resume: 
       });
     }
   }
+  // Ranges as the first run cut them, so that kept and redone streams cover every page once.
+  const units = planUnits(plan, previous?.ranges ?? {});
   const createdAt = previous?.createdAt ?? new Date().toISOString();
   const cp: Checkpoint = previous ?? { kind: 'segferry-checkpoint', version: 1, planDigest: digest, createdAt, updatedAt: createdAt, units: [] };
   // Units an older version stored carry the md5 checksum, which does not add to this one: redo them.
@@ -61,6 +62,7 @@ export async function startExport(store: ObjectStore, plan: ExportPlan, resume: 
   // Keep only the entries that name a unit of this plan, once each.
   cp.units = [...kept.values()];
   const checkpoint = new CheckpointWriter(store, cp, runId, stems);
+  checkpoint.addRanges(rangeStarts(units));
   const done: UnitResult[] = [];
   const todo: ExportUnit[] = [];
   for (const u of units) {
@@ -68,8 +70,10 @@ export async function startExport(store: ObjectStore, plan: ExportPlan, resume: 
     if (c) done.push(resultOf(u, c));
     else todo.push(u);
   }
-  // A clean point for every unit that is redone: delete whatever it left behind.
-  if (resume) await deleteUnitObjects(store, todo.map((u) => ({ objectName: u.table.objectName, node: u.node })));
+  // A clean point for every unit that is redone: delete whatever it left behind, except the
+  // objects of kept streams of the same (table, node).
+  const keep = new Set(done.flatMap((r) => r.objects.map((o) => o.key)));
+  if (resume) await deleteUnitObjects(store, todo.map((u) => ({ objectName: u.table.objectName, node: u.node })), keep);
   await checkpoint.save();
   return { checkpoint, createdAt, done, todo };
 }

@@ -4,19 +4,25 @@ import type { FormatSummary } from '../segment/types.js';
 import type { PlanNode, RelationRead, TablePlan } from '../topology/types.js';
 import type { CheckpointUnit } from './checkpoint.js';
 import type { ExportPlan } from './plan.js';
+import { pageStarts } from './streams.js';
 
 // The unit of export work: what the pool schedules, an exporter runs, the checkpoint records
-// as done and a resume skips. Today one unit is a (table, node) pair with all the relations
-// that node reads for the table; ctid-range units (several per node) or a plan split over
-// hosts only change how the list is built.
+// as done and a resume skips. One unit is a (table, node) pair with all the relations that
+// node reads for the table, or, when the plan gives the pair several streams, one ctid page
+// range of its one relation (docs/streams.md).
 
 /** One unit of export work. */
 export interface ExportUnit {
   /**
-   * Stable id, unique in a plan: `<objectName>_<node>`, its objects' key stem (the plan refuses
-   * tables whose stems collide). The checkpoint records done units by it.
+   * Stable id, unique in a plan: `<objectName>_<node>` (its {@link group}), or
+   * `<objectName>_<node>#<k>` for stream k of a (table, node) read in page ranges. The
+   * checkpoint records done units by it.
    */
   id: string;
+  /** `<objectName>_<node>`: the key stem its objects share with the other streams of the pair. */
+  group: string;
+  /** Stream k of n of its (table, node), when read in page ranges (its read carries `pages`). */
+  stream?: { index: number; of: number };
   /** The table it exports (the plan's own object). */
   table: TablePlan;
   /** The node it reads. */
@@ -29,6 +35,11 @@ export interface ExportUnit {
 export interface NodeWork {
   node: PlanNode;
   units: ExportUnit[];
+  /**
+   * A snapshot exported by the node's snapshot session (`pg_export_snapshot()`): the session
+   * adopts it (`SET TRANSACTION SNAPSHOT`) before reading. Absent: its own snapshot.
+   */
+  snapshot?: string;
 }
 
 /** A finished unit: its objects are stored. */
@@ -47,17 +58,46 @@ export function unitId(objectName: string, node: string): string {
   return `${objectName}_${node}`;
 }
 
+/** First page of each range of the (table, node) pairs read in streams, by unit group. */
+export type RangeStarts = Record<string, number[]>;
+
 /**
  * The plan's units, in plan order: tables as listed, and within a table the nodes in the order
- * of their first read. Pure.
+ * of their first read; a pair the plan reads in n > 1 streams gives n range units. `recorded`
+ * (a resumed checkpoint's) fixes a pair's ranges as its first run cut them, whatever the new
+ * plan says, so that kept ranges and redone ones still cover every page once. Pure.
  */
-export function planUnits(plan: Pick<ExportPlan, 'tables'>): ExportUnit[] {
+export function planUnits(plan: Pick<ExportPlan, 'tables'>, recorded: RangeStarts = {}): ExportUnit[] {
   const out: ExportUnit[] = [];
   for (const t of plan.tables) {
     const byNode = new Map<string, RelationRead[]>();
     for (const r of t.reads) byNode.set(r.node, [...(byNode.get(r.node) ?? []), r]);
-    for (const [node, reads] of byNode) out.push({ id: unitId(t.objectName, node), table: t, node, reads });
+    for (const [node, reads] of byNode) {
+      const group = unitId(t.objectName, node);
+      const starts = reads.length === 1 ? recorded[group] ?? plannedStarts(t, node) : undefined;
+      if (!starts || starts.length < 2) {
+        out.push({ id: group, group, table: t, node, reads });
+        continue;
+      }
+      starts.forEach((from, k) => {
+        const pages: [number, number | null] = [from, starts[k + 1] ?? null];
+        out.push({ id: `${group}#${k}`, group, stream: { index: k, of: starts.length }, table: t, node, reads: [{ ...reads[0]!, pages }] });
+      });
+    }
   }
+  return out;
+}
+
+/** The range starts the plan gives a (table, node), if several streams. */
+function plannedStarts(t: TablePlan, node: string): number[] | undefined {
+  const sp = t.streams?.find((s) => s.node === node);
+  return sp && sp.streams > 1 && sp.pages !== undefined ? pageStarts(sp.pages, sp.streams) : undefined;
+}
+
+/** The range starts of the units' groups read in streams (what a checkpoint records). */
+export function rangeStarts(units: readonly ExportUnit[]): RangeStarts {
+  const out: RangeStarts = {};
+  for (const u of units) if (u.stream) (out[u.group] ??= [])[u.stream.index] = u.reads[0]!.pages![0];
   return out;
 }
 
@@ -75,7 +115,7 @@ export function doneUnits(units: readonly ExportUnit[], recorded: readonly Check
   for (const c of recorded) {
     const u = c.unit !== undefined
       ? units.find((x) => x.id === c.unit)
-      : units.find((x) => x.node === c.node && displayName(x.table.table) === c.table);
+      : units.find((x) => !x.stream && x.node === c.node && displayName(x.table.table) === c.table);
     if (u && !out.has(u.id)) out.set(u.id, c);
   }
   return out;

@@ -20,6 +20,18 @@ export const CLAIM_KEY = 'segferry-claim.json';
 export const DDL_PRE_KEY = 'segferry-ddl-pre-data.sql';
 export const DDL_POST_KEY = 'segferry-ddl-post-data.sql';
 
+/**
+ * Key of the record of part K of N of a plan run on many hosts (`segferry run --part K/N`):
+ * `segferry-part-<K>-of-<N>.json`. Like a checkpoint: the units the part stored, with their objects.
+ */
+export function partKey(k: number, n: number): string {
+  if (!Number.isSafeInteger(k) || !Number.isSafeInteger(n) || k < 1 || k > n) throw new InvalidOptionError(`part ${k}/${n} is out of range (K from 1 to N)`);
+  return `segferry-part-${k}-of-${n}.json`;
+}
+
+/** Part records' keys (see {@link partKey}). */
+export const PART_KEY = /^segferry-part-[1-9]\d*-of-[1-9]\d*\.json$/;
+
 /** Suffix of a directory store's temporary file, before its random hex tag. */
 export const PARTIAL_SUFFIX = '.segferry-partial-';
 
@@ -45,9 +57,9 @@ export function partialKey(key: string): string {
 }
 
 /** segferry's fixed keys and their directory-store temporaries. */
-const CONTROL = new RegExp(`^(${[MANIFEST_KEY, CHECKPOINT_KEY, CLAIM_KEY, DDL_PRE_KEY, DDL_POST_KEY].map((k) => k.replace(/\./g, '\\.')).join('|')})(\\.segferry-partial-[0-9a-f]+)?$`);
+const CONTROL = new RegExp(`^(${[MANIFEST_KEY, CHECKPOINT_KEY, CLAIM_KEY, DDL_PRE_KEY, DDL_POST_KEY].map((k) => k.replace(/\./g, '\\.')).join('|')}|segferry-part-[1-9]\\d*-of-[1-9]\\d*\\.json)(\\.segferry-partial-[0-9a-f]+)?$`);
 
-/** True for the manifest, checkpoint, claim and DDL keys (and their directory-store temporaries). */
+/** True for the manifest, checkpoint, claim, DDL and part-record keys (and their directory-store temporaries). */
 export function isControlKey(key: string): boolean {
   return CONTROL.test(key);
 }

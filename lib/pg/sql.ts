@@ -69,3 +69,23 @@ export function parseTableName(input: string, defaultSchema = 'public'): Qualifi
   if (parts.length === 2 && parts[0] && parts[1]) return { schema: parts[0], name: parts[1] };
   throw new InvalidOptionError(`cannot parse table name ${JSON.stringify(input)}: use name or schema.name`);
 }
+
+/**
+ * The condition of a heap page range: `ctid >= '(from,0)'::tid AND ctid < '(to,0)'::tid`, or
+ * only the lower bound when `to` is null (open-ended, so rows in pages added later are read).
+ * PostgreSQL 14 and later run it as a TID range scan that reads only those pages.
+ */
+export function ctidRangeSQL(from: number, to: number | null): string {
+  if (!Number.isSafeInteger(from) || from < 0 || (to !== null && (!Number.isSafeInteger(to) || to <= from))) {
+    throw new RangeError(`bad page range [${from}, ${to})`);
+  }
+  return `ctid >= '(${from},0)'::tid${to === null ? '' : ` AND ctid < '(${to},0)'::tid`}`;
+}
+
+/** ` WHERE …` of a read: the user's filter (parenthesised) and a page range, either optional. */
+export function whereSQL(filter: string | null, pages?: readonly [number, number | null]): string {
+  const parts: string[] = [];
+  if (filter) parts.push(`(${filter})`);
+  if (pages) parts.push(ctidRangeSQL(pages[0], pages[1]));
+  return parts.length > 0 ? ` WHERE ${parts.join(' AND ')}` : '';
+}

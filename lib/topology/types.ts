@@ -61,6 +61,22 @@ export interface RelationRead {
   shardId?: string;
   /** Citus shard hash range [min, max] (inclusive int4 values as strings), hash-distributed tables only. */
   hashRange?: [string, string];
+  /**
+   * A heap page range [from, to) read by one stream (`to` null: to the end), set on the reads
+   * of ctid-range units only (lib/export/units.ts); absent: the whole relation.
+   */
+  pages?: [number, number | null];
+}
+
+/** How many streams read a table on one node (docs/streams.md). */
+export interface StreamPlan {
+  node: string;
+  /** Streams (ctid page ranges read at once in one snapshot); 1 when ranges do not apply. */
+  streams: number;
+  /** Heap pages of the relation when planned (`pg_relation_size / block_size`), when probed. */
+  pages?: number;
+  /** Why the node reads the table in one stream, when more were asked for or possible. */
+  note?: string;
 }
 
 /** Everything about one table in a plan. */
@@ -79,6 +95,8 @@ export interface TablePlan {
   estimatedBytes: number;
   /** Rough number of segments: estimatedBytes / segmentSize, at least one per node with data. */
   expectedSegments: number;
+  /** Streams per node (absent: one stream on every node, as plans before streams). */
+  streams?: StreamPlan[];
 }
 
 /** A cluster described by the caller: every listed node holds a part of each distributed table. */

@@ -19,6 +19,8 @@ const EXPECTED = [
   // operations
   'planExport', 'exportTables', 'planImport', 'importTables', 'verifyImport', 'cleanup', 'readManifest', 'checkExport', 'replicateExport',
   'copyTables', 'planCopy',
+  // one plan, many hosts
+  'planFile', 'parsePlanFile', 'planParts', 'runPlanPart', 'finishPlan',
   // stores
   'openStore', 'S3Store', 'DirectoryStore',
   // Arrow objects
@@ -35,6 +37,7 @@ const EXPECTED = [
   'EncryptionKeyError', 'DecryptionError',
   'BinaryTypeMismatchError',
   'PgDumpError', 'DdlUnsupportedError', 'DdlRefusedError', 'DdlConflictError',
+  'PlanIncompleteError',
 ].sort();
 
 describe('public API surface', () => {

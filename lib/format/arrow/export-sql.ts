@@ -1,10 +1,10 @@
 import type pg from 'pg';
-import { quoteIdent, quoteQualified } from '../../pg/sql.js';
+import { quoteIdent, quoteQualified, whereSQL } from '../../pg/sql.js';
 import type { RelationRead, TablePlan } from '../../topology/types.js';
 import { columnSpec, type PgColumn } from './pgtypes.js';
 
 function source(read: RelationRead, filter: string | null): string {
-  return `FROM ${quoteQualified(read.relation)}${filter ? ` WHERE (${filter})` : ''}`;
+  return `FROM ${quoteQualified(read.relation)}${whereSQL(filter, read.pages)}`;
 }
 
 function exprs(read: Pick<RelationRead, 'columns'>, table: Pick<TablePlan, 'columns'>): string[] {

@@ -1,0 +1,87 @@
+import { readFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { InvalidOptionError, SegferryError, redact } from '../errors.js';
+import { finishPlan, parsePart, parsePlanFile, runPlanPart } from '../export/parts.js';
+import type { S3Options } from '../store/s3.js';
+import { formatBytes } from './report.js';
+
+// `segferry run --plan FILE --part K/N` and `segferry finish --plan FILE` (docs/multi-host.md).
+
+const RUN_HELP = `segferry run: export one part of a plan file (one host of many)
+
+Usage:
+  segferry run --plan FILE --part K/N [-j N] [--json] [S3 flags as for export]
+
+Runs the K-th of N parts of the plan's units (balanced by estimated bytes; K from 1) into the
+plan's destination and records what it stored there (segferry-part-K-of-N.json). Run it again
+alone if it fails. Then: segferry finish --plan FILE. Make the file with
+segferry plan ... --to DEST --out FILE.
+`;
+
+const FINISH_HELP = `segferry finish: check every part of a plan file and write the manifest
+
+Usage:
+  segferry finish --plan FILE [--json] [S3 flags as for export]
+
+Refuses (ERR_PLAN_INCOMPLETE, naming them) while a unit is not stored or a recorded object is
+missing or of another size.
+`;
+
+type Flags = Record<string, { type: 'string' | 'boolean'; short?: string }>;
+
+async function loadPlan(path: unknown) {
+  if (typeof path !== 'string') throw new InvalidOptionError('give --plan FILE (written by segferry plan --to DEST --out FILE)');
+  return parsePlanFile(await readFile(path, 'utf8').catch((e: unknown) => { throw new InvalidOptionError(`cannot read --plan ${path}: ${(e as Error).message}`); }), path);
+}
+
+/** `segferry run`. */
+export async function cmdRun(argv: string[], s3Flags: Flags, s3FromFlags: (v: Record<string, unknown>) => S3Options): Promise<number> {
+  const { values: v } = parseArgs({
+    args: argv,
+    options: { plan: { type: 'string' }, part: { type: 'string' }, concurrency: { type: 'string', short: 'j' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, ...s3Flags },
+    strict: true,
+  });
+  if (v.help) {
+    process.stdout.write(RUN_HELP);
+    return 0;
+  }
+  const f = await loadPlan(v.plan);
+  if (typeof v.part !== 'string') throw new InvalidOptionError('give --part K/N (K from 1; e.g. JOB_COMPLETION_INDEX + 1 of the job\'s completions)');
+  const part = parsePart(v.part);
+  const ac = new AbortController();
+  const onSig = () => ac.abort(new SegferryError('ERR_ABORTED', 'interrupted'));
+  process.once('SIGINT', onSig);
+  process.once('SIGTERM', onSig);
+  try {
+    const conc = v.concurrency === undefined ? undefined : Number(v.concurrency);
+    if (conc !== undefined && !(Number.isInteger(conc) && conc >= 1)) throw new InvalidOptionError('--concurrency must be a whole number of at least 1');
+    const r = await runPlanPart({ plan: f.plan, to: f.to, part, s3: s3FromFlags(v), signal: ac.signal, ...(conc ? { concurrency: conc } : {}) });
+    process.stdout.write(redact(v.json
+      ? JSON.stringify({ type: 'part-done', ...r })
+      : `part ${part.k}/${part.n}: ${r.units} units (${r.kept} kept from an earlier run), ${r.rows} rows, ${formatBytes(r.bytes)} in ${r.objects} objects`) + '\n');
+    return 0;
+  } finally {
+    process.removeListener('SIGINT', onSig);
+    process.removeListener('SIGTERM', onSig);
+  }
+}
+
+/** `segferry finish`. */
+export async function cmdFinish(argv: string[], s3Flags: Flags, s3FromFlags: (v: Record<string, unknown>) => S3Options): Promise<number> {
+  const { values: v } = parseArgs({
+    args: argv,
+    options: { plan: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, ...s3Flags },
+    strict: true,
+  });
+  if (v.help) {
+    process.stdout.write(FINISH_HELP);
+    return 0;
+  }
+  const f = await loadPlan(v.plan);
+  const m = await finishPlan({ plan: f.plan, to: f.to, s3: s3FromFlags(v) });
+  const rows = m.tables.reduce((a, t) => a + t.rows, 0);
+  process.stdout.write(redact(v.json
+    ? JSON.stringify({ type: 'finish', tables: m.tables.length, objects: m.objects.length, rows })
+    : `finished ${f.to}: ${m.tables.length} tables, ${rows} rows in ${m.objects.length} objects; manifest written`) + '\n');
+  return 0;
+}

@@ -1,0 +1,62 @@
+import { InvalidOptionError } from '../errors.js';
+import type { NodePages, RelationPages } from '../topology/pages.js';
+import type { RelationRead, StreamPlan, TablePlan } from '../topology/types.js';
+
+// How many ctid page-range streams read one table on one node (docs/streams.md). Pure.
+
+/** `auto` gives one stream per this many bytes of the relation. */
+export const AUTO_STREAM_BYTES = 256 * 1024 * 1024;
+/** `auto` never gives more streams than this (nor than the node's max_parallel_workers). */
+export const AUTO_STREAM_MAX = 8;
+/** TID range scans (`ctid >= … AND ctid < …` reading only those pages) exist from PostgreSQL 14. */
+export const TID_RANGE_SCAN_VERSION = 140000;
+
+/** `--streams`: a count of at least 1, or `auto`. */
+export type StreamsOption = number | 'auto';
+
+/** Check a streams option. */
+export function checkStreams(s: unknown): StreamsOption {
+  if (s === 'auto') return s;
+  if (typeof s === 'number' && Number.isInteger(s) && s >= 1 && s <= 1024) return s;
+  throw new InvalidOptionError(`streams must be 'auto' or a whole number from 1 to 1024 (got ${JSON.stringify(s)})`);
+}
+
+/**
+ * Whether a (table, node) could get more than one stream before asking the node: not when
+ * one was asked, not for several reads (Citus shards), not for replicated tables (a lost node
+ * falls back to a replica, which is done per whole node), not under `auto` below two steps.
+ * Returns the plan entry when that settles it, else undefined (probe the node).
+ */
+export function streamsWithoutProbe(t: Pick<TablePlan, 'distribution'>, node: string, reads: readonly RelationRead[], asked: StreamsOption): StreamPlan | undefined {
+  const one = (note?: string): StreamPlan => (note ? { node, streams: 1, note } : { node, streams: 1 });
+  if (asked === 1) return one();
+  if (reads.length !== 1 || reads[0]!.shardId !== undefined) return one(reads.some((r) => r.shardId !== undefined) ? 'Citus shards of one worker are read one after another in one session' : 'several relations on this node are read one after another');
+  if (t.distribution.kind === 'replicated') return one('replicated table: read in one stream so that a lost node can fall back to a replica');
+  if (asked === 'auto' && reads[0]!.estimatedBytes < 2 * AUTO_STREAM_BYTES) return one();
+  return undefined;
+}
+
+/**
+ * The streams of a single-relation (table, node) from the node's answers. Ranges need a
+ * server ≥ 14, a heap table or materialized view (views, foreign and partitioned tables and
+ * Citus columnar have no usable ctid) and at least 2 pages. `auto`: one stream per 256 MiB of
+ * the relation, at least 1, at most min(max_parallel_workers, 8); a number N: min(N, pages).
+ */
+export function decideStreams(node: string, read: Pick<RelationRead, 'estimatedBytes'>, probe: Pick<NodePages, 'serverVersion' | 'maxParallelWorkers'>, rel: RelationPages, asked: StreamsOption): StreamPlan {
+  const one = (note: string): StreamPlan => ({ node, streams: 1, pages: rel.pages, note });
+  if (probe.serverVersion < TID_RANGE_SCAN_VERSION) return one(`server version ${probe.serverVersion} has no TID range scan (needs PostgreSQL 14)`);
+  const kinds: Record<string, string> = { v: 'a view', f: 'a foreign table', p: 'a partitioned table', '': 'not found by the page probe' };
+  if (rel.relkind !== 'r' && rel.relkind !== 'm') return one(`${kinds[rel.relkind] ?? `relkind ${rel.relkind}`} has no ctid page ranges`);
+  if (rel.accessMethod !== 'heap') return one(`access method ${rel.accessMethod || 'none'} has no ctid page ranges`);
+  if (rel.pages < 2) return one(`too small for ranges (${rel.pages} page${rel.pages === 1 ? '' : 's'})`);
+  const want = asked === 'auto'
+    ? Math.min(Math.max(1, Math.floor(read.estimatedBytes / AUTO_STREAM_BYTES)), Math.max(1, Math.min(probe.maxParallelWorkers, AUTO_STREAM_MAX)))
+    : asked;
+  const streams = Math.min(want, rel.pages);
+  return { node, streams, pages: rel.pages };
+}
+
+/** First page of each of `streams` ranges over `pages` pages (strictly increasing, from 0; streams ≤ pages). */
+export function pageStarts(pages: number, streams: number): number[] {
+  return Array.from({ length: streams }, (_, i) => Math.floor((i * pages) / streams));
+}
