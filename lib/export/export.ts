@@ -140,6 +140,8 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
   let leftAlone: string[] = [];
   let ddlSnap: DdlSnapshot | undefined;
   let ddl: ManifestDdl | undefined;
+  // Set once the run has stored its checkpoint: from then on a failure leaves it for --resume.
+  let checkpointed = false;
   try {
     stopIfAborted(opts.signal);
     await store.check();
@@ -164,6 +166,7 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
       }
     }
     const { checkpoint, createdAt, done, todo } = await startExport(store, plan, opts.resume ?? false, claim.runId, planStems(plan));
+    checkpointed = true;
     const results: UnitResult[] = [...done];
     emit({
       type: 'start',
@@ -284,6 +287,9 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
     await threads?.close();
     // A clean failure gives the prefix back (a checkpoint, if any, still allows --resume).
     await claim?.release();
+    // A run that failed before its checkpoint (planning, a refused prefix) leaves no empty
+    // folder behind either; only one this run created, and only while it is empty.
+    if (!checkpointed) await store.removeRootIfEmpty?.();
     if (typeof opts.to === 'string') store.close();
   }
 }

@@ -34,13 +34,26 @@ export class DirectoryStore implements ObjectStore {
     return p;
   }
 
+  /** Whether the root existed when {@link check} first looked (undefined: not checked yet). */
+  #rootExisted: boolean | undefined;
+
   async check(): Promise<void> {
     try {
+      const existed = await fsp.stat(this.root).then((s) => s.isDirectory(), (e: NodeJS.ErrnoException) => {
+        if (e.code === 'ENOENT') return false;
+        throw e;
+      });
+      this.#rootExisted ??= existed;
       await fsp.mkdir(this.root, { recursive: true });
       await fsp.access(this.root, fsp.constants.W_OK);
     } catch (err) {
       throw new StorageError(`directory ${this.root} is not writable: ${(err as Error).message}`, { cause: err });
     }
+  }
+
+  async removeRootIfEmpty(): Promise<void> {
+    // rmdir refuses a folder that holds anything, so nothing of anyone else's can go.
+    if (this.#rootExisted === false) await fsp.rmdir(this.root).catch(() => {});
   }
 
   createWriter(key: string, opts: { signal?: AbortSignal } = {}): ObjectWriter {

@@ -53,6 +53,11 @@ export interface ObjectStore {
   list(prefix?: string): AsyncIterable<ObjectInfo>;
   /** Delete objects; missing keys are not an error. */
   delete(keys: string[]): Promise<void>;
+  /**
+   * Remove the root itself when it is empty and this store created it (a directory store:
+   * the folder `check()` found missing). Never throws; stores without folders omit it.
+   */
+  removeRootIfEmpty?(): Promise<void>;
   /** Release clients and sockets. */
   close(): void;
   /** Open multipart uploads under the root (S3 only; throws where the store cannot list them). */
