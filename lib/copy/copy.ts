@@ -22,9 +22,9 @@ import type { ImportTablePlan, ImportTarget } from '../import/route.js';
 import type { RowChecksum } from '../manifest/types.js';
 import { BinaryTuples, COPY_BINARY_HEADER, COPY_BINARY_TRAILER } from '../pg/copy-binary.js';
 import { copyOut, type CopyOutStream } from '../pg/copy-out.js';
-import { applySettings, closeQuietly, connect, describeEndpoint, destroyClient } from '../pg/conn.js';
 import { quoteIdent, quoteQualified } from '../pg/sql.js';
 import { COORDINATOR_NODE, type PlanNode } from '../topology/types.js';
+import { Sessions } from '../import/sessions.js';
 import { runPool, throwIfAborted } from '../util/pool.js';
 import { planCopy, type CopyPlan, type CopyPlanOptions, type CopyUnitPlan } from './plan.js';
 
@@ -70,40 +70,6 @@ export interface CopyResult {
   nodes: { node: string; objects: number; rows: number; bytes: number; elapsedMs: number }[];
   notes: string[];
   verify?: { ok: boolean; tables: CopyVerifyTable[] };
-}
-
-/** Idle sessions per node with the session settings applied. */
-class Sessions {
-  #idle = new Map<string, pg.Client[]>();
-  #all = new Set<pg.Client>();
-  constructor(readonly nodes: Map<string, PlanNode>, readonly settings: Record<string, string>, readonly app: string) {}
-  async acquire(node: string): Promise<pg.Client> {
-    const c = this.#idle.get(node)?.pop();
-    if (c) return c;
-    const n = this.nodes.get(node);
-    if (!n) throw new InternalError(`no endpoint for node ${node}`);
-    const client = await connect(n.endpoint, { node, applicationName: this.app }).catch((e) => { throw fromDatabaseError(e, { node, endpoint: describeEndpoint(n.endpoint), action: 'connect' }); });
-    this.#all.add(client);
-    try {
-      await applySettings(client, this.settings);
-    } catch (e) {
-      this.drop(client);
-      throw fromDatabaseError(e, { node, action: 'set session' });
-    }
-    return client;
-  }
-  release(node: string, c: pg.Client): void {
-    this.#idle.set(node, [...(this.#idle.get(node) ?? []), c]);
-  }
-  drop(c: pg.Client): void {
-    this.#all.delete(c);
-    destroyClient(c);
-  }
-  async closeAll(): Promise<void> {
-    for (const c of this.#all) await closeQuietly(c);
-    this.#all.clear();
-    this.#idle.clear();
-  }
 }
 
 /** The COPY FROM of one target in the copy's format. */

@@ -1,5 +1,5 @@
 import { FormatError } from '../errors.js';
-import { binaryHeaderEnd, isBinaryTrailer } from '../pg/copy-binary.js';
+import { BinaryTuples } from '../pg/copy-binary.js';
 import type { RowChunk } from '../pg/copy-out.js';
 
 const P1 = 0x9e3779b1 | 0;
@@ -42,8 +42,8 @@ export const ROW_HASH_ALGORITHM = 'copy-rowhash64';
  * but not its length always changes the sum.
  */
 export class RowHasher {
-  readonly #binary: boolean;
-  #inCopy = false;
+  /** Binary COPY: finds the tuples between each stream's header and trailer. */
+  readonly #tuples: BinaryTuples | undefined;
   // The 64-bit sum as two 32-bit halves with carry, kept as int32: no BigInt per row.
   #lo = 0;
   #hi = 0;
@@ -52,30 +52,19 @@ export class RowHasher {
 
   /** `binary`: the rows come from COPY … (FORMAT binary) (the Arrow format). Default false. */
   constructor(binary = false) {
-    this.#binary = binary;
+    if (binary) this.#tuples = new BinaryTuples();
   }
 
   /** Add every row of a chunk (chunks of several COPY streams may follow each other). */
   update(rc: RowChunk): void {
     const { data, rowEnds } = rc;
-    let from = 0;
-    let to = rowEnds.length;
-    let start = 0;
-    if (this.#binary && to > 0) {
+    if (this.#tuples) {
       // As the Arrow batch builder reads it: header before the first tuple, trailer last.
-      if (!this.#inCopy) {
-        const e = rowEnds[0] as number;
-        start = binaryHeaderEnd(data, 0, e);
-        this.#inCopy = true;
-        if (start === e) from = 1;
-      }
-      const ls = to === 1 ? start : (rowEnds[to - 2] as number);
-      if (to > from && isBinaryTrailer(data, ls, rowEnds[to - 1] as number)) {
-        to--;
-        this.#inCopy = false;
-      }
+      const t = this.#tuples.range(data, rowEnds);
+      if (t.to > t.from) this.#hashRows(data, rowEnds, t.from, t.to, t.start);
+    } else if (rowEnds.length > 0) {
+      this.#hashRows(data, rowEnds, 0, rowEnds.length, 0);
     }
-    if (to > from) this.#hashRows(data, rowEnds, from, to, start);
   }
 
   /** Hash rows from..to-1; row `from` starts at `start`. */
@@ -135,7 +124,7 @@ export class RowHasher {
 
   /** True between a binary COPY's header and its trailer (a stream that ended early). */
   get inCopy(): boolean {
-    return this.#inCopy;
+    return this.#tuples?.inCopy ?? false;
   }
 }
 

@@ -1,12 +1,12 @@
 import type pg from 'pg';
 import { InvalidOptionError, SegferryError, StorageError, fromDatabaseError } from '../errors.js';
 import { makeEmitter, withRetryEvents, type EventListener } from '../events.js';
-import { applySettings, closeQuietly, connect, destroyClient } from '../pg/conn.js';
 import { quoteIdent, quoteQualified } from '../pg/sql.js';
 import { openStore } from '../store/open.js';
 import type { ObjectStore } from '../store/types.js';
 import { COORDINATOR_NODE } from '../topology/discover.js';
 import type { PlanNode } from '../topology/types.js';
+import { Sessions } from './sessions.js';
 import { runPool, throwIfAborted } from '../util/pool.js';
 import { ensureLedger, forgetTable } from './ledger.js';
 import { loadObject, type LoadUnit } from './load.js';
@@ -89,40 +89,6 @@ export interface ImportResult {
   verify?: VerifyResult;
 }
 
-/** Idle sessions per node, each with the manifest's settings applied. */
-class Sessions {
-  #idle = new Map<string, pg.Client[]>();
-  #all = new Set<pg.Client>();
-  constructor(readonly nodes: Map<string, PlanNode>, readonly settings: Record<string, string>) {}
-
-  async acquire(node: string): Promise<pg.Client> {
-    const c = this.#idle.get(node)?.pop();
-    if (c) return c;
-    const n = this.nodes.get(node)!;
-    const client = await connect(n.endpoint, { node, applicationName: 'segferry import' });
-    this.#all.add(client);
-    try {
-      await applySettings(client, this.settings);
-    } catch (e) {
-      this.drop(client);
-      throw fromDatabaseError(e, { node, action: 'set session' });
-    }
-    return client;
-  }
-  release(node: string, c: pg.Client): void {
-    this.#idle.set(node, [...(this.#idle.get(node) ?? []), c]);
-  }
-  /** Forget a session that failed (it was destroyed, or is being). */
-  drop(c: pg.Client): void {
-    this.#all.delete(c);
-    destroyClient(c);
-  }
-  async closeAll(): Promise<void> {
-    for (const c of this.#all) await closeQuietly(c);
-    this.#all.clear();
-    this.#idle.clear();
-  }
-}
 
 function createTableSQL(tp: ImportTablePlan): string {
   const types = tp.createTypes;
@@ -160,7 +126,7 @@ export async function importTables(opts: ImportOptions): Promise<ImportResult> {
     const plan = opts.plan ?? (await planImport({ ...opts, from: store, ...(restore ? { analyze: false } : {}) }));
     const nodes = new Map<string, PlanNode>(plan.nodes.map((n) => [n.name, n]));
     if (plan.coordinator) nodes.set(COORDINATOR_NODE, plan.coordinator);
-    const s = new Sessions(nodes, plan.sessionSettings);
+    const s = new Sessions(nodes, plan.sessionSettings, 'segferry import');
     sessions.s = s;
 
     const results = new Map<string, ImportTableResult>(plan.tables.map((t) => [t.table, {
