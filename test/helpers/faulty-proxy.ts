@@ -38,10 +38,11 @@ function prng(seed: number): () => number {
  * Start a proxy on 127.0.0.1 forwarding to `target` (an http://127.0.0.1 URL). For a share
  * `rate` of requests it answers 503 SlowDown, 500 InternalError, drops the connection before
  * answering, or delays the request by up to 300 ms (a quarter each). `methods` limits faults to
- * those HTTP methods (e.g. PUT: uploads only); `delayOnly` makes every fault a delay. Request bodies of failed
+ * those HTTP methods (e.g. PUT: uploads only) and `paths` to URLs it matches; `delayOnly` makes
+ * every fault a delay, `failOnly` every fault a failure (SlowDown, 500 or a dropped connection). Request bodies of failed
  * requests are drained first, as a real server would read them.
  */
-export async function startFaultyProxy(target: string, opts: { rate?: number; seed?: number; methods?: string[]; truncateGets?: boolean; delayOnly?: boolean } = {}): Promise<FaultyProxy> {
+export async function startFaultyProxy(target: string, opts: { rate?: number; seed?: number; methods?: string[]; truncateGets?: boolean; delayOnly?: boolean; paths?: RegExp; failOnly?: boolean } = {}): Promise<FaultyProxy> {
   const t = new URL(target);
   if (t.hostname !== '127.0.0.1' && t.hostname !== 'localhost') throw new Error('the faulty proxy only forwards to loopback');
   let rate = opts.rate ?? 0.05;
@@ -77,8 +78,8 @@ export async function startFaultyProxy(target: string, opts: { rate?: number; se
   const server = http.createServer((req, res) => {
     stats.requests++;
     const r = rnd();
-    if (r >= rate || (opts.methods && !opts.methods.includes(req.method ?? ''))) return forward(req, res);
-    const kind = opts.delayOnly ? 3 : Math.floor((r / rate) * 4);
+    if (r >= rate || (opts.methods && !opts.methods.includes(req.method ?? '')) || (opts.paths && !opts.paths.test(req.url ?? ''))) return forward(req, res);
+    const kind = opts.delayOnly ? 3 : Math.floor((r / rate) * (opts.failOnly ? 3 : 4));
     if (opts.truncateGets && req.method === 'GET' && /_segment\.\d+(\?|$)/.test(req.url ?? '') && kind % 2 === 0) {
       stats.truncated++;
       return forward(req, res, true);

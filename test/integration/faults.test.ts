@@ -131,8 +131,9 @@ describe('object reads cut off midway', () => {
 
 describe('S3 that keeps failing', () => {
   it('fails the export cleanly: a typed storage error, no manifest, no stray objects', async () => {
-    // Seed 6: the prefix claim and the checkpoint (the first PUTs) get through, the segments do not.
-    const bad = await startFaultyProxy(s3.endpoint, { rate: 0.999, seed: 6, methods: ['PUT'] });
+    // Every upload of a segment fails (never a delay that lets it through); the prefix claim
+    // and the checkpoint get through, so the failure lands on the first segment of a node.
+    const bad = await startFaultyProxy(s3.endpoint, { rate: 1, seed: 6, methods: ['PUT'], paths: /_segment\.\d+/, failOnly: true });
     try {
       const prefix = `s3://${s3.bucket}/always-failing/`;
       let err: unknown;
