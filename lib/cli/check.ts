@@ -1,8 +1,9 @@
 import { parseArgs } from 'node:util';
-import { InvalidOptionError, SegferryError, redact } from '../errors.js';
+import { InvalidOptionError, redact } from '../errors.js';
 import { checkExport, type MaintenanceEvent } from '../maintenance/check.js';
 import type { S3Options } from '../store/s3.js';
 import { formatBytes, formatRate } from './progress.js';
+import { onInterrupt } from './interrupt.js';
 
 const HELP = `segferry check: the integrity of a stored export, without a database
 
@@ -40,13 +41,10 @@ export async function cmdCheck(argv: string[], s3Flags: Record<string, { type: '
   if (typeof v.at !== 'string') throw new InvalidOptionError('give --at DEST (s3://bucket/prefix or a directory)');
   const concurrency = parseConcurrency(v.concurrency);
   const json = v.json === true;
-  const ac = new AbortController();
-  const onSig = () => ac.abort(new SegferryError('ERR_ABORTED', 'interrupted'));
-  process.once('SIGINT', onSig);
-  process.once('SIGTERM', onSig);
+  const interrupt = onInterrupt();
   try {
     const r = await checkExport({
-      at: v.at, s3: s3FromFlags(v), readData: v['read-data'] === true, signal: ac.signal,
+      at: v.at, s3: s3FromFlags(v), readData: v['read-data'] === true, signal: interrupt.signal,
       ...(concurrency !== undefined ? { concurrency } : {}),
       onEvent: (e) => progressLine(e, json, v.quiet === true),
     });
@@ -69,8 +67,7 @@ export async function cmdCheck(argv: string[], s3Flags: Record<string, { type: '
     if (!v.quiet || !r.ok) process.stdout.write(redact(out.join('\n')) + '\n');
     return r.ok ? 0 : 3;
   } finally {
-    process.off('SIGINT', onSig);
-    process.off('SIGTERM', onSig);
+    interrupt.dispose();
   }
 }
 

@@ -1,7 +1,8 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { InvalidOptionError, SegferryError, redact } from '../errors.js';
+import { InvalidOptionError, redact } from '../errors.js';
 import { copyTables, copyVerifyError, planCopy, type CopyFormatKind, type CopyOptions, type CopyResult } from '../copy/copy.js';
 import { outputMode, type Reporter, type Summary } from './report.js';
+import { onInterrupt } from './interrupt.js';
 
 /** What main.ts shares with this command (passed in to avoid an import cycle). */
 export interface CopyCliShared {
@@ -127,12 +128,9 @@ export async function cmdCopy(argv: string[], shared: CopyCliShared): Promise<nu
     return 0;
   }
   if (v.verify) o.verify = true;
-  const ac = new AbortController();
-  const onSig = () => ac.abort(new SegferryError('ERR_ABORTED', 'interrupted'));
-  process.once('SIGINT', onSig);
-  process.once('SIGTERM', onSig);
+  const interrupt = onInterrupt();
   try {
-    const res = await copyTables({ ...o, signal: ac.signal, onEvent: r.listener() });
+    const res = await copyTables({ ...o, signal: interrupt.signal, onEvent: r.listener() });
     r.summary(copySummaryOf(res));
     if (res.verify) {
       r.note(`copy verify: ${res.verify.ok ? 'match' : 'MISMATCH'}`, { step: 'verify', ...res.verify });
@@ -141,7 +139,6 @@ export async function cmdCopy(argv: string[], shared: CopyCliShared): Promise<nu
     }
     return 0;
   } finally {
-    process.off('SIGINT', onSig);
-    process.off('SIGTERM', onSig);
+    interrupt.dispose();
   }
 }

@@ -1,11 +1,12 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { InvalidOptionError, SegferryError, VerifyMismatchError, redact } from '../errors.js';
+import { InvalidOptionError, VerifyMismatchError, redact } from '../errors.js';
 import type { FormatKind } from '../format/options.js';
 import { importTables, type ImportOptions } from '../import/import.js';
 import { planImport, type BareSource, type ImportPlanOptions } from '../import/plan.js';
 import { verifyImport, type VerifyOptions, type VerifyResult } from '../import/verify.js';
 import type { S3Options } from '../store/s3.js';
 import { outputMode, type Reporter } from './report.js';
+import { onInterrupt } from './interrupt.js';
 
 /** What main.ts shares with these commands (passed in to avoid an import cycle). */
 export interface CliShared {
@@ -177,18 +178,14 @@ export async function cmdImport(argv: string[], shared: CliShared): Promise<numb
     return 0;
   }
   if (v.verify) o.verify = true;
-  const ac = new AbortController();
-  const onSig = () => ac.abort(new SegferryError('ERR_ABORTED', 'interrupted'));
-  process.once('SIGINT', onSig);
-  process.once('SIGTERM', onSig);
+  const interrupt = onInterrupt();
   try {
-    const res = await importTables({ ...o, signal: ac.signal, onEvent: r.listener() });
+    const res = await importTables({ ...o, signal: interrupt.signal, onEvent: r.listener() });
     r.importSummary(res);
     if (res.verify) return finishVerify(res.verify, r);
     return 0;
   } finally {
-    process.off('SIGINT', onSig);
-    process.off('SIGTERM', onSig);
+    interrupt.dispose();
   }
 }
 

@@ -17,6 +17,7 @@ import { cmdCheck } from './check.js';
 import { cmdReplicate } from './replicate.js';
 import { cmdImport, cmdVerify, type CliShared } from './import.js';
 import { cmdCopy } from './copy.js';
+import { onInterrupt } from './interrupt.js';
 
 /** Exit codes: 0 success, 1 operation failed, 2 usage error, 3 verify mismatch, 130 interrupted. */
 export const EXIT = { ok: 0, failed: 1, usage: 2, mismatch: 3, interrupted: 130 } as const;
@@ -290,10 +291,7 @@ async function cmdExport(argv: string[], dryRunCommand: boolean, reporter: () =>
   }
   if (!v.to) throw new InvalidOptionError('give --to DEST (s3://bucket/prefix or a directory)');
   const threads = threadsFromFlag(v.threads);
-  const ac = new AbortController();
-  const onSig = () => ac.abort(new SegferryError('ERR_ABORTED', 'interrupted'));
-  process.once('SIGINT', onSig);
-  process.once('SIGTERM', onSig);
+  const interrupt = onInterrupt();
   try {
     const res = await exportTables({
       ...opts,
@@ -303,14 +301,13 @@ async function cmdExport(argv: string[], dryRunCommand: boolean, reporter: () =>
       overwrite: v.overwrite === true,
       resume: v.resume === true,
       ...(ddl !== undefined ? { ddl } : {}),
-      signal: ac.signal,
+      signal: interrupt.signal,
       onEvent: r.listener(),
     });
     r.exportSummary(res);
     return EXIT.ok;
   } finally {
-    process.off('SIGINT', onSig);
-    process.off('SIGTERM', onSig);
+    interrupt.dispose();
   }
 }
 

@@ -1,9 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { InvalidOptionError, SegferryError, redact } from '../errors.js';
+import { InvalidOptionError, redact } from '../errors.js';
 import { finishPlan, parsePart, parsePlanFile, runPlanPart } from '../export/parts.js';
 import type { S3Options } from '../store/s3.js';
 import { formatBytes } from './report.js';
+import { onInterrupt } from './interrupt.js';
 
 // `segferry run --plan FILE --part K/N` and `segferry finish --plan FILE` (docs/multi-host.md).
 
@@ -48,21 +49,17 @@ export async function cmdRun(argv: string[], s3Flags: Flags, s3FromFlags: (v: Re
   const f = await loadPlan(v.plan);
   if (typeof v.part !== 'string') throw new InvalidOptionError('give --part K/N (K from 1; e.g. JOB_COMPLETION_INDEX + 1 of the job\'s completions)');
   const part = parsePart(v.part);
-  const ac = new AbortController();
-  const onSig = () => ac.abort(new SegferryError('ERR_ABORTED', 'interrupted'));
-  process.once('SIGINT', onSig);
-  process.once('SIGTERM', onSig);
+  const interrupt = onInterrupt();
   try {
     const conc = v.concurrency === undefined ? undefined : Number(v.concurrency);
     if (conc !== undefined && !(Number.isInteger(conc) && conc >= 1)) throw new InvalidOptionError('--concurrency must be a whole number of at least 1');
-    const r = await runPlanPart({ plan: f.plan, to: f.to, part, s3: s3FromFlags(v), signal: ac.signal, ...(conc ? { concurrency: conc } : {}) });
+    const r = await runPlanPart({ plan: f.plan, to: f.to, part, s3: s3FromFlags(v), signal: interrupt.signal, ...(conc ? { concurrency: conc } : {}) });
     process.stdout.write(redact(v.json
       ? JSON.stringify({ type: 'part-done', ...r })
       : `part ${part.k}/${part.n}: ${r.units} units (${r.kept} kept from an earlier run), ${r.rows} rows, ${formatBytes(r.bytes)} in ${r.objects} objects`) + '\n');
     return 0;
   } finally {
-    process.removeListener('SIGINT', onSig);
-    process.removeListener('SIGTERM', onSig);
+    interrupt.dispose();
   }
 }
 

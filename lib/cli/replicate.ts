@@ -1,9 +1,10 @@
 import { parseArgs } from 'node:util';
-import { InvalidOptionError, SegferryError, redact } from '../errors.js';
+import { InvalidOptionError, redact } from '../errors.js';
 import { replicateExport } from '../maintenance/replicate.js';
 import type { S3Options } from '../store/s3.js';
 import { parseConcurrency, progressLine } from './check.js';
 import { formatBytes, formatRate } from './progress.js';
+import { onInterrupt } from './interrupt.js';
 
 const HELP = `segferry replicate: copy a finished export to another location, manifest last
 
@@ -53,13 +54,10 @@ export async function cmdReplicate(argv: string[], s3Flags: Record<string, { typ
   const concurrency = parseConcurrency(v.concurrency);
   const json = v.json === true;
   const quiet = v.quiet === true;
-  const ac = new AbortController();
-  const onSig = () => ac.abort(new SegferryError('ERR_ABORTED', 'interrupted'));
-  process.once('SIGINT', onSig);
-  process.once('SIGTERM', onSig);
+  const interrupt = onInterrupt();
   try {
     const r = await replicateExport({
-      from: v.from, to: v.to, s3: s3FromFlags(v), resume: v.resume === true, verify: v.verify === true, signal: ac.signal,
+      from: v.from, to: v.to, s3: s3FromFlags(v), resume: v.resume === true, verify: v.verify === true, signal: interrupt.signal,
       ...(concurrency !== undefined ? { concurrency } : {}),
       onEvent: (e) => progressLine(e, json, quiet),
     });
@@ -84,7 +82,6 @@ export async function cmdReplicate(argv: string[], s3Flags: Record<string, { typ
     if (!quiet || damaged) process.stdout.write(redact(lines.join('\n')) + '\n');
     return damaged ? 3 : 0;
   } finally {
-    process.off('SIGINT', onSig);
-    process.off('SIGTERM', onSig);
+    interrupt.dispose();
   }
 }

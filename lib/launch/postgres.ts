@@ -83,6 +83,27 @@ export function findPgBinaries(): PgBinaries {
   return found;
 }
 
+/**
+ * The `bin` folders of versioned PostgreSQL installs, newest major version first: Debian's
+ * /usr/lib/postgresql/N, the PGDG RPMs' /usr/pgsql-N, Homebrew's postgresql@N.
+ */
+export function versionedBinDirs(): string[] {
+  const found: { dir: string; v: number }[] = [];
+  const scan = (parent: string, re: RegExp) => {
+    let names: string[] = [];
+    try { names = readdirSync(parent); } catch { return; }
+    for (const n of names) {
+      const m = re.exec(n);
+      if (m) found.push({ dir: join(parent, n, 'bin'), v: Number(m[1]) });
+    }
+  };
+  scan('/usr/lib/postgresql', /^(\d+)$/);
+  scan('/usr', /^pgsql-(\d+)$/);
+  scan('/opt/homebrew/opt', /^postgresql@(\d+)$/);
+  scan('/usr/local/opt', /^postgresql@(\d+)$/);
+  return found.sort((a, b) => b.v - a.v).map((c) => c.dir);
+}
+
 function searchPgBinaries(): PgBinaries {
   const ok = (dir: string | undefined): PgBinaries | undefined => {
     if (!dir || !hasServer(dir)) return undefined;
@@ -107,22 +128,8 @@ function searchPgBinaries(): PgBinaries {
     const b = ok(pc.stdout.trim());
     if (b) return b;
   }
-  const candidates: { dir: string; v: number }[] = [];
-  const scan = (parent: string, re: RegExp, sub: string) => {
-    let names: string[] = [];
-    try { names = readdirSync(parent); } catch { return; }
-    for (const n of names) {
-      const m = re.exec(n);
-      if (m) candidates.push({ dir: join(parent, n, sub), v: Number(m[1]) });
-    }
-  };
-  scan('/usr/lib/postgresql', /^(\d+)$/, 'bin');
-  scan('/usr', /^pgsql-(\d+)$/, 'bin');
-  scan('/opt/homebrew/opt', /^postgresql@(\d+)$/, 'bin');
-  scan('/usr/local/opt', /^postgresql@(\d+)$/, 'bin');
-  candidates.sort((a, b) => b.v - a.v);
-  for (const c of candidates) {
-    const b = ok(c.dir);
+  for (const dir of versionedBinDirs()) {
+    const b = ok(dir);
     if (b) return b;
   }
   throw new PrerequisiteError(`PostgreSQL server programs (initdb, postgres) not found; looked in PATH, pg_config --bindir, /usr/lib/postgresql/*/bin and /usr/pgsql-*/bin`, {
