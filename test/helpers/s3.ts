@@ -309,27 +309,8 @@ export async function startS3(opts: { server?: 's3rver' | 'moto' } = {}): Promis
       throw new Error(`SEGFERRY_TEST_S3_CHECKSUM must be WHEN_SUPPORTED or WHEN_REQUIRED, not ${ck}`);
     }
     checksum = ck;
-  } else if (want === 'moto') {
-    installHandlers();
-    const root = os.tmpdir();
-    sweepStale(root);
-    const dir = await fsp.mkdtemp(path.join(root, DIR_PREFIX));
-    await fsp.writeFile(path.join(dir, 'owner.pid'), `${process.pid}\n`);
-    let launched: { child: ChildProcess; port: number };
-    try {
-      launched = await launchMoto(dir);
-    } catch (e) {
-      await fsp.rm(dir, { recursive: true, force: true });
-      throw e;
-    }
-    proc = { child: launched.child, dir };
-    running.add(proc);
-    endpoint = `http://127.0.0.1:${launched.port}`;
-    region = 'us-east-1';
-    credentials = { accessKeyId: 'moto', secretAccessKey: 'moto' };
-    forcePathStyle = true;
-    checksum = 'WHEN_SUPPORTED';
   } else {
+    // moto or s3rver: a child process of ours on a free loopback port, in its own temp folder.
     installHandlers();
     const root = os.tmpdir();
     sweepStale(root);
@@ -337,7 +318,7 @@ export async function startS3(opts: { server?: 's3rver' | 'moto' } = {}): Promis
     await fsp.writeFile(path.join(dir, 'owner.pid'), `${process.pid}\n`);
     let launched: { child: ChildProcess; port: number };
     try {
-      launched = await launchS3rver(dir);
+      launched = await (want === 'moto' ? launchMoto(dir) : launchS3rver(dir));
     } catch (e) {
       await fsp.rm(dir, { recursive: true, force: true });
       throw e;
@@ -346,9 +327,15 @@ export async function startS3(opts: { server?: 's3rver' | 'moto' } = {}): Promis
     running.add(proc);
     endpoint = `http://127.0.0.1:${launched.port}`;
     region = 'us-east-1';
-    credentials = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
     forcePathStyle = true;
-    checksum = 'WHEN_REQUIRED';
+    if (want === 'moto') {
+      credentials = { accessKeyId: 'moto', secretAccessKey: 'moto' };
+      checksum = 'WHEN_SUPPORTED';
+    } else {
+      // s3rver accepts only this key id, and corrupts stream bodies with the SDK's default checksums.
+      credentials = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
+      checksum = 'WHEN_REQUIRED';
+    }
   }
 
   const client = makeClient({ endpoint, region, credentials, forcePathStyle, checksum });

@@ -15,27 +15,9 @@ import { writeNumericText } from '../../lib/format/arrow/pgtext.js';
 import { openArrowObject } from '../../lib/format/arrow/decoder.js';
 import { ArrowSegmentWriter } from '../../lib/format/arrow/segment-writer.js';
 import { DirectoryStore } from '../../lib/store/dir.js';
-import { SegferryError } from '../../lib/errors.js';
+import { codeOf, codeOfAsync } from './error-code.js';
 import { TRAILER, binaryHeader, int2, int4, rowChunk, tuple } from './copy-bytes.js';
 
-async function codeOfAsync(f: () => Promise<unknown>): Promise<string | undefined> {
-  try {
-    await f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(SegferryError);
-    return (e as SegferryError).code;
-  }
-  return undefined;
-}
-function codeOf(f: () => unknown): string | undefined {
-  try {
-    f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(SegferryError);
-    return (e as SegferryError).code;
-  }
-  return undefined;
-}
 
 const col = (name: string, oid: number, typmod = -1): PgColumn => ({ name, pgType: '', oid, typmod });
 const COLUMNS = [col('id', OID.int4), col('d', OID.date), col('j', OID.jsonb), col('a', 1007 /* int4[] */)];

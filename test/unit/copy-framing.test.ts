@@ -11,17 +11,9 @@ import { directSocket } from '../../lib/pg/socket.js';
 import { binaryHeaderEnd } from '../../lib/pg/copy-binary.js';
 import { RowHasher, addRowHashSums } from '../../lib/format/row-hash.js';
 import { SegferryError } from '../../lib/errors.js';
+import { codeOf } from './error-code.js';
 import { TRAILER, binaryHeader, int4, message, rowChunk, tuple } from './copy-bytes.js';
 
-function codeOf(f: () => unknown): string | undefined {
-  try {
-    f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(SegferryError);
-    return (e as SegferryError).code;
-  }
-  return undefined;
-}
 
 describe('COPY reader on malformed protocol bytes', () => {
   // A server that sends, on each connection, the bytes queued for it.
