@@ -13,6 +13,7 @@ import { COLUMN_NAMES, TABLE, bytesPerRow, growNode, nodeSelectSQL, rowCount, se
 import { cleanupTimeDir, measure, median, type Meters, type RunCost, type Spawned } from './lib/measure.js';
 import { summarizeProfile, type ProfileEntry } from './lib/profile.js';
 import { S3_BUCKET, S3_CREDENTIALS, startS3, type BenchS3 } from './lib/s3.js';
+import { SECTIONS, runSection as runBenchSection, sectionsMarkdown, type SectionResult } from './sections.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const GB = 1e9; // decimal GB and MB throughout, as throughput figures usually are
@@ -41,7 +42,7 @@ if (flags.help) {
   process.stdout.write(`npm run bench -- [options]
   --gb N         table data in GB of COPY TEXT over 3 nodes (default 1.5; env SEGFERRY_BENCH_GB)
   --reps N       repetitions, contestants alternating within each (default 3)
-  --only LIST    export, import, rss (comma-separated; default all)
+  --only LIST    export, import, rss and the sections of bench/sections.ts (${SECTIONS.map((x) => x.name).join(', ')}); comma-separated, default all
   --quick        smoke run: 0.1 GB, 2 repetitions, docs/benchmarks.md left alone
   --profile      also run one TEXT export (and one import) under --cpu-prof and print the hottest functions
   --no-s3        skip the s3rver contestants
@@ -55,7 +56,16 @@ if (flags.help) {
 const quick = flags.quick === true;
 const gbTarget = Number(flags.gb ?? process.env.SEGFERRY_BENCH_GB ?? (quick ? 0.1 : 1.5));
 const reps = Number(flags.reps ?? (quick ? 2 : 3));
-const only = new Set((flags.only ?? 'export,import,rss').split(',').map((s) => s.trim()));
+const CORE = ['export', 'import', 'rss'];
+const only = new Set((flags.only ?? [...CORE, ...SECTIONS.map((x) => x.name)].join(',')).split(',').map((s) => s.trim()));
+const runCore = CORE.some((c) => only.has(c));
+/** The extra sections, run after the core ones (each starts and stops its own servers). */
+function runSections(): SectionResult[] {
+  return SECTIONS.filter((x) => only.has(x.name)).map((x) => {
+    log(`section ${x.name}: bench/${x.script}${quick ? ' --quick' : ''}`);
+    return runBenchSection(x, quick);
+  });
+}
 const withS3 = flags['no-s3'] !== true;
 const writeDocs = flags.docs === true || (!quick && flags['no-docs'] !== true);
 if (!(gbTarget > 0) || !(reps >= 1)) throw new Error('--gb and --reps must be positive');
@@ -439,8 +449,10 @@ async function main(): Promise<void> {
     }
   }
 
+  await cleanup();
+  const sections = runSections();
   const load1 = loadavg();
-  const report = buildReport({ machine: machineInfo(), reps, when: new Date().toISOString(), gbTarget, summaries, rssPoints, profile, importProfile, haveImport, haveArrow, load0, load1, elapsedS: (Date.now() - t0) / 1000, rowsTotal: mainRows, bpr });
+  const report = buildReport({ sections, machine: machineInfo(), reps, when: new Date().toISOString(), gbTarget, summaries, rssPoints, profile, importProfile, haveImport, haveArrow, load0, load1, elapsedS: (Date.now() - t0) / 1000, rowsTotal: mainRows, bpr });
   process.stdout.write('\n' + report.text + '\n');
   mkdirSync(path.join(ROOT, 'bench/results'), { recursive: true });
   const json = JSON.stringify(report.json, null, 2) + '\n';
@@ -462,6 +474,7 @@ type Machine = ReturnType<typeof machineInfo>;
 type Profile = { totalMs: number; entries: ProfileEntry[]; wallS: number; cpuS: number };
 
 function buildReport(r: {
+  sections?: SectionResult[];
   machine: Machine;
   reps: number;
   when: string;
@@ -603,14 +616,14 @@ ${mdTable(['ratio', 'target', 'measured', 'verdict', 'detail'], targetRows)}
 
 ${mdTable(['ratio', 'measured'], infoRows)}
 ${rssRows.length ? `\n## Peak RSS as the table grows\n\nOne TEXT export with checksums (the default) at each size, to a directory and to s3rver (default part size, and another part size to show the lever).\n\n${mdTable(rssHeader, rssRows)}\n` : ''}${profSection('Where the CPU of one TEXT export goes', 'one TEXT export to a directory without checksums', r.profile)}${profSection('Where the CPU of one import goes', 'one import of the TEXT export', r.importProfile)}
-${analysis ? '\n' + analysis + '\n' : ''}`;
+${sectionsMarkdown(r.sections ?? [])}${analysis ? '\n' + analysis + '\n' : ''}`;
 
   return {
     text,
     markdown,
     json: {
       when: r.when, machine, load: { start: r.load0, end: r.load1 }, elapsedS: r.elapsedS, gbTarget: r.gbTarget, reps, rows: r.rowsTotal, bytesPerRow: r.bpr,
-      features: { import: r.haveImport, arrow: r.haveArrow }, summaries: r.summaries, targets, info, rss: r.rssPoints, profile: r.profile, importProfile: r.importProfile,
+      features: { import: r.haveImport, arrow: r.haveArrow }, sections: r.sections ?? [], summaries: r.summaries, targets, info, rss: r.rssPoints, profile: r.profile, importProfile: r.importProfile,
     } satisfies SavedResults & Record<string, unknown>,
   };
 }
@@ -631,12 +644,14 @@ interface SavedResults {
   rss: Parameters<typeof buildReport>[0]['rssPoints'];
   profile: Parameters<typeof buildReport>[0]['profile'];
   importProfile?: Profile;
+  /** Absent in files written before the sections existed. */
+  sections?: SectionResult[];
 }
 
 function render(file: string): void {
   const j = JSON.parse(readFileSync(file, 'utf8')) as SavedResults;
   const report = buildReport({
-    machine: j.machine, reps: j.reps, when: j.when, gbTarget: j.gbTarget, summaries: j.summaries, rssPoints: j.rss, profile: j.profile, importProfile: j.importProfile,
+    sections: j.sections, machine: j.machine, reps: j.reps, when: j.when, gbTarget: j.gbTarget, summaries: j.summaries, rssPoints: j.rss, profile: j.profile, importProfile: j.importProfile,
     haveImport: j.features?.import ?? j.summaries.some((x) => x.id === 'seg-import'),
     haveArrow: j.features?.arrow ?? j.summaries.some((x) => x.id === 'seg-arrow-dir'),
     load0: j.load.start, load1: j.load.end, elapsedS: j.elapsedS ?? 0, rowsTotal: j.rows, bpr: j.bytesPerRow,
@@ -649,6 +664,9 @@ function render(file: string): void {
 
 if (flags.render) {
   render(flags.render);
+} else if (!runCore) {
+  const failed = runSections().filter((r) => r.exitCode !== 0);
+  if (failed.length) process.exitCode = 1;
 } else main().then(
   () => cleanup(),
   async (e) => {

@@ -1,0 +1,53 @@
+// The benchmark sections that `npm run bench` runs after its core export/import/rss sections.
+// Each is a standalone script (also runnable alone, e.g. `npm run bench:copy`) that starts its
+// own servers, accepts `--quick`, prints its figures as plain text on stdout (progress on
+// stderr) and exits 0, printing one line saying why when a prerequisite is missing.
+// To add a section: write bench/<name>.ts following that contract and add one entry here.
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+
+export interface BenchSection {
+  /** Name used by `--only`. */
+  name: string;
+  /** Script file under bench/. */
+  script: string;
+  /** One sentence for docs/benchmarks.md: what the section measures. */
+  what: string;
+}
+
+export const SECTIONS: BenchSection[] = [
+  { name: 'copy', script: 'copy.ts', what: 'Cluster-to-cluster copy (static 2 → 2 nodes, node-direct) against export alone and import alone in the same run, and the import of COPY BINARY objects against TEXT objects.' },
+  { name: 'replicate', script: 'replicate.ts', what: 'Replicating a finished export within one moto_server endpoint (server-side copy plus the SHA-256 read-back) against a streamed replicate.' },
+];
+
+export interface SectionResult {
+  name: string;
+  what: string;
+  /** The script's stdout: its figures. */
+  output: string;
+  exitCode: number;
+  wallS: number;
+}
+
+/** Runs one section as a child process; its stderr passes through as progress. */
+export function runSection(s: BenchSection, quick: boolean): SectionResult {
+  const t = Date.now();
+  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(HERE, s.script), ...(quick ? ['--quick'] : [])], {
+    cwd: path.join(HERE, '..'),
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+    maxBuffer: 16 << 20,
+  });
+  process.stdout.write(r.stdout ?? '');
+  return { name: s.name, what: s.what, output: (r.stdout ?? '').trimEnd(), exitCode: r.status ?? 1, wallS: (Date.now() - t) / 1000 };
+}
+
+/** Markdown for docs/benchmarks.md: one heading per section with its printed figures. */
+export function sectionsMarkdown(results: SectionResult[]): string {
+  return results
+    .map((r) => `\n## ${r.name}\n\n${r.what} (\`bench/${SECTIONS.find((s) => s.name === r.name)?.script ?? r.name}\`, ${r.wallS.toFixed(0)} s${r.exitCode !== 0 ? `, FAILED with exit code ${r.exitCode}` : ''})\n\n\`\`\`\n${r.output}\n\`\`\`\n`)
+    .join('');
+}
