@@ -18,6 +18,7 @@ import { cmdReplicate } from './replicate.js';
 import { cmdImport, cmdVerify, type CliShared } from './import.js';
 import { cmdCopy } from './copy.js';
 import { onInterrupt } from './interrupt.js';
+import { parseEncryptOption } from '../crypto/keys.js';
 
 /** Exit codes: 0 success, 1 operation failed, 2 usage error, 3 verify mismatch, 130 interrupted. */
 export const EXIT = { ok: 0, failed: 1, usage: 2, mismatch: 3, interrupted: 130 } as const;
@@ -90,6 +91,7 @@ const EXPORT_FLAGS = {
   threads: { type: 'string' },
   overwrite: { type: 'boolean' },
   resume: { type: 'boolean' },
+  encrypt: { type: 'string' },
   'dry-run': { type: 'boolean' },
   out: { type: 'string' },
   'no-checksums': { type: 'boolean' },
@@ -139,6 +141,8 @@ Options:
                            core at most; auto = on with 4+ cores and 2+ exporters at once
       --overwrite          replace an existing export under DEST
       --resume             continue an unfinished export under DEST (same options as the first run)
+      --encrypt E          client-side encryption of every object: key-file:PATH (a local 256-bit
+                           key) or kms:KEY-ID (AWS KMS, on the --s3-endpoint); docs/encryption.md
       --dry-run            print the plan as JSON and export nothing
       --out FILE           plan only: write the plan with --to DEST as a plan file for
                            segferry run --part K/N on many hosts (docs/multi-host.md)
@@ -301,6 +305,7 @@ async function cmdExport(argv: string[], dryRunCommand: boolean, reporter: () =>
       overwrite: v.overwrite === true,
       resume: v.resume === true,
       ...(ddl !== undefined ? { ddl } : {}),
+      ...(v.encrypt !== undefined ? { encrypt: parseEncryptOption(v.encrypt) } : {}),
       signal: interrupt.signal,
       onEvent: r.listener(),
     });

@@ -35,11 +35,17 @@ const WRAP_AAD = Buffer.from('segferry data key v1', 'latin1');
 /** What the manifest records about client-side encryption (never the plain key). */
 export interface ClientEncryption {
   algorithm: typeof CLIENT_ENCRYPTION_ALGORITHM;
-  /** Where the wrapping key comes from: `key-file` (KMS later). */
-  keySource: 'key-file';
-  /** base64 of nonce[12] ‖ AES-256-GCM(wrapping key, data key) ‖ tag[16]. */
+  /** Where the wrapping key comes from: a local key file, or AWS KMS (`GenerateDataKey`). */
+  keySource: 'key-file' | 'kms';
+  /**
+   * `key-file`: base64 of nonce[12] ‖ AES-256-GCM(wrapping key, data key) ‖ tag[16].
+   * `kms`: base64 of the `CiphertextBlob` KMS returned (only KMS `Decrypt` opens it).
+   */
   wrappedKey: string;
-  /** First 16 hex digits of SHA-256("segferry key id" ‖ wrapping key): tells a wrong key at once. */
+  /**
+   * `key-file`: first 16 hex digits of SHA-256("segferry key id" ‖ wrapping key): tells a wrong
+   * key at once. `kms`: the KMS key's id (its ARN, as KMS reported it).
+   */
   keyId: string;
   /** Plaintext bytes per chunk. */
   chunkSize: number;
@@ -90,6 +96,7 @@ export function newDataKey(wrappingKey: Buffer, chunkSize = DEFAULT_CHUNK_SIZE):
 export function unwrapDataKey(enc: ClientEncryption, wrappingKey: Buffer): Buffer {
   checkKey(wrappingKey);
   if (enc.algorithm !== CLIENT_ENCRYPTION_ALGORITHM) throw new EncryptionKeyError(`unknown client-side encryption ${JSON.stringify(String(enc.algorithm).slice(0, 64))}`);
+  if (enc.keySource !== 'key-file') throw new EncryptionKeyError(`the export's data key is wrapped by ${enc.keySource === 'kms' ? `KMS key ${enc.keyId}: pass --encrypt kms` : 'an unknown key source'}, not by a key file`);
   if (keyIdOf(wrappingKey) !== enc.keyId) {
     throw new EncryptionKeyError(`wrong key: the export was encrypted with key id ${enc.keyId}, the key given has id ${keyIdOf(wrappingKey)}`);
   }
@@ -136,6 +143,21 @@ export function maxPlaintext(cap: number, chunkSize = DEFAULT_CHUNK_SIZE): numbe
   const full = Math.floor(room / (chunkSize + TAG));
   const rest = room - full * (chunkSize + TAG);
   return full * chunkSize + Math.max(0, rest - TAG);
+}
+
+/**
+ * Encrypt a small object whole (the DDL objects): the same format as {@link ObjectEncryptor}
+ * writes, so the stored bytes are what the manifest's size and SHA-256 describe.
+ */
+export function sealObject(dataKey: Buffer, key: string, body: Buffer, chunkSize = DEFAULT_CHUNK_SIZE): Buffer {
+  const e = new ObjectEncryptor(dataKey, key, chunkSize);
+  return Buffer.concat([e.push(body), e.end()]);
+}
+
+/** Decrypt a small object whole (throws DecryptionError as {@link ObjectDecryptor} does). */
+export function unsealObject(dataKey: Buffer, key: string, stored: Buffer, chunkSize = DEFAULT_CHUNK_SIZE): Buffer {
+  const d = new ObjectDecryptor(dataKey, key, chunkSize);
+  return Buffer.concat([d.push(stored), d.end()]);
 }
 
 /**

@@ -81,6 +81,11 @@ export interface CaptureDdlOptions {
   pgBindir?: string;
   store: ObjectStore;
   signal?: AbortSignal;
+  /**
+   * Client-side encryption: turns an object's bytes into the stored ones (lib/crypto); the
+   * manifest's size and SHA-256 are then of the stored bytes. Default: stored as dumped.
+   */
+  seal?: (key: string, body: Buffer) => Buffer;
 }
 
 async function withPartitions(c: pg.Client, q: QualifiedName): Promise<QualifiedName[]> {
@@ -147,8 +152,9 @@ export async function captureSequences(c: pg.Client, scope: DdlScope, tables: Qu
   return out;
 }
 
-async function put(store: ObjectStore, key: string, text: string): Promise<ManifestDdlObject> {
-  const body = Buffer.from(text, 'utf8');
+async function put(store: ObjectStore, key: string, text: string, seal?: (key: string, body: Buffer) => Buffer): Promise<ManifestDdlObject> {
+  const plain = Buffer.from(text, 'utf8');
+  const body = seal ? seal(key, plain) : plain;
   await store.putBytes(key, body);
   return { key, bytes: body.length, sha256: createHash('sha256').update(body).digest('hex') };
 }
@@ -174,8 +180,8 @@ export async function captureDdl(o: CaptureDdlOptions): Promise<ManifestDdl> {
     `SELECT n.nspname AS schema, c.relname AS name FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
       WHERE c.relkind = 'm' AND c.relispopulated ORDER BY 1, 2`).catch((e) => { throw fail(e, 'list materialized views'); });
   const ddl: ManifestDdl = {
-    pre: await put(o.store, DDL_PRE_KEY, pre),
-    post: await put(o.store, DDL_POST_KEY, post),
+    pre: await put(o.store, DDL_PRE_KEY, pre, o.seal),
+    post: await put(o.store, DDL_POST_KEY, post, o.seal),
     pgDumpVersion: prog.version,
     serverVersion: snap.serverVersion,
     snapshot: o.shared ? 'shared' : 'before-data',

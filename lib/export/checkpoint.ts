@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { ManifestInvalidError } from '../errors.js';
 import { CHECKPOINT_KEY } from '../manifest/keys.js';
-import type { ArrowColumnSummary, ManifestObject, RowChecksum } from '../manifest/types.js';
+import type { ArrowColumnSummary, ClientEncryption, ManifestObject, RowChecksum } from '../manifest/types.js';
+import { checkClientEncryption } from '../manifest/io.js';
 import { displayName } from '../pg/sql.js';
 import type { ObjectStore } from '../store/types.js';
 import type { ExportPlan } from './plan.js';
@@ -48,6 +49,11 @@ export interface Checkpoint {
   ranges?: Record<string, number[]>;
   /** A part record of a plan run on many hosts (lib/export/parts.ts): part K of N. */
   part?: [number, number];
+  /**
+   * Client-side encryption: the data key (wrapped, as in the manifest) of the objects stored so
+   * far, recorded before the first object, so a resumed export keeps the same data key.
+   */
+  clientEncryption?: ClientEncryption;
 }
 
 /** Digest of the parts of a plan that decide the objects' content (not size estimates). */
@@ -77,6 +83,7 @@ export async function readCheckpoint(store: ObjectStore, key = CHECKPOINT_KEY): 
     if (c.kind !== 'segferry-checkpoint' || c.version !== 1 || !Array.isArray(c.units)) throw new Error('not a checkpoint');
     // Range starts become ctid literals in SQL: whole page numbers from 0, strictly increasing.
     if (c.ranges !== undefined && !validRanges(c.ranges)) throw new Error('bad page ranges');
+    if (c.clientEncryption !== undefined) checkClientEncryption(c.clientEncryption, (why) => new ManifestInvalidError(why));
     return c;
   } catch (e) {
     throw new ManifestInvalidError(`${store.url}${key} is not a readable segferry checkpoint`, { key, cause: e });

@@ -22,6 +22,9 @@ import { SegmentNumbers, hasGap } from './numbering.js';
 import { nodeQueues, type ExportUnit, type NodeWork, type UnitResult } from './units.js';
 import { claimForExport, planStems } from './ownership.js';
 import { commitExclusive, type PrefixClaim } from '../store/claim.js';
+import { checkEncryptOption, openKeySource, type EncryptOption, type KeySource } from '../crypto/keys.js';
+import type { ObjectCipher } from '../crypto/objects.js';
+import { sealObject } from '../crypto/envelope.js';
 
 // Moved to exporter.ts, formats.ts, lib/manifest/keys.ts and destination.ts; re-exported for existing importers.
 export { addChecksums, checksumSQL, selectSQL } from './exporter.js';
@@ -80,6 +83,14 @@ export interface ExportOptions extends PlanOptions {
   ddl?: boolean;
   /** Directory holding pg_dump (default: SEGFERRY_PG_BINDIR, PATH, pg_config --bindir, /usr/lib/postgresql/N/bin). */
   pgBindir?: string;
+  /**
+   * Client-side encryption (docs/encryption.md; default none): `{ keyFile: PATH }` (a local
+   * 256-bit key) or `{ kms: KEY-ID }` (AWS KMS `GenerateDataKey`, on the `s3` options' endpoint
+   * and credentials). A fresh data key per export, recorded wrapped in the manifest; every
+   * object (segments, DDL objects, multipart parts) is stored encrypted, and `segmentSize`
+   * holds on the stored bytes. A resume keeps the first run's data key.
+   */
+  encrypt?: EncryptOption;
   /** Progress events. */
   onEvent?: EventListener;
 }
@@ -144,6 +155,8 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
   let checkpointed = false;
   try {
     stopIfAborted(opts.signal);
+    // A missing or malformed key file fails before any database or store work.
+    const keys: KeySource | undefined = opts.encrypt !== undefined ? await openKeySource(checkEncryptOption(opts.encrypt), opts.s3) : undefined;
     await store.check();
     // Refuse an occupied prefix before any database work; delete (overwrite) only once planned.
     if (!opts.resume) await prepareDestination(store, opts.overwrite ?? false, true);
@@ -165,7 +178,8 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
         emit({ type: 'warning', code: 'left-alone', message: `left alone (not this export's): ${shown}` });
       }
     }
-    const { checkpoint, createdAt, done, todo } = await startExport(store, plan, opts.resume ?? false, claim.runId, planStems(plan));
+    const { checkpoint, createdAt, done, todo, dataKey } = await startExport(store, plan, opts.resume ?? false, claim.runId, planStems(plan), keys);
+    const cipher: ObjectCipher | undefined = dataKey ? { dataKey: dataKey.dataKey, chunkSize: dataKey.manifest.chunkSize } : undefined;
     checkpointed = true;
     const results: UnitResult[] = [...done];
     emit({
@@ -189,6 +203,7 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
         ...(opts.schemas ? { schemas: opts.schemas } : {}),
         ...(opts.pgBindir !== undefined ? { pgBindir: opts.pgBindir } : {}),
         ...(opts.signal ? { signal: opts.signal } : {}),
+        ...(cipher ? { seal: (key: string, body: Buffer) => sealObject(cipher.dataKey, key, body, cipher.chunkSize) } : {}),
       });
       if (shared) plan = { ...plan, snapshot: ddlSnap.id };
       else { await ddlSnap.close(); ddlSnap = undefined; }
@@ -197,12 +212,12 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
     // Pairs read in streams run on this thread: their streams share one segment counter.
     const atOnce = Math.min(workItems(plan, todo.filter((u) => !u.stream)).length, concurrency);
     if (typeof opts.to === 'string' && useThreads(opts.threads, atOnce)) {
-      threads = new ExporterThreads({ plan, location: opts.to, ...(opts.s3 ? { s3: opts.s3 } : {}), size: Math.min(atOnce, cores()), emit, onRetry: s3.onRetry! });
+      threads = new ExporterThreads({ plan, location: opts.to, ...(opts.s3 ? { s3: opts.s3 } : {}), ...(cipher ? { cipher } : {}), size: Math.min(atOnce, cores()), emit, onRetry: s3.onRetry! });
     }
     const pool = threads;
     const runNode: NodeRunner = pool
       ? (w, signal, onUnitDone) => pool.run(w, signal, onUnitDone)
-      : async (w, signal, onUnitDone) => { await exportNode(w, plan, store, signal, emit, onUnitDone); };
+      : async (w, signal, onUnitDone) => { await exportNode(w, plan, store, signal, emit, onUnitDone, undefined, cipher); };
 
     const summaries = new Map<string, NodeProgress>();
     const tables = new TableProgress(todo, results, emit);
@@ -210,7 +225,7 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
     const runUnits = async (units: readonly ExportUnit[]) => {
       const counters = segmentCounters(units, results);
       const rangeRunner: NodeRunner = async (w, signal, onUnitDone) => {
-        await exportNode(w, plan, store, signal, emit, onUnitDone, (u) => (u.stream ? counters.get(u.group)!.stream() : undefined));
+        await exportNode(w, plan, store, signal, emit, onUnitDone, (u) => (u.stream ? counters.get(u.group)!.stream() : undefined), cipher);
       };
       const items = workItems(plan, units);
       for (const w of items) {
@@ -263,6 +278,7 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
     ddlSnap = undefined;
     const manifest = buildManifest(plan, results, createdAt, opts.s3);
     if (ddl) manifest.ddl = ddl;
+    if (dataKey) manifest.clientEncryption = dataKey.manifest;
     stopIfAborted(opts.signal);
     // The commit point: written only after every object is stored.
     // Conditional where the store allows, and only while this run still holds the claim.

@@ -8,7 +8,8 @@ import { copyOut } from '../pg/copy-out.js';
 import { checkFilterText } from '../pg/filter.js';
 import { displayName, quoteLiteral } from '../pg/sql.js';
 import { checkSnapshotId } from './snapshots.js';
-import type { SegmentWriter, StoredSegment } from '../segment/types.js';
+import { EncryptedSegmentWriter, type ObjectCipher } from '../crypto/objects.js';
+import type { SegmentWriter, SegmentWriterOptions, StoredSegment } from '../segment/types.js';
 import type { ObjectStore } from '../store/types.js';
 import { throwIfAborted } from '../util/pool.js';
 import { addRowHashSums, RowHasher, ROW_HASH_ALGORITHM } from '../format/row-hash.js';
@@ -49,6 +50,7 @@ export type { NodeWork, UnitResult } from './units.js';
  * format's segment writer. Checksums are computed here, from the rows' bytes as COPY sends
  * them (lib/format/row-hash.ts): no second scan on the server. On abort the COPY is destroyed
  * and the open upload is cancelled (the store write gets the signal) and aborted.
+ * `cipher` (default: none) stores every object encrypted (lib/crypto/objects.ts).
  */
 export async function exportNode(
   w: NodeWork,
@@ -58,6 +60,7 @@ export async function exportNode(
   emit: ReturnType<typeof makeEmitter>,
   onUnitDone: (r: UnitResult) => Promise<void>,
   numbering?: (u: ExportUnit) => ((local: number) => number) | undefined,
+  cipher?: ObjectCipher,
 ): Promise<UnitResult[]> {
   const node = w.node.name;
   const endpoint = describeEndpoint(w.node.endpoint);
@@ -109,7 +112,9 @@ export async function exportNode(
         objects.push(o);
         emit({ type: 'segment', node, table: current, key: s.key, segment: o.segment, bytes: s.bytes, rows: s.rows });
       };
-      const sw = format.writer({ store, keyOf: (n) => segmentKey(t.objectName, node, num(n)), cap: plan.segmentSize, table: current, node, onStored, signal }, t, plan);
+      const wo: SegmentWriterOptions = { store, keyOf: (n) => segmentKey(t.objectName, node, num(n)), cap: plan.segmentSize, table: current, node, onStored, signal };
+      // Encryption is the last step before the store: the format's writer never sees it.
+      const sw = cipher ? new EncryptedSegmentWriter((o) => format.writer(o, t, plan), wo, cipher) : format.writer(wo, t, plan);
       writer = sw;
       const hasher = plan.checksums ? new RowHasher(format.binary) : undefined;
       let copyRows = 0;

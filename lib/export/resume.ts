@@ -1,4 +1,5 @@
-import { InvalidOptionError, PrefixNotEmptyError } from '../errors.js';
+import type { DataKey, KeySource } from '../crypto/keys.js';
+import { EncryptionKeyError, InvalidOptionError, PrefixNotEmptyError } from '../errors.js';
 import { ROW_HASH_ALGORITHM } from '../format/row-hash.js';
 import { MANIFEST_KEY, unitObjectMatcher } from '../manifest/keys.js';
 import type { ObjectStore } from '../store/types.js';
@@ -14,6 +15,8 @@ export interface ExportStart {
   done: UnitResult[];
   /** Units to export, in plan order. */
   todo: ExportUnit[];
+  /** Client-side encryption: the export's data key (a resume: the first run's). */
+  dataKey?: DataKey;
 }
 
 /**
@@ -35,8 +38,13 @@ export async function deleteUnitObjects(store: ObjectStore, units: { objectName:
  * checksums, which do not add to `copy-rowhash64` ones; delete whatever the other units left
  * behind, so each is redone from a clean point. The checkpoint is stored before returning,
  * with the claiming run's id and the key stems of every unit it may write (lib/export/ownership.ts).
+ *
+ * `keys` (client-side encryption; default none): a fresh data key, recorded wrapped in the
+ * checkpoint before any object; a resume unwraps the first run's and keeps it, so kept and
+ * redone objects share one key, as the manifest records one. A resume must use encryption
+ * exactly when the first run did.
  */
-export async function startExport(store: ObjectStore, plan: ExportPlan, resume: boolean, runId?: string, stems?: string[]): Promise<ExportStart> {
+export async function startExport(store: ObjectStore, plan: ExportPlan, resume: boolean, runId?: string, stems?: string[], keys?: KeySource): Promise<ExportStart> {
   const digest = planDigest(plan);
   let previous: Checkpoint | undefined;
   if (resume) {
@@ -56,6 +64,23 @@ export async function startExport(store: ObjectStore, plan: ExportPlan, resume: 
   const units = planUnits(plan, previous?.ranges ?? {});
   const createdAt = previous?.createdAt ?? new Date().toISOString();
   const cp: Checkpoint = previous ?? { kind: 'segferry-checkpoint', version: 1, planDigest: digest, createdAt, updatedAt: createdAt, units: [] };
+  let dataKey: DataKey | undefined;
+  if (previous?.clientEncryption && !keys) {
+    throw new EncryptionKeyError(`the unfinished export under ${store.url} is encrypted: resume it with the same --encrypt`);
+  }
+  if (keys) {
+    if (previous?.clientEncryption) {
+      dataKey = { dataKey: await keys.unwrap(previous.clientEncryption), manifest: previous.clientEncryption };
+    } else {
+      if (previous && previous.units.length > 0) {
+        throw new InvalidOptionError(`the unfinished export under ${store.url} was started without encryption: resume it without --encrypt`, {
+          hint: 'or pass overwrite to start again encrypted',
+        });
+      }
+      dataKey = await keys.newDataKey();
+    }
+    cp.clientEncryption = dataKey.manifest;
+  }
   // Units an older version stored carry the md5 checksum, which does not add to this one: redo them.
   if (plan.checksums) cp.units = cp.units.filter((u) => u.checksum?.algorithm === ROW_HASH_ALGORITHM);
   const kept = doneUnits(units, cp.units);
@@ -75,5 +100,5 @@ export async function startExport(store: ObjectStore, plan: ExportPlan, resume: 
   const keep = new Set(done.flatMap((r) => r.objects.map((o) => o.key)));
   if (resume) await deleteUnitObjects(store, todo.map((u) => ({ objectName: u.table.objectName, node: u.node })), keep);
   await checkpoint.save();
-  return { checkpoint, createdAt, done, todo };
+  return { checkpoint, createdAt, done, todo, ...(dataKey ? { dataKey } : {}) };
 }

@@ -7,6 +7,7 @@ import type { S3Options, S3RetryInfo } from '../store/s3.js';
 import { throwIfAborted } from '../util/pool.js';
 import type { NodeWork, UnitResult } from './units.js';
 import type { ExportPlan } from './plan.js';
+import type { ObjectCipher } from '../crypto/objects.js';
 
 // Data nodes' exporters in worker threads (worker.ts). The main thread keeps the orchestration
 // (checkpoint, manifest, events to the caller); each worker runs exportNode for the nodes it is
@@ -19,6 +20,8 @@ export interface WorkerInput {
   plan: ExportPlan;
   /** Store location string; the worker opens its own store. */
   location: string;
+  /** Client-side encryption: the plain data key, passed in memory only (never stored). */
+  cipher?: ObjectCipher;
   /** S3 options without callbacks (retries come back as messages). */
   s3?: Omit<S3Options, 'onRetry'>;
 }
@@ -96,6 +99,8 @@ export interface ExporterThreadsOptions {
   plan: ExportPlan;
   location: string;
   s3?: S3Options;
+  /** Client-side encryption of every object (default: none). */
+  cipher?: ObjectCipher;
   /** Most worker threads at once; exporters beyond that share them. */
   size: number;
   emit: ReturnType<typeof makeEmitter>;
@@ -123,6 +128,7 @@ export class ExporterThreads {
     const { onRetry: _drop, ...s3 } = o.s3 ?? {};
     this.#input = { plan: o.plan, location: o.location };
     if (o.s3) this.#input.s3 = s3;
+    if (o.cipher) this.#input.cipher = o.cipher;
   }
 
   /**

@@ -15,6 +15,8 @@ const send = (m: FromWorker) => port.postMessage(m);
 
 // One store client for every exporter of this thread; closed when the thread is terminated.
 const store = openStore(input.location, { ...input.s3, onRetry: (info) => send({ t: 'retry', info }) });
+// Structured cloning turns the data key's Buffer into a Uint8Array.
+const cipher = input.cipher ? { dataKey: Buffer.from(input.cipher.dataKey), chunkSize: input.cipher.chunkSize } : undefined;
 const aborts = new Map<number, AbortController>();
 const acks = new Map<number, { resolve: () => void; reject: (e: unknown) => void }>();
 let nextAck = 0;
@@ -32,7 +34,7 @@ async function run(job: number, work: NodeWork, password: string | undefined): P
     send({ t: 'unit', job, id, unit: unit.id, result });
   });
   try {
-    await exportNode(work, input.plan, store, ac.signal, (e) => send({ t: 'event', e }), onUnitDone);
+    await exportNode(work, input.plan, store, ac.signal, (e) => send({ t: 'event', e }), onUnitDone, undefined, cipher);
     send({ t: 'done', job });
   } catch (e) {
     send({ t: 'error', job, error: serializeError(e) });

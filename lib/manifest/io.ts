@@ -1,3 +1,4 @@
+import { CLIENT_ENCRYPTION_ALGORITHM } from '../crypto/envelope.js';
 import { ManifestInvalidError, ManifestMissingError } from '../errors.js';
 import type { ObjectStore } from '../store/types.js';
 import { checkFilterText } from '../pg/filter.js';
@@ -102,7 +103,28 @@ export function checkManifest(m: unknown, where = 'manifest'): Manifest {
     if (obj.shards !== undefined) strings(obj.shards, `${at}.shards`, bad);
   }
   if (o.ddl !== undefined) checkDdl(o.ddl, bad);
+  if (o.clientEncryption !== undefined) checkClientEncryption(o.clientEncryption, bad);
   return o as Manifest;
+}
+
+/**
+ * The `clientEncryption` entry: a known algorithm and key source, a wrapped key of a sane
+ * size, a key id of the source's shape (it appears in messages and reaches KMS), a chunk size
+ * within the format's limits (it sizes the decryptor's buffer).
+ */
+export function checkClientEncryption(c: unknown, bad: Bad): void {
+  if (!isObj(c)) throw bad('clientEncryption must be an object');
+  if (c.algorithm !== CLIENT_ENCRYPTION_ALGORITHM) throw bad(`clientEncryption.algorithm must be ${CLIENT_ENCRYPTION_ALGORITHM}`);
+  if (c.keySource !== 'key-file' && c.keySource !== 'kms') throw bad('clientEncryption.keySource must be key-file or kms');
+  if (typeof c.wrappedKey !== 'string' || c.wrappedKey.length > 8192 || !/^[A-Za-z0-9+/]+={0,2}$/.test(c.wrappedKey)) {
+    throw bad('clientEncryption.wrappedKey must be base64 (at most 8192 characters)');
+  }
+  if (c.keySource === 'key-file' ? typeof c.keyId !== 'string' || !/^[0-9a-f]{16}$/.test(c.keyId) : typeof c.keyId !== 'string' || !/^[A-Za-z0-9:/_+=,.@-]{1,2048}$/.test(c.keyId)) {
+    throw bad(`clientEncryption.keyId must be ${c.keySource === 'key-file' ? '16 hexadecimal digits' : 'a KMS key id, ARN or alias'}`);
+  }
+  if (typeof c.chunkSize !== 'number' || !Number.isSafeInteger(c.chunkSize) || c.chunkSize < 1024 || c.chunkSize > 64 * 1024 * 1024) {
+    throw bad('clientEncryption.chunkSize must be a whole number from 1024 to 67108864');
+  }
 }
 
 /** The `ddl` entry: fixed keys only (a manifest cannot point the import at another object). */

@@ -1,3 +1,4 @@
+import type { ClientEncryption } from '../crypto/envelope.js';
 import type { FormatOptions } from '../format/options.js';
 import type { ColumnInfo, Distribution, TopologyKind } from '../topology/types.js';
 
@@ -119,7 +120,15 @@ export interface Manifest {
   ddl?: ManifestDdl;
   /** Server-side encryption requested for the objects, if any. */
   encryption?: { algorithm: string; kmsKeyId?: string };
+  /**
+   * Client-side encryption (issue 18, docs/encryption.md): every object (segments, DDL objects)
+   * is stored encrypted under one data key, recorded here wrapped, never in the clear. Objects'
+   * `bytes` and `sha256` describe the stored ciphertext. Absent: objects are stored as written.
+   */
+  clientEncryption?: ClientEncryption;
 }
+
+export type { ClientEncryption } from '../crypto/envelope.js';
 
 /** Where a replicated export came from (docs/replicate.md). */
 export interface ReplicatedFrom {
