@@ -30,6 +30,12 @@ export { copyTables, planCopy } from './copy/copy.js';
 export type { CopyOptions, CopyResult, CopyVerifyTable, CopyPlan, CopyPlanOptions, CopyUnitPlan, CopyFormatKind } from './copy/copy.js';
 export type { VerifyOptions, VerifyResult, VerifyTable, VerifyNode } from './import/verify.js';
 export { readManifest } from './manifest/io.js';
+// Client-side encryption (issue 18): the reading side for callers that read objects themselves.
+export { parseEncryptOption } from './crypto/keys.js';
+export type { EncryptOption } from './crypto/keys.js';
+export { readExportKey } from './import/encryption.js';
+export { decryptObject } from './crypto/objects.js';
+export type { ObjectCipher } from './crypto/objects.js';
 export { cleanup } from './maintenance/cleanup.js';
 export type { CleanupOptions, CleanupResult } from './maintenance/cleanup.js';
 export { checkExport } from './maintenance/check.js';
@@ -37,7 +43,7 @@ export type { CheckOptions, CheckResult, ChangedObject, MaintenanceEvent } from 
 export { replicateExport } from './maintenance/replicate.js';
 export type { ReplicateOptions, ReplicateResult } from './maintenance/replicate.js';
 export { MANIFEST_KEY, MANIFEST_VERSION } from './manifest/types.js';
-export type { Manifest, ManifestObject, ManifestTable, ManifestTableNode, RowChecksum, ManifestDdl, ManifestDdlObject, ManifestSequence } from './manifest/types.js';
+export type { Manifest, ManifestObject, ManifestTable, ManifestTableNode, RowChecksum, ManifestDdl, ManifestDdlObject, ManifestSequence, ClientEncryption } from './manifest/types.js';
 export type {
   SegferryEvent, EventListener, StartEvent, ProgressEvent, SegmentEvent, NodeDoneEvent, TableDoneEvent, RetryEvent, DoneEvent, WarningEvent,
 } from './events.js';

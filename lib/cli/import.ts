@@ -6,6 +6,7 @@ import { planImport, type BareSource, type ImportPlanOptions } from '../import/p
 import { verifyImport, type VerifyOptions, type VerifyResult } from '../import/verify.js';
 import type { S3Options } from '../store/s3.js';
 import { outputMode, type Reporter } from './report.js';
+import { parseEncryptOption } from '../crypto/keys.js';
 import { onInterrupt } from './interrupt.js';
 
 /** What main.ts shares with these commands (passed in to avoid an import cycle). */
@@ -47,6 +48,8 @@ Options:
       --force              load objects again even when the ledger records them
       --verify             compare counts and checksums with the export afterwards (exit 3 if different)
       --dry-run            print the plan as JSON and load nothing
+      --encrypt E          read an encrypted export: key-file:PATH or kms (the key id and the
+                           wrapped data key come from the manifest); kms:KEY-ID to insist on a key
   Objects without a manifest (e.g. GaussDB(DWS) export), one table at a time:
       --bare               load <name>_<node>_segment.<n> objects; needs exactly one --table
       --object-name NAME   the <name> part of the keys (default: the table's name)
@@ -72,7 +75,10 @@ Usage:
 
 Prints, per table, match or mismatch with both figures. Exit code 0 when all match, 3 on any
 mismatch, 1 on failure. Tables exported without checksums compare row counts only; objects
-without a manifest (--bare --table NAME) have nothing recorded to compare.
+without a manifest (--bare --table NAME) have nothing recorded to compare. An encrypted export
+verifies without its key (the manifest is plaintext); --encrypt key-file:PATH|kms also checks
+that the key opens the export's data key.
+      --encrypt E          key-file:PATH, kms or kms:KEY-ID (optional, see above)
   S3:   --s3-endpoint URL  --s3-region R  --s3-path-style  --s3-checksum WHEN_REQUIRED|WHEN_SUPPORTED
   Output: --json (one JSON line per table result)  -q/--quiet  -v/--verbose (stack traces)
 
@@ -98,6 +104,7 @@ function flags(shared: CliShared) {
     force: { type: 'boolean' },
     verify: { type: 'boolean' },
     'dry-run': { type: 'boolean' },
+    encrypt: { type: 'string' },
     bare: { type: 'boolean' },
     'object-name': { type: 'string' },
     format: { type: 'string', short: 'f' },
@@ -126,6 +133,7 @@ function common(v: Values, shared: CliShared): ImportPlanOptions {
     throw new InvalidOptionError('give --target URL (or PG* variables), or --topology FILE.json');
   }
   const o: ImportPlanOptions = { from: v.from, s3: shared.s3FromFlags(v) };
+  if (typeof v.encrypt === 'string') o.encrypt = parseEncryptOption(v.encrypt);
   if (typeof v.target === 'string') o.target = v.target;
   if (topology !== undefined) o.topology = topology;
   const tables = v.table as string[] | undefined;
@@ -209,6 +217,7 @@ export async function cmdVerify(argv: string[], shared: CliShared): Promise<numb
   if (c.bare) o.bare = c.bare;
   if (c.route !== undefined) o.route = c.route;
   if (c.concurrency !== undefined) o.concurrency = c.concurrency;
+  if (c.encrypt !== undefined) o.encrypt = c.encrypt;
   const res = await verifyImport({ ...o, onEvent: r.listener() });
   return finishVerify(res, r);
 }

@@ -17,7 +17,7 @@ export interface CheckedDdl {
   post: Statement[];
 }
 
-async function readChecked(store: ObjectStore, o: ManifestDdlObject): Promise<Statement[]> {
+async function readChecked(store: ObjectStore, o: ManifestDdlObject, open?: (key: string, stored: Buffer) => Buffer): Promise<Statement[]> {
   const body = await store.getBytes(o.key);
   if (!body) throw new ObjectMissingError(`DDL object ${o.key} is missing`, { key: o.key });
   const sha = createHash('sha256').update(body).digest('hex');
@@ -26,16 +26,17 @@ async function readChecked(store: ObjectStore, o: ManifestDdlObject): Promise<St
       key: o.key, hint: 'the object was changed or damaged after the export: nothing was run',
     });
   }
-  return checkDdlText(body.toString('utf8'));
+  return checkDdlText((open ? open(o.key, body) : body).toString('utf8'));
 }
 
 /**
  * Read both DDL objects, check their size and SHA-256 against the manifest
  * (ERR_CHECKSUM_MISMATCH) and every statement against the allowlist (ERR_DDL_REFUSED), before
- * anything runs. Memory: both texts at once (docs/memory.md).
+ * anything runs. `open` decrypts an encrypted export's objects after that check (lib/crypto;
+ * default: none). Memory: both texts at once (docs/memory.md).
  */
-export async function readCheckedDdl(store: ObjectStore, ddl: ManifestDdl): Promise<CheckedDdl> {
-  return { pre: await readChecked(store, ddl.pre), post: await readChecked(store, ddl.post) };
+export async function readCheckedDdl(store: ObjectStore, ddl: ManifestDdl, open?: (key: string, stored: Buffer) => Buffer): Promise<CheckedDdl> {
+  return { pre: await readChecked(store, ddl.pre, open), post: await readChecked(store, ddl.post, open) };
 }
 
 /** The ledger of DDL phases: which of an export's phases ran on this destination. */

@@ -13,6 +13,7 @@ import { loadObject, type LoadUnit } from './load.js';
 import { planImport, type ImportPlan, type ImportPlanOptions, type ImportTablePlan } from './plan.js';
 import { verifyImport, type VerifyResult } from './verify.js';
 import { startDdlRestore, type DdlRestore } from './restore.js';
+import { readExportKey } from './encryption.js';
 
 /** Options of {@link importTables}. */
 export interface ImportOptions extends ImportPlanOptions {
@@ -122,7 +123,9 @@ export async function importTables(opts: ImportOptions): Promise<ImportResult> {
   try {
     throwIfAborted(opts.signal);
     // The export's schema first (pre-data), so that planning finds the tables (lib/import/restore.ts).
-    restore = await startDdlRestore(store, opts);
+    // An encrypted export's data key first: a wrong or missing key fails before anything runs.
+    const cipher = await readExportKey(store, opts.encrypt, opts.s3, opts.bare !== undefined);
+    restore = await startDdlRestore(store, opts, cipher);
     const plan = opts.plan ?? (await planImport({ ...opts, from: store, ...(restore ? { analyze: false } : {}) }));
     const nodes = new Map<string, PlanNode>(plan.nodes.map((n) => [n.name, n]));
     if (plan.coordinator) nodes.set(COORDINATOR_NODE, plan.coordinator);
@@ -277,6 +280,7 @@ export async function importTables(opts: ImportOptions): Promise<ImportResult> {
         try {
           out = await loadObject(c, u, {
             store, importId: plan.importId, format: plan.format, force: plan.force, signal,
+            ...(cipher ? { cipher } : {}),
             onBytes: (b) => {
               x.bytes += b;
               const now = Date.now();

@@ -10,6 +10,7 @@ import { destroyClient } from '../pg/conn.js';
 import { quoteQualified } from '../pg/sql.js';
 import type { ObjectStore } from '../store/types.js';
 import { claimObject, completeClaim } from './ledger.js';
+import { decryptObject, firstChunkChecked, type ObjectCipher } from '../crypto/objects.js';
 import type { ImportTarget, PlannedObject } from './plan.js';
 
 /** One object into one node. */
@@ -38,6 +39,11 @@ export interface LoadContext {
   signal: AbortSignal;
   /** Called with each chunk's size as it is sent. */
   onBytes?: (n: number) => void;
+  /**
+   * An encrypted export's data key (default: none). Objects are decrypted as they stream,
+   * each chunk only after its tag is checked; the first chunk before the COPY opens.
+   */
+  cipher?: ObjectCipher;
 }
 
 /** The COPY statement for one target. A csv object with a header line starts with it. */
@@ -119,7 +125,25 @@ export async function loadObject(client: pg.Client, unit: LoadUnit, ctx: LoadCon
   try {
     const source = await ctx.store.read(o.key, { signal: ctx.signal });
     source.on('error', (e) => { readErr ??= e; });
-    if (ctx.format.kind === 'arrow') {
+    // The manifest's SHA-256 and size are of the stored bytes: hashed before decryption.
+    const onStored = (c: Buffer) => {
+      hash.update(c);
+      bytes += c.length;
+      ctx.onBytes?.(c.length);
+    };
+    const cipher = ctx.cipher;
+    if (cipher && ctx.format.kind === 'arrow') {
+      const arrow = await openArrowObject(decryptObject(source as AsyncIterable<Buffer>, cipher, o.key, onStored));
+      if (arrow.columns.length !== t.columns.length) {
+        throw new SchemaMismatchError(`object ${o.key} has ${arrow.columns.length} columns, the table ${unit.table} ${t.columns.length}`, where);
+      }
+      const cp = startCopy(arrowCopyFromSQL(quoteQualified(t.relation), { columns: t.columns, copyOptions: arrow.copyOptions }));
+      await pipeline(Readable.from(arrow.chunks()), cp, { signal: ctx.signal });
+    } else if (cipher) {
+      // A wrong key or a damaged first chunk fails here, before the COPY opens.
+      const plain = await firstChunkChecked(decryptObject(source as AsyncIterable<Buffer>, cipher, o.key, onStored));
+      await pipeline(Readable.from(plain), startCopy(copyInSQL(t, ctx.format)), { signal: ctx.signal });
+    } else if (ctx.format.kind === 'arrow') {
       // Arrow: decoded one record batch at a time into COPY BINARY (or TEXT when a column is
       // held as text); the decoder reads the object to its end, so the hash covers it all.
       const hashed = async function* (): AsyncGenerator<Buffer> {

@@ -6,6 +6,7 @@ import { InvalidOptionError } from '../errors.js';
 import type { FormatOptions } from '../format/options.js';
 import { openStore } from '../store/open.js';
 import type { S3Options } from '../store/s3.js';
+import type { EncryptOption } from '../crypto/keys.js';
 import type { ObjectStore } from '../store/types.js';
 import type { PlanNode, StaticTopology, TopologyKind } from '../topology/types.js';
 import { findDestination } from './destination.js';
@@ -24,6 +25,14 @@ export interface ImportPlanOptions {
   from: string | ObjectStore;
   /** S3 client settings (endpoint, path style, checksum mode, credentials). */
   s3?: S3Options;
+  /**
+   * Key of an encrypted export (docs/encryption.md; default none): `{ keyFile: PATH }` or
+   * `{ kms: true }` (the manifest names the KMS key; `{ kms: KEY-ID }` insists on one). The data
+   * key is unwrapped before anything else: a wrong or missing key fails with ERR_ENCRYPTION_KEY
+   * before any row is loaded. Import needs it for an encrypted export; verify does not (its
+   * figures are in the plaintext manifest) but checks it when given.
+   */
+  encrypt?: EncryptOption;
   /** Destination coordinator (or single server) URL. Not needed with a static topology. */
   target?: string;
   /**

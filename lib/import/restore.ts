@@ -1,6 +1,8 @@
 import { DdlUnsupportedError, InvalidOptionError, fromDatabaseError } from '../errors.js';
 import { applySequences, compareTables, decide, ensurePhases, phasesDone, readCheckedDdl, refreshMatviews, runPhase, type CheckedDdl } from '../ddl/restore.js';
 import { readManifest } from '../manifest/io.js';
+import { unsealObject } from '../crypto/envelope.js';
+import type { ObjectCipher } from '../crypto/objects.js';
 import type { Manifest, ManifestDdl } from '../manifest/types.js';
 import { closeQuietly, connect, parseConnection } from '../pg/conn.js';
 import { quoteQualified } from '../pg/sql.js';
@@ -22,9 +24,10 @@ export interface DdlRestore {
  * check both DDL objects (SHA-256, allowlist), compare the destination's tables with the
  * export's (ERR_DDL_CONFLICT on any difference), then run pre-data in one transaction. Only a
  * single destination server (`target` URL, not Citus) for now: ERR_DDL_UNSUPPORTED otherwise.
- * Returns undefined when there is nothing to restore.
+ * Returns undefined when there is nothing to restore. `cipher`: an encrypted export's data key
+ * (its DDL objects are decrypted after their SHA-256 is checked).
  */
-export async function startDdlRestore(store: ObjectStore, opts: ImportOptions): Promise<DdlRestore | undefined> {
+export async function startDdlRestore(store: ObjectStore, opts: ImportOptions, cipher?: ObjectCipher): Promise<DdlRestore | undefined> {
   if (!opts.create || opts.ddl === false || opts.bare !== undefined || opts.plan !== undefined) return undefined;
   const manifest: Manifest = await readManifest(store);
   const ddl: ManifestDdl | undefined = manifest.ddl;
@@ -36,7 +39,7 @@ export async function startDdlRestore(store: ObjectStore, opts: ImportOptions): 
     throw new DdlUnsupportedError('the export\'s DDL is restored into one destination server (--target URL) for now; a static topology: create the tables on each node, then import with --no-ddl');
   }
   // Checked before anything runs: a tampered or refused object stops the import here.
-  const checked: CheckedDdl = await readCheckedDdl(store, ddl);
+  const checked: CheckedDdl = await readCheckedDdl(store, ddl, cipher ? (key, stored) => unsealObject(cipher.dataKey, key, stored, cipher.chunkSize) : undefined);
   const node = COORDINATOR_NODE;
   const c = await connect(parseConnection(opts.target), { node, applicationName: 'segferry import ddl' });
   const fail = (e: unknown, action: string) => fromDatabaseError(e, { node, action });

@@ -16,6 +16,8 @@ import type { ColumnInfo, PlanNode } from '../topology/types.js';
 import { runPool, throwIfAborted } from '../util/pool.js';
 import { destinationAddress, findDestination } from './destination.js';
 import { readSource, type BareSource, type TableSelection } from './source.js';
+import { readExportKey } from './encryption.js';
+import type { EncryptOption } from '../crypto/keys.js';
 
 /** Options of {@link verifyImport}. */
 export interface VerifyOptions {
@@ -44,6 +46,11 @@ export interface VerifyOptions {
   concurrency?: number;
   /** Cancel the scans. */
   signal?: AbortSignal;
+  /**
+   * Key of an encrypted export (default none): not needed (the figures compared are in the
+   * plaintext manifest); when given, the data key must unwrap with it (ERR_ENCRYPTION_KEY).
+   */
+  encrypt?: EncryptOption;
   /** Events (operation `verify`): start, table-done, done. */
   onEvent?: EventListener;
 }
@@ -129,6 +136,7 @@ export async function verifyImport(opts: VerifyOptions): Promise<VerifyResult> {
     if (opts.concurrency !== undefined && !(Number.isInteger(opts.concurrency) && opts.concurrency >= 1)) {
       throw new InvalidOptionError('concurrency must be a whole number of at least 1');
     }
+    if (opts.encrypt !== undefined) await readExportKey(store, opts.encrypt, opts.s3, opts.bare !== undefined);
     const src = await readSource(store, opts);
     const scans: Scan[] = [];
     const perNodeReplicated = new Set<string>();

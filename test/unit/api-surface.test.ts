@@ -25,6 +25,8 @@ const EXPECTED = [
   'openStore', 'S3Store', 'DirectoryStore',
   // Arrow objects
   'openArrowObject', 'arrowCopyFromSQL',
+  // client-side encryption: reading an encrypted export's objects
+  'parseEncryptOption', 'readExportKey', 'decryptObject',
   // constants and the naming rule
   'VERSION', 'MANIFEST_KEY', 'MANIFEST_VERSION', 'DEFAULT_SEGMENT_SIZE', 'segmentKey',
   // errors
