@@ -4,7 +4,8 @@
  * it, and broken manifests are refused.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
@@ -84,6 +85,17 @@ describe('docs/manifest.schema.json', () => {
     await exportTables({ topology: stat.staticTopology(), tables: [stat.distributed, stat.replicated], to: dir, segmentSize: CAP });
     const m = await manifestOf(dir);
     expect(m.source.topology).toBe('static');
+    expect(errorsOf(m)).toBe('');
+  });
+
+  it('accepts an encrypted export (client-side, key file)', async () => {
+    const dir = await tmp();
+    const key = join(dir, 'key');
+    await writeFile(key, randomBytes(32));
+    const to = join(dir, 'export');
+    await exportTables({ topology: stat.staticTopology(), tables: [stat.distributed], to, segmentSize: CAP, encrypt: { keyFile: key } });
+    const m = await manifestOf(to);
+    expect(m.clientEncryption?.keySource).toBe('key-file');
     expect(errorsOf(m)).toBe('');
   });
 
