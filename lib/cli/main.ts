@@ -283,6 +283,7 @@ async function cmdExport(argv: string[], dryRunCommand: boolean, reporter: () =>
   if (v.out !== undefined) {
     if (!dryRunCommand) throw new InvalidOptionError('--out belongs to segferry plan');
     if (!v.to) throw new InvalidOptionError('segferry plan --out FILE needs --to DEST: the parts write there');
+    if (v.encrypt !== undefined) throw new InvalidOptionError('--encrypt is not supported for a plan run in parts yet: each host would make its own data key');
     const plan = await planExport(opts);
     await writeFile(v.out, redact(JSON.stringify(planFile(plan, v.to), null, 2)) + '\n');
     process.stdout.write(`plan written to ${v.out}: ${plan.tables.length} tables, ${plan.nodes.length} nodes\n`);

@@ -194,6 +194,20 @@ describe('encrypted export with a key file', () => {
     expect(sameMultiset(await rowMultiset(dst, 'SELECT * FROM secrets'), source)).toBe(true);
   });
 
+  it('Arrow and CSV-with-header objects encrypt and import the same way', async () => {
+    for (const format of [{ kind: 'arrow' as const }, { kind: 'csv' as const, header: true }]) {
+      const to = join(base, `fmt-${format.kind}`);
+      const m = (await exportTables({ source: src.url(), tables: ['secrets'], to, segmentSize: CAP, format, encrypt: { keyFile: key1 } })).manifest;
+      expect(m.objects.length).toBeGreaterThan(1);
+      await assertNoPlaintext(to, m);
+      for (const o of m.objects) expect((await readFile(join(to, o.key))).length).toBeLessThanOrEqual(CAP);
+      await freshDestination();
+      const res = await importTables({ from: to, target: dst.url(), encrypt: { keyFile: key1 }, verify: true });
+      expect(res.verify?.ok, format.kind).toBe(true);
+      expect(sameMultiset(await rowMultiset(dst, 'SELECT * FROM secrets'), source), format.kind).toBe(true);
+    }
+  });
+
   it('a resumed export keeps its data key (the kept unit\'s objects and the redone ones open with one key)', async () => {
     const to = join(base, 'resumed');
     const ac = new AbortController();
