@@ -186,10 +186,18 @@ export class ObjectEncryptor {
     this.#chunk = chunkSize;
   }
 
-  #seal(p: Buffer, last: boolean): Buffer {
+  /** Seal one chunk into `dst` at `at` (one copy of the ciphertext); returns the bytes written. */
+  #sealInto(p: Buffer, last: boolean, dst: Buffer, at: number): number {
     const c = createCipheriv('aes-256-gcm', this.#key, nonce(this.#i++, last));
     c.setAAD(this.#header);
-    const out = Buffer.concat([c.update(p), c.final(), c.getAuthTag()]);
+    let n = c.update(p).copy(dst, at);
+    n += c.final().copy(dst, at + n);
+    return n + c.getAuthTag().copy(dst, at + n);
+  }
+
+  #seal(p: Buffer, last: boolean): Buffer {
+    const out = Buffer.allocUnsafe(p.length + TAG);
+    this.#sealInto(p, last, out, 0);
     return out;
   }
 
@@ -203,20 +211,31 @@ export class ObjectEncryptor {
   /** Add plaintext; returns the stored bytes ready so far (possibly none). */
   push(data: Buffer): Buffer {
     if (this.#ended) throw new Error('ObjectEncryptor: push after end');
-    const out: Buffer[] = [];
-    this.#head(out);
-    this.#buf.push(data);
-    this.#len += data.length;
-    // Keep one full chunk back until more arrives: only then is it known not to be the last.
-    if (this.#len > this.#chunk) {
-      const all = Buffer.concat(this.#buf);
-      let off = 0;
-      for (; all.length - off > this.#chunk; off += this.#chunk) out.push(this.#seal(all.subarray(off, off + this.#chunk), false));
-      // A copy, so the rest does not pin the whole input.
-      this.#buf = [Buffer.from(all.subarray(off))];
-      this.#len = all.length - off;
+    const head = !this.#started;
+    this.#started = true;
+    // A full chunk is sealed only once a byte after it has arrived: only then is it known not
+    // to be the last. Until then it is held (at most one chunk).
+    if (this.#len + data.length <= this.#chunk) {
+      this.#buf.push(data);
+      this.#len += data.length;
+      return head ? this.#header : Buffer.alloc(0);
     }
-    return Buffer.concat(out);
+    const need = this.#len > 0 ? this.#chunk - this.#len : 0;
+    const fromData = Math.floor((data.length - need - 1) / this.#chunk); // full chunks of data after the held one, one byte left at least
+    const sealed = (this.#len > 0 ? 1 : 0) + fromData;
+    const out = Buffer.allocUnsafe((head ? HEADER_BYTES : 0) + sealed * (this.#chunk + TAG));
+    let at = 0;
+    if (head) at += this.#header.copy(out, 0);
+    let off = 0;
+    if (this.#len > 0) {
+      at += this.#sealInto(Buffer.concat([...this.#buf, data.subarray(0, need)], this.#chunk), false, out, at);
+      off = need;
+    }
+    for (let k = 0; k < fromData; k++, off += this.#chunk) at += this.#sealInto(data.subarray(off, off + this.#chunk), false, out, at);
+    // A copy, so the rest does not pin the whole input.
+    this.#buf = [Buffer.from(data.subarray(off))];
+    this.#len = data.length - off;
+    return out;
   }
 
   /** Finish: the last chunk (flagged final). */
