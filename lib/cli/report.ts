@@ -116,8 +116,13 @@ export function importSummaryOf(r: ImportResult): Summary {
       t.truncated ? 'truncated first' : '',
       t.analyzed ? 'analyzed' : '',
     ].filter(Boolean).join(', ');
-    return `  table     ${printable(t.table)} via ${t.route}: ${t.loaded} loaded, ${t.skipped} skipped, ${t.rows} rows${extra ? ` (${extra})` : ''}`;
+    return `  table     ${printable(t.table)} via ${t.route}: ${t.loaded} loaded, ${t.skipped} skipped, ${t.rows} rows${t.rejected > 0 ? `, ${t.rejected} rejected` : ''}${extra ? ` (${extra})` : ''}`;
   });
+  if (r.rejects) {
+    notes.push(r.rejected > 0
+      ? `  rejected  ${r.rejected} rows set aside in ${r.rejects.keys.length} rejects object(s) under ${printable(r.rejects.location)}`
+      : '  rejected  no rows refused');
+  }
   const s: Summary = {
     operation: 'import',
     title: `Import complete: ${r.location} (import id ${r.importId})`,
