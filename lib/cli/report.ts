@@ -152,6 +152,10 @@ export function verifyLines(v: VerifyResult): string[] {
     } else {
       lines.push(`    destination  ${fig(t.destination)}`);
     }
+    if (t.rejected) {
+      const per = t.rejected.nodes ? ` (${Object.entries(t.rejected.nodes).map(([n, r]) => `${printable(n)} ${r}`).join(', ')})` : '';
+      lines.push(`    rejected     ${t.rejected.rows} rows${t.rejected.sum !== undefined ? `, checksum ${t.rejected.sum}` : ''}${per}: set aside on import`);
+    }
     if (t.note) lines.push(`    note: ${t.note}`);
   }
   lines.push(v.ok ? 'All compared tables match.' : 'Some tables differ.');

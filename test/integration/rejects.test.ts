@@ -134,7 +134,10 @@ describe('--reject-limit sets refused rows aside and loads the rest exactly once
       // verify: destination + rejected = manifest, checksums included.
       const v = await verifyImport({ from: dir, target: dst.url() });
       expect(v.ok).toBe(true);
-      expect(v.tables[0]).toMatchObject({ match: true, rejected: { rows: BAD.length } });
+      expect(v.tables[0]).toMatchObject({ match: true, checksummed: true, rejected: { rows: BAD.length } });
+      expect(v.tables[0]!.rejected!.sum).toMatch(/^\d+$/);
+      expect(v.tables[0]!.note).toContain('compared as destination + rejected = source');
+      expect(v.tables[0]!.note).not.toContain('row counts compared only');
       const cli = await runCli(['verify', '--from', dir, '--target', dst.url()]);
       expect(cli.code, cli.stderr).toBe(0);
       expect(cli.stdout).toContain(`rejected     ${BAD.length} rows`);
@@ -143,8 +146,29 @@ describe('--reject-limit sets refused rows aside and loads the rest exactly once
       const again = await importTables({ from: dir, target: dst.url(), rejectLimit: 10 });
       expect(again).toMatchObject({ loaded: 0, skipped: objects.length, rejected: 0 });
       expect(await ids(table)).toEqual(good);
+
+      // The accounting is exact: a changed row is still a mismatch.
+      await dst.query(`UPDATE ${table} SET qty = qty + 1 WHERE id = $1`, [good[0]]);
+      expect((await verifyImport({ from: dir, target: dst.url() })).ok).toBe(false);
     });
   }
+
+  it('arrow objects: the rows of the decoded COPY data are set aside; verify compares counts', async () => {
+    const table = 'items_arrow';
+    await sourceTable(table);
+    await destTable(table);
+    const dir = await tmp();
+    await exportTables({ source: src.url(), tables: [table], to: dir, format: { kind: 'arrow' } });
+    const res = await importTables({ from: dir, target: dst.url(), rejectLimit: 10 });
+    expect(res.rejected).toBe(BAD.length);
+    expect(await ids(table)).toEqual(good);
+    const lines = await rejectLines(dir);
+    expect(lines.map((l) => l.row).sort((a, b) => a - b)).toEqual(BAD);
+    expect(lines.every((l) => l.offset === undefined)).toBe(true);
+    const v = await verifyImport({ from: dir, target: dst.url() });
+    expect(v.tables[0]).toMatchObject({ match: true, rejected: { rows: BAD.length } });
+    expect(v.tables[0]!.note).toContain('row counts compared only');
+  });
 });
 
 describe('limits', () => {
