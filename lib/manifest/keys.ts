@@ -71,8 +71,13 @@ export function rejectsKey(node: string, objectKey: string): string {
   return `${REJECTS_PREFIX}${n}.${objectKey}.jsonl`;
 }
 
-const REJECTS = /^segferry-rejects\.[^./]+\.[^/]+\.jsonl$/;
-const REJECTS_PARTIAL = /^segferry-rejects\.[^./]+\.[^/]+\.jsonl\.segferry-partial-[0-9a-f]+$/;
+const REJECTS = /^segferry-rejects\.[^./]+\.([^/]+)\.jsonl$/;
+const REJECTS_PARTIAL = /^segferry-rejects\.[^./]+\.([^/]+)\.jsonl\.segferry-partial-[0-9a-f]+$/;
+
+/** The source object a rejects object (or its directory-store temporary) is about, or undefined for other keys. */
+export function rejectsObjectOf(key: string): string | undefined {
+  return (REJECTS.exec(key) ?? REJECTS_PARTIAL.exec(key))?.[1];
+}
 
 /** True for a rejects object's key ({@link rejectsKey}) directly under the prefix. */
 export function isRejectsKey(key: string): boolean {

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { exportTables, importTables, verifyImport, SegferryError, type ImportResult } from '../../lib/index.js';
+import { checkExport, cleanup, exportTables, importTables, verifyImport, SegferryError, type ImportResult } from '../../lib/index.js';
 import { ensureBuilt, runCli } from '../helpers/cli.js';
 import { startServers, type PgServer } from '../helpers/pg.js';
 
@@ -146,6 +146,19 @@ describe('--reject-limit sets refused rows aside and loads the rest exactly once
       const again = await importTables({ from: dir, target: dst.url(), rejectLimit: 10 });
       expect(again).toMatchObject({ loaded: 0, skipped: objects.length, rejected: 0 });
       expect(await ids(table)).toEqual(good);
+
+      if (format === 'text') {
+        // check does not count them as unexpected; cleanup owns them but keeps them unless asked.
+        expect((await checkExport({ at: dir })).unexpected).toEqual([]);
+        const rejectKeys = (await readdir(dir)).filter((k) => k.startsWith('segferry-rejects.')).sort();
+        const c = await cleanup({ location: dir, yes: true });
+        expect(c.objects).toEqual([]);
+        expect(c.leftAlone).toEqual([]);
+        expect(c.rejects.map((o) => o.key).sort()).toEqual(rejectKeys);
+        expect((await readdir(dir)).filter((k) => k.startsWith('segferry-rejects.')).sort()).toEqual(rejectKeys);
+        await cleanup({ location: dir, yes: true, removeRejects: true });
+        expect((await readdir(dir)).filter((k) => k.startsWith('segferry-rejects.'))).toEqual([]);
+      }
 
       // The accounting is exact: a changed row is still a mismatch.
       await dst.query(`UPDATE ${table} SET qty = qty + 1 WHERE id = $1`, [good[0]]);
