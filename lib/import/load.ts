@@ -224,11 +224,13 @@ async function loadRejecting(client: pg.Client, unit: LoadUnit, ctx: LoadContext
   const writer = new RejectsWriter(rc.store, node, o.key, ctx.signal);
   const tally = new RejectTally();
   let open = true;
+  let readErr: unknown;
   try {
     await client.query(`ROLLBACK TO SAVEPOINT ${OBJECT_SAVEPOINT}`);
     const hash = createHash('sha256');
     let bytes = 0;
     const source = await ctx.store.read(o.key, { signal: ctx.signal });
+    source.on('error', (e) => { readErr ??= e; });
     const hashed = async function* (): AsyncGenerator<Buffer> {
       for await (const c of source as AsyncIterable<Buffer>) {
         hash.update(c);
@@ -295,6 +297,10 @@ async function loadRejecting(client: pg.Client, unit: LoadUnit, ctx: LoadContext
     if (e instanceof RejectLimitError) await rc.store.delete([writer.key]).catch(() => {});
     if (e instanceof SegferryError) throw e;
     if (ctx.signal.aborted) throw ctx.signal.reason instanceof SegferryError ? ctx.signal.reason : new AbortedError();
+    // A broken read is retried by the importer, like a broken read of the first attempt.
+    if (readErr !== undefined && e === readErr) {
+      throw new StorageError(`reading ${o.key} from ${ctx.store.url} failed: ${(e as Error)?.message ?? String(e)}`, { ...where, cause: e });
+    }
     throw fromDatabaseError(e, { ...where, action: `COPY of ${o.key} row by row` });
   }
 }
