@@ -178,7 +178,7 @@ export async function importTables(opts: ImportOptions): Promise<ImportResult> {
       }
       let current: string | undefined;
       try {
-        if (needsLedger) await ensureLedger(c);
+        if (needsLedger) await ensureLedger(c, rejecting);
         for (const t of creates) {
           current = t.table;
           if (t.destination.schema !== 'public') await c.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(t.destination.schema)}`);

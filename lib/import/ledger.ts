@@ -37,14 +37,16 @@ const ADDED_COLUMNS: [string, string][] = [
 /**
  * Create the ledger if missing. Two importers creating it at once can collide on the catalog's
  * unique indexes (23505) or on the name (42P07): the loser retries and finds it there.
+ * `migrate` (default false): also add the columns a ledger of an earlier version lacks (an import
+ * with a reject limit needs them; others leave an existing ledger as it is).
  */
-export async function ensureLedger(client: pg.Client): Promise<void> {
+export async function ensureLedger(client: pg.Client, migrate = false): Promise<void> {
   for (let attempt = 0; ; attempt++) {
     try {
       // A Citus worker refuses CREATE SCHEMA even with IF NOT EXISTS: skip it when the schema is there.
       const has = await client.query(`SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1`, [LEDGER_SCHEMA]);
       for (const sql of has.rows.length > 0 ? DDL.slice(1) : DDL) await client.query(sql);
-      await migrateLedger(client);
+      if (migrate) await migrateLedger(client);
       return;
     } catch (e) {
       const code = (e as { code?: string }).code;

@@ -250,6 +250,10 @@ describe('limits', () => {
     await sourceTable('pn', 'n1', Array.from({ length: 150 }, (_, i) => i + 1));
     await sourceTable('pn', 'n2', Array.from({ length: 150 }, (_, i) => i + 151));
     for (const db of ['n1', 'n2']) await destTable('pn', db);
+    // dn2 has a ledger of an earlier version (without the rejected columns): it is migrated.
+    await dst.query(`CREATE SCHEMA segferry; CREATE TABLE segferry.loads (import_id text NOT NULL, object_key text NOT NULL, table_name text NOT NULL,
+      sha256 text, rows bigint, loaded_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (import_id, object_key))`, [], 'n2');
+    await dst.query(`INSERT INTO segferry.loads VALUES ('other-import', 'k', 't', NULL, 1)`, [], 'n2');
     const topo = (s: PgServer) => ({ nodes: [{ name: 'dn1', url: s.url('n1') }, { name: 'dn2', url: s.url('n2') }] });
     const dir = await tmp();
     const exp = await exportTables({ topology: topo(src), tables: ['pn'], to: dir });
@@ -263,6 +267,8 @@ describe('limits', () => {
     expect(await ids('pn', 'n1')).toEqual(good.filter((i) => i <= 150));
     expect(await ids('pn', 'n2')).toEqual(good.filter((i) => i > 150));
     expect((await ledger(exp.manifest.id, 'n1')).map((r) => Number(r.rejected))).toEqual([3]);
+    expect((await ledger(exp.manifest.id, 'n2')).map((r) => Number(r.rejected))).toEqual([2]);
+    expect(await dst.query(`SELECT import_id, rejected, rejected_sum FROM segferry.loads WHERE import_id = 'other-import'`, [], 'n2')).toEqual([{ import_id: 'other-import', rejected: '0', rejected_sum: null }]);
     const v = await verifyImport({ from: dir, topology: topo(dst) });
     expect(v.ok).toBe(true);
   });
