@@ -8,7 +8,7 @@
  */
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { InvalidOptionError, RejectLimitError, SegferryError, fromDatabaseError, redact } from '../errors.js';
+import { InvalidOptionError, RejectLimitError, RowCountMismatchError, SegferryError, fromDatabaseError, redact } from '../errors.js';
 import { RowHasher } from '../format/row-hash.js';
 import { rejectsKey } from '../manifest/keys.js';
 import { COPY_BINARY_HEADER, COPY_BINARY_TRAILER } from '../pg/copy-binary.js';
@@ -216,6 +216,13 @@ export async function loadRowByRow(p: RowByRowInput): Promise<RowByRowResult> {
       copy.end(body);
     });
     if (err === undefined) {
+      // The server must have seen the rows found here; otherwise the framing disagrees with the
+      // format options, and no row count would be right.
+      if (copy.rowCount !== part.length) {
+        throw new RowCountMismatchError(`COPY loaded ${copy.rowCount} rows of a batch of ${part.length}: the object's rows are not framed as its format says`, {
+          hint: 'the format options do not match the object (delimiter, header, quote)',
+        });
+      }
       await p.client.query(`RELEASE SAVEPOINT ${BATCH_SAVEPOINT}`);
       return undefined;
     }
