@@ -5,7 +5,7 @@
  * and directory stores.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { copyFile, mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkExport, cleanup, exportTables, importTables, verifyImport, SegferryError, type ImportResult } from '../../lib/index.js';
@@ -193,6 +193,10 @@ describe('limits', () => {
     // One object: all refused rows are in it.
     const exp = await exportTables({ source: src.url(), tables: [table], to: dir });
     expect(exp.manifest.objects.length).toBe(1);
+    // A rejects object a crashed run left for this (uncommitted) object is stale: a run that
+    // passes the limit deletes it, one that commits overwrites it.
+    const staleKey = `segferry-rejects.coordinator.${exp.manifest.objects[0]!.key}.jsonl`;
+    await writeFile(join(dir, staleKey), '{"stale":true}\n');
     const e = await expectCode(importTables({ from: dir, target: dst.url(), rejectLimit: BAD.length - 1 }), 'ERR_REJECT_LIMIT');
     expect(e.message).toContain(`public.${table}`);
     expect(e.message).toContain(`refused ${BAD.length} rows`);
@@ -202,6 +206,7 @@ describe('limits', () => {
     expect(await ledger(exp.manifest.id)).toEqual([]);
     expect((await readdir(dir)).filter((k) => k.startsWith('segferry-rejects.'))).toEqual([]);
     // The CLI names the code; with the limit met, the import goes through.
+    await writeFile(join(dir, staleKey), '{"stale":true}\n');
     const cli = await runCli(['import', '--from', dir, '--target', dst.url(), '--reject-limit', String(BAD.length - 1)]);
     expect(cli.code, cli.stderr).toBe(1);
     expect(cli.stderr).toContain('ERR_REJECT_LIMIT');
@@ -209,6 +214,9 @@ describe('limits', () => {
     expect(ok.code, ok.stderr).toBe(0);
     expect(ok.stdout + ok.stderr).toContain(`${BAD.length} rows set aside`);
     expect(await ids(table)).toEqual(good);
+    const lines = await rejectLines(dir);
+    expect(lines.length).toBe(BAD.length);
+    expect(lines.every((l) => l.object === exp.manifest.objects[0]!.key && !('stale' in l))).toBe(true);
   });
 
   it('the table limit counts the objects an earlier run committed', async () => {
