@@ -46,7 +46,8 @@ export type ErrorCode =
   | 'ERR_DDL_UNSUPPORTED'
   | 'ERR_DDL_REFUSED'
   | 'ERR_DDL_CONFLICT'
-  | 'ERR_PLAN_INCOMPLETE';
+  | 'ERR_PLAN_INCOMPLETE'
+  | 'ERR_REJECT_LIMIT';
 
 /** Fields shared by every segferry error. */
 export interface ErrorContext {
@@ -500,4 +501,16 @@ export class DdlConflictError extends SegferryError {
  */
 export class PlanIncompleteError extends SegferryError {
   constructor(message: string, ctx?: ErrorContext) { super('ERR_PLAN_INCOMPLETE', message, ctx); }
+}
+
+// --- Reject limits on import (issue 18) ------------------------------------------------------
+
+/**
+ * An import with a reject limit (`rejectLimit`, `rejectLimitPerNode`) found more rows the
+ * destination refuses than the limit allows: the object being loaded is rolled back as without
+ * a limit (none of its rows committed, no ledger row). The message names the table, the node,
+ * the count and the limit; `sqlState` is the last refused row's.
+ */
+export class RejectLimitError extends SegferryError {
+  constructor(message: string, ctx?: ErrorContext) { super('ERR_REJECT_LIMIT', message, ctx); }
 }

@@ -58,6 +58,8 @@ export interface SegmentEvent extends Base {
   rows: number;
   /** Import only: the object was already in the ledger and was skipped. */
   skipped?: boolean;
+  /** Import with a reject limit: rows of the object the destination refused (set aside; absent when none). */
+  rejected?: number;
 }
 
 /** A node finished all its work. */

@@ -58,6 +58,7 @@ export {
   BinaryTypeMismatchError,
   PgDumpError, DdlUnsupportedError, DdlRefusedError, DdlConflictError,
   PlanIncompleteError,
+  RejectLimitError,
 } from './errors.js';
 export type { ErrorCode, ErrorContext } from './errors.js';
 export { VERSION } from './version.js';

@@ -23,6 +23,7 @@ Usage:
   segferry import --from DEST (--target URL [--topology auto|postgres|fdw|citus] | --topology FILE.json)
                   [--table NAME ...] [--route auto|coordinator|direct] [--concurrency N]
                   [--truncate | --append] [--create] [--analyze] [--force] [--verify] [--dry-run]
+                  [--reject-limit N] [--reject-limit-per-node N] [--rejects DEST]
 
 Options:
       --from DEST          the export: s3://bucket/prefix, a directory or file:// URL
@@ -47,6 +48,12 @@ Options:
       --no-analyze         skip the ANALYZE of --create with DDL
       --force              load objects again even when the ledger records them
       --verify             compare counts and checksums with the export afterwards (exit 3 if different)
+      --reject-limit N     set aside up to N rows of each table that the destination refuses (bad
+                           encoding, a value out of range or too long, a constraint) instead of
+                           failing their object; one more fails the import (ERR_REJECT_LIMIT)
+      --reject-limit-per-node N  the same, counted per destination node over all tables
+      --rejects DEST       where rejected rows go (default: next to the export), as JSON lines in
+                           segferry-rejects.<node>.<object>.jsonl, one object per object with rejects
       --dry-run            print the plan as JSON and load nothing
       --encrypt E          read an encrypted export: key-file:PATH or kms (the key id and the
                            wrapped data key come from the manifest); kms:KEY-ID to insist on a key
@@ -105,6 +112,9 @@ function flags(shared: CliShared) {
     verify: { type: 'boolean' },
     'dry-run': { type: 'boolean' },
     encrypt: { type: 'string' },
+    'reject-limit': { type: 'string' },
+    'reject-limit-per-node': { type: 'string' },
+    rejects: { type: 'string' },
     bare: { type: 'boolean' },
     'object-name': { type: 'string' },
     format: { type: 'string', short: 'f' },
@@ -180,6 +190,13 @@ export async function cmdImport(argv: string[], shared: CliShared): Promise<numb
   }
   if (v['no-ddl']) o.ddl = false;
   if (v.force) o.force = true;
+  for (const [flag, key] of [['reject-limit', 'rejectLimit'], ['reject-limit-per-node', 'rejectLimitPerNode']] as const) {
+    if (v[flag] === undefined) continue;
+    const n = Number(v[flag]);
+    if (!/^\d+$/.test(String(v[flag])) || !Number.isSafeInteger(n)) throw new InvalidOptionError(`--${flag} must be a whole number of at least 0`);
+    o[key] = n;
+  }
+  if (typeof v.rejects === 'string') o.rejects = v.rejects;
   if (v['dry-run']) {
     const plan = await planImport(o);
     process.stdout.write(redact(JSON.stringify(plan, null, 2)) + '\n');
@@ -204,7 +221,7 @@ export async function cmdVerify(argv: string[], shared: CliShared): Promise<numb
     process.stdout.write(VERIFY_HELP);
     return 0;
   }
-  for (const k of ['truncate', 'append', 'create', 'analyze', 'no-analyze', 'no-ddl', 'force', 'verify', 'dry-run'] as const) {
+  for (const k of ['truncate', 'append', 'create', 'analyze', 'no-analyze', 'no-ddl', 'force', 'verify', 'dry-run', 'reject-limit', 'reject-limit-per-node', 'rejects'] as const) {
     if (v[k]) throw new InvalidOptionError(`--${k} is an import option`);
   }
   const r = shared.reporter().configure(mode(v), v.verbose === true);

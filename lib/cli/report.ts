@@ -116,8 +116,13 @@ export function importSummaryOf(r: ImportResult): Summary {
       t.truncated ? 'truncated first' : '',
       t.analyzed ? 'analyzed' : '',
     ].filter(Boolean).join(', ');
-    return `  table     ${printable(t.table)} via ${t.route}: ${t.loaded} loaded, ${t.skipped} skipped, ${t.rows} rows${extra ? ` (${extra})` : ''}`;
+    return `  table     ${printable(t.table)} via ${t.route}: ${t.loaded} loaded, ${t.skipped} skipped, ${t.rows} rows${t.rejected > 0 ? `, ${t.rejected} rejected` : ''}${extra ? ` (${extra})` : ''}`;
   });
+  if (r.rejects) {
+    notes.push(r.rejected > 0
+      ? `  rejected  ${r.rejected} rows set aside in ${r.rejects.keys.length} rejects object(s) under ${printable(r.rejects.location)}`
+      : '  rejected  no rows refused');
+  }
   const s: Summary = {
     operation: 'import',
     title: `Import complete: ${r.location} (import id ${r.importId})`,
@@ -146,6 +151,10 @@ export function verifyLines(v: VerifyResult): string[] {
       for (const n of t.nodes) lines.push(`    ${printable(n.node).padEnd(12)} ${fig(n)}${n.match === false ? '  <- differs' : ''}`);
     } else {
       lines.push(`    destination  ${fig(t.destination)}`);
+    }
+    if (t.rejected) {
+      const per = t.rejected.nodes ? ` (${Object.entries(t.rejected.nodes).map(([n, r]) => `${printable(n)} ${r}`).join(', ')})` : '';
+      lines.push(`    rejected     ${t.rejected.rows} rows${t.rejected.sum !== undefined ? `, checksum ${t.rejected.sum}` : ''}${per}: set aside on import`);
     }
     if (t.note) lines.push(`    note: ${t.note}`);
   }

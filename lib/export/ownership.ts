@@ -6,7 +6,7 @@
  */
 import { ManifestInvalidError } from '../errors.js';
 import { readManifest } from '../manifest/io.js';
-import { CLAIM_KEY, MANIFEST_KEY, isControlKey, isSegferryKey, isSegmentOf, segmentStem, segmentStemOf } from '../manifest/keys.js';
+import { CLAIM_KEY, MANIFEST_KEY, isControlKey, isSegferryKey, isSegmentOf, rejectsObjectOf, segmentStem, segmentStemOf } from '../manifest/keys.js';
 import type { Manifest } from '../manifest/types.js';
 import { acquireClaim, readClaim, type Claim, type PrefixClaim } from '../store/claim.js';
 import type { ObjectInfo, ObjectStore } from '../store/types.js';
@@ -47,10 +47,19 @@ export function ownedStems(src: { manifest?: Manifest | undefined; checkpoint?: 
   return stems;
 }
 
-/** True when `key` lies directly under the prefix and belongs to one of `stems` (or is a fixed key). */
+/**
+ * True when `key` lies directly under the prefix and belongs to one of `stems` (or is a fixed key),
+ * or is the rejects object of an import of one of those stems' objects.
+ */
 export function isOwnedKey(key: string, stems: Set<string>): boolean {
   if (key.includes('/')) return false;
   if (isControlKey(key)) return key !== CLAIM_KEY; // the claim goes only on request
+  // Rejects objects of imports of this export (issue 18): ours when their source object is.
+  const ro = rejectsObjectOf(key);
+  if (ro !== undefined) {
+    const st = segmentStemOf(ro);
+    return st !== undefined && stems.has(st) && isSegmentOf(ro, st);
+  }
   const s = /^(.*_segment\.)(.*)$/.exec(key);
   return s !== null && stems.has(s[1]!) && isSegmentOf(key, s[1]!);
 }

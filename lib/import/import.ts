@@ -9,6 +9,7 @@ import type { PlanNode } from '../topology/types.js';
 import { Sessions } from './sessions.js';
 import { runPool, throwIfAborted } from '../util/pool.js';
 import { ensureLedger, forgetTable } from './ledger.js';
+import { checkRejectOptions, priorRejects, RejectBudget, type RejectContext, type RejectOptions } from './rejects.js';
 import { loadObject, type LoadUnit } from './load.js';
 import { planImport, type ImportPlan, type ImportPlanOptions, type ImportTablePlan } from './plan.js';
 import { verifyImport, type VerifyResult } from './verify.js';
@@ -16,7 +17,7 @@ import { startDdlRestore, type DdlRestore } from './restore.js';
 import { readExportKey } from './encryption.js';
 
 /** Options of {@link importTables}. */
-export interface ImportOptions extends ImportPlanOptions {
+export interface ImportOptions extends ImportPlanOptions, RejectOptions {
   /** Use this plan instead of planning again (e.g. after printing it). */
   plan?: ImportPlan;
   /**
@@ -54,6 +55,8 @@ export interface ImportTableResult {
   /** Rows and bytes loaded in this run. */
   rows: number;
   bytes: number;
+  /** Rows the destination refused in this run, set aside in rejects objects (reject limits only; else 0). */
+  rejected: number;
   /** Nodes where the table was created (`create`). */
   created: string[];
   /** True when the table was emptied before loading (`truncate`). */
@@ -68,6 +71,8 @@ export interface ImportNodeSummary {
   skipped: number;
   rows: number;
   bytes: number;
+  /** Rows refused on this node in this run (reject limits only; else 0). */
+  rejected: number;
   elapsedMs: number;
 }
 
@@ -83,6 +88,13 @@ export interface ImportResult {
   skipped: number;
   rows: number;
   bytes: number;
+  /** Rows refused in this run, over all tables (reject limits only; else 0). */
+  rejected: number;
+  /**
+   * With a reject limit: where the rejects objects are (display form, no credentials) and the
+   * keys written in this run, one per (object, node) that had refused rows.
+   */
+  rejects?: { location: string; keys: string[] };
   elapsedMs: number;
   /** Things the user should know (e.g. a bare prefix has no checksums). */
   notes: string[];
@@ -120,8 +132,14 @@ export async function importTables(opts: ImportOptions): Promise<ImportResult> {
   const store: ObjectStore = typeof opts.from === 'string' ? openStore(opts.from, withRetryEvents(opts.s3, emit)) : opts.from;
   const sessions: { s?: Sessions } = {};
   let restore: DdlRestore | undefined;
+  const rejecting = checkRejectOptions(opts);
+  let rejectStore: ObjectStore | undefined;
   try {
     throwIfAborted(opts.signal);
+    if (rejecting) {
+      rejectStore = opts.rejects === undefined ? store : typeof opts.rejects === 'string' ? openStore(opts.rejects, withRetryEvents(opts.s3, emit)) : opts.rejects;
+      if (rejectStore !== store) await rejectStore.check();
+    }
     // The export's schema first (pre-data), so that planning finds the tables (lib/import/restore.ts).
     // An encrypted export's data key first: a wrong or missing key fails before anything runs.
     const cipher = await readExportKey(store, opts.encrypt, opts.s3, opts.bare !== undefined);
@@ -134,7 +152,7 @@ export async function importTables(opts: ImportOptions): Promise<ImportResult> {
 
     const results = new Map<string, ImportTableResult>(plan.tables.map((t) => [t.table, {
       table: t.table, route: t.route, objects: t.objects.reduce((a, o) => a + o.targets.length, 0),
-      loaded: 0, skipped: 0, rows: 0, bytes: 0, created: [], truncated: false, analyzed: false,
+      loaded: 0, skipped: 0, rows: 0, bytes: 0, rejected: 0, created: [], truncated: false, analyzed: false,
     }]));
 
     const notes = [...plan.notes];
@@ -163,7 +181,7 @@ export async function importTables(opts: ImportOptions): Promise<ImportResult> {
       }
       let current: string | undefined;
       try {
-        if (needsLedger) await ensureLedger(c);
+        if (needsLedger) await ensureLedger(c, rejecting);
         for (const t of creates) {
           current = t.table;
           if (t.destination.schema !== 'public') await c.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(t.destination.schema)}`);
@@ -196,7 +214,7 @@ export async function importTables(opts: ImportOptions): Promise<ImportResult> {
     const nodeStats = new Map<string, ImportNodeSummary & { started: number }>();
     const stat = (n: string) => {
       let x = nodeStats.get(n);
-      if (!x) nodeStats.set(n, x = { node: n, objects: 0, skipped: 0, rows: 0, bytes: 0, elapsedMs: 0, started: Date.now() });
+      if (!x) nodeStats.set(n, x = { node: n, objects: 0, skipped: 0, rows: 0, bytes: 0, rejected: 0, elapsedMs: 0, started: Date.now() });
       return x;
     };
     let estimatedBytes = 0;
@@ -219,6 +237,17 @@ export async function importTables(opts: ImportOptions): Promise<ImportResult> {
           nodeBytes[n] = (nodeBytes[n] ?? 0) + o.bytes;
         }
       }
+    }
+    // Reject limits count what earlier runs of this import set aside in objects they committed.
+    let rejectCtx: RejectContext | undefined;
+    const rejectKeys: string[] = [];
+    if (rejecting) {
+      const budget = new RejectBudget({
+        ...(opts.rejectLimit !== undefined ? { table: opts.rejectLimit } : {}),
+        ...(opts.rejectLimitPerNode !== undefined ? { node: opts.rejectLimitPerNode } : {}),
+      });
+      await priorRejects(s, [...targetNodes].sort(), perNode, plan.importId, budget);
+      rejectCtx = { budget, store: rejectStore! };
     }
     const units: LoadUnit[] = [];
     const queues = [...perNode.values()];
@@ -281,6 +310,7 @@ export async function importTables(opts: ImportOptions): Promise<ImportResult> {
           out = await loadObject(c, u, {
             store, importId: plan.importId, format: plan.format, force: plan.force, signal,
             ...(cipher ? { cipher } : {}),
+            ...(rejectCtx ? { rejects: rejectCtx } : {}),
             onBytes: (b) => {
               x.bytes += b;
               const now = Date.now();
@@ -308,10 +338,16 @@ export async function importTables(opts: ImportOptions): Promise<ImportResult> {
         r.loaded++;
         r.rows += out.rows;
         r.bytes += out.bytes;
+        r.rejected += out.rejected;
         x.objects++;
         x.rows += out.rows;
+        x.rejected += out.rejected;
+        if (out.rejectsKey) rejectKeys.push(out.rejectsKey);
       }
-      emit({ type: 'segment', node: n, table: u.table, key: u.object.key, segment: u.object.segment, bytes: out.bytes, rows: out.rows, ...(out.skipped ? { skipped: true } : {}) });
+      emit({
+        type: 'segment', node: n, table: u.table, key: u.object.key, segment: u.object.segment, bytes: out.bytes, rows: out.rows,
+        ...(out.skipped ? { skipped: true } : {}), ...(out.rejected > 0 ? { rejected: out.rejected } : {}),
+      });
       const nl = left.get(n)! - 1;
       left.set(n, nl);
       if (nl === 0) nodeDone(n);
@@ -337,9 +373,11 @@ export async function importTables(opts: ImportOptions): Promise<ImportResult> {
       skipped: tables.reduce((a, t) => a + t.skipped, 0),
       rows: tables.reduce((a, t) => a + t.rows, 0),
       bytes: tables.reduce((a, t) => a + t.bytes, 0),
+      rejected: tables.reduce((a, t) => a + t.rejected, 0),
       elapsedMs: 0,
       notes,
     };
+    if (rejecting) res.rejects = { location: rejectStore!.url, keys: rejectKeys.sort() };
     await s.closeAll();
     res.elapsedMs = Date.now() - t0;
     emit({ type: 'done', tables: tables.length, objects: res.loaded, rows: res.rows, bytes: res.bytes, elapsedMs: res.elapsedMs, skipped: res.skipped });
@@ -360,5 +398,6 @@ export async function importTables(opts: ImportOptions): Promise<ImportResult> {
     await restore?.close();
     await sessions.s?.closeAll();
     if (typeof opts.from === 'string') store.close();
+    if (rejectStore && rejectStore !== store && typeof opts.rejects === 'string') rejectStore.close();
   }
 }

@@ -3,14 +3,16 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { AbortedError, ChecksumMismatchError, RowCountMismatchError, SchemaMismatchError, SegferryError, StorageError, fromDatabaseError } from '../errors.js';
+import { AbortedError, ChecksumMismatchError, RejectLimitError, RowCountMismatchError, SchemaMismatchError, SegferryError, StorageError, fromDatabaseError, redact } from '../errors.js';
+import type { CopyRowFormat } from '../pg/copy-rows.js';
 import { arrowCopyFromSQL, openArrowObject } from '../format/arrow/api.js';
 import { columnListSQL, copyOptionsSQL, type FormatOptions } from '../format/options.js';
 import { destroyClient } from '../pg/conn.js';
 import { quoteQualified } from '../pg/sql.js';
 import type { ObjectStore } from '../store/types.js';
-import { claimObject, completeClaim } from './ledger.js';
 import { decryptObject, firstChunkChecked, type ObjectCipher } from '../crypto/objects.js';
+import { claimObject, completeClaim, recordRejected } from './ledger.js';
+import { isRowError, loadRowByRow, RejectsWriter, RejectTally, type RejectContext } from './rejects.js';
 import type { ImportTarget, PlannedObject } from './plan.js';
 
 /** One object into one node. */
@@ -25,9 +27,14 @@ export interface LoadUnit {
 export interface LoadOutcome {
   /** The ledger already had it (another run committed it meanwhile): nothing was loaded. */
   skipped: boolean;
+  /** Rows committed (the object's rows minus the rejected ones). */
   rows: number;
   bytes: number;
   sha256: string;
+  /** Rows the destination refused and that were set aside (only with a reject limit; else 0). */
+  rejected: number;
+  /** Key of the rejects object written (in the rejects store), when rows were rejected. */
+  rejectsKey?: string;
 }
 
 /** Context shared by all loads of one import. */
@@ -44,7 +51,16 @@ export interface LoadContext {
    * each chunk only after its tag is checked; the first chunk before the COPY opens.
    */
   cipher?: ObjectCipher;
+  /**
+   * Reject handling (issue 18; default none: a refused row fails the object). The COPY then
+   * runs in a savepoint; after a row error the object is loaded again row by row
+   * (lib/import/rejects.ts).
+   */
+  rejects?: RejectContext;
 }
+
+/** Savepoint before an object's COPY when rows may be rejected. */
+const OBJECT_SAVEPOINT = 'segferry_object';
 
 /** The COPY statement for one target. A csv object with a header line starts with it. */
 export function copyInSQL(target: ImportTarget, format: FormatOptions): string {
@@ -96,8 +112,9 @@ export async function loadObject(client: pg.Client, unit: LoadUnit, ctx: LoadCon
     }, ctx.force);
     if (!claimed) {
       await client.query('ROLLBACK');
-      return { skipped: true, rows: 0, bytes: 0, sha256: o.sha256 ?? '' };
+      return { skipped: true, rows: 0, bytes: 0, sha256: o.sha256 ?? '', rejected: 0 };
     }
+    if (ctx.rejects) await client.query(`SAVEPOINT ${OBJECT_SAVEPOINT}`);
   } catch (e) {
     destroyClient(client);
     throw dbFail(e, 'ledger claim');
@@ -164,6 +181,10 @@ export async function loadObject(client: pg.Client, unit: LoadUnit, ctx: LoadCon
       await pipeline(source, hasher, startCopy(copyInSQL(t, ctx.format)), { signal: ctx.signal });
     }
   } catch (e) {
+    if (ctx.rejects && isRowError(e) && readErr === undefined && !ctx.signal.aborted) {
+      // A row the destination refuses: find it (and any others) row by row, in this transaction.
+      return loadRejecting(client, unit, ctx, ctx.rejects, e);
+    }
     // pipeline destroyed the COPY stream (CopyFail); also drop the session, so the
     // transaction is surely gone before anything else touches the table.
     copy?.destroy();
@@ -206,5 +227,108 @@ export async function loadObject(client: pg.Client, unit: LoadUnit, ctx: LoadCon
     if (open) destroyClient(client);
     throw dbFail(e, 'commit');
   }
-  return { skipped: false, rows, bytes, sha256 };
+  return { skipped: false, rows, bytes, sha256, rejected: 0 };
+}
+
+/**
+ * The object's COPY failed with a row error (the transaction is at its savepoint): roll back to
+ * it, read the object again and load it row by row (lib/import/rejects.ts), setting refused rows
+ * aside in its rejects object. The rejects object is stored before the transaction commits, so
+ * a crash in between leaves a rejects object for a load that is not committed: the rerun loads
+ * the object again and overwrites it (same key). The ledger row records the rejected count and
+ * their checksum sum in the same transaction as the rows.
+ *
+ * Memory: one batch (lib/import/rejects.ts REJECT_BATCH_BYTES, or the largest row) besides the
+ * store read buffer.
+ */
+async function loadRejecting(client: pg.Client, unit: LoadUnit, ctx: LoadContext, rc: RejectContext, first: unknown): Promise<LoadOutcome> {
+  const { object: o, target: t } = unit;
+  const node = t.node;
+  const where = { node, table: unit.table, key: o.key };
+  const writer = new RejectsWriter(rc.store, node, o.key, ctx.signal);
+  const tally = new RejectTally();
+  let open = true;
+  let readErr: unknown;
+  try {
+    await client.query(`ROLLBACK TO SAVEPOINT ${OBJECT_SAVEPOINT}`);
+    const hash = createHash('sha256');
+    let bytes = 0;
+    const source = await ctx.store.read(o.key, { signal: ctx.signal });
+    source.on('error', (e) => { readErr ??= e; });
+    const hashed = async function* (): AsyncGenerator<Buffer> {
+      for await (const c of source as AsyncIterable<Buffer>) {
+        hash.update(c);
+        bytes += c.length;
+        yield c;
+      }
+    };
+    // An encrypted object is hashed as stored, then decrypted, as in the first attempt.
+    const plain = (): AsyncIterable<Buffer> => ctx.cipher
+      ? decryptObject(source as AsyncIterable<Buffer>, ctx.cipher, o.key, (c) => { hash.update(c); bytes += c.length; })
+      : hashed();
+    let copySQL: string;
+    let format: CopyRowFormat;
+    let input: AsyncIterable<Buffer>;
+    let arrow = false;
+    if (ctx.format.kind === 'arrow') {
+      // Arrow: the rows are those of the decoded COPY data (binary tuples or text lines); a
+      // rejected row's bytes are that decoded row, its ordinal the row's in the object.
+      const a = await openArrowObject(plain());
+      copySQL = arrowCopyFromSQL(quoteQualified(t.relation), { columns: t.columns, copyOptions: a.copyOptions });
+      format = { kind: /binary/i.test(a.copyOptions) ? 'binary' : 'text' };
+      input = a.chunks();
+      arrow = true;
+    } else {
+      copySQL = copyInSQL(t, { ...ctx.format, header: false });
+      format = ctx.format.kind === 'csv'
+        ? { kind: 'csv', quote: ctx.format.quote ?? '"', escape: ctx.format.escape ?? ctx.format.quote ?? '"', header: ctx.format.header === true }
+        : { kind: ctx.format.kind === 'binary' ? 'binary' : 'text' };
+      input = plain();
+    }
+    const res = await loadRowByRow({
+      client, copySQL, format, source: input,
+      reject: async (row, err) => {
+        rc.budget.take(unit.table, node, o.key, err);
+        tally.add(row.data);
+        const e = err as { code?: string; message?: string; detail?: string };
+        await writer.write({
+          object: o.key, table: unit.table, node, row: row.ordinal,
+          ...(arrow ? {} : { offset: row.offset }),
+          sqlstate: e.code, message: redact(String(e.message ?? err)),
+          ...(e.detail ? { detail: redact(e.detail) } : {}),
+          data: row.data.toString('base64'),
+        });
+      },
+    });
+    const sha256 = hash.digest('hex');
+    if (o.sha256 !== undefined && sha256 !== o.sha256) {
+      throw new ChecksumMismatchError(`object ${o.key} of ${unit.table} is corrupt: its SHA-256 is ${sha256}, the manifest records ${o.sha256}; nothing of it was loaded`, { ...where, cause: first });
+    }
+    if (o.rows !== undefined && res.rows !== o.rows) {
+      throw new RowCountMismatchError(`object ${o.key} of ${unit.table} holds ${res.rows} rows, the manifest records ${o.rows}; nothing of it was loaded`, {
+        ...where, hint: 'the format options do not match the object (delimiter, header, quote)',
+      });
+    }
+    if (o.sha256 === undefined) await completeClaim(client, ctx.importId, o.key, sha256, res.rows);
+    await recordRejected(client, ctx.importId, o.key, tally.count, arrow ? null : tally.sum);
+    // Stored before the commit: see above.
+    await writer.finish();
+    await client.query('COMMIT');
+    open = false;
+    return { skipped: false, rows: res.loaded, bytes, sha256, rejected: tally.count, ...(tally.count > 0 ? { rejectsKey: writer.key } : {}) };
+  } catch (e) {
+    await writer.abort();
+    rc.budget.giveBack(unit.table, node, tally.count);
+    if (open) destroyClient(client);
+    // Over the limit, this object is surely not committed: a rejects object an earlier, crashed
+    // run left for it is stale.
+    if (e instanceof RejectLimitError) await rc.store.delete([writer.key]).catch(() => {});
+    if (e instanceof SegferryError) throw e;
+    if (ctx.signal.aborted) throw ctx.signal.reason instanceof SegferryError ? ctx.signal.reason : new AbortedError();
+    // A broken read is retried by the importer, like a broken read of the first attempt.
+    if (readErr !== undefined && e === readErr) {
+      throw new StorageError(`reading ${o.key} from ${ctx.store.url} failed: ${(e as Error)?.message ?? String(e)}`, { ...where, cause: e });
+    }
+    throw fromDatabaseError(e, { ...where, action: `COPY of ${o.key} row by row` });
+  }
 }

@@ -18,6 +18,7 @@ import { destinationAddress, findDestination } from './destination.js';
 import { readSource, type BareSource, type TableSelection } from './source.js';
 import { readExportKey } from './encryption.js';
 import type { EncryptOption } from '../crypto/keys.js';
+import { readRejected } from './ledger.js';
 
 /** Options of {@link verifyImport}. */
 export interface VerifyOptions {
@@ -87,6 +88,12 @@ export interface VerifyTable {
   note?: string;
   /** Replicated tables on a static destination are compared node by node. */
   replicatedPerNode?: boolean;
+  /**
+   * Rows an import with a reject limit set aside (the ledgers' `rejected` of this export's
+   * objects, issue 18): the destination is then compared with the source minus them (rows, and
+   * the checksum when the ledgers know the rejected rows' sum). Absent when none.
+   */
+  rejected?: { rows: number; sum?: string; nodes?: Record<string, number> };
 }
 
 /** What {@link verifyImport} returns. A mismatch is a result, not an error. */
@@ -143,7 +150,10 @@ export async function verifyImport(opts: VerifyOptions): Promise<VerifyResult> {
     const route = opts.route ?? 'auto';
     // The same destination as an import of these options finds.
     const addr = destinationAddress(opts);
+    // Where the import's ledgers are read for rejected rows: the nodes verify reaches anyway.
+    let ledgerNodes: PlanNode[] = [];
     if ('static' in addr) {
+      ledgerNodes = [...addr.static.nodes.values()];
       for (const t of src.tables) {
         if (t.distribution.kind === 'replicated' || addr.static.replicated.has(t.name)) perNodeReplicated.add(t.name);
         for (const n of addr.static.nodes.values()) {
@@ -154,6 +164,7 @@ export async function verifyImport(opts: VerifyOptions): Promise<VerifyResult> {
       }
     } else if (route === 'direct') {
       const dest = await findDestination(opts, src.tables.map((t) => t.table), []);
+      ledgerNodes = [...dest.nodes.values()];
       for (const t of src.tables) {
         if (t.distribution.kind === 'replicated') {
           const s: Scan = { table: t.name, node: addr.coordinator, relation: t.table };
@@ -180,6 +191,7 @@ export async function verifyImport(opts: VerifyOptions): Promise<VerifyResult> {
         }
       }
     } else {
+      ledgerNodes = [addr.coordinator];
       for (const t of src.tables) {
         const s: Scan = { table: t.name, node: addr.coordinator, relation: t.table };
         if (t.columns) s.columns = t.columns.map((c) => c.name);
@@ -195,6 +207,7 @@ export async function verifyImport(opts: VerifyOptions): Promise<VerifyResult> {
     }
     emit({ type: 'start', tables: src.tables.map((t) => t.name), nodes: [...new Set(scans.map((s) => s.node.name))].sort(), estimatedBytes: 0 });
 
+    const rejected = await readRejectedRows(ledgerNodes, src.id, opts.signal);
     const figures = new Map<Scan, RowChecksum>();
     await runPool(scans, opts.concurrency ?? Math.min(8, Math.max(2, scans.length)), async (s, signal) => {
       throwIfAborted(signal);
@@ -206,12 +219,37 @@ export async function verifyImport(opts: VerifyOptions): Promise<VerifyResult> {
       const nodes: VerifyNode[] = mine.map((s) => ({ node: s.node.name, rows: figures.get(s)!.rows, sum: figures.get(s)!.sum }));
       const algorithm = mine[0]?.algorithm;
       const source = src.bare ? undefined : { rows: t.rows ?? 0, ...(t.checksum ? { sum: t.checksum.sum } : {}) };
-      const same = (f: RowChecksum) => source !== undefined && f.rows === source.rows && (source.sum === undefined || f.sum === source.sum);
+      const rej = rejected.get(t.name);
+      const perNode = perNodeReplicated.has(t.name);
+      // Rows set aside on import: the destination should hold the source minus them. A per-node
+      // replicated table loses each node's own; otherwise they add up over the nodes.
+      const minus = (node?: string) => {
+        const es = [...(rej?.entries() ?? [])].filter(([n]) => !perNode || n === node).map(([, e]) => e);
+        const rows = es.reduce((a, e) => a + e.rows, 0);
+        const sums = es.map((e) => e.sum);
+        return { rows, sum: sums.includes(null) ? null : (sums as bigint[]).reduce((a, x) => (a + x) & MASK64, 0n) };
+      };
+      let partial = false;
+      const same = (f: RowChecksum, node?: string) => {
+        if (source === undefined) return false;
+        const m = minus(node);
+        if (f.rows !== source.rows - m.rows) return false;
+        if (source.sum === undefined) return true;
+        if (m.rows === 0) return f.sum === source.sum;
+        // The rejected rows' sum is known only for copy-rowhash64 checksums of TEXT, CSV and binary objects.
+        if (m.sum === null || !algorithm) { partial = true; return true; }
+        return BigInt(f.sum) === ((BigInt(source.sum) - m.sum) & MASK64);
+      };
       let destination: RowChecksum;
       let match: boolean | null;
       const vt = {} as VerifyTable;
-      if (perNodeReplicated.has(t.name)) {
-        for (const n of nodes) n.match = same(n);
+      if (rej && rej.size > 0) {
+        const m = minus();
+        vt.rejected = { rows: m.rows, ...(m.sum !== null ? { sum: m.sum.toString() } : {}) };
+        if (rej.size > 1 || perNode) vt.rejected.nodes = Object.fromEntries([...rej].map(([n, e]) => [n, e.rows]));
+      }
+      if (perNode) {
+        for (const n of nodes) n.match = same(n, n.node);
         destination = nodes.find((n) => !n.match) ?? nodes[0]!;
         destination = { rows: destination.rows, sum: destination.sum };
         match = source === undefined ? null : nodes.every((n) => n.match);
@@ -227,6 +265,11 @@ export async function verifyImport(opts: VerifyOptions): Promise<VerifyResult> {
       if (nodes.length > 1 || mine[0]?.node.name !== COORDINATOR_NODE) vt.nodes = nodes;
       if (source === undefined) vt.note = 'no checksum recorded: objects without a manifest';
       else if (source.sum === undefined) vt.note = 'no checksum recorded: row counts compared only';
+      else if (partial) vt.note = 'rows rejected on import whose checksum is unknown (Arrow objects, or an older checksum): row counts compared only';
+      if (vt.rejected && source !== undefined) {
+        const r = `${vt.rejected.rows} rows rejected on import (set aside in rejects objects): compared as destination + rejected = source`;
+        vt.note = vt.note ? `${r}; ${vt.note}` : r;
+      }
       emit({ type: 'table-done', table: t.name, rows: destination.rows, bytes: 0, objects: 0 });
       return vt;
     });
@@ -298,4 +341,33 @@ async function scan(s: Scan, settings: Record<string, string>, format: FormatOpt
     signal.removeEventListener('abort', onAbort);
     await closeQuietly(c);
   }
+}
+
+const MASK64 = (1n << 64n) - 1n;
+
+/**
+ * Rows set aside by imports of this export with a reject limit, per table and node, from the
+ * ledgers of the given nodes (a node without a ledger has none). `sum` is null when unknown.
+ */
+async function readRejectedRows(nodes: PlanNode[], importId: string, signal?: AbortSignal): Promise<Map<string, Map<string, { rows: number; sum: bigint | null }>>> {
+  const out = new Map<string, Map<string, { rows: number; sum: bigint | null }>>();
+  for (const n of nodes) {
+    throwIfAborted(signal);
+    const c = await connect(n.endpoint, { node: n.name, applicationName: 'segferry verify' });
+    try {
+      for (const r of await readRejected(c, importId)) {
+        let t = out.get(r.table);
+        if (!t) out.set(r.table, t = new Map());
+        const e = t.get(n.name) ?? { rows: 0, sum: 0n };
+        e.rows += r.rejected;
+        e.sum = e.sum === null || r.sum === null ? null : (e.sum + BigInt(r.sum)) & MASK64;
+        t.set(n.name, e);
+      }
+    } catch (e) {
+      throw e instanceof SegferryError ? e : fromDatabaseError(e, { node: n.name, endpoint: describeEndpoint(n.endpoint), action: 'reading the import ledger' });
+    } finally {
+      await closeQuietly(c);
+    }
+  }
+  return out;
 }

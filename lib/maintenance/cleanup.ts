@@ -1,5 +1,5 @@
 import { isOwnedKey, surveyPrefix } from '../export/ownership.js';
-import { MANIFEST_KEY } from '../manifest/keys.js';
+import { MANIFEST_KEY, isRejectsKey } from '../manifest/keys.js';
 import { CLAIM_KEY, type Claim } from '../store/claim.js';
 import { openStore } from '../store/open.js';
 import type { S3Options } from '../store/s3.js';
@@ -18,6 +18,11 @@ export interface CleanupOptions {
    * nothing, because the run holding it may still be writing.
    */
   removeClaim?: boolean;
+  /**
+   * With `yes`: also delete the rejects objects imports with a reject limit wrote next to this
+   * export (default false: they are results, listed in `rejects`, not leftovers).
+   */
+  removeRejects?: boolean;
 }
 
 /** What {@link cleanup} found (and removed with `yes`). */
@@ -27,6 +32,11 @@ export interface CleanupResult {
   hasManifest: boolean;
   /** Objects directly under the prefix that its manifest or checkpoint names but no manifest references. */
   objects: { key: string; size: number }[];
+  /**
+   * Rejects objects of imports of this export (`segferry-rejects.<node>.<object>.jsonl`, rows a
+   * destination refused under a reject limit): kept unless `removeRejects`.
+   */
+  rejects: { key: string; size: number }[];
   /** Multipart uploads left open for this export's keys (where the store can list them). */
   uploads: { key: string; uploadId: string; initiated?: string }[];
   /** Set when the store cannot list multipart uploads (e.g. s3rver answers 501). */
@@ -55,8 +65,9 @@ export async function cleanup(opts: CleanupOptions): Promise<CleanupResult> {
     const survey = await surveyPrefix(store);
     const referenced = new Set<string>([MANIFEST_KEY]);
     for (const o of survey.manifest?.objects ?? []) referenced.add(o.key);
-    const objects = survey.ours.filter((o) => !referenced.has(o.key));
-    const res: CleanupResult = { location: store.url, hasManifest: survey.manifest !== undefined, objects, uploads: [], leftAlone: survey.leftAlone, removed: false };
+    const objects = survey.ours.filter((o) => !referenced.has(o.key) && !isRejectsKey(o.key));
+    const rejects = survey.ours.filter((o) => isRejectsKey(o.key));
+    const res: CleanupResult = { location: store.url, hasManifest: survey.manifest !== undefined, objects, rejects, uploads: [], leftAlone: survey.leftAlone, removed: false };
     if (survey.claim) res.claim = survey.claim;
     if (store.listUploads) {
       try {
@@ -70,7 +81,7 @@ export async function cleanup(opts: CleanupOptions): Promise<CleanupResult> {
       }
     }
     if (opts.yes && (!survey.claim || opts.removeClaim)) {
-      await store.delete(objects.map((o) => o.key));
+      await store.delete([...objects, ...(opts.removeRejects ? rejects : [])].map((o) => o.key));
       for (const u of res.uploads) await store.abortUpload!(u.key, u.uploadId);
       // Last, so that a run still holding the prefix never finds its claim gone while its objects stay.
       if (survey.claim) await store.delete([CLAIM_KEY]);

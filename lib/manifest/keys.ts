@@ -56,6 +56,39 @@ export function partialKey(key: string): string {
   return key + PARTIAL_SUFFIX + randomBytes(6).toString('hex');
 }
 
+/** What every rejects object's key starts with (see {@link rejectsKey}). */
+export const REJECTS_PREFIX = 'segferry-rejects.';
+
+/**
+ * Key of the rejects object of one source object loaded into one destination node (issue 18):
+ * `segferry-rejects.<node>.<object key>.jsonl`, the node name percent-encoded like object names
+ * and its dots too, so the first dot after the prefix ends it and no two (node, object) pairs
+ * share a key. It never collides with a segment (those end in `_segment.<n>`), the manifest,
+ * checkpoint, claim, DDL or part keys (fixed names without this prefix).
+ */
+export function rejectsKey(node: string, objectKey: string): string {
+  const n = node.replace(/[%/\\.\x00-\x1f\x7f]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0'));
+  return `${REJECTS_PREFIX}${n}.${objectKey}.jsonl`;
+}
+
+const REJECTS = /^segferry-rejects\.[^./]+\.([^/]+)\.jsonl$/;
+const REJECTS_PARTIAL = /^segferry-rejects\.[^./]+\.([^/]+)\.jsonl\.segferry-partial-[0-9a-f]+$/;
+
+/** The source object a rejects object (or its directory-store temporary) is about, or undefined for other keys. */
+export function rejectsObjectOf(key: string): string | undefined {
+  return (REJECTS.exec(key) ?? REJECTS_PARTIAL.exec(key))?.[1];
+}
+
+/** True for a rejects object's key ({@link rejectsKey}) directly under the prefix. */
+export function isRejectsKey(key: string): boolean {
+  return REJECTS.test(key);
+}
+
+/** True for a directory store's temporary of a rejects object (an interrupted write). */
+export function isRejectsPartialKey(key: string): boolean {
+  return REJECTS_PARTIAL.test(key);
+}
+
 /** segferry's fixed keys and their directory-store temporaries. */
 const CONTROL = new RegExp(`^(${[MANIFEST_KEY, CHECKPOINT_KEY, CLAIM_KEY, DDL_PRE_KEY, DDL_POST_KEY].map((k) => k.replace(/\./g, '\\.')).join('|')}|segferry-part-[1-9]\\d*-of-[1-9]\\d*\\.json)(\\.segferry-partial-[0-9a-f]+)?$`);
 

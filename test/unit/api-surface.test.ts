@@ -40,6 +40,7 @@ const EXPECTED = [
   'BinaryTypeMismatchError',
   'PgDumpError', 'DdlUnsupportedError', 'DdlRefusedError', 'DdlConflictError',
   'PlanIncompleteError',
+  'RejectLimitError',
 ].sort();
 
 describe('public API surface', () => {
