@@ -57,7 +57,7 @@ export interface PlanOptions {
   /**
    * Streams per node for each table: ctid page ranges of its relation read at once by
    * several sessions sharing one snapshot (docs/streams.md). `auto` (default): one stream per
-   * 256 MiB of the relation, at most min(max_parallel_workers, 8); a number N: N streams where
+   * 64 MiB of the relation, at most min(max_parallel_workers, 8); a number N: N streams where
    * the relation has at least N pages. One stream where ranges do not apply (PostgreSQL < 14,
    * views, foreign, partitioned or columnar tables, Citus shards, replicated tables); the plan
    * says why in `streams[].note`.

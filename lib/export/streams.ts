@@ -4,8 +4,12 @@ import type { RelationRead, StreamPlan, TablePlan } from '../topology/types.js';
 
 // How many ctid page-range streams read one table on one node (docs/streams.md). Pure.
 
-/** `auto` gives one stream per this many bytes of the relation. */
-export const AUTO_STREAM_BYTES = 256 * 1024 * 1024;
+/**
+ * `auto` gives one stream per this many bytes of the relation. 64 MiB: at 256 MiB a table of a
+ * few hundred MB got one stream (bench/streams.ts); a second stream pays off from about a
+ * second of server work (≈ 90 MB/s per core, FACTS.md), and a stream costs one session.
+ */
+export const AUTO_STREAM_BYTES = 64 * 1024 * 1024;
 /** `auto` never gives more streams than this (nor than the node's max_parallel_workers). */
 export const AUTO_STREAM_MAX = 8;
 /** TID range scans (`ctid >= … AND ctid < …` reading only those pages) exist from PostgreSQL 14. */
@@ -39,7 +43,7 @@ export function streamsWithoutProbe(t: Pick<TablePlan, 'distribution'>, node: st
 /**
  * The streams of a single-relation (table, node) from the node's answers. Ranges need a
  * server ≥ 14, a heap table or materialized view (views, foreign and partitioned tables and
- * Citus columnar have no usable ctid) and at least 2 pages. `auto`: one stream per 256 MiB of
+ * Citus columnar have no usable ctid) and at least 2 pages. `auto`: one stream per 64 MiB of
  * the relation, at least 1, at most min(max_parallel_workers, 8); a number N: min(N, pages).
  */
 export function decideStreams(node: string, read: Pick<RelationRead, 'estimatedBytes'>, probe: Pick<NodePages, 'serverVersion' | 'maxParallelWorkers'>, rel: RelationPages, asked: StreamsOption): StreamPlan {
