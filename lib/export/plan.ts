@@ -98,6 +98,13 @@ export interface ExportPlan {
    * exporter imports (`SET TRANSACTION SNAPSHOT`), shared with pg_dump. Never in a printed plan.
    */
   snapshot?: string;
+  /**
+   * Node name → snapshot id, written by `segferry plan --hold-snapshots` (holdSnapshots) while
+   * that command keeps the exporting sessions open: every part's session on the node imports
+   * it, so all parts read one state per node (docs/multi-host.md#consistency). Absent: each
+   * part (each node's session or streams) takes its own snapshot.
+   */
+  snapshots?: Record<string, string>;
 }
 
 // Key naming lives in lib/manifest/keys.ts; re-exported for existing importers.

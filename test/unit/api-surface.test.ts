@@ -38,6 +38,8 @@ const EXPECTED = [
   'BinaryTypeMismatchError',
   'PgDumpError', 'DdlUnsupportedError', 'DdlRefusedError', 'DdlConflictError',
   'PlanIncompleteError',
+  'SnapshotGoneError',
+  'holdSnapshots', 'holdUntilFinished',
 ].sort();
 
 describe('public API surface', () => {
