@@ -135,8 +135,8 @@ Options:
       --replicated NAME    treat NAME as replicated: exported from one node (repeatable)
       --streams N|auto     sessions reading one table on one node at once, by ctid page
                            ranges (Citus: whole shards) in one snapshot of the node
-                           (default auto: one per 64MiB, at most 
-                           min(max_parallel_workers, 8); docs/streams.md)
+                           (default auto: one per 64MiB, at most min(max_parallel_workers,
+                           8); docs/streams.md)
   -j, --concurrency N      sessions reading at once over all nodes (default: the sum over
                            nodes of their streams, i.e. number of nodes with one stream each)
       --threads T          on, off or auto (default): exporters in worker threads, one per
