@@ -141,7 +141,7 @@ export async function exportNode(
             const now = Date.now();
             if (now - lastTick >= 500) {
               lastTick = now;
-              emit({ type: 'progress', node, table: current, segment: sw.segment, bytes: nodeBytes + sw.totalBytes, rows: nodeRows + sw.totalRows });
+              emit({ type: 'progress', node, table: current, segment: sw.segment, bytes: nodeBytes + sw.totalBytes, rows: nodeRows + sw.totalRows, ...(unit.stream ? { unit: unit.id } : {}) });
             }
           }
         } catch (e) {
@@ -156,6 +156,8 @@ export async function exportNode(
       writer = undefined;
       nodeBytes += sw.totalBytes;
       nodeRows += sw.totalRows;
+      // A stream's last figures: its node's total is the sum of its streams' (lib/cli/progress.ts).
+      if (unit.stream) emit({ type: 'progress', node, table: current, segment: sw.segment, bytes: nodeBytes, rows: nodeRows, unit: unit.id });
       const res: UnitResult = { unit, node, objects, rows: sw.totalRows, bytes: sw.totalBytes, ...sw.summary() };
       if (hasher) {
         const c = hasher.result();
