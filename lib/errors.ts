@@ -47,7 +47,8 @@ export type ErrorCode =
   | 'ERR_DDL_REFUSED'
   | 'ERR_DDL_CONFLICT'
   | 'ERR_PLAN_INCOMPLETE'
-  | 'ERR_REJECT_LIMIT';
+  | 'ERR_REJECT_LIMIT'
+  | 'ERR_SNAPSHOT_GONE';
 
 /** Fields shared by every segferry error. */
 export interface ErrorContext {
@@ -513,4 +514,15 @@ export class PlanIncompleteError extends SegferryError {
  */
 export class RejectLimitError extends SegferryError {
   constructor(message: string, ctx?: ErrorContext) { super('ERR_REJECT_LIMIT', message, ctx); }
+}
+
+// --- Snapshots held for the parts of a plan (issue 17) ---------------------------------------
+
+/**
+ * A snapshot the plan carries (`segferry plan --hold-snapshots`) can no longer be imported:
+ * the session holding it has ended (the plan command was stopped, or the node restarted).
+ * The parts cannot read that state any more: make a new plan (and run every part of it).
+ */
+export class SnapshotGoneError extends SegferryError {
+  constructor(message: string, ctx?: ErrorContext) { super('ERR_SNAPSHOT_GONE', message, ctx); }
 }

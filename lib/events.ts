@@ -40,6 +40,12 @@ export interface ProgressEvent extends Base {
   /** Bytes and rows this node has done so far, all tables together. */
   bytes: number;
   rows: number;
+  /**
+   * Export: set when the figures are of one stream of a (table, node) read in several streams
+   * at once (docs/streams.md): the stream's unit id, with `bytes` and `rows` that stream's own.
+   * The node's figures are then the sum over its streams' latest (and its other work).
+   */
+  unit?: string;
 }
 
 /** An object was stored (export) or loaded and committed (import). */

@@ -9,6 +9,8 @@ export { segmentKey } from './manifest/keys.js';
 export type { ExportPlan, PlanOptions } from './export/plan.js';
 export { exportTables } from './export/export.js';
 export { finishPlan, parsePlanFile, planFile, planParts, runPlanPart } from './export/parts.js';
+export { holdSnapshots, holdUntilFinished } from './export/hold.js';
+export type { HeldSnapshots, HoldOptions } from './export/hold.js';
 export type { FinishPlanOptions, PartResult, PlanFile, RunPartOptions } from './export/parts.js';
 export type { ExportOptions, ExportResult, NodeSummary } from './export/export.js';
 export type { StaticTopology } from './topology/discover.js';
@@ -59,6 +61,7 @@ export {
   PgDumpError, DdlUnsupportedError, DdlRefusedError, DdlConflictError,
   PlanIncompleteError,
   RejectLimitError,
+  SnapshotGoneError,
 } from './errors.js';
 export type { ErrorCode, ErrorContext } from './errors.js';
 export { VERSION } from './version.js';

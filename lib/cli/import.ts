@@ -21,7 +21,7 @@ const IMPORT_HELP = `segferry import: load an export into a destination cluster,
 
 Usage:
   segferry import --from DEST (--target URL [--topology auto|postgres|fdw|citus] | --topology FILE.json)
-                  [--table NAME ...] [--route auto|coordinator|direct] [--concurrency N]
+                  [--table NAME ...] [--route auto|coordinator|direct] [--concurrency N] [--streams N|auto]
                   [--truncate | --append] [--create] [--analyze] [--force] [--verify] [--dry-run]
                   [--reject-limit N] [--reject-limit-per-node N] [--rejects DEST]
 
@@ -34,7 +34,11 @@ Options:
       --route R            auto (default), coordinator (COPY through the coordinator; the engine
                            routes rows) or direct (each object into the node named as its source;
                            Citus: into its shard on the workers, when shard ranges match)
-  -j, --concurrency N      loaders at once (default: destination nodes, at least 2; ≤ ~4 MiB each)
+  -j, --concurrency N      loaders at once (default: the sum of the nodes' streams, at least the
+                           destination nodes and 2; ≤ ~4 MiB each)
+      --streams N|auto     objects loaded at once into one destination node, each in its own
+                           transaction (default auto: min(max_parallel_workers, 4, free
+                           connections / 4) of the node; docs/streams.md)
       --truncate           empty each destination table first (and forget its ledger rows)
       --append             load into tables that already hold other rows, adding to them (without
                            it or --truncate, a non-empty table is refused unless this import is resumed)
@@ -102,6 +106,7 @@ function flags(shared: CliShared) {
     table: { type: 'string', short: 't', multiple: true },
     route: { type: 'string' },
     concurrency: { type: 'string', short: 'j' },
+    streams: { type: 'string' },
     truncate: { type: 'boolean' },
     append: { type: 'boolean' },
     create: { type: 'boolean' },
@@ -156,6 +161,11 @@ function common(v: Values, shared: CliShared): ImportPlanOptions {
     const n = Number(v.concurrency);
     if (!Number.isInteger(n) || n < 1) throw new InvalidOptionError('--concurrency must be a whole number of at least 1');
     o.concurrency = n;
+  }
+  if (v.streams !== undefined) {
+    const n = Number(v.streams);
+    if (v.streams !== 'auto' && !(Number.isInteger(n) && n >= 1 && n <= 1024)) throw new InvalidOptionError('--streams takes auto or a whole number from 1 to 1024');
+    o.streams = v.streams === 'auto' ? 'auto' : n;
   }
   if (v.bare) {
     if (!tables || tables.length !== 1) throw new InvalidOptionError('--bare needs exactly one --table: the table the objects hold');
@@ -221,7 +231,7 @@ export async function cmdVerify(argv: string[], shared: CliShared): Promise<numb
     process.stdout.write(VERIFY_HELP);
     return 0;
   }
-  for (const k of ['truncate', 'append', 'create', 'analyze', 'no-analyze', 'no-ddl', 'force', 'verify', 'dry-run', 'reject-limit', 'reject-limit-per-node', 'rejects'] as const) {
+  for (const k of ['truncate', 'append', 'create', 'analyze', 'no-analyze', 'no-ddl', 'force', 'verify', 'dry-run', 'reject-limit', 'reject-limit-per-node', 'rejects', 'streams'] as const) {
     if (v[k]) throw new InvalidOptionError(`--${k} is an import option`);
   }
   const r = shared.reporter().configure(mode(v), v.verbose === true);

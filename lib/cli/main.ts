@@ -2,6 +2,8 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { planFile } from '../export/parts.js';
+import { holdSnapshots, holdUntilFinished } from '../export/hold.js';
+import { openStore } from '../store/open.js';
 import { cmdFinish, cmdRun } from './parts.js';
 import { InvalidOptionError, SegferryError, redact } from '../errors.js';
 import { exportTables } from '../export/export.js';
@@ -94,6 +96,7 @@ const EXPORT_FLAGS = {
   encrypt: { type: 'string' },
   'dry-run': { type: 'boolean' },
   out: { type: 'string' },
+  'hold-snapshots': { type: 'boolean' },
   'no-checksums': { type: 'boolean' },
   header: { type: 'boolean' },
   delimiter: { type: 'string' },
@@ -133,8 +136,9 @@ Options:
       --where SQL          filter applied on every node (trusted SQL, never user input)
       --replicated NAME    treat NAME as replicated: exported from one node (repeatable)
       --streams N|auto     sessions reading one table on one node at once, by ctid page
-                           ranges in one snapshot (default auto: one per 256MiB, at most
-                           min(max_parallel_workers, 8); docs/streams.md)
+                           ranges (Citus: whole shards) in one snapshot of the node
+                           (default auto: one per 64MiB, at most min(max_parallel_workers,
+                           8); docs/streams.md)
   -j, --concurrency N      sessions reading at once over all nodes (default: the sum over
                            nodes of their streams, i.e. number of nodes with one stream each)
       --threads T          on, off or auto (default): exporters in worker threads, one per
@@ -146,6 +150,9 @@ Options:
       --dry-run            print the plan as JSON and export nothing
       --out FILE           plan only: write the plan with --to DEST as a plan file for
                            segferry run --part K/N on many hosts (docs/multi-host.md)
+      --hold-snapshots     with plan --out: export one snapshot per node into the plan and keep
+                           those sessions open until finish writes the manifest (or Ctrl-C), so
+                           every part reads one state per node
       --no-checksums       skip the per-node row checksums that verify uses
   csv:  --header  --delimiter C  --null S  --quote C  --escape C
   text: --delimiter C  --null S
@@ -285,10 +292,32 @@ async function cmdExport(argv: string[], dryRunCommand: boolean, reporter: () =>
     if (!v.to) throw new InvalidOptionError('segferry plan --out FILE needs --to DEST: the parts write there');
     if (v.encrypt !== undefined) throw new InvalidOptionError('--encrypt is not supported for a plan run in parts yet: each host would make its own data key');
     const plan = await planExport(opts);
-    await writeFile(v.out, redact(JSON.stringify(planFile(plan, v.to), null, 2)) + '\n');
-    process.stdout.write(`plan written to ${v.out}: ${plan.tables.length} tables, ${plan.nodes.length} nodes\n`);
-    return EXIT.ok;
+    if (!v['hold-snapshots']) {
+      await writeFile(v.out, redact(JSON.stringify(planFile(plan, v.to), null, 2)) + '\n');
+      process.stdout.write(`plan written to ${v.out}: ${plan.tables.length} tables, ${plan.nodes.length} nodes\n`);
+      return EXIT.ok;
+    }
+    // One snapshot per node, held open here until finish has written the manifest (or Ctrl-C).
+    const interrupt = onInterrupt();
+    const store = openStore(v.to, s3FromFlags(v));
+    try {
+      const held = await holdSnapshots(plan);
+      try {
+        await writeFile(v.out, redact(JSON.stringify(planFile({ ...plan, snapshots: held.snapshots }, v.to), null, 2)) + '\n');
+      } catch (e) {
+        await held.release();
+        throw e;
+      }
+      process.stdout.write(`plan written to ${v.out}: ${plan.tables.length} tables, ${plan.nodes.length} nodes; holding ${plan.nodes.length} snapshot(s) until finish writes the manifest under ${redact(v.to)} (Ctrl-C releases them)\n`);
+      const how = await holdUntilFinished(held, { store, signal: interrupt.signal });
+      process.stdout.write(how === 'finished' ? 'finish has written the manifest: snapshots released\n' : 'interrupted: snapshots released (parts not yet run can no longer read them)\n');
+      return EXIT.ok;
+    } finally {
+      interrupt.dispose();
+      store.close();
+    }
   }
+  if (v['hold-snapshots']) throw new InvalidOptionError('--hold-snapshots belongs to segferry plan --out FILE');
   if (dryRunCommand || v['dry-run']) {
     const plan = await planExport(opts);
     process.stdout.write(redact(JSON.stringify(plan, null, 2)) + '\n');

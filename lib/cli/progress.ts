@@ -65,6 +65,8 @@ export class ProgressModel {
   #retries = 0;
   #nodes = new Map<string, NodeProgress>();
   #nodeExpect = new Map<string, number>();
+  /** Per node: the latest figures of each reader ('' the node's one session; else a stream's unit id). */
+  #readers = new Map<string, Map<string, { bytes: number; rows: number }>>();
   readonly #now: () => number;
 
   constructor(now: () => number = Date.now) {
@@ -113,8 +115,20 @@ export class ProgressModel {
         const p = this.#node(e.node);
         p.table = e.table;
         p.segment = e.segment;
-        p.bytes = Math.max(p.bytes, e.bytes);
-        p.rows = Math.max(p.rows, e.rows);
+        // Streams of one node report their own figures: the node has done their sum.
+        let r = this.#readers.get(e.node);
+        if (!r) this.#readers.set(e.node, (r = new Map()));
+        const k = e.unit ?? '';
+        const prev = r.get(k);
+        r.set(k, { bytes: Math.max(prev?.bytes ?? 0, e.bytes), rows: Math.max(prev?.rows ?? 0, e.rows) });
+        let bytes = 0;
+        let rows = 0;
+        for (const x of r.values()) {
+          bytes += x.bytes;
+          rows += x.rows;
+        }
+        p.bytes = Math.max(p.bytes, bytes);
+        p.rows = Math.max(p.rows, rows);
         break;
       }
       case 'segment': {

@@ -12,6 +12,7 @@ import { EncryptedSegmentWriter, type ObjectCipher } from '../crypto/objects.js'
 import type { SegmentWriter, SegmentWriterOptions, StoredSegment } from '../segment/types.js';
 import type { ObjectStore } from '../store/types.js';
 import { throwIfAborted } from '../util/pool.js';
+import { SnapshotGoneError } from '../errors.js';
 import { addRowHashSums, RowHasher, ROW_HASH_ALGORITHM } from '../format/row-hash.js';
 import { exportFormat } from './formats.js';
 import type { ExportPlan } from './plan.js';
@@ -91,8 +92,20 @@ export async function exportNode(
     // agree) or, for streams, the one their node's snapshot session exported. It must come
     // before any query of the transaction; SET TRANSACTION SNAPSHOT takes no parameters, so
     // the id's shape is checked.
-    const snapshot = plan.snapshot ?? w.snapshot;
-    if (snapshot !== undefined) await client.query(`SET TRANSACTION SNAPSHOT ${quoteLiteral(checkSnapshotId(snapshot))}`).catch((e) => { throw fail(e, 'set snapshot'); });
+    // A plan run in parts may carry one held snapshot per node (lib/export/hold.ts).
+    const held = plan.snapshots?.[node];
+    const snapshot = plan.snapshot ?? held ?? w.snapshot;
+    if (snapshot !== undefined) {
+      await client.query(`SET TRANSACTION SNAPSHOT ${quoteLiteral(checkSnapshotId(snapshot))}`).catch((e) => {
+        // 22023 invalid_parameter_value: "invalid snapshot identifier", its exporting transaction has ended.
+        if (held !== undefined && snapshot === held && (e as { code?: string }).code === '22023') {
+          throw new SnapshotGoneError(`node ${node}: the snapshot the plan carries (${held}) is gone: the session of segferry plan --hold-snapshots that held it has ended`, {
+            node, sqlState: '22023', cause: e, hint: 'make a new plan (segferry plan ... --out FILE --hold-snapshots), keep it running, and run every part of it',
+          });
+        }
+        throw fail(e, 'set snapshot');
+      });
+    }
     await applySettings(client, plan.sessionSettings).catch((e) => { throw fail(e, 'set session'); });
 
     const results: UnitResult[] = [];
@@ -133,7 +146,7 @@ export async function exportNode(
             const now = Date.now();
             if (now - lastTick >= 500) {
               lastTick = now;
-              emit({ type: 'progress', node, table: current, segment: sw.segment, bytes: nodeBytes + sw.totalBytes, rows: nodeRows + sw.totalRows });
+              emit({ type: 'progress', node, table: current, segment: sw.segment, bytes: nodeBytes + sw.totalBytes, rows: nodeRows + sw.totalRows, ...(unit.stream ? { unit: unit.id } : {}) });
             }
           }
         } catch (e) {
@@ -148,6 +161,8 @@ export async function exportNode(
       writer = undefined;
       nodeBytes += sw.totalBytes;
       nodeRows += sw.totalRows;
+      // A stream's last figures: its node's total is the sum of its streams' (lib/cli/progress.ts).
+      if (unit.stream) emit({ type: 'progress', node, table: current, segment: sw.segment, bytes: nodeBytes, rows: nodeRows, unit: unit.id });
       const res: UnitResult = { unit, node, objects, rows: sw.totalRows, bytes: sw.totalBytes, ...sw.summary() };
       if (hasher) {
         const c = hasher.result();

@@ -6,7 +6,7 @@
  */
 import { ManifestInvalidError } from '../errors.js';
 import { readManifest } from '../manifest/io.js';
-import { CLAIM_KEY, MANIFEST_KEY, isControlKey, isSegferryKey, isSegmentOf, rejectsObjectOf, segmentStem, segmentStemOf } from '../manifest/keys.js';
+import { CLAIM_KEY, MANIFEST_KEY, PART_KEY, isControlKey, isSegferryKey, isSegmentOf, rejectsObjectOf, segmentStem, segmentStemOf } from '../manifest/keys.js';
 import type { Manifest } from '../manifest/types.js';
 import { acquireClaim, readClaim, type Claim, type PrefixClaim } from '../store/claim.js';
 import type { ObjectInfo, ObjectStore } from '../store/types.js';
@@ -19,9 +19,10 @@ export const unitStem = segmentStem;
 /**
  * Unit stems a manifest or checkpoint names: the manifest's objects and every (table, source
  * node) pair of its tables; the checkpoint's finished units' objects and the stems its runs
- * recorded when they started (before any object of the unit was written).
+ * recorded when they started (before any object of the unit was written); the same of every
+ * part record of a plan run in parts (`segferry-part-K-of-N.json`, docs/multi-host.md).
  */
-export function ownedStems(src: { manifest?: Manifest | undefined; checkpoint?: Checkpoint | undefined }): Set<string> {
+export function ownedStems(src: { manifest?: Manifest | undefined; checkpoint?: Checkpoint | undefined; parts?: readonly Checkpoint[] | undefined }): Set<string> {
   const stems = new Set<string>();
   const m = src.manifest;
   if (m) {
@@ -34,8 +35,8 @@ export function ownedStems(src: { manifest?: Manifest | undefined; checkpoint?: 
       for (const n of new Set([...nodes, ...(t.nodes ?? []).map((x) => x.node)])) stems.add(unitStem(t.objectName, n));
     }
   }
-  const c = src.checkpoint;
-  if (c) {
+  for (const c of [src.checkpoint, ...(src.parts ?? [])]) {
+    if (!c) continue;
     for (const s of c.stems ?? []) stems.add(s);
     for (const u of c.units ?? []) {
       for (const o of u.objects ?? []) {
@@ -70,6 +71,8 @@ export interface PrefixSurvey {
   manifest?: Manifest;
   /** The prefix's checkpoint, when readable. */
   checkpoint?: Checkpoint;
+  /** The readable part records of a plan run in parts (an unfinished multi-host export). */
+  parts?: Checkpoint[];
   /** The prefix's claim, if any (never counted among `ours`). */
   claim?: Claim;
   /** Objects provably this prefix's export's (manifest and checkpoint included). */
@@ -98,6 +101,16 @@ export async function surveyPrefix(store: ObjectStore): Promise<PrefixSurvey> {
     if (c) out.checkpoint = c;
   } catch (e) {
     if (!(e instanceof ManifestInvalidError)) throw e;
+  }
+  // Part records name their stems like a checkpoint (written before the part's first object).
+  for await (const o of store.list('segferry-part-')) {
+    if (o.key.includes('/') || !PART_KEY.test(o.key)) continue;
+    try {
+      const p = await readCheckpoint(store, o.key);
+      if (p) (out.parts ??= []).push(p);
+    } catch (e) {
+      if (!(e instanceof ManifestInvalidError)) throw e;
+    }
   }
   const claim = await readClaim(store);
   if (claim) out.claim = claim;

@@ -17,6 +17,7 @@ import type { ExportPlan } from './plan.js';
 import { runQueue, type ExportContext, type NodeRunner } from './queue.js';
 import { deleteUnitObjects } from './resume.js';
 import { SnapshotSessions } from './snapshots.js';
+import { checkPlanSnapshots } from './hold.js';
 import { doneUnits, planUnits, resultOf, type ExportUnit, type UnitResult } from './units.js';
 
 // One plan, many hosts (docs/multi-host.md): `plan --out` writes the plan as a file, each host
@@ -53,6 +54,9 @@ export function parsePlanFile(text: string, where: string): PlanFile {
     || !Number.isSafeInteger(p.segmentSize) || !p.tables.every((t) => Array.isArray(t?.reads) && typeof t.objectName === 'string')) {
     throw new ManifestInvalidError(`${where} is not a segferry plan file (segferry plan --to DEST --out FILE writes one)`);
   }
+  // Held snapshot ids reach SET TRANSACTION SNAPSHOT: their shape and nodes are checked here (and again where used).
+  const snapshots = checkPlanSnapshots(p.snapshots, p.nodes.map((n) => n?.name), where);
+  if (snapshots) p.snapshots = snapshots;
   return f;
 }
 
@@ -128,8 +132,9 @@ export interface PartResult {
  * unit in `segferry-part-K-of-N.json` there. A part run again keeps the (table, node) pairs its
  * record lists whole and redoes every other pair whole (its leftovers deleted first). Parts do
  * not take the prefix claim (they write disjoint keys by construction); `finishPlan` does.
- * Exporters run on this thread. Each part exports each node's snapshot itself: see
- * docs/multi-host.md for what consistency that gives.
+ * Exporters run on this thread. A plan carrying held snapshots (`snapshots`, from
+ * holdSnapshots) has every session on a node import that node's snapshot; otherwise each part
+ * exports each node's snapshot itself: see docs/multi-host.md for what consistency each gives.
  */
 export async function runPlanPart(opts: RunPartOptions): Promise<PartResult> {
   const { plan, part } = opts;
@@ -166,12 +171,14 @@ export async function runPlanPart(opts: RunPartOptions): Promise<PartResult> {
     };
     const ctx: Omit<ExportContext, 'signal'> = { store, plan, emit, checkpoint, runNode, results };
     const items = workItems(plan, todo);
+    // Nodes whose snapshot the plan carries (held by `plan --hold-snapshots`) need no session of their own.
+    const held = (node: string) => plan.snapshots?.[node] !== undefined;
     const shared = new Map<string, number>();
-    for (const w of items) if (w.shared) shared.set(w.node.name, (shared.get(w.node.name) ?? 0) + 1);
+    for (const w of items) if (w.shared && !held(w.node.name)) shared.set(w.node.name, (shared.get(w.node.name) ?? 0) + 1);
     const snapshots = new SnapshotSessions(plan.nodes, shared);
     try {
       await runPool(items, opts.concurrency ?? plan.concurrency, async (item, signal) => {
-        if (!item.shared) return void (await runQueue({ ...ctx, signal }, item));
+        if (!item.shared || held(item.node.name)) return void (await runQueue({ ...ctx, signal }, item));
         try {
           const snapshot = await snapshots.acquire(item.node.name);
           await runQueue({ ...ctx, signal }, { node: item.node, units: item.units, snapshot });

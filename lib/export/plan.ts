@@ -57,10 +57,12 @@ export interface PlanOptions {
   /**
    * Streams per node for each table: ctid page ranges of its relation read at once by
    * several sessions sharing one snapshot (docs/streams.md). `auto` (default): one stream per
-   * 256 MiB of the relation, at most min(max_parallel_workers, 8); a number N: N streams where
-   * the relation has at least N pages. One stream where ranges do not apply (PostgreSQL < 14,
-   * views, foreign, partitioned or columnar tables, Citus shards, replicated tables); the plan
-   * says why in `streams[].note`.
+   * 64 MiB of the relation, at most min(max_parallel_workers, 8); a number N: N streams where
+   * the relation has at least N pages. Citus: a worker's shards of the table in
+   * min(N, shards) sessions at once, whole shards each, in one snapshot of the worker (auto:
+   * one per 64 MiB of its shards, at most 8). One stream where ranges do not apply (PostgreSQL
+   * < 14, views, foreign, partitioned or columnar tables, replicated tables); the plan says why
+   * in `streams[].note`.
    */
   streams?: StreamsOption;
   /**
@@ -98,6 +100,13 @@ export interface ExportPlan {
    * exporter imports (`SET TRANSACTION SNAPSHOT`), shared with pg_dump. Never in a printed plan.
    */
   snapshot?: string;
+  /**
+   * Node name → snapshot id, written by `segferry plan --hold-snapshots` (holdSnapshots) while
+   * that command keeps the exporting sessions open: every part's session on the node imports
+   * it, so all parts read one state per node (docs/multi-host.md#consistency). Absent: each
+   * part (each node's session or streams) takes its own snapshot.
+   */
+  snapshots?: Record<string, string>;
 }
 
 // Key naming lives in lib/manifest/keys.ts; re-exported for existing importers.

@@ -4,8 +4,12 @@ import type { RelationRead, StreamPlan, TablePlan } from '../topology/types.js';
 
 // How many ctid page-range streams read one table on one node (docs/streams.md). Pure.
 
-/** `auto` gives one stream per this many bytes of the relation. */
-export const AUTO_STREAM_BYTES = 256 * 1024 * 1024;
+/**
+ * `auto` gives one stream per this many bytes of the relation. 64 MiB: at 256 MiB a table of a
+ * few hundred MB got one stream (bench/streams.ts); a second stream pays off from about a
+ * second of server work (≈ 90 MB/s per core, FACTS.md), and a stream costs one session.
+ */
+export const AUTO_STREAM_BYTES = 64 * 1024 * 1024;
 /** `auto` never gives more streams than this (nor than the node's max_parallel_workers). */
 export const AUTO_STREAM_MAX = 8;
 /** TID range scans (`ctid >= … AND ctid < …` reading only those pages) exist from PostgreSQL 14. */
@@ -23,13 +27,15 @@ export function checkStreams(s: unknown): StreamsOption {
 
 /**
  * Whether a (table, node) could get more than one stream before asking the node: not when
- * one was asked, not for several reads (Citus shards), not for replicated tables (a lost node
- * falls back to a replica, which is done per whole node), not under `auto` below two steps.
- * Returns the plan entry when that settles it, else undefined (probe the node).
+ * one was asked, not for replicated tables (a lost node falls back to a replica, which is done
+ * per whole node), not under `auto` below two steps. Citus shards of one worker are settled
+ * here too ({@link citusShardStreams}). Returns the plan entry when that settles it, else
+ * undefined (probe the node).
  */
 export function streamsWithoutProbe(t: Pick<TablePlan, 'distribution'>, node: string, reads: readonly RelationRead[], asked: StreamsOption): StreamPlan | undefined {
   const one = (note?: string): StreamPlan => (note ? { node, streams: 1, note } : { node, streams: 1 });
   if (asked === 1) return one();
+  if (reads.some((r) => r.shardId !== undefined) && t.distribution.kind !== 'replicated') return citusShardStreams(node, reads, asked);
   if (reads.length !== 1 || reads[0]!.shardId !== undefined) return one(reads.some((r) => r.shardId !== undefined) ? 'Citus shards of one worker are read one after another in one session' : 'several relations on this node are read one after another');
   if (t.distribution.kind === 'replicated') return one('replicated table: read in one stream so that a lost node can fall back to a replica');
   if (asked === 'auto' && reads[0]!.estimatedBytes < 2 * AUTO_STREAM_BYTES) return one();
@@ -37,9 +43,39 @@ export function streamsWithoutProbe(t: Pick<TablePlan, 'distribution'>, node: st
 }
 
 /**
+ * Citus: the shards of one worker read by several sessions at once, whole shards each (a
+ * shard's own ctid ranges are not used), all in one snapshot of the worker. `auto`: one
+ * stream per 64 MiB of the worker's shards, at least 1, at most 8 (the worker is not asked
+ * for max_parallel_workers); a number N: N. Never more streams than shards. Pure.
+ */
+export function citusShardStreams(node: string, reads: readonly Pick<RelationRead, 'estimatedBytes'>[], asked: StreamsOption): StreamPlan {
+  const bytes = reads.reduce((a, r) => a + r.estimatedBytes, 0);
+  const want = asked === 'auto' ? Math.min(Math.max(1, Math.floor(bytes / AUTO_STREAM_BYTES)), AUTO_STREAM_MAX) : asked;
+  const streams = Math.min(want, reads.length);
+  return streams > 1 ? { node, streams } : { node, streams: 1, note: 'Citus shards of one worker are read one after another in one session' };
+}
+
+/**
+ * The shards of one worker dealt to `streams` streams: biggest shard first, each to the
+ * stream with the fewest estimated bytes so far (ties: the lowest stream); each stream keeps
+ * the plan's order of its shards. Deterministic, so every run and part cuts them the same way.
+ * Returns the read indexes of each stream. Pure.
+ */
+export function dealShards(reads: readonly Pick<RelationRead, 'estimatedBytes'>[], streams: number): number[][] {
+  const out = Array.from({ length: Math.max(1, Math.min(streams, reads.length)) }, () => ({ bytes: 0, idx: [] as number[] }));
+  const order = reads.map((r, i) => ({ b: r.estimatedBytes, i })).sort((a, b) => b.b - a.b || a.i - b.i);
+  for (const { b, i } of order) {
+    const s = out.reduce((best, x) => (x.bytes < best.bytes ? x : best), out[0]!);
+    s.bytes += b;
+    s.idx.push(i);
+  }
+  return out.map((s) => s.idx.sort((a, b) => a - b));
+}
+
+/**
  * The streams of a single-relation (table, node) from the node's answers. Ranges need a
  * server ≥ 14, a heap table or materialized view (views, foreign and partitioned tables and
- * Citus columnar have no usable ctid) and at least 2 pages. `auto`: one stream per 256 MiB of
+ * Citus columnar have no usable ctid) and at least 2 pages. `auto`: one stream per 64 MiB of
  * the relation, at least 1, at most min(max_parallel_workers, 8); a number N: min(N, pages).
  */
 export function decideStreams(node: string, read: Pick<RelationRead, 'estimatedBytes'>, probe: Pick<NodePages, 'serverVersion' | 'maxParallelWorkers'>, rel: RelationPages, asked: StreamsOption): StreamPlan {

@@ -4,7 +4,7 @@ import type { FormatSummary } from '../segment/types.js';
 import type { PlanNode, RelationRead, TablePlan } from '../topology/types.js';
 import type { CheckpointUnit } from './checkpoint.js';
 import type { ExportPlan } from './plan.js';
-import { pageStarts } from './streams.js';
+import { dealShards, pageStarts } from './streams.js';
 
 // The unit of export work: what the pool schedules, an exporter runs, the checkpoint records
 // as done and a resume skips. One unit is a (table, node) pair with all the relations that
@@ -21,7 +21,10 @@ export interface ExportUnit {
   id: string;
   /** `<objectName>_<node>`: the key stem its objects share with the other streams of the pair. */
   group: string;
-  /** Stream k of n of its (table, node), when read in page ranges (its read carries `pages`). */
+  /**
+   * Stream k of n of its (table, node): a page range (its read carries `pages`), or for a
+   * Citus worker a share of its shards (whole shards).
+   */
   stream?: { index: number; of: number };
   /** The table it exports (the plan's own object). */
   table: TablePlan;
@@ -74,6 +77,13 @@ export function planUnits(plan: Pick<ExportPlan, 'tables'>, recorded: RangeStart
     for (const r of t.reads) byNode.set(r.node, [...(byNode.get(r.node) ?? []), r]);
     for (const [node, reads] of byNode) {
       const group = unitId(t.objectName, node);
+      // Citus: several shards of one worker, dealt whole to the pair's streams (docs/streams.md).
+      const sp = t.streams?.find((s) => s.node === node);
+      if (reads.length > 1 && reads.every((r) => r.shardId !== undefined) && sp && sp.streams > 1) {
+        const dealt = dealShards(reads, sp.streams);
+        dealt.forEach((idx, k) => out.push({ id: `${group}#${k}`, group, stream: { index: k, of: dealt.length }, table: t, node, reads: idx.map((i) => reads[i]!) }));
+        continue;
+      }
       const starts = reads.length === 1 ? recorded[group] ?? plannedStarts(t, node) : undefined;
       if (!starts || starts.length < 2) {
         out.push({ id: group, group, table: t, node, reads });
@@ -97,7 +107,10 @@ function plannedStarts(t: TablePlan, node: string): number[] | undefined {
 /** The range starts of the units' groups read in streams (what a checkpoint records). */
 export function rangeStarts(units: readonly ExportUnit[]): RangeStarts {
   const out: RangeStarts = {};
-  for (const u of units) if (u.stream) (out[u.group] ??= [])[u.stream.index] = u.reads[0]!.pages![0];
+  for (const u of units) {
+    const p = u.stream ? u.reads[0]?.pages : undefined;
+    if (p) (out[u.group] ??= [])[u.stream!.index] = p[0];
+  }
   return out;
 }
 

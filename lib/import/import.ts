@@ -7,7 +7,8 @@ import type { ObjectStore } from '../store/types.js';
 import { COORDINATOR_NODE } from '../topology/discover.js';
 import type { PlanNode } from '../topology/types.js';
 import { Sessions } from './sessions.js';
-import { runPool, throwIfAborted } from '../util/pool.js';
+import { throwIfAborted } from '../util/pool.js';
+import { runKeyedPool } from '../util/keyed-pool.js';
 import { ensureLedger, forgetTable } from './ledger.js';
 import { checkRejectOptions, priorRejects, RejectBudget, type RejectContext, type RejectOptions } from './rejects.js';
 import { loadObject, type LoadUnit } from './load.js';
@@ -298,7 +299,8 @@ export async function importTables(opts: ImportOptions): Promise<ImportResult> {
     for (const t of plan.tables) if (!tableLeft.get(t.table)) await tableDone(t);
 
     const lastTick = new Map<string, number>();
-    await runPool(units, plan.concurrency, async (u, signal) => {
+    // At most plan.streams[node] objects of one node at once (import --streams), concurrency in all.
+    await runKeyedPool(units, plan.concurrency, (u) => u.target.node, (n) => plan.streams?.[n] ?? plan.concurrency, async (u, signal) => {
       const n = u.target.node;
       const x = stat(n);
       let out;

@@ -14,6 +14,7 @@ import { checkEmpty, checkObjects, checkTargets, markLoaded, readLedgers } from 
 import { resolveCreateTypes } from './safety.js';
 import { routeTable, type ImportRoute, type ImportTablePlan } from './route.js';
 import { readSource, type BareSource, type TableSelection } from './source.js';
+import { checkImportStreams, planImportStreams, type ImportStreamsOption } from './streams.js';
 
 // Public types keep their import path (lib/index.ts, the CLI).
 export type { ImportRoute, ImportTablePlan, ImportTarget, PlannedObject } from './route.js';
@@ -49,7 +50,15 @@ export interface ImportPlanOptions {
   /** Routing (default `auto`). */
   route?: ImportRoute;
   /**
-   * Loaders running at once (default: number of destination nodes, at least 2). Memory:
+   * Objects loaded at once into one destination node (default `auto`), each still alone in its
+   * own transaction with its ledger row: a number N, or `auto`: min(max_parallel_workers, 4,
+   * ⌊free connections / 4⌋) of that node, at least 1 (lib/import/streams.ts, docs/streams.md).
+   * `concurrency` bounds the total.
+   */
+  streams?: ImportStreamsOption;
+  /**
+   * Loaders running at once over all nodes (default: the sum of the streams of the nodes that
+   * receive objects, at least the number of destination nodes and at least 2). Memory:
    * each loader holds its store read buffer (directory: 1 MiB chunks; S3: socket-sized
    * chunks, typically ≤ 64 KiB), the chunk passing through the hash, and the COPY write
    * buffer (one chunk queued on the socket): at most about 4 MiB per loader with a directory
@@ -97,6 +106,8 @@ export interface ImportPlan {
   format: FormatOptions;
   sessionSettings: Record<string, string>;
   concurrency: number;
+  /** Objects loaded at once per node that receives objects (the `streams` option's outcome). */
+  streams: Record<string, number>;
   truncate: boolean;
   /** Loading into tables that hold other rows was allowed (`append`). */
   append: boolean;
@@ -128,6 +139,7 @@ export async function planImport(opts: ImportPlanOptions): Promise<ImportPlan> {
   if (opts.concurrency !== undefined && !(Number.isInteger(opts.concurrency) && opts.concurrency >= 1)) {
     throw new InvalidOptionError('concurrency must be a whole number of at least 1');
   }
+  const streamsAsked = checkImportStreams(opts.streams ?? 'auto');
   const store = typeof opts.from === 'string' ? openStore(opts.from, opts.s3) : opts.from;
   try {
     const src = await readSource(store, opts);
@@ -162,7 +174,10 @@ export async function planImport(opts: ImportPlanOptions): Promise<ImportPlan> {
     }
     await checkObjects(store, tables);
 
-    const concurrency = opts.concurrency ?? Math.max(2, dest.dataNodes);
+    // Nodes with loads left: their streams (auto asks each of them once).
+    const loading = new Set(tables.flatMap((t) => t.objects.flatMap((o) => o.targets.filter((n) => !o.loaded.includes(n)))));
+    const streams = await planImportStreams(streamsAsked, [...loading].sort().map((n) => dest.nodes.get(n) ?? (n === dest.coordinator?.name ? dest.coordinator : undefined)).filter((n) => n !== undefined));
+    const concurrency = opts.concurrency ?? Math.max(2, dest.dataNodes, Object.values(streams).reduce((a, n) => a + n, 0));
     const planNodes = [...dest.nodes.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     const plan: ImportPlan = {
       version: 1,
@@ -175,6 +190,7 @@ export async function planImport(opts: ImportPlanOptions): Promise<ImportPlan> {
       format: src.format,
       sessionSettings: src.sessionSettings,
       concurrency,
+      streams,
       truncate,
       append,
       analyze: opts.analyze === true,

@@ -41,6 +41,8 @@ const EXPECTED = [
   'PgDumpError', 'DdlUnsupportedError', 'DdlRefusedError', 'DdlConflictError',
   'PlanIncompleteError',
   'RejectLimitError',
+  'SnapshotGoneError',
+  'holdSnapshots', 'holdUntilFinished',
 ].sort();
 
 describe('public API surface', () => {

@@ -1,0 +1,134 @@
+// Streams inside a node: `npm run bench:streams -- [--rows N] [--reps N] [--quick]`.
+// One table on one server. In the same run, alternating (the order rotates every repetition):
+// `psql -c "\copy (SELECT <columns> FROM t) TO file"` (one COPY, one server core) against
+// `segferry export --streams auto` (and 1, 2, 4) to a directory, both whole processes.
+// Prints rows/s, MB/s, the ratio to psql and the CPU seconds of client and server per run.
+// Ratios, not times, carry over between machines; compare CPU seconds when the machine is busy.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { BenchServer, psqlEnv, stopAll } from './lib/cluster.js';
+import { TABLE, growNode, nodeSelectSQL, rowCount } from './lib/data.js';
+import { cleanupTimeDir, measure, median, type RunCost } from './lib/measure.js';
+
+const { values: flags } = parseArgs({
+  options: { rows: { type: 'string' }, reps: { type: 'string' }, quick: { type: 'boolean' }, help: { type: 'boolean' } },
+});
+if (flags.help) {
+  process.stdout.write('npm run bench:streams -- [--rows N (default 1500000, ≈ 570 MB on disk; --quick 400000, ≈ 150 MB: auto gives 2 streams)] [--reps N (default 3; --quick 1)] [--quick]\n');
+  process.exit(0);
+}
+const quick = flags.quick === true;
+const rows = Number(flags.rows ?? (quick ? 400_000 : 1_500_000));
+const reps = Number(flags.reps ?? (quick ? 1 : 3));
+const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
+const log = (s: string) => process.stderr.write(`[streams] ${s}\n`);
+
+if (spawnSync('psql', ['--version']).status !== 0) {
+  process.stdout.write('streams bench skipped: psql not found on PATH\n');
+  process.exit(0);
+}
+
+interface Sample extends RunCost {
+  bytes: number;
+  streams: string;
+}
+
+async function main(): Promise<void> {
+  const server = await BenchServer.start('streams');
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'sf-bench-streams-'));
+  try {
+    await growNode(server, 0, rows);
+    const total = await rowCount(server);
+    const onDisk = Number((await server.query<{ b: string }>(`SELECT pg_relation_size('${TABLE}') AS b`))[0]!.b);
+    log(`${total} rows, ${(onDisk / 1e6).toFixed(0)} MB on disk`);
+    const meters = { serverPids: () => [server.pid], s3Pid: () => undefined, quiesce: () => server.quiesce() };
+    const file = path.join(dir, 'psql.txt');
+    const psql = async (): Promise<Sample> => {
+      rmSync(file, { force: true });
+      const cost = await measure([{ cmd: 'psql', env: psqlEnv(), args: [...server.psqlArgs(), '-c', `\\copy (${nodeSelectSQL()}) TO '${file}'`] }], meters);
+      const bytes = statSync(file).size;
+      rmSync(file, { force: true });
+      return { ...cost, bytes, streams: '1' };
+    };
+    // How many streams the plan gives (untimed: `segferry plan` prints the plan as JSON).
+    const plannedStreams = new Map<string, string>();
+    const planned = (streams: string): string => {
+      let n = plannedStreams.get(streams);
+      if (n === undefined) {
+        const r = spawnSync(process.execPath, [path.join(ROOT, 'bin/segferry.js'), 'plan', '--source', server.url(), '--table', TABLE, '--to', path.join(dir, 'plan'), '--streams', streams], { encoding: 'utf8' });
+        const p = JSON.parse(r.stdout) as { tables: { streams?: { streams: number }[] }[] };
+        n = String(p.tables[0]?.streams?.[0]?.streams ?? '?');
+        plannedStreams.set(streams, n);
+      }
+      return n;
+    };
+    const segferry = (streams: string) => async (): Promise<Sample> => {
+      const to = path.join(dir, `seg-${streams}`);
+      rmSync(to, { recursive: true, force: true });
+      const args = [path.join(ROOT, 'bin/segferry.js'), 'export', '--source', server.url(), '--table', TABLE, '--to', to, '--streams', streams, '-q'];
+      const cost = await measure([{ cmd: process.execPath, args }], meters);
+      const m = JSON.parse(readFileSync(path.join(to, 'manifest.json'), 'utf8')) as { objects: { bytes: number; rows: number }[] };
+      const got = m.objects.reduce((a, o) => a + o.rows, 0);
+      if (got !== total) throw new Error(`segferry --streams ${streams} stored ${got} rows, expected ${total}`);
+      rmSync(to, { recursive: true, force: true });
+      return { ...cost, bytes: m.objects.reduce((a, o) => a + o.bytes, 0), streams: planned(streams) };
+    };
+    const contestants: { id: string; label: string; run: () => Promise<Sample> }[] = [
+      { id: 'psql', label: 'psql \\copy (SELECT …) TO file', run: psql },
+      { id: 'auto', label: 'segferry export --streams auto', run: segferry('auto') },
+      { id: '1', label: 'segferry export --streams 1', run: segferry('1') },
+      { id: '2', label: 'segferry export --streams 2', run: segferry('2') },
+      { id: '4', label: 'segferry export --streams 4', run: segferry('4') },
+    ];
+    const samples = new Map<string, Sample[]>(contestants.map((c) => [c.id, []]));
+    for (let r = 0; r < reps; r++) {
+      // Rotate the order so that no contestant always runs first (or after the same one).
+      const order = contestants.map((_, i) => contestants[(i + r) % contestants.length]!);
+      for (const c of order) {
+        const s = await c.run();
+        log(`rep ${r + 1}: ${c.label}: ${s.wallS.toFixed(2)} s, client ${s.clientCpuS.toFixed(2)} CPU-s, server ${s.serverCpuS.toFixed(2)} CPU-s`);
+        samples.get(c.id)!.push(s);
+      }
+    }
+    const rate = (id: string) => median(samples.get(id)!.map((s) => total / s.wallS));
+    const base = rate('psql');
+    const out: string[] = [];
+    out.push(`streams bench: one table on one server, ${total} rows, ${(onDisk / 1e6).toFixed(0)} MB on disk, ${os.availableParallelism()} cores, ${reps} repetition(s), medians`);
+    out.push(`  ${'contestant'.padEnd(34)} ${'streams'.padStart(7)} ${'rows/s'.padStart(10)} ${'MB/s'.padStart(6)} ${'× psql'.padStart(7)} ${'client CPU-s'.padStart(13)} ${'server CPU-s'.padStart(13)}`);
+    for (const c of contestants) {
+      const ss = samples.get(c.id)!;
+      const rs = rate(c.id);
+      const mbs = median(ss.map((s) => s.bytes / s.wallS / 1e6));
+      out.push(`  ${c.label.padEnd(34)} ${ss[0]!.streams.padStart(7)} ${Math.round(rs).toString().padStart(10)} ${mbs.toFixed(0).padStart(6)} ${(rs / base).toFixed(2).padStart(7)} ${median(ss.map((s) => s.clientCpuS)).toFixed(2).padStart(13)} ${median(ss.map((s) => s.serverCpuS)).toFixed(2).padStart(13)}`);
+    }
+    // What the CPU seconds allow on an idle machine of `cores` cores: psql is one server backend
+    // (its client runs beside it); segferry's k streams use k backends and one client thread.
+    const idle = (id: string, cores: number) => {
+      const ss = samples.get(id)!;
+      const srv = median(ss.map((s) => s.serverCpuS));
+      const cli = median(ss.map((s) => s.clientCpuS));
+      const k = Number(ss[0]!.streams) || 1;
+      return Math.max(srv / Math.min(k, cores), (srv + cli) / cores, cli);
+    };
+    out.push(`  from CPU seconds, on an idle machine (wall ≥ max(server/min(streams, cores), (server+client)/cores, client)):`);
+    for (const cores of [2, 4, 8]) {
+      out.push(`    ${cores} cores: ${contestants.filter((c) => c.id !== 'psql').map((c) => `${c.id} ${(idle('psql', cores) / idle(c.id, cores)).toFixed(2)}×`).join(', ')}`);
+    }
+    const best = Math.max(...contestants.filter((c) => c.id !== 'psql').map((c) => rate(c.id)));
+    out.push(`  goal: --streams auto ≥ 1.6× psql on 2 cores; auto gives ${(rate('auto') / base).toFixed(2)}×, the best stream count ${(best / base).toFixed(2)}×`);
+    process.stdout.write(out.join('\n') + '\n');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+    cleanupTimeDir();
+    await stopAll();
+  }
+}
+
+main().catch((e) => {
+  process.stderr.write(`${(e as Error).stack ?? e}\n`);
+  process.exitCode = 1;
+});

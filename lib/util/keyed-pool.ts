@@ -1,0 +1,88 @@
+import { AbortedError, SegferryError } from '../errors.js';
+
+/**
+ * {@link runPool} with a second bound: at most `limitOf(key)` items of one key run at once
+ * (at least 1), and at most `concurrency` in all. Items of one key start in their given
+ * order; keys take turns, so a key at its limit never holds back another key's items
+ * (a free worker takes the next item of the next key with room, or waits for a slot). Failure
+ * and abort as runPool: the first failure aborts the rest, every worker is awaited, then the
+ * first real error is thrown. O(keys) per item.
+ */
+export async function runKeyedPool<T>(
+  items: Iterable<T>,
+  concurrency: number,
+  keyOf: (item: T) => string,
+  limitOf: (key: string) => number,
+  worker: (item: T, signal: AbortSignal) => Promise<void>,
+  parent?: AbortSignal,
+): Promise<void> {
+  const ac = new AbortController();
+  const parentReason = () => (parent?.reason instanceof SegferryError ? parent.reason : new AbortedError());
+  const onAbort = () => ac.abort(parentReason());
+  if (parent?.aborted) throw parentReason();
+  parent?.addEventListener('abort', onAbort, { once: true });
+  // Per key: its items in order and how many run; keys in order of first appearance.
+  const queues = new Map<string, { items: T[]; next: number; running: number; limit: number }>();
+  let left = 0;
+  for (const x of items) {
+    const k = keyOf(x);
+    let q = queues.get(k);
+    if (!q) queues.set(k, (q = { items: [], next: 0, running: 0, limit: Math.max(1, limitOf(k)) }));
+    q.items.push(x);
+    left++;
+  }
+  const keys = [...queues.keys()];
+  let turn = 0;
+  let waiting: (() => void)[] = [];
+  const wake = () => {
+    const w = waiting;
+    waiting = [];
+    for (const f of w) f();
+  };
+  ac.signal.addEventListener('abort', wake, { once: true });
+  const take = (): { key: string; item: T } | undefined => {
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[(turn + i) % keys.length]!;
+      const q = queues.get(key)!;
+      if (q.next < q.items.length && q.running < q.limit) {
+        turn = (turn + i + 1) % keys.length;
+        q.running++;
+        left--;
+        return { key, item: q.items[q.next++]! };
+      }
+    }
+    return undefined;
+  };
+  const errors: unknown[] = [];
+  const loop = async () => {
+    for (;;) {
+      if (ac.signal.aborted || left === 0) return;
+      const next = take();
+      if (!next) {
+        await new Promise<void>((r) => waiting.push(r));
+        continue;
+      }
+      try {
+        await worker(next.item, ac.signal);
+      } catch (e) {
+        errors.push(e);
+        if (!ac.signal.aborted) ac.abort(e);
+        return;
+      } finally {
+        queues.get(next.key)!.running--;
+        wake();
+      }
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.max(1, concurrency) }, loop));
+  } finally {
+    parent?.removeEventListener('abort', onAbort);
+    ac.signal.removeEventListener('abort', wake);
+  }
+  if (errors.length > 0) {
+    const real = errors.find((e) => !(e instanceof AbortedError));
+    throw real ?? errors[0];
+  }
+  if (parent?.aborted) throw parentReason();
+}
