@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { ManifestInvalidError } from '../errors.js';
 import { CHECKPOINT_KEY } from '../manifest/keys.js';
-import type { ArrowColumnSummary, ManifestObject, RowChecksum } from '../manifest/types.js';
+import type { ArrowColumnSummary, ManifestObject, ParquetColumnSummary, RowChecksum } from '../manifest/types.js';
 import { displayName } from '../pg/sql.js';
 import type { ObjectStore } from '../store/types.js';
 import type { ExportPlan } from './plan.js';
@@ -23,6 +23,7 @@ export interface CheckpointUnit {
   checksum?: RowChecksum;
   /** Arrow format: the unit's column summary. */
   arrow?: ArrowColumnSummary[];
+  parquet?: ParquetColumnSummary[];
 }
 
 /** Durable list of finished units; `--resume` keeps them and redoes the rest. */

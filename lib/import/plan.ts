@@ -122,6 +122,9 @@ export async function planImport(opts: ImportPlanOptions): Promise<ImportPlan> {
   const store = typeof opts.from === 'string' ? openStore(opts.from, opts.s3) : opts.from;
   try {
     const src = await readSource(store, opts);
+    if (src.format.kind === 'parquet') {
+      throw new InvalidOptionError('importing Parquet objects is not supported yet', { hint: 'read them with a Parquet reader (DuckDB, Spark, ...), or export as arrow, binary, text or csv to import with segferry' });
+    }
     const replicatedNames = src.tables.filter((t) => t.distribution.kind === 'replicated').map((t) => t.name);
     const dest = await findDestination(opts, src.tables.map((t) => t.table), replicatedNames);
     const tables: ImportTablePlan[] = [];
