@@ -38,6 +38,8 @@ export interface LoadContext {
   signal: AbortSignal;
   /** Called with each chunk's size as it is sent. */
   onBytes?: (n: number) => void;
+  /** Objects without a manifest: Parquet files of other writers are read by their own types (default false). */
+  bare?: boolean;
 }
 
 /** The COPY statement for one target. A csv object with a header line starts with it. */
@@ -117,9 +119,38 @@ export async function loadObject(client: pg.Client, unit: LoadUnit, ctx: LoadCon
   };
   let readErr: unknown;
   try {
-    const source = await ctx.store.read(o.key, { signal: ctx.signal });
-    source.on('error', (e) => { readErr ??= e; });
-    if (ctx.format.kind === 'arrow') {
+    if (ctx.format.kind === 'parquet') {
+      // Parquet: the footer by two ranged reads, then the object streamed once (hashed) and
+      // decoded row group by row group into COPY BINARY (TEXT for text-form columns, and for
+      // other writers' files, whose types may differ from the destination's compatibly).
+      const size = o.bytes;
+      const ranged = async (start: number, end: number): Promise<Uint8Array> => {
+        const parts: Buffer[] = [];
+        for await (const c of await ctx.store.read(o.key, { signal: ctx.signal, range: { start, end } })) parts.push(c as Buffer);
+        const b = Buffer.concat(parts);
+        if (b.length !== end - start) throw new StorageError(`reading bytes ${start}-${end} of ${o.key} returned ${b.length} bytes`, where);
+        return b;
+      };
+      const hashedStream = async function* (): AsyncGenerator<Buffer> {
+        const s = await ctx.store.read(o.key, { signal: ctx.signal });
+        s.on('error', (e) => { readErr ??= e; });
+        for await (const c of s as AsyncIterable<Buffer>) {
+          hash.update(c);
+          bytes += c.length;
+          ctx.onBytes?.(c.length);
+          yield c;
+        }
+      };
+      const { openParquetObject } = await import('../format/parquet/import.js');
+      const pq = await openParquetObject({ size, range: ranged, stream: hashedStream }, ctx.bare ? { foreign: true, format: 'text' } : {});
+      if (pq.columns.length !== t.columns.length) {
+        throw new SchemaMismatchError(`object ${o.key} has ${pq.columns.length} columns, the table ${unit.table} ${t.columns.length}`, where);
+      }
+      const cp = startCopy(arrowCopyFromSQL(quoteQualified(t.relation), { columns: t.columns, copyOptions: pq.copyOptions }));
+      await pipeline(Readable.from(pq.chunks()), cp, { signal: ctx.signal });
+    } else if (ctx.format.kind === 'arrow') {
+      const source = await ctx.store.read(o.key, { signal: ctx.signal });
+      source.on('error', (e) => { readErr ??= e; });
       // Arrow: decoded one record batch at a time into COPY BINARY (or TEXT when a column is
       // held as text); the decoder reads the object to its end, so the hash covers it all.
       const hashed = async function* (): AsyncGenerator<Buffer> {
@@ -137,6 +168,8 @@ export async function loadObject(client: pg.Client, unit: LoadUnit, ctx: LoadCon
       const cp = startCopy(arrowCopyFromSQL(quoteQualified(t.relation), { columns: t.columns, copyOptions: arrow.copyOptions }));
       await pipeline(Readable.from(arrow.chunks()), cp, { signal: ctx.signal });
     } else {
+      const source = await ctx.store.read(o.key, { signal: ctx.signal });
+      source.on('error', (e) => { readErr ??= e; });
       await pipeline(source, hasher, startCopy(copyInSQL(t, ctx.format)), { signal: ctx.signal });
     }
   } catch (e) {

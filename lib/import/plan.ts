@@ -122,9 +122,6 @@ export async function planImport(opts: ImportPlanOptions): Promise<ImportPlan> {
   const store = typeof opts.from === 'string' ? openStore(opts.from, opts.s3) : opts.from;
   try {
     const src = await readSource(store, opts);
-    if (src.format.kind === 'parquet') {
-      throw new InvalidOptionError('importing Parquet objects is not supported yet', { hint: 'read them with a Parquet reader (DuckDB, Spark, ...), or export as arrow, binary, text or csv to import with segferry' });
-    }
     const replicatedNames = src.tables.filter((t) => t.distribution.kind === 'replicated').map((t) => t.name);
     const dest = await findDestination(opts, src.tables.map((t) => t.table), replicatedNames);
     const tables: ImportTablePlan[] = [];
@@ -132,7 +129,7 @@ export async function planImport(opts: ImportPlanOptions): Promise<ImportPlan> {
 
     // A table without columns loads its rows as empty lines (TEXT, CSV); Arrow cannot hold it.
     for (const tp of tables) {
-      if (tp.columns.length === 0 && src.format.kind === 'arrow') throw new InvalidOptionError(`table ${tp.table} has no columns to load from Arrow objects`);
+      if (tp.columns.length === 0 && (src.format.kind === 'arrow' || src.format.kind === 'parquet')) throw new InvalidOptionError(`table ${tp.table} has no columns to load from ${src.format.kind === 'arrow' ? 'Arrow' : 'Parquet'} objects`);
     }
     await checkTargets(tables, dest, src.format.kind);
     // Types from the manifest are resolved on the destination before anything changes there.
