@@ -20,6 +20,7 @@ export interface BenchSection {
 
 export const SECTIONS: BenchSection[] = [
   { name: 'copy', script: 'copy.ts', what: 'Cluster-to-cluster copy (static 2 → 2 nodes, node-direct) against export alone and import alone in the same run, and the import of COPY BINARY objects against TEXT objects.' },
+  { name: 'parquet', script: 'parquet.ts', what: 'Parquet export and import against TEXT and Arrow in the same run (rows/s, client CPU per million rows, bytes written per format and codec), and loading Parquet objects through COPY BINARY against COPY TEXT.' },
   { name: 'replicate', script: 'replicate.ts', what: 'Replicating a finished export within one moto_server endpoint (server-side copy plus the SHA-256 read-back) against a streamed replicate.' },
 ];
 
