@@ -1,3 +1,4 @@
+import { InternalError } from '../../errors.js';
 import type { ColumnSpec } from '../arrow/pgtypes.js';
 import { chunkMeta, type EncodedRowGroup } from './encode.js';
 import { schemaElements } from './schema.js';
@@ -39,6 +40,12 @@ export function columnMeta(specs: ColumnSpec[]): ParquetColumnMeta[] {
   });
 }
 
+function varintBytes(n: number): number {
+  let b = 1;
+  while (n >= 0x80) { n = Math.floor(n / 128); b++; }
+  return b;
+}
+
 /** A file's row groups, placed: what its footer will say. */
 export class FooterBuilder {
   readonly #schema: TStruct[];
@@ -46,6 +53,8 @@ export class FooterBuilder {
   readonly #leaves: number;
   readonly #codec: number;
   readonly #groups: TStruct[] = [];
+  /** Encoded bytes of the groups' footer entries so far (the footer is their concatenation plus a fixed part). */
+  #groupBytes = 0;
   #rows = 0;
 
   constructor(specs: ColumnSpec[], codec: number, meta: Record<string, string>) {
@@ -68,7 +77,9 @@ export class FooterBuilder {
 
   /** Record a row group placed at file offset `at`. */
   add(g: EncodedRowGroup, at: number): void {
-    this.#groups.push(this.#group(g, at));
+    const e = this.#group(g, at);
+    this.#groups.push(e);
+    this.#groupBytes += encodeStruct(e).length;
     this.#rows += g.rows;
   }
 
@@ -85,15 +96,24 @@ export class FooterBuilder {
     });
   }
 
-  /** Bytes of the footer (metadata, length, magic) with `g` placed at `at` as well (or as is). */
+  /**
+   * Bytes of the footer (metadata, length, magic) with `g` placed at `at` as well (or as is).
+   * A Thrift list of structs is its header and the structs one after another, so the size is
+   * the footer without groups, plus each group's bytes, plus the list header's growth: no
+   * re-encoding of the groups already placed.
+   */
   bytesWith(g?: EncodedRowGroup, at = 0): number {
-    const groups = g ? [...this.#groups, this.#group(g, at)] : this.#groups;
-    return this.#encode(groups, this.#rows + (g?.rows ?? 0)).length + 8;
+    const n = this.#groups.length + (g ? 1 : 0);
+    const extra = g ? encodeStruct(this.#group(g, at)).length : 0;
+    const base = this.#encode([], this.#rows + (g?.rows ?? 0)).length; // with a 1-byte empty list header
+    const header = n < 15 ? 1 : 1 + varintBytes(n);
+    return base - 1 + header + this.#groupBytes + extra + 8;
   }
 
   /** The footer bytes: FileMetaData, its length, `PAR1`. */
   footer(): Uint8Array {
     const meta = this.#encode(this.#groups, this.#rows);
+    if (meta.length + 8 !== this.bytesWith()) throw new InternalError('Parquet footer size differs from its estimate');
     const out = new Uint8Array(meta.length + 8);
     out.set(meta, 0);
     new DataView(out.buffer).setUint32(meta.length, meta.length, true);
