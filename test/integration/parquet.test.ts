@@ -8,6 +8,8 @@ import { rowMultiset, sameMultiset } from '../helpers/fixtures.js';
 import { startServers, type PgServer } from '../helpers/pg.js';
 import { DDL, DEMOTING_ROWS, EDGE_ROWS, GEN_SELECT } from '../helpers/arrow-types.js';
 import { startS3 } from '../helpers/s3.js';
+import { ensureBuilt, runCli } from '../helpers/cli.js';
+import { readFile } from 'node:fs/promises';
 
 // DuckDB is the independent reader: every object segferry writes must open alone in it, and
 // what DuckDB computes over the objects must equal what PostgreSQL computes over the source.
@@ -267,5 +269,25 @@ describe('Parquet export read by DuckDB', () => {
     } finally {
       await s3.stop();
     }
+  });
+
+  it('CLI: export --format parquet --parquet-compression --row-group-size, then import --bare --format parquet', async () => {
+    ensureBuilt();
+    const d2 = await tmp();
+    const out = join(d2, 'x');
+    const e = await runCli(['export', '--source', src.url(), '--table', 'plain', '--to', out, '--format', 'parquet',
+      '--parquet-compression', 'snappy', '--row-group-size', '64KiB', '--segment-size', '1MiB', '--quiet']);
+    expect(e.code, e.stderr).toBe(0);
+    const man = JSON.parse(await readFile(join(out, 'manifest.json'), 'utf8')) as Manifest;
+    expect(man.format).toEqual({ kind: 'parquet', compression: 'snappy', rowGroupBytes: 65536 });
+    const bad = await runCli(['export', '--source', src.url(), '--table', 'plain', '--to', join(d2, 'y'), '--format', 'parquet', '--parquet-compression', 'lzo']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/zstd, snappy or none/);
+    // The objects without their manifest, as another tool's Parquet: bare, by the file's own types.
+    await rm(join(out, 'manifest.json'));
+    await dst.query(DDL('public.plain_copy', false));
+    const i = await runCli(['import', '--from', out, '--target', dst.url(), '--bare', '--table', 'public.plain_copy', '--object-name', man.tables[0]!.objectName, '--format', 'parquet', '--quiet']);
+    expect(i.code, i.stderr).toBe(0);
+    expect(sameMultiset(await rowMultiset(src, 'SELECT * FROM plain'), await rowMultiset(dst, 'SELECT * FROM public.plain_copy'))).toBe(true);
   });
 });
