@@ -64,7 +64,8 @@ Options:
   Objects without a manifest (e.g. GaussDB(DWS) export), one table at a time:
       --bare               load <name>_<node>_segment.<n> objects; needs exactly one --table
       --object-name NAME   the <name> part of the keys (default: the table's name)
-      -f, --format F       text (default) or csv; csv: --header --delimiter C --null S --quote C --escape C
+      -f, --format F       text (default), csv or parquet (Parquet of any writer whose columns
+                           match the table); csv: --header --delimiter C --null S --quote C --escape C
   S3:   --s3-endpoint URL  --s3-region R  --s3-path-style  --s3-checksum WHEN_REQUIRED|WHEN_SUPPORTED
   Output: --json (one JSON event per line)  -q/--quiet  -v/--verbose (stack traces)
 

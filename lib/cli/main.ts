@@ -103,6 +103,8 @@ const EXPORT_FLAGS = {
   null: { type: 'string' },
   quote: { type: 'string' },
   escape: { type: 'string' },
+  'parquet-compression': { type: 'string' },
+  'row-group-size': { type: 'string' },
   ...S3_FLAGS,
   ...OUTPUT_FLAGS,
 } as const satisfies ParseArgsConfig['options'];
@@ -129,9 +131,12 @@ Options:
       --ddl / --no-ddl     carry the schema (pg_dump --schema-only, for import --create);
                            default: on with --all or --schema. Single server or static topology
       --to DEST            s3://bucket/prefix, a directory or file:// URL
-  -f, --format F           text (default), csv, arrow (Apache Arrow IPC files) or binary (COPY
-                           BINARY objects, each loadable alone; docs/formats.md)
+  -f, --format F           text (default), csv, arrow (Apache Arrow IPC files), binary (COPY
+                           BINARY objects, each loadable alone) or parquet (docs/formats.md)
       --segment-size N     max bytes per object (default 1GiB; accepts KiB/MiB/GiB suffixes)
+      --parquet-compression C  zstd (default), snappy or none (--format parquet)
+      --row-group-size N   COPY bytes of the rows of one Parquet row group (default 32MiB, at
+                           most a quarter of the segment size; memory: docs/memory.md)
       --columns a,b        export only these columns, in this order
       --where SQL          filter applied on every node (trusted SQL, never user input)
       --replicated NAME    treat NAME as replicated: exported from one node (repeatable)
@@ -271,6 +276,8 @@ async function cmdExport(argv: string[], dryRunCommand: boolean, reporter: () =>
   if (v.null !== undefined) fmt.null = v.null;
   if (v.quote !== undefined) fmt.quote = v.quote;
   if (v.escape !== undefined) fmt.escape = v.escape;
+  if (v['parquet-compression'] !== undefined) fmt.compression = v['parquet-compression'];
+  if (v['row-group-size'] !== undefined) fmt.rowGroupBytes = parseSize(v['row-group-size'], '--row-group-size');
   const opts: PlanOptions = { tables, format: fmt as PlanOptions['format'] };
   if (v.all) opts.all = true;
   if (v.schema) opts.schemas = v.schema;

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { ManifestInvalidError } from '../errors.js';
 import { CHECKPOINT_KEY } from '../manifest/keys.js';
-import type { ArrowColumnSummary, ClientEncryption, ManifestObject, RowChecksum } from '../manifest/types.js';
+import type { ArrowColumnSummary, ClientEncryption, ManifestObject, ParquetColumnSummary, RowChecksum } from '../manifest/types.js';
 import { checkClientEncryption } from '../manifest/io.js';
 import { displayName } from '../pg/sql.js';
 import type { ObjectStore } from '../store/types.js';
@@ -24,6 +24,7 @@ export interface CheckpointUnit {
   checksum?: RowChecksum;
   /** Arrow format: the unit's column summary. */
   arrow?: ArrowColumnSummary[];
+  parquet?: ParquetColumnSummary[];
 }
 
 /** Durable list of finished units; `--resume` keeps them and redoes the rest. */

@@ -10,7 +10,7 @@ import type { RelationRead, TablePlan } from '../topology/types.js';
 import type { ExportPlan } from './plan.js';
 
 // The one place an export depends on its format: a table from format kind to its COPY
-// statement and its segment writer. Parquet or COPY BINARY is one more entry.
+// statement and its segment writer.
 
 /** The COPY statement of one read, and the columns its writer is told about. */
 export interface CopyStatement {
@@ -71,11 +71,33 @@ const binaryFormat: ExportFormat = {
   writer: (o) => new BinarySegmentWriter(o),
 };
 
+/**
+ * Parquet: BINARY COPY decoded like Arrow (same SELECT, same type mapping), each object a
+ * complete Parquet file. The writer and its codec load on first use.
+ */
+async function parquetFormat(): Promise<ExportFormat> {
+  const [w, q] = await Promise.all([import('../format/parquet/segment-writer.js'), import('../format/arrow/export-sql.js')]);
+  return {
+    binary: true,
+    copy: async (client, read, table, plan) => {
+      const columns = await q.describeRead(client, read, table, plan.filter);
+      return { sql: `COPY (${q.arrowSelectSQL(read, table, plan.filter, columns)}) TO STDOUT (FORMAT binary)`, columns };
+    },
+    writer: (o, _table, plan) => {
+      const po: import('../format/parquet/segment-writer.js').ParquetSegmentWriterOptions = { ...o };
+      if (plan.format.compression !== undefined) po.compression = plan.format.compression;
+      if (plan.format.rowGroupBytes !== undefined) po.rowGroupBytes = plan.format.rowGroupBytes;
+      return new w.ParquetSegmentWriter(po);
+    },
+  };
+}
+
 const FORMATS: Record<FormatKind, () => Promise<ExportFormat>> = {
   text: async () => textFormat,
   csv: async () => textFormat,
   arrow: arrowFormat,
   binary: async () => binaryFormat,
+  parquet: parquetFormat,
 };
 
 /** The export side of a format. */

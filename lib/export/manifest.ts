@@ -48,6 +48,8 @@ export function buildManifest(plan: ExportPlan, results: readonly UnitResult[], 
       // The first node's types; a column is flagged demoted when any node's objects hold it as text.
       mt.arrow = { schema: arrow.map((c, i) => (rs.some((r) => r.arrow?.[i]?.demoted) ? { ...c, demoted: true } : c)) };
     }
+    const parquet = rs.find((r) => r.parquet)?.parquet;
+    if (parquet) mt.parquet = { schema: parquet.map((c, i) => (rs.some((r) => r.parquet?.[i]?.demoted) ? { ...c, demoted: true } : c)) };
     return mt;
   });
   const objects = results.flatMap((r) => r.objects).sort((a, b) => (a.table === b.table ? (a.node === b.node ? a.segment - b.segment : a.node < b.node ? -1 : 1) : a.table < b.table ? -1 : 1));

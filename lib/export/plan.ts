@@ -197,8 +197,8 @@ export async function planExport(opts: PlanOptions): Promise<ExportPlan> {
   // A table without (data) columns still has rows: TEXT and CSV write one empty line per row.
   // An Arrow record batch without columns carries no row count that readers agree on.
   for (const t of tables) {
-    if (t.columns.length === 0 && format.kind === 'arrow') {
-      throw new FormatError(`table ${displayName(t.table)} has no columns: the Arrow format cannot carry its row count`, {
+    if (t.columns.length === 0 && (format.kind === 'arrow' || format.kind === 'parquet')) {
+      throw new FormatError(`table ${displayName(t.table)} has no columns: the ${format.kind === 'arrow' ? 'Arrow' : 'Parquet'} format cannot carry its row count`, {
         table: displayName(t.table), hint: 'export it as text or csv, which write one empty line per row',
       });
     }

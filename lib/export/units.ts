@@ -139,6 +139,7 @@ export function checkpointEntry(r: UnitResult): CheckpointUnit {
   const c: CheckpointUnit = { unit: r.unit.id, table: displayName(r.unit.table.table), node: r.node, objects: r.objects, rows: r.rows, bytes: r.bytes };
   if (r.checksum) c.checksum = r.checksum;
   if (r.arrow) c.arrow = r.arrow;
+  if (r.parquet) c.parquet = r.parquet;
   return c;
 }
 
@@ -147,5 +148,6 @@ export function resultOf(unit: ExportUnit, c: CheckpointUnit): UnitResult {
   const r: UnitResult = { unit, node: c.node, objects: c.objects, rows: c.rows, bytes: c.bytes };
   if (c.checksum) r.checksum = c.checksum;
   if (c.arrow) r.arrow = c.arrow;
+  if (c.parquet) r.parquet = c.parquet;
   return r;
 }

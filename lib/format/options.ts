@@ -1,8 +1,14 @@
 import { InvalidOptionError } from '../errors.js';
 import { quoteIdent, quoteLiteral } from '../pg/sql.js';
 
-/** Segment formats. `arrow` is Apache Arrow IPC (columnar); `binary` is PostgreSQL's COPY BINARY. */
-export type FormatKind = 'text' | 'csv' | 'arrow' | 'binary';
+/**
+ * Segment formats. `arrow` is Apache Arrow IPC (columnar); `binary` is PostgreSQL's COPY BINARY;
+ * `parquet` is Apache Parquet (columnar, compressed).
+ */
+export type FormatKind = 'text' | 'csv' | 'arrow' | 'binary' | 'parquet';
+
+/** Parquet page compression: `zstd` (default), `snappy` or `none`. */
+export type ParquetCompressionName = 'zstd' | 'snappy' | 'none';
 
 /** Options of the text formats, as recorded in the manifest. */
 export interface FormatOptions {
@@ -26,6 +32,13 @@ export interface FormatOptions {
    * those of that server's types). Default: none.
    */
   serverVersion?: string;
+  /** parquet only: page compression (default `zstd`). */
+  compression?: ParquetCompressionName;
+  /**
+   * parquet only: COPY BINARY bytes of the rows of one row group (default 32 MiB, at most a
+   * quarter of the segment size). Memory per exporter is about four times this (docs/memory.md).
+   */
+  rowGroupBytes?: number;
 }
 
 /**
@@ -37,8 +50,11 @@ export interface FormatOptions {
  */
 export function normalizeFormat(f: Partial<FormatOptions> & { kind?: FormatKind } = {}, opts: { allowLossyNull?: boolean } = {}): FormatOptions {
   const kind = f.kind ?? 'text';
-  if (kind !== 'text' && kind !== 'csv' && kind !== 'arrow' && kind !== 'binary') {
-    throw new InvalidOptionError(`unknown format ${String(kind)}: use text, csv, arrow or binary`);
+  if (kind !== 'text' && kind !== 'csv' && kind !== 'arrow' && kind !== 'binary' && kind !== 'parquet') {
+    throw new InvalidOptionError(`unknown format ${String(kind)}: use text, csv, arrow, binary or parquet`);
+  }
+  if (kind !== 'parquet' && (f.compression !== undefined || f.rowGroupBytes !== undefined)) {
+    throw new InvalidOptionError('Parquet compression and row group size apply to --format parquet only');
   }
   const one = (name: string, v: string | undefined) => {
     if (v !== undefined && (Buffer.byteLength(v) !== 1 || v === '\n' || v === '\r')) {
@@ -78,6 +94,18 @@ export function normalizeFormat(f: Partial<FormatOptions> & { kind?: FormatKind 
     throw new InvalidOptionError(`delimiter, null, quote, escape and header apply to text and csv, not ${kind}`);
   }
   if (kind === 'binary' && f.serverVersion !== undefined) return { kind, serverVersion: String(f.serverVersion) };
+  if (kind === 'parquet') {
+    const compression = f.compression ?? 'zstd';
+    if (compression !== 'zstd' && compression !== 'snappy' && compression !== 'none') {
+      throw new InvalidOptionError(`unknown Parquet compression ${String(compression)}: use zstd, snappy or none`);
+    }
+    const o: FormatOptions = { kind, compression };
+    if (f.rowGroupBytes !== undefined) {
+      if (!Number.isSafeInteger(f.rowGroupBytes) || f.rowGroupBytes <= 0) throw new InvalidOptionError('the Parquet row group size must be a positive number of bytes');
+      o.rowGroupBytes = f.rowGroupBytes;
+    }
+    return o;
+  }
   return { kind };
 }
 

@@ -310,7 +310,7 @@ export async function importTables(opts: ImportOptions): Promise<ImportResult> {
         const c = await s.acquire(n);
         try {
           out = await loadObject(c, u, {
-            store, importId: plan.importId, format: plan.format, force: plan.force, signal,
+            store, importId: plan.importId, format: plan.format, force: plan.force, signal, bare: plan.bare,
             ...(cipher ? { cipher } : {}),
             ...(rejectCtx ? { rejects: rejectCtx } : {}),
             onBytes: (b) => {

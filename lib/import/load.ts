@@ -3,7 +3,7 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { AbortedError, ChecksumMismatchError, RejectLimitError, RowCountMismatchError, SchemaMismatchError, SegferryError, StorageError, fromDatabaseError, redact } from '../errors.js';
+import { AbortedError, ChecksumMismatchError, FormatError, RejectLimitError, RowCountMismatchError, SchemaMismatchError, SegferryError, StorageError, fromDatabaseError, redact } from '../errors.js';
 import type { CopyRowFormat } from '../pg/copy-rows.js';
 import { arrowCopyFromSQL, openArrowObject } from '../format/arrow/api.js';
 import { columnListSQL, copyOptionsSQL, type FormatOptions } from '../format/options.js';
@@ -57,6 +57,8 @@ export interface LoadContext {
    * (lib/import/rejects.ts).
    */
   rejects?: RejectContext;
+  /** Objects without a manifest: Parquet files of other writers are read by their own types (default false). */
+  bare?: boolean;
 }
 
 /** Savepoint before an object's COPY when rows may be rejected. */
@@ -140,48 +142,77 @@ export async function loadObject(client: pg.Client, unit: LoadUnit, ctx: LoadCon
   };
   let readErr: unknown;
   try {
-    const source = await ctx.store.read(o.key, { signal: ctx.signal });
-    source.on('error', (e) => { readErr ??= e; });
-    // The manifest's SHA-256 and size are of the stored bytes: hashed before decryption.
-    const onStored = (c: Buffer) => {
-      hash.update(c);
-      bytes += c.length;
-      ctx.onBytes?.(c.length);
-    };
-    const cipher = ctx.cipher;
-    if (cipher && ctx.format.kind === 'arrow') {
-      const arrow = await openArrowObject(decryptObject(source as AsyncIterable<Buffer>, cipher, o.key, onStored));
-      if (arrow.columns.length !== t.columns.length) {
-        throw new SchemaMismatchError(`object ${o.key} has ${arrow.columns.length} columns, the table ${unit.table} ${t.columns.length}`, where);
-      }
-      const cp = startCopy(arrowCopyFromSQL(quoteQualified(t.relation), { columns: t.columns, copyOptions: arrow.copyOptions }));
-      await pipeline(Readable.from(arrow.chunks()), cp, { signal: ctx.signal });
-    } else if (cipher) {
-      // A wrong key or a damaged first chunk fails here, before the COPY opens.
-      const plain = await firstChunkChecked(decryptObject(source as AsyncIterable<Buffer>, cipher, o.key, onStored));
-      await pipeline(Readable.from(plain), startCopy(copyInSQL(t, ctx.format)), { signal: ctx.signal });
-    } else if (ctx.format.kind === 'arrow') {
-      // Arrow: decoded one record batch at a time into COPY BINARY (or TEXT when a column is
-      // held as text); the decoder reads the object to its end, so the hash covers it all.
-      const hashed = async function* (): AsyncGenerator<Buffer> {
-        for await (const c of source as AsyncIterable<Buffer>) {
+    if (ctx.format.kind === 'parquet') {
+      if (ctx.cipher) throw new FormatError(`object ${o.key}: encrypted Parquet objects cannot be imported yet (their footer is read by ranges)`, where);
+      // Parquet: the footer by two ranged reads, then the object streamed once (hashed) and
+      // decoded row group by row group into COPY BINARY (TEXT for text-form columns, and for
+      // other writers' files, whose types may differ from the destination's compatibly).
+      const size = o.bytes;
+      const ranged = async (start: number, end: number): Promise<Uint8Array> => {
+        const parts: Buffer[] = [];
+        for await (const c of await ctx.store.read(o.key, { signal: ctx.signal, range: { start, end } })) parts.push(c as Buffer);
+        const b = Buffer.concat(parts);
+        if (b.length !== end - start) throw new StorageError(`reading bytes ${start}-${end} of ${o.key} returned ${b.length} bytes`, where);
+        return b;
+      };
+      const hashedStream = async function* (): AsyncGenerator<Buffer> {
+        const s = await ctx.store.read(o.key, { signal: ctx.signal });
+        s.on('error', (e) => { readErr ??= e; });
+        for await (const c of s as AsyncIterable<Buffer>) {
           hash.update(c);
           bytes += c.length;
           ctx.onBytes?.(c.length);
           yield c;
         }
       };
-      const arrow = await openArrowObject(hashed());
-      if (arrow.columns.length !== t.columns.length) {
-        throw new SchemaMismatchError(`object ${o.key} has ${arrow.columns.length} columns, the table ${unit.table} ${t.columns.length}`, where);
+      const { openParquetObject } = await import('../format/parquet/import.js');
+      const pq = await openParquetObject({ size, range: ranged, stream: hashedStream }, ctx.bare ? { foreign: true, format: 'text' } : {});
+      if (pq.columns.length !== t.columns.length) {
+        throw new SchemaMismatchError(`object ${o.key} has ${pq.columns.length} columns, the table ${unit.table} ${t.columns.length}`, where);
       }
-      const cp = startCopy(arrowCopyFromSQL(quoteQualified(t.relation), { columns: t.columns, copyOptions: arrow.copyOptions }));
-      await pipeline(Readable.from(arrow.chunks()), cp, { signal: ctx.signal });
+      const cp = startCopy(arrowCopyFromSQL(quoteQualified(t.relation), { columns: t.columns, copyOptions: pq.copyOptions }));
+      await pipeline(Readable.from(pq.chunks()), cp, { signal: ctx.signal });
     } else {
-      await pipeline(source, hasher, startCopy(copyInSQL(t, ctx.format)), { signal: ctx.signal });
+      const source = await ctx.store.read(o.key, { signal: ctx.signal });
+      source.on('error', (e) => { readErr ??= e; });
+      // The manifest's SHA-256 and size are of the stored bytes: hashed before decryption.
+      const onStored = (c: Buffer) => {
+        hash.update(c);
+        bytes += c.length;
+        ctx.onBytes?.(c.length);
+      };
+      const cipher = ctx.cipher;
+      if (cipher && ctx.format.kind === 'arrow') {
+        const arrow = await openArrowObject(decryptObject(source as AsyncIterable<Buffer>, cipher, o.key, onStored));
+        if (arrow.columns.length !== t.columns.length) {
+          throw new SchemaMismatchError(`object ${o.key} has ${arrow.columns.length} columns, the table ${unit.table} ${t.columns.length}`, where);
+        }
+        const cp = startCopy(arrowCopyFromSQL(quoteQualified(t.relation), { columns: t.columns, copyOptions: arrow.copyOptions }));
+        await pipeline(Readable.from(arrow.chunks()), cp, { signal: ctx.signal });
+      } else if (cipher) {
+        // A wrong key or a damaged first chunk fails here, before the COPY opens.
+        const plain = await firstChunkChecked(decryptObject(source as AsyncIterable<Buffer>, cipher, o.key, onStored));
+        await pipeline(Readable.from(plain), startCopy(copyInSQL(t, ctx.format)), { signal: ctx.signal });
+      } else if (ctx.format.kind === 'arrow') {
+        // Arrow: decoded one record batch at a time into COPY BINARY (or TEXT when a column is
+        // held as text); the decoder reads the object to its end, so the hash covers it all.
+        const arrow = await openArrowObject((async function* (): AsyncGenerator<Buffer> {
+          for await (const c of source as AsyncIterable<Buffer>) {
+            onStored(c);
+            yield c;
+          }
+        })());
+        if (arrow.columns.length !== t.columns.length) {
+          throw new SchemaMismatchError(`object ${o.key} has ${arrow.columns.length} columns, the table ${unit.table} ${t.columns.length}`, where);
+        }
+        const cp = startCopy(arrowCopyFromSQL(quoteQualified(t.relation), { columns: t.columns, copyOptions: arrow.copyOptions }));
+        await pipeline(Readable.from(arrow.chunks()), cp, { signal: ctx.signal });
+      } else {
+        await pipeline(source, hasher, startCopy(copyInSQL(t, ctx.format)), { signal: ctx.signal });
+      }
     }
   } catch (e) {
-    if (ctx.rejects && isRowError(e) && readErr === undefined && !ctx.signal.aborted) {
+    if (ctx.rejects && ctx.format.kind !== 'parquet' && isRowError(e) && readErr === undefined && !ctx.signal.aborted) {
       // A row the destination refuses: find it (and any others) row by row, in this transaction.
       return loadRejecting(client, unit, ctx, ctx.rejects, e);
     }

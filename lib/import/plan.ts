@@ -150,7 +150,7 @@ export async function planImport(opts: ImportPlanOptions): Promise<ImportPlan> {
 
     // A table without columns loads its rows as empty lines (TEXT, CSV); Arrow cannot hold it.
     for (const tp of tables) {
-      if (tp.columns.length === 0 && src.format.kind === 'arrow') throw new InvalidOptionError(`table ${tp.table} has no columns to load from Arrow objects`);
+      if (tp.columns.length === 0 && (src.format.kind === 'arrow' || src.format.kind === 'parquet')) throw new InvalidOptionError(`table ${tp.table} has no columns to load from ${src.format.kind === 'arrow' ? 'Arrow' : 'Parquet'} objects`);
     }
     await checkTargets(tables, dest, src.format.kind);
     // Types from the manifest are resolved on the destination before anything changes there.

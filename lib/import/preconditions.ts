@@ -49,7 +49,7 @@ function timestampMod(t: string): { p: number; tz: boolean } | undefined {
  */
 export function typeAccepts(from: string, to: string, format: FormatKind = 'text'): boolean {
   if (from === to) return true;
-  if (format === 'arrow') return false;
+  if (format === 'arrow' || format === 'parquet') return false;
   const fi = INT_RANK[from];
   if (fi !== undefined) {
     const ti = INT_RANK[to];

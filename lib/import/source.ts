@@ -91,7 +91,7 @@ export async function readSource(store: ObjectStore, opts: { tables?: TableSelec
       throw new InvalidOptionError('a bare import loads exactly one table: the one named in its bare options');
     }
     const format = normalizeFormat(typeof b.format === 'string' ? { kind: b.format } : b.format ?? { kind: 'text' }, { allowLossyNull: true });
-    if (format.kind === 'arrow' || format.kind === 'binary') throw new InvalidOptionError('bare objects must be text or csv');
+    if (format.kind === 'arrow' || format.kind === 'binary') throw new InvalidOptionError('bare objects must be text, csv or parquet');
     const objectName = b.objectName ?? table.name;
     const re = new RegExp(`^${escapeRegExp(objectName)}_(.+)_segment\\.(\\d+)$`);
     const objects: SourceTable['objects'] = [];

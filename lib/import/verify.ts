@@ -302,8 +302,8 @@ async function scan(s: Scan, settings: Record<string, string>, format: FormatOpt
     let out: RowChecksum;
     if (s.algorithm) {
       let sql: string;
-      if (format.kind === 'arrow') {
-        // The SELECT the Arrow export ran: columns without an Arrow type are read as text. A
+      if (format.kind === 'arrow' || format.kind === 'parquet') {
+        // The SELECT the Arrow (and Parquet) export ran: columns without an Arrow type are read as text. A
         // manifest always lists its columns.
         const table = { columns: s.info! };
         const read = { node, relation: s.relation, columns: s.columns ?? s.info!.map((x) => x.name), estimatedBytes: 0 };
@@ -313,7 +313,7 @@ async function scan(s: Scan, settings: Record<string, string>, format: FormatOpt
       } else {
         sql = `COPY (SELECT ${cols} FROM ${quoteQualified(s.relation)}) TO STDOUT (${copyOptionsSQL(format)})`;
       }
-      const h = new RowHasher(format.kind === 'arrow' || format.kind === 'binary');
+      const h = new RowHasher(format.kind === 'arrow' || format.kind === 'binary' || format.kind === 'parquet');
       stream = copyOut(c, sql);
       for await (const rc of stream) h.update(rc);
       if (h.rows !== stream.rowCount || h.inCopy) {

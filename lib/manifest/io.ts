@@ -195,7 +195,13 @@ function checkKey(k: string, at: string, bad: Bad): void {
 
 function checkFormat(f: unknown, bad: Bad): void {
   if (!isObj(f)) throw bad('format must be an object');
-  if (f.kind !== 'text' && f.kind !== 'csv' && f.kind !== 'arrow' && f.kind !== 'binary') throw bad('format.kind must be text, csv, arrow or binary');
+  if (f.kind !== 'text' && f.kind !== 'csv' && f.kind !== 'arrow' && f.kind !== 'binary' && f.kind !== 'parquet') throw bad('format.kind must be text, csv, arrow, binary or parquet');
+  if (f.compression !== undefined && (f.kind !== 'parquet' || (f.compression !== 'zstd' && f.compression !== 'snappy' && f.compression !== 'none'))) {
+    throw bad('format.compression must be zstd, snappy or none (parquet only)');
+  }
+  if (f.rowGroupBytes !== undefined && (f.kind !== 'parquet' || !Number.isSafeInteger(f.rowGroupBytes) || (f.rowGroupBytes as number) <= 0)) {
+    throw bad('format.rowGroupBytes must be a positive integer (parquet only)');
+  }
   optString(f.serverVersion, 'format.serverVersion', bad);
   for (const k of ['delimiter', 'quote', 'escape'] as const) {
     const v = f[k];

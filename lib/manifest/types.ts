@@ -32,6 +32,16 @@ export interface ArrowColumnSummary {
   demoted?: boolean;
 }
 
+/** The schema summary of one Parquet column, as recorded in the manifest. */
+export interface ParquetColumnSummary {
+  name: string;
+  pgType: string;
+  /** Parquet logical (or physical) type, e.g. `DECIMAL(12,2)`, `TIMESTAMP(MICROS,true)`, `LIST<INT(32,true)>`, `STRING`. */
+  parquetType: string;
+  /** Set when some object holds this column as text because a value did not fit the Parquet type. */
+  demoted?: boolean;
+}
+
 /** One stored object. */
 export interface ManifestObject {
   /** Key relative to the export prefix: `<table>_<node>_segment.<n>`. */
@@ -86,6 +96,11 @@ export interface ManifestTable {
    * its own schema; `demoted` marks a column some object holds as text (docs/formats.md).
    */
   arrow?: { schema: ArrowColumnSummary[] };
+  /**
+   * Parquet format: each column's PostgreSQL type and Parquet type. Every object's footer also
+   * carries the PostgreSQL types; `demoted` marks a column some object holds as text.
+   */
+  parquet?: { schema: ParquetColumnSummary[] };
 }
 
 /** The manifest: written last, it is the commit point of an export. */

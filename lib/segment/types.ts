@@ -1,4 +1,4 @@
-import type { ArrowColumnSummary } from '../manifest/types.js';
+import type { ArrowColumnSummary, ParquetColumnSummary } from '../manifest/types.js';
 import type { RowChunk } from '../pg/copy-out.js';
 import type { ObjectStore } from '../store/types.js';
 
@@ -49,6 +49,8 @@ export interface CopyRead {
 export interface FormatSummary {
   /** Arrow: each column's PostgreSQL and Arrow type. */
   arrow?: ArrowColumnSummary[];
+  /** Parquet: each column's PostgreSQL and Parquet type. */
+  parquet?: ParquetColumnSummary[];
 }
 
 /** Options every segment writer takes. */

@@ -7,7 +7,7 @@ import type { Readable } from 'node:stream';
 import { KeyEscapesRootError, ObjectMissingError, StorageError } from '../errors.js';
 import { partialKey } from '../manifest/keys.js';
 import { throwIfAborted } from '../util/pool.js';
-import type { ObjectInfo, ObjectStore, ObjectWriter } from './types.js';
+import type { ByteRange, ObjectInfo, ObjectStore, ObjectWriter } from './types.js';
 
 /**
  * A local directory as a store. Objects are files named by their keys; an upload is written
@@ -124,15 +124,19 @@ export class DirectoryStore implements ObjectStore {
     };
   }
 
-  async read(key: string, opts: { signal?: AbortSignal } = {}): Promise<Readable> {
+  async read(key: string, opts: { signal?: AbortSignal; range?: ByteRange } = {}): Promise<Readable> {
     const p = this.pathOf(key);
     try {
       await fsp.access(p);
     } catch {
       throw new ObjectMissingError(`object ${key} not found in ${this.url}`, { key });
     }
-    const o: { highWaterMark: number; signal?: AbortSignal } = { highWaterMark: 1 << 20 };
+    const o: { highWaterMark: number; signal?: AbortSignal; start?: number; end?: number } = { highWaterMark: 1 << 20 };
     if (opts.signal) o.signal = opts.signal;
+    if (opts.range) {
+      o.start = opts.range.start;
+      o.end = opts.range.end - 1; // inclusive
+    }
     return createReadStream(p, o);
   }
 

@@ -12,7 +12,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import { once } from 'node:events';
 import { BucketNotFoundError, ObjectMissingError, StorageError, registerSecret } from '../errors.js';
 import { throwIfAborted } from '../util/pool.js';
-import type { CopyOptions, ObjectInfo, ObjectStore, ObjectWriter } from './types.js';
+import type { ByteRange, CopyOptions, ObjectInfo, ObjectStore, ObjectWriter } from './types.js';
 
 /**
  * How to reach an S3-compatible service. Every field is optional: by default the AWS SDK's
@@ -320,11 +320,13 @@ export class S3Store implements ObjectStore {
     };
   }
 
-  async read(key: string, opts: { signal?: AbortSignal } = {}): Promise<Readable> {
+  async read(key: string, opts: { signal?: AbortSignal; range?: ByteRange } = {}): Promise<Readable> {
     try {
       const o: { abortSignal?: AbortSignal } = {};
       if (opts.signal) o.abortSignal = opts.signal;
-      const r = await this.#send<GetObjectCommandOutput>((sdk) => new sdk.GetObjectCommand({ Bucket: this.bucket, Key: this.#k(key) }), o);
+      // Only `bytes=a-b` ranges: s3rver answers `bytes=-N` with the first bytes (FACTS.md).
+      const range = opts.range ? { Range: `bytes=${opts.range.start}-${opts.range.end - 1}` } : {};
+      const r = await this.#send<GetObjectCommandOutput>((sdk) => new sdk.GetObjectCommand({ Bucket: this.bucket, Key: this.#k(key), ...range }), o);
       return r.Body as Readable;
     } catch (e) {
       if (isNotFound(e) && !isNoSuchBucket(e)) throw new ObjectMissingError(`object ${key} not found in ${this.url}`, { key, cause: e });

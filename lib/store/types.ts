@@ -30,6 +30,12 @@ export interface ObjectWriter {
  * Where segments and manifests go: an S3-compatible bucket prefix or a local directory.
  * Keys are relative to the root given when the store was opened.
  */
+/** A byte range of an object: [start, end), end > start. */
+export interface ByteRange {
+  start: number;
+  end: number;
+}
+
 export interface ObjectStore {
   /** Display form of the root, never with credentials: `s3://bucket/prefix` or `file:///dir`. */
   readonly url: string;
@@ -41,8 +47,11 @@ export interface ObjectStore {
    * {@link ObjectWriter.abort} (which the caller still calls).
    */
   createWriter(key: string, opts?: { signal?: AbortSignal }): ObjectWriter;
-  /** Stream an object (throws ObjectMissingError). */
-  read(key: string, opts?: { signal?: AbortSignal }): Promise<Readable>;
+  /**
+   * Stream an object (throws ObjectMissingError). `range`: only bytes [start, end) (Parquet
+   * footers); default: the whole object.
+   */
+  read(key: string, opts?: { signal?: AbortSignal; range?: ByteRange }): Promise<Readable>;
   /** Store a small object in one request (manifests, checkpoints). */
   putBytes(key: string, body: Buffer | string): Promise<void>;
   /** Read a small object whole, or undefined when it does not exist. */

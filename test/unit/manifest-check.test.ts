@@ -60,7 +60,8 @@ describe('checkManifest: a manifest is untrusted input', () => {
     expect(refused((m) => { m.tables[0].distribution.kind = 'sharded'; })).toMatch(/distribution/);
     expect(refused((m) => { m.tables[0].nodes[0].checksum.sum = '1e9'; })).toMatch(/sum/);
     expect(refused((m) => { m.tables[0].filter = "1=1) TO PROGRAM 'id' --"; })).toMatch(/filter/);
-    expect(refused((m) => { m.format.kind = 'parquet'; })).toMatch(/format\.kind/);
+    expect(refused((m) => { m.format.kind = 'orc'; })).toMatch(/format\.kind/);
+    expect(refused((m) => { m.format.compression = 'zstd'; })).toMatch(/format\.compression/);
     expect(refused((m) => { m.format.delimiter = ',,'; })).toMatch(/delimiter/);
   });
 });

@@ -1,0 +1,72 @@
+import { gunzipSync } from 'node:zlib';
+import { FormatError, InvalidOptionError } from '../../errors.js';
+import { snappyCompress, snappyDecompress } from './snappy.js';
+
+/** Compression of Parquet pages. `zstd` is the default. */
+export type ParquetCompression = 'zstd' | 'snappy' | 'none';
+
+/** Parquet's CompressionCodec enum (parquet.thrift). */
+export const CODEC = { UNCOMPRESSED: 0, SNAPPY: 1, GZIP: 2, LZO: 3, BROTLI: 4, LZ4: 5, ZSTD: 6, LZ4_RAW: 7 } as const;
+
+/** A page codec: the Parquet enum value and a synchronous compressor. */
+export interface PageCodec {
+  id: number;
+  compress(u8: Uint8Array): Uint8Array;
+}
+
+/** zstd level: 3 is the reference's default and what arrow-rs and DuckDB use. */
+const ZSTD_LEVEL = 3;
+
+type Zstd = typeof import('@bokuweb/zstd-wasm');
+let zstd: Promise<Zstd> | undefined;
+
+/** The zstd codec (WebAssembly), initialised once on first use. */
+function loadZstd(): Promise<Zstd> {
+  zstd ??= import('@bokuweb/zstd-wasm').then(async (m) => {
+    await m.init();
+    return m;
+  });
+  return zstd;
+}
+
+/** Check a compression name (CLI and options). */
+export function parseParquetCompression(s: string): ParquetCompression {
+  if (s === 'zstd' || s === 'snappy' || s === 'none') return s;
+  throw new InvalidOptionError(`unknown Parquet compression ${s}: use zstd, snappy or none`);
+}
+
+/** The codec of a compression name; zstd loads its WebAssembly module on first use. */
+export async function pageCodec(c: ParquetCompression = 'zstd'): Promise<PageCodec> {
+  switch (parseParquetCompression(c)) {
+    case 'none': return { id: CODEC.UNCOMPRESSED, compress: (u8) => u8 };
+    case 'snappy': return { id: CODEC.SNAPPY, compress: snappyCompress };
+    case 'zstd': {
+      const z = await loadZstd();
+      return { id: CODEC.ZSTD, compress: (u8) => z.compress(u8, ZSTD_LEVEL) };
+    }
+  }
+}
+
+/** A decompressor for a page of `codec` that must inflate to `size` bytes (codecs other writers use included). */
+export async function pageDecompressor(codec: number): Promise<(u8: Uint8Array, size: number) => Uint8Array> {
+  const checked = (f: (u8: Uint8Array, size: number) => Uint8Array) => (u8: Uint8Array, size: number): Uint8Array => {
+    let out: Uint8Array;
+    try {
+      out = f(u8, size);
+    } catch (e) {
+      throw new FormatError(`a Parquet page does not decompress: ${(e as Error).message}`, { cause: e });
+    }
+    if (out.length !== size) throw new FormatError(`a Parquet page decompresses to ${out.length} bytes, its header says ${size}`);
+    return out;
+  };
+  switch (codec) {
+    case CODEC.UNCOMPRESSED: return checked((u8) => u8);
+    case CODEC.SNAPPY: return checked((u8, size) => snappyDecompress(u8, size));
+    case CODEC.GZIP: return checked((u8, size) => gunzipSync(u8, { maxOutputLength: Math.max(1, size) }));
+    case CODEC.ZSTD: {
+      const z = await loadZstd();
+      return checked((u8, size) => z.decompress(u8, { defaultHeapSize: Math.max(size, 1024) }));
+    }
+    default: throw new FormatError(`Parquet compression codec ${codec} is not supported (zstd, snappy, gzip and none are)`);
+  }
+}

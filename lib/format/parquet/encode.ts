@@ -1,0 +1,544 @@
+import type { Data, RecordBatch } from 'apache-arrow';
+import { InternalError, ValueConversionError } from '../../errors.js';
+import type { ColumnSpec } from '../arrow/pgtypes.js';
+import type { PageCodec } from './codecs.js';
+import { isList, leafType, PT, type LeafType } from './schema.js';
+import { bin, encodeStruct, i32, i64, list, struct, type TStruct } from './thrift.js';
+
+/*
+ * Row groups of Parquet from Arrow record batches (built from COPY BINARY by
+ * lib/format/arrow/columns.ts). One column chunk per column (LIST: its element leaf), one
+ * data page per chunk, preceded by a dictionary page when the dictionary pays. Data pages
+ * are version 1: repetition levels, definition levels (both RLE/bit-packed hybrid with a
+ * 4-byte length), then the values (PLAIN, or RLE_DICTIONARY indices). Offsets are relative
+ * to the row group's start until the file places it (see {@link chunkMeta}).
+ */
+
+/** Parquet Encoding enum. */
+const ENC = { PLAIN: 0, RLE: 3, RLE_DICTIONARY: 8 } as const;
+/** PageType enum. */
+const PAGE = { DATA_PAGE: 0, DICTIONARY_PAGE: 2 } as const;
+
+/** Statistics bounds are written only up to this many bytes (a longer bound is left out). */
+const MAX_STAT_BYTES = 64;
+/** A dictionary is given up past this many bytes of distinct values. */
+const MAX_DICT_BYTES = 1 << 20;
+
+/** A growable byte buffer. */
+class Out {
+  u8: Uint8Array;
+  dv: DataView;
+  len = 0;
+  constructor(cap = 1024) {
+    this.u8 = new Uint8Array(cap);
+    this.dv = new DataView(this.u8.buffer);
+  }
+  room(n: number): number {
+    const need = this.len + n;
+    if (need > this.u8.length) {
+      let cap = this.u8.length * 2;
+      while (cap < need) cap *= 2;
+      const u8 = new Uint8Array(cap);
+      u8.set(this.u8.subarray(0, this.len));
+      this.u8 = u8;
+      this.dv = new DataView(u8.buffer);
+    }
+    return this.len;
+  }
+  byte(b: number): void {
+    this.room(1);
+    this.u8[this.len++] = b;
+  }
+  varint(v: number): void {
+    while (v >= 0x80) {
+      this.byte((v & 0x7f) | 0x80);
+      v = Math.floor(v / 128);
+    }
+    this.byte(v);
+  }
+  u32(v: number): void {
+    const p = this.room(4);
+    this.dv.setUint32(p, v, true);
+    this.len += 4;
+  }
+  bytes(src: Uint8Array, s = 0, e = src.length): void {
+    const n = e - s;
+    const p = this.room(n);
+    if (n <= 16) for (let k = 0; k < n; k++) this.u8[p + k] = src[s + k]!;
+    else this.u8.set(src.subarray(s, e), p);
+    this.len += n;
+  }
+  take(): Uint8Array {
+    return this.u8.subarray(0, this.len);
+  }
+}
+
+/**
+ * RLE/bit-packed hybrid (Parquet Encodings.md): runs of 8 or more equal values as RLE runs,
+ * the rest bit-packed in groups of 8, LSB first. The last group is padded with zeros;
+ * readers stop at the page's value count.
+ */
+export function encodeHybrid(out: Out, v: ArrayLike<number>, n: number, width: number): void {
+  const vb = (width + 7) >> 3;
+  let i = 0;
+  while (i < n) {
+    let run = 1;
+    while (i + run < n && v[i + run] === v[i]) run++;
+    if (run >= 8) {
+      out.varint(run * 2);
+      const x = v[i]!;
+      for (let k = 0; k < vb; k++) out.byte((x >>> (8 * k)) & 0xff);
+      i += run;
+      continue;
+    }
+    // Bit-packed groups until a run of 8 starts at a group boundary.
+    let j = i;
+    for (;;) {
+      j += 8;
+      if (j >= n) break;
+      let r = 1;
+      while (r < 8 && j + r < n && v[j + r] === v[j]) r++;
+      if (r >= 8) break;
+    }
+    const groups = Math.ceil((Math.min(j, n) - i) / 8);
+    out.varint(groups * 2 + 1);
+    const p = out.room(groups * width);
+    out.u8.fill(0, p, p + groups * width);
+    let bit = 0;
+    for (let k = i; k < i + groups * 8; k++) {
+      const x = k < n ? v[k]! : 0;
+      for (let b = 0; b < width; b++, bit++) if ((x >>> b) & 1) out.u8[p + (bit >> 3)]! |= 1 << (bit & 7);
+    }
+    out.len = p + groups * width;
+    i = Math.min(i + groups * 8, n);
+  }
+}
+
+function bitWidth(max: number): number {
+  let w = 0;
+  while (max >= 1 << w && w < 32) w++;
+  return Math.max(w, 1);
+}
+
+/** One leaf column of a row group, before encoding. */
+interface Leaf {
+  spec: ColumnSpec;
+  type: LeafType;
+  data: Data;
+  /** Slot range of `data` the row group covers. */
+  from: number;
+  to: number;
+  /** Definition levels (undefined: every level is maxDef), repetition levels (lists). */
+  def: Uint8Array | undefined;
+  rep: Uint8Array | undefined;
+  levels: number;
+  maxDef: number;
+  maxRep: number;
+  nulls: number;
+  path: string[];
+}
+
+function validAt(d: Data, i: number): boolean {
+  const bm = d.nullBitmap;
+  if (d.nullCount === 0 || !bm || bm.length === 0) return true;
+  return ((bm[i >> 3]! >> (i & 7)) & 1) === 1;
+}
+
+function leafOf(spec: ColumnSpec, d: Data, from: number, to: number): Leaf {
+  if (d.offset !== 0) throw new InternalError('Parquet encoder needs unsliced Arrow data');
+  if (!isList(spec)) {
+    const n = to - from;
+    let def: Uint8Array | undefined;
+    let nulls = 0;
+    if (d.nullCount > 0) {
+      def = new Uint8Array(n);
+      for (let i = 0; i < n; i++) {
+        if (validAt(d, from + i)) def[i] = 1;
+        else nulls++;
+      }
+    }
+    return { spec, type: leafType(spec), data: d, from, to, def, rep: undefined, levels: n, maxDef: 1, maxRep: 0, nulls, path: [spec.name] };
+  }
+  // 3-level LIST: def 0 = NULL array, 1 = empty, 2 = NULL element, 3 = element; rep 1 = same row.
+  const offs = d.valueOffsets as Int32Array;
+  const child = d.children[0]!;
+  if (child.offset !== 0) throw new InternalError('Parquet encoder needs unsliced Arrow data');
+  const cFrom = offs[from]!;
+  const cTo = offs[to]!;
+  const cap = (to - from) + (cTo - cFrom);
+  const def = new Uint8Array(cap);
+  const rep = new Uint8Array(cap);
+  let k = 0;
+  let nulls = 0;
+  for (let r = from; r < to; r++) {
+    if (!validAt(d, r)) { def[k++] = 0; nulls++; continue; }
+    const s = offs[r]!;
+    const e = offs[r + 1]!;
+    if (s === e) { def[k++] = 1; nulls++; continue; }
+    for (let j = s; j < e; j++) {
+      rep[k] = j === s ? 0 : 1;
+      if (validAt(child, j)) def[k] = 3;
+      else { def[k] = 2; nulls++; }
+      k++;
+    }
+  }
+  return {
+    spec: spec.elem!, type: leafType(spec.elem!), data: child, from: cFrom, to: cTo,
+    def: def.subarray(0, k), rep: rep.subarray(0, k), levels: k, maxDef: 3, maxRep: 1, nulls, path: [spec.name, 'list', 'element'],
+  };
+}
+
+/** The slots of a leaf that hold values, in order. */
+function presentSlots(l: Leaf): Int32Array | undefined {
+  if (l.data.nullCount === 0) return undefined;
+  const out = new Int32Array(l.to - l.from);
+  let n = 0;
+  for (let i = l.from; i < l.to; i++) if (validAt(l.data, i)) out[n++] = i;
+  return out.subarray(0, n);
+}
+
+function u8of(v: ArrayBufferView): Uint8Array {
+  return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+}
+
+/** PLAIN values of the given slots. */
+function plainValues(l: Leaf, slots: Int32Array | undefined, out: Out): number {
+  const d = l.data;
+  const t = l.type;
+  const count = slots ? slots.length : l.to - l.from;
+  const at = (k: number) => (slots ? slots[k]! : l.from + k);
+  if (t.physical === PT.BOOLEAN) {
+    const bits = d.values as Uint8Array;
+    const p = out.room((count + 7) >> 3);
+    out.u8.fill(0, p, p + ((count + 7) >> 3));
+    for (let k = 0; k < count; k++) {
+      const s = at(k);
+      if ((bits[s >> 3]! >> (s & 7)) & 1) out.u8[p + (k >> 3)]! |= 1 << (k & 7);
+    }
+    out.len = p + ((count + 7) >> 3);
+    return count;
+  }
+  if (t.arrowWidth === 0) {
+    const offs = d.valueOffsets as Int32Array;
+    const data = d.values as Uint8Array;
+    for (let k = 0; k < count; k++) {
+      const s = at(k);
+      const a = offs[s]!;
+      const b = offs[s + 1]!;
+      out.u32(b - a);
+      out.bytes(data, a, b);
+    }
+    return count;
+  }
+  const src = u8of(d.values as ArrayBufferView);
+  const aw = t.arrowWidth;
+  if (aw === 2) {
+    const i16 = d.values as Int16Array;
+    const p = out.room(4 * count);
+    for (let k = 0; k < count; k++) out.dv.setInt32(p + 4 * k, i16[at(k)]!, true);
+    out.len = p + 4 * count;
+    return count;
+  }
+  // Width written: 4/8 bytes for INT32/INT64/FLOAT/DOUBLE (a decimal's low bytes), the FLBA width.
+  const w = t.physical === PT.INT32 || t.physical === PT.FLOAT ? 4 : t.physical === PT.INT64 || t.physical === PT.DOUBLE ? 8 : t.width!;
+  const p = out.room(w * count);
+  const dst = out.u8;
+  if (t.order === 'signed-bytes') {
+    // Decimal128 little-endian → FIXED_LEN_BYTE_ARRAY big-endian of its low w bytes.
+    for (let k = 0; k < count; k++) {
+      const s = at(k) * 16;
+      const o = p + k * w;
+      for (let b = 0; b < w; b++) dst[o + b] = src[s + w - 1 - b]!;
+    }
+  } else if (!slots && aw === w) {
+    dst.set(src.subarray(l.from * w, l.to * w), p);
+  } else {
+    for (let k = 0; k < count; k++) {
+      const s = at(k) * aw;
+      const o = p + k * w;
+      for (let b = 0; b < w; b++) dst[o + b] = src[s + b]!;
+    }
+  }
+  out.len = p + w * count;
+  return count;
+}
+
+/** Min and max of PLAIN fixed-width values (physical order), as PLAIN bytes. */
+function fixedStats(t: LeafType, plain: Uint8Array, count: number): [Uint8Array, Uint8Array] | undefined {
+  if (count === 0) return undefined;
+  const dv = new DataView(plain.buffer, plain.byteOffset, plain.byteLength);
+  if (t.physical === PT.BOOLEAN) {
+    let any0 = false;
+    let any1 = false;
+    for (let k = 0; k < count; k++) ((plain[k >> 3]! >> (k & 7)) & 1 ? (any1 = true) : (any0 = true));
+    return [Uint8Array.of(any0 ? 0 : 1), Uint8Array.of(any1 ? 1 : 0)];
+  }
+  if (t.physical === PT.INT32) {
+    let mi = dv.getInt32(0, true);
+    let ma = mi;
+    for (let k = 1; k < count; k++) {
+      const x = dv.getInt32(4 * k, true);
+      if (x < mi) mi = x; else if (x > ma) ma = x;
+    }
+    return [le32(mi), le32(ma)];
+  }
+  if (t.physical === PT.INT64) {
+    let mk = 0;
+    let xk = 0;
+    const cmp = (a: number, b: number) => {
+      const ha = dv.getInt32(8 * a + 4, true);
+      const hb = dv.getInt32(8 * b + 4, true);
+      if (ha !== hb) return ha < hb ? -1 : 1;
+      const la = dv.getUint32(8 * a, true);
+      const lb = dv.getUint32(8 * b, true);
+      return la === lb ? 0 : la < lb ? -1 : 1;
+    };
+    for (let k = 1; k < count; k++) {
+      if (cmp(k, mk) < 0) mk = k;
+      else if (cmp(k, xk) > 0) xk = k;
+    }
+    return [plain.slice(8 * mk, 8 * mk + 8), plain.slice(8 * xk, 8 * xk + 8)];
+  }
+  if (t.physical === PT.FLOAT || t.physical === PT.DOUBLE) {
+    const w = t.physical === PT.FLOAT ? 4 : 8;
+    let mi = Infinity;
+    let ma = -Infinity;
+    let seen = false;
+    for (let k = 0; k < count; k++) {
+      const x = w === 4 ? dv.getFloat32(4 * k, true) : dv.getFloat64(8 * k, true);
+      if (Number.isNaN(x)) continue; // NaN is left out of bounds (parquet.thrift ColumnOrder)
+      seen = true;
+      if (x < mi) mi = x;
+      if (x > ma) ma = x;
+    }
+    if (!seen) return undefined;
+    // A zero bound is written as -0 (min) and +0 (max), as the format asks.
+    if (mi === 0) mi = -0;
+    if (ma === 0) ma = 0;
+    const b = new DataView(new ArrayBuffer(2 * w));
+    if (w === 4) { b.setFloat32(0, mi, true); b.setFloat32(4, ma, true); } else { b.setFloat64(0, mi, true); b.setFloat64(8, ma, true); }
+    const u = new Uint8Array(b.buffer);
+    return [u.slice(0, w), u.slice(w)];
+  }
+  // FIXED_LEN_BYTE_ARRAY: unsigned bytes, or signed big-endian (decimal).
+  const w = t.width!;
+  const signed = t.order === 'signed-bytes';
+  const cmp = (a: number, b: number): number => {
+    for (let i = 0; i < w; i++) {
+      let x = plain[a * w + i]!;
+      let y = plain[b * w + i]!;
+      if (i === 0 && signed) { x = (x << 24) >> 24; y = (y << 24) >> 24; }
+      if (x !== y) return x < y ? -1 : 1;
+    }
+    return 0;
+  };
+  let mk = 0;
+  let xk = 0;
+  for (let k = 1; k < count; k++) {
+    if (cmp(k, mk) < 0) mk = k;
+    else if (cmp(k, xk) > 0) xk = k;
+  }
+  return [plain.slice(mk * w, mk * w + w), plain.slice(xk * w, xk * w + w)];
+}
+
+function le32(x: number): Uint8Array {
+  const u = new Uint8Array(4);
+  new DataView(u.buffer).setInt32(0, x, true);
+  return u;
+}
+
+function cmpBytes(a: Uint8Array, as: number, ae: number, b: Uint8Array, bs: number, be: number): number {
+  const n = Math.min(ae - as, be - bs);
+  for (let i = 0; i < n; i++) {
+    const x = a[as + i]!;
+    const y = b[bs + i]!;
+    if (x !== y) return x < y ? -1 : 1;
+  }
+  return (ae - as) - (be - bs);
+}
+
+/** Min and max of byte-array slots (unsigned lexicographic), raw bytes. */
+function varStats(l: Leaf, slots: ArrayLike<number> | undefined, count: number): [Uint8Array, Uint8Array] | undefined {
+  if (count === 0) return undefined;
+  const offs = l.data.valueOffsets as Int32Array;
+  const data = l.data.values as Uint8Array;
+  const at = (k: number) => (slots ? slots[k]! : l.from + k);
+  let mi = at(0);
+  let ma = mi;
+  for (let k = 1; k < count; k++) {
+    const s = at(k);
+    if (cmpBytes(data, offs[s]!, offs[s + 1]!, data, offs[mi]!, offs[mi + 1]!) < 0) mi = s;
+    else if (cmpBytes(data, offs[s]!, offs[s + 1]!, data, offs[ma]!, offs[ma + 1]!) > 0) ma = s;
+  }
+  return [data.slice(offs[mi]!, offs[mi + 1]!), data.slice(offs[ma]!, offs[ma + 1]!)];
+}
+
+/**
+ * A dictionary of byte-array slots: distinct values in order of first appearance and each
+ * slot's index, or undefined when it does not pay (more than half the values distinct, or
+ * more than 1 MiB of distinct values).
+ */
+function dictionary(l: Leaf, slots: Int32Array | undefined, count: number): { ids: Uint32Array; firsts: Int32Array; n: number } | undefined {
+  if (count < 16) return undefined;
+  const offs = l.data.valueOffsets as Int32Array;
+  const data = l.data.values as Uint8Array;
+  let size = 64;
+  while (size < count) size <<= 1;
+  const table = new Int32Array(size).fill(-1); // → index into firsts
+  const firsts = new Int32Array(Math.floor(count / 2) + 1);
+  const ids = new Uint32Array(count);
+  let n = 0;
+  let bytes = 0;
+  for (let k = 0; k < count; k++) {
+    const s = slots ? slots[k]! : l.from + k;
+    const a = offs[s]!;
+    const b = offs[s + 1]!;
+    let h = 0x811c9dc5;
+    for (let i = a; i < b; i++) h = Math.imul(h ^ data[i]!, 0x01000193);
+    let pos = (h >>> 0) & (size - 1);
+    for (;;) {
+      const e = table[pos]!;
+      if (e < 0) {
+        if (n >= firsts.length) return undefined;
+        bytes += b - a + 4;
+        if (bytes > MAX_DICT_BYTES) return undefined;
+        firsts[n] = s;
+        table[pos] = n;
+        ids[k] = n++;
+        break;
+      }
+      const f = firsts[e]!;
+      if (cmpBytes(data, offs[f]!, offs[f + 1]!, data, a, b) === 0) {
+        ids[k] = e;
+        break;
+      }
+      pos = (pos + 1) & (size - 1);
+    }
+  }
+  return { ids, firsts: firsts.subarray(0, n), n };
+}
+
+/** One encoded column chunk: its pages (headers included) and what the footer says of it. */
+export interface EncodedChunk {
+  pages: Uint8Array[];
+  bytes: number;
+  /** Offset of the data page from the chunk's start (after a dictionary page). */
+  dataOffset: number;
+  hasDictionary: boolean;
+  uncompressed: number;
+  levels: number;
+  physical: number;
+  path: string[];
+  encodings: number[];
+  stats: TStruct;
+}
+
+/** One encoded row group: every chunk's bytes in order. */
+export interface EncodedRowGroup {
+  rows: number;
+  bytes: number;
+  /** Sum of the uncompressed page sizes (RowGroup.total_byte_size). */
+  uncompressed: number;
+  chunks: EncodedChunk[];
+}
+
+function page(header: TStruct, body: Uint8Array, codec: PageCodec): { head: Uint8Array; data: Uint8Array; uncompressed: number } {
+  const data = codec.compress(body);
+  if (body.length > 0x7fffffff || data.length > 0x7fffffff) throw new ValueConversionError('a Parquet page would exceed 2 GiB: lower the row group size');
+  const head = encodeStruct({ ...header, 2: i32(body.length), 3: i32(data.length) });
+  return { head, data, uncompressed: head.length + body.length };
+}
+
+function encodeLeaf(l: Leaf, codec: PageCodec): EncodedChunk {
+  const slots = presentSlots(l);
+  const count = slots ? slots.length : l.to - l.from;
+  const body = new Out(1024 + (l.to - l.from) * 4);
+  if (l.maxRep > 0) {
+    const lv = new Out(64);
+    encodeHybrid(lv, l.rep!, l.levels, 1);
+    body.u32(lv.len);
+    body.bytes(lv.take());
+  }
+  const lv = new Out(64);
+  if (l.def) encodeHybrid(lv, l.def, l.levels, bitWidth(l.maxDef));
+  else if (l.levels > 0) {
+    lv.varint(l.levels * 2);
+    lv.byte(l.maxDef);
+  }
+  body.u32(lv.len);
+  body.bytes(lv.take());
+
+  const stats: TStruct = { 3: i64(l.nulls) };
+  const pages: Uint8Array[] = [];
+  let uncompressed = 0;
+  let encodings: number[] = [ENC.PLAIN, ENC.RLE];
+  let bounds: [Uint8Array, Uint8Array] | undefined;
+  let dataEnc: number = ENC.PLAIN;
+  let dictBytes = 0;
+  const dict = l.type.arrowWidth === 0 ? dictionary(l, slots, count) : undefined;
+  if (dict) {
+    const dv = new Out(1024);
+    const dl = { ...l };
+    plainValues(dl, dict.firsts, dv);
+    const dp = page({ 1: i32(PAGE.DICTIONARY_PAGE), 7: struct({ 1: i32(dict.n), 2: i32(ENC.PLAIN) }) }, dv.take(), codec);
+    pages.push(dp.head, dp.data);
+    dictBytes = dp.head.length + dp.data.length;
+    uncompressed += dp.uncompressed;
+    const w = bitWidth(dict.n - 1);
+    body.byte(w);
+    encodeHybrid(body, dict.ids, count, w);
+    dataEnc = ENC.RLE_DICTIONARY;
+    encodings = [ENC.PLAIN, ENC.RLE, ENC.RLE_DICTIONARY];
+    bounds = varStats(l, dict.firsts, dict.n);
+  } else {
+    const start = body.len;
+    plainValues(l, slots, body);
+    bounds = l.type.arrowWidth === 0 ? varStats(l, slots, count) : fixedStats(l.type, body.u8.subarray(start, body.len), count);
+  }
+  if (bounds && bounds[0].length <= MAX_STAT_BYTES && bounds[1].length <= MAX_STAT_BYTES) {
+    stats[5] = bin(bounds[1]);
+    stats[6] = bin(bounds[0]);
+  }
+  const dp = page({
+    1: i32(PAGE.DATA_PAGE),
+    5: struct({ 1: i32(l.levels), 2: i32(dataEnc), 3: i32(ENC.RLE), 4: i32(ENC.RLE) }),
+  }, body.take(), codec);
+  pages.push(dp.head, dp.data);
+  uncompressed += dp.uncompressed;
+  const bytes = pages.reduce((a, p) => a + p.length, 0);
+  return {
+    pages, bytes, dataOffset: dictBytes, hasDictionary: dict !== undefined, uncompressed, levels: l.levels,
+    physical: l.type.physical, path: l.path, encodings, stats,
+  };
+}
+
+/** Encode rows [from, to) of a record batch built from `specs` as one row group. */
+export function encodeRowGroup(batch: RecordBatch, specs: ColumnSpec[], from: number, to: number, codec: PageCodec): EncodedRowGroup {
+  const chunks: EncodedChunk[] = [];
+  specs.forEach((s, i) => {
+    chunks.push(encodeLeaf(leafOf(s, batch.data.children[i]!, from, to), codec));
+  });
+  return {
+    rows: to - from,
+    bytes: chunks.reduce((a, c) => a + c.bytes, 0),
+    uncompressed: chunks.reduce((a, c) => a + c.uncompressed, 0),
+    chunks,
+  };
+}
+
+/** The footer's ColumnChunk of an encoded chunk placed at file offset `at`. */
+export function chunkMeta(c: EncodedChunk, at: number, codec: number): TStruct {
+  const meta: TStruct = {
+    1: i32(c.physical),
+    2: list('i32', c.encodings),
+    3: list('bin', c.path),
+    4: i32(codec),
+    5: i64(c.levels),
+    6: i64(c.uncompressed),
+    7: i64(c.bytes),
+    9: i64(at + c.dataOffset),
+    12: struct(c.stats),
+  };
+  if (c.hasDictionary) meta[11] = i64(at);
+  return { 2: i64(at), 3: struct(meta) };
+}

@@ -1,0 +1,383 @@
+import { makeData, RecordBatch, Struct, type Data } from 'apache-arrow';
+import { FormatError, SchemaMismatchError } from '../../errors.js';
+import type { ArrowCopySource, ArrowDecodeOptions } from '../arrow/decoder.js';
+import { openArrowObject } from '../arrow/api.js';
+import { IpcFileEncoder, type FileBlockLike } from '../arrow/ipc.js';
+import { arrayOidOf, arrowSchema, arrowType, columnSpec, isTextForm, OID, type ColumnSpec } from '../arrow/pgtypes.js';
+import { pageDecompressor } from './codecs.js';
+import { PARQUET_META, type ParquetColumnMeta } from './file.js';
+import { decodeChunk, footerLength, parseFooter, type DecodedColumn, type ParquetFileMeta, type ParquetLeaf } from './reader.js';
+import { decimalBytes, leafType, parquetSpec, PT } from './schema.js';
+import type { RStruct } from './thrift.js';
+
+/*
+ * Parquet objects into COPY input. The footer is read first (two ranged reads of the tail);
+ * then the object is streamed front to back once (so a SHA-256 taken on the way covers every
+ * byte) and each row group, when its bytes have arrived, is decoded into Arrow columns of the
+ * PostgreSQL types and handed to the Arrow import path (lib/format/arrow/decoder.ts), which
+ * writes COPY BINARY (or TEXT when a column holds text forms). Memory: the footer, one row
+ * group's bytes, its decoded columns and Arrow batch, and one output chunk.
+ */
+
+/** How a Parquet object is read: its size, a ranged read, and one full stream. */
+export interface ParquetObjectSource {
+  size: number;
+  /** Bytes [start, end) of the object. */
+  range(start: number, end: number): Promise<Uint8Array>;
+  /** The whole object, front to back. */
+  stream(): AsyncIterable<Uint8Array>;
+}
+
+/** Options of {@link openParquetObject}. */
+export interface ParquetOpenOptions extends ArrowDecodeOptions {
+  /**
+   * Column types to read a file without segferry's metadata with (a bare import of Parquet
+   * written by another tool): derived from the Parquet types when absent.
+   */
+  foreign?: boolean;
+}
+
+/** Read and check the footer of a Parquet object. */
+export async function readParquetFooter(src: Pick<ParquetObjectSource, 'size' | 'range'>): Promise<ParquetFileMeta> {
+  const n = footerLength(await src.range(src.size - 8, src.size), src.size);
+  return parseFooter(await src.range(src.size - 8 - n, src.size - 8), src.size);
+}
+
+function parseColumnsMeta(s: string, leaves: ParquetLeaf[]): ParquetColumnMeta[] {
+  let v: unknown;
+  try { v = JSON.parse(s); } catch { throw new FormatError(`Parquet metadata ${PARQUET_META.columns} is not JSON`); }
+  if (!Array.isArray(v) || v.length !== leaves.length) throw new FormatError(`Parquet metadata ${PARQUET_META.columns} does not list every column`);
+  return v.map((c: unknown, i) => {
+    const o = c as Record<string, unknown>;
+    if (typeof o !== 'object' || o === null || o.name !== leaves[i]!.name || typeof o.pgType !== 'string' ||
+      !Number.isSafeInteger(o.oid) || (o.oid as number) < 0 || !Number.isSafeInteger(o.typmod) || (o.text !== undefined && o.text !== true)) {
+      throw new FormatError(`Parquet metadata ${PARQUET_META.columns} entry ${i} is malformed`);
+    }
+    return o as unknown as ParquetColumnMeta;
+  });
+}
+
+/** Logical type struct of a leaf (field 10), if any: [union field id, its struct]. */
+function logical(el: RStruct): [number, RStruct] | undefined {
+  const lt = el.get(10);
+  if (!(lt instanceof Map)) return undefined;
+  for (const [k, v] of lt) if (v instanceof Map) return [k, v];
+  return undefined;
+}
+
+/** The PostgreSQL type a Parquet leaf of another writer is read as. */
+function foreignScalar(l: ParquetLeaf): { oid: number; typmod: number; pgType: string } {
+  const lt = logical(l.element);
+  const ct = typeof l.element.get(6) === 'number' ? (l.element.get(6) as number) : -1;
+  const scale = typeof l.element.get(7) === 'number' ? (l.element.get(7) as number) : 0;
+  const precision = typeof l.element.get(8) === 'number' ? (l.element.get(8) as number) : 0;
+  const dec = lt?.[0] === 5 || ct === 5;
+  if (dec) {
+    const p = lt?.[0] === 5 ? Number(lt[1].get(2)) : precision;
+    const s = lt?.[0] === 5 ? Number(lt[1].get(1)) : scale;
+    if (p >= 1 && p <= 38 && s >= 0 && s <= p) return { oid: OID.numeric, typmod: ((p << 16) | s) + 4, pgType: `numeric(${p},${s})` };
+  }
+  const unsupported = () => { throw new FormatError(`Parquet column ${l.name}: its type cannot be imported (physical ${l.physical}, logical ${lt?.[0] ?? 'none'})`); };
+  switch (l.physical) {
+    case PT.BOOLEAN: return { oid: OID.bool, typmod: -1, pgType: 'boolean' };
+    case PT.INT32:
+      if (lt?.[0] === 6 || ct === 6) return { oid: OID.date, typmod: -1, pgType: 'date' };
+      if (lt?.[0] === 10 && (lt[1].get(2) === false)) return unsupported(); // unsigned
+      if (ct >= 11 && ct <= 14) return unsupported();
+      if ((lt?.[0] === 10 && Number(lt[1].get(1)) <= 16) || ct === 15 || ct === 16) return { oid: OID.int2, typmod: -1, pgType: 'smallint' };
+      if (lt?.[0] === 7 || ct === 7) return unsupported(); // TIME(MILLIS) as int32
+      return { oid: OID.int4, typmod: -1, pgType: 'integer' };
+    case PT.INT64:
+      if (lt?.[0] === 8) return lt[1].get(1) === true ? { oid: OID.timestamptz, typmod: -1, pgType: 'timestamp with time zone' } : { oid: OID.timestamp, typmod: -1, pgType: 'timestamp without time zone' };
+      if (ct === 9 || ct === 10) return { oid: OID.timestamptz, typmod: -1, pgType: 'timestamp with time zone' };
+      if (lt?.[0] === 7 || ct === 8) return { oid: OID.time, typmod: -1, pgType: 'time without time zone' };
+      if (lt?.[0] === 10 && lt[1].get(2) === false) return unsupported();
+      return { oid: OID.int8, typmod: -1, pgType: 'bigint' };
+    case PT.FLOAT: return { oid: OID.float4, typmod: -1, pgType: 'real' };
+    case PT.DOUBLE: return { oid: OID.float8, typmod: -1, pgType: 'double precision' };
+    case PT.BYTE_ARRAY:
+      if (lt?.[0] === 12 || ct === 19) return { oid: OID.json, typmod: -1, pgType: 'json' };
+      if (lt?.[0] === 1 || lt?.[0] === 4 || ct === 0 || ct === 4) return { oid: OID.text, typmod: -1, pgType: 'text' };
+      return { oid: OID.bytea, typmod: -1, pgType: 'bytea' };
+    case PT.FIXED_LEN_BYTE_ARRAY:
+      if ((lt?.[0] === 14) && l.typeLength === 16) return { oid: OID.uuid, typmod: -1, pgType: 'uuid' };
+      return { oid: OID.bytea, typmod: -1, pgType: 'bytea' };
+    default: return unsupported();
+  }
+}
+
+function foreignSpec(l: ParquetLeaf): ColumnSpec {
+  const s = foreignScalar(l);
+  if (!l.list) return columnSpec({ name: l.name, ...s });
+  const arr = arrayOidOf(s.oid);
+  if (arr === undefined) throw new FormatError(`Parquet column ${l.name}: a list of ${s.pgType} cannot be imported`);
+  return columnSpec({ name: l.name, pgType: `${s.pgType}[]`, oid: arr, typmod: s.typmod });
+}
+
+/** Microseconds per unit of a foreign INT64 time value (MILLIS: ×1000; NANOS: ÷1000). */
+function timeScale(l: ParquetLeaf): number {
+  const lt = logical(l.element);
+  if (lt && (lt[0] === 8 || lt[0] === 7)) {
+    const unit = lt[1].get(2);
+    if (unit instanceof Map) {
+      if (unit.has(1)) return 1000;
+      if (unit.has(3)) return -1000;
+    }
+    return 1;
+  }
+  return l.element.get(6) === 9 ? 1000 : 1;
+}
+
+/** The specs of a file: segferry's metadata when present (own objects), else from the Parquet types. */
+export function parquetSpecs(meta: ParquetFileMeta, foreign: boolean): ColumnSpec[] {
+  const cm = meta.kv.get(PARQUET_META.columns);
+  if (cm === undefined || foreign) {
+    if (!foreign) throw new SchemaMismatchError(`Parquet object lacks segferry's ${PARQUET_META.columns} metadata: import it as bare objects`);
+    return meta.leaves.map(foreignSpec);
+  }
+  const cols = parseColumnsMeta(cm, meta.leaves);
+  return cols.map((c, i) => {
+    const leaf = meta.leaves[i]!;
+    const s = parquetSpec(columnSpec({ name: c.name, pgType: c.pgType, oid: c.oid, typmod: c.typmod }));
+    if (s.kind === 'list' && !leaf.list) s.demoted = true;
+    else if (c.text && s.kind !== 'list' && !isTextForm(s)) s.demoted = true;
+    // The file must hold what the spec says.
+    const want = s.kind === 'list' && !s.demoted ? leafType(s.elem!) : leafType(s);
+    if (leaf.list !== (s.kind === 'list' && !s.demoted) || leaf.physical !== want.physical || (want.width !== undefined && leaf.typeLength !== want.width)) {
+      throw new SchemaMismatchError(`Parquet column ${c.name} does not have the layout of ${c.pgType}`);
+    }
+    return s;
+  });
+}
+
+/** The import-side spec of a column: a list of text elements is loaded as one array literal. */
+function importSpec(s: ColumnSpec): ColumnSpec {
+  if (s.kind === 'list' && !s.demoted && s.elem!.demoted) return { ...s, demoted: true };
+  return s;
+}
+
+function bitmapOf(valid: Uint8Array, n: number): { bitmap: Uint8Array | undefined; nulls: number } {
+  let nulls = 0;
+  for (let i = 0; i < n; i++) if (!valid[i]) nulls++;
+  if (nulls === 0) return { bitmap: undefined, nulls };
+  const bm = new Uint8Array((n + 7) >> 3);
+  for (let i = 0; i < n; i++) if (valid[i]) bm[i >> 3]! |= 1 << (i & 7);
+  return { bitmap: bm, nulls };
+}
+
+/** Arrow data of `n` slots of a scalar spec from present values in slot order (`valid[i]` = slot has a value). */
+function scalarData(s: ColumnSpec, l: ParquetLeaf, col: DecodedColumn, vFrom: number, valid: Uint8Array, n: number): Data {
+  const type = arrowType(s);
+  const { bitmap, nulls } = bitmapOf(valid, n);
+  const base = { type, length: n, nullCount: nulls, nullBitmap: bitmap };
+  if (isTextForm(s) || s.kind === 'text' || s.kind === 'jsonb' || s.kind === 'bytea') {
+    if (!col.offsets) throw new SchemaMismatchError(`Parquet column ${s.name} is not a byte array`);
+    const offs = new Int32Array(n + 1);
+    const a0 = col.offsets[vFrom]!;
+    let v = vFrom;
+    for (let i = 0; i < n; i++) {
+      if (valid[i]) v++;
+      offs[i + 1] = col.offsets[v]! - a0;
+    }
+    return makeData({ ...base, valueOffsets: offs, data: col.data!.subarray(a0, col.offsets[v]!) } as never);
+  }
+  const fx = col.fixed!;
+  const dv = new DataView(fx.buffer, fx.byteOffset, fx.byteLength);
+  let v = vFrom;
+  switch (s.kind) {
+    case 'bool': {
+      const bits = new Uint8Array((n + 7) >> 3);
+      for (let i = 0; i < n; i++) if (valid[i] && fx[v++]) bits[i >> 3]! |= 1 << (i & 7);
+      return makeData({ ...base, data: bits } as never);
+    }
+    case 'int2': case 'int4': case 'date': case 'float4': {
+      const out = s.kind === 'int2' ? new Int16Array(n) : s.kind === 'float4' ? new Float32Array(n) : new Int32Array(n);
+      for (let i = 0; i < n; i++) {
+        if (!valid[i]) continue;
+        const x = s.kind === 'float4' ? dv.getFloat32(4 * v, true) : dv.getInt32(4 * v, true);
+        if (s.kind === 'int2' && (x < -32768 || x > 32767)) throw new FormatError(`Parquet column ${s.name}: ${x} does not fit smallint`);
+        out[i] = x;
+        v++;
+      }
+      return makeData({ ...base, data: out } as never);
+    }
+    case 'int8': case 'float8': case 'timestamp': case 'timestamptz': case 'time': {
+      const out = new Uint8Array(8 * n);
+      const scale = s.kind === 'timestamp' || s.kind === 'timestamptz' || s.kind === 'time' ? timeScale(l) : 1;
+      const odv = new DataView(out.buffer);
+      for (let i = 0; i < n; i++) {
+        if (!valid[i]) continue;
+        if (scale === 1) out.set(fx.subarray(8 * v, 8 * v + 8), 8 * i);
+        else {
+          let x = dv.getBigInt64(8 * v, true);
+          if (scale > 0) x *= BigInt(scale);
+          else {
+            if (x % 1000n !== 0n) throw new FormatError(`Parquet column ${s.name}: a nanosecond value has no exact microsecond form`);
+            x /= 1000n;
+          }
+          odv.setBigInt64(8 * i, x, true);
+        }
+        v++;
+      }
+      const typed = s.kind === 'float8' ? new Float64Array(out.buffer) : new BigInt64Array(out.buffer);
+      return makeData({ ...base, data: typed } as never);
+    }
+    case 'decimal': {
+      const out = new Uint8Array(16 * n);
+      const w = l.physical === PT.INT32 ? 4 : l.physical === PT.INT64 ? 8 : l.typeLength;
+      if (w > 16) throw new FormatError(`Parquet column ${s.name}: a decimal wider than 16 bytes`);
+      for (let i = 0; i < n; i++) {
+        if (!valid[i]) continue;
+        const o = 16 * i;
+        if (l.physical === PT.FIXED_LEN_BYTE_ARRAY) {
+          // big-endian two's complement → little-endian, sign-extended.
+          for (let b = 0; b < w; b++) out[o + b] = fx[v * w + w - 1 - b]!;
+          const neg = (fx[v * w]! & 0x80) !== 0;
+          out.fill(neg ? 0xff : 0, o + w, o + 16);
+        } else {
+          out.set(fx.subarray(v * w, v * w + w), o);
+          out.fill((fx[v * w + w - 1]! & 0x80) ? 0xff : 0, o + w, o + 16);
+        }
+        v++;
+      }
+      return makeData({ ...base, data: new Uint32Array(out.buffer) } as never);
+    }
+    case 'uuid': {
+      const out = new Uint8Array(16 * n);
+      for (let i = 0; i < n; i++) if (valid[i]) { out.set(fx.subarray(16 * v, 16 * v + 16), 16 * i); v++; }
+      return makeData({ ...base, data: out } as never);
+    }
+    default:
+      throw new SchemaMismatchError(`Parquet column ${s.name}: type ${s.pgType} cannot be read back`);
+  }
+}
+
+const utf8 = new TextDecoder();
+const enc = new TextEncoder();
+
+/** One column's Arrow data for a row group. */
+function columnData(spec: ColumnSpec, is: ColumnSpec, l: ParquetLeaf, col: DecodedColumn, rows: number): Data {
+  if (!l.list) {
+    const valid = new Uint8Array(rows);
+    if (col.def) for (let i = 0; i < rows; i++) valid[i] = col.def[i] === l.maxDef ? 1 : 0;
+    else valid.fill(1);
+    if (col.levels !== rows) throw new FormatError(`Parquet column ${l.name} has ${col.levels} values for ${rows} rows`);
+    return scalarData(is, l, col, 0, valid, rows);
+  }
+  // LIST levels → list offsets, list validity, element validity.
+  const def = col.def!;
+  const rep = col.rep!;
+  const listValid = new Uint8Array(rows);
+  const offsets = new Int32Array(rows + 1);
+  const elemValid = new Uint8Array(col.levels);
+  let r = -1;
+  let e = 0;
+  for (let k = 0; k < col.levels; k++) {
+    if (rep[k] === 0) {
+      r++;
+      if (r >= rows) throw new FormatError(`Parquet column ${l.name} has more lists than rows`);
+      offsets[r] = e;
+      listValid[r] = def[k]! >= l.topDef ? 1 : 0;
+      if (def[k]! <= l.topDef) { offsets[r + 1] = e; continue; }
+    } else if (r < 0 || def[k]! <= l.topDef) throw new FormatError(`Parquet column ${l.name} has malformed list levels`);
+    elemValid[e++] = def[k] === l.maxDef ? 1 : 0;
+    offsets[r + 1] = e;
+  }
+  if (r !== rows - 1) throw new FormatError(`Parquet column ${l.name} has ${r + 1} lists for ${rows} rows`);
+  if (is.demoted) {
+    // Elements held as text (interval): the whole array as its PostgreSQL literal.
+    const texts: (string | null)[] = [];
+    let v = 0;
+    for (let k = 0; k < e; k++) texts.push(elemValid[k] ? utf8.decode(col.data!.subarray(col.offsets![v]!, col.offsets![++v]!)) : null);
+    const valid = listValid;
+    const offs = new Int32Array(rows + 1);
+    const parts: Uint8Array[] = [];
+    let at = 0;
+    for (let i = 0; i < rows; i++) {
+      if (valid[i]) {
+        const items = texts.slice(offsets[i]!, offsets[i + 1]!).map((t) => (t === null ? 'NULL' : `"${t.replace(/[\\"]/g, '\\$&')}"`));
+        const b = enc.encode(`{${items.join(',')}}`);
+        parts.push(b);
+        at += b.length;
+      }
+      offs[i + 1] = at;
+    }
+    const data = new Uint8Array(at);
+    let p = 0;
+    for (const b of parts) { data.set(b, p); p += b.length; }
+    const { bitmap, nulls } = bitmapOf(valid, rows);
+    return makeData({ type: arrowType(is), length: rows, nullCount: nulls, nullBitmap: bitmap, valueOffsets: offs, data } as never);
+  }
+  const child = scalarData(spec.elem!, l, col, 0, elemValid, e);
+  const { bitmap, nulls } = bitmapOf(listValid, rows);
+  return makeData({ type: arrowType(is), length: rows, nullCount: nulls, nullBitmap: bitmap, valueOffsets: offsets, child } as never);
+}
+
+/** Bytes of an object stream taken range by range, in order (bytes before a range are dropped). */
+class Cursor {
+  #it: AsyncIterator<Uint8Array>;
+  #bufs: Uint8Array[] = [];
+  #start = 0; // file offset of #bufs[0][0]
+  #len = 0;
+  constructor(src: AsyncIterable<Uint8Array>) {
+    this.#it = src[Symbol.asyncIterator]();
+  }
+  async take(start: number, end: number): Promise<Uint8Array> {
+    while (this.#start + this.#len < end) {
+      const r = await this.#it.next();
+      if (r.done) throw new FormatError('Parquet object is shorter than its footer says');
+      this.#bufs.push(r.value);
+      this.#len += r.value.length;
+    }
+    const all = this.#bufs.length === 1 ? this.#bufs[0]! : Buffer.concat(this.#bufs);
+    const out = all.slice(start - this.#start, end - this.#start);
+    const rest = all.subarray(end - this.#start);
+    this.#bufs = rest.length > 0 ? [rest] : [];
+    this.#start = end;
+    this.#len = rest.length;
+    return out;
+  }
+  async drain(): Promise<void> {
+    for (;;) if ((await this.#it.next()).done) return;
+  }
+}
+
+/**
+ * Open a Parquet object for COPY FROM: reads the footer, then streams the object once,
+ * decoding row group by row group. `columns`, `copyOptions` and `chunks()` as for Arrow objects.
+ */
+export async function openParquetObject(src: ParquetObjectSource, opts: ParquetOpenOptions = {}): Promise<ArrowCopySource & { meta: ParquetFileMeta }> {
+  const meta = await readParquetFooter(src);
+  const specs = parquetSpecs(meta, opts.foreign === true);
+  const isSpecs = specs.map(importSpec);
+  const schema = arrowSchema(isSpecs);
+  const decompressors = new Map<number, (u8: Uint8Array, size: number) => Uint8Array>();
+  for (const g of meta.groups) for (const c of g.chunks) if (!decompressors.has(c.codec)) decompressors.set(c.codec, await pageDecompressor(c.codec));
+  const ipc = new IpcFileEncoder(schema, null);
+  async function* ipcBytes(): AsyncGenerator<Uint8Array> {
+    const cur = new Cursor(src.stream());
+    yield* ipc.header.chunks;
+    let at = ipc.header.bytes;
+    const blocks: FileBlockLike[] = [];
+    for (const g of meta.groups) {
+      const buf = await cur.take(g.start, g.end);
+      const children = meta.leaves.map((l, i) => {
+        const c = g.chunks[i]!;
+        const col = decodeChunk(l, c, buf, g.start, decompressors.get(c.codec)!);
+        return columnData(specs[i]!, isSpecs[i]!, l, col, g.rows);
+      });
+      if (g.rows === 0) continue;
+      const batch = new RecordBatch(schema, makeData({ type: new Struct(schema.fields), length: g.rows, nullCount: 0, children }));
+      const e = ipc.batch(batch);
+      blocks.push({ offset: at, metaDataLength: e.metaDataLength, bodyLength: e.bodyLength });
+      at += e.bytes;
+      yield* e.chunks;
+    }
+    await cur.drain(); // the rest (footer): the caller's hash covers every byte
+    yield* ipc.footer(blocks).chunks;
+  }
+  const source = await openArrowObject(ipcBytes(), opts);
+  return Object.assign(source, { meta });
+}
+
+export { decimalBytes };
