@@ -46,7 +46,8 @@ export type ErrorCode =
   | 'ERR_DDL_UNSUPPORTED'
   | 'ERR_DDL_REFUSED'
   | 'ERR_DDL_CONFLICT'
-  | 'ERR_PLAN_INCOMPLETE';
+  | 'ERR_PLAN_INCOMPLETE'
+  | 'ERR_DECOMPRESS';
 
 /** Fields shared by every segferry error. */
 export interface ErrorContext {
@@ -500,4 +501,15 @@ export class DdlConflictError extends SegferryError {
  */
 export class PlanIncompleteError extends SegferryError {
   constructor(message: string, ctx?: ErrorContext) { super('ERR_PLAN_INCOMPLETE', message, ctx); }
+}
+
+// --- Compressed objects (issue 16) -----------------------------------------------------------
+
+/**
+ * A compressed object (`--compress gzip|zstd`) is not a valid stream of its codec: corrupt,
+ * truncated, or a zstd frame larger than the one-frame memory bound (lib/format/zstd.ts). The
+ * message names the object; nothing of it was loaded.
+ */
+export class DecompressError extends SegferryError {
+  constructor(message: string, ctx?: ErrorContext) { super('ERR_DECOMPRESS', message, ctx); }
 }
