@@ -52,9 +52,12 @@ export {
   BinaryTypeMismatchError,
   PgDumpError, DdlUnsupportedError, DdlRefusedError, DdlConflictError,
   PlanIncompleteError,
+  DecompressError,
 } from './errors.js';
 export type { ErrorCode, ErrorContext } from './errors.js';
 export { VERSION } from './version.js';
 export { openArrowObject, arrowCopyFromSQL } from './format/arrow/api.js';
+export { decompressChunks } from './format/compress.js';
+export type { Compression, CompressionOption, DecompressOptions } from './format/compress.js';
 export type { ArrowCopySource, ArrowCopyFormat, ArrowDecodeOptions } from './format/arrow/decoder.js';
 export type { ArrowColumnSummary, ArrowCompression } from './format/arrow/segment-writer.js';

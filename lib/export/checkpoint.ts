@@ -58,6 +58,8 @@ export function planDigest(plan: ExportPlan): string {
     filter: plan.filter,
     settings: plan.sessionSettings,
     checksums: plan.checksums,
+    // Only when set, so that digests of plans without them stay as they were.
+    ...(plan.compression ? { compression: plan.compression } : {}),
     tables: plan.tables.map((t) => ({
       table: displayName(t.table),
       objectName: t.objectName,

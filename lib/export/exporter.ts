@@ -106,6 +106,7 @@ export async function exportNode(
       const onStored = (s: StoredSegment) => {
         const o: ManifestObject = { key: s.key, table: current, node, segment: num(s.segment), bytes: s.bytes, rows: s.rows, sha256: s.sha256 };
         if (s.sources) o.shards = s.sources;
+        if (s.compression) o.compression = s.compression;
         objects.push(o);
         emit({ type: 'segment', node, table: current, key: s.key, segment: o.segment, bytes: s.bytes, rows: s.rows });
       };

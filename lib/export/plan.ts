@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { FormatError, InvalidOptionError, fromDatabaseError } from '../errors.js';
+import { parseCompression, type Compression, type CompressionOption } from '../format/compress.js';
 import { normalizeFormat, type FormatKind, type FormatOptions } from '../format/options.js';
 import { SESSION_SETTINGS, closeQuietly, connect, type NodeEndpoint } from '../pg/conn.js';
 import { checkFilter } from '../pg/filter.js';
@@ -43,8 +44,14 @@ export interface PlanOptions {
   excludeTables?: string[];
   /** Format: `text` (default), `csv`, `arrow`, or options. */
   format?: FormatKind | (Partial<FormatOptions> & { kind: FormatKind });
-  /** Maximum bytes per object (default 1 GiB). Objects never split a row. */
+  /** Maximum bytes per object (default 1 GiB), as stored (after compression). Objects never split a row. */
   segmentSize?: number;
+  /**
+   * Compress TEXT, CSV and BINARY objects: `gzip`, `zstd` or `none` (default). Each object is a
+   * complete stream of its codec that decompresses alone (docs/formats.md); the segment size caps
+   * the compressed bytes. Arrow objects: ERR_INVALID_OPTION.
+   */
+  compress?: CompressionOption;
   /** Columns to export, in this order (default: all). */
   columns?: string[];
   /**
@@ -88,6 +95,8 @@ export interface ExportPlan {
   nodes: PlanNode[];
   tables: TablePlan[];
   format: FormatOptions;
+  /** Codec of the objects (absent: not compressed). */
+  compression?: Compression;
   segmentSize: number;
   filter: string | null;
   sessionSettings: Record<string, string>;
@@ -137,6 +146,10 @@ async function addGenerated(tables: TablePlan[], coordinator: NodeEndpoint | und
 export async function planExport(opts: PlanOptions): Promise<ExportPlan> {
   const format = normalizeFormat(typeof opts.format === 'string' ? { kind: opts.format } : opts.format ?? {});
   const segmentSize = opts.segmentSize ?? DEFAULT_SEGMENT_SIZE;
+  const compression = parseCompression(opts.compress);
+  if (compression && format.kind === 'arrow') {
+    throw new InvalidOptionError('--compress applies to text, csv and binary objects; Arrow objects are IPC files that readers open directly');
+  }
   if (!Number.isSafeInteger(segmentSize) || segmentSize < 1024 || segmentSize > 5 * 1024 ** 4) {
     throw new InvalidOptionError(`segment size ${segmentSize} is out of range (1 KiB to 5 TiB, default 1 GiB)`);
   }
@@ -212,6 +225,7 @@ export async function planExport(opts: PlanOptions): Promise<ExportPlan> {
     checksums: opts.checksums ?? true,
   };
   if (d.coordinator) plan.coordinator = d.coordinator;
+  if (compression) plan.compression = compression;
   return plan;
 }
 

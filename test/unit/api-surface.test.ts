@@ -38,6 +38,9 @@ const EXPECTED = [
   'BinaryTypeMismatchError',
   'PgDumpError', 'DdlUnsupportedError', 'DdlRefusedError', 'DdlConflictError',
   'PlanIncompleteError',
+  'DecompressError',
+  // compressed objects
+  'decompressChunks',
 ].sort();
 
 describe('public API surface', () => {
