@@ -84,6 +84,7 @@ const EXPORT_FLAGS = {
   format: { type: 'string', short: 'f' },
   'segment-size': { type: 'string' },
   compress: { type: 'string' },
+  extension: { type: 'boolean' },
   columns: { type: 'string' },
   where: { type: 'string' },
   replicated: { type: 'string', multiple: true },
@@ -132,6 +133,8 @@ Options:
                            as stored: after compression
       --compress C         gzip, zstd or none (default): text, csv and binary objects stored
                            compressed, each a whole stream that gzip -dc / zstd -dc reads alone
+      --extension          object keys end with the format's extension: .txt .csv .bin .arrow,
+                           then .gz / .zst (orders_dn1_segment.0.csv.gz); default: none
       --columns a,b        export only these columns, in this order
       --where SQL          filter applied on every node (trusted SQL, never user input)
       --replicated NAME    treat NAME as replicated: exported from one node (repeatable)
@@ -273,6 +276,7 @@ async function cmdExport(argv: string[], dryRunCommand: boolean, reporter: () =>
   if (topology !== undefined) opts.topology = topology;
   if (v['segment-size']) opts.segmentSize = parseSize(v['segment-size'], '--segment-size');
   if (v.compress !== undefined) opts.compress = parseCompression(v.compress) ?? 'none';
+  if (v.extension) opts.extension = true;
   if (v.columns) opts.columns = v.columns.split(',').map((c) => c.trim()).filter(Boolean);
   if (v.where !== undefined) opts.where = v.where;
   if (v.replicated) opts.replicated = v.replicated;

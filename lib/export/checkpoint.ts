@@ -60,6 +60,7 @@ export function planDigest(plan: ExportPlan): string {
     checksums: plan.checksums,
     // Only when set, so that digests of plans without them stay as they were.
     ...(plan.compression ? { compression: plan.compression } : {}),
+    ...(plan.extension ? { extension: true } : {}),
     tables: plan.tables.map((t) => ({
       table: displayName(t.table),
       objectName: t.objectName,

@@ -13,7 +13,7 @@ import type { ObjectStore } from '../store/types.js';
 import { throwIfAborted } from '../util/pool.js';
 import { addRowHashSums, RowHasher, ROW_HASH_ALGORITHM } from '../format/row-hash.js';
 import { exportFormat } from './formats.js';
-import type { ExportPlan } from './plan.js';
+import { planExtension, type ExportPlan } from './plan.js';
 import type { ExportUnit, NodeWork, UnitResult } from './units.js';
 
 // One data node's exporter, apart from the orchestration in export.ts so that it can run in
@@ -92,6 +92,7 @@ export async function exportNode(
     if (snapshot !== undefined) await client.query(`SET TRANSACTION SNAPSHOT ${quoteLiteral(checkSnapshotId(snapshot))}`).catch((e) => { throw fail(e, 'set snapshot'); });
     await applySettings(client, plan.sessionSettings).catch((e) => { throw fail(e, 'set session'); });
 
+    const ext = planExtension(plan);
     const results: UnitResult[] = [];
     let nodeBytes = 0;
     let nodeRows = 0;
@@ -110,7 +111,7 @@ export async function exportNode(
         objects.push(o);
         emit({ type: 'segment', node, table: current, key: s.key, segment: o.segment, bytes: s.bytes, rows: s.rows });
       };
-      const sw = format.writer({ store, keyOf: (n) => segmentKey(t.objectName, node, num(n)), cap: plan.segmentSize, table: current, node, onStored, signal }, t, plan);
+      const sw = format.writer({ store, keyOf: (n) => segmentKey(t.objectName, node, num(n), ext), cap: plan.segmentSize, table: current, node, onStored, signal }, t, plan);
       writer = sw;
       const hasher = plan.checksums ? new RowHasher(format.binary) : undefined;
       let copyRows = 0;

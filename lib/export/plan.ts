@@ -5,7 +5,7 @@ import { normalizeFormat, type FormatKind, type FormatOptions } from '../format/
 import { SESSION_SETTINGS, closeQuietly, connect, type NodeEndpoint } from '../pg/conn.js';
 import { checkFilter } from '../pg/filter.js';
 import { displayName } from '../pg/sql.js';
-import { objectNames, segmentKey } from '../manifest/keys.js';
+import { objectNames, segmentExtension, segmentKey } from '../manifest/keys.js';
 import { planUnits } from './units.js';
 import { generatedColumns } from '../topology/catalog.js';
 import { checkStreams, decideStreams, streamsWithoutProbe, type StreamsOption } from './streams.js';
@@ -52,6 +52,13 @@ export interface PlanOptions {
    * the compressed bytes. Arrow objects: ERR_INVALID_OPTION.
    */
   compress?: CompressionOption;
+  /**
+   * Append the format's file-name extension to object keys (default false): `.txt`, `.csv`,
+   * `.bin`, `.arrow`, `.parquet`, then `.gz` / `.zst` when compressed, e.g.
+   * `orders_dn1_segment.0.csv.gz`, for tools that infer format or codec from the name. The
+   * default keeps `<table>_<node>_segment.<n>`. The manifest records the codec either way.
+   */
+  extension?: boolean;
   /** Columns to export, in this order (default: all). */
   columns?: string[];
   /**
@@ -97,6 +104,8 @@ export interface ExportPlan {
   format: FormatOptions;
   /** Codec of the objects (absent: not compressed). */
   compression?: Compression;
+  /** Object keys end with the format's extension ({@link PlanOptions.extension}; absent: false). */
+  extension?: boolean;
   segmentSize: number;
   filter: string | null;
   sessionSettings: Record<string, string>;
@@ -107,6 +116,11 @@ export interface ExportPlan {
    * exporter imports (`SET TRANSACTION SNAPSHOT`), shared with pg_dump. Never in a printed plan.
    */
   snapshot?: string;
+}
+
+/** The extension a plan's object keys end with ('' without `extension`). */
+export function planExtension(plan: Pick<ExportPlan, 'format' | 'compression' | 'extension'>): string {
+  return plan.extension ? segmentExtension(plan.format.kind, plan.compression) : '';
 }
 
 // Key naming lives in lib/manifest/keys.ts; re-exported for existing importers.
@@ -226,6 +240,10 @@ export async function planExport(opts: PlanOptions): Promise<ExportPlan> {
   };
   if (d.coordinator) plan.coordinator = d.coordinator;
   if (compression) plan.compression = compression;
+  if (opts.extension) {
+    segmentExtension(format.kind, compression); // a format without one fails here, before any COPY
+    plan.extension = true;
+  }
   return plan;
 }
 
