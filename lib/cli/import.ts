@@ -48,7 +48,8 @@ Options:
       --verify             compare counts and checksums with the export afterwards (exit 3 if different)
       --dry-run            print the plan as JSON and load nothing
   Objects without a manifest (e.g. GaussDB(DWS) export), one table at a time:
-      --bare               load <name>_<node>_segment.<n> objects; needs exactly one --table
+      --bare               load <name>_<node>_segment.<n>[.txt|.csv][.gz|.zst] objects (.gz/.zst
+                           decompressed); needs exactly one --table
       --object-name NAME   the <name> part of the keys (default: the table's name)
       -f, --format F       text (default) or csv; csv: --header --delimiter C --null S --quote C --escape C
   S3:   --s3-endpoint URL  --s3-region R  --s3-path-style  --s3-checksum WHEN_REQUIRED|WHEN_SUPPORTED

@@ -68,7 +68,7 @@ export interface DecompressOptions {
  * @throws DecompressError (ERR_DECOMPRESS) naming the key, when the bytes are not a valid stream
  *   of the codec or stop inside a member or frame.
  */
-export async function* decompressChunks(codec: Compression, source: AsyncIterable<Buffer>, opts: DecompressOptions = {}): AsyncGenerator<Buffer> {
+export async function* decompressChunks(codec: Compression, source: AsyncIterable<Buffer> | Iterable<Buffer>, opts: DecompressOptions = {}): AsyncGenerator<Buffer> {
   const what = opts.key !== undefined ? `object ${opts.key}` : 'the object';
   const wrap = (e: unknown): unknown => {
     if (e instanceof DecompressError) return new DecompressError(`${what} is not a valid ${codec} stream: ${e.message}`, { ...(opts.key !== undefined ? { key: opts.key } : {}), cause: e, ...(e.hint ? { hint: e.hint } : {}) });

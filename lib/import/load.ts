@@ -3,8 +3,9 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { AbortedError, ChecksumMismatchError, RowCountMismatchError, SchemaMismatchError, SegferryError, StorageError, fromDatabaseError } from '../errors.js';
+import { AbortedError, ChecksumMismatchError, DecompressError, RowCountMismatchError, SchemaMismatchError, SegferryError, StorageError, fromDatabaseError } from '../errors.js';
 import { arrowCopyFromSQL, openArrowObject } from '../format/arrow/api.js';
+import { decompressChunks } from '../format/compress.js';
 import { columnListSQL, copyOptionsSQL, type FormatOptions } from '../format/options.js';
 import { destroyClient } from '../pg/conn.js';
 import { quoteQualified } from '../pg/sql.js';
@@ -68,7 +69,9 @@ async function hashStream(r: Readable): Promise<{ sha256: string; bytes: number 
  * back, and a broken stream drops the session (the server aborts the open transaction).
  *
  * Memory: one store read buffer and one COPY write buffer; the object is never held whole
- * (Arrow: plus one record batch and one 1 MiB output chunk).
+ * (Arrow: plus one record batch and one 1 MiB output chunk; compressed objects: the decoder's
+ * state, see decompressChunks). A compressed object that does not decode is ERR_DECOMPRESS
+ * (ERR_CHECKSUM_MISMATCH when its bytes differ from the manifest's), rolled back like any other.
  */
 export async function loadObject(client: pg.Client, unit: LoadUnit, ctx: LoadContext): Promise<LoadOutcome> {
   const { object: o, target: t } = unit;
@@ -136,6 +139,11 @@ export async function loadObject(client: pg.Client, unit: LoadUnit, ctx: LoadCon
       }
       const cp = startCopy(arrowCopyFromSQL(quoteQualified(t.relation), { columns: t.columns, copyOptions: arrow.copyOptions }));
       await pipeline(Readable.from(arrow.chunks()), cp, { signal: ctx.signal });
+    } else if (o.compression) {
+      // The hash is of the stored bytes; COPY gets them decompressed, one chunk at a time.
+      const codec = o.compression;
+      const inflate = (src: AsyncIterable<Buffer>) => decompressChunks(codec, src, { key: o.key });
+      await pipeline(source, hasher, inflate, startCopy(copyInSQL(t, ctx.format)), { signal: ctx.signal });
     } else {
       await pipeline(source, hasher, startCopy(copyInSQL(t, ctx.format)), { signal: ctx.signal });
     }
@@ -144,7 +152,7 @@ export async function loadObject(client: pg.Client, unit: LoadUnit, ctx: LoadCon
     // transaction is surely gone before anything else touches the table.
     copy?.destroy();
     destroyClient(client);
-    if (e instanceof SegferryError) throw e;
+    if (e instanceof SegferryError && !(e instanceof DecompressError)) throw e;
     if (ctx.signal.aborted) throw ctx.signal.reason instanceof SegferryError ? ctx.signal.reason : new AbortedError();
     if (readErr !== undefined && e === readErr) {
       throw new StorageError(`reading ${o.key} from ${ctx.store.url} failed: ${(e as Error)?.message ?? String(e)}`, { ...where, cause: e });
@@ -158,6 +166,7 @@ export async function loadObject(client: pg.Client, unit: LoadUnit, ctx: LoadCon
         });
       }
     }
+    if (e instanceof DecompressError) throw new DecompressError(`${e.message}; nothing of it was loaded`, { ...where, cause: e.cause ?? e });
     throw fromDatabaseError(e, { ...where, action: `COPY of ${o.key}` });
   }
   const sha256 = hash.digest('hex');
