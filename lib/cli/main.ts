@@ -85,6 +85,7 @@ const EXPORT_FLAGS = {
   'segment-size': { type: 'string' },
   compress: { type: 'string' },
   extension: { type: 'boolean' },
+  'arrow-compression': { type: 'string' },
   columns: { type: 'string' },
   where: { type: 'string' },
   replicated: { type: 'string', multiple: true },
@@ -135,6 +136,7 @@ Options:
                            compressed, each a whole stream that gzip -dc / zstd -dc reads alone
       --extension          object keys end with the format's extension: .txt .csv .bin .arrow,
                            then .gz / .zst (orders_dn1_segment.0.csv.gz); default: none
+      --arrow-compression C  zstd or none (default): Arrow record batch bodies compressed
       --columns a,b        export only these columns, in this order
       --where SQL          filter applied on every node (trusted SQL, never user input)
       --replicated NAME    treat NAME as replicated: exported from one node (repeatable)
@@ -277,6 +279,7 @@ async function cmdExport(argv: string[], dryRunCommand: boolean, reporter: () =>
   if (v['segment-size']) opts.segmentSize = parseSize(v['segment-size'], '--segment-size');
   if (v.compress !== undefined) opts.compress = parseCompression(v.compress) ?? 'none';
   if (v.extension) opts.extension = true;
+  if (v['arrow-compression'] !== undefined) opts.arrowCompression = v['arrow-compression'] as 'zstd' | 'none';
   if (v.columns) opts.columns = v.columns.split(',').map((c) => c.trim()).filter(Boolean);
   if (v.where !== undefined) opts.where = v.where;
   if (v.replicated) opts.replicated = v.replicated;

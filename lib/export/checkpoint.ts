@@ -61,6 +61,7 @@ export function planDigest(plan: ExportPlan): string {
     // Only when set, so that digests of plans without them stay as they were.
     ...(plan.compression ? { compression: plan.compression } : {}),
     ...(plan.extension ? { extension: true } : {}),
+    ...(plan.arrowCompression ? { arrowCompression: plan.arrowCompression } : {}),
     tables: plan.tables.map((t) => ({
       table: displayName(t.table),
       objectName: t.objectName,

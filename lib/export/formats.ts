@@ -55,14 +55,15 @@ const textFormat: ExportFormat = {
 
 /** Arrow: BINARY COPY decoded by each column's type as the node reports it. apache-arrow loads on first use. */
 async function arrowFormat(): Promise<ExportFormat> {
-  const [w, q] = await Promise.all([import('../format/arrow/segment-writer.js'), import('../format/arrow/export-sql.js')]);
+  const [w, q, codecs] = await Promise.all([import('../format/arrow/segment-writer.js'), import('../format/arrow/export-sql.js'), import('../format/arrow-codecs.js')]);
+  await codecs.registerArrowCodecs(); // `--arrow-compression zstd` (lib/format/arrow-codecs.ts)
   return {
     binary: true,
     copy: async (client, read, table, plan) => {
       const columns = await q.describeRead(client, read, table, plan.filter);
       return { sql: `COPY (${q.arrowSelectSQL(read, table, plan.filter, columns)}) TO STDOUT (FORMAT binary)`, columns };
     },
-    writer: (o) => new w.ArrowSegmentWriter(o),
+    writer: (o, _table, plan) => new w.ArrowSegmentWriter(plan.arrowCompression ? { ...o, compression: plan.arrowCompression } : o),
   };
 }
 

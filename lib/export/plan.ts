@@ -59,6 +59,13 @@ export interface PlanOptions {
    * default keeps `<table>_<node>_segment.<n>`. The manifest records the codec either way.
    */
   extension?: boolean;
+  /**
+   * Arrow record batch body compression: `zstd` (each body buffer a zstd frame behind the Arrow
+   * format's length prefix, readable by any Arrow reader with zstd) or `none` (default). `lz4`
+   * is not offered (no maintained codec without native binaries: lib/format/arrow-codecs.ts).
+   * Other formats: ERR_INVALID_OPTION.
+   */
+  arrowCompression?: 'zstd' | 'none';
   /** Columns to export, in this order (default: all). */
   columns?: string[];
   /**
@@ -106,6 +113,8 @@ export interface ExportPlan {
   compression?: Compression;
   /** Object keys end with the format's extension ({@link PlanOptions.extension}; absent: false). */
   extension?: boolean;
+  /** Arrow body compression (absent: none). */
+  arrowCompression?: 'zstd';
   segmentSize: number;
   filter: string | null;
   sessionSettings: Record<string, string>;
@@ -240,6 +249,13 @@ export async function planExport(opts: PlanOptions): Promise<ExportPlan> {
   };
   if (d.coordinator) plan.coordinator = d.coordinator;
   if (compression) plan.compression = compression;
+  if (opts.arrowCompression !== undefined && opts.arrowCompression !== 'none') {
+    if (opts.arrowCompression !== 'zstd') {
+      throw new InvalidOptionError(`unknown Arrow compression ${JSON.stringify(opts.arrowCompression)}: use zstd or none (lz4 is not offered: no maintained codec without native binaries)`);
+    }
+    if (format.kind !== 'arrow') throw new InvalidOptionError('--arrow-compression applies to --format arrow; use --compress for text, csv and binary');
+    plan.arrowCompression = 'zstd';
+  }
   if (opts.extension) {
     segmentExtension(format.kind, compression); // a format without one fails here, before any COPY
     plan.extension = true;

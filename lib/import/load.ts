@@ -5,6 +5,7 @@ import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { AbortedError, ChecksumMismatchError, DecompressError, RowCountMismatchError, SchemaMismatchError, SegferryError, StorageError, fromDatabaseError } from '../errors.js';
 import { arrowCopyFromSQL, openArrowObject } from '../format/arrow/api.js';
+import { registerArrowCodecs } from '../format/arrow-codecs.js';
 import { decompressChunks } from '../format/compress.js';
 import { columnListSQL, copyOptionsSQL, type FormatOptions } from '../format/options.js';
 import { destroyClient } from '../pg/conn.js';
@@ -133,6 +134,7 @@ export async function loadObject(client: pg.Client, unit: LoadUnit, ctx: LoadCon
           yield c;
         }
       };
+      await registerArrowCodecs(); // zstd bodies (--arrow-compression)
       const arrow = await openArrowObject(hashed());
       if (arrow.columns.length !== t.columns.length) {
         throw new SchemaMismatchError(`object ${o.key} has ${arrow.columns.length} columns, the table ${unit.table} ${t.columns.length}`, where);

@@ -74,6 +74,7 @@ export function checkManifest(m: unknown, where = 'manifest'): Manifest {
   checkFormat(o.format, bad);
   if (o.compression !== undefined) compression(o.compression, 'compression', bad);
   if (o.compression !== undefined && o.format.kind === 'arrow') throw bad('compression does not apply to arrow objects');
+  if (o.arrowCompression !== undefined && (o.arrowCompression !== 'zstd' || o.format.kind !== 'arrow')) throw bad('arrowCompression must be zstd, on arrow objects only');
   checkSessionSettings(o.sessionSettings, bad);
   if (o.segmentSize !== undefined) count(o.segmentSize, 'segmentSize', bad);
   if (o.replicatedFrom !== undefined) {

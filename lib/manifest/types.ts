@@ -115,6 +115,11 @@ export interface Manifest {
    * Absent: not compressed.
    */
   compression?: Compression;
+  /**
+   * Arrow format: body compression of the record batches (`--arrow-compression`); each IPC
+   * message says so too. Absent: none.
+   */
+  arrowCompression?: 'zstd';
   /** Settings under which the text forms were produced; importers apply them. */
   sessionSettings: Record<string, string>;
   segmentSize: number;

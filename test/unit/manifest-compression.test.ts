@@ -22,6 +22,13 @@ function gz(): any {
 }
 
 describe('manifest compression fields', () => {
+  it('arrowCompression: zstd on arrow manifests only', () => {
+    const a = { ...gz(), format: { kind: 'arrow' }, arrowCompression: 'zstd', objects: gz().objects.map(({ compression: _, ...o }: any) => o) };
+    delete a.compression;
+    expect(checkManifest(a).arrowCompression).toBe('zstd');
+    expect(codeOf(() => checkManifest({ ...a, arrowCompression: 'lz4' }))).toBe('ERR_MANIFEST_INVALID');
+  });
+
   it('accepts the codec at the top and on every object', () => {
     expect(checkManifest(gz()).objects[0]!.compression).toBe('gzip');
   });
@@ -35,6 +42,7 @@ describe('manifest compression fields', () => {
       (m) => { delete m.compression; },
       (m) => { m.objects[0].compression = 'brotli'; m.compression = 'brotli'; },
       (m) => { m.format = { kind: 'arrow' }; },
+      (m) => { m.arrowCompression = 'zstd'; },
     ];
     for (const edit of cases) {
       const m = gz();
