@@ -10,8 +10,9 @@
  * and rewrites each prefix with the buffer's uncompressed length (a no-op once the writer does
  * it right), so the files open in any Arrow reader.
  *
- * LZ4_FRAME is not offered: the registry candidates seen (`lz4js`, pure JS, last released 2017;
- * `lz4-napi`, `lz4` with native builds) are unmaintained or install native binaries.
+ * LZ4_FRAME is not offered: the registry candidates seen are `lz4js` 0.2.0 (pure JS, unmaintained,
+ * no bounds handling of bad offsets by its own TODO list), `lz4` / `lz4-napi` (native builds) and
+ * `lz4-wasm-nodejs` (lz4_flex in WebAssembly, not evaluated for LZ4 frames); docs/formats.md.
  */
 import { compressionRegistry, CompressionType, RecordBatchWriter } from 'apache-arrow';
 import { DecompressError } from '../errors.js';
