@@ -12,7 +12,7 @@ import pgCopy from 'pg-copy-streams';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
-  checkExport, exportTables, importTables, verifyImport, SegferryError,
+  checkExport, cleanup, exportTables, importTables, verifyImport, SegferryError,
   type Manifest, type StaticTopology,
 } from '../../lib/index.js';
 import { startServers, type PgServer } from '../helpers/pg.js';
@@ -213,5 +213,47 @@ describe('Arrow body compression (--arrow-compression zstd)', () => {
     const r = spawnSync('python3', ['-c', script, ...m.objects.map((o) => join(dir, o.key))], { encoding: 'utf8' });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout.trim().split('\n').map(Number)).toEqual(m.objects.map((o) => o.rows));
+  });
+});
+
+describe('keys with extensions are owned like plain ones', () => {
+  it('--overwrite replaces a .txt.gz export with a .txt.zst one; cleanup finds nothing left; a foreign tail is left alone', async () => {
+    const dir = await tmp();
+    const first = (await exportTables({ topology: topo(src), tables: ['items'], to: dir, segmentSize: CAP, compress: 'gzip', extension: true, threads: false })).manifest;
+    // A look-alike another job wrote: not a segment key of ours (unknown tail), never deleted.
+    await writeFile(join(dir, 'items_dn1_segment.0.txt.gz.bak'), 'x');
+    // A leftover partial upload of a unit of this export: ours.
+    await writeFile(join(dir, 'items_dn2_segment.99.txt.gz.segferry-partial-00aa11bb22cc'), 'x');
+    const again = await exportTables({ topology: topo(src), tables: ['items'], to: dir, segmentSize: CAP, compress: 'zstd', extension: true, overwrite: true, threads: false });
+    const files = await readdir(dir);
+    for (const o of first.objects) expect(files).not.toContain(o.key);
+    expect(files).not.toContain('items_dn2_segment.99.txt.gz.segferry-partial-00aa11bb22cc');
+    expect(files).toContain('items_dn1_segment.0.txt.gz.bak');
+    expect(again.manifest.objects.every((o) => o.key.endsWith('.txt.zst'))).toBe(true);
+    expect(files.filter((f) => f.endsWith('.txt.zst')).sort()).toEqual(again.manifest.objects.map((o) => o.key).sort());
+    const c = await cleanup({ location: dir });
+    expect(c.objects).toEqual([]);
+  });
+
+  it('the CLI: export --compress zstd --extension, then import and verify', async () => {
+    const dir = await tmp();
+    const topoFile = join(dir, '..', `${dir.split('/').pop()}-topo.json`);
+    const dstFile = join(dir, '..', `${dir.split('/').pop()}-dst.json`);
+    await writeFile(topoFile, JSON.stringify(topo(src)));
+    await writeFile(dstFile, JSON.stringify(topo(dst)));
+    const run = (args: string[]) => spawnSync(process.execPath, ['bin/segferry.js', ...args], { encoding: 'utf8' });
+    const out = join(dir, 'x');
+    let r = run(['export', '--topology', topoFile, '--table', 'items', '--to', out, '--compress', 'zstd', '--extension', '--segment-size', '16KiB', '--threads', 'off', '-q']);
+    expect(r.status, r.stderr).toBe(0);
+    const m = JSON.parse(await readFile(join(out, 'manifest.json'), 'utf8')) as Manifest;
+    expect(m.compression).toBe('zstd');
+    expect(m.objects.every((o) => /\.txt\.zst$/.test(o.key) && o.bytes <= CAP)).toBe(true);
+    r = run(['import', '--from', out, '--topology', dstFile, '--truncate', '--verify', '-q']);
+    expect(r.status, r.stderr + r.stdout).toBe(0);
+    r = run(['export', '--topology', topoFile, '--table', 'items', '--to', join(dir, 'y'), '--compress', 'lz4']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('ERR_INVALID_OPTION');
+    await rm(topoFile);
+    await rm(dstFile);
   });
 });
