@@ -46,6 +46,7 @@ export async function blockCompressor(codec: Compression): Promise<BlockCompress
     // zlib's thread pool: the event loop keeps reading the other exporters' sockets meanwhile.
     return { codec, compress: (data) => gzipAsync(data, { level: GZIP_LEVEL }) };
   }
+  if (codec !== 'zstd') throw new InvalidOptionError(`unknown compression ${JSON.stringify(codec)}: use gzip, zstd or none`); // e.g. from a hand-edited plan file
   const z = await loadZstd();
   return { codec, compress: async (data) => z.compress(data) };
 }
