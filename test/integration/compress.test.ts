@@ -19,6 +19,19 @@ import { startServers, type PgServer } from '../helpers/pg.js';
 import { describeMultisetDiff, mergeMultisets, rowMultiset, sameMultiset, trickyInsertSQL, trickyTableDDL } from '../helpers/fixtures.js';
 import { copyInSQL } from '../../lib/import/load.js';
 import { tableFromIPC } from 'apache-arrow';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import addFormatsModule from 'ajv-formats';
+
+// docs/manifest.schema.json must describe compressed and extension manifests too.
+const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ?? addFormatsModule) as (a: Ajv2020) => Ajv2020;
+let schemaValidate: ReturnType<Ajv2020['compile']>;
+async function expectSchemaValid(m: Manifest): Promise<void> {
+  if (!schemaValidate) {
+    const schema = JSON.parse(await readFile(join(import.meta.dirname, '..', '..', 'docs', 'manifest.schema.json'), 'utf8')) as Record<string, unknown>;
+    schemaValidate = addFormats(new Ajv2020({ allErrors: true, strict: true, strictRequired: false })).compile(schema);
+  }
+  expect(schemaValidate(m), JSON.stringify(schemaValidate.errors)).toBe(true);
+}
 import { registerArrowCodecs } from '../../lib/format/arrow-codecs.js';
 
 /** pyarrow, when installed here: an independent Arrow reader (C++), used if present. */
@@ -101,6 +114,7 @@ describe('compressed exports', () => {
       });
       const m = res.manifest;
       expect(m.compression).toBe(c.compress);
+      await expectSchemaValid(m);
       expect(m.objects.length).toBeGreaterThan(4);
       const ext = { text: '.txt', csv: '.csv', binary: '.bin' }[c.format] + (c.compress === 'gzip' ? '.gz' : '.zst');
       let rows = 0;
@@ -187,6 +201,7 @@ describe('Arrow body compression (--arrow-compression zstd)', () => {
 
   it('objects hold ZSTD bodies, open in apache-arrow with the codec registered, and round trip through import and verify', async () => {
     expect(m.arrowCompression).toBe('zstd');
+    await expectSchemaValid(m);
     const plainDir = await tmp();
     const plain = (await exportTables({ topology: topo(src), tables: ['items'], to: plainDir, segmentSize: 256 * 1024, format: 'arrow', threads: false })).manifest;
     const bytes = (x: Manifest) => x.objects.reduce((a, o) => a + o.bytes, 0);
