@@ -48,7 +48,8 @@ export type ErrorCode =
   | 'ERR_DDL_CONFLICT'
   | 'ERR_PLAN_INCOMPLETE'
   | 'ERR_REJECT_LIMIT'
-  | 'ERR_SNAPSHOT_GONE';
+  | 'ERR_SNAPSHOT_GONE'
+  | 'ERR_DECOMPRESS';
 
 /** Fields shared by every segferry error. */
 export interface ErrorContext {
@@ -525,4 +526,15 @@ export class RejectLimitError extends SegferryError {
  */
 export class SnapshotGoneError extends SegferryError {
   constructor(message: string, ctx?: ErrorContext) { super('ERR_SNAPSHOT_GONE', message, ctx); }
+}
+
+// --- Compressed objects (issue 16) -----------------------------------------------------------
+
+/**
+ * A compressed object (`--compress gzip|zstd`) is not a valid stream of its codec: corrupt,
+ * truncated, or a zstd frame larger than the one-frame memory bound (lib/format/zstd.ts). The
+ * message names the object; nothing of it was loaded.
+ */
+export class DecompressError extends SegferryError {
+  constructor(message: string, ctx?: ErrorContext) { super('ERR_DECOMPRESS', message, ctx); }
 }

@@ -62,10 +62,13 @@ export {
   PlanIncompleteError,
   RejectLimitError,
   SnapshotGoneError,
+  DecompressError,
 } from './errors.js';
 export type { ErrorCode, ErrorContext } from './errors.js';
 export { VERSION } from './version.js';
 export { openArrowObject, arrowCopyFromSQL } from './format/arrow/api.js';
+export { decompressChunks } from './format/compress.js';
+export type { Compression, CompressionOption, DecompressOptions } from './format/compress.js';
 export type { ArrowCopySource, ArrowCopyFormat, ArrowDecodeOptions } from './format/arrow/decoder.js';
 export type { ArrowColumnSummary, ArrowCompression } from './format/arrow/segment-writer.js';
 export type { ParquetColumnSummary } from './manifest/types.js';

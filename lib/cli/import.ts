@@ -62,7 +62,8 @@ Options:
       --encrypt E          read an encrypted export: key-file:PATH or kms (the key id and the
                            wrapped data key come from the manifest); kms:KEY-ID to insist on a key
   Objects without a manifest (e.g. GaussDB(DWS) export), one table at a time:
-      --bare               load <name>_<node>_segment.<n> objects; needs exactly one --table
+      --bare               load <name>_<node>_segment.<n>[.txt|.csv][.gz|.zst] objects (.gz/.zst
+                           decompressed); needs exactly one --table
       --object-name NAME   the <name> part of the keys (default: the table's name)
       -f, --format F       text (default), csv or parquet (Parquet of any writer whose columns
                            match the table); csv: --header --delimiter C --null S --quote C --escape C

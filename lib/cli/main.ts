@@ -10,6 +10,7 @@ import { exportTables } from '../export/export.js';
 import { planExport, type PlanOptions } from '../export/plan.js';
 import type { StaticTopology } from '../topology/discover.js';
 import type { S3Options } from '../store/s3.js';
+import { parseCompression } from '../format/compress.js';
 import type { FormatKind } from '../format/options.js';
 import { VERSION } from '../version.js';
 import { Reporter, outputMode } from './report.js';
@@ -85,6 +86,9 @@ const EXPORT_FLAGS = {
   to: { type: 'string' },
   format: { type: 'string', short: 'f' },
   'segment-size': { type: 'string' },
+  compress: { type: 'string' },
+  extension: { type: 'boolean' },
+  'arrow-compression': { type: 'string' },
   columns: { type: 'string' },
   where: { type: 'string' },
   replicated: { type: 'string', multiple: true },
@@ -133,10 +137,16 @@ Options:
       --to DEST            s3://bucket/prefix, a directory or file:// URL
   -f, --format F           text (default), csv, arrow (Apache Arrow IPC files), binary (COPY
                            BINARY objects, each loadable alone) or parquet (docs/formats.md)
-      --segment-size N     max bytes per object (default 1GiB; accepts KiB/MiB/GiB suffixes)
+      --segment-size N     max bytes per object (default 1GiB; accepts KiB/MiB/GiB suffixes),
+                           as stored: after compression
       --parquet-compression C  zstd (default), snappy or none (--format parquet)
       --row-group-size N   COPY bytes of the rows of one Parquet row group (default 32MiB, at
                            most a quarter of the segment size; memory: docs/memory.md)
+      --compress C         gzip, zstd or none (default): text, csv and binary objects stored
+                           compressed, each a whole stream that gzip -dc / zstd -dc reads alone
+      --extension          object keys end with the format's extension: .txt .csv .bin .arrow,
+                           then .gz / .zst (orders_dn1_segment.0.csv.gz); default: none
+      --arrow-compression C  zstd or none (default): Arrow record batch bodies compressed
       --columns a,b        export only these columns, in this order
       --where SQL          filter applied on every node (trusted SQL, never user input)
       --replicated NAME    treat NAME as replicated: exported from one node (repeatable)
@@ -285,6 +295,9 @@ async function cmdExport(argv: string[], dryRunCommand: boolean, reporter: () =>
   if (v.source) opts.source = v.source;
   if (topology !== undefined) opts.topology = topology;
   if (v['segment-size']) opts.segmentSize = parseSize(v['segment-size'], '--segment-size');
+  if (v.compress !== undefined) opts.compress = parseCompression(v.compress) ?? 'none';
+  if (v.extension) opts.extension = true;
+  if (v['arrow-compression'] !== undefined) opts.arrowCompression = v['arrow-compression'] as 'zstd' | 'none';
   if (v.columns) opts.columns = v.columns.split(',').map((c) => c.trim()).filter(Boolean);
   if (v.where !== undefined) opts.where = v.where;
   if (v.replicated) opts.replicated = v.replicated;

@@ -65,6 +65,10 @@ export function planDigest(plan: ExportPlan): string {
     filter: plan.filter,
     settings: plan.sessionSettings,
     checksums: plan.checksums,
+    // Only when set, so that digests of plans without them stay as they were.
+    ...(plan.compression ? { compression: plan.compression } : {}),
+    ...(plan.extension ? { extension: true } : {}),
+    ...(plan.arrowCompression ? { arrowCompression: plan.arrowCompression } : {}),
     tables: plan.tables.map((t) => ({
       table: displayName(t.table),
       objectName: t.objectName,

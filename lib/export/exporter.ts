@@ -15,7 +15,7 @@ import { throwIfAborted } from '../util/pool.js';
 import { SnapshotGoneError } from '../errors.js';
 import { addRowHashSums, RowHasher, ROW_HASH_ALGORITHM } from '../format/row-hash.js';
 import { exportFormat } from './formats.js';
-import type { ExportPlan } from './plan.js';
+import { planExtension, type ExportPlan } from './plan.js';
 import type { ExportUnit, NodeWork, UnitResult } from './units.js';
 
 // One data node's exporter, apart from the orchestration in export.ts so that it can run in
@@ -108,6 +108,7 @@ export async function exportNode(
     }
     await applySettings(client, plan.sessionSettings).catch((e) => { throw fail(e, 'set session'); });
 
+    const ext = planExtension(plan);
     const results: UnitResult[] = [];
     let nodeBytes = 0;
     let nodeRows = 0;
@@ -122,10 +123,11 @@ export async function exportNode(
       const onStored = (s: StoredSegment) => {
         const o: ManifestObject = { key: s.key, table: current, node, segment: num(s.segment), bytes: s.bytes, rows: s.rows, sha256: s.sha256 };
         if (s.sources) o.shards = s.sources;
+        if (s.compression) o.compression = s.compression;
         objects.push(o);
         emit({ type: 'segment', node, table: current, key: s.key, segment: o.segment, bytes: s.bytes, rows: s.rows });
       };
-      const wo: SegmentWriterOptions = { store, keyOf: (n) => segmentKey(t.objectName, node, num(n)), cap: plan.segmentSize, table: current, node, onStored, signal };
+      const wo: SegmentWriterOptions = { store, keyOf: (n) => segmentKey(t.objectName, node, num(n), ext), cap: plan.segmentSize, table: current, node, onStored, signal };
       // Encryption is the last step before the store: the format's writer never sees it.
       const sw = cipher ? new EncryptedSegmentWriter((o) => format.writer(o, t, plan), wo, cipher) : format.writer(wo, t, plan);
       writer = sw;

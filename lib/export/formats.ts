@@ -4,6 +4,7 @@ import { columnListSQL, copyOptionsSQL, csvHeaderLine, type FormatKind } from '.
 import { checkFilterText } from '../pg/filter.js';
 import { quoteQualified, whereSQL } from '../pg/sql.js';
 import { BinarySegmentWriter } from '../segment/binary.js';
+import { CompressedSegmentWriter } from '../segment/compressed.js';
 import { TextSegmentWriter } from '../segment/text.js';
 import type { CopyColumn, SegmentWriter, SegmentWriterOptions } from '../segment/types.js';
 import type { RelationRead, TablePlan } from '../topology/types.js';
@@ -36,7 +37,10 @@ export function selectSQL(read: RelationRead, table: TablePlan, filter: string |
   return `SELECT ${columnListSQL(cols)} FROM ${quoteQualified(read.relation)}${whereSQL(filter, read.pages)}`;
 }
 
-/** TEXT and CSV: COPY's own text forms, cut at row ends; csv `header` starts every object. */
+/**
+ * TEXT and CSV: COPY's own text forms, cut at row ends; csv `header` starts every object.
+ * With `compression`, blocks of whole rows compressed (lib/segment/compressed.ts).
+ */
 const textFormat: ExportFormat = {
   binary: false,
   copy: async (_client, read, table, plan) => ({ sql: `COPY (${selectSQL(read, table, plan.filter)}) TO STDOUT (${copyOptionsSQL(plan.format)})` }),
@@ -44,20 +48,22 @@ const textFormat: ExportFormat = {
     const header = plan.format.kind === 'csv' && plan.format.header && table.columns.length > 0
       ? csvHeaderLine(plan.format, table.columns.map((c) => c.name))
       : undefined;
+    if (plan.compression) return new CompressedSegmentWriter({ ...o, ...(header ? { header } : {}), compression: plan.compression });
     return new TextSegmentWriter(header ? { ...o, header } : o);
   },
 };
 
 /** Arrow: BINARY COPY decoded by each column's type as the node reports it. apache-arrow loads on first use. */
 async function arrowFormat(): Promise<ExportFormat> {
-  const [w, q] = await Promise.all([import('../format/arrow/segment-writer.js'), import('../format/arrow/export-sql.js')]);
+  const [w, q, codecs] = await Promise.all([import('../format/arrow/segment-writer.js'), import('../format/arrow/export-sql.js'), import('../format/arrow-codecs.js')]);
+  await codecs.registerArrowCodecs(); // `--arrow-compression zstd` (lib/format/arrow-codecs.ts)
   return {
     binary: true,
     copy: async (client, read, table, plan) => {
       const columns = await q.describeRead(client, read, table, plan.filter);
       return { sql: `COPY (${q.arrowSelectSQL(read, table, plan.filter, columns)}) TO STDOUT (FORMAT binary)`, columns };
     },
-    writer: (o) => new w.ArrowSegmentWriter(o),
+    writer: (o, _table, plan) => new w.ArrowSegmentWriter(plan.arrowCompression ? { ...o, compression: plan.arrowCompression } : o),
   };
 }
 
@@ -68,7 +74,7 @@ async function arrowFormat(): Promise<ExportFormat> {
 const binaryFormat: ExportFormat = {
   binary: true,
   copy: async (_client, read, table, plan) => ({ sql: `COPY (${selectSQL(read, table, plan.filter)}) TO STDOUT (FORMAT binary)` }),
-  writer: (o) => new BinarySegmentWriter(o),
+  writer: (o, _table, plan) => new BinarySegmentWriter(o, plan.compression),
 };
 
 /**

@@ -1,10 +1,11 @@
 import type pg from 'pg';
 import { FormatError, InvalidOptionError, fromDatabaseError } from '../errors.js';
+import { parseCompression, type Compression, type CompressionOption } from '../format/compress.js';
 import { normalizeFormat, type FormatKind, type FormatOptions } from '../format/options.js';
 import { SESSION_SETTINGS, closeQuietly, connect, type NodeEndpoint } from '../pg/conn.js';
 import { checkFilter } from '../pg/filter.js';
 import { displayName } from '../pg/sql.js';
-import { objectNames, segmentKey } from '../manifest/keys.js';
+import { objectNames, segmentExtension, segmentKey } from '../manifest/keys.js';
 import { planUnits } from './units.js';
 import { generatedColumns } from '../topology/catalog.js';
 import { checkStreams, decideStreams, streamsWithoutProbe, type StreamsOption } from './streams.js';
@@ -43,8 +44,28 @@ export interface PlanOptions {
   excludeTables?: string[];
   /** Format: `text` (default), `csv`, `arrow`, or options. */
   format?: FormatKind | (Partial<FormatOptions> & { kind: FormatKind });
-  /** Maximum bytes per object (default 1 GiB). Objects never split a row. */
+  /** Maximum bytes per object (default 1 GiB), as stored (after compression). Objects never split a row. */
   segmentSize?: number;
+  /**
+   * Compress TEXT, CSV and BINARY objects: `gzip`, `zstd` or `none` (default). Each object is a
+   * complete stream of its codec that decompresses alone (docs/formats.md); the segment size caps
+   * the compressed bytes. Arrow objects: ERR_INVALID_OPTION.
+   */
+  compress?: CompressionOption;
+  /**
+   * Append the format's file-name extension to object keys (default false): `.txt`, `.csv`,
+   * `.bin`, `.arrow`, `.parquet`, then `.gz` / `.zst` when compressed, e.g.
+   * `orders_dn1_segment.0.csv.gz`, for tools that infer format or codec from the name. The
+   * default keeps `<table>_<node>_segment.<n>`. The manifest records the codec either way.
+   */
+  extension?: boolean;
+  /**
+   * Arrow record batch body compression: `zstd` (each body buffer a zstd frame behind the Arrow
+   * format's length prefix, readable by any Arrow reader with zstd) or `none` (default). `lz4`
+   * is not offered (no maintained codec without native binaries: lib/format/arrow-codecs.ts).
+   * Other formats: ERR_INVALID_OPTION.
+   */
+  arrowCompression?: 'zstd' | 'none';
   /** Columns to export, in this order (default: all). */
   columns?: string[];
   /**
@@ -90,6 +111,12 @@ export interface ExportPlan {
   nodes: PlanNode[];
   tables: TablePlan[];
   format: FormatOptions;
+  /** Codec of the objects (absent: not compressed). */
+  compression?: Compression;
+  /** Object keys end with the format's extension ({@link PlanOptions.extension}; absent: false). */
+  extension?: boolean;
+  /** Arrow body compression (absent: none). */
+  arrowCompression?: 'zstd';
   segmentSize: number;
   filter: string | null;
   sessionSettings: Record<string, string>;
@@ -107,6 +134,11 @@ export interface ExportPlan {
    * part (each node's session or streams) takes its own snapshot.
    */
   snapshots?: Record<string, string>;
+}
+
+/** The extension a plan's object keys end with ('' without `extension`). */
+export function planExtension(plan: Pick<ExportPlan, 'format' | 'compression' | 'extension'>): string {
+  return plan.extension ? segmentExtension(plan.format.kind, plan.compression) : '';
 }
 
 // Key naming lives in lib/manifest/keys.ts; re-exported for existing importers.
@@ -146,6 +178,10 @@ async function addGenerated(tables: TablePlan[], coordinator: NodeEndpoint | und
 export async function planExport(opts: PlanOptions): Promise<ExportPlan> {
   const format = normalizeFormat(typeof opts.format === 'string' ? { kind: opts.format } : opts.format ?? {});
   const segmentSize = opts.segmentSize ?? DEFAULT_SEGMENT_SIZE;
+  const compression = parseCompression(opts.compress);
+  if (compression && (format.kind === 'arrow' || format.kind === 'parquet')) {
+    throw new InvalidOptionError(`--compress applies to text, csv and binary objects; ${format.kind === 'arrow' ? 'Arrow objects are IPC files (--arrow-compression compresses their bodies)' : 'Parquet compresses its pages (--parquet-compression)'} that readers open directly`);
+  }
   if (!Number.isSafeInteger(segmentSize) || segmentSize < 1024 || segmentSize > 5 * 1024 ** 4) {
     throw new InvalidOptionError(`segment size ${segmentSize} is out of range (1 KiB to 5 TiB, default 1 GiB)`);
   }
@@ -221,6 +257,18 @@ export async function planExport(opts: PlanOptions): Promise<ExportPlan> {
     checksums: opts.checksums ?? true,
   };
   if (d.coordinator) plan.coordinator = d.coordinator;
+  if (compression) plan.compression = compression;
+  if (opts.arrowCompression !== undefined && opts.arrowCompression !== 'none') {
+    if (opts.arrowCompression !== 'zstd') {
+      throw new InvalidOptionError(`unknown Arrow compression ${JSON.stringify(opts.arrowCompression)}: use zstd or none (lz4 is not offered: no maintained codec without native binaries)`);
+    }
+    if (format.kind !== 'arrow') throw new InvalidOptionError('--arrow-compression applies to --format arrow; use --compress for text, csv and binary');
+    plan.arrowCompression = 'zstd';
+  }
+  if (opts.extension) {
+    segmentExtension(format.kind, compression); // a format without one fails here, before any COPY
+    plan.extension = true;
+  }
   return plan;
 }
 

@@ -3,9 +3,11 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { AbortedError, ChecksumMismatchError, FormatError, RejectLimitError, RowCountMismatchError, SchemaMismatchError, SegferryError, StorageError, fromDatabaseError, redact } from '../errors.js';
+import { AbortedError, ChecksumMismatchError, DecompressError, FormatError, RejectLimitError, RowCountMismatchError, SchemaMismatchError, SegferryError, StorageError, fromDatabaseError, redact } from '../errors.js';
 import type { CopyRowFormat } from '../pg/copy-rows.js';
 import { arrowCopyFromSQL, openArrowObject } from '../format/arrow/api.js';
+import { registerArrowCodecs } from '../format/arrow-codecs.js';
+import { decompressChunks } from '../format/compress.js';
 import { columnListSQL, copyOptionsSQL, type FormatOptions } from '../format/options.js';
 import { destroyClient } from '../pg/conn.js';
 import { quoteQualified } from '../pg/sql.js';
@@ -92,7 +94,9 @@ async function hashStream(r: Readable): Promise<{ sha256: string; bytes: number 
  * back, and a broken stream drops the session (the server aborts the open transaction).
  *
  * Memory: one store read buffer and one COPY write buffer; the object is never held whole
- * (Arrow: plus one record batch and one 1 MiB output chunk).
+ * (Arrow: plus one record batch and one 1 MiB output chunk; compressed objects: the decoder's
+ * state, see decompressChunks). A compressed object that does not decode is ERR_DECOMPRESS
+ * (ERR_CHECKSUM_MISMATCH when its bytes differ from the manifest's), rolled back like any other.
  */
 export async function loadObject(client: pg.Client, unit: LoadUnit, ctx: LoadContext): Promise<LoadOutcome> {
   const { object: o, target: t } = unit;
@@ -175,15 +179,28 @@ export async function loadObject(client: pg.Client, unit: LoadUnit, ctx: LoadCon
     } else {
       const source = await ctx.store.read(o.key, { signal: ctx.signal });
       source.on('error', (e) => { readErr ??= e; });
-      // The manifest's SHA-256 and size are of the stored bytes: hashed before decryption.
+      // The manifest's SHA-256 and size are of the stored bytes: hashed before decryption and
+      // decompression. Encryption wraps compression (lib/crypto/objects.ts), so it comes off first.
       const onStored = (c: Buffer) => {
         hash.update(c);
         bytes += c.length;
         ctx.onBytes?.(c.length);
       };
       const cipher = ctx.cipher;
-      if (cipher && ctx.format.kind === 'arrow') {
-        const arrow = await openArrowObject(decryptObject(source as AsyncIterable<Buffer>, cipher, o.key, onStored));
+      const codec = o.compression;
+      if (ctx.format.kind === 'arrow') {
+        await registerArrowCodecs(); // zstd bodies (--arrow-compression)
+        const stored = cipher
+          ? decryptObject(source as AsyncIterable<Buffer>, cipher, o.key, onStored)
+          : (async function* (): AsyncGenerator<Buffer> {
+            for await (const c of source as AsyncIterable<Buffer>) {
+              onStored(c);
+              yield c;
+            }
+          })();
+        // Arrow: decoded one record batch at a time into COPY BINARY (or TEXT when a column is
+        // held as text); the decoder reads the object to its end, so the hash covers it all.
+        const arrow = await openArrowObject(stored);
         if (arrow.columns.length !== t.columns.length) {
           throw new SchemaMismatchError(`object ${o.key} has ${arrow.columns.length} columns, the table ${unit.table} ${t.columns.length}`, where);
         }
@@ -192,21 +209,12 @@ export async function loadObject(client: pg.Client, unit: LoadUnit, ctx: LoadCon
       } else if (cipher) {
         // A wrong key or a damaged first chunk fails here, before the COPY opens.
         const plain = await firstChunkChecked(decryptObject(source as AsyncIterable<Buffer>, cipher, o.key, onStored));
-        await pipeline(Readable.from(plain), startCopy(copyInSQL(t, ctx.format)), { signal: ctx.signal });
-      } else if (ctx.format.kind === 'arrow') {
-        // Arrow: decoded one record batch at a time into COPY BINARY (or TEXT when a column is
-        // held as text); the decoder reads the object to its end, so the hash covers it all.
-        const arrow = await openArrowObject((async function* (): AsyncGenerator<Buffer> {
-          for await (const c of source as AsyncIterable<Buffer>) {
-            onStored(c);
-            yield c;
-          }
-        })());
-        if (arrow.columns.length !== t.columns.length) {
-          throw new SchemaMismatchError(`object ${o.key} has ${arrow.columns.length} columns, the table ${unit.table} ${t.columns.length}`, where);
-        }
-        const cp = startCopy(arrowCopyFromSQL(quoteQualified(t.relation), { columns: t.columns, copyOptions: arrow.copyOptions }));
-        await pipeline(Readable.from(arrow.chunks()), cp, { signal: ctx.signal });
+        const rows = codec ? decompressChunks(codec, plain, { key: o.key }) : plain;
+        await pipeline(Readable.from(rows), startCopy(copyInSQL(t, ctx.format)), { signal: ctx.signal });
+      } else if (codec) {
+        // COPY gets the stored bytes decompressed, one chunk at a time.
+        const inflate = (src: AsyncIterable<Buffer>) => decompressChunks(codec, src, { key: o.key });
+        await pipeline(source, hasher, inflate, startCopy(copyInSQL(t, ctx.format)), { signal: ctx.signal });
       } else {
         await pipeline(source, hasher, startCopy(copyInSQL(t, ctx.format)), { signal: ctx.signal });
       }
@@ -220,7 +228,7 @@ export async function loadObject(client: pg.Client, unit: LoadUnit, ctx: LoadCon
     // transaction is surely gone before anything else touches the table.
     copy?.destroy();
     destroyClient(client);
-    if (e instanceof SegferryError) throw e;
+    if (e instanceof SegferryError && !(e instanceof DecompressError)) throw e;
     if (ctx.signal.aborted) throw ctx.signal.reason instanceof SegferryError ? ctx.signal.reason : new AbortedError();
     if (readErr !== undefined && e === readErr) {
       throw new StorageError(`reading ${o.key} from ${ctx.store.url} failed: ${(e as Error)?.message ?? String(e)}`, { ...where, cause: e });
@@ -234,6 +242,7 @@ export async function loadObject(client: pg.Client, unit: LoadUnit, ctx: LoadCon
         });
       }
     }
+    if (e instanceof DecompressError) throw new DecompressError(`${e.message}; nothing of it was loaded`, { ...where, cause: e.cause ?? e });
     throw fromDatabaseError(e, { ...where, action: `COPY of ${o.key}` });
   }
   const sha256 = hash.digest('hex');
@@ -304,6 +313,7 @@ async function loadRejecting(client: pg.Client, unit: LoadUnit, ctx: LoadContext
     if (ctx.format.kind === 'arrow') {
       // Arrow: the rows are those of the decoded COPY data (binary tuples or text lines); a
       // rejected row's bytes are that decoded row, its ordinal the row's in the object.
+      await registerArrowCodecs();
       const a = await openArrowObject(plain());
       copySQL = arrowCopyFromSQL(quoteQualified(t.relation), { columns: t.columns, copyOptions: a.copyOptions });
       format = { kind: /binary/i.test(a.copyOptions) ? 'binary' : 'text' };
@@ -314,7 +324,7 @@ async function loadRejecting(client: pg.Client, unit: LoadUnit, ctx: LoadContext
       format = ctx.format.kind === 'csv'
         ? { kind: 'csv', quote: ctx.format.quote ?? '"', escape: ctx.format.escape ?? ctx.format.quote ?? '"', header: ctx.format.header === true }
         : { kind: ctx.format.kind === 'binary' ? 'binary' : 'text' };
-      input = plain();
+      input = o.compression ? decompressChunks(o.compression, plain(), { key: o.key }) : plain();
     }
     const res = await loadRowByRow({
       client, copySQL, format, source: input,

@@ -46,6 +46,8 @@ export interface PlannedObject {
   rows?: number;
   /** SHA-256 the manifest records (absent for bare objects). */
   sha256?: string;
+  /** Codec of the stored bytes (manifest, or a bare key's `.gz` / `.zst`); absent: not compressed. */
+  compression?: 'gzip' | 'zstd';
   /** Destination nodes it is loaded into (several for replicated tables and replicated Citus shards). */
   targets: string[];
   /**
@@ -126,6 +128,7 @@ export function routeTable(st: SourceTable, dest: Pick<DestSide, 'kind' | 'nodes
         const p: PlannedObject = { key: o.key, sourceNode: o.node, segment: o.segment, bytes: o.bytes, targets: [], loaded: [] };
         if (o.rows !== undefined) p.rows = o.rows;
         if (o.sha256 !== undefined) p.sha256 = o.sha256;
+        if (o.compression !== undefined) p.compression = o.compression;
         return p;
       }),
       source: {},

@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { InvalidOptionError, ManifestMissingError, ObjectMissingError, TableNotFoundError } from '../errors.js';
 import { normalizeFormat, type FormatKind, type FormatOptions } from '../format/options.js';
 import { checkManifestObjects, readManifest } from '../manifest/io.js';
+import { FORMAT_EXTENSIONS } from '../manifest/keys.js';
 import { MANIFEST_KEY, type Manifest, type RowChecksum } from '../manifest/types.js';
 import { SESSION_SETTINGS } from '../pg/conn.js';
 import { displayName, parseTableName, quoteQualified, type QualifiedName } from '../pg/sql.js';
@@ -37,7 +38,7 @@ export interface SourceTable {
   nodes: string[];
   rows?: number;
   checksum?: RowChecksum;
-  objects: { key: string; node: string; segment: number; bytes: number; rows?: number; sha256?: string; shards?: string[] }[];
+  objects: { key: string; node: string; segment: number; bytes: number; rows?: number; sha256?: string; shards?: string[]; compression?: 'gzip' | 'zstd' }[];
 }
 
 export interface SourceSide {
@@ -93,13 +94,17 @@ export async function readSource(store: ObjectStore, opts: { tables?: TableSelec
     const format = normalizeFormat(typeof b.format === 'string' ? { kind: b.format } : b.format ?? { kind: 'text' }, { allowLossyNull: true });
     if (format.kind === 'arrow' || format.kind === 'binary') throw new InvalidOptionError('bare objects must be text, csv or parquet');
     const objectName = b.objectName ?? table.name;
-    const re = new RegExp(`^${escapeRegExp(objectName)}_(.+)_segment\\.(\\d+)$`);
+    // `<objectName>_<node>_segment.<n>`, optionally with the extension of the format and codec
+    // (`--extension`); `.gz` / `.zst` objects are read with that codec.
+    const ext = `(${escapeRegExp(FORMAT_EXTENSIONS[format.kind]!)})?(\\.gz|\\.zst)?`;
+    const re = new RegExp(`^${escapeRegExp(objectName)}_(.+)_segment\\.(\\d+)${ext}$`);
     const objects: SourceTable['objects'] = [];
     const infos: ObjectInfo[] = [];
     for await (const o of store.list(`${objectName}_`)) {
       const m = re.exec(o.key);
       if (m) {
-        objects.push({ key: o.key, node: m[1]!, segment: Number(m[2]), bytes: o.size });
+        const codec = m[4] === '.gz' ? 'gzip' : m[4] === '.zst' ? 'zstd' : undefined;
+        objects.push({ key: o.key, node: m[1]!, segment: Number(m[2]), bytes: o.size, ...(codec ? { compression: codec } : {}) });
         infos.push(o);
       }
     }
@@ -161,6 +166,7 @@ export async function readSource(store: ObjectStore, opts: { tables?: TableSelec
       // `schema.name`: matched by exact equality, never parsed (the check made it unambiguous).
       objects: m.objects.filter((o) => o.table === name).map((o) => ({
         key: o.key, node: o.node, segment: o.segment, bytes: o.bytes, rows: o.rows, sha256: o.sha256, ...(o.shards ? { shards: o.shards } : {}),
+        ...(o.compression ? { compression: o.compression } : {}),
       })),
     };
     if (t.checksum) st.checksum = t.checksum;

@@ -73,6 +73,9 @@ export function checkManifest(m: unknown, where = 'manifest'): Manifest {
   }
   if (o.id === '' || o.id.includes('\0')) throw bad('id must be a non-empty string without NUL');
   checkFormat(o.format, bad);
+  if (o.compression !== undefined) compression(o.compression, 'compression', bad);
+  if (o.compression !== undefined && (o.format.kind === 'arrow' || o.format.kind === 'parquet')) throw bad(`compression does not apply to ${o.format.kind} objects`);
+  if (o.arrowCompression !== undefined && (o.arrowCompression !== 'zstd' || o.format.kind !== 'arrow')) throw bad('arrowCompression must be zstd, on arrow objects only');
   checkSessionSettings(o.sessionSettings, bad);
   if (o.segmentSize !== undefined) count(o.segmentSize, 'segmentSize', bad);
   if (o.replicatedFrom !== undefined) {
@@ -101,6 +104,10 @@ export function checkManifest(m: unknown, where = 'manifest'): Manifest {
     count(obj.rows, `${at}.rows`, bad);
     if (!/^[0-9a-f]+$/i.test(obj.sha256)) throw bad(`${at}.sha256 must be hexadecimal`);
     if (obj.shards !== undefined) strings(obj.shards, `${at}.shards`, bad);
+    if (obj.compression !== undefined) {
+      compression(obj.compression, `${at}.compression`, bad);
+      if (obj.compression !== o.compression) throw bad(`${at}.compression ${obj.compression} differs from the export's compression ${String(o.compression ?? 'none')}`);
+    } else if (o.compression !== undefined) throw bad(`${at} lacks the compression of the export (${o.compression})`);
   }
   if (o.ddl !== undefined) checkDdl(o.ddl, bad);
   if (o.clientEncryption !== undefined) checkClientEncryption(o.clientEncryption, bad);
@@ -158,6 +165,11 @@ function checkDdl(d: unknown, bad: Bad): void {
       name(q.name, `ddl.matviews[${i}].name`, bad);
     });
   }
+}
+
+/** A codec segferry reads (lib/format/compress.ts). */
+function compression(v: unknown, at: string, bad: Bad): void {
+  if (v !== 'gzip' && v !== 'zstd') throw bad(`${at} must be gzip or zstd`);
 }
 
 /** A whole number ≥ 0 (a safe integer). */

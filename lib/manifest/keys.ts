@@ -35,12 +35,49 @@ export const PART_KEY = /^segferry-part-[1-9]\d*-of-[1-9]\d*\.json$/;
 /** Suffix of a directory store's temporary file, before its random hex tag. */
 export const PARTIAL_SUFFIX = '.segferry-partial-';
 
-/** Trailing `<n>` or `<n>.segferry-partial-<hex>` after a unit's segment stem. */
-const SEGMENT_TAIL = /^\d+(\.segferry-partial-[0-9a-f]+)?$/;
+/**
+ * File-name extensions an object key may end with (`--extension`): the format's, then the
+ * codec's. Only these: a key with any other tail is not a segment.
+ */
+export const FORMAT_EXTENSIONS: Readonly<Record<string, string>> = Object.freeze({ text: '.txt', csv: '.csv', binary: '.bin', arrow: '.arrow', parquet: '.parquet' });
+export const CODEC_EXTENSIONS: Readonly<Record<string, string>> = Object.freeze({ gzip: '.gz', zstd: '.zst' });
 
-/** The key of segment n of a table on a node: `<objectName>_<node>_segment.<n>`. */
-export function segmentKey(objectName: string, node: string, n: number): string {
-  return `${segmentStem(objectName, node)}${n}`;
+/** The optional extension after a segment number, as a regular expression source. */
+const EXT = '(?:\\.(?:txt|csv|bin|arrow|parquet))?(?:\\.(?:gz|zst))?';
+
+/** Trailing `<n>[<ext>]` or `<n>[<ext>].segferry-partial-<hex>` after a unit's segment stem. */
+const SEGMENT_TAIL = new RegExp(`^\\d+${EXT}(\\.segferry-partial-[0-9a-f]+)?$`);
+const EXT_ONLY = new RegExp(`^${EXT}$`);
+const SEGMENT_END = new RegExp(`_segment\\.\\d+${EXT}$`);
+const STEM_OF = new RegExp(`^(.*_segment\\.)\\d+${EXT}$`);
+/** A segment key or its partial upload, judged by its end. */
+const SEGMENT_KEY = new RegExp(`_segment\\.\\d+${EXT}(\\.segferry-partial-[0-9a-f]+)?$`);
+
+/**
+ * The extension `--extension` appends for a format and codec: `.txt`, `.csv`, `.bin`, `.arrow`,
+ * `.parquet`, then `.gz` or `.zst` (e.g. `.csv.gz`).
+ * @throws InvalidOptionError for a format or codec without one.
+ */
+export function segmentExtension(format: string, compression?: string): string {
+  const f = Object.hasOwn(FORMAT_EXTENSIONS, format) ? FORMAT_EXTENSIONS[format] : undefined;
+  const c = compression === undefined ? '' : Object.hasOwn(CODEC_EXTENSIONS, compression) ? CODEC_EXTENSIONS[compression] : undefined;
+  if (f === undefined || c === undefined) throw new InvalidOptionError(`no file-name extension for format ${format}${compression ? ` with ${compression}` : ''}`);
+  return f + c;
+}
+
+/**
+ * The key of segment n of a table on a node: `<objectName>_<node>_segment.<n>`, followed by
+ * `ext` (a {@link segmentExtension} result; default none).
+ */
+export function segmentKey(objectName: string, node: string, n: number, ext = ''): string {
+  if (ext !== '' && !EXT_ONLY.test(ext)) throw new InvalidOptionError(`${JSON.stringify(ext)} is not a segment extension`);
+  return `${segmentStem(objectName, node)}${n}${ext}`;
+}
+
+/** The codec a segment key's extension names (`.gz`, `.zst`), if any. */
+export function compressionOfKey(key: string): 'gzip' | 'zstd' | undefined {
+  if (!SEGMENT_END.test(key)) return undefined;
+  return key.endsWith('.gz') ? 'gzip' : key.endsWith('.zst') ? 'zstd' : undefined;
 }
 
 /** What every segment key of a (table, node) unit starts with: `<objectName>_<node>_segment.`. */
@@ -104,23 +141,23 @@ export function isControlKey(key: string): boolean {
  */
 export function isSegferryKey(key: string): boolean {
   const base = key.slice(key.lastIndexOf('/') + 1);
-  return CONTROL.test(base) || /_segment\.\d+(\.segferry-partial-[0-9a-f]+)?$/.test(base);
+  return CONTROL.test(base) || SEGMENT_KEY.test(base);
 }
 
-/** Stem of a segment key (`t_dn1_segment.12` → `t_dn1_segment.`), or undefined. */
+/** Stem of a segment key (`t_dn1_segment.12` or `t_dn1_segment.12.csv.gz` → `t_dn1_segment.`), or undefined. */
 export function segmentStemOf(key: string): string | undefined {
-  const m = /^(.*_segment\.)\d+$/.exec(key);
+  const m = STEM_OF.exec(key);
   return m ? m[1] : undefined;
 }
 
-/** True when `key` is `<stem><n>` or `<stem><n>.segferry-partial-<hex>`. */
+/** True when `key` is `<stem><n>[<ext>]` or `<stem><n>[<ext>].segferry-partial-<hex>`. */
 export function isSegmentOf(key: string, stem: string): boolean {
   return key.startsWith(stem) && SEGMENT_TAIL.test(key.slice(stem.length));
 }
 
 /**
  * A matcher of the objects (and partial uploads) of the given (table, node) units: every key
- * `<stem><n>` or `<stem><n>.segferry-partial-<hex>` of one of their segment stems.
+ * `<stem><n>[<ext>]` or `<stem><n>[<ext>].segferry-partial-<hex>` of one of their segment stems.
  */
 export function unitObjectMatcher(units: { objectName: string; node: string }[]): (key: string) => boolean {
   const stems = units.map((u) => segmentStem(u.objectName, u.node));

@@ -1,4 +1,5 @@
 import type { ClientEncryption } from '../crypto/envelope.js';
+import type { Compression } from '../format/compress.js';
 import type { FormatOptions } from '../format/options.js';
 import type { ColumnInfo, Distribution, TopologyKind } from '../topology/types.js';
 
@@ -56,6 +57,11 @@ export interface ManifestObject {
   sha256: string;
   /** Citus shard ids whose rows the object holds. */
   shards?: string[];
+  /**
+   * Codec of the stored bytes (`--compress`): the object is concatenated gzip members or zstd
+   * frames; `bytes` and `sha256` are of the stored (compressed) bytes. Absent: not compressed.
+   */
+  compression?: Compression;
 }
 
 /** What one node contributed to a table. */
@@ -120,6 +126,16 @@ export interface Manifest {
     nodes: { name: string; host: string; port: number; database: string }[];
   };
   format: FormatOptions;
+  /**
+   * Codec the export compressed its objects with (`--compress`); each object also names its own.
+   * Absent: not compressed.
+   */
+  compression?: Compression;
+  /**
+   * Arrow format: body compression of the record batches (`--arrow-compression`); each IPC
+   * message says so too. Absent: none.
+   */
+  arrowCompression?: 'zstd';
   /** Settings under which the text forms were produced; importers apply them. */
   sessionSettings: Record<string, string>;
   segmentSize: number;

@@ -1,5 +1,7 @@
 import { BinaryTuples, COPY_BINARY_HEADER, COPY_BINARY_TRAILER } from '../pg/copy-binary.js';
 import type { RowChunk } from '../pg/copy-out.js';
+import type { Compression } from '../format/compress.js';
+import { CompressedSegmentWriter } from './compressed.js';
 import { TextSegmentWriter } from './text.js';
 import type { CopyRead, FormatSummary, SegmentWriter, SegmentWriterOptions, StoredSegment } from './types.js';
 
@@ -9,14 +11,18 @@ import type { CopyRead, FormatSummary, SegmentWriter, SegmentWriterOptions, Stor
  * tuples, the 2-byte trailer. The COPY reader frames tuples already (one CopyData message per
  * row); the source stream's own header (inside its first message) and trailer (its last
  * message) are dropped, and the cutting is the TEXT writer's, with the header and trailer
- * counted against the cap. Memory: the TEXT writer's one write batch.
+ * counted against the cap. Memory: the TEXT writer's one write batch. With `compression`, the
+ * cutting is {@link CompressedSegmentWriter}'s, header and trailer compressed as members/frames
+ * of their own.
  */
 export class BinarySegmentWriter implements SegmentWriter {
-  readonly #w: TextSegmentWriter;
+  readonly #w: TextSegmentWriter | CompressedSegmentWriter;
   readonly #tuples = new BinaryTuples();
 
-  constructor(o: SegmentWriterOptions) {
-    this.#w = new TextSegmentWriter({ ...o, header: COPY_BINARY_HEADER, trailer: COPY_BINARY_TRAILER });
+  /** @param compression codec of the stored bytes (default: none). */
+  constructor(o: SegmentWriterOptions, compression?: Compression) {
+    const edges = { header: COPY_BINARY_HEADER, trailer: COPY_BINARY_TRAILER };
+    this.#w = compression ? new CompressedSegmentWriter({ ...o, ...edges, compression }) : new TextSegmentWriter({ ...o, ...edges });
   }
 
   get stored(): readonly StoredSegment[] { return this.#w.stored; }

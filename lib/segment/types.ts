@@ -1,3 +1,4 @@
+import type { Compression } from '../format/compress.js';
 import type { ArrowColumnSummary, ParquetColumnSummary } from '../manifest/types.js';
 import type { RowChunk } from '../pg/copy-out.js';
 import type { ObjectStore } from '../store/types.js';
@@ -6,14 +7,20 @@ import type { ObjectStore } from '../store/types.js';
 // (table, node) unit's COPY rows into objects of at most the segment size, never splitting a
 // row; the exporter knows nothing else about the format. TEXT/CSV (./text.ts) and Arrow
 // (lib/format/arrow/segment-writer.ts) implement it; Parquet or BINARY would be one more.
+// Compressed objects (./compressed.ts) are a step of their own: sizes, the cap and the SHA-256
+// are always those of the stored bytes.
 
 /** One object a segment writer stored. */
 export interface StoredSegment {
   key: string;
   segment: number;
+  /** Stored bytes (compressed, when the object is). */
   bytes: number;
   rows: number;
+  /** SHA-256 of the stored bytes. */
   sha256: string;
+  /** Codec of the stored bytes (absent: not compressed). */
+  compression?: Compression;
   /** The {@link SegmentWriter.source} labels of the rows it holds, in order of first row (absent when no label was set). */
   sources?: string[];
 }
@@ -58,7 +65,7 @@ export interface SegmentWriterOptions {
   store: ObjectStore;
   /** Key of segment n. */
   keyOf: (n: number) => string;
-  /** Maximum object size in bytes, headers and footers included. */
+  /** Maximum stored object size in bytes (after compression), headers and footers included. */
   cap: number;
   /** Table display name (errors). */
   table: string;
@@ -78,7 +85,7 @@ export interface SegmentWriterOptions {
 export interface SegmentWriter {
   /** Objects stored so far. */
   readonly stored: readonly StoredSegment[];
-  /** Bytes over all objects so far, including the open one. */
+  /** Stored bytes over all objects so far, including the open one. */
   readonly totalBytes: number;
   /** Rows over all objects so far, including the open one. */
   readonly totalRows: number;

@@ -43,6 +43,9 @@ const EXPECTED = [
   'RejectLimitError',
   'SnapshotGoneError',
   'holdSnapshots', 'holdUntilFinished',
+  'DecompressError',
+  // compressed objects
+  'decompressChunks',
 ].sort();
 
 describe('public API surface', () => {
