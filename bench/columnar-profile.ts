@@ -13,6 +13,7 @@
  * (what the loader does). `--profile DIR` only prints the self-time summary of the
  * .cpuprofile in DIR.
  */
+import { createHash, type Hash } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -154,12 +155,15 @@ function toArrow(impl: Impl, chunks: RowChunk[], columns: PgColumn[]): Buffer[] 
   return files;
 }
 
-async function fromArrow(impl: Impl, files: Buffer[]): Promise<{ rows: number; bytes: number }> {
+async function fromArrow(impl: Impl, files: Buffer[], hash?: Hash): Promise<{ rows: number; bytes: number }> {
   let rows = 0;
   let bytes = 0;
   for (const f of files) {
     const src = await impl.openArrowObject(Readable.from([f]));
-    for await (const c of src.chunks()) bytes += c.length;
+    for await (const c of src.chunks()) {
+      bytes += c.length;
+      hash?.update(c);
+    }
     rows += src.rows;
   }
   return { rows, bytes };
@@ -177,10 +181,17 @@ async function main(): Promise<void> {
     const same = other.length === files.length && other.every((f, i) => f.equals(files[i]!));
     process.stdout.write(`  objects of [${impl.name}] and [${IMPLS[0]!.name}]: ${same ? 'byte-identical' : 'DIFFERENT'}\n`);
     if (!same) process.exitCode = 1;
+    // And read them back into the same COPY BINARY bytes.
+    const [h0, h1] = [createHash('sha256'), createHash('sha256')];
+    await fromArrow(IMPLS[0]!, files, h0);
+    await fromArrow(impl, files, h1);
+    const sameCopy = h0.digest('hex') === h1.digest('hex');
+    process.stdout.write(`  COPY BINARY read back by [${impl.name}] and [${IMPLS[0]!.name}]: ${sameCopy ? 'byte-identical' : 'DIFFERENT'}\n`);
+    if (!sameCopy) process.exitCode = 1;
   }
   const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   const line = (what: string, impl: Impl, xs: number[]) =>
-    process.stdout.write(`  ${what} [${impl.name}]: median ${med(xs).toFixed(3)} CPU-s per million rows (${xs.map((x) => x.toFixed(3)).join(', ')})\n`);
+    process.stdout.write(`  ${what} [${impl.name}]: min ${Math.min(...xs).toFixed(3)}, median ${med(xs).toFixed(3)} CPU-s per million rows (${xs.map((x) => x.toFixed(3)).join(', ')})\n`);
   if (only !== 'import') {
     const xs = IMPLS.map(() => [] as number[]);
     for (let r = 0; r < REPS; r++) {
