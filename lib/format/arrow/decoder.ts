@@ -2,7 +2,7 @@ import { RecordBatchReader, type Data, type RecordBatch, type Schema } from 'apa
 import { FormatError, SchemaMismatchError, SegferryError, ValueConversionError } from '../../errors.js';
 import { quoteIdent } from '../../pg/sql.js';
 import { COPY_SIGNATURE } from '../../pg/copy-binary.js';
-import { copyTextEscape, numericMaxBytes, PG_EPOCH_DAYS, valueToText, writeNumeric, writeNumericText } from './pgtext.js';
+import { copyTextEscape, numericMaxBytes, PG_EPOCH_DAYS, valueToText, writeNumeric, writeNumericSafe, writeNumericText } from './pgtext.js';
 import { OID, specFromField, type ColumnSpec } from './pgtypes.js';
 
 /**
@@ -176,6 +176,16 @@ function valueWriter(s: ColumnSpec, d: Data): FieldWriter {
       return (i, o) => {
         const j = (off + i) * 4;
         const w0 = words[j]!, w1 = words[j + 1]!, w2 = words[j + 2]!, w3 = words[j + 3]!;
+        // |v| < 2^53 (most values): base-10000 groups by arithmetic, no digit string.
+        if (w2 === 0 && w3 === 0 && w1 < 0x200000) {
+          const p = o.reserve(numericMaxBytes(20));
+          const n = writeNumericSafe(o.b, p, false, w1 * TWO32 + w0, scale);
+          if (n >= 0) { o.len += n; return; }
+        } else if (w2 === 0xffffffff && w3 === 0xffffffff && w1 >= 0xffe00000) {
+          const p = o.reserve(numericMaxBytes(20));
+          const n = writeNumericSafe(o.b, p, true, (~w1 >>> 0) * TWO32 + (~w0 >>> 0) + 1, scale);
+          if (n >= 0) { o.len += n; return; }
+        }
         let digits: string;
         let neg = false;
         if (w2 === 0 && w3 === 0 && w1 < 0x200000) digits = String(w1 * TWO32 + w0);
