@@ -20,6 +20,7 @@ export interface BenchSection {
 
 export const SECTIONS: BenchSection[] = [
   { name: 'copy', script: 'copy.ts', what: 'Cluster-to-cluster copy (static 2 → 2 nodes, node-direct) against export alone and import alone in the same run, and the import of COPY BINARY objects against TEXT objects.' },
+  { name: 'columnar', script: 'columnar.ts', what: 'Export and import rows/s of each columnar format against TEXT in the same run (2 → 2 nodes, to a directory), with client and server CPU-s per million rows, and the ratios against the 0.8 goal (issue 16).' },
   { name: 'replicate', script: 'replicate.ts', what: 'Replicating a finished export within one moto_server endpoint (server-side copy plus the SHA-256 read-back) against a streamed replicate.' },
 ];
 
