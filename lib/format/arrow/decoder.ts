@@ -10,7 +10,7 @@ import { OID, specFromField, type ColumnSpec } from './pgtypes.js';
  *
  * The object is read front to back as the IPC stream it contains (segferry writes the schema
  * message after the file magic, as Arrow C++ does), so memory is bounded by one record batch
- * plus one output chunk, whatever the object's size. Each Arrow value is turned back into
+ * plus one output window (see {@link openArrowObject}), whatever the object's size. Each Arrow value is turned back into
  * its PostgreSQL BINARY form, using the type recorded in the field metadata; objects with a
  * column that only has a text form of a non-text type (a fallback type, or a value that fell
  * back to text) are loaded through COPY TEXT instead, with the same exact values.
@@ -29,7 +29,7 @@ export interface ArrowDecodeOptions {
    * compatible type, e.g. int4 into int8). `binary` fails when an object needs TEXT.
    */
   format?: 'auto' | ArrowCopyFormat;
-  /** Size at which output chunks are handed out (default 1 MiB). */
+  /** Size of the output chunks: windows of whole rows of about this size, at least one row (default 1 MiB). */
   chunkBytes?: number;
 }
 
@@ -98,11 +98,14 @@ class Out {
 /** Writes field i of a column (length prefix included) in binary form. */
 type FieldWriter = (i: number, o: Out) => void;
 
-function valid(d: Data, i: number): boolean {
-  if (d.nullCount === 0) return true;
+/**
+ * Is row i of a column valid? A test for per-row loops: `bm` is {@link validity}(d), read
+ * once per column (apache-arrow's `nullCount` getter does work on every call).
+ */
+function valid(bm: Uint8Array | undefined, d: Data, i: number): boolean {
+  if (!bm) return true;
   const j = d.offset + i;
-  const bm = d.nullBitmap;
-  return !bm || bm.length === 0 || ((bm[j >> 3]! >> (j & 7)) & 1) === 1;
+  return ((bm[j >> 3]! >> (j & 7)) & 1) === 1;
 }
 
 function bytesOf(v: ArrayBufferView): Uint8Array {
@@ -116,8 +119,9 @@ const EPOCH_LO = 0x3b37e000;
 /** The binary writer of one column's Data. */
 function fieldWriter(s: ColumnSpec, d: Data): FieldWriter {
   const w = valueWriter(s, d);
+  const bm = validity(d);
   return (i, o) => {
-    if (!valid(d, i)) { o.int32(-1); return; }
+    if (!valid(bm, d, i)) { o.int32(-1); return; }
     const lp = o.reserve(4);
     o.len += 4;
     w(i, o);
@@ -249,6 +253,7 @@ function valueWriter(s: ColumnSpec, d: Data): FieldWriter {
       const child = d.children[0]!;
       const elem = s.elem!;
       const cw = fieldWriter(elem, child);
+      const cbm = validity(child);
       return (i, o) => {
         const a = offs[off + i]!;
         const b = offs[off + i + 1]!;
@@ -259,7 +264,7 @@ function valueWriter(s: ColumnSpec, d: Data): FieldWriter {
           return;
         }
         let hasNull = 0;
-        for (let k = a; k < b; k++) if (!valid(child, k)) { hasNull = 1; break; }
+        if (cbm) for (let k = a; k < b; k++) if (!valid(cbm, child, k)) { hasNull = 1; break; }
         o.int32(1); o.int32(hasNull); o.int32(elem.oid); o.int32(n); o.int32(1);
         for (let k = a; k < b; k++) cw(k, o);
       };
@@ -383,11 +388,12 @@ function encodedEncoder(s: ColumnSpec, d: Data): ColumnEncoder {
   let ends = new Int32Array(0);
   return {
     size(rowLen, n) {
+      const bm = validity(d);
       scratch.len = 0;
       if (ends.length < n + 1) ends = new Int32Array(n + 1);
       for (let r = 0; r < n; r++) {
         const start = scratch.len;
-        if (valid(d, r)) {
+        if (valid(bm, d, r)) {
           w(r, scratch);
           rowLen[r]! += 4 + scratch.len - start;
         } else {
@@ -469,16 +475,18 @@ function textWriter(s: ColumnSpec, d: Data): TextWriter {
     const offs = d.valueOffsets as Int32Array;
     const vals = d.values as Uint8Array;
     const off = d.offset;
+    const bm = validity(d);
     return (i) => {
-      if (!valid(d, i)) return '\\N';
+      if (!valid(bm, d, i)) return '\\N';
       return copyTextEscape(Buffer.from(vals.buffer, vals.byteOffset + offs[off + i]!, offs[off + i + 1]! - offs[off + i]!).toString('utf8'));
     };
   }
   // Native columns: binary form first, then the type's text form.
   const w = valueWriter(s, d);
   const o = new Out(256);
+  const bm = validity(d);
   return (i) => {
-    if (!valid(d, i)) return '\\N';
+    if (!valid(bm, d, i)) return '\\N';
     o.len = 0;
     w(i, o);
     return copyTextEscape(valueToText(s.oid, o.b, 0, o.len));
@@ -513,7 +521,8 @@ async function* afterMagic(it: AsyncIterator<Uint8Array>): AsyncGenerator<Uint8A
 /**
  * Open an Arrow IPC object (as written by segferry) for COPY FROM. Reads the schema message
  * only; {@link ArrowCopySource.chunks} streams the rest. The whole object is read, footer
- * included, so a hash computed on the way covers every byte.
+ * included, so a hash computed on the way covers every byte. Memory: one record batch, 4 bytes
+ * per row of it, its decimal/numeric/list/interval columns in COPY form, and one output window.
  */
 export async function openArrowObject(
   source: AsyncIterable<Uint8Array>,
