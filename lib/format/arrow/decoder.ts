@@ -60,9 +60,12 @@ export function binaryCapable(s: ColumnSpec): boolean {
 /** Growable output buffer. */
 class Out {
   b: Buffer;
+  /** A DataView of `b` (Buffer#writeInt32BE checks its arguments on every call). */
+  dv: DataView;
   len = 0;
   constructor(cap: number) {
     this.b = Buffer.allocUnsafe(cap);
+    this.dv = new DataView(this.b.buffer, this.b.byteOffset, this.b.byteLength);
   }
   reserve(n: number): number {
     const need = this.len + n;
@@ -72,11 +75,12 @@ class Out {
       const nb = Buffer.allocUnsafe(cap);
       this.b.copy(nb, 0, 0, this.len);
       this.b = nb;
+      this.dv = new DataView(nb.buffer, nb.byteOffset, nb.byteLength);
     }
     return this.len;
   }
-  int16(v: number): void { const p = this.reserve(2); this.b.writeInt16BE(v, p); this.len += 2; }
-  int32(v: number): void { const p = this.reserve(4); this.b.writeInt32BE(v, p); this.len += 4; }
+  int16(v: number): void { const p = this.reserve(2); this.dv.setInt16(p, v); this.len += 2; }
+  int32(v: number): void { const p = this.reserve(4); this.dv.setInt32(p, v); this.len += 4; }
   bytes(src: Uint8Array, s: number, e: number): void {
     const n = e - s;
     const p = this.len + n <= this.b.length ? this.len : this.reserve(n);
@@ -125,7 +129,7 @@ function fieldWriter(s: ColumnSpec, d: Data): FieldWriter {
     const lp = o.reserve(4);
     o.len += 4;
     w(i, o);
-    o.b.writeInt32BE(o.len - lp - 4, lp);
+    o.dv.setInt32(lp, o.len - lp - 4);
   };
 }
 
@@ -265,7 +269,11 @@ function valueWriter(s: ColumnSpec, d: Data): FieldWriter {
         }
         let hasNull = 0;
         if (cbm) for (let k = a; k < b; k++) if (!valid(cbm, child, k)) { hasNull = 1; break; }
-        o.int32(1); o.int32(hasNull); o.int32(elem.oid); o.int32(n); o.int32(1);
+        // ndim 1, has-nulls, element oid, dimension n, lower bound 1.
+        const p = o.reserve(20);
+        const dv = o.dv;
+        dv.setInt32(p, 1); dv.setInt32(p + 4, hasNull); dv.setInt32(p + 8, elem.oid); dv.setInt32(p + 12, n); dv.setInt32(p + 16, 1);
+        o.len = p + 20;
         for (let k = a; k < b; k++) cw(k, o);
       };
     }
