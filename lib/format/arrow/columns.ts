@@ -340,6 +340,15 @@ class DateColumn extends FixedColumn {
 /** time: µs since midnight; Arrow's Time64 excludes PostgreSQL's 24:00:00. */
 class TimeColumn extends FixedColumn {
   override wire = 8;
+  // The loop of Column.values, repeated here so its call of `value` is monomorphic.
+  override values(b: Buffer, _bv: DataView, pos: Int32Array, lens: Int32Array, n: number, stride: number, c: number): number {
+    for (let r = 0, k = c; r < n; r++, k += stride) {
+      if (lens[k]! < 0) this.appendNull();
+      else if (!this.value(b, pos[k]!)) return r;
+    }
+    return -1;
+  }
+
   value(b: Buffer, off: number): boolean {
     const hi = b.readInt32BE(off);
     const lo = b.readUInt32BE(off + 4);
@@ -355,6 +364,15 @@ const NS_MAX = 2n ** 63n - 1n;
 
 class IntervalColumn extends FixedColumn {
   override wire = 16;
+  // The loop of Column.values, repeated here so its call of `value` is monomorphic.
+  override values(b: Buffer, _bv: DataView, pos: Int32Array, lens: Int32Array, n: number, stride: number, c: number): number {
+    for (let r = 0, k = c; r < n; r++, k += stride) {
+      if (lens[k]! < 0) this.appendNull();
+      else if (!this.value(b, pos[k]!)) return r;
+    }
+    return -1;
+  }
+
   value(b: Buffer, off: number): boolean {
     const hi = b.readInt32BE(off);
     const p = this.buf.reserve(16);
@@ -517,6 +535,16 @@ class VarColumn extends Column {
 class ListColumn extends Column {
   #offsets = new Bytes();
   readonly child: Column;
+  // The loop of Column.values, repeated here so its call of `value` is monomorphic.
+  override values(b: Buffer, _bv: DataView, pos: Int32Array, lens: Int32Array, n: number, stride: number, c: number): number {
+    for (let r = 0, k = c; r < n; r++, k += stride) {
+      const len = lens[k]!;
+      if (len < 0) this.appendNull();
+      else if (!this.value(b, pos[k]!, len)) return r;
+    }
+    return -1;
+  }
+
   bufs(): Bytes[] { return [this.#offsets]; }
   constructor(spec: ColumnSpec) {
     super(spec);
