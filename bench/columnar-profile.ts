@@ -30,7 +30,7 @@ import pgCopy from 'pg-copy-streams';
 const { values: flags } = parseArgs({
   options: {
     rows: { type: 'string' }, reps: { type: 'string' }, only: { type: 'string' }, cache: { type: 'string' },
-    profile: { type: 'string' }, quick: { type: 'boolean' }, dist: { type: 'boolean' }, base: { type: 'string' },
+    profile: { type: 'string' }, quick: { type: 'boolean' }, dist: { type: 'boolean' }, base: { type: 'string' }, 'no-reuse': { type: 'boolean' },
   },
 });
 // `--dist`: the compiled dist/ (run `npx tsc -p tsconfig.json` first), so profiles show its line numbers.
@@ -55,6 +55,8 @@ if (flags.base) IMPLS.push(await load('base', flags.base));
 const ROWS = Number(flags.rows ?? (flags.quick ? 50_000 : 300_000));
 const REPS = Number(flags.reps ?? 3);
 const CACHE = flags.cache ?? tmpdir();
+/** BatchBuilderOptions.reuseBuffers for this build (not for `--base`, so a copy of this build compares it); `--no-reuse`: off. */
+const REUSE = !flags['no-reuse'];
 
 interface Captured { copy: Buffer; columns: PgColumn[] }
 
@@ -119,7 +121,8 @@ const cpuS = (from: NodeJS.CpuUsage) => { const u = process.cpuUsage(from); retu
 
 /** COPY BINARY chunks → record batches → IPC files (8 batches each); returns the files. */
 function toArrow(impl: Impl, chunks: RowChunk[], columns: PgColumn[]): Buffer[] {
-  const b = new impl.BatchBuilder(columns.map(impl.columnSpec));
+  // Each batch is copied at once, as the segment writer does, so the builder may reuse its buffers.
+  const b = new impl.BatchBuilder(columns.map(impl.columnSpec), { reuseBuffers: REUSE && impl === IMPLS[0] });
   let enc: InstanceType<Impl['IpcFileEncoder']> | undefined;
   const files: Buffer[] = [];
   let parts: Uint8Array[] = [];
@@ -139,7 +142,7 @@ function toArrow(impl: Impl, chunks: RowChunk[], columns: PgColumn[]): Buffer[] 
     if (parts.length === 0) { parts.push(...enc.header.chunks); pos = enc.header.bytes; }
     const e = enc.batch(built.batch);
     blocks.push({ offset: pos, metaDataLength: e.metaDataLength, bodyLength: e.bodyLength });
-    parts.push(...e.chunks);
+    parts.push(Buffer.concat(e.chunks, e.bytes));
     pos += e.bytes;
     if (blocks.length === 8) close();
   };

@@ -43,6 +43,14 @@ class Bytes {
   presize(cap: number): void {
     if (cap > this.u8.length) this.reserve(cap - this.len);
   }
+  /** Take over `prev`'s memory, zeroed where it was used (the unused rest is still zero). */
+  adopt(prev: Bytes): void {
+    if (prev.u8.length <= this.u8.length) return;
+    prev.u8.fill(0, 0, prev.len);
+    prev.u8.set(this.u8.subarray(0, this.len)); // what this one holds already (an offsets[0])
+    this.u8 = prev.u8;
+    this.dv = prev.dv;
+  }
   /** The filled bytes (a view from offset 0, so aligned for any typed array). */
   take(): Uint8Array {
     return this.u8.subarray(0, this.len);
@@ -92,6 +100,15 @@ abstract class Column {
     const b = prev.bufs();
     for (let i = 0; i < a.length; i++) a[i]!.presize(b[i]!.u8.length);
     if (this instanceof ListColumn && prev instanceof ListColumn) this.child.presize(prev.child);
+  }
+
+  /** Reuse the previous batch's buffers (see BatchBuilderOptions.reuseBuffers). */
+  adopt(prev: Column): void {
+    const a = this.bufs();
+    const b = prev.bufs();
+    if (prev.constructor !== this.constructor || a.length !== b.length) return this.presize(prev);
+    for (let i = 0; i < a.length; i++) a[i]!.adopt(b[i]!);
+    if (this instanceof ListColumn && prev instanceof ListColumn) this.child.adopt(prev.child);
   }
   protected abstract build(length: number, nullCount: number, nullBitmap: Uint8Array | undefined): Data;
 
@@ -643,6 +660,13 @@ export interface BatchBuilderOptions {
   maxBytes?: number;
   /** Schema-level metadata of every object. */
   schemaMetadata?: Record<string, string>;
+  /**
+   * Build each batch in the previous batch's column buffers (default false): fewer large
+   * allocations (and the garbage collections they trigger), but a batch's data is overwritten
+   * by the next `take()`. Only for callers that are done with a batch (encoded and copied)
+   * before they feed rows for the next one.
+   */
+  reuseBuffers?: boolean;
 }
 
 /** Default rows per record batch. */
@@ -690,12 +714,16 @@ export class BatchBuilder {
   #lens = new Int32Array(0);
   #inCopy = false;
   readonly #meta: Record<string, string>;
+  readonly #reuse: boolean;
+  /** The previous batch's columns, whose buffers the next rows go into (reuseBuffers). */
+  #recycle: Column[] | undefined;
 
   constructor(specs: ColumnSpec[], o: BatchBuilderOptions = {}) {
     this.specs = specs.map((s) => ({ ...s }));
     this.maxRows = o.maxRows ?? DEFAULT_BATCH_ROWS;
     this.maxBytes = o.maxBytes ?? DEFAULT_BATCH_BYTES;
     this.#meta = o.schemaMetadata ?? {};
+    this.#reuse = o.reuseBuffers ?? false;
     this.schema = arrowSchema(this.specs, this.#meta);
     this.#setCols(this.specs.map(makeColumn));
   }
@@ -721,6 +749,11 @@ export class BatchBuilder {
    * recognised and skipped.
    */
   feed(data: Buffer, rowEnds: Uint32Array, from: number): number {
+    const old = this.#recycle;
+    if (old) {
+      this.#recycle = undefined;
+      if (old.length === this.#cols.length && this.rows === 0) this.#cols.forEach((c, i) => c.adopt(old[i]!));
+    }
     let i = from;
     while (i < rowEnds.length) {
       let s = i === 0 ? 0 : rowEnds[i - 1]!;
@@ -840,7 +873,9 @@ export class BatchBuilder {
     const out: BuiltBatch = { batch, rows: this.rows, generation: this.generation };
     const prev = this.#cols;
     this.#setCols(this.specs.map(makeColumn));
-    this.#cols.forEach((c, i) => c.presize(prev[i]!));
+    // Reused buffers are taken over when the next rows come: the caller still encodes this batch.
+    if (this.#reuse) this.#recycle = prev;
+    else this.#cols.forEach((c, i) => c.presize(prev[i]!));
     this.#runs = [];
     this.rows = 0;
     this.bytes = 0;
