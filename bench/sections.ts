@@ -23,6 +23,7 @@ export const SECTIONS: BenchSection[] = [
   { name: 'streams', script: 'streams.ts', what: 'One table on one server: segferry export --streams auto (and 1, 2, 4) to a directory against one psql \\copy (SELECT …) TO file of the same table, alternating in the same run; rows/s, MB/s, the ratio and client/server CPU seconds.' },
   { name: 'parquet', script: 'parquet.ts', what: 'Parquet export and import against TEXT and Arrow in the same run (rows/s, client CPU per million rows, bytes written per format and codec), and loading Parquet objects through COPY BINARY against COPY TEXT.' },
   { name: 'compress', script: 'compress.ts', what: 'Compressed objects (--compress gzip|zstd, --arrow-compression zstd) against uncompressed TEXT in one run, contestants alternated: export rows/s, client CPU-s, bytes stored, import rows/s.' },
+  { name: 'columnar', script: 'columnar.ts', what: 'Export and import rows/s of each columnar format against TEXT in the same run (2 → 2 nodes, to a directory), with client and server CPU-s per million rows, and the ratios against the 0.8 goal (issue 16).' },
   { name: 'replicate', script: 'replicate.ts', what: 'Replicating a finished export within one moto_server endpoint (server-side copy plus the SHA-256 read-back) against a streamed replicate.' },
   { name: 'encrypt', script: 'encrypt.ts', what: 'Client-side encryption (--encrypt key-file) cost: encrypted export rows/s and client CPU as a ratio against a plain export of the same table in the same run.' },
 ];

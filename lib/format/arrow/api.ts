@@ -15,8 +15,9 @@ export function arrowCopyFromSQL(qualifiedTable: string, src: Pick<ArrowCopySour
 /**
  * Open an Arrow IPC object (as written by segferry) for COPY FROM. Reads the schema message
  * only; {@link ArrowCopySource.chunks} streams the rest. The whole object is read, footer
- * included, so a hash computed on the way covers every byte. Memory: one record batch plus
- * one output chunk (`chunkBytes`, default 1 MiB).
+ * included, so a hash computed on the way covers every byte. Memory: one record batch, 4 bytes
+ * per row of it, its decimal/numeric/list/interval columns in COPY form, and one output window
+ * of about `chunkBytes` (default 1 MiB, at least one row).
  */
 export async function openArrowObject(source: AsyncIterable<Uint8Array>, opts: ArrowDecodeOptions = {}): Promise<ArrowCopySource> {
   const { openArrowObject: open } = await import('./decoder.js');

@@ -2,7 +2,7 @@ import { RecordBatchReader, type Data, type RecordBatch, type Schema } from 'apa
 import { FormatError, SchemaMismatchError, SegferryError, ValueConversionError } from '../../errors.js';
 import { quoteIdent } from '../../pg/sql.js';
 import { COPY_SIGNATURE } from '../../pg/copy-binary.js';
-import { copyTextEscape, numericMaxBytes, PG_EPOCH_DAYS, valueToText, writeNumeric, writeNumericText } from './pgtext.js';
+import { copyTextEscape, numericMaxBytes, PG_EPOCH_DAYS, valueToText, writeNumeric, writeNumericSafe, writeNumericText } from './pgtext.js';
 import { OID, specFromField, type ColumnSpec } from './pgtypes.js';
 
 /**
@@ -10,7 +10,7 @@ import { OID, specFromField, type ColumnSpec } from './pgtypes.js';
  *
  * The object is read front to back as the IPC stream it contains (segferry writes the schema
  * message after the file magic, as Arrow C++ does), so memory is bounded by one record batch
- * plus one output chunk, whatever the object's size. Each Arrow value is turned back into
+ * plus one output window (see {@link openArrowObject}), whatever the object's size. Each Arrow value is turned back into
  * its PostgreSQL BINARY form, using the type recorded in the field metadata; objects with a
  * column that only has a text form of a non-text type (a fallback type, or a value that fell
  * back to text) are loaded through COPY TEXT instead, with the same exact values.
@@ -29,7 +29,7 @@ export interface ArrowDecodeOptions {
    * compatible type, e.g. int4 into int8). `binary` fails when an object needs TEXT.
    */
   format?: 'auto' | ArrowCopyFormat;
-  /** Size at which output chunks are handed out (default 1 MiB). */
+  /** Size of the output chunks: windows of whole rows of about this size, at least one row (default 1 MiB). */
   chunkBytes?: number;
 }
 
@@ -60,9 +60,12 @@ export function binaryCapable(s: ColumnSpec): boolean {
 /** Growable output buffer. */
 class Out {
   b: Buffer;
+  /** A DataView of `b` (Buffer#writeInt32BE checks its arguments on every call). */
+  dv: DataView;
   len = 0;
   constructor(cap: number) {
     this.b = Buffer.allocUnsafe(cap);
+    this.dv = new DataView(this.b.buffer, this.b.byteOffset, this.b.byteLength);
   }
   reserve(n: number): number {
     const need = this.len + n;
@@ -72,11 +75,12 @@ class Out {
       const nb = Buffer.allocUnsafe(cap);
       this.b.copy(nb, 0, 0, this.len);
       this.b = nb;
+      this.dv = new DataView(nb.buffer, nb.byteOffset, nb.byteLength);
     }
     return this.len;
   }
-  int16(v: number): void { const p = this.reserve(2); this.b.writeInt16BE(v, p); this.len += 2; }
-  int32(v: number): void { const p = this.reserve(4); this.b.writeInt32BE(v, p); this.len += 4; }
+  int16(v: number): void { const p = this.reserve(2); this.dv.setInt16(p, v); this.len += 2; }
+  int32(v: number): void { const p = this.reserve(4); this.dv.setInt32(p, v); this.len += 4; }
   bytes(src: Uint8Array, s: number, e: number): void {
     const n = e - s;
     const p = this.len + n <= this.b.length ? this.len : this.reserve(n);
@@ -98,11 +102,14 @@ class Out {
 /** Writes field i of a column (length prefix included) in binary form. */
 type FieldWriter = (i: number, o: Out) => void;
 
-function valid(d: Data, i: number): boolean {
-  if (d.nullCount === 0) return true;
+/**
+ * Is row i of a column valid? A test for per-row loops: `bm` is {@link validity}(d), read
+ * once per column (apache-arrow's `nullCount` getter does work on every call).
+ */
+function valid(bm: Uint8Array | undefined, d: Data, i: number): boolean {
+  if (!bm) return true;
   const j = d.offset + i;
-  const bm = d.nullBitmap;
-  return !bm || bm.length === 0 || ((bm[j >> 3]! >> (j & 7)) & 1) === 1;
+  return ((bm[j >> 3]! >> (j & 7)) & 1) === 1;
 }
 
 function bytesOf(v: ArrayBufferView): Uint8Array {
@@ -116,12 +123,13 @@ const EPOCH_LO = 0x3b37e000;
 /** The binary writer of one column's Data. */
 function fieldWriter(s: ColumnSpec, d: Data): FieldWriter {
   const w = valueWriter(s, d);
+  const bm = validity(d);
   return (i, o) => {
-    if (!valid(d, i)) { o.int32(-1); return; }
+    if (!valid(bm, d, i)) { o.int32(-1); return; }
     const lp = o.reserve(4);
     o.len += 4;
     w(i, o);
-    o.b.writeInt32BE(o.len - lp - 4, lp);
+    o.dv.setInt32(lp, o.len - lp - 4);
   };
 }
 
@@ -176,6 +184,16 @@ function valueWriter(s: ColumnSpec, d: Data): FieldWriter {
       return (i, o) => {
         const j = (off + i) * 4;
         const w0 = words[j]!, w1 = words[j + 1]!, w2 = words[j + 2]!, w3 = words[j + 3]!;
+        // |v| < 2^53 (most values): base-10000 groups by arithmetic, no digit string.
+        if (w2 === 0 && w3 === 0 && w1 < 0x200000) {
+          const p = o.reserve(numericMaxBytes(20));
+          const n = writeNumericSafe(o.b, p, false, w1 * TWO32 + w0, scale);
+          if (n >= 0) { o.len += n; return; }
+        } else if (w2 === 0xffffffff && w3 === 0xffffffff && w1 >= 0xffe00000) {
+          const p = o.reserve(numericMaxBytes(20));
+          const n = writeNumericSafe(o.b, p, true, (~w1 >>> 0) * TWO32 + (~w0 >>> 0) + 1, scale);
+          if (n >= 0) { o.len += n; return; }
+        }
         let digits: string;
         let neg = false;
         if (w2 === 0 && w3 === 0 && w1 < 0x200000) digits = String(w1 * TWO32 + w0);
@@ -239,6 +257,7 @@ function valueWriter(s: ColumnSpec, d: Data): FieldWriter {
       const child = d.children[0]!;
       const elem = s.elem!;
       const cw = fieldWriter(elem, child);
+      const cbm = validity(child);
       return (i, o) => {
         const a = offs[off + i]!;
         const b = offs[off + i + 1]!;
@@ -249,13 +268,210 @@ function valueWriter(s: ColumnSpec, d: Data): FieldWriter {
           return;
         }
         let hasNull = 0;
-        for (let k = a; k < b; k++) if (!valid(child, k)) { hasNull = 1; break; }
-        o.int32(1); o.int32(hasNull); o.int32(elem.oid); o.int32(n); o.int32(1);
+        if (cbm) for (let k = a; k < b; k++) if (!valid(cbm, child, k)) { hasNull = 1; break; }
+        // ndim 1, has-nulls, element oid, dimension n, lower bound 1.
+        const p = o.reserve(20);
+        const dv = o.dv;
+        dv.setInt32(p, 1); dv.setInt32(p + 4, hasNull); dv.setInt32(p + 8, elem.oid); dv.setInt32(p + 12, n); dv.setInt32(p + 16, 1);
+        o.len = p + 20;
         for (let k = a; k < b; k++) cw(k, o);
       };
     }
     default:
       throw new ValueConversionError(`column ${s.name}: no binary form for kind ${s.kind}`);
+  }
+}
+
+/**
+ * One column's fields of a record batch in COPY BINARY, written column by column: `size`
+ * adds each row's field bytes (length word included) to `rowLen`, then `write` puts the fields
+ * of rows [a, b) at `cur[r - a]` of `out`, advancing `cur`. Each column kind has its own
+ * loops, so no per-value closure call, NULL test or buffer growth check remains.
+ */
+interface ColumnEncoder {
+  size(rowLen: Int32Array, n: number): void;
+  write(ov: DataView, out: Buffer, cur: Int32Array, a: number, b: number): void;
+}
+
+/** Validity bits of a column, or undefined when it has no NULLs. */
+function validity(d: Data): Uint8Array | undefined {
+  return d.nullCount > 0 && d.nullBitmap && d.nullBitmap.length > 0 ? d.nullBitmap : undefined;
+}
+
+/** Add `bytes` (valid rows) or 4 (NULL rows) to each row's length. */
+function addSizes(rowLen: Int32Array, n: number, d: Data, bytes: number): void {
+  const bm = validity(d);
+  if (!bm) {
+    for (let r = 0; r < n; r++) rowLen[r]! += bytes;
+    return;
+  }
+  const off = d.offset;
+  for (let r = 0; r < n; r++) {
+    const j = off + r;
+    rowLen[r]! += (bm[j >> 3]! >> (j & 7)) & 1 ? bytes : 4;
+  }
+}
+
+/** Copy `len` bytes, 4 at a time through DataViews while short (Buffer#copy allocates a view per call). */
+function copyInto(ov: DataView, out: Buffer, q: number, sv: DataView, src: Uint8Array, s: number, len: number): void {
+  if (len < 160) {
+    let j = 0;
+    for (; j + 4 <= len; j += 4) ov.setInt32(q + j, sv.getInt32(s + j, true), true);
+    for (; j < len; j++) out[q + j] = src[s + j]!;
+  } else out.set(src.subarray(s, s + len), q);
+}
+
+function dataView(v: ArrayBufferView): DataView {
+  return new DataView(v.buffer, v.byteOffset, v.byteLength);
+}
+
+/** Fixed-width values written from the little-endian Arrow slot by `put` (value bytes `width`). */
+function fixedEncoder(d: Data, width: number, put: (ov: DataView, p: number, sv: DataView, j: number) => void): ColumnEncoder {
+  const sv = dataView(d.values as ArrayBufferView);
+  const off = d.offset;
+  return {
+    size: (rowLen, n) => addSizes(rowLen, n, d, 4 + width),
+    write(ov, _out, cur, a, b) {
+      const bm = validity(d);
+      for (let r = a; r < b; r++) {
+        const p = cur[r - a]!;
+        const j = off + r;
+        if (bm && ((bm[j >> 3]! >> (j & 7)) & 1) === 0) {
+          ov.setInt32(p, -1);
+          cur[r - a] = p + 4;
+        } else {
+          ov.setInt32(p, width);
+          put(ov, p + 4, sv, j);
+          cur[r - a] = p + 4 + width;
+        }
+      }
+    },
+  };
+}
+
+/** Variable-width values copied from the Arrow value bytes; jsonb gets its version byte (1) back. */
+function bytesEncoder(d: Data, jsonb: boolean): ColumnEncoder {
+  const offs = d.valueOffsets as Int32Array;
+  const vals = d.values as Uint8Array;
+  const sv = dataView(vals);
+  const off = d.offset;
+  const extra = jsonb ? 1 : 0;
+  return {
+    size(rowLen, n) {
+      const bm = validity(d);
+      for (let r = 0; r < n; r++) {
+        const j = off + r;
+        rowLen[r]! += bm && ((bm[j >> 3]! >> (j & 7)) & 1) === 0 ? 4 : 4 + extra + offs[j + 1]! - offs[j]!;
+      }
+    },
+    write(ov, out, cur, a, b) {
+      const bm = validity(d);
+      for (let r = a; r < b; r++) {
+        let p = cur[r - a]!;
+        const j = off + r;
+        if (bm && ((bm[j >> 3]! >> (j & 7)) & 1) === 0) {
+          ov.setInt32(p, -1);
+          cur[r - a] = p + 4;
+          continue;
+        }
+        const s = offs[j]!;
+        const len = offs[j + 1]! - s;
+        ov.setInt32(p, len + extra);
+        p += 4;
+        if (jsonb) out[p++] = 1;
+        copyInto(ov, out, p, sv, vals, s, len);
+        cur[r - a] = p + len;
+      }
+    },
+  };
+}
+
+/**
+ * Any other column (decimal, numeric held as text, lists, intervals): each value is encoded
+ * once by its {@link valueWriter} into a scratch buffer during `size`, then copied.
+ */
+function encodedEncoder(s: ColumnSpec, d: Data): ColumnEncoder {
+  const w = valueWriter(s, d);
+  const scratch = new Out(64 * 1024);
+  let ends = new Int32Array(0);
+  return {
+    size(rowLen, n) {
+      const bm = validity(d);
+      scratch.len = 0;
+      if (ends.length < n + 1) ends = new Int32Array(n + 1);
+      for (let r = 0; r < n; r++) {
+        const start = scratch.len;
+        if (valid(bm, d, r)) {
+          w(r, scratch);
+          rowLen[r]! += 4 + scratch.len - start;
+        } else {
+          rowLen[r]! += 4;
+          ends[r] = -1 - start; // NULL, keeping where the next value starts
+          continue;
+        }
+        ends[r] = start;
+      }
+      ends[n] = scratch.len;
+    },
+    write(ov, out, cur, a, b) {
+      const buf = scratch.b;
+      const sv = dataView(buf);
+      for (let r = a; r < b; r++) {
+        const p = cur[r - a]!;
+        const e = ends[r]!;
+        if (e < 0) {
+          ov.setInt32(p, -1);
+          cur[r - a] = p + 4;
+          continue;
+        }
+        const next = ends[r + 1]!;
+        const len = (next < 0 ? -1 - next : next) - e;
+        ov.setInt32(p, len);
+        copyInto(ov, out, p + 4, sv, buf, e, len);
+        cur[r - a] = p + 4 + len;
+      }
+    },
+  };
+}
+
+/** The column-wise COPY BINARY encoder of one column's Data. */
+function columnEncoder(s: ColumnSpec, d: Data): ColumnEncoder {
+  if (s.demoted || s.kind === 'text' || s.kind === 'bytea' || s.kind === 'fallback') return bytesEncoder(d, false);
+  switch (s.kind) {
+    case 'jsonb': return bytesEncoder(d, true);
+    case 'int2': return fixedEncoder(d, 2, (ov, p, sv, j) => ov.setInt16(p, sv.getInt16(2 * j, true)));
+    case 'int4': case 'float4': return fixedEncoder(d, 4, (ov, p, sv, j) => ov.setInt32(p, sv.getInt32(4 * j, true)));
+    // Two int32 halves, not one float64: a float load may change a NaN's bits.
+    case 'int8': case 'float8': case 'time': return fixedEncoder(d, 8, (ov, p, sv, j) => {
+      ov.setInt32(p, sv.getInt32(8 * j + 4, true));
+      ov.setInt32(p + 4, sv.getInt32(8 * j, true));
+    });
+    case 'date': return fixedEncoder(d, 4, (ov, p, sv, j) => {
+      const x = sv.getInt32(4 * j, true);
+      ov.setInt32(p, x === 0x7fffffff || x === -0x80000000 ? x : x - PG_EPOCH_DAYS);
+    });
+    case 'timestamp': case 'timestamptz': return fixedEncoder(d, 8, (ov, p, sv, j) => {
+      const lo = sv.getUint32(8 * j, true);
+      const hi = sv.getInt32(8 * j + 4, true);
+      if ((hi === 0x7fffffff && lo === 0xffffffff) || (hi === -0x80000000 && lo === 0)) {
+        ov.setInt32(p, hi);
+        ov.setUint32(p + 4, lo);
+        return;
+      }
+      let lo2 = lo - EPOCH_LO;
+      let hi2 = hi - EPOCH_HI;
+      if (lo2 < 0) { lo2 += TWO32; hi2 -= 1; }
+      ov.setInt32(p, hi2);
+      ov.setUint32(p + 4, lo2);
+    });
+    case 'bool': {
+      const bits = d.values as Uint8Array;
+      return fixedEncoder(d, 1, (ov, p, _sv, j) => ov.setUint8(p, (bits[j >> 3]! >> (j & 7)) & 1));
+    }
+    case 'uuid': return fixedEncoder(d, 16, (ov, p, sv, j) => {
+      for (let k = 0; k < 16; k += 4) ov.setInt32(p + k, sv.getInt32(16 * j + k, true), true);
+    });
+    default: return encodedEncoder(s, d);
   }
 }
 
@@ -267,16 +483,18 @@ function textWriter(s: ColumnSpec, d: Data): TextWriter {
     const offs = d.valueOffsets as Int32Array;
     const vals = d.values as Uint8Array;
     const off = d.offset;
+    const bm = validity(d);
     return (i) => {
-      if (!valid(d, i)) return '\\N';
+      if (!valid(bm, d, i)) return '\\N';
       return copyTextEscape(Buffer.from(vals.buffer, vals.byteOffset + offs[off + i]!, offs[off + i + 1]! - offs[off + i]!).toString('utf8'));
     };
   }
   // Native columns: binary form first, then the type's text form.
   const w = valueWriter(s, d);
   const o = new Out(256);
+  const bm = validity(d);
   return (i) => {
-    if (!valid(d, i)) return '\\N';
+    if (!valid(bm, d, i)) return '\\N';
     o.len = 0;
     w(i, o);
     return copyTextEscape(valueToText(s.oid, o.b, 0, o.len));
@@ -291,11 +509,13 @@ function unreadable(e: unknown): SegferryError {
 
 /** Bytes after the 8-byte file magic, from any byte source; the rest is drained by the caller. */
 async function* afterMagic(it: AsyncIterator<Uint8Array>): AsyncGenerator<Uint8Array> {
-  let head = Buffer.alloc(0);
+  let head: Buffer = Buffer.alloc(0);
   while (head.length < 8) {
     const r = await it.next();
     if (r.done) throw new SchemaMismatchError('object is not an Arrow IPC file (too short)');
-    head = Buffer.concat([head, Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength)]);
+    const v = Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength);
+    // Concatenate only when the magic is split: the first read may be the whole object.
+    head = head.length === 0 ? v : Buffer.concat([head, v]);
   }
   if (!head.subarray(0, 6).equals(MAGIC.subarray(0, 6))) throw new SchemaMismatchError('object is not an Arrow IPC file (no ARROW1 magic)');
   if (head.length > 8) yield head.subarray(8);
@@ -309,7 +529,8 @@ async function* afterMagic(it: AsyncIterator<Uint8Array>): AsyncGenerator<Uint8A
 /**
  * Open an Arrow IPC object (as written by segferry) for COPY FROM. Reads the schema message
  * only; {@link ArrowCopySource.chunks} streams the rest. The whole object is read, footer
- * included, so a hash computed on the way covers every byte.
+ * included, so a hash computed on the way covers every byte. Memory: one record batch, 4 bytes
+ * per row of it, its decimal/numeric/list/interval columns in COPY form, and one output window.
  */
 export async function openArrowObject(
   source: AsyncIterable<Uint8Array>,
@@ -336,7 +557,10 @@ export async function openArrowObject(
   const chunkBytes = opts.chunkBytes ?? 1024 * 1024;
   let rows = 0;
   async function* chunks(): AsyncGenerator<Buffer> {
-    const out = new Out(Math.min(chunkBytes * 2, 16 * 1024 * 1024));
+    // Binary output is written into one buffer per window below; `out` holds header and trailer.
+    const out = new Out(format === 'binary' ? 64 : Math.min(chunkBytes * 2, 16 * 1024 * 1024));
+    let rowLen = new Int32Array(0);
+    let cur = new Int32Array(0);
     if (format === 'binary') {
       // Header: signature, int32 flags (0), int32 header extension length (0).
       out.bytes(COPY_SIGNATURE, 0, COPY_SIGNATURE.length);
@@ -352,13 +576,31 @@ export async function openArrowObject(
         const n = batch.numRows;
         const datas = specs.map((_, c) => batch.getChildAt(c)!.data[0]!);
         if (format === 'binary') {
-          const ws = specs.map((s, c) => fieldWriter(s, datas[c]!));
-          const nf = ws.length;
-          for (let i = 0; i < n; i++) {
-            out.int16(nf);
-            for (let c = 0; c < nf; c++) ws[c]!(i, out);
-            rows++;
-            if (out.len >= chunkBytes) yield out.take();
+          // Column by column: every row's length first, then the rows in windows of about
+          // chunkBytes (at least one row), each written field by field into its own buffer.
+          const encs = specs.map((s, c) => columnEncoder(s, datas[c]!));
+          const nf = encs.length;
+          if (rowLen.length < n) rowLen = new Int32Array(n);
+          rowLen.fill(2, 0, n); // the int16 field count
+          for (const e of encs) e.size(rowLen, n);
+          if (out.len > 0) yield out.take(); // the COPY header
+          let a = 0;
+          while (a < n) {
+            let bytes = rowLen[a]!;
+            let b = a + 1;
+            while (b < n && bytes + rowLen[b]! <= chunkBytes) bytes += rowLen[b++]!;
+            const buf = Buffer.allocUnsafe(bytes);
+            const ov = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+            if (cur.length < b - a) cur = new Int32Array(b - a);
+            for (let r = a, p = 0; r < b; r++) {
+              ov.setInt16(p, nf);
+              cur[r - a] = p + 2;
+              p += rowLen[r]!;
+            }
+            for (const e of encs) e.write(ov, buf, cur, a, b);
+            rows += b - a;
+            yield buf;
+            a = b;
           }
         } else {
           const ws = specs.map((s, c) => textWriter(s, datas[c]!));

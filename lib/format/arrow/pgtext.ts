@@ -339,3 +339,35 @@ export function valueToText(oid: number, b: Buffer, off: number, len: number): s
 export function copyTextEscape(s: string): string {
   return /[\\\n\r\t]/.test(s) ? s.replace(/[\\\n\r\t]/g, (c) => (c === '\\' ? '\\\\' : c === '\n' ? '\\n' : c === '\r' ? '\\r' : '\\t')) : s;
 }
+
+/**
+ * {@link writeNumeric} of ±`v` × 10^-`scale` without going through a digit string, for the
+ * common case of a safe integer `v` ≥ 0 and 0 ≤ `scale` ≤ 15; returns -1 (nothing written)
+ * when the value is outside that case. Same bytes as `writeNumeric(dst, p, neg, String(v), scale)`.
+ */
+export function writeNumericSafe(dst: Buffer, p: number, neg: boolean, v: number, scale: number): number {
+  if (scale < 0 || scale > 15) return -1;
+  // Shift so the decimal point falls on a base-10000 group boundary.
+  const m = (4 - (scale % 4)) % 4;
+  let x = v * POW10[m]!;
+  if (!(x <= Number.MAX_SAFE_INTEGER)) return -1;
+  let low = -(scale + m) / 4; // base-10000 exponent of the lowest group
+  // Trailing zero groups are dropped.
+  while (x > 0 && x % 10000 === 0) {
+    x /= 10000;
+    low++;
+  }
+  let n = 0;
+  for (let t = x; t > 0; t = Math.floor(t / 10000)) n++;
+  const base = p + 8;
+  for (let k = n - 1; k >= 0; k--) {
+    const q = Math.floor(x / 10000);
+    dst.writeInt16BE(x - q * 10000, base + 2 * k);
+    x = q;
+  }
+  dst.writeInt16BE(n, p);
+  dst.writeInt16BE(n === 0 ? 0 : low + n - 1, p + 2);
+  dst.writeUInt16BE(neg && n > 0 ? NUMERIC_NEG : NUMERIC_POS, p + 4);
+  dst.writeInt16BE(scale, p + 6);
+  return 8 + 2 * n;
+}

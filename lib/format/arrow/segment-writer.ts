@@ -122,6 +122,8 @@ export class ArrowSegmentWriter implements SegmentWriter {
       maxRows: o.batchRows ?? DEFAULT_BATCH_ROWS,
       maxBytes,
       schemaMetadata: { 'segferry.table': o.table },
+      // Safe: #place encodes and copies a batch (#append) before write() feeds the next rows.
+      reuseBuffers: true,
     });
     this.specs = this.#builder.specs;
   }

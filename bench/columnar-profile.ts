@@ -1,0 +1,233 @@
+/**
+ * Profiling harness for the columnar conversions, in memory and on one thread, in CPU seconds
+ * per million rows (robust when other processes share the cores):
+ *
+ *   node --import tsx bench/columnar-profile.ts [--rows N] [--reps N] [--only export|import]
+ *   node --cpu-prof --cpu-prof-dir=/tmp/prof --import tsx bench/columnar-profile.ts --only export
+ *
+ * The first run starts one throw-away PostgreSQL server, fills the benchmark table
+ * (bench/lib/data.ts: 12 columns of common types) and keeps its COPY BINARY stream in a file
+ * under the OS temp directory (`--cache DIR` to choose); later runs read that file, so a
+ * profile holds the conversion alone. `export` is COPY BINARY rows → record batches → IPC
+ * bytes (what the Arrow segment writer does per row); `import` is IPC objects → COPY BINARY
+ * (what the loader does). `--profile DIR` only prints the self-time summary of the
+ * .cpuprofile in DIR.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+import type { PgColumn } from '../lib/format/arrow/pgtypes.js';
+import type { RowChunk } from '../lib/pg/copy-out.js';
+import { BenchServer, stopAll } from './lib/cluster.js';
+import { generateSQL, TABLE, tableDDL } from './lib/data.js';
+import { summarizeProfile } from './lib/profile.js';
+import pgCopy from 'pg-copy-streams';
+
+const { values: flags } = parseArgs({
+  options: {
+    rows: { type: 'string' }, reps: { type: 'string' }, only: { type: 'string' }, cache: { type: 'string' },
+    profile: { type: 'string' }, quick: { type: 'boolean' }, dist: { type: 'boolean' }, base: { type: 'string' }, 'no-reuse': { type: 'boolean' },
+  },
+});
+// `--dist`: the compiled dist/ (run `npx tsc -p tsconfig.json` first), so profiles show its line numbers.
+// `--base DIR`: a second build (a copy of an older dist/) measured in the same run, alternating.
+type Impl = {
+  name: string;
+  BatchBuilder: typeof import('../lib/format/arrow/columns.js').BatchBuilder;
+  openArrowObject: typeof import('../lib/format/arrow/decoder.js').openArrowObject;
+  IpcFileEncoder: typeof import('../lib/format/arrow/ipc.js').IpcFileEncoder;
+  columnSpec: typeof import('../lib/format/arrow/pgtypes.js').columnSpec;
+};
+async function load(name: string, dir: string): Promise<Impl> {
+  const m = async (f: string) => import(`${dir}/format/arrow/${f}.js`);
+  return {
+    name,
+    BatchBuilder: (await m('columns')).BatchBuilder, openArrowObject: (await m('decoder')).openArrowObject,
+    IpcFileEncoder: (await m('ipc')).IpcFileEncoder, columnSpec: (await m('pgtypes')).columnSpec,
+  };
+}
+const IMPLS: Impl[] = [await load('this', flags.dist ? '../dist' : '../lib')];
+if (flags.base) IMPLS.push(await load('base', flags.base));
+const ROWS = Number(flags.rows ?? (flags.quick ? 50_000 : 300_000));
+const REPS = Number(flags.reps ?? 3);
+const CACHE = flags.cache ?? tmpdir();
+/** BatchBuilderOptions.reuseBuffers for this build (not for `--base`, so a copy of this build compares it); `--no-reuse`: off. */
+const REUSE = !flags['no-reuse'];
+
+interface Captured { copy: Buffer; columns: PgColumn[] }
+
+/** The table's COPY BINARY stream and column types, from the cache or a fresh server. */
+async function capture(): Promise<Captured> {
+  const base = join(CACHE, `segferry-colprof-${ROWS}`);
+  if (existsSync(`${base}.copybin`)) {
+    return { copy: readFileSync(`${base}.copybin`), columns: JSON.parse(readFileSync(`${base}.json`, 'utf8')) as PgColumn[] };
+  }
+  const s = await BenchServer.start('colprof');
+  try {
+    await s.query(tableDDL(TABLE));
+    await s.query(`INSERT INTO ${TABLE} ${generateSQL(1, ROWS)}`);
+    const c = new pg.Client({ connectionString: s.url() });
+    await c.connect();
+    try {
+      await c.query("SET TimeZone = 'UTC'");
+      const desc = await c.query(`SELECT * FROM ${TABLE} LIMIT 0`);
+      const columns = desc.fields.map((f) => ({ name: f.name, pgType: '', oid: f.dataTypeID, typmod: f.dataTypeModifier }));
+      const parts: Buffer[] = [];
+      for await (const b of c.query(pgCopy.to(`COPY ${TABLE} TO STDOUT (FORMAT binary)`))) parts.push(b as Buffer);
+      const copy = Buffer.concat(parts);
+      writeFileSync(`${base}.copybin`, copy);
+      writeFileSync(`${base}.json`, JSON.stringify(columns));
+      return { copy, columns };
+    } finally {
+      await c.end();
+    }
+  } finally {
+    await stopAll();
+  }
+}
+
+/** Cut a COPY BINARY stream into ≈ 1 MiB row chunks, as the COPY reader hands them out (header in the first row, trailer last). */
+function rowChunks(copy: Buffer): RowChunk[] {
+  const out: RowChunk[] = [];
+  let p = 19 + copy.readUInt32BE(15);
+  let start = 0;
+  let ends: number[] = [];
+  const flush = (end: number) => {
+    const data = copy.subarray(start, end);
+    out.push({ data, rowEnds: Uint32Array.from(ends, (e) => e - start) });
+    start = end;
+    ends = [];
+  };
+  for (;;) {
+    const nf = copy.readInt16BE(p);
+    if (nf === -1) { p += 2; ends.push(p); break; }
+    p += 2;
+    for (let f = 0; f < nf; f++) {
+      const len = copy.readInt32BE(p);
+      p += 4 + Math.max(0, len);
+    }
+    ends.push(p);
+    if (p - start >= 1 << 20) flush(p);
+  }
+  flush(p);
+  return out;
+}
+
+const cpuS = (from: NodeJS.CpuUsage) => { const u = process.cpuUsage(from); return (u.user + u.system) / 1e6; };
+
+/** COPY BINARY chunks → record batches → IPC files (8 batches each); returns the files. */
+function toArrow(impl: Impl, chunks: RowChunk[], columns: PgColumn[]): Buffer[] {
+  // Each batch is copied at once, as the segment writer does, so the builder may reuse its buffers.
+  const b = new impl.BatchBuilder(columns.map(impl.columnSpec), { reuseBuffers: REUSE && impl === IMPLS[0] });
+  let enc: InstanceType<Impl['IpcFileEncoder']> | undefined;
+  const files: Buffer[] = [];
+  let parts: Uint8Array[] = [];
+  let blocks: { offset: number; metaDataLength: number; bodyLength: number }[] = [];
+  let pos = 0;
+  const close = () => {
+    if (!enc || parts.length === 0) return;
+    parts.push(...enc.footer(blocks).chunks);
+    files.push(Buffer.concat(parts));
+    parts = [];
+    blocks = [];
+  };
+  const emit = () => {
+    const built = b.take();
+    if (!built) return;
+    enc ??= new impl.IpcFileEncoder(b.schema);
+    if (parts.length === 0) { parts.push(...enc.header.chunks); pos = enc.header.bytes; }
+    const e = enc.batch(built.batch);
+    blocks.push({ offset: pos, metaDataLength: e.metaDataLength, bodyLength: e.bodyLength });
+    parts.push(Buffer.concat(e.chunks, e.bytes));
+    pos += e.bytes;
+    if (blocks.length === 8) close();
+  };
+  for (const rc of chunks) {
+    let i = 0;
+    while (i < rc.rowEnds.length) {
+      i = b.feed(rc.data, rc.rowEnds, i);
+      if (b.full) emit();
+    }
+  }
+  emit();
+  close();
+  return files;
+}
+
+async function fromArrow(impl: Impl, files: Buffer[], hash?: Hash): Promise<{ rows: number; bytes: number }> {
+  let rows = 0;
+  let bytes = 0;
+  for (const f of files) {
+    const src = await impl.openArrowObject(Readable.from([f]));
+    for await (const c of src.chunks()) {
+      bytes += c.length;
+      hash?.update(c);
+    }
+    rows += src.rows;
+  }
+  return { rows, bytes };
+}
+
+async function main(): Promise<void> {
+  const { copy, columns } = await capture();
+  const chunks = rowChunks(copy);
+  const only = flags.only;
+  process.stdout.write(`columnar profile: ${ROWS} rows, ${(copy.length / 1e6).toFixed(0)} MB of COPY BINARY, ${REPS} reps, node ${process.version}\n`);
+  const files = toArrow(IMPLS[0]!, chunks, columns); // warm-up, and the import's input
+  for (const impl of IMPLS.slice(1)) {
+    // The contestants must write the same bytes.
+    const other = toArrow(impl, chunks, columns);
+    const same = other.length === files.length && other.every((f, i) => f.equals(files[i]!));
+    process.stdout.write(`  objects of [${impl.name}] and [${IMPLS[0]!.name}]: ${same ? 'byte-identical' : 'DIFFERENT'}\n`);
+    if (!same) process.exitCode = 1;
+    // And read them back into the same COPY BINARY bytes.
+    const [h0, h1] = [createHash('sha256'), createHash('sha256')];
+    await fromArrow(IMPLS[0]!, files, h0);
+    await fromArrow(impl, files, h1);
+    const sameCopy = h0.digest('hex') === h1.digest('hex');
+    process.stdout.write(`  COPY BINARY read back by [${impl.name}] and [${IMPLS[0]!.name}]: ${sameCopy ? 'byte-identical' : 'DIFFERENT'}\n`);
+    if (!sameCopy) process.exitCode = 1;
+  }
+  const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const line = (what: string, impl: Impl, xs: number[]) =>
+    process.stdout.write(`  ${what} [${impl.name}]: min ${Math.min(...xs).toFixed(3)}, median ${med(xs).toFixed(3)} CPU-s per million rows (${xs.map((x) => x.toFixed(3)).join(', ')})\n`);
+  if (only !== 'import') {
+    const xs = IMPLS.map(() => [] as number[]);
+    for (let r = 0; r < REPS; r++) {
+      IMPLS.forEach((impl, k) => {
+        const t = process.cpuUsage();
+        toArrow(impl, chunks, columns);
+        xs[k]!.push(cpuS(t) / ROWS * 1e6);
+      });
+    }
+    IMPLS.forEach((impl, k) => line('export COPY BINARY → Arrow IPC', impl, xs[k]!));
+  }
+  if (only !== 'export') {
+    const xs = IMPLS.map(() => [] as number[]);
+    for (let r = 0; r < REPS; r++) {
+      for (const [k, impl] of IMPLS.entries()) {
+        const t = process.cpuUsage();
+        const { rows } = await fromArrow(impl, files);
+        if (rows !== ROWS) throw new Error(`decoded ${rows} rows, expected ${ROWS}`);
+        xs[k]!.push(cpuS(t) / ROWS * 1e6);
+      }
+    }
+    IMPLS.forEach((impl, k) => line('import Arrow IPC → COPY BINARY', impl, xs[k]!));
+  }
+}
+
+/** `--profile DIR`: print the self-time summary of the .cpuprofile a `--cpu-prof` run left in DIR. */
+function summarize(dir: string): void {
+  const { totalMs, entries } = summarizeProfile(dir, 30);
+  process.stdout.write(`profile ${dir}: ${(totalMs / 1000).toFixed(2)} CPU-s busy\n`);
+  for (const e of entries) process.stdout.write(`  ${(e.share * 100).toFixed(1).padStart(5)}%  ${e.selfMs.toFixed(0).padStart(6)} ms  ${e.fn}  ${e.where}\n`);
+}
+
+(flags.profile ? Promise.resolve(summarize(flags.profile)) : main()).catch((e) => {
+  process.stderr.write(`${(e as Error).stack ?? e}\n`);
+  process.exitCode = 1;
+});
