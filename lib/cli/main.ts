@@ -79,6 +79,8 @@ const EXPORT_FLAGS = {
   'exclude-table-file': { type: 'string', multiple: true },
   ddl: { type: 'boolean' },
   'no-ddl': { type: 'boolean' },
+  'schema-only': { type: 'boolean' },
+  'data-only': { type: 'boolean' },
   to: { type: 'string' },
   format: { type: 'string', short: 'f' },
   'segment-size': { type: 'string' },
@@ -123,6 +125,10 @@ Options:
       --exclude-table-file FILE  patterns to leave out, one a line
       --ddl / --no-ddl     carry the schema (pg_dump --schema-only, for import --create);
                            default: on with --all or --schema. Single server or static topology
+      --schema-only        only the DDL and a manifest without segments (import --create makes
+                           the schema from it)
+      --data-only          only the rows, no DDL; with --all/--schema also sequence values and
+                           materialized views (set and refreshed after an import's data)
       --to DEST            s3://bucket/prefix, a directory or file:// URL
   -f, --format F           text (default), csv, arrow (Apache Arrow IPC files) or binary (COPY
                            BINARY objects, each loadable alone; docs/formats.md)
@@ -276,6 +282,7 @@ async function cmdExport(argv: string[], dryRunCommand: boolean, reporter: () =>
   if (v['no-checksums']) opts.checksums = false;
   if (v.ddl && v['no-ddl']) throw new InvalidOptionError('give --ddl or --no-ddl, not both');
   const ddl = v.ddl ? true : v['no-ddl'] ? false : undefined;
+  if (v['schema-only'] && v['data-only']) throw new InvalidOptionError('give --schema-only or --data-only, not both');
   if (v.out !== undefined) {
     if (!dryRunCommand) throw new InvalidOptionError('--out belongs to segferry plan');
     if (!v.to) throw new InvalidOptionError('segferry plan --out FILE needs --to DEST: the parts write there');
@@ -301,6 +308,8 @@ async function cmdExport(argv: string[], dryRunCommand: boolean, reporter: () =>
       overwrite: v.overwrite === true,
       resume: v.resume === true,
       ...(ddl !== undefined ? { ddl } : {}),
+      ...(v['schema-only'] ? { schemaOnly: true } : {}),
+      ...(v['data-only'] ? { dataOnly: true } : {}),
       signal: interrupt.signal,
       onEvent: r.listener(),
     });

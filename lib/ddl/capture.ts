@@ -188,6 +188,22 @@ export async function captureDdl(o: CaptureDdlOptions): Promise<ManifestDdl> {
   return ddl;
 }
 
+/**
+ * What a data-only export (`--data-only` with `--all` or `--schema`) carries besides the rows,
+ * as pg_dump --data-only does: sequence values (the scope's, as {@link captureSequences}) and
+ * the populated materialized views of the scope (refreshed after the data). No pg_dump needed.
+ */
+export async function captureDataExtras(c: pg.Client, scope: DdlScope, tables: QualifiedName[], schemas: string[] = []): Promise<{ sequences: ManifestSequence[]; matviews: QualifiedName[] }> {
+  const sequences = await captureSequences(c, scope, tables, schemas);
+  const mv = scope === 'tables' ? { rows: [] } : await c.query<QualifiedName>(
+    `SELECT n.nspname AS schema, c.relname AS name FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind = 'm' AND c.relispopulated
+        AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e WHERE e.classid = 'pg_catalog.pg_class'::regclass AND e.objid = c.oid AND e.deptype = 'e')
+        AND (($1 = 'database' AND n.nspname <> ALL ($3::text[]) AND n.nspname !~ '^pg_(toast|temp_)') OR ($1 = 'schemas' AND n.nspname = ANY ($2::text[])))
+      ORDER BY 1, 2`, [scope, schemas, SKIPPED_SCHEMAS]);
+  return { sequences, matviews: mv.rows };
+}
+
 /** pg_dump's spelling of an identifier: bare when lower-case simple, else double-quoted. */
 function quoteIdentIfNeeded(s: string): string {
   return /^[a-z_][a-z0-9_$]*$/.test(s) ? s : quoteIdent(s);

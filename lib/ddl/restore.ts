@@ -130,7 +130,7 @@ export async function runPhase(c: pg.Client, exportId: string, phase: 'pre' | 'p
 }
 
 /** Set every recorded sequence value: `setval($1::regclass, $2, $3)`, bound. */
-export async function applySequences(c: pg.Client, ddl: ManifestDdl): Promise<number> {
+export async function applySequences(c: pg.Client, ddl: Pick<ManifestDdl, 'sequences'>): Promise<number> {
   for (const s of ddl.sequences) {
     await c.query('SELECT pg_catalog.setval($1::regclass, $2::int8, $3)', [quoteQualified(s), s.lastValue, s.isCalled]);
   }
@@ -138,6 +138,24 @@ export async function applySequences(c: pg.Client, ddl: ManifestDdl): Promise<nu
 }
 
 /** Refresh the materialized views that were populated at the source. */
-export async function refreshMatviews(c: pg.Client, ddl: ManifestDdl): Promise<void> {
+export async function refreshMatviews(c: pg.Client, ddl: Pick<ManifestDdl, 'matviews'>): Promise<void> {
   for (const m of ddl.matviews ?? []) await c.query(`REFRESH MATERIALIZED VIEW ${quoteQualified(m)}`);
+}
+
+/**
+ * The data half of sequences and materialized views (a data-only import, or the import of a
+ * data-only export): set the sequences that exist at the destination and refresh the
+ * materialized views that exist there. Returns what it did and what it left out (missing).
+ */
+export async function applyDataExtras(c: pg.Client, x: Pick<ManifestDdl, 'sequences' | 'matviews'>): Promise<{ sequences: number; matviews: number; missing: string[] }> {
+  const exists = async (q: { schema: string; name: string }, kind: string) =>
+    (await c.query(`SELECT 1 FROM pg_catalog.pg_class WHERE oid = pg_catalog.to_regclass($1) AND relkind = $2`, [quoteQualified(q), kind])).rows.length > 0;
+  const missing: string[] = [];
+  const seqs = [];
+  for (const q of x.sequences) if (await exists(q, 'S')) seqs.push(q); else missing.push(`sequence ${q.schema}.${q.name}`);
+  const mvs = [];
+  for (const q of x.matviews ?? []) if (await exists(q, 'm')) mvs.push(q); else missing.push(`materialized view ${q.schema}.${q.name}`);
+  await applySequences(c, { sequences: seqs });
+  await refreshMatviews(c, { matviews: mvs });
+  return { sequences: seqs.length, matviews: mvs.length, missing };
 }

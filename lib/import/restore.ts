@@ -1,5 +1,5 @@
 import { DdlUnsupportedError, InvalidOptionError, fromDatabaseError } from '../errors.js';
-import { applySequences, compareTables, decide, ensurePhases, phasesDone, readCheckedDdl, refreshMatviews, runPhase, type CheckedDdl } from '../ddl/restore.js';
+import { applyDataExtras, applySequences, compareTables, decide, ensurePhases, phasesDone, readCheckedDdl, refreshMatviews, runPhase, type CheckedDdl } from '../ddl/restore.js';
 import { readManifest } from '../manifest/io.js';
 import type { Manifest, ManifestDdl } from '../manifest/types.js';
 import { closeQuietly, connect, parseConnection } from '../pg/conn.js';
@@ -25,8 +25,16 @@ export interface DdlRestore {
  * Returns undefined when there is nothing to restore.
  */
 export async function startDdlRestore(store: ObjectStore, opts: ImportOptions): Promise<DdlRestore | undefined> {
-  if (!opts.create || opts.ddl === false || opts.bare !== undefined || opts.plan !== undefined) return undefined;
-  const manifest: Manifest = await readManifest(store);
+  if (opts.schemaOnly && opts.dataOnly) throw new InvalidOptionError('give schemaOnly (--schema-only) or dataOnly (--data-only), not both');
+  if (opts.bare !== undefined) {
+    if (opts.schemaOnly || opts.dataOnly) throw new InvalidOptionError('--schema-only and --data-only need a manifest: not with --bare');
+    return undefined;
+  }
+  const manifest: Manifest | undefined = opts.create || opts.schemaOnly ? await readManifest(store) : undefined;
+  if (opts.schemaOnly && (!opts.create || opts.ddl === false || !manifest?.ddl)) {
+    throw new InvalidOptionError('schemaOnly (--schema-only) restores the export\'s DDL: it needs create (--create), DDL on, and an export that carries DDL');
+  }
+  if (!opts.create || opts.ddl === false || opts.dataOnly || opts.plan !== undefined || !manifest) return undefined;
   const ddl: ManifestDdl | undefined = manifest.ddl;
   if (!ddl) return undefined;
   if (opts.tables !== undefined && opts.tables.length > 0) {
@@ -86,3 +94,30 @@ export async function startDdlRestore(store: ObjectStore, opts: ImportOptions): 
   }
 }
 
+
+/**
+ * Whether this import loads rows: not with `schemaOnly`, nor from a schema-only export (which
+ * then needs `create` with its DDL: ERR_INVALID_OPTION otherwise, as there is nothing to load).
+ */
+export function loadsData(manifest: Manifest | undefined, opts: ImportOptions, restoring: boolean): boolean {
+  if (opts.schemaOnly) return false;
+  if (manifest?.schemaOnly) {
+    if (!restoring) throw new InvalidOptionError('the export holds only the schema (export --schema-only): import it with --create (and without --data-only or --no-ddl)');
+    return false;
+  }
+  return true;
+}
+
+/**
+ * The sequences and materialized views an import sets after the data when no DDL restore
+ * does: with `dataOnly` those of the export's `ddl`, and always those a data-only export
+ * recorded (`manifest.sequences`, `manifest.matviews`). Undefined when there are none.
+ */
+export function dataExtras(manifest: Manifest | undefined, opts: ImportOptions, restoring: boolean): Pick<ManifestDdl, 'sequences' | 'matviews'> | undefined {
+  if (!manifest || restoring || opts.schemaOnly) return undefined;
+  if (manifest.sequences !== undefined) return { sequences: manifest.sequences, ...(manifest.matviews ? { matviews: manifest.matviews } : {}) };
+  if (opts.dataOnly && manifest.ddl) return { sequences: manifest.ddl.sequences, ...(manifest.ddl.matviews ? { matviews: manifest.ddl.matviews } : {}) };
+  return undefined;
+}
+
+export { applyDataExtras };

@@ -117,6 +117,20 @@ export interface Manifest {
   replicatedFrom?: ReplicatedFrom;
   /** The schema of what was exported (issue 14), when the export carried it. */
   ddl?: ManifestDdl;
+  /**
+   * True for a schema-only export (`--schema-only`): `ddl` and the tables' columns, no objects
+   * (every table's rows are 0). Importing it with `create` creates the schema and loads nothing.
+   * Absent otherwise.
+   */
+  schemaOnly?: boolean;
+  /**
+   * A data-only export (`--data-only`) of `--all` or `--schema`: sequence values, set after the
+   * data as pg_dump --data-only's SEQUENCE SET does (an export with `ddl` keeps them in
+   * `ddl.sequences` instead). Absent otherwise.
+   */
+  sequences?: ManifestSequence[];
+  /** With {@link sequences}: materialized views populated at the source, refreshed after the data. */
+  matviews?: { schema: string; name: string }[];
   /** Server-side encryption requested for the objects, if any. */
   encryption?: { algorithm: string; kmsKeyId?: string };
 }
