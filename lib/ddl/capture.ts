@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
-import { fromDatabaseError } from '../errors.js';
+import { SegferryError, fromDatabaseError } from '../errors.js';
 import { DDL_POST_KEY, DDL_PRE_KEY } from '../manifest/keys.js';
 import type { ManifestDdl, ManifestDdlObject, ManifestSequence } from '../manifest/types.js';
 import { closeQuietly, connect, destroyClient, type NodeEndpoint } from '../pg/conn.js';
@@ -8,6 +8,7 @@ import { quoteIdent, quoteQualified, type QualifiedName } from '../pg/sql.js';
 import type { ObjectStore } from '../store/types.js';
 import { listCatalogTables, SKIPPED_SCHEMAS } from '../topology/select.js';
 import { findPgDump, runPgDump } from './pgdump.js';
+import { captureCitusDistribution, withoutCitusExtension } from './citus.js';
 
 // The schema half of an export: pg_dump --schema-only of what was selected, in the data's
 // snapshot where one session's snapshot covers all the data (a single server).
@@ -79,6 +80,12 @@ export interface CaptureDdlOptions {
   schemas?: string[];
   /** Directory holding pg_dump (default: SEGFERRY_PG_BINDIR, then the search in findPgDump). */
   pgBindir?: string;
+  /**
+   * The node is a Citus coordinator (default false): its dump holds the shell tables (shards
+   * are hidden from pg_dump's session), the citus extension's own statements are dropped, and
+   * the distribution is read as data (`ddl.distribution`).
+   */
+  citus?: boolean;
   store: ObjectStore;
   signal?: AbortSignal;
 }
@@ -167,8 +174,9 @@ export async function captureDdl(o: CaptureDdlOptions): Promise<ManifestDdl> {
   const fail = (e: unknown, action: string) => fromDatabaseError(e, { node: snap.node, action });
   const sel = await selectionArgs(c, o.scope, o.tables, o.schemas).catch((e) => { throw fail(e, 'list tables for pg_dump'); });
   const base = ['--schema-only', '--no-owner', '--no-privileges', `--snapshot=${snap.id}`, ...sel];
-  const pre = await runPgDump(prog, snap.endpoint, [...base, '--section=pre-data'], o.signal);
+  let pre = await runPgDump(prog, snap.endpoint, [...base, '--section=pre-data'], o.signal);
   const post = await runPgDump(prog, snap.endpoint, [...base, '--section=post-data'], o.signal);
+  if (o.citus) pre = withoutCitusExtension(pre);
   const sequences = await captureSequences(c, o.scope, o.tables, o.schemas).catch((e) => { throw fail(e, 'read sequences'); });
   const mv = await c.query<QualifiedName>(
     `SELECT n.nspname AS schema, c.relname AS name FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -185,6 +193,7 @@ export async function captureDdl(o: CaptureDdlOptions): Promise<ManifestDdl> {
   // Only those the dump creates: pg_dump prints `CREATE MATERIALIZED VIEW schema.name`.
   const created = mv.rows.filter((m) => pre.includes(`CREATE MATERIALIZED VIEW ${quoteIdentIfNeeded(m.schema)}.${quoteIdentIfNeeded(m.name)} `));
   if (created.length > 0) ddl.matviews = created;
+  if (o.citus) ddl.distribution = await captureCitusDistribution(c, o.tables).catch((e) => { throw e instanceof SegferryError ? e : fail(e, 'read pg_dist_partition'); });
   return ddl;
 }
 

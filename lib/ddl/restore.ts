@@ -6,6 +6,7 @@ import { quoteQualified } from '../pg/sql.js';
 import type { ObjectStore } from '../store/types.js';
 import { findRelation, relationColumns } from '../topology/catalog.js';
 import { checkDdlText, type Statement } from './statements.js';
+import type { BoundStatement } from './citus.js';
 
 // The schema half of `import --create`: pre-data before the data, post-data, sequence values
 // and materialized views after it. Each phase runs in one transaction and is recorded in
@@ -109,23 +110,34 @@ export function decide(cmp: TableComparison): 'run' | 'adopt' {
 }
 
 /**
- * Run one phase's statements in one transaction, each statement on its own (the lexer split
+ * Run one phase's statements in one transaction (then `generated`, segferry's own bound
+ * statements; `citus`: in Citus's sequential mode), each statement on its own (the lexer split
  * them, so none can carry a second), and record the phase in that transaction.
  */
-export async function runPhase(c: pg.Client, exportId: string, phase: 'pre' | 'post' | 'adopted', statements: readonly Statement[], node: string): Promise<void> {
+export async function runPhase(c: pg.Client, exportId: string, phase: 'pre' | 'post' | 'adopted', statements: readonly Statement[], node: string, generated: readonly BoundStatement[] = [], citus = false): Promise<void> {
   let at: Statement | undefined;
+  let gen: BoundStatement | undefined;
   try {
     await c.query('BEGIN');
+    // Citus: DDL on distributed tables with foreign keys to reference tables, in one transaction,
+    // must go over one connection per node (Citus refuses otherwise, XX000).
+    if (citus) await c.query(`SET LOCAL citus.multi_shard_modify_mode TO 'sequential'`);
     for (const s of statements) {
       at = s;
       await c.query(s.text);
     }
     at = undefined;
+    // segferry's own statements (the Citus distribution), in the same transaction.
+    for (const g of generated) {
+      gen = g;
+      await c.query(g.text, g.values);
+    }
+    gen = undefined;
     await c.query('INSERT INTO segferry.ddl_phases (export_id, phase) VALUES ($1, $2)', [exportId, phase]);
     await c.query('COMMIT');
   } catch (e) {
     await c.query('ROLLBACK').catch(() => {});
-    throw fromDatabaseError(e, { node, action: at ? `DDL ${phase}-data statement at line ${at.line}` : `DDL ${phase}-data` });
+    throw fromDatabaseError(e, { node, action: at ? `DDL ${phase}-data statement at line ${at.line}` : gen ? `DDL ${phase}-data: ${gen.text.replace(/^SELECT pg_catalog\.(\w+).*$/, '$1')}(${String(gen.values[0])})` : `DDL ${phase}-data` });
   }
 }
 

@@ -74,8 +74,10 @@ export interface ExportOptions extends PlanOptions {
    * Carry the schema (issue 14): pg_dump --schema-only of the selection, stored as
    * `segferry-ddl-pre-data.sql` and `segferry-ddl-post-data.sql` with sequence values in the
    * manifest, for `import --create`. Default: on with `all` or `schemas`, off otherwise.
-   * Single servers (in the data's snapshot) and static topologies (the first node's
-   * definitions, just before the data); postgres_fdw and Citus sources: ERR_DDL_UNSUPPORTED.
+   * Single servers (in the data's snapshot), static topologies (the first node's
+   * definitions, just before the data) and Citus (the coordinator's shell tables, just before
+   * the data, with the distribution as data in `ddl.distribution`); postgres_fdw sources:
+   * ERR_DDL_UNSUPPORTED.
    */
   ddl?: boolean;
   /**
@@ -167,9 +169,9 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
     let plan = opts.plan ?? (await planExport(opts));
     const wholeScope = opts.all === true || (opts.schemas?.length ?? 0) > 0;
     const wantDdl = opts.schemaOnly === true || (!opts.dataOnly && (opts.ddl ?? wholeScope));
-    if (wantDdl && plan.topology !== 'postgres' && plan.topology !== 'static') {
+    if (wantDdl && plan.topology !== 'postgres' && plan.topology !== 'static' && plan.topology !== 'citus') {
       throw new DdlUnsupportedError(`the schema (DDL) cannot be carried from a ${plan.topology} source yet: export with --no-ddl (ddl: false) and create the destination tables yourself`, {
-        hint: 'single servers and static topologies carry their DDL (docs/manifest.md)',
+        hint: 'single servers, static topologies and Citus carry their DDL (docs/manifest.md)',
       });
     }
     // Claim the prefix before anything is deleted or written; the loser deletes nothing (issue 13).
@@ -200,12 +202,13 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
       // Single server: pg_dump and the exporter share one snapshot; a static topology's
       // first node is dumped just before the data (said in the manifest).
       const single = plan.topology === 'postgres' && plan.nodes.length === 1;
-      const node = plan.nodes[0] ?? { name: COORDINATOR_NODE, endpoint: plan.coordinator! };
+      const citus = plan.topology === 'citus';
+      const node = schemaNode(plan);
       ddlSnap = await DdlSnapshot.open(node.endpoint, node.name);
       const shared = single && !opts.resume;
       const scope: DdlScope = opts.all ? 'database' : (opts.tables?.length ?? 0) === 0 && (opts.schemas?.length ?? 0) > 0 ? 'schemas' : 'tables';
       ddl = await captureDdl({
-        snapshot: ddlSnap, shared, scope, tables: plan.tables.map((t) => t.table), store,
+        snapshot: ddlSnap, shared, scope, tables: plan.tables.map((t) => t.table), store, citus,
         ...(opts.schemas ? { schemas: opts.schemas } : {}),
         ...(opts.pgBindir !== undefined ? { pgBindir: opts.pgBindir } : {}),
         ...(opts.signal ? { signal: opts.signal } : {}),
@@ -214,7 +217,7 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
       else { await ddlSnap.close(); ddlSnap = undefined; }
     } else if (opts.dataOnly && wholeScope) {
       // pg_dump --data-only carries sequence values and materialized view data: so does this.
-      const node = plan.nodes[0] ?? { name: COORDINATOR_NODE, endpoint: plan.coordinator! };
+      const node = schemaNode(plan);
       const snap = await DdlSnapshot.open(node.endpoint, node.name);
       try {
         extras = await captureDataExtras(snap.client, opts.all ? 'database' : 'schemas', plan.tables.map((t) => t.table), opts.schemas ?? []);
@@ -326,6 +329,15 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
     if (!checkpointed) await store.removeRootIfEmpty?.();
     if (typeof opts.to === 'string') store.close();
   }
+}
+
+/**
+ * The node whose catalog gives the schema: the Citus coordinator (shell tables and the
+ * distribution), else the first node (a single server, a static topology's first node).
+ */
+function schemaNode(plan: ExportPlan): { name: string; endpoint: NonNullable<ExportPlan['coordinator']> } {
+  if (plan.topology === 'citus' && plan.coordinator) return { name: COORDINATOR_NODE, endpoint: plan.coordinator };
+  return plan.nodes[0] ?? { name: COORDINATOR_NODE, endpoint: plan.coordinator! };
 }
 
 /** Throw ERR_ABORTED (or the reason itself when it is a SegferryError) if the signal is aborted; as runPool does. */

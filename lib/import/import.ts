@@ -32,7 +32,8 @@ export interface ImportOptions extends ImportPlanOptions {
    * triggers: after all rows, so load order and cycles do not matter and triggers do not fire),
    * sequence values, materialized views, and ANALYZE (unless `analyze` is false; default on
    * here). Each phase is recorded in `segferry.ddl_phases`: a rerun finishes an interrupted
-   * restore. One destination server (`target`) only; Citus and static: ERR_DDL_UNSUPPORTED.
+   * restore. One destination server or Citus coordinator (`target`; a Citus export's
+   * distribution is replayed into Citus, plain tables elsewhere); static: ERR_DDL_UNSUPPORTED.
    * `schemaOnly` and `dataOnly` split this in two.
    */
   ddl?: boolean;
@@ -360,6 +361,7 @@ export async function importTables(opts: ImportOptions): Promise<ImportResult> {
     if (restore) {
       const analyze = opts.analyze !== false && loadData;
       const did = await restore.afterData(analyze);
+      notes.push(...restore.notes);
       notes.push(`schema restored from the export's DDL (${restore.mode === 'adopt' ? 'the tables existed with the same definition: DDL not run' : restore.mode === 'resume' ? 'finishing an earlier run' : 'pre-data before the data'}${did.length > 0 ? '; ' + did.join('; ') : ''})`);
       if (analyze) for (const r of results.values()) r.analyzed = true;
     }

@@ -128,6 +128,21 @@ function checkDdl(d: unknown, bad: Bad): void {
   if (d.scope !== 'database' && d.scope !== 'schemas' && d.scope !== 'tables') throw bad('ddl.scope must be database, schemas or tables');
   checkSequences(d.sequences, 'ddl.sequences', bad);
   if (d.matviews !== undefined) checkMatviews(d.matviews, 'ddl.matviews', bad);
+  if (d.distribution !== undefined) {
+    if (!Array.isArray(d.distribution)) throw bad('ddl.distribution must be an array');
+    d.distribution.forEach((q: unknown, i: number) => {
+      const at = `ddl.distribution[${i}]`;
+      if (!isObj(q)) throw bad(`${at} must be an object`);
+      name(q.schema, `${at}.schema`, bad);
+      name(q.name, `${at}.name`, bad);
+      if (q.kind === 'reference') return;
+      if (q.kind !== 'distributed') throw bad(`${at}.kind must be distributed or reference`);
+      name(q.column, `${at}.column`, bad);
+      count(q.shardCount, `${at}.shardCount`, bad);
+      if ((q.shardCount as number) < 1 || (q.shardCount as number) > 64000) throw bad(`${at}.shardCount must be 1 to 64000`);
+      count(q.colocationGroup, `${at}.colocationGroup`, bad);
+    });
+  }
 }
 
 /** Sequence values: names as identifiers, `lastValue` a decimal bigint (bound into setval). */

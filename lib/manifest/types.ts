@@ -184,4 +184,24 @@ export interface ManifestDdl {
   sequences: ManifestSequence[];
   /** Materialized views that were populated at the source: refreshed after the data. */
   matviews?: { schema: string; name: string }[];
+  /**
+   * A Citus source: how its selected tables were distributed (hash-distributed and reference
+   * tables; others are plain). `import --create` into Citus replays it after pre-data; into a
+   * plain server the tables stay plain. Absent for other sources.
+   */
+  distribution?: ManifestDistribution[];
+}
+
+/** One Citus table's distribution, as data (replayed by segferry's own calls, never SQL from storage). */
+export interface ManifestDistribution {
+  schema: string;
+  name: string;
+  /** `distributed` (hash, create_distributed_table) or `reference` (create_reference_table). */
+  kind: 'distributed' | 'reference';
+  /** `distributed`: the distribution column (one of the table's columns). */
+  column?: string;
+  /** `distributed`: number of shards. */
+  shardCount?: number;
+  /** `distributed`: the source's colocation id; tables sharing it are colocated again. */
+  colocationGroup?: number;
 }

@@ -54,3 +54,17 @@ describe('manifest: schemaOnly, sequences, matviews', () => {
     expect(message({ ...base(), matviews: [{ schema: 's', name: 7 }] })).toMatch(/matviews\[0\]\.name/);
   });
 });
+
+describe('manifest: ddl.distribution (Citus)', () => {
+  const withDist = (d: unknown) => ({ ...base(), ddl: { ...ddl(), distribution: d } });
+  it('accepts distributed and reference entries', () => {
+    expect(message(withDist([{ schema: 'public', name: 't', kind: 'distributed', column: 'id', shardCount: 8, colocationGroup: 2 }, { schema: 'public', name: 'r', kind: 'reference' }]))).toBe('accepted');
+  });
+  it('refuses other kinds, missing columns and shard counts out of range', () => {
+    expect(message(withDist([{ schema: 'public', name: 't', kind: 'range' }]))).toMatch(/kind must be distributed or reference/);
+    expect(message(withDist([{ schema: 'public', name: 't', kind: 'distributed', shardCount: 8, colocationGroup: 2 }]))).toMatch(/distribution\[0\]\.column/);
+    expect(message(withDist([{ schema: 'public', name: 't', kind: 'distributed', column: 'id', shardCount: 0, colocationGroup: 2 }]))).toMatch(/shardCount must be 1 to 64000/);
+    expect(message(withDist([{ schema: 'public', name: 't', kind: 'distributed', column: 'id', shardCount: 2, colocationGroup: -1 }]))).toMatch(/colocationGroup/);
+    expect(message(withDist({}))).toMatch(/distribution must be an array/);
+  });
+});
