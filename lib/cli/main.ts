@@ -124,7 +124,7 @@ Options:
       --table-file FILE    tables or patterns, one a line (# comments, blank lines skipped)
       --exclude-table-file FILE  patterns to leave out, one a line
       --ddl / --no-ddl     carry the schema (pg_dump --schema-only, for import --create);
-                           default: on with --all or --schema. Single server, static or Citus
+                           default: on with --all or --schema. Any topology (fdw: local partitions)
       --schema-only        only the DDL and a manifest without segments (import --create makes
                            the schema from it)
       --data-only          only the rows, no DDL; with --all/--schema also sequence values and

@@ -9,6 +9,7 @@ import type { ObjectStore } from '../store/types.js';
 import { listCatalogTables, SKIPPED_SCHEMAS } from '../topology/select.js';
 import { findPgDump, runPgDump } from './pgdump.js';
 import { captureCitusDistribution, withoutCitusExtension } from './citus.js';
+import { fdwSchemas, foreignPartitions, foreignTables, localPartitionsSQL, publicSchemaIfNotExists } from './fdw.js';
 
 // The schema half of an export: pg_dump --schema-only of what was selected, in the data's
 // snapshot where one session's snapshot covers all the data (a single server).
@@ -86,6 +87,13 @@ export interface CaptureDdlOptions {
    * the distribution is read as data (`ddl.distribution`).
    */
   citus?: boolean;
+  /**
+   * The node is a postgres_fdw coordinator (default false): the dump leaves out foreign
+   * servers, user mappings, extensions and foreign tables; foreign partitions are recreated as
+   * local partitions with the same bounds (appended to pre-data); a selected foreign table that
+   * is not a partition is ERR_DDL_UNSUPPORTED.
+   */
+  fdw?: boolean;
   store: ObjectStore;
   signal?: AbortSignal;
 }
@@ -104,18 +112,30 @@ async function withPartitions(c: pg.Client, q: QualifiedName): Promise<Qualified
 /** pg_dump pattern naming exactly one object: both parts double-quoted (no wildcard inside quotes). */
 const exact = (q: QualifiedName) => quoteQualified(q);
 
-/** pg_dump's selection arguments for a scope (names exact, quoted). */
-export async function selectionArgs(c: pg.Client, scope: DdlScope, tables: QualifiedName[], schemas: string[] = []): Promise<string[]> {
+/**
+ * pg_dump's selection arguments for a scope (names exact, quoted). `fdw` (a postgres_fdw
+ * coordinator): the database scope becomes its schemas one by one (so that no foreign server
+ * or user mapping is dumped, lib/ddl/fdw.ts) and every foreign table is left out.
+ */
+export async function selectionArgs(c: pg.Client, scope: DdlScope, tables: QualifiedName[], schemas: string[] = [], fdw = false): Promise<string[]> {
   const args: string[] = [];
   const chosen = new Set(tables.map((t) => `${t.schema}\0${t.name}`));
+  const foreign = new Set(fdw ? (await foreignTables(c, 'all')).map((t) => `${t.schema}\0${t.name}`) : []);
+  const isForeign = (q: QualifiedName) => foreign.has(`${q.schema}\0${q.name}`);
   if (scope === 'tables') {
-    for (const t of tables) for (const p of await withPartitions(c, t)) args.push(`--table=${exact(p)}`);
+    for (const t of tables) for (const p of await withPartitions(c, t)) if (!isForeign(p)) args.push(`--table=${exact(p)}`);
     return args;
   }
   if (scope === 'schemas') {
     for (const s of schemas) args.push(`--schema=${quoteIdent(s)}`);
+  } else if (fdw) {
+    for (const s of await fdwSchemas(c)) args.push(`--schema=${quoteIdent(s)}`);
   } else {
     for (const s of SKIPPED_SCHEMAS) args.push(`--exclude-schema=${quoteIdent(s)}`);
+  }
+  for (const f of foreign) {
+    const [schema, name] = f.split('\0') as [string, string];
+    args.push(`--exclude-table=${exact({ schema, name })}`);
   }
   const inScope = (s: string) => scope === 'database' || schemas.includes(s);
   for (const t of await listCatalogTables(c)) {
@@ -172,11 +192,13 @@ export async function captureDdl(o: CaptureDdlOptions): Promise<ManifestDdl> {
   const prog = findPgDump(snap.serverMajor, o.pgBindir);
   const c = snap.client;
   const fail = (e: unknown, action: string) => fromDatabaseError(e, { node: snap.node, action });
-  const sel = await selectionArgs(c, o.scope, o.tables, o.schemas).catch((e) => { throw fail(e, 'list tables for pg_dump'); });
+  const sel = await selectionArgs(c, o.scope, o.tables, o.schemas, o.fdw === true).catch((e) => { throw fail(e, 'list tables for pg_dump'); });
+  const parts = o.fdw ? await foreignPartitions(c, o.tables).catch((e) => { throw e instanceof SegferryError ? e : fail(e, 'list foreign partitions'); }) : [];
   const base = ['--schema-only', '--no-owner', '--no-privileges', `--snapshot=${snap.id}`, ...sel];
   let pre = await runPgDump(prog, snap.endpoint, [...base, '--section=pre-data'], o.signal);
   const post = await runPgDump(prog, snap.endpoint, [...base, '--section=post-data'], o.signal);
   if (o.citus) pre = withoutCitusExtension(pre);
+  pre = publicSchemaIfNotExists(pre) + localPartitionsSQL(parts);
   const sequences = await captureSequences(c, o.scope, o.tables, o.schemas).catch((e) => { throw fail(e, 'read sequences'); });
   const mv = await c.query<QualifiedName>(
     `SELECT n.nspname AS schema, c.relname AS name FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace

@@ -76,8 +76,9 @@ export interface ExportOptions extends PlanOptions {
    * manifest, for `import --create`. Default: on with `all` or `schemas`, off otherwise.
    * Single servers (in the data's snapshot), static topologies (the first node's
    * definitions, just before the data) and Citus (the coordinator's shell tables, just before
-   * the data, with the distribution as data in `ddl.distribution`); postgres_fdw sources:
-   * ERR_DDL_UNSUPPORTED.
+   * the data, with the distribution as data in `ddl.distribution`) and postgres_fdw
+   * coordinators (the logical tables and partition bounds, foreign partitions as local ones;
+   * never foreign servers, user mappings or foreign tables).
    */
   ddl?: boolean;
   /**
@@ -169,7 +170,7 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
     let plan = opts.plan ?? (await planExport(opts));
     const wholeScope = opts.all === true || (opts.schemas?.length ?? 0) > 0;
     const wantDdl = opts.schemaOnly === true || (!opts.dataOnly && (opts.ddl ?? wholeScope));
-    if (wantDdl && plan.topology !== 'postgres' && plan.topology !== 'static' && plan.topology !== 'citus') {
+    if (wantDdl && plan.topology !== 'postgres' && plan.topology !== 'static' && plan.topology !== 'citus' && plan.topology !== 'fdw') {
       throw new DdlUnsupportedError(`the schema (DDL) cannot be carried from a ${plan.topology} source yet: export with --no-ddl (ddl: false) and create the destination tables yourself`, {
         hint: 'single servers, static topologies and Citus carry their DDL (docs/manifest.md)',
       });
@@ -208,7 +209,7 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
       const shared = single && !opts.resume;
       const scope: DdlScope = opts.all ? 'database' : (opts.tables?.length ?? 0) === 0 && (opts.schemas?.length ?? 0) > 0 ? 'schemas' : 'tables';
       ddl = await captureDdl({
-        snapshot: ddlSnap, shared, scope, tables: plan.tables.map((t) => t.table), store, citus,
+        snapshot: ddlSnap, shared, scope, tables: plan.tables.map((t) => t.table), store, citus, fdw: plan.topology === 'fdw',
         ...(opts.schemas ? { schemas: opts.schemas } : {}),
         ...(opts.pgBindir !== undefined ? { pgBindir: opts.pgBindir } : {}),
         ...(opts.signal ? { signal: opts.signal } : {}),
@@ -333,10 +334,10 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
 
 /**
  * The node whose catalog gives the schema: the Citus coordinator (shell tables and the
- * distribution), else the first node (a single server, a static topology's first node).
+ * distribution) or the postgres_fdw coordinator (logical tables, partition bounds), else the first node (a single server, a static topology's first node).
  */
 function schemaNode(plan: ExportPlan): { name: string; endpoint: NonNullable<ExportPlan['coordinator']> } {
-  if (plan.topology === 'citus' && plan.coordinator) return { name: COORDINATOR_NODE, endpoint: plan.coordinator };
+  if ((plan.topology === 'citus' || plan.topology === 'fdw') && plan.coordinator) return { name: COORDINATOR_NODE, endpoint: plan.coordinator };
   return plan.nodes[0] ?? { name: COORDINATOR_NODE, endpoint: plan.coordinator! };
 }
 
