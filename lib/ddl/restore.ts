@@ -92,17 +92,22 @@ export async function compareTables(c: pg.Client, tables: readonly ManifestTable
 /**
  * Decide what the pre-data phase does: `run` when no table exists, `adopt` when every table
  * exists with the export's definition (the DDL is then not run at all). Anything else is a
- * DdlConflictError naming the tables and differences, raised before any data is loaded.
+ * DdlConflictError naming the tables and differences (and `node`, when given), raised before
+ * any data is loaded.
  */
-export function decide(cmp: TableComparison): 'run' | 'adopt' {
+export function decide(cmp: TableComparison, node?: string): 'run' | 'adopt' {
+  const on = node ? ` on node ${node}` : '';
+  const at = node ? { node } : {};
   if (cmp.conflicts.length > 0) {
-    throw new DdlConflictError(`destination tables differ from the export: ${cmp.conflicts.join(' | ')}`, {
+    throw new DdlConflictError(`destination tables${on} differ from the export: ${cmp.conflicts.join(' | ')}`, {
+      ...at,
       table: cmp.conflicts[0]!.split(':')[0]!,
       hint: 'drop or rename the conflicting tables, or import into an empty database; nothing was loaded',
     });
   }
   if (cmp.same.length > 0 && cmp.missing.length > 0) {
-    throw new DdlConflictError(`some tables of the export exist at the destination (${cmp.same.join(', ')}) and others do not (${cmp.missing.join(', ')}): the DDL is restored into a destination with all of them or none`, {
+    throw new DdlConflictError(`some tables of the export exist at the destination${on} (${cmp.same.join(', ')}) and others do not (${cmp.missing.join(', ')}): the DDL is restored into a destination with all of them or none`, {
+      ...at,
       hint: 'drop the existing ones, create the missing ones, or import with ddl off (--no-ddl); nothing was loaded',
     });
   }

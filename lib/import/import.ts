@@ -33,7 +33,7 @@ export interface ImportOptions extends ImportPlanOptions {
    * sequence values, materialized views, and ANALYZE (unless `analyze` is false; default on
    * here). Each phase is recorded in `segferry.ddl_phases`: a rerun finishes an interrupted
    * restore. One destination server or Citus coordinator (`target`; a Citus export's
-   * distribution is replayed into Citus, plain tables elsewhere); static: ERR_DDL_UNSUPPORTED.
+   * distribution is replayed into Citus, plain tables elsewhere), or every node of a static `topology`.
    * `schemaOnly` and `dataOnly` split this in two.
    */
   ddl?: boolean;
