@@ -335,8 +335,9 @@ Starts a source cluster (a coordinator and 3 data nodes, postgres_fdw-sharded) a
 destination cluster of the same layout from the installed PostgreSQL server programs, plus a
 local S3-compatible server (s3rver) on 127.0.0.1; fills the source with sample data (a
 hash-distributed "orders" table and a replicated "products" table); exports in parallel
-with progress, imports, verifies, prints the summary, and removes everything again (also on
-Ctrl-C). As root, the servers run as the "postgres" (or "nobody") OS user.
+with progress, imports, verifies, prints the summary; then moves a small whole database
+(export --all with its schema by pg_dump, import --create into an empty database) and compares
+row counts and schema dumps; and removes everything again (also on Ctrl-C). As root, the servers run as the "postgres" (or "nobody") OS user.
 
 Usage:
   segferry demo [--rows N] [--to DIR] [--keep] [options]
