@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { InvalidOptionError, SegferryError, StorageError, fromDatabaseError } from '../errors.js';
+import { InvalidOptionError, ManifestMissingError, SegferryError, StorageError, fromDatabaseError } from '../errors.js';
 import { makeEmitter, withRetryEvents, type EventListener } from '../events.js';
 import { quoteIdent, quoteQualified } from '../pg/sql.js';
 import { openStore } from '../store/open.js';
@@ -145,7 +145,8 @@ export async function importTables(opts: ImportOptions): Promise<ImportResult> {
     throwIfAborted(opts.signal);
     // The export's schema first (pre-data), so that planning finds the tables (lib/import/restore.ts).
     restore = await startDdlRestore(store, opts);
-    const manifest = opts.bare === undefined ? await readManifest(store) : undefined;
+    // A missing manifest is left to planning, which reports it with its own hint.
+    const manifest = opts.bare === undefined ? await readManifest(store).catch((e: unknown) => { if (e instanceof ManifestMissingError) return undefined; throw e; }) : undefined;
     const loadData = loadsData(manifest, opts, restore !== undefined);
     const extras = dataExtras(manifest, opts, restore !== undefined);
     const plan = opts.plan ?? (await planImport({ ...opts, from: store, ...(restore ? { analyze: false } : {}) }));

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { exportTables, importTables, SegferryError, type Manifest } from '../../lib/index.js';
 import { findPgDump, runPgDump } from '../../lib/ddl/pgdump.js';
 import { parseConnection } from '../../lib/pg/conn.js';
+import { manifestSchemaErrors } from '../helpers/manifest-schema.js';
 import { citusMissing, startCitusCluster, type CitusCluster } from '../helpers/citus.js';
 import { describeMultisetDiff, multisetSize, rowMultiset, sameMultiset } from '../helpers/fixtures.js';
 
@@ -103,6 +104,7 @@ describe.skipIf(missing !== undefined)('Citus → Citus with DDL (issue 14)', ()
     expect(byName.get('items')).toMatchObject({ kind: 'distributed', column: 'tenant', shardCount: 4 });
     expect(byName.get('items')!.colocationGroup).not.toBe(byName.get('events')!.colocationGroup);
     expect(byName.has('local_notes')).toBe(false);
+    expect(manifestSchemaErrors(JSON.parse(await readFile(join(exported, 'manifest.json'), 'utf8')))).toBe('');
   });
 
   it('import --create into a Citus coordinator: distributed on the same column with the same shard count and colocation, reference tables as reference tables, rows and schema equal', async () => {

@@ -10,6 +10,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportTables, importTables, SegferryError } from '../../lib/index.js';
+import { manifestSchemaErrors } from '../helpers/manifest-schema.js';
 import { rowMultiset, sameMultiset, startFdwCluster, type SourceCluster } from '../helpers/fixtures.js';
 
 let src: SourceCluster;
@@ -43,6 +44,7 @@ describe('postgres_fdw coordinator → single server with DDL (issue 14)', () =>
     expect(ex.manifest.source.topology).toBe('fdw');
     expect(ex.manifest.tables.map((t) => `${t.schema}.${t.name}`)).toEqual(['public.notes', 'public.orders']);
     expect(ex.manifest.ddl!.snapshot).toBe('before-data');
+    expect(manifestSchemaErrors(JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')))).toBe('');
     const pre = await readFile(join(dir, ex.manifest.ddl!.pre.key), 'utf8');
     const post = await readFile(join(dir, ex.manifest.ddl!.post.key), 'utf8');
     for (const text of [pre, post]) {

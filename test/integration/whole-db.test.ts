@@ -15,6 +15,7 @@ import { describeMultisetDiff, multisetSize, rowMultiset, sameMultiset } from '.
 import { ensureBuilt, runCli } from '../helpers/cli.js';
 import { startServer, type PgServer } from '../helpers/pg.js';
 import { SAMPLE_DB_SQL, SAMPLE_SEQUENCES, SAMPLE_TABLES } from '../helpers/sample-db.js';
+import { manifestSchemaErrors } from '../helpers/manifest-schema.js';
 
 let pgs: PgServer;
 const dirs: string[] = [];
@@ -236,6 +237,7 @@ describe('--schema-only then --data-only (issue 14, "Must show")', () => {
     expect(r1.code, r1.stderr).toBe(0);
     const m1 = JSON.parse(await readFile(join(schemaDir, 'manifest.json'), 'utf8')) as Manifest;
     expect(m1.schemaOnly).toBe(true);
+    expect(manifestSchemaErrors(m1)).toBe('');
     expect(m1.objects).toEqual([]);
     expect(m1.tables.map((t) => `${t.schema}.${t.name}`)).toEqual(SAMPLE_TABLES);
     expect(m1.tables.every((t) => t.rows === 0)).toBe(true);
@@ -256,6 +258,7 @@ describe('--schema-only then --data-only (issue 14, "Must show")', () => {
     expect((await readdir(dataDir)).filter((f) => f.startsWith('segferry-ddl'))).toEqual([]);
     expect(ex.manifest.sequences!.map((s) => `${s.schema}.${s.name}`)).toEqual(['Odd Schema ü.Big Table Ä_id_seq', 'sales.customers_id_seq', 'sales.orders_id_seq', 'sales.ticket_no']);
     expect(ex.manifest.matviews).toEqual([{ schema: 'sales', name: 'order_totals' }]);
+    expect(manifestSchemaErrors(JSON.parse(await readFile(join(dataDir, 'manifest.json'), 'utf8')))).toBe('');
     expect(ex.manifest.objects.length).toBeGreaterThan(5);
 
     // Foreign keys (a cycle) and triggers exist already: load with them off, as pg_restore --disable-triggers.
