@@ -45,7 +45,7 @@ export type { CheckOptions, CheckResult, ChangedObject, MaintenanceEvent } from 
 export { replicateExport } from './maintenance/replicate.js';
 export type { ReplicateOptions, ReplicateResult } from './maintenance/replicate.js';
 export { MANIFEST_KEY, MANIFEST_VERSION } from './manifest/types.js';
-export type { Manifest, ManifestObject, ManifestTable, ManifestTableNode, RowChecksum, ManifestDdl, ManifestDdlObject, ManifestSequence, ClientEncryption } from './manifest/types.js';
+export type { Manifest, ManifestObject, ManifestTable, ManifestTableNode, RowChecksum, ManifestDdl, ManifestDdlObject, ManifestSequence, ClientEncryption, ManifestDistribution } from './manifest/types.js';
 export type {
   SegferryEvent, EventListener, StartEvent, ProgressEvent, SegmentEvent, NodeDoneEvent, TableDoneEvent, RetryEvent, DoneEvent, WarningEvent,
 } from './events.js';

@@ -48,6 +48,11 @@ Options:
                            set sequences, ANALYZE; existing tables must match the export. Without
                            DDL: missing tables from the manifest's columns (bare columns)
       --no-ddl             with --create: ignore the export's DDL (bare columns as before)
+      --schema-only        with --create: restore the export's DDL (all phases), load no rows
+      --data-only          skip the DDL phases: load the rows into existing tables, then set the
+                           export's sequences and refresh its materialized views
+      --disable-triggers   load with session_replication_role = replica: no triggers, no foreign-key
+                           checks during the load (pg_restore's flag; needs a superuser)
       --analyze            ANALYZE each table after its last object (default on with DDL)
       --no-analyze         skip the ANALYZE of --create with DDL
       --force              load objects again even when the ledger records them
@@ -115,6 +120,9 @@ function flags(shared: CliShared) {
     analyze: { type: 'boolean' },
     'no-analyze': { type: 'boolean' },
     'no-ddl': { type: 'boolean' },
+    'schema-only': { type: 'boolean' },
+    'data-only': { type: 'boolean' },
+    'disable-triggers': { type: 'boolean' },
     force: { type: 'boolean' },
     verify: { type: 'boolean' },
     'dry-run': { type: 'boolean' },
@@ -201,6 +209,9 @@ export async function cmdImport(argv: string[], shared: CliShared): Promise<numb
     o.analyze = false;
   }
   if (v['no-ddl']) o.ddl = false;
+  if (v['schema-only']) o.schemaOnly = true;
+  if (v['data-only']) o.dataOnly = true;
+  if (v['disable-triggers']) o.disableTriggers = true;
   if (v.force) o.force = true;
   for (const [flag, key] of [['reject-limit', 'rejectLimit'], ['reject-limit-per-node', 'rejectLimitPerNode']] as const) {
     if (v[flag] === undefined) continue;
@@ -233,7 +244,7 @@ export async function cmdVerify(argv: string[], shared: CliShared): Promise<numb
     process.stdout.write(VERIFY_HELP);
     return 0;
   }
-  for (const k of ['truncate', 'append', 'create', 'analyze', 'no-analyze', 'no-ddl', 'force', 'verify', 'dry-run', 'reject-limit', 'reject-limit-per-node', 'rejects', 'streams'] as const) {
+  for (const k of ['truncate', 'append', 'create', 'analyze', 'no-analyze', 'no-ddl', 'schema-only', 'data-only', 'disable-triggers', 'force', 'verify', 'dry-run', 'reject-limit', 'reject-limit-per-node', 'rejects', 'streams'] as const) {
     if (v[k]) throw new InvalidOptionError(`--${k} is an import option`);
   }
   const r = shared.reporter().configure(mode(v), v.verbose === true);

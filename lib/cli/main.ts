@@ -83,6 +83,8 @@ const EXPORT_FLAGS = {
   'exclude-table-file': { type: 'string', multiple: true },
   ddl: { type: 'boolean' },
   'no-ddl': { type: 'boolean' },
+  'schema-only': { type: 'boolean' },
+  'data-only': { type: 'boolean' },
   to: { type: 'string' },
   format: { type: 'string', short: 'f' },
   'segment-size': { type: 'string' },
@@ -133,7 +135,11 @@ Options:
       --table-file FILE    tables or patterns, one a line (# comments, blank lines skipped)
       --exclude-table-file FILE  patterns to leave out, one a line
       --ddl / --no-ddl     carry the schema (pg_dump --schema-only, for import --create);
-                           default: on with --all or --schema. Single server or static topology
+                           default: on with --all or --schema. Any topology (fdw: local partitions)
+      --schema-only        only the DDL and a manifest without segments (import --create makes
+                           the schema from it)
+      --data-only          only the rows, no DDL; with --all/--schema also sequence values and
+                           materialized views (set and refreshed after an import's data)
       --to DEST            s3://bucket/prefix, a directory or file:// URL
   -f, --format F           text (default), csv, arrow (Apache Arrow IPC files), binary (COPY
                            BINARY objects, each loadable alone) or parquet (docs/formats.md)
@@ -307,6 +313,7 @@ async function cmdExport(argv: string[], dryRunCommand: boolean, reporter: () =>
   if (v['no-checksums']) opts.checksums = false;
   if (v.ddl && v['no-ddl']) throw new InvalidOptionError('give --ddl or --no-ddl, not both');
   const ddl = v.ddl ? true : v['no-ddl'] ? false : undefined;
+  if (v['schema-only'] && v['data-only']) throw new InvalidOptionError('give --schema-only or --data-only, not both');
   if (v.out !== undefined) {
     if (!dryRunCommand) throw new InvalidOptionError('--out belongs to segferry plan');
     if (!v.to) throw new InvalidOptionError('segferry plan --out FILE needs --to DEST: the parts write there');
@@ -356,6 +363,8 @@ async function cmdExport(argv: string[], dryRunCommand: boolean, reporter: () =>
       resume: v.resume === true,
       ...(ddl !== undefined ? { ddl } : {}),
       ...(v.encrypt !== undefined ? { encrypt: parseEncryptOption(v.encrypt) } : {}),
+      ...(v['schema-only'] ? { schemaOnly: true } : {}),
+      ...(v['data-only'] ? { dataOnly: true } : {}),
       signal: interrupt.signal,
       onEvent: r.listener(),
     });
@@ -381,8 +390,9 @@ Starts a source cluster (a coordinator and 3 data nodes, postgres_fdw-sharded) a
 destination cluster of the same layout from the installed PostgreSQL server programs, plus a
 local S3-compatible server (s3rver) on 127.0.0.1; fills the source with sample data (a
 hash-distributed "orders" table and a replicated "products" table); exports in parallel
-with progress, imports, verifies, prints the summary, and removes everything again (also on
-Ctrl-C). As root, the servers run as the "postgres" (or "nobody") OS user.
+with progress, imports, verifies, prints the summary; then moves a small whole database
+(export --all with its schema by pg_dump, import --create into an empty database) and compares
+row counts and schema dumps; and removes everything again (also on Ctrl-C). As root, the servers run as the "postgres" (or "nobody") OS user.
 
 Usage:
   segferry demo [--rows N] [--to DIR] [--keep] [options]

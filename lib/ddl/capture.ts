@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
-import { fromDatabaseError } from '../errors.js';
+import { SegferryError, fromDatabaseError } from '../errors.js';
 import { DDL_POST_KEY, DDL_PRE_KEY } from '../manifest/keys.js';
 import type { ManifestDdl, ManifestDdlObject, ManifestSequence } from '../manifest/types.js';
 import { closeQuietly, connect, destroyClient, type NodeEndpoint } from '../pg/conn.js';
@@ -8,6 +8,8 @@ import { quoteIdent, quoteQualified, type QualifiedName } from '../pg/sql.js';
 import type { ObjectStore } from '../store/types.js';
 import { listCatalogTables, SKIPPED_SCHEMAS } from '../topology/select.js';
 import { findPgDump, runPgDump } from './pgdump.js';
+import { captureCitusDistribution, withoutCitusExtension } from './citus.js';
+import { fdwSchemas, foreignPartitions, foreignTables, localPartitionsSQL, publicSchemaIfNotExists } from './fdw.js';
 
 // The schema half of an export: pg_dump --schema-only of what was selected, in the data's
 // snapshot where one session's snapshot covers all the data (a single server).
@@ -79,6 +81,19 @@ export interface CaptureDdlOptions {
   schemas?: string[];
   /** Directory holding pg_dump (default: SEGFERRY_PG_BINDIR, then the search in findPgDump). */
   pgBindir?: string;
+  /**
+   * The node is a Citus coordinator (default false): its dump holds the shell tables (shards
+   * are hidden from pg_dump's session), the citus extension's own statements are dropped, and
+   * the distribution is read as data (`ddl.distribution`).
+   */
+  citus?: boolean;
+  /**
+   * The node is a postgres_fdw coordinator (default false): the dump leaves out foreign
+   * servers, user mappings, extensions and foreign tables; foreign partitions are recreated as
+   * local partitions with the same bounds (appended to pre-data); a selected foreign table that
+   * is not a partition is ERR_DDL_UNSUPPORTED.
+   */
+  fdw?: boolean;
   store: ObjectStore;
   signal?: AbortSignal;
   /**
@@ -102,18 +117,30 @@ async function withPartitions(c: pg.Client, q: QualifiedName): Promise<Qualified
 /** pg_dump pattern naming exactly one object: both parts double-quoted (no wildcard inside quotes). */
 const exact = (q: QualifiedName) => quoteQualified(q);
 
-/** pg_dump's selection arguments for a scope (names exact, quoted). */
-export async function selectionArgs(c: pg.Client, scope: DdlScope, tables: QualifiedName[], schemas: string[] = []): Promise<string[]> {
+/**
+ * pg_dump's selection arguments for a scope (names exact, quoted). `fdw` (a postgres_fdw
+ * coordinator): the database scope becomes its schemas one by one (so that no foreign server
+ * or user mapping is dumped, lib/ddl/fdw.ts) and every foreign table is left out.
+ */
+export async function selectionArgs(c: pg.Client, scope: DdlScope, tables: QualifiedName[], schemas: string[] = [], fdw = false): Promise<string[]> {
   const args: string[] = [];
   const chosen = new Set(tables.map((t) => `${t.schema}\0${t.name}`));
+  const foreign = new Set(fdw ? (await foreignTables(c, 'all')).map((t) => `${t.schema}\0${t.name}`) : []);
+  const isForeign = (q: QualifiedName) => foreign.has(`${q.schema}\0${q.name}`);
   if (scope === 'tables') {
-    for (const t of tables) for (const p of await withPartitions(c, t)) args.push(`--table=${exact(p)}`);
+    for (const t of tables) for (const p of await withPartitions(c, t)) if (!isForeign(p)) args.push(`--table=${exact(p)}`);
     return args;
   }
   if (scope === 'schemas') {
     for (const s of schemas) args.push(`--schema=${quoteIdent(s)}`);
+  } else if (fdw) {
+    for (const s of await fdwSchemas(c)) args.push(`--schema=${quoteIdent(s)}`);
   } else {
     for (const s of SKIPPED_SCHEMAS) args.push(`--exclude-schema=${quoteIdent(s)}`);
+  }
+  for (const f of foreign) {
+    const [schema, name] = f.split('\0') as [string, string];
+    args.push(`--exclude-table=${exact({ schema, name })}`);
   }
   const inScope = (s: string) => scope === 'database' || schemas.includes(s);
   for (const t of await listCatalogTables(c)) {
@@ -171,10 +198,13 @@ export async function captureDdl(o: CaptureDdlOptions): Promise<ManifestDdl> {
   const prog = findPgDump(snap.serverMajor, o.pgBindir);
   const c = snap.client;
   const fail = (e: unknown, action: string) => fromDatabaseError(e, { node: snap.node, action });
-  const sel = await selectionArgs(c, o.scope, o.tables, o.schemas).catch((e) => { throw fail(e, 'list tables for pg_dump'); });
+  const sel = await selectionArgs(c, o.scope, o.tables, o.schemas, o.fdw === true).catch((e) => { throw fail(e, 'list tables for pg_dump'); });
+  const parts = o.fdw ? await foreignPartitions(c, o.tables).catch((e) => { throw e instanceof SegferryError ? e : fail(e, 'list foreign partitions'); }) : [];
   const base = ['--schema-only', '--no-owner', '--no-privileges', `--snapshot=${snap.id}`, ...sel];
-  const pre = await runPgDump(prog, snap.endpoint, [...base, '--section=pre-data'], o.signal);
+  let pre = await runPgDump(prog, snap.endpoint, [...base, '--section=pre-data'], o.signal);
   const post = await runPgDump(prog, snap.endpoint, [...base, '--section=post-data'], o.signal);
+  if (o.citus) pre = withoutCitusExtension(pre);
+  pre = publicSchemaIfNotExists(pre) + localPartitionsSQL(parts);
   const sequences = await captureSequences(c, o.scope, o.tables, o.schemas).catch((e) => { throw fail(e, 'read sequences'); });
   const mv = await c.query<QualifiedName>(
     `SELECT n.nspname AS schema, c.relname AS name FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -191,7 +221,24 @@ export async function captureDdl(o: CaptureDdlOptions): Promise<ManifestDdl> {
   // Only those the dump creates: pg_dump prints `CREATE MATERIALIZED VIEW schema.name`.
   const created = mv.rows.filter((m) => pre.includes(`CREATE MATERIALIZED VIEW ${quoteIdentIfNeeded(m.schema)}.${quoteIdentIfNeeded(m.name)} `));
   if (created.length > 0) ddl.matviews = created;
+  if (o.citus) ddl.distribution = await captureCitusDistribution(c, o.tables).catch((e) => { throw e instanceof SegferryError ? e : fail(e, 'read pg_dist_partition'); });
   return ddl;
+}
+
+/**
+ * What a data-only export (`--data-only` with `--all` or `--schema`) carries besides the rows,
+ * as pg_dump --data-only does: sequence values (the scope's, as {@link captureSequences}) and
+ * the populated materialized views of the scope (refreshed after the data). No pg_dump needed.
+ */
+export async function captureDataExtras(c: pg.Client, scope: DdlScope, tables: QualifiedName[], schemas: string[] = []): Promise<{ sequences: ManifestSequence[]; matviews: QualifiedName[] }> {
+  const sequences = await captureSequences(c, scope, tables, schemas);
+  const mv = scope === 'tables' ? { rows: [] } : await c.query<QualifiedName>(
+    `SELECT n.nspname AS schema, c.relname AS name FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind = 'm' AND c.relispopulated
+        AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e WHERE e.classid = 'pg_catalog.pg_class'::regclass AND e.objid = c.oid AND e.deptype = 'e')
+        AND (($1 = 'database' AND n.nspname <> ALL ($3::text[]) AND n.nspname !~ '^pg_(toast|temp_)') OR ($1 = 'schemas' AND n.nspname = ANY ($2::text[])))
+      ORDER BY 1, 2`, [scope, schemas, SKIPPED_SCHEMAS]);
+  return { sequences, matviews: mv.rows };
 }
 
 /** pg_dump's spelling of an identifier: bare when lower-case simple, else double-quoted. */

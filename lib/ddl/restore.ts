@@ -6,6 +6,7 @@ import { quoteQualified } from '../pg/sql.js';
 import type { ObjectStore } from '../store/types.js';
 import { findRelation, relationColumns } from '../topology/catalog.js';
 import { checkDdlText, type Statement } from './statements.js';
+import type { BoundStatement } from './citus.js';
 
 // The schema half of `import --create`: pre-data before the data, post-data, sequence values
 // and materialized views after it. Each phase runs in one transaction and is recorded in
@@ -92,17 +93,22 @@ export async function compareTables(c: pg.Client, tables: readonly ManifestTable
 /**
  * Decide what the pre-data phase does: `run` when no table exists, `adopt` when every table
  * exists with the export's definition (the DDL is then not run at all). Anything else is a
- * DdlConflictError naming the tables and differences, raised before any data is loaded.
+ * DdlConflictError naming the tables and differences (and `node`, when given), raised before
+ * any data is loaded.
  */
-export function decide(cmp: TableComparison): 'run' | 'adopt' {
+export function decide(cmp: TableComparison, node?: string): 'run' | 'adopt' {
+  const on = node ? ` on node ${node}` : '';
+  const at = node ? { node } : {};
   if (cmp.conflicts.length > 0) {
-    throw new DdlConflictError(`destination tables differ from the export: ${cmp.conflicts.join(' | ')}`, {
+    throw new DdlConflictError(`destination tables${on} differ from the export: ${cmp.conflicts.join(' | ')}`, {
+      ...at,
       table: cmp.conflicts[0]!.split(':')[0]!,
       hint: 'drop or rename the conflicting tables, or import into an empty database; nothing was loaded',
     });
   }
   if (cmp.same.length > 0 && cmp.missing.length > 0) {
-    throw new DdlConflictError(`some tables of the export exist at the destination (${cmp.same.join(', ')}) and others do not (${cmp.missing.join(', ')}): the DDL is restored into a destination with all of them or none`, {
+    throw new DdlConflictError(`some tables of the export exist at the destination${on} (${cmp.same.join(', ')}) and others do not (${cmp.missing.join(', ')}): the DDL is restored into a destination with all of them or none`, {
+      ...at,
       hint: 'drop the existing ones, create the missing ones, or import with ddl off (--no-ddl); nothing was loaded',
     });
   }
@@ -110,28 +116,39 @@ export function decide(cmp: TableComparison): 'run' | 'adopt' {
 }
 
 /**
- * Run one phase's statements in one transaction, each statement on its own (the lexer split
+ * Run one phase's statements in one transaction (then `generated`, segferry's own bound
+ * statements; `citus`: in Citus's sequential mode), each statement on its own (the lexer split
  * them, so none can carry a second), and record the phase in that transaction.
  */
-export async function runPhase(c: pg.Client, exportId: string, phase: 'pre' | 'post' | 'adopted', statements: readonly Statement[], node: string): Promise<void> {
+export async function runPhase(c: pg.Client, exportId: string, phase: 'pre' | 'post' | 'adopted', statements: readonly Statement[], node: string, generated: readonly BoundStatement[] = [], citus = false): Promise<void> {
   let at: Statement | undefined;
+  let gen: BoundStatement | undefined;
   try {
     await c.query('BEGIN');
+    // Citus: DDL on distributed tables with foreign keys to reference tables, in one transaction,
+    // must go over one connection per node (Citus refuses otherwise, XX000).
+    if (citus) await c.query(`SET LOCAL citus.multi_shard_modify_mode TO 'sequential'`);
     for (const s of statements) {
       at = s;
       await c.query(s.text);
     }
     at = undefined;
+    // segferry's own statements (the Citus distribution), in the same transaction.
+    for (const g of generated) {
+      gen = g;
+      await c.query(g.text, g.values);
+    }
+    gen = undefined;
     await c.query('INSERT INTO segferry.ddl_phases (export_id, phase) VALUES ($1, $2)', [exportId, phase]);
     await c.query('COMMIT');
   } catch (e) {
     await c.query('ROLLBACK').catch(() => {});
-    throw fromDatabaseError(e, { node, action: at ? `DDL ${phase}-data statement at line ${at.line}` : `DDL ${phase}-data` });
+    throw fromDatabaseError(e, { node, action: at ? `DDL ${phase}-data statement at line ${at.line}` : gen ? `DDL ${phase}-data: ${gen.text.replace(/^SELECT pg_catalog\.(\w+).*$/, '$1')}(${String(gen.values[0])})` : `DDL ${phase}-data` });
   }
 }
 
 /** Set every recorded sequence value: `setval($1::regclass, $2, $3)`, bound. */
-export async function applySequences(c: pg.Client, ddl: ManifestDdl): Promise<number> {
+export async function applySequences(c: pg.Client, ddl: Pick<ManifestDdl, 'sequences'>): Promise<number> {
   for (const s of ddl.sequences) {
     await c.query('SELECT pg_catalog.setval($1::regclass, $2::int8, $3)', [quoteQualified(s), s.lastValue, s.isCalled]);
   }
@@ -139,6 +156,24 @@ export async function applySequences(c: pg.Client, ddl: ManifestDdl): Promise<nu
 }
 
 /** Refresh the materialized views that were populated at the source. */
-export async function refreshMatviews(c: pg.Client, ddl: ManifestDdl): Promise<void> {
+export async function refreshMatviews(c: pg.Client, ddl: Pick<ManifestDdl, 'matviews'>): Promise<void> {
   for (const m of ddl.matviews ?? []) await c.query(`REFRESH MATERIALIZED VIEW ${quoteQualified(m)}`);
+}
+
+/**
+ * The data half of sequences and materialized views (a data-only import, or the import of a
+ * data-only export): set the sequences that exist at the destination and refresh the
+ * materialized views that exist there. Returns what it did and what it left out (missing).
+ */
+export async function applyDataExtras(c: pg.Client, x: Pick<ManifestDdl, 'sequences' | 'matviews'>): Promise<{ sequences: number; matviews: number; missing: string[] }> {
+  const exists = async (q: { schema: string; name: string }, kind: string) =>
+    (await c.query(`SELECT 1 FROM pg_catalog.pg_class WHERE oid = pg_catalog.to_regclass($1) AND relkind = $2`, [quoteQualified(q), kind])).rows.length > 0;
+  const missing: string[] = [];
+  const seqs = [];
+  for (const q of x.sequences) if (await exists(q, 'S')) seqs.push(q); else missing.push(`sequence ${q.schema}.${q.name}`);
+  const mvs = [];
+  for (const q of x.matviews ?? []) if (await exists(q, 'm')) mvs.push(q); else missing.push(`materialized view ${q.schema}.${q.name}`);
+  await applySequences(c, { sequences: seqs });
+  await refreshMatviews(c, { matviews: mvs });
+  return { sequences: seqs.length, matviews: mvs.length, missing };
 }

@@ -2,8 +2,9 @@
  * `segferry demo`: the main job on embedded defaults. Starts a throwaway source cluster
  * (coordinator + 3 postgres_fdw data nodes) and an empty destination cluster of the same
  * layout from the installed PostgreSQL, a local S3 server (s3rver) or a directory, fills the
- * source with sample data, then exports, imports and verifies, and cleans everything up,
- * also when interrupted.
+ * source with sample data, then exports, imports and verifies; then moves a small whole
+ * database (lib/demo/whole-db.ts: export `all` with its DDL, import `create` into an empty
+ * database, counts and schema compared); and cleans everything up, also when interrupted.
  */
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -17,6 +18,8 @@ import type { S3Options } from '../store/s3.js';
 import { DISPOSABLE_SETTINGS, PgServers, defaultBaseDir, serverAccount, sweepStaleServers, type PgServer } from '../launch/postgres.js';
 import { DEMO_DB, createFdwCluster } from './data.js';
 import { startLocalS3, type LocalS3 } from './s3.js';
+import { prepareWholeDb, runWholeDb, WHOLE_DB, WHOLE_DB_RESTORED, type WholeDbResult } from './whole-db.js';
+import { findPgDump } from '../ddl/pgdump.js';
 
 /** Default number of `orders` rows: about 150 MB of text. */
 export const DEMO_ROWS = 1_000_000;
@@ -62,6 +65,8 @@ export interface DemoResult {
   import: ImportResult;
   /** True when every table matched (a mismatch throws ERR_VERIFY_MISMATCH instead). */
   verified: boolean;
+  /** The whole-database part (export `all` with DDL, import `create`); absent when pg_dump is missing. */
+  wholeDb?: WholeDbResult;
   elapsedMs: number;
   /** With `keep`: how to reach what is still running. */
   kept?: { source: string; destination: string; s3?: string; dir: string; pids: number[] };
@@ -142,10 +147,12 @@ export async function runDemo(ui: DemoUI, opts: DemoOptions = {}): Promise<DemoR
       ui.note(`demo: s3rver is not installed (it comes with "npm ci" in a clone of segferry); exporting to the directory ${to} instead`, { step: 's3', dir: to });
     }
 
-    await step(`create sample data: ${rows} orders rows hash-distributed over dn1..dn3, a products table replicated on each, and an empty destination of the same layout`, () =>
+    await step(`create sample data: ${rows} orders rows hash-distributed over dn1..dn3, a products table replicated on each, an empty destination of the same layout, and a small whole database (${WHOLE_DB})`, () =>
       Promise.all([
         createFdwCluster(src[0], src.slice(1), { rows }),
         createFdwCluster(dst[0], dst.slice(1), { rows: 0 }),
+        // The whole-database part's databases (below), made while the nodes fill theirs.
+        prepareWholeDb(src[0], dst[0]),
       ]));
 
     const source = src[0].url(DEMO_DB);
@@ -206,7 +213,28 @@ export async function runDemo(ui: DemoUI, opts: DemoOptions = {}): Promise<DemoR
     }
     const verified = true;
 
+    // A whole database: its schema (pg_dump) travels with the data and is restored first.
+    let wholeDb: WholeDbResult | undefined;
+    let dump: string | undefined;
+    try {
+      dump = findPgDump(srv.bin.major).path;
+    } catch (e) {
+      ui.note(`demo: whole database skipped: ${(e as Error).message}`, { step: 'whole-db', skipped: true });
+    }
+    if (dump) {
+      const wto = opts.to ? `${to}-whole-db` : s3 ? `${to}-whole-db` : join(srv.dir, 'export-whole-db');
+      ui.note(`demo: whole database: export --all of ${src[0].host}:${src[0].port}/${WHOLE_DB} (schema by pg_dump, in the data's snapshot) to ${wto}, import --create into the empty ${dst[0].host}:${dst[0].port}/${WHOLE_DB_RESTORED}`, { step: 'whole-db', to: wto });
+      wholeDb = await step('whole database: export --all, import --create', () => runWholeDb(src[0], dst[0], wto, s3opts, signal));
+      const w = wholeDb;
+      ui.note(`demo: whole database: ${w.counts.map((c) => `${c.table} ${c.source} → ${c.destination} rows`).join(', ')}`, { step: 'whole-db-counts', counts: w.counts });
+      ui.note(`demo: whole database: schema ${w.schemaIdentical ? 'identical' : 'DIFFERENT'} (pg_dump --schema-only of source and destination, ${w.schemaLines} lines: types, keys, foreign key, partitions, view, comments)`, { step: 'whole-db-schema', identical: w.schemaIdentical });
+      if (!w.schemaIdentical || w.counts.some((c) => c.source !== c.destination)) {
+        throw new VerifyMismatchError('the demo\'s restored database differs from its source', { hint: 'this is a bug in segferry: run again with --keep to inspect the clusters, and report it' });
+      }
+    }
+
     const res: DemoResult = { location: to, export: exp, import: imp, verified, elapsedMs: Date.now() - t0 };
+    if (wholeDb) res.wholeDb = wholeDb;
     if (opts.keep) {
       keep = true;
       const pids = [...srv.servers.map((s) => s.pid), s3?.pid].filter((p): p is number => p !== undefined);

@@ -1,10 +1,10 @@
 import { AbortedError, DdlUnsupportedError, InvalidOptionError, SegferryError } from '../errors.js';
-import { captureDdl, DdlSnapshot, type DdlScope } from '../ddl/capture.js';
+import { captureDataExtras, captureDdl, DdlSnapshot, type DdlScope } from '../ddl/capture.js';
 import { COORDINATOR_NODE } from '../topology/types.js';
 import { makeEmitter, withRetryEvents, type EventListener } from '../events.js';
 import { serializeManifest } from '../manifest/io.js';
 import { CHECKPOINT_KEY, MANIFEST_KEY } from '../manifest/keys.js';
-import type { Manifest, ManifestDdl } from '../manifest/types.js';
+import type { Manifest, ManifestDdl, ManifestSequence } from '../manifest/types.js';
 import { displayName } from '../pg/sql.js';
 import { openStore } from '../store/open.js';
 import type { S3Options } from '../store/s3.js';
@@ -77,10 +77,26 @@ export interface ExportOptions extends PlanOptions {
    * Carry the schema (issue 14): pg_dump --schema-only of the selection, stored as
    * `segferry-ddl-pre-data.sql` and `segferry-ddl-post-data.sql` with sequence values in the
    * manifest, for `import --create`. Default: on with `all` or `schemas`, off otherwise.
-   * Single servers (in the data's snapshot) and static topologies (the first node's
-   * definitions, just before the data); postgres_fdw and Citus sources: ERR_DDL_UNSUPPORTED.
+   * Single servers (in the data's snapshot), static topologies (the first node's
+   * definitions, just before the data) and Citus (the coordinator's shell tables, just before
+   * the data, with the distribution as data in `ddl.distribution`) and postgres_fdw
+   * coordinators (the logical tables and partition bounds, foreign partitions as local ones;
+   * never foreign servers, user mappings or foreign tables).
    */
   ddl?: boolean;
+  /**
+   * Only the schema (default false): the DDL objects and a manifest with `schemaOnly: true`,
+   * the tables' columns and no segments (pg_dump --schema-only). Implies `ddl`; the same
+   * topologies as `ddl`. `import --create` of it creates the schema and loads nothing.
+   */
+  schemaOnly?: boolean;
+  /**
+   * Only the data (default false): no DDL objects (`ddl` off). With `all` or `schemas` the
+   * manifest still records the scope's sequence values and populated materialized views
+   * (`sequences`, `matviews`), which an import sets and refreshes after the data, as
+   * pg_dump --data-only does.
+   */
+  dataOnly?: boolean;
   /** Directory holding pg_dump (default: SEGFERRY_PG_BINDIR, PATH, pg_config --bindir, /usr/lib/postgresql/N/bin). */
   pgBindir?: string;
   /**
@@ -155,6 +171,7 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
   let leftAlone: string[] = [];
   let ddlSnap: DdlSnapshot | undefined;
   let ddl: ManifestDdl | undefined;
+  let extras: { sequences: ManifestSequence[]; matviews: { schema: string; name: string }[] } | undefined;
   // Set once the run has stored its checkpoint: from then on a failure leaves it for --resume.
   let checkpointed = false;
   try {
@@ -164,11 +181,15 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
     await store.check();
     // Refuse an occupied prefix before any database work; delete (overwrite) only once planned.
     if (!opts.resume) await prepareDestination(store, opts.overwrite ?? false, true);
+    if (opts.schemaOnly && opts.dataOnly) throw new InvalidOptionError('give schemaOnly (--schema-only) or dataOnly (--data-only), not both');
+    if (opts.schemaOnly && opts.ddl === false) throw new InvalidOptionError('schemaOnly (--schema-only) exports the DDL: it cannot be combined with ddl: false (--no-ddl)');
+    if (opts.dataOnly && opts.ddl === true) throw new InvalidOptionError('dataOnly (--data-only) exports no DDL: it cannot be combined with ddl: true (--ddl)');
     let plan = opts.plan ?? (await planExport(opts));
-    const wantDdl = opts.ddl ?? (opts.all === true || (opts.schemas?.length ?? 0) > 0);
-    if (wantDdl && plan.topology !== 'postgres' && plan.topology !== 'static') {
+    const wholeScope = opts.all === true || (opts.schemas?.length ?? 0) > 0;
+    const wantDdl = opts.schemaOnly === true || (!opts.dataOnly && (opts.ddl ?? wholeScope));
+    if (wantDdl && plan.topology !== 'postgres' && plan.topology !== 'static' && plan.topology !== 'citus' && plan.topology !== 'fdw') {
       throw new DdlUnsupportedError(`the schema (DDL) cannot be carried from a ${plan.topology} source yet: export with --no-ddl (ddl: false) and create the destination tables yourself`, {
-        hint: 'single servers and static topologies carry their DDL (docs/manifest.md)',
+        hint: 'single servers, static topologies and Citus carry their DDL (docs/manifest.md)',
       });
     }
     // Claim the prefix before anything is deleted or written; the loser deletes nothing (issue 13).
@@ -182,8 +203,10 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
         emit({ type: 'warning', code: 'left-alone', message: `left alone (not this export's): ${shown}` });
       }
     }
-    const { checkpoint, createdAt, done, todo, dataKey } = await startExport(store, plan, opts.resume ?? false, claim.runId, planStems(plan), keys);
+    const { checkpoint, createdAt, done, todo: planned, dataKey } = await startExport(store, plan, opts.resume ?? false, claim.runId, planStems(plan), keys);
     const cipher: ObjectCipher | undefined = dataKey ? { dataKey: dataKey.dataKey, chunkSize: dataKey.manifest.chunkSize } : undefined;
+    // Schema only: the DDL and the manifest, no unit runs.
+    const todo = opts.schemaOnly ? [] : planned;
     checkpointed = true;
     const results: UnitResult[] = [...done];
     emit({
@@ -198,12 +221,13 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
       // Single server: pg_dump and the exporter share one snapshot; a static topology's
       // first node is dumped just before the data (said in the manifest).
       const single = plan.topology === 'postgres' && plan.nodes.length === 1;
-      const node = plan.nodes[0] ?? { name: COORDINATOR_NODE, endpoint: plan.coordinator! };
+      const citus = plan.topology === 'citus';
+      const node = schemaNode(plan);
       ddlSnap = await DdlSnapshot.open(node.endpoint, node.name);
       const shared = single && !opts.resume;
       const scope: DdlScope = opts.all ? 'database' : (opts.tables?.length ?? 0) === 0 && (opts.schemas?.length ?? 0) > 0 ? 'schemas' : 'tables';
       ddl = await captureDdl({
-        snapshot: ddlSnap, shared, scope, tables: plan.tables.map((t) => t.table), store,
+        snapshot: ddlSnap, shared, scope, tables: plan.tables.map((t) => t.table), store, citus, fdw: plan.topology === 'fdw',
         ...(opts.schemas ? { schemas: opts.schemas } : {}),
         ...(opts.pgBindir !== undefined ? { pgBindir: opts.pgBindir } : {}),
         ...(opts.signal ? { signal: opts.signal } : {}),
@@ -211,6 +235,15 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
       });
       if (shared) plan = { ...plan, snapshot: ddlSnap.id };
       else { await ddlSnap.close(); ddlSnap = undefined; }
+    } else if (opts.dataOnly && wholeScope) {
+      // pg_dump --data-only carries sequence values and materialized view data: so does this.
+      const node = schemaNode(plan);
+      const snap = await DdlSnapshot.open(node.endpoint, node.name);
+      try {
+        extras = await captureDataExtras(snap.client, opts.all ? 'database' : 'schemas', plan.tables.map((t) => t.table), opts.schemas ?? []);
+      } finally {
+        await snap.close();
+      }
     }
     const concurrency = opts.concurrency ?? plan.concurrency;
     // Pairs read in streams run on this thread: their streams share one segment counter.
@@ -283,6 +316,11 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
     const manifest = buildManifest(plan, results, createdAt, opts.s3);
     if (ddl) manifest.ddl = ddl;
     if (dataKey) manifest.clientEncryption = dataKey.manifest;
+    if (opts.schemaOnly) manifest.schemaOnly = true;
+    if (extras) {
+      manifest.sequences = extras.sequences;
+      if (extras.matviews.length > 0) manifest.matviews = extras.matviews;
+    }
     stopIfAborted(opts.signal);
     // The commit point: written only after every object is stored.
     // Conditional where the store allows, and only while this run still holds the claim.
@@ -312,6 +350,15 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
     if (!checkpointed) await store.removeRootIfEmpty?.();
     if (typeof opts.to === 'string') store.close();
   }
+}
+
+/**
+ * The node whose catalog gives the schema: the Citus coordinator (shell tables and the
+ * distribution) or the postgres_fdw coordinator (logical tables, partition bounds), else the first node (a single server, a static topology's first node).
+ */
+function schemaNode(plan: ExportPlan): { name: string; endpoint: NonNullable<ExportPlan['coordinator']> } {
+  if ((plan.topology === 'citus' || plan.topology === 'fdw') && plan.coordinator) return { name: COORDINATOR_NODE, endpoint: plan.coordinator };
+  return plan.nodes[0] ?? { name: COORDINATOR_NODE, endpoint: plan.coordinator! };
 }
 
 /** Throw ERR_ABORTED (or the reason itself when it is a SegferryError) if the signal is aborted; as runPool does. */

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { InvalidOptionError, SegferryError, StorageError, fromDatabaseError } from '../errors.js';
+import { InvalidOptionError, ManifestMissingError, SegferryError, StorageError, fromDatabaseError } from '../errors.js';
 import { makeEmitter, withRetryEvents, type EventListener } from '../events.js';
 import { quoteIdent, quoteQualified } from '../pg/sql.js';
 import { openStore } from '../store/open.js';
@@ -14,8 +14,9 @@ import { checkRejectOptions, priorRejects, RejectBudget, type RejectContext, typ
 import { loadObject, type LoadUnit } from './load.js';
 import { planImport, type ImportPlan, type ImportPlanOptions, type ImportTablePlan } from './plan.js';
 import { verifyImport, type VerifyResult } from './verify.js';
-import { startDdlRestore, type DdlRestore } from './restore.js';
+import { applyDataExtras, dataExtras, loadsData, startDdlRestore, type DdlRestore } from './restore.js';
 import { readExportKey } from './encryption.js';
+import { readManifest } from '../manifest/io.js';
 
 /** Options of {@link importTables}. */
 export interface ImportOptions extends ImportPlanOptions, RejectOptions {
@@ -34,9 +35,30 @@ export interface ImportOptions extends ImportPlanOptions, RejectOptions {
    * triggers: after all rows, so load order and cycles do not matter and triggers do not fire),
    * sequence values, materialized views, and ANALYZE (unless `analyze` is false; default on
    * here). Each phase is recorded in `segferry.ddl_phases`: a rerun finishes an interrupted
-   * restore. One destination server (`target`) only; Citus and static: ERR_DDL_UNSUPPORTED.
+   * restore. One destination server or Citus coordinator (`target`; a Citus export's
+   * distribution is replayed into Citus, plain tables elsewhere), or every node of a static `topology`.
+   * `schemaOnly` and `dataOnly` split this in two.
    */
   ddl?: boolean;
+  /**
+   * Only the schema (default false): with `create`, restore the export's DDL (pre-data,
+   * post-data, sequences, materialized views) and load no rows. An export taken with
+   * `schemaOnly` is imported this way whether or not this is set.
+   */
+  schemaOnly?: boolean;
+  /**
+   * Only the data (default false): skip every DDL phase (as `ddl: false`), load the rows into
+   * the existing tables, then set the export's sequence values and refresh its materialized
+   * views (those that exist at the destination), as pg_restore --data-only does.
+   */
+  dataOnly?: boolean;
+  /**
+   * Load with `session_replication_role = replica` (default false): triggers and foreign-key
+   * checks do not fire during the load, as pg_restore --disable-triggers. Needed for a data-only
+   * import into tables whose foreign keys (e.g. a cycle) and triggers already exist. Setting it
+   * needs a superuser (PostgreSQL 15); the rows are then not checked against the foreign keys.
+   */
+  disableTriggers?: boolean;
   /** Cancel: loaders stop, open transactions roll back; committed objects stay (and are skipped next time). */
   signal?: AbortSignal;
   /** Progress events (operation `import`). */
@@ -145,10 +167,16 @@ export async function importTables(opts: ImportOptions): Promise<ImportResult> {
     // An encrypted export's data key first: a wrong or missing key fails before anything runs.
     const cipher = await readExportKey(store, opts.encrypt, opts.s3, opts.bare !== undefined);
     restore = await startDdlRestore(store, opts, cipher);
+    // A missing manifest is left to planning, which reports it with its own hint.
+    const manifest = opts.bare === undefined ? await readManifest(store).catch((e: unknown) => { if (e instanceof ManifestMissingError) return undefined; throw e; }) : undefined;
+    const loadData = loadsData(manifest, opts, restore !== undefined);
+    const extras = dataExtras(manifest, opts, restore !== undefined);
     const plan = opts.plan ?? (await planImport({ ...opts, from: store, ...(restore ? { analyze: false } : {}) }));
     const nodes = new Map<string, PlanNode>(plan.nodes.map((n) => [n.name, n]));
     if (plan.coordinator) nodes.set(COORDINATOR_NODE, plan.coordinator);
-    const s = new Sessions(nodes, plan.sessionSettings, 'segferry import');
+    // Triggers and foreign keys off for the load (pg_restore --disable-triggers); needs a superuser.
+    const settings = opts.disableTriggers ? { ...plan.sessionSettings, session_replication_role: 'replica' } : plan.sessionSettings;
+    const s = new Sessions(nodes, settings, 'segferry import');
     sessions.s = s;
 
     const results = new Map<string, ImportTableResult>(plan.tables.map((t) => [t.table, {
@@ -223,7 +251,7 @@ export async function importTables(opts: ImportOptions): Promise<ImportResult> {
     let objectCount = 0;
     const skippedUnits: LoadUnit[] = [];
     for (const t of plan.tables) {
-      for (const o of t.objects) {
+      for (const o of loadData ? t.objects : []) {
         for (const n of o.targets) {
           const target = t.targets.find((x) => x.node === n)!;
           // A Citus shard-direct object names its own shard table.
@@ -358,9 +386,25 @@ export async function importTables(opts: ImportOptions): Promise<ImportResult> {
       if (tl === 0) await tableDone(plan.tables.find((t) => t.table === u.table)!);
     }, opts.signal);
 
+    if (extras) {
+      // Where the sequences live: the coordinator, else every node (node-local definitions).
+      const where = plan.coordinator ? [COORDINATOR_NODE] : plan.nodes.map((n) => n.name);
+      for (const n of where) {
+        const c = await s.acquire(n);
+        try {
+          const x = await applyDataExtras(c, extras);
+          s.release(n, c);
+          notes.push(`${where.length > 1 ? `node ${n}: ` : ''}sequences: ${x.sequences} set; materialized views: ${x.matviews} refreshed${x.missing.length > 0 ? `; not at the destination, left out: ${x.missing.join(', ')}` : ''}`);
+        } catch (e) {
+          s.drop(c);
+          throw fromDatabaseError(e, { node: n, action: 'sequences and materialized views after the data' });
+        }
+      }
+    }
     if (restore) {
-      const analyze = opts.analyze !== false;
+      const analyze = opts.analyze !== false && loadData;
       const did = await restore.afterData(analyze);
+      notes.push(...restore.notes);
       notes.push(`schema restored from the export's DDL (${restore.mode === 'adopt' ? 'the tables existed with the same definition: DDL not run' : restore.mode === 'resume' ? 'finishing an earlier run' : 'pre-data before the data'}${did.length > 0 ? '; ' + did.join('; ') : ''})`);
       if (analyze) for (const r of results.values()) r.analyzed = true;
     }

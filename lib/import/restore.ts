@@ -1,10 +1,13 @@
-import { DdlUnsupportedError, InvalidOptionError, fromDatabaseError } from '../errors.js';
-import { applySequences, compareTables, decide, ensurePhases, phasesDone, readCheckedDdl, refreshMatviews, runPhase, type CheckedDdl } from '../ddl/restore.js';
+import type pg from 'pg';
+import { InvalidOptionError, fromDatabaseError } from '../errors.js';
+import { applyDataExtras, applySequences, compareTables, decide, ensurePhases, phasesDone, readCheckedDdl, refreshMatviews, runPhase, type CheckedDdl } from '../ddl/restore.js';
 import { readManifest } from '../manifest/io.js';
 import { unsealObject } from '../crypto/envelope.js';
 import type { ObjectCipher } from '../crypto/objects.js';
+import { distributionStatements } from '../ddl/citus.js';
 import type { Manifest, ManifestDdl } from '../manifest/types.js';
-import { closeQuietly, connect, parseConnection } from '../pg/conn.js';
+import { closeQuietly, connect, parseConnection, type NodeEndpoint } from '../pg/conn.js';
+import { parseStaticTopology } from '../topology/static.js';
 import { quoteQualified } from '../pg/sql.js';
 import type { ObjectStore } from '../store/types.js';
 import { COORDINATOR_NODE } from '../topology/types.js';
@@ -14,6 +17,8 @@ import type { ImportOptions } from './import.js';
 export interface DdlRestore {
   /** `run`: this run created the schema; `adopt`: the tables existed as exported; `resume`: an earlier run did. */
   mode: 'run' | 'adopt' | 'resume';
+  /** What the user should know (e.g. a Citus distribution that was or was not replayed). */
+  notes: string[];
   /** Post-data, sequences, materialized views, ANALYZE (unless `analyze` is false). Returns what it did. */
   afterData(analyze: boolean): Promise<string[]>;
   close(): Promise<void>;
@@ -22,70 +27,144 @@ export interface DdlRestore {
 /**
  * Before any data: when `create` is set and the manifest carries DDL (and `ddl` is not false),
  * check both DDL objects (SHA-256, allowlist), compare the destination's tables with the
- * export's (ERR_DDL_CONFLICT on any difference), then run pre-data in one transaction. Only a
- * single destination server (`target` URL, not Citus) for now: ERR_DDL_UNSUPPORTED otherwise.
+ * export's (ERR_DDL_CONFLICT on any difference), then run pre-data in one transaction. Into a
+ * Citus coordinator the export's Citus distribution (`ddl.distribution`) is replayed in that
+ * transaction, by calls segferry writes from the checked manifest; into a plain server it is
+ * not (a note says so). Into one server or coordinator (`target`), or into every node of a
+ * static topology (each node gets the same, node-local definition; all nodes are compared
+ * before pre-data runs on any).
  * Returns undefined when there is nothing to restore. `cipher`: an encrypted export's data key
  * (its DDL objects are decrypted after their SHA-256 is checked).
  */
 export async function startDdlRestore(store: ObjectStore, opts: ImportOptions, cipher?: ObjectCipher): Promise<DdlRestore | undefined> {
-  if (!opts.create || opts.ddl === false || opts.bare !== undefined || opts.plan !== undefined) return undefined;
-  const manifest: Manifest = await readManifest(store);
+  if (opts.schemaOnly && opts.dataOnly) throw new InvalidOptionError('give schemaOnly (--schema-only) or dataOnly (--data-only), not both');
+  if (opts.bare !== undefined) {
+    if (opts.schemaOnly || opts.dataOnly) throw new InvalidOptionError('--schema-only and --data-only need a manifest: not with --bare');
+    return undefined;
+  }
+  const manifest: Manifest | undefined = opts.create || opts.schemaOnly ? await readManifest(store) : undefined;
+  if (opts.schemaOnly && (!opts.create || opts.ddl === false || !manifest?.ddl)) {
+    throw new InvalidOptionError('schemaOnly (--schema-only) restores the export\'s DDL: it needs create (--create), DDL on, and an export that carries DDL');
+  }
+  if (!opts.create || opts.ddl === false || opts.dataOnly || opts.plan !== undefined || !manifest) return undefined;
   const ddl: ManifestDdl | undefined = manifest.ddl;
   if (!ddl) return undefined;
   if (opts.tables !== undefined && opts.tables.length > 0) {
     throw new InvalidOptionError('import --create restores the export\'s whole schema: leave out --table, or import with ddl off (--no-ddl)');
   }
-  if (typeof opts.topology === 'object' || !opts.target) {
-    throw new DdlUnsupportedError('the export\'s DDL is restored into one destination server (--target URL) for now; a static topology: create the tables on each node, then import with --no-ddl');
-  }
+  // Where the schema goes: the one server or coordinator, or every node of a static topology
+  // (each gets the node-local definition: the same DDL).
+  const targets: { node: string; endpoint: NodeEndpoint }[] = typeof opts.topology === 'object'
+    ? [...parseStaticTopology(opts.topology).nodes.values()].map((n) => ({ node: n.name, endpoint: n.endpoint }))
+    : opts.target ? [{ node: COORDINATOR_NODE, endpoint: parseConnection(opts.target) }] : [];
+  if (targets.length === 0) throw new InvalidOptionError('import --create with the export\'s DDL needs a destination: --target URL or a static --topology');
   // Checked before anything runs: a tampered or refused object stops the import here.
   const checked: CheckedDdl = await readCheckedDdl(store, ddl, cipher ? (key, stored) => unsealObject(cipher.dataKey, key, stored, cipher.chunkSize) : undefined);
-  const node = COORDINATOR_NODE;
-  const c = await connect(parseConnection(opts.target), { node, applicationName: 'segferry import ddl' });
-  const fail = (e: unknown, action: string) => fromDatabaseError(e, { node, action });
+  // Generated by segferry from checked manifest fields, before anything runs.
+  const distribution = distributionStatements(ddl.distribution ?? [], manifest.tables);
+  const nodes: NodeRestore[] = [];
   try {
-    const citus = await c.query(`SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'citus'`).catch((e) => { throw fail(e, 'catalog lookup'); });
-    if (citus.rows.length > 0) {
-      throw new DdlUnsupportedError('restoring the export\'s DDL into a Citus cluster is not supported yet (distribution is not replayed): create the tables, then import with --no-ddl');
+    // Every node is checked (conflicts) before pre-data runs on any of them.
+    for (const t of targets) {
+      const c = await connect(t.endpoint, { node: t.node, applicationName: 'segferry import ddl' }).catch((e) => { throw fromDatabaseError(e, { node: t.node, action: 'connect' }); });
+      const n: NodeRestore = { node: t.node, c, citus: false, mode: 'run', created: false };
+      nodes.push(n);
+      const fail = (e: unknown, action: string) => fromDatabaseError(e, { node: t.node, action });
+      n.citus = (await c.query(`SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'citus'`).catch((e) => { throw fail(e, 'catalog lookup'); })).rows.length > 0;
+      await ensurePhases(c).catch((e) => { throw fail(e, 'DDL ledger'); });
+      const done = await phasesDone(c, manifest.id);
+      if (done.has('pre') || done.has('adopted')) {
+        n.mode = 'resume';
+        n.created = done.has('pre');
+      } else {
+        const cmp = await compareTables(c, manifest.tables).catch((e) => { throw fail(e, 'compare tables'); });
+        n.mode = decide(cmp, targets.length > 1 ? t.node : undefined);
+        n.created = n.mode === 'run';
+      }
     }
-    await ensurePhases(c).catch((e) => { throw fail(e, 'DDL ledger'); });
-    const done = await phasesDone(c, manifest.id);
-    let mode: DdlRestore['mode'];
-    if (done.has('pre') || done.has('adopted')) {
-      mode = 'resume';
-    } else {
-      const cmp = await compareTables(c, manifest.tables).catch((e) => { throw fail(e, 'compare tables'); });
-      mode = decide(cmp);
-      await runPhase(c, manifest.id, mode === 'run' ? 'pre' : 'adopted', mode === 'run' ? checked.pre : [], node);
+    for (const n of nodes) {
+      if (n.mode === 'resume') continue;
+      await runPhase(n.c, manifest.id, n.mode === 'run' ? 'pre' : 'adopted', n.mode === 'run' ? checked.pre : [], n.node, n.mode === 'run' && n.citus ? distribution : [], n.citus);
     }
-    const created = mode === 'run' || (mode === 'resume' && done.has('pre'));
-    return {
-      mode,
-      afterData: async (analyze: boolean) => {
-        const did: string[] = [];
-        if (created && !(await phasesDone(c, manifest.id)).has('post')) {
-          await runPhase(c, manifest.id, 'post', checked.post, node);
-          did.push(`post-data: ${checked.post.length} statements`);
-        }
-        try {
-          if (created) {
-            did.push(`sequences: ${await applySequences(c, ddl)} set`);
-            await refreshMatviews(c, ddl);
-          }
-          if (analyze) {
-            for (const t of manifest.tables) await c.query(`ANALYZE ${quoteQualified(t)}`);
-            did.push(`ANALYZE: ${manifest.tables.length} tables`);
-          }
-        } catch (e) {
-          throw fail(e, 'after the data (sequences, materialized views, ANALYZE)');
-        }
-        return did;
-      },
-      close: () => closeQuietly(c),
-    };
   } catch (e) {
-    await closeQuietly(c);
+    for (const n of nodes) await closeQuietly(n.c);
     throw e;
   }
+  const notes: string[] = [];
+  const dist = ddl.distribution ?? [];
+  const ran = nodes.filter((n) => n.mode === 'run');
+  if (ran.some((n) => !n.citus) && dist.length > 0) notes.push(`the Citus distribution of ${dist.length} tables is not replayed: the destination is not Citus, they are plain tables`);
+  if (ran.some((n) => n.citus) && dist.length === 0) notes.push('the export carries no Citus distribution: its tables stay local tables on the coordinator');
+  if (ran.some((n) => n.citus) && dist.length > 0) notes.push(`Citus distribution replayed after pre-data: ${dist.filter((d) => d.kind === 'reference').length} reference, ${dist.filter((d) => d.kind === 'distributed').length} distributed tables`);
+  if (nodes.length > 1) notes.push(`schema on each of the ${nodes.length} nodes: ${nodes.map((n) => `${n.node} ${n.mode === 'run' ? 'created' : n.mode === 'adopt' ? 'existed' : 'finishing an earlier run'}`).join(', ')}`);
+  const modes = new Set(nodes.map((n) => n.mode));
+  return {
+    mode: modes.size === 1 ? nodes[0]!.mode : modes.has('run') ? 'run' : 'resume',
+    notes,
+    afterData: async (analyze: boolean) => {
+      const did = new Map<string, string[]>();
+      for (const n of nodes) {
+        const mine: string[] = [];
+        did.set(n.node, mine);
+        if (n.created && !(await phasesDone(n.c, manifest.id)).has('post')) {
+          await runPhase(n.c, manifest.id, 'post', checked.post, n.node, [], n.citus);
+          mine.push(`post-data: ${checked.post.length} statements`);
+        }
+        try {
+          if (n.created) {
+            mine.push(`sequences: ${await applySequences(n.c, ddl)} set`);
+            await refreshMatviews(n.c, ddl);
+          }
+          if (analyze) {
+            for (const t of manifest.tables) await n.c.query(`ANALYZE ${quoteQualified(t)}`);
+            mine.push(`ANALYZE: ${manifest.tables.length} tables`);
+          }
+        } catch (e) {
+          throw fromDatabaseError(e, { node: n.node, action: 'after the data (sequences, materialized views, ANALYZE)' });
+        }
+      }
+      // One node: as before; several: the same summary when every node did the same.
+      const all = [...did.values()].map((x) => x.join('; '));
+      if (nodes.length === 1 || all.every((x) => x === all[0])) return did.get(nodes[0]!.node)!;
+      return [...did].map(([node, x]) => `${node}: ${x.join(', ') || 'nothing'}`);
+    },
+    close: async () => { for (const n of nodes) await closeQuietly(n.c); },
+  };
 }
 
+/** One destination node's restore state. */
+interface NodeRestore {
+  node: string;
+  c: pg.Client;
+  citus: boolean;
+  mode: DdlRestore['mode'];
+  /** The schema was created by segferry (this run or an earlier one): post-data and sequences run. */
+  created: boolean;
+}
+
+/**
+ * Whether this import loads rows: not with `schemaOnly`, nor from a schema-only export (which
+ * then needs `create` with its DDL: ERR_INVALID_OPTION otherwise, as there is nothing to load).
+ */
+export function loadsData(manifest: Manifest | undefined, opts: ImportOptions, restoring: boolean): boolean {
+  if (opts.schemaOnly) return false;
+  if (manifest?.schemaOnly) {
+    if (!restoring) throw new InvalidOptionError('the export holds only the schema (export --schema-only): import it with --create (and without --data-only or --no-ddl)');
+    return false;
+  }
+  return true;
+}
+
+/**
+ * The sequences and materialized views an import sets after the data when no DDL restore
+ * does: with `dataOnly` those of the export's `ddl`, and always those a data-only export
+ * recorded (`manifest.sequences`, `manifest.matviews`). Undefined when there are none.
+ */
+export function dataExtras(manifest: Manifest | undefined, opts: ImportOptions, restoring: boolean): Pick<ManifestDdl, 'sequences' | 'matviews'> | undefined {
+  if (!manifest || restoring || opts.schemaOnly) return undefined;
+  if (manifest.sequences !== undefined) return { sequences: manifest.sequences, ...(manifest.matviews ? { matviews: manifest.matviews } : {}) };
+  if (opts.dataOnly && manifest.ddl) return { sequences: manifest.ddl.sequences, ...(manifest.ddl.matviews ? { matviews: manifest.ddl.matviews } : {}) };
+  return undefined;
+}
+
+export { applyDataExtras };

@@ -111,6 +111,13 @@ export function checkManifest(m: unknown, where = 'manifest'): Manifest {
   }
   if (o.ddl !== undefined) checkDdl(o.ddl, bad);
   if (o.clientEncryption !== undefined) checkClientEncryption(o.clientEncryption, bad);
+  if (o.schemaOnly !== undefined) {
+    if (o.schemaOnly !== true) throw bad('schemaOnly must be true when present');
+    if (o.ddl === undefined) throw bad('a schemaOnly manifest must carry ddl');
+    if (o.objects.length > 0) throw bad('a schemaOnly manifest lists no objects');
+  }
+  if (o.sequences !== undefined) checkSequences(o.sequences, 'sequences', bad);
+  if (o.matviews !== undefined) checkMatviews(o.matviews, 'matviews', bad);
   return o as Manifest;
 }
 
@@ -148,23 +155,45 @@ function checkDdl(d: unknown, bad: Bad): void {
   optString(d.serverVersion, 'ddl.serverVersion', bad);
   if (d.snapshot !== 'shared' && d.snapshot !== 'before-data') throw bad('ddl.snapshot must be shared or before-data');
   if (d.scope !== 'database' && d.scope !== 'schemas' && d.scope !== 'tables') throw bad('ddl.scope must be database, schemas or tables');
-  if (!Array.isArray(d.sequences)) throw bad('ddl.sequences must be an array');
-  d.sequences.forEach((q: unknown, i: number) => {
-    const at = `ddl.sequences[${i}]`;
+  checkSequences(d.sequences, 'ddl.sequences', bad);
+  if (d.matviews !== undefined) checkMatviews(d.matviews, 'ddl.matviews', bad);
+  if (d.distribution !== undefined) {
+    if (!Array.isArray(d.distribution)) throw bad('ddl.distribution must be an array');
+    d.distribution.forEach((q: unknown, i: number) => {
+      const at = `ddl.distribution[${i}]`;
+      if (!isObj(q)) throw bad(`${at} must be an object`);
+      name(q.schema, `${at}.schema`, bad);
+      name(q.name, `${at}.name`, bad);
+      if (q.kind === 'reference') return;
+      if (q.kind !== 'distributed') throw bad(`${at}.kind must be distributed or reference`);
+      name(q.column, `${at}.column`, bad);
+      count(q.shardCount, `${at}.shardCount`, bad);
+      if ((q.shardCount as number) < 1 || (q.shardCount as number) > 64000) throw bad(`${at}.shardCount must be 1 to 64000`);
+      count(q.colocationGroup, `${at}.colocationGroup`, bad);
+    });
+  }
+}
+
+/** Sequence values: names as identifiers, `lastValue` a decimal bigint (bound into setval). */
+function checkSequences(seqs: unknown, where: string, bad: Bad): void {
+  if (!Array.isArray(seqs)) throw bad(`${where} must be an array`);
+  seqs.forEach((q: unknown, i: number) => {
+    const at = `${where}[${i}]`;
     if (!isObj(q)) throw bad(`${at} must be an object`);
     name(q.schema, `${at}.schema`, bad);
     name(q.name, `${at}.name`, bad);
     if (typeof q.lastValue !== 'string' || !/^-?\d{1,19}$/.test(q.lastValue)) throw bad(`${at}.lastValue must be a decimal bigint`);
     if (typeof q.isCalled !== 'boolean') throw bad(`${at}.isCalled must be true or false`);
   });
-  if (d.matviews !== undefined) {
-    if (!Array.isArray(d.matviews)) throw bad('ddl.matviews must be an array');
-    d.matviews.forEach((q: unknown, i: number) => {
-      if (!isObj(q)) throw bad(`ddl.matviews[${i}] must be an object`);
-      name(q.schema, `ddl.matviews[${i}].schema`, bad);
-      name(q.name, `ddl.matviews[${i}].name`, bad);
-    });
-  }
+}
+
+function checkMatviews(mv: unknown, where: string, bad: Bad): void {
+  if (!Array.isArray(mv)) throw bad(`${where} must be an array`);
+  mv.forEach((q: unknown, i: number) => {
+    if (!isObj(q)) throw bad(`${where}[${i}] must be an object`);
+    name(q.schema, `${where}[${i}].schema`, bad);
+    name(q.name, `${where}[${i}].name`, bad);
+  });
 }
 
 /** A codec segferry reads (lib/format/compress.ts). */

@@ -149,6 +149,20 @@ export interface Manifest {
   replicatedFrom?: ReplicatedFrom;
   /** The schema of what was exported (issue 14), when the export carried it. */
   ddl?: ManifestDdl;
+  /**
+   * True for a schema-only export (`--schema-only`): `ddl` and the tables' columns, no objects
+   * (every table's rows are 0). Importing it with `create` creates the schema and loads nothing.
+   * Absent otherwise.
+   */
+  schemaOnly?: boolean;
+  /**
+   * A data-only export (`--data-only`) of `--all` or `--schema`: sequence values, set after the
+   * data as pg_dump --data-only's SEQUENCE SET does (an export with `ddl` keeps them in
+   * `ddl.sequences` instead). Absent otherwise.
+   */
+  sequences?: ManifestSequence[];
+  /** With {@link sequences}: materialized views populated at the source, refreshed after the data. */
+  matviews?: { schema: string; name: string }[];
   /** Server-side encryption requested for the objects, if any. */
   encryption?: { algorithm: string; kmsKeyId?: string };
   /**
@@ -210,4 +224,24 @@ export interface ManifestDdl {
   sequences: ManifestSequence[];
   /** Materialized views that were populated at the source: refreshed after the data. */
   matviews?: { schema: string; name: string }[];
+  /**
+   * A Citus source: how its selected tables were distributed (hash-distributed and reference
+   * tables; others are plain). `import --create` into Citus replays it after pre-data; into a
+   * plain server the tables stay plain. Absent for other sources.
+   */
+  distribution?: ManifestDistribution[];
+}
+
+/** One Citus table's distribution, as data (replayed by segferry's own calls, never SQL from storage). */
+export interface ManifestDistribution {
+  schema: string;
+  name: string;
+  /** `distributed` (hash, create_distributed_table) or `reference` (create_reference_table). */
+  kind: 'distributed' | 'reference';
+  /** `distributed`: the distribution column (one of the table's columns). */
+  column?: string;
+  /** `distributed`: number of shards. */
+  shardCount?: number;
+  /** `distributed`: the source's colocation id; tables sharing it are colocated again. */
+  colocationGroup?: number;
 }

@@ -62,6 +62,10 @@ describe('segferry demo', () => {
     expect(r.stdout).toMatch(/^ {4}dn3\s+2000 rows, checksum \d+$/m);
     expect(r.stdout).toMatch(/^All compared tables match\.$/m);
     expect(r.stderr).toMatch(/^demo: verify OK, finished in [\d.]+ s, everything removed/m);
+    // The whole-database path: export --all with the schema, import --create into an empty database.
+    expect(r.stderr).toMatch(/^demo: whole database: export --all of 127\.0\.0\.1:\d+\/shop_full .* import --create into the empty 127\.0\.0\.1:\d+\/shop_restored$/m);
+    expect(r.stderr).toMatch(/^demo: whole database: billing\.customers 1000 → 1000 rows, billing\.events 10000 → 10000 rows, billing\.invoices 20000 → 20000 rows$/m);
+    expect(r.stderr).toMatch(/^demo: whole database: schema identical \(pg_dump --schema-only of source and destination, \d+ lines/m);
     expectCleanedUp(r);
   });
 
@@ -75,6 +79,10 @@ describe('segferry demo', () => {
     expect(events.some((e) => e.type === 'done' && e.operation === 'import')).toBe(true);
     expect(events.find((e) => e.type === 'verify')).toMatchObject({ ok: true });
     expect(events[events.length - 1]).toMatchObject({ type: 'note', step: 'end', verified: true });
+    expect(events.find((e) => e.step === 'whole-db-schema')).toMatchObject({ identical: true });
+    const w = JSON.parse(await readFile(join(to, 'out-whole-db', 'manifest.json'), 'utf8')) as Manifest;
+    expect(w.ddl?.scope).toBe('database');
+    expect(w.tables.map((t) => t.name)).toEqual(['customers', 'events', 'invoices']);
     const m = JSON.parse(await readFile(join(to, 'out', 'manifest.json'), 'utf8')) as Manifest;
     expect(m.format.kind).toBe('csv');
     expect(m.tables.map((t) => [t.name, t.rows])).toEqual([['orders', 5000], ['products', 2000]]);

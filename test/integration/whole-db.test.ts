@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportTables, importTables, planExport, SegferryError, type Manifest } from '../../lib/index.js';
@@ -15,6 +15,7 @@ import { describeMultisetDiff, multisetSize, rowMultiset, sameMultiset } from '.
 import { ensureBuilt, runCli } from '../helpers/cli.js';
 import { startServer, type PgServer } from '../helpers/pg.js';
 import { SAMPLE_DB_SQL, SAMPLE_SEQUENCES, SAMPLE_TABLES } from '../helpers/sample-db.js';
+import { manifestSchemaErrors } from '../helpers/manifest-schema.js';
 
 let pgs: PgServer;
 const dirs: string[] = [];
@@ -227,4 +228,88 @@ describe('static topology (issue 14, item 2)', () => {
     }
   });
 
+});
+
+describe('--schema-only then --data-only (issue 14, "Must show")', () => {
+  it('schema-only export (DDL, manifest, no segments) → import --create; data-only export (no DDL, sequence values) → import --data-only --disable-triggers: the sample database equal', async () => {
+    const schemaDir = await tmp();
+    const r1 = await runCli(['export', '--source', pgs.url(SRC), '--all', '--schema-only', '--to', schemaDir, '-q']);
+    expect(r1.code, r1.stderr).toBe(0);
+    const m1 = JSON.parse(await readFile(join(schemaDir, 'manifest.json'), 'utf8')) as Manifest;
+    expect(m1.schemaOnly).toBe(true);
+    expect(manifestSchemaErrors(m1)).toBe('');
+    expect(m1.objects).toEqual([]);
+    expect(m1.tables.map((t) => `${t.schema}.${t.name}`)).toEqual(SAMPLE_TABLES);
+    expect(m1.tables.every((t) => t.rows === 0)).toBe(true);
+    expect((await readdir(schemaDir)).sort()).toEqual(['manifest.json', 'segferry-ddl-post-data.sql', 'segferry-ddl-pre-data.sql']);
+
+    const db = await newDb();
+    // A schema-only export has nothing to load without --create.
+    const e = await importTables({ from: schemaDir, target: pgs.url(db) }).catch((x: unknown) => x);
+    expect((e as SegferryError).code).toBe('ERR_INVALID_OPTION');
+    const i1 = await importTables({ from: schemaDir, target: pgs.url(db), create: true });
+    expect(i1.loaded).toBe(0);
+    expect(await schemaDump(db)).toBe(await schemaDump(SRC));
+    expect(await pgs.query('SELECT count(*)::int AS n FROM sales.orders', [], db)).toEqual([{ n: 0 }]);
+
+    const dataDir = await tmp();
+    const ex = await exportTables({ source: pgs.url(SRC), all: true, dataOnly: true, to: dataDir, segmentSize: 16 * 1024 });
+    expect(ex.manifest.ddl).toBeUndefined();
+    expect((await readdir(dataDir)).filter((f) => f.startsWith('segferry-ddl'))).toEqual([]);
+    expect(ex.manifest.sequences!.map((s) => `${s.schema}.${s.name}`)).toEqual(['Odd Schema ü.Big Table Ä_id_seq', 'sales.customers_id_seq', 'sales.orders_id_seq', 'sales.ticket_no']);
+    expect(ex.manifest.matviews).toEqual([{ schema: 'sales', name: 'order_totals' }]);
+    expect(manifestSchemaErrors(JSON.parse(await readFile(join(dataDir, 'manifest.json'), 'utf8')))).toBe('');
+    expect(ex.manifest.objects.length).toBeGreaterThan(5);
+
+    // Foreign keys (a cycle) and triggers exist already: load with them off, as pg_restore --disable-triggers.
+    const r2 = await runCli(['import', '--from', dataDir, '--target', pgs.url(db), '--data-only', '--disable-triggers', '--json']);
+    expect(r2.code, r2.stderr).toBe(0);
+    expect(await schemaDump(db)).toBe(await schemaDump(SRC));
+    for (const t of ['"Odd Schema ü"."Big Table Ä"', 'sales.customers', 'sales.orders', 'sales.measurements', 'sales.tickets', 'sales.order_totals']) {
+      const a = await rowMultiset(pgs, `SELECT * FROM ${t}`, SRC);
+      expect(multisetSize(a), t).toBeGreaterThan(0);
+      expect(sameMultiset(a, await rowMultiset(pgs, `SELECT * FROM ${t}`, db)), t).toBe(true);
+    }
+    expect(await pgs.query(SEQ_SQL, [], db)).toEqual(await pgs.query(SEQ_SQL, [], SRC));
+    // The foreign keys hold for the loaded rows.
+    const orphans = await pgs.query<{ n: number }>(`SELECT count(*)::int AS n FROM sales.customers c WHERE favorite_order IS NOT NULL AND NOT EXISTS (SELECT 1 FROM sales.orders o WHERE o.id = c.favorite_order)`, [], db);
+    expect(orphans).toEqual([{ n: 0 }]);
+  });
+
+  it('import --schema-only of a full export: the schema and sequences, no rows; then --data-only loads the rows', async () => {
+    const dir = await tmp();
+    await exportTables({ source: pgs.url(SRC), schemas: ['Odd Schema ü'], to: dir });
+    const db = await newDb();
+    const a = await importTables({ from: dir, target: pgs.url(db), create: true, schemaOnly: true });
+    expect(a.loaded).toBe(0);
+    expect(await pgs.query('SELECT count(*)::int AS n FROM "Odd Schema ü"."Big Table Ä"', [], db)).toEqual([{ n: 0 }]);
+    const b = await importTables({ from: dir, target: pgs.url(db), dataOnly: true });
+    expect(b.rows).toBe(77);
+    expect(b.notes.join('\n')).toContain('sequences: 1 set');
+    const seq = 'SELECT last_value, is_called FROM "Odd Schema ü"."Big Table Ä_id_seq"';
+    expect(await pgs.query(seq, [], db)).toEqual(await pgs.query(seq, [], SRC));
+  });
+});
+
+describe('restore with a --table-file (issue 14, "the same with")', () => {
+  it('export --table-file --ddl (pg_dump -t: the tables, their sequences, keys and indexes) → import --create into a database holding their schema: same definitions and rows', async () => {
+    const d = await tmp();
+    await writeFile(join(d, 'tables.txt'), '# one a line\n"Odd Schema ü".*\nsales.tickets\n');
+    const dir = join(d, 'export');
+    const r = await runCli(['export', '--source', pgs.url(SRC), '--table-file', join(d, 'tables.txt'), '--ddl', '--to', dir, '-q']);
+    expect(r.code, r.stderr).toBe(0);
+    const m = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as Manifest;
+    expect(m.ddl!.scope).toBe('tables');
+    const db = await newDb();
+    // pg_dump -t dumps neither schemas nor the types and functions the tables use: they must exist.
+    await pgs.query('CREATE SCHEMA sales; CREATE SCHEMA "Odd Schema ü"', [], db);
+    const i = await importTables({ from: dir, target: pgs.url(db), create: true });
+    expect(i.rows).toBe(77 + 42);
+    const dump = (x: string) => runPgDump(findPgDump(15), parseConnection(pgs.url(x)), ['--schema-only', '--table=sales.tickets', '--table="Odd Schema ü"."Big Table Ä"']);
+    expect(await dump(db)).toBe(await dump(SRC));
+    for (const t of ['"Odd Schema ü"."Big Table Ä"', 'sales.tickets']) {
+      expect(sameMultiset(await rowMultiset(pgs, `SELECT * FROM ${t}`, SRC), await rowMultiset(pgs, `SELECT * FROM ${t}`, db)), t).toBe(true);
+    }
+    expect(await pgs.query('SELECT last_value FROM sales.ticket_no', [], db)).toEqual(await pgs.query('SELECT last_value FROM sales.ticket_no', [], SRC));
+  });
 });

@@ -1,0 +1,87 @@
+/**
+ * Issue 14, postgres_fdw: a coordinator's schema carried without its foreign parts. export
+ * --all through the coordinator, import --create into a single server: the partitioned table
+ * comes back locally partitioned with the same bounds, with no foreign server, user mapping or
+ * foreign table, and the same rows.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { exportTables, importTables, SegferryError } from '../../lib/index.js';
+import { manifestSchemaErrors } from '../helpers/manifest-schema.js';
+import { rowMultiset, sameMultiset, startFdwCluster, type SourceCluster } from '../helpers/fixtures.js';
+
+let src: SourceCluster;
+const dirs: string[] = [];
+
+async function tmp(): Promise<string> {
+  const d = await mkdtemp(join(tmpdir(), 'sf-wholedb-fdw-'));
+  dirs.push(d);
+  return d;
+}
+
+beforeAll(async () => {
+  src = await startFdwCluster({ nodes: 2, rows: 3000, replicatedRows: 50 });
+  // A local table beside the foreign ones: carried as pg_dump prints it, keys and all.
+  await src.coordinator.query(`CREATE TABLE public.notes (id serial PRIMARY KEY, body text NOT NULL); INSERT INTO public.notes (body) SELECT 'n' || i FROM generate_series(1, 20) i`);
+});
+
+afterAll(async () => {
+  await src?.destroy();
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
+
+const BOUNDS = `SELECT c.relname AS name, c.relkind::text AS kind, pg_get_expr(c.relpartbound, c.oid) AS bound, pg_get_partkeydef(p.oid) AS parent_key
+                  FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent
+                 WHERE p.relname = 'orders' ORDER BY 1`;
+
+describe('postgres_fdw coordinator → single server with DDL (issue 14)', () => {
+  it('export --all, import --create: locally partitioned table with the same bounds and rows; no foreign server, user mapping or foreign table in the DDL or at the destination', async () => {
+    const dir = await tmp();
+    const ex = await exportTables({ source: src.coordinator.url(), all: true, to: dir, segmentSize: 512 * 1024 });
+    expect(ex.manifest.source.topology).toBe('fdw');
+    expect(ex.manifest.tables.map((t) => `${t.schema}.${t.name}`)).toEqual(['public.notes', 'public.orders']);
+    expect(ex.manifest.ddl!.snapshot).toBe('before-data');
+    expect(manifestSchemaErrors(JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')))).toBe('');
+    const pre = await readFile(join(dir, ex.manifest.ddl!.pre.key), 'utf8');
+    const post = await readFile(join(dir, ex.manifest.ddl!.post.key), 'utf8');
+    for (const text of [pre, post]) {
+      expect(text).not.toMatch(/SERVER|USER MAPPING|FOREIGN|postgres_fdw/);
+      for (const n of src.nodes) expect(text).not.toContain(n.password);
+    }
+    expect(pre).toContain('PARTITION BY HASH (id)');
+    expect(pre).toContain('CREATE TABLE "public"."orders_p0" PARTITION OF "public"."orders" FOR VALUES WITH (modulus 2, remainder 0);');
+
+    const db = `dst_${Math.random().toString(36).slice(2, 8)}`;
+    await src.coordinator.query(`CREATE DATABASE ${db}`);
+    const res = await importTables({ from: dir, target: src.coordinator.url(db), create: true });
+    expect(res.rows).toBe(3000 + 20);
+    const want = (await src.coordinator.query(BOUNDS)).map((r: { kind: string }) => ({ ...r, kind: 'r' }));
+    expect(want).toHaveLength(2);
+    expect(await src.coordinator.query(BOUNDS, [], db)).toEqual(want);
+    const foreign = await src.coordinator.query(`SELECT (SELECT count(*)::int FROM pg_foreign_server) AS servers, (SELECT count(*)::int FROM pg_user_mappings) AS mappings,
+                                                        (SELECT count(*)::int FROM pg_foreign_table) AS tables, (SELECT count(*)::int FROM pg_extension WHERE extname = 'postgres_fdw') AS ext`, [], db);
+    expect(foreign).toEqual([{ servers: 0, mappings: 0, tables: 0, ext: 0 }]);
+    for (const t of ['public.orders', 'public.notes']) {
+      expect(sameMultiset(await rowMultiset(src.coordinator, `SELECT * FROM ${t}`), await rowMultiset(src.coordinator, `SELECT * FROM ${t}`, db)), t).toBe(true);
+    }
+    // The rows sit in the local partitions, routed by the same hash bounds as at the source.
+    for (let i = 0; i < 2; i++) {
+      const n = await src.coordinator.query<{ n: number }>(`SELECT count(*)::int AS n FROM public.orders_p${i}`, [], db);
+      expect(n).toEqual(await src.coordinator.query(`SELECT count(*)::int AS n FROM public.orders_p${i}`));
+    }
+    const dup = await src.coordinator.query(`INSERT INTO public.notes (id, body) VALUES (1, 'x')`, [], db).catch((e: { code?: string }) => e.code);
+    expect(dup).toBe('23505');
+  });
+
+  it('a foreign table that is not a partition, selected with --ddl: ERR_DDL_UNSUPPORTED naming it, no manifest', async () => {
+    const dir = await tmp();
+    const e = await exportTables({ source: src.coordinator.url(), tables: ['nation'], ddl: true, to: dir }).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(SegferryError);
+    expect((e as SegferryError).code).toBe('ERR_DDL_UNSUPPORTED');
+    expect((e as SegferryError).message).toContain('public.nation is a foreign table');
+    expect(existsSync(join(dir, 'manifest.json'))).toBe(false);
+  });
+});
