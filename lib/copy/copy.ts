@@ -107,6 +107,13 @@ async function writeTo(w: Writable, buf: Buffer, failed: () => unknown): Promise
   });
 }
 
+/** Await every promise (so nothing is left running), then throw the first failure, if any. */
+async function allOrFirstError(ps: Promise<unknown>[]): Promise<void> {
+  const r = await Promise.allSettled(ps);
+  const bad = r.find((x): x is PromiseRejectedResult => x.status === 'rejected');
+  if (bad) throw bad.reason;
+}
+
 function createTableSQL(tp: ImportTablePlan): string {
   const cols = tp.columns.map((c) => `${quoteIdent(c.name)} ${c.type}${c.notNull ? ' NOT NULL' : ''}`);
   return `CREATE TABLE IF NOT EXISTS ${quoteQualified(tp.destination)} (${cols.join(', ')})`;
@@ -136,38 +143,6 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
   const notes = [...plan.notes];
   try {
     const tableRes = new Map(plan.tables.map((t) => [t.table, { table: t.table, route: t.route, rows: 0, loaded: 0, skipped: 0, created: [] as string[], truncated: false }]));
-    // Prepare every destination node: ledger (coordinator first on Citus), tables, truncation.
-    const targetNodes = new Set(plan.tables.flatMap((t) => t.targets.map((x) => x.node)));
-    const citus = plan.destination.topology === 'citus';
-    const order = [...dstNodes.keys()].sort((a, b) => (a === b ? 0 : citus && a === COORDINATOR_NODE ? -1 : citus && b === COORDINATOR_NODE ? 1 : a < b ? -1 : 1));
-    for (const node of order) {
-      throwIfAborted(opts.signal);
-      const needsLedger = targetNodes.has(node) || (citus && node === COORDINATOR_NODE && targetNodes.size > 0);
-      const creates = plan.tables.filter((t) => t.create.includes(node));
-      const truncs = plan.truncate ? plan.tables.filter((t) => t.truncate.includes(node)) : [];
-      if (!needsLedger && creates.length === 0 && truncs.length === 0) continue;
-      const c = await dst.acquire(node);
-      try {
-        if (needsLedger) await ensureLedger(c);
-        for (const t of creates) {
-          if (t.destination.schema !== 'public') await c.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(t.destination.schema)}`);
-          await c.query(createTableSQL(t));
-          tableRes.get(t.table)!.created.push(node);
-        }
-        for (const t of truncs) {
-          await c.query('BEGIN');
-          await c.query(`TRUNCATE ${quoteQualified(t.targets.find((x) => x.node === node)?.relation ?? t.destination)}`);
-          await forgetTable(c, t.table);
-          await c.query('COMMIT');
-          tableRes.get(t.table)!.truncated = true;
-        }
-        dst.release(node, c);
-      } catch (e) {
-        dst.drop(c);
-        throw fromDatabaseError(e, { node, action: 'prepare' });
-      }
-    }
-
     const exportUnits = new Map(planUnits(plan.source).map((u) => [u.id, u]));
     const todo: CopyUnitPlan[] = [];
     let skipped = 0;
@@ -189,6 +164,46 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
     }
     const queues = [...bySrc.values()];
     for (let i = 0; queues.some((q) => i < q.length); i++) for (const q of queues) if (i < q.length) todo.push(q[i]!);
+
+    // Prepare every destination node: ledger, tables, truncation. Nodes are independent, so they
+    // are prepared side by side (on Citus the coordinator first: its DDL reaches the workers).
+    const targetNodes = new Set(plan.tables.flatMap((t) => t.targets.map((x) => x.node)));
+    const citus = plan.destination.topology === 'citus';
+    const prepare = async (node: string) => {
+      throwIfAborted(opts.signal);
+      const needsLedger = targetNodes.has(node) || (citus && node === COORDINATOR_NODE && targetNodes.size > 0);
+      const creates = plan.tables.filter((t) => t.create.includes(node));
+      const truncs = plan.truncate ? plan.tables.filter((t) => t.truncate.includes(node)) : [];
+      if (!needsLedger && creates.length === 0 && truncs.length === 0) return;
+      const c = await dst.acquire(node);
+      try {
+        if (needsLedger) await ensureLedger(c);
+        for (const t of creates) {
+          if (t.destination.schema !== 'public') await c.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(t.destination.schema)}`);
+          await c.query(createTableSQL(t));
+          tableRes.get(t.table)!.created.push(node);
+        }
+        for (const t of truncs) {
+          await c.query('BEGIN');
+          await c.query(`TRUNCATE ${quoteQualified(t.targets.find((x) => x.node === node)?.relation ?? t.destination)}`);
+          await forgetTable(c, t.table);
+          await c.query('COMMIT');
+          tableRes.get(t.table)!.truncated = true;
+        }
+        dst.release(node, c);
+      } catch (e) {
+        dst.drop(c);
+        throw fromDatabaseError(e, { node, action: 'prepare' });
+      }
+    };
+    const first = citus && dstNodes.has(COORDINATOR_NODE) ? [COORDINATOR_NODE] : [];
+    const rest = [...dstNodes.keys()].filter((n) => !first.includes(n)).sort();
+    // Meanwhile open the sessions the first units take on their source nodes (connect + settings).
+    const warm = [...new Set(todo.slice(0, plan.concurrency).map((u) => u.sourceNode))];
+    await allOrFirstError([
+      (async () => { for (const n of first) await prepare(n); await allOrFirstError(rest.map(prepare)); })(),
+      ...warm.map(async (n) => { src.release(n, await src.acquire(n)); }),
+    ]);
     emit({ type: 'start', tables: plan.tables.map((t) => t.table), nodes: [...new Set(plan.units.flatMap((u) => [u.sourceNode, ...u.targets]))].sort(), objects: plan.units.length, estimatedBytes: plan.source.tables.reduce((a, t) => a + t.estimatedBytes, 0) });
     for (const u of plan.units) {
       if (u.loaded.length === u.targets.length) for (const n of u.targets) emit({ type: 'segment', phase: 'import', node: n, table: u.table, key: u.id, segment: 0, bytes: 0, rows: 0, skipped: true });
@@ -312,6 +327,14 @@ async function copyUnit(
     if (signal.aborted) return signal.reason instanceof SegferryError ? signal.reason : new AbortedError();
     return fromDatabaseError(e, { node, table: u.table, action });
   };
+  // The source session and its snapshot are set up while the targets are claimed.
+  const sourceReady = (async () => {
+    const c = await src.acquire(u.sourceNode);
+    source = c;
+    await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY').catch((e) => { throw fail(e, u.sourceNode, 'begin'); });
+    return c;
+  })();
+  sourceReady.catch(() => {});
   try {
     // Claims first: a concurrent run of the same copy waits here for the other's transaction.
     for (const n of u.targets) {
@@ -331,7 +354,13 @@ async function copyUnit(
         throw fail(e, n, 'ledger claim');
       }
     }
-    if (targets.length === 0) return { rows: 0, bytes: 0, checksum: { rows: 0, sum: '0', algorithm: ROW_HASH_ALGORITHM }, committed: [] };
+    if (targets.length === 0) {
+      const sc = await sourceReady;
+      await sc.query('ROLLBACK').catch((e) => { throw fail(e, u.sourceNode, 'rollback'); });
+      src.release(u.sourceNode, sc);
+      source = undefined;
+      return { rows: 0, bytes: 0, checksum: { rows: 0, sum: '0', algorithm: ROW_HASH_ALGORITHM }, committed: [] };
+    }
     for (const t of targets) {
       const target = tp.targets.find((x) => x.node === t.node)!;
       const s = t.client.query(copyFrom(copyFromSQL(target, plan)));
@@ -344,8 +373,7 @@ async function copyUnit(
       await Promise.all(targets.map((t) => writeTo(t.stream!, buf, firstError)));
     };
 
-    source = await src.acquire(u.sourceNode);
-    await source.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY').catch((e) => { throw fail(e, u.sourceNode, 'begin'); });
+    const sc = await sourceReady;
     const binary = plan.format === 'binary';
     const hasher = new RowHasher(binary);
     const tuples = binary ? new BinaryTuples() : undefined;
@@ -354,7 +382,7 @@ async function copyUnit(
     let bytes = 0;
     for (const read of eu.reads) {
       throwIfAborted(signal);
-      reader = copyOut(source, copyToSQL(read, eu, plan));
+      reader = copyOut(sc, copyToSQL(read, eu, plan));
       try {
         for await (const rc of reader as AsyncIterable<{ data: Buffer; rowEnds: Uint32Array }>) {
           hasher.update(rc);
@@ -376,8 +404,8 @@ async function copyUnit(
       rows += reader.rowCount;
       reader = undefined;
     }
-    await source.query('COMMIT').catch((e) => { throw fail(e, u.sourceNode, 'commit'); });
-    src.release(u.sourceNode, source);
+    await sc.query('COMMIT').catch((e) => { throw fail(e, u.sourceNode, 'commit'); });
+    src.release(u.sourceNode, sc);
     source = undefined;
     if (binary) await writeAll(COPY_BINARY_TRAILER);
     const checksum = hasher.result();
@@ -413,6 +441,7 @@ async function copyUnit(
     return { rows, bytes, checksum, committed };
   } catch (e) {
     reader?.destroy();
+    await sourceReady.catch(() => {});
     if (source) src.drop(source);
     // Dropping the session rolls back the unit's rows and its ledger row on that node.
     for (const t of targets) { t.stream?.destroy(); dst.drop(t.client); }

@@ -208,7 +208,14 @@ export async function planCopy(opts: CopyPlanOptions): Promise<CopyPlan> {
   const copyId = copyIdOf(source, dest, format);
   const notes: string[] = [];
   const used = new Set(tables.flatMap((t) => [...t.targets.map((x) => x.node), ...t.create, ...t.truncate]));
-  const ledgers = await readLedgers(dest.nodes, used, copyId, notes);
+  // One node at a time would cost a connection round trip per node, in series.
+  const perNode = await Promise.all([...dest.nodes].map(async ([name, node]) => {
+    const n: string[] = [];
+    const l = await readLedgers(new Map([[name, node]]), used, copyId, n);
+    return { l, n };
+  }));
+  const ledgers = new Map(perNode.flatMap((x) => [...x.l]));
+  notes.push(...perNode.flatMap((x) => x.n));
   markLoaded(tables, ledgers);
   const allLoads = tables.flatMap((t) => t.objects.map((o) => ({ n: o.targets.length, done: o.loaded.length })));
   const anyDone = allLoads.some((x) => x.done > 0);
