@@ -3,11 +3,17 @@ import { InvalidOptionError, redact } from '../errors.js';
 import { copyTables, copyVerifyError, planCopy, type CopyFormatKind, type CopyOptions, type CopyResult } from '../copy/copy.js';
 import { outputMode, type Reporter, type Summary } from './report.js';
 import { onInterrupt } from './interrupt.js';
+import type { S3Options } from '../store/s3.js';
 
 /** What main.ts shares with this command (passed in to avoid an import cycle). */
 export interface CopyCliShared {
   topologyFromFlag: (t: string | undefined) => unknown;
   reporter: () => Reporter;
+  /** The S3 flags (`--s3-endpoint` …) and their reading, for `--via s3://…`. */
+  s3Flags?: Record<string, { type: 'string' | 'boolean' }>;
+  s3FromFlags?: (v: Record<string, unknown>) => S3Options;
+  /** Sizes with KiB/MiB/GiB suffixes (`--segment-size`). */
+  parseSize?: (s: string, what: string) => number;
 }
 
 const COPY_HELP = `segferry copy: copy tables from one cluster to another, streaming, node to node
@@ -16,6 +22,7 @@ Usage:
   segferry copy --source URL|FILE.json --target URL|FILE.json --table NAME [--table NAME ...]
                 [--format text|csv|binary] [--create] [--truncate|--append] [--where SQL]
                 [--columns a,b] [--replicated NAME] [--concurrency N] [--verify] [--dry-run] [--json]
+                [--via s3://bucket/prefix|DIR [--segment-size N] [S3 flags as for export]]
 
 Options:
   -s, --source S           source coordinator (or single server) URL, or a JSON file naming the
@@ -31,6 +38,10 @@ Options:
       --columns a,b        copy only these columns, in this order
       --replicated NAME    treat NAME as replicated on the source (repeatable)
   -j, --concurrency N      units (table × source node) copied at once (default: source nodes)
+      --via DEST           stage through storage (s3://bucket/prefix, a directory or file:// URL, empty
+                           or new): the source is exported there as segferry export writes it, and
+                           each object is loaded as soon as it is stored; DEST ends as a complete export
+      --segment-size N     with --via: max bytes per object (default 1GiB; KiB/MiB/GiB suffixes)
       --verify             compare row counts and checksums of every table afterwards (exit 3 if different)
       --dry-run            print the plan as JSON and copy nothing
   Output: --json (one JSON event per line)  -q/--quiet  -v/--verbose (stack traces)
@@ -57,6 +68,8 @@ const FLAGS = {
   replicated: { type: 'string', multiple: true },
   concurrency: { type: 'string', short: 'j' },
   verify: { type: 'boolean' },
+  via: { type: 'string' },
+  'segment-size': { type: 'string' },
   'dry-run': { type: 'boolean' },
   json: { type: 'boolean' },
   quiet: { type: 'boolean', short: 'q' },
@@ -93,7 +106,7 @@ export function copySummaryOf(r: CopyResult): Summary {
 
 /** `segferry copy`. */
 export async function cmdCopy(argv: string[], shared: CopyCliShared): Promise<number> {
-  const { values: v } = parseArgs({ args: argv, options: FLAGS, allowPositionals: false, strict: true });
+  const { values: v } = parseArgs({ args: argv, options: { ...FLAGS, ...(shared.s3Flags ?? {}) }, allowPositionals: false, strict: true });
   if (v.help) {
     process.stdout.write(COPY_HELP);
     return 0;
@@ -121,6 +134,14 @@ export async function cmdCopy(argv: string[], shared: CopyCliShared): Promise<nu
     const n = Number(v.concurrency);
     if (!Number.isInteger(n) || n < 1) throw new InvalidOptionError('--concurrency must be a whole number of at least 1');
     o.concurrency = n;
+  }
+  if (v.via !== undefined) {
+    o.via = v.via;
+    if (shared.s3FromFlags) o.s3 = shared.s3FromFlags(v);
+  }
+  if (v['segment-size'] !== undefined) {
+    if (v.via === undefined) throw new InvalidOptionError('--segment-size applies to --via only (a direct copy stages nothing)');
+    o.segmentSize = shared.parseSize ? shared.parseSize(v['segment-size'], '--segment-size') : Number(v['segment-size']);
   }
   if (v['dry-run']) {
     const plan = await planCopy(o);

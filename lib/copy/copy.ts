@@ -9,7 +9,7 @@ import type { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { AbortedError, InternalError, RowCountMismatchError, SegferryError, VerifyMismatchError, fromDatabaseError } from '../errors.js';
+import { AbortedError, InternalError, InvalidOptionError, RowCountMismatchError, SegferryError, VerifyMismatchError, fromDatabaseError } from '../errors.js';
 import { makeEmitter, type EventListener } from '../events.js';
 import { selectSQL } from '../export/formats.js';
 import type { ExportUnit } from '../export/units.js';
@@ -26,6 +26,9 @@ import { quoteIdent, quoteQualified } from '../pg/sql.js';
 import { COORDINATOR_NODE, type PlanNode } from '../topology/types.js';
 import { Sessions } from '../import/sessions.js';
 import { runPool, throwIfAborted } from '../util/pool.js';
+import type { ExportResult } from '../export/export.js';
+import { verifyImport } from '../import/verify.js';
+import { runVia } from './via.js';
 import { planCopy, type CopyPlan, type CopyPlanOptions, type CopyUnitPlan } from './plan.js';
 
 export type { CopyFormatKind, CopyPlan, CopyPlanOptions, CopyUnitPlan } from './plan.js';
@@ -219,7 +222,42 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
     let rowsTotal = 0;
     let bytesTotal = 0;
     let lastTick = 0;
-    await runPool(todo, plan.concurrency, async (u, signal) => {
+    let staged: ExportResult | undefined;
+    if (plan.via !== undefined) {
+      // Staged: the export's events pass through as phase "export", each load as phase "import".
+      if (opts.via === undefined) throw new InvalidOptionError('this copy plan stages through storage: give the same via location again (the plan keeps no credentials)');
+      const vo: Parameters<typeof runVia>[1] = { via: opts.via, tables: opts.tables };
+      if (opts.s3 !== undefined) vo.s3 = opts.s3;
+      if (opts.signal !== undefined) vo.signal = opts.signal;
+      staged = await runVia(plan, vo, dst, {
+        onExportEvent: (e) => {
+          const { operation: _o, at: _a, ...rest } = e;
+          emit({ ...rest, phase: 'export' } as Parameters<typeof emit>[0]);
+          if (e.type === 'segment') {
+            tableRes.get(e.table)!.rows += e.rows;
+            rowsTotal += e.rows;
+            bytesTotal += e.bytes;
+          }
+        },
+        onLoaded: (j, out) => {
+          const r = tableRes.get(j.table)!;
+          if (out.skipped) {
+            r.skipped++;
+            skipped++;
+          } else {
+            const x = stat(j.node);
+            x.objects++;
+            x.rows += out.rows;
+            x.bytes += out.bytes;
+            x.elapsedMs = Date.now() - x.started;
+            r.loaded++;
+            loaded++;
+          }
+          emit({ type: 'segment', phase: 'import', node: j.node, table: j.table, key: j.key, segment: j.segment, bytes: out.bytes, rows: out.rows, ...(out.skipped ? { skipped: true } : {}) });
+        },
+      });
+      notes.push(`staged through ${staged.location}: a complete export (manifest ${staged.manifest.id}), importable with segferry import`);
+    } else await runPool(todo, plan.concurrency, async (u, signal) => {
       const eu = exportUnits.get(u.id);
       if (!eu) throw new InternalError(`unit ${u.id} is not in the source plan`);
       const tp = plan.tables.find((t) => t.table === u.table)!;
@@ -263,7 +301,9 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
       notes,
     };
     for (const t of res.tables) emit({ type: 'table-done', table: t.table, rows: t.rows, bytes: 0, objects: t.loaded + t.skipped });
-    if (opts.verify) {
+    if (opts.verify && staged) {
+      res.verify = await verifyStaged(opts, plan);
+    } else if (opts.verify) {
       // Units committed by an earlier run: their source checksums are in the ledger.
       for (const tp of plan.tables) {
         const done = plan.units.filter((u) => u.table === tp.table && u.loaded.length > 0);
@@ -495,6 +535,26 @@ async function verifyCopy(plan: CopyPlan, dst: Sessions, srcSums: Map<string, Ro
     tables.push({ table: tp.table, ok, source, destination });
   }
   return { ok: tables.every((t) => t.ok), tables };
+}
+
+/**
+ * Verify a staged copy as an import of its prefix is verified: the destination against the
+ * counts and `copy-rowhash64` checksums the staging export's manifest recorded.
+ */
+async function verifyStaged(opts: CopyOptions, plan: CopyPlan): Promise<{ ok: boolean; tables: CopyVerifyTable[] }> {
+  const vo: Parameters<typeof verifyImport>[0] = { from: opts.via!, tables: plan.tables.map((t) => t.table) };
+  if (opts.s3 !== undefined) vo.s3 = opts.s3;
+  if (opts.target !== undefined) vo.target = opts.target;
+  if (opts.targetTopology !== undefined) vo.topology = opts.targetTopology;
+  if (opts.signal !== undefined) vo.signal = opts.signal;
+  const v = await verifyImport(vo);
+  const tables = v.tables.map((t) => ({
+    table: t.table,
+    ok: t.match !== false,
+    source: { rows: t.source?.rows ?? 0, sum: t.source?.sum ?? '', algorithm: ROW_HASH_ALGORITHM },
+    destination: t.destination,
+  } satisfies CopyVerifyTable));
+  return { ok: v.ok, tables };
 }
 
 /** A verify result with a mismatch as an error (the CLI's exit code 3). */

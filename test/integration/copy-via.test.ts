@@ -1,0 +1,146 @@
+/**
+ * segferry copy --via: a static 2-node source staged through a directory (CLI, --json) and
+ * through S3 (library) into a static 2-node destination, node-direct. The staging prefix must
+ * end as a complete export that `import` accepts into a third, empty server, an import of it
+ * into the copy's own destination must find every object loaded already (same ledger keys),
+ * and loading must overlap exporting: the first phase "import" segment event comes before the
+ * last phase "export" one (a small segment size makes many objects).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { copyTables, importTables, type Manifest, type S3Options } from '../../lib/index.js';
+import { describeMultisetDiff, mergeMultisets, rowMultiset, sameMultiset, startStaticCluster, trickyTableDDL, type SourceCluster } from '../helpers/fixtures.js';
+import { startServers, type PgServer } from '../helpers/pg.js';
+import { startS3, type S3Harness } from '../helpers/s3.js';
+import { ensureBuilt, runCli } from '../helpers/cli.js';
+
+// Rows of the tricky data reach 120 KB: segments of 128 KiB, and rows for about 50 of them, so that
+// the export takes longer than the first load even when the export is fast (a directory).
+const ROWS = 24000;
+const SEGMENT = 128 * 1024;
+
+let src: SourceCluster;
+let dst: SourceCluster;
+let third: PgServer;
+let s3: S3Harness;
+let s3opts: S3Options;
+let dir: string;
+let srcTopo: string;
+let dstTopo: string;
+
+beforeAll(async () => {
+  ensureBuilt();
+  let servers: PgServer[];
+  [src, dst, servers, s3] = await Promise.all([
+    startStaticCluster({ rows: ROWS, nodes: 2, replicatedRows: 50 }),
+    startStaticCluster({ nodes: 2, withData: false }),
+    startServers(['via-third']),
+    startS3(),
+  ]);
+  third = servers[0]!;
+  s3opts = { endpoint: s3.endpoint, region: s3.region, forcePathStyle: s3.forcePathStyle, checksum: s3.checksum, credentials: s3.credentials };
+  dir = await mkdtemp(join(tmpdir(), 'sf-copy-via-'));
+  srcTopo = join(dir, 'src.json');
+  dstTopo = join(dir, 'dst.json');
+  await writeFile(srcTopo, JSON.stringify(src.staticTopology()));
+  await writeFile(dstTopo, JSON.stringify(dst.staticTopology()));
+}, 240_000);
+
+afterAll(async () => {
+  await Promise.all([src?.destroy(), dst?.destroy(), third?.destroy(), s3?.stop()]);
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+type Ev = { type: string; operation?: string; phase?: string; node?: string; key?: string; table?: string; rows?: number; skipped?: boolean };
+
+const all = async (c: SourceCluster, table: string) => mergeMultisets(...(await Promise.all(c.nodes.map((n) => rowMultiset(n, `SELECT * FROM ${table}`)))));
+
+/** The destination holds the source's rows: orders node by node, nation on every node. */
+async function expectCopied(): Promise<void> {
+  for (let i = 0; i < 2; i++) {
+    const a = await rowMultiset(src.nodes[i]!, 'SELECT * FROM orders');
+    const b = await rowMultiset(dst.nodes[i]!, 'SELECT * FROM orders');
+    expect(sameMultiset(a, b), `orders dn${i + 1}: ${describeMultisetDiff(a, b)}`).toBe(true);
+    const n = await rowMultiset(dst.nodes[i]!, 'SELECT * FROM nation');
+    const ns = await rowMultiset(src.nodes[0]!, 'SELECT * FROM nation');
+    expect(sameMultiset(ns, n), `nation dn${i + 1}: ${describeMultisetDiff(ns, n)}`).toBe(true);
+  }
+}
+
+/** `import` of the staging prefix: into the copy's destination nothing is loaded again; into an empty server everything, verified. */
+async function expectImportable(from: string, s3o?: S3Options): Promise<void> {
+  const again = await importTables({ from, topology: dst.staticTopology(), ...(s3o ? { s3: s3o } : {}) });
+  expect(again.loaded).toBe(0);
+  expect(again.skipped).toBeGreaterThan(4);
+  await third.query(`DROP TABLE IF EXISTS public.orders, public.nation; DROP SCHEMA IF EXISTS segferry CASCADE; ${trickyTableDDL('public.orders')}`);
+  const im = await importTables({ from, target: third.url(), create: true, verify: true, ...(s3o ? { s3: s3o } : {}) });
+  expect(im.verify?.ok).toBe(true);
+  expect(im.skipped).toBe(0);
+  const a = await all(src, 'orders');
+  const b = await rowMultiset(third, 'SELECT * FROM orders');
+  expect(sameMultiset(a, b), describeMultisetDiff(a, b)).toBe(true);
+  expect(b.size).toBeGreaterThan(ROWS / 2);
+}
+
+/** Loading overlapped exporting: some object was loaded before the last one was stored. */
+function expectOverlap(events: Ev[]): void {
+  const segs = events.filter((e) => e.type === 'segment');
+  const firstImport = segs.findIndex((e) => e.phase === 'import');
+  const lastExport = segs.map((e) => e.phase).lastIndexOf('export');
+  expect(segs.filter((e) => e.phase === 'export').length).toBeGreaterThan(20);
+  expect(firstImport).toBeGreaterThanOrEqual(0);
+  expect(firstImport, 'the first load must come before the last object is stored').toBeLessThan(lastExport);
+}
+
+describe('segferry copy --via', () => {
+  it('through a directory (CLI, --json): loads objects as they are stored; the directory ends as a complete, importable export', async () => {
+    const via = join(dir, 'stage-dir');
+    // A directory takes objects faster than a server loads them: one row about 40% into each
+    // node's orders (≈ 400 pages) holds the export back for 2 s, so that the order of the events
+    // shows loading during exporting and not the machine's speed (loads that waited for the export
+    // would all come after it). ctid: the filter applies to nation too, which has no id.
+    const stall = `CASE WHEN ctid = '(150,1)'::tid THEN (SELECT true FROM pg_sleep(2)) ELSE true END`;
+    const r = await runCli(['copy', '--source', srcTopo, '--target', dstTopo, '--table', 'orders', '--table', 'nation', '--via', via, '--segment-size', `${SEGMENT / 1024}KiB`, '--where', stall, '--verify', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Ev);
+    // The export's events pass through as the copy's (the closing summary keeps its own kind).
+    expect(events.filter((e) => ['start', 'segment', 'progress', 'done'].includes(e.type)).every((e) => e.operation === 'copy')).toBe(true);
+    expect(events.filter((e) => e.type === 'start').length).toBe(1);
+    expectOverlap(events);
+    const m = JSON.parse(await readFile(join(via, 'manifest.json'), 'utf8')) as Manifest;
+    // Every stored object was loaded into each of its targets: orders into its node, nation into both.
+    const segs = events.filter((e) => e.type === 'segment');
+    expect(segs.filter((e) => e.phase === 'export').map((e) => e.key).sort()).toEqual(m.objects.map((o) => o.key).sort());
+    const expected = m.objects.flatMap((o) => (o.table === 'public.nation' ? ['dn1', 'dn2'] : [o.node]).map((n) => `${o.key}@${n}`)).sort();
+    expect(segs.filter((e) => e.phase === 'import' && !e.skipped).map((e) => `${e.key}@${e.node}`).sort()).toEqual(expected);
+    const verify = events.find((e) => e.type === 'note' && (e as { step?: string }).step === 'verify') as unknown as { ok: boolean };
+    expect(verify.ok).toBe(true);
+    expect((await readdir(via)).filter((k) => k.startsWith('orders_')).length).toBe(m.objects.filter((o) => o.table === 'public.orders').length);
+    await expectCopied();
+    await expectImportable(via);
+  }, 120_000);
+
+  it('through S3 (library, COPY BINARY objects): the same, and the events carry both phases', async () => {
+    for (const n of dst.nodes) await n.query('TRUNCATE orders, nation; DROP SCHEMA IF EXISTS segferry CASCADE');
+    const via = `s3://${s3.bucket}/stage/run1`;
+    const events: Ev[] = [];
+    const res = await copyTables({
+      sourceTopology: src.staticTopology(), targetTopology: dst.staticTopology(), tables: ['orders', 'nation'],
+      via, s3: s3opts, segmentSize: SEGMENT, format: 'binary', verify: true, onEvent: (e) => events.push(e as Ev),
+    });
+    expect(res.verify?.ok).toBe(true);
+    expect(res.rows).toBe(ROWS + src.replicatedRows);
+    expect(res.plan.via).toBe(via);
+    expectOverlap(events);
+    const keys = (await s3.listKeys(s3.bucket, 'stage/run1/')).map((k) => k.key);
+    expect(keys).toContain('stage/run1/manifest.json');
+    const m = JSON.parse((await s3.getObject(s3.bucket, 'stage/run1/manifest.json')).toString('utf8')) as Manifest;
+    expect(m.id).toBe(res.copyId);
+    expect(m.format.kind).toBe('binary');
+    expect(res.loaded).toBe(m.objects.filter((o) => o.table === 'public.orders').length + 2 * m.objects.filter((o) => o.table === 'public.nation').length);
+    await expectCopied();
+    await expectImportable(via, s3opts);
+  }, 120_000);
+});
