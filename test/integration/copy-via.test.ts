@@ -1,5 +1,7 @@
 /**
- * segferry copy --via: a static 2-node source staged through a directory (CLI, --json) and
+ * segferry copy --via, and the copy process killed (both on the same two static 2-node clusters).
+ *
+ * --via: a static 2-node source staged through a directory (CLI, --json) and
  * through S3 (library) into a static 2-node destination, node-direct. The staging prefix must
  * end as a complete export that `import` accepts into a third, empty server, an import of it
  * into the copy's own destination must find every object loaded already (same ledger keys),
@@ -10,6 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import pg from 'pg';
 import { copyTables, importTables, type Manifest, type S3Options } from '../../lib/index.js';
 import { describeMultisetDiff, mergeMultisets, rowMultiset, sameMultiset, startStaticCluster, trickyTableDDL, type SourceCluster } from '../helpers/fixtures.js';
 import { startServers, type PgServer } from '../helpers/pg.js';
@@ -142,5 +146,44 @@ describe('segferry copy --via', () => {
     expect(res.loaded).toBe(m.objects.filter((o) => o.table === 'public.orders').length + 2 * m.objects.filter((o) => o.table === 'public.nation').length);
     await expectCopied();
     await expectImportable(via, s3opts);
+  }, 120_000);
+});
+
+describe('segferry copy, the process killed', () => {
+  it('SIGKILL after the first unit committed, mid-way through the next: the rerun copies every row exactly once', async () => {
+    for (const n of dst.nodes) await n.query('TRUNCATE orders, nation; DROP SCHEMA IF EXISTS segferry CASCADE');
+    const dn2 = dst.nodes[1]!;
+    // Hold dn2's table: with one unit at a time (orders_dn1, orders_dn2, nation_dn1), orders_dn1
+    // commits and orders_dn2 then waits in its COPY FROM, claimed and streaming, when the kill comes.
+    const holder = new pg.Client({ connectionString: dn2.url() });
+    holder.on('error', () => {});
+    await holder.connect();
+    await holder.query('BEGIN');
+    await holder.query('LOCK TABLE orders IN ACCESS EXCLUSIVE MODE');
+    const args = ['copy', '--source', srcTopo, '--target', dstTopo, '--table', 'orders', '--table', 'nation', '--concurrency', '1'];
+    let child: ChildProcess | undefined;
+    const run = runCli(args, { onStderr: (_d, c) => { child ??= c; } });
+    const count = async (n: PgServer, sql: string) => Number((await n.query<{ c: string }>(sql).catch(() => [{ c: '0' }]))[0]!.c);
+    const committed = () => count(dst.nodes[0]!, 'SELECT count(*)::text AS c FROM segferry.loads WHERE rows IS NOT NULL');
+    const waiting = () => count(dn2, `SELECT count(*)::text AS c FROM pg_stat_activity WHERE application_name = 'segferry copy' AND wait_event_type = 'Lock'`);
+    for (let i = 0; i < 600 && (child === undefined || (await committed()) === 0 || (await waiting()) === 0); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(await committed()).toBe(1);
+    expect(await waiting()).toBe(1);
+    child!.kill('SIGKILL');
+    const r = await run;
+    expect(r.signal).toBe('SIGKILL');
+    await holder.query('ROLLBACK');
+    await holder.end();
+
+    const again = await runCli([...args, '--verify', '--json']);
+    expect(again.code, again.stderr).toBe(0);
+    const events = again.stdout.trim().split('\n').map((l) => JSON.parse(l) as Ev);
+    const imports = events.filter((e) => e.type === 'segment' && e.phase === 'import');
+    expect(imports.filter((e) => e.skipped).map((e) => `${e.key}@${e.node}`)).toEqual(['orders_dn1@dn1']);
+    expect(imports.filter((e) => !e.skipped).map((e) => `${e.key}@${e.node}`).sort()).toEqual(['nation_dn1@dn1', 'nation_dn1@dn2', 'orders_dn2@dn2']);
+    const verify = events.find((e) => e.type === 'note' && (e as { step?: string }).step === 'verify') as unknown as { ok: boolean };
+    expect(verify.ok).toBe(true);
+    // Every row exactly once: the multisets count duplicates.
+    await expectCopied();
   }, 120_000);
 });
