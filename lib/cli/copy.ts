@@ -19,7 +19,8 @@ export interface CopyCliShared {
 const COPY_HELP = `segferry copy: copy tables from one cluster to another, streaming, node to node
 
 Usage:
-  segferry copy --source URL|FILE.json --target URL|FILE.json --table NAME [--table NAME ...]
+  segferry copy --source URL|FILE.json --target URL|FILE.json
+                (--table PATTERN ... | --schema NAME ... | --all) [--exclude-table PATTERN ...]
                 [--format text|csv|binary] [--create] [--truncate|--append] [--where SQL]
                 [--columns a,b] [--replicated NAME] [--concurrency N] [--verify] [--dry-run] [--json]
                 [--via s3://bucket/prefix|DIR [--segment-size N] [S3 flags as for export]]
@@ -28,7 +29,12 @@ Options:
   -s, --source S           source coordinator (or single server) URL, or a JSON file naming the
                            source nodes: {"nodes":[{"name":"dn1","url":"postgres://..."}],"replicated":["nation"]}
       --target T           destination coordinator (or single server) URL, or a JSON file naming its nodes
-  -t, --table NAME         table to copy (repeatable): name, schema.name, "Quoted"
+  -t, --table NAME         table to copy (repeatable): name, schema.name, "Quoted", or a
+                           pg_dump-style pattern ('sales.order*', ? one character)
+      --all                every ordinary and partitioned table of the source outside the system
+                           schemas (not segferry's ledger schema, not extensions' tables)
+  -n, --schema NAME        every table of schema NAME (repeatable, exact name)
+  -T, --exclude-table PAT  leave out tables matching PAT (repeatable)
   -f, --format F           text (default), csv, or binary (COPY BINARY: only when every column has
                            the same type on both ends, else ERR_BINARY_TYPE_MISMATCH)
       --create             create missing destination tables from the source's columns
@@ -59,6 +65,9 @@ const FLAGS = {
   source: { type: 'string', short: 's' },
   target: { type: 'string' },
   table: { type: 'string', short: 't', multiple: true },
+  all: { type: 'boolean' },
+  schema: { type: 'string', short: 'n', multiple: true },
+  'exclude-table': { type: 'string', short: 'T', multiple: true },
   format: { type: 'string', short: 'f' },
   create: { type: 'boolean' },
   truncate: { type: 'boolean' },
@@ -112,7 +121,7 @@ export async function cmdCopy(argv: string[], shared: CopyCliShared): Promise<nu
     return 0;
   }
   const r = shared.reporter().configure(outputMode(v), v.verbose === true);
-  if (!v.table || v.table.length === 0) throw new InvalidOptionError('name at least one --table');
+  if ((v.table?.length ?? 0) === 0 && !v.all && !v.schema) throw new InvalidOptionError('name at least one --table, or use --schema NAME or --all');
   if (v.truncate && v.append) throw new InvalidOptionError('--truncate and --append exclude each other');
   const format = (v.format ?? 'text') as CopyFormatKind;
   if (format !== 'text' && format !== 'csv' && format !== 'binary') throw new InvalidOptionError('--format takes text, csv or binary');
@@ -120,7 +129,10 @@ export async function cmdCopy(argv: string[], shared: CopyCliShared): Promise<nu
   const t = side(v.target, shared);
   if (!s.url && !s.topology && !process.env.PGHOST) throw new InvalidOptionError('give --source URL or --source FILE.json');
   if (!t.url && !t.topology) throw new InvalidOptionError('give --target URL or --target FILE.json');
-  const o: CopyOptions = { tables: v.table, format };
+  const o: CopyOptions = { tables: v.table ?? [], format };
+  if (v.all) o.all = true;
+  if (v.schema) o.schemas = v.schema;
+  if (v['exclude-table']) o.excludeTables = v['exclude-table'];
   if (s.url !== undefined) o.source = s.url;
   if (s.topology !== undefined) o.sourceTopology = s.topology;
   if (t.url !== undefined) o.target = t.url;

@@ -226,7 +226,7 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
     if (plan.via !== undefined) {
       // Staged: the export's events pass through as phase "export", each load as phase "import".
       if (opts.via === undefined) throw new InvalidOptionError('this copy plan stages through storage: give the same via location again (the plan keeps no credentials)');
-      const vo: Parameters<typeof runVia>[1] = { via: opts.via, tables: opts.tables };
+      const vo: Parameters<typeof runVia>[1] = { via: opts.via, tables: opts.tables ?? [] };
       if (opts.s3 !== undefined) vo.s3 = opts.s3;
       if (opts.signal !== undefined) vo.signal = opts.signal;
       staged = await runVia(plan, vo, dst, {

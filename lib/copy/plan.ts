@@ -32,8 +32,18 @@ export interface CopyPlanOptions {
   target?: string;
   /** Destination topology: `auto` (default), `postgres`, `fdw`, `citus`, or a {@link StaticTopology}. */
   targetTopology?: 'auto' | 'postgres' | 'fdw' | 'citus' | StaticTopology;
-  /** Tables: `name`, `schema.name`, `"Quoted Name"`. */
-  tables: string[];
+  /**
+   * Tables: `name`, `schema.name`, `"Quoted Name"`, or pg_dump-style patterns (`sales.order*`),
+   * selected on the source as an export selects them (lib/topology/select.ts). Default none:
+   * then give `all` or `schemas`.
+   */
+  tables?: string[];
+  /** Every ordinary and partitioned table of the source outside the system schemas and `segferry` (default false). */
+  all?: boolean;
+  /** Every ordinary and partitioned table of these source schemas, names exact (default none). */
+  schemas?: string[];
+  /** pg_dump-style patterns of tables to leave out of the selection (default none). */
+  excludeTables?: string[];
   /**
    * `text` (default), `csv`, or `binary` (COPY BINARY: no text formatting on the source, no
    * parsing on the destination; only when every column type is the same on both ends and
@@ -206,7 +216,13 @@ export async function planCopy(opts: CopyPlanOptions): Promise<CopyPlan> {
   destinationAddress({ ...(opts.target !== undefined ? { target: opts.target } : {}), ...(opts.targetTopology !== undefined ? { topology: opts.targetTopology } : {}) });
   // A direct copy names COPY BINARY itself; staged objects are the export's binary objects.
   const srcFormat: FormatOptions = normalizeFormat({ kind: format === 'csv' ? 'csv' : format === 'binary' && opts.via !== undefined ? 'binary' : 'text' });
-  const po: Parameters<typeof planExport>[0] = { tables: opts.tables, format: srcFormat };
+  if ((opts.tables?.length ?? 0) === 0 && opts.all !== true && (opts.schemas?.length ?? 0) === 0) {
+    throw new InvalidOptionError('name at least one table, or select with schemas or all');
+  }
+  const po: Parameters<typeof planExport>[0] = { tables: opts.tables ?? [], format: srcFormat };
+  if (opts.all === true) po.all = true;
+  if (opts.schemas !== undefined) po.schemas = opts.schemas;
+  if (opts.excludeTables !== undefined) po.excludeTables = opts.excludeTables;
   if (opts.via !== undefined && opts.segmentSize !== undefined) po.segmentSize = opts.segmentSize;
   if (opts.source !== undefined) po.source = opts.source;
   if (opts.sourceTopology !== undefined) po.topology = opts.sourceTopology;

@@ -113,6 +113,8 @@ export async function runVia(
       to: opts.via,
       ...(opts.s3 !== undefined ? { s3: opts.s3 } : {}),
       manifestId: plan.copyId,
+      // The copy carries data only (the destination tables exist, or --create makes them).
+      ddl: false,
       signal: ac.signal,
       onEvent: (e) => {
         if (e.type === 'segment') {

@@ -187,3 +187,25 @@ describe('segferry copy, the process killed', () => {
     await expectCopied();
   }, 120_000);
 });
+
+describe('segferry copy, table selection as export selects', () => {
+  const planned = async (sel: string[]) => {
+    const r = await runCli(['copy', '--source', srcTopo, '--target', dstTopo, ...sel, '--dry-run']);
+    expect(r.code, r.stderr).toBe(0);
+    return (JSON.parse(r.stdout) as { tables: { table: string }[] }).tables.map((t) => t.table).sort();
+  };
+
+  it('--all, --schema, patterns and --exclude-table pick the tables the export would', async () => {
+    expect(await planned(['--all'])).toEqual(['public.nation', 'public.orders']);
+    expect(await planned(['--all', '--exclude-table', 'nat*'])).toEqual(['public.orders']);
+    expect(await planned(['--schema', 'public', '-T', 'public.orders'])).toEqual(['public.nation']);
+    expect(await planned(['--table', 'public.ord?rs'])).toEqual(['public.orders']);
+    const none = await runCli(['copy', '--source', srcTopo, '--target', dstTopo, '--dry-run']);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toMatch(/--table.*--schema.*--all/);
+    // And the selection is what is copied.
+    const res = await copyTables({ sourceTopology: src.staticTopology(), targetTopology: dst.staticTopology(), all: true, excludeTables: ['orders'], truncate: true, verify: true });
+    expect(res.tables.map((t) => [t.table, t.loaded])).toEqual([['public.nation', 2]]);
+    expect(res.verify?.ok).toBe(true);
+  }, 60_000);
+});
