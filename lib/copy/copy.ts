@@ -222,6 +222,7 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
     let rowsTotal = 0;
     let bytesTotal = 0;
     let lastTick = 0;
+    const srcRead = new Map<string, { bytes: number; rows: number }>();
     let staged: ExportResult | undefined;
     if (plan.via !== undefined) {
       // Staged: the export's events pass through as phase "export", each load as phase "import".
@@ -254,6 +255,8 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
             loaded++;
           }
           emit({ type: 'segment', phase: 'import', node: j.node, table: j.table, key: j.key, segment: j.segment, bytes: out.bytes, rows: out.rows, ...(out.skipped ? { skipped: true } : {}) });
+          const x = stat(j.node);
+          emit({ type: 'progress', phase: 'import', node: j.node, table: j.table, segment: j.segment, bytes: x.bytes, rows: x.rows });
         },
       });
       notes.push(`staged through ${staged.location}: a complete export (manifest ${staged.manifest.id}), importable with segferry import`);
@@ -261,14 +264,20 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
       const eu = exportUnits.get(u.id);
       if (!eu) throw new InternalError(`unit ${u.id} is not in the source plan`);
       const tp = plan.tables.find((t) => t.table === u.table)!;
+      // Progress figures are per node, all units together (as an export's and an import's are).
+      const read = srcRead.get(u.sourceNode) ?? { bytes: 0, rows: 0 };
+      srcRead.set(u.sourceNode, read);
       const out = await copyUnit(u, eu, tp, plan, src, dst, signal, (bytes, rows) => {
         const now = Date.now();
         if (now - lastTick >= 500) {
           lastTick = now;
-          emit({ type: 'progress', phase: 'export', node: u.sourceNode, table: u.table, segment: 0, bytes, rows });
+          emit({ type: 'progress', phase: 'export', node: u.sourceNode, table: u.table, segment: 0, bytes: read.bytes + bytes, rows: read.rows + rows });
         }
       });
+      read.bytes += out.bytes;
+      read.rows += out.rows;
       emit({ type: 'segment', phase: 'export', node: u.sourceNode, table: u.table, key: u.id, segment: 0, bytes: out.bytes, rows: out.rows });
+      emit({ type: 'progress', phase: 'export', node: u.sourceNode, table: u.table, segment: 0, bytes: read.bytes, rows: read.rows });
       addSum(u.table, out.checksum);
       const r = tableRes.get(u.table)!;
       for (const n of out.committed) {
@@ -280,6 +289,7 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
         r.loaded++;
         loaded++;
         emit({ type: 'segment', phase: 'import', node: n, table: u.table, key: u.id, segment: 0, bytes: out.bytes, rows: out.rows });
+        emit({ type: 'progress', phase: 'import', node: n, table: u.table, segment: 0, bytes: x.bytes, rows: x.rows });
       }
       r.skipped += u.targets.length - out.committed.length;
       skipped += u.targets.length - out.committed.length;
