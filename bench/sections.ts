@@ -19,7 +19,7 @@ export interface BenchSection {
 }
 
 export const SECTIONS: BenchSection[] = [
-  { name: 'copy', script: 'copy.ts', what: 'Cluster-to-cluster copy (static 2 → 2 nodes, node-direct) against export alone and import alone in the same run, and the import of COPY BINARY objects against TEXT objects.' },
+  { name: 'copy', script: 'copy.ts', what: 'Cluster-to-cluster copy (static 2 → 2 nodes, node-direct, TEXT and BINARY, and --via a directory) against export alone and import alone in the same run, as ratios with CPU seconds, and the import of COPY BINARY objects against TEXT objects.' },
   { name: 'replicate', script: 'replicate.ts', what: 'Replicating a finished export within one moto_server endpoint (server-side copy plus the SHA-256 read-back) against a streamed replicate.' },
 ];
 
