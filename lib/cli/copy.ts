@@ -14,6 +14,8 @@ export interface CopyCliShared {
   s3FromFlags?: (v: Record<string, unknown>) => S3Options;
   /** Sizes with KiB/MiB/GiB suffixes (`--segment-size`). */
   parseSize?: (s: string, what: string) => number;
+  /** Names or patterns from a `--table-file`/`--exclude-table-file`, one a line. */
+  readNameFile?: (path: string, flag: string) => string[];
 }
 
 const COPY_HELP = `segferry copy: copy tables from one cluster to another, streaming, node to node
@@ -35,6 +37,8 @@ Options:
                            schemas (not segferry's ledger schema, not extensions' tables)
   -n, --schema NAME        every table of schema NAME (repeatable, exact name)
   -T, --exclude-table PAT  leave out tables matching PAT (repeatable)
+      --table-file FILE    tables or patterns to copy, one a line (# comments)
+      --exclude-table-file FILE  patterns to leave out, one a line
   -f, --format F           text (default), csv, or binary (COPY BINARY: only when every column has
                            the same type on both ends, else ERR_BINARY_TYPE_MISMATCH)
       --create             create missing destination tables from the source's columns
@@ -68,6 +72,8 @@ const FLAGS = {
   all: { type: 'boolean' },
   schema: { type: 'string', short: 'n', multiple: true },
   'exclude-table': { type: 'string', short: 'T', multiple: true },
+  'table-file': { type: 'string', multiple: true },
+  'exclude-table-file': { type: 'string', multiple: true },
   format: { type: 'string', short: 'f' },
   create: { type: 'boolean' },
   truncate: { type: 'boolean' },
@@ -121,7 +127,13 @@ export async function cmdCopy(argv: string[], shared: CopyCliShared): Promise<nu
     return 0;
   }
   const r = shared.reporter().configure(outputMode(v), v.verbose === true);
-  if ((v.table?.length ?? 0) === 0 && !v.all && !v.schema) throw new InvalidOptionError('name at least one --table, or use --schema NAME or --all');
+  const names = (files: string[] | undefined, flag: string) => (files ?? []).flatMap((f) => {
+    if (!shared.readNameFile) throw new InvalidOptionError(`${flag} is not available here`);
+    return shared.readNameFile(f, flag);
+  });
+  const tables = [...(v.table ?? []), ...names(v['table-file'], '--table-file')];
+  const excluded = [...(v['exclude-table'] ?? []), ...names(v['exclude-table-file'], '--exclude-table-file')];
+  if (tables.length === 0 && !v.all && !v.schema) throw new InvalidOptionError('name at least one --table, or use --schema NAME or --all');
   if (v.truncate && v.append) throw new InvalidOptionError('--truncate and --append exclude each other');
   const format = (v.format ?? 'text') as CopyFormatKind;
   if (format !== 'text' && format !== 'csv' && format !== 'binary') throw new InvalidOptionError('--format takes text, csv or binary');
@@ -129,10 +141,10 @@ export async function cmdCopy(argv: string[], shared: CopyCliShared): Promise<nu
   const t = side(v.target, shared);
   if (!s.url && !s.topology && !process.env.PGHOST) throw new InvalidOptionError('give --source URL or --source FILE.json');
   if (!t.url && !t.topology) throw new InvalidOptionError('give --target URL or --target FILE.json');
-  const o: CopyOptions = { tables: v.table ?? [], format };
+  const o: CopyOptions = { tables, format };
   if (v.all) o.all = true;
   if (v.schema) o.schemas = v.schema;
-  if (v['exclude-table']) o.excludeTables = v['exclude-table'];
+  if (excluded.length > 0) o.excludeTables = excluded;
   if (s.url !== undefined) o.source = s.url;
   if (s.topology !== undefined) o.sourceTopology = s.topology;
   if (t.url !== undefined) o.target = t.url;

@@ -229,6 +229,9 @@ describe('segferry copy, table selection as export selects', () => {
     expect(await planned(['--all', '--exclude-table', 'nat*'])).toEqual(['public.orders']);
     expect(await planned(['--schema', 'public', '-T', 'public.orders'])).toEqual(['public.nation']);
     expect(await planned(['--table', 'public.ord?rs'])).toEqual(['public.orders']);
+    await writeFile(join(dir, 'tables.txt'), '# copy these\norders\nnation\n');
+    await writeFile(join(dir, 'skip.txt'), 'nation\n');
+    expect(await planned(['--table-file', join(dir, 'tables.txt'), '--exclude-table-file', join(dir, 'skip.txt')])).toEqual(['public.orders']);
     const none = await runCli(['copy', '--source', srcTopo, '--target', dstTopo, '--dry-run']);
     expect(none.code).toBe(2);
     expect(none.stderr).toMatch(/--table.*--schema.*--all/);
