@@ -1,7 +1,10 @@
-// Copy benchmarks: `npm run bench:copy -- [--rows N] [--reps N] [--quick]`.
-// Two source nodes and two destination nodes (static topologies, node-direct), one table.
-// Measures, in one run: export alone (to a directory), import alone (from it), copy direct
-// (TEXT and BINARY), and the import of BINARY objects against TEXT objects. Rows/s, wall time.
+// Copy benchmarks: `npm run bench:copy -- [--rows N] [--reps N] [--quick]`, also a section of
+// `npm run bench` (bench/sections.ts). Two source nodes and two destination nodes (static
+// topologies, node-direct), one table. Measures, in one run, contestants in a rotating order
+// within each repetition: export alone (to a directory), import alone (from it), the import
+// of BINARY objects, copy direct (TEXT and BINARY) and copy --via a directory. Prints rows/s
+// (median), the CPU seconds of the client and of the servers, and the ratios the copy is judged by.
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -25,11 +28,13 @@ function topo(servers: BenchServer[]): StaticTopology {
   return { nodes: servers.map((s, i) => ({ name: `dn${i + 1}`, url: s.url() })), replicated: [] };
 }
 
-async function timed(f: () => Promise<unknown>): Promise<number> {
-  const t = process.hrtime.bigint();
-  await f();
-  return Number(process.hrtime.bigint() - t) / 1e9;
+/** CPU seconds of a server so far: the postmaster's own and its reaped backends' (utime, stime, cutime, cstime). */
+function serverCpuS(s: BenchServer): number {
+  const f = readFileSync(`/proc/${s.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / 100;
 }
+
+interface Cost { wallS: number; clientCpuS: number; serverCpuS: number }
 
 async function main(): Promise<void> {
   const servers = await Promise.all(['src1', 'src2', 'dst1', 'dst2'].map((n) => BenchServer.start(n)));
@@ -43,25 +48,69 @@ async function main(): Promise<void> {
     const total = per * src.length;
     const s = topo(src);
     const d = topo(dst);
-    const results: Record<string, number[]> = {};
-    const add = (k: string, sec: number) => { (results[k] ??= []).push(total / sec); };
+    const textDir = path.join(dir, 'text');
+    const binDir = path.join(dir, 'binary');
+    // The objects the imports read, written once, untimed.
+    await exportTables({ topology: s, tables: [TABLE], to: textDir });
+    await exportTables({ topology: s, tables: [TABLE], to: binDir, format: 'binary' });
+
+    // Finished backends are reaped (and their CPU counted) before and after each contestant.
+    const timed = async (f: () => Promise<unknown>): Promise<Cost> => {
+      for (const x of servers) await x.quiesce();
+      const c0 = process.cpuUsage();
+      const s0 = servers.reduce((a, x) => a + serverCpuS(x), 0);
+      const t = process.hrtime.bigint();
+      await f();
+      const wallS = Number(process.hrtime.bigint() - t) / 1e9;
+      for (const x of servers) await x.quiesce();
+      const c = process.cpuUsage(c0);
+      return { wallS, clientCpuS: (c.user + c.system) / 1e6, serverCpuS: servers.reduce((a, x) => a + serverCpuS(x), 0) - s0 };
+    };
+    let via = 0;
+    const contestants: [string, () => Promise<unknown>][] = [
+      ['export TEXT to a directory', async () => { await rm(path.join(dir, 'e'), { recursive: true, force: true }); await exportTables({ topology: s, tables: [TABLE], to: path.join(dir, 'e') }); }],
+      ['import TEXT objects', () => importTables({ from: textDir, topology: d, truncate: true })],
+      ['import BINARY objects', () => importTables({ from: binDir, topology: d, truncate: true })],
+      ['copy direct TEXT', () => copyTables({ sourceTopology: s, targetTopology: d, tables: [TABLE], truncate: true })],
+      ['copy direct BINARY', () => copyTables({ sourceTopology: s, targetTopology: d, tables: [TABLE], truncate: true, format: 'binary' })],
+      ['copy --via a directory', () => copyTables({ sourceTopology: s, targetTopology: d, tables: [TABLE], truncate: true, via: path.join(dir, `via-${via++}`) })],
+    ];
+    const results = new Map<string, Cost[]>(contestants.map(([k]) => [k, []]));
     for (let r = 0; r < reps; r++) {
-      const textDir = path.join(dir, `text-${r}`);
-      const binDir = path.join(dir, `binary-${r}`);
-      add('export TEXT to a directory', await timed(() => exportTables({ topology: s, tables: [TABLE], to: textDir })));
-      add('import TEXT objects', await timed(() => importTables({ from: textDir, topology: d, truncate: true })));
-      await exportTables({ topology: s, tables: [TABLE], to: binDir, format: 'binary' });
-      add('import BINARY objects', await timed(() => importTables({ from: binDir, topology: d, truncate: true })));
-      add('copy direct TEXT', await timed(() => copyTables({ sourceTopology: s, targetTopology: d, tables: [TABLE], truncate: true })));
-      add('copy direct BINARY', await timed(() => copyTables({ sourceTopology: s, targetTopology: d, tables: [TABLE], truncate: true, format: 'binary' })));
-      await rm(textDir, { recursive: true, force: true });
-      await rm(binDir, { recursive: true, force: true });
+      // Rotate the order, so that no contestant always runs first (cold) or after the same one.
+      for (let i = 0; i < contestants.length; i++) {
+        const [k, f] = contestants[(i + r) % contestants.length]!;
+        results.get(k)!.push(await timed(f));
+        process.stderr.write(`copy bench rep ${r + 1}/${reps}: ${k} done\n`);
+      }
     }
-    process.stdout.write(`copy bench: ${total} rows, 2 → 2 nodes, ${reps} repetition(s), median rows/s\n`);
-    for (const [k, v] of Object.entries(results)) {
-      const m = [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
-      process.stdout.write(`  ${k.padEnd(28)} ${Math.round(m).toString().padStart(10)} rows/s   (runs: ${v.map((x) => Math.round(x)).join(', ')})\n`);
+    const med = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
+    const rate = (k: string) => med(results.get(k)!.map((c) => total / c.wallS));
+    const cpu = (k: string) => med(results.get(k)!.map((c) => c.clientCpuS + c.serverCpuS));
+    process.stdout.write(`copy bench: ${total} rows, 2 → 2 nodes, ${reps} repetition(s) in rotating order, medians; ${os.availableParallelism()} cores, load average ${os.loadavg()[0]!.toFixed(1)} at the end\n`);
+    process.stdout.write(`  ${'contestant'.padEnd(26)} ${'rows/s'.padStart(10)} ${'client CPU-s'.padStart(13)} ${'server CPU-s'.padStart(13)}   runs (rows/s)\n`);
+    for (const [k, v] of results) {
+      const cl = med(v.map((c) => c.clientCpuS));
+      const sv = med(v.map((c) => c.serverCpuS));
+      process.stdout.write(`  ${k.padEnd(26)} ${Math.round(rate(k)).toString().padStart(10)} ${cl.toFixed(2).padStart(13)} ${sv.toFixed(2).padStart(13)}   ${v.map((c) => Math.round(total / c.wallS)).join(', ')}\n`);
     }
+    const ex = rate('export TEXT to a directory');
+    const im = rate('import TEXT objects');
+    const cp = rate('copy direct TEXT');
+    // Export then import, one after the other: what the copy replaces.
+    const sequential = 1 / (1 / ex + 1 / im);
+    const f2 = (x: number) => x.toFixed(2);
+    process.stdout.write('ratios (rows/s):\n');
+    process.stdout.write(`  copy direct TEXT / export alone          ${f2(cp / ex)}\n`);
+    process.stdout.write(`  copy direct TEXT / import alone          ${f2(cp / im)}\n`);
+    process.stdout.write(`  copy direct TEXT / export then import    ${f2(cp / sequential)}\n`);
+    process.stdout.write(`  copy direct BINARY / copy direct TEXT    ${f2(rate('copy direct BINARY') / cp)}\n`);
+    process.stdout.write(`  import BINARY / import TEXT objects      ${f2(rate('import BINARY objects') / im)}\n`);
+    process.stdout.write(`  copy --via a directory / copy direct     ${f2(rate('copy --via a directory') / cp)}\n`);
+    process.stdout.write(`  copy --via a directory / export then import ${f2(rate('copy --via a directory') / sequential)}\n`);
+    // On a host where the servers and the client share the cores, a copy cannot beat the CPU it needs.
+    process.stdout.write(`CPU (client + servers, CPU-s): copy direct TEXT ${f2(cpu('copy direct TEXT'))} against export ${f2(cpu('export TEXT to a directory'))} + import ${f2(cpu('import TEXT objects'))}; ` +
+      `at ${os.availableParallelism()} cores that allows at most ${Math.round(total / (cpu('copy direct TEXT') / os.availableParallelism()))} rows/s\n`);
   } finally {
     await rm(dir, { recursive: true, force: true });
     await stopAll();

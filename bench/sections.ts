@@ -19,7 +19,7 @@ export interface BenchSection {
 }
 
 export const SECTIONS: BenchSection[] = [
-  { name: 'copy', script: 'copy.ts', what: 'Cluster-to-cluster copy (static 2 → 2 nodes, node-direct) against export alone and import alone in the same run, and the import of COPY BINARY objects against TEXT objects.' },
+  { name: 'copy', script: 'copy.ts', what: 'Cluster-to-cluster copy (static 2 → 2 nodes, node-direct, TEXT and BINARY, and --via a directory) against export alone and import alone in the same run, as ratios with CPU seconds, and the import of COPY BINARY objects against TEXT objects.' },
   { name: 'streams', script: 'streams.ts', what: 'One table on one server: segferry export --streams auto (and 1, 2, 4) to a directory against one psql \\copy (SELECT …) TO file of the same table, alternating in the same run; rows/s, MB/s, the ratio and client/server CPU seconds.' },
   { name: 'parquet', script: 'parquet.ts', what: 'Parquet export and import against TEXT and Arrow in the same run (rows/s, client CPU per million rows, bytes written per format and codec), and loading Parquet objects through COPY BINARY against COPY TEXT.' },
   { name: 'compress', script: 'compress.ts', what: 'Compressed objects (--compress gzip|zstd, --arrow-compression zstd) against uncompressed TEXT in one run, contestants alternated: export rows/s, client CPU-s, bytes stored, import rows/s.' },

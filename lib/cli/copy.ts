@@ -3,25 +3,42 @@ import { InvalidOptionError, redact } from '../errors.js';
 import { copyTables, copyVerifyError, planCopy, type CopyFormatKind, type CopyOptions, type CopyResult } from '../copy/copy.js';
 import { outputMode, type Reporter, type Summary } from './report.js';
 import { onInterrupt } from './interrupt.js';
+import type { S3Options } from '../store/s3.js';
 
 /** What main.ts shares with this command (passed in to avoid an import cycle). */
 export interface CopyCliShared {
   topologyFromFlag: (t: string | undefined) => unknown;
   reporter: () => Reporter;
+  /** The S3 flags (`--s3-endpoint` …) and their reading, for `--via s3://…`. */
+  s3Flags?: Record<string, { type: 'string' | 'boolean' }>;
+  s3FromFlags?: (v: Record<string, unknown>) => S3Options;
+  /** Sizes with KiB/MiB/GiB suffixes (`--segment-size`). */
+  parseSize?: (s: string, what: string) => number;
+  /** Names or patterns from a `--table-file`/`--exclude-table-file`, one a line. */
+  readNameFile?: (path: string, flag: string) => string[];
 }
 
 const COPY_HELP = `segferry copy: copy tables from one cluster to another, streaming, node to node
 
 Usage:
-  segferry copy --source URL|FILE.json --target URL|FILE.json --table NAME [--table NAME ...]
+  segferry copy --source URL|FILE.json --target URL|FILE.json
+                (--table PATTERN ... | --schema NAME ... | --all) [--exclude-table PATTERN ...]
                 [--format text|csv|binary] [--create] [--truncate|--append] [--where SQL]
                 [--columns a,b] [--replicated NAME] [--concurrency N] [--verify] [--dry-run] [--json]
+                [--via s3://bucket/prefix|DIR [--segment-size N] [S3 flags as for export]]
 
 Options:
   -s, --source S           source coordinator (or single server) URL, or a JSON file naming the
                            source nodes: {"nodes":[{"name":"dn1","url":"postgres://..."}],"replicated":["nation"]}
       --target T           destination coordinator (or single server) URL, or a JSON file naming its nodes
-  -t, --table NAME         table to copy (repeatable): name, schema.name, "Quoted"
+  -t, --table NAME         table to copy (repeatable): name, schema.name, "Quoted", or a
+                           pg_dump-style pattern ('sales.order*', ? one character)
+      --all                every ordinary and partitioned table of the source outside the system
+                           schemas (not segferry's ledger schema, not extensions' tables)
+  -n, --schema NAME        every table of schema NAME (repeatable, exact name)
+  -T, --exclude-table PAT  leave out tables matching PAT (repeatable)
+      --table-file FILE    tables or patterns to copy, one a line (# comments)
+      --exclude-table-file FILE  patterns to leave out, one a line
   -f, --format F           text (default), csv, or binary (COPY BINARY: only when every column has
                            the same type on both ends, else ERR_BINARY_TYPE_MISMATCH)
       --create             create missing destination tables from the source's columns
@@ -31,6 +48,10 @@ Options:
       --columns a,b        copy only these columns, in this order
       --replicated NAME    treat NAME as replicated on the source (repeatable)
   -j, --concurrency N      units (table × source node) copied at once (default: source nodes)
+      --via DEST           stage through storage (s3://bucket/prefix, a directory or file:// URL, empty
+                           or new): the source is exported there as segferry export writes it, and
+                           each object is loaded as soon as it is stored; DEST ends as a complete export
+      --segment-size N     with --via: max bytes per object (default 1GiB; KiB/MiB/GiB suffixes)
       --verify             compare row counts and checksums of every table afterwards (exit 3 if different)
       --dry-run            print the plan as JSON and copy nothing
   Output: --json (one JSON event per line)  -q/--quiet  -v/--verbose (stack traces)
@@ -48,6 +69,11 @@ const FLAGS = {
   source: { type: 'string', short: 's' },
   target: { type: 'string' },
   table: { type: 'string', short: 't', multiple: true },
+  all: { type: 'boolean' },
+  schema: { type: 'string', short: 'n', multiple: true },
+  'exclude-table': { type: 'string', short: 'T', multiple: true },
+  'table-file': { type: 'string', multiple: true },
+  'exclude-table-file': { type: 'string', multiple: true },
   format: { type: 'string', short: 'f' },
   create: { type: 'boolean' },
   truncate: { type: 'boolean' },
@@ -57,6 +83,8 @@ const FLAGS = {
   replicated: { type: 'string', multiple: true },
   concurrency: { type: 'string', short: 'j' },
   verify: { type: 'boolean' },
+  via: { type: 'string' },
+  'segment-size': { type: 'string' },
   'dry-run': { type: 'boolean' },
   json: { type: 'boolean' },
   quiet: { type: 'boolean', short: 'q' },
@@ -93,13 +121,19 @@ export function copySummaryOf(r: CopyResult): Summary {
 
 /** `segferry copy`. */
 export async function cmdCopy(argv: string[], shared: CopyCliShared): Promise<number> {
-  const { values: v } = parseArgs({ args: argv, options: FLAGS, allowPositionals: false, strict: true });
+  const { values: v } = parseArgs({ args: argv, options: { ...FLAGS, ...(shared.s3Flags ?? {}) }, allowPositionals: false, strict: true });
   if (v.help) {
     process.stdout.write(COPY_HELP);
     return 0;
   }
   const r = shared.reporter().configure(outputMode(v), v.verbose === true);
-  if (!v.table || v.table.length === 0) throw new InvalidOptionError('name at least one --table');
+  const names = (files: string[] | undefined, flag: string) => (files ?? []).flatMap((f) => {
+    if (!shared.readNameFile) throw new InvalidOptionError(`${flag} is not available here`);
+    return shared.readNameFile(f, flag);
+  });
+  const tables = [...(v.table ?? []), ...names(v['table-file'], '--table-file')];
+  const excluded = [...(v['exclude-table'] ?? []), ...names(v['exclude-table-file'], '--exclude-table-file')];
+  if (tables.length === 0 && !v.all && !v.schema) throw new InvalidOptionError('name at least one --table, or use --schema NAME or --all');
   if (v.truncate && v.append) throw new InvalidOptionError('--truncate and --append exclude each other');
   const format = (v.format ?? 'text') as CopyFormatKind;
   if (format !== 'text' && format !== 'csv' && format !== 'binary') throw new InvalidOptionError('--format takes text, csv or binary');
@@ -107,7 +141,10 @@ export async function cmdCopy(argv: string[], shared: CopyCliShared): Promise<nu
   const t = side(v.target, shared);
   if (!s.url && !s.topology && !process.env.PGHOST) throw new InvalidOptionError('give --source URL or --source FILE.json');
   if (!t.url && !t.topology) throw new InvalidOptionError('give --target URL or --target FILE.json');
-  const o: CopyOptions = { tables: v.table, format };
+  const o: CopyOptions = { tables, format };
+  if (v.all) o.all = true;
+  if (v.schema) o.schemas = v.schema;
+  if (excluded.length > 0) o.excludeTables = excluded;
   if (s.url !== undefined) o.source = s.url;
   if (s.topology !== undefined) o.sourceTopology = s.topology;
   if (t.url !== undefined) o.target = t.url;
@@ -121,6 +158,14 @@ export async function cmdCopy(argv: string[], shared: CopyCliShared): Promise<nu
     const n = Number(v.concurrency);
     if (!Number.isInteger(n) || n < 1) throw new InvalidOptionError('--concurrency must be a whole number of at least 1');
     o.concurrency = n;
+  }
+  if (v.via !== undefined) {
+    o.via = v.via;
+    if (shared.s3FromFlags) o.s3 = shared.s3FromFlags(v);
+  }
+  if (v['segment-size'] !== undefined) {
+    if (v.via === undefined) throw new InvalidOptionError('--segment-size applies to --via only (a direct copy stages nothing)');
+    o.segmentSize = shared.parseSize ? shared.parseSize(v['segment-size'], '--segment-size') : Number(v['segment-size']);
   }
   if (v['dry-run']) {
     const plan = await planCopy(o);

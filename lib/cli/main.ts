@@ -513,7 +513,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'verify':
         return await cmdVerify(rest, cliShared(reporter));
       case 'copy':
-        return await cmdCopy(rest, { topologyFromFlag, reporter });
+        return await cmdCopy(rest, { topologyFromFlag, reporter, s3Flags: S3_FLAGS, s3FromFlags, parseSize, readNameFile });
       case 'cleanup':
         return await cmdCleanup(rest, S3_FLAGS, s3FromFlags);
       case 'check':

@@ -7,7 +7,10 @@ import type { SegferryEvent } from '../events.js';
 
 /** One node's figures so far. */
 export interface NodeProgress {
+  /** The node's name; for a copy, `<name> export` (read from it) or `<name> import` (loaded into it). */
   node: string;
+  /** A copy's side of the node (events with `phase`); absent otherwise. */
+  phase?: 'export' | 'import';
   /** Table and segment the node works on (last reported). */
   table: string;
   segment: number;
@@ -88,11 +91,14 @@ export class ProgressModel {
     if (sum > 0) this.#expected = sum;
   }
 
-  #node(name: string): NodeProgress {
-    let p = this.#nodes.get(name);
+  #node(name: string, phase?: 'export' | 'import'): NodeProgress {
+    // A copy's two sides of one node name are two lines: what was read there, what was loaded there.
+    const key = phase ? `${name} ${phase}` : name;
+    let p = this.#nodes.get(key);
     if (!p) {
-      p = { node: name, table: '', segment: 0, bytes: 0, rows: 0, objects: 0, expectedBytes: this.#nodeExpect.get(name) ?? 0, done: false, elapsedMs: 0 };
-      this.#nodes.set(name, p);
+      p = { node: key, table: '', segment: 0, bytes: 0, rows: 0, objects: 0, expectedBytes: phase ? 0 : this.#nodeExpect.get(name) ?? 0, done: false, elapsedMs: 0 };
+      if (phase) p.phase = phase;
+      this.#nodes.set(key, p);
     }
     return p;
   }
@@ -109,10 +115,11 @@ export class ProgressModel {
         this.#tablesDone = 0;
         if (e.nodeBytes && this.#nodeExpect.size === 0) this.expect(e.nodeBytes, e.operation !== 'export');
         if (this.#nodeExpect.size === 0 && e.estimatedBytes > 0) this.#expected = e.estimatedBytes;
-        for (const n of e.nodes) this.#node(n);
+        // A copy's lines appear with its first events of each side.
+        if (e.operation !== 'copy') for (const n of e.nodes) this.#node(n);
         break;
       case 'progress': {
-        const p = this.#node(e.node);
+        const p = this.#node(e.node, e.phase);
         p.table = e.table;
         p.segment = e.segment;
         // Streams of one node report their own figures: the node has done their sum.
@@ -132,7 +139,9 @@ export class ProgressModel {
         break;
       }
       case 'segment': {
-        const p = this.#node(e.node);
+        // A copy's units committed by an earlier run moved nothing in this one.
+        if (e.skipped && e.phase) break;
+        const p = this.#node(e.node, e.phase);
         p.table = e.table;
         p.segment = e.segment;
         p.objects += 1;
@@ -168,9 +177,11 @@ export class ProgressModel {
     const nodes = [...this.#nodes.values()]
       .map((n) => ({ ...n, elapsedMs: n.done ? n.elapsedMs : elapsedMs }))
       .sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
-    const bytes = nodes.reduce((a, n) => a + n.bytes, 0);
-    const rows = nodes.reduce((a, n) => a + n.rows, 0);
-    const objects = nodes.reduce((a, n) => a + n.objects, 0);
+    // A copy's totals are what has been loaded (its export side is shown per node only).
+    const counted = nodes.some((n) => n.phase) ? nodes.filter((n) => n.phase === 'import') : nodes;
+    const bytes = counted.reduce((a, n) => a + n.bytes, 0);
+    const rows = counted.reduce((a, n) => a + n.rows, 0);
+    const objects = counted.reduce((a, n) => a + n.objects, 0);
     const rate = elapsedMs > 0 ? (bytes * 1000) / elapsedMs : 0;
     const s: ProgressSnapshot = {
       operation: this.#op,

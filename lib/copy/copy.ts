@@ -9,7 +9,7 @@ import type { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { AbortedError, InternalError, RowCountMismatchError, SegferryError, VerifyMismatchError, fromDatabaseError } from '../errors.js';
+import { AbortedError, InternalError, InvalidOptionError, RowCountMismatchError, SegferryError, VerifyMismatchError, fromDatabaseError } from '../errors.js';
 import { makeEmitter, type EventListener } from '../events.js';
 import { selectSQL } from '../export/formats.js';
 import type { ExportUnit } from '../export/units.js';
@@ -26,6 +26,9 @@ import { quoteIdent, quoteQualified } from '../pg/sql.js';
 import { COORDINATOR_NODE, type PlanNode } from '../topology/types.js';
 import { Sessions } from '../import/sessions.js';
 import { runPool, throwIfAborted } from '../util/pool.js';
+import type { ExportResult } from '../export/export.js';
+import { verifyImport } from '../import/verify.js';
+import { runVia } from './via.js';
 import { planCopy, type CopyPlan, type CopyPlanOptions, type CopyUnitPlan } from './plan.js';
 
 export type { CopyFormatKind, CopyPlan, CopyPlanOptions, CopyUnitPlan } from './plan.js';
@@ -107,6 +110,13 @@ async function writeTo(w: Writable, buf: Buffer, failed: () => unknown): Promise
   });
 }
 
+/** Await every promise (so nothing is left running), then throw the first failure, if any. */
+async function allOrFirstError(ps: Promise<unknown>[]): Promise<void> {
+  const r = await Promise.allSettled(ps);
+  const bad = r.find((x): x is PromiseRejectedResult => x.status === 'rejected');
+  if (bad) throw bad.reason;
+}
+
 function createTableSQL(tp: ImportTablePlan): string {
   const cols = tp.columns.map((c) => `${quoteIdent(c.name)} ${c.type}${c.notNull ? ' NOT NULL' : ''}`);
   return `CREATE TABLE IF NOT EXISTS ${quoteQualified(tp.destination)} (${cols.join(', ')})`;
@@ -136,38 +146,6 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
   const notes = [...plan.notes];
   try {
     const tableRes = new Map(plan.tables.map((t) => [t.table, { table: t.table, route: t.route, rows: 0, loaded: 0, skipped: 0, created: [] as string[], truncated: false }]));
-    // Prepare every destination node: ledger (coordinator first on Citus), tables, truncation.
-    const targetNodes = new Set(plan.tables.flatMap((t) => t.targets.map((x) => x.node)));
-    const citus = plan.destination.topology === 'citus';
-    const order = [...dstNodes.keys()].sort((a, b) => (a === b ? 0 : citus && a === COORDINATOR_NODE ? -1 : citus && b === COORDINATOR_NODE ? 1 : a < b ? -1 : 1));
-    for (const node of order) {
-      throwIfAborted(opts.signal);
-      const needsLedger = targetNodes.has(node) || (citus && node === COORDINATOR_NODE && targetNodes.size > 0);
-      const creates = plan.tables.filter((t) => t.create.includes(node));
-      const truncs = plan.truncate ? plan.tables.filter((t) => t.truncate.includes(node)) : [];
-      if (!needsLedger && creates.length === 0 && truncs.length === 0) continue;
-      const c = await dst.acquire(node);
-      try {
-        if (needsLedger) await ensureLedger(c);
-        for (const t of creates) {
-          if (t.destination.schema !== 'public') await c.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(t.destination.schema)}`);
-          await c.query(createTableSQL(t));
-          tableRes.get(t.table)!.created.push(node);
-        }
-        for (const t of truncs) {
-          await c.query('BEGIN');
-          await c.query(`TRUNCATE ${quoteQualified(t.targets.find((x) => x.node === node)?.relation ?? t.destination)}`);
-          await forgetTable(c, t.table);
-          await c.query('COMMIT');
-          tableRes.get(t.table)!.truncated = true;
-        }
-        dst.release(node, c);
-      } catch (e) {
-        dst.drop(c);
-        throw fromDatabaseError(e, { node, action: 'prepare' });
-      }
-    }
-
     const exportUnits = new Map(planUnits(plan.source).map((u) => [u.id, u]));
     const todo: CopyUnitPlan[] = [];
     let skipped = 0;
@@ -189,6 +167,46 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
     }
     const queues = [...bySrc.values()];
     for (let i = 0; queues.some((q) => i < q.length); i++) for (const q of queues) if (i < q.length) todo.push(q[i]!);
+
+    // Prepare every destination node: ledger, tables, truncation. Nodes are independent, so they
+    // are prepared side by side (on Citus the coordinator first: its DDL reaches the workers).
+    const targetNodes = new Set(plan.tables.flatMap((t) => t.targets.map((x) => x.node)));
+    const citus = plan.destination.topology === 'citus';
+    const prepare = async (node: string) => {
+      throwIfAborted(opts.signal);
+      const needsLedger = targetNodes.has(node) || (citus && node === COORDINATOR_NODE && targetNodes.size > 0);
+      const creates = plan.tables.filter((t) => t.create.includes(node));
+      const truncs = plan.truncate ? plan.tables.filter((t) => t.truncate.includes(node)) : [];
+      if (!needsLedger && creates.length === 0 && truncs.length === 0) return;
+      const c = await dst.acquire(node);
+      try {
+        if (needsLedger) await ensureLedger(c);
+        for (const t of creates) {
+          if (t.destination.schema !== 'public') await c.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(t.destination.schema)}`);
+          await c.query(createTableSQL(t));
+          tableRes.get(t.table)!.created.push(node);
+        }
+        for (const t of truncs) {
+          await c.query('BEGIN');
+          await c.query(`TRUNCATE ${quoteQualified(t.targets.find((x) => x.node === node)?.relation ?? t.destination)}`);
+          await forgetTable(c, t.table);
+          await c.query('COMMIT');
+          tableRes.get(t.table)!.truncated = true;
+        }
+        dst.release(node, c);
+      } catch (e) {
+        dst.drop(c);
+        throw fromDatabaseError(e, { node, action: 'prepare' });
+      }
+    };
+    const first = citus && dstNodes.has(COORDINATOR_NODE) ? [COORDINATOR_NODE] : [];
+    const rest = [...dstNodes.keys()].filter((n) => !first.includes(n)).sort();
+    // Meanwhile open the sessions the first units take on their source nodes (connect + settings).
+    const warm = [...new Set(todo.slice(0, plan.concurrency).map((u) => u.sourceNode))];
+    await allOrFirstError([
+      (async () => { for (const n of first) await prepare(n); await allOrFirstError(rest.map(prepare)); })(),
+      ...warm.map(async (n) => { src.release(n, await src.acquire(n)); }),
+    ]);
     emit({ type: 'start', tables: plan.tables.map((t) => t.table), nodes: [...new Set(plan.units.flatMap((u) => [u.sourceNode, ...u.targets]))].sort(), objects: plan.units.length, estimatedBytes: plan.source.tables.reduce((a, t) => a + t.estimatedBytes, 0) });
     for (const u of plan.units) {
       if (u.loaded.length === u.targets.length) for (const n of u.targets) emit({ type: 'segment', phase: 'import', node: n, table: u.table, key: u.id, segment: 0, bytes: 0, rows: 0, skipped: true });
@@ -204,18 +222,62 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
     let rowsTotal = 0;
     let bytesTotal = 0;
     let lastTick = 0;
-    await runPool(todo, plan.concurrency, async (u, signal) => {
+    const srcRead = new Map<string, { bytes: number; rows: number }>();
+    let staged: ExportResult | undefined;
+    if (plan.via !== undefined) {
+      // Staged: the export's events pass through as phase "export", each load as phase "import".
+      if (opts.via === undefined) throw new InvalidOptionError('this copy plan stages through storage: give the same via location again (the plan keeps no credentials)');
+      const vo: Parameters<typeof runVia>[1] = { via: opts.via, tables: opts.tables ?? [] };
+      if (opts.s3 !== undefined) vo.s3 = opts.s3;
+      if (opts.signal !== undefined) vo.signal = opts.signal;
+      staged = await runVia(plan, vo, dst, {
+        onExportEvent: (e) => {
+          const { operation: _o, at: _a, ...rest } = e;
+          emit({ ...rest, phase: 'export' } as Parameters<typeof emit>[0]);
+          if (e.type === 'segment') {
+            tableRes.get(e.table)!.rows += e.rows;
+            rowsTotal += e.rows;
+            bytesTotal += e.bytes;
+          }
+        },
+        onLoaded: (j, out) => {
+          const r = tableRes.get(j.table)!;
+          if (out.skipped) {
+            r.skipped++;
+            skipped++;
+          } else {
+            const x = stat(j.node);
+            x.objects++;
+            x.rows += out.rows;
+            x.bytes += out.bytes;
+            x.elapsedMs = Date.now() - x.started;
+            r.loaded++;
+            loaded++;
+          }
+          emit({ type: 'segment', phase: 'import', node: j.node, table: j.table, key: j.key, segment: j.segment, bytes: out.bytes, rows: out.rows, ...(out.skipped ? { skipped: true } : {}) });
+          const x = stat(j.node);
+          emit({ type: 'progress', phase: 'import', node: j.node, table: j.table, segment: j.segment, bytes: x.bytes, rows: x.rows });
+        },
+      });
+      notes.push(`staged through ${staged.location}: a complete export (manifest ${staged.manifest.id}), importable with segferry import`);
+    } else await runPool(todo, plan.concurrency, async (u, signal) => {
       const eu = exportUnits.get(u.id);
       if (!eu) throw new InternalError(`unit ${u.id} is not in the source plan`);
       const tp = plan.tables.find((t) => t.table === u.table)!;
+      // Progress figures are per node, all units together (as an export's and an import's are).
+      const read = srcRead.get(u.sourceNode) ?? { bytes: 0, rows: 0 };
+      srcRead.set(u.sourceNode, read);
       const out = await copyUnit(u, eu, tp, plan, src, dst, signal, (bytes, rows) => {
         const now = Date.now();
         if (now - lastTick >= 500) {
           lastTick = now;
-          emit({ type: 'progress', phase: 'export', node: u.sourceNode, table: u.table, segment: 0, bytes, rows });
+          emit({ type: 'progress', phase: 'export', node: u.sourceNode, table: u.table, segment: 0, bytes: read.bytes + bytes, rows: read.rows + rows });
         }
       });
+      read.bytes += out.bytes;
+      read.rows += out.rows;
       emit({ type: 'segment', phase: 'export', node: u.sourceNode, table: u.table, key: u.id, segment: 0, bytes: out.bytes, rows: out.rows });
+      emit({ type: 'progress', phase: 'export', node: u.sourceNode, table: u.table, segment: 0, bytes: read.bytes, rows: read.rows });
       addSum(u.table, out.checksum);
       const r = tableRes.get(u.table)!;
       for (const n of out.committed) {
@@ -227,6 +289,7 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
         r.loaded++;
         loaded++;
         emit({ type: 'segment', phase: 'import', node: n, table: u.table, key: u.id, segment: 0, bytes: out.bytes, rows: out.rows });
+        emit({ type: 'progress', phase: 'import', node: n, table: u.table, segment: 0, bytes: x.bytes, rows: x.rows });
       }
       r.skipped += u.targets.length - out.committed.length;
       skipped += u.targets.length - out.committed.length;
@@ -248,7 +311,9 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
       notes,
     };
     for (const t of res.tables) emit({ type: 'table-done', table: t.table, rows: t.rows, bytes: 0, objects: t.loaded + t.skipped });
-    if (opts.verify) {
+    if (opts.verify && staged) {
+      res.verify = await verifyStaged(opts, plan);
+    } else if (opts.verify) {
       // Units committed by an earlier run: their source checksums are in the ledger.
       for (const tp of plan.tables) {
         const done = plan.units.filter((u) => u.table === tp.table && u.loaded.length > 0);
@@ -312,6 +377,14 @@ async function copyUnit(
     if (signal.aborted) return signal.reason instanceof SegferryError ? signal.reason : new AbortedError();
     return fromDatabaseError(e, { node, table: u.table, action });
   };
+  // The source session and its snapshot are set up while the targets are claimed.
+  const sourceReady = (async () => {
+    const c = await src.acquire(u.sourceNode);
+    source = c;
+    await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY').catch((e) => { throw fail(e, u.sourceNode, 'begin'); });
+    return c;
+  })();
+  sourceReady.catch(() => {});
   try {
     // Claims first: a concurrent run of the same copy waits here for the other's transaction.
     for (const n of u.targets) {
@@ -331,7 +404,13 @@ async function copyUnit(
         throw fail(e, n, 'ledger claim');
       }
     }
-    if (targets.length === 0) return { rows: 0, bytes: 0, checksum: { rows: 0, sum: '0', algorithm: ROW_HASH_ALGORITHM }, committed: [] };
+    if (targets.length === 0) {
+      const sc = await sourceReady;
+      await sc.query('ROLLBACK').catch((e) => { throw fail(e, u.sourceNode, 'rollback'); });
+      src.release(u.sourceNode, sc);
+      source = undefined;
+      return { rows: 0, bytes: 0, checksum: { rows: 0, sum: '0', algorithm: ROW_HASH_ALGORITHM }, committed: [] };
+    }
     for (const t of targets) {
       const target = tp.targets.find((x) => x.node === t.node)!;
       const s = t.client.query(copyFrom(copyFromSQL(target, plan)));
@@ -344,8 +423,7 @@ async function copyUnit(
       await Promise.all(targets.map((t) => writeTo(t.stream!, buf, firstError)));
     };
 
-    source = await src.acquire(u.sourceNode);
-    await source.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY').catch((e) => { throw fail(e, u.sourceNode, 'begin'); });
+    const sc = await sourceReady;
     const binary = plan.format === 'binary';
     const hasher = new RowHasher(binary);
     const tuples = binary ? new BinaryTuples() : undefined;
@@ -354,7 +432,7 @@ async function copyUnit(
     let bytes = 0;
     for (const read of eu.reads) {
       throwIfAborted(signal);
-      reader = copyOut(source, copyToSQL(read, eu, plan));
+      reader = copyOut(sc, copyToSQL(read, eu, plan));
       try {
         for await (const rc of reader as AsyncIterable<{ data: Buffer; rowEnds: Uint32Array }>) {
           hasher.update(rc);
@@ -376,8 +454,8 @@ async function copyUnit(
       rows += reader.rowCount;
       reader = undefined;
     }
-    await source.query('COMMIT').catch((e) => { throw fail(e, u.sourceNode, 'commit'); });
-    src.release(u.sourceNode, source);
+    await sc.query('COMMIT').catch((e) => { throw fail(e, u.sourceNode, 'commit'); });
+    src.release(u.sourceNode, sc);
     source = undefined;
     if (binary) await writeAll(COPY_BINARY_TRAILER);
     const checksum = hasher.result();
@@ -413,6 +491,7 @@ async function copyUnit(
     return { rows, bytes, checksum, committed };
   } catch (e) {
     reader?.destroy();
+    await sourceReady.catch(() => {});
     if (source) src.drop(source);
     // Dropping the session rolls back the unit's rows and its ledger row on that node.
     for (const t of targets) { t.stream?.destroy(); dst.drop(t.client); }
@@ -466,6 +545,26 @@ async function verifyCopy(plan: CopyPlan, dst: Sessions, srcSums: Map<string, Ro
     tables.push({ table: tp.table, ok, source, destination });
   }
   return { ok: tables.every((t) => t.ok), tables };
+}
+
+/**
+ * Verify a staged copy as an import of its prefix is verified: the destination against the
+ * counts and `copy-rowhash64` checksums the staging export's manifest recorded.
+ */
+async function verifyStaged(opts: CopyOptions, plan: CopyPlan): Promise<{ ok: boolean; tables: CopyVerifyTable[] }> {
+  const vo: Parameters<typeof verifyImport>[0] = { from: opts.via!, tables: plan.tables.map((t) => t.table) };
+  if (opts.s3 !== undefined) vo.s3 = opts.s3;
+  if (opts.target !== undefined) vo.target = opts.target;
+  if (opts.targetTopology !== undefined) vo.topology = opts.targetTopology;
+  if (opts.signal !== undefined) vo.signal = opts.signal;
+  const v = await verifyImport(vo);
+  const tables = v.tables.map((t) => ({
+    table: t.table,
+    ok: t.match !== false,
+    source: { rows: t.source?.rows ?? 0, sum: t.source?.sum ?? '', algorithm: ROW_HASH_ALGORITHM },
+    destination: t.destination,
+  } satisfies CopyVerifyTable));
+  return { ok: v.ok, tables };
 }
 
 /** A verify result with a mismatch as an error (the CLI's exit code 3). */

@@ -3,9 +3,9 @@
  * node), the destination is found and each table routed like an import (lib/import/route.ts),
  * with every unit standing in for one object. Nothing is changed anywhere.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type pg from 'pg';
-import { BinaryTypeMismatchError, InvalidOptionError, SegferryError, fromDatabaseError } from '../errors.js';
+import { BinaryTypeMismatchError, InvalidOptionError, SegferryError, fromDatabaseError, redact } from '../errors.js';
 import { planExport, type ExportPlan } from '../export/plan.js';
 import { planUnits, type ExportUnit } from '../export/units.js';
 import { normalizeFormat, type FormatOptions } from '../format/options.js';
@@ -17,6 +17,7 @@ import type { NodeEndpoint } from '../pg/conn.js';
 import { displayName, quoteQualified } from '../pg/sql.js';
 import { NodeClients } from '../topology/clients.js';
 import type { PlanNode, StaticTopology, TopologyKind } from '../topology/types.js';
+import type { S3Options } from '../store/s3.js';
 
 /** Formats of a direct copy: COPY's own text and csv forms, or COPY BINARY. */
 export type CopyFormatKind = 'text' | 'csv' | 'binary';
@@ -31,8 +32,18 @@ export interface CopyPlanOptions {
   target?: string;
   /** Destination topology: `auto` (default), `postgres`, `fdw`, `citus`, or a {@link StaticTopology}. */
   targetTopology?: 'auto' | 'postgres' | 'fdw' | 'citus' | StaticTopology;
-  /** Tables: `name`, `schema.name`, `"Quoted Name"`. */
-  tables: string[];
+  /**
+   * Tables: `name`, `schema.name`, `"Quoted Name"`, or pg_dump-style patterns (`sales.order*`),
+   * selected on the source as an export selects them (lib/topology/select.ts). Default none:
+   * then give `all` or `schemas`.
+   */
+  tables?: string[];
+  /** Every ordinary and partitioned table of the source outside the system schemas and `segferry` (default false). */
+  all?: boolean;
+  /** Every ordinary and partitioned table of these source schemas, names exact (default none). */
+  schemas?: string[];
+  /** pg_dump-style patterns of tables to leave out of the selection (default none). */
+  excludeTables?: string[];
   /**
    * `text` (default), `csv`, or `binary` (COPY BINARY: no text formatting on the source, no
    * parsing on the destination; only when every column type is the same on both ends and
@@ -59,6 +70,17 @@ export interface CopyPlanOptions {
    * concurrency × (4 + targets) MiB.
    */
   concurrency?: number;
+  /**
+   * Stage through storage instead of copying directly (default: none, direct): `s3://bucket/prefix`,
+   * a directory or a `file://` URL, empty or new. The source is exported there exactly as
+   * `exportTables` writes it, and each object is loaded into the destination as soon as it is
+   * stored; the prefix ends as a complete export with its manifest.
+   */
+  via?: string;
+  /** S3 client settings for `via` (endpoint, path style, checksum mode, part size). */
+  s3?: S3Options;
+  /** With `via`: max bytes per object (default: the export's, 1 GiB). */
+  segmentSize?: number;
 }
 
 /** One unit of a copy: a (table, source node) read piped into its destination node(s). */
@@ -76,8 +98,14 @@ export interface CopyUnitPlan {
 /** A copy plan: plain data without credentials. `segferry copy --dry-run` prints it. */
 export interface CopyPlan {
   version: 1;
-  /** Ledger id of this copy: a hash of the source, the destination, the tables and the read options. */
+  /**
+   * Ledger id of this copy: a hash of the source, the destination, the tables and the read
+   * options. With `via`: the id the staging export's manifest will carry (a new UUID per run),
+   * so that an import of the prefix finds the objects already loaded.
+   */
   copyId: string;
+  /** With `via`: where objects are staged (no credentials). */
+  via?: string;
   format: CopyFormatKind;
   /** The source side, planned as an export. */
   source: ExportPlan;
@@ -186,8 +214,16 @@ export async function planCopy(opts: CopyPlanOptions): Promise<CopyPlan> {
   const format = opts.format ?? 'text';
   if (format !== 'text' && format !== 'csv' && format !== 'binary') throw new InvalidOptionError(`unknown copy format ${String(format)}: use text, csv or binary`);
   destinationAddress({ ...(opts.target !== undefined ? { target: opts.target } : {}), ...(opts.targetTopology !== undefined ? { topology: opts.targetTopology } : {}) });
-  const textFormat: FormatOptions = normalizeFormat({ kind: format === 'csv' ? 'csv' : 'text' });
-  const po: Parameters<typeof planExport>[0] = { tables: opts.tables, format: textFormat };
+  // A direct copy names COPY BINARY itself; staged objects are the export's binary objects.
+  const srcFormat: FormatOptions = normalizeFormat({ kind: format === 'csv' ? 'csv' : format === 'binary' && opts.via !== undefined ? 'binary' : 'text' });
+  if ((opts.tables?.length ?? 0) === 0 && opts.all !== true && (opts.schemas?.length ?? 0) === 0) {
+    throw new InvalidOptionError('name at least one table, or select with schemas or all');
+  }
+  const po: Parameters<typeof planExport>[0] = { tables: opts.tables ?? [], format: srcFormat };
+  if (opts.all === true) po.all = true;
+  if (opts.schemas !== undefined) po.schemas = opts.schemas;
+  if (opts.excludeTables !== undefined) po.excludeTables = opts.excludeTables;
+  if (opts.via !== undefined && opts.segmentSize !== undefined) po.segmentSize = opts.segmentSize;
   if (opts.source !== undefined) po.source = opts.source;
   if (opts.sourceTopology !== undefined) po.topology = opts.sourceTopology;
   if (opts.columns !== undefined) po.columns = opts.columns;
@@ -205,10 +241,17 @@ export async function planCopy(opts: CopyPlanOptions): Promise<CopyPlan> {
   const tables = srcTables.map((st) => routeTable(st, dest, 'auto', opts.create === true));
   if (format === 'binary') await checkBinary(source, dest, tables);
   await checkTargets(tables, dest);
-  const copyId = copyIdOf(source, dest, format);
+  const copyId = opts.via !== undefined ? randomUUID() : copyIdOf(source, dest, format);
   const notes: string[] = [];
   const used = new Set(tables.flatMap((t) => [...t.targets.map((x) => x.node), ...t.create, ...t.truncate]));
-  const ledgers = await readLedgers(dest.nodes, used, copyId, notes);
+  // One node at a time would cost a connection round trip per node, in series.
+  const perNode = await Promise.all([...dest.nodes].map(async ([name, node]) => {
+    const n: string[] = [];
+    const l = await readLedgers(new Map([[name, node]]), used, copyId, n);
+    return { l, n };
+  }));
+  const ledgers = new Map(perNode.flatMap((x) => [...x.l]));
+  notes.push(...perNode.flatMap((x) => x.n));
   markLoaded(tables, ledgers);
   const allLoads = tables.flatMap((t) => t.objects.map((o) => ({ n: o.targets.length, done: o.loaded.length })));
   const anyDone = allLoads.some((x) => x.done > 0);
@@ -233,5 +276,6 @@ export async function planCopy(opts: CopyPlanOptions): Promise<CopyPlan> {
     notes,
   };
   if (dest.coordinator) plan.destination.coordinator = dest.coordinator;
+  if (opts.via !== undefined) plan.via = redact(opts.via);
   return plan;
 }

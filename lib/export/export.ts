@@ -109,6 +109,12 @@ export interface ExportOptions extends PlanOptions {
   encrypt?: EncryptOption;
   /** Progress events. */
   onEvent?: EventListener;
+  /**
+   * Id of the manifest (default: a random UUID, chosen when it is written). `copy --via` fixes
+   * it in advance: objects it loads before the manifest exists are recorded in the destination
+   * ledger under the id an import of the prefix will use.
+   */
+  manifestId?: string;
 }
 
 /** Per-node figures of a finished export. */
@@ -313,7 +319,7 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
 
     await ddlSnap?.close();
     ddlSnap = undefined;
-    const manifest = buildManifest(plan, results, createdAt, opts.s3);
+    const manifest = buildManifest(plan, results, createdAt, opts.s3, opts.manifestId);
     if (ddl) manifest.ddl = ddl;
     if (dataKey) manifest.clientEncryption = dataKey.manifest;
     if (opts.schemaOnly) manifest.schemaOnly = true;

@@ -12,7 +12,7 @@ import type { UnitResult } from './units.js';
  * The manifest of a finished export: every table of the plan with its per-node figures (from
  * the units' results), every object sorted by (table, node, segment), and no credentials.
  */
-export function buildManifest(plan: ExportPlan, results: readonly UnitResult[], createdAt: string, s3?: S3Options): Manifest {
+export function buildManifest(plan: ExportPlan, results: readonly UnitResult[], createdAt: string, s3?: S3Options, id: string = randomUUID()): Manifest {
   const tables: ManifestTable[] = plan.tables.map((t) => {
     const rs = results.filter((r) => r.unit.table === t).sort((a, b) => (a.node < b.node ? -1 : 1));
     const mt: ManifestTable = {
@@ -56,7 +56,7 @@ export function buildManifest(plan: ExportPlan, results: readonly UnitResult[], 
   const m: Manifest = {
     kind: 'segferry-manifest',
     version: MANIFEST_VERSION,
-    id: randomUUID(),
+    id,
     createdAt,
     completedAt: new Date().toISOString(),
     writer: `segferry ${VERSION}`,

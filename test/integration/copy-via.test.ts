@@ -1,0 +1,245 @@
+/**
+ * segferry copy --via, and the copy process killed (both on the same two static 2-node clusters).
+ *
+ * --via: a static 2-node source staged through a directory (CLI, --json) and
+ * through S3 (library) into a static 2-node destination, node-direct. The staging prefix must
+ * end as a complete export that `import` accepts into a third, empty server, an import of it
+ * into the copy's own destination must find every object loaded already (same ledger keys),
+ * and loading must overlap exporting: the first phase "import" segment event comes before the
+ * last phase "export" one (a small segment size makes many objects).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import pg from 'pg';
+import { copyTables, importTables, type Manifest, type S3Options } from '../../lib/index.js';
+import { describeMultisetDiff, mergeMultisets, rowMultiset, sameMultiset, startStaticCluster, trickyTableDDL, type SourceCluster } from '../helpers/fixtures.js';
+import { startServers, type PgServer } from '../helpers/pg.js';
+import { startS3, type S3Harness } from '../helpers/s3.js';
+import { ensureBuilt, runCli } from '../helpers/cli.js';
+
+// Rows of the tricky data reach 120 KB: segments of 128 KiB, and rows for about 50 of them, so that
+// the export takes longer than the first load even when the export is fast (a directory).
+const ROWS = 24000;
+const SEGMENT = 128 * 1024;
+
+let src: SourceCluster;
+let dst: SourceCluster;
+let third: PgServer;
+let s3: S3Harness;
+let s3opts: S3Options;
+let dir: string;
+let srcTopo: string;
+let dstTopo: string;
+
+beforeAll(async () => {
+  ensureBuilt();
+  let servers: PgServer[];
+  [src, dst, servers, s3] = await Promise.all([
+    startStaticCluster({ rows: ROWS, nodes: 2, replicatedRows: 50 }),
+    startStaticCluster({ nodes: 2, withData: false }),
+    startServers(['via-third']),
+    startS3(),
+  ]);
+  third = servers[0]!;
+  s3opts = { endpoint: s3.endpoint, region: s3.region, forcePathStyle: s3.forcePathStyle, checksum: s3.checksum, credentials: s3.credentials };
+  dir = await mkdtemp(join(tmpdir(), 'sf-copy-via-'));
+  srcTopo = join(dir, 'src.json');
+  dstTopo = join(dir, 'dst.json');
+  await writeFile(srcTopo, JSON.stringify(src.staticTopology()));
+  await writeFile(dstTopo, JSON.stringify(dst.staticTopology()));
+}, 240_000);
+
+afterAll(async () => {
+  await Promise.all([src?.destroy(), dst?.destroy(), third?.destroy(), s3?.stop()]);
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+type Ev = { type: string; operation?: string; phase?: string; node?: string; key?: string; table?: string; rows?: number; skipped?: boolean };
+
+const all = async (c: SourceCluster, table: string) => mergeMultisets(...(await Promise.all(c.nodes.map((n) => rowMultiset(n, `SELECT * FROM ${table}`)))));
+
+/** The destination holds the source's rows: orders node by node, nation on every node. */
+async function expectCopied(): Promise<void> {
+  for (let i = 0; i < 2; i++) {
+    const a = await rowMultiset(src.nodes[i]!, 'SELECT * FROM orders');
+    const b = await rowMultiset(dst.nodes[i]!, 'SELECT * FROM orders');
+    expect(sameMultiset(a, b), `orders dn${i + 1}: ${describeMultisetDiff(a, b)}`).toBe(true);
+    const n = await rowMultiset(dst.nodes[i]!, 'SELECT * FROM nation');
+    const ns = await rowMultiset(src.nodes[0]!, 'SELECT * FROM nation');
+    expect(sameMultiset(ns, n), `nation dn${i + 1}: ${describeMultisetDiff(ns, n)}`).toBe(true);
+  }
+}
+
+/** `import` of the staging prefix: into the copy's destination nothing is loaded again; into an empty server everything, verified. */
+async function expectImportable(from: string, s3o?: S3Options): Promise<void> {
+  const again = await importTables({ from, topology: dst.staticTopology(), ...(s3o ? { s3: s3o } : {}) });
+  expect(again.loaded).toBe(0);
+  expect(again.skipped).toBeGreaterThan(4);
+  await third.query(`DROP TABLE IF EXISTS public.orders, public.nation; DROP SCHEMA IF EXISTS segferry CASCADE; ${trickyTableDDL('public.orders')}`);
+  const im = await importTables({ from, target: third.url(), create: true, verify: true, ...(s3o ? { s3: s3o } : {}) });
+  expect(im.verify?.ok).toBe(true);
+  expect(im.skipped).toBe(0);
+  const a = await all(src, 'orders');
+  const b = await rowMultiset(third, 'SELECT * FROM orders');
+  expect(sameMultiset(a, b), describeMultisetDiff(a, b)).toBe(true);
+  expect(b.size).toBeGreaterThan(ROWS / 2);
+}
+
+/** Loading overlapped exporting: some object was loaded before the last one was stored. */
+function expectOverlap(events: Ev[]): void {
+  const segs = events.filter((e) => e.type === 'segment');
+  const firstImport = segs.findIndex((e) => e.phase === 'import');
+  const lastExport = segs.map((e) => e.phase).lastIndexOf('export');
+  expect(segs.filter((e) => e.phase === 'export').length).toBeGreaterThan(20);
+  expect(firstImport).toBeGreaterThanOrEqual(0);
+  expect(firstImport, 'the first load must come before the last object is stored').toBeLessThan(lastExport);
+}
+
+describe('segferry copy --via', () => {
+  it('through a directory (CLI, --json): loads objects as they are stored; the directory ends as a complete, importable export', async () => {
+    const via = join(dir, 'stage-dir');
+    // A directory takes objects faster than a server loads them: one row about 40% into each
+    // node's orders (≈ 400 pages) holds the export back for 2 s, so that the order of the events
+    // shows loading during exporting and not the machine's speed (loads that waited for the export
+    // would all come after it). ctid: the filter applies to nation too, which has no id.
+    const stall = `CASE WHEN ctid = '(150,1)'::tid THEN (SELECT true FROM pg_sleep(2)) ELSE true END`;
+    const r = await runCli(['copy', '--source', srcTopo, '--target', dstTopo, '--table', 'orders', '--table', 'nation', '--via', via, '--segment-size', `${SEGMENT / 1024}KiB`, '--where', stall, '--verify', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Ev);
+    // The export's events pass through as the copy's (the closing summary keeps its own kind).
+    expect(events.filter((e) => ['start', 'segment', 'progress', 'done'].includes(e.type)).every((e) => e.operation === 'copy')).toBe(true);
+    expect(events.filter((e) => e.type === 'start').length).toBe(1);
+    expectOverlap(events);
+    const m = JSON.parse(await readFile(join(via, 'manifest.json'), 'utf8')) as Manifest;
+    // Every stored object was loaded into each of its targets: orders into its node, nation into both.
+    const segs = events.filter((e) => e.type === 'segment');
+    expect(segs.filter((e) => e.phase === 'export').map((e) => e.key).sort()).toEqual(m.objects.map((o) => o.key).sort());
+    const expected = m.objects.flatMap((o) => (o.table === 'public.nation' ? ['dn1', 'dn2'] : [o.node]).map((n) => `${o.key}@${n}`)).sort();
+    expect(segs.filter((e) => e.phase === 'import' && !e.skipped).map((e) => `${e.key}@${e.node}`).sort()).toEqual(expected);
+    const verify = events.find((e) => e.type === 'note' && (e as { step?: string }).step === 'verify') as unknown as { ok: boolean };
+    expect(verify.ok).toBe(true);
+    expect((await readdir(via)).filter((k) => k.startsWith('orders_')).length).toBe(m.objects.filter((o) => o.table === 'public.orders').length);
+    await expectCopied();
+    await expectImportable(via);
+  }, 120_000);
+
+  it('through S3 (library, COPY BINARY objects): the same, and the events carry both phases', async () => {
+    for (const n of dst.nodes) await n.query('TRUNCATE orders, nation; DROP SCHEMA IF EXISTS segferry CASCADE');
+    const via = `s3://${s3.bucket}/stage/run1`;
+    const events: Ev[] = [];
+    const res = await copyTables({
+      sourceTopology: src.staticTopology(), targetTopology: dst.staticTopology(), tables: ['orders', 'nation'],
+      via, s3: s3opts, segmentSize: SEGMENT, format: 'binary', verify: true, onEvent: (e) => events.push(e as Ev),
+      // Held back mid-way as in the first test, so the order of the events cannot depend on the machine's speed.
+      where: `CASE WHEN ctid = '(150,1)'::tid THEN (SELECT true FROM pg_sleep(2)) ELSE true END`,
+    });
+    expect(res.verify?.ok).toBe(true);
+    expect(res.rows).toBe(ROWS + src.replicatedRows);
+    expect(res.plan.via).toBe(via);
+    expectOverlap(events);
+    const keys = (await s3.listKeys(s3.bucket, 'stage/run1/')).map((k) => k.key);
+    expect(keys).toContain('stage/run1/manifest.json');
+    const m = JSON.parse((await s3.getObject(s3.bucket, 'stage/run1/manifest.json')).toString('utf8')) as Manifest;
+    expect(m.id).toBe(res.copyId);
+    expect(m.format.kind).toBe('binary');
+    expect(res.loaded).toBe(m.objects.filter((o) => o.table === 'public.orders').length + 2 * m.objects.filter((o) => o.table === 'public.nation').length);
+    await expectCopied();
+    await expectImportable(via, s3opts);
+  }, 120_000);
+});
+
+describe('segferry copy --via, failures', () => {
+  it('a load that fails stops the running export: no manifest, the error is the destination\'s; that prefix is refused next time', async () => {
+    for (const n of dst.nodes) await n.query('TRUNCATE orders, nation; DROP SCHEMA IF EXISTS segferry CASCADE');
+    // Row 3 lives on dn2 (id % 2 = 1), in its first object, which cannot load there. The export is
+    // held back mid-way (as in the first test), so the failure comes while it still runs.
+    await dst.nodes[1]!.query('ALTER TABLE orders ADD CONSTRAINT no_3 CHECK (id <> 3) NOT VALID');
+    const via = join(dir, 'stage-fail');
+    try {
+      const err = await copyTables({
+        sourceTopology: src.staticTopology(), targetTopology: dst.staticTopology(), tables: ['orders', 'nation'], via, segmentSize: SEGMENT,
+        where: `CASE WHEN ctid = '(150,1)'::tid THEN (SELECT true FROM pg_sleep(2)) ELSE true END`,
+      }).then(() => undefined, (e: unknown) => e as { code?: string; sqlState?: string; node?: string });
+      expect(err?.sqlState, String(err)).toBe('23514');
+      expect(err?.node).toBe('dn2');
+      const names = await readdir(via);
+      expect(names).not.toContain('manifest.json');
+    } finally {
+      await dst.nodes[1]!.query('ALTER TABLE orders DROP CONSTRAINT no_3');
+    }
+    // That prefix now holds an unfinished export: a copy through it is refused before loading anything.
+    const before = await rowMultiset(dst.nodes[0]!, 'SELECT * FROM orders');
+    const used = await copyTables({
+      sourceTopology: src.staticTopology(), targetTopology: dst.staticTopology(), tables: ['orders'], via,
+    }).then(() => undefined, (e: unknown) => e as { code?: string });
+    expect(used?.code).toBe('ERR_UNFINISHED_EXPORT');
+    expect(sameMultiset(before, await rowMultiset(dst.nodes[0]!, 'SELECT * FROM orders'))).toBe(true);
+  }, 120_000);
+});
+
+describe('segferry copy, the process killed', () => {
+  it('SIGKILL after the first unit committed, mid-way through the next: the rerun copies every row exactly once', async () => {
+    for (const n of dst.nodes) await n.query('TRUNCATE orders, nation; DROP SCHEMA IF EXISTS segferry CASCADE');
+    const dn2 = dst.nodes[1]!;
+    // Hold dn2's table: with one unit at a time (orders_dn1, orders_dn2, nation_dn1), orders_dn1
+    // commits and orders_dn2 then waits in its COPY FROM, claimed and streaming, when the kill comes.
+    const holder = new pg.Client({ connectionString: dn2.url() });
+    holder.on('error', () => {});
+    await holder.connect();
+    await holder.query('BEGIN');
+    await holder.query('LOCK TABLE orders IN ACCESS EXCLUSIVE MODE');
+    const args = ['copy', '--source', srcTopo, '--target', dstTopo, '--table', 'orders', '--table', 'nation', '--concurrency', '1'];
+    let child: ChildProcess | undefined;
+    const run = runCli(args, { onStderr: (_d, c) => { child ??= c; } });
+    const count = async (n: PgServer, sql: string) => Number((await n.query<{ c: string }>(sql).catch(() => [{ c: '0' }]))[0]!.c);
+    const committed = () => count(dst.nodes[0]!, 'SELECT count(*)::text AS c FROM segferry.loads WHERE rows IS NOT NULL');
+    const waiting = () => count(dn2, `SELECT count(*)::text AS c FROM pg_stat_activity WHERE application_name = 'segferry copy' AND wait_event_type = 'Lock'`);
+    for (let i = 0; i < 600 && (child === undefined || (await committed()) === 0 || (await waiting()) === 0); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(await committed()).toBe(1);
+    expect(await waiting()).toBe(1);
+    child!.kill('SIGKILL');
+    const r = await run;
+    expect(r.signal).toBe('SIGKILL');
+    await holder.query('ROLLBACK');
+    await holder.end();
+
+    const again = await runCli([...args, '--verify', '--json']);
+    expect(again.code, again.stderr).toBe(0);
+    const events = again.stdout.trim().split('\n').map((l) => JSON.parse(l) as Ev);
+    const imports = events.filter((e) => e.type === 'segment' && e.phase === 'import');
+    expect(imports.filter((e) => e.skipped).map((e) => `${e.key}@${e.node}`)).toEqual(['orders_dn1@dn1']);
+    expect(imports.filter((e) => !e.skipped).map((e) => `${e.key}@${e.node}`).sort()).toEqual(['nation_dn1@dn1', 'nation_dn1@dn2', 'orders_dn2@dn2']);
+    const verify = events.find((e) => e.type === 'note' && (e as { step?: string }).step === 'verify') as unknown as { ok: boolean };
+    expect(verify.ok).toBe(true);
+    // Every row exactly once: the multisets count duplicates.
+    await expectCopied();
+  }, 120_000);
+});
+
+describe('segferry copy, table selection as export selects', () => {
+  const planned = async (sel: string[]) => {
+    const r = await runCli(['copy', '--source', srcTopo, '--target', dstTopo, ...sel, '--dry-run']);
+    expect(r.code, r.stderr).toBe(0);
+    return (JSON.parse(r.stdout) as { tables: { table: string }[] }).tables.map((t) => t.table).sort();
+  };
+
+  it('--all, --schema, patterns and --exclude-table pick the tables the export would', async () => {
+    expect(await planned(['--all'])).toEqual(['public.nation', 'public.orders']);
+    expect(await planned(['--all', '--exclude-table', 'nat*'])).toEqual(['public.orders']);
+    expect(await planned(['--schema', 'public', '-T', 'public.orders'])).toEqual(['public.nation']);
+    expect(await planned(['--table', 'public.ord?rs'])).toEqual(['public.orders']);
+    await writeFile(join(dir, 'tables.txt'), '# copy these\norders\nnation\n');
+    await writeFile(join(dir, 'skip.txt'), 'nation\n');
+    expect(await planned(['--table-file', join(dir, 'tables.txt'), '--exclude-table-file', join(dir, 'skip.txt')])).toEqual(['public.orders']);
+    const none = await runCli(['copy', '--source', srcTopo, '--target', dstTopo, '--dry-run']);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toMatch(/--table.*--schema.*--all/);
+    // And the selection is what is copied.
+    const res = await copyTables({ sourceTopology: src.staticTopology(), targetTopology: dst.staticTopology(), all: true, excludeTables: ['orders'], truncate: true, verify: true });
+    expect(res.tables.map((t) => [t.table, t.loaded])).toEqual([['public.nation', 2]]);
+    expect(res.verify?.ok).toBe(true);
+  }, 60_000);
+});
