@@ -41,7 +41,7 @@ const { values: flags } = parseArgs({
 if (flags.help) {
   process.stdout.write(`npm run bench -- [options]
   --gb N         table data in GB of COPY TEXT over 3 nodes (default 1.5; env SEGFERRY_BENCH_GB)
-  --reps N       repetitions, contestants alternating within each (default 3)
+  --reps N       repetitions, contestants alternating within each (default 3; also passed to the sections)
   --only LIST    export, import, rss and the sections of bench/sections.ts (${SECTIONS.map((x) => x.name).join(', ')}); comma-separated, default all
   --quick        smoke run: 0.1 GB, 2 repetitions, docs/benchmarks.md left alone
   --profile      also run one TEXT export (and one import) under --cpu-prof and print the hottest functions
@@ -63,7 +63,7 @@ const runCore = CORE.some((c) => only.has(c));
 function runSections(): SectionResult[] {
   return SECTIONS.filter((x) => only.has(x.name)).map((x) => {
     log(`section ${x.name}: bench/${x.script}${quick ? ' --quick' : ''}`);
-    return runBenchSection(x, quick);
+    return runBenchSection(x, quick, flags.reps !== undefined ? reps : undefined);
   });
 }
 const withS3 = flags['no-s3'] !== true;

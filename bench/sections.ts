@@ -16,6 +16,8 @@ export interface BenchSection {
   script: string;
   /** One sentence for docs/benchmarks.md: what the section measures. */
   what: string;
+  /** The script takes `--reps N` (default true), passed on from `npm run bench -- --reps N`. */
+  reps?: boolean;
 }
 
 export const SECTIONS: BenchSection[] = [
@@ -24,7 +26,7 @@ export const SECTIONS: BenchSection[] = [
   { name: 'parquet', script: 'parquet.ts', what: 'Parquet export and import against TEXT and Arrow in the same run (rows/s, client CPU per million rows, bytes written per format and codec), and loading Parquet objects through COPY BINARY against COPY TEXT.' },
   { name: 'compress', script: 'compress.ts', what: 'Compressed objects (--compress gzip|zstd, --arrow-compression zstd) against uncompressed TEXT in one run, contestants alternated: export rows/s, client CPU-s, bytes stored, import rows/s.' },
   { name: 'columnar', script: 'columnar.ts', what: 'Export and import rows/s of each columnar format against TEXT in the same run (2 → 2 nodes, to a directory), with client and server CPU-s per million rows, and the ratios against the 0.8 goal (issue 16).' },
-  { name: 'replicate', script: 'replicate.ts', what: 'Replicating a finished export within one moto_server endpoint (server-side copy plus the SHA-256 read-back) against a streamed replicate.' },
+  { name: 'replicate', script: 'replicate.ts', reps: false, what: 'Replicating a finished export within one moto_server endpoint (server-side copy plus the SHA-256 read-back) against a streamed replicate.' },
   { name: 'encrypt', script: 'encrypt.ts', what: 'Client-side encryption (--encrypt key-file) cost: encrypted export rows/s and client CPU as a ratio against a plain export of the same table in the same run.' },
 ];
 
@@ -38,9 +40,9 @@ export interface SectionResult {
 }
 
 /** Runs one section as a child process; its stderr passes through as progress. */
-export function runSection(s: BenchSection, quick: boolean): SectionResult {
+export function runSection(s: BenchSection, quick: boolean, reps?: number): SectionResult {
   const t = Date.now();
-  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(HERE, s.script), ...(quick ? ['--quick'] : [])], {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(HERE, s.script), ...(quick ? ['--quick'] : []), ...(reps !== undefined && s.reps !== false ? ['--reps', String(reps)] : [])], {
     cwd: path.join(HERE, '..'),
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'inherit'],
