@@ -158,7 +158,7 @@ Options:
       --replicated NAME    treat NAME as replicated: exported from one node (repeatable)
       --streams N|auto     sessions reading one table on one node at once, by ctid page
                            ranges (Citus: whole shards) in one snapshot of the node
-                           (default auto: one per 64MiB, at most min(max_parallel_workers,
+                           (default auto: one per 256MiB, at most min(max_parallel_workers,
                            8); docs/streams.md)
   -j, --concurrency N      sessions reading at once over all nodes (default: the sum over
                            nodes of their streams, i.e. number of nodes with one stream each)

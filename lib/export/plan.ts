@@ -78,10 +78,10 @@ export interface PlanOptions {
   /**
    * Streams per node for each table: ctid page ranges of its relation read at once by
    * several sessions sharing one snapshot (docs/streams.md). `auto` (default): one stream per
-   * 64 MiB of the relation, at most min(max_parallel_workers, 8); a number N: N streams where
+   * 256 MiB of the relation, at most min(max_parallel_workers, 8); a number N: N streams where
    * the relation has at least N pages. Citus: a worker's shards of the table in
    * min(N, shards) sessions at once, whole shards each, in one snapshot of the worker (auto:
-   * one per 64 MiB of its shards, at most 8). One stream where ranges do not apply (PostgreSQL
+   * one per 256 MiB of its shards, at most 8). One stream where ranges do not apply (PostgreSQL
    * < 14, views, foreign, partitioned or columnar tables, replicated tables); the plan says why
    * in `streams[].note`.
    */

@@ -5,11 +5,13 @@ import type { RelationRead, StreamPlan, TablePlan } from '../topology/types.js';
 // How many ctid page-range streams read one table on one node (docs/streams.md). Pure.
 
 /**
- * `auto` gives one stream per this many bytes of the relation. 64 MiB: at 256 MiB a table of a
- * few hundred MB got one stream (bench/streams.ts); a second stream pays off from about a
- * second of server work (≈ 90 MB/s per core, FACTS.md), and a stream costs one session.
+ * `auto` gives one stream per this many bytes of the relation. 256 MiB: a second stream pays off
+ * from about two seconds of server work (≈ 90 MB/s per core, FACTS.md), and every stream costs a
+ * session and its own buffers (docs/memory.md). At 64 MiB the 3-node benchmark on this 2-core
+ * machine read each 333 MB node in 5 streams: 0.74–0.78× psql's rate against 0.95× with one
+ * stream, and twice the client memory (bench, 2026-11-30).
  */
-export const AUTO_STREAM_BYTES = 64 * 1024 * 1024;
+export const AUTO_STREAM_BYTES = 256 * 1024 * 1024;
 /** `auto` never gives more streams than this (nor than the node's max_parallel_workers). */
 export const AUTO_STREAM_MAX = 8;
 /** TID range scans (`ctid >= … AND ctid < …` reading only those pages) exist from PostgreSQL 14. */
@@ -45,7 +47,7 @@ export function streamsWithoutProbe(t: Pick<TablePlan, 'distribution'>, node: st
 /**
  * Citus: the shards of one worker read by several sessions at once, whole shards each (a
  * shard's own ctid ranges are not used), all in one snapshot of the worker. `auto`: one
- * stream per 64 MiB of the worker's shards, at least 1, at most 8 (the worker is not asked
+ * stream per 256 MiB of the worker's shards, at least 1, at most 8 (the worker is not asked
  * for max_parallel_workers); a number N: N. Never more streams than shards. Pure.
  */
 export function citusShardStreams(node: string, reads: readonly Pick<RelationRead, 'estimatedBytes'>[], asked: StreamsOption): StreamPlan {
@@ -75,7 +77,7 @@ export function dealShards(reads: readonly Pick<RelationRead, 'estimatedBytes'>[
 /**
  * The streams of a single-relation (table, node) from the node's answers. Ranges need a
  * server ≥ 14, a heap table or materialized view (views, foreign and partitioned tables and
- * Citus columnar have no usable ctid) and at least 2 pages. `auto`: one stream per 64 MiB of
+ * Citus columnar have no usable ctid) and at least 2 pages. `auto`: one stream per 256 MiB of
  * the relation, at least 1, at most min(max_parallel_workers, 8); a number N: min(N, pages).
  */
 export function decideStreams(node: string, read: Pick<RelationRead, 'estimatedBytes'>, probe: Pick<NodePages, 'serverVersion' | 'maxParallelWorkers'>, rel: RelationPages, asked: StreamsOption): StreamPlan {

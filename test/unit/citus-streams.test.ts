@@ -13,7 +13,7 @@ const table = (reads: RelationRead[], streams?: TablePlan['streams']): TablePlan
 });
 
 describe('Citus: several shards of one worker at once', () => {
-  it('N streams, never more than shards; auto one per 64 MiB, at most 8; one stream keeps its note', () => {
+  it('N streams, never more than shards; auto one per 256 MiB, at most 8; one stream keeps its note', () => {
     const four = [1, 2, 3, 4].map((i) => shard('w1', i, 10 * MiB));
     expect(citusShardStreams('w1', four, 2)).toEqual({ node: 'w1', streams: 2 });
     expect(citusShardStreams('w1', four, 16)).toEqual({ node: 'w1', streams: 4 });
@@ -21,7 +21,8 @@ describe('Citus: several shards of one worker at once', () => {
     expect(citusShardStreams('w1', four, 'auto').note).toMatch(/Citus/);
     const big = Array.from({ length: 32 }, (_, i) => shard('w1', i, 100 * MiB));
     expect(citusShardStreams('w1', big, 'auto').streams).toBe(8);
-    expect(citusShardStreams('w1', [1, 2].map((i) => shard('w1', i, 100 * MiB)), 'auto').streams).toBe(2);
+    expect(citusShardStreams('w1', [1, 2].map((i) => shard('w1', i, 300 * MiB)), 'auto').streams).toBe(2);
+    expect(citusShardStreams('w1', [1, 2].map((i) => shard('w1', i, 100 * MiB)), 'auto').streams).toBe(1);
     // Decided without asking the worker; a reference table stays on one stream.
     expect(streamsWithoutProbe(table(four), 'w1', four, 3)).toEqual({ node: 'w1', streams: 3 });
     expect(streamsWithoutProbe({ distribution: { kind: 'replicated' } }, 'w1', [shard('w1', 9, 1)], 3)!.streams).toBe(1);

@@ -20,10 +20,12 @@ const heap = { relkind: 'r', accessMethod: 'heap', pages: 1000 };
 const pg15 = { serverVersion: 150018, maxParallelWorkers: 8 };
 
 describe('streams: how many, and where ranges do not apply', () => {
-  it('auto: one per 64 MiB, at most min(max_parallel_workers, 8); N: at most the pages', () => {
+  it('auto: one per 256 MiB, at most min(max_parallel_workers, 8); N: at most the pages', () => {
     expect(decideStreams('n', read('n', 100 * MiB), pg15, heap, 'auto').streams).toBe(1);
-    expect(decideStreams('n', read('n', 300 * MiB), pg15, heap, 'auto').streams).toBe(4);
-    expect(decideStreams('n', read('n', 1024 * MiB), pg15, heap, 'auto').streams).toBe(8);
+    expect(decideStreams('n', read('n', 300 * MiB), pg15, heap, 'auto').streams).toBe(1);
+    expect(decideStreams('n', read('n', 600 * MiB), pg15, heap, 'auto').streams).toBe(2);
+    expect(decideStreams('n', read('n', 1024 * MiB), pg15, heap, 'auto').streams).toBe(4);
+    expect(decideStreams('n', read('n', 4096 * MiB), pg15, heap, 'auto').streams).toBe(8);
     expect(decideStreams('n', read('n', 100 * 1024 * MiB), pg15, heap, 'auto').streams).toBe(8);
     expect(decideStreams('n', read('n', 100 * 1024 * MiB), { ...pg15, maxParallelWorkers: 3 }, heap, 'auto').streams).toBe(3);
     expect(decideStreams('n', read('n', 100 * 1024 * MiB), { ...pg15, maxParallelWorkers: 0 }, heap, 'auto').streams).toBe(1);
@@ -45,8 +47,8 @@ describe('streams: how many, and where ranges do not apply', () => {
     const t = table([read('n')]);
     expect(streamsWithoutProbe(t, 'n', t.reads, 1)).toEqual({ node: 'n', streams: 1 });
     expect(streamsWithoutProbe(t, 'n', t.reads, 'auto')).toEqual({ node: 'n', streams: 1 });
-    expect(streamsWithoutProbe(t, 'n', [read('n', 100 * MiB)], 'auto')).toEqual({ node: 'n', streams: 1 });
-    expect(streamsWithoutProbe(t, 'n', [read('n', 150 * MiB)], 'auto')).toBeUndefined();
+    expect(streamsWithoutProbe(t, 'n', [read('n', 500 * MiB)], 'auto')).toEqual({ node: 'n', streams: 1 });
+    expect(streamsWithoutProbe(t, 'n', [read('n', 600 * MiB)], 'auto')).toBeUndefined();
     expect(streamsWithoutProbe(t, 'n', t.reads, 4)).toBeUndefined();
     expect(streamsWithoutProbe(t, 'n', [{ ...read('n'), shardId: '7' }], 4)!.note).toMatch(/Citus/);
     expect(streamsWithoutProbe({ distribution: { kind: 'replicated' } }, 'n', t.reads, 4)!.note).toMatch(/replicated/);
