@@ -432,6 +432,10 @@ export function fromDatabaseError(
       hint: /cert|ssl|tls/i.test(`${code} ${msg}`) ? 'check sslmode and sslrootcert against the server certificate' : 'check the host, port and TLS settings',
     });
   }
+  if (err instanceof TypeError || err instanceof RangeError || err instanceof ReferenceError || (err instanceof Error && err.name === 'RuntimeError')) {
+    // Not the database's failure: a bug on this side surfacing inside the COPY stream.
+    return new InternalError(`${what} on ${where}${ctx.table ? ` for ${ctx.table}` : ''} failed inside segferry: ${msg}`, base);
+  }
   return new DatabaseError(`${what} failed on ${where}${ctx.table ? ` for ${ctx.table}` : ''}: ${msg}`, base);
 }
 

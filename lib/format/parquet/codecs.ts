@@ -1,6 +1,9 @@
 import { gunzipSync } from 'node:zlib';
 import { FormatError, InvalidOptionError } from '../../errors.js';
 import { snappyCompress, snappyDecompress } from './snappy.js';
+// The process's one zstd (Node's own or the WebAssembly build, lib/format/zstd.ts): a second
+// instance of the WebAssembly package initialised beside it corrupted its heap.
+import { loadZstd } from '../zstd.js';
 
 /** Compression of Parquet pages. `zstd` is the default. */
 export type ParquetCompression = 'zstd' | 'snappy' | 'none';
@@ -16,18 +19,6 @@ export interface PageCodec {
 
 /** zstd level: 3 is the reference's default and what arrow-rs and DuckDB use. */
 const ZSTD_LEVEL = 3;
-
-type Zstd = typeof import('@bokuweb/zstd-wasm');
-let zstd: Promise<Zstd> | undefined;
-
-/** The zstd codec (WebAssembly), initialised once on first use. */
-function loadZstd(): Promise<Zstd> {
-  zstd ??= import('@bokuweb/zstd-wasm').then(async (m) => {
-    await m.init();
-    return m;
-  });
-  return zstd;
-}
 
 /** Check a compression name (CLI and options). */
 export function parseParquetCompression(s: string): ParquetCompression {
@@ -65,7 +56,7 @@ export async function pageDecompressor(codec: number): Promise<(u8: Uint8Array, 
     case CODEC.GZIP: return checked((u8, size) => gunzipSync(u8, { maxOutputLength: Math.max(1, size) }));
     case CODEC.ZSTD: {
       const z = await loadZstd();
-      return checked((u8, size) => z.decompress(u8, { defaultHeapSize: Math.max(size, 1024) }));
+      return checked((u8, size) => z.decompressFrame(u8, Math.max(size, 1)));
     }
     default: throw new FormatError(`Parquet compression codec ${codec} is not supported (zstd, snappy, gzip and none are)`);
   }
