@@ -17,8 +17,8 @@ import { CopyProtocolError, ValueConversionError } from '../../errors.js';
 const INITIAL = 1024;
 const utf8 = new TextEncoder();
 
-/** A growable little-endian byte buffer. */
-class Bytes {
+/** A growable little-endian byte buffer (also the Parquet encoder's output buffer). */
+export class Bytes {
   u8: Uint8Array;
   dv: DataView;
   len = 0;

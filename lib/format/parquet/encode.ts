@@ -1,6 +1,7 @@
 import type { Data, RecordBatch } from 'apache-arrow';
 import { InternalError, ValueConversionError } from '../../errors.js';
 import type { ColumnSpec } from '../arrow/pgtypes.js';
+import { Bytes } from '../arrow/columns.js';
 import type { PageCodec } from './codecs.js';
 import { isList, leafType, PT, type LeafType } from './schema.js';
 import { bin, encodeStruct, i32, i64, list, struct, type TStruct } from './thrift.js';
@@ -24,29 +25,10 @@ const MAX_STAT_BYTES = 64;
 /** A dictionary is given up past this many bytes of distinct values. */
 const MAX_DICT_BYTES = 1 << 20;
 
-/** A growable byte buffer. */
-class Out {
-  u8: Uint8Array;
-  dv: DataView;
-  len = 0;
-  constructor(cap = 1024) {
-    this.u8 = new Uint8Array(cap);
-    this.dv = new DataView(this.u8.buffer);
-  }
-  room(n: number): number {
-    const need = this.len + n;
-    if (need > this.u8.length) {
-      let cap = this.u8.length * 2;
-      while (cap < need) cap *= 2;
-      const u8 = new Uint8Array(cap);
-      u8.set(this.u8.subarray(0, this.len));
-      this.u8 = u8;
-      this.dv = new DataView(u8.buffer);
-    }
-    return this.len;
-  }
+/** The Arrow builders' growable buffer, with the writes the Parquet encoding needs. */
+class Out extends Bytes {
   byte(b: number): void {
-    this.room(1);
+    this.reserve(1);
     this.u8[this.len++] = b;
   }
   varint(v: number): void {
@@ -57,19 +39,16 @@ class Out {
     this.byte(v);
   }
   u32(v: number): void {
-    const p = this.room(4);
+    const p = this.reserve(4);
     this.dv.setUint32(p, v, true);
     this.len += 4;
   }
   bytes(src: Uint8Array, s = 0, e = src.length): void {
     const n = e - s;
-    const p = this.room(n);
+    const p = this.reserve(n);
     if (n <= 16) for (let k = 0; k < n; k++) this.u8[p + k] = src[s + k]!;
     else this.u8.set(src.subarray(s, e), p);
     this.len += n;
-  }
-  take(): Uint8Array {
-    return this.u8.subarray(0, this.len);
   }
 }
 
@@ -102,7 +81,7 @@ export function encodeHybrid(out: Out, v: ArrayLike<number>, n: number, width: n
     }
     const groups = Math.ceil((Math.min(j, n) - i) / 8);
     out.varint(groups * 2 + 1);
-    const p = out.room(groups * width);
+    const p = out.reserve(groups * width);
     out.u8.fill(0, p, p + groups * width);
     let bit = 0;
     for (let k = i; k < i + groups * 8; k++) {
@@ -209,7 +188,7 @@ function plainValues(l: Leaf, slots: Int32Array | undefined, out: Out): number {
   const at = (k: number) => (slots ? slots[k]! : l.from + k);
   if (t.physical === PT.BOOLEAN) {
     const bits = d.values as Uint8Array;
-    const p = out.room((count + 7) >> 3);
+    const p = out.reserve((count + 7) >> 3);
     out.u8.fill(0, p, p + ((count + 7) >> 3));
     for (let k = 0; k < count; k++) {
       const s = at(k);
@@ -234,14 +213,14 @@ function plainValues(l: Leaf, slots: Int32Array | undefined, out: Out): number {
   const aw = t.arrowWidth;
   if (aw === 2) {
     const i16 = d.values as Int16Array;
-    const p = out.room(4 * count);
+    const p = out.reserve(4 * count);
     for (let k = 0; k < count; k++) out.dv.setInt32(p + 4 * k, i16[at(k)]!, true);
     out.len = p + 4 * count;
     return count;
   }
   // Width written: 4/8 bytes for INT32/INT64/FLOAT/DOUBLE (a decimal's low bytes), the FLBA width.
   const w = t.physical === PT.INT32 || t.physical === PT.FLOAT ? 4 : t.physical === PT.INT64 || t.physical === PT.DOUBLE ? 8 : t.width!;
-  const p = out.room(w * count);
+  const p = out.reserve(w * count);
   const dst = out.u8;
   if (t.order === 'signed-bytes') {
     // Decimal128 little-endian → FIXED_LEN_BYTE_ARRAY big-endian of its low w bytes.
