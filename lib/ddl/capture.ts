@@ -9,12 +9,13 @@ import type { ObjectStore } from '../store/types.js';
 import { listCatalogTables, SKIPPED_SCHEMAS } from '../topology/select.js';
 import { findPgDump, runPgDump } from './pgdump.js';
 import { captureCitusDistribution, withoutCitusExtension } from './citus.js';
+import { dumpTablesWithDependencies, schemasIfNotExists } from './deps.js';
 import { fdwSchemas, foreignPartitions, foreignTables, localPartitionsSQL, publicSchemaIfNotExists } from './fdw.js';
 
 // The schema half of an export: pg_dump --schema-only of what was selected, in the data's
 // snapshot where one session's snapshot covers all the data (a single server).
 
-/** What the DDL covers: the whole database, some schemas, or named tables (pg_dump -t). */
+/** What the DDL covers: the whole database, some schemas, or named tables with what they depend on (lib/ddl/deps.ts). */
 export type DdlScope = 'database' | 'schemas' | 'tables';
 
 /**
@@ -101,6 +102,12 @@ export interface CaptureDdlOptions {
    * manifest's size and SHA-256 are then of the stored bytes. Default: stored as dumped.
    */
   seal?: (key: string, body: Buffer) => Buffer;
+  /**
+   * Told what the `tables` scope leaves out (default: nothing is told): `foreign-key-left-out`
+   * (a foreign key to a table outside the selection) and `owned-by-left-out` (a needed sequence
+   * owned by a table outside the selection, carried without its OWNED BY).
+   */
+  onWarning?: (code: string, message: string) => void;
 }
 
 async function withPartitions(c: pg.Client, q: QualifiedName): Promise<QualifiedName[]> {
@@ -153,11 +160,12 @@ export async function selectionArgs(c: pg.Client, scope: DdlScope, tables: Quali
 
 /**
  * Sequences whose values travel with the DDL (pg_dump --schema-only leaves them out): those
- * owned by a selected table's columns (serial, identity, OWNED BY), and with the `database` and
- * `schemas` scopes every sequence of the dumped schemas. Values are read after the snapshot was
+ * owned by a selected table's columns (serial, identity, OWNED BY), `extra` ones (the `tables`
+ * scope: sequences its tables' defaults use), and with the `database` and `schemas` scopes every
+ * sequence of the dumped schemas. Values are read after the snapshot was
  * taken, so they are never below a value an exported row used (sequences are not transactional).
  */
-export async function captureSequences(c: pg.Client, scope: DdlScope, tables: QualifiedName[], schemas: string[] = []): Promise<ManifestSequence[]> {
+export async function captureSequences(c: pg.Client, scope: DdlScope, tables: QualifiedName[], schemas: string[] = [], extra: readonly QualifiedName[] = []): Promise<ManifestSequence[]> {
   const r = await c.query<QualifiedName>(
     `SELECT DISTINCT n.nspname AS schema, s.relname AS name
        FROM pg_catalog.pg_class s JOIN pg_catalog.pg_namespace n ON n.oid = s.relnamespace
@@ -168,9 +176,10 @@ export async function captureSequences(c: pg.Client, scope: DdlScope, tables: Qu
                       WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = s.oid AND d.deptype IN ('a', 'i')
                         AND (tn.nspname, t.relname) IN (SELECT * FROM unnest($1::text[], $2::text[])))
              OR ($3 = 'database' AND n.nspname <> ALL ($5::text[]) AND n.nspname !~ '^pg_(toast|temp_)')
-             OR ($3 = 'schemas' AND n.nspname = ANY ($4::text[])))
+             OR ($3 = 'schemas' AND n.nspname = ANY ($4::text[]))
+             OR (n.nspname, s.relname) IN (SELECT * FROM unnest($6::text[], $7::text[])))
       ORDER BY 1, 2`,
-    [tables.map((t) => t.schema), tables.map((t) => t.name), scope, schemas, SKIPPED_SCHEMAS]);
+    [tables.map((t) => t.schema), tables.map((t) => t.name), scope, schemas, SKIPPED_SCHEMAS, extra.map((q) => q.schema), extra.map((q) => q.name)]);
   const out: ManifestSequence[] = [];
   for (const q of r.rows) {
     const v = await c.query<{ last_value: string; is_called: boolean }>(`SELECT last_value::text AS last_value, is_called FROM ${quoteQualified(q)}`);
@@ -198,14 +207,33 @@ export async function captureDdl(o: CaptureDdlOptions): Promise<ManifestDdl> {
   const prog = findPgDump(snap.serverMajor, o.pgBindir);
   const c = snap.client;
   const fail = (e: unknown, action: string) => fromDatabaseError(e, { node: snap.node, action });
-  const sel = await selectionArgs(c, o.scope, o.tables, o.schemas, o.fdw === true).catch((e) => { throw fail(e, 'list tables for pg_dump'); });
   const parts = o.fdw ? await foreignPartitions(c, o.tables).catch((e) => { throw e instanceof SegferryError ? e : fail(e, 'list foreign partitions'); }) : [];
-  const base = ['--schema-only', '--no-owner', '--no-privileges', `--snapshot=${snap.id}`, ...sel];
-  let pre = await runPgDump(prog, snap.endpoint, [...base, '--section=pre-data'], o.signal);
-  const post = await runPgDump(prog, snap.endpoint, [...base, '--section=post-data'], o.signal);
+  let pre: string;
+  let post: string;
+  let needed: QualifiedName[] = [];
+  if (o.scope === 'tables') {
+    // Named tables: they and what they depend on (types, functions, sequences, schemas, extensions).
+    const t = await dumpTablesWithDependencies({
+      client: c, endpoint: snap.endpoint, snapshot: snap.id, pgDump: prog, tables: o.tables, fdw: o.fdw === true, ...(o.signal ? { signal: o.signal } : {}),
+    }).catch((e) => { throw e instanceof SegferryError ? e : fail(e, 'read the tables\' dependencies'); });
+    pre = schemasIfNotExists(t.pre);
+    post = t.post;
+    needed = t.closure.sequences;
+    if (t.closure.foreignKeysLeftOut.length > 0) {
+      o.onWarning?.('foreign-key-left-out', `foreign keys to tables outside the selection are not carried: ${t.closure.foreignKeysLeftOut.join(', ')}`);
+    }
+    if (t.closure.ownedByLeftOut.length > 0) {
+      o.onWarning?.('owned-by-left-out', `sequences owned by tables outside the selection are carried without their OWNED BY: ${t.closure.ownedByLeftOut.join(', ')}`);
+    }
+  } else {
+    const sel = await selectionArgs(c, o.scope, o.tables, o.schemas, o.fdw === true).catch((e) => { throw fail(e, 'list tables for pg_dump'); });
+    const base = ['--schema-only', '--no-owner', '--no-privileges', `--snapshot=${snap.id}`, ...sel];
+    pre = await runPgDump(prog, snap.endpoint, [...base, '--section=pre-data'], o.signal);
+    post = await runPgDump(prog, snap.endpoint, [...base, '--section=post-data'], o.signal);
+  }
   if (o.citus) pre = withoutCitusExtension(pre);
   pre = publicSchemaIfNotExists(pre) + localPartitionsSQL(parts);
-  const sequences = await captureSequences(c, o.scope, o.tables, o.schemas).catch((e) => { throw fail(e, 'read sequences'); });
+  const sequences = await captureSequences(c, o.scope, o.tables, o.schemas, needed).catch((e) => { throw fail(e, 'read sequences'); });
   const mv = await c.query<QualifiedName>(
     `SELECT n.nspname AS schema, c.relname AS name FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
       WHERE c.relkind = 'm' AND c.relispopulated ORDER BY 1, 2`).catch((e) => { throw fail(e, 'list materialized views'); });

@@ -1,6 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { delimiter, dirname, join } from 'node:path';
 import { PgDumpError, PrerequisiteError, redact } from '../errors.js';
 import { versionedBinDirs } from '../launch/postgres.js';
 import { rememberedPassword, type NodeEndpoint } from '../pg/conn.js';
@@ -112,7 +112,32 @@ export function stripRestrict(sql: string): string {
  * A failure is ERR_PG_DUMP with pg_dump's message, redacted.
  */
 export async function runPgDump(prog: PgDumpProgram, e: NodeEndpoint, args: string[], signal?: AbortSignal): Promise<string> {
-  const child = spawn(prog.path, args, { env: pgDumpEnv(e), stdio: ['ignore', 'pipe', 'pipe'], ...(signal ? { signal } : {}) });
+  return runClientProgram('pg_dump', prog.path, pgDumpEnv(e), args, signal);
+}
+
+/**
+ * Find pg_restore beside a pg_dump found by {@link findPgDump} (the same client install), of
+ * the same major version. Throws ERR_PREREQUISITE naming what to install.
+ */
+export function findPgRestore(dump: PgDumpProgram): PgDumpProgram {
+  const p = probe(join(dirname(dump.path), 'pg_restore'));
+  if (p && p.major === dump.major) return p;
+  throw new PrerequisiteError(`pg_restore ${p ? `${p.version} does not match ${dump.version}` : 'not found'} beside ${dump.path}: it is needed to carry the schema of named tables (--table) with what they depend on`, { hint: PG_DUMP_HINT });
+}
+
+/**
+ * Run pg_restore with `args` on a local archive (no connection: it prints SQL with `-f -`)
+ * and return its output without `\restrict` lines. A failure is ERR_PG_DUMP.
+ */
+export async function runPgRestore(prog: PgDumpProgram, args: string[], signal?: AbortSignal): Promise<string> {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const k of Object.keys(env)) if (k.startsWith('PG')) delete env[k];
+  return runClientProgram('pg_restore', prog.path, env, args, signal);
+}
+
+/** One run of a PostgreSQL client program, its output held (at most MAX_DDL_BYTES). */
+async function runClientProgram(name: string, path: string, env: NodeJS.ProcessEnv, args: string[], signal?: AbortSignal): Promise<string> {
+  const child = spawn(path, args, { env, stdio: ['ignore', 'pipe', 'pipe'], ...(signal ? { signal } : {}) });
   const out: Buffer[] = [];
   const err: Buffer[] = [];
   let bytes = 0;
@@ -126,11 +151,11 @@ export async function runPgDump(prog: PgDumpProgram, e: NodeEndpoint, args: stri
   const code = await new Promise<number | null>((resolve, reject) => {
     child.on('error', reject);
     child.on('close', (c) => resolve(c));
-  }).catch((x: unknown) => { throw new PgDumpError(`pg_dump could not run: ${redact((x as Error).message)}`, { cause: x }); });
-  if (tooBig) throw new PgDumpError(`pg_dump printed more than ${MAX_DDL_BYTES} bytes of schema`);
+  }).catch((x: unknown) => { throw new PgDumpError(`${name} could not run: ${redact((x as Error).message)}`, { cause: x }); });
+  if (tooBig) throw new PgDumpError(`${name} printed more than ${MAX_DDL_BYTES} bytes of schema`);
   if (code !== 0) {
     const msg = redact(Buffer.concat(err).toString('utf8').trim().split('\n').slice(0, 5).join(' / '));
-    throw new PgDumpError(`pg_dump failed (exit ${code}): ${msg}`, { hint: 'the schema of the selected tables could not be dumped; the export wrote nothing' });
+    throw new PgDumpError(`${name} failed (exit ${code}): ${msg}`, { hint: 'the schema of the selected tables could not be dumped; the export wrote nothing' });
   }
   return stripRestrict(Buffer.concat(out).toString('utf8'));
 }

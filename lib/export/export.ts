@@ -234,6 +234,7 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
       const scope: DdlScope = opts.all ? 'database' : (opts.tables?.length ?? 0) === 0 && (opts.schemas?.length ?? 0) > 0 ? 'schemas' : 'tables';
       ddl = await captureDdl({
         snapshot: ddlSnap, shared, scope, tables: plan.tables.map((t) => t.table), store, citus, fdw: plan.topology === 'fdw',
+        onWarning: (code, message) => emit({ type: 'warning', code, message }),
         ...(opts.schemas ? { schemas: opts.schemas } : {}),
         ...(opts.pgBindir !== undefined ? { pgBindir: opts.pgBindir } : {}),
         ...(opts.signal ? { signal: opts.signal } : {}),
