@@ -484,7 +484,7 @@ export class PgDumpError extends SegferryError {
   constructor(message: string, ctx?: ErrorContext) { super('ERR_PG_DUMP', message, ctx); }
 }
 
-/** The selection's DDL cannot be carried (a standalone foreign table; a range, append or single-shard Citus table): export with --no-ddl. */
+/** The selection's DDL cannot be carried (a standalone foreign table; a range- or append-distributed Citus table; the identity sequence of an unselected table): export with --no-ddl. */
 export class DdlUnsupportedError extends SegferryError {
   constructor(message: string, ctx?: ErrorContext) { super('ERR_DDL_UNSUPPORTED', message, ctx); }
 }

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { DdlUnsupportedError, ManifestInvalidError } from '../errors.js';
 import type { ManifestDistribution, ManifestTable } from '../manifest/types.js';
-import { quoteQualified, type QualifiedName } from '../pg/sql.js';
+import { quoteIdent, quoteQualified, type QualifiedName } from '../pg/sql.js';
 
 // Citus distribution as data: read from pg_dist_partition at export, replayed at import with
 // create_reference_table / create_distributed_table calls that segferry writes itself, with
@@ -9,11 +9,16 @@ import { quoteQualified, type QualifiedName } from '../pg/sql.js';
 
 /**
  * The distribution of the selected tables on a Citus coordinator: hash-distributed tables
- * (column, shard count, colocation group) and reference tables. Citus local tables (on the
- * coordinator, colocation 0) are plain tables and not listed. Range, append and single-shard
- * distributed tables: ERR_DDL_UNSUPPORTED (they cannot be replayed as created).
+ * (column, shard count, colocation group), reference tables and single-shard tables (Citus ≥
+ * 11.3, partmethod `n` with a colocation group; `tenantSchema` when their schema is a
+ * distributed schema, Citus ≥ 12). Citus local tables (on the coordinator, colocation 0) are
+ * plain tables and not listed. Range and append tables: ERR_DDL_UNSUPPORTED naming the table
+ * (Citus has deprecated both; their shard ranges cannot be replayed by create_distributed_table).
  */
 export async function captureCitusDistribution(c: pg.Client, tables: readonly QualifiedName[]): Promise<ManifestDistribution[]> {
+  // pg_dist_schema (schema-based sharding) exists from Citus 12 on.
+  const hasSchemas = (await c.query<{ t: string | null }>(`SELECT pg_catalog.to_regclass('pg_catalog.pg_dist_schema')::text AS t`)).rows[0]!.t !== null;
+  const tenants = new Set(hasSchemas ? (await c.query<{ s: string }>('SELECT n.nspname AS s FROM pg_catalog.pg_dist_schema d JOIN pg_catalog.pg_namespace n ON n.oid = d.schemaid')).rows.map((r) => r.s) : []);
   const r = await c.query<{ schema: string; name: string; partmethod: string; repmodel: string; colocationid: number; col: string | null; shards: number }>(
     `SELECT n.nspname AS schema, c.relname AS name, p.partmethod::text AS partmethod, p.repmodel::text AS repmodel, p.colocationid,
             pg_catalog.column_to_column_name(p.logicalrelid, p.partkey) AS col,
@@ -31,9 +36,12 @@ export async function captureCitusDistribution(c: pg.Client, tables: readonly Qu
       out.push({ schema: t.schema, name: t.name, kind: 'distributed', column: t.col, shardCount: t.shards, colocationGroup: t.colocationid });
     } else if (t.partmethod === 'n' && t.colocationid === 0) {
       continue; // a Citus local table: a plain table
+    } else if (t.partmethod === 'n') {
+      out.push({ schema: t.schema, name: t.name, kind: 'single-shard', colocationGroup: t.colocationid, ...(tenants.has(t.schema) ? { tenantSchema: true } : {}) });
     } else {
-      throw new DdlUnsupportedError(`${name} is distributed by ${t.partmethod === 'r' ? 'range' : t.partmethod === 'a' ? 'append' : 'a single shard'}: segferry replays only hash-distributed and reference tables`, {
-        table: name, hint: 'leave the table out of the DDL export (--exclude-table) or export with --no-ddl',
+      const how = t.partmethod === 'r' ? 'range' : t.partmethod === 'a' ? 'append' : `partition method ${JSON.stringify(t.partmethod)}`;
+      throw new DdlUnsupportedError(`${name} is ${how}-distributed: segferry replays hash-distributed, single-shard and reference tables only (Citus has deprecated append and range distribution, and their shard ranges cannot be replayed by create_distributed_table)`, {
+        table: name, hint: 'leave the table out of the DDL export (--exclude-table) or export with --no-ddl; or turn it into a hash-distributed table at the source (alter_distributed_table or undistribute_table, then create_distributed_table)',
       });
     }
   }
@@ -49,10 +57,12 @@ export interface BoundStatement {
 /**
  * Check the manifest's distribution against its tables (each entry names a table of the
  * export, a distribution column one of its columns, a shard count ≥ 1) and write the calls
- * that replay it: reference tables first, then per colocation group the first table with
- * `colocate_with => 'none', shard_count => n` (a new group, as at the source) and the others
- * `colocate_with =>` that table. Table names go in as `regclass` text, quoted; nothing is
- * spliced into SQL.
+ * that replay it: reference tables first; then each distributed schema once
+ * (`citus_schema_distribute`, which makes its tables single-shard tables of one new group);
+ * then per colocation group (hash or single-shard) the first table with `colocate_with =>
+ * 'none'` (a new group, as at the source; hash: `shard_count => n`; single-shard: a NULL
+ * distribution column) and the others `colocate_with =>` that table. Table and schema names
+ * go in as `regclass`/`regnamespace` text, quoted; nothing is spliced into SQL.
  * @throws ManifestInvalidError on an entry that does not match the tables.
  */
 export function distributionStatements(dist: readonly ManifestDistribution[], tables: readonly ManifestTable[]): BoundStatement[] {
@@ -72,16 +82,24 @@ export function distributionStatements(dist: readonly ManifestDistribution[], ta
   for (const d of dist) {
     if (d.kind === 'reference') out.push({ text: 'SELECT pg_catalog.create_reference_table($1::regclass)', values: [quoteQualified(d)] });
   }
+  const tenantSchemas = [...new Set(dist.filter((d) => d.kind === 'single-shard' && d.tenantSchema === true).map((d) => d.schema))];
+  for (const s of tenantSchemas) out.push({ text: 'SELECT pg_catalog.citus_schema_distribute($1::regnamespace)', values: [quoteIdent(s)] });
   const leaders = new Map<number, ManifestDistribution>();
   for (const d of dist) {
-    if (d.kind !== 'distributed') continue;
+    if (d.kind === 'reference' || (d.kind === 'single-shard' && d.tenantSchema === true)) continue;
     const leader = leaders.get(d.colocationGroup!);
+    const single = d.kind === 'single-shard';
+    if (leader && leader.kind !== d.kind) throw bad(`${d.schema}.${d.name} (${d.kind}) and ${leader.schema}.${leader.name} (${leader.kind}) share colocation group ${d.colocationGroup}`);
     if (!leader) {
       leaders.set(d.colocationGroup!, d);
-      out.push({ text: `SELECT pg_catalog.create_distributed_table($1::regclass, $2, colocate_with => 'none', shard_count => $3::int)`, values: [quoteQualified(d), d.column, d.shardCount] });
+      out.push(single
+        ? { text: `SELECT pg_catalog.create_distributed_table($1::regclass, NULL, colocate_with => 'none')`, values: [quoteQualified(d)] }
+        : { text: `SELECT pg_catalog.create_distributed_table($1::regclass, $2, colocate_with => 'none', shard_count => $3::int)`, values: [quoteQualified(d), d.column, d.shardCount] });
     } else {
       if (leader.shardCount !== d.shardCount) throw bad(`${d.schema}.${d.name} and ${leader.schema}.${leader.name} share colocation group ${d.colocationGroup} with different shard counts`);
-      out.push({ text: 'SELECT pg_catalog.create_distributed_table($1::regclass, $2, colocate_with => $3)', values: [quoteQualified(d), d.column, quoteQualified(leader)] });
+      out.push(single
+        ? { text: 'SELECT pg_catalog.create_distributed_table($1::regclass, NULL, colocate_with => $2)', values: [quoteQualified(d), quoteQualified(leader)] }
+        : { text: 'SELECT pg_catalog.create_distributed_table($1::regclass, $2, colocate_with => $3)', values: [quoteQualified(d), d.column, quoteQualified(leader)] });
     }
   }
   return out;

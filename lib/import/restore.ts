@@ -95,7 +95,12 @@ export async function startDdlRestore(store: ObjectStore, opts: ImportOptions, c
   const ran = nodes.filter((n) => n.mode === 'run');
   if (ran.some((n) => !n.citus) && dist.length > 0) notes.push(`the Citus distribution of ${dist.length} tables is not replayed: the destination is not Citus, they are plain tables`);
   if (ran.some((n) => n.citus) && dist.length === 0) notes.push('the export carries no Citus distribution: its tables stay local tables on the coordinator');
-  if (ran.some((n) => n.citus) && dist.length > 0) notes.push(`Citus distribution replayed after pre-data: ${dist.filter((d) => d.kind === 'reference').length} reference, ${dist.filter((d) => d.kind === 'distributed').length} distributed tables`);
+  if (ran.some((n) => n.citus) && dist.length > 0) {
+    const single = dist.filter((d) => d.kind === 'single-shard');
+    const schemas = new Set(single.filter((d) => d.tenantSchema === true).map((d) => d.schema)).size;
+    notes.push(`Citus distribution replayed after pre-data: ${dist.filter((d) => d.kind === 'reference').length} reference, ${dist.filter((d) => d.kind === 'distributed').length} distributed tables` +
+      (single.length > 0 ? `, ${single.length} single-shard tables${schemas > 0 ? ` (${schemas} distributed schemas)` : ''}` : ''));
+  }
   if (nodes.length > 1) notes.push(`schema on each of the ${nodes.length} nodes: ${nodes.map((n) => `${n.node} ${n.mode === 'run' ? 'created' : n.mode === 'adopt' ? 'existed' : 'finishing an earlier run'}`).join(', ')}`);
   const modes = new Set(nodes.map((n) => n.mode));
   return {

@@ -165,7 +165,12 @@ function checkDdl(d: unknown, bad: Bad): void {
       name(q.schema, `${at}.schema`, bad);
       name(q.name, `${at}.name`, bad);
       if (q.kind === 'reference') return;
-      if (q.kind !== 'distributed') throw bad(`${at}.kind must be distributed or reference`);
+      if (q.kind === 'single-shard') {
+        count(q.colocationGroup, `${at}.colocationGroup`, bad);
+        if (q.tenantSchema !== undefined && typeof q.tenantSchema !== 'boolean') throw bad(`${at}.tenantSchema must be a boolean`);
+        return;
+      }
+      if (q.kind !== 'distributed') throw bad(`${at}.kind must be distributed, reference or single-shard`);
       name(q.column, `${at}.column`, bad);
       count(q.shardCount, `${at}.shardCount`, bad);
       if ((q.shardCount as number) < 1 || (q.shardCount as number) > 64000) throw bad(`${at}.shardCount must be 1 to 64000`);

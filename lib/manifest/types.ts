@@ -236,12 +236,18 @@ export interface ManifestDdl {
 export interface ManifestDistribution {
   schema: string;
   name: string;
-  /** `distributed` (hash, create_distributed_table) or `reference` (create_reference_table). */
-  kind: 'distributed' | 'reference';
+  /**
+   * `distributed` (hash, create_distributed_table), `reference` (create_reference_table) or
+   * `single-shard` (Citus ≥ 11.3: create_distributed_table(t, NULL); or a table of a
+   * distributed schema, citus_schema_distribute).
+   */
+  kind: 'distributed' | 'reference' | 'single-shard';
   /** `distributed`: the distribution column (one of the table's columns). */
   column?: string;
   /** `distributed`: number of shards. */
   shardCount?: number;
-  /** `distributed`: the source's colocation id; tables sharing it are colocated again. */
+  /** `distributed`, `single-shard`: the source's colocation id; tables sharing it are colocated again. */
   colocationGroup?: number;
+  /** `single-shard`: the table's schema is a Citus distributed schema (schema-based sharding); default false. */
+  tenantSchema?: boolean;
 }

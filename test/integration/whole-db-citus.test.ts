@@ -153,4 +153,98 @@ describe.skipIf(missing !== undefined)('Citus → Citus with DDL (issue 14)', ()
     expect((e as SegferryError).message).toContain('is not one of its columns');
     expect(await dst.coordinator.query(`SELECT count(*)::int AS n FROM pg_namespace WHERE nspname = 'shop'`, [], 'bad')).toEqual([{ n: 0 }]);
   });
+
+  describe('single-shard tables and distributed schemas (Citus ≥ 11.3 / 12); range and append refused', () => {
+    const SINGLE = [
+      'CREATE SCHEMA solo',
+      'CREATE TABLE solo.accounts (id int PRIMARY KEY, name text)',
+      'CREATE TABLE solo.notes (account int REFERENCES solo.accounts (id), body text)',
+      'CREATE TABLE solo.alone (id int, v text)',
+      `SELECT create_distributed_table('solo.accounts', NULL, colocate_with => 'none')`,
+      `SELECT create_distributed_table('solo.notes', NULL, colocate_with => 'solo.accounts')`,
+      `SELECT create_distributed_table('solo.alone', NULL, colocate_with => 'none')`,
+      'CREATE SCHEMA tenant1',
+      'CREATE TABLE tenant1.items (id int PRIMARY KEY, label text)',
+      'CREATE TABLE tenant1.parts (item int REFERENCES tenant1.items (id), n int)',
+      `SELECT citus_schema_distribute('tenant1')`,
+      `INSERT INTO solo.accounts SELECT i, 'a' || i FROM generate_series(1, 40) i`,
+      `INSERT INTO solo.notes SELECT 1 + i % 40, 'n' || i FROM generate_series(1, 100) i`,
+      `INSERT INTO solo.alone SELECT i, 'x' || i FROM generate_series(1, 30) i`,
+      `INSERT INTO tenant1.items SELECT i, 'item ' || i FROM generate_series(1, 25) i`,
+      `INSERT INTO tenant1.parts SELECT 1 + i % 25, i FROM generate_series(1, 60) i`,
+      'CREATE SCHEMA legacy',
+      'CREATE TABLE legacy.ranged (id int, v int)',
+      `SELECT create_distributed_table('legacy.ranged', 'id', 'range')`,
+      `SELECT master_create_empty_shard('legacy.ranged')`,
+      `UPDATE pg_dist_shard SET shardminvalue = '0', shardmaxvalue = '1000' WHERE logicalrelid = 'legacy.ranged'::regclass`,
+      'CREATE TABLE legacy.appended (id int, v int)',
+      `SELECT create_distributed_table('legacy.appended', 'id', 'append')`,
+      `SELECT master_create_empty_shard('legacy.appended')`,
+    ];
+    const SINGLE_TABLES = ['solo.accounts', 'solo.alone', 'solo.notes', 'tenant1.items', 'tenant1.parts'];
+    /** Single-shard tables, colocation as "same group as" the first table of its group, and the distributed schemas. */
+    const singles = async (c: CitusCluster) => {
+      const rows = await c.coordinator.query<{ t: string; m: string; r: string; g: number; nokey: boolean }>(
+        `SELECT logicalrelid::regclass::text AS t, partmethod::text AS m, repmodel::text AS r, colocationid AS g, partkey IS NULL AS nokey
+           FROM pg_dist_partition WHERE logicalrelid::regclass::text ~ '^(solo|tenant1)\\.' ORDER BY 1`);
+      const first = new Map<number, string>();
+      const out: Record<string, string> = {};
+      for (const x of rows) {
+        if (!first.has(x.g)) first.set(x.g, x.t);
+        out[x.t] = `${x.m}/${x.r}${x.nokey ? ' no key' : ''} x${(await c.coordinator.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_dist_shard WHERE logicalrelid = $1::regclass', [x.t]))[0]!.n} colocated with ${first.get(x.g)}`;
+      }
+      const schemas = await c.coordinator.query<{ s: string }>('SELECT schemaid::regnamespace::text AS s FROM pg_dist_schema ORDER BY 1');
+      return { tables: out, schemas: schemas.map((x) => x.s) };
+    };
+
+    beforeAll(async () => {
+      for (const st of SINGLE) await src.query(st);
+    });
+
+    it('export --schema solo --schema tenant1, import --create into Citus: single-shard tables with their colocation, the distributed schema, rows equal', async () => {
+      const dir = await tmp();
+      const ex = await exportTables({ source: src.coordinator.url(), schemas: ['solo', 'tenant1'], to: dir });
+      const d = new Map(ex.manifest.ddl!.distribution!.map((x) => [`${x.schema}.${x.name}`, x]));
+      expect([...d.keys()].sort()).toEqual(SINGLE_TABLES);
+      expect(d.get('solo.notes')).toMatchObject({ kind: 'single-shard', colocationGroup: d.get('solo.accounts')!.colocationGroup });
+      expect(d.get('solo.alone')!.colocationGroup).not.toBe(d.get('solo.accounts')!.colocationGroup);
+      expect(d.get('tenant1.items')).toMatchObject({ kind: 'single-shard', tenantSchema: true });
+      expect(d.get('solo.accounts')!.tenantSchema).toBeUndefined();
+      expect(manifestSchemaErrors(JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')))).toBe('');
+
+      const res = await importTables({ from: dir, target: dst.coordinator.url(), create: true });
+      expect(res.notes.join('\n')).toContain('Citus distribution replayed after pre-data: 0 reference, 0 distributed tables, 5 single-shard tables (1 distributed schemas)');
+      const want = await singles(src);
+      expect(want.tables).toEqual({
+        'solo.accounts': 'n/s no key x1 colocated with solo.accounts',
+        'solo.alone': 'n/s no key x1 colocated with solo.alone',
+        'solo.notes': 'n/s no key x1 colocated with solo.accounts',
+        'tenant1.items': 'n/s no key x1 colocated with tenant1.items',
+        'tenant1.parts': 'n/s no key x1 colocated with tenant1.items',
+      });
+      expect(await singles(dst)).toEqual(want);
+      expect(want.schemas).toEqual(['tenant1']);
+      for (const t of SINGLE_TABLES) {
+        const a = await rowMultiset(src.coordinator, `SELECT * FROM ${t}`);
+        expect(multisetSize(a), t).toBeGreaterThan(0);
+        expect(sameMultiset(a, await rowMultiset(dst.coordinator, `SELECT * FROM ${t}`)), t).toBe(true);
+      }
+      // post-data ran: the foreign keys between colocated single-shard tables hold.
+      const e = await dst.query(`INSERT INTO tenant1.parts VALUES (999, 1)`).catch((x: { code?: string }) => x.code);
+      expect(e).toBe('23503');
+    });
+
+    it('a range or an append table with --ddl: ERR_DDL_UNSUPPORTED naming the table, its method and that Citus deprecated it; no manifest', async () => {
+      for (const [t, how] of [['legacy.ranged', 'range'], ['legacy.appended', 'append']] as const) {
+        const dir = await tmp();
+        const e = await exportTables({ source: src.coordinator.url(), tables: [t], ddl: true, to: dir }).catch((x: unknown) => x);
+        expect(e).toBeInstanceOf(SegferryError);
+        expect((e as SegferryError).code).toBe('ERR_DDL_UNSUPPORTED');
+        expect((e as SegferryError).message).toContain(`${t} is ${how}-distributed`);
+        expect((e as SegferryError).message).toContain('Citus has deprecated append and range distribution');
+        expect((e as SegferryError).table).toBe(t);
+        await expect(readFile(join(dir, 'manifest.json'))).rejects.toThrow(/ENOENT/);
+      }
+    });
+  });
 });

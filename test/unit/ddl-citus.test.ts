@@ -25,6 +25,29 @@ describe('Citus distribution replay (lib/ddl/citus.ts)', () => {
     ]);
   });
 
+  it('single-shard tables: each distributed schema once, then per group a new single-shard group and the others colocated with its first table', () => {
+    const tables = [...TABLES, table('tenant', 't1', ['id']), table('tenant', 't2', ['id'])];
+    const dist: ManifestDistribution[] = [
+      { schema: 's', name: 'a', kind: 'single-shard', colocationGroup: 7 },
+      { schema: 'tenant', name: 't1', kind: 'single-shard', colocationGroup: 8, tenantSchema: true },
+      { schema: 's', name: 'b', kind: 'single-shard', colocationGroup: 7 },
+      { schema: 'tenant', name: 't2', kind: 'single-shard', colocationGroup: 8, tenantSchema: true },
+      { schema: 's', name: 'r', kind: 'distributed', column: 'n', shardCount: 4, colocationGroup: 2 },
+    ];
+    expect(distributionStatements(dist, tables)).toEqual([
+      { text: 'SELECT pg_catalog.citus_schema_distribute($1::regnamespace)', values: ['"tenant"'] },
+      { text: `SELECT pg_catalog.create_distributed_table($1::regclass, NULL, colocate_with => 'none')`, values: ['"s"."a"'] },
+      { text: 'SELECT pg_catalog.create_distributed_table($1::regclass, NULL, colocate_with => $2)', values: ['"s"."b"', '"s"."a"'] },
+      { text: `SELECT pg_catalog.create_distributed_table($1::regclass, $2, colocate_with => 'none', shard_count => $3::int)`, values: ['"s"."r"', 'n', 4] },
+    ]);
+    const mixed = () => distributionStatements([
+      { schema: 's', name: 'a', kind: 'single-shard', colocationGroup: 7 },
+      { schema: 's', name: 'b', kind: 'distributed', column: 'a_id', shardCount: 1, colocationGroup: 7 },
+    ], tables);
+    expect(mixed).toThrow(ManifestInvalidError);
+    expect(mixed).toThrow(/share colocation group 7/);
+  });
+
   it('refuses entries that do not match the export\'s tables', () => {
     const bad = (d: ManifestDistribution[]) => { try { distributionStatements(d, TABLES); return 'accepted'; } catch (e) { expect(e).toBeInstanceOf(ManifestInvalidError); return (e as Error).message; } };
     expect(bad([{ schema: 's', name: 'zz', kind: 'reference' }])).toMatch(/s\.zz is not a table of the export/);

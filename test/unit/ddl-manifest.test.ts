@@ -57,11 +57,14 @@ describe('manifest: schemaOnly, sequences, matviews', () => {
 
 describe('manifest: ddl.distribution (Citus)', () => {
   const withDist = (d: unknown) => ({ ...base(), ddl: { ...ddl(), distribution: d } });
-  it('accepts distributed and reference entries', () => {
+  it('accepts distributed, reference and single-shard entries', () => {
     expect(message(withDist([{ schema: 'public', name: 't', kind: 'distributed', column: 'id', shardCount: 8, colocationGroup: 2 }, { schema: 'public', name: 'r', kind: 'reference' }]))).toBe('accepted');
+    expect(message(withDist([{ schema: 'public', name: 's', kind: 'single-shard', colocationGroup: 3 }, { schema: 'tenant', name: 't', kind: 'single-shard', colocationGroup: 4, tenantSchema: true }]))).toBe('accepted');
   });
   it('refuses other kinds, missing columns and shard counts out of range', () => {
-    expect(message(withDist([{ schema: 'public', name: 't', kind: 'range' }]))).toMatch(/kind must be distributed or reference/);
+    expect(message(withDist([{ schema: 'public', name: 't', kind: 'range' }]))).toMatch(/kind must be distributed, reference or single-shard/);
+    expect(message(withDist([{ schema: 'public', name: 't', kind: 'single-shard' }]))).toMatch(/distribution\[0\]\.colocationGroup/);
+    expect(message(withDist([{ schema: 'public', name: 't', kind: 'single-shard', colocationGroup: 3, tenantSchema: 'yes' }]))).toMatch(/tenantSchema must be a boolean/);
     expect(message(withDist([{ schema: 'public', name: 't', kind: 'distributed', shardCount: 8, colocationGroup: 2 }]))).toMatch(/distribution\[0\]\.column/);
     expect(message(withDist([{ schema: 'public', name: 't', kind: 'distributed', column: 'id', shardCount: 0, colocationGroup: 2 }]))).toMatch(/shardCount must be 1 to 64000/);
     expect(message(withDist([{ schema: 'public', name: 't', kind: 'distributed', column: 'id', shardCount: 2, colocationGroup: -1 }]))).toMatch(/colocationGroup/);
