@@ -76,6 +76,41 @@ describe('postgres_fdw coordinator → single server with DDL (issue 14)', () =>
     expect(dup).toBe('23505');
   });
 
+  it('a view over the partitioned table and a view calling a function: export --all, import --create into a single server gives both views, returning the same rows', async () => {
+    await src.coordinator.query(`CREATE FUNCTION public.bucket(bigint) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT ($1 % 7)::int';
+      CREATE VIEW public.recent_orders AS SELECT * FROM public.orders WHERE id > 2000;
+      CREATE VIEW public.orders_by_bucket AS SELECT public.bucket(id) AS bucket, count(*) AS n FROM public.orders GROUP BY 1`);
+    const dir = await tmp();
+    const ex = await exportTables({ source: src.coordinator.url(), all: true, to: dir, segmentSize: 512 * 1024 });
+    expect(ex.manifest.tables.map((t) => `${t.schema}.${t.name}`)).toEqual(['public.notes', 'public.orders']);
+    const db = `dst_${Math.random().toString(36).slice(2, 8)}`;
+    await src.coordinator.query(`CREATE DATABASE ${db}`);
+    await importTables({ from: dir, target: src.coordinator.url(db), create: true });
+    const views = `SELECT c.relname AS name, c.relkind::text AS kind, pg_get_viewdef(c.oid) AS def FROM pg_class c WHERE c.relname IN ('recent_orders', 'orders_by_bucket') ORDER BY 1`;
+    const want = await src.coordinator.query(views);
+    expect(want.map((v: { name: string; kind: string }) => `${v.name}:${v.kind}`)).toEqual(['orders_by_bucket:v', 'recent_orders:v']);
+    expect(await src.coordinator.query(views, [], db)).toEqual(want);
+    for (const v of ['public.recent_orders', 'public.orders_by_bucket']) {
+      const a = await rowMultiset(src.coordinator, `SELECT * FROM ${v}`);
+      expect(a.size, v).toBeGreaterThan(1);
+      expect(sameMultiset(a, await rowMultiset(src.coordinator, `SELECT * FROM ${v}`, db)), v).toBe(true);
+    }
+  });
+
+  it('export --table orders --ddl (the table with what it depends on): its local parent and partitions with the same bounds, no foreign part, the same rows', async () => {
+    const dir = await tmp();
+    const ex = await exportTables({ source: src.coordinator.url(), tables: ['public.orders'], ddl: true, to: dir });
+    expect(ex.manifest.ddl!.scope).toBe('tables');
+    const pre = await readFile(join(dir, ex.manifest.ddl!.pre.key), 'utf8');
+    expect(pre).not.toMatch(/SERVER|USER MAPPING|FOREIGN|postgres_fdw|notes|recent_orders/);
+    const db = `dst_${Math.random().toString(36).slice(2, 8)}`;
+    await src.coordinator.query(`CREATE DATABASE ${db}`);
+    const res = await importTables({ from: dir, target: src.coordinator.url(db), create: true });
+    expect(res.rows).toBe(3000);
+    expect(await src.coordinator.query(BOUNDS, [], db)).toEqual((await src.coordinator.query(BOUNDS)).map((r: { kind: string }) => ({ ...r, kind: 'r' })));
+    expect(sameMultiset(await rowMultiset(src.coordinator, 'SELECT * FROM public.orders'), await rowMultiset(src.coordinator, 'SELECT * FROM public.orders', db))).toBe(true);
+  });
+
   it('a foreign table that is not a partition, selected with --ddl: ERR_DDL_UNSUPPORTED naming it, no manifest', async () => {
     const dir = await tmp();
     const e = await exportTables({ source: src.coordinator.url(), tables: ['nation'], ddl: true, to: dir }).catch((x: unknown) => x);
