@@ -18,6 +18,7 @@ import { planExport, type ExportPlan, type PlanOptions } from './plan.js';
 import { prepareDestination } from './destination.js';
 import { deleteUnitObjects, startExport } from './resume.js';
 import { SnapshotSessions } from './snapshots.js';
+import { coordinatorSnapshotNode } from './ddl-snapshot.js';
 import { SegmentNumbers, hasGap } from './numbering.js';
 import { nodeQueues, type ExportUnit, type NodeWork, type UnitResult } from './units.js';
 import { claimForExport, planStems } from './ownership.js';
@@ -240,7 +241,10 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
         ...(opts.signal ? { signal: opts.signal } : {}),
         ...(cipher ? { seal: (key: string, body: Buffer) => sealObject(cipher.dataKey, key, body, cipher.chunkSize) } : {}),
       });
+      // Citus, postgres_fdw: the coordinator's own rows are read in the DDL's snapshot too.
+      const coordinator = shared ? undefined : coordinatorSnapshotNode(plan, node, opts.resume === true);
       if (shared) plan = { ...plan, snapshot: ddlSnap.id };
+      else if (coordinator !== undefined) plan = { ...plan, snapshots: { ...plan.snapshots, [coordinator]: ddlSnap.id } };
       else { await ddlSnap.close(); ddlSnap = undefined; }
     } else if (opts.dataOnly && wholeScope) {
       // pg_dump --data-only carries sequence values and materialized view data: so does this.

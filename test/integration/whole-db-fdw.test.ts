@@ -5,11 +5,14 @@
  * foreign table, and the same rows.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportTables, importTables, SegferryError } from '../../lib/index.js';
+import { pgDumpEnv } from '../../lib/ddl/pgdump.js';
+import { parseConnection } from '../../lib/pg/conn.js';
 import { manifestSchemaErrors } from '../helpers/manifest-schema.js';
 import { rowMultiset, sameMultiset, startFdwCluster, type SourceCluster } from '../helpers/fixtures.js';
 
@@ -109,6 +112,29 @@ describe('postgres_fdw coordinator → single server with DDL (issue 14)', () =>
     expect(res.rows).toBe(3000);
     expect(await src.coordinator.query(BOUNDS, [], db)).toEqual((await src.coordinator.query(BOUNDS)).map((r: { kind: string }) => ({ ...r, kind: 'r' })));
     expect(sameMultiset(await rowMultiset(src.coordinator, 'SELECT * FROM public.orders'), await rowMultiset(src.coordinator, 'SELECT * FROM public.orders', db))).toBe(true);
+  });
+
+  it('the coordinator\'s own rows are read in the snapshot its DDL was dumped in: a row inserted once the DDL is taken (at its warning event) is not exported', async () => {
+    await src.coordinator.query(`CREATE TABLE public.owners (id int PRIMARY KEY);
+      CREATE TABLE public.pets (id int PRIMARY KEY, owner int REFERENCES public.owners (id));
+      INSERT INTO public.owners SELECT generate_series(1, 3); INSERT INTO public.pets SELECT i, 1 + i % 3 FROM generate_series(1, 9) i`);
+    const dir = await tmp();
+    const inserted: (number | null)[] = [];
+    // captureDdl warns (the foreign key to the unselected owners) after pg_dump ran in the DDL
+    // snapshot and before any row is read; psql runs synchronously inside the event handler.
+    const ex = await exportTables({
+      source: src.coordinator.url(), tables: ['public.pets', 'public.orders'], ddl: true, to: dir,
+      onEvent: (e) => {
+        if (e.type !== 'warning' || e.code !== 'foreign-key-left-out') return;
+        inserted.push(spawnSync('psql', ['-v', 'ON_ERROR_STOP=1', '-c', 'INSERT INTO public.pets VALUES (100, 1)'], { env: pgDumpEnv(parseConnection(src.coordinator.url())) }).status);
+      },
+    });
+    expect(inserted).toEqual([0]);
+    expect(await src.coordinator.query('SELECT count(*)::int AS n FROM public.pets')).toEqual([{ n: 10 }]);
+    expect(ex.manifest.source.topology).toBe('fdw');
+    expect(ex.manifest.ddl!.snapshot).toBe('before-data'); // the data nodes' rows: their own snapshots
+    expect(ex.plan.snapshots?.coordinator).toMatch(/^[0-9A-F]+-[0-9A-F]+-\d+$/);
+    expect(ex.manifest.tables.map((t) => `${t.schema}.${t.name}:${t.rows}`)).toEqual(['public.pets:9', 'public.orders:3000']);
   });
 
   it('a foreign table that is not a partition, selected with --ddl: ERR_DDL_UNSUPPORTED naming it, no manifest', async () => {
