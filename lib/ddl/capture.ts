@@ -125,19 +125,15 @@ async function withPartitions(c: pg.Client, q: QualifiedName): Promise<Qualified
 const exact = (q: QualifiedName) => quoteQualified(q);
 
 /**
- * pg_dump's selection arguments for a scope (names exact, quoted). `fdw` (a postgres_fdw
- * coordinator): the database scope becomes its schemas one by one (so that no foreign server
- * or user mapping is dumped, lib/ddl/fdw.ts) and every foreign table is left out.
+ * pg_dump's selection arguments for the `database` and `schemas` scopes (names exact, quoted;
+ * named tables go through lib/ddl/deps.ts). `fdw` (a postgres_fdw coordinator): the database
+ * scope becomes its schemas one by one (so that no foreign server or user mapping is dumped,
+ * lib/ddl/fdw.ts) and every foreign table is left out.
  */
-export async function selectionArgs(c: pg.Client, scope: DdlScope, tables: QualifiedName[], schemas: string[] = [], fdw = false): Promise<string[]> {
+export async function selectionArgs(c: pg.Client, scope: Exclude<DdlScope, 'tables'>, tables: QualifiedName[], schemas: string[] = [], fdw = false): Promise<string[]> {
   const args: string[] = [];
   const chosen = new Set(tables.map((t) => `${t.schema}\0${t.name}`));
   const foreign = new Set(fdw ? (await foreignTables(c, 'all')).map((t) => `${t.schema}\0${t.name}`) : []);
-  const isForeign = (q: QualifiedName) => foreign.has(`${q.schema}\0${q.name}`);
-  if (scope === 'tables') {
-    for (const t of tables) for (const p of await withPartitions(c, t)) if (!isForeign(p)) args.push(`--table=${exact(p)}`);
-    return args;
-  }
   if (scope === 'schemas') {
     for (const s of schemas) args.push(`--schema=${quoteIdent(s)}`);
   } else if (fdw) {
