@@ -20,13 +20,9 @@ import { startServers, type PgServer } from '../helpers/pg.js';
 
 let src: PgServer;
 let dst: PgServer;
-const dirs: string[] = [];
-
-async function tmp(): Promise<string> {
-  const d = await mkdtemp(join(tmpdir(), 'sf-wholedb-deps-'));
-  dirs.push(d);
-  return d;
-}
+/** One temporary folder for the file's exports, dumps and lists, removed at the end. */
+let scratch: string;
+const tmp = () => mkdtemp(join(scratch, 'd-'));
 
 const SOURCE_SQL = `
 CREATE SCHEMA types;
@@ -74,13 +70,14 @@ INSERT INTO app.unselected SELECT i, 'ok' FROM generate_series(1, 5) i;
 
 beforeAll(async () => {
   ensureBuilt();
+  scratch = await mkdtemp(join(tmpdir(), 'sf-wholedb-deps-'));
   [src, dst] = await startServers(['deps-src', 'deps-dst']);
   await src.query(SOURCE_SQL);
 });
 
 afterAll(async () => {
   await Promise.allSettled([src?.destroy(), dst?.destroy()]);
-  for (const d of dirs) await rm(d, { recursive: true, force: true });
+  if (scratch) await rm(scratch, { recursive: true, force: true });
 });
 
 /** A schema-only custom-format dump of a database (segferry's ledger left out) and its entries as `DESC SCHEMA TAG`, in the archive's order. */
