@@ -175,7 +175,17 @@ export async function cmdCopy(argv: string[], shared: CopyCliShared): Promise<nu
   if (v.verify) o.verify = true;
   const interrupt = onInterrupt();
   try {
-    const res = await copyTables({ ...o, signal: interrupt.signal, onEvent: r.listener() });
+    const plan = await planCopy(o);
+    const listener = r.listener();
+    // Which route each table takes and why, right after the start event: always with --json, on the terminal with --verbose.
+    const routes = outputMode(v) === 'json' || v.verbose === true;
+    const onEvent: typeof listener = (e) => {
+      listener(e);
+      if (e.type === 'start' && routes) {
+        for (const t of plan.tables) r.note(`${t.table}: ${t.route}, ${t.reason}`, { step: 'route', table: t.table, route: t.route, reason: t.reason });
+      }
+    };
+    const res = await copyTables({ ...o, plan, signal: interrupt.signal, onEvent });
     r.summary(copySummaryOf(res));
     if (res.verify) {
       r.note(`copy verify: ${res.verify.ok ? 'match' : 'MISMATCH'}`, { step: 'verify', ...res.verify });

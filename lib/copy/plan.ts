@@ -16,6 +16,7 @@ import type { SourceTable } from '../import/source.js';
 import type { NodeEndpoint } from '../pg/conn.js';
 import { displayName, quoteQualified } from '../pg/sql.js';
 import { NodeClients } from '../topology/clients.js';
+import { routeShardToShard, shardSourceTable } from './shards.js';
 import type { PlanNode, StaticTopology, TopologyKind } from '../topology/types.js';
 import type { S3Options } from '../store/s3.js';
 
@@ -93,6 +94,11 @@ export interface CopyUnitPlan {
   targets: string[];
   /** Target nodes whose ledger already records it (skipped). */
   loaded: string[];
+  /**
+   * Citus shard to shard (lib/copy/shards.ts): the source shard this unit reads and the
+   * destination shard table (same hash range) it is copied into on each of its `targets`.
+   */
+  shard?: { source: string; destination: string };
 }
 
 /** A copy plan: plain data without credentials. `segferry copy --dry-run` prints it. */
@@ -238,7 +244,19 @@ export async function planCopy(opts: CopyPlanOptions): Promise<CopyPlan> {
   if (opts.target !== undefined) dopts.target = opts.target;
   if (opts.targetTopology !== undefined) dopts.topology = opts.targetTopology;
   const dest = await findDestination(dopts, srcTables.map((t) => t.table), replicated);
-  const tables = srcTables.map((st) => routeTable(st, dest, 'auto', opts.create === true));
+  const shardIds = new Map<string, string>();
+  const tables = srcTables.map((st, i) => {
+    const t = source.tables[i]!;
+    if (dest.kind !== 'citus' || !shardSourceTable(t)) return routeTable(st, dest, 'auto', opts.create === true);
+    const sr = routeShardToShard(t, dest);
+    if (sr.ok) {
+      for (const [k, v] of sr.shards) shardIds.set(k, v);
+      return sr.table;
+    }
+    const tp = routeTable(st, dest, 'auto', opts.create === true);
+    if (tp.route === 'coordinator' && tp.create.length === 0) tp.reason = `through the coordinator, not shard to shard: ${sr.reason}`;
+    return tp;
+  });
   if (format === 'binary') await checkBinary(source, dest, tables);
   await checkTargets(tables, dest);
   const copyId = opts.via !== undefined ? randomUUID() : copyIdOf(source, dest, format);
@@ -261,7 +279,12 @@ export async function planCopy(opts: CopyPlanOptions): Promise<CopyPlan> {
   const fresh = !anyDone || (truncate && allDone);
   if (!fresh && truncate) notes.push('an earlier run of this copy did not finish: resuming it, without truncating again');
   if (fresh && anyDone) for (const t of tables) for (const o of t.objects) o.loaded = [];
-  const planUnitsOut: CopyUnitPlan[] = tables.flatMap((t) => t.objects.map((o) => ({ id: o.key, table: t.table, sourceNode: o.sourceNode, targets: o.targets, loaded: o.loaded })));
+  const planUnitsOut: CopyUnitPlan[] = tables.flatMap((t) => t.objects.map((o) => {
+    const u: CopyUnitPlan = { id: o.key, table: t.table, sourceNode: o.sourceNode, targets: o.targets, loaded: o.loaded };
+    const sh = shardIds.get(o.key);
+    if (sh !== undefined && o.relation) u.shard = { source: sh, destination: displayName(o.relation) };
+    return u;
+  }));
   const plan: CopyPlan = {
     version: 1,
     copyId,
