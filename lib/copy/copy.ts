@@ -146,7 +146,7 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
   const notes = [...plan.notes];
   try {
     const tableRes = new Map(plan.tables.map((t) => [t.table, { table: t.table, route: t.route, rows: 0, loaded: 0, skipped: 0, created: [] as string[], truncated: false }]));
-    const exportUnits = copyExportUnits(plan.source, plan.tables);
+    const exportUnits = copyExportUnits(plan.source);
     const todo: CopyUnitPlan[] = [];
     let skipped = 0;
     const nodeStats = new Map<string, { node: string; objects: number; rows: number; bytes: number; elapsedMs: number; started: number }>();

@@ -11,12 +11,12 @@ import { planUnits, type ExportUnit } from '../export/units.js';
 import { normalizeFormat, type FormatOptions } from '../format/options.js';
 import { findDestination, destinationAddress, type DestSide } from '../import/destination.js';
 import { checkTargets, markLoaded, readLedgers } from '../import/preconditions.js';
-import { routeTable, type ImportTablePlan } from '../import/route.js';
+import type { ImportTablePlan } from '../import/route.js';
 import type { SourceTable } from '../import/source.js';
 import type { NodeEndpoint } from '../pg/conn.js';
 import { displayName, quoteQualified } from '../pg/sql.js';
 import { NodeClients } from '../topology/clients.js';
-import { routeShardToShard, shardSourceTable } from './shards.js';
+import { routeCopyTable } from './shards.js';
 import type { PlanNode, StaticTopology, TopologyKind } from '../topology/types.js';
 import type { S3Options } from '../store/s3.js';
 
@@ -57,6 +57,14 @@ export interface CopyPlanOptions {
   where?: string;
   /** Source tables to treat as replicated (fdw and static sources). */
   replicated?: string[];
+  /**
+   * How rows reach the destination (default `auto`): `auto` node-direct when the layouts match
+   * (same static node names; postgres_fdw with the same nodes and partitioning; Citus → Citus
+   * shard to shard with the same shard hash ranges), else through the destination coordinator;
+   * `coordinator` always through it (for example when its workers cannot be reached from here;
+   * a static destination has none: ERR_INVALID_OPTION).
+   */
+  route?: 'auto' | 'coordinator';
   /** Create missing destination tables from the source's columns and types (default false). */
   create?: boolean;
   /**
@@ -95,10 +103,10 @@ export interface CopyUnitPlan {
   /** Target nodes whose ledger already records it (skipped). */
   loaded: string[];
   /**
-   * Citus shard to shard (lib/copy/shards.ts): the source shard this unit reads and the
-   * destination shard table (same hash range) it is copied into on each of its `targets`.
+   * A Citus source shard (lib/copy/shards.ts): the shard this unit reads and, shard to shard,
+   * the destination shard table (same hash range) it is copied into on each of its `targets`.
    */
-  shard?: { source: string; destination: string };
+  shard?: { source: string; destination?: string };
 }
 
 /** A copy plan: plain data without credentials. `segferry copy --dry-run` prints it. */
@@ -219,6 +227,7 @@ async function checkBinary(plan: ExportPlan, dest: DestSide, tables: ImportTable
 export async function planCopy(opts: CopyPlanOptions): Promise<CopyPlan> {
   const format = opts.format ?? 'text';
   if (format !== 'text' && format !== 'csv' && format !== 'binary') throw new InvalidOptionError(`unknown copy format ${String(format)}: use text, csv or binary`);
+  if (opts.route !== undefined && opts.route !== 'auto' && opts.route !== 'coordinator') throw new InvalidOptionError(`unknown copy route ${String(opts.route)}: use auto or coordinator`);
   destinationAddress({ ...(opts.target !== undefined ? { target: opts.target } : {}), ...(opts.targetTopology !== undefined ? { topology: opts.targetTopology } : {}) });
   // A direct copy names COPY BINARY itself; staged objects are the export's binary objects.
   const srcFormat: FormatOptions = normalizeFormat({ kind: format === 'csv' ? 'csv' : format === 'binary' && opts.via !== undefined ? 'binary' : 'text' });
@@ -245,17 +254,11 @@ export async function planCopy(opts: CopyPlanOptions): Promise<CopyPlan> {
   if (opts.targetTopology !== undefined) dopts.topology = opts.targetTopology;
   const dest = await findDestination(dopts, srcTables.map((t) => t.table), replicated);
   const shardIds = new Map<string, string>();
+  const ro = { route: opts.route ?? 'auto', create: opts.create === true, staged: opts.via !== undefined };
   const tables = srcTables.map((st, i) => {
-    const t = source.tables[i]!;
-    if (dest.kind !== 'citus' || !shardSourceTable(t)) return routeTable(st, dest, 'auto', opts.create === true);
-    const sr = routeShardToShard(t, dest);
-    if (sr.ok) {
-      for (const [k, v] of sr.shards) shardIds.set(k, v);
-      return sr.table;
-    }
-    const tp = routeTable(st, dest, 'auto', opts.create === true);
-    if (tp.route === 'coordinator' && tp.create.length === 0) tp.reason = `through the coordinator, not shard to shard: ${sr.reason}`;
-    return tp;
+    const r = routeCopyTable(source.tables[i]!, st, dest, ro);
+    for (const [k, v] of r.shards ?? []) shardIds.set(k, v);
+    return r.table;
   });
   if (format === 'binary') await checkBinary(source, dest, tables);
   await checkTargets(tables, dest);
@@ -282,7 +285,7 @@ export async function planCopy(opts: CopyPlanOptions): Promise<CopyPlan> {
   const planUnitsOut: CopyUnitPlan[] = tables.flatMap((t) => t.objects.map((o) => {
     const u: CopyUnitPlan = { id: o.key, table: t.table, sourceNode: o.sourceNode, targets: o.targets, loaded: o.loaded };
     const sh = shardIds.get(o.key);
-    if (sh !== undefined && o.relation) u.shard = { source: sh, destination: displayName(o.relation) };
+    if (sh !== undefined) u.shard = o.relation ? { source: sh, destination: displayName(o.relation) } : { source: sh };
     return u;
   }));
   const plan: CopyPlan = {

@@ -11,7 +11,7 @@
 import type { ExportPlan } from '../export/plan.js';
 import { planUnits, unitId, type ExportUnit } from '../export/units.js';
 import type { DestSide } from '../import/destination.js';
-import { routeTable, type ImportTablePlan } from '../import/route.js';
+import { routeTable, type ImportRoute, type ImportTablePlan } from '../import/route.js';
 import type { SourceTable } from '../import/source.js';
 import { displayName, type QualifiedName } from '../pg/sql.js';
 import type { TablePlan } from '../topology/types.js';
@@ -44,9 +44,7 @@ export function shardSourceTable(t: TablePlan): SourceTable | undefined {
 }
 
 /** Outcome of {@link routeShardToShard}: the table's shard-to-shard plan, or why not. */
-export type ShardRoute =
-  | { ok: true; table: ImportTablePlan; /** Unit id → source shard id. */ shards: Map<string, string> }
-  | { ok: false; reason: string };
+export type ShardRoute = { ok: true; table: ImportTablePlan } | { ok: false; reason: string };
 
 /**
  * Route a source table shard to shard into a Citus destination, when its layout allows (see
@@ -68,7 +66,40 @@ export function routeShardToShard(t: TablePlan, dest: Pick<DestSide, 'kind' | 'n
   const type = t.columns.find((c) => c.name === col)?.type ?? '';
   tp.reason = `shard to shard: the ${tp.objects.length} shards have the same hash ranges on both ends and ${col} is ${type} on both; each source shard is read on its worker and copied into the destination shard of the same range on the worker(s) holding it`;
   tp.truncate = tp.targets.map((x) => x.node);
-  return { ok: true, table: tp, shards: new Map(st.objects.map((o) => [o.key, o.shards![0]!])) };
+  return { ok: true, table: tp };
+}
+
+/** Options of {@link routeCopyTable}. */
+export interface CopyRouteOptions {
+  /** `auto` or `coordinator` (see CopyPlanOptions.route). */
+  route: Extract<ImportRoute, 'auto' | 'coordinator'>;
+  create: boolean;
+  /** Staged through storage (`via`): objects are loaded as the importer loads them, per source node. */
+  staged: boolean;
+}
+
+/**
+ * Route one table of a copy. A hash-distributed Citus source table going into a Citus
+ * destination (not staged) is copied in one unit per source shard on either route: shard to
+ * shard when {@link routeShardToShard} allows (and the route is not `coordinator`), else each
+ * shard's rows through the destination coordinator. Either way the units have the same ledger
+ * keys, so a rerun that would take the other route finds them recorded on other nodes and is
+ * refused (markLoaded) instead of copying them twice. Every other table is routed as an import
+ * routes it. `shards` maps each shard unit's id to its source shard id.
+ */
+export function routeCopyTable(t: TablePlan, st: SourceTable, dest: Pick<DestSide, 'kind' | 'nodes' | 'replicated' | 'tables'>, o: CopyRouteOptions): { table: ImportTablePlan; shards?: Map<string, string> } {
+  const byShard = dest.kind === 'citus' && !o.staged ? shardSourceTable(t) : undefined;
+  if (!byShard) return { table: routeTable(st, dest, o.route, o.create) };
+  const shards = new Map(byShard.objects.map((x) => [x.key, x.shards![0]!]));
+  let why = 'requested';
+  if (o.route === 'auto') {
+    const sr = routeShardToShard(t, dest);
+    if (sr.ok) return { table: sr.table, shards };
+    why = `through the coordinator, not shard to shard: ${sr.reason}`;
+  }
+  const tp = routeTable(byShard, dest, 'coordinator', o.create);
+  if (tp.create.length === 0) tp.reason = why;
+  return { table: tp, shards };
 }
 
 /** Relations to empty on a node for `truncate`: the shard tables it holds for a shard-to-shard table, else the table's target relation there. */
@@ -84,19 +115,18 @@ export function isShardToShard(tp: ImportTablePlan): boolean {
 }
 
 /**
- * The export units a copy plan runs, by unit id: the export's units (lib/export/units.ts), plus
- * one unit per shard of every shard-to-shard table (its one read of that shard). Pure: a plan
- * printed with `--dry-run` and given back runs the same units.
+ * The export units a copy plan may run, by unit id: the export's units (lib/export/units.ts),
+ * plus one unit per shard of every hash-distributed Citus table (its one read of that shard),
+ * which {@link routeCopyTable} plans for a Citus destination. Pure: a plan printed with
+ * `--dry-run` and given back runs the same units.
  */
-export function copyExportUnits(source: Pick<ExportPlan, 'tables'>, tables: readonly ImportTablePlan[]): Map<string, ExportUnit> {
+export function copyExportUnits(source: Pick<ExportPlan, 'tables'>): Map<string, ExportUnit> {
   const out = new Map(planUnits(source).map((u) => [u.id, u]));
-  for (const tp of tables) {
-    if (!isShardToShard(tp)) continue;
-    const t = source.tables.find((x) => displayName(x.table) === tp.table);
-    for (const r of t?.reads ?? []) {
-      if (r.shardId === undefined) continue;
-      const id = shardUnitId(t!.objectName, r.shardId);
-      out.set(id, { id, group: unitId(t!.objectName, r.node), table: t!, node: r.node, reads: [r] });
+  for (const t of source.tables) {
+    if (!shardSourceTable(t)) continue;
+    for (const r of t.reads) {
+      const id = shardUnitId(t.objectName, r.shardId!);
+      out.set(id, { id, group: unitId(t.objectName, r.node), table: t, node: r.node, reads: [r] });
     }
   }
   return out;

@@ -58,11 +58,11 @@ describe.skipIf(missing !== undefined)('segferry copy Citus → Citus, shard to 
     expect(sameMultiset(x, y), `${table}: ${describeMultisetDiff(x, y)}`).toBe(true);
   };
   /** Per unit: the source shard's rows on its source worker equal the destination shard's on each of its workers. */
-  const shardCounts = async (units: { sourceNode: string; targets: string[]; shard?: { source: string; destination: string } }[]) => {
+  const shardCounts = async (units: { sourceNode: string; targets: string[]; shard?: { source: string; destination?: string } }[]) => {
     for (const u of units) {
       const n = await count(await server(a, u.sourceNode), `public.events_${u.shard!.source}`);
       expect(n).toBeGreaterThan(0);
-      for (const t of u.targets) expect(await count(await server(b, t), u.shard!.destination)).toBe(n);
+      for (const t of u.targets) expect(await count(await server(b, t), u.shard!.destination!)).toBe(n);
     }
   };
   const ledgerKeys = async (s: PgServer) => (await s.query<{ k: string }>(`SELECT object_key AS k FROM segferry.loads WHERE table_name = 'public.events'`)).map((r) => r.k).sort();
@@ -87,8 +87,12 @@ describe.skipIf(missing !== undefined)('segferry copy Citus → Citus, shard to 
       `SELECT shardid::text AS id, shardminvalue || '..' || shardmaxvalue AS r FROM pg_dist_shard WHERE logicalrelid = $1::regclass`, [table],
     )).map((x) => [x.id, x.r]));
     const [ra, rb] = await Promise.all([ranges(a, 'public.events'), ranges(b, 'public.events')]);
-    for (const u of units) expect(rb.get(u.shard!.destination.replace('public.events_', ''))).toBe(ra.get(u.shard!.source));
+    for (const u of units) expect(rb.get(u.shard!.destination!.replace('public.events_', ''))).toBe(ra.get(u.shard!.source));
     expect(plan.units.filter((u) => u.table !== 'public.events').every((u) => u.targets.join() === 'coordinator')).toBe(true);
+    // other: still one unit per source shard (the same ledger keys on either route), into the coordinator.
+    const other = plan.units.filter((u) => u.table === 'public.other');
+    expect(other).toHaveLength(8);
+    expect(other.every((u) => u.id === `other_shard-${u.shard!.source}` && u.shard!.destination === undefined)).toBe(true);
   }, 60_000);
 
   it('copies: rows equal, each destination shard holds its source shard\'s rows, the ledger rows of events on the workers; verify matches', async () => {
@@ -120,11 +124,14 @@ describe.skipIf(missing !== undefined)('segferry copy Citus → Citus, shard to 
   }, 120_000);
 
   it('a finished copy run again copies nothing; with truncate it empties each worker\'s shards and copies afresh', async () => {
-    // The same command (same tables: the copy id hashes them): 8 shard units, 2 units of other, 1 of nation.
+    // The same command (same tables: the copy id hashes them): 8 shard units each of events and other, 1 of nation.
     const again = await copyTables({ source: src(), target: dst(), tables: TABLES });
-    expect([again.loaded, again.skipped, again.rows]).toEqual([0, 11, 0]);
+    expect([again.loaded, again.skipped, again.rows]).toEqual([0, 17, 0]);
+    // The same copy through the coordinator would copy the events shards again: refused.
+    const err = await planCopy({ source: src(), target: dst(), tables: TABLES, route: 'coordinator' }).then(() => undefined, (e: unknown) => e as Error & { code?: string });
+    expect([err?.code, err?.message]).toEqual(['ERR_INVALID_OPTION', expect.stringMatching(/^object events_shard-\d+ of this import was loaded into node worker-\d+ by an earlier run that routed public.events differently/)]);
     const fresh = await copyTables({ source: src(), target: dst(), tables: TABLES, truncate: true, verify: true });
-    expect([fresh.loaded, fresh.skipped, fresh.rows, fresh.verify?.ok]).toEqual([11, 0, ROWS + 1500 + 100, true]);
+    expect([fresh.loaded, fresh.skipped, fresh.rows, fresh.verify?.ok]).toEqual([17, 0, ROWS + 1500 + 100, true]);
     expect(fresh.tables.map((t) => t.truncated)).toEqual([true, true, true]);
     for (const t of TABLES) await same(t);
     await shardCounts(fresh.plan.units.filter((u) => u.table === 'public.events'));
@@ -162,7 +169,7 @@ describe.skipIf(missing !== undefined)('segferry copy Citus → Citus, shard to 
     expect(r.stderr).toMatch(new RegExp(`error ERR_[A-Z_]+: .*${node}`));
     await holder.end().catch(() => {});
     await w.start();
-    expect(await count(w, held.shard!.destination)).toBe(0);
+    expect(await count(w, held.shard!.destination!)).toBe(0);
 
     const again = await runCli([...args, '--verify', '--json']);
     expect(again.code, again.stderr).toBe(0);

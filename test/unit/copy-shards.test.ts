@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { copyExportUnits, isShardToShard, routeShardToShard, shardSourceTable, shardUnitId, truncateRelations } from '../../lib/copy/shards.js';
+import { sourceTableOf } from '../../lib/copy/plan.js';
+import { copyExportUnits, isShardToShard, routeCopyTable, routeShardToShard, shardSourceTable, shardUnitId, truncateRelations } from '../../lib/copy/shards.js';
+import { planUnits } from '../../lib/export/units.js';
 import type { CitusDestTable } from '../../lib/import/citus.js';
 import type { DestSide, DestTable } from '../../lib/import/destination.js';
 import type { ColumnInfo, PlanNode, RelationRead, TablePlan, TopologyKind } from '../../lib/topology/types.js';
@@ -57,7 +59,6 @@ describe('Citus shard to shard routing', () => {
       ['items_shard-13', 'worker-1', 'items_203', ['worker-1']],
       ['items_shard-14', 'worker-2', 'items_204', ['worker-1', 'worker-2']],
     ]);
-    expect([...r.shards]).toEqual([['items_shard-11', '11'], ['items_shard-12', '12'], ['items_shard-13', '13'], ['items_shard-14', '14']]);
     // Each worker empties the shard tables it holds, never the distributed table.
     expect(tp.truncate).toEqual(['worker-1', 'worker-2']);
     expect(truncateRelations(tp, 'worker-1').map((x) => x.name)).toEqual(['items_201', 'items_203', 'items_204']);
@@ -87,18 +88,48 @@ describe('Citus shard to shard routing', () => {
     expect((r as { reason: string }).reason).toMatch(why);
   });
 
-  it('export units: one per source shard for shard-to-shard tables, keyed by shard, next to the per-node units', () => {
+  it('export units: one per source shard of a hash-distributed Citus table, keyed by shard, next to the per-node units', () => {
     const t = srcTable();
-    const r = routeShardToShard(t, destCitus());
-    if (!r.ok) throw new Error(r.reason);
-    const units = copyExportUnits({ tables: [t] }, [r.table]);
-    // The export's per-node units stay (unused here); the shard units read exactly their shard.
+    const units = copyExportUnits({ tables: [t] });
+    // The export's per-node units stay (for a non-Citus destination); a shard unit reads exactly its shard.
     expect([...units.keys()].sort()).toEqual(['items_shard-11', 'items_shard-12', 'items_shard-13', 'items_shard-14', 'items_worker-1', 'items_worker-2']);
     const u = units.get(shardUnitId('items', '13'))!;
     expect([u.node, u.group, u.reads.map((x) => x.shardId)]).toEqual(['worker-1', 'items_worker-1', ['13']]);
     expect(shardSourceTable(t)!.objects.map((o) => o.shards)).toEqual([['11'], ['12'], ['13'], ['14']]);
-    // A table through the coordinator keeps the export's units only.
-    const coord = { ...r.table, objects: r.table.objects.map(({ relation: _r, ...o }) => o) };
-    expect([...copyExportUnits({ tables: [t] }, [coord]).keys()].sort()).toEqual(['items_worker-1', 'items_worker-2']);
+    // Not a hash-distributed Citus table: the export's units only.
+    const plain = srcTable({ distribution: { kind: 'distributed', method: 'hash', column: 'id' } });
+    expect([...copyExportUnits({ tables: [plain] }).keys()].sort()).toEqual(['items_worker-1', 'items_worker-2']);
+  });
+});
+
+describe('routeCopyTable', () => {
+  const t = srcTable();
+  const st = sourceTableOf(t, planUnits({ tables: [t] }));
+  const keys = ['items_shard-11', 'items_shard-12', 'items_shard-13', 'items_shard-14'];
+
+  it('auto with matching shards: shard to shard, with each unit\'s source shard', () => {
+    const r = routeCopyTable(t, st, destCitus(), { route: 'auto', create: false, staged: false });
+    expect(isShardToShard(r.table)).toBe(true);
+    expect([...r.shards!]).toEqual(keys.map((k) => [k, k.replace('items_shard-', '')]));
+  });
+
+  it('other ranges, or route coordinator: still one unit per source shard, into the coordinator, with the reason', () => {
+    const other = routeCopyTable(t, st, destCitus(RANGES.slice(0, 2).map((r, i) => (i === 1 ? [r[0], '2147483647'] as const : r))), { route: 'auto', create: false, staged: false });
+    const forced = routeCopyTable(t, st, destCitus(), { route: 'coordinator', create: false, staged: false });
+    for (const r of [other, forced]) {
+      expect(r.table.route).toBe('coordinator');
+      expect(r.table.objects.map((o) => [o.key, o.targets, o.relation])).toEqual(keys.map((k) => [k, ['coordinator'], undefined]));
+      expect([...r.shards!.keys()]).toEqual(keys);
+      expect(r.table.truncate).toEqual(['coordinator']);
+    }
+    expect(other.table.reason).toBe("through the coordinator, not shard to shard: the destination's 2 shards have other hash ranges than the source's 4");
+    expect(forced.table.reason).toBe('requested');
+  });
+
+  it('staged (via), or a destination that is not Citus: the export\'s units, routed as an import routes them', () => {
+    const staged = routeCopyTable(t, st, destCitus(), { route: 'auto', create: false, staged: true });
+    expect(staged.shards).toBeUndefined();
+    expect(staged.table.objects.map((o) => o.key)).toEqual(['items_worker-1', 'items_worker-2']);
+    expect(staged.table.route).toBe('coordinator');
   });
 });
