@@ -210,6 +210,18 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
       (async () => { for (const n of first) await prepare(n); await allOrFirstError(rest.map(prepare)); })(),
       ...warm.map(async (n) => { src.release(n, await src.acquire(n)); }),
     ]);
+    // An earlier run's ledger rows on the nodes of its other route go only after the tables are
+    // empty: a failure in between leaves rows that make the next run refuse, never duplicate.
+    if (plan.truncate) await allOrFirstError((plan.forget ?? []).map(async (node) => {
+      const c = await dst.acquire(node);
+      try {
+        for (const t of plan.tables) await forgetTable(c, t.table);
+        dst.release(node, c);
+      } catch (e) {
+        dst.drop(c);
+        throw fromDatabaseError(e, { node, action: 'prepare' });
+      }
+    }));
     emit({ type: 'start', tables: plan.tables.map((t) => t.table), nodes: [...new Set(plan.units.flatMap((u) => [u.sourceNode, ...u.targets]))].sort(), objects: plan.units.length, estimatedBytes: plan.source.tables.reduce((a, t) => a + t.estimatedBytes, 0) });
     for (const u of plan.units) {
       if (u.loaded.length === u.targets.length) for (const n of u.targets) emit({ type: 'segment', phase: 'import', node: n, table: u.table, key: u.id, segment: 0, bytes: 0, rows: 0, skipped: true });

@@ -132,6 +132,11 @@ export interface CopyPlan {
   truncate: boolean;
   /** True when no unit of this copy was recorded yet (a fresh start; `truncate` applies). */
   fresh: boolean;
+  /**
+   * With `truncate`, when an earlier run took another route: nodes whose ledger rows of the
+   * copied tables are deleted once every table has been emptied (default none).
+   */
+  forget?: string[];
   notes: string[];
 }
 
@@ -273,15 +278,24 @@ export async function planCopy(opts: CopyPlanOptions): Promise<CopyPlan> {
   }));
   const ledgers = new Map(perNode.flatMap((x) => [...x.l]));
   notes.push(...perNode.flatMap((x) => x.n));
-  markLoaded(tables, ledgers);
+  const truncate = opts.truncate === true;
+  // Units an earlier run committed on nodes this plan does not send them to (the route changed):
+  // refused, unless truncate starts afresh and forgets them there too.
+  let rerouted: string[] = [];
+  try {
+    markLoaded(tables, ledgers);
+  } catch (e) {
+    if (!truncate || !(e instanceof InvalidOptionError)) throw e;
+    rerouted = [...ledgers].filter(([, l]) => tables.some((t) => t.objects.some((o) => l.has(o.key)))).map(([n]) => n).sort();
+    notes.push(`an earlier run of this copy took another route: starting afresh, its ledger rows forgotten on ${rerouted.join(', ')}`);
+  }
   const allLoads = tables.flatMap((t) => t.objects.map((o) => ({ n: o.targets.length, done: o.loaded.length })));
   const anyDone = allLoads.some((x) => x.done > 0);
   const allDone = allLoads.every((x) => x.done === x.n);
-  const truncate = opts.truncate === true;
   // A finished copy run again with truncate starts afresh; an unfinished one resumes.
-  const fresh = !anyDone || (truncate && allDone);
+  const fresh = rerouted.length > 0 || !anyDone || (truncate && allDone);
   if (!fresh && truncate) notes.push('an earlier run of this copy did not finish: resuming it, without truncating again');
-  if (fresh && anyDone) for (const t of tables) for (const o of t.objects) o.loaded = [];
+  if (fresh && (anyDone || rerouted.length > 0)) for (const t of tables) for (const o of t.objects) o.loaded = [];
   const planUnitsOut: CopyUnitPlan[] = tables.flatMap((t) => t.objects.map((o) => {
     const u: CopyUnitPlan = { id: o.key, table: t.table, sourceNode: o.sourceNode, targets: o.targets, loaded: o.loaded };
     const sh = shardIds.get(o.key);
@@ -299,6 +313,7 @@ export async function planCopy(opts: CopyPlanOptions): Promise<CopyPlan> {
     concurrency: opts.concurrency ?? source.concurrency,
     truncate: truncate && fresh,
     fresh,
+    forget: rerouted,
     notes,
   };
   if (dest.coordinator) plan.destination.coordinator = dest.coordinator;

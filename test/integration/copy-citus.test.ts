@@ -123,15 +123,25 @@ describe.skipIf(missing !== undefined)('segferry copy Citus → Citus, shard to 
     for (const u of units) expect(await ledgerKeys(await server(b, u.targets[0]!))).toContain(u.id);
   }, 120_000);
 
-  it('a finished copy run again copies nothing; with truncate it empties each worker\'s shards and copies afresh', async () => {
+  it('a finished copy run again copies nothing; another route is refused, with truncate it copies afresh both ways', async () => {
     // The same command (same tables: the copy id hashes them): 8 shard units each of events and other, 1 of nation.
     const again = await copyTables({ source: src(), target: dst(), tables: TABLES });
     expect([again.loaded, again.skipped, again.rows]).toEqual([0, 17, 0]);
     // The same copy through the coordinator would copy the events shards again: refused.
     const err = await planCopy({ source: src(), target: dst(), tables: TABLES, route: 'coordinator' }).then(() => undefined, (e: unknown) => e as Error & { code?: string });
     expect([err?.code, err?.message]).toEqual(['ERR_INVALID_OPTION', expect.stringMatching(/^object events_shard-\d+ of this import was loaded into node worker-\d+ by an earlier run that routed public.events differently/)]);
+    // With truncate: afresh through the coordinator, the workers' ledger rows forgotten...
+    const coord = await copyTables({ source: src(), target: dst(), tables: TABLES, route: 'coordinator', truncate: true, verify: true });
+    expect([coord.loaded, coord.skipped, coord.rows, coord.verify?.ok]).toEqual([17, 0, ROWS + 1500 + 100, true]);
+    expect(coord.notes.join('\n')).toMatch(/another route: starting afresh, its ledger rows forgotten on coordinator, worker-\d+, worker-\d+/);
+    expect(coord.plan.units.every((u) => u.targets.join() === 'coordinator')).toBe(true);
+    expect((await Promise.all(b.workers.map(ledgerKeys))).flat()).toEqual([]);
+    for (const t of TABLES) await same(t);
+    // ...and back shard to shard, each worker emptying its own shards.
     const fresh = await copyTables({ source: src(), target: dst(), tables: TABLES, truncate: true, verify: true });
     expect([fresh.loaded, fresh.skipped, fresh.rows, fresh.verify?.ok]).toEqual([17, 0, ROWS + 1500 + 100, true]);
+    expect(fresh.tables[0]!.route).toBe('direct');
+    expect(await ledgerKeys(b.coordinator)).toEqual([]);
     expect(fresh.tables.map((t) => t.truncated)).toEqual([true, true, true]);
     for (const t of TABLES) await same(t);
     await shardCounts(fresh.plan.units.filter((u) => u.table === 'public.events'));
