@@ -142,6 +142,9 @@ describe.skipIf(missing !== undefined)('segferry copy Citus → Citus, shard to 
     expect([fresh.loaded, fresh.skipped, fresh.rows, fresh.verify?.ok]).toEqual([17, 0, ROWS + 1500 + 100, true]);
     expect(fresh.tables[0]!.route).toBe('direct');
     expect(await ledgerKeys(b.coordinator)).toEqual([]);
+    // COPY BINARY shard to shard (another copy id: a fresh start, each worker's shards emptied first).
+    const bin = await copyTables({ source: src(), target: dst(), tables: ['events'], format: 'binary', truncate: true, verify: true });
+    expect([bin.plan.tables[0]!.route, bin.loaded, bin.rows, bin.verify?.ok]).toEqual(['direct', 8, ROWS, true]);
     expect(fresh.tables.map((t) => t.truncated)).toEqual([true, true, true]);
     for (const t of TABLES) await same(t);
     await shardCounts(fresh.plan.units.filter((u) => u.table === 'public.events'));
