@@ -24,7 +24,8 @@ Usage:
   segferry copy --source URL|FILE.json --target URL|FILE.json
                 (--table PATTERN ... | --schema NAME ... | --all) [--exclude-table PATTERN ...]
                 [--format text|csv|binary] [--create] [--truncate|--append] [--where SQL]
-                [--columns a,b] [--replicated NAME] [--concurrency N] [--verify] [--dry-run] [--json]
+                [--columns a,b] [--replicated NAME] [--route auto|coordinator] [--concurrency N]
+                [--verify] [--dry-run] [--json]
                 [--via s3://bucket/prefix|DIR [--segment-size N] [S3 flags as for export]]
 
 Options:
@@ -47,7 +48,10 @@ Options:
       --where SQL          filter applied on every source node (trusted SQL, never user input)
       --columns a,b        copy only these columns, in this order
       --replicated NAME    treat NAME as replicated on the source (repeatable)
-  -j, --concurrency N      units (table × source node) copied at once (default: source nodes)
+      --route R            auto (default): node to node when the layouts match (static node names,
+                           fdw partitions, Citus → Citus shard to shard with equal shard ranges), else
+                           through the destination coordinator; coordinator: always through it
+  -j, --concurrency N      units (table × source node, or Citus shard) copied at once (default: source nodes)
       --via DEST           stage through storage (s3://bucket/prefix, a directory or file:// URL, empty
                            or new): the source is exported there as segferry export writes it, and
                            each object is loaded as soon as it is stored; DEST ends as a complete export
@@ -81,6 +85,7 @@ const FLAGS = {
   where: { type: 'string' },
   columns: { type: 'string' },
   replicated: { type: 'string', multiple: true },
+  route: { type: 'string' },
   concurrency: { type: 'string', short: 'j' },
   verify: { type: 'boolean' },
   via: { type: 'string' },
@@ -154,6 +159,10 @@ export async function cmdCopy(argv: string[], shared: CopyCliShared): Promise<nu
   if (v.where !== undefined) o.where = v.where;
   if (v.columns) o.columns = v.columns.split(',').map((c) => c.trim()).filter(Boolean);
   if (v.replicated) o.replicated = v.replicated;
+  if (v.route !== undefined) {
+    if (v.route !== 'auto' && v.route !== 'coordinator') throw new InvalidOptionError('--route takes auto or coordinator');
+    o.route = v.route;
+  }
   if (v.concurrency !== undefined) {
     const n = Number(v.concurrency);
     if (!Number.isInteger(n) || n < 1) throw new InvalidOptionError('--concurrency must be a whole number of at least 1');
@@ -175,7 +184,17 @@ export async function cmdCopy(argv: string[], shared: CopyCliShared): Promise<nu
   if (v.verify) o.verify = true;
   const interrupt = onInterrupt();
   try {
-    const res = await copyTables({ ...o, signal: interrupt.signal, onEvent: r.listener() });
+    const plan = await planCopy(o);
+    const listener = r.listener();
+    // Which route each table takes and why, right after the start event: always with --json, on the terminal with --verbose.
+    const routes = outputMode(v) === 'json' || v.verbose === true;
+    const onEvent: typeof listener = (e) => {
+      listener(e);
+      if (e.type === 'start' && routes) {
+        for (const t of plan.tables) r.note(`${t.table}: ${t.route}, ${t.reason}`, { step: 'route', table: t.table, route: t.route, reason: t.reason });
+      }
+    };
+    const res = await copyTables({ ...o, plan, signal: interrupt.signal, onEvent });
     r.summary(copySummaryOf(res));
     if (res.verify) {
       r.note(`copy verify: ${res.verify.ok ? 'match' : 'MISMATCH'}`, { step: 'verify', ...res.verify });

@@ -13,7 +13,6 @@ import { AbortedError, InternalError, InvalidOptionError, RowCountMismatchError,
 import { makeEmitter, type EventListener } from '../events.js';
 import { selectSQL } from '../export/formats.js';
 import type { ExportUnit } from '../export/units.js';
-import { planUnits } from '../export/units.js';
 import { addRowHashSums, RowHasher, ROW_HASH_ALGORITHM } from '../format/row-hash.js';
 import { columnListSQL, copyOptionsSQL } from '../format/options.js';
 import { ensureLedger, forgetTable, LEDGER_TABLE } from '../import/ledger.js';
@@ -29,6 +28,7 @@ import { runPool, throwIfAborted } from '../util/pool.js';
 import type { ExportResult } from '../export/export.js';
 import { verifyImport } from '../import/verify.js';
 import { runVia } from './via.js';
+import { copyExportUnits, isShardToShard, truncateRelations } from './shards.js';
 import { planCopy, type CopyPlan, type CopyPlanOptions, type CopyUnitPlan } from './plan.js';
 
 export type { CopyFormatKind, CopyPlan, CopyPlanOptions, CopyUnitPlan } from './plan.js';
@@ -146,7 +146,7 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
   const notes = [...plan.notes];
   try {
     const tableRes = new Map(plan.tables.map((t) => [t.table, { table: t.table, route: t.route, rows: 0, loaded: 0, skipped: 0, created: [] as string[], truncated: false }]));
-    const exportUnits = new Map(planUnits(plan.source).map((u) => [u.id, u]));
+    const exportUnits = copyExportUnits(plan.source);
     const todo: CopyUnitPlan[] = [];
     let skipped = 0;
     const nodeStats = new Map<string, { node: string; objects: number; rows: number; bytes: number; elapsedMs: number; started: number }>();
@@ -188,7 +188,10 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
         }
         for (const t of truncs) {
           await c.query('BEGIN');
-          await c.query(`TRUNCATE ${quoteQualified(t.targets.find((x) => x.node === node)?.relation ?? t.destination)}`);
+          // Shard to shard: this worker's shard tables, emptied together with its ledger rows
+          // (Citus refuses changes to shard tables unless the session allows them).
+          if (isShardToShard(t)) await c.query('SET LOCAL citus.enable_manual_changes_to_shards = on');
+          await c.query(`TRUNCATE ${truncateRelations(t, node).map(quoteQualified).join(', ')}`);
           await forgetTable(c, t.table);
           await c.query('COMMIT');
           tableRes.get(t.table)!.truncated = true;
@@ -207,6 +210,18 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
       (async () => { for (const n of first) await prepare(n); await allOrFirstError(rest.map(prepare)); })(),
       ...warm.map(async (n) => { src.release(n, await src.acquire(n)); }),
     ]);
+    // An earlier run's ledger rows on the nodes of its other route go only after the tables are
+    // empty: a failure in between leaves rows that make the next run refuse, never duplicate.
+    if (plan.truncate) await allOrFirstError((plan.forget ?? []).map(async (node) => {
+      const c = await dst.acquire(node);
+      try {
+        for (const t of plan.tables) await forgetTable(c, t.table);
+        dst.release(node, c);
+      } catch (e) {
+        dst.drop(c);
+        throw fromDatabaseError(e, { node, action: 'prepare' });
+      }
+    }));
     emit({ type: 'start', tables: plan.tables.map((t) => t.table), nodes: [...new Set(plan.units.flatMap((u) => [u.sourceNode, ...u.targets]))].sort(), objects: plan.units.length, estimatedBytes: plan.source.tables.reduce((a, t) => a + t.estimatedBytes, 0) });
     for (const u of plan.units) {
       if (u.loaded.length === u.targets.length) for (const n of u.targets) emit({ type: 'segment', phase: 'import', node: n, table: u.table, key: u.id, segment: 0, bytes: 0, rows: 0, skipped: true });
@@ -413,7 +428,9 @@ async function copyUnit(
     }
     for (const t of targets) {
       const target = tp.targets.find((x) => x.node === t.node)!;
-      const s = t.client.query(copyFrom(copyFromSQL(target, plan)));
+      // Shard to shard: the unit's destination shard table on that worker.
+      const rel = tp.objects.find((o) => o.key === u.id)?.relation;
+      const s = t.client.query(copyFrom(copyFromSQL(rel ? { ...target, relation: rel } : target, plan)));
       t.stream = s;
       s.on('error', (e) => { t.err ??= fail(e, t.node, 'COPY FROM'); });
     }
@@ -513,8 +530,11 @@ async function verifyCopy(plan: CopyPlan, dst: Sessions, srcSums: Map<string, Ro
     throwIfAborted(signal);
     const source = srcSums.get(tp.table) ?? { rows: 0, sum: '0', algorithm: ROW_HASH_ALGORITHM };
     const replicatedEverywhere = tp.route === 'direct' && tp.objects.every((o) => o.targets.length === tp.targets.length) && tp.targets.length > 1 && tp.objects.length > 0 && tp.distribution.kind === 'replicated';
-    // Citus shard-direct is never planned for a copy; direct targets are whole node relations.
-    const scans = tp.route === 'coordinator' ? [tp.targets[0]!] : tp.targets;
+    // Node-direct targets are whole node relations. Shard to shard: the workers also see the
+    // distributed table (Citus metadata is synced), so one scan through the coordinator.
+    const scans = tp.route === 'coordinator' ? [tp.targets[0]!]
+      : isShardToShard(tp) ? [{ node: COORDINATOR_NODE, relation: tp.destination, columns: tp.targets[0]!.columns }]
+      : tp.targets;
     let total: RowChecksum | undefined;
     let ok = true;
     for (const target of scans) {

@@ -11,11 +11,12 @@ import { planUnits, type ExportUnit } from '../export/units.js';
 import { normalizeFormat, type FormatOptions } from '../format/options.js';
 import { findDestination, destinationAddress, type DestSide } from '../import/destination.js';
 import { checkTargets, markLoaded, readLedgers } from '../import/preconditions.js';
-import { routeTable, type ImportTablePlan } from '../import/route.js';
+import type { ImportTablePlan } from '../import/route.js';
 import type { SourceTable } from '../import/source.js';
 import type { NodeEndpoint } from '../pg/conn.js';
 import { displayName, quoteQualified } from '../pg/sql.js';
 import { NodeClients } from '../topology/clients.js';
+import { routeCopyTable } from './shards.js';
 import type { PlanNode, StaticTopology, TopologyKind } from '../topology/types.js';
 import type { S3Options } from '../store/s3.js';
 
@@ -56,6 +57,14 @@ export interface CopyPlanOptions {
   where?: string;
   /** Source tables to treat as replicated (fdw and static sources). */
   replicated?: string[];
+  /**
+   * How rows reach the destination (default `auto`): `auto` node-direct when the layouts match
+   * (same static node names; postgres_fdw with the same nodes and partitioning; Citus → Citus
+   * shard to shard with the same shard hash ranges), else through the destination coordinator;
+   * `coordinator` always through it (for example when its workers cannot be reached from here;
+   * a static destination has none: ERR_INVALID_OPTION).
+   */
+  route?: 'auto' | 'coordinator';
   /** Create missing destination tables from the source's columns and types (default false). */
   create?: boolean;
   /**
@@ -93,6 +102,11 @@ export interface CopyUnitPlan {
   targets: string[];
   /** Target nodes whose ledger already records it (skipped). */
   loaded: string[];
+  /**
+   * A Citus source shard (lib/copy/shards.ts): the shard this unit reads and, shard to shard,
+   * the destination shard table (same hash range) it is copied into on each of its `targets`.
+   */
+  shard?: { source: string; destination?: string };
 }
 
 /** A copy plan: plain data without credentials. `segferry copy --dry-run` prints it. */
@@ -118,6 +132,11 @@ export interface CopyPlan {
   truncate: boolean;
   /** True when no unit of this copy was recorded yet (a fresh start; `truncate` applies). */
   fresh: boolean;
+  /**
+   * With `truncate`, when an earlier run took another route: nodes whose ledger rows of the
+   * copied tables are deleted once every table has been emptied (default none).
+   */
+  forget?: string[];
   notes: string[];
 }
 
@@ -213,6 +232,7 @@ async function checkBinary(plan: ExportPlan, dest: DestSide, tables: ImportTable
 export async function planCopy(opts: CopyPlanOptions): Promise<CopyPlan> {
   const format = opts.format ?? 'text';
   if (format !== 'text' && format !== 'csv' && format !== 'binary') throw new InvalidOptionError(`unknown copy format ${String(format)}: use text, csv or binary`);
+  if (opts.route !== undefined && opts.route !== 'auto' && opts.route !== 'coordinator') throw new InvalidOptionError(`unknown copy route ${String(opts.route)}: use auto or coordinator`);
   destinationAddress({ ...(opts.target !== undefined ? { target: opts.target } : {}), ...(opts.targetTopology !== undefined ? { topology: opts.targetTopology } : {}) });
   // A direct copy names COPY BINARY itself; staged objects are the export's binary objects.
   const srcFormat: FormatOptions = normalizeFormat({ kind: format === 'csv' ? 'csv' : format === 'binary' && opts.via !== undefined ? 'binary' : 'text' });
@@ -238,7 +258,13 @@ export async function planCopy(opts: CopyPlanOptions): Promise<CopyPlan> {
   if (opts.target !== undefined) dopts.target = opts.target;
   if (opts.targetTopology !== undefined) dopts.topology = opts.targetTopology;
   const dest = await findDestination(dopts, srcTables.map((t) => t.table), replicated);
-  const tables = srcTables.map((st) => routeTable(st, dest, 'auto', opts.create === true));
+  const shardIds = new Map<string, string>();
+  const ro = { route: opts.route ?? 'auto', create: opts.create === true, staged: opts.via !== undefined };
+  const tables = srcTables.map((st, i) => {
+    const r = routeCopyTable(source.tables[i]!, st, dest, ro);
+    for (const [k, v] of r.shards ?? []) shardIds.set(k, v);
+    return r.table;
+  });
   if (format === 'binary') await checkBinary(source, dest, tables);
   await checkTargets(tables, dest);
   const copyId = opts.via !== undefined ? randomUUID() : copyIdOf(source, dest, format);
@@ -252,16 +278,30 @@ export async function planCopy(opts: CopyPlanOptions): Promise<CopyPlan> {
   }));
   const ledgers = new Map(perNode.flatMap((x) => [...x.l]));
   notes.push(...perNode.flatMap((x) => x.n));
-  markLoaded(tables, ledgers);
+  const truncate = opts.truncate === true;
+  // Units an earlier run committed on nodes this plan does not send them to (the route changed):
+  // refused, unless truncate starts afresh and forgets them there too.
+  let rerouted: string[] = [];
+  try {
+    markLoaded(tables, ledgers);
+  } catch (e) {
+    if (!truncate || !(e instanceof InvalidOptionError)) throw e;
+    rerouted = [...ledgers].filter(([, l]) => tables.some((t) => t.objects.some((o) => l.has(o.key)))).map(([n]) => n).sort();
+    notes.push(`an earlier run of this copy took another route: starting afresh, its ledger rows forgotten on ${rerouted.join(', ')}`);
+  }
   const allLoads = tables.flatMap((t) => t.objects.map((o) => ({ n: o.targets.length, done: o.loaded.length })));
   const anyDone = allLoads.some((x) => x.done > 0);
   const allDone = allLoads.every((x) => x.done === x.n);
-  const truncate = opts.truncate === true;
   // A finished copy run again with truncate starts afresh; an unfinished one resumes.
-  const fresh = !anyDone || (truncate && allDone);
+  const fresh = rerouted.length > 0 || !anyDone || (truncate && allDone);
   if (!fresh && truncate) notes.push('an earlier run of this copy did not finish: resuming it, without truncating again');
-  if (fresh && anyDone) for (const t of tables) for (const o of t.objects) o.loaded = [];
-  const planUnitsOut: CopyUnitPlan[] = tables.flatMap((t) => t.objects.map((o) => ({ id: o.key, table: t.table, sourceNode: o.sourceNode, targets: o.targets, loaded: o.loaded })));
+  if (fresh && (anyDone || rerouted.length > 0)) for (const t of tables) for (const o of t.objects) o.loaded = [];
+  const planUnitsOut: CopyUnitPlan[] = tables.flatMap((t) => t.objects.map((o) => {
+    const u: CopyUnitPlan = { id: o.key, table: t.table, sourceNode: o.sourceNode, targets: o.targets, loaded: o.loaded };
+    const sh = shardIds.get(o.key);
+    if (sh !== undefined) u.shard = o.relation ? { source: sh, destination: displayName(o.relation) } : { source: sh };
+    return u;
+  }));
   const plan: CopyPlan = {
     version: 1,
     copyId,
@@ -273,6 +313,7 @@ export async function planCopy(opts: CopyPlanOptions): Promise<CopyPlan> {
     concurrency: opts.concurrency ?? source.concurrency,
     truncate: truncate && fresh,
     fresh,
+    forget: rerouted,
     notes,
   };
   if (dest.coordinator) plan.destination.coordinator = dest.coordinator;
