@@ -1,7 +1,7 @@
 // Compressed objects: `npm run bench:compress -- [--rows N] [--reps N] [--quick]`.
 // One source node to a directory, one table, in one run with the contestants alternated
 // (round-robin per repetition): TEXT uncompressed against TEXT gzip and zstd, COPY BINARY zstd,
-// and Arrow with and without zstd bodies. Per contestant: export rows/s (wall), client CPU-s
+// and Arrow with no, zstd and lz4 bodies. Per contestant: export rows/s (wall), client CPU-s
 // (process.cpuUsage: exporters on this thread), bytes stored and their ratio to uncompressed
 // TEXT, and the import of the same objects into a second node (rows/s).
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -32,6 +32,7 @@ const CONTESTANTS: Contestant[] = [
   { name: 'BINARY zstd', opts: { format: 'binary', compress: 'zstd' } },
   { name: 'Arrow', opts: { format: 'arrow' } },
   { name: 'Arrow zstd bodies', opts: { format: 'arrow', arrowCompression: 'zstd' } },
+  { name: 'Arrow lz4 bodies', opts: { format: 'arrow', arrowCompression: 'lz4' } },
 ];
 
 const topo = (s: BenchServer): StaticTopology => ({ nodes: [{ name: 'dn1', url: s.url() }], replicated: [] });

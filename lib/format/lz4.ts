@@ -8,8 +8,8 @@
  * Writing: one frame of independent blocks of at most 4 MiB (`lz4`'s own default block size,
  * which every LZ4 frame reader accepts), the content size in the header, no checksums beyond
  * the mandatory header checksum (segferry checks every object's SHA-256). A block that does not
- * shrink is stored raw. The matcher is LZ4's fast greedy one (one 64K-entry hash table, skipping
- * ahead in incompressible runs).
+ * shrink is stored raw. The matcher is LZ4's fast greedy one (a 4096-entry hash table, as lz4's
+ * default, skipping ahead in incompressible runs).
  *
  * Reading: everything the format allows except preset dictionaries (linked or independent
  * blocks, block and content checksums, content size, skippable frames, several frames one after
@@ -31,7 +31,8 @@ const BLOCK_MAX = 4 * 1024 * 1024;
 const MFLIMIT = 12;
 const LAST_LITERALS = 5;
 const MAX_OFFSET = 65535;
-const HASH_LOG = 16;
+/** 4096 entries, lz4's own default (LZ4_MEMORY_USAGE 14): 65536 compressed Arrow columns ~8% smaller, ~20% slower. */
+const HASH_LOG = 12;
 
 const P1 = 2654435761;
 const P2 = 2246822519;
@@ -85,7 +86,7 @@ function blockBound(n: number): number {
 /**
  * The compressor's hash table, reused across calls (synchronous, one event loop). Entries hold
  * `position + base`; each block gets a base above every entry stored so far, so stale entries
- * read as positions before the block and are never matched, without clearing 256 KiB per block.
+ * read as positions before the block and are never matched, without clearing 16 KiB per block.
  */
 const table = new Int32Array(1 << HASH_LOG);
 /** One above the largest entry stored in {@link table}. */
