@@ -297,6 +297,22 @@ function decodeFrame(src: Uint8Array, ip: number, d: Decoding): number {
   return ip;
 }
 
+/** Offset after the length that {@link readLength} read last (a second result, without an allocation). */
+let lengthEnd = 0;
+
+/** The extension bytes of a literal or match length at `ip` (each 255 means another follows). */
+function readLength(src: Uint8Array, ip: number, end: number, what: string): number {
+  let n = 0;
+  let b: number;
+  do {
+    if (ip >= end) throw new DecompressError(`LZ4 block ends inside a ${what}`);
+    b = src[ip++]!;
+    n += b;
+  } while (b === 255);
+  lengthEnd = ip;
+  return n;
+}
+
 /**
  * Decode one block of `src[ip, end)` into `out` from `op`, writing below `limit`, with matches
  * reaching back no further than `windowStart`; returns the new output offset.
@@ -307,12 +323,8 @@ function decodeBlock(src: Uint8Array, ip: number, end: number, out: Uint8Array, 
     const token = src[ip++]!;
     let lit = token >>> 4;
     if (lit === 15) {
-      let b: number;
-      do {
-        if (ip >= end) throw new DecompressError('LZ4 block ends inside a literal length');
-        b = src[ip++]!;
-        lit += b;
-      } while (b === 255);
+      lit += readLength(src, ip, end, 'literal length');
+      ip = lengthEnd;
     }
     if (ip + lit > end) throw new DecompressError('LZ4 literals run past the block end');
     if (op + lit > limit) throw new DecompressError('LZ4 block decodes past its maximum size');
@@ -327,12 +339,8 @@ function decodeBlock(src: Uint8Array, ip: number, end: number, out: Uint8Array, 
     if (offset === 0 || op - offset < windowStart) throw new DecompressError(`LZ4 match offset ${offset} points before the start of the data`);
     let len = (token & 15) + 4;
     if ((token & 15) === 15) {
-      let b: number;
-      do {
-        if (ip >= end) throw new DecompressError('LZ4 block ends inside a match length');
-        b = src[ip++]!;
-        len += b;
-      } while (b === 255);
+      len += readLength(src, ip, end, 'match length');
+      ip = lengthEnd;
     }
     if (op + len > limit) throw new DecompressError('LZ4 block decodes past its maximum size');
     let from = op - offset;
