@@ -26,6 +26,7 @@ import { copyOut, type RowChunk } from '../lib/pg/copy-out.js';
 import { BatchBuilder } from '../lib/format/arrow/columns.js';
 import { IpcFileEncoder } from '../lib/format/arrow/ipc.js';
 import { columnSpec, type PgColumn } from '../lib/format/arrow/pgtypes.js';
+import { arrowIpcFiles } from './lib/arrow-files.js';
 import { openArrowObject } from '../lib/format/arrow/decoder.js';
 import { startServer, type PgServer } from '../test/helpers/pg.js';
 
@@ -88,43 +89,8 @@ async function captureBinary(server: PgServer): Promise<{ chunks: RowChunk[]; co
 function convert(chunks: RowChunk[], columns: PgColumn[], compression: CompressionType | null): { rowsPerSec: number; bytes: number; files: Buffer[] } {
   const t0 = process.cpuUsage();
   const b = new BatchBuilder(columns.map(columnSpec));
-  let enc: IpcFileEncoder | undefined;
-  let bytes = 0;
-  let rows = 0;
   // One IPC file per 8 batches, as the segment writer would cut them.
-  const files: Buffer[] = [];
-  let parts: Uint8Array[] = [];
-  let blocks: { offset: number; metaDataLength: number; bodyLength: number }[] = [];
-  let pos = 0;
-  const emit = () => {
-    const built = b.take();
-    if (!built) return;
-    enc ??= new IpcFileEncoder(b.schema, compression);
-    if (parts.length === 0) { parts.push(...enc.header.chunks); pos = enc.header.bytes; }
-    const e = enc.batch(built.batch);
-    blocks.push({ offset: pos, metaDataLength: e.metaDataLength, bodyLength: e.bodyLength });
-    parts.push(...e.chunks);
-    pos += e.bytes;
-    bytes += e.bytes;
-    rows += built.rows;
-    if (blocks.length === 8) close();
-  };
-  const close = () => {
-    if (!enc || parts.length === 0) return;
-    parts.push(...enc.footer(blocks).chunks);
-    files.push(Buffer.concat(parts));
-    parts = [];
-    blocks = [];
-  };
-  for (const rc of chunks) {
-    let i = 0;
-    while (i < rc.rowEnds.length) {
-      i = b.feed(rc.data, rc.rowEnds, i);
-      if (b.full) emit();
-    }
-  }
-  emit();
-  close();
+  const { files, rows, bytes } = arrowIpcFiles(b, () => new IpcFileEncoder(b.schema, compression), chunks);
   const ms = cpuMs(t0);
   if (rows !== ROWS) throw new Error(`converted ${rows} rows, expected ${ROWS}`);
   return { rowsPerSec: (rows / ms) * 1000, bytes, files };
