@@ -10,21 +10,23 @@
  *  2. measures the conversion alone, in memory, on one thread, in rows per CPU second (robust
  *     when other processes share the cores): COPY BINARY rows into Arrow record batches and
  *     IPC bytes (export), and Arrow objects back into COPY BINARY (import);
- *  3. measures what record batch body compression would buy (bytes saved against time
- *     spent), when BENCH_CODECS names a directory with lz4-napi and zstd-napi installed.
+ *  3. measures what record batch body compression costs and saves with segferry's codecs
+ *     (`--arrow-compression none|lz4|zstd`): client CPU-s per million rows to convert and to
+ *     decode back, and bytes.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import pg from 'pg';
-import { CompressionType, compressionRegistry, type Codec } from 'apache-arrow';
+import { CompressionType } from 'apache-arrow';
+import { registerArrowCodecs } from '../lib/format/arrow-codecs.js';
 import { exportTables } from '../lib/export/export.js';
 import { copyOut, type RowChunk } from '../lib/pg/copy-out.js';
 import { BatchBuilder } from '../lib/format/arrow/columns.js';
 import { IpcFileEncoder } from '../lib/format/arrow/ipc.js';
 import { columnSpec, type PgColumn } from '../lib/format/arrow/pgtypes.js';
+import { arrowIpcFiles } from './lib/arrow-files.js';
 import { openArrowObject } from '../lib/format/arrow/decoder.js';
 import { startServer, type PgServer } from '../test/helpers/pg.js';
 
@@ -87,43 +89,8 @@ async function captureBinary(server: PgServer): Promise<{ chunks: RowChunk[]; co
 function convert(chunks: RowChunk[], columns: PgColumn[], compression: CompressionType | null): { rowsPerSec: number; bytes: number; files: Buffer[] } {
   const t0 = process.cpuUsage();
   const b = new BatchBuilder(columns.map(columnSpec));
-  let enc: IpcFileEncoder | undefined;
-  let bytes = 0;
-  let rows = 0;
   // One IPC file per 8 batches, as the segment writer would cut them.
-  const files: Buffer[] = [];
-  let parts: Uint8Array[] = [];
-  let blocks: { offset: number; metaDataLength: number; bodyLength: number }[] = [];
-  let pos = 0;
-  const emit = () => {
-    const built = b.take();
-    if (!built) return;
-    enc ??= new IpcFileEncoder(b.schema, compression);
-    if (parts.length === 0) { parts.push(...enc.header.chunks); pos = enc.header.bytes; }
-    const e = enc.batch(built.batch);
-    blocks.push({ offset: pos, metaDataLength: e.metaDataLength, bodyLength: e.bodyLength });
-    parts.push(...e.chunks);
-    pos += e.bytes;
-    bytes += e.bytes;
-    rows += built.rows;
-    if (blocks.length === 8) close();
-  };
-  const close = () => {
-    if (!enc || parts.length === 0) return;
-    parts.push(...enc.footer(blocks).chunks);
-    files.push(Buffer.concat(parts));
-    parts = [];
-    blocks = [];
-  };
-  for (const rc of chunks) {
-    let i = 0;
-    while (i < rc.rowEnds.length) {
-      i = b.feed(rc.data, rc.rowEnds, i);
-      if (b.full) emit();
-    }
-  }
-  emit();
-  close();
+  const { files, rows, bytes } = arrowIpcFiles(b, () => new IpcFileEncoder(b.schema, compression), chunks);
   const ms = cpuMs(t0);
   if (rows !== ROWS) throw new Error(`converted ${rows} rows, expected ${ROWS}`);
   return { rowsPerSec: (rows / ms) * 1000, bytes, files };
@@ -141,29 +108,6 @@ async function decode(files: Buffer[]): Promise<number> {
   const ms = cpuMs(t0);
   if (rows !== ROWS) throw new Error(`decoded ${rows} rows, expected ${ROWS}`);
   return (rows / ms) * 1000;
-}
-
-/**
- * Register a codec for a measurement. Codec packages are not dependencies of segferry: point
- * BENCH_CODECS at a directory where `npm install lz4-napi zstd-napi` was run.
- */
-function tryCodec(name: 'lz4' | 'zstd', type: CompressionType): boolean {
-  const dir = process.env.BENCH_CODECS;
-  if (!dir) return false;
-  const req = createRequire(join(dir, 'package.json'));
-  try {
-    if (name === 'lz4') {
-      // Arrow's LZ4_FRAME is the LZ4 frame format.
-      const m = req('lz4-napi') as { compressFrameSync(b: Buffer): Buffer; decompressFrameSync(b: Buffer): Buffer };
-      compressionRegistry.set(type, { encode: (d: Uint8Array) => m.compressFrameSync(Buffer.from(d.buffer, d.byteOffset, d.byteLength)), decode: (d: Uint8Array) => m.decompressFrameSync(Buffer.from(d)) } as Codec);
-    } else {
-      const m = req('zstd-napi') as { compress(b: Buffer): Buffer; decompress(b: Buffer): Buffer };
-      compressionRegistry.set(type, { encode: (d: Uint8Array) => m.compress(Buffer.from(d.buffer, d.byteOffset, d.byteLength)), decode: (d: Uint8Array) => m.decompress(Buffer.from(d)) } as Codec);
-    }
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 async function main(): Promise<void> {
@@ -195,15 +139,22 @@ async function main(): Promise<void> {
     console.log(`  COPY BINARY → Arrow IPC : ${fmt(median(conv.map((c) => c.rowsPerSec)))} rows/s`);
     console.log(`  Arrow IPC → COPY BINARY : ${fmt(median(dec))} rows/s`);
 
-    console.log('\ncompression of record batch bodies (in memory, rows per CPU second):');
-    const plain = conv[0]!.bytes;
-    for (const [name, type] of [['lz4', CompressionType.LZ4_FRAME], ['zstd', CompressionType.ZSTD]] as const) {
-      if (!tryCodec(name, type)) {
-        console.log(`  ${name}: skipped (set BENCH_CODECS to a directory with lz4-napi / zstd-napi installed)`);
-        continue;
+    console.log('\nrecord batch body compression (in memory, one thread, client CPU-s per million rows, median of 3, alternated):');
+    await registerArrowCodecs();
+    const codecs = [['none', null], ['lz4', CompressionType.LZ4_FRAME], ['zstd', CompressionType.ZSTD]] as const;
+    const runs = new Map<string, { conv: number[]; dec: number[]; bytes: number }>(codecs.map(([n]) => [n, { conv: [], dec: [], bytes: 0 }]));
+    for (let r = 0; r < RUNS; r++) {
+      for (const [name, type] of codecs) {
+        const c = convert(chunks, columns, type);
+        const x = runs.get(name)!;
+        x.conv.push(1e6 / c.rowsPerSec);
+        x.dec.push(1e6 / (await decode(c.files)));
+        x.bytes = c.bytes;
       }
-      const c = convert(chunks, columns, type);
-      console.log(`  ${name}: ${fmt(c.rowsPerSec)} rows/s, ${(c.bytes / plain * 100).toFixed(0)}% of uncompressed size`);
+    }
+    const plain = runs.get('none')!.bytes;
+    for (const [name, x] of runs) {
+      console.log(`  ${name.padEnd(5)}: convert ${median(x.conv).toFixed(2)} CPU-s/M rows, decode ${median(x.dec).toFixed(2)} CPU-s/M rows, ${fmt(x.bytes / 1e6)} MB (${(x.bytes / plain * 100).toFixed(0)}%)`);
     }
   } finally {
     await server.destroy();

@@ -24,6 +24,7 @@ import type { PgColumn } from '../lib/format/arrow/pgtypes.js';
 import type { RowChunk } from '../lib/pg/copy-out.js';
 import { BenchServer, stopAll } from './lib/cluster.js';
 import { generateSQL, TABLE, tableDDL } from './lib/data.js';
+import { arrowIpcFiles } from './lib/arrow-files.js';
 import { summarizeProfile } from './lib/profile.js';
 import pgCopy from 'pg-copy-streams';
 
@@ -123,39 +124,7 @@ const cpuS = (from: NodeJS.CpuUsage) => { const u = process.cpuUsage(from); retu
 function toArrow(impl: Impl, chunks: RowChunk[], columns: PgColumn[]): Buffer[] {
   // Each batch is copied at once, as the segment writer does, so the builder may reuse its buffers.
   const b = new impl.BatchBuilder(columns.map(impl.columnSpec), { reuseBuffers: REUSE && impl === IMPLS[0] });
-  let enc: InstanceType<Impl['IpcFileEncoder']> | undefined;
-  const files: Buffer[] = [];
-  let parts: Uint8Array[] = [];
-  let blocks: { offset: number; metaDataLength: number; bodyLength: number }[] = [];
-  let pos = 0;
-  const close = () => {
-    if (!enc || parts.length === 0) return;
-    parts.push(...enc.footer(blocks).chunks);
-    files.push(Buffer.concat(parts));
-    parts = [];
-    blocks = [];
-  };
-  const emit = () => {
-    const built = b.take();
-    if (!built) return;
-    enc ??= new impl.IpcFileEncoder(b.schema);
-    if (parts.length === 0) { parts.push(...enc.header.chunks); pos = enc.header.bytes; }
-    const e = enc.batch(built.batch);
-    blocks.push({ offset: pos, metaDataLength: e.metaDataLength, bodyLength: e.bodyLength });
-    parts.push(Buffer.concat(e.chunks, e.bytes));
-    pos += e.bytes;
-    if (blocks.length === 8) close();
-  };
-  for (const rc of chunks) {
-    let i = 0;
-    while (i < rc.rowEnds.length) {
-      i = b.feed(rc.data, rc.rowEnds, i);
-      if (b.full) emit();
-    }
-  }
-  emit();
-  close();
-  return files;
+  return arrowIpcFiles(b, () => new impl.IpcFileEncoder(b.schema), chunks, { copyBatches: true }).files;
 }
 
 async function fromArrow(impl: Impl, files: Buffer[], hash?: Hash): Promise<{ rows: number; bytes: number }> {

@@ -7,28 +7,21 @@
 // Wall time needs a quiet machine; the CPU figures hold up better when others share the cores.
 //
 // To add a format: one entry in CONTESTANTS.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
-import { exportTables, importTables, type ExportOptions, type StaticTopology } from '../lib/index.js';
-import { BenchServer, stopAll } from './lib/cluster.js';
-import { generateSQL, ID_SPAN, TABLE, tableDDL } from './lib/data.js';
+import { exportTables, importTables, type ExportOptions } from '../lib/index.js';
+import type { BenchServer } from './lib/cluster.js';
+import { fillSources, runSection, sectionFlags, staticTopology, withBenchServers } from './lib/common.js';
+import { TABLE } from './lib/data.js';
 import { procCpu } from './lib/measure.js';
 
-const { values: flags } = parseArgs({
-  options: {
-    rows: { type: 'string' }, reps: { type: 'string' }, nodes: { type: 'string' },
-    quick: { type: 'boolean' }, help: { type: 'boolean' },
-  },
+const { rows: ROWS, reps: REPS, values: flags } = sectionFlags({
+  usage: 'node --import tsx bench/columnar.ts [--rows N (default 2000000; --quick 40000)] [--reps N (default 3; --quick 1)] [--nodes N (default 2)] [--quick]',
+  rows: { full: 2_000_000, quick: 40_000 },
+  reps: { full: 3, quick: 1 },
+  options: { nodes: { type: 'string' } },
 });
-if (flags.help) {
-  process.stdout.write('node --import tsx bench/columnar.ts [--rows N (default 2000000; --quick 40000)] [--reps N (default 3; --quick 1)] [--nodes N (default 2)] [--quick]\n');
-  process.exit(0);
-}
-const quick = flags.quick === true;
-const ROWS = Number(flags.rows ?? (quick ? 40_000 : 2_000_000));
-const REPS = Number(flags.reps ?? (quick ? 1 : 3));
 const NODES = Number(flags.nodes ?? 2);
 /** The goal of issue 16: columnar rows/s at least this share of TEXT's, export and import. */
 const GOAL = 0.8;
@@ -54,9 +47,7 @@ const CONTESTANTS: Contestant[] = [
 
 interface Sample { wallS: number; clientCpuS: number; serverCpuS: number }
 
-function topo(servers: BenchServer[]): StaticTopology {
-  return { nodes: servers.map((s, i) => ({ name: `dn${i + 1}`, url: s.url() })), replicated: [] };
-}
+const topo = staticTopology;
 
 /** CPU seconds of every server process so far (postmasters with their finished backends). */
 const serverCpu = (servers: BenchServer[]) => servers.reduce((t, s) => t + procCpu(s.pid, true), 0);
@@ -79,18 +70,10 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 async function main(): Promise<void> {
   const names = [...Array.from({ length: NODES }, (_, i) => `src${i + 1}`), ...Array.from({ length: NODES }, (_, i) => `dst${i + 1}`)];
-  const servers = await Promise.all(names.map((n) => BenchServer.start(n)));
-  const src = servers.slice(0, NODES);
-  const dst = servers.slice(NODES);
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'sf-bench-columnar-'));
-  try {
-    await Promise.all(servers.map((s) => s.query(tableDDL(TABLE))));
-    const per = Math.ceil(ROWS / NODES);
-    await Promise.all(src.map(async (s, i) => {
-      await s.query(`INSERT INTO ${TABLE} ${generateSQL(i * ID_SPAN + 1, i * ID_SPAN + per)}`);
-      await s.query(`VACUUM (FREEZE, ANALYZE) ${TABLE}`);
-    }));
-    const total = per * NODES;
+  await withBenchServers(names, 'sf-bench-columnar-', async (servers, dir) => {
+    const src = servers.slice(0, NODES);
+    const dst = servers.slice(NODES);
+    const total = await fillSources(src, ROWS, { freeze: true });
     const from = topo(src);
     const to = topo(dst);
     const exp: Record<string, Sample[]> = {};
@@ -146,13 +129,7 @@ async function main(): Promise<void> {
       out.push(`    ${c.label.padEnd(22)} export ${verdict(f.exp, b.exp)}${f.imp !== undefined && b.imp !== undefined ? `; import ${verdict(f.imp, b.imp)}` : ''}`);
     }
     process.stdout.write(`${out.join('\n')}\n`);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-    await stopAll();
-  }
+  });
 }
 
-main().catch((e) => {
-  process.stderr.write(`${(e as Error).stack ?? e}\n`);
-  process.exitCode = 1;
-});
+runSection(main);

@@ -1,28 +1,22 @@
 // Compressed objects: `npm run bench:compress -- [--rows N] [--reps N] [--quick]`.
 // One source node to a directory, one table, in one run with the contestants alternated
 // (round-robin per repetition): TEXT uncompressed against TEXT gzip and zstd, COPY BINARY zstd,
-// and Arrow with and without zstd bodies. Per contestant: export rows/s (wall), client CPU-s
+// and Arrow with no, zstd and lz4 bodies. Per contestant: export rows/s (wall), client CPU-s
 // (process.cpuUsage: exporters on this thread), bytes stored and their ratio to uncompressed
 // TEXT, and the import of the same objects into a second node (rows/s).
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
-import { exportTables, importTables, type StaticTopology } from '../lib/index.js';
+import { exportTables, importTables } from '../lib/index.js';
 import type { ExportOptions } from '../lib/export/export.js';
-import { BenchServer, stopAll } from './lib/cluster.js';
-import { TABLE, tableDDL, generateSQL } from './lib/data.js';
+import type { BenchServer } from './lib/cluster.js';
+import { fillSources, runSection, sectionFlags, staticTopology, withBenchServers } from './lib/common.js';
+import { TABLE } from './lib/data.js';
 
-const { values: flags } = parseArgs({
-  options: { rows: { type: 'string' }, reps: { type: 'string' }, quick: { type: 'boolean' }, help: { type: 'boolean' } },
+const { rows, reps } = sectionFlags({
+  usage: 'npm run bench:compress -- [--rows N (default 2000000; --quick 50000)] [--reps N (default 3; --quick 1)] [--quick]',
+  rows: { full: 2_000_000, quick: 50_000 },
+  reps: { full: 3, quick: 1 },
 });
-if (flags.help) {
-  process.stdout.write('npm run bench:compress -- [--rows N (default 2000000; --quick 50000)] [--reps N (default 3; --quick 1)] [--quick]\n');
-  process.exit(0);
-}
-const quick = flags.quick === true;
-const rows = Number(flags.rows ?? (quick ? 50_000 : 2_000_000));
-const reps = Number(flags.reps ?? (quick ? 1 : 3));
 
 type Contestant = { name: string; opts: Partial<ExportOptions> };
 const CONTESTANTS: Contestant[] = [
@@ -32,17 +26,15 @@ const CONTESTANTS: Contestant[] = [
   { name: 'BINARY zstd', opts: { format: 'binary', compress: 'zstd' } },
   { name: 'Arrow', opts: { format: 'arrow' } },
   { name: 'Arrow zstd bodies', opts: { format: 'arrow', arrowCompression: 'zstd' } },
+  { name: 'Arrow lz4 bodies', opts: { format: 'arrow', arrowCompression: 'lz4' } },
 ];
 
-const topo = (s: BenchServer): StaticTopology => ({ nodes: [{ name: 'dn1', url: s.url() }], replicated: [] });
+const topo = (s: BenchServer) => staticTopology([s]);
 const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
 
 async function main(): Promise<void> {
-  const [src, dst] = await Promise.all(['src1', 'dst1'].map((n) => BenchServer.start(n)));
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'sf-bench-compress-'));
-  try {
-    await Promise.all([src!, dst!].map((s) => s.query(tableDDL(TABLE))));
-    await src!.query(`INSERT INTO ${TABLE} ${generateSQL(1, rows)}; ANALYZE ${TABLE}`);
+  await withBenchServers(['src1', 'dst1'], 'sf-bench-compress-', async ([src, dst], dir) => {
+    await fillSources([src!], rows);
     const res = new Map<string, { exp: number[]; cpu: number[]; imp: number[]; bytes: number }>();
     for (let r = 0; r < reps; r++) {
       // Round-robin, starting one further each repetition, so no contestant always goes first.
@@ -74,13 +66,7 @@ async function main(): Promise<void> {
       const x = res.get(c.name)!;
       process.stdout.write(`  ${c.name.padEnd(18)} ${Math.round(median(x.exp)).toString().padStart(13)} ${(median(x.exp) / median(base.exp)).toFixed(2).padStart(7)}x ${median(x.cpu).toFixed(2).padStart(12)} ${x.bytes.toString().padStart(13)} ${(x.bytes / base.bytes).toFixed(3).padStart(7)}x ${Math.round(median(x.imp)).toString().padStart(13)}\n`);
     }
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-    await stopAll();
-  }
+  });
 }
 
-main().catch((e) => {
-  process.stderr.write(`${(e as Error).stack ?? e}\n`);
-  process.exitCode = 1;
-});
+runSection(main);

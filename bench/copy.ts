@@ -5,28 +5,21 @@
 // of BINARY objects, copy direct (TEXT and BINARY) and copy --via a directory. Prints rows/s
 // (median), the CPU seconds of the client and of the servers, and the ratios the copy is judged by.
 import { readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
-import { copyTables, exportTables, importTables, type StaticTopology } from '../lib/index.js';
-import { BenchServer, stopAll } from './lib/cluster.js';
-import { TABLE, tableDDL, generateSQL, ID_SPAN } from './lib/data.js';
+import { copyTables, exportTables, importTables } from '../lib/index.js';
+import type { BenchServer } from './lib/cluster.js';
+import { fillSources, runSection, sectionFlags, staticTopology, withBenchServers } from './lib/common.js';
+import { TABLE } from './lib/data.js';
 
-const { values: flags } = parseArgs({
-  options: { rows: { type: 'string' }, reps: { type: 'string' }, quick: { type: 'boolean' }, help: { type: 'boolean' } },
+const { rows, reps } = sectionFlags({
+  usage: 'npm run bench:copy -- [--rows N (default 2000000; --quick 50000)] [--reps N (default 3; --quick 1)] [--quick]',
+  rows: { full: 2_000_000, quick: 50_000 },
+  reps: { full: 3, quick: 1 },
 });
-if (flags.help) {
-  process.stdout.write('npm run bench:copy -- [--rows N (default 2000000; --quick 50000)] [--reps N (default 3; --quick 1)] [--quick]\n');
-  process.exit(0);
-}
-const quick = flags.quick === true;
-const rows = Number(flags.rows ?? (quick ? 50_000 : 2_000_000));
-const reps = Number(flags.reps ?? (quick ? 1 : 3));
 
-function topo(servers: BenchServer[]): StaticTopology {
-  return { nodes: servers.map((s, i) => ({ name: `dn${i + 1}`, url: s.url() })), replicated: [] };
-}
+const topo = staticTopology;
 
 /** CPU seconds of a server so far: the postmaster's own and its reaped backends' (utime, stime, cutime, cstime). */
 function serverCpuS(s: BenchServer): number {
@@ -37,15 +30,10 @@ function serverCpuS(s: BenchServer): number {
 interface Cost { wallS: number; clientCpuS: number; serverCpuS: number }
 
 async function main(): Promise<void> {
-  const servers = await Promise.all(['src1', 'src2', 'dst1', 'dst2'].map((n) => BenchServer.start(n)));
-  const src = servers.slice(0, 2);
-  const dst = servers.slice(2);
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'sf-bench-copy-'));
-  try {
-    await Promise.all(servers.map((s) => s.query(tableDDL(TABLE))));
-    const per = Math.ceil(rows / src.length);
-    await Promise.all(src.map((s, i) => s.query(`INSERT INTO ${TABLE} ${generateSQL(i * ID_SPAN + 1, i * ID_SPAN + per)}; ANALYZE ${TABLE}`)));
-    const total = per * src.length;
+  await withBenchServers(['src1', 'src2', 'dst1', 'dst2'], 'sf-bench-copy-', async (servers, dir) => {
+    const src = servers.slice(0, 2);
+    const dst = servers.slice(2);
+    const total = await fillSources(src, rows);
     const s = topo(src);
     const d = topo(dst);
     const textDir = path.join(dir, 'text');
@@ -111,13 +99,7 @@ async function main(): Promise<void> {
     // On a host where the servers and the client share the cores, a copy cannot beat the CPU it needs.
     process.stdout.write(`CPU (client + servers, CPU-s): copy direct TEXT ${f2(cpu('copy direct TEXT'))} against export ${f2(cpu('export TEXT to a directory'))} + import ${f2(cpu('import TEXT objects'))}; ` +
       `at ${os.availableParallelism()} cores that allows at most ${Math.round(total / (cpu('copy direct TEXT') / os.availableParallelism()))} rows/s\n`);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-    await stopAll();
-  }
+  });
 }
 
-main().catch((e) => {
-  process.stderr.write(`${(e as Error).stack ?? e}\n`);
-  process.exitCode = 1;
-});
+runSection(main);

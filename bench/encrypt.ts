@@ -4,33 +4,24 @@
 // seconds (process.cpuUsage: the client's share; the server's is the same for both) per variant,
 // medians, and encrypted / plain ratios. Wall time is noisy on a shared machine: prefer the CPU.
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { exportTables, type ExportOptions } from '../lib/index.js';
-import { BenchServer, stopAll } from './lib/cluster.js';
-import { TABLE, tableDDL, generateSQL } from './lib/data.js';
+import { fillSources, runSection, sectionFlags, withBenchServers } from './lib/common.js';
+import { TABLE } from './lib/data.js';
 
-const { values: flags } = parseArgs({
-  options: { rows: { type: 'string' }, reps: { type: 'string' }, quick: { type: 'boolean' }, help: { type: 'boolean' } },
+const { rows, reps } = sectionFlags({
+  usage: 'npm run bench:encrypt -- [--rows N (default 1000000; --quick 100000)] [--reps N (default 5; --quick 2)] [--quick]',
+  rows: { full: 1_000_000, quick: 100_000 },
+  reps: { full: 5, quick: 2 },
 });
-if (flags.help) {
-  process.stdout.write('npm run bench:encrypt -- [--rows N (default 1000000; --quick 100000)] [--reps N (default 5; --quick 2)] [--quick]\n');
-  process.exit(0);
-}
-const quick = flags.quick === true;
-const rows = Number(flags.rows ?? (quick ? 100_000 : 1_000_000));
-const reps = Number(flags.reps ?? (quick ? 2 : 5));
 
 const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
 
 async function main(): Promise<void> {
-  const src = await BenchServer.start('encrypt-src');
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'sf-bench-encrypt-'));
-  try {
-    await src.query(tableDDL(TABLE));
-    await src.query(`INSERT INTO ${TABLE} ${generateSQL(1, rows)}; ANALYZE ${TABLE}`);
+  await withBenchServers(['encrypt-src'], 'sf-bench-encrypt-', async (servers, dir) => {
+    const src = servers[0]!;
+    await fillSources([src], rows);
     const keyFile = path.join(dir, 'key');
     await writeFile(keyFile, randomBytes(32), { mode: 0o600 });
     const variants: Record<'plain' | 'encrypted', Partial<ExportOptions>> = { plain: {}, encrypted: { encrypt: { keyFile } } };
@@ -59,13 +50,7 @@ async function main(): Promise<void> {
       process.stdout.write(`  ${k.padEnd(10)} ${Math.round(median(v.rate)).toString().padStart(9)} rows/s  client CPU ${median(v.cpu).toFixed(2)} s  stored ${(v.bytes / 1e6).toFixed(1)} MB  (rows/s runs: ${v.rate.map((x) => Math.round(x)).join(', ')})\n`);
     }
     process.stdout.write(`  encrypted / plain: rows/s ${(median(e.rate) / median(p.rate)).toFixed(2)}, client CPU ${(median(e.cpu) / median(p.cpu)).toFixed(2)}, stored bytes ${(e.bytes / p.bytes).toFixed(4)}\n`);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-    await stopAll();
-  }
+  });
 }
 
-main().catch((e) => {
-  process.stderr.write(`${(e as Error).stack ?? e}\n`);
-  process.exitCode = 1;
-});
+runSection(main);

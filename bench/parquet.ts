@@ -5,34 +5,26 @@
 // per format and codec; import rows/s of TEXT, Arrow and Parquet objects; and loading the same
 // Parquet objects through COPY BINARY against COPY TEXT. Prints the columnar/TEXT ratios.
 import { createReadStream } from 'node:fs';
-import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
-import os from 'node:os';
+import { readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { exportTables, importTables, type StaticTopology } from '../lib/index.js';
+import { exportTables, importTables } from '../lib/index.js';
 import { arrowCopyFromSQL } from '../lib/format/arrow/api.js';
 import { openParquetObject } from '../lib/format/parquet/import.js';
-import { BenchServer, stopAll } from './lib/cluster.js';
-import { TABLE, tableDDL, generateSQL } from './lib/data.js';
+import type { BenchServer } from './lib/cluster.js';
+import { fillSources, runSection, sectionFlags, staticTopology, withBenchServers } from './lib/common.js';
+import { TABLE } from './lib/data.js';
 
-const { values: flags } = parseArgs({
-  options: { rows: { type: 'string' }, reps: { type: 'string' }, quick: { type: 'boolean' }, help: { type: 'boolean' } },
+const { rows, reps } = sectionFlags({
+  usage: 'node --import tsx bench/parquet.ts [--rows N (default 1000000; --quick 30000)] [--reps N (default 3; --quick 1)] [--quick]',
+  rows: { full: 1_000_000, quick: 30_000 },
+  reps: { full: 3, quick: 1 },
 });
-if (flags.help) {
-  process.stdout.write('node --import tsx bench/parquet.ts [--rows N (default 1000000; --quick 30000)] [--reps N (default 3; --quick 1)] [--quick]\n');
-  process.exit(0);
-}
-const quick = flags.quick === true;
-const rows = Number(flags.rows ?? (quick ? 30_000 : 1_000_000));
-const reps = Number(flags.reps ?? (quick ? 1 : 3));
 
-function topo(s: BenchServer): StaticTopology {
-  return { nodes: [{ name: 'dn1', url: s.url() }], replicated: [] };
-}
+const topo = (s: BenchServer) => staticTopology([s]);
 
 /** Wall seconds and client CPU seconds (this process: user + system) of one call. */
 async function measured(f: () => Promise<unknown>): Promise<{ wall: number; cpu: number }> {
@@ -46,11 +38,9 @@ async function measured(f: () => Promise<unknown>): Promise<{ wall: number; cpu:
 const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
 
 async function main(): Promise<void> {
-  const [src, dst] = await Promise.all([BenchServer.start('pq-src'), BenchServer.start('pq-dst')]) as [BenchServer, BenchServer];
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'sf-bench-parquet-'));
-  try {
-    await Promise.all([src, dst].map((s) => s.query(tableDDL(TABLE))));
-    await src.query(`INSERT INTO ${TABLE} ${generateSQL(1, rows)}; ANALYZE ${TABLE}`);
+  await withBenchServers(['pq-src', 'pq-dst'], 'sf-bench-parquet-', async (servers, dir) => {
+    const [src, dst] = servers as [BenchServer, BenchServer];
+    await fillSources([src], rows);
     const s = topo(src);
     const d = topo(dst);
     const exp: Record<string, { rps: number[]; cpu: number[]; bytes: number }> = {};
@@ -130,13 +120,7 @@ async function main(): Promise<void> {
     const ratio = (a: number[] | undefined, b: number[] | undefined) => (a && b ? (median(a) / median(b)).toFixed(2) : 'n/a');
     process.stdout.write(`  ratios (rows/s against TEXT): export Arrow ${ratio(exp.Arrow?.rps, exp.TEXT?.rps)}, export Parquet zstd ${ratio(exp['Parquet zstd']?.rps, exp.TEXT?.rps)}, ` +
       `import Arrow ${ratio(imp.Arrow?.rps, imp.TEXT?.rps)}, import Parquet zstd ${ratio(imp['Parquet zstd']?.rps, imp.TEXT?.rps)}\n`);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-    await stopAll();
-  }
+  });
 }
 
-main().catch((e) => {
-  process.stderr.write(`${(e as Error).stack ?? e}\n`);
-  process.exitCode = 1;
-});
+runSection(main);

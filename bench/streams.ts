@@ -9,21 +9,16 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { BenchServer, psqlEnv, stopAll } from './lib/cluster.js';
 import { TABLE, growNode, nodeSelectSQL, rowCount } from './lib/data.js';
+import { runSection, sectionFlags } from './lib/common.js';
 import { cleanupTimeDir, measure, median, type RunCost } from './lib/measure.js';
 
-const { values: flags } = parseArgs({
-  options: { rows: { type: 'string' }, reps: { type: 'string' }, quick: { type: 'boolean' }, help: { type: 'boolean' } },
+const { rows, reps } = sectionFlags({
+  usage: 'npm run bench:streams -- [--rows N (default 1500000, ≈ 570 MB on disk; --quick 400000, ≈ 150 MB: auto gives 2 streams)] [--reps N (default 3; --quick 1)] [--quick]',
+  rows: { full: 1_500_000, quick: 400_000 },
+  reps: { full: 3, quick: 1 },
 });
-if (flags.help) {
-  process.stdout.write('npm run bench:streams -- [--rows N (default 1500000, ≈ 570 MB on disk; --quick 400000, ≈ 150 MB: auto gives 2 streams)] [--reps N (default 3; --quick 1)] [--quick]\n');
-  process.exit(0);
-}
-const quick = flags.quick === true;
-const rows = Number(flags.rows ?? (quick ? 400_000 : 1_500_000));
-const reps = Number(flags.reps ?? (quick ? 1 : 3));
 const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 const log = (s: string) => process.stderr.write(`[streams] ${s}\n`);
 
@@ -128,7 +123,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((e) => {
-  process.stderr.write(`${(e as Error).stack ?? e}\n`);
-  process.exitCode = 1;
-});
+runSection(main);

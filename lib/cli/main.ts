@@ -152,7 +152,8 @@ Options:
                            compressed, each a whole stream that gzip -dc / zstd -dc reads alone
       --extension          object keys end with the format's extension: .txt .csv .bin .arrow,
                            then .gz / .zst (orders_dn1_segment.0.csv.gz); default: none
-      --arrow-compression C  zstd or none (default): Arrow record batch bodies compressed
+      --arrow-compression C  zstd, lz4 or none (default): Arrow record batch bodies compressed
+                           (Arrow BodyCompression ZSTD / LZ4_FRAME; any Arrow reader opens them)
       --columns a,b        export only these columns, in this order
       --where SQL          filter applied on every node (trusted SQL, never user input)
       --replicated NAME    treat NAME as replicated: exported from one node (repeatable)
@@ -303,7 +304,7 @@ async function cmdExport(argv: string[], dryRunCommand: boolean, reporter: () =>
   if (v['segment-size']) opts.segmentSize = parseSize(v['segment-size'], '--segment-size');
   if (v.compress !== undefined) opts.compress = parseCompression(v.compress) ?? 'none';
   if (v.extension) opts.extension = true;
-  if (v['arrow-compression'] !== undefined) opts.arrowCompression = v['arrow-compression'] as 'zstd' | 'none';
+  if (v['arrow-compression'] !== undefined) opts.arrowCompression = v['arrow-compression'] as 'zstd' | 'lz4' | 'none';
   if (v.columns) opts.columns = v.columns.split(',').map((c) => c.trim()).filter(Boolean);
   if (v.where !== undefined) opts.where = v.where;
   if (v.replicated) opts.replicated = v.replicated;

@@ -60,12 +60,11 @@ export interface PlanOptions {
    */
   extension?: boolean;
   /**
-   * Arrow record batch body compression: `zstd` (each body buffer a zstd frame behind the Arrow
-   * format's length prefix, readable by any Arrow reader with zstd) or `none` (default). `lz4`
-   * is not offered (no maintained codec without native binaries: lib/format/arrow-codecs.ts).
-   * Other formats: ERR_INVALID_OPTION.
+   * Arrow record batch body compression: `zstd` or `lz4` (each body buffer one zstd frame or one
+   * LZ4 frame behind the Arrow format's length prefix, readable by any Arrow reader with that
+   * codec) or `none` (default). Other formats: ERR_INVALID_OPTION.
    */
-  arrowCompression?: 'zstd' | 'none';
+  arrowCompression?: 'zstd' | 'lz4' | 'none';
   /** Columns to export, in this order (default: all). */
   columns?: string[];
   /**
@@ -116,7 +115,7 @@ export interface ExportPlan {
   /** Object keys end with the format's extension ({@link PlanOptions.extension}; absent: false). */
   extension?: boolean;
   /** Arrow body compression (absent: none). */
-  arrowCompression?: 'zstd';
+  arrowCompression?: 'zstd' | 'lz4';
   segmentSize: number;
   filter: string | null;
   sessionSettings: Record<string, string>;
@@ -259,11 +258,11 @@ export async function planExport(opts: PlanOptions): Promise<ExportPlan> {
   if (d.coordinator) plan.coordinator = d.coordinator;
   if (compression) plan.compression = compression;
   if (opts.arrowCompression !== undefined && opts.arrowCompression !== 'none') {
-    if (opts.arrowCompression !== 'zstd') {
-      throw new InvalidOptionError(`unknown Arrow compression ${JSON.stringify(opts.arrowCompression)}: use zstd or none (lz4 is not offered: no maintained codec without native binaries)`);
+    if (opts.arrowCompression !== 'zstd' && opts.arrowCompression !== 'lz4') {
+      throw new InvalidOptionError(`unknown Arrow compression ${JSON.stringify(opts.arrowCompression)}: use zstd, lz4 or none`);
     }
     if (format.kind !== 'arrow') throw new InvalidOptionError('--arrow-compression applies to --format arrow; use --compress for text, csv and binary');
-    plan.arrowCompression = 'zstd';
+    plan.arrowCompression = opts.arrowCompression;
   }
   if (opts.extension) {
     segmentExtension(format.kind, compression); // a format without one fails here, before any COPY

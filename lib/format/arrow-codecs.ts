@@ -1,6 +1,7 @@
 /**
- * Arrow IPC body compression (`--arrow-compression zstd`): the codec apache-arrow's writer and
- * reader look up in its `compressionRegistry`, backed by lib/format/zstd.ts.
+ * Arrow IPC body compression (`--arrow-compression zstd|lz4`): the codecs apache-arrow's writer
+ * and reader look up in its `compressionRegistry`, backed by lib/format/zstd.ts and
+ * lib/format/lz4.ts (LZ4_FRAME: each body buffer one LZ4 frame, as Message.fbs says).
  *
  * apache-arrow JS ≤ 21 writes the *compressed* length into the 8-byte prefix of each compressed
  * body buffer, where the Arrow format (Message.fbs, BodyCompressionMethod.BUFFER) wants the
@@ -9,13 +10,10 @@
  * dependency carries that fix, {@link registerArrowCodecs} wraps the writer's buffer compression
  * and rewrites each prefix with the buffer's uncompressed length (a no-op once the writer does
  * it right), so the files open in any Arrow reader.
- *
- * LZ4_FRAME is not offered: the registry candidates seen are `lz4js` 0.2.0 (pure JS, unmaintained,
- * no bounds handling of bad offsets by its own TODO list), `lz4` / `lz4-napi` (native builds) and
- * `lz4-wasm-nodejs` (lz4_flex in WebAssembly, not evaluated for LZ4 frames); docs/formats.md.
  */
 import { compressionRegistry, CompressionType, RecordBatchWriter } from 'apache-arrow';
 import { DecompressError } from '../errors.js';
+import { lz4CompressFrame, lz4Decompress } from './lz4.js';
 import { loadZstd, ZstdFrameSplitter } from './zstd.js';
 
 /** Largest decoded Arrow body buffer accepted (256 MiB): segferry's batches are ≤ 4 MiB of rows. */
@@ -24,9 +22,9 @@ export const MAX_ARROW_BUFFER = 256 * 1024 * 1024;
 let registered: Promise<void> | undefined;
 
 /**
- * Register zstd in apache-arrow's `compressionRegistry` (writing and reading ZSTD bodies) and
- * make the writer's length prefixes follow the Arrow format. Idempotent; call before encoding or
- * decoding compressed Arrow IPC.
+ * Register zstd and LZ4 frames in apache-arrow's `compressionRegistry` (writing and reading ZSTD
+ * and LZ4_FRAME bodies) and make the writer's length prefixes follow the Arrow format.
+ * Idempotent; call before encoding or decoding compressed Arrow IPC.
  */
 export function registerArrowCodecs(): Promise<void> {
   registered ??= (async () => {
@@ -41,6 +39,10 @@ export function registerArrowCodecs(): Promise<void> {
         if (out.length === 0) throw new DecompressError('Arrow body buffer holds no zstd frame');
         return out.length === 1 ? out[0]! : Buffer.concat(out);
       },
+    });
+    compressionRegistry.set(CompressionType.LZ4_FRAME, {
+      encode: (data) => lz4CompressFrame(data),
+      decode: (data) => lz4Decompress(data, MAX_ARROW_BUFFER),
     });
     fixLengthPrefixes();
   })();

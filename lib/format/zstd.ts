@@ -8,7 +8,8 @@
  *   install-time download), loaded on first use (≈ 250 KB of WebAssembly).
  *
  * There is no third case: the WebAssembly package is a regular dependency, so zstd works on every
- * Node segferry supports. Both write standard frames that `zstd -d` reads. The WebAssembly build
+ * Node segferry supports. Both write standard frames that `zstd -d` reads, and read each other's
+ * ({@link zstdFromZlib} and {@link loadWasmZstd} let tests run each in turn). The WebAssembly build
  * has no streaming API, so decoding goes frame by frame ({@link ZstdFrameSplitter} finds frame
  * ends from the frame headers): a frame is decoded whole, and only frames that declare their
  * content size, at most {@link MAX_FRAME_CONTENT}, are accepted (bounded memory; segferry's own
@@ -51,19 +52,41 @@ interface NodeZstd {
 
 /** True when the running Node has zstd in zlib (Node ≥ 22.15 / 23.8). */
 export function hasNodeZstd(): boolean {
-  return typeof (zlib as unknown as Partial<NodeZstd>).zstdCompressSync === 'function';
+  return zstdFromZlib() !== undefined;
 }
 
 let loading: Promise<ZstdCodec> | undefined;
 
 /** The zstd implementation of this process (see the module comment), loaded once. */
 export function loadZstd(): Promise<ZstdCodec> {
-  loading ??= hasNodeZstd() ? Promise.resolve(nodeCodec()) : wasmCodec();
+  loading ??= Promise.resolve(zstdFromZlib() ?? loadWasmZstd());
   return loading;
 }
 
-function nodeCodec(): ZstdCodec {
-  const z = zlib as unknown as NodeZstd;
+/**
+ * The zstd of a zlib module (default: Node's own), or undefined when it has none (Node before
+ * 22.15 / 23.8). {@link loadZstd} takes it when there is one; tests call it to run each
+ * implementation in turn.
+ */
+export function zstdFromZlib(zlibModule: object = zlib): ZstdCodec | undefined {
+  const z = zlibModule as Partial<NodeZstd>;
+  if (typeof z.zstdCompressSync !== 'function' || typeof z.zstdDecompressSync !== 'function' || !z.constants) return undefined;
+  return nodeCodec(z as NodeZstd);
+}
+
+let wasmLoading: Promise<ZstdCodec> | undefined;
+
+/**
+ * The WebAssembly zstd (`@bokuweb/zstd-wasm`), loaded once per process (a second instance of the
+ * module was seen to corrupt the first one's heap). {@link loadZstd} takes it where Node's zlib
+ * has no zstd; tests call it to run each implementation in turn.
+ */
+export function loadWasmZstd(): Promise<ZstdCodec> {
+  wasmLoading ??= wasmCodec();
+  return wasmLoading;
+}
+
+function nodeCodec(z: NodeZstd): ZstdCodec {
   const c = z.constants;
   return {
     backend: 'node-zlib',
@@ -72,13 +95,19 @@ function nodeCodec(): ZstdCodec {
       return z.zstdCompressSync(data, { pledgedSrcSize: data.length, params: { [c.ZSTD_c_compressionLevel!]: level } });
     },
     decompressFrame(frame, maxContent = MAX_FRAME_CONTENT) {
-      const h = parseFrameHeader(frame, 0);
-      if (h && h.contentSize !== undefined && h.contentSize > maxContent) throw tooLarge(h.contentSize, maxContent);
+      const h = checkedHeader(frame, maxContent);
+      if (!h) return Buffer.alloc(0);
+      // Node's zstd returns what it decoded so far, without an error, for a frame cut short
+      // (Node 22.23: an empty buffer): check that the frame is whole first.
+      const whole = new ZstdFrameSplitter(frame.length + 1).push(Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength));
+      if (whole.length !== 1 || whole[0]!.length !== frame.length) throw new DecompressError('zstd frame is truncated, or followed by other bytes');
+      let out: Buffer;
       try {
-        return z.zstdDecompressSync(frame, { maxOutputLength: maxContent });
+        out = z.zstdDecompressSync(frame, { maxOutputLength: maxContent });
       } catch (e) {
         throw new DecompressError(`zstd frame cannot be decoded: ${(e as Error).message}`, { cause: e });
       }
+      return checkedOutput(out, h);
     },
   };
 }
@@ -100,10 +129,8 @@ async function wasmCodec(): Promise<ZstdCodec> {
       return Buffer.from(out.buffer, out.byteOffset, out.byteLength);
     },
     decompressFrame(frame, maxContent = MAX_FRAME_CONTENT) {
-      const h = parseFrameHeader(frame, 0);
-      if (!h) throw new DecompressError('not a zstd frame');
-      if (h.skippable) return Buffer.alloc(0);
-      if (h.contentSize !== undefined && h.contentSize > maxContent) throw tooLarge(h.contentSize, maxContent);
+      const h = checkedHeader(frame, maxContent);
+      if (!h) return Buffer.alloc(0);
       let out: Uint8Array;
       try {
         // The library sizes its output from the header's content size (checked above), or, when
@@ -112,13 +139,27 @@ async function wasmCodec(): Promise<ZstdCodec> {
       } catch (e) {
         throw new DecompressError(`zstd frame cannot be decoded: ${(e as Error).message}` + (h.contentSize === undefined ? ` (it declares no content size: it may be larger than the ${maxContent}-byte bound)` : ''), {
           cause: e,
-          ...(h.contentSize === undefined ? { hint: 'Node ≥ 22.15 decodes such frames in a stream; or recompress with a tool that records the content size (zstd FILE does)' } : {}),
+          ...(h.contentSize === undefined ? { hint: `segferry decodes zstd frames of at most ${maxContent} bytes each, on every Node: recompress the data in smaller pieces (concatenated frames are fine)` } : {}),
         });
       }
-      if (h.contentSize !== undefined && out.byteLength !== h.contentSize) throw new DecompressError(`zstd frame decoded to ${out.byteLength} bytes, its header says ${h.contentSize}`);
-      return Buffer.from(out.buffer, out.byteOffset, out.byteLength);
+      return checkedOutput(out, h);
     },
   };
+}
+
+/** The header of a frame about to be decoded, within `maxContent`; undefined for a skippable frame (no content). */
+function checkedHeader(frame: Uint8Array, maxContent: number): FrameHeader | undefined {
+  const h = parseFrameHeader(frame, 0);
+  if (!h) throw new DecompressError('not a zstd frame');
+  if (h.skippable) return undefined;
+  if (h.contentSize !== undefined && h.contentSize > maxContent) throw tooLarge(h.contentSize, maxContent);
+  return h;
+}
+
+/** A decoded frame, as long as its header says when it says. */
+function checkedOutput(out: Uint8Array, h: FrameHeader): Buffer {
+  if (h.contentSize !== undefined && out.byteLength !== h.contentSize) throw new DecompressError(`zstd frame decoded to ${out.byteLength} bytes, its header says ${h.contentSize}`);
+  return Buffer.from(out.buffer, out.byteOffset, out.byteLength);
 }
 
 function tooLarge(size: number, max: number): DecompressError {

@@ -75,7 +75,7 @@ export function checkManifest(m: unknown, where = 'manifest'): Manifest {
   checkFormat(o.format, bad);
   if (o.compression !== undefined) compression(o.compression, 'compression', bad);
   if (o.compression !== undefined && (o.format.kind === 'arrow' || o.format.kind === 'parquet')) throw bad(`compression does not apply to ${o.format.kind} objects`);
-  if (o.arrowCompression !== undefined && (o.arrowCompression !== 'zstd' || o.format.kind !== 'arrow')) throw bad('arrowCompression must be zstd, on arrow objects only');
+  if (o.arrowCompression !== undefined && ((o.arrowCompression !== 'zstd' && o.arrowCompression !== 'lz4') || o.format.kind !== 'arrow')) throw bad('arrowCompression must be zstd or lz4, on arrow objects only');
   checkSessionSettings(o.sessionSettings, bad);
   if (o.segmentSize !== undefined) count(o.segmentSize, 'segmentSize', bad);
   if (o.replicatedFrom !== undefined) {

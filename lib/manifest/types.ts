@@ -135,7 +135,7 @@ export interface Manifest {
    * Arrow format: body compression of the record batches (`--arrow-compression`); each IPC
    * message says so too. Absent: none.
    */
-  arrowCompression?: 'zstd';
+  arrowCompression?: 'zstd' | 'lz4';
   /** Settings under which the text forms were produced; importers apply them. */
   sessionSettings: Record<string, string>;
   segmentSize: number;

@@ -1,4 +1,4 @@
-// Compressed objects (--compress gzip|zstd) and --extension, end to end on two 2-node static
+// Compressed objects (--compress gzip|zstd), Arrow bodies (--arrow-compression zstd|lz4) and --extension, end to end on two 2-node static
 // clusters: every stored object within the cap, each decompressed alone by the standard tool
 // (/usr/bin/gzip, /usr/bin/zstd) and loaded alone by COPY (so rows are whole), round trip through
 // import and verify, and a corrupt object refused with nothing of it loaded.
@@ -18,7 +18,8 @@ import {
 import { startServers, type PgServer } from '../helpers/pg.js';
 import { describeMultisetDiff, mergeMultisets, rowMultiset, sameMultiset, trickyInsertSQL, trickyTableDDL } from '../helpers/fixtures.js';
 import { copyInSQL } from '../../lib/import/load.js';
-import { tableFromIPC } from 'apache-arrow';
+import { CompressionType, tableFromIPC } from 'apache-arrow';
+import { bodyBuffers, checkBodiesWithCli } from '../helpers/arrow-bodies.js';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 
@@ -36,7 +37,7 @@ import { registerArrowCodecs } from '../../lib/format/arrow-codecs.js';
 
 /** pyarrow, when installed here: an independent Arrow reader (C++), used if present. */
 const HAS_PYARROW = spawnSync('python3', ['-c', 'import pyarrow'], { stdio: 'ignore' }).status === 0;
-const PYARROW_SKIP = 'pyarrow is not installed (python3 -c "import pyarrow" fails): the independent-reader check of zstd Arrow bodies is skipped';
+const PYARROW_SKIP = 'pyarrow is not installed (python3 -c "import pyarrow" fails): the independent-reader check of compressed Arrow bodies is skipped';
 
 const CAP = 16 * 1024;
 const ROWS = 3000;
@@ -191,16 +192,19 @@ describe('corrupt compressed objects', () => {
   });
 });
 
-describe('Arrow body compression (--arrow-compression zstd)', () => {
+describe.each([
+  ['zstd', '/usr/bin/zstd', CompressionType.ZSTD],
+  ['lz4', '/usr/bin/lz4', CompressionType.LZ4_FRAME],
+] as const)('Arrow body compression (--arrow-compression %s)', (codec, cli, type) => {
   let dir: string;
   let m: Manifest;
   beforeAll(async () => {
     dir = await tmp();
-    m = (await exportTables({ topology: topo(src), tables: ['items'], to: dir, segmentSize: 256 * 1024, format: 'arrow', arrowCompression: 'zstd', extension: true, threads: false })).manifest;
+    m = (await exportTables({ topology: topo(src), tables: ['items'], to: dir, segmentSize: 256 * 1024, format: 'arrow', arrowCompression: codec, extension: true, threads: false })).manifest;
   });
 
-  it('objects hold ZSTD bodies, open in apache-arrow with the codec registered, and round trip through import and verify', async () => {
-    expect(m.arrowCompression).toBe('zstd');
+  it('every body buffer decodes with the codec\'s CLI to its length prefix; objects open in apache-arrow and round trip through import and verify', async () => {
+    expect(m.arrowCompression).toBe(codec);
     await expectSchemaValid(m);
     const plainDir = await tmp();
     const plain = (await exportTables({ topology: topo(src), tables: ['items'], to: plainDir, segmentSize: 256 * 1024, format: 'arrow', threads: false })).manifest;
@@ -211,7 +215,10 @@ describe('Arrow body compression (--arrow-compression zstd)', () => {
     for (const o of m.objects) {
       expect(o.key).toMatch(/^items_dn[12]_segment\.\d+\.arrow$/);
       expect(o.bytes).toBeLessThanOrEqual(256 * 1024);
-      const t = tableFromIPC(await readFile(join(dir, o.key)));
+      const file = await readFile(join(dir, o.key));
+      expect(bodyBuffers(file).every((b) => b.type === type)).toBe(true);
+      expect(checkBodiesWithCli(file, cli)).toBeGreaterThan(0);
+      const t = tableFromIPC(file);
       expect(t.numRows).toBe(o.rows);
       rows += t.numRows;
     }

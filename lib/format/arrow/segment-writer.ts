@@ -24,8 +24,9 @@ export interface ArrowSegmentWriterOptions extends SegmentWriterOptions {
    */
   batchBytes?: number;
   /**
-   * Record batch body compression (default `none`). `lz4` and `zstd` need a codec registered
-   * in apache-arrow's `compressionRegistry` by the caller; readers must support it too.
+   * Record batch body compression (default `none`). `lz4` and `zstd` need their codecs in
+   * apache-arrow's `compressionRegistry`: call `registerArrowCodecs()` (lib/format/arrow-codecs.ts)
+   * first, as the export does; readers must support the codec too.
    */
   compression?: ArrowCompression;
 }
