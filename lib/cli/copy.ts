@@ -50,7 +50,8 @@ Options:
   -j, --concurrency N      units (table × source node) copied at once (default: source nodes)
       --via DEST           stage through storage (s3://bucket/prefix, a directory or file:// URL, empty
                            or new): the source is exported there as segferry export writes it, and
-                           each object is loaded as soon as it is stored; DEST ends as a complete export
+                           each object is loaded as soon as it is stored; DEST ends as a complete export.
+                           The same command after a failure resumes in DEST
       --segment-size N     with --via: max bytes per object (default 1GiB; KiB/MiB/GiB suffixes)
       --verify             compare row counts and checksums of every table afterwards (exit 3 if different)
       --dry-run            print the plan as JSON and copy nothing

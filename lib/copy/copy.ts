@@ -28,7 +28,7 @@ import { Sessions } from '../import/sessions.js';
 import { runPool, throwIfAborted } from '../util/pool.js';
 import type { ExportResult } from '../export/export.js';
 import { verifyImport } from '../import/verify.js';
-import { runVia } from './via.js';
+import { runVia, type ViaOptions } from './via.js';
 import { planCopy, type CopyPlan, type CopyPlanOptions, type CopyUnitPlan } from './plan.js';
 
 export type { CopyFormatKind, CopyPlan, CopyPlanOptions, CopyUnitPlan } from './plan.js';
@@ -227,7 +227,7 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
     if (plan.via !== undefined) {
       // Staged: the export's events pass through as phase "export", each load as phase "import".
       if (opts.via === undefined) throw new InvalidOptionError('this copy plan stages through storage: give the same via location again (the plan keeps no credentials)');
-      const vo: Parameters<typeof runVia>[1] = { via: opts.via, tables: opts.tables ?? [] };
+      const vo: ViaOptions = { via: opts.via, tables: opts.tables ?? [] };
       if (opts.s3 !== undefined) vo.s3 = opts.s3;
       if (opts.signal !== undefined) vo.signal = opts.signal;
       staged = await runVia(plan, vo, dst, {

@@ -170,13 +170,23 @@ describe('segferry copy --via, failures', () => {
     } finally {
       await dst.nodes[1]!.query('ALTER TABLE orders DROP CONSTRAINT no_3');
     }
-    // That prefix now holds an unfinished export: a copy through it is refused before loading anything.
+    // That prefix now holds an unfinished run of this copy: another copy through it (other
+    // tables) is refused before loading anything; the same copy resumes and completes.
     const before = await rowMultiset(dst.nodes[0]!, 'SELECT * FROM orders');
     const used = await copyTables({
       sourceTopology: src.staticTopology(), targetTopology: dst.staticTopology(), tables: ['orders'], via,
-    }).then(() => undefined, (e: unknown) => e as { code?: string });
-    expect(used?.code).toBe('ERR_UNFINISHED_EXPORT');
+    }).then(() => undefined, (e: unknown) => e as { code?: string; message?: string });
+    expect(used?.code).toBe('ERR_INVALID_OPTION');
+    expect(used?.message).toMatch(/planned differently/);
     expect(sameMultiset(before, await rowMultiset(dst.nodes[0]!, 'SELECT * FROM orders'))).toBe(true);
+    const again = await copyTables({
+      sourceTopology: src.staticTopology(), targetTopology: dst.staticTopology(), tables: ['orders', 'nation'], via, segmentSize: SEGMENT,
+      where: `CASE WHEN ctid = '(150,1)'::tid THEN (SELECT true FROM pg_sleep(2)) ELSE true END`, verify: true,
+    });
+    expect(again.plan.staged).toBe('unfinished');
+    expect(again.verify?.ok).toBe(true);
+    await expectCopied();
+    await expectImportable(via);
   }, 120_000);
 });
 
@@ -217,6 +227,79 @@ describe('segferry copy, the process killed', () => {
     // Every row exactly once: the multisets count duplicates.
     await expectCopied();
   }, 120_000);
+});
+
+/** Every row of dn2's orders and nation waits behind this lock (one session holding it). */
+async function lockDst2(): Promise<pg.Client> {
+  const holder = new pg.Client({ connectionString: dst.nodes[1]!.url() });
+  holder.on('error', () => {});
+  await holder.connect();
+  await holder.query('BEGIN');
+  await holder.query('LOCK TABLE orders, nation IN ACCESS EXCLUSIVE MODE');
+  return holder;
+}
+
+const countOf = async (n: PgServer, sql: string) => Number((await n.query<{ c: string }>(sql).catch(() => [{ c: '0' }]))[0]!.c);
+/** Sessions of the copy on a destination node waiting for a lock (its loads held back). */
+const lockWaits = (n: PgServer) => countOf(n, `SELECT count(*)::text AS c FROM pg_stat_activity WHERE application_name = 'segferry copy' AND wait_event_type = 'Lock'`);
+
+describe('segferry copy --via, resumed in place', () => {
+  it('SIGKILL with one unit loaded, one stored but not loaded on one node, one half exported: the rerun finishes, every row once, the prefix a complete export', async () => {
+    for (const n of dst.nodes) await n.query('TRUNCATE orders, nation; DROP SCHEMA IF EXISTS segferry CASCADE');
+    const via = join(dir, 'stage-kill');
+    // dn2's orders hold back for 60 s about 40% in on the source, but only while the database
+    // setting says so: the rerun, with the same --where (same plan), does not wait.
+    const [{ d }] = await src.nodes[1]!.query<{ d: string }>('SELECT current_database() AS d');
+    await src.nodes[1]!.query(`ALTER DATABASE "${d}" SET segferry_test.stall = 'on'`);
+    const where = `CASE WHEN ctid = '(150,1)'::tid AND current_setting('segferry_test.stall', true) = 'on' THEN (SELECT true FROM pg_sleep(60)) ELSE true END`;
+    const args = ['copy', '--source', srcTopo, '--target', dstTopo, '--table', 'orders', '--table', 'nation', '--via', via, '--segment-size', `${SEGMENT / 1024}KiB`, '--where', where];
+    // Destination dn2 takes nothing: nation (exported from dn1) commits on dn1 only.
+    const holder = await lockDst2();
+    let child: ChildProcess | undefined;
+    const run = runCli(args, { onStderr: (_d, c) => { child ??= c; } });
+    const dn1 = dst.nodes[0]!;
+    const committed = (stem: string) => countOf(dn1, `SELECT count(*)::text AS c FROM segferry.loads WHERE object_key LIKE '${stem}%'`);
+    const checkpointUnits = async () => {
+      const b = await readFile(join(via, 'segferry-checkpoint.json'), 'utf8').catch(() => '{"units":[]}');
+      return (JSON.parse(b) as { units: { unit?: string }[] }).units.map((u) => u.unit).sort();
+    };
+    const ready = async () => child !== undefined && (await committed('orders_dn1_')) > 0 && (await committed('nation_dn1_')) > 0
+      && (await lockWaits(dst.nodes[1]!)) > 0 && (await readdir(via).catch(() => [] as string[])).some((k) => k.startsWith('orders_dn2_'));
+    for (let i = 0; i < 600 && !(await ready()); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(await ready()).toBe(true);
+    expect(await checkpointUnits()).toEqual(['nation_dn1', 'orders_dn1']);
+    const loadedBefore = await rowMultiset(dn1, 'SELECT * FROM orders');
+    child!.kill('SIGKILL');
+    const r = await run;
+    expect(r.signal).toBe('SIGKILL');
+    await holder.query('ROLLBACK');
+    await holder.end();
+    await src.nodes[1]!.query(`ALTER DATABASE "${d}" RESET segferry_test.stall`);
+    await src.nodes[1]!.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'segferry export' AND pid <> pg_backend_pid()`);
+    expect(await readdir(via)).not.toContain('manifest.json');
+    // Nothing of the unfinished unit, nor of nation on dn2, was committed.
+    expect(await countOf(dst.nodes[1]!, 'SELECT count(*)::text AS c FROM orders')).toBe(0);
+    expect(await countOf(dst.nodes[1]!, 'SELECT count(*)::text AS c FROM nation')).toBe(0);
+
+    const again = await runCli([...args, '--verify', '--json']);
+    expect(again.code, again.stderr).toBe(0);
+    const events = again.stdout.trim().split('\n').map((l) => JSON.parse(l) as Ev);
+    const segs = events.filter((e) => e.type === 'segment');
+    // Only the unfinished unit is exported again; the kept units' objects load where the ledger lacks them.
+    expect(new Set(segs.filter((e) => e.phase === 'export').map((e) => e.key!.replace(/segment\.\d+$/, '')))).toEqual(new Set(['orders_dn2_']));
+    const imports = segs.filter((e) => e.phase === 'import');
+    const m = JSON.parse(await readFile(join(via, 'manifest.json'), 'utf8')) as Manifest;
+    const keysOf = (stem: string) => m.objects.filter((o) => o.key.startsWith(stem)).map((o) => o.key).sort();
+    expect(imports.filter((e) => e.skipped).map((e) => `${e.key}@${e.node}`).sort()).toEqual([...keysOf('nation_dn1_').map((k) => `${k}@dn1`), ...keysOf('orders_dn1_').map((k) => `${k}@dn1`)].sort());
+    expect(imports.filter((e) => !e.skipped).map((e) => `${e.key}@${e.node}`).sort()).toEqual([...keysOf('nation_dn1_').map((k) => `${k}@dn2`), ...keysOf('orders_dn2_').map((k) => `${k}@dn2`)].sort());
+    const verify = events.find((e) => e.type === 'note' && (e as { step?: string }).step === 'verify') as unknown as { ok: boolean };
+    expect(verify.ok).toBe(true);
+    expect(await readdir(via)).not.toContain('segferry-checkpoint.json');
+    // What the first run committed stayed as it was, and every row is there once.
+    expect(sameMultiset(loadedBefore, await rowMultiset(dn1, 'SELECT * FROM orders'))).toBe(true);
+    await expectCopied();
+    await expectImportable(via);
+  }, 150_000);
 });
 
 describe('segferry copy, table selection as export selects', () => {
