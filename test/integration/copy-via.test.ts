@@ -302,6 +302,37 @@ describe('segferry copy --via, resumed in place', () => {
   }, 150_000);
 });
 
+describe('segferry copy --via, objects checked at load', () => {
+  it('an object changed between store and load: the copy fails naming it, nothing of its unit is committed', async () => {
+    for (const n of dst.nodes) await n.query('TRUNCATE orders, nation; DROP SCHEMA IF EXISTS segferry CASCADE');
+    const via = join(dir, 'stage-tamper');
+    // dn2 takes nothing until the export has stored everything (its manifest is written):
+    // then one object of dn2's orders, not yet read by any loader (the last), is changed.
+    const holder = await lockDst2();
+    const copy = copyTables({
+      sourceTopology: src.staticTopology(), targetTopology: dst.staticTopology(), tables: ['orders', 'nation'], via, segmentSize: SEGMENT,
+    }).then(() => undefined, (e: unknown) => e as { code?: string; key?: string; node?: string; message?: string });
+    for (let i = 0; i < 600 && !(await readdir(via).catch(() => [] as string[])).includes('manifest.json'); i++) await new Promise((r) => setTimeout(r, 100));
+    const m = JSON.parse(await readFile(join(via, 'manifest.json'), 'utf8')) as Manifest;
+    const last = m.objects.filter((o) => o.key.startsWith('orders_dn2_')).sort((a, b) => b.segment - a.segment)[0]!;
+    expect(last.segment).toBeGreaterThan(2);
+    const body = await readFile(join(via, last.key));
+    body[body.length >> 1] ^= 0x01;
+    await writeFile(join(via, last.key), body);
+    expect(await lockWaits(dst.nodes[1]!)).toBeGreaterThan(0);
+    await holder.query('ROLLBACK');
+    await holder.end();
+    const err = await copy;
+    expect(err?.code, String(err?.message)).toBe('ERR_CHECKSUM_MISMATCH');
+    expect(err?.key).toBe(last.key);
+    expect(err?.node).toBe('dn2');
+    expect(err?.message).toContain(last.key);
+    // The unit's earlier objects loaded fine, in its transaction: none of them committed.
+    expect(await countOf(dst.nodes[1]!, 'SELECT count(*)::text AS c FROM orders')).toBe(0);
+    expect(await countOf(dst.nodes[1]!, `SELECT count(*)::text AS c FROM segferry.loads WHERE object_key LIKE 'orders_dn2_%'`)).toBe(0);
+  }, 120_000);
+});
+
 describe('segferry copy, table selection as export selects', () => {
   const planned = async (sel: string[]) => {
     const r = await runCli(['copy', '--source', srcTopo, '--target', dstTopo, ...sel, '--dry-run']);
