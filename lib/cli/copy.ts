@@ -4,6 +4,7 @@ import { copyTables, copyVerifyError, planCopy, type CopyFormatKind, type CopyOp
 import { outputMode, type Reporter, type Summary } from './report.js';
 import { onInterrupt } from './interrupt.js';
 import type { S3Options } from '../store/s3.js';
+import { parseEncryptOption } from '../crypto/keys.js';
 
 /** What main.ts shares with this command (passed in to avoid an import cycle). */
 export interface CopyCliShared {
@@ -25,7 +26,7 @@ Usage:
                 (--table PATTERN ... | --schema NAME ... | --all) [--exclude-table PATTERN ...]
                 [--format text|csv|binary] [--create] [--truncate|--append] [--where SQL]
                 [--columns a,b] [--replicated NAME] [--concurrency N] [--verify] [--dry-run] [--json]
-                [--via s3://bucket/prefix|DIR [--segment-size N] [S3 flags as for export]]
+                [--via s3://bucket/prefix|DIR [--segment-size N] [--encrypt E] [S3 flags as for export]]
 
 Options:
   -s, --source S           source coordinator (or single server) URL, or a JSON file naming the
@@ -53,6 +54,8 @@ Options:
                            each object is loaded as soon as it is stored; DEST ends as a complete export.
                            The same command after a failure resumes in DEST
       --segment-size N     with --via: max bytes per object (default 1GiB; KiB/MiB/GiB suffixes)
+      --encrypt E          with --via: encrypt the staged objects as export --encrypt does, and
+                           decrypt them to load: key-file:PATH or kms:KEY-ID (docs/encryption.md)
       --verify             compare row counts and checksums of every table afterwards (exit 3 if different)
       --dry-run            print the plan as JSON and copy nothing
   Output: --json (one JSON event per line)  -q/--quiet  -v/--verbose (stack traces)
@@ -85,6 +88,7 @@ const FLAGS = {
   concurrency: { type: 'string', short: 'j' },
   verify: { type: 'boolean' },
   via: { type: 'string' },
+  encrypt: { type: 'string' },
   'segment-size': { type: 'string' },
   'dry-run': { type: 'boolean' },
   json: { type: 'boolean' },
@@ -163,6 +167,10 @@ export async function cmdCopy(argv: string[], shared: CopyCliShared): Promise<nu
   if (v.via !== undefined) {
     o.via = v.via;
     if (shared.s3FromFlags) o.s3 = shared.s3FromFlags(v);
+  }
+  if (v.encrypt !== undefined) {
+    if (v.via === undefined) throw new InvalidOptionError('--encrypt applies to --via only (a direct copy stores nothing)');
+    o.encrypt = parseEncryptOption(v.encrypt);
   }
   if (v['segment-size'] !== undefined) {
     if (v.via === undefined) throw new InvalidOptionError('--segment-size applies to --via only (a direct copy stages nothing)');

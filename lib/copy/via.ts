@@ -12,7 +12,7 @@
  * export (`resume`) and loads what the ledger lacks.
  */
 import { randomUUID } from 'node:crypto';
-import { AbortedError, InternalError, PrefixNotEmptyError, SegferryError } from '../errors.js';
+import { AbortedError, EncryptionKeyError, InternalError, InvalidOptionError, PrefixNotEmptyError, SegferryError } from '../errors.js';
 import type { SegferryEvent } from '../events.js';
 import { exportTables, type ExportResult, type StoredUnit } from '../export/export.js';
 import { readCheckpoint } from '../export/checkpoint.js';
@@ -156,8 +156,11 @@ export async function runVia(plan: CopyPlan, opts: ViaOptions, dst: Sessions, ho
   // Set before the first object is stored (the export's `started`), or from a finished manifest.
   let cipher: ObjectCipher | undefined;
   const unwrap = async (enc: ClientEncryption | undefined) => {
-    if (!enc) return;
-    if (!opts.keys) throw new InternalError('an encrypted staging export without a key source');
+    if (!enc) {
+      if (opts.keys) throw new InvalidOptionError(`the staging export at ${store.url} is not encrypted: leave out encrypt`);
+      return;
+    }
+    if (!opts.keys) throw new EncryptionKeyError(`the staging export at ${store.url} is encrypted: run the copy with the same encrypt`);
     cipher = { dataKey: await opts.keys.unwrap(enc), chunkSize: enc.chunkSize };
   };
 

@@ -13,6 +13,7 @@ import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { copyTables, importTables, type Manifest, type S3Options } from '../../lib/index.js';
 import { describeMultisetDiff, mergeMultisets, rowMultiset, sameMultiset, startStaticCluster, trickyTableDDL, type SourceCluster } from '../helpers/fixtures.js';
@@ -330,6 +331,45 @@ describe('segferry copy --via, objects checked at load', () => {
     // The unit's earlier objects loaded fine, in its transaction: none of them committed.
     expect(await countOf(dst.nodes[1]!, 'SELECT count(*)::text AS c FROM orders')).toBe(0);
     expect(await countOf(dst.nodes[1]!, `SELECT count(*)::text AS c FROM segferry.loads WHERE object_key LIKE 'orders_dn2_%'`)).toBe(0);
+  }, 120_000);
+});
+
+describe('segferry copy --via --encrypt', () => {
+  it('a key file (CLI): no staged object holds a known plaintext value, the destination equals the source, the prefix imports with the key only', async () => {
+    for (const n of dst.nodes) await n.query('TRUNCATE orders, nation; DROP SCHEMA IF EXISTS segferry CASCADE');
+    const via = join(dir, 'stage-enc');
+    const key = join(dir, 'copy.key');
+    await writeFile(key, randomBytes(32), { mode: 0o600 });
+    const r = await runCli(['copy', '--source', srcTopo, '--target', dstTopo, '--table', 'orders', '--table', 'nation', '--via', via, '--segment-size', `${SEGMENT / 1024}KiB`, '--encrypt', `key-file:${key}`, '--verify', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Ev);
+    const verify = events.find((e) => e.type === 'note' && (e as { step?: string }).step === 'verify') as unknown as { ok: boolean };
+    expect(verify.ok).toBe(true);
+    const m = JSON.parse(await readFile(join(via, 'manifest.json'), 'utf8')) as Manifest;
+    expect(m.clientEncryption?.keySource).toBe('key-file');
+    expect(m.objects.length).toBeGreaterThan(4);
+    // Values the source rows hold in plain text (orders' repeated 'abc,', nation's labels).
+    expect(await countOf(src.nodes[1]!, `SELECT count(*)::text AS c FROM orders WHERE note LIKE 'abc,abc,abc,%'`)).toBeGreaterThan(100);
+    expect(await countOf(src.nodes[0]!, `SELECT count(*)::text AS c FROM nation WHERE label IN ('nation 19') OR label LIKE '%Ivoire%'`)).toBeGreaterThan(1);
+    const names = (await readdir(via)).filter((n) => n !== 'manifest.json');
+    expect(names.length).toBe(m.objects.length);
+    for (const n of names) {
+      const b = await readFile(join(via, n));
+      for (const needle of ['abc,abc,abc,', 'nation 19', 'Ivoire']) expect(b.includes(Buffer.from(needle)), `${n} holds ${needle}`).toBe(false);
+    }
+    await expectCopied();
+    // The prefix imports with the key, and not without it.
+    await third.query(`DROP TABLE IF EXISTS public.orders, public.nation; DROP SCHEMA IF EXISTS segferry CASCADE; ${trickyTableDDL('public.orders')}`);
+    const without = await importTables({ from: via, target: third.url(), create: true }).then(() => undefined, (e: unknown) => e as { code?: string });
+    expect(without?.code).toBe('ERR_ENCRYPTION_KEY');
+    expect(await countOf(third, 'SELECT count(*)::text AS c FROM orders')).toBe(0);
+    const again = await importTables({ from: via, topology: dst.staticTopology(), encrypt: { keyFile: key } });
+    expect(again.loaded).toBe(0);
+    const im = await importTables({ from: via, target: third.url(), create: true, verify: true, encrypt: { keyFile: key } });
+    expect(im.verify?.ok).toBe(true);
+    const a = await all(src, 'orders');
+    const b = await rowMultiset(third, 'SELECT * FROM orders');
+    expect(sameMultiset(a, b), describeMultisetDiff(a, b)).toBe(true);
   }, 120_000);
 });
 
