@@ -24,7 +24,7 @@ const COPY_HELP = `segferry copy: copy tables from one cluster to another, strea
 Usage:
   segferry copy --source URL|FILE.json --target URL|FILE.json
                 (--table PATTERN ... | --schema NAME ... | --all) [--exclude-table PATTERN ...]
-                [--format text|csv|binary] [--create] [--truncate|--append] [--where SQL]
+                [--format text|csv|binary|arrow|parquet] [--create] [--truncate|--append] [--where SQL]
                 [--columns a,b] [--replicated NAME] [--concurrency N] [--verify] [--dry-run] [--json]
                 [--via s3://bucket/prefix|DIR [--segment-size N] [--encrypt E] [S3 flags as for export]]
 
@@ -41,7 +41,8 @@ Options:
       --table-file FILE    tables or patterns to copy, one a line (# comments)
       --exclude-table-file FILE  patterns to leave out, one a line
   -f, --format F           text (default), csv, or binary (COPY BINARY: only when every column has
-                           the same type on both ends, else ERR_BINARY_TYPE_MISMATCH)
+                           the same type on both ends, else ERR_BINARY_TYPE_MISMATCH); with --via
+                           also arrow or parquet (the staged objects' format, as export writes it)
       --create             create missing destination tables from the source's columns
       --truncate           empty each destination table first (not again when resuming)
       --append             add to the destination tables (the default)
@@ -141,7 +142,11 @@ export async function cmdCopy(argv: string[], shared: CopyCliShared): Promise<nu
   if (tables.length === 0 && !v.all && !v.schema) throw new InvalidOptionError('name at least one --table, or use --schema NAME or --all');
   if (v.truncate && v.append) throw new InvalidOptionError('--truncate and --append exclude each other');
   const format = (v.format ?? 'text') as CopyFormatKind;
-  if (format !== 'text' && format !== 'csv' && format !== 'binary') throw new InvalidOptionError('--format takes text, csv or binary');
+  if (format === 'arrow' || format === 'parquet') {
+    if (v.via === undefined) throw new InvalidOptionError(`--format ${format} applies to --via only (objects in storage); a direct copy takes text, csv or binary`);
+  } else if (format !== 'text' && format !== 'csv' && format !== 'binary') {
+    throw new InvalidOptionError('--format takes text, csv or binary (with --via also arrow or parquet)');
+  }
   const s = side(v.source, shared);
   const t = side(v.target, shared);
   if (!s.url && !s.topology && !process.env.PGHOST) throw new InvalidOptionError('give --source URL or --source FILE.json');

@@ -20,8 +20,11 @@ import type { PlanNode, StaticTopology, TopologyKind } from '../topology/types.j
 import type { S3Options } from '../store/s3.js';
 import { stagedState } from './via.js';
 
-/** Formats of a direct copy: COPY's own text and csv forms, or COPY BINARY. */
-export type CopyFormatKind = 'text' | 'csv' | 'binary';
+/**
+ * Formats of a copy: COPY's own text and csv forms, or COPY BINARY; through storage (`via`)
+ * also the staged objects' columnar formats, Arrow IPC and Parquet.
+ */
+export type CopyFormatKind = 'text' | 'csv' | 'binary' | 'arrow' | 'parquet';
 
 /** What to copy, from where, to where. */
 export interface CopyPlanOptions {
@@ -48,7 +51,9 @@ export interface CopyPlanOptions {
   /**
    * `text` (default), `csv`, or `binary` (COPY BINARY: no text formatting on the source, no
    * parsing on the destination; only when every column type is the same on both ends and
-   * portable, else ERR_BINARY_TYPE_MISMATCH).
+   * portable, else ERR_BINARY_TYPE_MISMATCH). With `via` also `arrow` or `parquet`: the staged
+   * objects are written as `export --format arrow|parquet` writes them and loaded as `import`
+   * loads them (a direct copy refuses them: it stages nothing).
    */
   format?: CopyFormatKind;
   /** Columns to copy, in this order (default: all). */
@@ -220,10 +225,14 @@ async function checkBinary(plan: ExportPlan, dest: DestSide, tables: ImportTable
  */
 export async function planCopy(opts: CopyPlanOptions): Promise<CopyPlan> {
   const format = opts.format ?? 'text';
-  if (format !== 'text' && format !== 'csv' && format !== 'binary') throw new InvalidOptionError(`unknown copy format ${String(format)}: use text, csv or binary`);
+  if (format === 'arrow' || format === 'parquet') {
+    if (opts.via === undefined) throw new InvalidOptionError(`format ${format} is a format of stored objects: copy through storage (via) with it, or copy directly with text, csv or binary`);
+  } else if (format !== 'text' && format !== 'csv' && format !== 'binary') {
+    throw new InvalidOptionError(`unknown copy format ${String(format)}: use text, csv or binary (with via also arrow or parquet)`);
+  }
   destinationAddress({ ...(opts.target !== undefined ? { target: opts.target } : {}), ...(opts.targetTopology !== undefined ? { topology: opts.targetTopology } : {}) });
   // A direct copy names COPY BINARY itself; staged objects are the export's binary objects.
-  const srcFormat: FormatOptions = normalizeFormat({ kind: format === 'csv' ? 'csv' : format === 'binary' && opts.via !== undefined ? 'binary' : 'text' });
+  const srcFormat: FormatOptions = normalizeFormat({ kind: opts.via !== undefined ? format : format === 'csv' ? 'csv' : 'text' });
   if ((opts.tables?.length ?? 0) === 0 && opts.all !== true && (opts.schemas?.length ?? 0) === 0) {
     throw new InvalidOptionError('name at least one table, or select with schemas or all');
   }
