@@ -61,6 +61,12 @@ afterAll(async () => {
 
 type Ev = { type: string; operation?: string; phase?: string; node?: string; key?: string; table?: string; rows?: number; skipped?: boolean };
 
+/** The destination's tables empty and its ledger gone. */
+const resetDst = async () => { for (const n of dst.nodes) await n.query('TRUNCATE orders, nation; DROP SCHEMA IF EXISTS segferry CASCADE'); };
+const eventsOf = (stdout: string) => stdout.trim().split('\n').map((l) => JSON.parse(l) as Ev);
+/** The `--verify` note of a `--json` run. */
+const verifyNote = (events: Ev[]) => events.find((e) => e.type === 'note' && (e as { step?: string }).step === 'verify') as unknown as { ok: boolean };
+
 const all = async (c: SourceCluster, table: string) => mergeMultisets(...(await Promise.all(c.nodes.map((n) => rowMultiset(n, `SELECT * FROM ${table}`)))));
 
 /** The destination holds the source's rows: orders node by node, nation on every node. */
@@ -110,7 +116,7 @@ describe('segferry copy --via', () => {
     const stall = `CASE WHEN ctid = '(150,1)'::tid THEN (SELECT true FROM pg_sleep(2)) ELSE true END`;
     const r = await runCli(['copy', '--source', srcTopo, '--target', dstTopo, '--table', 'orders', '--table', 'nation', '--via', via, '--segment-size', `${SEGMENT / 1024}KiB`, '--where', stall, '--verify', '--json']);
     expect(r.code, r.stderr).toBe(0);
-    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Ev);
+    const events = eventsOf(r.stdout);
     // The export's events pass through as the copy's (the closing summary keeps its own kind).
     expect(events.filter((e) => ['start', 'segment', 'progress', 'done'].includes(e.type)).every((e) => e.operation === 'copy')).toBe(true);
     expect(events.filter((e) => e.type === 'start').length).toBe(1);
@@ -121,7 +127,7 @@ describe('segferry copy --via', () => {
     expect(segs.filter((e) => e.phase === 'export').map((e) => e.key).sort()).toEqual(m.objects.map((o) => o.key).sort());
     const expected = m.objects.flatMap((o) => (o.table === 'public.nation' ? ['dn1', 'dn2'] : [o.node]).map((n) => `${o.key}@${n}`)).sort();
     expect(segs.filter((e) => e.phase === 'import' && !e.skipped).map((e) => `${e.key}@${e.node}`).sort()).toEqual(expected);
-    const verify = events.find((e) => e.type === 'note' && (e as { step?: string }).step === 'verify') as unknown as { ok: boolean };
+    const verify = verifyNote(events);
     expect(verify.ok).toBe(true);
     expect((await readdir(via)).filter((k) => k.startsWith('orders_')).length).toBe(m.objects.filter((o) => o.table === 'public.orders').length);
     await expectCopied();
@@ -129,7 +135,7 @@ describe('segferry copy --via', () => {
   }, 120_000);
 
   it('through S3 (library, COPY BINARY objects): the same, and the events carry both phases', async () => {
-    for (const n of dst.nodes) await n.query('TRUNCATE orders, nation; DROP SCHEMA IF EXISTS segferry CASCADE');
+    await resetDst();
     const via = `s3://${s3.bucket}/stage/run1`;
     const events: Ev[] = [];
     const res = await copyTables({
@@ -155,7 +161,7 @@ describe('segferry copy --via', () => {
 
 describe('segferry copy --via, failures', () => {
   it('a load that fails stops the running export: no manifest, the error is the destination\'s; that prefix is refused next time', async () => {
-    for (const n of dst.nodes) await n.query('TRUNCATE orders, nation; DROP SCHEMA IF EXISTS segferry CASCADE');
+    await resetDst();
     // Row 3 lives on dn2 (id % 2 = 1), in its first object, which cannot load there. The export is
     // held back mid-way (as in the first test), so the failure comes while it still runs.
     await dst.nodes[1]!.query('ALTER TABLE orders ADD CONSTRAINT no_3 CHECK (id <> 3) NOT VALID');
@@ -194,7 +200,7 @@ describe('segferry copy --via, failures', () => {
 
 describe('segferry copy, the process killed', () => {
   it('SIGKILL after the first unit committed, mid-way through the next: the rerun copies every row exactly once', async () => {
-    for (const n of dst.nodes) await n.query('TRUNCATE orders, nation; DROP SCHEMA IF EXISTS segferry CASCADE');
+    await resetDst();
     const dn2 = dst.nodes[1]!;
     // Hold dn2's table: with one unit at a time (orders_dn1, orders_dn2, nation_dn1), orders_dn1
     // commits and orders_dn2 then waits in its COPY FROM, claimed and streaming, when the kill comes.
@@ -220,11 +226,11 @@ describe('segferry copy, the process killed', () => {
 
     const again = await runCli([...args, '--verify', '--json']);
     expect(again.code, again.stderr).toBe(0);
-    const events = again.stdout.trim().split('\n').map((l) => JSON.parse(l) as Ev);
+    const events = eventsOf(again.stdout);
     const imports = events.filter((e) => e.type === 'segment' && e.phase === 'import');
     expect(imports.filter((e) => e.skipped).map((e) => `${e.key}@${e.node}`)).toEqual(['orders_dn1@dn1']);
     expect(imports.filter((e) => !e.skipped).map((e) => `${e.key}@${e.node}`).sort()).toEqual(['nation_dn1@dn1', 'nation_dn1@dn2', 'orders_dn2@dn2']);
-    const verify = events.find((e) => e.type === 'note' && (e as { step?: string }).step === 'verify') as unknown as { ok: boolean };
+    const verify = verifyNote(events);
     expect(verify.ok).toBe(true);
     // Every row exactly once: the multisets count duplicates.
     await expectCopied();
@@ -247,7 +253,7 @@ const lockWaits = (n: PgServer) => countOf(n, `SELECT count(*)::text AS c FROM p
 
 describe('segferry copy --via, resumed in place', () => {
   it('SIGKILL with one unit loaded, one stored but not loaded on one node, one half exported: the rerun finishes, every row once, the prefix a complete export', async () => {
-    for (const n of dst.nodes) await n.query('TRUNCATE orders, nation; DROP SCHEMA IF EXISTS segferry CASCADE');
+    await resetDst();
     const via = join(dir, 'stage-kill');
     // dn2's orders hold back for 60 s about 40% in on the source, but only while the database
     // setting says so: the rerun, with the same --where (same plan), does not wait.
@@ -285,7 +291,7 @@ describe('segferry copy --via, resumed in place', () => {
 
     const again = await runCli([...args, '--verify', '--json']);
     expect(again.code, again.stderr).toBe(0);
-    const events = again.stdout.trim().split('\n').map((l) => JSON.parse(l) as Ev);
+    const events = eventsOf(again.stdout);
     const segs = events.filter((e) => e.type === 'segment');
     // Only the unfinished unit is exported again; the kept units' objects load where the ledger lacks them.
     expect(new Set(segs.filter((e) => e.phase === 'export').map((e) => e.key!.replace(/segment\.\d+$/, '')))).toEqual(new Set(['orders_dn2_']));
@@ -294,11 +300,18 @@ describe('segferry copy --via, resumed in place', () => {
     const keysOf = (stem: string) => m.objects.filter((o) => o.key.startsWith(stem)).map((o) => o.key).sort();
     expect(imports.filter((e) => e.skipped).map((e) => `${e.key}@${e.node}`).sort()).toEqual([...keysOf('nation_dn1_').map((k) => `${k}@dn1`), ...keysOf('orders_dn1_').map((k) => `${k}@dn1`)].sort());
     expect(imports.filter((e) => !e.skipped).map((e) => `${e.key}@${e.node}`).sort()).toEqual([...keysOf('nation_dn1_').map((k) => `${k}@dn2`), ...keysOf('orders_dn2_').map((k) => `${k}@dn2`)].sort());
-    const verify = events.find((e) => e.type === 'note' && (e as { step?: string }).step === 'verify') as unknown as { ok: boolean };
+    const verify = verifyNote(events);
     expect(verify.ok).toBe(true);
     expect(await readdir(via)).not.toContain('segferry-checkpoint.json');
     // What the first run committed stayed as it was, and every row is there once.
     expect(sameMultiset(loadedBefore, await rowMultiset(dn1, 'SELECT * FROM orders'))).toBe(true);
+    await expectCopied();
+    // Once more on the finished prefix: nothing exported, nothing loaded.
+    const done = await runCli([...args, '--json']);
+    expect(done.code, done.stderr).toBe(0);
+    const last = eventsOf(done.stdout).filter((e) => e.type === 'segment');
+    expect(last.filter((e) => e.phase === 'export' || !e.skipped)).toEqual([]);
+    expect(last.length).toBe(imports.length);
     await expectCopied();
     await expectImportable(via);
   }, 150_000);
@@ -306,7 +319,7 @@ describe('segferry copy --via, resumed in place', () => {
 
 describe('segferry copy --via, objects checked at load', () => {
   it('an object changed between store and load: the copy fails naming it, nothing of its unit is committed', async () => {
-    for (const n of dst.nodes) await n.query('TRUNCATE orders, nation; DROP SCHEMA IF EXISTS segferry CASCADE');
+    await resetDst();
     const via = join(dir, 'stage-tamper');
     // dn2 takes nothing until the export has stored everything (its manifest is written):
     // then one object of dn2's orders, not yet read by any loader (the last), is changed.
@@ -337,14 +350,14 @@ describe('segferry copy --via, objects checked at load', () => {
 
 describe('segferry copy --via --encrypt', () => {
   it('a key file (CLI): no staged object holds a known plaintext value, the destination equals the source, the prefix imports with the key only', async () => {
-    for (const n of dst.nodes) await n.query('TRUNCATE orders, nation; DROP SCHEMA IF EXISTS segferry CASCADE');
+    await resetDst();
     const via = join(dir, 'stage-enc');
     const key = join(dir, 'copy.key');
     await writeFile(key, randomBytes(32), { mode: 0o600 });
     const r = await runCli(['copy', '--source', srcTopo, '--target', dstTopo, '--table', 'orders', '--table', 'nation', '--via', via, '--segment-size', `${SEGMENT / 1024}KiB`, '--encrypt', `key-file:${key}`, '--verify', '--json']);
     expect(r.code, r.stderr).toBe(0);
-    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Ev);
-    const verify = events.find((e) => e.type === 'note' && (e as { step?: string }).step === 'verify') as unknown as { ok: boolean };
+    const events = eventsOf(r.stdout);
+    const verify = verifyNote(events);
     expect(verify.ok).toBe(true);
     const m = JSON.parse(await readFile(join(via, 'manifest.json'), 'utf8')) as Manifest;
     expect(m.clientEncryption?.keySource).toBe('key-file');
@@ -376,12 +389,12 @@ describe('segferry copy --via --encrypt', () => {
 
 describe('segferry copy --via, columnar objects', () => {
   it('--format parquet (CLI): rows equal, every staged object a Parquet file DuckDB reads with the manifest\'s row count', async () => {
-    for (const n of dst.nodes) await n.query('TRUNCATE orders, nation; DROP SCHEMA IF EXISTS segferry CASCADE');
+    await resetDst();
     const via = join(dir, 'stage-parquet');
     const r = await runCli(['copy', '--source', srcTopo, '--target', dstTopo, '--table', 'orders', '--table', 'nation', '--via', via, '--format', 'parquet', '--segment-size', '256KiB', '--verify', '--json']);
     expect(r.code, r.stderr).toBe(0);
-    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Ev);
-    const verify = events.find((e) => e.type === 'note' && (e as { step?: string }).step === 'verify') as unknown as { ok: boolean };
+    const events = eventsOf(r.stdout);
+    const verify = verifyNote(events);
     expect(verify.ok).toBe(true);
     await expectCopied();
     const m = JSON.parse(await readFile(join(via, 'manifest.json'), 'utf8')) as Manifest;
@@ -403,7 +416,7 @@ describe('segferry copy --via, columnar objects', () => {
   }, 120_000);
 
   it('--format arrow (library): rows equal, the prefix an Arrow export', async () => {
-    for (const n of dst.nodes) await n.query('TRUNCATE orders, nation; DROP SCHEMA IF EXISTS segferry CASCADE');
+    await resetDst();
     const via = join(dir, 'stage-arrow');
     const res = await copyTables({ sourceTopology: src.staticTopology(), targetTopology: dst.staticTopology(), tables: ['orders', 'nation'], via, format: 'arrow', segmentSize: 1024 * 1024, verify: true });
     expect(res.verify?.ok).toBe(true);
