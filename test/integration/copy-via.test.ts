@@ -19,7 +19,8 @@ import { DuckDBInstance } from '@duckdb/node-api';
 import { copyTables, importTables, type Manifest, type S3Options } from '../../lib/index.js';
 import { describeMultisetDiff, mergeMultisets, rowMultiset, sameMultiset, startStaticCluster, trickyTableDDL, type SourceCluster } from '../helpers/fixtures.js';
 import { startServers, type PgServer } from '../helpers/pg.js';
-import { startS3, type S3Harness } from '../helpers/s3.js';
+import { motoServerPath, startS3, type S3Harness } from '../helpers/s3.js';
+import { CreateKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { ensureBuilt, runCli } from '../helpers/cli.js';
 
 // Rows of the tricky data reach 120 KB: segments of 128 KiB, and rows for about 50 of them, so that
@@ -384,6 +385,29 @@ describe('segferry copy --via --encrypt', () => {
     const a = await all(src, 'orders');
     const b = await rowMultiset(third, 'SELECT * FROM orders');
     expect(sameMultiset(a, b), describeMultisetDiff(a, b)).toBe(true);
+  }, 120_000);
+});
+
+describe.skipIf(motoServerPath() === undefined)('segferry copy --via --encrypt kms, on moto_server', () => {
+  it('GenerateDataKey for the staging export, Decrypt for the loaders: no staged object holds plaintext, the destination equals the source', async () => {
+    await resetDst();
+    const h = await startS3({ server: 'moto' });
+    try {
+      const kms = new KMSClient({ endpoint: h.endpoint, region: h.region, credentials: h.credentials });
+      const keyId = (await kms.send(new CreateKeyCommand({ Description: 'segferry copy test' }))).KeyMetadata!.KeyId!;
+      const s3o: S3Options = { endpoint: h.endpoint, region: h.region, forcePathStyle: h.forcePathStyle, checksum: h.checksum, credentials: h.credentials, conditionalWrites: h.conditionalWrites };
+      const res = await copyTables({
+        sourceTopology: src.staticTopology(), targetTopology: dst.staticTopology(), tables: ['orders', 'nation'],
+        via: `s3://${h.bucket}/kms`, s3: s3o, segmentSize: SEGMENT, encrypt: { kms: keyId }, verify: true,
+      });
+      expect(res.verify?.ok).toBe(true);
+      const m = JSON.parse((await h.getObject(h.bucket, 'kms/manifest.json')).toString('utf8')) as Manifest;
+      expect(m.clientEncryption).toMatchObject({ keySource: 'kms' });
+      for (const o of m.objects) expect((await h.getObject(h.bucket, `kms/${o.key}`)).includes(Buffer.from('abc,abc,abc,'))).toBe(false);
+      await expectCopied();
+    } finally {
+      await h.stop();
+    }
   }, 120_000);
 });
 
