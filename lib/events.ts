@@ -64,6 +64,10 @@ export interface SegmentEvent extends Base {
   rows: number;
   /** Import only: the object was already in the ledger and was skipped. */
   skipped?: boolean;
+  /** Export: the id of the unit that stored it (lib/export/units.ts), as the checkpoint records it. */
+  unit?: string;
+  /** Export: the stored object's SHA-256 (hex), as the manifest will record it. */
+  sha256?: string;
   /** Import with a reject limit: rows of the object the destination refused (set aside; absent when none). */
   rejected?: number;
 }

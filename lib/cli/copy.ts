@@ -4,6 +4,7 @@ import { copyTables, copyVerifyError, planCopy, type CopyFormatKind, type CopyOp
 import { outputMode, type Reporter, type Summary } from './report.js';
 import { onInterrupt } from './interrupt.js';
 import type { S3Options } from '../store/s3.js';
+import { parseEncryptOption } from '../crypto/keys.js';
 
 /** What main.ts shares with this command (passed in to avoid an import cycle). */
 export interface CopyCliShared {
@@ -23,10 +24,10 @@ const COPY_HELP = `segferry copy: copy tables from one cluster to another, strea
 Usage:
   segferry copy --source URL|FILE.json --target URL|FILE.json
                 (--table PATTERN ... | --schema NAME ... | --all) [--exclude-table PATTERN ...]
-                [--format text|csv|binary] [--create] [--truncate|--append] [--where SQL]
+                [--format text|csv|binary|arrow|parquet] [--create] [--truncate|--append] [--where SQL]
                 [--columns a,b] [--replicated NAME] [--route auto|coordinator] [--concurrency N]
                 [--verify] [--dry-run] [--json]
-                [--via s3://bucket/prefix|DIR [--segment-size N] [S3 flags as for export]]
+                [--via s3://bucket/prefix|DIR [--segment-size N] [--encrypt E] [S3 flags as for export]]
 
 Options:
   -s, --source S           source coordinator (or single server) URL, or a JSON file naming the
@@ -41,7 +42,8 @@ Options:
       --table-file FILE    tables or patterns to copy, one a line (# comments)
       --exclude-table-file FILE  patterns to leave out, one a line
   -f, --format F           text (default), csv, or binary (COPY BINARY: only when every column has
-                           the same type on both ends, else ERR_BINARY_TYPE_MISMATCH)
+                           the same type on both ends, else ERR_BINARY_TYPE_MISMATCH); with --via
+                           also arrow or parquet (the staged objects' format, as export writes it)
       --create             create missing destination tables from the source's columns
       --truncate           empty each destination table first (not again when resuming)
       --append             add to the destination tables (the default)
@@ -54,8 +56,11 @@ Options:
   -j, --concurrency N      units (table × source node, or Citus shard) copied at once (default: source nodes)
       --via DEST           stage through storage (s3://bucket/prefix, a directory or file:// URL, empty
                            or new): the source is exported there as segferry export writes it, and
-                           each object is loaded as soon as it is stored; DEST ends as a complete export
+                           each object is loaded as soon as it is stored; DEST ends as a complete export.
+                           The same command after a failure resumes in DEST
       --segment-size N     with --via: max bytes per object (default 1GiB; KiB/MiB/GiB suffixes)
+      --encrypt E          with --via: encrypt the staged objects as export --encrypt does, and
+                           decrypt them to load: key-file:PATH or kms:KEY-ID (docs/encryption.md)
       --verify             compare row counts and checksums of every table afterwards (exit 3 if different)
       --dry-run            print the plan as JSON and copy nothing
   Output: --json (one JSON event per line)  -q/--quiet  -v/--verbose (stack traces)
@@ -89,6 +94,7 @@ const FLAGS = {
   concurrency: { type: 'string', short: 'j' },
   verify: { type: 'boolean' },
   via: { type: 'string' },
+  encrypt: { type: 'string' },
   'segment-size': { type: 'string' },
   'dry-run': { type: 'boolean' },
   json: { type: 'boolean' },
@@ -141,7 +147,11 @@ export async function cmdCopy(argv: string[], shared: CopyCliShared): Promise<nu
   if (tables.length === 0 && !v.all && !v.schema) throw new InvalidOptionError('name at least one --table, or use --schema NAME or --all');
   if (v.truncate && v.append) throw new InvalidOptionError('--truncate and --append exclude each other');
   const format = (v.format ?? 'text') as CopyFormatKind;
-  if (format !== 'text' && format !== 'csv' && format !== 'binary') throw new InvalidOptionError('--format takes text, csv or binary');
+  if (format === 'arrow' || format === 'parquet') {
+    if (v.via === undefined) throw new InvalidOptionError(`--format ${format} applies to --via only (objects in storage); a direct copy takes text, csv or binary`);
+  } else if (format !== 'text' && format !== 'csv' && format !== 'binary') {
+    throw new InvalidOptionError('--format takes text, csv or binary (with --via also arrow or parquet)');
+  }
   const s = side(v.source, shared);
   const t = side(v.target, shared);
   if (!s.url && !s.topology && !process.env.PGHOST) throw new InvalidOptionError('give --source URL or --source FILE.json');
@@ -171,6 +181,10 @@ export async function cmdCopy(argv: string[], shared: CopyCliShared): Promise<nu
   if (v.via !== undefined) {
     o.via = v.via;
     if (shared.s3FromFlags) o.s3 = shared.s3FromFlags(v);
+  }
+  if (v.encrypt !== undefined) {
+    if (v.via === undefined) throw new InvalidOptionError('--encrypt applies to --via only (a direct copy stores nothing)');
+    o.encrypt = parseEncryptOption(v.encrypt);
   }
   if (v['segment-size'] !== undefined) {
     if (v.via === undefined) throw new InvalidOptionError('--segment-size applies to --via only (a direct copy stages nothing)');

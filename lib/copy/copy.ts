@@ -27,8 +27,9 @@ import { Sessions } from '../import/sessions.js';
 import { runPool, throwIfAborted } from '../util/pool.js';
 import type { ExportResult } from '../export/export.js';
 import { verifyImport } from '../import/verify.js';
-import { runVia } from './via.js';
+import { runVia, type ViaOptions } from './via.js';
 import { copyExportUnits, isShardToShard, truncateRelations } from './shards.js';
+import { checkEncryptOption, openKeySource, type EncryptOption } from '../crypto/keys.js';
 import { planCopy, type CopyPlan, type CopyPlanOptions, type CopyUnitPlan } from './plan.js';
 
 export type { CopyFormatKind, CopyPlan, CopyPlanOptions, CopyUnitPlan } from './plan.js';
@@ -45,6 +46,13 @@ export interface CopyOptions extends CopyPlanOptions {
    * `verify`, not thrown.
    */
   verify?: boolean;
+  /**
+   * With `via`: client-side encryption of the staged objects (docs/encryption.md; default
+   * none), `{ keyFile: PATH }` or `{ kms: KEY-ID }` as `exportTables` takes it. The key source
+   * is opened once: the export wraps a fresh data key with it, the loaders unwrap that key
+   * and decrypt each object as it streams. A resumed copy needs the same key.
+   */
+  encrypt?: EncryptOption;
   /** Cancel: COPYs stop, open destination transactions roll back; committed units stay. */
   signal?: AbortSignal;
   /** Events (operation `copy`; `segment` and `progress` carry `phase`). */
@@ -136,6 +144,9 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
   const t0 = Date.now();
   const emit = makeEmitter('copy', opts.onEvent);
   throwIfAborted(opts.signal);
+  if (opts.encrypt !== undefined && opts.via === undefined) throw new InvalidOptionError('encrypt applies to a copy through storage (via) only: a direct copy stores nothing');
+  // A missing or malformed key file fails before any database work.
+  const keys = opts.encrypt !== undefined ? await openKeySource(checkEncryptOption(opts.encrypt), opts.s3) : undefined;
   const plan = opts.plan ?? (await planCopy(opts));
   const srcNodes = new Map(plan.source.nodes.map((n) => [n.name, n]));
   const dstNodes = new Map(plan.destination.nodes.map((n) => [n.name, n]));
@@ -242,9 +253,10 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
     if (plan.via !== undefined) {
       // Staged: the export's events pass through as phase "export", each load as phase "import".
       if (opts.via === undefined) throw new InvalidOptionError('this copy plan stages through storage: give the same via location again (the plan keeps no credentials)');
-      const vo: Parameters<typeof runVia>[1] = { via: opts.via, tables: opts.tables ?? [] };
+      const vo: ViaOptions = { via: opts.via, tables: opts.tables ?? [] };
       if (opts.s3 !== undefined) vo.s3 = opts.s3;
       if (opts.signal !== undefined) vo.signal = opts.signal;
+      if (keys) vo.keys = keys;
       staged = await runVia(plan, vo, dst, {
         onExportEvent: (e) => {
           const { operation: _o, at: _a, ...rest } = e;
@@ -577,6 +589,7 @@ async function verifyStaged(opts: CopyOptions, plan: CopyPlan): Promise<{ ok: bo
   if (opts.target !== undefined) vo.target = opts.target;
   if (opts.targetTopology !== undefined) vo.topology = opts.targetTopology;
   if (opts.signal !== undefined) vo.signal = opts.signal;
+  if (opts.encrypt !== undefined) vo.encrypt = opts.encrypt;
   const v = await verifyImport(vo);
   const tables = v.tables.map((t) => ({
     table: t.table,

@@ -3,7 +3,7 @@
  * node), the destination is found and each table routed like an import (lib/import/route.ts),
  * with every unit standing in for one object. Nothing is changed anywhere.
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import { BinaryTypeMismatchError, InvalidOptionError, SegferryError, fromDatabaseError, redact } from '../errors.js';
 import { planExport, type ExportPlan } from '../export/plan.js';
@@ -19,9 +19,13 @@ import { NodeClients } from '../topology/clients.js';
 import { routeCopyTable } from './shards.js';
 import type { PlanNode, StaticTopology, TopologyKind } from '../topology/types.js';
 import type { S3Options } from '../store/s3.js';
+import { stagedState } from './via.js';
 
-/** Formats of a direct copy: COPY's own text and csv forms, or COPY BINARY. */
-export type CopyFormatKind = 'text' | 'csv' | 'binary';
+/**
+ * Formats of a copy: COPY's own text and csv forms, or COPY BINARY; through storage (`via`)
+ * also the staged objects' columnar formats, Arrow IPC and Parquet.
+ */
+export type CopyFormatKind = 'text' | 'csv' | 'binary' | 'arrow' | 'parquet';
 
 /** What to copy, from where, to where. */
 export interface CopyPlanOptions {
@@ -48,7 +52,9 @@ export interface CopyPlanOptions {
   /**
    * `text` (default), `csv`, or `binary` (COPY BINARY: no text formatting on the source, no
    * parsing on the destination; only when every column type is the same on both ends and
-   * portable, else ERR_BINARY_TYPE_MISMATCH).
+   * portable, else ERR_BINARY_TYPE_MISMATCH). With `via` also `arrow` or `parquet`: the staged
+   * objects are written as `export --format arrow|parquet` writes them and loaded as `import`
+   * loads them (a direct copy refuses them: it stages nothing).
    */
   format?: CopyFormatKind;
   /** Columns to copy, in this order (default: all). */
@@ -114,12 +120,19 @@ export interface CopyPlan {
   version: 1;
   /**
    * Ledger id of this copy: a hash of the source, the destination, the tables and the read
-   * options. With `via`: the id the staging export's manifest will carry (a new UUID per run),
-   * so that an import of the prefix finds the objects already loaded.
+   * options. With `via`: the id the staging export's manifest will carry (`copy-via:` and a new
+   * UUID, kept in the prefix's checkpoint so that a rerun resumes under it), so that an import
+   * of the prefix finds the objects already loaded.
    */
   copyId: string;
   /** With `via`: where objects are staged (no credentials). */
   via?: string;
+  /**
+   * With `via`: what the staging prefix held when planned: nothing of this copy (`new`), an
+   * unfinished run of it (`unfinished`: the export resumes, the loaders load what the ledger
+   * lacks), or a finished one (`finished`: only the loads the ledger lacks).
+   */
+  staged?: 'new' | 'unfinished' | 'finished';
   format: CopyFormatKind;
   /** The source side, planned as an export. */
   source: ExportPlan;
@@ -231,11 +244,15 @@ async function checkBinary(plan: ExportPlan, dest: DestSide, tables: ImportTable
  */
 export async function planCopy(opts: CopyPlanOptions): Promise<CopyPlan> {
   const format = opts.format ?? 'text';
-  if (format !== 'text' && format !== 'csv' && format !== 'binary') throw new InvalidOptionError(`unknown copy format ${String(format)}: use text, csv or binary`);
+  if (format === 'arrow' || format === 'parquet') {
+    if (opts.via === undefined) throw new InvalidOptionError(`format ${format} is a format of stored objects: copy through storage (via) with it, or copy directly with text, csv or binary`);
+  } else if (format !== 'text' && format !== 'csv' && format !== 'binary') {
+    throw new InvalidOptionError(`unknown copy format ${String(format)}: use text, csv or binary (with via also arrow or parquet)`);
+  }
   if (opts.route !== undefined && opts.route !== 'auto' && opts.route !== 'coordinator') throw new InvalidOptionError(`unknown copy route ${String(opts.route)}: use auto or coordinator`);
   destinationAddress({ ...(opts.target !== undefined ? { target: opts.target } : {}), ...(opts.targetTopology !== undefined ? { topology: opts.targetTopology } : {}) });
   // A direct copy names COPY BINARY itself; staged objects are the export's binary objects.
-  const srcFormat: FormatOptions = normalizeFormat({ kind: format === 'csv' ? 'csv' : format === 'binary' && opts.via !== undefined ? 'binary' : 'text' });
+  const srcFormat: FormatOptions = normalizeFormat({ kind: opts.via !== undefined ? format : format === 'csv' ? 'csv' : 'text' });
   if ((opts.tables?.length ?? 0) === 0 && opts.all !== true && (opts.schemas?.length ?? 0) === 0) {
     throw new InvalidOptionError('name at least one table, or select with schemas or all');
   }
@@ -244,6 +261,9 @@ export async function planCopy(opts: CopyPlanOptions): Promise<CopyPlan> {
   if (opts.schemas !== undefined) po.schemas = opts.schemas;
   if (opts.excludeTables !== undefined) po.excludeTables = opts.excludeTables;
   if (opts.via !== undefined && opts.segmentSize !== undefined) po.segmentSize = opts.segmentSize;
+  // Staged: one stream per (table, node), so that a unit is a pair and a resume never renumbers
+  // (and so rewrites) objects whose loads are committed (ExportStages.unitStored).
+  if (opts.via !== undefined) po.streams = 1;
   if (opts.source !== undefined) po.source = opts.source;
   if (opts.sourceTopology !== undefined) po.topology = opts.sourceTopology;
   if (opts.columns !== undefined) po.columns = opts.columns;
@@ -267,7 +287,8 @@ export async function planCopy(opts: CopyPlanOptions): Promise<CopyPlan> {
   });
   if (format === 'binary') await checkBinary(source, dest, tables);
   await checkTargets(tables, dest);
-  const copyId = opts.via !== undefined ? randomUUID() : copyIdOf(source, dest, format);
+  const staged = opts.via !== undefined ? await stagedState(opts.via, opts.s3) : undefined;
+  const copyId = staged ? staged.copyId : copyIdOf(source, dest, format);
   const notes: string[] = [];
   const used = new Set(tables.flatMap((t) => [...t.targets.map((x) => x.node), ...t.create, ...t.truncate]));
   // One node at a time would cost a connection round trip per node, in series.
@@ -293,8 +314,9 @@ export async function planCopy(opts: CopyPlanOptions): Promise<CopyPlan> {
   const anyDone = allLoads.some((x) => x.done > 0);
   const allDone = allLoads.every((x) => x.done === x.n);
   // A finished copy run again with truncate starts afresh; an unfinished one resumes.
-  const fresh = rerouted.length > 0 || !anyDone || (truncate && allDone);
-  if (!fresh && truncate) notes.push('an earlier run of this copy did not finish: resuming it, without truncating again');
+  // Staged: the prefix says whether this copy ran before (its loads are per object, not per unit).
+  const fresh = staged ? staged.state === 'new' : rerouted.length > 0 || !anyDone || (truncate && allDone);
+  if (!fresh && truncate && !staged) notes.push('an earlier run of this copy did not finish: resuming it, without truncating again');
   if (fresh && (anyDone || rerouted.length > 0)) for (const t of tables) for (const o of t.objects) o.loaded = [];
   const planUnitsOut: CopyUnitPlan[] = tables.flatMap((t) => t.objects.map((o) => {
     const u: CopyUnitPlan = { id: o.key, table: t.table, sourceNode: o.sourceNode, targets: o.targets, loaded: o.loaded };
@@ -318,5 +340,9 @@ export async function planCopy(opts: CopyPlanOptions): Promise<CopyPlan> {
   };
   if (dest.coordinator) plan.destination.coordinator = dest.coordinator;
   if (opts.via !== undefined) plan.via = redact(opts.via);
+  if (staged) {
+    plan.staged = staged.state;
+    if (staged.state !== 'new') notes.push(`${plan.via} holds ${staged.state === 'finished' ? 'a finished' : 'an unfinished'} run of this copy: resuming it${truncate ? ', without truncating again' : ''}`);
+  }
   return plan;
 }

@@ -55,6 +55,11 @@ export interface Checkpoint {
    * far, recorded before the first object, so a resumed export keeps the same data key.
    */
   clientEncryption?: ClientEncryption;
+  /**
+   * The manifest id fixed in advance (`copy --via`: the copy's ledger id), recorded before the
+   * first object so that a resumed run writes the manifest under the same id.
+   */
+  manifestId?: string;
 }
 
 /** Digest of the parts of a plan that decide the objects' content (not size estimates). */
@@ -89,6 +94,8 @@ export async function readCheckpoint(store: ObjectStore, key = CHECKPOINT_KEY): 
     // Range starts become ctid literals in SQL: whole page numbers from 0, strictly increasing.
     if (c.ranges !== undefined && !validRanges(c.ranges)) throw new Error('bad page ranges');
     if (c.clientEncryption !== undefined) checkClientEncryption(c.clientEncryption, (why) => new ManifestInvalidError(why));
+    // It becomes a ledger key in SQL parameters only, but keep it a plain id.
+    if (c.manifestId !== undefined && (typeof c.manifestId !== 'string' || !/^[A-Za-z0-9:._-]{1,100}$/.test(c.manifestId))) throw new Error('bad manifest id');
     return c;
   } catch (e) {
     throw new ManifestInvalidError(`${store.url}${key} is not a readable segferry checkpoint`, { key, cause: e });

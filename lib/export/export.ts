@@ -4,7 +4,7 @@ import { COORDINATOR_NODE } from '../topology/types.js';
 import { makeEmitter, withRetryEvents, type EventListener } from '../events.js';
 import { serializeManifest } from '../manifest/io.js';
 import { CHECKPOINT_KEY, MANIFEST_KEY } from '../manifest/keys.js';
-import type { Manifest, ManifestDdl, ManifestSequence } from '../manifest/types.js';
+import type { ClientEncryption, Manifest, ManifestDdl, ManifestObject, ManifestSequence } from '../manifest/types.js';
 import { displayName } from '../pg/sql.js';
 import { openStore } from '../store/open.js';
 import type { S3Options } from '../store/s3.js';
@@ -108,14 +108,57 @@ export interface ExportOptions extends PlanOptions {
    * holds on the stored bytes. A resume keeps the first run's data key.
    */
   encrypt?: EncryptOption;
+  /**
+   * An opened key source instead of `encrypt` (default none): `copy --via` opens one and shares
+   * it with its loaders, which unwrap the data key the checkpoint records.
+   */
+  keySource?: KeySource;
+  /** Hooks for a consumer of the objects as they are stored (`copy --via`; default none). */
+  stages?: ExportStages;
   /** Progress events. */
   onEvent?: EventListener;
   /**
    * Id of the manifest (default: a random UUID, chosen when it is written). `copy --via` fixes
    * it in advance: objects it loads before the manifest exists are recorded in the destination
-   * ledger under the id an import of the prefix will use.
+   * ledger under the id an import of the prefix will use. Recorded in the checkpoint: a resume
+   * keeps it (and refuses another).
    */
   manifestId?: string;
+}
+
+/** A unit whose objects are all stored (see {@link ExportStages}). */
+export interface StoredUnit {
+  /** The unit id (`segment` events carry it as `unit`). */
+  unit: string;
+  /** `schema.name`. */
+  table: string;
+  /** The node read. */
+  node: string;
+  objects: ManifestObject[];
+}
+
+/**
+ * What a consumer of an export's objects as they are stored learns besides the `segment`
+ * events: units are the checkpoint's grain, so objects of a unit that is not recorded may be
+ * deleted and written again (a failure, a resume), and only recorded units are final.
+ */
+export interface ExportStages {
+  /**
+   * Called once the checkpoint is stored, before any object is written: the units a resume
+   * keeps from earlier runs, and the wrapped data key of an encrypted export. Awaited.
+   */
+  started?: (s: { kept: StoredUnit[]; clientEncryption?: ClientEncryption }) => void | Promise<void>;
+  /**
+   * Called for each unit of this run once the checkpoint records it. (A resume whose streams
+   * left a gap in a pair's segment numbers redoes the pair whole, units already reported
+   * included, with a `streams-renumber` warning: a consumer that cannot undo plans one stream.)
+   */
+  unitStored?: (u: StoredUnit) => void;
+}
+
+/** A unit result as a {@link StoredUnit}. */
+function storedUnit(r: UnitResult): StoredUnit {
+  return { unit: r.unit.id, table: displayName(r.unit.table.table), node: r.node, objects: r.objects };
 }
 
 /** Per-node figures of a finished export. */
@@ -169,7 +212,7 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
   const s3 = withRetryEvents(opts.s3, emit);
   const store = typeof opts.to === 'string' ? openStore(opts.to, s3) : opts.to;
   if (!store) throw new InvalidOptionError('no destination given');
-  if (opts.encrypt !== undefined && (opts.format === 'parquet' || (typeof opts.format === 'object' && opts.format?.kind === 'parquet'))) {
+  if ((opts.encrypt !== undefined || opts.keySource !== undefined) && (opts.format === 'parquet' || (typeof opts.format === 'object' && opts.format?.kind === 'parquet'))) {
     // The importer reads a Parquet footer by ranges, which the chunked envelope does not offer yet.
     throw new InvalidOptionError('--encrypt does not apply to --format parquet yet: encrypt TEXT, CSV, binary or Arrow objects');
   }
@@ -184,7 +227,8 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
   try {
     stopIfAborted(opts.signal);
     // A missing or malformed key file fails before any database or store work.
-    const keys: KeySource | undefined = opts.encrypt !== undefined ? await openKeySource(checkEncryptOption(opts.encrypt), opts.s3) : undefined;
+    if (opts.encrypt !== undefined && opts.keySource !== undefined) throw new InvalidOptionError('give encrypt or keySource, not both');
+    const keys: KeySource | undefined = opts.keySource ?? (opts.encrypt !== undefined ? await openKeySource(checkEncryptOption(opts.encrypt), opts.s3) : undefined);
     await store.check();
     // Refuse an occupied prefix before any database work; delete (overwrite) only once planned.
     if (!opts.resume) await prepareDestination(store, opts.overwrite ?? false, true);
@@ -210,7 +254,8 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
         emit({ type: 'warning', code: 'left-alone', message: `left alone (not this export's): ${shown}` });
       }
     }
-    const { checkpoint, createdAt, done, todo: planned, dataKey } = await startExport(store, plan, opts.resume ?? false, claim.runId, planStems(plan), keys);
+    const { checkpoint, createdAt, done, todo: planned, dataKey, manifestId } = await startExport(store, plan, opts.resume ?? false, claim.runId, planStems(plan), keys, opts.manifestId);
+    await opts.stages?.started?.({ kept: done.map(storedUnit), ...(dataKey ? { clientEncryption: dataKey.manifest } : {}) });
     const cipher: ObjectCipher | undefined = dataKey ? { dataKey: dataKey.dataKey, chunkSize: dataKey.manifest.chunkSize } : undefined;
     // Schema only: the DDL and the manifest, no unit runs.
     const todo = opts.schemaOnly ? [] : planned;
@@ -269,7 +314,8 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
 
     const summaries = new Map<string, NodeProgress>();
     const tables = new TableProgress(todo, results, emit);
-    const ctx: Omit<ExportContext, 'signal'> = { store, plan, emit, checkpoint, runNode, results };
+    const unitStored = opts.stages?.unitStored;
+    const ctx: Omit<ExportContext, 'signal'> = { store, plan, emit, checkpoint, runNode, results, ...(unitStored ? { onRecorded: (r: UnitResult) => unitStored(storedUnit(r)) } : {}) };
     const runUnits = async (units: readonly ExportUnit[]) => {
       const counters = segmentCounters(units, results);
       const rangeRunner: NodeRunner = async (w, signal, onUnitDone) => {
@@ -324,7 +370,7 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
 
     await ddlSnap?.close();
     ddlSnap = undefined;
-    const manifest = buildManifest(plan, results, createdAt, opts.s3, opts.manifestId);
+    const manifest = buildManifest(plan, results, createdAt, opts.s3, manifestId);
     if (ddl) manifest.ddl = ddl;
     if (dataKey) manifest.clientEncryption = dataKey.manifest;
     if (opts.schemaOnly) manifest.schemaOnly = true;

@@ -125,7 +125,7 @@ export async function exportNode(
         if (s.sources) o.shards = s.sources;
         if (s.compression) o.compression = s.compression;
         objects.push(o);
-        emit({ type: 'segment', node, table: current, key: s.key, segment: o.segment, bytes: s.bytes, rows: s.rows });
+        emit({ type: 'segment', node, table: current, key: s.key, segment: o.segment, bytes: s.bytes, rows: s.rows, unit: unit.id, sha256: s.sha256 });
       };
       const wo: SegmentWriterOptions = { store, keyOf: (n) => segmentKey(t.objectName, node, num(n), ext), cap: plan.segmentSize, table: current, node, onStored, signal };
       // Encryption is the last step before the store: the format's writer never sees it.

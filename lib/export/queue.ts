@@ -24,6 +24,8 @@ export interface ExportContext {
   runNode: NodeRunner;
   /** Every finished unit of the export, kept and new, in the order they finished. */
   results: UnitResult[];
+  /** Called with each finished unit once the checkpoint records it (default none). */
+  onRecorded?: (r: UnitResult) => void;
 }
 
 /**
@@ -37,7 +39,7 @@ export async function runQueue(ctx: ExportContext, w: NodeWork): Promise<UnitRes
   const record = (r: UnitResult) => {
     mine.push(r);
     ctx.results.push(r);
-    return ctx.checkpoint.record(checkpointEntry(r));
+    return ctx.checkpoint.record(checkpointEntry(r)).then(() => ctx.onRecorded?.(r));
   };
   try {
     await ctx.runNode(w, ctx.signal, record);

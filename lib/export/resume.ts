@@ -17,6 +17,8 @@ export interface ExportStart {
   todo: ExportUnit[];
   /** Client-side encryption: the export's data key (a resume: the first run's). */
   dataKey?: DataKey;
+  /** The manifest id the checkpoint records (given to the first run), if any. */
+  manifestId?: string;
 }
 
 /**
@@ -43,8 +45,11 @@ export async function deleteUnitObjects(store: ObjectStore, units: { objectName:
  * checkpoint before any object; a resume unwraps the first run's and keeps it, so kept and
  * redone objects share one key, as the manifest records one. A resume must use encryption
  * exactly when the first run did.
+ *
+ * `manifestId` (default none): recorded in the checkpoint; a resume must give the same, or none
+ * (then the recorded one is returned).
  */
-export async function startExport(store: ObjectStore, plan: ExportPlan, resume: boolean, runId?: string, stems?: string[], keys?: KeySource): Promise<ExportStart> {
+export async function startExport(store: ObjectStore, plan: ExportPlan, resume: boolean, runId?: string, stems?: string[], keys?: KeySource, manifestId?: string): Promise<ExportStart> {
   const digest = planDigest(plan);
   let previous: Checkpoint | undefined;
   if (resume) {
@@ -81,6 +86,12 @@ export async function startExport(store: ObjectStore, plan: ExportPlan, resume: 
     }
     cp.clientEncryption = dataKey.manifest;
   }
+  if (manifestId !== undefined) {
+    if (cp.manifestId !== undefined && cp.manifestId !== manifestId) {
+      throw new InvalidOptionError(`the unfinished export under ${store.url} is to be manifest ${cp.manifestId}, not ${manifestId}`);
+    }
+    cp.manifestId = manifestId;
+  }
   // Units an older version stored carry the md5 checksum, which does not add to this one: redo them.
   if (plan.checksums) cp.units = cp.units.filter((u) => u.checksum?.algorithm === ROW_HASH_ALGORITHM);
   const kept = doneUnits(units, cp.units);
@@ -100,5 +111,5 @@ export async function startExport(store: ObjectStore, plan: ExportPlan, resume: 
   const keep = new Set(done.flatMap((r) => r.objects.map((o) => o.key)));
   if (resume) await deleteUnitObjects(store, todo.map((u) => ({ objectName: u.table.objectName, node: u.node })), keep);
   await checkpoint.save();
-  return { checkpoint, createdAt, done, todo, ...(dataKey ? { dataKey } : {}) };
+  return { checkpoint, createdAt, done, todo, ...(dataKey ? { dataKey } : {}), ...(cp.manifestId !== undefined ? { manifestId: cp.manifestId } : {}) };
 }

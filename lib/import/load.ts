@@ -61,6 +61,12 @@ export interface LoadContext {
   rejects?: RejectContext;
   /** Objects without a manifest: Parquet files of other writers are read by their own types (default false). */
   bare?: boolean;
+  /**
+   * The caller has opened the transaction on `client` and commits it (default false: one
+   * transaction per object). `copy --via` loads a unit's objects in one transaction. A failure
+   * still drops the session, rolling back everything of that transaction.
+   */
+  inTransaction?: boolean;
 }
 
 /** Savepoint before an object's COPY when rows may be rejected. */
@@ -109,7 +115,7 @@ export async function loadObject(client: pg.Client, unit: LoadUnit, ctx: LoadCon
   };
   let open = false;
   try {
-    await client.query('BEGIN');
+    if (!ctx.inTransaction) await client.query('BEGIN');
     open = true;
     const claimed = await claimObject(client, {
       importId: ctx.importId, key: o.key, table: unit.table,
@@ -117,7 +123,7 @@ export async function loadObject(client: pg.Client, unit: LoadUnit, ctx: LoadCon
       ...(o.rows !== undefined ? { rows: o.rows } : {}),
     }, ctx.force);
     if (!claimed) {
-      await client.query('ROLLBACK');
+      if (!ctx.inTransaction) await client.query('ROLLBACK');
       return { skipped: true, rows: 0, bytes: 0, sha256: o.sha256 ?? '', rejected: 0 };
     }
     if (ctx.rejects) await client.query(`SAVEPOINT ${OBJECT_SAVEPOINT}`);
@@ -261,7 +267,7 @@ export async function loadObject(client: pg.Client, unit: LoadUnit, ctx: LoadCon
       });
     }
     if (o.sha256 === undefined) await completeClaim(client, ctx.importId, o.key, sha256, rows);
-    await client.query('COMMIT');
+    if (!ctx.inTransaction) await client.query('COMMIT');
     open = false;
   } catch (e) {
     if (open) destroyClient(client);

@@ -13,11 +13,14 @@ import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { DuckDBInstance } from '@duckdb/node-api';
 import { copyTables, importTables, type Manifest, type S3Options } from '../../lib/index.js';
 import { describeMultisetDiff, mergeMultisets, rowMultiset, sameMultiset, startStaticCluster, trickyTableDDL, type SourceCluster } from '../helpers/fixtures.js';
 import { startServers, type PgServer } from '../helpers/pg.js';
-import { startS3, type S3Harness } from '../helpers/s3.js';
+import { motoServerPath, startS3, type S3Harness } from '../helpers/s3.js';
+import { CreateKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { ensureBuilt, runCli } from '../helpers/cli.js';
 
 // Rows of the tricky data reach 120 KB: segments of 128 KiB, and rows for about 50 of them, so that
@@ -58,6 +61,12 @@ afterAll(async () => {
 });
 
 type Ev = { type: string; operation?: string; phase?: string; node?: string; key?: string; table?: string; rows?: number; skipped?: boolean };
+
+/** The destination's tables empty and its ledger gone. */
+const resetDst = async () => { for (const n of dst.nodes) await n.query('TRUNCATE orders, nation; DROP SCHEMA IF EXISTS segferry CASCADE'); };
+const eventsOf = (stdout: string) => stdout.trim().split('\n').map((l) => JSON.parse(l) as Ev);
+/** The `--verify` note of a `--json` run. */
+const verifyNote = (events: Ev[]) => events.find((e) => e.type === 'note' && (e as { step?: string }).step === 'verify') as unknown as { ok: boolean };
 
 const all = async (c: SourceCluster, table: string) => mergeMultisets(...(await Promise.all(c.nodes.map((n) => rowMultiset(n, `SELECT * FROM ${table}`)))));
 
@@ -108,7 +117,7 @@ describe('segferry copy --via', () => {
     const stall = `CASE WHEN ctid = '(150,1)'::tid THEN (SELECT true FROM pg_sleep(2)) ELSE true END`;
     const r = await runCli(['copy', '--source', srcTopo, '--target', dstTopo, '--table', 'orders', '--table', 'nation', '--via', via, '--segment-size', `${SEGMENT / 1024}KiB`, '--where', stall, '--verify', '--json']);
     expect(r.code, r.stderr).toBe(0);
-    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Ev);
+    const events = eventsOf(r.stdout);
     // The export's events pass through as the copy's (the closing summary keeps its own kind).
     expect(events.filter((e) => ['start', 'segment', 'progress', 'done'].includes(e.type)).every((e) => e.operation === 'copy')).toBe(true);
     expect(events.filter((e) => e.type === 'start').length).toBe(1);
@@ -119,7 +128,7 @@ describe('segferry copy --via', () => {
     expect(segs.filter((e) => e.phase === 'export').map((e) => e.key).sort()).toEqual(m.objects.map((o) => o.key).sort());
     const expected = m.objects.flatMap((o) => (o.table === 'public.nation' ? ['dn1', 'dn2'] : [o.node]).map((n) => `${o.key}@${n}`)).sort();
     expect(segs.filter((e) => e.phase === 'import' && !e.skipped).map((e) => `${e.key}@${e.node}`).sort()).toEqual(expected);
-    const verify = events.find((e) => e.type === 'note' && (e as { step?: string }).step === 'verify') as unknown as { ok: boolean };
+    const verify = verifyNote(events);
     expect(verify.ok).toBe(true);
     expect((await readdir(via)).filter((k) => k.startsWith('orders_')).length).toBe(m.objects.filter((o) => o.table === 'public.orders').length);
     await expectCopied();
@@ -127,7 +136,7 @@ describe('segferry copy --via', () => {
   }, 120_000);
 
   it('through S3 (library, COPY BINARY objects): the same, and the events carry both phases', async () => {
-    for (const n of dst.nodes) await n.query('TRUNCATE orders, nation; DROP SCHEMA IF EXISTS segferry CASCADE');
+    await resetDst();
     const via = `s3://${s3.bucket}/stage/run1`;
     const events: Ev[] = [];
     const res = await copyTables({
@@ -153,7 +162,7 @@ describe('segferry copy --via', () => {
 
 describe('segferry copy --via, failures', () => {
   it('a load that fails stops the running export: no manifest, the error is the destination\'s; that prefix is refused next time', async () => {
-    for (const n of dst.nodes) await n.query('TRUNCATE orders, nation; DROP SCHEMA IF EXISTS segferry CASCADE');
+    await resetDst();
     // Row 3 lives on dn2 (id % 2 = 1), in its first object, which cannot load there. The export is
     // held back mid-way (as in the first test), so the failure comes while it still runs.
     await dst.nodes[1]!.query('ALTER TABLE orders ADD CONSTRAINT no_3 CHECK (id <> 3) NOT VALID');
@@ -170,19 +179,29 @@ describe('segferry copy --via, failures', () => {
     } finally {
       await dst.nodes[1]!.query('ALTER TABLE orders DROP CONSTRAINT no_3');
     }
-    // That prefix now holds an unfinished export: a copy through it is refused before loading anything.
+    // That prefix now holds an unfinished run of this copy: another copy through it (other
+    // tables) is refused before loading anything; the same copy resumes and completes.
     const before = await rowMultiset(dst.nodes[0]!, 'SELECT * FROM orders');
     const used = await copyTables({
       sourceTopology: src.staticTopology(), targetTopology: dst.staticTopology(), tables: ['orders'], via,
-    }).then(() => undefined, (e: unknown) => e as { code?: string });
-    expect(used?.code).toBe('ERR_UNFINISHED_EXPORT');
+    }).then(() => undefined, (e: unknown) => e as { code?: string; message?: string });
+    expect(used?.code).toBe('ERR_INVALID_OPTION');
+    expect(used?.message).toMatch(/planned differently/);
     expect(sameMultiset(before, await rowMultiset(dst.nodes[0]!, 'SELECT * FROM orders'))).toBe(true);
+    const again = await copyTables({
+      sourceTopology: src.staticTopology(), targetTopology: dst.staticTopology(), tables: ['orders', 'nation'], via, segmentSize: SEGMENT,
+      where: `CASE WHEN ctid = '(150,1)'::tid THEN (SELECT true FROM pg_sleep(2)) ELSE true END`, verify: true,
+    });
+    expect(again.plan.staged).toBe('unfinished');
+    expect(again.verify?.ok).toBe(true);
+    await expectCopied();
+    await expectImportable(via);
   }, 120_000);
 });
 
 describe('segferry copy, the process killed', () => {
   it('SIGKILL after the first unit committed, mid-way through the next: the rerun copies every row exactly once', async () => {
-    for (const n of dst.nodes) await n.query('TRUNCATE orders, nation; DROP SCHEMA IF EXISTS segferry CASCADE');
+    await resetDst();
     const dn2 = dst.nodes[1]!;
     // Hold dn2's table: with one unit at a time (orders_dn1, orders_dn2, nation_dn1), orders_dn1
     // commits and orders_dn2 then waits in its COPY FROM, claimed and streaming, when the kill comes.
@@ -208,13 +227,225 @@ describe('segferry copy, the process killed', () => {
 
     const again = await runCli([...args, '--verify', '--json']);
     expect(again.code, again.stderr).toBe(0);
-    const events = again.stdout.trim().split('\n').map((l) => JSON.parse(l) as Ev);
+    const events = eventsOf(again.stdout);
     const imports = events.filter((e) => e.type === 'segment' && e.phase === 'import');
     expect(imports.filter((e) => e.skipped).map((e) => `${e.key}@${e.node}`)).toEqual(['orders_dn1@dn1']);
     expect(imports.filter((e) => !e.skipped).map((e) => `${e.key}@${e.node}`).sort()).toEqual(['nation_dn1@dn1', 'nation_dn1@dn2', 'orders_dn2@dn2']);
-    const verify = events.find((e) => e.type === 'note' && (e as { step?: string }).step === 'verify') as unknown as { ok: boolean };
+    const verify = verifyNote(events);
     expect(verify.ok).toBe(true);
     // Every row exactly once: the multisets count duplicates.
+    await expectCopied();
+  }, 120_000);
+});
+
+/** Every row of dn2's orders and nation waits behind this lock (one session holding it). */
+async function lockDst2(): Promise<pg.Client> {
+  const holder = new pg.Client({ connectionString: dst.nodes[1]!.url() });
+  holder.on('error', () => {});
+  await holder.connect();
+  await holder.query('BEGIN');
+  await holder.query('LOCK TABLE orders, nation IN ACCESS EXCLUSIVE MODE');
+  return holder;
+}
+
+const countOf = async (n: PgServer, sql: string) => Number((await n.query<{ c: string }>(sql).catch(() => [{ c: '0' }]))[0]!.c);
+/** Sessions of the copy on a destination node waiting for a lock (its loads held back). */
+const lockWaits = (n: PgServer) => countOf(n, `SELECT count(*)::text AS c FROM pg_stat_activity WHERE application_name = 'segferry copy' AND wait_event_type = 'Lock'`);
+
+describe('segferry copy --via, resumed in place', () => {
+  it('SIGKILL with one unit loaded, one stored but not loaded on one node, one half exported: the rerun finishes, every row once, the prefix a complete export', async () => {
+    await resetDst();
+    const via = join(dir, 'stage-kill');
+    // dn2's orders hold back for 60 s about 40% in on the source, but only while the database
+    // setting says so: the rerun, with the same --where (same plan), does not wait.
+    const [{ d }] = await src.nodes[1]!.query<{ d: string }>('SELECT current_database() AS d');
+    await src.nodes[1]!.query(`ALTER DATABASE "${d}" SET segferry_test.stall = 'on'`);
+    const where = `CASE WHEN ctid = '(150,1)'::tid AND current_setting('segferry_test.stall', true) = 'on' THEN (SELECT true FROM pg_sleep(60)) ELSE true END`;
+    const args = ['copy', '--source', srcTopo, '--target', dstTopo, '--table', 'orders', '--table', 'nation', '--via', via, '--segment-size', `${SEGMENT / 1024}KiB`, '--where', where];
+    // Destination dn2 takes nothing: nation (exported from dn1) commits on dn1 only.
+    const holder = await lockDst2();
+    let child: ChildProcess | undefined;
+    const run = runCli(args, { onStderr: (_d, c) => { child ??= c; } });
+    const dn1 = dst.nodes[0]!;
+    const committed = (stem: string) => countOf(dn1, `SELECT count(*)::text AS c FROM segferry.loads WHERE object_key LIKE '${stem}%'`);
+    const checkpointUnits = async () => {
+      const b = await readFile(join(via, 'segferry-checkpoint.json'), 'utf8').catch(() => '{"units":[]}');
+      return (JSON.parse(b) as { units: { unit?: string }[] }).units.map((u) => u.unit).sort();
+    };
+    const ready = async () => child !== undefined && (await committed('orders_dn1_')) > 0 && (await committed('nation_dn1_')) > 0
+      && (await lockWaits(dst.nodes[1]!)) > 0 && (await readdir(via).catch(() => [] as string[])).some((k) => k.startsWith('orders_dn2_'));
+    for (let i = 0; i < 600 && !(await ready()); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(await ready()).toBe(true);
+    expect(await checkpointUnits()).toEqual(['nation_dn1', 'orders_dn1']);
+    const loadedBefore = await rowMultiset(dn1, 'SELECT * FROM orders');
+    child!.kill('SIGKILL');
+    const r = await run;
+    expect(r.signal).toBe('SIGKILL');
+    await holder.query('ROLLBACK');
+    await holder.end();
+    await src.nodes[1]!.query(`ALTER DATABASE "${d}" RESET segferry_test.stall`);
+    await src.nodes[1]!.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'segferry export' AND pid <> pg_backend_pid()`);
+    expect(await readdir(via)).not.toContain('manifest.json');
+    // Nothing of the unfinished unit, nor of nation on dn2, was committed.
+    expect(await countOf(dst.nodes[1]!, 'SELECT count(*)::text AS c FROM orders')).toBe(0);
+    expect(await countOf(dst.nodes[1]!, 'SELECT count(*)::text AS c FROM nation')).toBe(0);
+
+    const again = await runCli([...args, '--verify', '--json']);
+    expect(again.code, again.stderr).toBe(0);
+    const events = eventsOf(again.stdout);
+    const segs = events.filter((e) => e.type === 'segment');
+    // Only the unfinished unit is exported again; the kept units' objects load where the ledger lacks them.
+    expect(new Set(segs.filter((e) => e.phase === 'export').map((e) => e.key!.replace(/segment\.\d+$/, '')))).toEqual(new Set(['orders_dn2_']));
+    const imports = segs.filter((e) => e.phase === 'import');
+    const m = JSON.parse(await readFile(join(via, 'manifest.json'), 'utf8')) as Manifest;
+    const keysOf = (stem: string) => m.objects.filter((o) => o.key.startsWith(stem)).map((o) => o.key).sort();
+    expect(imports.filter((e) => e.skipped).map((e) => `${e.key}@${e.node}`).sort()).toEqual([...keysOf('nation_dn1_').map((k) => `${k}@dn1`), ...keysOf('orders_dn1_').map((k) => `${k}@dn1`)].sort());
+    expect(imports.filter((e) => !e.skipped).map((e) => `${e.key}@${e.node}`).sort()).toEqual([...keysOf('nation_dn1_').map((k) => `${k}@dn2`), ...keysOf('orders_dn2_').map((k) => `${k}@dn2`)].sort());
+    const verify = verifyNote(events);
+    expect(verify.ok).toBe(true);
+    expect(await readdir(via)).not.toContain('segferry-checkpoint.json');
+    // What the first run committed stayed as it was, and every row is there once.
+    expect(sameMultiset(loadedBefore, await rowMultiset(dn1, 'SELECT * FROM orders'))).toBe(true);
+    await expectCopied();
+    // Once more on the finished prefix: nothing exported, nothing loaded.
+    const done = await runCli([...args, '--json']);
+    expect(done.code, done.stderr).toBe(0);
+    const last = eventsOf(done.stdout).filter((e) => e.type === 'segment');
+    expect(last.filter((e) => e.phase === 'export' || !e.skipped)).toEqual([]);
+    expect(last.length).toBe(imports.length);
+    await expectCopied();
+    await expectImportable(via);
+  }, 150_000);
+});
+
+describe('segferry copy --via, objects checked at load', () => {
+  it('an object changed between store and load: the copy fails naming it, nothing of its unit is committed', async () => {
+    await resetDst();
+    const via = join(dir, 'stage-tamper');
+    // dn2 takes nothing until the export has stored everything (its manifest is written):
+    // then one object of dn2's orders, not yet read by any loader (the last), is changed.
+    const holder = await lockDst2();
+    const copy = copyTables({
+      sourceTopology: src.staticTopology(), targetTopology: dst.staticTopology(), tables: ['orders', 'nation'], via, segmentSize: SEGMENT,
+    }).then(() => undefined, (e: unknown) => e as { code?: string; key?: string; node?: string; message?: string });
+    for (let i = 0; i < 600 && !(await readdir(via).catch(() => [] as string[])).includes('manifest.json'); i++) await new Promise((r) => setTimeout(r, 100));
+    const m = JSON.parse(await readFile(join(via, 'manifest.json'), 'utf8')) as Manifest;
+    const last = m.objects.filter((o) => o.key.startsWith('orders_dn2_')).sort((a, b) => b.segment - a.segment)[0]!;
+    expect(last.segment).toBeGreaterThan(2);
+    const body = await readFile(join(via, last.key));
+    body[body.length >> 1] ^= 0x01;
+    await writeFile(join(via, last.key), body);
+    expect(await lockWaits(dst.nodes[1]!)).toBeGreaterThan(0);
+    await holder.query('ROLLBACK');
+    await holder.end();
+    const err = await copy;
+    expect(err?.code, String(err?.message)).toBe('ERR_CHECKSUM_MISMATCH');
+    expect(err?.key).toBe(last.key);
+    expect(err?.node).toBe('dn2');
+    expect(err?.message).toContain(last.key);
+    // The unit's earlier objects loaded fine, in its transaction: none of them committed.
+    expect(await countOf(dst.nodes[1]!, 'SELECT count(*)::text AS c FROM orders')).toBe(0);
+    expect(await countOf(dst.nodes[1]!, `SELECT count(*)::text AS c FROM segferry.loads WHERE object_key LIKE 'orders_dn2_%'`)).toBe(0);
+  }, 120_000);
+});
+
+describe('segferry copy --via --encrypt', () => {
+  it('a key file (CLI): no staged object holds a known plaintext value, the destination equals the source, the prefix imports with the key only', async () => {
+    await resetDst();
+    const via = join(dir, 'stage-enc');
+    const key = join(dir, 'copy.key');
+    await writeFile(key, randomBytes(32), { mode: 0o600 });
+    const r = await runCli(['copy', '--source', srcTopo, '--target', dstTopo, '--table', 'orders', '--table', 'nation', '--via', via, '--segment-size', `${SEGMENT / 1024}KiB`, '--encrypt', `key-file:${key}`, '--verify', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const events = eventsOf(r.stdout);
+    const verify = verifyNote(events);
+    expect(verify.ok).toBe(true);
+    const m = JSON.parse(await readFile(join(via, 'manifest.json'), 'utf8')) as Manifest;
+    expect(m.clientEncryption?.keySource).toBe('key-file');
+    expect(m.objects.length).toBeGreaterThan(4);
+    // Values the source rows hold in plain text (orders' repeated 'abc,', nation's labels).
+    expect(await countOf(src.nodes[1]!, `SELECT count(*)::text AS c FROM orders WHERE note LIKE 'abc,abc,abc,%'`)).toBeGreaterThan(100);
+    expect(await countOf(src.nodes[0]!, `SELECT count(*)::text AS c FROM nation WHERE label IN ('nation 19') OR label LIKE '%Ivoire%'`)).toBeGreaterThan(1);
+    const names = (await readdir(via)).filter((n) => n !== 'manifest.json');
+    expect(names.length).toBe(m.objects.length);
+    for (const n of names) {
+      const b = await readFile(join(via, n));
+      for (const needle of ['abc,abc,abc,', 'nation 19', 'Ivoire']) expect(b.includes(Buffer.from(needle)), `${n} holds ${needle}`).toBe(false);
+    }
+    await expectCopied();
+    // The prefix imports with the key, and not without it.
+    await third.query(`DROP TABLE IF EXISTS public.orders, public.nation; DROP SCHEMA IF EXISTS segferry CASCADE; ${trickyTableDDL('public.orders')}`);
+    const without = await importTables({ from: via, target: third.url(), create: true }).then(() => undefined, (e: unknown) => e as { code?: string });
+    expect(without?.code).toBe('ERR_ENCRYPTION_KEY');
+    expect(await countOf(third, 'SELECT count(*)::text AS c FROM orders')).toBe(0);
+    const again = await importTables({ from: via, topology: dst.staticTopology(), encrypt: { keyFile: key } });
+    expect(again.loaded).toBe(0);
+    const im = await importTables({ from: via, target: third.url(), create: true, verify: true, encrypt: { keyFile: key } });
+    expect(im.verify?.ok).toBe(true);
+    const a = await all(src, 'orders');
+    const b = await rowMultiset(third, 'SELECT * FROM orders');
+    expect(sameMultiset(a, b), describeMultisetDiff(a, b)).toBe(true);
+  }, 120_000);
+});
+
+describe.skipIf(motoServerPath() === undefined)('segferry copy --via --encrypt kms, on moto_server', () => {
+  it('GenerateDataKey for the staging export, Decrypt for the loaders: no staged object holds plaintext, the destination equals the source', async () => {
+    await resetDst();
+    const h = await startS3({ server: 'moto' });
+    try {
+      const kms = new KMSClient({ endpoint: h.endpoint, region: h.region, credentials: h.credentials });
+      const keyId = (await kms.send(new CreateKeyCommand({ Description: 'segferry copy test' }))).KeyMetadata!.KeyId!;
+      const s3o: S3Options = { endpoint: h.endpoint, region: h.region, forcePathStyle: h.forcePathStyle, checksum: h.checksum, credentials: h.credentials, conditionalWrites: h.conditionalWrites };
+      const res = await copyTables({
+        sourceTopology: src.staticTopology(), targetTopology: dst.staticTopology(), tables: ['orders', 'nation'],
+        via: `s3://${h.bucket}/kms`, s3: s3o, segmentSize: SEGMENT, encrypt: { kms: keyId }, verify: true,
+      });
+      expect(res.verify?.ok).toBe(true);
+      const m = JSON.parse((await h.getObject(h.bucket, 'kms/manifest.json')).toString('utf8')) as Manifest;
+      expect(m.clientEncryption).toMatchObject({ keySource: 'kms' });
+      for (const o of m.objects) expect((await h.getObject(h.bucket, `kms/${o.key}`)).includes(Buffer.from('abc,abc,abc,'))).toBe(false);
+      await expectCopied();
+    } finally {
+      await h.stop();
+    }
+  }, 120_000);
+});
+
+describe('segferry copy --via, columnar objects', () => {
+  it('--format parquet (CLI): rows equal, every staged object a Parquet file DuckDB reads with the manifest\'s row count', async () => {
+    await resetDst();
+    const via = join(dir, 'stage-parquet');
+    const r = await runCli(['copy', '--source', srcTopo, '--target', dstTopo, '--table', 'orders', '--table', 'nation', '--via', via, '--format', 'parquet', '--segment-size', '256KiB', '--verify', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const events = eventsOf(r.stdout);
+    const verify = verifyNote(events);
+    expect(verify.ok).toBe(true);
+    await expectCopied();
+    const m = JSON.parse(await readFile(join(via, 'manifest.json'), 'utf8')) as Manifest;
+    expect(m.format.kind).toBe('parquet');
+    expect(m.objects.filter((o) => o.table === 'public.orders').length).toBeGreaterThan(2);
+    const duck = await (await DuckDBInstance.create(':memory:')).connect();
+    try {
+      for (const o of m.objects) {
+        const q = await duck.runAndReadAll(`SELECT count(*)::INTEGER AS n FROM read_parquet('${join(via, o.key).replace(/'/g, "''")}')`);
+        expect((q.getRowObjectsJson()[0] as { n: number }).n, o.key).toBe(o.rows);
+      }
+    } finally {
+      duck.closeSync();
+    }
+    // A direct copy stages nothing: it refuses the columnar formats.
+    const direct = await runCli(['copy', '--source', srcTopo, '--target', dstTopo, '--table', 'nation', '--format', 'parquet']);
+    expect(direct.code).toBe(2);
+    expect(direct.stderr).toMatch(/--via/);
+  }, 120_000);
+
+  it('--format arrow (library): rows equal, the prefix an Arrow export', async () => {
+    await resetDst();
+    const via = join(dir, 'stage-arrow');
+    const res = await copyTables({ sourceTopology: src.staticTopology(), targetTopology: dst.staticTopology(), tables: ['orders', 'nation'], via, format: 'arrow', segmentSize: 1024 * 1024, verify: true });
+    expect(res.verify?.ok).toBe(true);
+    expect(res.loaded).toBeGreaterThan(3);
+    expect((JSON.parse(await readFile(join(via, 'manifest.json'), 'utf8')) as Manifest).format.kind).toBe('arrow');
     await expectCopied();
   }, 120_000);
 });

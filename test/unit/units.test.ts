@@ -126,4 +126,17 @@ describe('startExport (checkpoint and resume)', () => {
     store.objects.set(MANIFEST_KEY, Buffer.from('{}'));
     await expect(startExport(store, p, true)).rejects.toMatchObject({ code: 'ERR_PREFIX_NOT_EMPTY' });
   });
+
+  it('records a manifest id fixed in advance; a resume keeps it, refuses another, and a malformed one is no checkpoint', async () => {
+    const p = plan();
+    const store = new MemoryStore();
+    await startExport(store, p, false, undefined, undefined, undefined, 'copy-via:1');
+    expect(JSON.parse(store.objects.get(CHECKPOINT_KEY)!.toString()).manifestId).toBe('copy-via:1');
+    expect((await startExport(store, p, true)).manifestId).toBe('copy-via:1');
+    expect((await startExport(store, p, true, undefined, undefined, undefined, 'copy-via:1')).manifestId).toBe('copy-via:1');
+    await expect(startExport(store, p, true, undefined, undefined, undefined, 'copy-via:2')).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION' });
+    const cp = JSON.parse(store.objects.get(CHECKPOINT_KEY)!.toString());
+    store.objects.set(CHECKPOINT_KEY, Buffer.from(JSON.stringify({ ...cp, manifestId: "x'; DROP TABLE t; --" })));
+    await expect(startExport(store, p, true)).rejects.toMatchObject({ code: 'ERR_MANIFEST_INVALID' });
+  });
 });
