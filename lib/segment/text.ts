@@ -60,6 +60,11 @@ export class TextSegmentWriter implements SegmentWriter {
     return this.#writer ? this.#next - 1 : this.#next;
   }
 
+  /** Whether a written chunk may be reused: when the store's writes release theirs (rows left to gather are copied). */
+  get releasesChunks(): boolean {
+    return this.#o.store.releasesWrites === true;
+  }
+
   /** Start a read: a change of source label stores the open object first. Columns are not needed. */
   async begin(read: CopyRead): Promise<void> {
     if (read.source !== undefined && this.#source !== undefined && read.source !== this.#source) await this.cut();
@@ -113,6 +118,8 @@ export class TextSegmentWriter implements SegmentWriter {
       start = end;
       ri = j + 1;
     }
+    // Rows gathered for a later write must not point into a chunk the caller may reuse.
+    if (this.releasesChunks && this.#pending.some((b) => b.buffer === data.buffer)) this.#pending = [Buffer.concat(this.#pending, this.#pendingLen)];
   }
 
   async #open(): Promise<void> {
