@@ -18,7 +18,7 @@ const { values: flags } = parseArgs({
   options: { rows: { type: 'string' }, reps: { type: 'string' }, quick: { type: 'boolean' }, help: { type: 'boolean' } },
 });
 if (flags.help) {
-  process.stdout.write('npm run bench:streams -- [--rows N (default 1500000, ≈ 570 MB on disk; --quick 400000, ≈ 150 MB: auto gives 2 streams)] [--reps N (default 3; --quick 1)] [--quick]\n');
+  process.stdout.write('npm run bench:streams -- [--rows N (default 1500000, ≈ 570 MB on disk; --quick 400000, ≈ 150 MB: auto gives 1 stream, under 512 MiB)] [--reps N (default 3; --quick 1)] [--quick]\n');
   process.exit(0);
 }
 const quick = flags.quick === true;
