@@ -90,7 +90,7 @@ export class DirectoryStore implements ObjectStore {
         // buffer. The callback also comes, with an error, when the stream fails or is destroyed.
         // The 1 MiB blocks of an export are over the stream's mark anyway, so they waited for
         // 'drain' before: one write at a time either way.
-        await new Promise<void>((resolve) => { s.write(chunk, () => resolve()); });
+        await new Promise<void>((resolve) => { s.write(chunk, (e) => { if (e && !failed) failed = e; resolve(); }); });
         check();
       },
       finish: async () => {
