@@ -15,7 +15,7 @@ import { runSection, sectionFlags } from './lib/common.js';
 import { cleanupTimeDir, measure, median, type RunCost } from './lib/measure.js';
 
 const { rows, reps } = sectionFlags({
-  usage: 'npm run bench:streams -- [--rows N (default 1500000, ≈ 570 MB on disk; --quick 400000, ≈ 150 MB: auto gives 2 streams)] [--reps N (default 3; --quick 1)] [--quick]',
+  usage: 'npm run bench:streams -- [--rows N (default 1500000, ≈ 570 MB on disk; --quick 400000, ≈ 150 MB: auto gives 1 stream, under 512 MiB)] [--reps N (default 3; --quick 1)] [--quick]',
   rows: { full: 1_500_000, quick: 400_000 },
   reps: { full: 3, quick: 1 },
 });

@@ -16,6 +16,7 @@ import { buildManifest } from './manifest.js';
 import { ExporterThreads, cores } from './threads.js';
 import { planExport, type ExportPlan, type PlanOptions } from './plan.js';
 import { prepareDestination } from './destination.js';
+import { streamMemory } from './streams.js';
 import { deleteUnitObjects, startExport } from './resume.js';
 import { SnapshotSessions } from './snapshots.js';
 import { coordinatorSnapshotNode } from './ddl-snapshot.js';
@@ -235,7 +236,9 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
     if (opts.schemaOnly && opts.dataOnly) throw new InvalidOptionError('give schemaOnly (--schema-only) or dataOnly (--data-only), not both');
     if (opts.schemaOnly && opts.ddl === false) throw new InvalidOptionError('schemaOnly (--schema-only) exports the DDL: it cannot be combined with ddl: false (--no-ddl)');
     if (opts.dataOnly && opts.ddl === true) throw new InvalidOptionError('dataOnly (--data-only) exports no DDL: it cannot be combined with ddl: true (--ddl)');
-    let plan = opts.plan ?? (await planExport(opts));
+    // auto streams are capped by the memory of a stream for this destination (docs/memory.md).
+    const perStream = opts.streamMemory ?? streamMemory(store.url.startsWith('s3://') ? { s3: true, ...(opts.s3?.partSize !== undefined ? { partSize: opts.s3.partSize } : {}), ...(opts.s3?.queueSize !== undefined ? { queueSize: opts.s3.queueSize } : {}) } : { s3: false });
+    let plan = opts.plan ?? (await planExport({ ...opts, streamMemory: perStream }));
     const wholeScope = opts.all === true || (opts.schemas?.length ?? 0) > 0;
     const wantDdl = opts.schemaOnly === true || (!opts.dataOnly && (opts.ddl ?? wholeScope));
     if (wantDdl && plan.topology !== 'postgres' && plan.topology !== 'static' && plan.topology !== 'citus' && plan.topology !== 'fdw') {

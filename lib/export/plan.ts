@@ -8,7 +8,7 @@ import { displayName } from '../pg/sql.js';
 import { objectNames, segmentExtension, segmentKey } from '../manifest/keys.js';
 import { planUnits } from './units.js';
 import { generatedColumns } from '../topology/catalog.js';
-import { checkStreams, decideStreams, streamsWithoutProbe, type StreamsOption } from './streams.js';
+import { capAutoStreams, checkStreams, decideStreams, streamMemory, streamsWithoutProbe, type StreamsOption } from './streams.js';
 import { probePages } from '../topology/pages.js';
 import type { StreamPlan } from '../topology/types.js';
 import { COORDINATOR_NODE, discover, type StaticTopology } from '../topology/discover.js';
@@ -91,6 +91,13 @@ export interface PlanOptions {
    * reading in streams hold one more idle session each for their snapshot.
    */
   concurrency?: number;
+  /**
+   * Client memory of one reading stream, for the ceiling of `streams: 'auto'` (the streams that
+   * read at once hold at most 512 MiB, lib/export/streams.ts `capAutoStreams`). Default: that of
+   * S3 with the default part size, 32 MiB (`streamMemory()`); `exportTables` sets it from its
+   * destination and S3 options.
+   */
+  streamMemory?: number;
   /**
    * Compute an order-independent checksum of every table on every node for `verify` (default
    * true): a 64-bit hash of each row's bytes as COPY sends them, summed (`copy-rowhash64`,
@@ -241,6 +248,7 @@ export async function planExport(opts: PlanOptions): Promise<ExportPlan> {
   }
   await addGenerated(tables, d.coordinator, d.nodes);
   await planStreams(tables, d.nodes, streamsAsked);
+  if (streamsAsked === 'auto') capAutoStreams(tables, opts.streamMemory ?? streamMemory({ s3: true }));
   // One boolean expression, checked on the first node of every table before any COPY (lib/pg/filter.ts).
   if (opts.where !== undefined) await checkFilter(opts.where, tables.flatMap((t) => t.reads.slice(0, 1).flatMap((r) => d.nodes.filter((n) => n.name === r.node).map((n) => ({ node: n.name, endpoint: n.endpoint, relation: r.relation })))));
   const plan: ExportPlan = {

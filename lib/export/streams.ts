@@ -1,4 +1,5 @@
 import { InvalidOptionError } from '../errors.js';
+import { DEFAULT_PART_SIZE, DEFAULT_QUEUE_SIZE } from '../store/s3.js';
 import type { NodePages, RelationPages } from '../topology/pages.js';
 import type { RelationRead, StreamPlan, TablePlan } from '../topology/types.js';
 
@@ -97,4 +98,59 @@ export function decideStreams(node: string, read: Pick<RelationRead, 'estimatedB
 /** First page of each of `streams` ranges over `pages` pages (strictly increasing, from 0; streams ≤ pages). */
 export function pageStarts(pages: number, streams: number): number[] {
   return Array.from({ length: streams }, (_, i) => Math.floor((i * pages) / streams));
+}
+
+/**
+ * `auto` keeps the client memory of the streams reading at once within this: Σ over nodes of
+ * the most streams a table has there (the default concurrency, so the streams that read at
+ * once) × {@link streamMemory} ≤ 512 MiB. A 2 GB bench export to S3 with 16 MiB parts reached
+ * 731 MB of RSS (docs/benchmarks.md); explicit `--streams N` and `--concurrency` are not capped.
+ */
+export const AUTO_STREAMS_MEMORY = 512 * 1024 * 1024;
+
+/** Client memory of one stream besides its upload buffers: COPY blocks (≈ 6.25 MiB, docs/memory.md) and the socket's read buffer, rounded up. */
+export const STREAM_BASE_MEMORY = 8 * 1024 * 1024;
+
+/**
+ * Memory one reading stream holds for its destination: {@link STREAM_BASE_MEMORY} plus the
+ * upload buffers, `(queueSize + 1) × partSize` for S3 (defaults 2 and 8 MiB, at least 5 MiB:
+ * 32 MiB in all) and 1 MiB for a directory. Pure.
+ */
+export function streamMemory(dest: { s3: false } | { s3: true; partSize?: number; queueSize?: number }): number {
+  if (!dest.s3) return STREAM_BASE_MEMORY + 1024 * 1024;
+  const part = Math.max(dest.partSize ?? DEFAULT_PART_SIZE, 5 * 1024 * 1024);
+  return STREAM_BASE_MEMORY + ((dest.queueSize ?? DEFAULT_QUEUE_SIZE) + 1) * part;
+}
+
+/**
+ * Lower `auto` stream counts until the streams reading at once fit the ceiling:
+ * Σ over nodes of the most streams a table has there × `perStream` ≤ `budget`. The node with the
+ * most streams gives one up first (ties: the last such node in `tables`' order), never below 1;
+ * each of that node's tables keeps at most the node's new count, with a note saying why.
+ * Changes `tables` in place and returns the number of streams that read at once. Pure apart
+ * from that.
+ */
+export function capAutoStreams(tables: readonly Pick<TablePlan, 'streams'>[], perStream: number, budget = AUTO_STREAMS_MEMORY): number {
+  const most = new Map<string, number>();
+  for (const t of tables) for (const s of t.streams ?? []) most.set(s.node, Math.max(most.get(s.node) ?? 1, s.streams));
+  const nodes = [...most.keys()];
+  const allowed = Math.max(nodes.length, Math.floor(budget / perStream));
+  let total = [...most.values()].reduce((a, b) => a + b, 0);
+  while (total > allowed) {
+    let top = nodes[0]!;
+    for (const n of nodes) if (most.get(n)! >= most.get(top)!) top = n;
+    most.set(top, most.get(top)! - 1);
+    total--;
+  }
+  const mib = (b: number) => `${Math.round(b / (1024 * 1024))} MiB`;
+  for (const t of tables) {
+    for (const s of t.streams ?? []) {
+      const cap = most.get(s.node)!;
+      if (s.streams > cap) {
+        s.note = `--streams auto gave ${s.streams} streams, lowered to ${cap}: the streams reading at once may hold at most ${mib(budget)} of client memory, ${mib(perStream)} each (docs/memory.md)`;
+        s.streams = cap;
+      }
+    }
+  }
+  return total;
 }

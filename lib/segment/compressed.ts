@@ -1,10 +1,8 @@
-import { createHash, type Hash } from 'node:crypto';
-import { InvalidOptionError, RowTooLargeError } from '../errors.js';
+import { RowTooLargeError } from '../errors.js';
 import { blockCompressor, type BlockCompressor, type Compression } from '../format/compress.js';
 import type { RowChunk } from '../pg/copy-out.js';
-import type { ObjectWriter } from '../store/types.js';
-import { WRITE_BATCH } from './text.js';
-import type { CopyRead, FormatSummary, SegmentWriter, SegmentWriterOptions, StoredSegment } from './types.js';
+import { ObjectsWriterBase, SegmentObjects, WRITE_BATCH, lastRowThatFits } from './objects.js';
+import type { FormatSummary, SegmentWriter, SegmentWriterOptions, StoredSegment } from './types.js';
 
 /**
  * Raw bytes of whole rows compressed as one block (1 MiB). Measured on 32 MB of lineitem-like
@@ -47,7 +45,7 @@ interface Piece { data: Buffer; ends: Uint32Array; base: number }
  * Memory: one raw block (≤ 1 MiB, or one row larger than that), its compressed form, and up to
  * {@link WRITE_BATCH} of compressed bytes waiting for one store write.
  */
-export class CompressedSegmentWriter implements SegmentWriter {
+export class CompressedSegmentWriter extends ObjectsWriterBase implements SegmentWriter {
   readonly #o: CompressedSegmentWriterOptions;
   readonly #block: number;
   #codec: BlockCompressor | undefined;
@@ -57,36 +55,13 @@ export class CompressedSegmentWriter implements SegmentWriter {
   #pieces: Piece[] = [];
   #blockLen = 0;
   #blockRows = 0;
-  // The open object.
-  #writer: ObjectWriter | undefined;
-  #hash: Hash | undefined;
-  #bytes = 0;
-  #rows = 0;
-  #next = 0;
-  #pending: Buffer[] = [];
-  #pendingLen = 0;
-  #sources: string[] = [];
-  #source: string | undefined;
-  readonly stored: StoredSegment[] = [];
-  /** Stored (compressed) bytes over all objects so far, including the open one. */
-  totalBytes = 0;
   /** Rows taken so far (stored, or in the block being gathered). */
   totalRows = 0;
 
   constructor(o: CompressedSegmentWriterOptions) {
-    if (!(o.cap > 0)) throw new InvalidOptionError('segment size must be positive');
+    super(new SegmentObjects(o, o.compression));
     this.#o = o;
     this.#block = o.blockSize ?? Math.min(COMPRESS_BLOCK, Math.max(1024, Math.floor(o.cap / 4)));
-  }
-
-  get segment(): number {
-    return this.#writer ? this.#next - 1 : this.#next;
-  }
-
-  /** Start a read: a change of source label stores the open object first. */
-  async begin(read: CopyRead): Promise<void> {
-    if (read.source !== undefined && this.#source !== undefined && read.source !== this.#source) await this.cut();
-    this.#source = read.source;
   }
 
   async write(rc: RowChunk): Promise<void> {
@@ -95,18 +70,7 @@ export class CompressedSegmentWriter implements SegmentWriter {
     let start = 0;
     let ri = 0;
     while (ri <= last) {
-      const room = this.#block - this.#blockLen;
-      let j: number;
-      if ((rowEnds[last] as number) - start <= room) j = last;
-      else {
-        let lo = ri;
-        let hi = last;
-        j = ri - 1;
-        while (lo <= hi) {
-          const mid = (lo + hi) >>> 1;
-          if ((rowEnds[mid] as number) - start <= room) { j = mid; lo = mid + 1; } else hi = mid - 1;
-        }
-      }
+      let j = lastRowThatFits(rowEnds, ri, last, start, this.#block - this.#blockLen);
       if (j < ri) {
         if (this.#blockLen > 0) {
           await this.#flushBlock();
@@ -169,11 +133,11 @@ export class CompressedSegmentWriter implements SegmentWriter {
   /** Append one compressed block to the open object, or to a new one; split it by rows when it is over the cap alone. */
   async #place(raw: Buffer, rows: number, z: Buffer[], endsOf: () => Uint32Array): Promise<void> {
     const zlen = z.reduce((a, b) => a + b.length, 0);
+    const objs = this.objects;
     for (;;) {
-      const room = (this.#writer ? this.#o.cap - this.#bytes : this.#o.cap - this.#headerZ!.length) - this.#trailerZ!.length;
-      if (zlen <= room) break;
-      if (this.#writer) {
-        await this.#close();
+      if (zlen <= objs.room(this.#headerZ!.length, this.#trailerZ!.length)) break;
+      if (objs.isOpen) {
+        await objs.close(this.#trailerZ);
         continue;
       }
       if (rows === 1) {
@@ -194,93 +158,29 @@ export class CompressedSegmentWriter implements SegmentWriter {
       await this.#place(b, rows - half, await this.#compress(b), () => ends.subarray(half).map((e) => e - cut));
       return;
     }
-    if (!this.#writer) this.#open();
-    for (const f of z) this.#push(f);
-    this.#bytes += zlen;
-    this.totalBytes += zlen;
-    this.#rows += rows;
-    if (this.#source !== undefined && !this.#sources.includes(this.#source)) this.#sources.push(this.#source);
-    if (this.#pendingLen >= WRITE_BATCH) await this.#flush();
-  }
-
-  #open(): void {
-    const key = this.#o.keyOf(this.#next++);
-    this.#writer = this.#o.store.createWriter(key, this.#o.signal ? { signal: this.#o.signal } : {});
-    this.#hash = createHash('sha256');
-    this.#bytes = 0;
-    this.#rows = 0;
-    this.#sources = [];
-    if (this.#headerZ!.length > 0) {
-      this.#push(this.#headerZ!);
-      this.#bytes += this.#headerZ!.length;
-      this.totalBytes += this.#headerZ!.length;
-    }
-  }
-
-  #push(b: Buffer): void {
-    this.#pending.push(b);
-    this.#pendingLen += b.length;
-  }
-
-  async #flush(): Promise<void> {
-    if (this.#pendingLen === 0) return;
-    const buf = this.#pending.length === 1 ? this.#pending[0]! : Buffer.concat(this.#pending, this.#pendingLen);
-    this.#pending = [];
-    this.#pendingLen = 0;
-    this.#hash!.update(buf);
-    await this.#writer!.write(buf);
-  }
-
-  async #close(): Promise<void> {
-    if (this.#trailerZ!.length > 0) {
-      this.#push(this.#trailerZ!);
-      this.#bytes += this.#trailerZ!.length;
-      this.totalBytes += this.#trailerZ!.length;
-    }
-    await this.#flush();
-    const w = this.#writer!;
-    const seg: StoredSegment = {
-      key: this.#o.keyOf(this.#next - 1),
-      segment: this.#next - 1,
-      bytes: this.#bytes,
-      rows: this.#rows,
-      sha256: this.#hash!.digest('hex'),
-      compression: this.#o.compression,
-    };
-    if (this.#sources.length > 0) seg.sources = this.#sources;
-    this.#writer = undefined;
-    this.#hash = undefined;
-    try {
-      await w.finish();
-    } catch (e) {
-      await w.abort();
-      throw e;
-    }
-    this.stored.push(seg);
-    this.#o.onStored?.(seg);
+    if (!objs.isOpen) objs.open(this.#headerZ);
+    for (const f of z) objs.push(f);
+    objs.addRows(rows);
+    await objs.flushIfFull();
   }
 
   /** Compress the gathered rows and store the open object, so the next row starts a new one. */
   async cut(): Promise<void> {
     await this.#flushBlock();
-    if (this.#writer) await this.#close();
+    if (this.objects.isOpen) await this.objects.close(this.#trailerZ);
   }
 
   async finish(): Promise<readonly StoredSegment[]> {
     await this.cut();
-    return this.stored;
+    return this.objects.stored;
   }
 
   /** Abort the open object (already stored ones stay). Never throws. */
   async abort(): Promise<void> {
-    const w = this.#writer;
-    this.#writer = undefined;
-    this.#pending = [];
-    this.#pendingLen = 0;
     this.#pieces = [];
     this.#blockLen = 0;
     this.#blockRows = 0;
-    if (w) await w.abort();
+    await this.objects.abort();
   }
 
   summary(): FormatSummary {

@@ -91,6 +91,11 @@ export interface SegmentWriter {
   readonly totalRows: number;
   /** Number of the segment being written (or to be written next). */
   readonly segment: number;
+  /**
+   * True when `write()` keeps no reference to a chunk's bytes once it resolves, so the caller
+   * may reuse the chunk's buffer (lib/pg/copy-out.ts `release`). Default false.
+   */
+  readonly releasesChunks?: boolean;
   /** Start one COPY read (see {@link CopyRead}); its chunks follow. */
   begin(read: CopyRead): Promise<void>;
   /** Add a chunk of whole COPY rows; waits while the store is busy. */

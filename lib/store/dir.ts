@@ -17,6 +17,8 @@ import type { ByteRange, ObjectInfo, ObjectStore, ObjectWriter } from './types.j
 export class DirectoryStore implements ObjectStore {
   readonly root: string;
   readonly url: string;
+  /** A write resolves once its chunk is in the file (see {@link ObjectStore.releasesWrites}). */
+  readonly releasesWrites = true;
 
   constructor(root: string) {
     this.root = path.resolve(root);
@@ -84,17 +86,12 @@ export class DirectoryStore implements ObjectStore {
       write: async (chunk) => {
         const s = await open();
         check();
-        if (!s.write(chunk)) {
-          // Wait for drain, error or close, then drop the listeners (a lingering listener per
-          // wait would pile up over a long object).
-          await new Promise<void>((resolve) => {
-            const done = () => { s.off('drain', done); s.off('error', done); s.off('close', done); resolve(); };
-            s.on('drain', done);
-            s.on('error', done);
-            s.on('close', done);
-          });
-          check();
-        }
+        // Resolve once this chunk is written (releasesWrites): the caller may then reuse its
+        // buffer. The callback also comes, with an error, when the stream fails or is destroyed.
+        // The 1 MiB blocks of an export are over the stream's mark anyway, so they waited for
+        // 'drain' before: one write at a time either way.
+        await new Promise<void>((resolve) => { s.write(chunk, (e) => { if (e && !failed) failed = e; resolve(); }); });
+        check();
       },
       finish: async () => {
         unlisten();

@@ -42,6 +42,12 @@ export interface ObjectStore {
   /** Check that the bucket or directory is usable (throws BucketNotFoundError / StorageError). */
   check(): Promise<void>;
   /**
+   * True when every {@link ObjectWriter} of this store is done with a chunk's bytes once its
+   * `write()` resolves, so the caller may reuse the buffer (the exporter then recycles its COPY
+   * blocks: lib/pg/copy-out.ts). Default false: an S3 upload keeps chunks until a part is full.
+   */
+  readonly releasesWrites?: boolean;
+  /**
    * Start a streaming upload. `signal` (default: none) cancels it: a write blocked on the
    * store is cut short and rejects with the signal's reason, and the upload is dropped as by
    * {@link ObjectWriter.abort} (which the caller still calls).

@@ -24,6 +24,16 @@ export async function openArrowObject(source: AsyncIterable<Uint8Array>, opts: A
   return open(source, opts);
 }
 
+/**
+ * Register the Arrow body codecs (lib/format/arrow-codecs.ts), loading apache-arrow on first
+ * use: a static import of that module from the importer once loaded apache-arrow into every
+ * CLI run, ≈ 0.2 CPU-s per process even for TEXT (test/unit/startup-imports.test.ts).
+ */
+export async function registerArrowCodecs(): Promise<void> {
+  const { registerArrowCodecs: register } = await import('../arrow-codecs.js');
+  await register();
+}
+
 /** The Arrow export pieces, loaded on first use. */
 export interface ArrowExport {
   ArrowSegmentWriter: typeof import('./segment-writer.js').ArrowSegmentWriter;

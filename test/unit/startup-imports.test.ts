@@ -1,0 +1,65 @@
+/**
+ * What every CLI run and every `import 'segferry'` loads before any work: the static imports
+ * reachable from lib/cli/main.ts and lib/index.ts. The heavy packages (apache-arrow ≈ 150
+ * files, the AWS SDK, the zstd WebAssembly) must load on first use only: a static import of
+ * lib/format/arrow-codecs.ts from the importer once cost every TEXT export ≈ 0.2 CPU-s of
+ * start-up (issue 17). Type-only imports and dynamic `import()` do not count.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import ts from 'typescript';
+import { describe, expect, it } from 'vitest';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const LAZY = [/^apache-arrow(\/|$)/, /^@aws-sdk\//, /^@bokuweb\/zstd-wasm/];
+
+/** Specifiers of the statements that load a module when this one loads (not `import type`). */
+function staticImports(file: string): string[] {
+  const sf = ts.createSourceFile(file, readFileSync(path.join(root, file), 'utf8'), ts.ScriptTarget.Latest, false, ts.ScriptKind.TS);
+  const out: string[] = [];
+  for (const st of sf.statements) {
+    if (ts.isImportDeclaration(st) && ts.isStringLiteral(st.moduleSpecifier)) {
+      const c = st.importClause;
+      const typeOnly = c !== undefined && (c.isTypeOnly || (!c.name && c.namedBindings !== undefined && ts.isNamedImports(c.namedBindings) && c.namedBindings.elements.length > 0 && c.namedBindings.elements.every((e) => e.isTypeOnly)));
+      if (!typeOnly) out.push(st.moduleSpecifier.text);
+    } else if (ts.isExportDeclaration(st) && st.moduleSpecifier && ts.isStringLiteral(st.moduleSpecifier) && !st.isTypeOnly) {
+      out.push(st.moduleSpecifier.text);
+    }
+  }
+  return out;
+}
+
+/** Every package reached through static imports from `entry`, with one path to it. */
+function packagesReached(entry: string): Map<string, string[]> {
+  const seen = new Set<string>([entry]);
+  const queue: string[][] = [[entry]];
+  const pkgs = new Map<string, string[]>();
+  while (queue.length > 0) {
+    const chain = queue.shift()!;
+    const file = chain[chain.length - 1]!;
+    for (const spec of staticImports(file)) {
+      if (spec.startsWith('.')) {
+        const next = path.posix.normalize(path.posix.join(path.posix.dirname(file), spec)).replace(/\.js$/, '.ts');
+        if (!seen.has(next)) {
+          seen.add(next);
+          queue.push([...chain, next]);
+        }
+      } else if (!spec.startsWith('node:') && !pkgs.has(spec)) {
+        pkgs.set(spec, chain);
+      }
+    }
+  }
+  return pkgs;
+}
+
+describe('start-up imports', () => {
+  for (const entry of ['lib/cli/main.ts', 'lib/index.ts']) {
+    it(`${entry} loads no heavy package before it is used`, () => {
+      const pkgs = packagesReached(entry);
+      expect(pkgs.has('pg')).toBe(true); // the walk does reach packages
+      const heavy = [...pkgs].filter(([p]) => LAZY.some((re) => re.test(p))).map(([p, chain]) => `${p} via ${chain.join(' → ')}`);
+      expect(heavy).toEqual([]);
+    });
+  }
+});
