@@ -73,7 +73,6 @@ export function parsePlanFile(text: string, where: string): PlanFile {
  * `s3`: where KMS is reached (default: the SDK's own endpoint and credentials).
  */
 export async function encryptPlan(plan: ExportPlan, encrypt: EncryptOption, s3?: S3Options): Promise<ExportPlan> {
-  if (plan.format.kind === 'parquet') throw new InvalidOptionError('--encrypt does not apply to --format parquet yet: encrypt TEXT, CSV, binary or Arrow objects');
   const keys = await openKeySource(checkEncryptOption(encrypt), s3);
   const { dataKey, manifest } = await keys.newDataKey();
   dataKey.fill(0);

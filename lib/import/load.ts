@@ -3,7 +3,7 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { AbortedError, ChecksumMismatchError, DecompressError, FormatError, RejectLimitError, RowCountMismatchError, SchemaMismatchError, SegferryError, StorageError, fromDatabaseError, redact } from '../errors.js';
+import { AbortedError, ChecksumMismatchError, DecompressError, RejectLimitError, RowCountMismatchError, SchemaMismatchError, SegferryError, StorageError, fromDatabaseError, redact } from '../errors.js';
 import type { CopyRowFormat } from '../pg/copy-rows.js';
 import { arrowCopyFromSQL, openArrowObject } from '../format/arrow/api.js';
 import { registerArrowCodecs } from '../format/arrow-codecs.js';
@@ -13,6 +13,8 @@ import { destroyClient } from '../pg/conn.js';
 import { quoteQualified } from '../pg/sql.js';
 import type { ObjectStore } from '../store/types.js';
 import { decryptObject, firstChunkChecked, type ObjectCipher } from '../crypto/objects.js';
+import { RangedDecryptor } from '../crypto/envelope.js';
+import type { ParquetObjectSource } from '../format/parquet/import.js';
 import { claimObject, completeClaim, recordRejected } from './ledger.js';
 import { isRowError, loadRowByRow, RejectsWriter, RejectTally, type RejectContext } from './rejects.js';
 import type { ImportTarget, PlannedObject } from './plan.js';
@@ -87,6 +89,38 @@ async function hashStream(r: Readable): Promise<{ sha256: string; bytes: number 
 }
 
 /**
+ * A Parquet object as its reader takes it (lib/format/parquet/import.ts): the size, ranged
+ * reads (the footer) and one stream front to back whose stored bytes pass `onStored` (the
+ * hash). An encrypted object is decrypted: ranges fetch and open only the chunks covering
+ * them (RangedDecryptor), the stream chunk by chunk; a damaged chunk is ERR_DECRYPTION.
+ */
+async function parquetObject(
+  ctx: LoadContext, o: PlannedObject, where: { node: string; table: string; key: string },
+  onStored: (c: Buffer) => void, onReadError: (e: unknown) => void,
+): Promise<ParquetObjectSource> {
+  const ranged = async (start: number, end: number): Promise<Uint8Array> => {
+    const parts: Buffer[] = [];
+    for await (const c of await ctx.store.read(o.key, { signal: ctx.signal, range: { start, end } })) parts.push(c as Buffer);
+    const b = Buffer.concat(parts);
+    if (b.length !== end - start) throw new StorageError(`reading bytes ${start}-${end} of ${o.key} returned ${b.length} bytes`, where);
+    return b;
+  };
+  const cipher = ctx.cipher;
+  const stream = async function* (): AsyncGenerator<Buffer> {
+    const s = await ctx.store.read(o.key, { signal: ctx.signal });
+    s.on('error', onReadError);
+    if (cipher) return yield* decryptObject(s as AsyncIterable<Buffer>, cipher, o.key, onStored);
+    for await (const c of s as AsyncIterable<Buffer>) {
+      onStored(c);
+      yield c;
+    }
+  };
+  if (!cipher) return { size: o.bytes, range: ranged, stream };
+  const r = await RangedDecryptor.open(cipher.dataKey, o.key, o.bytes, ranged, cipher.chunkSize);
+  return { size: r.size, range: (start, end) => r.range(start, end), stream };
+}
+
+/**
  * Load one object in one transaction on `client` (a session on the target node with the
  * manifest's settings applied): claim it in the ledger, stream it from storage through a
  * SHA-256 into `COPY … FROM STDIN`, compare the hash and COPY's row count with the manifest,
@@ -128,14 +162,7 @@ export async function loadObject(client: pg.Client, unit: LoadUnit, ctx: LoadCon
 
   const hash = createHash('sha256');
   let bytes = 0;
-  const hasher = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      hash.update(chunk);
-      bytes += chunk.length;
-      ctx.onBytes?.(chunk.length);
-      cb(null, chunk);
-    },
-  });
+
   let copy: ReturnType<typeof copyFrom> | undefined;
   const startCopy = (sql: string) => {
     copy = client.query(copyFrom(sql));
@@ -145,32 +172,27 @@ export async function loadObject(client: pg.Client, unit: LoadUnit, ctx: LoadCon
     return copy;
   };
   let readErr: unknown;
+  // The manifest's SHA-256 and size are of the stored bytes: hashed before decryption and
+  // decompression.
+  const onStoredBytes = (c: Buffer) => {
+    hash.update(c);
+    bytes += c.length;
+    ctx.onBytes?.(c.length);
+  };
+  const hasher = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      onStoredBytes(chunk);
+      cb(null, chunk);
+    },
+  });
   try {
     if (ctx.format.kind === 'parquet') {
-      if (ctx.cipher) throw new FormatError(`object ${o.key}: encrypted Parquet objects cannot be imported yet (their footer is read by ranges)`, where);
-      // Parquet: the footer by two ranged reads, then the object streamed once (hashed) and
+      // Parquet: the footer by ranged reads, then the object streamed once (hashed) and
       // decoded row group by row group into COPY BINARY (TEXT for text-form columns, and for
       // other writers' files, whose types may differ from the destination's compatibly).
-      const size = o.bytes;
-      const ranged = async (start: number, end: number): Promise<Uint8Array> => {
-        const parts: Buffer[] = [];
-        for await (const c of await ctx.store.read(o.key, { signal: ctx.signal, range: { start, end } })) parts.push(c as Buffer);
-        const b = Buffer.concat(parts);
-        if (b.length !== end - start) throw new StorageError(`reading bytes ${start}-${end} of ${o.key} returned ${b.length} bytes`, where);
-        return b;
-      };
-      const hashedStream = async function* (): AsyncGenerator<Buffer> {
-        const s = await ctx.store.read(o.key, { signal: ctx.signal });
-        s.on('error', (e) => { readErr ??= e; });
-        for await (const c of s as AsyncIterable<Buffer>) {
-          hash.update(c);
-          bytes += c.length;
-          ctx.onBytes?.(c.length);
-          yield c;
-        }
-      };
+      const src = await parquetObject(ctx, o, where, onStoredBytes, (e) => { readErr ??= e; });
       const { openParquetObject } = await import('../format/parquet/import.js');
-      const pq = await openParquetObject({ size, range: ranged, stream: hashedStream }, ctx.bare ? { foreign: true, format: 'text' } : {});
+      const pq = await openParquetObject(src, ctx.bare ? { foreign: true, format: 'text' } : {});
       if (pq.columns.length !== t.columns.length) {
         throw new SchemaMismatchError(`object ${o.key} has ${pq.columns.length} columns, the table ${unit.table} ${t.columns.length}`, where);
       }
@@ -179,13 +201,8 @@ export async function loadObject(client: pg.Client, unit: LoadUnit, ctx: LoadCon
     } else {
       const source = await ctx.store.read(o.key, { signal: ctx.signal });
       source.on('error', (e) => { readErr ??= e; });
-      // The manifest's SHA-256 and size are of the stored bytes: hashed before decryption and
-      // decompression. Encryption wraps compression (lib/crypto/objects.ts), so it comes off first.
-      const onStored = (c: Buffer) => {
-        hash.update(c);
-        bytes += c.length;
-        ctx.onBytes?.(c.length);
-      };
+      // Encryption wraps compression (lib/crypto/objects.ts), so it comes off first.
+      const onStored = onStoredBytes;
       const cipher = ctx.cipher;
       const codec = o.compression;
       if (ctx.format.kind === 'arrow') {
