@@ -89,6 +89,21 @@ async function hashStream(r: Readable): Promise<{ sha256: string; bytes: number 
 }
 
 /**
+ * An object's bytes as they stream from the store, each stored piece passed to `onStored`
+ * first (the hash of what the manifest describes), decrypted chunk by chunk when the export is
+ * encrypted. A read error goes to `onReadError` too (the caller tells it from a COPY error).
+ */
+async function* plainStream(ctx: LoadContext, key: string, onStored: (c: Buffer) => void, onReadError: (e: unknown) => void): AsyncGenerator<Buffer> {
+  const s = await ctx.store.read(key, { signal: ctx.signal });
+  s.on('error', onReadError);
+  if (ctx.cipher) return yield* decryptObject(s as AsyncIterable<Buffer>, ctx.cipher, key, onStored);
+  for await (const c of s as AsyncIterable<Buffer>) {
+    onStored(c);
+    yield c;
+  }
+}
+
+/**
  * A Parquet object as its reader takes it (lib/format/parquet/import.ts): the size, ranged
  * reads (the footer) and one stream front to back whose stored bytes pass `onStored` (the
  * hash). An encrypted object is decrypted: ranges fetch and open only the chunks covering
@@ -106,15 +121,7 @@ async function parquetObject(
     return b;
   };
   const cipher = ctx.cipher;
-  const stream = async function* (): AsyncGenerator<Buffer> {
-    const s = await ctx.store.read(o.key, { signal: ctx.signal });
-    s.on('error', onReadError);
-    if (cipher) return yield* decryptObject(s as AsyncIterable<Buffer>, cipher, o.key, onStored);
-    for await (const c of s as AsyncIterable<Buffer>) {
-      onStored(c);
-      yield c;
-    }
-  };
+  const stream = () => plainStream(ctx, o.key, onStored, onReadError);
   if (!cipher) return { size: o.bytes, range: ranged, stream };
   const r = await RangedDecryptor.open(cipher.dataKey, o.key, o.bytes, ranged, cipher.chunkSize);
   return { size: r.size, range: (start, end) => r.range(start, end), stream };
@@ -237,7 +244,7 @@ export async function loadObject(client: pg.Client, unit: LoadUnit, ctx: LoadCon
       }
     }
   } catch (e) {
-    if (ctx.rejects && ctx.format.kind !== 'parquet' && isRowError(e) && readErr === undefined && !ctx.signal.aborted) {
+    if (ctx.rejects && isRowError(e) && readErr === undefined && !ctx.signal.aborted) {
       // A row the destination refuses: find it (and any others) row by row, in this transaction.
       return loadRejecting(client, unit, ctx, ctx.rejects, e);
     }
@@ -310,32 +317,30 @@ async function loadRejecting(client: pg.Client, unit: LoadUnit, ctx: LoadContext
     await client.query(`ROLLBACK TO SAVEPOINT ${OBJECT_SAVEPOINT}`);
     const hash = createHash('sha256');
     let bytes = 0;
-    const source = await ctx.store.read(o.key, { signal: ctx.signal });
-    source.on('error', (e) => { readErr ??= e; });
-    const hashed = async function* (): AsyncGenerator<Buffer> {
-      for await (const c of source as AsyncIterable<Buffer>) {
-        hash.update(c);
-        bytes += c.length;
-        yield c;
-      }
+    // Hashed as stored, then decrypted, as in the first attempt.
+    const onStored = (c: Buffer) => {
+      hash.update(c);
+      bytes += c.length;
     };
-    // An encrypted object is hashed as stored, then decrypted, as in the first attempt.
-    const plain = (): AsyncIterable<Buffer> => ctx.cipher
-      ? decryptObject(source as AsyncIterable<Buffer>, ctx.cipher, o.key, (c) => { hash.update(c); bytes += c.length; })
-      : hashed();
+    const onReadError = (e: unknown) => { readErr ??= e; };
+    const plain = () => plainStream(ctx, o.key, onStored, onReadError);
+    // Arrow and Parquet: the rows are those of the decoded COPY data (binary tuples or text
+    // lines); a rejected row's bytes are that decoded row, its ordinal the row's in the object.
+    const decoded = (a: { copyOptions: string; chunks(): AsyncIterable<Uint8Array> }) => ({
+      copySQL: arrowCopyFromSQL(quoteQualified(t.relation), { columns: t.columns, copyOptions: a.copyOptions }),
+      format: { kind: /binary/i.test(a.copyOptions) ? 'binary' : 'text' } as CopyRowFormat,
+      input: a.chunks() as AsyncIterable<Buffer>,
+    });
     let copySQL: string;
     let format: CopyRowFormat;
     let input: AsyncIterable<Buffer>;
-    let arrow = false;
+    const arrow = ctx.format.kind === 'arrow' || ctx.format.kind === 'parquet';
     if (ctx.format.kind === 'arrow') {
-      // Arrow: the rows are those of the decoded COPY data (binary tuples or text lines); a
-      // rejected row's bytes are that decoded row, its ordinal the row's in the object.
       await registerArrowCodecs();
-      const a = await openArrowObject(plain());
-      copySQL = arrowCopyFromSQL(quoteQualified(t.relation), { columns: t.columns, copyOptions: a.copyOptions });
-      format = { kind: /binary/i.test(a.copyOptions) ? 'binary' : 'text' };
-      input = a.chunks();
-      arrow = true;
+      ({ copySQL, format, input } = decoded(await openArrowObject(plain())));
+    } else if (ctx.format.kind === 'parquet') {
+      const { openParquetObject } = await import('../format/parquet/import.js');
+      ({ copySQL, format, input } = decoded(await openParquetObject(await parquetObject(ctx, o, where, onStored, onReadError), ctx.bare ? { foreign: true, format: 'text' } : {})));
     } else {
       copySQL = copyInSQL(t, { ...ctx.format, header: false });
       format = ctx.format.kind === 'csv'

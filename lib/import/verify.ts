@@ -265,7 +265,7 @@ export async function verifyImport(opts: VerifyOptions): Promise<VerifyResult> {
       if (nodes.length > 1 || mine[0]?.node.name !== COORDINATOR_NODE) vt.nodes = nodes;
       if (source === undefined) vt.note = 'no checksum recorded: objects without a manifest';
       else if (source.sum === undefined) vt.note = 'no checksum recorded: row counts compared only';
-      else if (partial) vt.note = 'rows rejected on import whose checksum is unknown (Arrow objects, or an older checksum): row counts compared only';
+      else if (partial) vt.note = 'rows rejected on import whose checksum is unknown (Arrow or Parquet objects, or an older checksum): row counts compared only';
       if (vt.rejected && source !== undefined) {
         const r = `${vt.rejected.rows} rows rejected on import (set aside in rejects objects): compared as destination + rejected = source`;
         vt.note = vt.note ? `${r}; ${vt.note}` : r;
