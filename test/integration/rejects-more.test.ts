@@ -3,7 +3,9 @@
  * - Parquet objects (plain and encrypted): a few rows violate a destination CHECK / NOT NULL;
  *   with --reject-limit 10 the rest loads, the rejects objects list exactly those rows (their
  *   decoded COPY BINARY tuples, position, SQLSTATE, message), verify accounts for them, a
- *   rerun loads nothing twice, and past the limit the object fails as before.
+ *   rerun loads nothing twice, and past the limit the object fails as before;
+ * - a postgres_fdw destination loaded node-direct keeps its ledgers (and so the rejected counts)
+ *   on the foreign servers: verify through the coordinator, without --route direct, finds them.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
@@ -12,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportTables, importTables, verifyImport, SegferryError } from '../../lib/index.js';
 import { ensureBuilt, runCli } from '../helpers/cli.js';
+import { startFdwCluster, type SourceCluster } from '../helpers/fixtures.js';
 import { startServers, type PgServer } from '../helpers/pg.js';
 
 let src: PgServer;
@@ -124,4 +127,50 @@ describe('--reject-limit with Parquet objects', () => {
       }
     }, 120_000);
   }
+});
+
+describe('verify finds the rejects of a postgres_fdw destination loaded node-direct', () => {
+  let fsrc: SourceCluster;
+  let fdst: SourceCluster;
+  const FROWS = 2000;
+  // The destination's data nodes refuse every id divisible by 97.
+  const refused = Array.from({ length: FROWS }, (_, i) => i + 1).filter((i) => i % 97 === 0);
+
+  beforeAll(async () => {
+    [fsrc, fdst] = await Promise.all([startFdwCluster({ rows: FROWS, nodes: 2 }), startFdwCluster({ withData: false, nodes: 2 })]);
+    for (const n of fdst.nodes) await n.query(`ALTER TABLE ${fdst.distributed} ADD CONSTRAINT no97 CHECK (id % 97 <> 0)`);
+  }, 180_000);
+
+  afterAll(async () => {
+    await Promise.allSettled([fsrc?.destroy(), fdst?.destroy()]);
+  });
+
+  it('the import records the rejects on the nodes; verify without --route reads them there and matches', async () => {
+    const dir = join(base, 'fdw');
+    const exp = await exportTables({ source: fsrc.coordinator.url(), tables: [fsrc.distributed], to: dir });
+    const res = await importTables({ from: dir, target: fdst.coordinator.url(), rejectLimit: 100 });
+    expect(res.rejected).toBe(refused.length);
+    // Node-direct: the ledgers (with the rejected counts) are on the data nodes, not the coordinator.
+    let onNodes = 0;
+    for (const n of fdst.nodes) {
+      const r = await n.query<{ n: string }>('SELECT coalesce(sum(rejected), 0) AS n FROM segferry.loads WHERE import_id = $1', [exp.manifest.id]);
+      onNodes += Number(r[0]!.n);
+    }
+    expect(onNodes).toBe(refused.length);
+    const coordLedger = await fdst.coordinator.query<{ n: string }>(`SELECT count(*) AS n FROM pg_tables WHERE schemaname = 'segferry'`);
+    if (Number(coordLedger[0]!.n) > 0) {
+      expect(await fdst.coordinator.query('SELECT 1 FROM segferry.loads WHERE import_id = $1 AND rejected > 0', [exp.manifest.id])).toEqual([]);
+    }
+
+    const v = await verifyImport({ from: dir, target: fdst.coordinator.url() });
+    expect(v.ok).toBe(true);
+    expect(v.tables[0]).toMatchObject({ match: true, checksummed: true, rejected: { rows: refused.length } });
+    expect(v.tables[0]!.rejected!.nodes).toEqual({ dn1: expect.any(Number), dn2: expect.any(Number) });
+    const cli = await runCli(['verify', '--from', dir, '--target', fdst.coordinator.url()]);
+    expect(cli.code, cli.stdout + cli.stderr).toBe(0);
+    expect(cli.stdout).toContain(`rejected     ${refused.length} rows`);
+    // Still exact: one row fewer on a node is a mismatch.
+    await fdst.nodes[0]!.query(`DELETE FROM ${fdst.distributed} WHERE id = (SELECT min(id) FROM ${fdst.distributed})`);
+    expect((await verifyImport({ from: dir, target: fdst.coordinator.url() })).ok).toBe(false);
+  }, 180_000);
 });
