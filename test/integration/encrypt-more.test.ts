@@ -34,14 +34,7 @@ const source = new Map<string, Map<string, number>>();
 
 const ddl = (t: string) => `CREATE TABLE ${t} (id int PRIMARY KEY, note text NOT NULL, amount numeric(12,2))`;
 
-async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await p;
-  } catch (e) {
-    return (e as SegferryError).code ?? String(e);
-  }
-  return undefined;
-}
+const codeOf = (p: Promise<unknown>): Promise<string | undefined> => p.then(() => undefined, (e: unknown) => (e as SegferryError).code ?? String(e));
 
 async function freshDestination(): Promise<void> {
   await dst.query(`DROP TABLE IF EXISTS ${TABLES.join(', ')}; DROP SCHEMA IF EXISTS segferry CASCADE`);

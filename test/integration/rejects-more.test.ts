@@ -9,11 +9,12 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportTables, importTables, verifyImport, SegferryError } from '../../lib/index.js';
 import { ensureBuilt, runCli } from '../helpers/cli.js';
+import { rejectLines, type RejectLine } from '../helpers/rejects.js';
 import { startFdwCluster, type SourceCluster } from '../helpers/fixtures.js';
 import { startServers, type PgServer } from '../helpers/pg.js';
 
@@ -27,16 +28,6 @@ const NULL_QTY = [150];
 const BAD = [...NEGATIVE, ...NULL_QTY].sort((a, b) => a - b);
 const ROWS = 300;
 const good = Array.from({ length: ROWS }, (_, i) => i + 1).filter((i) => !BAD.includes(i));
-
-interface RejectLine { object: string; table: string; node: string; row: number; offset?: number; sqlstate: string; message: string; data: string }
-
-async function rejectLines(dir: string): Promise<RejectLine[]> {
-  const out: RejectLine[] = [];
-  for (const f of (await readdir(dir)).filter((k) => k.startsWith('segferry-rejects.')).sort()) {
-    for (const l of (await readFile(join(dir, f), 'utf8')).split('\n').filter(Boolean)) out.push(JSON.parse(l) as RejectLine);
-  }
-  return out;
-}
 
 async function ids(table: string): Promise<number[]> {
   return (await dst.query<{ id: number }>(`SELECT id FROM ${table} ORDER BY id`)).map((r) => r.id);
