@@ -8,7 +8,7 @@ export { planExport, DEFAULT_SEGMENT_SIZE } from './export/plan.js';
 export { segmentKey } from './manifest/keys.js';
 export type { ExportPlan, PlanOptions } from './export/plan.js';
 export { exportTables } from './export/export.js';
-export { finishPlan, parsePlanFile, planFile, planParts, runPlanPart } from './export/parts.js';
+export { encryptPlan, finishPlan, parsePlanFile, planFile, planParts, runPlanPart } from './export/parts.js';
 export { holdSnapshots, holdUntilFinished } from './export/hold.js';
 export type { HeldSnapshots, HoldOptions } from './export/hold.js';
 export type { FinishPlanOptions, PartResult, PlanFile, RunPartOptions } from './export/parts.js';

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
+import { parseEncryptOption } from '../crypto/keys.js';
 import { InvalidOptionError, redact } from '../errors.js';
 import { finishPlan, parsePart, parsePlanFile, runPlanPart } from '../export/parts.js';
 import type { S3Options } from '../store/s3.js';
@@ -11,12 +12,16 @@ import { onInterrupt } from './interrupt.js';
 const RUN_HELP = `segferry run: export one part of a plan file (one host of many)
 
 Usage:
-  segferry run --plan FILE --part K/N [-j N] [--json] [S3 flags as for export]
+  segferry run --plan FILE --part K/N [-j N] [--encrypt E] [--json] [S3 flags as for export]
 
 Runs the K-th of N parts of the plan's units (balanced by estimated bytes; K from 1) into the
 plan's destination and records what it stored there (segferry-part-K-of-N.json). Run it again
 alone if it fails. Then: segferry finish --plan FILE. Make the file with
 segferry plan ... --to DEST --out FILE.
+
+A plan made with --encrypt carries the export's data key, wrapped: give every part the same
+--encrypt key-file:PATH (the key file on this host) or --encrypt kms. A wrong or missing key
+fails (ERR_ENCRYPTION_KEY) before anything is stored.
 `;
 
 const FINISH_HELP = `segferry finish: check every part of a plan file and write the manifest
@@ -39,7 +44,7 @@ async function loadPlan(path: unknown) {
 export async function cmdRun(argv: string[], s3Flags: Flags, s3FromFlags: (v: Record<string, unknown>) => S3Options): Promise<number> {
   const { values: v } = parseArgs({
     args: argv,
-    options: { plan: { type: 'string' }, part: { type: 'string' }, concurrency: { type: 'string', short: 'j' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, ...s3Flags },
+    options: { plan: { type: 'string' }, part: { type: 'string' }, concurrency: { type: 'string', short: 'j' }, encrypt: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, ...s3Flags },
     strict: true,
   });
   if (v.help) {
@@ -53,7 +58,11 @@ export async function cmdRun(argv: string[], s3Flags: Flags, s3FromFlags: (v: Re
   try {
     const conc = v.concurrency === undefined ? undefined : Number(v.concurrency);
     if (conc !== undefined && !(Number.isInteger(conc) && conc >= 1)) throw new InvalidOptionError('--concurrency must be a whole number of at least 1');
-    const r = await runPlanPart({ plan: f.plan, to: f.to, part, s3: s3FromFlags(v), signal: interrupt.signal, ...(conc ? { concurrency: conc } : {}) });
+    const r = await runPlanPart({
+      plan: f.plan, to: f.to, part, s3: s3FromFlags(v), signal: interrupt.signal,
+      ...(conc ? { concurrency: conc } : {}),
+      ...(v.encrypt !== undefined ? { encrypt: parseEncryptOption(v.encrypt) } : {}),
+    });
     process.stdout.write(redact(v.json
       ? JSON.stringify({ type: 'part-done', ...r })
       : `part ${part.k}/${part.n}: ${r.units} units (${r.kept} kept from an earlier run), ${r.rows} rows, ${formatBytes(r.bytes)} in ${r.objects} objects`) + '\n');

@@ -250,6 +250,37 @@ export class ObjectEncryptor {
   }
 }
 
+function decryptFail(name: string, why: string, cause?: unknown): DecryptionError {
+  return new DecryptionError(`${name}: ${why}`, { key: name, ...(cause ? { cause } : {}), hint: 'the object was damaged, truncated or replaced; run segferry check --read-data' });
+}
+
+/** An object's header checked, and the object's own key derived from it (readers). */
+interface OpenedHeader {
+  header: Buffer;
+  key: Buffer;
+  chunk: number;
+}
+
+function readHeader(h: Buffer, dataKey: Buffer, name: string, expectChunk: number): OpenedHeader {
+  if (h.length < HEADER_BYTES || !h.subarray(0, 4).equals(MAGIC) || h[4] !== 1) throw decryptFail(name, 'not an object encrypted by segferry (bad header)');
+  const chunk = h.readUInt32BE(8);
+  if (chunk !== expectChunk) throw decryptFail(name, `chunk size ${chunk} differs from the manifest's ${expectChunk}`);
+  const header = Buffer.from(h.subarray(0, HEADER_BYTES));
+  return { header, key: objectKey(dataKey, header.subarray(12, 28), name), chunk };
+}
+
+/** Open stored chunk `i` (ciphertext ‖ tag); DecryptionError when its tag fails. */
+function openChunk(h: OpenedHeader, name: string, i: number, last: boolean, c: Buffer): Buffer {
+  try {
+    const d = createDecipheriv('aes-256-gcm', h.key, nonce(i, last));
+    d.setAAD(h.header);
+    d.setAuthTag(c.subarray(c.length - TAG));
+    return Buffer.concat([d.update(c.subarray(0, c.length - TAG)), d.final()]);
+  } catch (e) {
+    throw decryptFail(name, `chunk ${i} fails authentication`, e);
+  }
+}
+
 /**
  * Decrypts one object as a stream. Plaintext is released only chunk by chunk, each after its
  * tag checked; `end` throws DecryptionError when the object is truncated, extended, renamed or
@@ -259,9 +290,7 @@ export class ObjectDecryptor {
   readonly #dataKey: Buffer;
   readonly #name: string;
   readonly #expectChunk: number;
-  #key: Buffer | undefined;
-  #header: Buffer | undefined;
-  #chunk = 0;
+  #h: OpenedHeader | undefined;
   #buf: Buffer[] = [];
   #i = 0;
   #done = false;
@@ -273,43 +302,27 @@ export class ObjectDecryptor {
     this.#expectChunk = chunkSize;
   }
 
-  #fail(why: string, cause?: unknown): DecryptionError {
-    return new DecryptionError(`${this.#name}: ${why}`, { key: this.#name, ...(cause ? { cause } : {}), hint: 'the object was damaged, truncated or replaced; run segferry check --read-data' });
-  }
-
   #open(c: Buffer, last: boolean): Buffer {
-    if (this.#done) throw this.#fail('data after the final chunk');
-    try {
-      const d = createDecipheriv('aes-256-gcm', this.#key!, nonce(this.#i++, last));
-      d.setAAD(this.#header!);
-      d.setAuthTag(c.subarray(c.length - TAG));
-      const p = Buffer.concat([d.update(c.subarray(0, c.length - TAG)), d.final()]);
-      if (last) this.#done = true;
-      return p;
-    } catch (e) {
-      throw this.#fail(`chunk ${this.#i - 1} fails authentication`, e);
-    }
+    if (this.#done) throw decryptFail(this.#name, 'data after the final chunk');
+    const p = openChunk(this.#h!, this.#name, this.#i++, last, c);
+    if (last) this.#done = true;
+    return p;
   }
 
   /** Add stored bytes; returns the plaintext of every chunk verified so far. */
   push(data: Buffer): Buffer {
     this.#buf.push(data);
     let all = Buffer.concat(this.#buf);
-    if (!this.#header) {
+    if (!this.#h) {
       if (all.length < HEADER_BYTES) {
         this.#buf = [all];
         return Buffer.alloc(0);
       }
-      const h = all.subarray(0, HEADER_BYTES);
-      if (!h.subarray(0, 4).equals(MAGIC) || h[4] !== 1) throw this.#fail('not an object encrypted by segferry (bad header)');
-      this.#chunk = h.readUInt32BE(8);
-      if (this.#chunk !== this.#expectChunk) throw this.#fail(`chunk size ${this.#chunk} differs from the manifest's ${this.#expectChunk}`);
-      this.#header = Buffer.from(h);
-      this.#key = objectKey(this.#dataKey, h.subarray(12, 28), this.#name);
+      this.#h = readHeader(all, this.#dataKey, this.#name, this.#expectChunk);
       all = all.subarray(HEADER_BYTES);
     }
     const out: Buffer[] = [];
-    const full = this.#chunk + TAG;
+    const full = this.#h.chunk + TAG;
     // A full stored chunk is opened as non-final only once a byte after it has arrived.
     let off = 0;
     for (; all.length - off > full; off += full) out.push(this.#open(all.subarray(off, off + full), false));
@@ -319,9 +332,82 @@ export class ObjectDecryptor {
 
   /** The last chunk's plaintext; throws DecryptionError when the object does not end properly. */
   end(): Buffer {
-    if (!this.#header) throw this.#fail('shorter than its header');
+    if (!this.#h) throw decryptFail(this.#name, 'shorter than its header');
     const rest = Buffer.concat(this.#buf);
-    if (rest.length < TAG) throw this.#fail('truncated (no final chunk)');
+    if (rest.length < TAG) throw decryptFail(this.#name, 'truncated (no final chunk)');
     return this.#open(rest, true);
+  }
+}
+
+/**
+ * Plaintext bytes of a stored object of `stored` bytes: the inverse of {@link storedSize}.
+ * Undefined when no plaintext gives that size (the object was truncated or extended).
+ */
+export function plainSize(stored: number, chunkSize = DEFAULT_CHUNK_SIZE): number | undefined {
+  const room = stored - HEADER_BYTES;
+  if (!Number.isSafeInteger(stored) || room < TAG) return undefined;
+  const full = Math.floor(room / (chunkSize + TAG));
+  const rest = room - full * (chunkSize + TAG);
+  // rest 0: the last chunk is full; else the last, short chunk holds rest − TAG bytes.
+  if (rest === 0) return full * chunkSize;
+  return rest >= TAG ? full * chunkSize + rest - TAG : undefined;
+}
+
+/**
+ * Random access to an encrypted object (a Parquet footer, read by ranges): chunk i is stored
+ * at 28 + i × (chunkSize + 16) and authenticates alone, so a plaintext range is read by
+ * fetching and opening only the chunks covering it. The object's stored size (the manifest's)
+ * fixes the number of chunks and so which one is final: a truncated or extended object fails
+ * its last chunk. Memory per range: its stored chunks and their plaintext (the range plus at
+ * most two chunks, twice).
+ */
+export class RangedDecryptor {
+  readonly #h: OpenedHeader;
+  readonly #name: string;
+  readonly #stored: number;
+  readonly #chunks: number;
+  readonly #read: (start: number, end: number) => Promise<Uint8Array>;
+  /** Plaintext bytes of the object. */
+  readonly size: number;
+
+  private constructor(h: OpenedHeader, name: string, stored: number, size: number, read: (start: number, end: number) => Promise<Uint8Array>) {
+    this.#h = h;
+    this.#name = name;
+    this.#stored = stored;
+    this.size = size;
+    this.#chunks = Math.max(1, Math.ceil(size / h.chunk));
+    this.#read = read;
+  }
+
+  /**
+   * Read and check the header of object `key` of `stored` bytes; `read(start, end)` returns
+   * stored bytes [start, end). DecryptionError when the size or the header is not that of an
+   * object encrypted with this chunk size.
+   */
+  static async open(dataKey: Buffer, key: string, stored: number, read: (start: number, end: number) => Promise<Uint8Array>, chunkSize = DEFAULT_CHUNK_SIZE): Promise<RangedDecryptor> {
+    const size = plainSize(stored, chunkSize);
+    if (size === undefined) throw decryptFail(key, `${stored} bytes is not the size of an encrypted object (truncated or extended)`);
+    const h = readHeader(Buffer.from(await read(0, HEADER_BYTES)), dataKey, key, chunkSize);
+    return new RangedDecryptor(h, key, stored, size, read);
+  }
+
+  /** Plaintext bytes [start, end), each covering chunk's tag checked first. */
+  async range(start: number, end: number): Promise<Buffer> {
+    if (!(Number.isSafeInteger(start) && Number.isSafeInteger(end) && start >= 0 && start <= end && end <= this.size)) {
+      throw decryptFail(this.#name, `bytes ${start}-${end} are outside its ${this.size} bytes of plaintext`);
+    }
+    if (start === end) return Buffer.alloc(0);
+    const c = this.#h.chunk;
+    const full = c + TAG;
+    const i0 = Math.floor(start / c);
+    const i1 = Math.floor((end - 1) / c);
+    const s = HEADER_BYTES + i0 * full;
+    const e = Math.min(this.#stored, HEADER_BYTES + (i1 + 1) * full);
+    const b = Buffer.from(await this.#read(s, e));
+    if (b.length !== e - s) throw decryptFail(this.#name, `reading bytes ${s}-${e} returned ${b.length} bytes`);
+    const out: Buffer[] = [];
+    for (let i = i0; i <= i1; i++) out.push(openChunk(this.#h, this.#name, i, i === this.#chunks - 1, b.subarray((i - i0) * full, Math.min(b.length, (i - i0 + 1) * full))));
+    const all = Buffer.concat(out);
+    return all.subarray(start - i0 * c, end - i0 * c);
   }
 }

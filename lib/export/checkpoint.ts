@@ -74,6 +74,8 @@ export function planDigest(plan: ExportPlan): string {
     ...(plan.compression ? { compression: plan.compression } : {}),
     ...(plan.extension ? { extension: true } : {}),
     ...(plan.arrowCompression ? { arrowCompression: plan.arrowCompression } : {}),
+    // A plan's data key (run in parts): part records stored under another key do not count.
+    ...(plan.clientEncryption ? { wrappedKey: plan.clientEncryption.wrappedKey } : {}),
     tables: plan.tables.map((t) => ({
       table: displayName(t.table),
       objectName: t.objectName,

@@ -213,10 +213,6 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
   const s3 = withRetryEvents(opts.s3, emit);
   const store = typeof opts.to === 'string' ? openStore(opts.to, s3) : opts.to;
   if (!store) throw new InvalidOptionError('no destination given');
-  if ((opts.encrypt !== undefined || opts.keySource !== undefined) && (opts.format === 'parquet' || (typeof opts.format === 'object' && opts.format?.kind === 'parquet'))) {
-    // The importer reads a Parquet footer by ranges, which the chunked envelope does not offer yet.
-    throw new InvalidOptionError('--encrypt does not apply to --format parquet yet: encrypt TEXT, CSV, binary or Arrow objects');
-  }
   let threads: ExporterThreads | undefined;
   let claim: PrefixClaim | undefined;
   let leftAlone: string[] = [];

@@ -1,6 +1,8 @@
+import { checkEncryptOption, openKeySource, unwrapFor, type EncryptOption } from '../crypto/keys.js';
+import type { ObjectCipher } from '../crypto/objects.js';
 import { InvalidOptionError, ManifestInvalidError, PlanIncompleteError, PrefixNotEmptyError } from '../errors.js';
 import { makeEmitter, withRetryEvents, type EventListener } from '../events.js';
-import { serializeManifest } from '../manifest/io.js';
+import { checkClientEncryption, serializeManifest } from '../manifest/io.js';
 import { MANIFEST_KEY, PART_KEY, partKey, segmentStem } from '../manifest/keys.js';
 import type { Manifest } from '../manifest/types.js';
 import { openStore } from '../store/open.js';
@@ -57,7 +59,34 @@ export function parsePlanFile(text: string, where: string): PlanFile {
   // Held snapshot ids reach SET TRANSACTION SNAPSHOT: their shape and nodes are checked here (and again where used).
   const snapshots = checkPlanSnapshots(p.snapshots, p.nodes.map((n) => n?.name), where);
   if (snapshots) p.snapshots = snapshots;
+  // The wrapped data key reaches KMS or the unwrapping: checked as a manifest's entry is.
+  if (p.clientEncryption !== undefined) checkClientEncryption(p.clientEncryption, (why) => new ManifestInvalidError(`${where}: ${why}`));
   return f;
+}
+
+/**
+ * Encrypt a plan run in parts (`segferry plan --out FILE --encrypt …`): make the export's one
+ * data key now, with `encrypt`'s key file or KMS key (`GenerateDataKey`), and return the plan
+ * carrying it wrapped (`clientEncryption`, as the manifest will record it). The plain key is
+ * dropped here: every part unwraps the wrapped one with its own `--encrypt` (the same key file
+ * on each host, or KMS `Decrypt`), so all objects share one key and `finish` records it.
+ * `s3`: where KMS is reached (default: the SDK's own endpoint and credentials).
+ */
+export async function encryptPlan(plan: ExportPlan, encrypt: EncryptOption, s3?: S3Options): Promise<ExportPlan> {
+  const keys = await openKeySource(checkEncryptOption(encrypt), s3);
+  const { dataKey, manifest } = await keys.newDataKey();
+  dataKey.fill(0);
+  return { ...plan, clientEncryption: manifest };
+}
+
+/**
+ * The cipher of a part: the plan's data key unwrapped with `encrypt`, before anything is read
+ * or stored (EncryptionKeyError: no key, or another key, for an encrypted plan;
+ * InvalidOptionError: a key for a plan that is not encrypted). Undefined: not encrypted.
+ */
+async function partCipher(plan: ExportPlan, encrypt: EncryptOption | undefined, s3: S3Options | undefined, to: string): Promise<ObjectCipher | undefined> {
+  const dataKey = await unwrapFor(plan.clientEncryption, encrypt === undefined ? undefined : checkEncryptOption(encrypt), s3, to);
+  return dataKey ? { dataKey, chunkSize: plan.clientEncryption!.chunkSize } : undefined;
 }
 
 /** A unit's share of the estimated bytes (a range unit: its pages' share of the relation). */
@@ -110,6 +139,11 @@ export interface RunPartOptions {
   concurrency?: number;
   /** S3 client settings. */
   s3?: S3Options;
+  /**
+   * Client-side encryption (default none): required exactly when the plan carries a data key
+   * (encryptPlan); the key file or KMS that unwraps it (`{ kms: true }` takes the plan's key id).
+   */
+  encrypt?: EncryptOption;
   /** Cancel (default: none): as for exportTables. */
   signal?: AbortSignal;
   /** Progress events. */
@@ -132,7 +166,8 @@ export interface PartResult {
  * unit in `segferry-part-K-of-N.json` there. A part run again keeps the (table, node) pairs its
  * record lists whole and redoes every other pair whole (its leftovers deleted first). Parts do
  * not take the prefix claim (they write disjoint keys by construction); `finishPlan` does.
- * Exporters run on this thread. A plan carrying held snapshots (`snapshots`, from
+ * Exporters run on this thread. A plan carrying a data key (encryptPlan) needs `encrypt`: the
+ * key is unwrapped first, so a wrong key fails before anything is stored. A plan carrying held snapshots (`snapshots`, from
  * holdSnapshots) has every session on a node import that node's snapshot; otherwise each part
  * exports each node's snapshot itself: see docs/multi-host.md for what consistency each gives.
  */
@@ -143,6 +178,8 @@ export async function runPlanPart(opts: RunPartOptions): Promise<PartResult> {
   const store = typeof opts.to === 'string' ? openStore(opts.to, s3) : opts.to;
   const key = partKey(part.k, part.n);
   try {
+    // A missing or wrong key fails before the store is touched.
+    const cipher = await partCipher(plan, opts.encrypt, opts.s3, store.url);
     await store.check();
     if (await store.head(MANIFEST_KEY)) throw new PrefixNotEmptyError(`${store.url} already holds a finished export: nothing to run`);
     const mine = planParts(plan, part.n)[part.k - 1]!;
@@ -167,7 +204,7 @@ export async function runPlanPart(opts: RunPartOptions): Promise<PartResult> {
     const counters = new Map<string, SegmentNumbers>();
     for (const u of todo) if (u.stream && !counters.has(u.group)) counters.set(u.group, new SegmentNumbers());
     const runNode: NodeRunner = async (w, signal, onUnitDone) => {
-      await exportNode(w, plan, store, signal, emit, onUnitDone, (u) => (u.stream ? counters.get(u.group)!.stream() : undefined));
+      await exportNode(w, plan, store, signal, emit, onUnitDone, (u) => (u.stream ? counters.get(u.group)!.stream() : undefined), cipher);
     };
     const ctx: Omit<ExportContext, 'signal'> = { store, plan, emit, checkpoint, runNode, results };
     const items = workItems(plan, todo);
@@ -215,7 +252,8 @@ export interface FinishPlanOptions {
  * Finish a plan run in parts: every unit of the plan must be recorded by a part record under
  * the destination, with each recorded object present at its recorded size; else
  * PlanIncompleteError naming the missing units. Then the manifest is written (under the prefix
- * claim, conditionally where the store allows) and the part records are deleted.
+ * claim, conditionally where the store allows) and the part records are deleted. An encrypted
+ * plan's wrapped data key becomes the manifest's `clientEncryption` (finish needs no key).
  */
 export async function finishPlan(opts: FinishPlanOptions): Promise<Manifest> {
   const { plan } = opts;
@@ -256,6 +294,7 @@ export async function finishPlan(opts: FinishPlanOptions): Promise<Manifest> {
     try {
       const createdAt = new Date().toISOString();
       const manifest = buildManifest(plan, results, createdAt, opts.s3);
+      if (plan.clientEncryption) manifest.clientEncryption = plan.clientEncryption;
       await commitExclusive(claim, MANIFEST_KEY, serializeManifest(manifest));
       await store.delete(recordKeys).catch(() => {});
       return manifest;

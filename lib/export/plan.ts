@@ -13,6 +13,7 @@ import { probePages } from '../topology/pages.js';
 import type { StreamPlan } from '../topology/types.js';
 import { COORDINATOR_NODE, discover, type StaticTopology } from '../topology/discover.js';
 import type { PlanNode, TablePlan, TopologyKind } from '../topology/types.js';
+import type { ClientEncryption } from '../manifest/types.js';
 
 /** Default segment size: 1 GiB. */
 export const DEFAULT_SEGMENT_SIZE = 1024 * 1024 * 1024;
@@ -140,6 +141,13 @@ export interface ExportPlan {
    * part (each node's session or streams) takes its own snapshot.
    */
   snapshots?: Record<string, string>;
+  /**
+   * Client-side encryption of a plan run in parts (`segferry plan --out … --encrypt`,
+   * encryptPlan): the export's one data key, wrapped, as the manifest will record it (never
+   * the plain key). Every part unwraps it with its own `--encrypt`; `finish` copies it into
+   * the manifest. Absent: not encrypted, or a single run making its own data key.
+   */
+  clientEncryption?: ClientEncryption;
 }
 
 /** The extension a plan's object keys end with ('' without `extension`). */

@@ -44,7 +44,8 @@ export async function deleteUnitObjects(store: ObjectStore, units: { objectName:
  * `keys` (client-side encryption; default none): a fresh data key, recorded wrapped in the
  * checkpoint before any object; a resume unwraps the first run's and keeps it, so kept and
  * redone objects share one key, as the manifest records one. A resume must use encryption
- * exactly when the first run did.
+ * exactly when the first run did. A plan carrying a wrapped data key (`plan.clientEncryption`)
+ * needs `keys` and uses that key.
  *
  * `manifestId` (default none): recorded in the checkpoint; a resume must give the same, or none
  * (then the recorded one is returned).
@@ -73,9 +74,14 @@ export async function startExport(store: ObjectStore, plan: ExportPlan, resume: 
   if (previous?.clientEncryption && !keys) {
     throw new EncryptionKeyError(`the unfinished export under ${store.url} is encrypted: resume it with the same --encrypt`);
   }
+  if (plan.clientEncryption && !keys) {
+    throw new EncryptionKeyError(`the plan carries an encrypted export's data key (key id ${plan.clientEncryption.keyId}): run it with the same --encrypt`);
+  }
   if (keys) {
-    if (previous?.clientEncryption) {
-      dataKey = { dataKey: await keys.unwrap(previous.clientEncryption), manifest: previous.clientEncryption };
+    // A plan carrying its data key (encryptPlan) fixes the key; so does the first run's checkpoint.
+    const recorded = previous?.clientEncryption ?? plan.clientEncryption;
+    if (recorded) {
+      dataKey = { dataKey: await keys.unwrap(recorded), manifest: recorded };
     } else {
       if (previous && previous.units.length > 0) {
         throw new InvalidOptionError(`the unfinished export under ${store.url} was started without encryption: resume it without --encrypt`, {

@@ -27,7 +27,7 @@ const DDL = [
  * Columns added since the first ledger (issue 18: rows set aside under a reject limit), with
  * their definitions: added to an existing ledger when missing. `rejected`: rows of the object the
  * destination refused (the object's other `rows - rejected` rows are committed); `rejected_sum`:
- * their `copy-rowhash64` sum (decimal, modulo 2^64), for verify; NULL where unknown (Arrow).
+ * their `copy-rowhash64` sum (decimal, modulo 2^64), for verify; NULL where unknown (Arrow, Parquet).
  */
 const ADDED_COLUMNS: [string, string][] = [
   ['rejected', 'bigint NOT NULL DEFAULT 0'],

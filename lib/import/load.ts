@@ -3,7 +3,7 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { AbortedError, ChecksumMismatchError, DecompressError, FormatError, RejectLimitError, RowCountMismatchError, SchemaMismatchError, SegferryError, StorageError, fromDatabaseError, redact } from '../errors.js';
+import { AbortedError, ChecksumMismatchError, DecompressError, RejectLimitError, RowCountMismatchError, SchemaMismatchError, SegferryError, StorageError, fromDatabaseError, redact } from '../errors.js';
 import type { CopyRowFormat } from '../pg/copy-rows.js';
 import { arrowCopyFromSQL, openArrowObject, registerArrowCodecs } from '../format/arrow/api.js';
 import { decompressChunks } from '../format/compress.js';
@@ -12,6 +12,8 @@ import { destroyClient } from '../pg/conn.js';
 import { quoteQualified } from '../pg/sql.js';
 import type { ObjectStore } from '../store/types.js';
 import { decryptObject, firstChunkChecked, type ObjectCipher } from '../crypto/objects.js';
+import { RangedDecryptor } from '../crypto/envelope.js';
+import type { ParquetObjectSource } from '../format/parquet/import.js';
 import { claimObject, completeClaim, recordRejected } from './ledger.js';
 import { isRowError, loadRowByRow, RejectsWriter, RejectTally, type RejectContext } from './rejects.js';
 import type { ImportTarget, PlannedObject } from './plan.js';
@@ -92,6 +94,45 @@ async function hashStream(r: Readable): Promise<{ sha256: string; bytes: number 
 }
 
 /**
+ * An object's bytes as they stream from the store, each stored piece passed to `onStored`
+ * first (the hash of what the manifest describes), decrypted chunk by chunk when the export is
+ * encrypted. A read error goes to `onReadError` too (the caller tells it from a COPY error).
+ */
+async function* plainStream(ctx: LoadContext, key: string, onStored: (c: Buffer) => void, onReadError: (e: unknown) => void): AsyncGenerator<Buffer> {
+  const s = await ctx.store.read(key, { signal: ctx.signal });
+  s.on('error', onReadError);
+  if (ctx.cipher) return yield* decryptObject(s as AsyncIterable<Buffer>, ctx.cipher, key, onStored);
+  for await (const c of s as AsyncIterable<Buffer>) {
+    onStored(c);
+    yield c;
+  }
+}
+
+/**
+ * A Parquet object as its reader takes it (lib/format/parquet/import.ts): the size, ranged
+ * reads (the footer) and one stream front to back whose stored bytes pass `onStored` (the
+ * hash). An encrypted object is decrypted: ranges fetch and open only the chunks covering
+ * them (RangedDecryptor), the stream chunk by chunk; a damaged chunk is ERR_DECRYPTION.
+ */
+async function parquetObject(
+  ctx: LoadContext, o: PlannedObject, where: { node: string; table: string; key: string },
+  onStored: (c: Buffer) => void, onReadError: (e: unknown) => void,
+): Promise<ParquetObjectSource> {
+  const ranged = async (start: number, end: number): Promise<Uint8Array> => {
+    const parts: Buffer[] = [];
+    for await (const c of await ctx.store.read(o.key, { signal: ctx.signal, range: { start, end } })) parts.push(c as Buffer);
+    const b = Buffer.concat(parts);
+    if (b.length !== end - start) throw new StorageError(`reading bytes ${start}-${end} of ${o.key} returned ${b.length} bytes`, where);
+    return b;
+  };
+  const cipher = ctx.cipher;
+  const stream = () => plainStream(ctx, o.key, onStored, onReadError);
+  if (!cipher) return { size: o.bytes, range: ranged, stream };
+  const r = await RangedDecryptor.open(cipher.dataKey, o.key, o.bytes, ranged, cipher.chunkSize);
+  return { size: r.size, range: (start, end) => r.range(start, end), stream };
+}
+
+/**
  * Load one object in one transaction on `client` (a session on the target node with the
  * manifest's settings applied): claim it in the ledger, stream it from storage through a
  * SHA-256 into `COPY … FROM STDIN`, compare the hash and COPY's row count with the manifest,
@@ -133,14 +174,7 @@ export async function loadObject(client: pg.Client, unit: LoadUnit, ctx: LoadCon
 
   const hash = createHash('sha256');
   let bytes = 0;
-  const hasher = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      hash.update(chunk);
-      bytes += chunk.length;
-      ctx.onBytes?.(chunk.length);
-      cb(null, chunk);
-    },
-  });
+
   let copy: ReturnType<typeof copyFrom> | undefined;
   const startCopy = (sql: string) => {
     copy = client.query(copyFrom(sql));
@@ -150,32 +184,27 @@ export async function loadObject(client: pg.Client, unit: LoadUnit, ctx: LoadCon
     return copy;
   };
   let readErr: unknown;
+  // The manifest's SHA-256 and size are of the stored bytes: hashed before decryption and
+  // decompression.
+  const onStoredBytes = (c: Buffer) => {
+    hash.update(c);
+    bytes += c.length;
+    ctx.onBytes?.(c.length);
+  };
+  const hasher = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      onStoredBytes(chunk);
+      cb(null, chunk);
+    },
+  });
   try {
     if (ctx.format.kind === 'parquet') {
-      if (ctx.cipher) throw new FormatError(`object ${o.key}: encrypted Parquet objects cannot be imported yet (their footer is read by ranges)`, where);
-      // Parquet: the footer by two ranged reads, then the object streamed once (hashed) and
+      // Parquet: the footer by ranged reads, then the object streamed once (hashed) and
       // decoded row group by row group into COPY BINARY (TEXT for text-form columns, and for
       // other writers' files, whose types may differ from the destination's compatibly).
-      const size = o.bytes;
-      const ranged = async (start: number, end: number): Promise<Uint8Array> => {
-        const parts: Buffer[] = [];
-        for await (const c of await ctx.store.read(o.key, { signal: ctx.signal, range: { start, end } })) parts.push(c as Buffer);
-        const b = Buffer.concat(parts);
-        if (b.length !== end - start) throw new StorageError(`reading bytes ${start}-${end} of ${o.key} returned ${b.length} bytes`, where);
-        return b;
-      };
-      const hashedStream = async function* (): AsyncGenerator<Buffer> {
-        const s = await ctx.store.read(o.key, { signal: ctx.signal });
-        s.on('error', (e) => { readErr ??= e; });
-        for await (const c of s as AsyncIterable<Buffer>) {
-          hash.update(c);
-          bytes += c.length;
-          ctx.onBytes?.(c.length);
-          yield c;
-        }
-      };
+      const src = await parquetObject(ctx, o, where, onStoredBytes, (e) => { readErr ??= e; });
       const { openParquetObject } = await import('../format/parquet/import.js');
-      const pq = await openParquetObject({ size, range: ranged, stream: hashedStream }, ctx.bare ? { foreign: true, format: 'text' } : {});
+      const pq = await openParquetObject(src, ctx.bare ? { foreign: true, format: 'text' } : {});
       if (pq.columns.length !== t.columns.length) {
         throw new SchemaMismatchError(`object ${o.key} has ${pq.columns.length} columns, the table ${unit.table} ${t.columns.length}`, where);
       }
@@ -184,13 +213,8 @@ export async function loadObject(client: pg.Client, unit: LoadUnit, ctx: LoadCon
     } else {
       const source = await ctx.store.read(o.key, { signal: ctx.signal });
       source.on('error', (e) => { readErr ??= e; });
-      // The manifest's SHA-256 and size are of the stored bytes: hashed before decryption and
-      // decompression. Encryption wraps compression (lib/crypto/objects.ts), so it comes off first.
-      const onStored = (c: Buffer) => {
-        hash.update(c);
-        bytes += c.length;
-        ctx.onBytes?.(c.length);
-      };
+      // Encryption wraps compression (lib/crypto/objects.ts), so it comes off first.
+      const onStored = onStoredBytes;
       const cipher = ctx.cipher;
       const codec = o.compression;
       if (ctx.format.kind === 'arrow') {
@@ -225,7 +249,7 @@ export async function loadObject(client: pg.Client, unit: LoadUnit, ctx: LoadCon
       }
     }
   } catch (e) {
-    if (ctx.rejects && ctx.format.kind !== 'parquet' && isRowError(e) && readErr === undefined && !ctx.signal.aborted) {
+    if (ctx.rejects && isRowError(e) && readErr === undefined && !ctx.signal.aborted) {
       // A row the destination refuses: find it (and any others) row by row, in this transaction.
       return loadRejecting(client, unit, ctx, ctx.rejects, e);
     }
@@ -298,32 +322,30 @@ async function loadRejecting(client: pg.Client, unit: LoadUnit, ctx: LoadContext
     await client.query(`ROLLBACK TO SAVEPOINT ${OBJECT_SAVEPOINT}`);
     const hash = createHash('sha256');
     let bytes = 0;
-    const source = await ctx.store.read(o.key, { signal: ctx.signal });
-    source.on('error', (e) => { readErr ??= e; });
-    const hashed = async function* (): AsyncGenerator<Buffer> {
-      for await (const c of source as AsyncIterable<Buffer>) {
-        hash.update(c);
-        bytes += c.length;
-        yield c;
-      }
+    // Hashed as stored, then decrypted, as in the first attempt.
+    const onStored = (c: Buffer) => {
+      hash.update(c);
+      bytes += c.length;
     };
-    // An encrypted object is hashed as stored, then decrypted, as in the first attempt.
-    const plain = (): AsyncIterable<Buffer> => ctx.cipher
-      ? decryptObject(source as AsyncIterable<Buffer>, ctx.cipher, o.key, (c) => { hash.update(c); bytes += c.length; })
-      : hashed();
+    const onReadError = (e: unknown) => { readErr ??= e; };
+    const plain = () => plainStream(ctx, o.key, onStored, onReadError);
+    // Arrow and Parquet: the rows are those of the decoded COPY data (binary tuples or text
+    // lines); a rejected row's bytes are that decoded row, its ordinal the row's in the object.
+    const decoded = (a: { copyOptions: string; chunks(): AsyncIterable<Uint8Array> }) => ({
+      copySQL: arrowCopyFromSQL(quoteQualified(t.relation), { columns: t.columns, copyOptions: a.copyOptions }),
+      format: { kind: /binary/i.test(a.copyOptions) ? 'binary' : 'text' } as CopyRowFormat,
+      input: a.chunks() as AsyncIterable<Buffer>,
+    });
     let copySQL: string;
     let format: CopyRowFormat;
     let input: AsyncIterable<Buffer>;
-    let arrow = false;
+    const arrow = ctx.format.kind === 'arrow' || ctx.format.kind === 'parquet';
     if (ctx.format.kind === 'arrow') {
-      // Arrow: the rows are those of the decoded COPY data (binary tuples or text lines); a
-      // rejected row's bytes are that decoded row, its ordinal the row's in the object.
       await registerArrowCodecs();
-      const a = await openArrowObject(plain());
-      copySQL = arrowCopyFromSQL(quoteQualified(t.relation), { columns: t.columns, copyOptions: a.copyOptions });
-      format = { kind: /binary/i.test(a.copyOptions) ? 'binary' : 'text' };
-      input = a.chunks();
-      arrow = true;
+      ({ copySQL, format, input } = decoded(await openArrowObject(plain())));
+    } else if (ctx.format.kind === 'parquet') {
+      const { openParquetObject } = await import('../format/parquet/import.js');
+      ({ copySQL, format, input } = decoded(await openParquetObject(await parquetObject(ctx, o, where, onStored, onReadError), ctx.bare ? { foreign: true, format: 'text' } : {})));
     } else {
       copySQL = copyInSQL(t, { ...ctx.format, header: false });
       format = ctx.format.kind === 'csv'

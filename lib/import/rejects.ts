@@ -173,7 +173,7 @@ export interface RowByRowInput {
   copySQL: string;
   /** How to find rows in `source`. */
   format: CopyRowFormat;
-  /** The object's bytes (already hashed by the caller), or an Arrow object's decoded COPY data. */
+  /** The object's bytes (already hashed by the caller), or an Arrow or Parquet object's decoded COPY data. */
   source: AsyncIterable<Buffer>;
   /** Record a refused row (1-based ordinal among the object's rows; byte offset; its bytes; the error). */
   reject: (row: { ordinal: number; offset: number; data: Buffer }, err: unknown) => Promise<void>;

@@ -131,6 +131,10 @@ interface Scan {
  * Checksums of earlier manifests (no algorithm: count and sum of 60-bit md5 prefixes of each
  * row's text) and tables with nothing recorded are computed by the server, as before.
  *
+ * Rows an import set aside under a reject limit are read from the ledgers of every node the
+ * destination has (through the coordinator: also its foreign servers or Citus workers, where a
+ * node-direct import recorded them; when reachable, else a `ledger-unreadable` warning).
+ *
  * Returns the comparison; it does not throw on a mismatch (the CLI turns one into
  * VerifyMismatchError and exit code 3). Extra rows already in a destination table count.
  */
@@ -152,6 +156,8 @@ export async function verifyImport(opts: VerifyOptions): Promise<VerifyResult> {
     const addr = destinationAddress(opts);
     // Where the import's ledgers are read for rejected rows: the nodes verify reaches anyway.
     let ledgerNodes: PlanNode[] = [];
+    // Ledgers read when reachable: nodes verify does not scan (an unreachable one is a warning).
+    const optionalLedgers = new Set<string>();
     if ('static' in addr) {
       ledgerNodes = [...addr.static.nodes.values()];
       for (const t of src.tables) {
@@ -191,7 +197,12 @@ export async function verifyImport(opts: VerifyOptions): Promise<VerifyResult> {
         }
       }
     } else {
-      ledgerNodes = [addr.coordinator];
+      // Through the coordinator. The import may still have loaded node-direct (a postgres_fdw
+      // destination's foreign servers, Citus workers) and recorded its rejects in those nodes'
+      // ledgers: read every destination node's, as the import reads them (lib/import/plan.ts).
+      const dest = await findDestination(opts, src.tables.map((t) => t.table), []);
+      ledgerNodes = [addr.coordinator, ...[...dest.nodes.values()].filter((n) => n.name !== COORDINATOR_NODE)];
+      for (const n of ledgerNodes.slice(1)) optionalLedgers.add(n.name);
       for (const t of src.tables) {
         const s: Scan = { table: t.name, node: addr.coordinator, relation: t.table };
         if (t.columns) s.columns = t.columns.map((c) => c.name);
@@ -207,7 +218,7 @@ export async function verifyImport(opts: VerifyOptions): Promise<VerifyResult> {
     }
     emit({ type: 'start', tables: src.tables.map((t) => t.name), nodes: [...new Set(scans.map((s) => s.node.name))].sort(), estimatedBytes: 0 });
 
-    const rejected = await readRejectedRows(ledgerNodes, src.id, opts.signal);
+    const rejected = await readRejectedRows(ledgerNodes, src.id, opts.signal, optionalLedgers, (message) => emit({ type: 'warning', code: 'ledger-unreadable', message }));
     const figures = new Map<Scan, RowChecksum>();
     await runPool(scans, opts.concurrency ?? Math.min(8, Math.max(2, scans.length)), async (s, signal) => {
       throwIfAborted(signal);
@@ -265,7 +276,7 @@ export async function verifyImport(opts: VerifyOptions): Promise<VerifyResult> {
       if (nodes.length > 1 || mine[0]?.node.name !== COORDINATOR_NODE) vt.nodes = nodes;
       if (source === undefined) vt.note = 'no checksum recorded: objects without a manifest';
       else if (source.sum === undefined) vt.note = 'no checksum recorded: row counts compared only';
-      else if (partial) vt.note = 'rows rejected on import whose checksum is unknown (Arrow objects, or an older checksum): row counts compared only';
+      else if (partial) vt.note = 'rows rejected on import whose checksum is unknown (Arrow or Parquet objects, or an older checksum): row counts compared only';
       if (vt.rejected && source !== undefined) {
         const r = `${vt.rejected.rows} rows rejected on import (set aside in rejects objects): compared as destination + rejected = source`;
         vt.note = vt.note ? `${r}; ${vt.note}` : r;
@@ -348,25 +359,42 @@ const MASK64 = (1n << 64n) - 1n;
 /**
  * Rows set aside by imports of this export with a reject limit, per table and node, from the
  * ledgers of the given nodes (a node without a ledger has none). `sum` is null when unknown.
+ * A node whose database another node already is (a loopback foreign server) is read once.
+ * Nodes in `optional` are read when reachable within 5 s, else `warn` says so: rejects recorded
+ * only there would then show as a row count mismatch, never as a false match.
  */
-async function readRejectedRows(nodes: PlanNode[], importId: string, signal?: AbortSignal): Promise<Map<string, Map<string, { rows: number; sum: bigint | null }>>> {
+async function readRejectedRows(
+  nodes: PlanNode[], importId: string, signal: AbortSignal | undefined,
+  optional: ReadonlySet<string> = new Set(), warn: (message: string) => void = () => {},
+): Promise<Map<string, Map<string, { rows: number; sum: bigint | null }>>> {
   const out = new Map<string, Map<string, { rows: number; sum: bigint | null }>>();
+  const seen = new Set<string>();
   for (const n of nodes) {
     throwIfAborted(signal);
-    const c = await connect(n.endpoint, { node: n.name, applicationName: 'segferry verify' });
+    const db = `${n.endpoint.hostaddr ?? n.endpoint.host}:${n.endpoint.port}/${n.endpoint.database}`;
+    if (seen.has(db)) continue;
+    seen.add(db);
+    let rows: Awaited<ReturnType<typeof readRejected>>;
+    let c: Awaited<ReturnType<typeof connect>> | undefined;
     try {
-      for (const r of await readRejected(c, importId)) {
-        let t = out.get(r.table);
-        if (!t) out.set(r.table, t = new Map());
-        const e = t.get(n.name) ?? { rows: 0, sum: 0n };
-        e.rows += r.rejected;
-        e.sum = e.sum === null || r.sum === null ? null : (e.sum + BigInt(r.sum)) & MASK64;
-        t.set(n.name, e);
-      }
+      c = await connect(n.endpoint, { node: n.name, applicationName: 'segferry verify', ...(optional.has(n.name) ? { connectTimeoutMs: 5000 } : {}) });
+      rows = await readRejected(c, importId).catch((e: unknown) => {
+        throw fromDatabaseError(e, { node: n.name, endpoint: describeEndpoint(n.endpoint), action: 'reading the import ledger' });
+      });
     } catch (e) {
-      throw e instanceof SegferryError ? e : fromDatabaseError(e, { node: n.name, endpoint: describeEndpoint(n.endpoint), action: 'reading the import ledger' });
+      if (!optional.has(n.name)) throw e;
+      warn(`node ${n.name}: its ledger is not readable (${(e as SegferryError).code ?? 'error'}): rows an import set aside there are not accounted for`);
+      continue;
     } finally {
       await closeQuietly(c);
+    }
+    for (const r of rows) {
+      let t = out.get(r.table);
+      if (!t) out.set(r.table, t = new Map());
+      const e = t.get(n.name) ?? { rows: 0, sum: 0n };
+      e.rows += r.rejected;
+      e.sum = e.sum === null || r.sum === null ? null : (e.sum + BigInt(r.sum)) & MASK64;
+      t.set(n.name, e);
     }
   }
   return out;

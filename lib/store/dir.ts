@@ -206,8 +206,13 @@ export class DirectoryStore implements ObjectStore {
         else if (ent.isFile()) {
           const key = path.relative(this.root, full).split(path.sep).join('/');
           if (key.startsWith(prefix)) {
-            const st = await fsp.stat(full);
-            out.push({ key, size: st.size, lastModified: st.mtime.toISOString() });
+            // Gone since the folder was read: another writer renamed (a partial upload put in
+            // place) or deleted it. Not an error; a later list sees its new name.
+            const st = await fsp.stat(full).catch((e: NodeJS.ErrnoException) => {
+              if (e.code === 'ENOENT') return undefined;
+              throw new StorageError(`listing ${dir} failed: ${e.message}`, { cause: e });
+            });
+            if (st) out.push({ key, size: st.size, lastModified: st.mtime.toISOString() });
           }
         }
       }

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkExport, cleanup, exportTables, importTables, verifyImport, SegferryError, type ImportResult } from '../../lib/index.js';
 import { ensureBuilt, runCli } from '../helpers/cli.js';
+import { rejectLines, type RejectLine } from '../helpers/rejects.js';
 import { startServers, type PgServer } from '../helpers/pg.js';
 
 let src: PgServer;
@@ -41,16 +42,6 @@ async function sourceTable(name: string, db = 'postgres', ids: number[] = Array.
 /** The destination table: qty must be ≥ 0 and not NULL. */
 async function destTable(name: string, db = 'postgres'): Promise<void> {
   await dst.query(`CREATE TABLE ${name} (id int, note text, qty int NOT NULL CHECK (qty >= 0))`, [], db);
-}
-
-interface RejectLine { object: string; table: string; node: string; row: number; offset?: number; sqlstate: string; message: string; data: string }
-
-async function rejectLines(dir: string): Promise<RejectLine[]> {
-  const out: RejectLine[] = [];
-  for (const f of (await readdir(dir)).filter((k) => k.startsWith('segferry-rejects.')).sort()) {
-    for (const l of (await readFile(join(dir, f), 'utf8')).split('\n').filter(Boolean)) out.push(JSON.parse(l) as RejectLine);
-  }
-  return out;
 }
 
 async function ids(table: string, db = 'postgres'): Promise<number[]> {

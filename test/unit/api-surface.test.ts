@@ -20,7 +20,7 @@ const EXPECTED = [
   'planExport', 'exportTables', 'planImport', 'importTables', 'verifyImport', 'cleanup', 'readManifest', 'checkExport', 'replicateExport',
   'copyTables', 'planCopy',
   // one plan, many hosts
-  'planFile', 'parsePlanFile', 'planParts', 'runPlanPart', 'finishPlan',
+  'planFile', 'parsePlanFile', 'planParts', 'runPlanPart', 'finishPlan', 'encryptPlan',
   // stores
   'openStore', 'S3Store', 'DirectoryStore',
   // Arrow objects
