@@ -101,6 +101,8 @@ export class ParquetSegmentWriter implements SegmentWriter {
     this.#builder = new BatchBuilder(columns.map((c) => parquetSpec(columnSpec(c))), {
       maxRows: MAX_ROW_GROUP_ROWS,
       maxBytes: Math.max(1, Math.min(o.rowGroupBytes ?? DEFAULT_ROW_GROUP_BYTES, Math.floor(o.cap / 4))),
+      // A row group is encoded (copied into pages) before the next rows are fed.
+      reuseBuffers: true,
     });
     this.specs = this.#builder.specs;
   }
