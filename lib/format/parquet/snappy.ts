@@ -126,7 +126,9 @@ export function snappyDecompress(src: Uint8Array, expected?: number): Uint8Array
       }
       len += 1;
       if (p + len > src.length || o + len > n) bad();
-      out.set(src.subarray(p, p + len), o);
+      // Short literals and copies byte by byte: cheaper than a subarray and a set.
+      if (len <= 32) for (let i = 0; i < len; i++) out[o + i] = src[p + i]!;
+      else out.set(src.subarray(p, p + len), o);
       p += len;
       o += len;
       continue;
@@ -149,7 +151,7 @@ export function snappyDecompress(src: Uint8Array, expected?: number): Uint8Array
       p += 4;
     }
     if (off === 0 || off > o || o + len > n) bad();
-    if (off >= len) out.copyWithin(o, o - off, o - off + len);
+    if (off >= len && len > 32) out.copyWithin(o, o - off, o - off + len);
     else for (let i = 0; i < len; i++) out[o + i] = out[o - off + i]!;
     o += len;
   }
