@@ -42,6 +42,9 @@ const PARQUET = flags.format === 'parquet';
 const COMPRESSION = (flags.compression ?? 'zstd') as ParquetCompression;
 // `--dist`: the compiled dist/ (run `npx tsc -p tsconfig.json` first), so profiles show its line numbers.
 // `--base DIR`: a second build (a copy of an older dist/) measured in the same run, alternating.
+// DIR must lie inside this checkout (its imports resolve node_modules from there); for Parquet
+// with zstd, make DIR/format/zstd.js `export * from '<this checkout>/dist/format/zstd.js'`: a
+// second WebAssembly zstd in one process corrupts the first one's heap.
 type Impl = {
   name: string;
   BatchBuilder: typeof import('../lib/format/arrow/columns.js').BatchBuilder;
