@@ -50,8 +50,9 @@ function literal(src: Uint8Array, s: number, e: number, out: Uint8Array, o: numb
   else if (n < 0x10000) { out[o++] = 61 << 2; out[o++] = n & 0xff; out[o++] = n >> 8; }
   else if (n < 0x1000000) { out[o++] = 62 << 2; out[o++] = n & 0xff; out[o++] = (n >> 8) & 0xff; out[o++] = n >> 16; }
   else { out[o++] = 63 << 2; out[o++] = n & 0xff; out[o++] = (n >> 8) & 0xff; out[o++] = (n >> 16) & 0xff; out[o++] = n >>> 24; }
-  out.set(src.subarray(s, e), o);
-  return o + (e - s);
+  if (e - s <= 32) for (let i = s; i < e; i++) out[o++] = src[i]!;
+  else { out.set(src.subarray(s, e), o); o += e - s; }
+  return o;
 }
 
 function copy(offset: number, len: number, out: Uint8Array, o: number): number {
