@@ -53,7 +53,7 @@ type EncodedBatch = ReturnType<IpcFileEncoder['batch']>;
  * is known: if it and the footer would cross the cap, the object is finished and the batch
  * starts the next one (the lifecycle of lib/format/columnar-writer.ts). A batch too large for
  * an empty object is split in halves (and later batches are made smaller); a single row that
- * cannot fit an empty object raises {@link RowTooLargeError}. Every object is a complete IPC
+ * cannot fit an empty object raises `RowTooLargeError`. Every object is a complete IPC
  * file any Arrow reader opens alone. Writes wait for the store to accept each batch before the
  * next is built.
  */

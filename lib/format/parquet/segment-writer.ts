@@ -51,7 +51,7 @@ interface EncodedGroup extends EncodedRowGroup {
  * footer and the row group starts the next file (the lifecycle of
  * lib/format/columnar-writer.ts). A row group too large for an empty file is split by rows
  * (and later groups are built smaller); a single row that cannot fit an empty file raises
- * {@link RowTooLargeError}. At most one row group is being built per object, and one encoded
+ * `RowTooLargeError`. At most one row group is being built per object, and one encoded
  * group is in flight to the store.
  */
 export class ParquetSegmentWriter extends ColumnarSegmentWriter<FooterBuilder, GroupPart, EncodedGroup> {
