@@ -20,8 +20,9 @@ export interface PageCodec {
 /**
  * zstd level of pages: 1, not the reference's default 3 (arrow-rs, DuckDB). Measured on the
  * bench table (bench/columnar-profile.ts --format parquet, 300k rows): level 1 writes 7% more
- * bytes (15.3 MB against 14.3 MB) and costs about 1 client CPU-s per million rows less, a
- * quarter of the whole export's CPU; export speed is the goal (issue 16).
+ * bytes (15.3 MB against 14.3 MB) and costs 0.4–0.5 client CPU-s per million rows less,
+ * 10–15% of the whole export's CPU (both builds alternating in one run); export speed is the
+ * goal (issue 16).
  */
 const ZSTD_LEVEL = 1;
 
