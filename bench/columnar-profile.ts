@@ -2,7 +2,7 @@
  * Profiling harness for the columnar conversions, in memory and on one thread, in CPU seconds
  * per million rows (robust when other processes share the cores):
  *
- *   node --import tsx bench/columnar-profile.ts [--rows N] [--reps N] [--only export|import]
+ *   node --import tsx bench/columnar-profile.ts [--rows N] [--reps N] [--only export|import] [--format parquet [--compression C]]
  *   node --cpu-prof --cpu-prof-dir=/tmp/prof --import tsx bench/columnar-profile.ts --only export
  *
  * The first run starts one throw-away PostgreSQL server, fills the benchmark table
@@ -21,7 +21,9 @@ import { Readable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import type { PgColumn } from '../lib/format/arrow/pgtypes.js';
+import type { ParquetCompression } from '../lib/format/parquet/codecs.js';
 import type { RowChunk } from '../lib/pg/copy-out.js';
+import type { ObjectStore } from '../lib/store/types.js';
 import { BenchServer, stopAll } from './lib/cluster.js';
 import { generateSQL, TABLE, tableDDL } from './lib/data.js';
 import { arrowIpcFiles } from './lib/arrow-files.js';
@@ -32,23 +34,35 @@ const { values: flags } = parseArgs({
   options: {
     rows: { type: 'string' }, reps: { type: 'string' }, only: { type: 'string' }, cache: { type: 'string' },
     profile: { type: 'string' }, quick: { type: 'boolean' }, dist: { type: 'boolean' }, base: { type: 'string' }, 'no-reuse': { type: 'boolean' },
+    format: { type: 'string' }, compression: { type: 'string' },
   },
 });
+// `--format parquet [--compression zstd|snappy|none]`: the same through the Parquet segment writer
+// (an in-memory store) and openParquetObject, instead of Arrow IPC.
+const PARQUET = flags.format === 'parquet';
+const COMPRESSION = (flags.compression ?? 'zstd') as ParquetCompression;
 // `--dist`: the compiled dist/ (run `npx tsc -p tsconfig.json` first), so profiles show its line numbers.
 // `--base DIR`: a second build (a copy of an older dist/) measured in the same run, alternating.
+// DIR must lie inside this checkout (its imports resolve node_modules from there); for Parquet
+// with zstd, make DIR/format/zstd.js `export * from '<this checkout>/dist/format/zstd.js'`: a
+// second WebAssembly zstd in one process corrupts the first one's heap.
 type Impl = {
   name: string;
   BatchBuilder: typeof import('../lib/format/arrow/columns.js').BatchBuilder;
   openArrowObject: typeof import('../lib/format/arrow/decoder.js').openArrowObject;
   IpcFileEncoder: typeof import('../lib/format/arrow/ipc.js').IpcFileEncoder;
   columnSpec: typeof import('../lib/format/arrow/pgtypes.js').columnSpec;
+  ParquetSegmentWriter: typeof import('../lib/format/parquet/segment-writer.js').ParquetSegmentWriter;
+  openParquetObject: typeof import('../lib/format/parquet/import.js').openParquetObject;
 };
 async function load(name: string, dir: string): Promise<Impl> {
   const m = async (f: string) => import(`${dir}/format/arrow/${f}.js`);
+  const q = async (f: string) => import(`${dir}/format/parquet/${f}.js`);
   return {
     name,
     BatchBuilder: (await m('columns')).BatchBuilder, openArrowObject: (await m('decoder')).openArrowObject,
     IpcFileEncoder: (await m('ipc')).IpcFileEncoder, columnSpec: (await m('pgtypes')).columnSpec,
+    ParquetSegmentWriter: (await q('segment-writer')).ParquetSegmentWriter, openParquetObject: (await q('import')).openParquetObject,
   };
 }
 const IMPLS: Impl[] = [await load('this', flags.dist ? '../dist' : '../lib')];
@@ -127,6 +141,42 @@ function toArrow(impl: Impl, chunks: RowChunk[], columns: PgColumn[]): Buffer[] 
   return arrowIpcFiles(b, () => new impl.IpcFileEncoder(b.schema), chunks, { copyBatches: true }).files;
 }
 
+/** COPY BINARY chunks → Parquet objects of at most 64 MiB (the segment writer, storing into memory). */
+async function toParquet(impl: Impl, chunks: RowChunk[], columns: PgColumn[]): Promise<Buffer[]> {
+  const files = new Map<string, Buffer[]>();
+  const store = {
+    createWriter: (key: string) => {
+      const parts: Buffer[] = [];
+      files.set(key, parts);
+      return { write: async (b: Buffer) => { parts.push(b); }, finish: async () => {}, abort: async () => {} };
+    },
+  } as unknown as ObjectStore;
+  const w = new impl.ParquetSegmentWriter({ store, keyOf: (n) => `t_dn1_segment.${n}`, cap: 64 << 20, table: TABLE, node: 'dn1', compression: COMPRESSION });
+  await w.begin({ columns });
+  for (const rc of chunks) await w.write(rc);
+  await w.finish();
+  return [...files.values()].map((p) => Buffer.concat(p));
+}
+
+async function fromParquet(impl: Impl, files: Buffer[], hash?: Hash): Promise<{ rows: number; bytes: number }> {
+  let rows = 0;
+  let bytes = 0;
+  for (const f of files) {
+    const src = await impl.openParquetObject({ size: f.length, range: async (s, e) => f.subarray(s, e), stream: () => Readable.from([f]) });
+    for await (const c of src.chunks()) {
+      bytes += c.length;
+      hash?.update(c);
+    }
+    rows += src.rows;
+  }
+  return { rows, bytes };
+}
+
+const toObjects = async (impl: Impl, chunks: RowChunk[], columns: PgColumn[]): Promise<Buffer[]> =>
+  (PARQUET ? toParquet(impl, chunks, columns) : toArrow(impl, chunks, columns));
+const fromObjects = (impl: Impl, files: Buffer[], hash?: Hash) => (PARQUET ? fromParquet(impl, files, hash) : fromArrow(impl, files, hash));
+const NAME = PARQUET ? `Parquet ${COMPRESSION}` : 'Arrow IPC';
+
 async function fromArrow(impl: Impl, files: Buffer[], hash?: Hash): Promise<{ rows: number; bytes: number }> {
   let rows = 0;
   let bytes = 0;
@@ -146,17 +196,18 @@ async function main(): Promise<void> {
   const chunks = rowChunks(copy);
   const only = flags.only;
   process.stdout.write(`columnar profile: ${ROWS} rows, ${(copy.length / 1e6).toFixed(0)} MB of COPY BINARY, ${REPS} reps, node ${process.version}\n`);
-  const files = toArrow(IMPLS[0]!, chunks, columns); // warm-up, and the import's input
+  const files = await toObjects(IMPLS[0]!, chunks, columns); // warm-up, and the import's input
+  process.stdout.write(`  ${NAME}: ${files.length} object(s), ${files.reduce((a, f) => a + f.length, 0)} bytes\n`);
   for (const impl of IMPLS.slice(1)) {
     // The contestants must write the same bytes.
-    const other = toArrow(impl, chunks, columns);
+    const other = await toObjects(impl, chunks, columns);
     const same = other.length === files.length && other.every((f, i) => f.equals(files[i]!));
     process.stdout.write(`  objects of [${impl.name}] and [${IMPLS[0]!.name}]: ${same ? 'byte-identical' : 'DIFFERENT'}\n`);
     if (!same) process.exitCode = 1;
     // And read them back into the same COPY BINARY bytes.
     const [h0, h1] = [createHash('sha256'), createHash('sha256')];
-    await fromArrow(IMPLS[0]!, files, h0);
-    await fromArrow(impl, files, h1);
+    await fromObjects(IMPLS[0]!, files, h0);
+    await fromObjects(impl, files, h1);
     const sameCopy = h0.digest('hex') === h1.digest('hex');
     process.stdout.write(`  COPY BINARY read back by [${impl.name}] and [${IMPLS[0]!.name}]: ${sameCopy ? 'byte-identical' : 'DIFFERENT'}\n`);
     if (!sameCopy) process.exitCode = 1;
@@ -167,25 +218,25 @@ async function main(): Promise<void> {
   if (only !== 'import') {
     const xs = IMPLS.map(() => [] as number[]);
     for (let r = 0; r < REPS; r++) {
-      IMPLS.forEach((impl, k) => {
+      for (const [k, impl] of IMPLS.entries()) {
         const t = process.cpuUsage();
-        toArrow(impl, chunks, columns);
+        await toObjects(impl, chunks, columns);
         xs[k]!.push(cpuS(t) / ROWS * 1e6);
-      });
+      }
     }
-    IMPLS.forEach((impl, k) => line('export COPY BINARY → Arrow IPC', impl, xs[k]!));
+    IMPLS.forEach((impl, k) => line(`export COPY BINARY → ${NAME}`, impl, xs[k]!));
   }
   if (only !== 'export') {
     const xs = IMPLS.map(() => [] as number[]);
     for (let r = 0; r < REPS; r++) {
       for (const [k, impl] of IMPLS.entries()) {
         const t = process.cpuUsage();
-        const { rows } = await fromArrow(impl, files);
+        const { rows } = await fromObjects(impl, files);
         if (rows !== ROWS) throw new Error(`decoded ${rows} rows, expected ${ROWS}`);
         xs[k]!.push(cpuS(t) / ROWS * 1e6);
       }
     }
-    IMPLS.forEach((impl, k) => line('import Arrow IPC → COPY BINARY', impl, xs[k]!));
+    IMPLS.forEach((impl, k) => line(`import ${NAME} → COPY`, impl, xs[k]!));
   }
 }
 

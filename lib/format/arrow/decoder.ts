@@ -540,6 +540,28 @@ export async function openArrowObject(
   const reader = await RecordBatchReader.from(afterMagic(it)).then((r) => r.open()).catch((e: unknown) => { throw unreadable(e); });
   const schema = reader.schema;
   if (!schema) throw new SchemaMismatchError('Arrow object has no schema message after its magic');
+  const batches = (reader as AsyncIterable<RecordBatch>)[Symbol.asyncIterator]();
+  return batchCopySource(schema, {
+    next: () => batches.next().catch((e: unknown) => { throw unreadable(e); }),
+    // Read the footer too (see above).
+    async end() { for (;;) if ((await it.next()).done) break; },
+    async close() { await it.return?.(); },
+  }, opts);
+}
+
+/** Record batches for {@link batchCopySource}: the next one, the rest of the object after the last, a close that always runs. */
+export interface BatchFeed {
+  next(): Promise<IteratorResult<RecordBatch>>;
+  end(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * COPY input of record batches of `schema` (segferry's field metadata): what
+ * {@link openArrowObject} does after reading the schema, and what Parquet import feeds its
+ * decoded row groups into without an IPC round trip. Memory as for {@link openArrowObject}.
+ */
+export function batchCopySource(schema: Schema, feed: BatchFeed, opts: ArrowDecodeOptions = {}): ArrowCopySource {
   const specs = schema.fields.map((f) => {
     try {
       return specFromField(f);
@@ -568,9 +590,8 @@ export async function openArrowObject(
       out.int32(0);
     }
     try {
-      const batches = (reader as AsyncIterable<RecordBatch>)[Symbol.asyncIterator]();
       for (;;) {
-        const next = await batches.next().catch((e: unknown) => { throw unreadable(e); });
+        const next = await feed.next();
         if (next.done) break;
         const batch = next.value;
         const n = batch.numRows;
@@ -617,10 +638,9 @@ export async function openArrowObject(
       }
       if (format === 'binary') out.int16(-1);
       if (out.len > 0) yield out.take();
-      // Read the footer too (see above).
-      for (;;) if ((await it.next()).done) break;
+      await feed.end();
     } finally {
-      await it.return?.();
+      await feed.close();
     }
   }
   return {

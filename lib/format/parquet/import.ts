@@ -1,8 +1,6 @@
 import { makeData, RecordBatch, Struct, type Data } from 'apache-arrow';
 import { FormatError, SchemaMismatchError } from '../../errors.js';
-import type { ArrowCopySource, ArrowDecodeOptions } from '../arrow/decoder.js';
-import { openArrowObject } from '../arrow/api.js';
-import { IpcFileEncoder, type FileBlockLike } from '../arrow/ipc.js';
+import { batchCopySource, type ArrowCopySource, type ArrowDecodeOptions, type BatchFeed } from '../arrow/decoder.js';
 import { arrayOidOf, arrowSchema, arrowType, columnSpec, isTextForm, OID, type ColumnSpec } from '../arrow/pgtypes.js';
 import { pageDecompressor } from './codecs.js';
 import { PARQUET_META, type ParquetColumnMeta } from './file.js';
@@ -14,8 +12,8 @@ import type { RStruct } from './thrift.js';
  * Parquet objects into COPY input. The footer is read first (two ranged reads of the tail);
  * then the object is streamed front to back once (so a SHA-256 taken on the way covers every
  * byte) and each row group, when its bytes have arrived, is decoded into Arrow columns of the
- * PostgreSQL types and handed to the Arrow import path (lib/format/arrow/decoder.ts), which
- * writes COPY BINARY (or TEXT when a column holds text forms). Memory: the footer, one row
+ * PostgreSQL types and handed as a record batch (no IPC bytes in between) to the Arrow import
+ * path (lib/format/arrow/decoder.ts, batchCopySource), which writes COPY BINARY (or TEXT when a column holds text forms). Memory: the footer, one row
  * group's bytes, its decoded columns and Arrow batch, and one output chunk.
  */
 
@@ -205,9 +203,12 @@ function scalarData(s: ColumnSpec, l: ParquetLeaf, col: DecodedColumn, vFrom: nu
       const out = new Uint8Array(8 * n);
       const scale = s.kind === 'timestamp' || s.kind === 'timestamptz' || s.kind === 'time' ? timeScale(l) : 1;
       const odv = new DataView(out.buffer);
-      for (let i = 0; i < n; i++) {
+      if (scale === 1 && nulls === 0) {
+        out.set(fx.subarray(8 * v, 8 * (v + n)));
+        v += n;
+      } else for (let i = 0; i < n; i++) {
         if (!valid[i]) continue;
-        if (scale === 1) out.set(fx.subarray(8 * v, 8 * v + 8), 8 * i);
+        if (scale === 1) for (let b = 0; b < 8; b++) out[8 * i + b] = fx[8 * v + b]!;
         else {
           let x = dv.getBigInt64(8 * v, true);
           if (scale > 0) x *= BigInt(scale);
@@ -235,7 +236,7 @@ function scalarData(s: ColumnSpec, l: ParquetLeaf, col: DecodedColumn, vFrom: nu
           const neg = (fx[v * w]! & 0x80) !== 0;
           out.fill(neg ? 0xff : 0, o + w, o + 16);
         } else {
-          out.set(fx.subarray(v * w, v * w + w), o);
+          for (let b = 0; b < w; b++) out[o + b] = fx[v * w + b]!;
           out.fill((fx[v * w + w - 1]! & 0x80) ? 0xff : 0, o + w, o + 16);
         }
         v++;
@@ -244,7 +245,8 @@ function scalarData(s: ColumnSpec, l: ParquetLeaf, col: DecodedColumn, vFrom: nu
     }
     case 'uuid': {
       const out = new Uint8Array(16 * n);
-      for (let i = 0; i < n; i++) if (valid[i]) { out.set(fx.subarray(16 * v, 16 * v + 16), 16 * i); v++; }
+      if (nulls === 0) out.set(fx.subarray(16 * v, 16 * (v + n)));
+      else for (let i = 0; i < n; i++) if (valid[i]) { for (let b = 0; b < 16; b++) out[16 * i + b] = fx[16 * v + b]!; v++; }
       return makeData({ ...base, data: out } as never);
     }
     default:
@@ -340,6 +342,10 @@ class Cursor {
   async drain(): Promise<void> {
     for (;;) if ((await this.#it.next()).done) return;
   }
+  /** Stop reading the object (a load stopped early). */
+  async close(): Promise<void> {
+    await this.#it.return?.();
+  }
 }
 
 /**
@@ -353,30 +359,29 @@ export async function openParquetObject(src: ParquetObjectSource, opts: ParquetO
   const schema = arrowSchema(isSpecs);
   const decompressors = new Map<number, (u8: Uint8Array, size: number) => Uint8Array>();
   for (const g of meta.groups) for (const c of g.chunks) if (!decompressors.has(c.codec)) decompressors.set(c.codec, await pageDecompressor(c.codec));
-  const ipc = new IpcFileEncoder(schema, null);
-  async function* ipcBytes(): AsyncGenerator<Uint8Array> {
-    const cur = new Cursor(src.stream());
-    yield* ipc.header.chunks;
-    let at = ipc.header.bytes;
-    const blocks: FileBlockLike[] = [];
-    for (const g of meta.groups) {
-      const buf = await cur.take(g.start, g.end);
-      const children = meta.leaves.map((l, i) => {
-        const c = g.chunks[i]!;
-        const col = decodeChunk(l, c, buf, g.start, decompressors.get(c.codec)!);
-        return columnData(specs[i]!, isSpecs[i]!, l, col, g.rows);
-      });
-      if (g.rows === 0) continue;
-      const batch = new RecordBatch(schema, makeData({ type: new Struct(schema.fields), length: g.rows, nullCount: 0, children }));
-      const e = ipc.batch(batch);
-      blocks.push({ offset: at, metaDataLength: e.metaDataLength, bodyLength: e.bodyLength });
-      at += e.bytes;
-      yield* e.chunks;
-    }
-    await cur.drain(); // the rest (footer): the caller's hash covers every byte
-    yield* ipc.footer(blocks).chunks;
-  }
-  const source = await openArrowObject(ipcBytes(), opts);
+  // Row groups go to the Arrow import path as record batches (no IPC bytes in between).
+  const cur = new Cursor(src.stream());
+  let g = 0;
+  const feed: BatchFeed = {
+    async next(): Promise<IteratorResult<RecordBatch>> {
+      for (; g < meta.groups.length; g++) {
+        const grp = meta.groups[g]!;
+        const buf = await cur.take(grp.start, grp.end);
+        const children = meta.leaves.map((l, i) => {
+          const c = grp.chunks[i]!;
+          const col = decodeChunk(l, c, buf, grp.start, decompressors.get(c.codec)!);
+          return columnData(specs[i]!, isSpecs[i]!, l, col, grp.rows);
+        });
+        if (grp.rows === 0) continue;
+        g++;
+        return { done: false, value: new RecordBatch(schema, makeData({ type: new Struct(schema.fields), length: grp.rows, nullCount: 0, children })) };
+      }
+      return { done: true, value: undefined };
+    },
+    end: () => cur.drain(), // the rest (footer): the caller's hash covers every byte
+    close: () => cur.close(),
+  };
+  const source = batchCopySource(schema, feed, opts);
   return Object.assign(source, { meta });
 }
 

@@ -189,12 +189,26 @@ function readHybrid(u8: Uint8Array, p: number, end: number, width: number, out: 
       const groups = (h - 1) / 2;
       const bytes = groups * width;
       if (p + bytes > end) fail('bit-packed run past its page');
-      let bit = p * 8;
       const m = Math.min(groups * 8, n - k);
-      for (let j = 0; j < m; j++) {
-        let v = 0;
-        for (let b = 0; b < width; b++, bit++) if ((u8[bit >> 3]! >> (bit & 7)) & 1) v |= 1 << b;
-        out[k + j] = v >>> 0;
+      if (width <= 24) {
+        // An accumulator of under 32 bits: fewer than `width` pending bits plus one byte.
+        const mask = (1 << width) - 1;
+        let acc = 0;
+        let nb = 0;
+        let q = p;
+        for (let j = 0; j < m; j++) {
+          while (nb < width) { acc |= u8[q++]! << nb; nb += 8; }
+          out[k + j] = acc & mask;
+          acc >>>= width;
+          nb -= width;
+        }
+      } else {
+        let bit = p * 8;
+        for (let j = 0; j < m; j++) {
+          let v = 0;
+          for (let b = 0; b < width; b++, bit++) if ((u8[bit >> 3]! >> (bit & 7)) & 1) v |= 1 << b;
+          out[k + j] = v >>> 0;
+        }
       }
       k += m;
       p += bytes;
@@ -237,7 +251,9 @@ function readPlain(leaf: ParquetLeaf, u8: Uint8Array, p: number, end: number, co
     for (let k = 0; k < count; k++) {
       const n = dv.getUint32(q, true);
       q += 4;
-      data.set(u8.subarray(q, q + n), o);
+      // Short values byte by byte: cheaper than a subarray and a set.
+      if (n <= 64) for (let i = 0; i < n; i++) data[o + i] = u8[q + i]!;
+      else data.set(u8.subarray(q, q + n), o);
       q += n;
       o += n;
       offsets[k + 1] = o;
@@ -271,23 +287,14 @@ export function decodeChunk(leaf: ParquetLeaf, chunk: ParquetChunk, buf: Uint8Ar
   const rep = leaf.maxRep > 0 ? new Uint8Array(levels) : undefined;
   const w = widthOf(leaf);
   const isVar = leaf.physical === PT.BYTE_ARRAY;
-  // Output grows page by page.
-  let fixed = new Uint8Array(isVar ? 0 : Math.min(levels, 1 << 20) * w);
+  // Each page's values (fresh arrays), joined at the end unless there is one page.
+  const fixeds: Uint8Array[] = [];
   const offs: Int32Array[] = [];
   const datas: Uint8Array[] = [];
   let count = 0;
   let lv = 0;
   let dict: { fixed?: Uint8Array; offsets?: Int32Array; data?: Uint8Array; n: number } | undefined;
-  const pushFixed = (src: Uint8Array) => {
-    if (count * w + src.length > fixed.length) {
-      let cap = Math.max(fixed.length * 2, 1024);
-      while (cap < count * w + src.length) cap *= 2;
-      const f = new Uint8Array(cap);
-      f.set(fixed.subarray(0, count * w));
-      fixed = f;
-    }
-    fixed.set(src, count * w);
-  };
+  const pushFixed = (src: Uint8Array) => { fixeds.push(src); };
   while (lv < levels) {
     if (p >= end) fail('column chunk ends before its values');
     const r = new ThriftReader(buf, p, end);
@@ -370,7 +377,11 @@ export function decodeChunk(leaf: ParquetLeaf, chunk: ParquetChunk, buf: Uint8Ar
       for (let k = 0; k < present; k++) if (ids[k]! >= d.n) fail('dictionary index out of range');
       if (d.fixed) {
         const out = new Uint8Array(present * w);
-        for (let k = 0; k < present; k++) out.set(d.fixed.subarray(ids[k]! * w, ids[k]! * w + w), k * w);
+        const df = d.fixed;
+        for (let k = 0; k < present; k++) {
+          const a = ids[k]! * w;
+          for (let b = 0; b < w; b++) out[k * w + b] = df[a + b]!;
+        }
         pushFixed(out);
       } else {
         const o = new Int32Array(present + 1);
@@ -378,11 +389,12 @@ export function decodeChunk(leaf: ParquetLeaf, chunk: ParquetChunk, buf: Uint8Ar
         for (let k = 0; k < present; k++) total += d.offsets![ids[k]! + 1]! - d.offsets![ids[k]!]!;
         const data = new Uint8Array(total);
         let at = 0;
+        const dd = d.data!;
         for (let k = 0; k < present; k++) {
           const a = d.offsets![ids[k]!]!;
           const b = d.offsets![ids[k]! + 1]!;
-          data.set(d.data!.subarray(a, b), at);
-          at += b - a;
+          if (b - a <= 64) for (let i = a; i < b; i++) data[at++] = dd[i]!;
+          else { data.set(dd.subarray(a, b), at); at += b - a; }
           o[k + 1] = at;
         }
         offs.push(o);
@@ -401,7 +413,11 @@ export function decodeChunk(leaf: ParquetLeaf, chunk: ParquetChunk, buf: Uint8Ar
     lv += n;
   }
   const out: DecodedColumn = { def, rep, levels, count };
-  if (isVar) {
+  if (isVar && offs.length === 1) {
+    // One data page (what segferry writes): its arrays as they are.
+    out.offsets = offs[0]!;
+    out.data = datas[0]!;
+  } else if (isVar) {
     // Join the pages' byte arrays.
     const total = datas.reduce((a, d) => a + d.length, 0);
     const data = new Uint8Array(total);
@@ -416,8 +432,13 @@ export function decodeChunk(leaf: ParquetLeaf, chunk: ParquetChunk, buf: Uint8Ar
     }
     out.offsets = offsets;
     out.data = data;
+  } else if (fixeds.length === 1) {
+    out.fixed = fixeds[0]!;
   } else {
-    out.fixed = fixed.subarray(0, count * w);
+    const fixed = new Uint8Array(count * w);
+    let at = 0;
+    for (const f of fixeds) { fixed.set(f, at); at += f.length; }
+    out.fixed = fixed;
   }
   return out;
 }

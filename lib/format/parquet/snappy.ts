@@ -50,8 +50,9 @@ function literal(src: Uint8Array, s: number, e: number, out: Uint8Array, o: numb
   else if (n < 0x10000) { out[o++] = 61 << 2; out[o++] = n & 0xff; out[o++] = n >> 8; }
   else if (n < 0x1000000) { out[o++] = 62 << 2; out[o++] = n & 0xff; out[o++] = (n >> 8) & 0xff; out[o++] = n >> 16; }
   else { out[o++] = 63 << 2; out[o++] = n & 0xff; out[o++] = (n >> 8) & 0xff; out[o++] = (n >> 16) & 0xff; out[o++] = n >>> 24; }
-  out.set(src.subarray(s, e), o);
-  return o + (e - s);
+  if (e - s <= 32) for (let i = s; i < e; i++) out[o++] = src[i]!;
+  else { out.set(src.subarray(s, e), o); o += e - s; }
+  return o;
 }
 
 function copy(offset: number, len: number, out: Uint8Array, o: number): number {
@@ -126,7 +127,9 @@ export function snappyDecompress(src: Uint8Array, expected?: number): Uint8Array
       }
       len += 1;
       if (p + len > src.length || o + len > n) bad();
-      out.set(src.subarray(p, p + len), o);
+      // Short literals and copies byte by byte: cheaper than a subarray and a set.
+      if (len <= 32) for (let i = 0; i < len; i++) out[o + i] = src[p + i]!;
+      else out.set(src.subarray(p, p + len), o);
       p += len;
       o += len;
       continue;
@@ -149,7 +152,7 @@ export function snappyDecompress(src: Uint8Array, expected?: number): Uint8Array
       p += 4;
     }
     if (off === 0 || off > o || o + len > n) bad();
-    if (off >= len) out.copyWithin(o, o - off, o - off + len);
+    if (off >= len && len > 32) out.copyWithin(o, o - off, o - off + len);
     else for (let i = 0; i < len; i++) out[o + i] = out[o - off + i]!;
     o += len;
   }
