@@ -7,7 +7,7 @@ import { closeQuietly, connect, destroyClient, type NodeEndpoint } from '../pg/c
 import { quoteIdent, quoteQualified, type QualifiedName } from '../pg/sql.js';
 import type { ObjectStore } from '../store/types.js';
 import { listCatalogTables, SKIPPED_SCHEMAS } from '../topology/select.js';
-import { findPgDump, runPgDump } from './pgdump.js';
+import { findPgDump, runPgDump, SERVER_NEUTRAL_ARGS } from './pgdump.js';
 import { captureCitusDistribution, withoutCitusExtension } from './citus.js';
 import { dumpTablesWithDependencies, schemasIfNotExists } from './deps.js';
 import { fdwSchemas, foreignPartitions, foreignTables, localPartitionsSQL, publicSchemaIfNotExists } from './fdw.js';
@@ -192,8 +192,8 @@ async function put(store: ObjectStore, key: string, text: string, seal?: (key: s
 }
 
 /**
- * Dump the selection's schema with pg_dump (`--schema-only --no-owner --no-privileges`, one run
- * per section, `--snapshot` of the held session), store `segferry-ddl-pre-data.sql` and
+ * Dump the selection's schema with pg_dump (`--schema-only` and SERVER_NEUTRAL_ARGS: no
+ * owners, grants or tablespaces; one run per section, `--snapshot` of the held session), store `segferry-ddl-pre-data.sql` and
  * `segferry-ddl-post-data.sql`, and read the sequence values and populated materialized views.
  * Returns the manifest's `ddl` entry. Memory: each section's text is held once (at most
  * MAX_DDL_BYTES, lib/ddl/pgdump.ts).
@@ -223,7 +223,7 @@ export async function captureDdl(o: CaptureDdlOptions): Promise<ManifestDdl> {
     }
   } else {
     const sel = await selectionArgs(c, o.scope, o.tables, o.schemas, o.fdw === true).catch((e) => { throw fail(e, 'list tables for pg_dump'); });
-    const base = ['--schema-only', '--no-owner', '--no-privileges', `--snapshot=${snap.id}`, ...sel];
+    const base = ['--schema-only', ...SERVER_NEUTRAL_ARGS, `--snapshot=${snap.id}`, ...sel];
     pre = await runPgDump(prog, snap.endpoint, [...base, '--section=pre-data'], o.signal);
     post = await runPgDump(prog, snap.endpoint, [...base, '--section=post-data'], o.signal);
   }

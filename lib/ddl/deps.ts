@@ -5,7 +5,7 @@ import type pg from 'pg';
 import { DdlUnsupportedError } from '../errors.js';
 import type { NodeEndpoint } from '../pg/conn.js';
 import { quoteIdent, type QualifiedName } from '../pg/sql.js';
-import { findPgRestore, runPgDump, runPgRestore, type PgDumpProgram } from './pgdump.js';
+import { findPgRestore, runPgDump, runPgRestore, SERVER_NEUTRAL_ARGS, type PgDumpProgram } from './pgdump.js';
 
 // Named tables (--table) with what they depend on, by PostgreSQL's own tools: the catalog
 // (pg_depend) says which objects the tables need, pg_dump -Fc dumps the schemas holding them,
@@ -218,14 +218,14 @@ export async function dumpTablesWithDependencies(o: {
   try {
     const archive = join(dir, 'schema.dump');
     await runPgDump(o.pgDump, o.endpoint, [
-      '--schema-only', '--no-owner', '--no-privileges', '--format=custom', `--file=${archive}`, `--snapshot=${o.snapshot}`,
+      '--schema-only', ...SERVER_NEUTRAL_ARGS, '--format=custom', `--file=${archive}`, `--snapshot=${o.snapshot}`,
       ...closure.schemas.map((s) => `--schema=${quoteIdent(s)}`),
       ...closure.extensions.map((x) => `--extension=${quoteIdent(x)}`),
     ], o.signal);
     const toc = parseToc(await runPgRestore(restore, ['--list', '--verbose', archive], o.signal));
     const list = join(dir, 'list');
     await writeFile(list, selectToc(toc, closure).map((e) => e.line).join('\n') + '\n');
-    const section = (s: string) => runPgRestore(restore, ['--no-owner', '--no-privileges', `--use-list=${list}`, `--section=${s}`, '--file=-', archive], o.signal);
+    const section = (s: string) => runPgRestore(restore, [...SERVER_NEUTRAL_ARGS, `--use-list=${list}`, `--section=${s}`, '--file=-', archive], o.signal);
     return { pre: await section('pre-data'), post: await section('post-data'), closure };
   } finally {
     await rm(dir, { recursive: true, force: true });

@@ -16,6 +16,14 @@ export interface PgDumpProgram {
   major: number;
 }
 
+/**
+ * What of a dump belongs to the source server, not to the schema, and is left out of every
+ * dump (pg_dump and pg_restore take the same flags): owners (objects are created by, and owned
+ * by, the importing role; a role missing at the destination cannot fail the restore), GRANTs
+ * (they name the source's roles) and tablespaces (directories of the source's machine).
+ */
+export const SERVER_NEUTRAL_ARGS: readonly string[] = ['--no-owner', '--no-privileges', '--no-tablespaces'];
+
 /** What to install, shown when pg_dump is missing or too old. */
 export const PG_DUMP_HINT =
   'install the PostgreSQL client programs of the server\'s major version or newer: Debian/Ubuntu ' +

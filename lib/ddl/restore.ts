@@ -5,7 +5,7 @@ import type { ManifestDdl, ManifestDdlObject, ManifestTable } from '../manifest/
 import { quoteQualified } from '../pg/sql.js';
 import type { ObjectStore } from '../store/types.js';
 import { findRelation, relationColumns } from '../topology/catalog.js';
-import { checkDdlText, type Statement } from './statements.js';
+import { checkDdlText, withoutTablespaces, type Statement } from './statements.js';
 import type { BoundStatement } from './citus.js';
 
 // The schema half of `import --create`: pre-data before the data, post-data, sequence values
@@ -27,13 +27,13 @@ async function readChecked(store: ObjectStore, o: ManifestDdlObject, open?: (key
       key: o.key, hint: 'the object was changed or damaged after the export: nothing was run',
     });
   }
-  return checkDdlText((open ? open(o.key, body) : body).toString('utf8'));
+  return withoutTablespaces(checkDdlText((open ? open(o.key, body) : body).toString('utf8')));
 }
 
 /**
  * Read both DDL objects, check their size and SHA-256 against the manifest
  * (ERR_CHECKSUM_MISMATCH) and every statement against the allowlist (ERR_DDL_REFUSED), before
- * anything runs. `open` decrypts an encrypted export's objects after that check (lib/crypto;
+ * anything runs; a named `SET default_tablespace` is left out (withoutTablespaces). `open` decrypts an encrypted export's objects after that check (lib/crypto;
  * default: none). Memory: both texts at once (docs/memory.md).
  */
 export async function readCheckedDdl(store: ObjectStore, ddl: ManifestDdl, open?: (key: string, stored: Buffer) => Buffer): Promise<CheckedDdl> {

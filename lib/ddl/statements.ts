@@ -242,6 +242,19 @@ function excerpt(text: string): string {
   return one.length > 120 ? one.slice(0, 117) + '...' : one;
 }
 
+/**
+ * Leave out `SET default_tablespace = <name>` (a named tablespace; `''` is kept): an export
+ * taken before dumps left tablespaces out (SERVER_NEUTRAL_ARGS, lib/ddl/pgdump.ts) may carry
+ * one, and a tablespace is a directory of the source's machine that the destination rarely
+ * has. Its objects are then created in the destination's default tablespace.
+ */
+export function withoutTablespaces(statements: readonly Statement[]): Statement[] {
+  return statements.filter((s) => {
+    const [a, b, , v] = s.tokens;
+    return !(a?.text === 'set' && b?.text === 'default_tablespace' && v !== undefined && v.text !== "''");
+  });
+}
+
 /** Split and check a DDL text; every statement must pass before any runs. */
 export function checkDdlText(sql: string): Statement[] {
   const st = splitStatements(sql);

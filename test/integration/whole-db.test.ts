@@ -6,10 +6,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { cp, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync, statSync } from 'node:fs';
+import { chown, cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { exportTables, importTables, planExport, SegferryError, type Manifest } from '../../lib/index.js';
 import { findPgDump, runPgDump } from '../../lib/ddl/pgdump.js';
 import { parseConnection } from '../../lib/pg/conn.js';
@@ -197,6 +197,50 @@ describe('restore: import --create with the DDL (issue 14, items 3 and 4)', () =
     expect((e2 as SegferryError).code).toBe('ERR_DDL_REFUSED');
     expect((e2 as SegferryError).message).toContain('COPY sales.orders TO PROGRAM');
     expect(await userTables(db)).toEqual([]);
+  });
+});
+
+describe('what only the source server has: roles, privileges, tablespaces (issue 14, item 1 into another server)', () => {
+  it('objects owned by a role the destination lacks, granted to another, in a tablespace it lacks: import --create restores them owned by the importing role, without grants, in the default tablespace', async () => {
+    // A tablespace directory the server account owns, inside the source's group directory (removed with it).
+    const where = join(dirname(pgs.dataDir), 'sf_ts');
+    await mkdir(where);
+    const st = statSync(pgs.dataDir);
+    await chown(where, st.uid, st.gid);
+    await pgs.query('CREATE ROLE sf_app_owner NOLOGIN; CREATE ROLE sf_app_reader NOLOGIN');
+    await pgs.query(`CREATE TABLESPACE sf_ts LOCATION '${where}'`);
+    await pgs.query('CREATE DATABASE owned');
+    await pgs.query(`CREATE SCHEMA app AUTHORIZATION sf_app_owner;
+      CREATE TABLE app.items (id int PRIMARY KEY USING INDEX TABLESPACE sf_ts, name text NOT NULL) TABLESPACE sf_ts;
+      CREATE INDEX items_name ON app.items (name) TABLESPACE sf_ts;
+      ALTER TABLE app.items OWNER TO sf_app_owner;
+      GRANT SELECT ON app.items TO sf_app_reader;
+      INSERT INTO app.items SELECT i, 'item ' || i FROM generate_series(1, 25) i`, [], 'owned');
+    const src = await schemaDump(pgs, 'owned');
+    // What the destination has none of: the source's dump names them.
+    expect(src).toContain('ALTER TABLE app.items OWNER TO sf_app_owner;');
+    expect(src).toContain('GRANT SELECT ON TABLE app.items TO sf_app_reader;');
+    expect(src).toContain('SET default_tablespace = sf_ts;');
+    expect(await dst.query(`SELECT rolname FROM pg_roles WHERE rolname LIKE 'sf_app%'`)).toEqual([]);
+
+    const dir = await tmp();
+    await exportTables({ source: pgs.url('owned'), all: true, to: dir });
+    const db = await newDb();
+    const res = await importTables({ from: dir, target: dst.url(db), create: true });
+    expect(res.rows).toBe(25);
+    // The same schema but for owners, grants and tablespaces (pg_restore's --no-owner --no-privileges --no-tablespaces).
+    const filters = ['--no-owner', '--no-privileges', '--no-tablespaces'];
+    expect(await schemaDump(dst, db, filters)).toBe(await schemaDump(pgs, 'owned', filters));
+    const placed = await dst.query<{ rel: string; owner: string; spc: number; acl: string | null }>(
+      `SELECT c.relname AS rel, pg_get_userbyid(c.relowner) AS owner, c.reltablespace::int AS spc, c.relacl::text AS acl FROM pg_class c
+        WHERE c.relnamespace = 'app'::regnamespace ORDER BY 1`, [], db);
+    expect(placed).toEqual([
+      { rel: 'items', owner: dst.user, spc: 0, acl: null },
+      { rel: 'items_name', owner: dst.user, spc: 0, acl: null },
+      { rel: 'items_pkey', owner: dst.user, spc: 0, acl: null },
+    ]);
+    expect(await dst.query(`SELECT pg_get_userbyid(nspowner) AS owner FROM pg_namespace WHERE nspname = 'app'`, [], db)).toEqual([{ owner: dst.user }]);
+    expect(sameMultiset(await rowMultiset(pgs, 'SELECT * FROM app.items', 'owned'), await rowMultiset(dst, 'SELECT * FROM app.items', db))).toBe(true);
   });
 });
 

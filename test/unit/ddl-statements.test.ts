@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkDdlText, checkStatement, splitStatements } from '../../lib/ddl/statements.js';
+import { checkDdlText, checkStatement, splitStatements, withoutTablespaces } from '../../lib/ddl/statements.js';
 
 const refused = (sql: string) => {
   try {
@@ -79,5 +79,14 @@ describe('checkStatement', () => {
   });
   it('one bad statement among good ones refuses the whole text', () => {
     expect(refused("SET lock_timeout = 0;\nCREATE SCHEMA a;\nCOPY a.t TO PROGRAM 'x';")?.message).toMatch(/line 3/);
+  });
+});
+
+describe('withoutTablespaces', () => {
+  it('leaves out SET default_tablespace naming a tablespace (bare or quoted), keeps the empty one and everything else', () => {
+    const st = checkDdlText(`SET default_tablespace = '';\nCREATE TABLE a (x int);\nSET default_tablespace = sf_ts;\nCREATE TABLE b (x int);\nSET default_tablespace = "Fast Disk";\nCREATE INDEX i ON b (x);\nSET default_table_access_method = heap`);
+    expect(withoutTablespaces(st).map((s) => s.text)).toEqual([
+      "SET default_tablespace = ''", 'CREATE TABLE a (x int)', 'CREATE TABLE b (x int)', 'CREATE INDEX i ON b (x)', 'SET default_table_access_method = heap',
+    ]);
   });
 });
