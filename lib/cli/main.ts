@@ -1,7 +1,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { encryptPlan, planFile } from '../export/parts.js';
+import { planDataKey, planFile } from '../export/parts.js';
 import { holdSnapshots, holdUntilFinished } from '../export/hold.js';
 import { openStore } from '../store/open.js';
 import { cmdFinish, cmdRun } from './parts.js';
@@ -318,9 +318,11 @@ async function cmdExport(argv: string[], dryRunCommand: boolean, reporter: () =>
   if (v.out !== undefined) {
     if (!dryRunCommand) throw new InvalidOptionError('--out belongs to segferry plan');
     if (!v.to) throw new InvalidOptionError('segferry plan --out FILE needs --to DEST: the parts write there');
+    // One data key for every part, in the file wrapped only (lib/export/parts.ts encryptPlan),
+    // made before planning: a missing or bad key fails before any database work.
+    const wrapped = v.encrypt !== undefined ? await planDataKey(parseEncryptOption(v.encrypt), s3FromFlags(v)) : undefined;
     const planned = await planExport(opts);
-    // One data key for every part, in the file wrapped only (lib/export/parts.ts encryptPlan).
-    const plan = v.encrypt !== undefined ? await encryptPlan(planned, parseEncryptOption(v.encrypt), s3FromFlags(v)) : planned;
+    const plan = wrapped ? { ...planned, clientEncryption: wrapped } : planned;
     if (!v['hold-snapshots']) {
       await writeFile(v.out, redact(JSON.stringify(planFile(plan, v.to), null, 2)) + '\n');
       process.stdout.write(`plan written to ${v.out}: ${plan.tables.length} tables, ${plan.nodes.length} nodes\n`);

@@ -1,4 +1,5 @@
 import { checkEncryptOption, openKeySource, unwrapFor, type EncryptOption } from '../crypto/keys.js';
+import type { ClientEncryption } from '../crypto/envelope.js';
 import type { ObjectCipher } from '../crypto/objects.js';
 import { InvalidOptionError, ManifestInvalidError, PlanIncompleteError, PrefixNotEmptyError } from '../errors.js';
 import { makeEmitter, withRetryEvents, type EventListener } from '../events.js';
@@ -73,10 +74,19 @@ export function parsePlanFile(text: string, where: string): PlanFile {
  * `s3`: where KMS is reached (default: the SDK's own endpoint and credentials).
  */
 export async function encryptPlan(plan: ExportPlan, encrypt: EncryptOption, s3?: S3Options): Promise<ExportPlan> {
+  return { ...plan, clientEncryption: await planDataKey(encrypt, s3) };
+}
+
+/**
+ * The wrapped data key {@link encryptPlan} puts into a plan, made without the plan: call it
+ * before planning so that a missing or bad key file, or a KMS key that cannot be used, fails
+ * before any database work (EncryptionKeyError). The plain key is dropped here.
+ */
+export async function planDataKey(encrypt: EncryptOption, s3?: S3Options): Promise<ClientEncryption> {
   const keys = await openKeySource(checkEncryptOption(encrypt), s3);
   const { dataKey, manifest } = await keys.newDataKey();
   dataKey.fill(0);
-  return { ...plan, clientEncryption: manifest };
+  return manifest;
 }
 
 /**
