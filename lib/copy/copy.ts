@@ -15,7 +15,7 @@ import { selectSQL } from '../export/formats.js';
 import type { ExportUnit } from '../export/units.js';
 import { addRowHashSums, RowHasher, ROW_HASH_ALGORITHM } from '../format/row-hash.js';
 import { columnListSQL, copyOptionsSQL } from '../format/options.js';
-import { ensureLedger, forgetTable, LEDGER_TABLE } from '../import/ledger.js';
+import { ensureLedger, LEDGER_TABLE } from '../import/ledger.js';
 import { copyInSQL } from '../import/load.js';
 import type { ImportTablePlan, ImportTarget } from '../import/route.js';
 import type { RowChecksum } from '../manifest/types.js';
@@ -28,7 +28,8 @@ import { runPool, throwIfAborted } from '../util/pool.js';
 import type { ExportResult } from '../export/export.js';
 import { verifyImport } from '../import/verify.js';
 import { runVia, type ViaOptions } from './via.js';
-import { copyExportUnits, isShardToShard, truncateRelations } from './shards.js';
+import { copyExportUnits } from './shards.js';
+import { forgetTables, isShardToShard, truncateOnNode } from '../import/truncate.js';
 import { checkEncryptOption, openKeySource, type EncryptOption } from '../crypto/keys.js';
 import { planCopy, type CopyPlan, type CopyPlanOptions, type CopyUnitPlan } from './plan.js';
 
@@ -198,13 +199,8 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
           tableRes.get(t.table)!.created.push(node);
         }
         for (const t of truncs) {
-          await c.query('BEGIN');
-          // Shard to shard: this worker's shard tables, emptied together with its ledger rows
-          // (Citus refuses changes to shard tables unless the session allows them).
-          if (isShardToShard(t)) await c.query('SET LOCAL citus.enable_manual_changes_to_shards = on');
-          await c.query(`TRUNCATE ${truncateRelations(t, node).map(quoteQualified).join(', ')}`);
-          await forgetTable(c, t.table);
-          await c.query('COMMIT');
+          // This node's relations (shard to shard: its shard tables) with its ledger rows.
+          await truncateOnNode(c, t, node);
           tableRes.get(t.table)!.truncated = true;
         }
         dst.release(node, c);
@@ -226,7 +222,7 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
     if (plan.truncate) await allOrFirstError((plan.forget ?? []).map(async (node) => {
       const c = await dst.acquire(node);
       try {
-        for (const t of plan.tables) await forgetTable(c, t.table);
+        await forgetTables(c, plan.tables);
         dst.release(node, c);
       } catch (e) {
         dst.drop(c);

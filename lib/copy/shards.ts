@@ -13,7 +13,7 @@ import { planUnits, unitId, type ExportUnit } from '../export/units.js';
 import type { DestSide } from '../import/destination.js';
 import { routeTable, type ImportRoute, type ImportTablePlan } from '../import/route.js';
 import type { SourceTable } from '../import/source.js';
-import { displayName, type QualifiedName } from '../pg/sql.js';
+import { displayName } from '../pg/sql.js';
 import type { TablePlan } from '../topology/types.js';
 
 /**
@@ -50,9 +50,9 @@ export type ShardRoute = { ok: true; table: ImportTablePlan } | { ok: false; rea
  * Route a source table shard to shard into a Citus destination, when its layout allows (see
  * the module comment). The plan's objects are the source shards, each with the destination
  * shard table (`relation`) and the workers holding its placements (`targets`). Truncation is
- * per worker, of the shard tables it holds (see {@link truncateRelations}): each worker's
- * shards are emptied in one transaction with its ledger rows, so a ledger row never outlives
- * the rows it records. Pure.
+ * the importer's shard-direct one (lib/import/truncate.ts): each worker's shard tables are
+ * emptied in one transaction with its ledger rows, so a ledger row never outlives the rows it
+ * records. Pure.
  */
 export function routeShardToShard(t: TablePlan, dest: Pick<DestSide, 'kind' | 'nodes' | 'replicated' | 'tables'>): ShardRoute {
   if (dest.kind !== 'citus') return { ok: false, reason: 'the destination is not a Citus coordinator' };
@@ -65,7 +65,6 @@ export function routeShardToShard(t: TablePlan, dest: Pick<DestSide, 'kind' | 'n
   const col = t.distribution.column!;
   const type = t.columns.find((c) => c.name === col)?.type ?? '';
   tp.reason = `shard to shard: the ${tp.objects.length} shards have the same hash ranges on both ends and ${col} is ${type} on both; each source shard is read on its worker and copied into the destination shard of the same range on the worker(s) holding it`;
-  tp.truncate = tp.targets.map((x) => x.node);
   return { ok: true, table: tp };
 }
 
@@ -100,18 +99,6 @@ export function routeCopyTable(t: TablePlan, st: SourceTable, dest: Pick<DestSid
   const tp = routeTable(byShard, dest, 'coordinator', o.create);
   if (tp.create.length === 0) tp.reason = why;
   return { table: tp, shards };
-}
-
-/** Relations to empty on a node for `truncate`: the shard tables it holds for a shard-to-shard table, else the table's target relation there. */
-export function truncateRelations(tp: ImportTablePlan, node: string): QualifiedName[] {
-  const shards = tp.objects.filter((o) => o.relation !== undefined && o.targets.includes(node)).map((o) => o.relation!);
-  if (shards.length > 0) return shards;
-  return [tp.targets.find((x) => x.node === node)?.relation ?? tp.destination];
-}
-
-/** True for a table copied shard to shard (its objects name destination shard tables). */
-export function isShardToShard(tp: ImportTablePlan): boolean {
-  return tp.objects.length > 0 && tp.objects.every((o) => o.relation !== undefined);
 }
 
 /**

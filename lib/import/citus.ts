@@ -38,7 +38,15 @@ export interface ShardTarget {
 
 /** Outcome of {@link planShardDirect}: a target per object key, or why the coordinator must route. */
 export type ShardDirectPlan =
-  | { ok: true; targets: Map<string, ShardTarget> }
+  | {
+    ok: true;
+    targets: Map<string, ShardTarget>;
+    /**
+     * Every shard table of the destination table by node holding a placement of it, including
+     * shards no object goes to: what `truncate` empties there (sorted by node).
+     */
+    shardTables: Map<string, QualifiedName[]>;
+  }
   | { ok: false; reason: string };
 
 /**
@@ -83,5 +91,12 @@ export function planShardDirect(
     if (placed.length === 0 || placed.some((n) => !nodes.has(n))) return no(`destination shard ${ds.id} has no active placement on a reachable primary`);
     targets.set(o.key, { shardId: ds.id, relation: ds.relation, nodes: placed });
   }
-  return { ok: true, targets };
+  // Truncation empties every placement, not only those receiving objects, each on its node.
+  const shardTables = new Map<string, QualifiedName[]>();
+  for (const ds of c.shards) {
+    const placed = ds.groups.map(citusNodeName);
+    if (placed.length === 0 || placed.some((n) => !nodes.has(n))) return no(`destination shard ${ds.id} has no active placement on a reachable primary`);
+    for (const n of placed) shardTables.set(n, [...(shardTables.get(n) ?? []), ds.relation]);
+  }
+  return { ok: true, targets, shardTables: new Map([...shardTables].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) };
 }

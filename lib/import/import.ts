@@ -9,7 +9,8 @@ import type { PlanNode } from '../topology/types.js';
 import { Sessions } from './sessions.js';
 import { throwIfAborted } from '../util/pool.js';
 import { runKeyedPool } from '../util/keyed-pool.js';
-import { ensureLedger, forgetTable } from './ledger.js';
+import { ensureLedger } from './ledger.js';
+import { forgetTables, truncateOnNode } from './truncate.js';
 import { checkRejectOptions, priorRejects, RejectBudget, type RejectContext, type RejectOptions } from './rejects.js';
 import { loadObject, type LoadUnit } from './load.js';
 import { planImport, type ImportPlan, type ImportPlanOptions, type ImportTablePlan } from './plan.js';
@@ -136,6 +137,56 @@ function createTableSQL(tp: ImportTablePlan): string {
   return `CREATE TABLE IF NOT EXISTS ${quoteQualified(tp.destination)} (${cols.join(', ')})`;
 }
 
+/**
+ * `truncate`: first every node's ledger rows of tables not truncated on that node (an earlier
+ * run's other route), then, node by node, each table's rows with that node's ledger rows in one
+ * transaction (lib/import/truncate.ts). In this order a failure leaves, on each node, either the
+ * table and its ledger rows untouched or both gone, and stray ledger rows only ever removed
+ * ahead of their rows: a rerun without truncate then resumes from the ledgers or refuses the
+ * non-empty table (ERR_DESTINATION_NOT_EMPTY), and a rerun with truncate starts afresh; never
+ * are rows skipped as loaded after they were emptied.
+ */
+async function truncateAll(plan: ImportPlan, s: Sessions, order: string[], results: Map<string, ImportTableResult>, notes: string[], signal: AbortSignal | undefined): Promise<void> {
+  const run = async (node: string, essential: boolean, work: (c: pg.Client) => Promise<void>) => {
+    throwIfAborted(signal);
+    let c: pg.Client;
+    try {
+      c = await s.acquire(node);
+    } catch (e) {
+      // A node that receives nothing only has its ledger tidied: not worth failing for.
+      if (essential) throw e;
+      notes.push(`node ${node}: not reachable to clear its ledger rows of the truncated tables (${(e as SegferryError).code ?? 'error'})`);
+      return;
+    }
+    try {
+      await work(c);
+      s.release(node, c);
+    } catch (e) {
+      s.drop(c);
+      throw fromDatabaseError(e, { node, action: 'prepare' });
+    }
+  };
+  for (const node of order) {
+    const stray = plan.ledgerNodes.includes(node) ? plan.tables.filter((t) => !t.truncate.includes(node)) : [];
+    if (stray.length > 0) await run(node, plan.tables.some((t) => t.targets.some((x) => x.node === node)), (c) => forgetTables(c, stray));
+  }
+  for (const node of order) {
+    const truncs = plan.tables.filter((t) => t.truncate.includes(node));
+    if (truncs.length > 0) {
+      await run(node, true, async (c) => {
+        for (const t of truncs) {
+          try {
+            await truncateOnNode(c, t, node);
+          } catch (e) {
+            throw fromDatabaseError(e, { node, table: t.table, action: 'truncate' });
+          }
+          results.get(t.table)!.truncated = true;
+        }
+      });
+    }
+  }
+}
+
 /** Attempts per object when reading it from storage fails midway. */
 const OBJECT_ATTEMPTS = 4;
 
@@ -185,7 +236,7 @@ export async function importTables(opts: ImportOptions): Promise<ImportResult> {
     }]));
 
     const notes = [...plan.notes];
-    // Prepare every node before loading: ledger, missing tables, truncation.
+    // Prepare every node before loading: ledger and missing tables, then truncation.
     const targetNodes = new Set(plan.tables.flatMap((t) => t.targets.map((x) => x.node)));
     // Citus workers refuse CREATE SCHEMA: the coordinator goes first and creates the ledger's
     // schema, which Citus propagates to the workers.
@@ -195,19 +246,8 @@ export async function importTables(opts: ImportOptions): Promise<ImportResult> {
       throwIfAborted(opts.signal);
       const needsLedger = targetNodes.has(node) || (citus && node === COORDINATOR_NODE && targetNodes.size > 0);
       const creates = plan.tables.filter((t) => t.create.includes(node));
-      const truncs = plan.truncate ? plan.tables.filter((t) => t.truncate.includes(node)) : [];
-      const forgets = plan.truncate && plan.ledgerNodes.includes(node);
-      if (!needsLedger && creates.length === 0 && truncs.length === 0 && !forgets) continue;
-      const essential = needsLedger || creates.length > 0 || truncs.length > 0;
-      let c: pg.Client;
-      try {
-        c = await s.acquire(node);
-      } catch (e) {
-        // A node that receives nothing only has its ledger tidied: not worth failing for.
-        if (essential) throw e;
-        notes.push(`node ${node}: not reachable to clear its ledger rows of the truncated tables (${(e as SegferryError).code ?? 'error'})`);
-        continue;
-      }
+      if (!needsLedger && creates.length === 0) continue;
+      const c = await s.acquire(node);
       let current: string | undefined;
       try {
         if (needsLedger) await ensureLedger(c, rejecting);
@@ -217,16 +257,6 @@ export async function importTables(opts: ImportOptions): Promise<ImportResult> {
           await c.query(createTableSQL(t));
           results.get(t.table)!.created.push(node);
         }
-        for (const t of plan.truncate ? plan.tables : []) {
-          current = t.table;
-          const trunc = truncs.includes(t);
-          // The table's rows and its ledger rows go together.
-          await c.query('BEGIN');
-          if (trunc) await c.query(`TRUNCATE ${quoteQualified(t.targets.find((x) => x.node === node)?.relation ?? t.destination)}`);
-          await forgetTable(c, t.table);
-          await c.query('COMMIT');
-          if (trunc) results.get(t.table)!.truncated = true;
-        }
         current = undefined;
         s.release(node, c);
       } catch (e) {
@@ -234,6 +264,7 @@ export async function importTables(opts: ImportOptions): Promise<ImportResult> {
         throw fromDatabaseError(e, { node, ...(current ? { table: current } : {}), action: 'prepare' });
       }
     }
+    if (plan.truncate) await truncateAll(plan, s, order, results, notes, opts.signal);
 
     // Units: (object, target node) pairs not yet in a ledger, interleaved across nodes so
     // that the loaders spread over the destination.

@@ -81,8 +81,16 @@ export interface ImportTablePlan {
    * uses only these, never the manifest's text.
    */
   createTypes?: string[];
-  /** Nodes where the table (the target relation on target nodes) is truncated first (`truncate`). */
+  /**
+   * Nodes where the table (the target relation on target nodes) is truncated first (`truncate`),
+   * each in one transaction with that node's ledger rows of the table (lib/import/truncate.ts).
+   */
   truncate: string[];
+  /**
+   * Citus shard-direct: the shard tables to empty on each node of `truncate` (every placement
+   * there, also of shards that receive no object), instead of a target relation.
+   */
+  truncateShards?: Record<string, QualifiedName[]>;
   objects: PlannedObject[];
   /** Source figures from the manifest, when recorded. */
   source: { rows?: number; checksum?: RowChecksum };
@@ -99,12 +107,13 @@ export interface ImportTablePlan {
  *   (route `direct` refused: there are no nodes yet), else TableNotFoundError.
  * - Route `coordinator`, or a replicated table with `auto`: through the coordinator. A
  *   replicated table with `direct`: into every node holding a copy, each truncated.
- * - Citus: shard-direct when the shards match (see {@link planShardDirect}), else through
- *   the coordinator (`direct`: TopologyError).
+ * - Citus: shard-direct when the shards match (see {@link planShardDirect}; truncated worker
+ *   by worker, every shard placement), else through the coordinator (`direct`: TopologyError).
  * - postgres_fdw: node-direct when every destination node holds one relation, the node names
  *   equal the source's and the partitioning method and key agree (when known); else through
  *   the coordinator (`direct`: TopologyError). Partition bounds are not compared: neither
  *   the manifest nor discovery records them, so direct assumes a restore onto the same layout.
+ *   Node-direct tables are truncated node by node, where their ledger rows live.
  *   A single server goes through the coordinator with `auto`.
  */
 export function routeTable(st: SourceTable, dest: Pick<DestSide, 'kind' | 'nodes' | 'replicated' | 'tables'>, route: ImportRoute, create: boolean): ImportTablePlan {
@@ -236,8 +245,10 @@ export function routeTable(st: SourceTable, dest: Pick<DestSide, 'kind' | 'nodes
     }
     // Shard tables have the distributed table's columns; loads name each object's shard table.
     tp.targets = [...new Set(tp.objects.flatMap((o) => o.targets))].sort().map((n) => ({ node: n, relation: d.table, columns: names(columns) }));
-    // TRUNCATE through the coordinator empties every shard.
-    tp.truncate = [COORDINATOR_NODE];
+    // Each worker empties its shard tables in one transaction with its own ledger rows: a
+    // TRUNCATE through the coordinator would commit apart from the workers' ledgers.
+    tp.truncateShards = Object.fromEntries(sd.shardTables);
+    tp.truncate = [...sd.shardTables.keys()];
     return tp;
   }
   // Node-direct needs: one relation per destination node, node names equal to the source's,
@@ -266,7 +277,8 @@ export function routeTable(st: SourceTable, dest: Pick<DestSide, 'kind' | 'nodes
     const r = perNode.get(n)![0]!;
     return { node: n, relation: r.relation, columns: remoteNames(columns, d, r.columns) };
   });
-  tp.truncate = [COORDINATOR_NODE];
+  // Each node empties its relation with its own ledger rows (not through the coordinator).
+  tp.truncate = [...destAll];
   for (const o of tp.objects) o.targets = [o.sourceNode];
   return tp;
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { sourceTableOf } from '../../lib/copy/plan.js';
-import { copyExportUnits, isShardToShard, routeCopyTable, routeShardToShard, shardSourceTable, shardUnitId, truncateRelations } from '../../lib/copy/shards.js';
+import { copyExportUnits, routeCopyTable, routeShardToShard, shardSourceTable, shardUnitId } from '../../lib/copy/shards.js';
+import { isShardToShard, truncateRelations } from '../../lib/import/truncate.js';
 import { planUnits } from '../../lib/export/units.js';
 import type { CitusDestTable } from '../../lib/import/citus.js';
 import type { DestSide, DestTable } from '../../lib/import/destination.js';

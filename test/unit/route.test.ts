@@ -3,6 +3,7 @@ import type { SegferryError } from '../../lib/errors.js';
 import type { CitusDestTable } from '../../lib/import/citus.js';
 import type { DestSide, DestTable } from '../../lib/import/destination.js';
 import { routeTable, type ImportRoute } from '../../lib/import/route.js';
+import { isShardToShard, truncateRelations } from '../../lib/import/truncate.js';
 import type { SourceTable } from '../../lib/import/source.js';
 import type { CatalogColumn } from '../../lib/topology/catalog.js';
 import type { ColumnInfo, DiscoveredTable, Distribution, PlanNode, RelationRead, TopologyKind } from '../../lib/topology/types.js';
@@ -161,7 +162,7 @@ describe('routeTable: table missing on the coordinator', () => {
 });
 
 describe('routeTable: postgres_fdw destination', () => {
-  it('equal layout: each object into its node\'s remote relation, truncated through the coordinator', () => {
+  it('equal layout: each object into its node\'s remote relation, truncated on each node (with its ledger rows)', () => {
     const tp = routeTable(source(), dest('fdw', FDW_NODES, fdwTable()), 'auto', false);
     expect(tp.route).toBe('direct');
     expect(tp.targets).toEqual([
@@ -169,7 +170,9 @@ describe('routeTable: postgres_fdw destination', () => {
       { node: 'dn2', relation: { schema: 'public', name: 'orders_p1' }, columns: ['id', 'note'] },
     ]);
     expect(tp.objects.map((o) => o.targets)).toEqual([['dn1'], ['dn2']]);
-    expect(tp.truncate).toEqual(['coordinator']);
+    expect(tp.truncate).toEqual(['dn1', 'dn2']);
+    expect(truncateRelations(tp, 'dn2')).toEqual([{ schema: 'public', name: 'orders_p1' }]);
+    expect(isShardToShard(tp)).toBe(false);
   });
 
   it('equal layout: remote column names (postgres_fdw column_name) are used on the nodes', () => {
@@ -291,7 +294,21 @@ describe('routeTable: Citus destination', () => {
       { node: 'worker-1', relation: T, columns: ['id', 'note'] },
       { node: 'worker-2', relation: T, columns: ['id', 'note'] },
     ]);
-    expect(tp.truncate).toEqual(['coordinator']);
+    // Truncated worker by worker, where the ledger rows live: never through the coordinator.
+    expect(tp.truncate).toEqual(['worker-1', 'worker-2']);
+    expect(tp.truncateShards).toEqual({ 'worker-1': [{ schema: 'public', name: 'orders_202' }], 'worker-2': [{ schema: 'public', name: 'orders_201' }, { schema: 'public', name: 'orders_202' }] });
+  });
+
+  it('truncation covers every destination shard placement, also of shards no object goes to', () => {
+    // Only the high shard's object is listed (an export without an object for the low shard).
+    const st = citusSource({ objects: [{ key: 'orders_worker-2_segment.0', node: 'worker-2', segment: 0, bytes: 10, rows: 1, sha256: 'b', shards: ['12'] }] });
+    const tp = routeTable(st, dest('citus', NODES, citusTable(citusMeta({}, [shard('201', LOW, [1]), shard('202', HIGH, [2])]))), 'auto', false);
+    expect(tp.route).toBe('direct');
+    expect(tp.targets.map((x) => x.node)).toEqual(['worker-2']);
+    expect(tp.truncate).toEqual(['worker-1', 'worker-2']);
+    expect(truncateRelations(tp, 'worker-1')).toEqual([{ schema: 'public', name: 'orders_201' }]);
+    expect(truncateRelations(tp, 'worker-2')).toEqual([{ schema: 'public', name: 'orders_202' }]);
+    expect(isShardToShard(tp)).toBe(true);
   });
 
   const mismatches: [string, SourceTable, DestTable, RegExp][] = [
