@@ -266,7 +266,9 @@ export async function runVia(plan: CopyPlan, opts: ViaOptions, dst: Sessions, ho
         onEvent: (e) => {
           if (e.type === 'segment') {
             // What the export reported is what the loader checks: size, rows and SHA-256.
-            const o = planned({ key: e.key, node: e.node, segment: e.segment, bytes: e.bytes, rows: e.rows, sha256: e.sha256 ?? '' }, []);
+            // Every object of a compressed export is compressed (the manifest records it per object).
+            const codec = plan.source.compression;
+            const o = planned({ key: e.key, node: e.node, segment: e.segment, bytes: e.bytes, rows: e.rows, sha256: e.sha256 ?? '', ...(codec ? { compression: codec } : {}) }, []);
             if (e.sha256 === undefined) delete o.sha256;
             addObjects(e.table, e.unit ?? `${e.table}\u0000${e.node}`, e.node, [o]);
           }
