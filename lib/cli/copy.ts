@@ -5,6 +5,7 @@ import { outputMode, type Reporter, type Summary } from './report.js';
 import { onInterrupt } from './interrupt.js';
 import type { S3Options } from '../store/s3.js';
 import { parseEncryptOption } from '../crypto/keys.js';
+import { OBJECT_FLAGS, OBJECT_FLAGS_HELP, hasObjectFlags, objectOptionsOf } from './object-flags.js';
 
 /** What main.ts shares with this command (passed in to avoid an import cycle). */
 export interface CopyCliShared {
@@ -27,7 +28,8 @@ Usage:
                 [--format text|csv|binary|arrow|parquet] [--create] [--truncate|--append] [--where SQL]
                 [--columns a,b] [--replicated NAME] [--route auto|coordinator] [--concurrency N]
                 [--verify] [--dry-run] [--json]
-                [--via s3://bucket/prefix|DIR [--segment-size N] [--encrypt E] [S3 flags as for export]]
+                [--via s3://bucket/prefix|DIR [--segment-size N] [--encrypt E] [--compress C] [--extension]
+                 [--arrow-compression C] [S3 flags as for export]]
 
 Options:
   -s, --source S           source coordinator (or single server) URL, or a JSON file naming the
@@ -61,7 +63,8 @@ Options:
       --segment-size N     with --via: max bytes per object (default 1GiB; KiB/MiB/GiB suffixes)
       --encrypt E          with --via: encrypt the staged objects as export --encrypt does, and
                            decrypt them to load: key-file:PATH or kms:KEY-ID (docs/encryption.md)
-      --verify             compare row counts and checksums of every table afterwards (exit 3 if different)
+  With --via, the staged objects stored as export stores them (the loaders read them as import does):
+${OBJECT_FLAGS_HELP}      --verify             compare row counts and checksums of every table afterwards (exit 3 if different)
       --dry-run            print the plan as JSON and copy nothing
   Output: --json (one JSON event per line)  -q/--quiet  -v/--verbose (stack traces)
 
@@ -96,6 +99,7 @@ const FLAGS = {
   via: { type: 'string' },
   encrypt: { type: 'string' },
   'segment-size': { type: 'string' },
+  ...OBJECT_FLAGS,
   'dry-run': { type: 'boolean' },
   json: { type: 'boolean' },
   quiet: { type: 'boolean', short: 'q' },
@@ -189,6 +193,10 @@ export async function cmdCopy(argv: string[], shared: CopyCliShared): Promise<nu
   if (v['segment-size'] !== undefined) {
     if (v.via === undefined) throw new InvalidOptionError('--segment-size applies to --via only (a direct copy stages nothing)');
     o.segmentSize = shared.parseSize ? shared.parseSize(v['segment-size'], '--segment-size') : Number(v['segment-size']);
+  }
+  if (hasObjectFlags(v)) {
+    if (v.via === undefined) throw new InvalidOptionError('--compress, --extension and --arrow-compression apply to --via only (a direct copy stores no objects)');
+    Object.assign(o, objectOptionsOf(v));
   }
   if (v['dry-run']) {
     const plan = await planCopy(o);

@@ -10,7 +10,7 @@ import { exportTables } from '../export/export.js';
 import { planExport, type PlanOptions } from '../export/plan.js';
 import type { StaticTopology } from '../topology/discover.js';
 import type { S3Options } from '../store/s3.js';
-import { parseCompression } from '../format/compress.js';
+import { OBJECT_FLAGS, OBJECT_FLAGS_HELP, objectOptionsOf } from './object-flags.js';
 import type { FormatKind } from '../format/options.js';
 import { VERSION } from '../version.js';
 import { Reporter, outputMode } from './report.js';
@@ -88,9 +88,7 @@ const EXPORT_FLAGS = {
   to: { type: 'string' },
   format: { type: 'string', short: 'f' },
   'segment-size': { type: 'string' },
-  compress: { type: 'string' },
-  extension: { type: 'boolean' },
-  'arrow-compression': { type: 'string' },
+  ...OBJECT_FLAGS,
   columns: { type: 'string' },
   where: { type: 'string' },
   replicated: { type: 'string', multiple: true },
@@ -148,13 +146,7 @@ Options:
       --parquet-compression C  zstd (default), snappy or none (--format parquet)
       --row-group-size N   COPY bytes of the rows of one Parquet row group (default 32MiB, at
                            most a quarter of the segment size; memory: docs/memory.md)
-      --compress C         gzip, zstd or none (default): text, csv and binary objects stored
-                           compressed, each a whole stream that gzip -dc / zstd -dc reads alone
-      --extension          object keys end with the format's extension: .txt .csv .bin .arrow,
-                           then .gz / .zst (orders_dn1_segment.0.csv.gz); default: none
-      --arrow-compression C  zstd, lz4 or none (default): Arrow record batch bodies compressed
-                           (Arrow BodyCompression ZSTD / LZ4_FRAME; any Arrow reader opens them)
-      --columns a,b        export only these columns, in this order
+${OBJECT_FLAGS_HELP}      --columns a,b        export only these columns, in this order
       --where SQL          filter applied on every node (trusted SQL, never user input)
       --replicated NAME    treat NAME as replicated: exported from one node (repeatable)
       --streams N|auto     sessions reading one table on one node at once, by ctid page
@@ -302,9 +294,7 @@ async function cmdExport(argv: string[], dryRunCommand: boolean, reporter: () =>
   if (v.source) opts.source = v.source;
   if (topology !== undefined) opts.topology = topology;
   if (v['segment-size']) opts.segmentSize = parseSize(v['segment-size'], '--segment-size');
-  if (v.compress !== undefined) opts.compress = parseCompression(v.compress) ?? 'none';
-  if (v.extension) opts.extension = true;
-  if (v['arrow-compression'] !== undefined) opts.arrowCompression = v['arrow-compression'] as 'zstd' | 'lz4' | 'none';
+  Object.assign(opts, objectOptionsOf(v));
   if (v.columns) opts.columns = v.columns.split(',').map((c) => c.trim()).filter(Boolean);
   if (v.where !== undefined) opts.where = v.where;
   if (v.replicated) opts.replicated = v.replicated;

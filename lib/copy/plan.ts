@@ -6,7 +6,8 @@
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import { BinaryTypeMismatchError, InvalidOptionError, SegferryError, fromDatabaseError, redact } from '../errors.js';
-import { planExport, type ExportPlan } from '../export/plan.js';
+import { planExport, type ExportPlan, type PlanOptions } from '../export/plan.js';
+import type { CompressionOption } from '../format/compress.js';
 import { planUnits, type ExportUnit } from '../export/units.js';
 import { normalizeFormat, type FormatOptions } from '../format/options.js';
 import { findDestination, destinationAddress, type DestSide } from '../import/destination.js';
@@ -96,6 +97,22 @@ export interface CopyPlanOptions {
   s3?: S3Options;
   /** With `via`: max bytes per object (default: the export's, 1 GiB). */
   segmentSize?: number;
+  /**
+   * With `via`: compress the staged TEXT, CSV and BINARY objects, `gzip`, `zstd` or `none`
+   * (default), as `exportTables` does ({@link PlanOptions.compress}); the loaders decompress them
+   * as `importTables` does. A direct copy stores nothing: a codec there is ERR_INVALID_OPTION.
+   */
+  compress?: CompressionOption;
+  /**
+   * With `via`: staged object keys end with the format's extension (default false), as
+   * {@link PlanOptions.extension}. A direct copy: ERR_INVALID_OPTION.
+   */
+  extension?: boolean;
+  /**
+   * With `via` and format `arrow`: record batch body compression, `zstd`, `lz4` or `none`
+   * (default), as {@link PlanOptions.arrowCompression}. A direct copy: ERR_INVALID_OPTION.
+   */
+  arrowCompression?: PlanOptions['arrowCompression'];
 }
 
 /** One unit of a copy: a (table, source node) read piped into its destination node(s). */
@@ -261,6 +278,19 @@ export async function planCopy(opts: CopyPlanOptions): Promise<CopyPlan> {
   if (opts.schemas !== undefined) po.schemas = opts.schemas;
   if (opts.excludeTables !== undefined) po.excludeTables = opts.excludeTables;
   if (opts.via !== undefined && opts.segmentSize !== undefined) po.segmentSize = opts.segmentSize;
+  // How objects are stored: checked by planExport, as for an export.
+  if (opts.via !== undefined) {
+    if (opts.compress !== undefined) po.compress = opts.compress;
+    if (opts.extension !== undefined) po.extension = opts.extension;
+    if (opts.arrowCompression !== undefined) po.arrowCompression = opts.arrowCompression;
+  } else {
+    const asked = [
+      opts.compress !== undefined && opts.compress !== 'none' ? `compress ${opts.compress}` : '',
+      opts.extension === true ? 'extension' : '',
+      opts.arrowCompression !== undefined && opts.arrowCompression !== 'none' ? `arrowCompression ${opts.arrowCompression}` : '',
+    ].filter(Boolean);
+    if (asked.length > 0) throw new InvalidOptionError(`${asked.join(', ')}: how objects are stored applies to a copy through storage (via) only; a direct copy stores no objects`);
+  }
   // Staged: one stream per (table, node), so that a unit is a pair and a resume never renumbers
   // (and so rewrites) objects whose loads are committed (ExportStages.unitStored).
   if (opts.via !== undefined) po.streams = 1;

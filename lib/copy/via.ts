@@ -26,6 +26,7 @@ import { readManifest } from '../manifest/io.js';
 import { MANIFEST_KEY } from '../manifest/keys.js';
 import { displayName } from '../pg/sql.js';
 import { openStore } from '../store/open.js';
+import { WorkerSignals } from '../util/worker-signals.js';
 import type { S3Options } from '../store/s3.js';
 import type { CopyPlan } from './plan.js';
 
@@ -194,7 +195,11 @@ export async function runVia(plan: CopyPlan, opts: ViaOptions, dst: Sessions, ho
     addObjects(u.table, u.unit, u.node, kept ? u.objects.map((o) => planned(o, [])) : [], final);
   };
 
+  // One signal per loader, so that loaders do not pile their listeners on ac.signal.
+  const loaderSignals = new WorkerSignals();
+  ac.signal.addEventListener('abort', () => loaderSignals.abort(ac.signal.reason), { once: true });
   const loader = async () => {
+    const signal = loaderSignals.signal();
     for (;;) {
       const j = await queue.next();
       if (j === undefined || ac.signal.aborted) return;
@@ -210,7 +215,7 @@ export async function runVia(plan: CopyPlan, opts: ViaOptions, dst: Sessions, ho
           if (o) {
             if (done.has(o.key)) continue;
             const out = await loadObject(c, { table: j.table, object: o, target }, {
-              store, importId: plan.copyId, format: plan.source.format, force: false, signal: ac.signal, inTransaction: true,
+              store, importId: plan.copyId, format: plan.source.format, force: false, signal, inTransaction: true,
               ...(cipher ? { cipher } : {}),
             });
             done.add(o.key);
@@ -266,7 +271,9 @@ export async function runVia(plan: CopyPlan, opts: ViaOptions, dst: Sessions, ho
         onEvent: (e) => {
           if (e.type === 'segment') {
             // What the export reported is what the loader checks: size, rows and SHA-256.
-            const o = planned({ key: e.key, node: e.node, segment: e.segment, bytes: e.bytes, rows: e.rows, sha256: e.sha256 ?? '' }, []);
+            // Every object of a compressed export is compressed (the manifest records it per object).
+            const codec = plan.source.compression;
+            const o = planned({ key: e.key, node: e.node, segment: e.segment, bytes: e.bytes, rows: e.rows, sha256: e.sha256 ?? '', ...(codec ? { compression: codec } : {}) }, []);
             if (e.sha256 === undefined) delete o.sha256;
             addObjects(e.table, e.unit ?? `${e.table}\u0000${e.node}`, e.node, [o]);
           }

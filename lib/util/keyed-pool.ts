@@ -1,4 +1,5 @@
 import { AbortedError, SegferryError } from '../errors.js';
+import { WorkerSignals } from './worker-signals.js';
 
 /**
  * {@link runPool} with a second bound: at most `limitOf(key)` items of one key run at once
@@ -6,7 +7,7 @@ import { AbortedError, SegferryError } from '../errors.js';
  * order; keys take turns, so a key at its limit never holds back another key's items
  * (a free worker takes the next item of the next key with room, or waits for a slot). Failure
  * and abort as runPool: the first failure aborts the rest, every worker is awaited, then the
- * first real error is thrown. O(keys) per item.
+ * first real error is thrown. Each worker has a signal of its own, as in runPool. O(keys) per item.
  */
 export async function runKeyedPool<T>(
   items: Iterable<T>,
@@ -16,7 +17,8 @@ export async function runKeyedPool<T>(
   worker: (item: T, signal: AbortSignal) => Promise<void>,
   parent?: AbortSignal,
 ): Promise<void> {
-  const ac = new AbortController();
+  // Waiting workers wake on abort, to see it and end.
+  const ac = new WorkerSignals(() => wake());
   const parentReason = () => (parent?.reason instanceof SegferryError ? parent.reason : new AbortedError());
   const onAbort = () => ac.abort(parentReason());
   if (parent?.aborted) throw parentReason();
@@ -39,7 +41,6 @@ export async function runKeyedPool<T>(
     waiting = [];
     for (const f of w) f();
   };
-  ac.signal.addEventListener('abort', wake, { once: true });
   const take = (): { key: string; item: T } | undefined => {
     for (let i = 0; i < keys.length; i++) {
       const key = keys[(turn + i) % keys.length]!;
@@ -55,18 +56,19 @@ export async function runKeyedPool<T>(
   };
   const errors: unknown[] = [];
   const loop = async () => {
+    const signal = ac.signal();
     for (;;) {
-      if (ac.signal.aborted || left === 0) return;
+      if (ac.aborted || left === 0) return;
       const next = take();
       if (!next) {
         await new Promise<void>((r) => waiting.push(r));
         continue;
       }
       try {
-        await worker(next.item, ac.signal);
+        await worker(next.item, signal);
       } catch (e) {
         errors.push(e);
-        if (!ac.signal.aborted) ac.abort(e);
+        ac.abort(e);
         return;
       } finally {
         queues.get(next.key)!.running--;
@@ -78,7 +80,6 @@ export async function runKeyedPool<T>(
     await Promise.all(Array.from({ length: Math.max(1, concurrency) }, loop));
   } finally {
     parent?.removeEventListener('abort', onAbort);
-    ac.signal.removeEventListener('abort', wake);
   }
   if (errors.length > 0) {
     const real = errors.find((e) => !(e instanceof AbortedError));

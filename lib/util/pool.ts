@@ -1,4 +1,5 @@
 import { AbortedError, SegferryError } from '../errors.js';
+import { WorkerSignals } from './worker-signals.js';
 
 /**
  * Run `worker` over `items` with at most `concurrency` at once (at least 1): N workers pull from
@@ -7,6 +8,8 @@ import { AbortedError, SegferryError } from '../errors.js';
  * awaited, and then the first error is thrown (a real failure before the abort errors it
  * caused): nothing is still running when this rejects. `parent` (default: none) aborts the
  * same way; the pool then rejects with its reason, or ERR_ABORTED for a plain `abort()`.
+ * Each worker gets a signal of its own (lib/util/worker-signals.ts), used for all its items,
+ * and `parent` one listener, however many workers run.
  */
 export async function runPool<T>(
   items: Iterable<T>,
@@ -14,7 +17,7 @@ export async function runPool<T>(
   worker: (item: T, signal: AbortSignal) => Promise<void>,
   parent?: AbortSignal,
 ): Promise<void> {
-  const ac = new AbortController();
+  const ac = new WorkerSignals();
   // A caller's plain `abort()` (a DOMException reason) becomes ERR_ABORTED, for the workers and
   // for the caller alike, whether it came before the start or during the run.
   const parentReason = () => (parent?.reason instanceof SegferryError ? parent.reason : new AbortedError());
@@ -24,15 +27,16 @@ export async function runPool<T>(
   const it = items[Symbol.iterator]();
   const errors: unknown[] = [];
   const loop = async () => {
+    const signal = ac.signal();
     for (;;) {
-      if (ac.signal.aborted) return;
+      if (ac.aborted) return;
       const next = it.next();
       if (next.done) return;
       try {
-        await worker(next.value, ac.signal);
+        await worker(next.value, signal);
       } catch (e) {
         errors.push(e);
-        if (!ac.signal.aborted) ac.abort(e);
+        ac.abort(e);
         return;
       }
     }
