@@ -29,7 +29,7 @@ import type { ExportResult } from '../export/export.js';
 import { verifyImport } from '../import/verify.js';
 import { runVia, type ViaOptions } from './via.js';
 import { copyExportUnits } from './shards.js';
-import { forgetTables, isShardToShard, truncateOnNode } from '../import/truncate.js';
+import { forgetTables, isShardToShard, markTruncating, truncateOnNode } from '../import/truncate.js';
 import { checkEncryptOption, openKeySource, type EncryptOption } from '../crypto/keys.js';
 import { planCopy, type CopyPlan, type CopyPlanOptions, type CopyUnitPlan } from './plan.js';
 
@@ -209,6 +209,19 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
         throw fromDatabaseError(e, { node, action: 'prepare' });
       }
     };
+    // Nodes holding an earlier run's ledger rows through another route: forgotten and marked
+    // before any table is emptied, the marks removed once all are (lib/import/truncate.ts).
+    const forget = async (node: string, step: (c: pg.Client) => Promise<void>) => {
+      const c = await dst.acquire(node);
+      try {
+        await step(c);
+        dst.release(node, c);
+      } catch (e) {
+        dst.drop(c);
+        throw fromDatabaseError(e, { node, action: 'prepare' });
+      }
+    };
+    if (plan.truncate) await allOrFirstError((plan.forget ?? []).map((n) => forget(n, (c) => markTruncating(c, plan.copyId, plan.tables))));
     const first = citus && dstNodes.has(COORDINATOR_NODE) ? [COORDINATOR_NODE] : [];
     const rest = [...dstNodes.keys()].filter((n) => !first.includes(n)).sort();
     // Meanwhile open the sessions the first units take on their source nodes (connect + settings).
@@ -217,18 +230,7 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
       (async () => { for (const n of first) await prepare(n); await allOrFirstError(rest.map(prepare)); })(),
       ...warm.map(async (n) => { src.release(n, await src.acquire(n)); }),
     ]);
-    // An earlier run's ledger rows on the nodes of its other route go only after the tables are
-    // empty: a failure in between leaves rows that make the next run refuse, never duplicate.
-    if (plan.truncate) await allOrFirstError((plan.forget ?? []).map(async (node) => {
-      const c = await dst.acquire(node);
-      try {
-        await forgetTables(c, plan.tables);
-        dst.release(node, c);
-      } catch (e) {
-        dst.drop(c);
-        throw fromDatabaseError(e, { node, action: 'prepare' });
-      }
-    }));
+    if (plan.truncate) await allOrFirstError((plan.forget ?? []).map((n) => forget(n, (c) => forgetTables(c, plan.tables))));
     emit({ type: 'start', tables: plan.tables.map((t) => t.table), nodes: [...new Set(plan.units.flatMap((u) => [u.sourceNode, ...u.targets]))].sort(), objects: plan.units.length, estimatedBytes: plan.source.tables.reduce((a, t) => a + t.estimatedBytes, 0) });
     for (const u of plan.units) {
       if (u.loaded.length === u.targets.length) for (const n of u.targets) emit({ type: 'segment', phase: 'import', node: n, table: u.table, key: u.id, segment: 0, bytes: 0, rows: 0, skipped: true });

@@ -18,6 +18,7 @@ import type { NodeEndpoint } from '../pg/conn.js';
 import { displayName, quoteQualified } from '../pg/sql.js';
 import { NodeClients } from '../topology/clients.js';
 import { routeCopyTable } from './shards.js';
+import { truncatingNodes } from '../import/truncate.js';
 import type { PlanNode, StaticTopology, TopologyKind } from '../topology/types.js';
 import type { S3Options } from '../store/s3.js';
 import { stagedState } from './via.js';
@@ -333,12 +334,23 @@ export async function planCopy(opts: CopyPlanOptions): Promise<CopyPlan> {
   // Units an earlier run committed on nodes this plan does not send them to (the route changed):
   // refused, unless truncate starts afresh and forgets them there too.
   let rerouted: string[] = [];
+  // An earlier truncating run that changed route stopped before it finished: its marks say so.
+  const marked = truncatingNodes(ledgers, tables);
+  if (marked.length > 0 && !truncate) {
+    throw new InvalidOptionError(`an earlier run of this copy with truncate stopped while emptying the tables (its marks are on ${marked.join(', ')}): rerun it with truncate (--truncate)`, {
+      hint: 'without truncate the rows copied before it could be counted twice or not at all',
+    });
+  }
   try {
     markLoaded(tables, ledgers);
   } catch (e) {
     if (!truncate || !(e instanceof InvalidOptionError)) throw e;
     rerouted = [...ledgers].filter(([, l]) => tables.some((t) => t.objects.some((o) => l.has(o.key)))).map(([n]) => n).sort();
     notes.push(`an earlier run of this copy took another route: starting afresh, its ledger rows forgotten on ${rerouted.join(', ')}`);
+  }
+  if (marked.length > 0) {
+    rerouted = [...new Set([...rerouted, ...marked])].sort();
+    notes.push(`an earlier run of this copy with truncate did not finish: starting afresh, its marks and ledger rows forgotten on ${marked.join(', ')}`);
   }
   const allLoads = tables.flatMap((t) => t.objects.map((o) => ({ n: o.targets.length, done: o.loaded.length })));
   const anyDone = allLoads.some((x) => x.done > 0);

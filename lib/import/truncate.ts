@@ -8,7 +8,7 @@
  */
 import type pg from 'pg';
 import { quoteQualified, type QualifiedName } from '../pg/sql.js';
-import { forgetTable } from './ledger.js';
+import { LEDGER_TABLE, ensureLedger, forgetTable } from './ledger.js';
 import type { ImportTablePlan } from './route.js';
 
 /**
@@ -51,4 +51,36 @@ export async function truncateOnNode(client: pg.Client, tp: ImportTablePlan, nod
  */
 export async function forgetTables(client: pg.Client, tables: readonly Pick<ImportTablePlan, 'table'>[]): Promise<void> {
   for (const t of tables) await forgetTable(client, t.table);
+}
+
+/**
+ * Ledger key prefix of the mark a truncating copy leaves, per table, on the nodes of an earlier
+ * run's other route while it empties the tables on its own: `segferry:truncating:<table>`. It is
+ * never an object key (object keys are `<table>_<node>_segment.<n>` or `<table>_shard-<id>`).
+ */
+export const TRUNCATING_MARK = 'segferry:truncating:';
+
+/**
+ * On a node that kept an earlier run's ledger rows of these tables (another route): delete them
+ * and leave a truncating mark per table, in one transaction, before any table is emptied. While a
+ * mark is there, a rerun of that copy without truncate is refused (see {@link truncatingNodes}):
+ * without the mark, a rerun on the old route would count the old rows as loaded though the new
+ * route already emptied the tables; without the ledger rows and with no mark, it would copy
+ * afresh onto rows not yet emptied. {@link forgetTables} removes the marks once every node is
+ * truncated.
+ */
+export async function markTruncating(client: pg.Client, importId: string, tables: readonly Pick<ImportTablePlan, 'table'>[]): Promise<void> {
+  await ensureLedger(client);
+  await client.query('BEGIN');
+  for (const t of tables) {
+    await forgetTable(client, t.table);
+    await client.query(`INSERT INTO ${LEDGER_TABLE} (import_id, object_key, table_name) VALUES ($1, $2, $3)`, [importId, TRUNCATING_MARK + t.table, t.table]);
+  }
+  await client.query('COMMIT');
+}
+
+/** Nodes whose ledger (object key → table, as read for one copy) holds a truncating mark of one of these tables. */
+export function truncatingNodes(ledgers: ReadonlyMap<string, ReadonlyMap<string, string>>, tables: readonly Pick<ImportTablePlan, 'table'>[]): string[] {
+  const names = new Set(tables.map((t) => t.table));
+  return [...ledgers].filter(([, l]) => [...l].some(([k, t]) => k.startsWith(TRUNCATING_MARK) && names.has(t))).map(([n]) => n).sort();
 }

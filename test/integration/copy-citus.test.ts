@@ -150,6 +150,45 @@ describe.skipIf(missing !== undefined)('segferry copy Citus → Citus, shard to 
     await shardCounts(fresh.plan.units.filter((u) => u.table === 'public.events'));
   }, 120_000);
 
+  it('a truncating run that changes route and fails mid-way leaves marks: a rerun without truncate is refused on either route, with truncate it copies afresh', async () => {
+    // A finished shard-to-shard copy of the three tables to start from (the binary copy above forgot events' rows).
+    const base = await copyTables({ source: src(), target: dst(), tables: TABLES, truncate: true });
+    expect([base.loaded + base.skipped, base.plan.tables[0]!.route]).toEqual([17, 'direct']);
+    const before = await count(b.coordinator, 'public.events');
+    // One of the destination's events shards held on its worker: the coordinator route's TRUNCATE waits there.
+    const w = b.workers[0]!;
+    const [sh] = await b.coordinator.query<{ n: string }>(`SELECT shard_name::text AS n FROM citus_shards WHERE table_name = 'public.events'::regclass AND nodeport = $1 LIMIT 1`, [w.port]);
+    const holder = new pg.Client({ connectionString: w.url() });
+    holder.on('error', () => {});
+    await holder.connect();
+    await holder.query('BEGIN');
+    await holder.query('SET LOCAL citus.enable_manual_changes_to_shards = on');
+    await holder.query(`LOCK TABLE ${sh!.n} IN ACCESS SHARE MODE`);
+    const run = copyTables({ source: src(), target: dst(), tables: TABLES, route: 'coordinator', truncate: true }).then(() => undefined, (e: unknown) => e as Error & { code?: string });
+    const blocked = async () => (await w.query<{ pid: number }>(`SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()`)).map((x) => x.pid);
+    for (let i = 0; i < 600 && (await blocked()).length === 0; i++) await new Promise((r) => setTimeout(r, 100));
+    // Meanwhile every node's earlier ledger rows of the tables are gone and marked.
+    const marks = async (s: PgServer) => (await s.query<{ k: string }>(`SELECT object_key AS k FROM segferry.loads WHERE object_key LIKE 'segferry:truncating:%' ORDER BY 1`)).map((x) => x.k);
+    for (const x of b.workers) expect(await marks(x)).toEqual(['segferry:truncating:public.events', 'segferry:truncating:public.nation', 'segferry:truncating:public.other']);
+    for (const pid of await blocked()) await w.query('SELECT pg_cancel_backend($1::int)', [pid]);
+    const err = await run;
+    expect(err?.code).toBe('ERR_DATABASE');
+    await holder.query('ROLLBACK');
+    await holder.end();
+    // The events rows are still there (the truncate rolled back) and no ledger counts them: refused either way without truncate.
+    expect(await count(b.coordinator, 'public.events')).toBe(before);
+    for (const route of ['auto', 'coordinator'] as const) {
+      const e = await planCopy({ source: src(), target: dst(), tables: TABLES, route }).then(() => undefined, (x: unknown) => x as Error & { code?: string });
+      expect([e?.code, e?.message]).toEqual(['ERR_INVALID_OPTION', expect.stringMatching(/^an earlier run of this copy with truncate stopped while emptying the tables \(its marks are on (coordinator, )?worker-\d+, worker-\d+\)/)]);
+    }
+    // With truncate: afresh, marks gone, every row exactly once.
+    const fixed = await copyTables({ source: src(), target: dst(), tables: TABLES, truncate: true, verify: true });
+    expect([fixed.loaded, fixed.rows, fixed.verify?.ok]).toEqual([17, ROWS + 1500 + 100, true]);
+    expect(fixed.notes.join('\n')).toMatch(/with truncate did not finish: starting afresh/);
+    for (const s of [b.coordinator, ...b.workers]) expect(await marks(s)).toEqual([]);
+    for (const t of TABLES) await same(t);
+  }, 120_000);
+
   it('a destination worker stopped mid-copy fails the copy naming it; after a restart the rerun copies every row exactly once', async () => {
     await b.query('TRUNCATE public.events');
     // Forget the earlier copies of events (when run alone, there were none).
