@@ -161,11 +161,24 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
     const exportUnits = copyExportUnits(plan.source);
     const todo: CopyUnitPlan[] = [];
     let skipped = 0;
+    let loaded = 0;
     const nodeStats = new Map<string, { node: string; objects: number; rows: number; bytes: number; elapsedMs: number; started: number }>();
     const stat = (n: string) => {
       let x = nodeStats.get(n);
       if (!x) nodeStats.set(n, x = { node: n, objects: 0, rows: 0, bytes: 0, elapsedMs: 0, started: Date.now() });
       return x;
+    };
+    /** One object or unit committed on `node`: the node's and the table's counts, then its events. */
+    const committed = (node: string, table: string, key: string, segment: number, out: { rows: number; bytes: number }) => {
+      const x = stat(node);
+      x.objects++;
+      x.rows += out.rows;
+      x.bytes += out.bytes;
+      x.elapsedMs = Date.now() - x.started;
+      tableRes.get(table)!.loaded++;
+      loaded++;
+      emit({ type: 'segment', phase: 'import', node, table, key, segment, bytes: out.bytes, rows: out.rows });
+      emit({ type: 'progress', phase: 'import', node, table, segment, bytes: x.bytes, rows: x.rows });
     };
     // Interleave source nodes so that concurrent units spread over the source cluster.
     const bySrc = new Map<string, CopyUnitPlan[]>();
@@ -242,7 +255,6 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
       const a = srcSums.get(table);
       srcSums.set(table, a ? { rows: a.rows + c.rows, sum: addRowHashSums(a.sum, c.sum), algorithm: ROW_HASH_ALGORITHM } : c);
     };
-    let loaded = 0;
     let rowsTotal = 0;
     let bytesTotal = 0;
     let lastTick = 0;
@@ -266,20 +278,10 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
           }
         },
         onLoaded: (j, out) => {
-          const r = tableRes.get(j.table)!;
-          if (out.skipped) {
-            r.skipped++;
-            skipped++;
-          } else {
-            const x = stat(j.node);
-            x.objects++;
-            x.rows += out.rows;
-            x.bytes += out.bytes;
-            x.elapsedMs = Date.now() - x.started;
-            r.loaded++;
-            loaded++;
-          }
-          emit({ type: 'segment', phase: 'import', node: j.node, table: j.table, key: j.key, segment: j.segment, bytes: out.bytes, rows: out.rows, ...(out.skipped ? { skipped: true } : {}) });
+          if (!out.skipped) return committed(j.node, j.table, j.key, j.segment, out);
+          tableRes.get(j.table)!.skipped++;
+          skipped++;
+          emit({ type: 'segment', phase: 'import', node: j.node, table: j.table, key: j.key, segment: j.segment, bytes: out.bytes, rows: out.rows, skipped: true });
           const x = stat(j.node);
           emit({ type: 'progress', phase: 'import', node: j.node, table: j.table, segment: j.segment, bytes: x.bytes, rows: x.rows });
         },
@@ -305,17 +307,7 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
       emit({ type: 'progress', phase: 'export', node: u.sourceNode, table: u.table, segment: 0, bytes: read.bytes, rows: read.rows });
       addSum(u.table, out.checksum);
       const r = tableRes.get(u.table)!;
-      for (const n of out.committed) {
-        const x = stat(n);
-        x.objects++;
-        x.rows += out.rows;
-        x.bytes += out.bytes;
-        x.elapsedMs = Date.now() - x.started;
-        r.loaded++;
-        loaded++;
-        emit({ type: 'segment', phase: 'import', node: n, table: u.table, key: u.id, segment: 0, bytes: out.bytes, rows: out.rows });
-        emit({ type: 'progress', phase: 'import', node: n, table: u.table, segment: 0, bytes: x.bytes, rows: x.rows });
-      }
+      for (const n of out.committed) committed(n, u.table, u.id, 0, out);
       r.skipped += u.targets.length - out.committed.length;
       skipped += u.targets.length - out.committed.length;
       r.rows += out.rows;

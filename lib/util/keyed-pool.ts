@@ -1,5 +1,4 @@
-import { AbortedError, SegferryError } from '../errors.js';
-import { WorkerSignals } from './worker-signals.js';
+import { openPool } from './pool.js';
 
 /**
  * {@link runPool} with a second bound: at most `limitOf(key)` items of one key run at once
@@ -18,11 +17,7 @@ export async function runKeyedPool<T>(
   parent?: AbortSignal,
 ): Promise<void> {
   // Waiting workers wake on abort, to see it and end.
-  const ac = new WorkerSignals(() => wake());
-  const parentReason = () => (parent?.reason instanceof SegferryError ? parent.reason : new AbortedError());
-  const onAbort = () => ac.abort(parentReason());
-  if (parent?.aborted) throw parentReason();
-  parent?.addEventListener('abort', onAbort, { once: true });
+  const { ac, errors, settle } = openPool(parent, () => wake());
   // Per key: its items in order and how many run; keys in order of first appearance.
   const queues = new Map<string, { items: T[]; next: number; running: number; limit: number }>();
   let left = 0;
@@ -54,7 +49,6 @@ export async function runKeyedPool<T>(
     }
     return undefined;
   };
-  const errors: unknown[] = [];
   const loop = async () => {
     const signal = ac.signal();
     for (;;) {
@@ -76,14 +70,5 @@ export async function runKeyedPool<T>(
       }
     }
   };
-  try {
-    await Promise.all(Array.from({ length: Math.max(1, concurrency) }, loop));
-  } finally {
-    parent?.removeEventListener('abort', onAbort);
-  }
-  if (errors.length > 0) {
-    const real = errors.find((e) => !(e instanceof AbortedError));
-    throw real ?? errors[0];
-  }
-  if (parent?.aborted) throw parentReason();
+  await settle(concurrency, loop);
 }

@@ -17,15 +17,8 @@ export async function runPool<T>(
   worker: (item: T, signal: AbortSignal) => Promise<void>,
   parent?: AbortSignal,
 ): Promise<void> {
-  const ac = new WorkerSignals();
-  // A caller's plain `abort()` (a DOMException reason) becomes ERR_ABORTED, for the workers and
-  // for the caller alike, whether it came before the start or during the run.
-  const parentReason = () => (parent?.reason instanceof SegferryError ? parent.reason : new AbortedError());
-  const onAbort = () => ac.abort(parentReason());
-  if (parent?.aborted) throw parentReason();
-  parent?.addEventListener('abort', onAbort, { once: true });
+  const { ac, errors, settle } = openPool(parent);
   const it = items[Symbol.iterator]();
-  const errors: unknown[] = [];
   const loop = async () => {
     const signal = ac.signal();
     for (;;) {
@@ -41,17 +34,38 @@ export async function runPool<T>(
       }
     }
   };
-  try {
-    await Promise.all(Array.from({ length: Math.max(1, concurrency) }, loop));
-  } finally {
-    parent?.removeEventListener('abort', onAbort);
-  }
-  if (errors.length > 0) {
-    // Prefer a real failure over the abort errors it caused in the other workers.
-    const real = errors.find((e) => !(e instanceof AbortedError));
-    throw real ?? errors[0];
-  }
+  await settle(concurrency, loop);
+}
+
+/**
+ * What both pools (this one and lib/util/keyed-pool.ts) share: the workers' signals, tied to
+ * `parent` by one listener (a caller's plain `abort()`, a DOMException reason, becomes
+ * ERR_ABORTED, for the workers and for the caller alike, whether it came before the start or
+ * during the run), the errors the workers push, and `settle`, which runs `concurrency` loops (at
+ * least 1), then throws the first real failure (before the abort errors it caused in the other
+ * workers), else the parent's abort. `onAbort` (default none) also runs on the workers' abort.
+ */
+export function openPool(parent: AbortSignal | undefined, onAbort?: () => void): {
+  ac: WorkerSignals;
+  errors: unknown[];
+  settle: (concurrency: number, loop: () => Promise<void>) => Promise<void>;
+} {
+  const ac = new WorkerSignals(onAbort);
+  const parentReason = () => (parent?.reason instanceof SegferryError ? parent.reason : new AbortedError());
+  const onParentAbort = () => ac.abort(parentReason());
   if (parent?.aborted) throw parentReason();
+  parent?.addEventListener('abort', onParentAbort, { once: true });
+  const errors: unknown[] = [];
+  const settle = async (concurrency: number, loop: () => Promise<void>) => {
+    try {
+      await Promise.all(Array.from({ length: Math.max(1, concurrency) }, loop));
+    } finally {
+      parent?.removeEventListener('abort', onParentAbort);
+    }
+    if (errors.length > 0) throw errors.find((e) => !(e instanceof AbortedError)) ?? errors[0];
+    if (parent?.aborted) throw parentReason();
+  };
+  return { ac, errors, settle };
 }
 
 /** Throw if the signal is aborted. */
