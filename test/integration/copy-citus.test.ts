@@ -7,7 +7,6 @@
  * with a message when the citus extension is missing (SEGFERRY_REQUIRE_CITUS=1: fails).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import pg from 'pg';
 import { copyTables, planCopy } from '../../lib/index.js';
 import { citusMissing, startCitusCluster, type CitusCluster } from '../helpers/citus.js';
 import { ensureBuilt, runCli } from '../helpers/cli.js';
@@ -15,6 +14,7 @@ import {
   describeMultisetDiff, replicatedInsertSQL, replicatedTableDDL, rowMultiset, sameMultiset, trickyInsertSQL, trickyTableDDL,
 } from '../helpers/fixtures.js';
 import type { PgServer } from '../helpers/pg.js';
+import { holdInTransaction } from '../helpers/hold.js';
 
 const missing = citusMissing();
 if (missing) console.warn(`skipping the Citus shard-to-shard copy tests: ${missing}`);
@@ -158,12 +158,7 @@ describe.skipIf(missing !== undefined)('segferry copy Citus → Citus, shard to 
     // One of the destination's events shards held on its worker: the coordinator route's TRUNCATE waits there.
     const w = b.workers[0]!;
     const [sh] = await b.coordinator.query<{ n: string }>(`SELECT shard_name::text AS n FROM citus_shards WHERE table_name = 'public.events'::regclass AND nodeport = $1 LIMIT 1`, [w.port]);
-    const holder = new pg.Client({ connectionString: w.url() });
-    holder.on('error', () => {});
-    await holder.connect();
-    await holder.query('BEGIN');
-    await holder.query('SET LOCAL citus.enable_manual_changes_to_shards = on');
-    await holder.query(`LOCK TABLE ${sh!.n} IN ACCESS SHARE MODE`);
+    const holder = await holdInTransaction(w.url(), 'SET LOCAL citus.enable_manual_changes_to_shards = on', `LOCK TABLE ${sh!.n} IN ACCESS SHARE MODE`);
     const run = copyTables({ source: src(), target: dst(), tables: TABLES, route: 'coordinator', truncate: true }).then(() => undefined, (e: unknown) => e as Error & { code?: string });
     const blocked = async () => (await w.query<{ pid: number }>(`SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()`)).map((x) => x.pid);
     for (let i = 0; i < 600 && (await blocked()).length === 0; i++) await new Promise((r) => setTimeout(r, 100));
@@ -201,12 +196,7 @@ describe.skipIf(missing !== undefined)('segferry copy Citus → Citus, shard to 
     const held = plan.units[0]!;
     const node = held.targets[0]!;
     const w = await server(b, node);
-    const holder = new pg.Client({ connectionString: w.url() });
-    holder.on('error', () => {});
-    await holder.connect();
-    await holder.query('BEGIN');
-    await holder.query('SET LOCAL citus.enable_manual_changes_to_shards = on');
-    await holder.query(`LOCK TABLE ${held.shard!.destination} IN SHARE MODE`);
+    const holder = await holdInTransaction(w.url(), 'SET LOCAL citus.enable_manual_changes_to_shards = on', `LOCK TABLE ${held.shard!.destination} IN SHARE MODE`);
     const args = ['copy', '--source', src(), '--target', dst(), '--table', 'events'];
     let ended: string | undefined;
     const run = runCli(args).then((x) => { ended = `exit ${x.code}: ${x.stderr}`; return x; });

@@ -22,6 +22,7 @@ import { startServers, type PgServer } from '../helpers/pg.js';
 import { motoServerPath, startS3, type S3Harness } from '../helpers/s3.js';
 import { CreateKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { ensureBuilt, runCli } from '../helpers/cli.js';
+import { holdInTransaction } from '../helpers/hold.js';
 
 // Rows of the tricky data reach 120 KB: segments of 128 KiB, and rows for about 50 of them, so that
 // the export takes longer than the first load even when the export is fast (a directory).
@@ -205,11 +206,7 @@ describe('segferry copy, the process killed', () => {
     const dn2 = dst.nodes[1]!;
     // Hold dn2's table: with one unit at a time (orders_dn1, orders_dn2, nation_dn1), orders_dn1
     // commits and orders_dn2 then waits in its COPY FROM, claimed and streaming, when the kill comes.
-    const holder = new pg.Client({ connectionString: dn2.url() });
-    holder.on('error', () => {});
-    await holder.connect();
-    await holder.query('BEGIN');
-    await holder.query('LOCK TABLE orders IN ACCESS EXCLUSIVE MODE');
+    const holder = await holdInTransaction(dn2.url(), 'LOCK TABLE orders IN ACCESS EXCLUSIVE MODE');
     const args = ['copy', '--source', srcTopo, '--target', dstTopo, '--table', 'orders', '--table', 'nation', '--concurrency', '1'];
     let child: ChildProcess | undefined;
     const run = runCli(args, { onStderr: (_d, c) => { child ??= c; } });
@@ -240,12 +237,7 @@ describe('segferry copy, the process killed', () => {
 
 /** Every row of dn2's orders and nation waits behind this lock (one session holding it). */
 async function lockDst2(): Promise<pg.Client> {
-  const holder = new pg.Client({ connectionString: dst.nodes[1]!.url() });
-  holder.on('error', () => {});
-  await holder.connect();
-  await holder.query('BEGIN');
-  await holder.query('LOCK TABLE orders, nation IN ACCESS EXCLUSIVE MODE');
-  return holder;
+  return holdInTransaction(dst.nodes[1]!.url(), 'LOCK TABLE orders, nation IN ACCESS EXCLUSIVE MODE');
 }
 
 const countOf = async (n: PgServer, sql: string) => Number((await n.query<{ c: string }>(sql).catch(() => [{ c: '0' }]))[0]!.c);

@@ -8,7 +8,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import { copyTables, exportTables, importTables, verifyImport, SegferryError } from '../../lib/index.js';
 import { readFile } from 'node:fs/promises';
 import {
@@ -18,6 +17,7 @@ import {
 import { startServers, type PgServer } from '../helpers/pg.js';
 import { DDL, DEMOTING_ROWS, EDGE_ROWS, GEN_SELECT } from '../helpers/arrow-types.js';
 import { ensureBuilt, runCli } from '../helpers/cli.js';
+import { holdInTransaction } from '../helpers/hold.js';
 
 const ROWS = 3000;
 
@@ -111,11 +111,7 @@ describe('segferry copy, static → static, node-direct', () => {
     for (const n of dst.nodes) await n.query('TRUNCATE orders; DROP SCHEMA IF EXISTS segferry CASCADE');
     const dn2 = dst.nodes[1]!;
     // Hold dn2's table: the copy's COPY FROM there waits for the lock, mid-unit.
-    const holder = new pg.Client({ connectionString: dn2.url() });
-    holder.on('error', () => {});
-    await holder.connect();
-    await holder.query('BEGIN');
-    await holder.query('LOCK TABLE orders IN ACCESS EXCLUSIVE MODE');
+    const holder = await holdInTransaction(dn2.url(), 'LOCK TABLE orders IN ACCESS EXCLUSIVE MODE');
     const args = ['copy', '--source', srcTopo, '--target', dstTopo, '--table', 'orders'];
     let ended: string | undefined;
     const run = runCli(args).then((x) => { ended = `exit ${x.code}: ${x.stderr}`; return x; });
