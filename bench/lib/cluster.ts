@@ -70,15 +70,39 @@ export class BenchServer {
     return this.#s.query<R>(sql, [], db);
   }
 
-  /** Wait until no other client backend is connected (finished backends have been reaped). */
+  /**
+   * Wait until no backend of a finished client is left: none connected, and every exited one
+   * reaped by the postmaster. Its reaped children's CPU (cutime, what {@link pid} is read for)
+   * grows only when it reaps them: a backend leaves pg_stat_activity before it exits, so
+   * waiting for pg_stat_activity alone charged the last backends of one run to the next run
+   * (measured: a whole COPY's 2.4 CPU-s moved from one contestant to another).
+   */
   async quiesce(): Promise<void> {
+    let aux = new Set<number>();
     for (let i = 0; i < 100; i++) {
-      const r = await this.query<{ n: string }>(`SELECT count(*) AS n FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()`);
-      if (Number(r[0]!.n) === 0) return;
+      // The long-lived processes (checkpointer, writers, launchers) are never reaped.
+      const r = await this.query<{ pid: number; backend_type: string }>(`SELECT pid, backend_type FROM pg_stat_activity WHERE pid <> pg_backend_pid()`);
+      aux = new Set(r.filter((x) => !TRANSIENT_BACKENDS.has(x.backend_type)).map((x) => x.pid));
+      if (r.every((x) => !TRANSIENT_BACKENDS.has(x.backend_type))) break;
       await new Promise((res) => setTimeout(res, 50));
+    }
+    // Then until the postmaster's children are those alone (the query's own backend included).
+    const children = `/proc/${this.pid}/task/${this.pid}/children`;
+    for (let i = 0; i < 200; i++) {
+      let kids: number[];
+      try {
+        kids = readFileSync(children, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+      } catch {
+        return; // no /proc children file (CONFIG_PROC_CHILDREN): pg_stat_activity only, as before
+      }
+      if (kids.every((k) => aux.has(k))) return;
+      await new Promise((res) => setTimeout(res, 10));
     }
   }
 }
+
+/** Backend types that end with their client or query; every other kind lives as long as the server. */
+const TRANSIENT_BACKENDS = new Set(['client backend', 'parallel worker', 'autovacuum worker', 'walsender']);
 
 /** Environment for psql child processes. */
 export function psqlEnv(): NodeJS.ProcessEnv {
