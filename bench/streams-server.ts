@@ -1,0 +1,88 @@
+// What the server spends per stream (issue 17): `node --import tsx bench/streams-server.ts -- [--rows N] [--reps N] [--quick]`.
+// A diagnostic beside bench/streams.ts (not a section of `npm run bench`): one table on one
+// server, every contestant one whole run of processes, alternating, and the server's CPU seconds
+// of each (the postmaster's reaped children, bench/lib/cluster.ts quiesce()). It separates what
+// could make segferry's streams dearer on the server than one psql COPY of the same rows:
+//   psql            one `\copy (SELECT <columns> FROM t) TO /dev/null`
+//   psql-settings   the same inside segferry's transaction (REPEATABLE READ READ ONLY) and
+//                   session settings (lib/pg/conn.ts SESSION_SETTINGS)
+//   psql-ctid       the same SELECT restricted to one ctid range covering the table (a TID
+//                   range scan instead of a sequential scan)
+//   psql-halves-2   two psql processes at once, one ctid half each (two backends on two cores)
+//   psql-halves-1   both halves one after the other in one session
+//   segferry-1/-2   segferry export --streams 1 / 2 to a directory; segferry-empty: an empty table
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { SESSION_SETTINGS } from '../lib/pg/conn.js';
+import { ctidRangeSQL } from '../lib/pg/sql.js';
+import { BenchServer, psqlEnv, stopAll } from './lib/cluster.js';
+import { TABLE, growNode, nodeSelectSQL, rowCount } from './lib/data.js';
+import { runSection, sectionFlags } from './lib/common.js';
+import { cleanupTimeDir, measure, median, type Spawned } from './lib/measure.js';
+
+const { rows, reps } = sectionFlags({
+  usage: 'node --import tsx bench/streams-server.ts [--rows N (default 1000000; --quick 200000)] [--reps N (default 5; --quick 1)] [--quick]',
+  rows: { full: 1_000_000, quick: 200_000 },
+  reps: { full: 5, quick: 1 },
+});
+const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
+const log = (s: string) => process.stderr.write(`[streams-server] ${s}\n`);
+
+async function main(): Promise<void> {
+  const server = await BenchServer.start('streams-server');
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'sf-bench-streams-server-'));
+  try {
+    await growNode(server, 0, rows);
+    await server.query(`CREATE TABLE IF NOT EXISTS empty_t (LIKE ${TABLE})`);
+    const total = await rowCount(server);
+    const pages = Number((await server.query<{ p: string }>(`SELECT pg_relation_size('${TABLE}') / 8192 AS p`))[0]!.p);
+    const half = Math.floor(pages / 2);
+    const meters = { serverPids: () => [server.pid], s3Pid: () => undefined, quiesce: () => server.quiesce() };
+    const sel = nodeSelectSQL();
+    const toNull = (where?: string) => `\\copy (${sel}${where ? ` WHERE ${where}` : ''}) TO '/dev/null'`;
+    const psql = (...cmds: string[]): Spawned => ({ cmd: 'psql', env: psqlEnv(), args: [...server.psqlArgs(), ...cmds.flatMap((c) => ['-c', c])] });
+    const settings = `SELECT ${Object.entries(SESSION_SETTINGS).map(([k, v]) => `set_config('${k}', '${v}', false)`).join(', ')}`;
+    let n = 0;
+    const segferry = (table: string, streams: string): Spawned => ({
+      cmd: process.execPath,
+      args: [path.join(ROOT, 'bin/segferry.js'), 'export', '--source', server.url(), '--table', table, '--to', path.join(dir, `out${n++}`), '--streams', streams, '-q'],
+    });
+    const contestants: [string, () => Spawned[]][] = [
+      ['psql', () => [psql(toNull())]],
+      ['psql-settings', () => [psql('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY', settings, toNull(), 'COMMIT')]],
+      ['psql-ctid', () => [psql(toNull(ctidRangeSQL(0, null)))]],
+      ['psql-halves-2', () => [psql(toNull(ctidRangeSQL(0, half))), psql(toNull(ctidRangeSQL(half, null)))]],
+      ['psql-halves-1', () => [psql(toNull(ctidRangeSQL(0, half)), toNull(ctidRangeSQL(half, null)))]],
+      ['segferry-1', () => [segferry(TABLE, '1')]],
+      ['segferry-2', () => [segferry(TABLE, '2')]],
+      ['segferry-empty', () => [segferry('empty_t', '1')]],
+    ];
+    const got = new Map<string, { srv: number; cli: number }[]>(contestants.map(([id]) => [id, []]));
+    for (let r = 0; r < reps; r++) {
+      for (let i = 0; i < contestants.length; i++) {
+        const [id, procs] = contestants[(i + r) % contestants.length]!;
+        const c = await measure(procs(), meters);
+        rmSync(dir, { recursive: true, force: true });
+        got.get(id)!.push({ srv: c.serverCpuS, cli: c.clientCpuS });
+        log(`rep ${r + 1}: ${id}: server ${c.serverCpuS.toFixed(2)} CPU-s, client ${c.clientCpuS.toFixed(2)} CPU-s (load ${os.loadavg()[0]!.toFixed(1)})`);
+      }
+    }
+    const out = [`streams-server: one table on one server, ${total} rows, ${pages} pages, ${reps} repetition(s), medians [min–max]`];
+    out.push(`  ${'contestant'.padEnd(15)} ${'server CPU-s'.padStart(20)} ${'client CPU-s'.padStart(13)}`);
+    const psqlSrv = median(got.get('psql')!.map((s) => s.srv));
+    for (const [id] of contestants) {
+      const srv = got.get(id)!.map((s) => s.srv);
+      const range = `${Math.min(...srv).toFixed(2)}–${Math.max(...srv).toFixed(2)}`;
+      out.push(`  ${id.padEnd(15)} ${`${median(srv).toFixed(2)} [${range}]`.padStart(20)} ${median(got.get(id)!.map((s) => s.cli)).toFixed(2).padStart(13)}${id === 'psql' || id === 'segferry-empty' ? '' : `  (${(median(srv) / psqlSrv).toFixed(2)}× psql's server CPU)`}`);
+    }
+    process.stdout.write(out.join('\n') + '\n');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+    cleanupTimeDir();
+    await stopAll();
+  }
+}
+
+runSection(main);
