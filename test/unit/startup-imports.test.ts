@@ -30,11 +30,12 @@ function staticImports(file: string): string[] {
   return out;
 }
 
-/** Every package reached through static imports from `entry`, with one path to it. */
-function packagesReached(entry: string): Map<string, string[]> {
+/** Every package reached through static imports from `entry`, with one path to it, and every file of ours reached (with one path). */
+function reached(entry: string): { pkgs: Map<string, string[]>; files: Map<string, string[]> } {
   const seen = new Set<string>([entry]);
   const queue: string[][] = [[entry]];
   const pkgs = new Map<string, string[]>();
+  const files = new Map<string, string[]>([[entry, [entry]]]);
   while (queue.length > 0) {
     const chain = queue.shift()!;
     const file = chain[chain.length - 1]!;
@@ -44,22 +45,31 @@ function packagesReached(entry: string): Map<string, string[]> {
         if (!seen.has(next)) {
           seen.add(next);
           queue.push([...chain, next]);
+          files.set(next, [...chain, next]);
         }
       } else if (!spec.startsWith('node:') && !pkgs.has(spec)) {
         pkgs.set(spec, chain);
       }
     }
   }
-  return pkgs;
+  return { pkgs, files };
 }
 
 describe('start-up imports', () => {
   for (const entry of ['lib/cli/main.ts', 'lib/index.ts']) {
     it(`${entry} loads no heavy package before it is used`, () => {
-      const pkgs = packagesReached(entry);
+      const { pkgs } = reached(entry);
       expect(pkgs.has('pg')).toBe(true); // the walk does reach packages
       const heavy = [...pkgs].filter(([p]) => LAZY.some((re) => re.test(p))).map(([p, chain]) => `${p} via ${chain.join(' → ')}`);
       expect(heavy).toEqual([]);
     });
   }
+
+  // An export runs through main.ts: the other commands' modules load when those commands run.
+  it('lib/cli/main.ts loads the import, copy, demo and maintenance commands only when they run', () => {
+    const { files } = reached('lib/cli/main.ts');
+    expect(files.has('lib/export/export.ts')).toBe(true); // the walk does reach our files
+    const eager = [...files].filter(([f]) => /^lib\/(import|copy|demo|maintenance)\//.test(f) || /^lib\/cli\/(import|copy|cleanup|check|replicate)\.ts$/.test(f)).map(([f, chain]) => `${f} via ${chain.join(' → ')}`);
+    expect(eager).toEqual([]);
+  });
 });
