@@ -11,15 +11,15 @@
 //   psql-halves-2   two psql processes at once, one ctid half each (two backends on two cores)
 //   psql-halves-1   both halves one after the other in one session
 //   segferry-1/-2   segferry export --streams 1 / 2 to a directory; segferry-empty: an empty table
-import { mkdtempSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SESSION_SETTINGS } from '../lib/pg/conn.js';
 import { ctidRangeSQL } from '../lib/pg/sql.js';
-import { BenchServer, psqlEnv, stopAll } from './lib/cluster.js';
-import { TABLE, growNode, nodeSelectSQL, rowCount } from './lib/data.js';
-import { runSection, sectionFlags } from './lib/common.js';
+import { psqlEnv } from './lib/cluster.js';
+import { TABLE, growNode, nodeSelectSQL, rowCount, warmTable } from './lib/data.js';
+import { runSection, sectionFlags, withBenchServers } from './lib/common.js';
 import { cleanupTimeDir, measure, median, type Spawned } from './lib/measure.js';
 
 const { rows, reps } = sectionFlags({
@@ -31,10 +31,10 @@ const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 const log = (s: string) => process.stderr.write(`[streams-server] ${s}\n`);
 
 async function main(): Promise<void> {
-  const server = await BenchServer.start('streams-server');
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'sf-bench-streams-server-'));
-  try {
+  await withBenchServers(['streams-server'], 'sf-bench-streams-server-', async (servers, dir) => {
+    const server = servers[0]!;
     await growNode(server, 0, rows);
+    warmTable(server);
     await server.query(`CREATE TABLE IF NOT EXISTS empty_t (LIKE ${TABLE})`);
     const total = await rowCount(server);
     const pages = Number((await server.query<{ p: string }>(`SELECT pg_relation_size('${TABLE}') / 8192 AS p`))[0]!.p);
@@ -78,11 +78,7 @@ async function main(): Promise<void> {
       out.push(`  ${id.padEnd(15)} ${`${median(srv).toFixed(2)} [${range}]`.padStart(20)} ${median(got.get(id)!.map((s) => s.cli)).toFixed(2).padStart(13)}${id === 'psql' || id === 'segferry-empty' ? '' : `  (${(median(srv) / psqlSrv).toFixed(2)}× psql's server CPU)`}`);
     }
     process.stdout.write(out.join('\n') + '\n');
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-    cleanupTimeDir();
-    await stopAll();
-  }
+  }).finally(cleanupTimeDir);
 }
 
 runSection(main);

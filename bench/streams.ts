@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BenchServer, psqlEnv, stopAll } from './lib/cluster.js';
-import { TABLE, growNode, nodeSelectSQL, rowCount } from './lib/data.js';
+import { TABLE, growNode, nodeSelectSQL, rowCount, warmTable } from './lib/data.js';
 import { runSection, sectionFlags } from './lib/common.js';
 import { cleanupTimeDir, measure, median, type RunCost } from './lib/measure.js';
 
@@ -40,6 +40,7 @@ async function main(): Promise<void> {
     const total = await rowCount(server);
     const onDisk = Number((await server.query<{ b: string }>(`SELECT pg_relation_size('${TABLE}') AS b`))[0]!.b);
     log(`${total} rows, ${(onDisk / 1e6).toFixed(0)} MB on disk`);
+    warmTable(server);
     const meters = { serverPids: () => [server.pid], s3Pid: () => undefined, quiesce: () => server.quiesce() };
     const file = path.join(dir, 'psql.txt');
     const psql = async (): Promise<Sample> => {
