@@ -74,10 +74,31 @@ export function cores(): number {
 function startWorker(input: WorkerInput, other?: URL): Worker {
   const fromSource = import.meta.url.endsWith('.ts');
   const entry = other ?? new URL(fromSource ? './worker.ts' : './worker.js', import.meta.url);
-  if (!entry.pathname.endsWith('.ts')) return new Worker(entry, { workerData: input });
+  const execArgv = workerExecArgv(process.execArgv);
+  if (!entry.pathname.endsWith('.ts')) return new Worker(entry, { workerData: input, execArgv });
   const tsx = import.meta.resolve('tsx/esm/api');
   const boot = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry.href)}); })`;
-  return new Worker(boot, { eval: true, workerData: input });
+  return new Worker(boot, { eval: true, workerData: input, execArgv });
+}
+
+/** Node flags that load code before the entry: each takes the module as its value. */
+const PRELOAD_FLAGS = new Set(['--import', '--require', '-r', '--loader', '--experimental-loader']);
+
+/**
+ * The Node flags an exporter thread starts with: the process's own (a Worker inherits them by
+ * default) without its preloads and loaders (`--import`, `--require`/`-r`, `--loader`,
+ * `--experimental-loader`). A thread runs only segferry's modules and needs none; inherited,
+ * `--import tsx` alone cost each thread ≈ 0.2 CPU-s more to start (bench/threads.ts), and an
+ * agent preloaded by the host would start again in every thread.
+ */
+export function workerExecArgv(execArgv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < execArgv.length; i++) {
+    const a = execArgv[i]!;
+    if (PRELOAD_FLAGS.has(a)) i++; // and its value
+    else if (![...PRELOAD_FLAGS].some((f) => f.startsWith('--') && a.startsWith(`${f}=`))) out.push(a);
+  }
+  return out;
 }
 
 interface Job {
