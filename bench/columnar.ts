@@ -42,7 +42,8 @@ const CONTESTANTS: Contestant[] = [
   { id: 'text', label: 'TEXT', format: 'text' },
   { id: 'arrow', label: 'Arrow', format: 'arrow' },
   { id: 'parquet', label: 'Parquet (zstd)', format: 'parquet' },
-  // Worker threads (issue 16 asks whether they change the ratio on a 2-core host): export only.
+  // Worker threads (issue 16 asks whether they change the ratio on a 2-core host; `auto` leaves
+  // them off with the servers on these 2 cores): export only.
   { id: 'arrow-threads', label: 'Arrow, threads on', format: 'arrow', exportOptions: { threads: true }, importToo: false },
 ];
 
