@@ -10,7 +10,8 @@
 import { rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { exportTables, importTables, type ExportOptions } from '../lib/index.js';
+import type { ExportOptions } from '../lib/index.js';
+import { loadBuiltLibrary } from './lib/built.js';
 import type { BenchServer } from './lib/cluster.js';
 import { fillSources, runSection, sectionFlags, staticTopology, withBenchServers } from './lib/common.js';
 import { TABLE } from './lib/data.js';
@@ -41,7 +42,8 @@ const CONTESTANTS: Contestant[] = [
   { id: 'text', label: 'TEXT', format: 'text' },
   { id: 'arrow', label: 'Arrow', format: 'arrow' },
   { id: 'parquet', label: 'Parquet (zstd)', format: 'parquet' },
-  // Worker threads (issue 16 asks whether they change the ratio on a 2-core host): export only.
+  // Worker threads (issue 16 asks whether they change the ratio on a 2-core host; `auto` leaves
+  // them off with the servers on these 2 cores): export only.
   { id: 'arrow-threads', label: 'Arrow, threads on', format: 'arrow', exportOptions: { threads: true }, importToo: false },
 ];
 
@@ -69,6 +71,8 @@ async function measure(servers: BenchServer[], f: () => Promise<unknown>): Promi
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function main(): Promise<void> {
+  // The built library, as users run it: exporter threads then boot without tsx (bench/lib/built.ts).
+  const { exportTables, importTables } = await loadBuiltLibrary();
   const names = [...Array.from({ length: NODES }, (_, i) => `src${i + 1}`), ...Array.from({ length: NODES }, (_, i) => `dst${i + 1}`)];
   await withBenchServers(names, 'sf-bench-columnar-', async (servers, dir) => {
     const src = servers.slice(0, NODES);

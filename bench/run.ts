@@ -293,7 +293,8 @@ async function main(): Promise<void> {
   ];
   if (haveArrow) exportContestants.push({ id: 'seg-arrow-dir', label: 'segferry export Arrow → directory (--no-checksums)', run: () => segExport({ format: 'arrow', dest: 'dir', checksums: false }) });
   // Worker threads (--threads on): on this 2-core machine the servers need the other core, so
-  // these show the cost of the threads; `auto` turns them on only with 4+ cores.
+  // these show the cost of the threads; `auto` leaves them off here (2 cores, servers on this
+  // host; lib/export/threads.ts autoThreads).
   exportContestants.push({ id: 'seg-text-dir-threads', label: 'segferry export TEXT → directory (--no-checksums, --threads on)', run: () => segExport({ format: 'text', dest: 'dir', checksums: false, extraArgs: ['--threads', 'on'] }) });
   if (haveArrow) exportContestants.push({ id: 'seg-arrow-dir-threads', label: 'segferry export Arrow → directory (--no-checksums, --threads on)', run: () => segExport({ format: 'arrow', dest: 'dir', checksums: false, extraArgs: ['--threads', 'on'] }) });
   if (withS3) {

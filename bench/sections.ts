@@ -28,6 +28,7 @@ export const SECTIONS: BenchSection[] = [
   { name: 'columnar', script: 'columnar.ts', what: 'Export and import rows/s of each columnar format against TEXT in the same run (2 → 2 nodes, to a directory), with client and server CPU-s per million rows, and the ratios against the 0.8 goal (issue 16).' },
   { name: 'replicate', script: 'replicate.ts', reps: false, what: 'Replicating a finished export within one moto_server endpoint (server-side copy plus the SHA-256 read-back) against a streamed replicate.' },
   { name: 'citus-copy', script: 'citus-copy.ts', what: 'Citus → Citus copy of one 8-shard table (coordinator + 2 workers each): shard to shard against through the destination coordinator, alternated in the same run; rows/s and CPU seconds of the client, the source cluster, the destination coordinator and the destination workers.' },
+  { name: 'threads', script: 'threads.ts', what: 'Exporter worker threads: the CPU one thread costs to start (from dist/ and from the sources through tsx, per format), and segferry export processes of 2 nodes with --threads off and on for TEXT, Arrow and Parquet, alternated in one run: rows/s, client and server CPU-s per million rows; the figures behind the threads auto rule.' },
   { name: 'encrypt', script: 'encrypt.ts', what: 'Client-side encryption (--encrypt key-file) cost: encrypted export rows/s and client CPU as a ratio against a plain export of the same table in the same run.' },
 ];
 

@@ -152,7 +152,9 @@ ${OBJECT_FLAGS_HELP}      --columns a,b        export only these columns, in thi
   -j, --concurrency N      sessions reading at once over all nodes (default: the sum over
                            nodes of their streams, i.e. number of nodes with one stream each)
       --threads T          on, off or auto (default): exporters in worker threads, one per
-                           core at most; auto = on with 4+ cores and 2+ exporters at once
+                           core at most; auto = on with 2+ exporters at once and 4+ cores,
+                           or 2+ cores for Arrow, Parquet, compressed or encrypted objects
+                           read from servers on other hosts
       --overwrite          replace an existing export under DEST
       --resume             continue an unfinished export under DEST (same options as the first run)
       --encrypt E          client-side encryption of every object: key-file:PATH (a local 256-bit

@@ -13,7 +13,7 @@ import { runPool } from '../util/pool.js';
 import { exportNode } from './exporter.js';
 import { runQueue, type ExportContext, type NodeRunner } from './queue.js';
 import { buildManifest } from './manifest.js';
-import { ExporterThreads, cores } from './threads.js';
+import { ExporterThreads, autoThreads, cores, onThisHost } from './threads.js';
 import { planExport, type ExportPlan, type PlanOptions } from './plan.js';
 import { prepareDestination } from './destination.js';
 import { streamMemory } from './streams.js';
@@ -54,15 +54,20 @@ export interface ExportOptions extends PlanOptions {
    * Run the data nodes' exporters in worker threads, so that they use more than one core.
    * `true`: worker threads, at most one per core (os.availableParallelism()); exporters beyond
    * that share them. `false`: every exporter on this thread's event loop. `'auto'` (default):
-   * worker threads when the host has at least 4 cores and at least 2 exporters run at once,
-   * else this thread.
+   * worker threads when at least 2 exporters run at once and either the host has 4 or more
+   * cores, or it has 2–3 cores, the client is the bottleneck (Arrow, Parquet, compressed or
+   * encrypted objects) and the servers run on other hosts (not loopback or a Unix socket).
+   * Else this thread (autoThreads in lib/export/threads.ts).
    *
-   * Why: on one event loop an export cannot use more than one core: about 110 MB/s of Arrow
-   * (≈ 9.4 CPU-s per GB filling columns from BINARY COPY) or about 450 MB/s of TEXT. A worker
-   * costs ≈ 0.25–0.5 CPU-s to start (the upper end with S3: it loads the AWS SDK) and 25–45 MB
-   * of memory (its own V8 isolate; docs/memory.md). Measured on 2 cores with 3 local servers,
-   * 1.5 GB to a directory (docs/benchmarks.md): threads gave TEXT 0.90–0.95× and Arrow
-   * 1.04–1.05× the rows/s (the servers need the second core), so 2-core hosts stay on one thread.
+   * Why: one event loop cannot use more than about a core (≈ 1.2 with its GC threads). Per
+   * million rows of the bench table the client spends ≈ 1 CPU-s on TEXT, ≈ 3–4 on Arrow, ≈ 5–6
+   * on Parquet (zstd) and ≈ 9 on gzip TEXT, the servers' COPY ≈ 2.5–3. So TEXT is bound by the
+   * servers, and the converting formats by the client's loop, which a second one lifts when the
+   * cores are the client's own. Servers on the same 2 cores take the second core: there threads
+   * on / off measured TEXT 0.64–0.94×, Arrow 0.91–0.96×, Parquet 1.00× the rows/s for 1.1–1.5×
+   * the client CPU (bench/threads.ts). A thread costs ≈ 0.12 CPU-s to start (TEXT; ≈ 0.28 with
+   * apache-arrow or the Parquet writer; more with S3, which loads the AWS SDK), then warms up
+   * its own JIT, and 25–45 MB of memory (its own V8 isolate; docs/memory.md).
    *
    * Output is the same either way (byte-identical objects). A destination given as an
    * ObjectStore object cannot cross threads: its exporters always run on this thread.
@@ -303,7 +308,7 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
     const concurrency = opts.concurrency ?? plan.concurrency;
     // Pairs read in streams run on this thread: their streams share one segment counter.
     const atOnce = Math.min(workItems(plan, todo.filter((u) => !u.stream)).length, concurrency);
-    if (typeof opts.to === 'string' && useThreads(opts.threads, atOnce)) {
+    if (typeof opts.to === 'string' && useThreads(opts.threads, atOnce, plan, cipher !== undefined)) {
       threads = new ExporterThreads({ plan, location: opts.to, ...(opts.s3 ? { s3: opts.s3 } : {}), ...(cipher ? { cipher } : {}), size: Math.min(atOnce, cores()), emit, onRetry: s3.onRetry! });
     }
     const pool = threads;
@@ -422,14 +427,13 @@ function stopIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw signal.reason instanceof SegferryError ? signal.reason : new AbortedError();
 }
 
-/** `threads: 'auto'` uses worker threads from this many cores on (see ExportOptions.threads). */
-const AUTO_THREADS_MIN_CORES = 4;
-
-/** Whether exporters run in worker threads (see ExportOptions.threads). */
-function useThreads(threads: ExportOptions['threads'], atOnce: number): boolean {
+/** Whether exporters run in worker threads (see ExportOptions.threads; `auto`: {@link autoThreads}). */
+function useThreads(threads: ExportOptions['threads'], atOnce: number, plan: ExportPlan, encrypted: boolean): boolean {
   if (atOnce === 0) return false;
   if (threads === true || threads === false) return threads;
-  return atOnce >= 2 && cores() >= AUTO_THREADS_MIN_CORES;
+  const compressed = plan.compression !== undefined || plan.arrowCompression !== undefined;
+  const localServers = plan.nodes.every((n) => onThisHost(n.endpoint));
+  return autoThreads({ format: plan.format.kind, compressed, encrypted, exportersAtOnce: atOnce, cores: cores(), localServers });
 }
 
 /** Emits `table-done` once every unit of a table in this run has finished. */

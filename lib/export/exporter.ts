@@ -84,7 +84,7 @@ export async function exportNode(
   signal.addEventListener('abort', onAbort, { once: true });
   try {
     if (plan.filter !== null) checkFilterText(plan.filter); // before any COPY, also for Arrow's SELECT
-    const format = await exportFormat(plan.format.kind);
+    const format = await exportFormat(plan.format.kind, plan);
     client = await connect(w.node.endpoint, { node, applicationName: 'segferry export' }).catch((e) => { throw fail(e, 'connect'); });
     throwIfAborted(signal);
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY').catch((e) => { throw fail(e, 'begin'); });

@@ -53,10 +53,14 @@ const textFormat: ExportFormat = {
   },
 };
 
-/** Arrow: BINARY COPY decoded by each column's type as the node reports it. apache-arrow loads on first use. */
-async function arrowFormat(): Promise<ExportFormat> {
-  const [w, q, codecs] = await Promise.all([import('../format/arrow/segment-writer.js'), import('../format/arrow/export-sql.js'), import('../format/arrow-codecs.js')]);
-  await codecs.registerArrowCodecs(); // `--arrow-compression zstd` (lib/format/arrow-codecs.ts)
+/**
+ * Arrow: BINARY COPY decoded by each column's type as the node reports it. apache-arrow loads on
+ * first use; the body codecs only for `--arrow-compression` (the zstd WebAssembly costs every
+ * exporter thread ≈ 0.04 CPU-s to compile).
+ */
+async function arrowFormat(plan?: Pick<ExportPlan, 'arrowCompression'>): Promise<ExportFormat> {
+  const [w, q] = await Promise.all([import('../format/arrow/segment-writer.js'), import('../format/arrow/export-sql.js')]);
+  if (plan?.arrowCompression) await (await import('../format/arrow-codecs.js')).registerArrowCodecs(); // lib/format/arrow-codecs.ts
   return {
     binary: true,
     copy: async (client, read, table, plan) => {
@@ -98,7 +102,7 @@ async function parquetFormat(): Promise<ExportFormat> {
   };
 }
 
-const FORMATS: Record<FormatKind, () => Promise<ExportFormat>> = {
+const FORMATS: Record<FormatKind, (plan?: Pick<ExportPlan, 'arrowCompression'>) => Promise<ExportFormat>> = {
   text: async () => textFormat,
   csv: async () => textFormat,
   arrow: arrowFormat,
@@ -106,9 +110,9 @@ const FORMATS: Record<FormatKind, () => Promise<ExportFormat>> = {
   parquet: parquetFormat,
 };
 
-/** The export side of a format. */
-export function exportFormat(kind: FormatKind): Promise<ExportFormat> {
+/** The export side of a format; `plan` (default none) says which optional codecs to load. */
+export function exportFormat(kind: FormatKind, plan?: Pick<ExportPlan, 'arrowCompression'>): Promise<ExportFormat> {
   const f = FORMATS[kind];
   if (!f) throw new InvalidOptionError(`no exporter for format ${String(kind)}`);
-  return f();
+  return f(plan);
 }

@@ -2,12 +2,13 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { AbortedError, SegferryError, WorkerError, reviveError, serializeError, type SerializedError } from '../errors.js';
 import type { makeEmitter } from '../events.js';
-import { rememberedPassword } from '../pg/conn.js';
+import { rememberedPassword, type NodeEndpoint } from '../pg/conn.js';
 import type { S3Options, S3RetryInfo } from '../store/s3.js';
 import { throwIfAborted } from '../util/pool.js';
 import type { NodeWork, UnitResult } from './units.js';
 import type { ExportPlan } from './plan.js';
 import type { ObjectCipher } from '../crypto/objects.js';
+import type { FormatKind } from '../format/options.js';
 
 // Data nodes' exporters in worker threads (worker.ts). The main thread keeps the orchestration
 // (checkpoint, manifest, events to the caller); each worker runs exportNode for the nodes it is
@@ -65,6 +66,47 @@ export function cores(): number {
   return Math.max(1, availableParallelism());
 }
 
+/** What {@link autoThreads} decides from. */
+export interface AutoThreadsInput {
+  /** The export's format kind. */
+  format: FormatKind;
+  /** Objects or Arrow bodies compressed (`compress`, `arrowCompression`). */
+  compressed: boolean;
+  /** Objects encrypted (`encrypt`). */
+  encrypted: boolean;
+  /** Exporters that run at once (the units' nodes, bounded by `concurrency`). */
+  exportersAtOnce: number;
+  /** Cores this process may use ({@link cores}). */
+  cores: number;
+  /** Every node's server runs on this host ({@link onThisHost}): its COPY takes this host's cores too. */
+  localServers: boolean;
+}
+
+/**
+ * Whether `threads: 'auto'` runs the exporters in worker threads: where the bottleneck is.
+ * Never with fewer than 2 exporters at once or 2 cores. From 4 cores on, always: the client's
+ * one event loop would be the limit of any format. On 2–3 cores, only when the client is the
+ * bottleneck, i.e. it converts or seals every byte (Arrow, Parquet, compressed or encrypted
+ * objects: one event loop then keeps ≈ 1.2 cores busy and is the limit) and the servers run
+ * elsewhere. TEXT, CSV and COPY BINARY pass bytes through (≈ 1 CPU-s per million rows of the
+ * bench table against ≈ 3 for the servers' COPY): a second event loop gains nothing. With
+ * the servers on the same 2 cores, they take the second core: measured (bench/threads.ts,
+ * docs/benchmarks.md) threads on / off gave TEXT 0.64–0.94×, Arrow 0.91–0.96× and Parquet
+ * 1.00× the rows/s for 1.1–1.5× the client CPU, so threads stay off there.
+ */
+export function autoThreads(i: AutoThreadsInput): boolean {
+  if (i.exportersAtOnce < 2 || i.cores < 2) return false;
+  if (i.cores >= 4) return true;
+  const clientBound = i.format === 'arrow' || i.format === 'parquet' || i.compressed || i.encrypted;
+  return clientBound && !i.localServers;
+}
+
+/** Whether a server is on this host: a loopback address, `localhost` or a Unix socket directory. */
+export function onThisHost(e: Pick<NodeEndpoint, 'host' | 'hostaddr'>): boolean {
+  const h = (e.hostaddr ?? e.host).toLowerCase().replace(/^\[|\]$/g, '');
+  return h.startsWith('/') || h === 'localhost' || h.endsWith('.localhost') || /^127\./.test(h) || h === '::1';
+}
+
 /**
  * Where the worker entry is: next to this module. From the built dist that is worker.js, run by
  * Node as is. From TypeScript sources (tests under vitest, `tsx`), worker.ts: Node 20 applies
@@ -74,10 +116,31 @@ export function cores(): number {
 function startWorker(input: WorkerInput, other?: URL): Worker {
   const fromSource = import.meta.url.endsWith('.ts');
   const entry = other ?? new URL(fromSource ? './worker.ts' : './worker.js', import.meta.url);
-  if (!entry.pathname.endsWith('.ts')) return new Worker(entry, { workerData: input });
+  const execArgv = workerExecArgv(process.execArgv);
+  if (!entry.pathname.endsWith('.ts')) return new Worker(entry, { workerData: input, execArgv });
   const tsx = import.meta.resolve('tsx/esm/api');
   const boot = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry.href)}); })`;
-  return new Worker(boot, { eval: true, workerData: input });
+  return new Worker(boot, { eval: true, workerData: input, execArgv });
+}
+
+/** Node flags that load code before the entry: each takes the module as its value. */
+const PRELOAD_FLAGS = new Set(['--import', '--require', '-r', '--loader', '--experimental-loader']);
+
+/**
+ * The Node flags an exporter thread starts with: the process's own (a Worker inherits them by
+ * default) without its preloads and loaders (`--import`, `--require`/`-r`, `--loader`,
+ * `--experimental-loader`). A thread runs only segferry's modules and needs none; inherited,
+ * `--import tsx` alone cost each thread ≈ 0.2 CPU-s more to start (bench/threads.ts), and an
+ * agent preloaded by the host would start again in every thread.
+ */
+export function workerExecArgv(execArgv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < execArgv.length; i++) {
+    const a = execArgv[i]!;
+    if (PRELOAD_FLAGS.has(a)) i++; // and its value
+    else if (![...PRELOAD_FLAGS].some((f) => f.startsWith('--') && a.startsWith(`${f}=`))) out.push(a);
+  }
+  return out;
 }
 
 interface Job {
