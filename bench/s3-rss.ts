@@ -15,10 +15,10 @@ import { S3_BUCKET, S3_CREDENTIALS, startS3 } from './lib/s3.js';
 const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 const GB = 1e9;
 const flags = sectionFlags({
-  usage: 'bench/s3-rss.ts [--quick] [--gb 1] [--reps 1] [--before path/to/bin/segferry.js] [--part-size 8MiB]',
+  usage: 'bench/s3-rss.ts [--quick] [--gb 1] [--reps 1] [--before path/to/bin/segferry.js] [--part-size 8MiB] [--streams auto]',
   rows: { full: 0, quick: 0 },
   reps: { full: 1, quick: 1 },
-  options: { gb: { type: 'string' }, before: { type: 'string' }, 'part-size': { type: 'string' } },
+  options: { gb: { type: 'string' }, before: { type: 'string' }, 'part-size': { type: 'string' }, streams: { type: 'string' } },
 });
 const gb = Number(flags.values.gb ?? (flags.quick ? 0.03 : 1));
 const log = (m: string) => process.stderr.write(`[s3-rss ${new Date().toISOString().slice(11, 19)}] ${m}\n`);
@@ -50,17 +50,19 @@ runSection(async () => {
             const args = [cli, 'export', '--topology', topo, '--table', TABLE, '--format', 'text', '-q',
               '--to', `s3://${S3_BUCKET}/${prefix}`, '--s3-endpoint', s3.endpoint, '--s3-path-style', '--s3-checksum', 'WHEN_REQUIRED'];
             if (typeof flags.values['part-size'] === 'string') args.push('--s3-part-size', flags.values['part-size']);
+            if (typeof flags.values.streams === 'string') args.push('--streams', flags.values.streams);
             const cost = await measure([{ cmd: process.execPath, args, env }], meters);
             const mf = path.join(s3.dir, S3_BUCKET, prefix, 'manifest.json._S3rver_object');
-            const bytes = existsSync(mf) ? (JSON.parse(readFileSync(mf, 'utf8')) as { objects: { bytes: number }[] }).objects.reduce((a, x) => a + x.bytes, 0) : NaN;
+            const objects = existsSync(mf) ? (JSON.parse(readFileSync(mf, 'utf8')) as { objects: { bytes: number }[] }).objects : [];
+            const bytes = objects.reduce((a, x) => a + x.bytes, 0);
             s3.removePrefix(prefix);
-            const line = `${size.toFixed(2)} GB target, ${(bytes / GB).toFixed(2)} GB TEXT, ${label}: peak RSS ${(cost.clientMaxRssKB / 1024).toFixed(0)} MB, client ${(cost.clientCpuS / (bytes / GB)).toFixed(2)} CPU-s/GB, s3rver ${(cost.s3CpuS / (bytes / GB)).toFixed(2)} CPU-s/GB, wall ${cost.wallS.toFixed(1)} s`;
+            const line = `${size.toFixed(2)} GB target, ${(bytes / GB).toFixed(2)} GB TEXT, ${label}, ${objects.length} objects: peak RSS ${(cost.clientMaxRssKB / 1024).toFixed(0)} MB, client ${(cost.clientCpuS / (bytes / GB)).toFixed(2)} CPU-s/GB, s3rver ${(cost.s3CpuS / (bytes / GB)).toFixed(2)} CPU-s/GB, wall ${cost.wallS.toFixed(1)} s`;
             log(line);
             lines.push(line);
           }
         }
       }
-      process.stdout.write(`TEXT export with checksums, 3 nodes → s3rver${flags.values['part-size'] ? `, --s3-part-size ${String(flags.values['part-size'])}` : ' (default parts)'}\n${lines.join('\n')}\n`);
+      process.stdout.write(`TEXT export with checksums, 3 nodes → s3rver${flags.values['part-size'] ? `, --s3-part-size ${String(flags.values['part-size'])}` : ' (default parts)'}, --streams ${typeof flags.values.streams === 'string' ? flags.values.streams : 'auto'}\n${lines.join('\n')}\n`);
     } finally {
       await s3.stop();
     }
