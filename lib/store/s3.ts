@@ -75,7 +75,7 @@ export interface S3RetryInfo {
 
 /**
  * Default multipart part size: 8 MiB. Keeps three exporters under 100 MiB of upload buffers
- * (bench: peak RSS 347 MB with 16 MiB parts, 226 MB with 8 MiB) and still allows 78 GiB objects.
+ * (3 × 24 MiB with the default queue; docs/memory.md) and still allows 78 GiB objects.
  */
 export const DEFAULT_PART_SIZE = 8 * 1024 * 1024;
 /** S3's smallest part (all but the last); a smaller `partSize` is raised to it. */
