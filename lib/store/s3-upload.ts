@@ -11,6 +11,8 @@ import type { ObjectWriter } from './types.js';
 
 /** S3 allows at most 10,000 parts per multipart upload. */
 const MAX_PARTS = 10_000;
+/** Size of an upload's first buffer; it grows 4× at a time up to a part (at most ≈ 5 MiB copied once). */
+const FIRST_BUFFER = 256 * 1024;
 
 /** What {@link PartWriter} needs of its store. */
 export interface PartWriterOptions {
@@ -36,7 +38,8 @@ export interface PartWriterOptions {
 /**
  * A streaming multipart upload whose memory is `(queueSize + 1) × partSize` at most: up to
  * `queueSize` parts in flight, each in a buffer of its own, and one being filled. Buffers are
- * allocated on first need and reused; an object under one part goes in a single PutObject.
+ * allocated on first need (the first one growing with the object) and reused; an object under
+ * one part goes in a single PutObject.
  * On any failure, and on abort, in-flight requests are cut, and once every one has settled the
  * multipart upload is aborted (AbortMultipartUpload), so no part is left behind where the
  * service implements it.
@@ -67,7 +70,10 @@ export class PartWriter implements ObjectWriter {
     await this.#check();
     const size = this.#o.partSize;
     for (let off = 0; off < chunk.length;) {
-      if (this.#cur !== undefined && this.#fill === size) await this.#dispatch();
+      if (this.#cur !== undefined && this.#fill === this.#cur.length) {
+        if (this.#cur.length < size) this.#grow();
+        else await this.#dispatch();
+      }
       this.#cur ??= this.#buffer();
       const n = chunk.copy(this.#cur, this.#fill, off);
       this.#fill += n;
@@ -117,12 +123,23 @@ export class PartWriter implements ObjectWriter {
     throw this.#o.wrap(this.#failure.e);
   }
 
-  /** A free part buffer: one handed back by a finished part, else a new one. */
+  /**
+   * A free part buffer: one handed back by a finished part, else a new one. The first starts at
+   * {@link FIRST_BUFFER} and grows with the object, so that a small object (a small table's
+   * segment, a rejects file) does not allocate a whole part.
+   */
   #buffer(): Buffer {
     const b = this.#free.pop();
     if (b) return b;
     // Never more than queueSize + 1: #dispatch waits for a slot before it takes the current one.
-    return Buffer.allocUnsafe(this.#o.partSize);
+    return Buffer.allocUnsafe(this.#next === 1 ? Math.min(FIRST_BUFFER, this.#o.partSize) : this.#o.partSize);
+  }
+
+  /** The first buffer is full but smaller than a part: move its bytes to one 4× larger. */
+  #grow(): void {
+    const g = Buffer.allocUnsafe(Math.min(this.#cur!.length * 4, this.#o.partSize));
+    this.#cur!.copy(g, 0, 0, this.#fill);
+    this.#cur = g;
   }
 
   /** Sends the current buffer as the next part, first waiting while queueSize parts are in flight. */

@@ -94,10 +94,16 @@ describe.each(['s3rver', 'moto'] as const)('S3 multipart upload on %s', (name) =
     const w = store.createWriter('one');
     await writeReusing(w, data);
     await w.finish();
+    // Past the first buffer (256 KiB) and its first growth, short of a part.
+    const small = bytes(1300 * 1024 + 3, 8);
+    const s = store.createWriter('small');
+    await writeReusing(s, small);
+    await s.finish();
     const e = store.createWriter('empty');
     await e.finish();
-    expect(calls).toEqual(['PutObject', 'PutObject']);
+    expect(calls).toEqual(['PutObject', 'PutObject', 'PutObject']);
     expect(sha((await store.getBytes('one'))!)).toBe(sha(data));
+    expect(sha((await store.getBytes('small'))!)).toBe(sha(small));
     expect((await store.getBytes('empty'))!.length).toBe(0);
     client.destroy();
   });
