@@ -61,6 +61,16 @@ async function writeReusing(w: { write(b: Buffer): Promise<void> }, data: Buffer
   }
 }
 
+/** What `f` rejects with (undefined when it resolves). */
+async function errorOf(f: () => Promise<void>): Promise<unknown> {
+  try {
+    await f();
+  } catch (e) {
+    return e;
+  }
+  return undefined;
+}
+
 const servers = () => [['s3rver', s3rver], ['moto', moto]] as const;
 
 describe.each(['s3rver', 'moto'] as const)('S3 multipart upload on %s', (name) => {
@@ -118,13 +128,7 @@ describe('S3 multipart upload failures (moto: it lists and aborts multipart uplo
     const store = new S3Store(moto.bucket, 'failing/', { partSize: PART, queueSize: 2 }, client);
     try {
       const w = store.createWriter('obj');
-      let err: unknown;
-      try {
-        await writeReusing(w, bytes(5 * PART, 3));
-        await w.finish();
-      } catch (e) {
-        err = e;
-      }
+      const err = await errorOf(async () => { await writeReusing(w, bytes(5 * PART, 3)); await w.finish(); });
       expect((err as { code?: string })?.code).toBe('ERR_STORAGE');
       expect((err as Error).message).toMatch(/uploading s3:\/\/.*failing\/obj failed/);
       // Once the error is out, the upload is aborted already: nothing to list, nothing stored.
@@ -149,13 +153,7 @@ describe('S3 multipart upload failures (moto: it lists and aborts multipart uplo
       const w = store.createWriter('obj');
       await w.write(bytes(PART, 4));
       await moto.client.send(new DeleteBucketCommand({ Bucket: bucket }));
-      let err: unknown;
-      try {
-        await writeReusing(w, bytes(2 * PART, 5));
-        await w.finish();
-      } catch (e) {
-        err = e;
-      }
+      const err = await errorOf(async () => { await writeReusing(w, bytes(2 * PART, 5)); await w.finish(); });
       expect((err as { code?: string })?.code).toBe('ERR_BUCKET_NOT_FOUND');
       await w.abort();
     } finally {
