@@ -7,12 +7,11 @@ import type {
   S3Client,
   S3ClientConfig,
 } from '@aws-sdk/client-s3';
-import type { Upload } from '@aws-sdk/lib-storage';
-import { PassThrough, type Readable } from 'node:stream';
-import { once } from 'node:events';
+import type { Readable } from 'node:stream';
 import { BucketNotFoundError, ObjectMissingError, StorageError, registerSecret } from '../errors.js';
 import { throwIfAborted } from '../util/pool.js';
 import type { ByteRange, CopyOptions, ObjectInfo, ObjectStore, ObjectWriter } from './types.js';
+import { PartWriter } from './s3-upload.js';
 
 /**
  * How to reach an S3-compatible service. Every field is optional: by default the AWS SDK's
@@ -76,9 +75,11 @@ export interface S3RetryInfo {
 
 /**
  * Default multipart part size: 8 MiB. Keeps three exporters under 100 MiB of upload buffers
- * (bench: peak RSS 347 MB with 16 MiB parts, 226 MB with 8 MiB) and still allows 78 GiB objects.
+ * (3 × 24 MiB with the default queue; docs/memory.md) and still allows 78 GiB objects.
  */
 export const DEFAULT_PART_SIZE = 8 * 1024 * 1024;
+/** S3's smallest part (all but the last); a smaller `partSize` is raised to it. */
+const MIN_PART_SIZE = 5 * 1024 * 1024;
 /** Default parts in flight per upload. */
 export const DEFAULT_QUEUE_SIZE = 2;
 
@@ -87,7 +88,7 @@ function envBool(v: string | undefined): boolean | undefined {
   return /^(1|true|yes|on)$/i.test(v);
 }
 
-type Sdk = typeof import('@aws-sdk/client-s3') & { Upload: typeof Upload };
+type Sdk = typeof import('@aws-sdk/client-s3');
 let sdkLoading: Promise<Sdk> | undefined;
 
 /**
@@ -95,8 +96,7 @@ let sdkLoading: Promise<Sdk> | undefined;
  * export to a directory (or a CLI `--help`) should not pay.
  */
 function loadSdk(): Promise<Sdk> {
-  sdkLoading ??= Promise.all([import('@aws-sdk/client-s3'), import('@aws-sdk/lib-storage')])
-    .then(([s3, storage]) => ({ ...s3, Upload: storage.Upload }));
+  sdkLoading ??= import('@aws-sdk/client-s3');
   return sdkLoading;
 }
 
@@ -174,7 +174,7 @@ function errText(e: unknown): string {
  * The part of an AWS SDK v3 `S3Client` that {@link S3Store} relies on, declared here (as kysely
  * declares the part of pg's Pool it needs) so that segferry's public types do not carry the
  * SDK's. An `S3Client` from `@aws-sdk/client-s3` satisfies it; the store hands it to the SDK's
- * commands and multipart `Upload`, so it must be a real one.
+ * commands (the multipart upload too), so it must be a real one.
  */
 export interface S3ClientLike {
   /** Send one command; `abortSignal` cancels the request. */
@@ -261,63 +261,21 @@ export class S3Store implements ObjectStore {
     }
   }
 
+  /** A write resolves once its chunk is copied into a part buffer (lib/store/s3-upload.ts). */
+  readonly releasesWrites = true;
+
   createWriter(key: string, opts: { signal?: AbortSignal } = {}): ObjectWriter {
-    const body = new PassThrough({ highWaterMark: 1 << 20 });
-    const partSize = Math.max(this.#opts.partSize ?? DEFAULT_PART_SIZE, 5 * 1024 * 1024);
-    // The upload starts once the SDK is loaded; until then the body buffers up to its mark.
-    const uploading = this.#c().then(({ sdk, client }) => new sdk.Upload({
-      client,
-      params: { Bucket: this.bucket, Key: this.#k(key), Body: body, ...this.#sse() },
-      partSize,
-      queueSize: this.#opts.queueSize ?? DEFAULT_QUEUE_SIZE,
-    }));
-    let failure: unknown;
-    const done = uploading.then((upload) => upload.done()).then(
-      () => undefined,
-      (e: unknown) => { failure = e; body.destroy(); },
-    );
-    const wrap = (e: unknown) => this.#wrap(e, 'uploading', key);
-    const signal = opts.signal;
-    // Cancel: abort the multipart upload, which ends done() and with it a write waiting for
-    // 'drain'; the caller's abort() then deletes whatever completed.
-    const onAbort = () => {
-      void uploading.then((upload) => upload.abort()).catch(() => {});
-      body.destroy();
-    };
-    if (signal?.aborted) onAbort();
-    else signal?.addEventListener('abort', onAbort, { once: true });
-    const unlisten = () => signal?.removeEventListener('abort', onAbort);
-    const check = () => {
-      throwIfAborted(signal);
-      if (failure !== undefined) throw wrap(failure);
-    };
-    return {
-      write: async (chunk) => {
-        check();
-        if (!body.write(chunk)) {
-          await Promise.race([once(body, 'drain').catch(() => {}), done]);
-          check();
-        }
-      },
-      finish: async () => {
-        unlisten();
-        check();
-        body.end();
-        await done;
-        if (failure !== undefined) throw wrap(failure);
-      },
-      abort: async () => {
-        unlisten();
-        // Stop feeding, abort the multipart upload (lib-storage sends AbortMultipartUpload once
-        // its part uploaders have stopped), then delete the key in case a single-request upload
-        // already completed. Stores without AbortMultipartUpload keep the parts; `cleanup`
-        // lists what they keep where the store can list uploads.
-        await uploading.then((upload) => upload.abort()).catch(() => {});
-        body.destroy();
-        await done;
-        await this.delete([key]).catch(() => {});
-      },
-    };
+    return new PartWriter({
+      ready: this.#c(),
+      bucket: this.bucket,
+      key: this.#k(key),
+      sse: this.#sse(),
+      partSize: Math.max(this.#opts.partSize ?? DEFAULT_PART_SIZE, MIN_PART_SIZE),
+      queueSize: Math.max(1, this.#opts.queueSize ?? DEFAULT_QUEUE_SIZE),
+      signal: opts.signal,
+      wrap: (e) => this.#wrap(e, 'uploading', key),
+      remove: () => this.delete([key]),
+    });
   }
 
   async read(key: string, opts: { signal?: AbortSignal; range?: ByteRange } = {}): Promise<Readable> {

@@ -43,7 +43,7 @@ describe('chunk reuse', () => {
     expect(stored.length).toBeGreaterThan(5);
   });
 
-  it('a store that does not say it releases its writes gets no release (S3 keeps chunks until a part is full)', () => {
+  it('a store that does not say it releases its writes gets no release (it may keep chunks after write() resolves)', () => {
     const w = new TextSegmentWriter({ store: new MemoryStore(), keyOf: (n) => `k${n}`, cap: 100, table: 't', node: 'dn1' });
     expect(w.releasesChunks).toBe(false);
   });

@@ -1,0 +1,200 @@
+// The S3 store's multipart upload (lib/store/s3-upload.ts) against real servers: s3rver and
+// moto_server through the real AWS SDK, faults from a real HTTP proxy in front of moto.
+import { createHash } from 'node:crypto';
+import { DeleteBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AbortedError } from '../../lib/errors.js';
+import { S3Store } from '../../lib/store/s3.js';
+import { startFaultyProxy } from '../helpers/faulty-proxy.js';
+import { MOTO_SKIP_MESSAGE, motoServerPath, startS3, type S3Harness } from '../helpers/s3.js';
+
+const MiB = 1024 * 1024;
+const PART = 5 * MiB;
+let s3rver: S3Harness;
+let moto: S3Harness | undefined;
+
+beforeAll(async () => {
+  if (!motoServerPath()) console.warn(MOTO_SKIP_MESSAGE);
+  [s3rver, moto] = await Promise.all([startS3(), motoServerPath() ? startS3({ server: 'moto' }) : undefined]);
+});
+
+afterAll(async () => {
+  await Promise.allSettled([s3rver?.stop(), moto?.stop()]);
+});
+
+/** A real client for the harness that records each command sent (name and part number). */
+function recordingClient(h: S3Harness, endpoint = h.endpoint): { client: S3Client; calls: string[] } {
+  const calls: string[] = [];
+  const client = new S3Client({
+    endpoint, region: h.region, forcePathStyle: h.forcePathStyle, credentials: h.credentials, maxAttempts: 2,
+    requestChecksumCalculation: h.checksum, responseChecksumValidation: h.checksum,
+  });
+  client.middlewareStack.add((next, ctx) => async (args) => {
+    const n = (args.input as { PartNumber?: number }).PartNumber;
+    calls.push(String(ctx.commandName).replace(/Command$/, '') + (n ? ` ${n}` : ''));
+    return next(args);
+  }, { step: 'initialize', name: 'recordCalls' });
+  return { client, calls };
+}
+
+/** Deterministic bytes: `n` bytes of a counter-seeded pattern. */
+function bytes(n: number, seed: number): Buffer {
+  const b = Buffer.allocUnsafe(n);
+  for (let i = 0; i < n; i += 4) b.writeUInt32LE((Math.imul(i + seed, 2654435761) >>> 0), Math.min(i, n - 4));
+  return b;
+}
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+/**
+ * Write `data` through one reused chunk buffer of varying length, overwritten with garbage as
+ * soon as each write resolves: the store must have taken its bytes by then (releasesWrites).
+ */
+async function writeReusing(w: { write(b: Buffer): Promise<void> }, data: Buffer): Promise<void> {
+  const chunk = Buffer.allocUnsafe(1 * MiB + 17);
+  for (let off = 0, i = 0; off < data.length; i++) {
+    const n = Math.min(data.length - off, 1 + ((i * 350_011) % chunk.length));
+    data.copy(chunk, 0, off, off + n);
+    await w.write(chunk.subarray(0, n));
+    chunk.fill(0xee);
+    off += n;
+  }
+}
+
+/** What `f` rejects with (undefined when it resolves). */
+async function errorOf(f: () => Promise<void>): Promise<unknown> {
+  try {
+    await f();
+  } catch (e) {
+    return e;
+  }
+  return undefined;
+}
+
+const servers = () => [['s3rver', s3rver], ['moto', moto]] as const;
+
+describe.each(['s3rver', 'moto'] as const)('S3 multipart upload on %s', (name) => {
+  const h = () => servers().find(([n]) => n === name)![1];
+
+  it('an object of several parts reads back byte-equal; its chunks are released as written', async (ctx) => {
+    if (!h()) return ctx.skip();
+    const { client, calls } = recordingClient(h()!);
+    const store = new S3Store(h()!.bucket, 'several/', { partSize: PART, queueSize: 2 }, client);
+    expect(store.releasesWrites).toBe(true);
+    const data = bytes(3 * PART + 12_345, 1);
+    const w = store.createWriter('obj');
+    await writeReusing(w, data);
+    expect(await store.head('obj')).toBeUndefined();
+    await w.finish();
+    const back = (await store.getBytes('obj'))!;
+    expect(back.length).toBe(data.length);
+    expect(sha(back)).toBe(sha(data));
+    const upload = calls.filter((c) => c !== 'HeadObject' && c !== 'GetObject');
+    expect(upload[0]).toBe('CreateMultipartUpload');
+    expect(upload.slice(1, 5).sort()).toEqual(['UploadPart 1', 'UploadPart 2', 'UploadPart 3', 'UploadPart 4']);
+    expect(upload.slice(5)).toEqual(['CompleteMultipartUpload']);
+    client.destroy();
+  });
+
+  it('an object under one part goes in one PutObject; an empty object too', async (ctx) => {
+    if (!h()) return ctx.skip();
+    const { client, calls } = recordingClient(h()!);
+    const store = new S3Store(h()!.bucket, 'single/', { partSize: PART }, client);
+    const data = bytes(PART, 2); // exactly one part: still one request
+    const w = store.createWriter('one');
+    await writeReusing(w, data);
+    await w.finish();
+    // Past the first buffer (256 KiB) and its first growth, short of a part.
+    const small = bytes(1300 * 1024 + 3, 8);
+    const s = store.createWriter('small');
+    await writeReusing(s, small);
+    await s.finish();
+    const e = store.createWriter('empty');
+    await e.finish();
+    expect(calls).toEqual(['PutObject', 'PutObject', 'PutObject']);
+    expect(sha((await store.getBytes('one'))!)).toBe(sha(data));
+    expect(sha((await store.getBytes('small'))!)).toBe(sha(small));
+    expect((await store.getBytes('empty'))!.length).toBe(0);
+    client.destroy();
+  });
+});
+
+describe('S3 multipart upload failures (moto: it lists and aborts multipart uploads)', () => {
+  it('an UploadPart that keeps failing: a typed error, the upload aborted, no object', async (ctx) => {
+    if (!moto) return ctx.skip();
+    // Every attempt at part 3 fails (SlowDown, 500 or a dropped connection); the rest passes.
+    const bad = await startFaultyProxy(moto.endpoint, { rate: 1, seed: 3, methods: ['PUT'], paths: /partNumber=3(&|$)/, failOnly: true });
+    const { client, calls } = recordingClient(moto, bad.endpoint);
+    const store = new S3Store(moto.bucket, 'failing/', { partSize: PART, queueSize: 2 }, client);
+    try {
+      const w = store.createWriter('obj');
+      const err = await errorOf(async () => { await writeReusing(w, bytes(5 * PART, 3)); await w.finish(); });
+      expect((err as { code?: string })?.code).toBe('ERR_STORAGE');
+      expect((err as Error).message).toMatch(/uploading s3:\/\/.*failing\/obj failed/);
+      // Once the error is out, the upload is aborted already: nothing to list, nothing stored.
+      expect(await store.listUploads()).toEqual([]);
+      expect(calls).toContain('AbortMultipartUpload');
+      expect(calls).not.toContain('CompleteMultipartUpload');
+      expect(calls.filter((c) => c === 'UploadPart 3')).toHaveLength(1);
+      expect(bad.stats.slowDown + bad.stats.serverError + bad.stats.dropped).toBe(2); // its 2 attempts (maxAttempts)
+      await w.abort();
+      expect(await moto.listKeys(moto.bucket, 'failing/')).toEqual([]);
+    } finally {
+      client.destroy();
+      await bad.close();
+    }
+  });
+
+  it('a deleted bucket: BucketNotFoundError, nothing left', async (ctx) => {
+    if (!moto) return ctx.skip();
+    const bucket = await moto.newBucket();
+    const store = new S3Store(bucket, '', { endpoint: moto.endpoint, region: moto.region, forcePathStyle: true, credentials: moto.credentials, checksum: moto.checksum, partSize: PART, maxAttempts: 1 });
+    try {
+      const w = store.createWriter('obj');
+      await w.write(bytes(PART, 4));
+      await moto.client.send(new DeleteBucketCommand({ Bucket: bucket }));
+      const err = await errorOf(async () => { await writeReusing(w, bytes(2 * PART, 5)); await w.finish(); });
+      expect((err as { code?: string })?.code).toBe('ERR_BUCKET_NOT_FOUND');
+      await w.abort();
+    } finally {
+      store.close();
+    }
+  });
+
+  it('abort mid-upload: the write rejects with the reason, no upload and no object remain', async (ctx) => {
+    if (!moto) return ctx.skip();
+    const { client, calls } = recordingClient(moto);
+    const store = new S3Store(moto.bucket, 'aborted/', { partSize: PART, queueSize: 2 }, client);
+    const ac = new AbortController();
+    const w = store.createWriter('obj', { signal: ac.signal });
+    try {
+      await writeReusing(w, bytes(2 * PART + 1, 6)); // parts 1 and 2 sent, part 3 being filled
+      const reason = new AbortedError('stop');
+      ac.abort(reason);
+      await expect(w.write(Buffer.from('x'))).rejects.toBe(reason);
+      await expect(w.finish()).rejects.toBe(reason);
+      await w.abort();
+      expect(calls).toContain('AbortMultipartUpload');
+      expect(calls).not.toContain('CompleteMultipartUpload');
+      expect(await store.listUploads()).toEqual([]);
+      expect(await moto.listKeys(moto.bucket, 'aborted/')).toEqual([]);
+    } finally {
+      client.destroy();
+    }
+  });
+
+  it('abort() without a signal after parts went out leaves no upload', async (ctx) => {
+    if (!moto) return ctx.skip();
+    const { client } = recordingClient(moto);
+    const store = new S3Store(moto.bucket, 'aborted2/', { partSize: PART, queueSize: 1 }, client);
+    const w = store.createWriter('obj');
+    try {
+      await writeReusing(w, bytes(3 * PART, 7));
+      await w.abort();
+      expect(await store.listUploads()).toEqual([]);
+      expect(await moto.listKeys(moto.bucket, 'aborted2/')).toEqual([]);
+    } finally {
+      client.destroy();
+    }
+  });
+});
