@@ -492,11 +492,11 @@ function hashBytes(u8: Uint8Array, dv: DataView, a: number, b: number): number {
 
 /**
  * A dictionary of byte-array slots: distinct values in order of first appearance and each
- * slot's index, or undefined when it does not pay (more than half the values distinct, or
- * more than 1 MiB of distinct values). The values are hashed in place (no strings) into an
+ * slot's index (and the bytes of its PLAIN page), or undefined when it does not pay (more
+ * than half the values distinct, or more than 1 MiB of distinct values). The values are hashed in place (no strings) into an
  * open-addressing table of first slots.
  */
-function dictionary(l: Leaf, slots: Int32Array | undefined, count: number): { ids: Uint32Array; firsts: Int32Array; n: number } | undefined {
+function dictionary(l: Leaf, slots: Int32Array | undefined, count: number): { ids: Uint32Array; firsts: Int32Array; n: number; bytes: number } | undefined {
   if (count < 16) return undefined;
   const offs = l.data.valueOffsets as Int32Array;
   const data = l.data.values as Uint8Array;
@@ -537,7 +537,7 @@ function dictionary(l: Leaf, slots: Int32Array | undefined, count: number): { id
       pos = (pos + 1) & mask;
     }
   }
-  return { ids, firsts: firsts.subarray(0, n), n };
+  return { ids, firsts: firsts.subarray(0, n), n, bytes };
 }
 
 /** One encoded column chunk: its pages (headers included) and what the footer says of it. */
@@ -571,24 +571,58 @@ function page(header: TStruct, body: Uint8Array, codec: PageCodec): { head: Uint
   return { head, data, uncompressed: head.length + body.length };
 }
 
-function encodeLeaf(l: Leaf, codec: PageCodec): EncodedChunk {
+/**
+ * Page bodies of one row group. While the codec copies a page out (it compresses), the next
+ * page is built in the same buffer; a page that is the buffer itself (no compression) keeps
+ * it, and the next one gets a new buffer. Each buffer is asked for the page's estimated size,
+ * so it seldom grows (growing copies, and leaves garbage).
+ */
+class Bodies {
+  #free: Out | undefined;
+  get(size: number): Out {
+    const o = this.#free ?? new Out(size);
+    this.#free = undefined;
+    o.len = 0;
+    o.reserve(size);
+    return o;
+  }
+  /** `o` was compressed into `page`. */
+  done(o: Out, page: Uint8Array): void {
+    if (page.buffer !== o.u8.buffer) this.#free = o;
+  }
+}
+
+/** Levels as a v1 data page holds them: a 4-byte length, then the RLE/bit-packed hybrid. */
+function levels(body: Out, v: Uint8Array | undefined, n: number, max: number): void {
+  const at = body.reserve(4);
+  body.len += 4;
+  if (v) encodeHybrid(body, v, n, bitWidth(max));
+  else if (n > 0) {
+    // Every level is max: one RLE run.
+    body.varint(n * 2);
+    body.byte(max);
+  }
+  body.dv.setUint32(at, body.len - at - 4, true);
+}
+
+/** Bytes of `n` bit-packed values of `width` bits, plus room for run headers: a body's estimate. */
+function packedBytes(n: number, width: number): number {
+  return Math.ceil((n * width) / 8) + 16;
+}
+
+function encodeLeaf(l: Leaf, codec: PageCodec, bodies: Bodies): EncodedChunk {
   const slots = presentSlots(l);
   const count = slots ? slots.length : l.to - l.from;
-  const body = new Out(1024 + (l.to - l.from) * 4);
-  if (l.maxRep > 0) {
-    const lv = new Out(64);
-    encodeHybrid(lv, l.rep!, l.levels, 1);
-    body.u32(lv.len);
-    body.bytes(lv.take());
-  }
-  const lv = new Out(64);
-  if (l.def) encodeHybrid(lv, l.def, l.levels, bitWidth(l.maxDef));
-  else if (l.levels > 0) {
-    lv.varint(l.levels * 2);
-    lv.byte(l.maxDef);
-  }
-  body.u32(lv.len);
-  body.bytes(lv.take());
+  const dict = l.type.arrowWidth === 0 ? dictionary(l, slots, count) : undefined;
+  const t = l.type;
+  let size = 8 + (l.maxRep > 0 ? packedBytes(l.levels, 1) : 0) + (l.def ? packedBytes(l.levels, bitWidth(l.maxDef)) : 8);
+  if (dict) size += 1 + packedBytes(count, bitWidth(dict.n - 1));
+  else if (t.arrowWidth === 0) size += 4 * count + ((l.data.valueOffsets as Int32Array)[l.to]! - (l.data.valueOffsets as Int32Array)[l.from]!);
+  else if (t.physical === PT.BOOLEAN) size += (count + 7) >> 3;
+  else size += count * (t.physical === PT.INT32 || t.physical === PT.FLOAT ? 4 : t.physical === PT.INT64 || t.physical === PT.DOUBLE ? 8 : t.width!);
+  const body = bodies.get(size);
+  if (l.maxRep > 0) levels(body, l.rep, l.levels, l.maxRep);
+  levels(body, l.def, l.levels, l.maxDef);
 
   const stats: TStruct = { 3: i64(l.nulls) };
   const pages: Uint8Array[] = [];
@@ -597,11 +631,9 @@ function encodeLeaf(l: Leaf, codec: PageCodec): EncodedChunk {
   let bounds: [Uint8Array, Uint8Array] | undefined;
   let dataEnc: number = ENC.PLAIN;
   let dictBytes = 0;
-  const dict = l.type.arrowWidth === 0 ? dictionary(l, slots, count) : undefined;
   if (dict) {
-    const dv = new Out(1024);
-    const dl = { ...l };
-    plainValues(dl, dict.firsts, dv);
+    const dv = new Out(dict.bytes);
+    plainValues(l, dict.firsts, dv);
     const dp = page({ 1: i32(PAGE.DICTIONARY_PAGE), 7: struct({ 1: i32(dict.n), 2: i32(ENC.PLAIN) }) }, dv.take(), codec);
     pages.push(dp.head, dp.data);
     dictBytes = dp.head.length + dp.data.length;
@@ -615,7 +647,7 @@ function encodeLeaf(l: Leaf, codec: PageCodec): EncodedChunk {
   } else {
     const start = body.len;
     plainValues(l, slots, body);
-    bounds = l.type.arrowWidth === 0 ? varStats(l, slots, count) : fixedStats(l.type, body.u8.subarray(start, body.len), count);
+    bounds = t.arrowWidth === 0 ? varStats(l, slots, count) : fixedStats(t, body.u8.subarray(start, body.len), count);
   }
   if (bounds && bounds[0].length <= MAX_STAT_BYTES && bounds[1].length <= MAX_STAT_BYTES) {
     stats[5] = bin(bounds[1]);
@@ -625,21 +657,20 @@ function encodeLeaf(l: Leaf, codec: PageCodec): EncodedChunk {
     1: i32(PAGE.DATA_PAGE),
     5: struct({ 1: i32(l.levels), 2: i32(dataEnc), 3: i32(ENC.RLE), 4: i32(ENC.RLE) }),
   }, body.take(), codec);
+  bodies.done(body, dp.data);
   pages.push(dp.head, dp.data);
   uncompressed += dp.uncompressed;
   const bytes = pages.reduce((a, p) => a + p.length, 0);
   return {
     pages, bytes, dataOffset: dictBytes, hasDictionary: dict !== undefined, uncompressed, levels: l.levels,
-    physical: l.type.physical, path: l.path, encodings, stats,
+    physical: t.physical, path: l.path, encodings, stats,
   };
 }
 
 /** Encode rows [from, to) of a record batch built from `specs` as one row group. */
 export function encodeRowGroup(batch: RecordBatch, specs: ColumnSpec[], from: number, to: number, codec: PageCodec): EncodedRowGroup {
-  const chunks: EncodedChunk[] = [];
-  specs.forEach((s, i) => {
-    chunks.push(encodeLeaf(leafOf(s, batch.data.children[i]!, from, to), codec));
-  });
+  const bodies = new Bodies();
+  const chunks = specs.map((s, i) => encodeLeaf(leafOf(s, batch.data.children[i]!, from, to), codec, bodies));
   return {
     rows: to - from,
     bytes: chunks.reduce((a, c) => a + c.bytes, 0),
