@@ -32,7 +32,7 @@ const MAX_DICT_BYTES = 1 << 20;
 const DICT_PROBE = 4096;
 
 /** The Arrow builders' growable buffer, with the writes the Parquet encoding needs. */
-class Out extends Bytes {
+export class Out extends Bytes {
   byte(b: number): void {
     this.reserve(1);
     this.u8[this.len++] = b;
