@@ -2,7 +2,7 @@
  * Profiling harness for the columnar conversions, in memory and on one thread, in CPU seconds
  * per million rows (robust when other processes share the cores):
  *
- *   node --import tsx bench/columnar-profile.ts [--rows N] [--reps N] [--only export|import] [--format parquet [--compression C]]
+ *   node --import tsx bench/columnar-profile.ts [--rows N] [--reps N] [--only export|import|encode] [--format parquet [--compression C]]
  *   node --cpu-prof --cpu-prof-dir=/tmp/prof --import tsx bench/columnar-profile.ts --only export
  *
  * The first run starts one throw-away PostgreSQL server, fills the benchmark table
@@ -10,7 +10,9 @@
  * under the OS temp directory (`--cache DIR` to choose); later runs read that file, so a
  * profile holds the conversion alone. `export` is COPY BINARY rows → record batches → IPC
  * bytes (what the Arrow segment writer does per row); `import` is IPC objects → COPY BINARY
- * (what the loader does). `--profile DIR` only prints the self-time summary of the
+ * (what the loader does). `--only encode` (Parquet): the Parquet encoding alone, i.e.
+ * encodeRowGroup over row groups built once beforehand, without the Arrow building; with
+ * `--columns`, also per column. `--profile DIR` only prints the self-time summary of the
  * .cpuprofile in DIR.
  */
 import { createHash, type Hash } from 'node:crypto';
@@ -19,8 +21,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { parseArgs } from 'node:util';
+import { makeData, RecordBatch, Schema, Struct } from 'apache-arrow';
 import pg from 'pg';
-import type { PgColumn } from '../lib/format/arrow/pgtypes.js';
+import type { ColumnSpec, PgColumn } from '../lib/format/arrow/pgtypes.js';
 import type { ParquetCompression } from '../lib/format/parquet/codecs.js';
 import type { RowChunk } from '../lib/pg/copy-out.js';
 import type { ObjectStore } from '../lib/store/types.js';
@@ -34,7 +37,7 @@ const { values: flags } = parseArgs({
   options: {
     rows: { type: 'string' }, reps: { type: 'string' }, only: { type: 'string' }, cache: { type: 'string' },
     profile: { type: 'string' }, quick: { type: 'boolean' }, dist: { type: 'boolean' }, base: { type: 'string' }, 'no-reuse': { type: 'boolean' },
-    format: { type: 'string' }, compression: { type: 'string' },
+    format: { type: 'string' }, compression: { type: 'string' }, columns: { type: 'boolean' },
   },
 });
 // `--format parquet [--compression zstd|snappy|none]`: the same through the Parquet segment writer
@@ -54,6 +57,9 @@ type Impl = {
   columnSpec: typeof import('../lib/format/arrow/pgtypes.js').columnSpec;
   ParquetSegmentWriter: typeof import('../lib/format/parquet/segment-writer.js').ParquetSegmentWriter;
   openParquetObject: typeof import('../lib/format/parquet/import.js').openParquetObject;
+  encodeRowGroup: typeof import('../lib/format/parquet/encode.js').encodeRowGroup;
+  pageCodec: typeof import('../lib/format/parquet/codecs.js').pageCodec;
+  parquetSpec: typeof import('../lib/format/parquet/schema.js').parquetSpec;
 };
 async function load(name: string, dir: string): Promise<Impl> {
   const m = async (f: string) => import(`${dir}/format/arrow/${f}.js`);
@@ -63,6 +69,7 @@ async function load(name: string, dir: string): Promise<Impl> {
     BatchBuilder: (await m('columns')).BatchBuilder, openArrowObject: (await m('decoder')).openArrowObject,
     IpcFileEncoder: (await m('ipc')).IpcFileEncoder, columnSpec: (await m('pgtypes')).columnSpec,
     ParquetSegmentWriter: (await q('segment-writer')).ParquetSegmentWriter, openParquetObject: (await q('import')).openParquetObject,
+    encodeRowGroup: (await q('encode')).encodeRowGroup, pageCodec: (await q('codecs')).pageCodec, parquetSpec: (await q('schema')).parquetSpec,
   };
 }
 const IMPLS: Impl[] = [await load('this', flags.dist ? '../dist' : '../lib')];
@@ -191,10 +198,81 @@ async function fromArrow(impl: Impl, files: Buffer[], hash?: Hash): Promise<{ ro
   return { rows, bytes };
 }
 
+/** Row groups as the Parquet segment writer builds them (32 MiB of COPY BINARY each), kept. */
+function rowGroups(impl: Impl, chunks: RowChunk[], columns: PgColumn[]): { batch: RecordBatch; specs: ColumnSpec[] }[] {
+  const b = new impl.BatchBuilder(columns.map((c) => impl.parquetSpec(impl.columnSpec(c))), { maxRows: 1 << 20, maxBytes: 32 << 20 });
+  const out: { batch: RecordBatch; specs: ColumnSpec[] }[] = [];
+  const take = () => { const specs = b.specs; const t = b.take(); if (t) out.push({ batch: t.batch, specs }); };
+  for (const rc of chunks) {
+    for (let i = 0; i < rc.rowEnds.length;) {
+      i = b.feed(rc.data, rc.rowEnds, i);
+      if (b.full) take();
+    }
+  }
+  take();
+  return out;
+}
+
+/** `--only encode`: encodeRowGroup alone over prebuilt row groups, in CPU-s per million rows (and per column with `--columns`). */
+async function encodeOnly(chunks: RowChunk[], columns: PgColumn[]): Promise<void> {
+  const groups = rowGroups(IMPLS[0]!, chunks, columns);
+  const codecs = await Promise.all(IMPLS.map((impl) => impl.pageCodec(COMPRESSION)));
+  const encodeAll = (k: number, hash?: Hash) => {
+    let bytes = 0;
+    for (const g of groups) {
+      const e = IMPLS[k]!.encodeRowGroup(g.batch, g.specs, 0, g.batch.numRows, codecs[k]!);
+      bytes += e.bytes;
+      if (hash) for (const c of e.chunks) for (const p of c.pages) hash.update(p);
+    }
+    return bytes;
+  };
+  const digests = IMPLS.map((impl, k) => {
+    const h = createHash('sha256');
+    process.stdout.write(`  [${impl.name}] row groups: ${groups.length}, encoded ${encodeAll(k, h)} bytes\n`);
+    return h.digest('hex');
+  });
+  if (IMPLS.length > 1) {
+    const same = digests.every((d) => d === digests[0]);
+    process.stdout.write(`  pages of every build: ${same ? 'byte-identical' : 'DIFFERENT'}\n`);
+    if (!same) process.exitCode = 1;
+  }
+  const xs = IMPLS.map(() => [] as number[]);
+  for (let r = 0; r < REPS; r++) {
+    for (const k of IMPLS.keys()) {
+      const t = process.cpuUsage();
+      encodeAll(k);
+      xs[k]!.push(cpuS(t) / ROWS * 1e6);
+    }
+  }
+  IMPLS.forEach((impl, k) => line(`encode row groups, ${NAME}`, impl, xs[k]!));
+  if (!flags.columns) return;
+  // One column at a time: a batch of just that column, so each figure is its own encoding.
+  const specs = groups[0]!.specs;
+  for (const [c, spec] of specs.entries()) {
+    const one = groups.map((g) => ({ batch: new RecordBatch(new Schema([g.batch.schema.fields[c]!]), makeData({ type: new Struct([g.batch.schema.fields[c]!]), length: g.batch.numRows, children: [g.batch.data.children[c]!] })), specs: [g.specs[c]!] }));
+    const parts = IMPLS.map((impl, k) => {
+      let bytes = 0;
+      const t = process.cpuUsage();
+      for (let r = 0; r < REPS; r++) for (const g of one) bytes = impl.encodeRowGroup(g.batch, g.specs, 0, g.batch.numRows, codecs[k]!).bytes;
+      return `[${impl.name}] ${(cpuS(t) / REPS / ROWS * 1e6).toFixed(3)} (${bytes} B last group)`;
+    });
+    process.stdout.write(`    ${spec.name.padEnd(10)} ${spec.kind.padEnd(10)} ${parts.join('  ')}\n`);
+  }
+}
+
+const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const line = (what: string, impl: Impl, xs: number[]) =>
+  process.stdout.write(`  ${what} [${impl.name}]: min ${Math.min(...xs).toFixed(3)}, median ${med(xs).toFixed(3)} CPU-s per million rows (${xs.map((x) => x.toFixed(3)).join(', ')})\n`);
+
 async function main(): Promise<void> {
   const { copy, columns } = await capture();
   const chunks = rowChunks(copy);
   const only = flags.only;
+  if (only === 'encode') {
+    if (!PARQUET) throw new Error('--only encode needs --format parquet');
+    process.stdout.write(`columnar profile: ${ROWS} rows, ${(copy.length / 1e6).toFixed(0)} MB of COPY BINARY, ${REPS} reps, node ${process.version}\n`);
+    return encodeOnly(chunks, columns);
+  }
   process.stdout.write(`columnar profile: ${ROWS} rows, ${(copy.length / 1e6).toFixed(0)} MB of COPY BINARY, ${REPS} reps, node ${process.version}\n`);
   const files = await toObjects(IMPLS[0]!, chunks, columns); // warm-up, and the import's input
   process.stdout.write(`  ${NAME}: ${files.length} object(s), ${files.reduce((a, f) => a + f.length, 0)} bytes\n`);
@@ -212,9 +290,6 @@ async function main(): Promise<void> {
     process.stdout.write(`  COPY BINARY read back by [${impl.name}] and [${IMPLS[0]!.name}]: ${sameCopy ? 'byte-identical' : 'DIFFERENT'}\n`);
     if (!sameCopy) process.exitCode = 1;
   }
-  const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  const line = (what: string, impl: Impl, xs: number[]) =>
-    process.stdout.write(`  ${what} [${impl.name}]: min ${Math.min(...xs).toFixed(3)}, median ${med(xs).toFixed(3)} CPU-s per million rows (${xs.map((x) => x.toFixed(3)).join(', ')})\n`);
   if (only !== 'import') {
     const xs = IMPLS.map(() => [] as number[]);
     for (let r = 0; r < REPS; r++) {

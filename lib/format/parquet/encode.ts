@@ -32,7 +32,7 @@ const MAX_DICT_BYTES = 1 << 20;
 const DICT_PROBE = 4096;
 
 /** The Arrow builders' growable buffer, with the writes the Parquet encoding needs. */
-class Out extends Bytes {
+export class Out extends Bytes {
   byte(b: number): void {
     this.reserve(1);
     this.u8[this.len++] = b;
@@ -91,11 +91,30 @@ export function encodeHybrid(out: Out, v: ArrayLike<number>, n: number, width: n
     const u8 = out.u8;
     const end = Math.min(i + groups * 8, n);
     if (width <= 24) {
+      let q = p;
+      let k = i;
+      if (width <= 8) {
+        // Whole groups of 8 values: two words of 4 values (4·width ≤ 32 bits each), written
+        // as width bytes; with an odd width the middle byte holds half of each.
+        const half = width >> 1;
+        const odd = width & 1;
+        const mid = 4 * width - 4;
+        for (; k + 8 <= end; k += 8) {
+          const lo = v[k]! | (v[k + 1]! << width) | (v[k + 2]! << (2 * width)) | (v[k + 3]! << (3 * width));
+          const hi = v[k + 4]! | (v[k + 5]! << width) | (v[k + 6]! << (2 * width)) | (v[k + 7]! << (3 * width));
+          for (let b = 0; b < half; b++) u8[q++] = lo >>> (8 * b);
+          if (odd) {
+            u8[q++] = (lo >>> mid) | (hi << 4);
+            for (let b = 0; b < half; b++) u8[q++] = hi >>> (8 * b + 4);
+          } else {
+            for (let b = 0; b < half; b++) u8[q++] = hi >>> (8 * b);
+          }
+        }
+      }
       // An accumulator of under 32 bits: fewer than 8 pending bits plus one value.
       let acc = 0;
       let nb = 0;
-      let q = p;
-      for (let k = i; k < end; k++) {
+      for (; k < end; k++) {
         acc |= v[k]! << nb;
         nb += width;
         while (nb >= 8) { u8[q++] = acc & 0xff; acc >>>= 8; nb -= 8; }
@@ -139,10 +158,10 @@ interface Leaf {
   path: string[];
 }
 
-function validAt(d: Data, i: number): boolean {
+/** The validity bitmap of `d`, or undefined when every slot holds a value. */
+function validity(d: Data): Uint8Array | undefined {
   const bm = d.nullBitmap;
-  if (d.nullCount === 0 || !bm || bm.length === 0) return true;
-  return ((bm[i >> 3]! >> (i & 7)) & 1) === 1;
+  return d.nullCount === 0 || !bm || bm.length === 0 ? undefined : bm;
 }
 
 function leafOf(spec: ColumnSpec, d: Data, from: number, to: number): Leaf {
@@ -151,8 +170,8 @@ function leafOf(spec: ColumnSpec, d: Data, from: number, to: number): Leaf {
     const n = to - from;
     let def: Uint8Array | undefined;
     let nulls = 0;
-    const bm = d.nullBitmap;
-    if (d.nullCount > 0 && bm && bm.length > 0) {
+    const bm = validity(d);
+    if (bm) {
       def = new Uint8Array(n);
       for (let i = 0; i < n; i++) {
         const s = from + i;
@@ -174,16 +193,18 @@ function leafOf(spec: ColumnSpec, d: Data, from: number, to: number): Leaf {
   const rep = new Uint8Array(cap);
   let k = 0;
   let nulls = 0;
+  const rows = validity(d);
+  const elems = validity(child);
   for (let r = from; r < to; r++) {
-    if (!validAt(d, r)) { def[k++] = 0; nulls++; continue; }
+    if (rows && !((rows[r >> 3]! >> (r & 7)) & 1)) { def[k++] = 0; nulls++; continue; }
     const s = offs[r]!;
     const e = offs[r + 1]!;
     if (s === e) { def[k++] = 1; nulls++; continue; }
-    for (let j = s; j < e; j++) {
-      rep[k] = j === s ? 0 : 1;
-      if (validAt(child, j)) def[k] = 3;
+    // rep is 0 (a new row) at the first element, as allocated; 1 for the rest.
+    for (let j = s; j < e; j++, k++) {
+      if (j !== s) rep[k] = 1;
+      if (!elems || ((elems[j >> 3]! >> (j & 7)) & 1)) def[k] = 3;
       else { def[k] = 2; nulls++; }
-      k++;
     }
   }
   return {
@@ -194,8 +215,8 @@ function leafOf(spec: ColumnSpec, d: Data, from: number, to: number): Leaf {
 
 /** The slots of a leaf that hold values, in order. */
 function presentSlots(l: Leaf): Int32Array | undefined {
-  const bm = l.data.nullBitmap;
-  if (l.data.nullCount === 0 || !bm || bm.length === 0) return undefined;
+  const bm = validity(l.data);
+  if (!bm) return undefined;
   const out = new Int32Array(l.to - l.from);
   let n = 0;
   for (let i = l.from; i < l.to; i++) if ((bm[i >> 3]! >> (i & 7)) & 1) out[n++] = i;
@@ -206,26 +227,48 @@ function u8of(v: ArrayBufferView): Uint8Array {
   return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
 }
 
-/** PLAIN values of the given slots. */
+function dvOf(v: ArrayBufferView): DataView {
+  return new DataView(v.buffer, v.byteOffset, v.byteLength);
+}
+
+/**
+ * Copy bytes [a, b) of `src` to `dst` at `p`: four at a time through DataViews (short values,
+ * the common case, cost a third of a byte loop), long ones with one native copy.
+ */
+function copyBytes(src: Uint8Array, sdv: DataView, a: number, b: number, dst: Uint8Array, dv: DataView, p: number): void {
+  if (b - a > 256) { dst.set(src.subarray(a, b), p); return; }
+  for (; a + 4 <= b; a += 4, p += 4) dv.setUint32(p, sdv.getUint32(a, true), true);
+  for (; a < b; a++) dst[p++] = src[a]!;
+}
+
+/** PLAIN values of the given slots (all of the leaf's slots when undefined). */
 function plainValues(l: Leaf, slots: Int32Array | undefined, out: Out): number {
   const d = l.data;
   const t = l.type;
   const count = slots ? slots.length : l.to - l.from;
-  const at = (k: number) => (slots ? slots[k]! : l.from + k);
   if (t.physical === PT.BOOLEAN) {
     const bits = d.values as Uint8Array;
-    const p = out.reserve((count + 7) >> 3);
-    out.u8.fill(0, p, p + ((count + 7) >> 3));
-    for (let k = 0; k < count; k++) {
-      const s = at(k);
-      if ((bits[s >> 3]! >> (s & 7)) & 1) out.u8[p + (k >> 3)]! |= 1 << (k & 7);
+    const nb = (count + 7) >> 3;
+    const p = out.reserve(nb);
+    const dst = out.u8;
+    if (!slots && (l.from & 7) === 0) {
+      // Byte-aligned start: the Arrow bits are the PLAIN bits (the last byte's spare bits cleared).
+      dst.set(bits.subarray(l.from >> 3, (l.from >> 3) + nb), p);
+      if (count & 7) dst[p + nb - 1]! &= (1 << (count & 7)) - 1;
+    } else {
+      dst.fill(0, p, p + nb);
+      for (let k = 0; k < count; k++) {
+        const s = slots ? slots[k]! : l.from + k;
+        if ((bits[s >> 3]! >> (s & 7)) & 1) dst[p + (k >> 3)]! |= 1 << (k & 7);
+      }
     }
-    out.len = p + ((count + 7) >> 3);
+    out.len = p + nb;
     return count;
   }
   if (t.arrowWidth === 0) {
     const offs = d.valueOffsets as Int32Array;
     const data = d.values as Uint8Array;
+    const sdv = dvOf(data);
     let total = 4 * count;
     if (slots) for (let k = 0; k < count; k++) total += offs[slots[k]! + 1]! - offs[slots[k]!]!;
     else total += offs[l.to]! - offs[l.from]!;
@@ -234,46 +277,46 @@ function plainValues(l: Leaf, slots: Int32Array | undefined, out: Out): number {
     const dst = out.u8;
     const dv = out.dv;
     for (let k = 0; k < count; k++) {
-      const s = at(k);
+      const s = slots ? slots[k]! : l.from + k;
       const a = offs[s]!;
       const b = offs[s + 1]!;
       dv.setUint32(p, b - a, true);
-      p += 4;
-      // Short values byte by byte: cheaper than a subarray and a set.
-      if (b - a <= 64) for (let i = a; i < b; i++) dst[p++] = data[i]!;
-      else { dst.set(data.subarray(a, b), p); p += b - a; }
+      copyBytes(data, sdv, a, b, dst, dv, p + 4);
+      p += 4 + b - a;
     }
     out.len = p;
     return count;
   }
   const src = u8of(d.values as ArrayBufferView);
+  const sdv = dvOf(src);
   const aw = t.arrowWidth;
-  if (aw === 2) {
-    const i16 = d.values as Int16Array;
-    const p = out.reserve(4 * count);
-    for (let k = 0; k < count; k++) out.dv.setInt32(p + 4 * k, i16[at(k)]!, true);
-    out.len = p + 4 * count;
-    return count;
-  }
   // Width written: 4/8 bytes for INT32/INT64/FLOAT/DOUBLE (a decimal's low bytes), the FLBA width.
   const w = t.physical === PT.INT32 || t.physical === PT.FLOAT ? 4 : t.physical === PT.INT64 || t.physical === PT.DOUBLE ? 8 : t.width!;
   const p = out.reserve(w * count);
   const dst = out.u8;
-  if (t.order === 'signed-bytes') {
+  const dv = out.dv;
+  if (aw === 2) {
+    for (let k = 0; k < count; k++) dv.setInt32(p + 4 * k, sdv.getInt16(2 * (slots ? slots[k]! : l.from + k), true), true);
+  } else if (t.order === 'signed-bytes') {
     // Decimal128 little-endian → FIXED_LEN_BYTE_ARRAY big-endian of its low w bytes.
     for (let k = 0; k < count; k++) {
-      const s = at(k) * 16;
+      const s = (slots ? slots[k]! : l.from + k) * 16;
       const o = p + k * w;
       for (let b = 0; b < w; b++) dst[o + b] = src[s + w - 1 - b]!;
     }
   } else if (!slots && aw === w) {
     dst.set(src.subarray(l.from * w, l.to * w), p);
-  } else {
+  } else if (w === 4 || w === 8) {
+    // INT32/INT64/FLOAT/DOUBLE (or a decimal's low 4/8 bytes): words, not bytes (no float
+    // reads: a NaN's payload must pass through untouched).
     for (let k = 0; k < count; k++) {
-      const s = at(k) * aw;
+      const s = (slots ? slots[k]! : l.from + k) * aw;
       const o = p + k * w;
-      for (let b = 0; b < w; b++) dst[o + b] = src[s + b]!;
+      dv.setUint32(o, sdv.getUint32(s, true), true);
+      if (w === 8) dv.setUint32(o + 4, sdv.getUint32(s + 4, true), true);
     }
+  } else {
+    for (let k = 0; k < count; k++) copyBytes(src, sdv, (slots ? slots[k]! : l.from + k) * aw, (slots ? slots[k]! : l.from + k) * aw + w, dst, dv, p + k * w);
   }
   out.len = p + w * count;
   return count;
@@ -299,19 +342,18 @@ function fixedStats(t: LeafType, plain: Uint8Array, count: number): [Uint8Array,
     return [le32(mi), le32(ma)];
   }
   if (t.physical === PT.INT64) {
+    // Signed 64-bit order as (signed high word, unsigned low word).
     let mk = 0;
     let xk = 0;
-    const cmp = (a: number, b: number) => {
-      const ha = dv.getInt32(8 * a + 4, true);
-      const hb = dv.getInt32(8 * b + 4, true);
-      if (ha !== hb) return ha < hb ? -1 : 1;
-      const la = dv.getUint32(8 * a, true);
-      const lb = dv.getUint32(8 * b, true);
-      return la === lb ? 0 : la < lb ? -1 : 1;
-    };
+    let mh = dv.getInt32(4, true);
+    let ml = dv.getUint32(0, true);
+    let xh = mh;
+    let xl = ml;
     for (let k = 1; k < count; k++) {
-      if (cmp(k, mk) < 0) mk = k;
-      else if (cmp(k, xk) > 0) xk = k;
+      const h = dv.getInt32(8 * k + 4, true);
+      const lo = dv.getUint32(8 * k, true);
+      if (h < mh || (h === mh && lo < ml)) { mk = k; mh = h; ml = lo; }
+      else if (h > xh || (h === xh && lo > xl)) { xk = k; xh = h; xl = lo; }
     }
     return [plain.slice(8 * mk, 8 * mk + 8), plain.slice(8 * xk, 8 * xk + 8)];
   }
@@ -339,22 +381,43 @@ function fixedStats(t: LeafType, plain: Uint8Array, count: number): [Uint8Array,
   // FIXED_LEN_BYTE_ARRAY: unsigned bytes, or signed big-endian (decimal).
   const w = t.width!;
   const signed = t.order === 'signed-bytes';
-  const cmp = (a: number, b: number): number => {
-    for (let i = 0; i < w; i++) {
-      let x = plain[a * w + i]!;
-      let y = plain[b * w + i]!;
-      if (i === 0 && signed) { x = (x << 24) >> 24; y = (y << 24) >> 24; }
-      if (x !== y) return x < y ? -1 : 1;
-    }
-    return 0;
-  };
   let mk = 0;
   let xk = 0;
   for (let k = 1; k < count; k++) {
-    if (cmp(k, mk) < 0) mk = k;
-    else if (cmp(k, xk) > 0) xk = k;
+    if (cmpFixed(plain, dv, k * w, mk * w, w, signed) < 0) mk = k;
+    else if (cmpFixed(plain, dv, k * w, xk * w, w, signed) > 0) xk = k;
   }
   return [plain.slice(mk * w, mk * w + w), plain.slice(xk * w, xk * w + w)];
+}
+
+/**
+ * Compare two big-endian values of `w` bytes at `a` and `b`: unsigned, or two's complement
+ * (`signed`, the first byte carries the sign). Four bytes at a time: big-endian words
+ * compare as the bytes do.
+ */
+function cmpFixed(u8: Uint8Array, dv: DataView, a: number, b: number, w: number, signed: boolean): number {
+  let i = 0;
+  if (w >= 4) {
+    const x = signed ? dv.getInt32(a) : dv.getUint32(a);
+    const y = signed ? dv.getInt32(b) : dv.getUint32(b);
+    if (x !== y) return x < y ? -1 : 1;
+    for (i = 4; i + 4 <= w; i += 4) {
+      const p = dv.getUint32(a + i);
+      const q = dv.getUint32(b + i);
+      if (p !== q) return p < q ? -1 : 1;
+    }
+  } else if (signed) {
+    const x = dv.getInt8(a);
+    const y = dv.getInt8(b);
+    if (x !== y) return x < y ? -1 : 1;
+    i = 1;
+  }
+  for (; i < w; i++) {
+    const x = u8[a + i]!;
+    const y = u8[b + i]!;
+    if (x !== y) return x < y ? -1 : 1;
+  }
+  return 0;
 }
 
 function le32(x: number): Uint8Array {
@@ -363,14 +426,38 @@ function le32(x: number): Uint8Array {
   return u;
 }
 
-function cmpBytes(a: Uint8Array, as: number, ae: number, b: Uint8Array, bs: number, be: number): number {
+/** Compare bytes [as, ae) and [bs, be) of one array, unsigned lexicographic; four bytes at a time (big-endian words order as their bytes do). */
+function cmpBytes(u8: Uint8Array, dv: DataView, as: number, ae: number, bs: number, be: number): number {
   const n = Math.min(ae - as, be - bs);
-  for (let i = 0; i < n; i++) {
-    const x = a[as + i]!;
-    const y = b[bs + i]!;
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const x = dv.getUint32(as + i);
+    const y = dv.getUint32(bs + i);
+    if (x !== y) return x < y ? -1 : 1;
+  }
+  for (; i < n; i++) {
+    const x = u8[as + i]!;
+    const y = u8[bs + i]!;
     if (x !== y) return x < y ? -1 : 1;
   }
   return (ae - as) - (be - bs);
+}
+
+/** The `n` < 4 bytes at `a` as a little-endian number: one masked word read where the array has room. */
+function tailWord(u8: Uint8Array, dv: DataView, a: number, n: number): number {
+  if (a + 4 <= u8.length) return dv.getUint32(a, true) & ((1 << (8 * n)) - 1);
+  let x = 0;
+  for (let i = 0; i < n; i++) x |= u8[a + i]! << (8 * i);
+  return x;
+}
+
+/** Bytes [as, ae) and [bs, be) of one array are equal. */
+function sameBytes(u8: Uint8Array, dv: DataView, as: number, ae: number, bs: number, be: number): boolean {
+  const n = ae - as;
+  if (be - bs !== n) return false;
+  let i = 0;
+  for (; i + 4 <= n; i += 4) if (dv.getUint32(as + i, true) !== dv.getUint32(bs + i, true)) return false;
+  return i === n || tailWord(u8, dv, as + i, n - i) === tailWord(u8, dv, bs + i, n - i);
 }
 
 /** Min and max of byte-array slots (unsigned lexicographic), raw bytes. */
@@ -378,29 +465,47 @@ function varStats(l: Leaf, slots: ArrayLike<number> | undefined, count: number):
   if (count === 0) return undefined;
   const offs = l.data.valueOffsets as Int32Array;
   const data = l.data.values as Uint8Array;
-  const at = (k: number) => (slots ? slots[k]! : l.from + k);
-  let mi = at(0);
+  const dv = dvOf(data);
+  let mi = slots ? slots[0]! : l.from;
   let ma = mi;
+  let ms = offs[mi]!;
+  let me = offs[mi + 1]!;
+  let xs = ms;
+  let xe = me;
   for (let k = 1; k < count; k++) {
-    const s = at(k);
-    if (cmpBytes(data, offs[s]!, offs[s + 1]!, data, offs[mi]!, offs[mi + 1]!) < 0) mi = s;
-    else if (cmpBytes(data, offs[s]!, offs[s + 1]!, data, offs[ma]!, offs[ma + 1]!) > 0) ma = s;
+    const s = slots ? slots[k]! : l.from + k;
+    const a = offs[s]!;
+    const b = offs[s + 1]!;
+    if (cmpBytes(data, dv, a, b, ms, me) < 0) { mi = s; ms = a; me = b; }
+    else if (cmpBytes(data, dv, a, b, xs, xe) > 0) { ma = s; xs = a; xe = b; }
   }
   return [data.slice(offs[mi]!, offs[mi + 1]!), data.slice(offs[ma]!, offs[ma + 1]!)];
 }
 
+/** Hash of bytes [a, b): four at a time (multiply-rotate), mixed so that the top bits depend on every byte. */
+function hashBytes(u8: Uint8Array, dv: DataView, a: number, b: number): number {
+  let h = b - a;
+  for (; a + 4 <= b; a += 4) h = Math.imul(((h << 5) | (h >>> 27)) ^ dv.getUint32(a, true), 0x9e3779b1);
+  h = Math.imul(((h << 5) | (h >>> 27)) ^ tailWord(u8, dv, a, b - a), 0x9e3779b1);
+  return Math.imul(h ^ (h >>> 15), 0x85ebca6b);
+}
+
 /**
  * A dictionary of byte-array slots: distinct values in order of first appearance and each
- * slot's index, or undefined when it does not pay (more than half the values distinct, or
- * more than 1 MiB of distinct values).
+ * slot's index (and the bytes of its PLAIN page), or undefined when it does not pay (more
+ * than half the values distinct, or more than 1 MiB of distinct values). The values are hashed in place (no strings) into an
+ * open-addressing table of first slots.
  */
-function dictionary(l: Leaf, slots: Int32Array | undefined, count: number): { ids: Uint32Array; firsts: Int32Array; n: number } | undefined {
+function dictionary(l: Leaf, slots: Int32Array | undefined, count: number): { ids: Uint32Array; firsts: Int32Array; n: number; bytes: number } | undefined {
   if (count < 16) return undefined;
   const offs = l.data.valueOffsets as Int32Array;
   const data = l.data.values as Uint8Array;
-  let size = 64;
-  while (size < count) size <<= 1;
-  const table = new Int32Array(size).fill(-1); // → index into firsts
+  const dv = dvOf(data);
+  let bits = 6;
+  while (1 << bits < count) bits++;
+  const shift = 32 - bits;
+  const mask = (1 << bits) - 1;
+  const table = new Int32Array(1 << bits).fill(-1); // → index into firsts
   const firsts = new Int32Array(Math.floor(count / 2) + 1);
   const ids = new Uint32Array(count);
   let n = 0;
@@ -412,9 +517,7 @@ function dictionary(l: Leaf, slots: Int32Array | undefined, count: number): { id
     const s = slots ? slots[k]! : l.from + k;
     const a = offs[s]!;
     const b = offs[s + 1]!;
-    let h = 0x811c9dc5;
-    for (let i = a; i < b; i++) h = Math.imul(h ^ data[i]!, 0x01000193);
-    let pos = (h >>> 0) & (size - 1);
+    let pos = hashBytes(data, dv, a, b) >>> shift;
     for (;;) {
       const e = table[pos]!;
       if (e < 0) {
@@ -427,14 +530,14 @@ function dictionary(l: Leaf, slots: Int32Array | undefined, count: number): { id
         break;
       }
       const f = firsts[e]!;
-      if (cmpBytes(data, offs[f]!, offs[f + 1]!, data, a, b) === 0) {
+      if (sameBytes(data, dv, offs[f]!, offs[f + 1]!, a, b)) {
         ids[k] = e;
         break;
       }
-      pos = (pos + 1) & (size - 1);
+      pos = (pos + 1) & mask;
     }
   }
-  return { ids, firsts: firsts.subarray(0, n), n };
+  return { ids, firsts: firsts.subarray(0, n), n, bytes };
 }
 
 /** One encoded column chunk: its pages (headers included) and what the footer says of it. */
@@ -468,24 +571,58 @@ function page(header: TStruct, body: Uint8Array, codec: PageCodec): { head: Uint
   return { head, data, uncompressed: head.length + body.length };
 }
 
-function encodeLeaf(l: Leaf, codec: PageCodec): EncodedChunk {
+/**
+ * Page bodies of one row group. While the codec copies a page out (it compresses), the next
+ * page is built in the same buffer; a page that is the buffer itself (no compression) keeps
+ * it, and the next one gets a new buffer. Each buffer is asked for the page's estimated size,
+ * so it seldom grows (growing copies, and leaves garbage).
+ */
+class Bodies {
+  #free: Out | undefined;
+  get(size: number): Out {
+    const o = this.#free ?? new Out(size);
+    this.#free = undefined;
+    o.len = 0;
+    o.reserve(size);
+    return o;
+  }
+  /** `o` was compressed into `page`. */
+  done(o: Out, page: Uint8Array): void {
+    if (page.buffer !== o.u8.buffer) this.#free = o;
+  }
+}
+
+/** Levels as a v1 data page holds them: a 4-byte length, then the RLE/bit-packed hybrid. */
+function levels(body: Out, v: Uint8Array | undefined, n: number, max: number): void {
+  const at = body.reserve(4);
+  body.len += 4;
+  if (v) encodeHybrid(body, v, n, bitWidth(max));
+  else if (n > 0) {
+    // Every level is max: one RLE run.
+    body.varint(n * 2);
+    body.byte(max);
+  }
+  body.dv.setUint32(at, body.len - at - 4, true);
+}
+
+/** Bytes of `n` bit-packed values of `width` bits, plus room for run headers: a body's estimate. */
+function packedBytes(n: number, width: number): number {
+  return Math.ceil((n * width) / 8) + 16;
+}
+
+function encodeLeaf(l: Leaf, codec: PageCodec, bodies: Bodies): EncodedChunk {
   const slots = presentSlots(l);
   const count = slots ? slots.length : l.to - l.from;
-  const body = new Out(1024 + (l.to - l.from) * 4);
-  if (l.maxRep > 0) {
-    const lv = new Out(64);
-    encodeHybrid(lv, l.rep!, l.levels, 1);
-    body.u32(lv.len);
-    body.bytes(lv.take());
-  }
-  const lv = new Out(64);
-  if (l.def) encodeHybrid(lv, l.def, l.levels, bitWidth(l.maxDef));
-  else if (l.levels > 0) {
-    lv.varint(l.levels * 2);
-    lv.byte(l.maxDef);
-  }
-  body.u32(lv.len);
-  body.bytes(lv.take());
+  const dict = l.type.arrowWidth === 0 ? dictionary(l, slots, count) : undefined;
+  const t = l.type;
+  let size = 8 + (l.maxRep > 0 ? packedBytes(l.levels, 1) : 0) + (l.def ? packedBytes(l.levels, bitWidth(l.maxDef)) : 8);
+  if (dict) size += 1 + packedBytes(count, bitWidth(dict.n - 1));
+  else if (t.arrowWidth === 0) size += 4 * count + ((l.data.valueOffsets as Int32Array)[l.to]! - (l.data.valueOffsets as Int32Array)[l.from]!);
+  else if (t.physical === PT.BOOLEAN) size += (count + 7) >> 3;
+  else size += count * (t.physical === PT.INT32 || t.physical === PT.FLOAT ? 4 : t.physical === PT.INT64 || t.physical === PT.DOUBLE ? 8 : t.width!);
+  const body = bodies.get(size);
+  if (l.maxRep > 0) levels(body, l.rep, l.levels, l.maxRep);
+  levels(body, l.def, l.levels, l.maxDef);
 
   const stats: TStruct = { 3: i64(l.nulls) };
   const pages: Uint8Array[] = [];
@@ -494,11 +631,9 @@ function encodeLeaf(l: Leaf, codec: PageCodec): EncodedChunk {
   let bounds: [Uint8Array, Uint8Array] | undefined;
   let dataEnc: number = ENC.PLAIN;
   let dictBytes = 0;
-  const dict = l.type.arrowWidth === 0 ? dictionary(l, slots, count) : undefined;
   if (dict) {
-    const dv = new Out(1024);
-    const dl = { ...l };
-    plainValues(dl, dict.firsts, dv);
+    const dv = new Out(dict.bytes);
+    plainValues(l, dict.firsts, dv);
     const dp = page({ 1: i32(PAGE.DICTIONARY_PAGE), 7: struct({ 1: i32(dict.n), 2: i32(ENC.PLAIN) }) }, dv.take(), codec);
     pages.push(dp.head, dp.data);
     dictBytes = dp.head.length + dp.data.length;
@@ -512,7 +647,7 @@ function encodeLeaf(l: Leaf, codec: PageCodec): EncodedChunk {
   } else {
     const start = body.len;
     plainValues(l, slots, body);
-    bounds = l.type.arrowWidth === 0 ? varStats(l, slots, count) : fixedStats(l.type, body.u8.subarray(start, body.len), count);
+    bounds = t.arrowWidth === 0 ? varStats(l, slots, count) : fixedStats(t, body.u8.subarray(start, body.len), count);
   }
   if (bounds && bounds[0].length <= MAX_STAT_BYTES && bounds[1].length <= MAX_STAT_BYTES) {
     stats[5] = bin(bounds[1]);
@@ -522,21 +657,20 @@ function encodeLeaf(l: Leaf, codec: PageCodec): EncodedChunk {
     1: i32(PAGE.DATA_PAGE),
     5: struct({ 1: i32(l.levels), 2: i32(dataEnc), 3: i32(ENC.RLE), 4: i32(ENC.RLE) }),
   }, body.take(), codec);
+  bodies.done(body, dp.data);
   pages.push(dp.head, dp.data);
   uncompressed += dp.uncompressed;
   const bytes = pages.reduce((a, p) => a + p.length, 0);
   return {
     pages, bytes, dataOffset: dictBytes, hasDictionary: dict !== undefined, uncompressed, levels: l.levels,
-    physical: l.type.physical, path: l.path, encodings, stats,
+    physical: t.physical, path: l.path, encodings, stats,
   };
 }
 
 /** Encode rows [from, to) of a record batch built from `specs` as one row group. */
 export function encodeRowGroup(batch: RecordBatch, specs: ColumnSpec[], from: number, to: number, codec: PageCodec): EncodedRowGroup {
-  const chunks: EncodedChunk[] = [];
-  specs.forEach((s, i) => {
-    chunks.push(encodeLeaf(leafOf(s, batch.data.children[i]!, from, to), codec));
-  });
+  const bodies = new Bodies();
+  const chunks = specs.map((s, i) => encodeLeaf(leafOf(s, batch.data.children[i]!, from, to), codec, bodies));
   return {
     rows: to - from,
     bytes: chunks.reduce((a, c) => a + c.bytes, 0),

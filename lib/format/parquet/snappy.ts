@@ -16,13 +16,8 @@ export function snappyMaxLength(n: number): number {
   return 32 + n + Math.floor(n / 6);
 }
 
-function hash(u8: Uint8Array, p: number): number {
-  const v = u8[p]! | (u8[p + 1]! << 8) | (u8[p + 2]! << 16) | (u8[p + 3]! << 24);
+function hash(v: number): number {
   return Math.imul(v, 0x1e35a7bd) >>> (32 - HASH_BITS);
-}
-
-function same4(u8: Uint8Array, a: number, b: number): boolean {
-  return u8[a] === u8[b] && u8[a + 1] === u8[b + 1] && u8[a + 2] === u8[b + 2] && u8[a + 3] === u8[b + 3];
 }
 
 /** Compress bytes into one Snappy block. */
@@ -36,9 +31,10 @@ export function snappyCompress(src: Uint8Array): Uint8Array {
   }
   out[o++] = n;
   const table = new Int32Array(1 << HASH_BITS);
+  const dv = new DataView(src.buffer, src.byteOffset, src.byteLength);
   for (let start = 0; start < src.length; start += BLOCK) {
     const end = Math.min(src.length, start + BLOCK);
-    o = compressBlock(src, start, end, out, o, table);
+    o = compressBlock(src, dv, start, end, out, o, table);
   }
   return out.subarray(0, o);
 }
@@ -72,25 +68,30 @@ function copy(offset: number, len: number, out: Uint8Array, o: number): number {
   return o;
 }
 
-function compressBlock(src: Uint8Array, start: number, end: number, out: Uint8Array, o: number, table: Int32Array): number {
+// Four bytes are read as one little-endian word (DataView): hashing and comparing a word
+// costs a quarter of doing it byte by byte; a match grows four bytes at a time until a word
+// differs, then by bytes.
+function compressBlock(src: Uint8Array, dv: DataView, start: number, end: number, out: Uint8Array, o: number, table: Int32Array): number {
   table.fill(-1);
   let lit = start;
   let p = start;
   const limit = end - 4;
   let skip = 32;
   while (p <= limit) {
-    const h = hash(src, p);
+    const v = dv.getUint32(p, true);
+    const h = hash(v);
     const c = table[h]!;
     table[h] = p;
-    if (c >= start && p - c <= MAX_OFFSET && same4(src, c, p)) {
+    if (c >= start && p - c <= MAX_OFFSET && dv.getUint32(c, true) === v) {
       if (lit < p) o = literal(src, lit, p, out, o);
       let len = 4;
+      while (p + len + 4 <= end && dv.getUint32(c + len, true) === dv.getUint32(p + len, true)) len += 4;
       while (p + len < end && src[c + len] === src[p + len]) len++;
       o = copy(p - c, len, out, o);
       p += len;
       lit = p;
       skip = 32;
-      if (p - 1 <= limit) table[hash(src, p - 1)] = p - 1;
+      if (p - 1 <= limit) table[hash(dv.getUint32(p - 1, true))] = p - 1;
     } else {
       p += skip++ >> 5;
     }
