@@ -38,6 +38,11 @@ export interface ParquetOpenOptions extends ArrowDecodeOptions {
    * written by another tool): derived from the Parquet types when absent.
    */
   foreign?: boolean;
+  /**
+   * Write COPY BINARY through Arrow data for every column, as before to-copy.ts (default
+   * false): the reference the direct encoders are tested against.
+   */
+  viaArrow?: boolean;
 }
 
 /** Read and check the footer of a Parquet object. */
@@ -380,7 +385,7 @@ export async function openParquetObject(src: ParquetObjectSource, opts: ParquetO
         // COPY BINARY straight from the decoded pages; kinds not handled there through Arrow data.
         const batch: CopyBatch = {
           numRows: rows,
-          encoder: (c, s) => parquetEncoder(s, meta.leaves[c]!, cols[c]!, rows, timeScale(meta.leaves[c]!)) ?? columnEncoder(s, data(c)),
+          encoder: (c, s) => (opts.viaArrow ? undefined : parquetEncoder(s, meta.leaves[c]!, cols[c]!, rows, timeScale(meta.leaves[c]!))) ?? columnEncoder(s, data(c)),
           data,
         };
         return { done: false, value: batch };
