@@ -433,6 +433,23 @@ export function encodedEncoder(w: FieldWriter, present: (r: number) => boolean):
   };
 }
 
+/**
+ * A timestamp's microseconds since 1970 (low and high words) as PostgreSQL's since 2000 at `p`;
+ * ±infinity (INT64 max and min) kept as they are.
+ */
+export function putTimestamp(ov: DataView, p: number, lo: number, hi: number): void {
+  if ((hi === 0x7fffffff && lo === 0xffffffff) || (hi === -0x80000000 && lo === 0)) {
+    ov.setInt32(p, hi);
+    ov.setUint32(p + 4, lo);
+    return;
+  }
+  let lo2 = lo - EPOCH_LO;
+  let hi2 = hi - EPOCH_HI;
+  if (lo2 < 0) { lo2 += TWO32; hi2 -= 1; }
+  ov.setInt32(p, hi2);
+  ov.setUint32(p + 4, lo2);
+}
+
 /** The column-wise COPY BINARY encoder of one column's Data. */
 export function columnEncoder(s: ColumnSpec, d: Data): ColumnEncoder {
   if (s.demoted || s.kind === 'text' || s.kind === 'bytea' || s.kind === 'fallback') return bytesEncoder(d, false);
@@ -449,20 +466,7 @@ export function columnEncoder(s: ColumnSpec, d: Data): ColumnEncoder {
       const x = sv.getInt32(4 * j, true);
       ov.setInt32(p, x === 0x7fffffff || x === -0x80000000 ? x : x - PG_EPOCH_DAYS);
     });
-    case 'timestamp': case 'timestamptz': return fixedEncoder(d, 8, (ov, p, sv, j) => {
-      const lo = sv.getUint32(8 * j, true);
-      const hi = sv.getInt32(8 * j + 4, true);
-      if ((hi === 0x7fffffff && lo === 0xffffffff) || (hi === -0x80000000 && lo === 0)) {
-        ov.setInt32(p, hi);
-        ov.setUint32(p + 4, lo);
-        return;
-      }
-      let lo2 = lo - EPOCH_LO;
-      let hi2 = hi - EPOCH_HI;
-      if (lo2 < 0) { lo2 += TWO32; hi2 -= 1; }
-      ov.setInt32(p, hi2);
-      ov.setUint32(p + 4, lo2);
-    });
+    case 'timestamp': case 'timestamptz': return fixedEncoder(d, 8, (ov, p, sv, j) => putTimestamp(ov, p, sv.getUint32(8 * j, true), sv.getInt32(8 * j + 4, true)));
     case 'bool': {
       const bits = d.values as Uint8Array;
       return fixedEncoder(d, 1, (ov, p, _sv, j) => ov.setUint8(p, (bits[j >> 3]! >> (j & 7)) & 1));

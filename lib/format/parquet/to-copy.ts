@@ -1,5 +1,5 @@
 import { FormatError } from '../../errors.js';
-import { copyInto, encodedEncoder, type ColumnEncoder, type FieldWriter, type Out } from '../arrow/decoder.js';
+import { copyInto, encodedEncoder, putTimestamp, type ColumnEncoder, type FieldWriter, type Out } from '../arrow/decoder.js';
 import { numericMaxBytes, PG_EPOCH_DAYS, writeNumeric, writeNumericSafe, writeNumericText } from '../arrow/pgtext.js';
 import type { ColumnSpec } from '../arrow/pgtypes.js';
 import { byteLength, type DecodedColumn, type ParquetLeaf } from './reader.js';
@@ -49,8 +49,6 @@ export function listLevels(l: ParquetLeaf, col: DecodedColumn, rows: number): Li
 }
 
 const TWO32 = 4294967296;
-const EPOCH_HI = 0x35d01;
-const EPOCH_LO = 0x3b37e000;
 
 /** Writes value v (an index among present values) at `p` of `ov`; `sv` views the column's fixed bytes. */
 type Put = (ov: DataView, p: number, sv: DataView, v: number) => void;
@@ -86,20 +84,7 @@ function fixedPut(s: ColumnSpec, l: ParquetLeaf, timeUnit: number): { width: num
       return { width: 8, put: (ov, p, sv, v) => { ov.setInt32(p, sv.getInt32(8 * v + 4, true)); ov.setInt32(p + 4, sv.getInt32(8 * v, true)); } };
     case 'timestamp': case 'timestamptz': return t !== PT.INT64 || timeUnit !== 1 ? undefined : {
       width: 8,
-      put: (ov, p, sv, v) => {
-        const lo = sv.getUint32(8 * v, true);
-        const hi = sv.getInt32(8 * v + 4, true);
-        if ((hi === 0x7fffffff && lo === 0xffffffff) || (hi === -0x80000000 && lo === 0)) {
-          ov.setInt32(p, hi);
-          ov.setUint32(p + 4, lo);
-          return;
-        }
-        let lo2 = lo - EPOCH_LO;
-        let hi2 = hi - EPOCH_HI;
-        if (lo2 < 0) { lo2 += TWO32; hi2 -= 1; }
-        ov.setInt32(p, hi2);
-        ov.setUint32(p + 4, lo2);
-      },
+      put: (ov, p, sv, v) => putTimestamp(ov, p, sv.getUint32(8 * v, true), sv.getInt32(8 * v + 4, true)),
     };
     case 'bool': return t !== PT.BOOLEAN ? undefined : { width: 1, put: (ov, p, sv, v) => ov.setUint8(p, sv.getUint8(v) ? 1 : 0) };
     case 'uuid': return t !== PT.FIXED_LEN_BYTE_ARRAY || l.typeLength !== 16 ? undefined : {
