@@ -58,7 +58,7 @@ export function binaryCapable(s: ColumnSpec): boolean {
 }
 
 /** Growable output buffer. */
-class Out {
+export class Out {
   b: Buffer;
   /** A DataView of `b` (Buffer#writeInt32BE checks its arguments on every call). */
   dv: DataView;
@@ -100,7 +100,7 @@ class Out {
 }
 
 /** Writes field i of a column (length prefix included) in binary form. */
-type FieldWriter = (i: number, o: Out) => void;
+export type FieldWriter = (i: number, o: Out) => void;
 
 /**
  * Is row i of a column valid? A test for per-row loops: `bm` is {@link validity}(d), read
@@ -288,7 +288,7 @@ function valueWriter(s: ColumnSpec, d: Data): FieldWriter {
  * of rows [a, b) at `cur[r - a]` of `out`, advancing `cur`. Each column kind has its own
  * loops, so no per-value closure call, NULL test or buffer growth check remains.
  */
-interface ColumnEncoder {
+export interface ColumnEncoder {
   size(rowLen: Int32Array, n: number): void;
   write(ov: DataView, out: Buffer, cur: Int32Array, a: number, b: number): void;
 }
@@ -313,7 +313,7 @@ function addSizes(rowLen: Int32Array, n: number, d: Data, bytes: number): void {
 }
 
 /** Copy `len` bytes, 4 at a time through DataViews while short (Buffer#copy allocates a view per call). */
-function copyInto(ov: DataView, out: Buffer, q: number, sv: DataView, src: Uint8Array, s: number, len: number): void {
+export function copyInto(ov: DataView, out: Buffer, q: number, sv: DataView, src: Uint8Array, s: number, len: number): void {
   if (len < 160) {
     let j = 0;
     for (; j + 4 <= len; j += 4) ov.setInt32(q + j, sv.getInt32(s + j, true), true);
@@ -388,20 +388,19 @@ function bytesEncoder(d: Data, jsonb: boolean): ColumnEncoder {
 
 /**
  * Any other column (decimal, numeric held as text, lists, intervals): each value is encoded
- * once by its {@link valueWriter} into a scratch buffer during `size`, then copied.
+ * once by `w` (its value, no length word) into a scratch buffer during `size`, then copied.
+ * `w` is called for the rows where `present(r)` is true, once each, in row order.
  */
-function encodedEncoder(s: ColumnSpec, d: Data): ColumnEncoder {
-  const w = valueWriter(s, d);
+export function encodedEncoder(w: FieldWriter, present: (r: number) => boolean): ColumnEncoder {
   const scratch = new Out(64 * 1024);
   let ends = new Int32Array(0);
   return {
     size(rowLen, n) {
-      const bm = validity(d);
       scratch.len = 0;
       if (ends.length < n + 1) ends = new Int32Array(n + 1);
       for (let r = 0; r < n; r++) {
         const start = scratch.len;
-        if (valid(bm, d, r)) {
+        if (present(r)) {
           w(r, scratch);
           rowLen[r]! += 4 + scratch.len - start;
         } else {
@@ -434,8 +433,25 @@ function encodedEncoder(s: ColumnSpec, d: Data): ColumnEncoder {
   };
 }
 
+/**
+ * A timestamp's microseconds since 1970 (low and high words) as PostgreSQL's since 2000 at `p`;
+ * ±infinity (INT64 max and min) kept as they are.
+ */
+export function putTimestamp(ov: DataView, p: number, lo: number, hi: number): void {
+  if ((hi === 0x7fffffff && lo === 0xffffffff) || (hi === -0x80000000 && lo === 0)) {
+    ov.setInt32(p, hi);
+    ov.setUint32(p + 4, lo);
+    return;
+  }
+  let lo2 = lo - EPOCH_LO;
+  let hi2 = hi - EPOCH_HI;
+  if (lo2 < 0) { lo2 += TWO32; hi2 -= 1; }
+  ov.setInt32(p, hi2);
+  ov.setUint32(p + 4, lo2);
+}
+
 /** The column-wise COPY BINARY encoder of one column's Data. */
-function columnEncoder(s: ColumnSpec, d: Data): ColumnEncoder {
+export function columnEncoder(s: ColumnSpec, d: Data): ColumnEncoder {
   if (s.demoted || s.kind === 'text' || s.kind === 'bytea' || s.kind === 'fallback') return bytesEncoder(d, false);
   switch (s.kind) {
     case 'jsonb': return bytesEncoder(d, true);
@@ -450,20 +466,7 @@ function columnEncoder(s: ColumnSpec, d: Data): ColumnEncoder {
       const x = sv.getInt32(4 * j, true);
       ov.setInt32(p, x === 0x7fffffff || x === -0x80000000 ? x : x - PG_EPOCH_DAYS);
     });
-    case 'timestamp': case 'timestamptz': return fixedEncoder(d, 8, (ov, p, sv, j) => {
-      const lo = sv.getUint32(8 * j, true);
-      const hi = sv.getInt32(8 * j + 4, true);
-      if ((hi === 0x7fffffff && lo === 0xffffffff) || (hi === -0x80000000 && lo === 0)) {
-        ov.setInt32(p, hi);
-        ov.setUint32(p + 4, lo);
-        return;
-      }
-      let lo2 = lo - EPOCH_LO;
-      let hi2 = hi - EPOCH_HI;
-      if (lo2 < 0) { lo2 += TWO32; hi2 -= 1; }
-      ov.setInt32(p, hi2);
-      ov.setUint32(p + 4, lo2);
-    });
+    case 'timestamp': case 'timestamptz': return fixedEncoder(d, 8, (ov, p, sv, j) => putTimestamp(ov, p, sv.getUint32(8 * j, true), sv.getInt32(8 * j + 4, true)));
     case 'bool': {
       const bits = d.values as Uint8Array;
       return fixedEncoder(d, 1, (ov, p, _sv, j) => ov.setUint8(p, (bits[j >> 3]! >> (j & 7)) & 1));
@@ -471,7 +474,10 @@ function columnEncoder(s: ColumnSpec, d: Data): ColumnEncoder {
     case 'uuid': return fixedEncoder(d, 16, (ov, p, sv, j) => {
       for (let k = 0; k < 16; k += 4) ov.setInt32(p + k, sv.getInt32(16 * j + k, true), true);
     });
-    default: return encodedEncoder(s, d);
+    default: {
+      const bm = validity(d);
+      return encodedEncoder(valueWriter(s, d), (r) => valid(bm, d, r));
+    }
   }
 }
 
@@ -549,9 +555,22 @@ export async function openArrowObject(
   }, opts);
 }
 
+/**
+ * A batch of rows as {@link batchCopySource} encodes it: a record batch, or rows of another
+ * source (Parquet row groups) that give each column's COPY BINARY encoder directly and its
+ * Arrow data only for COPY TEXT.
+ */
+export interface CopyBatch {
+  readonly numRows: number;
+  /** Column c's COPY BINARY encoder (rows in order, as {@link ColumnEncoder} says) for its spec `s`. */
+  encoder(c: number, s: ColumnSpec): ColumnEncoder;
+  /** Column c as Arrow data (COPY TEXT). */
+  data(c: number): Data;
+}
+
 /** Record batches for {@link batchCopySource}: the next one, the rest of the object after the last, a close that always runs. */
 export interface BatchFeed {
-  next(): Promise<IteratorResult<RecordBatch>>;
+  next(): Promise<IteratorResult<RecordBatch | CopyBatch>>;
   end(): Promise<void>;
   close(): Promise<void>;
 }
@@ -593,13 +612,15 @@ export function batchCopySource(schema: Schema, feed: BatchFeed, opts: ArrowDeco
       for (;;) {
         const next = await feed.next();
         if (next.done) break;
-        const batch = next.value;
+        const v = next.value;
+        const batch: CopyBatch = 'getChildAt' in v
+          ? { numRows: v.numRows, data: (c) => v.getChildAt(c)!.data[0]!, encoder: (c, s) => columnEncoder(s, v.getChildAt(c)!.data[0]!) }
+          : v;
         const n = batch.numRows;
-        const datas = specs.map((_, c) => batch.getChildAt(c)!.data[0]!);
         if (format === 'binary') {
           // Column by column: every row's length first, then the rows in windows of about
           // chunkBytes (at least one row), each written field by field into its own buffer.
-          const encs = specs.map((s, c) => columnEncoder(s, datas[c]!));
+          const encs = specs.map((s, c) => batch.encoder(c, s));
           const nf = encs.length;
           if (rowLen.length < n) rowLen = new Int32Array(n);
           rowLen.fill(2, 0, n); // the int16 field count
@@ -624,7 +645,7 @@ export function batchCopySource(schema: Schema, feed: BatchFeed, opts: ArrowDeco
             a = b;
           }
         } else {
-          const ws = specs.map((s, c) => textWriter(s, datas[c]!));
+          const ws = specs.map((s, c) => textWriter(s, batch.data(c)));
           for (let i = 0; i < n; i++) {
             const line = ws.map((w) => w(i)).join('\t') + '\n';
             const need = Buffer.byteLength(line);

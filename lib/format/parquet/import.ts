@@ -1,20 +1,25 @@
-import { makeData, RecordBatch, Struct, type Data } from 'apache-arrow';
+import { setImmediate as turn } from 'node:timers/promises';
+import { makeData, type Data } from 'apache-arrow';
 import { FormatError, SchemaMismatchError } from '../../errors.js';
-import { batchCopySource, type ArrowCopySource, type ArrowDecodeOptions, type BatchFeed } from '../arrow/decoder.js';
+import { batchCopySource, columnEncoder, type ArrowCopySource, type ArrowDecodeOptions, type BatchFeed, type CopyBatch } from '../arrow/decoder.js';
 import { arrayOidOf, arrowSchema, arrowType, columnSpec, isTextForm, OID, type ColumnSpec } from '../arrow/pgtypes.js';
 import { pageDecompressor } from './codecs.js';
 import { PARQUET_META, type ParquetColumnMeta } from './file.js';
-import { decodeChunk, footerLength, parseFooter, type DecodedColumn, type ParquetFileMeta, type ParquetLeaf } from './reader.js';
+import { byteArray, byteLength, decodeChunk, footerLength, parseFooter, type DecodedColumn, type ParquetFileMeta, type ParquetLeaf } from './reader.js';
 import { decimalBytes, leafType, parquetSpec, PT } from './schema.js';
+import { listLevels, parquetEncoder } from './to-copy.js';
 import type { RStruct } from './thrift.js';
 
 /*
  * Parquet objects into COPY input. The footer is read first (two ranged reads of the tail);
  * then the object is streamed front to back once (so a SHA-256 taken on the way covers every
- * byte) and each row group, when its bytes have arrived, is decoded into Arrow columns of the
- * PostgreSQL types and handed as a record batch (no IPC bytes in between) to the Arrow import
- * path (lib/format/arrow/decoder.ts, batchCopySource), which writes COPY BINARY (or TEXT when a column holds text forms). Memory: the footer, one row
- * group's bytes, its decoded columns and Arrow batch, and one output chunk.
+ * byte) and each row group, when its bytes have arrived, is decoded column by column (values
+ * left in their pages, reader.ts) and handed to the Arrow import path's COPY writer
+ * (lib/format/arrow/decoder.ts, batchCopySource): COPY BINARY fields are written straight from
+ * the decoded pages (to-copy.ts), through Arrow data only for the kinds to-copy.ts leaves out
+ * and for COPY TEXT (a column holding text forms, bare objects). Memory: the footer, one row
+ * group's bytes and decompressed pages, 4 bytes per value of its byte-array columns and per
+ * row, and one output chunk.
  */
 
 /** How a Parquet object is read: its size, a ranged read, and one full stream. */
@@ -33,6 +38,11 @@ export interface ParquetOpenOptions extends ArrowDecodeOptions {
    * written by another tool): derived from the Parquet types when absent.
    */
   foreign?: boolean;
+  /**
+   * Write COPY BINARY through Arrow data for every column, as before to-copy.ts (default
+   * false): the reference the direct encoders are tested against.
+   */
+  viaArrow?: boolean;
 }
 
 /** Read and check the footer of a Parquet object. */
@@ -169,15 +179,26 @@ function scalarData(s: ColumnSpec, l: ParquetLeaf, col: DecodedColumn, vFrom: nu
   const { bitmap, nulls } = bitmapOf(valid, n);
   const base = { type, length: n, nullCount: nulls, nullBitmap: bitmap };
   if (isTextForm(s) || s.kind === 'text' || s.kind === 'jsonb' || s.kind === 'bytea') {
-    if (!col.offsets) throw new SchemaMismatchError(`Parquet column ${s.name} is not a byte array`);
+    if (!col.pos) throw new SchemaMismatchError(`Parquet column ${s.name} is not a byte array`);
+    // Arrow's layout: the values' bytes joined, and offsets.
     const offs = new Int32Array(n + 1);
-    const a0 = col.offsets[vFrom]!;
-    let v = vFrom;
-    for (let i = 0; i < n; i++) {
-      if (valid[i]) v++;
-      offs[i + 1] = col.offsets[v]! - a0;
+    const pos = col.pos;
+    const src = col.bytes!;
+    let total = 0;
+    for (let i = 0, v = vFrom; i < n; i++) if (valid[i]) total += byteLength(src, pos[v++]!);
+    const data = new Uint8Array(total);
+    let at = 0;
+    for (let i = 0, v = vFrom; i < n; i++) {
+      if (valid[i]) {
+        const p = pos[v++]!;
+        const len = byteLength(src, p);
+        if (len <= 64) for (let k = 0; k < len; k++) data[at + k] = src[p + k]!;
+        else data.set(src.subarray(p, p + len), at);
+        at += len;
+      }
+      offs[i + 1] = at;
     }
-    return makeData({ ...base, valueOffsets: offs, data: col.data!.subarray(a0, col.offsets[v]!) } as never);
+    return makeData({ ...base, valueOffsets: offs, data } as never);
   }
   const fx = col.fixed!;
   const dv = new DataView(fx.buffer, fx.byteOffset, fx.byteLength);
@@ -266,31 +287,12 @@ function columnData(spec: ColumnSpec, is: ColumnSpec, l: ParquetLeaf, col: Decod
     if (col.levels !== rows) throw new FormatError(`Parquet column ${l.name} has ${col.levels} values for ${rows} rows`);
     return scalarData(is, l, col, 0, valid, rows);
   }
-  // LIST levels → list offsets, list validity, element validity.
-  const def = col.def!;
-  const rep = col.rep!;
-  const listValid = new Uint8Array(rows);
-  const offsets = new Int32Array(rows + 1);
-  const elemValid = new Uint8Array(col.levels);
-  let r = -1;
-  let e = 0;
-  for (let k = 0; k < col.levels; k++) {
-    if (rep[k] === 0) {
-      r++;
-      if (r >= rows) throw new FormatError(`Parquet column ${l.name} has more lists than rows`);
-      offsets[r] = e;
-      listValid[r] = def[k]! >= l.topDef ? 1 : 0;
-      if (def[k]! <= l.topDef) { offsets[r + 1] = e; continue; }
-    } else if (r < 0 || def[k]! <= l.topDef) throw new FormatError(`Parquet column ${l.name} has malformed list levels`);
-    elemValid[e++] = def[k] === l.maxDef ? 1 : 0;
-    offsets[r + 1] = e;
-  }
-  if (r !== rows - 1) throw new FormatError(`Parquet column ${l.name} has ${r + 1} lists for ${rows} rows`);
+  const { listValid, offsets, elemValid, elems: e } = listLevels(l, col, rows);
   if (is.demoted) {
     // Elements held as text (interval): the whole array as its PostgreSQL literal.
     const texts: (string | null)[] = [];
     let v = 0;
-    for (let k = 0; k < e; k++) texts.push(elemValid[k] ? utf8.decode(col.data!.subarray(col.offsets![v]!, col.offsets![++v]!)) : null);
+    for (let k = 0; k < e; k++) texts.push(elemValid[k] ? utf8.decode(byteArray(col, v++)) : null);
     const valid = listValid;
     const offs = new Int32Array(rows + 1);
     const parts: Uint8Array[] = [];
@@ -359,22 +361,34 @@ export async function openParquetObject(src: ParquetObjectSource, opts: ParquetO
   const schema = arrowSchema(isSpecs);
   const decompressors = new Map<number, (u8: Uint8Array, size: number) => Uint8Array>();
   for (const g of meta.groups) for (const c of g.chunks) if (!decompressors.has(c.codec)) decompressors.set(c.codec, await pageDecompressor(c.codec));
-  // Row groups go to the Arrow import path as record batches (no IPC bytes in between).
+  // Row groups go to the Arrow import path's COPY writer (batchCopySource) as batches whose
+  // columns encode straight from the decoded pages (to-copy.ts), no Arrow data in between.
   const cur = new Cursor(src.stream());
   let g = 0;
   const feed: BatchFeed = {
-    async next(): Promise<IteratorResult<RecordBatch>> {
+    async next(): Promise<IteratorResult<CopyBatch>> {
       for (; g < meta.groups.length; g++) {
         const grp = meta.groups[g]!;
         const buf = await cur.take(grp.start, grp.end);
-        const children = meta.leaves.map((l, i) => {
+        const rows = grp.rows;
+        const cols: DecodedColumn[] = [];
+        for (const [i, l] of meta.leaves.entries()) {
           const c = grp.chunks[i]!;
-          const col = decodeChunk(l, c, buf, grp.start, decompressors.get(c.codec)!);
-          return columnData(specs[i]!, isSpecs[i]!, l, col, grp.rows);
-        });
-        if (grp.rows === 0) continue;
+          cols.push(decodeChunk(l, c, buf, grp.start, decompressors.get(c.codec)!));
+          // Let the loader send what is already encoded while the next column decodes: a row
+          // group decodes for a while, and the COPY must not starve meanwhile.
+          await turn();
+        }
+        if (rows === 0) continue;
         g++;
-        return { done: false, value: new RecordBatch(schema, makeData({ type: new Struct(schema.fields), length: grp.rows, nullCount: 0, children })) };
+        const data = (c: number) => columnData(specs[c]!, isSpecs[c]!, meta.leaves[c]!, cols[c]!, rows);
+        // COPY BINARY straight from the decoded pages; kinds not handled there through Arrow data.
+        const batch: CopyBatch = {
+          numRows: rows,
+          encoder: (c, s) => (opts.viaArrow ? undefined : parquetEncoder(s, meta.leaves[c]!, cols[c]!, rows, timeScale(meta.leaves[c]!))) ?? columnEncoder(s, data(c)),
+          data,
+        };
+        return { done: false, value: batch };
       }
       return { done: true, value: undefined };
     },

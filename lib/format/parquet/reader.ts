@@ -147,7 +147,13 @@ export function parseFooter(meta: Uint8Array, size: number): ParquetFileMeta {
   return { rows: total, leaves, groups, kv };
 }
 
-/** The values of one column chunk, decoded. */
+/**
+ * The values of one column chunk, decoded without copying value bytes: fixed-width values are
+ * one contiguous run (a view of the page when the chunk has one PLAIN page), byte arrays are
+ * positions into `bytes`, where each value is preceded by its 4-byte little-endian length
+ * (PLAIN's own layout, dictionary values included). Read by {@link byteLength} and
+ * {@link byteArray}.
+ */
 export interface DecodedColumn {
   /** Definition levels (undefined when maxDef is 0: every value present). */
   def: Uint8Array | undefined;
@@ -155,10 +161,21 @@ export interface DecodedColumn {
   levels: number;
   /** Present values: fixed width, PLAIN bytes (BOOLEAN: one byte per value). */
   fixed?: Uint8Array;
-  /** Present values: byte arrays as offsets into `data`. */
-  offsets?: Int32Array;
-  data?: Uint8Array;
+  /** Present values of a BYTE_ARRAY column: value k starts at `pos[k]` of `bytes`. */
+  pos?: Int32Array;
+  bytes?: Uint8Array;
   count: number;
+}
+
+/** Length of the byte array starting at `p` of `b` (its PLAIN length prefix, checked when decoded). */
+export function byteLength(b: Uint8Array, p: number): number {
+  return (b[p - 4]! | (b[p - 3]! << 8) | (b[p - 2]! << 16) | (b[p - 1]! << 24)) >>> 0;
+}
+
+/** Present value k of a BYTE_ARRAY column. */
+export function byteArray(col: DecodedColumn, k: number): Uint8Array {
+  const p = col.pos![k]!;
+  return col.bytes!.subarray(p, p + byteLength(col.bytes!, p));
 }
 
 /** Decoder of the RLE/bit-packed hybrid into `out` (n values). */
@@ -223,46 +240,33 @@ function bitWidth(max: number): number {
   return w;
 }
 
-/** PLAIN values: returns fixed bytes or byte-array offsets for `count` values. */
-function readPlain(leaf: ParquetLeaf, u8: Uint8Array, p: number, end: number, count: number): { fixed?: Uint8Array; offsets?: Int32Array; data?: Uint8Array } {
-  const t = leaf.physical;
-  if (t === PT.BOOLEAN) {
+/**
+ * PLAIN byte arrays from `p`: checks every length against the page and puts each value's start
+ * (plus `base`, where this page's bytes begin in the chunk's value bytes) into `pos` from `at`.
+ */
+function plainByteArrays(u8: Uint8Array, p: number, end: number, count: number, pos: Int32Array, at: number, base: number): void {
+  let q = p;
+  for (let k = 0; k < count; k++) {
+    if (q + 4 > end) fail('PLAIN byte array past its page');
+    const n = byteLength(u8, q + 4);
+    q += 4;
+    if (n > end - q) fail('PLAIN byte array past its page');
+    pos[at + k] = base + q;
+    q += n;
+  }
+}
+
+/** PLAIN fixed-width values (BOOLEAN: unpacked to one byte each) of `count` values from `p`. */
+function plainFixed(leaf: ParquetLeaf, u8: Uint8Array, p: number, end: number, count: number): Uint8Array {
+  if (leaf.physical === PT.BOOLEAN) {
     if (p + ((count + 7) >> 3) > end) fail('PLAIN booleans past their page');
     const out = new Uint8Array(count);
     for (let k = 0; k < count; k++) out[k] = (u8[p + (k >> 3)]! >> (k & 7)) & 1;
-    return { fixed: out };
+    return out;
   }
-  if (t === PT.BYTE_ARRAY) {
-    const offsets = new Int32Array(count + 1);
-    const dv = new DataView(u8.buffer, u8.byteOffset, u8.byteLength);
-    let q = p;
-    let total = 0;
-    for (let k = 0; k < count; k++) {
-      if (q + 4 > end) fail('PLAIN byte array past its page');
-      const n = dv.getUint32(q, true);
-      q += 4;
-      if (n > end - q) fail('PLAIN byte array past its page');
-      q += n;
-      total += n;
-    }
-    const data = new Uint8Array(total);
-    q = p;
-    let o = 0;
-    for (let k = 0; k < count; k++) {
-      const n = dv.getUint32(q, true);
-      q += 4;
-      // Short values byte by byte: cheaper than a subarray and a set.
-      if (n <= 64) for (let i = 0; i < n; i++) data[o + i] = u8[q + i]!;
-      else data.set(u8.subarray(q, q + n), o);
-      q += n;
-      o += n;
-      offsets[k + 1] = o;
-    }
-    return { offsets, data };
-  }
-  const w = t === PT.INT32 || t === PT.FLOAT ? 4 : t === PT.INT64 || t === PT.DOUBLE ? 8 : t === PT.INT96 ? 12 : leaf.typeLength;
+  const w = widthOf(leaf);
   if (p + w * count > end) fail('PLAIN values past their page');
-  return { fixed: u8.slice(p, p + w * count) };
+  return u8.subarray(p, p + w * count);
 }
 
 /** Fixed width in bytes of a leaf's PLAIN values (BOOLEAN: 1 after decoding). */
@@ -273,9 +277,20 @@ function widthOf(leaf: ParquetLeaf): number {
 
 type Decompress = (u8: Uint8Array, size: number) => Uint8Array;
 
+/** Join byte runs (none copied when there is one). */
+function join(parts: Uint8Array[], total: number): Uint8Array {
+  if (parts.length === 1) return parts[0]!;
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const p of parts) { out.set(p, at); at += p.length; }
+  return out;
+}
+
 /**
  * Decode one column chunk from the bytes of its row group (`buf` starts at file offset `base`).
- * `decompressor` gives the page decompressor of a codec.
+ * `decompress` is the page decompressor of the chunk's codec. Value bytes are not copied:
+ * byte arrays stay in their (decompressed) pages, joined into one buffer only when the chunk
+ * has several pages holding values (a dictionary and PLAIN pages, or several PLAIN pages).
  */
 export function decodeChunk(leaf: ParquetLeaf, chunk: ParquetChunk, buf: Uint8Array, base: number, decompress: Decompress): DecodedColumn {
   let p = chunk.start - base;
@@ -287,14 +302,23 @@ export function decodeChunk(leaf: ParquetLeaf, chunk: ParquetChunk, buf: Uint8Ar
   const rep = leaf.maxRep > 0 ? new Uint8Array(levels) : undefined;
   const w = widthOf(leaf);
   const isVar = leaf.physical === PT.BYTE_ARRAY;
-  // Each page's values (fresh arrays), joined at the end unless there is one page.
+  // Fixed width: each page's values; byte arrays: the pages holding value bytes (sections of
+  // the joined `bytes`, `vbase` long so far) and every present value's start in it.
   const fixeds: Uint8Array[] = [];
-  const offs: Int32Array[] = [];
-  const datas: Uint8Array[] = [];
+  let fixedLen = 0;
+  const sections: Uint8Array[] = [];
+  let vbase = 0;
+  const pos = isVar ? new Int32Array(levels) : undefined;
   let count = 0;
   let lv = 0;
-  let dict: { fixed?: Uint8Array; offsets?: Int32Array; data?: Uint8Array; n: number } | undefined;
-  const pushFixed = (src: Uint8Array) => { fixeds.push(src); };
+  // The dictionary: fixed values, or (byte arrays) each entry's start in the joined bytes.
+  let dict: { fixed?: Uint8Array; pos?: Int32Array; n: number } | undefined;
+  const section = (page: Uint8Array, from: number): number => {
+    const b = vbase - from;
+    sections.push(page.subarray(from));
+    vbase += page.length - from;
+    return b;
+  };
   while (lv < levels) {
     if (p >= end) fail('column chunk ends before its values');
     const r = new ThriftReader(buf, p, end);
@@ -312,7 +336,11 @@ export function decodeChunk(leaf: ParquetLeaf, chunk: ParquetChunk, buf: Uint8Ar
       const n = num(dh.get(1), 'dictionary num_values');
       if (n < 0 || n > usize + 1) fail('bad dictionary size');
       const page = decompress(raw, usize);
-      dict = { ...readPlain(leaf, page, 0, page.length, n), n };
+      if (isVar) {
+        const dp = new Int32Array(n);
+        plainByteArrays(page, 0, page.length, n, dp, 0, section(page, 0));
+        dict = { pos: dp, n };
+      } else dict = { fixed: plainFixed(leaf, page, 0, page.length, n), n };
       continue;
     }
     if (type !== 0 && type !== 3) continue; // index pages and unknown pages are skipped
@@ -328,7 +356,8 @@ export function decodeChunk(leaf: ParquetLeaf, chunk: ParquetChunk, buf: Uint8Ar
       page = decompress(raw, usize);
       if (n < 0 || lv + n > levels) fail('pages hold more values than the chunk');
       if (rep) {
-        const len = new DataView(page.buffer, page.byteOffset).getUint32(q, true);
+        if (q + 4 > page.length) fail('repetition levels past their page');
+        const len = byteLength(page, q + 4);
         q += 4;
         if (q + len > page.length) fail('repetition levels past their page');
         readHybrid(page, q, q + len, bitWidth(leaf.maxRep), rep.subarray(lv, lv + n), n);
@@ -336,7 +365,7 @@ export function decodeChunk(leaf: ParquetLeaf, chunk: ParquetChunk, buf: Uint8Ar
       }
       if (def) {
         if (q + 4 > page.length) fail('definition levels past their page');
-        const len = new DataView(page.buffer, page.byteOffset).getUint32(q, true);
+        const len = byteLength(page, q + 4);
         q += 4;
         if (q + len > page.length) fail('definition levels past their page');
         readHybrid(page, q, q + len, bitWidth(leaf.maxDef), def.subarray(lv, lv + n), n);
@@ -360,12 +389,12 @@ export function decodeChunk(leaf: ParquetLeaf, chunk: ParquetChunk, buf: Uint8Ar
     if (def) {
       present = 0;
       const d = def.subarray(lv, lv + n);
-      for (let k = 0; k < n; k++) if (d[k] === leaf.maxDef) present++;
+      const md = leaf.maxDef;
+      for (let k = 0; k < n; k++) if (d[k] === md) present++;
     }
     if (enc === 0) {
-      const v = readPlain(leaf, page, q, page.length, present);
-      if (v.fixed) pushFixed(v.fixed);
-      else { offs.push(v.offsets!); datas.push(v.data!); }
+      if (isVar) plainByteArrays(page, q, page.length, present, pos!, count, section(page, q));
+      else { const v = plainFixed(leaf, page, q, page.length, present); fixeds.push(v); fixedLen += v.length; }
     } else if (enc === 2 || enc === 8) {
       if (!dict) fail('dictionary-encoded page without a dictionary');
       const d = dict!;
@@ -374,38 +403,37 @@ export function decodeChunk(leaf: ParquetLeaf, chunk: ParquetChunk, buf: Uint8Ar
       if (bw > 32) fail('bad dictionary index width');
       const ids = new Uint32Array(present);
       if (present > 0) readHybrid(page, q, page.length, bw, ids, present);
-      for (let k = 0; k < present; k++) if (ids[k]! >= d.n) fail('dictionary index out of range');
+      const dn = d.n;
+      for (let k = 0; k < present; k++) if (ids[k]! >= dn) fail('dictionary index out of range');
       if (d.fixed) {
         const out = new Uint8Array(present * w);
         const df = d.fixed;
-        for (let k = 0; k < present; k++) {
-          const a = ids[k]! * w;
-          for (let b = 0; b < w; b++) out[k * w + b] = df[a + b]!;
+        if (w === 4 || w === 8) {
+          // Whole words: one aligned copy per value instead of `w` byte copies.
+          const dw = new Int32Array(df.buffer.slice(df.byteOffset, df.byteOffset + df.length));
+          const ow = new Int32Array(out.buffer);
+          if (w === 4) for (let k = 0; k < present; k++) ow[k] = dw[ids[k]!]!;
+          else for (let k = 0; k < present; k++) { const a = 2 * ids[k]!; ow[2 * k] = dw[a]!; ow[2 * k + 1] = dw[a + 1]!; }
+        } else {
+          for (let k = 0; k < present; k++) {
+            const a = ids[k]! * w;
+            for (let b = 0; b < w; b++) out[k * w + b] = df[a + b]!;
+          }
         }
-        pushFixed(out);
+        fixeds.push(out);
+        fixedLen += out.length;
       } else {
-        const o = new Int32Array(present + 1);
-        let total = 0;
-        for (let k = 0; k < present; k++) total += d.offsets![ids[k]! + 1]! - d.offsets![ids[k]!]!;
-        const data = new Uint8Array(total);
-        let at = 0;
-        const dd = d.data!;
-        for (let k = 0; k < present; k++) {
-          const a = d.offsets![ids[k]!]!;
-          const b = d.offsets![ids[k]! + 1]!;
-          if (b - a <= 64) for (let i = a; i < b; i++) data[at++] = dd[i]!;
-          else { data.set(dd.subarray(a, b), at); at += b - a; }
-          o[k + 1] = at;
-        }
-        offs.push(o);
-        datas.push(data);
+        const dp = d.pos!;
+        const at = count;
+        for (let k = 0; k < present; k++) pos![at + k] = dp[ids[k]!]!;
       }
     } else if (enc === 3 && leaf.physical === PT.BOOLEAN) {
       if (q + 4 > page.length) fail('RLE booleans past their page');
-      const len = new DataView(page.buffer, page.byteOffset).getUint32(q, true);
+      const len = byteLength(page, q + 4);
       const out = new Uint8Array(present);
       readHybrid(page, q + 4, Math.min(page.length, q + 4 + len), 1, out, present);
-      pushFixed(out);
+      fixeds.push(out);
+      fixedLen += out.length;
     } else {
       throw new FormatError(`Parquet encoding ${enc} of column ${leaf.name} is not supported (PLAIN and dictionary encodings are)`);
     }
@@ -413,32 +441,11 @@ export function decodeChunk(leaf: ParquetLeaf, chunk: ParquetChunk, buf: Uint8Ar
     lv += n;
   }
   const out: DecodedColumn = { def, rep, levels, count };
-  if (isVar && offs.length === 1) {
-    // One data page (what segferry writes): its arrays as they are.
-    out.offsets = offs[0]!;
-    out.data = datas[0]!;
-  } else if (isVar) {
-    // Join the pages' byte arrays.
-    const total = datas.reduce((a, d) => a + d.length, 0);
-    const data = new Uint8Array(total);
-    const offsets = new Int32Array(count + 1);
-    let k = 0;
-    let at = 0;
-    for (let i = 0; i < offs.length; i++) {
-      const o = offs[i]!;
-      data.set(datas[i]!, at);
-      for (let j = 1; j < o.length; j++) offsets[++k] = at + o[j]!;
-      at += datas[i]!.length;
-    }
-    out.offsets = offsets;
-    out.data = data;
-  } else if (fixeds.length === 1) {
-    out.fixed = fixeds[0]!;
+  if (isVar) {
+    out.pos = pos!.subarray(0, count);
+    out.bytes = sections.length === 0 ? new Uint8Array(0) : join(sections, vbase);
   } else {
-    const fixed = new Uint8Array(count * w);
-    let at = 0;
-    for (const f of fixeds) { fixed.set(f, at); at += f.length; }
-    out.fixed = fixed;
+    out.fixed = fixeds.length === 0 ? new Uint8Array(0) : join(fixeds, fixedLen);
   }
   return out;
 }
