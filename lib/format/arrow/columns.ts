@@ -44,10 +44,12 @@ export class Bytes {
   presize(cap: number): void {
     if (cap > this.u8.length) this.reserve(cap - this.len);
   }
-  /** Take over `prev`'s memory, zeroed where it was used (the unused rest is still zero). */
+  /**
+   * Take over `prev`'s memory, bytes and all: whoever fills it writes every byte it later
+   * takes (NULL slots included), so nothing is cleared.
+   */
   adopt(prev: Bytes): void {
     if (prev.u8.length <= this.u8.length) return;
-    prev.u8.fill(0, 0, prev.len);
     prev.u8.set(this.u8.subarray(0, this.len)); // what this one holds already (an offsets[0])
     this.u8 = prev.u8;
     this.dv = prev.dv;
@@ -153,7 +155,7 @@ const NS_MAX = 2n ** 63n - 1n;
  * Fixed-width values: integers and floats (the byte-reversed PostgreSQL value, bit for bit),
  * dates, timestamps, times, intervals, uuids and decimals. One class with one conversion
  * switch, so the hot loop's call of {@link FixedColumn.put} is monomorphic (inlined) for
- * every kind. Buffers beyond `len` are always zero, so a NULL only advances `len`.
+ * every kind. A NULL's slot is written as zeros (the buffer may be a previous batch's).
  */
 class FixedColumn extends Column {
   #buf = new Bytes();
@@ -238,9 +240,10 @@ class FixedColumn extends Column {
     const dv = buf.dv;
     let p = buf.len;
     for (let r = 0, k = c; r < n; r++, k += stride, p += w) {
-      // The bytes past `len` are zero: a NULL's slot is left as it is.
-      if (lens[k]! < 0) this.markNull();
-      else if (this.put(bv, pos[k]!, dv, p)) this.n++;
+      if (lens[k]! < 0) {
+        buf.u8.fill(0, p, p + w);
+        this.markNull();
+      } else if (this.put(bv, pos[k]!, dv, p)) this.n++;
       else {
         buf.len = p;
         return r;
@@ -250,8 +253,9 @@ class FixedColumn extends Column {
     return -1;
   }
   protected placeholder(): void {
-    this.#buf.reserve(this.#w);
-    this.#buf.len += this.#w;
+    const p = this.#buf.reserve(this.#w);
+    this.#buf.u8.fill(0, p, p + this.#w);
+    this.#buf.len = p + this.#w;
   }
   protected build(length: number, nullCount: number, nullBitmap: Uint8Array | undefined): Data {
     const type = arrowType(this.spec);
@@ -745,13 +749,13 @@ export class BatchBuilder {
     let s = run.start;
     for (let r = 0, k = 0; r < n; r++) {
       const e = rowEnds[from + r]!;
-      const f = (b[s]! << 8) | b[s + 1]!;
+      const f = e - s >= 2 ? bv.getInt16(s) : -1;
       if (f !== nf || e - s < 2 + 4 * nf) throw new CopyProtocolError(`COPY row has ${f} fields, expected ${nf}`);
       let p = s + 2;
       for (let c = 0; c < nf; c++, k++) {
         // int32 length, big-endian; -1 is NULL.
         if (p + 4 > e) throw new CopyProtocolError('COPY row ends inside a field length');
-        const len = (b[p]! << 24) | (b[p + 1]! << 16) | (b[p + 2]! << 8) | b[p + 3]!;
+        const len = bv.getInt32(p);
         p += 4;
         pos[k] = p;
         lens[k] = len;
