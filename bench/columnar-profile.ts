@@ -34,6 +34,7 @@ const { values: flags } = parseArgs({
   options: {
     rows: { type: 'string' }, reps: { type: 'string' }, only: { type: 'string' }, cache: { type: 'string' },
     profile: { type: 'string' }, quick: { type: 'boolean' }, dist: { type: 'boolean' }, base: { type: 'string' }, 'no-reuse': { type: 'boolean' },
+    'base-reuse': { type: 'boolean' },
     format: { type: 'string' }, compression: { type: 'string' },
   },
 });
@@ -70,8 +71,12 @@ if (flags.base) IMPLS.push(await load('base', flags.base));
 const ROWS = Number(flags.rows ?? (flags.quick ? 50_000 : 300_000));
 const REPS = Number(flags.reps ?? 3);
 const CACHE = flags.cache ?? tmpdir();
-/** BatchBuilderOptions.reuseBuffers for this build (not for `--base`, so a copy of this build compares it); `--no-reuse`: off. */
+/**
+ * BatchBuilderOptions.reuseBuffers for this build (not for `--base`, so a copy of this build
+ * compares it, unless `--base-reuse`: both reuse, as the segment writers do); `--no-reuse`: off.
+ */
 const REUSE = !flags['no-reuse'];
+const BASE_REUSE = flags['base-reuse'] === true;
 
 interface Captured { copy: Buffer; columns: PgColumn[] }
 
@@ -137,7 +142,7 @@ const cpuS = (from: NodeJS.CpuUsage) => { const u = process.cpuUsage(from); retu
 /** COPY BINARY chunks → record batches → IPC files (8 batches each); returns the files. */
 function toArrow(impl: Impl, chunks: RowChunk[], columns: PgColumn[]): Buffer[] {
   // Each batch is copied at once, as the segment writer does, so the builder may reuse its buffers.
-  const b = new impl.BatchBuilder(columns.map(impl.columnSpec), { reuseBuffers: REUSE && impl === IMPLS[0] });
+  const b = new impl.BatchBuilder(columns.map(impl.columnSpec), { reuseBuffers: REUSE && (impl === IMPLS[0] || BASE_REUSE) });
   return arrowIpcFiles(b, () => new impl.IpcFileEncoder(b.schema), chunks, { copyBatches: true }).files;
 }
 
