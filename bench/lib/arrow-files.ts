@@ -9,10 +9,13 @@ import type { RowChunk } from '../../lib/pg/copy-out.js';
  * batches. `encoder` is called once, at the first batch (the builder's schema exists by then).
  * With `copyBatches` (default false) each encoded batch is copied at once, as the segment writer
  * does when the builder reuses its buffers: straight into its file's bytes (one copy per batch,
- * as the writer makes into its assembly buffer). Returns the files, the rows, and the bytes of
- * the encoded batches (headers and footers not counted).
+ * as the writer makes into its assembly buffer). With `copyBatches` and `keep: false` the files
+ * are not kept (none returned): each is copied into one buffer reused for the next, as an export
+ * to a directory hands its bytes on and reuses its buffers. Returns the files, the rows, and the
+ * bytes of the encoded batches (headers and footers not counted).
  */
-export function arrowIpcFiles(b: BatchBuilder, encoder: () => IpcFileEncoder, chunks: RowChunk[], opts: { copyBatches?: boolean } = {}): { files: Buffer[]; rows: number; bytes: number } {
+export function arrowIpcFiles(b: BatchBuilder, encoder: () => IpcFileEncoder, chunks: RowChunk[], opts: { copyBatches?: boolean; keep?: boolean } = {}): { files: Buffer[]; rows: number; bytes: number } {
+  const keep = opts.keep ?? true;
   let enc: IpcFileEncoder | undefined;
   let bytes = 0;
   let rows = 0;
@@ -39,8 +42,11 @@ export function arrowIpcFiles(b: BatchBuilder, encoder: () => IpcFileEncoder, ch
   const close = () => {
     if (!enc || blocks.length === 0) return;
     append(enc.footer(blocks).chunks);
-    files.push(opts.copyBatches ? file.subarray(0, pos) : Buffer.concat(parts));
-    if (opts.copyBatches) file = Buffer.allocUnsafe(pos + (pos >> 4));
+    if (!opts.copyBatches) files.push(Buffer.concat(parts));
+    else if (keep) {
+      files.push(file.subarray(0, pos));
+      file = Buffer.allocUnsafe(pos + (pos >> 4));
+    }
     parts = [];
     blocks = [];
     pos = 0;
