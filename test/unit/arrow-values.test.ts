@@ -9,7 +9,8 @@ import type { RecordBatch } from 'apache-arrow';
 import { BatchBuilder } from '../../lib/format/arrow/columns.js';
 import { putDecimal128 } from '../../lib/format/arrow/decimal.js';
 import { writeNumericText } from '../../lib/format/arrow/pgtext.js';
-import { columnSpec, OID, type PgColumn } from '../../lib/format/arrow/pgtypes.js';
+import { IpcFileEncoder } from '../../lib/format/arrow/ipc.js';
+import { arrowSchema, columnSpec, OID, type PgColumn } from '../../lib/format/arrow/pgtypes.js';
 import { TRAILER, binaryHeader, int4, rowChunk, tuple } from './copy-bytes.js';
 
 const col = (name: string, oid: number, typmod = -1): PgColumn => ({ name, pgType: '', oid, typmod });
@@ -201,5 +202,23 @@ describe('text, jsonb and arrays as bytes', () => {
       .toEqual([[1, null, -3], [], null, [2 ** 31 - 1]]);
     const twoDim = Buffer.concat([int4(2), int4(0), int4(OID.int4), int4(1), int4(1), int4(1), int4(1), int4(4), int4(5)]);
     expect(build([col('a', 1007)], [[ints([1])], [twoDim]]).b.specs[0]!.demoted).toBe(true);
+  });
+});
+
+describe('IPC footer size', () => {
+  it('footerBytes(n) equals the size of the footer encoded for n batches, for every n up to 300', () => {
+    const schemas = [
+      [OID.int8, OID.int4, OID.numeric, OID.float8, OID.bool, OID.timestamptz, OID.date, OID.text, OID.text, 1009, OID.jsonb, OID.uuid],
+      [OID.int4],
+      [OID.text, OID.bytea],
+    ];
+    for (const oids of schemas) {
+      const specs = oids.map((oid, i) => columnSpec(col(`c${i}`, oid, oid === OID.numeric ? numericMod(14, 2) : -1)));
+      const enc = new IpcFileEncoder(arrowSchema(specs, { 'segferry.table': 'public.t' }));
+      for (let n = 1; n <= 300; n++) {
+        const blocks = Array.from({ length: n }, (_, i) => ({ offset: 8 + i * 5_000_000_017, metaDataLength: 1000 + i, bodyLength: 4_000_000_000 + i }));
+        expect([n, enc.footerBytes(n)]).toEqual([n, enc.footer(blocks).bytes]);
+      }
+    }
   });
 });
