@@ -622,7 +622,9 @@ interface Run {
  * current batch is rebuilt from its retained rows, and `generation` changes so the writer
  * starts a new object (one schema per IPC file). The builder keeps the current batch's row
  * bytes for that: memory is about twice `maxBytes` plus one row, plus 8 bytes per field of
- * one chunk's rows for the field offsets (at most twice the chunk's size).
+ * one chunk's rows for the field offsets (at most twice the chunk's size) and 8 bytes per
+ * array element of one chunk's rows (list columns; also at most twice the chunk's size, one
+ * scratch shared by all builders of the thread).
  */
 export class BatchBuilder {
   specs: ColumnSpec[];
