@@ -37,6 +37,7 @@ const { values: flags } = parseArgs({
   options: {
     rows: { type: 'string' }, reps: { type: 'string' }, only: { type: 'string' }, cache: { type: 'string' },
     profile: { type: 'string' }, quick: { type: 'boolean' }, dist: { type: 'boolean' }, base: { type: 'string' }, 'no-reuse': { type: 'boolean' },
+    'base-reuse': { type: 'boolean' },
     format: { type: 'string' }, compression: { type: 'string' }, columns: { type: 'boolean' },
   },
 });
@@ -77,8 +78,12 @@ if (flags.base) IMPLS.push(await load('base', flags.base));
 const ROWS = Number(flags.rows ?? (flags.quick ? 50_000 : 300_000));
 const REPS = Number(flags.reps ?? 3);
 const CACHE = flags.cache ?? tmpdir();
-/** BatchBuilderOptions.reuseBuffers for this build (not for `--base`, so a copy of this build compares it); `--no-reuse`: off. */
+/**
+ * BatchBuilderOptions.reuseBuffers for this build (not for `--base`, so a copy of this build
+ * compares it, unless `--base-reuse`: both reuse, as the segment writers do); `--no-reuse`: off.
+ */
 const REUSE = !flags['no-reuse'];
+const BASE_REUSE = flags['base-reuse'] === true;
 
 interface Captured { copy: Buffer; columns: PgColumn[] }
 
@@ -141,21 +146,26 @@ function rowChunks(copy: Buffer): RowChunk[] {
 
 const cpuS = (from: NodeJS.CpuUsage) => { const u = process.cpuUsage(from); return (u.user + u.system) / 1e6; };
 
-/** COPY BINARY chunks → record batches → IPC files (8 batches each); returns the files. */
-function toArrow(impl: Impl, chunks: RowChunk[], columns: PgColumn[]): Buffer[] {
+/** COPY BINARY chunks → record batches → IPC files (8 batches each); returns the files (none unless `keep`). */
+function toArrow(impl: Impl, chunks: RowChunk[], columns: PgColumn[], keep: boolean): Buffer[] {
   // Each batch is copied at once, as the segment writer does, so the builder may reuse its buffers.
-  const b = new impl.BatchBuilder(columns.map(impl.columnSpec), { reuseBuffers: REUSE && impl === IMPLS[0] });
-  return arrowIpcFiles(b, () => new impl.IpcFileEncoder(b.schema), chunks, { copyBatches: true }).files;
+  const b = new impl.BatchBuilder(columns.map(impl.columnSpec), { reuseBuffers: REUSE && (impl === IMPLS[0] || BASE_REUSE) });
+  return arrowIpcFiles(b, () => new impl.IpcFileEncoder(b.schema), chunks, { copyBatches: true, keep }).files;
 }
 
-/** COPY BINARY chunks → Parquet objects of at most 64 MiB (the segment writer, storing into memory). */
-async function toParquet(impl: Impl, chunks: RowChunk[], columns: PgColumn[]): Promise<Buffer[]> {
+/**
+ * COPY BINARY chunks → Parquet objects of at most 64 MiB (the segment writer, storing into
+ * memory). Unless `keep`, the store drops what it is given and, like a directory, releases
+ * each write (so the writer reuses its assembly buffers); no objects are returned then.
+ */
+async function toParquet(impl: Impl, chunks: RowChunk[], columns: PgColumn[], keep: boolean): Promise<Buffer[]> {
   const files = new Map<string, Buffer[]>();
   const store = {
+    releasesWrites: !keep,
     createWriter: (key: string) => {
       const parts: Buffer[] = [];
-      files.set(key, parts);
-      return { write: async (b: Buffer) => { parts.push(b); }, finish: async () => {}, abort: async () => {} };
+      if (keep) files.set(key, parts);
+      return { write: async (b: Buffer) => { if (keep) parts.push(b); }, finish: async () => {}, abort: async () => {} };
     },
   } as unknown as ObjectStore;
   const w = new impl.ParquetSegmentWriter({ store, keyOf: (n) => `t_dn1_segment.${n}`, cap: 64 << 20, table: TABLE, node: 'dn1', compression: COMPRESSION });
@@ -179,8 +189,13 @@ async function fromParquet(impl: Impl, files: Buffer[], hash?: Hash): Promise<{ 
   return { rows, bytes };
 }
 
-const toObjects = async (impl: Impl, chunks: RowChunk[], columns: PgColumn[]): Promise<Buffer[]> =>
-  (PARQUET ? toParquet(impl, chunks, columns) : toArrow(impl, chunks, columns));
+/**
+ * The objects of `chunks`. Timed runs pass `keep` false: the bytes are handed on and dropped, as
+ * an export to a directory does (the writers then reuse their assembly buffers), instead of
+ * holding every object in memory.
+ */
+const toObjects = async (impl: Impl, chunks: RowChunk[], columns: PgColumn[], keep = true): Promise<Buffer[]> =>
+  (PARQUET ? toParquet(impl, chunks, columns, keep) : toArrow(impl, chunks, columns, keep));
 const fromObjects = (impl: Impl, files: Buffer[], hash?: Hash) => (PARQUET ? fromParquet(impl, files, hash) : fromArrow(impl, files, hash));
 const NAME = PARQUET ? `Parquet ${COMPRESSION}` : 'Arrow IPC';
 
@@ -295,7 +310,7 @@ async function main(): Promise<void> {
     for (let r = 0; r < REPS; r++) {
       for (const [k, impl] of IMPLS.entries()) {
         const t = process.cpuUsage();
-        await toObjects(impl, chunks, columns);
+        await toObjects(impl, chunks, columns, false);
         xs[k]!.push(cpuS(t) / ROWS * 1e6);
       }
     }

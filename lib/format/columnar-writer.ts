@@ -58,6 +58,9 @@ export abstract class ColumnarSegmentWriter<S, P, E extends EncodedUnit> impleme
   #columns: PgColumn[] | undefined;
   #file: ColumnarFile<S> | undefined;
   #inflight: Promise<void> | undefined;
+  /** The two assembly buffers used in turn (see #assemble). */
+  readonly #pool: (Buffer | undefined)[] = [undefined, undefined];
+  #turn = 0;
   #next = 0;
   /** Source labels of the rows in the builder, not yet placed. */
   #pending: string[] = [];
@@ -193,7 +196,7 @@ export abstract class ColumnarSegmentWriter<S, P, E extends EncodedUnit> impleme
   }
 
   async #append(f: ColumnarFile<S>, parts: Uint8Array[]): Promise<void> {
-    const buf = Buffer.concat(parts);
+    const buf = this.#assemble(parts);
     f.hash.update(buf);
     f.bytes += buf.length;
     this.totalBytes += buf.length;
@@ -203,6 +206,30 @@ export abstract class ColumnarSegmentWriter<S, P, E extends EncodedUnit> impleme
     const w = f.writer.write(buf);
     w.catch(() => {}); // observed by #drain
     this.#inflight = w;
+  }
+
+  /**
+   * The parts as one buffer. Where the store is done with a chunk once its write resolves
+   * (ObjectStore.releasesWrites), two buffers serve in turn: with one write in flight, the
+   * other one's write has resolved before it is filled again. This saves a large allocation
+   * per unit, its page faults and the garbage collections it triggers; otherwise (S3 keeps
+   * chunks until a part is full) each unit gets a new buffer.
+   */
+  #assemble(parts: Uint8Array[]): Buffer {
+    let size = 0;
+    for (const x of parts) size += x.byteLength;
+    if (this.o.store.releasesWrites !== true) return Buffer.concat(parts, size);
+    const t = this.#turn;
+    this.#turn = 1 - t;
+    let out = this.#pool[t];
+    // An eighth of headroom, so units of slowly rising size do not reallocate every time.
+    if (!out || out.length < size) out = this.#pool[t] = Buffer.allocUnsafe(size + (size >> 3));
+    let p = 0;
+    for (const x of parts) {
+      out.set(x, p);
+      p += x.byteLength;
+    }
+    return out.subarray(0, size);
   }
 
   async #drain(): Promise<void> {

@@ -1,6 +1,7 @@
 import { makeData, RecordBatch, Struct, type Data, type DataType, type Schema } from 'apache-arrow';
 import { arrowSchema, arrowType, type ColumnSpec } from './pgtypes.js';
-import { numericToText, numericUnscaled, valueToText } from './pgtext.js';
+import { putDecimal128 } from './decimal.js';
+import { numericToText, valueToText } from './pgtext.js';
 import { binaryHeaderEnd, isBinaryTrailer } from '../../pg/copy-binary.js';
 import { CopyProtocolError, ValueConversionError } from '../../errors.js';
 
@@ -43,10 +44,12 @@ export class Bytes {
   presize(cap: number): void {
     if (cap > this.u8.length) this.reserve(cap - this.len);
   }
-  /** Take over `prev`'s memory, zeroed where it was used (the unused rest is still zero). */
+  /**
+   * Take over `prev`'s memory, bytes and all: whoever fills it writes every byte it later
+   * takes (NULL slots included), so nothing is cleared.
+   */
   adopt(prev: Bytes): void {
     if (prev.u8.length <= this.u8.length) return;
-    prev.u8.fill(0, 0, prev.len);
     prev.u8.set(this.u8.subarray(0, this.len)); // what this one holds already (an offsets[0])
     this.u8 = prev.u8;
     this.dv = prev.dv;
@@ -73,7 +76,7 @@ abstract class Column {
   wire = -1;
   constructor(readonly spec: ColumnSpec) {}
 
-  abstract value(b: Buffer, off: number, len: number): boolean;
+  abstract value(b: Buffer, bv: DataView, off: number, len: number): boolean;
 
   /**
    * Append the values of `n` rows whose field offsets and lengths in `b` (`bv`: a DataView of
@@ -85,7 +88,7 @@ abstract class Column {
     for (let r = 0, k = c; r < n; r++, k += stride) {
       const len = lens[k]!;
       if (len < 0) this.appendNull();
-      else if (!this.value(b, pos[k]!, len)) return r;
+      else if (!this.value(b, bv, pos[k]!, len)) return r;
     }
     return -1;
   }
@@ -135,95 +138,149 @@ abstract class Column {
   }
 }
 
+/** How a fixed-width column turns a field's `send` bytes into its Arrow value. */
+const enum Op { I16, I32, I64, Date, Timestamp, Time, Interval, Uuid, Decimal }
+/** Arrow value width of each {@link Op}. */
+const WIDTH = [2, 4, 8, 4, 8, 8, 16, 16, 16];
+/** COPY BINARY width of each {@link Op}; -1: varies. */
+const WIRE = [2, 4, 8, 4, 8, 8, 16, 16, -1];
+
+const TWO32 = 4294967296;
+/** µs offset 1970 → 2000, split in 32-bit halves (0x00035D01_3B37E000) to avoid BigInt per value. */
+const EPOCH_HI = 0x35d01;
+const EPOCH_LO = 0x3b37e000;
+const NS_MAX = 2n ** 63n - 1n;
+
 /**
- * Fixed-width numbers whose Arrow value is the byte-reversed PostgreSQL value (ints, floats
- * bit for bit). Buffers beyond `len` are always zero, so a NULL only advances `len`.
+ * Fixed-width values: integers and floats (the byte-reversed PostgreSQL value, bit for bit),
+ * dates, timestamps, times, intervals, uuids and decimals. One class with one conversion
+ * switch, so the hot loop's call of {@link FixedColumn.put} is monomorphic (inlined) for
+ * every kind. A NULL's slot is written as zeros (the buffer may be a previous batch's).
  */
-class SwapColumn extends Column {
-  readonly #w: number;
+class FixedColumn extends Column {
   #buf = new Bytes();
-  constructor(spec: ColumnSpec, width: number) {
+  readonly #op: Op;
+  readonly #w: number;
+  readonly #scale: number;
+  constructor(spec: ColumnSpec, op: Op) {
     super(spec);
-    this.#w = width;
-    this.wire = width;
+    this.#op = op;
+    this.#w = WIDTH[op]!;
+    this.wire = WIRE[op]!;
+    this.#scale = spec.scale ?? 0;
   }
   bufs(): Bytes[] { return [this.#buf]; }
-  value(b: Buffer, off: number): boolean {
-    const w = this.#w; // the field's length was checked against `wire` by the caller
+
+  /** Write the value at `bv[off..]` at `dv[p..p+width)`; false (nothing written) when the Arrow type cannot hold it. */
+  put(bv: DataView, off: number, dv: DataView, p: number): boolean {
+    switch (this.#op) {
+      case Op.I16: dv.setInt16(p, bv.getInt16(off), true); return true;
+      // Two int32 halves, not one float64: a float load may change a NaN's bits.
+      case Op.I32: dv.setInt32(p, bv.getInt32(off), true); return true;
+      case Op.I64:
+        dv.setInt32(p, bv.getInt32(off + 4), true);
+        dv.setInt32(p + 4, bv.getInt32(off), true);
+        return true;
+      case Op.Date: {
+        // ±infinity (INT32_MIN/MAX) stay; PostgreSQL's range stays far inside int32 after the shift.
+        const d = bv.getInt32(off);
+        dv.setInt32(p, d === 0x7fffffff || d === -0x80000000 ? d : d + 10957, true);
+        return true;
+      }
+      case Op.Timestamp: {
+        const hi = bv.getInt32(off);
+        const lo = bv.getUint32(off + 4);
+        if ((hi === 0x7fffffff && lo === 0xffffffff) || (hi === -0x80000000 && lo === 0)) {
+          // ±infinity: kept as INT64_MAX / INT64_MIN.
+          dv.setUint32(p, lo, true);
+          dv.setInt32(p + 4, hi, true);
+          return true;
+        }
+        let lo2 = lo + EPOCH_LO;
+        let hi2 = hi + EPOCH_HI;
+        if (lo2 >= TWO32) { lo2 -= TWO32; hi2 += 1; }
+        // The last ~30 years of PostgreSQL's range do not fit int64 µs since 1970, and the
+        // extremes are reserved for infinity.
+        if (hi2 > 0x7fffffff || (hi2 === 0x7fffffff && lo2 === 0xffffffff)) return false;
+        dv.setUint32(p, lo2, true);
+        dv.setInt32(p + 4, hi2, true);
+        return true;
+      }
+      case Op.Time: {
+        // µs since midnight; Arrow's Time64 excludes PostgreSQL's 24:00:00.
+        const hi = bv.getInt32(off);
+        const lo = bv.getUint32(off + 4);
+        if (hi * TWO32 + lo >= 86_400_000_000) return false;
+        dv.setUint32(p, lo, true);
+        dv.setInt32(p + 4, hi, true);
+        return true;
+      }
+      case Op.Interval: return putInterval(bv, off, dv, p);
+      case Op.Uuid:
+        // The 16 bytes as they are, 4 at a time (a subarray per value would allocate).
+        for (let j = 0; j < 16; j += 4) dv.setInt32(p + j, bv.getInt32(off + j, true), true);
+        return true;
+      case Op.Decimal: return putDecimal128(bv, off, dv, p, this.#scale);
+    }
+  }
+
+  value(_b: Buffer, bv: DataView, off: number): boolean {
     const buf = this.#buf;
-    const p = buf.len + w <= buf.u8.length ? buf.len : buf.reserve(w);
-    const dv = buf.dv;
-    if (w === 4) dv.setInt32(p, b.readInt32BE(off), true);
-    else if (w === 8) {
-      dv.setInt32(p, b.readInt32BE(off + 4), true);
-      dv.setInt32(p + 4, b.readInt32BE(off), true);
-    } else dv.setInt16(p, b.readInt16BE(off), true);
-    buf.len = p + w;
+    const p = buf.reserve(this.#w);
+    if (!this.put(bv, off, buf.dv, p)) return false;
+    buf.len = p + this.#w;
     this.n++;
     return true;
   }
-  override values(b: Buffer, bv: DataView, pos: Int32Array, lens: Int32Array, n: number, stride: number, c: number): number {
+
+  override values(_b: Buffer, bv: DataView, pos: Int32Array, lens: Int32Array, n: number, stride: number, c: number): number {
     const w = this.#w;
     const buf = this.#buf;
     buf.reserve(w * n);
     const dv = buf.dv;
     let p = buf.len;
-    for (let r = 0, k = c; r < n; r++, k += stride) {
-      const off = pos[k]!;
+    for (let r = 0, k = c; r < n; r++, k += stride, p += w) {
       if (lens[k]! < 0) {
-        // The bytes past `len` are zero: a NULL's slot is left as it is.
+        buf.u8.fill(0, p, p + w);
         this.markNull();
-      } else {
-        // Two int32 halves, not one float64: a float load may change a NaN's bits.
-        if (w === 8) {
-          dv.setInt32(p, bv.getInt32(off + 4), true);
-          dv.setInt32(p + 4, bv.getInt32(off), true);
-        } else if (w === 4) {
-          dv.setInt32(p, bv.getInt32(off), true);
-        } else {
-          dv.setInt16(p, bv.getInt16(off), true);
-        }
-        this.n++;
+      } else if (this.put(bv, pos[k]!, dv, p)) this.n++;
+      else {
+        buf.len = p;
+        return r;
       }
-      p += w;
     }
     buf.len = p;
     return -1;
   }
   protected placeholder(): void {
-    this.#buf.reserve(this.#w);
-    this.#buf.len += this.#w;
+    const p = this.#buf.reserve(this.#w);
+    this.#buf.u8.fill(0, p, p + this.#w);
+    this.#buf.len = p + this.#w;
   }
   protected build(length: number, nullCount: number, nullBitmap: Uint8Array | undefined): Data {
     const type = arrowType(this.spec);
-    const u8 = this.#buf.take();
-    const data = typedView(type, u8);
+    const data = typedView(type, this.#buf.take());
     return makeData({ type, length, nullCount, nullBitmap, data } as never);
   }
 }
 
-/** Writes fixed-width little-endian values through a DataView. */
-abstract class FixedColumn extends Column {
-  protected buf = new Bytes();
-  constructor(spec: ColumnSpec, protected readonly width: number) {
-    super(spec);
+/** interval → MonthDayNano: months, days, then µs × 1000 as int64 (false when that overflows). */
+function putInterval(bv: DataView, off: number, dv: DataView, p: number): boolean {
+  const hi = bv.getInt32(off);
+  if (hi >= -2048 && hi < 2048) {
+    // |µs| < 2^43: µs × 1000 < 2^53 stays exact in a double.
+    const ns = (hi * TWO32 + bv.getUint32(off + 4)) * 1000;
+    const nhi = Math.floor(ns / TWO32);
+    dv.setUint32(p + 8, ns - nhi * TWO32, true);
+    dv.setInt32(p + 12, nhi, true);
+  } else {
+    const ns = bv.getBigInt64(off) * 1000n;
+    if (ns > NS_MAX || ns < -NS_MAX - 1n) return false;
+    dv.setBigInt64(p + 8, ns, true);
   }
-  bufs(): Bytes[] { return [this.buf]; }
-  protected placeholder(): void {
-    this.buf.reserve(this.width);
-    this.buf.len += this.width;
-  }
-  protected build(length: number, nullCount: number, nullBitmap: Uint8Array | undefined): Data {
-    const type = arrowType(this.spec);
-    const u8 = this.buf.take();
-    const data = typedView(type, u8);
-    return makeData({ type, length, nullCount, nullBitmap, data } as never);
-  }
-  protected done(): true {
-    this.buf.len += this.width;
-    this.n++;
-    return true;
-  }
+  dv.setInt32(p, bv.getInt32(off + 12), true); // months
+  dv.setInt32(p + 4, bv.getInt32(off + 8), true); // days
+  return true;
 }
 
 class BoolColumn extends Column {
@@ -233,13 +290,13 @@ class BoolColumn extends Column {
   override values(b: Buffer, bv: DataView, pos: Int32Array, lens: Int32Array, n: number, stride: number, c: number): number {
     for (let r = 0, k = c; r < n; r++, k += stride) {
       if (lens[k]! < 0) this.appendNull();
-      else if (!this.value(b, pos[k]!)) return r;
+      else this.value(b, bv, pos[k]!);
     }
     return -1;
   }
 
   bufs(): Bytes[] { return [this.#bits]; }
-  value(b: Buffer, off: number): boolean {
+  value(b: Buffer, _bv: DataView, off: number): boolean {
     this.#grow();
     if (b[off]) this.#bits.u8[this.n >> 3]! |= 1 << (this.n & 7);
     this.n++;
@@ -261,174 +318,6 @@ class BoolColumn extends Column {
   }
 }
 
-const TWO32 = 4294967296;
-
-/** Write a signed integer as 128-bit two's complement, little-endian. */
-function writeI128(dv: DataView, p: number, v: bigint | number): void {
-  if (typeof v === 'number' && v >= 0) {
-    dv.setUint32(p, v % TWO32, true);
-    dv.setUint32(p + 4, Math.floor(v / TWO32), true);
-    dv.setUint32(p + 8, 0, true);
-    dv.setUint32(p + 12, 0, true);
-    return;
-  }
-  const x = BigInt.asUintN(128, BigInt(v));
-  dv.setBigUint64(p, x & 0xffffffffffffffffn, true);
-  dv.setBigUint64(p + 8, x >> 64n, true);
-}
-
-class DecimalColumn extends FixedColumn {
-  // The loop of Column.values, repeated here so its call of `value` is monomorphic.
-  override values(b: Buffer, bv: DataView, pos: Int32Array, lens: Int32Array, n: number, stride: number, c: number): number {
-    for (let r = 0, k = c; r < n; r++, k += stride) {
-      if (lens[k]! < 0) this.appendNull();
-      else if (!this.value(b, pos[k]!)) return r;
-    }
-    return -1;
-  }
-
-  value(b: Buffer, off: number): boolean {
-    const sign = b.readUInt16BE(off + 4);
-    if (sign !== 0x0000 && sign !== 0x4000) return false; // NaN / ±Infinity
-    const p = this.buf.reserve(16);
-    writeI128(this.buf.dv, p, numericUnscaled(b, off, this.spec.scale!));
-    return this.done();
-  }
-}
-
-/** µs offset 1970 → 2000, split in 32-bit halves (0x00035D01_3B37E000) to avoid BigInt per value. */
-const EPOCH_HI = 0x35d01;
-const EPOCH_LO = 0x3b37e000;
-
-class TimestampColumn extends FixedColumn {
-  override wire = 8;
-  // The loop of Column.values, repeated here so its call of `value` is monomorphic.
-  override values(b: Buffer, bv: DataView, pos: Int32Array, lens: Int32Array, n: number, stride: number, c: number): number {
-    for (let r = 0, k = c; r < n; r++, k += stride) {
-      if (lens[k]! < 0) this.appendNull();
-      else if (!this.value(b, pos[k]!)) return r;
-    }
-    return -1;
-  }
-
-  value(b: Buffer, off: number): boolean {
-    const hi = b.readInt32BE(off);
-    const lo = b.readUInt32BE(off + 4);
-    const p = this.buf.reserve(8);
-    const dv = this.buf.dv;
-    if ((hi === 0x7fffffff && lo === 0xffffffff) || (hi === -0x80000000 && lo === 0)) {
-      // ±infinity: kept as INT64_MAX / INT64_MIN.
-      dv.setUint32(p, lo, true);
-      dv.setInt32(p + 4, hi, true);
-      return this.done();
-    }
-    let lo2 = lo + EPOCH_LO;
-    let hi2 = hi + EPOCH_HI;
-    if (lo2 >= TWO32) { lo2 -= TWO32; hi2 += 1; }
-    // The last ~30 years of PostgreSQL's range do not fit int64 µs since 1970, and the
-    // extremes are reserved for infinity.
-    if (hi2 > 0x7fffffff || (hi2 === 0x7fffffff && lo2 === 0xffffffff)) return false;
-    dv.setUint32(p, lo2, true);
-    dv.setInt32(p + 4, hi2, true);
-    return this.done();
-  }
-}
-
-class DateColumn extends FixedColumn {
-  override wire = 4;
-  // The loop of Column.values, repeated here so its call of `value` is monomorphic.
-  override values(b: Buffer, bv: DataView, pos: Int32Array, lens: Int32Array, n: number, stride: number, c: number): number {
-    for (let r = 0, k = c; r < n; r++, k += stride) {
-      if (lens[k]! < 0) this.appendNull();
-      else if (!this.value(b, pos[k]!)) return r;
-    }
-    return -1;
-  }
-
-  value(b: Buffer, off: number): boolean {
-    const d = b.readInt32BE(off);
-    const p = this.buf.reserve(4);
-    // ±infinity (INT32_MIN/MAX) stay; PostgreSQL's range stays far inside int32 after the shift.
-    this.buf.dv.setInt32(p, d === 0x7fffffff || d === -0x80000000 ? d : d + 10957, true);
-    return this.done();
-  }
-}
-
-/** time: µs since midnight; Arrow's Time64 excludes PostgreSQL's 24:00:00. */
-class TimeColumn extends FixedColumn {
-  override wire = 8;
-  // The loop of Column.values, repeated here so its call of `value` is monomorphic.
-  override values(b: Buffer, _bv: DataView, pos: Int32Array, lens: Int32Array, n: number, stride: number, c: number): number {
-    for (let r = 0, k = c; r < n; r++, k += stride) {
-      if (lens[k]! < 0) this.appendNull();
-      else if (!this.value(b, pos[k]!)) return r;
-    }
-    return -1;
-  }
-
-  value(b: Buffer, off: number): boolean {
-    const hi = b.readInt32BE(off);
-    const lo = b.readUInt32BE(off + 4);
-    if (hi * TWO32 + lo >= 86_400_000_000) return false;
-    const p = this.buf.reserve(8);
-    this.buf.dv.setUint32(p, lo, true);
-    this.buf.dv.setInt32(p + 4, hi, true);
-    return this.done();
-  }
-}
-
-const NS_MAX = 2n ** 63n - 1n;
-
-class IntervalColumn extends FixedColumn {
-  override wire = 16;
-  // The loop of Column.values, repeated here so its call of `value` is monomorphic.
-  override values(b: Buffer, _bv: DataView, pos: Int32Array, lens: Int32Array, n: number, stride: number, c: number): number {
-    for (let r = 0, k = c; r < n; r++, k += stride) {
-      if (lens[k]! < 0) this.appendNull();
-      else if (!this.value(b, pos[k]!)) return r;
-    }
-    return -1;
-  }
-
-  value(b: Buffer, off: number): boolean {
-    const hi = b.readInt32BE(off);
-    const p = this.buf.reserve(16);
-    const dv = this.buf.dv;
-    if (hi >= -2048 && hi < 2048) {
-      // |µs| < 2^43: µs × 1000 < 2^53 stays exact in a double.
-      const ns = (hi * TWO32 + b.readUInt32BE(off + 4)) * 1000;
-      const nhi = Math.floor(ns / TWO32);
-      dv.setUint32(p + 8, ns - nhi * TWO32, true);
-      dv.setInt32(p + 12, nhi, true);
-    } else {
-      const ns = b.readBigInt64BE(off) * 1000n;
-      if (ns > NS_MAX || ns < -NS_MAX - 1n) return false;
-      dv.setBigInt64(p + 8, ns, true);
-    }
-    dv.setInt32(p, b.readInt32BE(off + 12), true); // months
-    dv.setInt32(p + 4, b.readInt32BE(off + 8), true); // days
-    return this.done();
-  }
-}
-
-class UuidColumn extends FixedColumn {
-  override wire = 16;
-  // The loop of Column.values, repeated here so its call of `value` is monomorphic.
-  override values(b: Buffer, bv: DataView, pos: Int32Array, lens: Int32Array, n: number, stride: number, c: number): number {
-    for (let r = 0, k = c; r < n; r++, k += stride) {
-      if (lens[k]! < 0) this.appendNull();
-      else if (!this.value(b, pos[k]!)) return r;
-    }
-    return -1;
-  }
-
-  value(b: Buffer, off: number): boolean {
-    const p = this.buf.reserve(16);
-    this.buf.u8.set(b.subarray(off, off + 16), p);
-    return this.done();
-  }
-}
-
 /** How a variable-width column turns the field bytes into the Arrow value bytes. */
 type VarMode = 'raw' | 'jsonb' | 'numeric' | 'demoted';
 
@@ -443,7 +332,7 @@ class VarColumn extends Column {
     this.#offsets.reserve(4);
     this.#offsets.len = 4; // offsets[0] = 0
   }
-  value(b: Buffer, off: number, len: number): boolean {
+  value(b: Buffer, _bv: DataView, off: number, len: number): boolean {
     switch (this.#mode) {
       case 'raw': this.#bytes(b, off, len); break;
       case 'jsonb':
@@ -462,7 +351,7 @@ class VarColumn extends Column {
       for (let r = 0, k = c; r < n; r++, k += stride) {
         const len = lens[k]!;
         if (len < 0) this.appendNull();
-        else this.value(b, pos[k]!, len);
+        else this.value(b, bv, pos[k]!, len);
       }
       return -1;
     }
@@ -548,19 +437,16 @@ class VarColumn extends Column {
   }
 }
 
+// Offsets and lengths of the elements of one run's arrays (list elements are never lists).
+let elemPos: Int32Array = new Int32Array(1024);
+let elemLens: Int32Array = new Int32Array(1024);
+const onePos = new Int32Array(1);
+const oneLen = new Int32Array(1);
+
 /** One-dimensional arrays with lower bound 1 as Arrow lists. */
 class ListColumn extends Column {
   #offsets = new Bytes();
   readonly child: Column;
-  // The loop of Column.values, repeated here so its call of `value` is monomorphic.
-  override values(b: Buffer, _bv: DataView, pos: Int32Array, lens: Int32Array, n: number, stride: number, c: number): number {
-    for (let r = 0, k = c; r < n; r++, k += stride) {
-      const len = lens[k]!;
-      if (len < 0) this.appendNull();
-      else if (!this.value(b, pos[k]!, len)) return r;
-    }
-    return -1;
-  }
 
   bufs(): Bytes[] { return [this.#offsets]; }
   constructor(spec: ColumnSpec) {
@@ -569,32 +455,67 @@ class ListColumn extends Column {
     this.#offsets.reserve(4);
     this.#offsets.len = 4;
   }
-  value(b: Buffer, off: number, len: number): boolean {
-    // array_send: int32 ndim, int32 has-nulls, int32 element oid, (int32 dim, int32 lbound) × ndim, elements.
-    const end = off + len;
-    if (len < 12) throw arrayError(this.spec.name);
-    const ndim = b.readInt32BE(off);
-    if (ndim !== 0) {
-      if (ndim !== 1 || len < 20 || b.readInt32BE(off + 16) !== 1) return false;
-      const count = b.readInt32BE(off + 12);
-      let p = off + 20;
-      const c = this.child;
-      for (let i = 0; i < count; i++) {
-        if (p + 4 > end) throw arrayError(this.spec.name);
-        const l = b.readInt32BE(p);
-        p += 4;
-        if (l < 0) c.appendNull();
-        else {
-          if (p + l > end || (c.wire >= 0 && l !== c.wire)) throw fieldError(c.spec.name, l, c.wire);
-          if (!c.value(b, p, l)) return false;
-          p += l;
-        }
+  value(b: Buffer, bv: DataView, off: number, len: number): boolean {
+    onePos[0] = off;
+    oneLen[0] = len;
+    return this.values(b, bv, onePos, oneLen, 1, 1, 0) < 0;
+  }
+  /**
+   * Frame the arrays of the run and collect their elements' offsets and lengths, then hand
+   * all elements to the child column's own loop at once (no call per element).
+   */
+  override values(b: Buffer, bv: DataView, pos: Int32Array, lens: Int32Array, n: number, stride: number, c: number): number {
+    const child = this.child;
+    const wire = child.wire;
+    const o = this.#offsets;
+    let op = o.reserve(4 * n);
+    const odv = o.dv;
+    let total = 0;
+    let end = child.n; // the child's length once this run's elements are in
+    for (let r = 0, k = c; r < n; r++, k += stride) {
+      const len = lens[k]!;
+      if (len < 0) {
+        this.markNull();
+        odv.setInt32(op, end, true);
+        op += 4;
+        continue;
       }
-      if (p !== end) throw arrayError(this.spec.name);
+      // array_send: int32 ndim, int32 has-nulls, int32 element oid, (int32 dim, int32 lbound) × ndim, elements.
+      const off = pos[k]!;
+      const stop = off + len;
+      if (len < 12) throw arrayError(this.spec.name);
+      const ndim = bv.getInt32(off);
+      if (ndim !== 0) {
+        if (ndim !== 1 || len < 20 || bv.getInt32(off + 16) !== 1) return r;
+        const count = bv.getInt32(off + 12);
+        // Every element needs at least its length word.
+        if (count < 0 || count > (len - 20) / 4) throw arrayError(this.spec.name);
+        if (total + count > elemPos.length) {
+          const cap = Math.max(2 * elemPos.length, total + count);
+          elemPos = grown(elemPos, cap, total);
+          elemLens = grown(elemLens, cap, total);
+        }
+        let p = off + 20;
+        for (let i = 0; i < count; i++, total++) {
+          if (p + 4 > stop) throw arrayError(this.spec.name);
+          const l = bv.getInt32(p);
+          p += 4;
+          elemPos[total] = p;
+          elemLens[total] = l;
+          if (l >= 0) {
+            if (p + l > stop || (wire >= 0 && l !== wire)) throw fieldError(child.spec.name, l, wire);
+            p += l;
+          }
+        }
+        if (p !== stop) throw arrayError(this.spec.name);
+        end += count;
+      }
+      odv.setInt32(op, end, true);
+      op += 4;
+      this.n++;
     }
-    this.#end();
-    this.n++;
-    return true;
+    o.len = op;
+    return child.values(b, bv, elemPos, elemLens, total, 1, 0) < 0 ? -1 : 0;
   }
   #end(): void {
     const p = this.#offsets.reserve(4);
@@ -613,6 +534,13 @@ class ListColumn extends Column {
   }
 }
 
+/** A copy of `a`'s first `keep` entries with room for `cap`. */
+function grown(a: Int32Array, cap: number, keep: number): Int32Array {
+  const g = new Int32Array(cap);
+  g.set(a.subarray(0, keep));
+  return g;
+}
+
 function fieldError(name: string, len: number, wire: number): CopyProtocolError {
   return new CopyProtocolError(wire >= 0 && len !== wire
     ? `COPY BINARY value of column ${name} has ${len} bytes, expected ${wire}`
@@ -627,16 +555,15 @@ function makeColumn(s: ColumnSpec): Column {
   if (s.demoted) return new VarColumn(s, 'demoted');
   switch (s.kind) {
     case 'bool': return new BoolColumn(s);
-    case 'time': return new TimeColumn(s, 8);
-    case 'int2': case 'int4': case 'int8': case 'float4': case 'float8': {
-      const w = s.kind === 'int2' ? 2 : s.kind === 'int4' || s.kind === 'float4' ? 4 : 8;
-      return new SwapColumn(s, w);
-    }
-    case 'decimal': return new DecimalColumn(s, 16);
-    case 'timestamp': case 'timestamptz': return new TimestampColumn(s, 8);
-    case 'date': return new DateColumn(s, 4);
-    case 'interval': return new IntervalColumn(s, 16);
-    case 'uuid': return new UuidColumn(s, 16);
+    case 'int2': return new FixedColumn(s, Op.I16);
+    case 'int4': case 'float4': return new FixedColumn(s, Op.I32);
+    case 'int8': case 'float8': return new FixedColumn(s, Op.I64);
+    case 'time': return new FixedColumn(s, Op.Time);
+    case 'decimal': return new FixedColumn(s, Op.Decimal);
+    case 'timestamp': case 'timestamptz': return new FixedColumn(s, Op.Timestamp);
+    case 'date': return new FixedColumn(s, Op.Date);
+    case 'interval': return new FixedColumn(s, Op.Interval);
+    case 'uuid': return new FixedColumn(s, Op.Uuid);
     case 'list': return new ListColumn(s);
     case 'numeric': return new VarColumn(s, 'numeric');
     case 'jsonb': return new VarColumn(s, 'jsonb');
@@ -695,7 +622,9 @@ interface Run {
  * current batch is rebuilt from its retained rows, and `generation` changes so the writer
  * starts a new object (one schema per IPC file). The builder keeps the current batch's row
  * bytes for that: memory is about twice `maxBytes` plus one row, plus 8 bytes per field of
- * one chunk's rows for the field offsets (at most twice the chunk's size).
+ * one chunk's rows for the field offsets (at most twice the chunk's size) and 8 bytes per
+ * array element of one chunk's rows (list columns; also at most twice the chunk's size, one
+ * scratch shared by all builders of the thread).
  */
 export class BatchBuilder {
   specs: ColumnSpec[];
@@ -822,13 +751,13 @@ export class BatchBuilder {
     let s = run.start;
     for (let r = 0, k = 0; r < n; r++) {
       const e = rowEnds[from + r]!;
-      const f = (b[s]! << 8) | b[s + 1]!;
+      const f = e - s >= 2 ? bv.getInt16(s) : -1;
       if (f !== nf || e - s < 2 + 4 * nf) throw new CopyProtocolError(`COPY row has ${f} fields, expected ${nf}`);
       let p = s + 2;
       for (let c = 0; c < nf; c++, k++) {
         // int32 length, big-endian; -1 is NULL.
         if (p + 4 > e) throw new CopyProtocolError('COPY row ends inside a field length');
-        const len = (b[p]! << 24) | (b[p + 1]! << 16) | (b[p + 2]! << 8) | b[p + 3]!;
+        const len = bv.getInt32(p);
         p += 4;
         pos[k] = p;
         lens[k] = len;

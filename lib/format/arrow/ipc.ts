@@ -114,8 +114,18 @@ export class IpcFileEncoder {
     return this.#enc.batch(batch);
   }
 
-  /** Exact size of the tail (end-of-stream marker, footer, length, magic) of a file with n batches. */
+  /**
+   * Exact size of the tail (end-of-stream marker, footer, length, magic) of a file with n
+   * batches. Encoded once for one and for two batches (each encoding writes the whole schema
+   * again); beyond that each Block adds 24 bytes: a flatbuffers vector of 24-byte structs
+   * aligned to 8 needs the same padding whatever its length.
+   */
   footerBytes(n: number): number {
+    const one = this.#footerOf(1);
+    return n <= 2 ? this.#footerOf(n) : one + (n - 1) * (this.#footerOf(2) - one);
+  }
+
+  #footerOf(n: number): number {
     let v = this.#footerLen.get(n);
     if (v === undefined) {
       const blocks = Array.from({ length: n }, () => ({ offset: 0, metaDataLength: 0, bodyLength: 0 }));

@@ -52,34 +52,6 @@ function pad4(n: number): string {
   return n >= 1000 ? String(n) : n >= 100 ? '0' + n : n >= 10 ? '00' + n : '000' + n;
 }
 
-/** Unscaled integer value of a finite numeric at a given scale (for Decimal128). */
-export function numericUnscaled(b: Buffer, off: number, scale: number): bigint | number {
-  const ndigits = b.readInt16BE(off);
-  const weight = b.readInt16BE(off + 2);
-  const sign = b.readUInt16BE(off + 4);
-  // Accumulate in a double while exact (< 2^53), else switch to BigInt.
-  let n = 0;
-  let big: bigint | undefined;
-  for (let i = 0; i < ndigits; i++) {
-    const dg = b.readInt16BE(off + 8 + 2 * i);
-    if (big === undefined && n < 900_719_925_474) n = n * 10000 + dg;
-    else big = (big ?? BigInt(n)) * 10000n + BigInt(dg);
-  }
-  const e = 4 * (weight - ndigits + 1) + scale;
-  let v: bigint | number;
-  if (big === undefined && e >= 0 && e <= 15 && n * 10 ** e <= Number.MAX_SAFE_INTEGER) {
-    v = n * 10 ** e;
-  } else if (big === undefined && e < 0 && e >= -15) {
-    v = n / 10 ** -e; // exact: digits below the scale are zero (dscale == scale)
-    if (!Number.isInteger(v)) v = BigInt(n) / 10n ** BigInt(-e);
-  } else {
-    const B = big ?? BigInt(n);
-    v = e >= 0 ? B * 10n ** BigInt(e) : B / 10n ** BigInt(-e);
-  }
-  if (sign === NUMERIC_NEG) v = typeof v === 'number' ? -v : -v;
-  return v;
-}
-
 const POW10 = [1, 10, 100, 1000];
 
 /** Upper bound of the numeric_send size of a value with this many decimal digits. */
