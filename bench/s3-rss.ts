@@ -2,7 +2,8 @@
 // 3 nodes to s3rver, at three table sizes (gb/3, gb, 2·gb): the S3 upload's memory must stay
 // flat as the table grows (docs/memory.md). `--before PATH` alternates this build with another
 // build's bin/segferry.js in the same run, at every size (how issue 17's figures were taken).
-// `npm run bench` runs it after its core part (bench/sections.ts); `--quick` for a smoke run.
+// A diagnostic run by hand (`npx tsx bench/s3-rss.ts`; `--quick` for a smoke run): `npm run bench`
+// measures the same peak RSS at the same three sizes in its core part, so it is not a section.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';

@@ -30,7 +30,6 @@ export const SECTIONS: BenchSection[] = [
   { name: 'citus-copy', script: 'citus-copy.ts', what: 'Citus → Citus copy of one 8-shard table (coordinator + 2 workers each): shard to shard against through the destination coordinator, alternated in the same run; rows/s and CPU seconds of the client, the source cluster, the destination coordinator and the destination workers.' },
   { name: 'threads', script: 'threads.ts', what: 'Exporter worker threads: the CPU one thread costs to start (from dist/ and from the sources through tsx, per format), and segferry export processes of 2 nodes with --threads off and on for TEXT, Arrow and Parquet, alternated in one run: rows/s, client and server CPU-s per million rows; the figures behind the threads auto rule.' },
   { name: 'encrypt', script: 'encrypt.ts', what: 'Client-side encryption (--encrypt key-file) cost: encrypted export rows/s and client CPU as a ratio against a plain export of the same table in the same run.' },
-  { name: 's3-rss', script: 's3-rss.ts', what: 'Peak client RSS and client/s3rver CPU-s per GB of one TEXT export with checksums (3 nodes) to s3rver at three table sizes (gb/3, gb, 2·gb): the S3 upload memory must stay flat as the table grows (issue 17).' },
 ];
 
 export interface SectionResult {
