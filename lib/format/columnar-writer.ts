@@ -212,8 +212,9 @@ export abstract class ColumnarSegmentWriter<S, P, E extends EncodedUnit> impleme
    * The parts as one buffer. Where the store is done with a chunk once its write resolves
    * (ObjectStore.releasesWrites), two buffers serve in turn: with one write in flight, the
    * other one's write has resolved before it is filled again. This saves a large allocation
-   * per unit, its page faults and the garbage collections it triggers; otherwise (S3 keeps
-   * chunks until a part is full) each unit gets a new buffer.
+   * per unit, its page faults and the garbage collections it triggers. A store that may keep
+   * chunks after the write resolves (one that does not declare it, such as the encrypting view
+   * of lib/crypto/objects.ts) gets a new buffer per unit.
    */
   #assemble(parts: Uint8Array[]): Buffer {
     let size = 0;
