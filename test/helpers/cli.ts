@@ -43,6 +43,8 @@ export interface RunOptions {
   env?: Record<string, string | undefined>;
   /** Called with each stderr chunk as it arrives (e.g. to interrupt at a given point). */
   onStderr?: (chunk: string, child: ReturnType<typeof spawn>) => void;
+  /** Called once with the child process as soon as it is spawned (e.g. to kill it at a chosen point). */
+  onSpawn?: (child: ReturnType<typeof spawn>) => void;
   /** Kill after this many ms (default 170 s). */
   timeoutMs?: number;
   /** Run as this OS account (needs root). */
@@ -58,6 +60,7 @@ export function runCli(args: string[], opts: RunOptions = {}): Promise<CliResult
   return new Promise((resolve, reject) => {
     const ids = opts.uid !== undefined ? { uid: opts.uid, gid: opts.gid ?? opts.uid } : {};
     const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: env as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'], ...ids });
+    opts.onSpawn?.(child);
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });

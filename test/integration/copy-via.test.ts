@@ -12,7 +12,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { DuckDBInstance } from '@duckdb/node-api';
@@ -23,6 +22,7 @@ import { motoServerPath, startS3, type S3Harness } from '../helpers/s3.js';
 import { CreateKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { ensureBuilt, runCli } from '../helpers/cli.js';
 import { holdInTransaction } from '../helpers/hold.js';
+import { killWhenReady, stallExport } from '../helpers/kill.js';
 
 // Rows of the tricky data reach 120 KB: segments of 128 KiB, and rows for about 50 of them, so that
 // the export takes longer than the first load even when the export is fast (a directory).
@@ -208,19 +208,12 @@ describe('segferry copy, the process killed', () => {
     // commits and orders_dn2 then waits in its COPY FROM, claimed and streaming, when the kill comes.
     const holder = await holdInTransaction(dn2.url(), 'LOCK TABLE orders IN ACCESS EXCLUSIVE MODE');
     const args = ['copy', '--source', srcTopo, '--target', dstTopo, '--table', 'orders', '--table', 'nation', '--concurrency', '1'];
-    let child: ChildProcess | undefined;
-    const run = runCli(args, { onStderr: (_d, c) => { child ??= c; } });
-    const count = async (n: PgServer, sql: string) => Number((await n.query<{ c: string }>(sql).catch(() => [{ c: '0' }]))[0]!.c);
-    const committed = () => count(dst.nodes[0]!, 'SELECT count(*)::text AS c FROM segferry.loads WHERE rows IS NOT NULL');
-    const waiting = () => count(dn2, `SELECT count(*)::text AS c FROM pg_stat_activity WHERE application_name = 'segferry copy' AND wait_event_type = 'Lock'`);
-    for (let i = 0; i < 600 && (child === undefined || (await committed()) === 0 || (await waiting()) === 0); i++) await new Promise((r) => setTimeout(r, 100));
-    expect(await committed()).toBe(1);
-    expect(await waiting()).toBe(1);
-    child!.kill('SIGKILL');
-    const r = await run;
+    const committed = () => countOf(dst.nodes[0]!, 'SELECT count(*)::text AS c FROM segferry.loads WHERE rows IS NOT NULL');
+    const { ready, result: r } = await killWhenReady(args, async () => (await committed()) > 0 && (await lockWaits(dn2)) > 0, {
+      before: async () => expect([await committed(), await lockWaits(dn2)]).toEqual([1, 1]),
+    }).finally(async () => { await holder.query('ROLLBACK'); await holder.end(); });
+    expect(ready, r.stderr).toBe(true);
     expect(r.signal).toBe('SIGKILL');
-    await holder.query('ROLLBACK');
-    await holder.end();
 
     const again = await runCli([...args, '--verify', '--json']);
     expect(again.code, again.stderr).toBe(0);
@@ -250,33 +243,27 @@ describe('segferry copy --via, resumed in place', () => {
     const via = join(dir, 'stage-kill');
     // dn2's orders hold back for 60 s about 40% in on the source, but only while the database
     // setting says so: the rerun, with the same --where (same plan), does not wait.
-    const [{ d }] = await src.nodes[1]!.query<{ d: string }>('SELECT current_database() AS d');
-    await src.nodes[1]!.query(`ALTER DATABASE "${d}" SET segferry_test.stall = 'on'`);
-    const where = `CASE WHEN ctid = '(150,1)'::tid AND current_setting('segferry_test.stall', true) = 'on' THEN (SELECT true FROM pg_sleep(60)) ELSE true END`;
-    const args = ['copy', '--source', srcTopo, '--target', dstTopo, '--table', 'orders', '--table', 'nation', '--via', via, '--segment-size', `${SEGMENT / 1024}KiB`, '--where', where];
+    const stall = await stallExport(src.nodes[1]!, '(150,1)');
+    const args = ['copy', '--source', srcTopo, '--target', dstTopo, '--table', 'orders', '--table', 'nation', '--via', via, '--segment-size', `${SEGMENT / 1024}KiB`, '--where', stall.where];
     // Destination dn2 takes nothing: nation (exported from dn1) commits on dn1 only.
     const holder = await lockDst2();
-    let child: ChildProcess | undefined;
-    const run = runCli(args, { onStderr: (_d, c) => { child ??= c; } });
     const dn1 = dst.nodes[0]!;
     const committed = (stem: string) => countOf(dn1, `SELECT count(*)::text AS c FROM segferry.loads WHERE object_key LIKE '${stem}%'`);
     const checkpointUnits = async () => {
       const b = await readFile(join(via, 'segferry-checkpoint.json'), 'utf8').catch(() => '{"units":[]}');
       return (JSON.parse(b) as { units: { unit?: string }[] }).units.map((u) => u.unit).sort();
     };
-    const ready = async () => child !== undefined && (await committed('orders_dn1_')) > 0 && (await committed('nation_dn1_')) > 0
+    const ready = async () => (await committed('orders_dn1_')) > 0 && (await committed('nation_dn1_')) > 0
       && (await lockWaits(dst.nodes[1]!)) > 0 && (await readdir(via).catch(() => [] as string[])).some((k) => k.startsWith('orders_dn2_'));
-    for (let i = 0; i < 600 && !(await ready()); i++) await new Promise((r) => setTimeout(r, 100));
-    expect(await ready()).toBe(true);
-    expect(await checkpointUnits()).toEqual(['nation_dn1', 'orders_dn1']);
-    const loadedBefore = await rowMultiset(dn1, 'SELECT * FROM orders');
-    child!.kill('SIGKILL');
-    const r = await run;
+    let loadedBefore = new Map<string, number>();
+    const { ready: ok, result: r } = await killWhenReady(args, ready, {
+      before: async () => {
+        expect(await checkpointUnits()).toEqual(['nation_dn1', 'orders_dn1']);
+        loadedBefore = await rowMultiset(dn1, 'SELECT * FROM orders');
+      },
+    }).finally(async () => { await holder.query('ROLLBACK'); await holder.end(); await stall.release(); });
+    expect(ok, r.stderr).toBe(true);
     expect(r.signal).toBe('SIGKILL');
-    await holder.query('ROLLBACK');
-    await holder.end();
-    await src.nodes[1]!.query(`ALTER DATABASE "${d}" RESET segferry_test.stall`);
-    await src.nodes[1]!.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'segferry export' AND pid <> pg_backend_pid()`);
     expect(await readdir(via)).not.toContain('manifest.json');
     // Nothing of the unfinished unit, nor of nation on dn2, was committed.
     expect(await countOf(dst.nodes[1]!, 'SELECT count(*)::text AS c FROM orders')).toBe(0);
