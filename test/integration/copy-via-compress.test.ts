@@ -3,17 +3,20 @@
  * --compress / --extension / --arrow-compression` stores them, each decompresses alone with the
  * standard tool, the loaders decompress them into the destination, and the prefix imports
  * elsewhere. A direct copy refuses these options. Three single servers: source, destination, and
- * a third that imports the staging prefix.
+ * a third that imports the staging prefix. And a compressed copy killed (SIGKILL) mid-way and
+ * run again, from a two-node static source (the source server and a fourth).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { copyTables, importTables, planCopy, SegferryError, type CopyOptions, type Manifest } from '../../lib/index.js';
+import { COPY_CHUNK_BYTES } from '../../lib/pg/copy-out.js';
 import { startServers, type PgServer } from '../helpers/pg.js';
-import { describeMultisetDiff, rowMultiset, sameMultiset } from '../helpers/fixtures.js';
+import { describeMultisetDiff, mergeMultisets, rowMultiset, sameMultiset } from '../helpers/fixtures.js';
 import { ensureBuilt, runCli } from '../helpers/cli.js';
+import { killWhenReady, stallExport } from '../helpers/kill.js';
 
 const ROWS = 6000;
 const CAP = 16 * 1024;
@@ -28,24 +31,29 @@ let srcRows: Map<string, number>;
 beforeAll(async () => {
   ensureBuilt();
   [src, dst, third] = await startServers(['cvz-src', 'cvz-dst', 'cvz-third']) as [PgServer, PgServer, PgServer];
-  await src.query(DDL);
-  // Text that compresses but not to nothing: a tab, a backslash and a newline in some values.
-  await src.query(`INSERT INTO items SELECT g, 'item ' || g || CASE WHEN g % 7 = 0 THEN E'\\t\\\\\\n' ELSE '' END, md5(g::text), g * 1.25,
-    timestamptz '2024-01-01 00:00:00+00' + g * interval '1 minute' FROM generate_series(1, ${ROWS}) g`);
+  await fillItems(src, 1, ROWS);
   await dst.query(DDL);
   srcRows = await rowMultiset(src, 'SELECT * FROM items');
   dir = await mkdtemp(join(tmpdir(), 'sf-copy-via-z-'));
 }, 120_000);
+
+/** `items` created on `server` with rows `from`..`to`. */
+async function fillItems(server: PgServer, from: number, to: number): Promise<void> {
+  await server.query(DDL);
+  // Text that compresses but not to nothing: a tab, a backslash and a newline in some values.
+  await server.query(`INSERT INTO items SELECT g, 'item ' || g || CASE WHEN g % 7 = 0 THEN E'\\t\\\\\\n' ELSE '' END, md5(g::text), g * 1.25,
+    timestamptz '2024-01-01 00:00:00+00' + g * interval '1 minute' FROM generate_series(${from}, ${to}) g`);
+}
 
 afterAll(async () => {
   await Promise.allSettled([src, dst, third].filter(Boolean).map((s) => s.destroy()));
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-/** The destination (or `server`) holds exactly the source's rows, order-free. */
-async function expectRows(server: PgServer): Promise<void> {
+/** The destination (or `server`) holds exactly the source's rows (or `want`), order-free. */
+async function expectRows(server: PgServer, want = srcRows): Promise<void> {
   const b = await rowMultiset(server, 'SELECT * FROM items');
-  expect(sameMultiset(srcRows, b), describeMultisetDiff(srcRows, b)).toBe(true);
+  expect(sameMultiset(want, b), describeMultisetDiff(want, b)).toBe(true);
 }
 
 /** The standard tool's output for one stored object. */
@@ -66,8 +74,8 @@ function countRows(b: Buffer, csv: boolean): number {
   return n;
 }
 
-/** Every object of the manifest: within the cap, compressed with `codec`, and decompressed alone by the tool into whole rows. */
-async function expectObjects(via: string, codec: 'gzip' | 'zstd', csv = false): Promise<Manifest> {
+/** Every object of the manifest (`total` rows in all): within the cap, compressed with `codec`, and decompressed alone by the tool into whole rows. */
+async function expectObjects(via: string, codec: 'gzip' | 'zstd', csv = false, total = ROWS): Promise<Manifest> {
   const m = JSON.parse(await readFile(join(via, 'manifest.json'), 'utf8')) as Manifest;
   expect(m.objects.length).toBeGreaterThan(3);
   expect((await readdir(via)).filter((k) => k.startsWith('items_')).sort()).toEqual(m.objects.map((o) => o.key).sort());
@@ -81,7 +89,7 @@ async function expectObjects(via: string, codec: 'gzip' | 'zstd', csv = false): 
     expect(countRows(text, csv)).toBe(o.rows);
     rows += o.rows;
   }
-  expect(rows).toBe(ROWS);
+  expect(rows).toBe(total);
   return m;
 }
 
@@ -143,5 +151,66 @@ describe('copy --via with compressed objects', () => {
     expect([(direct as SegferryError).code, (direct as Error).message]).toEqual(['ERR_INVALID_OPTION', expect.stringContaining('compress gzip')]);
     const arrow = await planCopy({ source: src.url(), target: dst.url(), tables: ['items'], via: join(dir, 'never'), format: 'arrow', compress: 'zstd' }).catch((e: unknown) => e);
     expect([(arrow as SegferryError).code, (arrow as Error).message]).toEqual(['ERR_INVALID_OPTION', expect.stringContaining('--compress applies to text, csv and binary')]);
+  }, 60_000);
+});
+
+describe('copy --via --compress zstd, the process killed', () => {
+  // A second source node: with one exporter per node, dn1's unit is exported and loaded while
+  // dn2's is held mid-way (one node would run its units one after the other). dn2 holds more
+  // than 2 MiB of rows: the exporter takes rows from COPY a MiB at a time (COPY_CHUNK_BYTES), so
+  // objects of a held unit appear only once a MiB has come before the hold.
+  const DN2_ROWS = 5 * ROWS;
+  let dn2: PgServer;
+  let topo: string;
+  beforeAll(async () => {
+    [dn2] = await startServers(['cvz-dn2']) as [PgServer];
+    await fillItems(dn2, ROWS + 1, ROWS + DN2_ROWS);
+    topo = join(dir, 'src2.json');
+    await writeFile(topo, JSON.stringify({ nodes: [{ name: 'dn1', url: src.url() }, { name: 'dn2', url: dn2.url() }], replicated: [] }));
+  }, 60_000);
+  afterAll(async () => { await dn2?.destroy(); });
+
+  it('SIGKILL with one unit loaded, the other half exported: the rerun exits 0, every row once, every staged object decompresses alone', async () => {
+    const via = join(dir, 'zstd-kill');
+    await dst.query('TRUNCATE items; DROP SCHEMA IF EXISTS segferry CASCADE');
+    // The hold: dn2's first row after 1.5 MiB of row text.
+    const [{ at }] = await dn2.query<{ at: string }>(`SELECT ctid::text AS at FROM (SELECT ctid, sum(octet_length(items::text)) OVER (ORDER BY ctid) AS s FROM items) x
+      WHERE s > ${1.5 * COPY_CHUNK_BYTES} ORDER BY ctid LIMIT 1`) as [{ at: string }];
+    const stall = await stallExport(dn2, at);
+    const args = ['copy', '--source', topo, '--target', dst.url(), '--table', 'items', '--via', via, '--compress', 'zstd', '--segment-size', `${CAP / 1024}KiB`, '--where', stall.where];
+    const committed = async () => Number((await dst.query<{ c: string }>(`SELECT count(*)::text AS c FROM segferry.loads WHERE object_key LIKE 'items_dn1_%'`).catch(() => [{ c: '0' }]))[0]!.c);
+    const stored = async (stem: string) => (await readdir(via).catch(() => [] as string[])).filter((k) => k.startsWith(stem) && /segment\.\d+$/.test(k));
+    const checkpoint = async () => (JSON.parse(await readFile(join(via, 'segferry-checkpoint.json'), 'utf8')) as { units: { unit?: string }[] }).units.map((u) => u.unit);
+    let unitsAtKill: unknown;
+    // Ready: dn1's unit committed at the destination (its ledger rows) and some of dn2's objects stored.
+    const killed = await killWhenReady(args, async () => (await committed()) > 0 && (await stored('items_dn2_')).length > 0, {
+      before: async () => { unitsAtKill = await checkpoint(); },
+    }).finally(() => stall.release());
+    expect(killed.ready, killed.result.stderr).toBe(true);
+    expect(killed.result.signal).toBe('SIGKILL');
+    // Only dn1's unit recorded; dn2's objects stored but not recorded (the hold outlasts the
+    // test: nothing changes between the look and the kill); no manifest.
+    expect(unitsAtKill).toEqual(['items_dn1']);
+    expect(await readdir(via)).not.toContain('manifest.json');
+    // Exactly dn1's rows committed at the destination, nothing of dn2's unit.
+    await expectRows(dst, srcRows);
+
+    const again = await runCli([...args, '--verify', '--json']);
+    expect(again.code, again.stderr).toBe(0);
+    const segs = again.stdout.trim().split('\n').map((l) => JSON.parse(l) as { type: string; phase?: string; key?: string; skipped?: boolean }).filter((e) => e.type === 'segment');
+    const stems = (f: (e: (typeof segs)[number]) => boolean) => new Set(segs.filter(f).map((e) => e.key!.replace(/segment\.\d+$/, '')));
+    // Only dn2's unit is exported again; dn1's objects are found in the ledger, not loaded again.
+    expect(stems((e) => e.phase === 'export')).toEqual(new Set(['items_dn2_']));
+    expect(stems((e) => e.phase === 'import' && e.skipped === true)).toEqual(new Set(['items_dn1_']));
+    expect(stems((e) => e.phase === 'import' && !e.skipped)).toEqual(new Set(['items_dn2_']));
+    // Every source row exactly once (the multisets count duplicates).
+    await expectRows(dst, mergeMultisets(srcRows, await rowMultiset(dn2, 'SELECT * FROM items')));
+    expect(Number((await dst.query<{ c: string }>('SELECT count(*)::text AS c FROM items'))[0]!.c)).toBe(ROWS + DN2_ROWS);
+    // The prefix is a complete export: exactly the manifest's objects (nothing left of the killed
+    // run), each decompressing alone into whole rows, and the manifest's counts equal.
+    const m = await expectObjects(via, 'zstd', false, ROWS + DN2_ROWS);
+    expect((await readdir(via)).filter((k) => k !== 'manifest.json').sort()).toEqual(m.objects.map((o) => o.key).sort());
+    expect(m.tables.map((t) => [t.name, t.rows, t.nodes.map((n) => [n.node, n.rows])])).toEqual([['items', ROWS + DN2_ROWS, [['dn1', ROWS], ['dn2', DN2_ROWS]]]]);
+    for (const [n, rows] of [['dn1', ROWS], ['dn2', DN2_ROWS]] as const) expect(m.objects.filter((o) => o.node === n).reduce((a, o) => a + o.rows, 0)).toBe(rows);
   }, 60_000);
 });
