@@ -4,6 +4,9 @@
  *   processes, `finish`): the plan file holds the data key wrapped only, every object is
  *   ciphertext under one key, the import with the key equals the source; a part run with a
  *   wrong (or no) key fails with ERR_ENCRYPTION_KEY and stores nothing;
+ * - the same with KMS on moto_server (`plan --out --encrypt kms:KEY`, 2 parts, `finish`): the
+ *   plan file and the manifest hold the KMS-wrapped data key only, no object holds plaintext,
+ *   the import with `--encrypt kms` equals the source;
  * - encrypted Parquet (the importer reads each footer by ranges through the chunked envelope):
  *   no plaintext value in any object (the same export unencrypted shows them), every object
  *   ≤ the cap, import with the key equals the source, a wrong key fails before loading, a
@@ -20,6 +23,9 @@ import { readKeyFile, unwrapDataKey, type ClientEncryption } from '../../lib/cry
 import { rowMultiset, sameMultiset } from '../helpers/fixtures.js';
 import { startServer, type PgServer } from '../helpers/pg.js';
 import { ensureBuilt, runCli } from '../helpers/cli.js';
+import { motoServerPath, startS3 } from '../helpers/s3.js';
+import { kmsKeySource } from '../../lib/crypto/kms.js';
+import { CreateKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 
 const CAP = 64 * 1024;
 const MARK = 'TOPSECRET-';
@@ -45,16 +51,25 @@ async function sameAsSource(): Promise<void> {
   for (const t of TABLES) expect(sameMultiset(await rowMultiset(dst, `SELECT * FROM ${t}`), source.get(t)!), t).toBe(true);
 }
 
-/** Every stored object is ciphertext (the envelope's magic) without the marker, and ≤ the cap. */
-async function assertSealed(dir: string, m: Manifest, cap = CAP): Promise<void> {
+/**
+ * Every stored object is ciphertext (the envelope's magic) without the marker, and ≤ the cap.
+ * `at`: the export's directory, or how to read an object by its key.
+ */
+async function assertSealed(at: string | ((key: string) => Promise<Buffer>), m: Manifest, cap = CAP): Promise<void> {
   expect(m.objects.length).toBeGreaterThan(TABLES.length);
   for (const o of m.objects) {
-    const b = await readFile(join(dir, o.key));
+    const b = await (typeof at === 'string' ? readFile(join(at, o.key)) : at(o.key));
     expect(b.subarray(0, 4).toString('latin1'), o.key).toBe('SFE1');
     expect(b.length).toBe(o.bytes);
     expect(b.length).toBeLessThanOrEqual(cap);
     for (const needle of [MARK, 'confidential']) expect(b.includes(Buffer.from(needle)), `${o.key} holds ${needle}`).toBe(false);
   }
+}
+
+/** `text` (a plan file, a manifest) holds the data key in none of its spellings. */
+function expectNoKey(text: string, dataKey: Buffer): void {
+  expect(dataKey.length).toBe(32);
+  for (const spelling of [dataKey.toString('hex'), dataKey.toString('base64'), dataKey.toString('base64url')]) expect(text).not.toContain(spelling);
 }
 
 beforeAll(async () => {
@@ -88,8 +103,7 @@ describe('a plan run in parts, encrypted with a key file', () => {
     const enc = (JSON.parse(planText) as { plan: { clientEncryption: ClientEncryption } }).plan.clientEncryption;
     expect(enc).toMatchObject({ algorithm: 'segferry-aes-256-gcm-chunked-v1', keySource: 'key-file', chunkSize: 65536 });
     // The file holds the data key wrapped, never plain (in any of its spellings).
-    const dataKey = unwrapDataKey(enc, readKeyFile(key1));
-    for (const spelling of [dataKey.toString('hex'), dataKey.toString('base64'), dataKey.toString('base64url')]) expect(planText).not.toContain(spelling);
+    expectNoKey(planText, unwrapDataKey(enc, readKeyFile(key1)));
     expect(planText).not.toContain(readKeyFile(key1).toString('hex'));
 
     // A wrong key, and no key, fail before anything is stored: the destination is not even created.
@@ -123,6 +137,58 @@ describe('a plan run in parts, encrypted with a key file', () => {
     expect(imp.code, imp.stderr).toBe(0);
     await sameAsSource();
   }, 180_000);
+});
+
+describe.skipIf(motoServerPath() === undefined)('a plan run in parts, encrypted with KMS on moto_server', () => {
+  it('plan --out --encrypt kms:KEY puts one KMS-wrapped data key in the plan; 2 parts as processes; finish; no object holds plaintext, plan and manifest only the wrapped key; import equals the source', async () => {
+    const h = await startS3({ server: 'moto' });
+    try {
+      const kms = new KMSClient({ endpoint: h.endpoint, region: h.region, credentials: h.credentials });
+      const keyId = (await kms.send(new CreateKeyCommand({ Description: 'segferry plan parts test' }))).KeyMetadata!.KeyId!;
+      kms.destroy();
+      // KMS on the S3 endpoint (moto serves both); credentials from the environment, as a host would.
+      const s3flags = ['--s3-endpoint', h.endpoint, '--s3-region', h.region, '--s3-path-style', '--s3-checksum', h.checksum];
+      const env = { env: { PGPASSWORD: src.password, AWS_ACCESS_KEY_ID: h.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: h.credentials.secretAccessKey } };
+      const prefix = 'kms-parts';
+      const to = `s3://${h.bucket}/${prefix}`;
+      const planPath = join(base, 'plan-kms.json');
+      const p = await runCli(['plan', '--source', src.url(), ...TABLES.flatMap((t) => ['--table', t]), '--to', to, '--out', planPath, '--segment-size', String(CAP), '--encrypt', `kms:${keyId}`, ...s3flags], env);
+      expect(p.code, p.stderr).toBe(0);
+      const planText = await readFile(planPath, 'utf8');
+      const enc = (JSON.parse(planText) as { plan: { clientEncryption: ClientEncryption } }).plan.clientEncryption;
+      expect(enc).toMatchObject({ algorithm: 'segferry-aes-256-gcm-chunked-v1', keySource: 'kms', keyId: expect.stringContaining(keyId) });
+      // What KMS unwraps the plan's key to: never in the plan file in plain.
+      const s3o = { endpoint: h.endpoint, region: h.region, credentials: h.credentials };
+      const dataKey = await kmsKeySource(undefined, s3o).unwrap(enc);
+      expectNoKey(planText, dataKey);
+
+      // A part without the key fails before anything is stored.
+      const none = await runCli(['run', '--plan', planPath, '--part', '1/2', ...s3flags], env);
+      expect([none.code, none.stderr]).toEqual([1, expect.stringContaining('ERR_ENCRYPTION_KEY')]);
+      expect(await h.listKeys(h.bucket, `${prefix}/`)).toEqual([]);
+      const runs = await Promise.all([1, 2].map((k) => runCli(['run', '--plan', planPath, '--part', `${k}/2`, '--encrypt', 'kms', ...s3flags], env)));
+      for (const r of runs) expect(r.code, r.stderr).toBe(0);
+      const keys = (await h.listKeys(h.bucket, `${prefix}/`)).map((k) => k.key);
+      expect(keys).toEqual(expect.arrayContaining([`${prefix}/segferry-part-1-of-2.json`, `${prefix}/segferry-part-2-of-2.json`]));
+      const fin = await runCli(['finish', '--plan', planPath, ...s3flags], env);
+      expect(fin.code, fin.stderr).toBe(0);
+
+      const manifestText = (await h.getObject(h.bucket, `${prefix}/manifest.json`)).toString('utf8');
+      const m = JSON.parse(manifestText) as Manifest;
+      // The manifest carries the plan's entry as is: the wrapped key, the key id, nothing plain.
+      expect(m.clientEncryption).toEqual(enc);
+      expectNoKey(manifestText, dataKey);
+      expect(new Set(m.objects.map((o) => o.table))).toEqual(new Set(TABLES.map((t) => `public.${t}`)));
+      await assertSealed((k) => h.getObject(h.bucket, `${prefix}/${k}`), m);
+
+      await freshDestination();
+      const imp = await runCli(['import', '--from', to, '--target', dst.url(), '--encrypt', 'kms', '--verify', ...s3flags], env);
+      expect(imp.code, imp.stderr).toBe(0);
+      await sameAsSource();
+    } finally {
+      await h.stop();
+    }
+  }, 60_000);
 });
 
 describe('encrypted Parquet', () => {
