@@ -1,10 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DatabaseError, RowCountMismatchError } from '../../lib/errors.js';
 import { Sessions } from '../../lib/import/sessions.js';
-import { parseConnection } from '../../lib/pg/conn.js';
+import { closeQuietly, connect, parseConnection } from '../../lib/pg/conn.js';
+import { exportSnapshot } from '../../lib/pg/snapshot.js';
 import { startServer, type PgServer } from '../helpers/pg.js';
 
-// Sessions.withSession (lib/import/sessions.ts) on one real server: a session given back after
+// Sessions.withSession (lib/import/sessions.ts) and exportSnapshot (lib/pg/snapshot.ts) on one
+// real server. withSession: a session given back after
 // a step is the next step's; one whose step failed is dropped (its transaction rolled back,
 // never reused) and the error names the node, the action and the table. Acquire failures, which
 // need no server: test/unit/sessions.test.ts.
@@ -57,5 +59,29 @@ describe('Sessions.withSession', () => {
     const mine = new RowCountMismatchError('counted 3, expected 4', { node: 'n1', table: 'public.t' });
     await expect(s.withSession('n1', 'count', async () => { throw mine; }, { table: 'other' })).rejects.toBe(mine);
     expect(await s.withSession('n1', 'step', pid)).not.toBe(before);
+  });
+});
+
+describe('exportSnapshot', () => {
+  it('exports the snapshot of an open REPEATABLE READ transaction: a session that imports it does not see rows committed after the export', async () => {
+    const endpoint = parseConnection(server.url());
+    await server.query('TRUNCATE t; INSERT INTO t VALUES (10), (11)');
+    const snap = await exportSnapshot(endpoint, { node: 'n1', applicationName: 'segferry snapshot test' });
+    const reader = await connect(endpoint, { node: 'n1' });
+    try {
+      expect(snap.serverVersionNum).toBeGreaterThanOrEqual(150000);
+      expect(snap.serverVersion).toMatch(/^\d+\.\d+/);
+      expect((await snap.client.query<{ s: string }>("SELECT current_setting('transaction_isolation') AS s")).rows[0]!.s).toBe('repeatable read');
+      await server.query('INSERT INTO t VALUES (12)');
+      await reader.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      await reader.query(`SET TRANSACTION SNAPSHOT '${snap.id}'`);
+      expect((await reader.query<{ n: number }>('SELECT count(*)::int AS n FROM t')).rows[0]!.n).toBe(2);
+      await reader.query('COMMIT');
+    } finally {
+      await closeQuietly(reader);
+      await snap.client.query('COMMIT');
+      await closeQuietly(snap.client);
+    }
+    expect(await server.query('SELECT count(*)::int AS n FROM t')).toEqual([{ n: 3 }]);
   });
 });

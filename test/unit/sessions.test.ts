@@ -1,20 +1,11 @@
-import net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { ConnectError, InternalError } from '../../lib/errors.js';
 import { Sessions } from '../../lib/import/sessions.js';
+import { freePort } from '../../lib/launch/postgres.js';
 
 // Sessions.withSession where no server is needed: a session that cannot be acquired runs no
 // step, and the acquire's own error is thrown as it is. The step's success and failure paths
 // need a session: test/integration/sessions.test.ts.
-
-/** A 127.0.0.1 port nothing listens on (taken from the kernel, then closed). */
-async function closedPort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
 
 describe('Sessions.withSession without a session', () => {
   it('a node the pool does not know: InternalError, the step never runs', async () => {
@@ -27,7 +18,8 @@ describe('Sessions.withSession without a session', () => {
   });
 
   it('a node that refuses the connection: ERR_CONNECT naming the node and action connect (not the step\'s action), the step never runs', async () => {
-    const port = await closedPort();
+    // A port nothing listens on (taken from the kernel, then closed).
+    const port = await freePort();
     const s = new Sessions(new Map([['n1', { name: 'n1', endpoint: { host: '127.0.0.1', port, database: 'd', user: 'u' } }]]), {}, 'segferry test');
     let ran = false;
     const err = await s.withSession('n1', 'prepare', async () => { ran = true; }, { table: 'public.t' }).catch((e: unknown) => e);
