@@ -203,8 +203,7 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
       const creates = plan.tables.filter((t) => t.create.includes(node));
       const truncs = plan.truncate ? plan.tables.filter((t) => t.truncate.includes(node)) : [];
       if (!needsLedger && creates.length === 0 && truncs.length === 0) return;
-      const c = await dst.acquire(node);
-      try {
+      await dst.withSession(node, 'prepare', async (c) => {
         if (needsLedger) await ensureLedger(c);
         for (const t of creates) {
           if (t.destination.schema !== 'public') await c.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(t.destination.schema)}`);
@@ -216,24 +215,11 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
           await truncateOnNode(c, t, node);
           tableRes.get(t.table)!.truncated = true;
         }
-        dst.release(node, c);
-      } catch (e) {
-        dst.drop(c);
-        throw fromDatabaseError(e, { node, action: 'prepare' });
-      }
+      });
     };
     // Nodes holding an earlier run's ledger rows through another route: forgotten and marked
     // before any table is emptied, the marks removed once all are (lib/import/truncate.ts).
-    const forget = async (node: string, step: (c: pg.Client) => Promise<void>) => {
-      const c = await dst.acquire(node);
-      try {
-        await step(c);
-        dst.release(node, c);
-      } catch (e) {
-        dst.drop(c);
-        throw fromDatabaseError(e, { node, action: 'prepare' });
-      }
-    };
+    const forget = (node: string, step: (c: pg.Client) => Promise<void>) => dst.withSession(node, 'prepare', step);
     if (plan.truncate) await allOrFirstError((plan.forget ?? []).map((n) => forget(n, (c) => markTruncating(c, plan.copyId, plan.tables))));
     const first = citus && dstNodes.has(COORDINATOR_NODE) ? [COORDINATOR_NODE] : [];
     const rest = [...dstNodes.keys()].filter((n) => !first.includes(n)).sort();
@@ -358,17 +344,12 @@ async function ledgerChecksums(dst: Sessions, copyId: string, units: CopyUnitPla
   const out: RowChecksum[] = [];
   for (const u of units) {
     const n = u.loaded[0]!;
-    const c = await dst.acquire(n);
-    try {
+    out.push(await dst.withSession(n, `reading ${LEDGER_TABLE}`, async (c) => {
       const r = await c.query<{ s: string | null; rows: string | null }>(`SELECT sha256 AS s, rows::text AS rows FROM ${LEDGER_TABLE} WHERE import_id = $1 AND object_key = $2`, [copyId, u.id]);
       const s = r.rows[0]?.s ?? '';
       if (!s.startsWith(LEDGER_SUM_PREFIX)) throw new InternalError(`ledger row of ${u.id} on ${n} carries no checksum`);
-      out.push({ rows: Number(r.rows[0]!.rows), sum: s.slice(LEDGER_SUM_PREFIX.length), algorithm: ROW_HASH_ALGORITHM });
-      dst.release(n, c);
-    } catch (e) {
-      dst.drop(c);
-      throw e instanceof SegferryError ? e : fromDatabaseError(e, { node: n, action: `reading ${LEDGER_TABLE}` });
-    }
+      return { rows: Number(r.rows[0]!.rows), sum: s.slice(LEDGER_SUM_PREFIX.length), algorithm: ROW_HASH_ALGORITHM };
+    }));
   }
   return out;
 }
@@ -384,6 +365,8 @@ async function copyUnit(
   onProgress: (bytes: number, rows: number) => void,
 ): Promise<{ rows: number; bytes: number; checksum: RowChecksum; committed: string[] }> {
   type Target = { node: string; client: pg.Client; stream?: ReturnType<typeof copyFrom>; err?: unknown };
+  // Not Sessions.withSession: one source and several target sessions are open at once, each
+  // given back as its own transaction ends, and a failure during an abort is the abort's error.
   const targets: Target[] = [];
   let source: pg.Client | undefined;
   let reader: CopyOutStream | undefined;
@@ -540,21 +523,15 @@ async function verifyCopy(plan: CopyPlan, dst: Sessions, srcSums: Map<string, Ro
     let total: RowChecksum | undefined;
     let ok = true;
     for (const target of scans) {
-      const c = await dst.acquire(target.node);
-      let h: RowChecksum;
-      try {
+      const h = await dst.withSession(target.node, 'verify scan', async (c) => {
         await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
         const sql = `COPY (SELECT ${columnListSQL(target.columns)} FROM ${quoteQualified(target.relation)}) TO STDOUT (${plan.format === 'binary' ? 'FORMAT binary' : copyOptionsSQL(plan.source.format)})`;
         const hasher = new RowHasher(plan.format === 'binary');
         const s = copyOut(c, sql);
         for await (const rc of s) hasher.update(rc);
         await c.query('COMMIT');
-        h = hasher.result();
-        dst.release(target.node, c);
-      } catch (e) {
-        dst.drop(c);
-        throw fromDatabaseError(e, { node: target.node, table: tp.table, action: 'verify scan' });
-      }
+        return hasher.result();
+      }, { table: tp.table });
       if (replicatedEverywhere) {
         if (h.rows !== source.rows || h.sum !== source.sum) ok = false;
         total = h;

@@ -205,9 +205,8 @@ export async function runVia(plan: CopyPlan, opts: ViaOptions, dst: Sessions, ho
       if (j === undefined || ac.signal.aborted) return;
       const target = tables.get(j.table)?.targets.find((x) => x.node === j.node);
       if (!target) throw new InternalError(`no target ${j.node} for ${j.table}`);
-      const c = await dst.acquire(j.node);
       const done = new Set<string>();
-      try {
+      await dst.withSession(j.node, 'load', async (c) => {
         await c.query('BEGIN');
         for (;;) {
           if (ac.signal.aborted) throw ac.signal.reason;
@@ -230,11 +229,7 @@ export async function runVia(plan: CopyPlan, opts: ViaOptions, dst: Sessions, ho
         if (done.size !== j.final.size) throw new InternalError(`unit ${j.unit}: ${done.size} objects loaded into ${j.node}, the export recorded ${j.final.size}`);
         // The unit is recorded in the checkpoint: its rows and ledger rows commit together.
         await c.query('COMMIT');
-      } catch (e) {
-        dst.drop(c);
-        throw e;
-      }
-      dst.release(j.node, c);
+      }, { table: j.table });
     }
   };
   const most = Math.max(1, ...plan.units.map((u) => u.targets.length));

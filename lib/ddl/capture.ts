@@ -3,7 +3,8 @@ import type pg from 'pg';
 import { SegferryError, fromDatabaseError } from '../errors.js';
 import { DDL_POST_KEY, DDL_PRE_KEY } from '../manifest/keys.js';
 import type { ManifestDdl, ManifestDdlObject, ManifestSequence } from '../manifest/types.js';
-import { closeQuietly, connect, destroyClient, type NodeEndpoint } from '../pg/conn.js';
+import { closeQuietly, type NodeEndpoint } from '../pg/conn.js';
+import { exportSnapshot } from '../pg/snapshot.js';
 import { quoteIdent, quoteQualified, type QualifiedName } from '../pg/sql.js';
 import type { ObjectStore } from '../store/types.js';
 import { listCatalogTables, SKIPPED_SCHEMAS } from '../topology/select.js';
@@ -45,17 +46,8 @@ export class DdlSnapshot {
 
   /** Open the session and export its snapshot. */
   static async open(endpoint: NodeEndpoint, node: string): Promise<DdlSnapshot> {
-    const client = await connect(endpoint, { node, applicationName: 'segferry ddl' }).catch((e) => { throw fromDatabaseError(e, { node, action: 'connect' }); });
-    try {
-      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-      const r = await client.query<{ id: string; v: string; n: string }>(
-        `SELECT pg_catalog.pg_export_snapshot() AS id, current_setting('server_version') AS v, current_setting('server_version_num') AS n`);
-      const row = r.rows[0]!;
-      return new DdlSnapshot(client, endpoint, node, row.id, row.v, Number(row.n));
-    } catch (e) {
-      destroyClient(client);
-      throw fromDatabaseError(e, { node, action: 'export snapshot' });
-    }
+    const s = await exportSnapshot(endpoint, { node, applicationName: 'segferry ddl' });
+    return new DdlSnapshot(s.client, endpoint, node, s.id, s.serverVersion, s.serverVersionNum);
   }
 
   /** The open session (read-only, in the exported snapshot). */

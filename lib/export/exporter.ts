@@ -7,7 +7,7 @@ import { applySettings, closeQuietly, connect, describeEndpoint, destroyClient }
 import { copyOut } from '../pg/copy-out.js';
 import { checkFilterText } from '../pg/filter.js';
 import { displayName, quoteLiteral } from '../pg/sql.js';
-import { checkSnapshotId } from './snapshots.js';
+import { checkSnapshotId } from '../pg/snapshot.js';
 import { EncryptedSegmentWriter, type ObjectCipher } from '../crypto/objects.js';
 import type { SegmentWriter, SegmentWriterOptions, StoredSegment } from '../segment/types.js';
 import type { ObjectStore } from '../store/types.js';

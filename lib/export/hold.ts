@@ -1,10 +1,10 @@
 import type pg from 'pg';
-import { ManifestInvalidError, SnapshotGoneError, type SegferryError, fromDatabaseError } from '../errors.js';
+import { ManifestInvalidError, SnapshotGoneError, type SegferryError } from '../errors.js';
 import { MANIFEST_KEY } from '../manifest/keys.js';
-import { closeQuietly, connect, describeEndpoint, destroyClient } from '../pg/conn.js';
+import { closeQuietly, destroyClient } from '../pg/conn.js';
+import { checkSnapshotId, exportSnapshot } from '../pg/snapshot.js';
 import type { ObjectStore } from '../store/types.js';
 import type { ExportPlan } from './plan.js';
-import { checkSnapshotId } from './snapshots.js';
 
 // Snapshots handed to the parts of a plan (docs/multi-host.md#consistency):
 // `segferry plan --to DEST --out FILE --hold-snapshots` exports one snapshot per node with
@@ -39,19 +39,12 @@ export async function holdSnapshots(plan: Pick<ExportPlan, 'nodes'>): Promise<He
   let released = false;
   try {
     for (const n of plan.nodes) {
-      const ctx = { node: n.name, endpoint: describeEndpoint(n.endpoint) };
-      const c = await connect(n.endpoint, { node: n.name, applicationName: 'segferry held snapshot' }).catch((e) => { throw fromDatabaseError(e, { ...ctx, action: 'connect' }); });
-      clients.push(c);
-      c.on('end', () => {
+      const s = await exportSnapshot(n.endpoint, { node: n.name, applicationName: 'segferry held snapshot' });
+      clients.push(s.client);
+      s.client.on('end', () => {
         if (!released) onLost(new SnapshotGoneError(`the session holding the snapshot of node ${n.name} has ended: parts can no longer read it`, { node: n.name }));
       });
-      try {
-        await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-        const r = await c.query<{ id: string }>('SELECT pg_catalog.pg_export_snapshot() AS id');
-        snapshots[n.name] = checkSnapshotId(r.rows[0]!.id);
-      } catch (e) {
-        throw fromDatabaseError(e, { ...ctx, action: 'export snapshot' });
-      }
+      snapshots[n.name] = s.id;
     }
   } catch (e) {
     released = true;

@@ -1,6 +1,7 @@
 import type pg from 'pg';
-import { InternalError, fromDatabaseError } from '../errors.js';
-import { closeQuietly, connect, describeEndpoint, destroyClient } from '../pg/conn.js';
+import { InternalError } from '../errors.js';
+import { closeQuietly } from '../pg/conn.js';
+import { exportSnapshot } from '../pg/snapshot.js';
 import type { PlanNode } from '../topology/types.js';
 
 // One snapshot per node for its streams (docs/streams.md): a session per node runs
@@ -8,12 +9,6 @@ import type { PlanNode } from '../topology/types.js';
 // open, idle in its transaction, until the node's last stream has finished; each stream's
 // session adopts the snapshot with `SET TRANSACTION SNAPSHOT` (PostgreSQL docs, 9.27.5:
 // the snapshot can be imported only while the exporting transaction is open).
-
-/** A snapshot id as pg_export_snapshot() returns it (e.g. `00000003-0000001B-1`); anything else is refused. */
-export function checkSnapshotId(id: string): string {
-  if (!/^[0-9A-F]+(-[0-9A-F]+)+$/i.test(id) || id.length > 64) throw new InternalError(`not a snapshot id: ${JSON.stringify(id.slice(0, 80))}`);
-  return id;
-}
 
 interface Held {
   node: PlanNode;
@@ -38,7 +33,7 @@ export class SnapshotSessions {
   acquire(node: string): Promise<string> {
     const h = this.#held.get(node);
     if (!h) throw new InternalError(`no snapshot session planned for node ${node}`);
-    h.session ??= open(h.node);
+    h.session ??= exportSnapshot(h.node.endpoint, { node: h.node.name, applicationName: 'segferry snapshot' });
     return h.session.then((s) => s.id);
   }
 
@@ -55,19 +50,6 @@ export class SnapshotSessions {
     const all = [...this.#held.values()];
     this.#held.clear();
     await Promise.all(all.map(end));
-  }
-}
-
-async function open(node: PlanNode): Promise<{ client: pg.Client; id: string }> {
-  const ctx = { node: node.name, endpoint: describeEndpoint(node.endpoint) };
-  const client = await connect(node.endpoint, { node: node.name, applicationName: 'segferry snapshot' }).catch((e) => { throw fromDatabaseError(e, { ...ctx, action: 'connect' }); });
-  try {
-    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-    const r = await client.query<{ id: string }>('SELECT pg_catalog.pg_export_snapshot() AS id');
-    return { client, id: checkSnapshotId(r.rows[0]!.id) };
-  } catch (e) {
-    destroyClient(client);
-    throw fromDatabaseError(e, { ...ctx, action: 'export snapshot' });
   }
 }
 

@@ -149,22 +149,17 @@ function createTableSQL(tp: ImportTablePlan): string {
 async function truncateAll(plan: ImportPlan, s: Sessions, order: string[], results: Map<string, ImportTableResult>, notes: string[], signal: AbortSignal | undefined): Promise<void> {
   const run = async (node: string, essential: boolean, work: (c: pg.Client) => Promise<void>) => {
     throwIfAborted(signal);
-    let c: pg.Client;
-    try {
-      c = await s.acquire(node);
-    } catch (e) {
-      // A node that receives nothing only has its ledger tidied: not worth failing for.
-      if (essential) throw e;
-      notes.push(`node ${node}: not reachable to clear its ledger rows of the truncated tables (${(e as SegferryError).code ?? 'error'})`);
-      return;
+    if (!essential) {
+      // A node that receives nothing only has its ledger tidied: not worth failing for. Its
+      // session is opened (and kept idle) here, so that only an unreachable node is tolerated.
+      try {
+        s.release(node, await s.acquire(node));
+      } catch (e) {
+        notes.push(`node ${node}: not reachable to clear its ledger rows of the truncated tables (${(e as SegferryError).code ?? 'error'})`);
+        return;
+      }
     }
-    try {
-      await work(c);
-      s.release(node, c);
-    } catch (e) {
-      s.drop(c);
-      throw fromDatabaseError(e, { node, action: 'prepare' });
-    }
+    await s.withSession(node, 'prepare', work);
   };
   for (const node of order) {
     const stray = plan.ledgerNodes.includes(node) ? plan.tables.filter((t) => !t.truncate.includes(node)) : [];
@@ -247,22 +242,16 @@ export async function importTables(opts: ImportOptions): Promise<ImportResult> {
       const needsLedger = targetNodes.has(node) || (citus && node === COORDINATOR_NODE && targetNodes.size > 0);
       const creates = plan.tables.filter((t) => t.create.includes(node));
       if (!needsLedger && creates.length === 0) continue;
-      const c = await s.acquire(node);
-      let current: string | undefined;
-      try {
+      const where: { table?: string | undefined } = {};
+      await s.withSession(node, 'prepare', async (c) => {
         if (needsLedger) await ensureLedger(c, rejecting);
         for (const t of creates) {
-          current = t.table;
+          where.table = t.table;
           if (t.destination.schema !== 'public') await c.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(t.destination.schema)}`);
           await c.query(createTableSQL(t));
           results.get(t.table)!.created.push(node);
         }
-        current = undefined;
-        s.release(node, c);
-      } catch (e) {
-        s.drop(c);
-        throw fromDatabaseError(e, { node, ...(current ? { table: current } : {}), action: 'prepare' });
-      }
+      }, where);
     }
     if (plan.truncate) await truncateAll(plan, s, order, results, notes, opts.signal);
 
@@ -342,14 +331,7 @@ export async function importTables(opts: ImportOptions): Promise<ImportResult> {
         const where = new Map(citus ? [] : t.targets.map((x) => [x.node, x.relation]));
         if (plan.coordinator && !where.has(COORDINATOR_NODE)) where.set(COORDINATOR_NODE, t.destination);
         for (const [n, rel] of where) {
-          const c = await s.acquire(n);
-          try {
-            await c.query(`ANALYZE ${quoteQualified(rel)}`);
-            s.release(n, c);
-          } catch (e) {
-            s.drop(c);
-            throw fromDatabaseError(e, { node: n, table: t.table, action: 'ANALYZE' });
-          }
+          await s.withSession(n, 'ANALYZE', (c) => c.query(`ANALYZE ${quoteQualified(rel)}`), { table: t.table });
         }
         r.analyzed = true;
       }
@@ -366,9 +348,8 @@ export async function importTables(opts: ImportOptions): Promise<ImportResult> {
       // A storage read that breaks mid-object rolled the object back: load it again (the
       // ledger makes that safe), a few times, with growing pauses.
       for (let attempt = 1; ; attempt++) {
-        const c = await s.acquire(n);
         try {
-          out = await loadObject(c, u, {
+          out = await s.withSession(n, `COPY of ${u.object.key}`, (c) => loadObject(c, u, {
             store, importId: plan.importId, format: plan.format, force: plan.force, signal, bare: plan.bare,
             ...(cipher ? { cipher } : {}),
             ...(rejectCtx ? { rejects: rejectCtx } : {}),
@@ -380,15 +361,13 @@ export async function importTables(opts: ImportOptions): Promise<ImportResult> {
                 emit({ type: 'progress', node: n, table: u.table, segment: u.object.segment, bytes: x.bytes, rows: x.rows });
               }
             },
-          });
+          }), { table: u.table });
         } catch (e) {
-          s.drop(c);
           if (!(e instanceof StorageError) || attempt >= OBJECT_ATTEMPTS || signal.aborted) throw e;
           emit({ type: 'retry', node: n, table: u.table, key: u.object.key, attempt: attempt + 1, reason: e.message });
           await new Promise((r) => setTimeout(r, 250 * 2 ** attempt));
           continue;
         }
-        s.release(n, c);
         break;
       }
       const r = results.get(u.table)!;
@@ -421,15 +400,8 @@ export async function importTables(opts: ImportOptions): Promise<ImportResult> {
       // Where the sequences live: the coordinator, else every node (node-local definitions).
       const where = plan.coordinator ? [COORDINATOR_NODE] : plan.nodes.map((n) => n.name);
       for (const n of where) {
-        const c = await s.acquire(n);
-        try {
-          const x = await applyDataExtras(c, extras);
-          s.release(n, c);
-          notes.push(`${where.length > 1 ? `node ${n}: ` : ''}sequences: ${x.sequences} set; materialized views: ${x.matviews} refreshed${x.missing.length > 0 ? `; not at the destination, left out: ${x.missing.join(', ')}` : ''}`);
-        } catch (e) {
-          s.drop(c);
-          throw fromDatabaseError(e, { node: n, action: 'sequences and materialized views after the data' });
-        }
+        const x = await s.withSession(n, 'sequences and materialized views after the data', (c) => applyDataExtras(c, extras));
+        notes.push(`${where.length > 1 ? `node ${n}: ` : ''}sequences: ${x.sequences} set; materialized views: ${x.matviews} refreshed${x.missing.length > 0 ? `; not at the destination, left out: ${x.missing.join(', ')}` : ''}`);
       }
     }
     if (restore) {

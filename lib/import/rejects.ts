@@ -8,7 +8,7 @@
  */
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { InvalidOptionError, RejectLimitError, RowCountMismatchError, SegferryError, fromDatabaseError, redact } from '../errors.js';
+import { InvalidOptionError, RejectLimitError, RowCountMismatchError, SegferryError, redact } from '../errors.js';
 import { RowHasher } from '../format/row-hash.js';
 import { rejectsKey } from '../manifest/keys.js';
 import { COPY_BINARY_HEADER, COPY_BINARY_TRAILER } from '../pg/copy-binary.js';
@@ -303,13 +303,8 @@ export class RejectTally {
 export async function priorRejects(s: Sessions, nodes: Iterable<string>, units: ReadonlyMap<string, readonly { object: { key: string } }[]>, importId: string, budget: RejectBudget): Promise<void> {
   for (const node of nodes) {
     const loading = new Set((units.get(node) ?? []).map((u) => u.object.key));
-    const c = await s.acquire(node);
-    try {
-      for (const r of await readRejected(c, importId)) if (!loading.has(r.key)) budget.addPrior(r.table, node, r.rejected);
-      s.release(node, c);
-    } catch (e) {
-      s.drop(c);
-      throw fromDatabaseError(e, { node, action: `reading ${LEDGER_TABLE}` });
+    for (const r of await s.withSession(node, `reading ${LEDGER_TABLE}`, (c) => readRejected(c, importId))) {
+      if (!loading.has(r.key)) budget.addPrior(r.table, node, r.rejected);
     }
   }
 }

@@ -12,6 +12,7 @@ export class Sessions {
   #idle = new Map<string, pg.Client[]>();
   #all = new Set<pg.Client>();
   constructor(readonly nodes: Map<string, PlanNode>, readonly settings: Record<string, string>, readonly app: string) {}
+  /** An idle session of `node`, or a new one (connected, settings applied); give it back with `release` or `drop`. */
   async acquire(node: string): Promise<pg.Client> {
     const c = this.#idle.get(node)?.pop();
     if (c) return c;
@@ -27,6 +28,27 @@ export class Sessions {
     }
     return client;
   }
+  /**
+   * Run one step on a session of `node`: acquire one, run `work`, give the session back once
+   * it succeeds. On failure the session is dropped (its transaction rolls back; a session in an
+   * unknown state is never reused) and the error is thrown as `fromDatabaseError` makes it,
+   * naming the node, `action` and `where.table`: a `SegferryError` (a failed acquire, or one the
+   * step threw) passes as it is. `where` is read when the step fails, so a step may set
+   * `where.table` to the table it is working on (default: no table).
+   */
+  async withSession<T>(node: string, action: string, work: (c: pg.Client) => Promise<T>, where: { table?: string | undefined } = {}): Promise<T> {
+    const c = await this.acquire(node);
+    let out: T;
+    try {
+      out = await work(c);
+    } catch (e) {
+      this.drop(c);
+      throw fromDatabaseError(e, { node, action, ...(where.table !== undefined ? { table: where.table } : {}) });
+    }
+    this.release(node, c);
+    return out;
+  }
+  /** Give back a session in a known state (no transaction open) for the next step on `node`. */
   release(node: string, c: pg.Client): void {
     this.#idle.set(node, [...(this.#idle.get(node) ?? []), c]);
   }
@@ -35,6 +57,7 @@ export class Sessions {
     this.#all.delete(c);
     destroyClient(c);
   }
+  /** Close every session, idle or not (the end of the run). */
   async closeAll(): Promise<void> {
     for (const c of this.#all) await closeQuietly(c);
     this.#all.clear();

@@ -1,0 +1,46 @@
+import type pg from 'pg';
+import { InternalError, fromDatabaseError } from '../errors.js';
+import { connect, describeEndpoint, destroyClient, type NodeEndpoint } from './conn.js';
+
+/** A snapshot id as pg_export_snapshot() returns it (e.g. `00000003-0000001B-1`); anything else is refused. */
+export function checkSnapshotId(id: string): string {
+  if (!/^[0-9A-F]+(-[0-9A-F]+)+$/i.test(id) || id.length > 64) throw new InternalError(`not a snapshot id: ${JSON.stringify(id.slice(0, 80))}`);
+  return id;
+}
+
+/** A session whose open transaction exports a snapshot: see {@link exportSnapshot}. */
+export interface ExportedSnapshot {
+  /** The session, idle in its REPEATABLE READ READ ONLY transaction; the caller commits and closes it. */
+  client: pg.Client;
+  /** pg_export_snapshot()'s id, checked by {@link checkSnapshotId}. */
+  id: string;
+  /** The server's `server_version`, e.g. `15.18`. */
+  serverVersion: string;
+  /** The server's `server_version_num`, e.g. 150018. */
+  serverVersionNum: number;
+}
+
+/**
+ * Open a session on a node, begin `REPEATABLE READ READ ONLY` and export its snapshot
+ * (`pg_export_snapshot()`, PostgreSQL docs 9.27.5: other sessions can import it with
+ * `SET TRANSACTION SNAPSHOT` while this transaction stays open). The server version comes in
+ * the same round trip, for callers that match tools to the server (pg_dump).
+ *
+ * Errors: the connect's as `connect` gives them (ERR_CONNECT, ERR_AUTH, …, action `connect`);
+ * a failure afterwards destroys the session and is wrapped by `fromDatabaseError` with action
+ * `export snapshot`, naming `node` and the endpoint (never its password).
+ */
+export async function exportSnapshot(endpoint: NodeEndpoint, opts: { node: string; applicationName: string }): Promise<ExportedSnapshot> {
+  const ctx = { node: opts.node, endpoint: describeEndpoint(endpoint) };
+  const client = await connect(endpoint, opts).catch((e) => { throw fromDatabaseError(e, { ...ctx, action: 'connect' }); });
+  try {
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    const r = await client.query<{ id: string; v: string; n: string }>(
+      `SELECT pg_catalog.pg_export_snapshot() AS id, pg_catalog.current_setting('server_version') AS v, pg_catalog.current_setting('server_version_num') AS n`);
+    const row = r.rows[0]!;
+    return { client, id: checkSnapshotId(row.id), serverVersion: row.v, serverVersionNum: Number(row.n) };
+  } catch (e) {
+    destroyClient(client);
+    throw fromDatabaseError(e, { ...ctx, action: 'export snapshot' });
+  }
+}
