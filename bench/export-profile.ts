@@ -1,0 +1,78 @@
+// Where a real export's client CPU goes, by part: `node --import tsx bench/export-profile.ts
+// [--rows N (default 500000)] [--nodes N (default 2)] [--format parquet|arrow|text]
+// [--compression zstd|snappy|none] [--quick]`. A diagnostic run by hand, not a section.
+//
+// Starts N local servers, fills the bench table, exports it once untimed (warm caches, modules
+// loaded), then exports it again to a directory with the V8 sampling profiler on (this process
+// is the client: every exporter runs on its event loop) and prints the client's CPU-s per
+// million rows split by part, from the profile's self time: COPY receive (pg, sockets,
+// streams), Arrow build (lib/format/arrow/columns.ts), Parquet encode, compression (zstd
+// WebAssembly, snappy), SHA-256 and row hash, store writes, garbage collection, the rest.
+import { rm } from 'node:fs/promises';
+import { Session } from 'node:inspector/promises';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { exportTables, type ExportOptions } from '../lib/index.js';
+import type { ParquetCompression } from '../lib/format/parquet/codecs.js';
+import { fillSources, staticTopology, withBenchServers } from './lib/common.js';
+import { TABLE } from './lib/data.js';
+
+const { values: flags } = parseArgs({
+  options: { rows: { type: 'string' }, nodes: { type: 'string' }, format: { type: 'string' }, compression: { type: 'string' }, quick: { type: 'boolean' } },
+});
+const ROWS = Number(flags.rows ?? (flags.quick ? 40_000 : 500_000));
+const NODES = Number(flags.nodes ?? 2);
+const FORMAT = (flags.format ?? 'parquet') as ExportOptions['format'];
+const COMPRESSION = flags.compression as ParquetCompression | undefined;
+
+interface Node { id: number; callFrame: { functionName: string; url: string }; children?: number[] }
+interface Profile { nodes: Node[]; samples: number[]; timeDeltas: number[] }
+
+/** The part a sampled frame's self time belongs to (first rule that matches). */
+const PARTS: [string, RegExp][] = [
+  ['zstd / snappy', /^wasm|zstd|snappy|codecs\.ts|compress\.js/],
+  ['Parquet encode', /format\/parquet\//],
+  ['Arrow build', /format\/arrow\/(columns|decimal|pgtext)\.ts/],
+  ['Arrow IPC', /format\/arrow\/ipc\.ts|apache-arrow/],
+  ['SHA-256, row hash', /crypto|row-hash\.ts|hash\.ts/],
+  ['store writes', /store\/|node:fs|fs\/promises|node:internal\/fs/],
+  ['COPY receive', /pg\/|pg-protocol|node_modules\/pg|copy-streams|node:net|stream_base|node:internal\/streams|node:stream/],
+  ['segment writer', /segment\/|columnar-writer\.ts|export\//],
+  ['garbage collection', /^\(garbage collector\)/],
+];
+
+function split(p: Profile): Map<string, number> {
+  const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const out = new Map<string, number>();
+  for (let i = 0; i < p.samples.length; i++) {
+    const cf = byId.get(p.samples[i]!)!.callFrame;
+    if (cf.functionName === '(idle)' || cf.functionName === '(program)') continue;
+    const part = cf.url.startsWith('wasm') ? PARTS[0]![0] : PARTS.find(([, re]) => re.test(cf.url) || re.test(cf.functionName))?.[0] ?? 'other (event loop, Node internals)';
+    out.set(part, (out.get(part) ?? 0) + (p.timeDeltas[i] ?? 0) / 1e6);
+  }
+  return out;
+}
+
+await withBenchServers(Array.from({ length: NODES }, (_, i) => `src${i + 1}`), 'sf-bench-exprof-', async (servers, dir) => {
+  const total = await fillSources(servers, ROWS, { freeze: true });
+  const topology = staticTopology(servers);
+  const opts = { topology, tables: [TABLE], format: COMPRESSION ? { kind: FORMAT, compression: COMPRESSION } : FORMAT } as ExportOptions;
+  await exportTables({ ...opts, to: path.join(dir, 'warm') } as ExportOptions);
+  await rm(path.join(dir, 'warm'), { recursive: true, force: true });
+  const s = new Session();
+  s.connect();
+  await s.post('Profiler.enable');
+  await s.post('Profiler.setSamplingInterval', { interval: 200 });
+  await s.post('Profiler.start');
+  const c0 = process.cpuUsage();
+  await exportTables({ ...opts, to: path.join(dir, 'run') } as ExportOptions);
+  const c = process.cpuUsage(c0);
+  const { profile } = await s.post('Profiler.stop') as unknown as { profile: Profile };
+  s.disconnect();
+  const cpu = (c.user + c.system) / 1e6;
+  const parts = split(profile);
+  const sampled = [...parts.values()].reduce((a, b) => a + b, 0);
+  const m = total / 1e6;
+  console.log(`export profile: ${total} rows of ${TABLE}, ${NODES} nodes, ${FORMAT}${COMPRESSION ? ` ${COMPRESSION}` : ''}; client ${(cpu / m).toFixed(2)} CPU-s/Mrow (process.cpuUsage, all threads), ${(sampled / m).toFixed(2)} sampled on the main thread`);
+  for (const [k, v] of [...parts.entries()].sort((a, b) => b[1] - a[1])) console.log(`  ${k.padEnd(36)} ${(v / m).toFixed(2)} CPU-s/Mrow  ${(100 * v / sampled).toFixed(1)}%`);
+});
