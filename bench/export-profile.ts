@@ -1,6 +1,7 @@
 // Where a real export's client CPU goes, by part: `node --import tsx bench/export-profile.ts
 // [--rows N (default 500000)] [--nodes N (default 2)] [--format parquet|arrow|text]
-// [--compression zstd|snappy|none] [--quick]`. A diagnostic run by hand, not a section.
+// [--compression zstd|snappy|none] [--reps N] [--no-profile] [--quick]`. A diagnostic run by
+// hand, not a section.
 //
 // Starts N local servers, fills the bench table, exports it once untimed (warm caches, modules
 // loaded), then exports it again to a directory with the V8 sampling profiler on (this process
@@ -8,6 +9,10 @@
 // million rows split by part, from the profile's self time: COPY receive (pg, sockets,
 // streams), Arrow build (lib/format/arrow/columns.ts), Parquet encode, compression (zstd
 // WebAssembly, snappy), SHA-256 and row hash, store writes, garbage collection, the rest.
+// `--no-profile`: no profiler (it costs CPU of its own), only the client CPU of each of `--reps`
+// exports (default 1); with `--base DIR` (another build's lib/ or dist/ inside this checkout, its
+// format/zstd re-exporting this one's: see bench/columnar-profile.ts) also that build's,
+// alternating, on the same servers.
 import { rm } from 'node:fs/promises';
 import { Session } from 'node:inspector/promises';
 import path from 'node:path';
@@ -18,7 +23,10 @@ import { fillSources, staticTopology, withBenchServers } from './lib/common.js';
 import { TABLE } from './lib/data.js';
 
 const { values: flags } = parseArgs({
-  options: { rows: { type: 'string' }, nodes: { type: 'string' }, format: { type: 'string' }, compression: { type: 'string' }, quick: { type: 'boolean' } },
+  options: {
+    rows: { type: 'string' }, nodes: { type: 'string' }, format: { type: 'string' }, compression: { type: 'string' }, quick: { type: 'boolean' },
+    reps: { type: 'string' }, 'no-profile': { type: 'boolean' }, base: { type: 'string' },
+  },
 });
 const ROWS = Number(flags.rows ?? (flags.quick ? 40_000 : 500_000));
 const NODES = Number(flags.nodes ?? 2);
@@ -59,6 +67,29 @@ await withBenchServers(Array.from({ length: NODES }, (_, i) => `src${i + 1}`), '
   const opts = { topology, tables: [TABLE], format: COMPRESSION ? { kind: FORMAT, compression: COMPRESSION } : FORMAT } as ExportOptions;
   await exportTables({ ...opts, to: path.join(dir, 'warm') } as ExportOptions);
   await rm(path.join(dir, 'warm'), { recursive: true, force: true });
+  if (flags['no-profile']) {
+    const builds: [string, typeof exportTables][] = [['this', exportTables]];
+    if (flags.base) {
+      const base = (await import(`${flags.base}/index.js`)) as { exportTables: typeof exportTables };
+      await base.exportTables({ ...opts, to: path.join(dir, 'warm') } as ExportOptions);
+      await rm(path.join(dir, 'warm'), { recursive: true, force: true });
+      builds.push(['base', base.exportTables]);
+    }
+    const xs = builds.map(() => [] as string[]);
+    for (let r = 0; r < Number(flags.reps ?? 1); r++) {
+      for (const [k, [, exp]] of builds.entries()) {
+        const c0 = process.cpuUsage();
+        await exp({ ...opts, to: path.join(dir, `run${r}`) } as ExportOptions);
+        const c = process.cpuUsage(c0);
+        xs[k]!.push(((c.user + c.system) / total).toFixed(2));
+        await rm(path.join(dir, `run${r}`), { recursive: true, force: true });
+      }
+    }
+    for (const [k, [name]] of builds.entries()) {
+      console.log(`export [${name}]: ${total} rows, ${NODES} nodes, ${FORMAT}${COMPRESSION ? ` ${COMPRESSION}` : ''}; client CPU-s/Mrow: ${xs[k]!.join(' ')}`);
+    }
+    return;
+  }
   const s = new Session();
   s.connect();
   await s.post('Profiler.enable');

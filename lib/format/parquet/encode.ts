@@ -592,6 +592,11 @@ function dictionary(l: Leaf, slots: Int32Array | undefined, count: number): { id
   const mask = (1 << bits) - 1;
   const table = new Int32Array(1 << bits).fill(-1); // → index into firsts
   const firsts = new Int32Array(Math.floor(count / 2) + 1);
+  // Each entry's hash and length: a probe compares bytes only when both match, and not even
+  // then for values of up to 4 bytes (for one length, the hash of at most one word is a
+  // bijection: multiply by odd constants, xor-shift).
+  const hashes = new Int32Array(firsts.length);
+  const lens = new Int32Array(firsts.length);
   const ids = new Uint32Array(count);
   let n = 0;
   let bytes = 0;
@@ -602,22 +607,28 @@ function dictionary(l: Leaf, slots: Int32Array | undefined, count: number): { id
     const s = slots ? slots[k]! : l.from + k;
     const a = offs[s]! + pre;
     const b = offs[s + 1]!;
-    let pos = hashBytes(data, dv, a, b) >>> shift;
+    const h = hashBytes(data, dv, a, b);
+    const len = b - a;
+    let pos = h >>> shift;
     for (;;) {
       const e = table[pos]!;
       if (e < 0) {
         if (n >= firsts.length) return undefined;
-        bytes += b - a + 4;
+        bytes += len + 4;
         if (bytes > MAX_DICT_BYTES) return undefined;
         firsts[n] = s;
+        hashes[n] = h;
+        lens[n] = len;
         table[pos] = n;
         ids[k] = n++;
         break;
       }
-      const f = firsts[e]!;
-      if (sameBytes(data, dv, offs[f]! + pre, offs[f + 1]!, a, b)) {
-        ids[k] = e;
-        break;
+      if (hashes[e] === h && lens[e] === len) {
+        const f = firsts[e]!;
+        if (len <= 4 || sameBytes(data, dv, offs[f]! + pre, offs[f + 1]!, a, b)) {
+          ids[k] = e;
+          break;
+        }
       }
       pos = (pos + 1) & mask;
     }
