@@ -148,6 +148,9 @@ function bitWidth(max: number): number {
  */
 interface Source {
   plain: boolean;
+  /** Slots, and NULL ones among them. */
+  length: number;
+  nulls: number;
   validity: Uint8Array | undefined;
   /** Value bytes: Arrow's values buffer, or PLAIN bytes. */
   values: Uint8Array;
@@ -160,13 +163,13 @@ function arrowSource(d: Data): Source {
   if (d.offset !== 0) throw new InternalError('Parquet encoder needs unsliced Arrow data');
   const v = d.values as ArrayBufferView | undefined;
   return {
-    plain: false, validity: validity(d), values: v ? u8of(v) : new Uint8Array(0),
+    plain: false, length: d.length, nulls: d.nullCount, validity: validity(d), values: v ? u8of(v) : new Uint8Array(0),
     offsets: d.valueOffsets as Int32Array | undefined, child: d.children[0] ? arrowSource(d.children[0]) : undefined,
   };
 }
 
 function plainSource(c: PlainColumn): Source {
-  return { plain: true, validity: c.nulls > 0 ? c.validity : undefined, values: c.values, offsets: c.offsets, child: c.child && plainSource(c.child) };
+  return { plain: true, length: c.length, nulls: c.nulls, validity: c.nulls > 0 ? c.validity : undefined, values: c.values, offsets: c.offsets, child: c.child && plainSource(c.child) };
 }
 
 /** One leaf column of a row group, before encoding. */
@@ -210,9 +213,11 @@ function setBefore(bm: Uint8Array | undefined, s: number): number {
 /** A leaf of slots [from, to) of `src`. */
 function leafFrom(spec: ColumnSpec, src: Source, from: number, to: number, def: Uint8Array | undefined, rep: Uint8Array | undefined,
   levels: number, maxDef: number, nulls: number, path: string[]): Leaf {
-  const before = setBefore(src.validity, from);
+  // A whole column (the usual case) needs no count of its bits.
+  const before = from === 0 ? 0 : setBefore(src.validity, from);
+  const count = from === 0 && to === src.length ? to - src.nulls : setBefore(src.validity, to) - before;
   return {
-    spec, type: leafType(spec), src, from, to, count: setBefore(src.validity, to) - before, first: src.plain ? before : from, pre: src.plain ? 4 : 0,
+    spec, type: leafType(spec), src, from, to, count, first: src.plain ? before : from, pre: src.plain ? 4 : 0,
     def, rep, levels, maxDef, maxRep: maxDef === 3 ? 1 : 0, nulls, path,
   };
 }
