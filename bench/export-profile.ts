@@ -7,7 +7,8 @@
 // loaded), then exports it again to a directory with the V8 sampling profiler on (this process
 // is the client: every exporter runs on its event loop) and prints the client's CPU-s per
 // million rows split by part, from the profile's self time: COPY receive (pg, sockets,
-// streams), Arrow build (lib/format/arrow/columns.ts), Parquet encode, compression (zstd
+// streams), column build (lib/format/arrow/columns.ts: Arrow columns, or Parquet's PLAIN
+// layout), Parquet encode, compression (zstd
 // WebAssembly, snappy), SHA-256 and row hash, store writes, garbage collection, the rest.
 // `--no-profile`: no profiler (it costs CPU of its own), only the client CPU of each of `--reps`
 // exports (default 1); with `--base DIR` (another build's lib/ or dist/ inside this checkout, its
@@ -40,7 +41,7 @@ interface Profile { nodes: Node[]; samples: number[]; timeDeltas: number[] }
 const PARTS: [string, RegExp][] = [
   ['zstd / snappy', /^wasm|zstd|snappy|codecs\.ts|compress\.js/],
   ['Parquet encode', /format\/parquet\//],
-  ['Arrow build', /format\/arrow\/(columns|decimal|pgtext)\.ts/],
+  ['column build (columns.ts)', /format\/arrow\/(columns|decimal|pgtext)\.ts/],
   ['Arrow IPC', /format\/arrow\/ipc\.ts|apache-arrow/],
   ['SHA-256, row hash', /crypto|row-hash\.ts|hash\.ts/],
   ['store writes', /store\/|node:fs|fs\/promises|node:internal\/fs/],
