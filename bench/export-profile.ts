@@ -10,6 +10,7 @@
 // streams), column build (lib/format/arrow/columns.ts: Arrow columns, or Parquet's PLAIN
 // layout), Parquet encode, compression (zstd
 // WebAssembly, snappy), SHA-256 and row hash, store writes, garbage collection, the rest.
+// `--top N`: also the N functions of most self time, with their part.
 // `--no-profile`: no profiler (it costs CPU of its own), only the client CPU of each of `--reps`
 // exports (default 1); with `--base DIR` (another build's lib/ or dist/ inside this checkout, its
 // format/zstd re-exporting this one's: see bench/columnar-profile.ts) also that build's,
@@ -26,7 +27,7 @@ import { TABLE } from './lib/data.js';
 const { values: flags } = parseArgs({
   options: {
     rows: { type: 'string' }, nodes: { type: 'string' }, format: { type: 'string' }, compression: { type: 'string' }, quick: { type: 'boolean' },
-    reps: { type: 'string' }, 'no-profile': { type: 'boolean' }, base: { type: 'string' },
+    reps: { type: 'string' }, 'no-profile': { type: 'boolean' }, base: { type: 'string' }, top: { type: 'string' },
   },
 });
 const ROWS = Number(flags.rows ?? (flags.quick ? 40_000 : 500_000));
@@ -50,16 +51,21 @@ const PARTS: [string, RegExp][] = [
   ['garbage collection', /^\(garbage collector\)/],
 ];
 
-function split(p: Profile): Map<string, number> {
+/** Self seconds by part, and by function (`name url` → [part, seconds]). */
+function split(p: Profile): { parts: Map<string, number>; fns: Map<string, [string, number]> } {
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
-  const out = new Map<string, number>();
+  const parts = new Map<string, number>();
+  const fns = new Map<string, [string, number]>();
   for (let i = 0; i < p.samples.length; i++) {
     const cf = byId.get(p.samples[i]!)!.callFrame;
     if (cf.functionName === '(idle)' || cf.functionName === '(program)') continue;
     const part = cf.url.startsWith('wasm') ? PARTS[0]![0] : PARTS.find(([, re]) => re.test(cf.url) || re.test(cf.functionName))?.[0] ?? 'other (event loop, Node internals)';
-    out.set(part, (out.get(part) ?? 0) + (p.timeDeltas[i] ?? 0) / 1e6);
+    const dt = (p.timeDeltas[i] ?? 0) / 1e6;
+    parts.set(part, (parts.get(part) ?? 0) + dt);
+    const key = `${cf.functionName || '(anonymous)'} ${cf.url.replace(/^.*\/(lib|node_modules)\//, '$1/')}`;
+    fns.set(key, [part, (fns.get(key)?.[1] ?? 0) + dt]);
   }
-  return out;
+  return { parts, fns };
 }
 
 await withBenchServers(Array.from({ length: NODES }, (_, i) => `src${i + 1}`), 'sf-bench-exprof-', async (servers, dir) => {
@@ -102,9 +108,11 @@ await withBenchServers(Array.from({ length: NODES }, (_, i) => `src${i + 1}`), '
   const { profile } = await s.post('Profiler.stop') as unknown as { profile: Profile };
   s.disconnect();
   const cpu = (c.user + c.system) / 1e6;
-  const parts = split(profile);
+  const { parts, fns } = split(profile);
   const sampled = [...parts.values()].reduce((a, b) => a + b, 0);
   const m = total / 1e6;
   console.log(`export profile: ${total} rows of ${TABLE}, ${NODES} nodes, ${FORMAT}${COMPRESSION ? ` ${COMPRESSION}` : ''}; client ${(cpu / m).toFixed(2)} CPU-s/Mrow (process.cpuUsage, all threads), ${(sampled / m).toFixed(2)} sampled on the main thread`);
   for (const [k, v] of [...parts.entries()].sort((a, b) => b[1] - a[1])) console.log(`  ${k.padEnd(36)} ${(v / m).toFixed(2)} CPU-s/Mrow  ${(100 * v / sampled).toFixed(1)}%`);
+  const top = [...fns.entries()].sort((a, b) => b[1][1] - a[1][1]).slice(0, Number(flags.top ?? 0));
+  for (const [k, [part, v]] of top) console.log(`    ${(v / m).toFixed(3)}  ${k}  [${part}]`);
 });
