@@ -44,7 +44,8 @@ const PARTS: [string, RegExp][] = [
   ['Parquet encode', /format\/parquet\//],
   ['column build (columns.ts)', /format\/arrow\/(columns|decimal|pgtext)\.ts/],
   ['Arrow IPC', /format\/arrow\/ipc\.ts|apache-arrow/],
-  ['SHA-256, row hash', /crypto|row-hash\.ts|hash\.ts/],
+  // Hash.update is native (no url): its name alone.
+  ['SHA-256, row hash', /crypto|row-hash\.ts|hash\.ts|^update$/],
   ['store writes', /store\/|node:fs|fs\/promises|node:internal\/fs/],
   ['COPY receive', /pg\/|pg-protocol|node_modules\/pg|copy-streams|node:net|stream_base|node:internal\/streams|node:stream/],
   ['segment writer', /segment\/|columnar-writer\.ts|export\//],
