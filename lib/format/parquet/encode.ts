@@ -222,14 +222,14 @@ function leafFrom(spec: ColumnSpec, src: Source, from: number, to: number, def: 
   };
 }
 
-function leafOf(spec: ColumnSpec, d: Source, from: number, to: number): Leaf {
+function leafOf(spec: ColumnSpec, d: Source, from: number, to: number, sc: EncoderScratch): Leaf {
   if (!isList(spec)) {
     const n = to - from;
     let def: Uint8Array | undefined;
     let nulls = 0;
     const bm = d.validity;
     if (bm) {
-      def = new Uint8Array(n);
+      def = sc.u8(0, n);
       for (let i = 0; i < n; i++) {
         const s = from + i;
         const b = (bm[s >> 3]! >> (s & 7)) & 1;
@@ -245,20 +245,20 @@ function leafOf(spec: ColumnSpec, d: Source, from: number, to: number): Leaf {
   const cFrom = offs[from]!;
   const cTo = offs[to]!;
   const cap = (to - from) + (cTo - cFrom);
-  const def = new Uint8Array(cap);
-  const rep = new Uint8Array(cap);
+  const def = sc.u8(0, cap);
+  const rep = sc.u8(1, cap);
   let k = 0;
   let nulls = 0;
   const rows = d.validity;
   const elems = child.validity;
   for (let r = from; r < to; r++) {
-    if (rows && !((rows[r >> 3]! >> (r & 7)) & 1)) { def[k++] = 0; nulls++; continue; }
+    if (rows && !((rows[r >> 3]! >> (r & 7)) & 1)) { rep[k] = 0; def[k++] = 0; nulls++; continue; }
     const s = offs[r]!;
     const e = offs[r + 1]!;
-    if (s === e) { def[k++] = 1; nulls++; continue; }
-    // rep is 0 (a new row) at the first element, as allocated; 1 for the rest.
+    if (s === e) { rep[k] = 0; def[k++] = 1; nulls++; continue; }
+    // rep is 0 (a new row) at the first element, 1 for the rest.
     for (let j = s; j < e; j++, k++) {
-      if (j !== s) rep[k] = 1;
+      rep[k] = j === s ? 0 : 1;
       if (!elems || ((elems[j >> 3]! >> (j & 7)) & 1)) def[k] = 3;
       else { def[k] = 2; nulls++; }
     }
@@ -267,10 +267,10 @@ function leafOf(spec: ColumnSpec, d: Source, from: number, to: number): Leaf {
 }
 
 /** The slots of a leaf that hold values, in order. */
-function presentSlots(l: Leaf): Int32Array | undefined {
+function presentSlots(l: Leaf, sc: EncoderScratch): Int32Array | undefined {
   const bm = l.src.validity;
   if (!bm) return undefined;
-  const out = new Int32Array(l.to - l.from);
+  const out = sc.i32(0, l.to - l.from);
   let n = 0;
   for (let i = l.from; i < l.to; i++) if ((bm[i >> 3]! >> (i & 7)) & 1) out[n++] = i;
   return out.subarray(0, n);
@@ -585,7 +585,7 @@ function hashBytes(u8: Uint8Array, dv: DataView, a: number, b: number): number {
  * than half the values distinct, or more than 1 MiB of distinct values). The values are hashed in place (no strings) into an
  * open-addressing table of first slots.
  */
-function dictionary(l: Leaf, slots: Int32Array | undefined, count: number): { ids: Uint32Array; firsts: Int32Array; n: number; bytes: number } | undefined {
+function dictionary(l: Leaf, slots: Int32Array | undefined, count: number, sc: EncoderScratch): { ids: Int32Array; firsts: Int32Array; n: number; bytes: number } | undefined {
   if (count < 16) return undefined;
   const offs = l.src.offsets!;
   const data = l.src.values;
@@ -595,14 +595,14 @@ function dictionary(l: Leaf, slots: Int32Array | undefined, count: number): { id
   while (1 << bits < count) bits++;
   const shift = 32 - bits;
   const mask = (1 << bits) - 1;
-  const table = new Int32Array(1 << bits).fill(-1); // → index into firsts
-  const firsts = new Int32Array(Math.floor(count / 2) + 1);
+  const table = sc.i32(1, 1 << bits).fill(-1); // → index into firsts
+  const firsts = sc.i32(2, Math.floor(count / 2) + 1);
   // Each entry's hash and length: a probe compares bytes only when both match, and not even
   // then for values of up to 4 bytes (for one length, the hash of at most one word is a
   // bijection: multiply by odd constants, xor-shift).
-  const hashes = new Int32Array(firsts.length);
-  const lens = new Int32Array(firsts.length);
-  const ids = new Uint32Array(count);
+  const hashes = sc.i32(3, firsts.length);
+  const lens = sc.i32(4, firsts.length);
+  const ids = sc.i32(5, count);
   let n = 0;
   let bytes = 0;
   for (let k = 0; k < count; k++) {
@@ -673,10 +673,10 @@ function page(header: TStruct, body: Uint8Array, codec: PageCodec): { head: Uint
 }
 
 /**
- * Page bodies of one row group. While the codec copies a page out (it compresses), the next
- * page is built in the same buffer; a page that is the buffer itself (no compression) keeps
- * it, and the next one gets a new buffer. Each buffer is asked for the page's estimated size,
- * so it seldom grows (growing copies, and leaves garbage).
+ * Page bodies. While the codec copies a page out (it compresses), the next page is built in
+ * the same buffer; a page that is the buffer itself (no compression) keeps it, and the next
+ * one gets a new buffer. Each buffer is asked for the page's estimated size, so it seldom
+ * grows (growing copies, and leaves garbage).
  */
 class Bodies {
   #free: Out | undefined;
@@ -690,6 +690,33 @@ class Bodies {
   /** `o` was compressed into `page`. */
   done(o: Out, page: Uint8Array): void {
     if (page.buffer !== o.u8.buffer) this.#free = o;
+  }
+}
+
+/**
+ * What an encoder reuses from one row group to the next (a writer keeps one; default: new per
+ * row group): the page-body buffer (with compression), the levels, the present slots and the
+ * dictionary tables of one column chunk at a time. Memory: the largest page body so far, plus
+ * about 30 bytes per value of the largest column chunk so far (2 bytes of levels, 4 of slots,
+ * up to 24 of dictionary tables).
+ */
+export class EncoderScratch {
+  readonly bodies = new Bodies();
+  readonly #u8: Uint8Array[] = [];
+  readonly #i32: Int32Array[] = [];
+
+  /** Scratch bytes number `k`, `n` long (contents left over: callers write before they read). */
+  u8(k: number, n: number): Uint8Array {
+    let a = this.#u8[k];
+    if (!a || a.length < n) a = this.#u8[k] = new Uint8Array(Math.max(n, 2 * (a?.length ?? 0)));
+    return a.subarray(0, n);
+  }
+
+  /** Scratch int32s number `k`, `n` long (as {@link u8}). */
+  i32(k: number, n: number): Int32Array {
+    let a = this.#i32[k];
+    if (!a || a.length < n) a = this.#i32[k] = new Int32Array(Math.max(n, 2 * (a?.length ?? 0)));
+    return a.subarray(0, n);
   }
 }
 
@@ -711,12 +738,13 @@ function packedBytes(n: number, width: number): number {
   return Math.ceil((n * width) / 8) + 16;
 }
 
-function encodeLeaf(l: Leaf, codec: PageCodec, bodies: Bodies): EncodedChunk {
+function encodeLeaf(l: Leaf, codec: PageCodec, sc: EncoderScratch): EncodedChunk {
   const t = l.type;
+  const bodies = sc.bodies;
   // Slots matter to byte arrays (offsets per slot) and to Arrow fixed widths (values per slot).
-  const slots = t.arrowWidth === 0 || !l.src.plain ? presentSlots(l) : undefined;
+  const slots = t.arrowWidth === 0 || !l.src.plain ? presentSlots(l, sc) : undefined;
   const count = l.count;
-  const dict = t.arrowWidth === 0 ? dictionary(l, slots, count) : undefined;
+  const dict = t.arrowWidth === 0 ? dictionary(l, slots, count, sc) : undefined;
   let size = 8 + (l.maxRep > 0 ? packedBytes(l.levels, 1) : 0) + (l.def ? packedBytes(l.levels, bitWidth(l.maxDef)) : 8);
   if (dict) size += 1 + packedBytes(count, bitWidth(dict.n - 1));
   else if (t.arrowWidth === 0) size += (l.src.plain ? 0 : 4 * count) + (l.src.offsets![l.to]! - l.src.offsets![l.from]!);
@@ -770,9 +798,8 @@ function encodeLeaf(l: Leaf, codec: PageCodec, bodies: Bodies): EncodedChunk {
 }
 
 /** Encode rows [from, to) of a record batch built from `specs` as one row group. */
-export function encodeRowGroup(batch: RecordBatch, specs: ColumnSpec[], from: number, to: number, codec: PageCodec): EncodedRowGroup {
-  const bodies = new Bodies();
-  const chunks = specs.map((s, i) => encodeLeaf(leafOf(s, arrowSource(batch.data.children[i]!), from, to), codec, bodies));
+export function encodeRowGroup(batch: RecordBatch, specs: ColumnSpec[], from: number, to: number, codec: PageCodec, scratch = new EncoderScratch()): EncodedRowGroup {
+  const chunks = specs.map((s, i) => encodeLeaf(leafOf(s, arrowSource(batch.data.children[i]!), from, to, scratch), codec, scratch));
   return group(chunks, to - from);
 }
 
@@ -781,9 +808,8 @@ export function encodeRowGroup(batch: RecordBatch, specs: ColumnSpec[], from: nu
  * from `specs` as one row group: the same bytes as {@link encodeRowGroup} of the Arrow batch of
  * the same rows, with the values copied once instead of converted.
  */
-export function encodePlainRowGroup(columns: PlainColumn[], specs: ColumnSpec[], from: number, to: number, codec: PageCodec): EncodedRowGroup {
-  const bodies = new Bodies();
-  const chunks = specs.map((s, i) => encodeLeaf(leafOf(s, plainSource(columns[i]!), from, to), codec, bodies));
+export function encodePlainRowGroup(columns: PlainColumn[], specs: ColumnSpec[], from: number, to: number, codec: PageCodec, scratch = new EncoderScratch()): EncodedRowGroup {
+  const chunks = specs.map((s, i) => encodeLeaf(leafOf(s, plainSource(columns[i]!), from, to, scratch), codec, scratch));
   return group(chunks, to - from);
 }
 

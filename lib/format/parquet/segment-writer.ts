@@ -5,7 +5,7 @@ import { ColumnarSegmentWriter, type ColumnarFile } from '../columnar-writer.js'
 import { BatchBuilder, type PlainColumn } from '../arrow/columns.js';
 import { columnSpec, type ColumnSpec, type PgColumn } from '../arrow/pgtypes.js';
 import { pageCodec, type PageCodec, type ParquetCompression } from './codecs.js';
-import { encodePlainRowGroup, type EncodedRowGroup } from './encode.js';
+import { encodePlainRowGroup, EncoderScratch, type EncodedRowGroup } from './encode.js';
 import { columnMeta, FooterBuilder, MAGIC, PARQUET_META } from './file.js';
 import { parquetSpec, parquetTypeName } from './schema.js';
 
@@ -57,6 +57,8 @@ interface EncodedGroup extends EncodedRowGroup {
 export class ParquetSegmentWriter extends ColumnarSegmentWriter<FooterBuilder, GroupPart, EncodedGroup> {
   readonly #opts: ParquetSegmentWriterOptions;
   #codec: PageCodec | undefined;
+  /** The encoder's buffers, reused by every row group (docs/memory.md). */
+  readonly #scratch = new EncoderScratch();
 
   constructor(o: ParquetSegmentWriterOptions) {
     super(o, {
@@ -90,7 +92,7 @@ export class ParquetSegmentWriter extends ColumnarSegmentWriter<FooterBuilder, G
   }
 
   protected encode(p: GroupPart): EncodedGroup {
-    return { ...encodePlainRowGroup(p.columns, p.specs, p.from, p.to, this.#codec!), specs: p.specs };
+    return { ...encodePlainRowGroup(p.columns, p.specs, p.from, p.to, this.#codec!, this.#scratch), specs: p.specs };
   }
 
   protected split(p: GroupPart): [GroupPart, GroupPart] {
