@@ -85,7 +85,10 @@ await withBenchServers(Array.from({ length: NODES }, (_, i) => `src${i + 1}`), '
     }
     const xs = builds.map(() => [] as string[]);
     for (let r = 0; r < Number(flags.reps ?? 1); r++) {
-      for (const [k, [, exp]] of builds.entries()) {
+      // ABBA order: neither build always runs first (after the other's garbage).
+      const order = r % 2 === 0 ? [...builds.keys()] : [...builds.keys()].reverse();
+      for (const k of order) {
+        const exp = builds[k]![1];
         const c0 = process.cpuUsage();
         await exp({ ...opts, to: path.join(dir, `run${r}`) } as ExportOptions);
         const c = process.cpuUsage(c0);
