@@ -36,7 +36,8 @@ const DICT_PROBE = 4096;
 /** The Arrow builders' growable buffer, with the writes the Parquet encoding needs. */
 export class Out extends Bytes {
   byte(b: number): void {
-    this.reserve(1);
+    // Run headers and RLE values come a byte at a time: no call while there is room.
+    if (this.len >= this.u8.length) this.reserve(1);
     this.u8[this.len++] = b;
   }
   varint(v: number): void {
