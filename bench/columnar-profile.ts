@@ -11,7 +11,8 @@
  * profile holds the conversion alone. `export` is COPY BINARY rows → record batches → IPC
  * bytes (what the Arrow segment writer does per row); `import` is IPC objects → COPY BINARY
  * (what the loader does). `--only encode` (Parquet): the Parquet encoding alone, i.e.
- * encodeRowGroup over row groups built once beforehand, without the Arrow building; with
+ * encodePlainRowGroup (encodeRowGroup in a `--base` build from before it) over row groups
+ * built once beforehand, without the building; with
  * `--columns`, also per column. `--profile DIR` only prints the self-time summary of the
  * .cpuprofile in DIR.
  */
@@ -24,6 +25,7 @@ import { parseArgs } from 'node:util';
 import { makeData, RecordBatch, Schema, Struct } from 'apache-arrow';
 import pg from 'pg';
 import type { ColumnSpec, PgColumn } from '../lib/format/arrow/pgtypes.js';
+import type { PlainColumn } from '../lib/format/arrow/columns.js';
 import type { ParquetCompression } from '../lib/format/parquet/codecs.js';
 import type { RowChunk } from '../lib/pg/copy-out.js';
 import type { ObjectStore } from '../lib/store/types.js';
@@ -59,6 +61,8 @@ type Impl = {
   ParquetSegmentWriter: typeof import('../lib/format/parquet/segment-writer.js').ParquetSegmentWriter;
   openParquetObject: typeof import('../lib/format/parquet/import.js').openParquetObject;
   encodeRowGroup: typeof import('../lib/format/parquet/encode.js').encodeRowGroup;
+  /** Undefined in a build from before the plain layout (its writer encoded Arrow batches). */
+  encodePlainRowGroup: typeof import('../lib/format/parquet/encode.js').encodePlainRowGroup | undefined;
   pageCodec: typeof import('../lib/format/parquet/codecs.js').pageCodec;
   parquetSpec: typeof import('../lib/format/parquet/schema.js').parquetSpec;
 };
@@ -70,7 +74,7 @@ async function load(name: string, dir: string): Promise<Impl> {
     BatchBuilder: (await m('columns')).BatchBuilder, openArrowObject: (await m('decoder')).openArrowObject,
     IpcFileEncoder: (await m('ipc')).IpcFileEncoder, columnSpec: (await m('pgtypes')).columnSpec,
     ParquetSegmentWriter: (await q('segment-writer')).ParquetSegmentWriter, openParquetObject: (await q('import')).openParquetObject,
-    encodeRowGroup: (await q('encode')).encodeRowGroup, pageCodec: (await q('codecs')).pageCodec, parquetSpec: (await q('schema')).parquetSpec,
+    encodeRowGroup: (await q('encode')).encodeRowGroup, encodePlainRowGroup: (await q('encode')).encodePlainRowGroup, pageCodec: (await q('codecs')).pageCodec, parquetSpec: (await q('schema')).parquetSpec,
   };
 }
 const IMPLS: Impl[] = [await load('this', flags.dist ? '../dist' : '../lib')];
@@ -214,10 +218,18 @@ async function fromArrow(impl: Impl, files: Buffer[], hash?: Hash): Promise<{ ro
 }
 
 /** Row groups as the Parquet segment writer builds them (32 MiB of COPY BINARY each), kept. */
-function rowGroups(impl: Impl, chunks: RowChunk[], columns: PgColumn[]): { batch: RecordBatch; specs: ColumnSpec[] }[] {
-  const b = new impl.BatchBuilder(columns.map((c) => impl.parquetSpec(impl.columnSpec(c))), { maxRows: 1 << 20, maxBytes: 32 << 20 });
-  const out: { batch: RecordBatch; specs: ColumnSpec[] }[] = [];
-  const take = () => { const specs = b.specs; const t = b.take(); if (t) out.push({ batch: t.batch, specs }); };
+/** A row group as the build's writer encodes it: PLAIN-layout columns where it has them, else an Arrow batch. */
+interface Group { batch?: RecordBatch; columns?: PlainColumn[]; rows: number; specs: ColumnSpec[] }
+
+function rowGroups(impl: Impl, chunks: RowChunk[], columns: PgColumn[]): Group[] {
+  const plain = impl.encodePlainRowGroup !== undefined;
+  const b = new impl.BatchBuilder(columns.map((c) => impl.parquetSpec(impl.columnSpec(c))), { maxRows: 1 << 20, maxBytes: 32 << 20, ...(plain ? { layout: 'plain' } : {}) });
+  const out: Group[] = [];
+  const take = () => {
+    const specs = b.specs;
+    if (plain) { const t = b.takePlain(); if (t) out.push({ columns: t.columns, rows: t.rows, specs }); }
+    else { const t = b.take(); if (t) out.push({ batch: t.batch, rows: t.rows, specs }); }
+  };
   for (const rc of chunks) {
     for (let i = 0; i < rc.rowEnds.length;) {
       i = b.feed(rc.data, rc.rowEnds, i);
@@ -228,14 +240,19 @@ function rowGroups(impl: Impl, chunks: RowChunk[], columns: PgColumn[]): { batch
   return out;
 }
 
-/** `--only encode`: encodeRowGroup alone over prebuilt row groups, in CPU-s per million rows (and per column with `--columns`). */
+/** `--only encode`: the row group encoding alone over prebuilt row groups, in CPU-s per million rows (and per column with `--columns`). */
 async function encodeOnly(chunks: RowChunk[], columns: PgColumn[]): Promise<void> {
-  const groups = rowGroups(IMPLS[0]!, chunks, columns);
+  // Each build's own groups (a build with the plain layout encodes those, as its writer does).
+  const groupsOf = IMPLS.map((impl) => rowGroups(impl, chunks, columns));
   const codecs = await Promise.all(IMPLS.map((impl) => impl.pageCodec(COMPRESSION)));
+  const encodeOne = (k: number, g: Group) => {
+    const impl = IMPLS[k]!;
+    return g.columns ? impl.encodePlainRowGroup!(g.columns, g.specs, 0, g.rows, codecs[k]!) : impl.encodeRowGroup(g.batch!, g.specs, 0, g.rows, codecs[k]!);
+  };
   const encodeAll = (k: number, hash?: Hash) => {
     let bytes = 0;
-    for (const g of groups) {
-      const e = IMPLS[k]!.encodeRowGroup(g.batch, g.specs, 0, g.batch.numRows, codecs[k]!);
+    for (const g of groupsOf[k]!) {
+      const e = encodeOne(k, g);
       bytes += e.bytes;
       if (hash) for (const c of e.chunks) for (const p of c.pages) hash.update(p);
     }
@@ -243,7 +260,7 @@ async function encodeOnly(chunks: RowChunk[], columns: PgColumn[]): Promise<void
   };
   const digests = IMPLS.map((impl, k) => {
     const h = createHash('sha256');
-    process.stdout.write(`  [${impl.name}] row groups: ${groups.length}, encoded ${encodeAll(k, h)} bytes\n`);
+    process.stdout.write(`  [${impl.name}] row groups: ${groupsOf[k]!.length}, encoded ${encodeAll(k, h)} bytes\n`);
     return h.digest('hex');
   });
   if (IMPLS.length > 1) {
@@ -262,13 +279,16 @@ async function encodeOnly(chunks: RowChunk[], columns: PgColumn[]): Promise<void
   IMPLS.forEach((impl, k) => line(`encode row groups, ${NAME}`, impl, xs[k]!));
   if (!flags.columns) return;
   // One column at a time: a batch of just that column, so each figure is its own encoding.
-  const specs = groups[0]!.specs;
+  const specs = groupsOf[0]![0]!.specs;
+  const column = (g: Group, c: number): Group => (g.columns
+    ? { columns: [g.columns[c]!], rows: g.rows, specs: [g.specs[c]!] }
+    : { batch: new RecordBatch(new Schema([g.batch!.schema.fields[c]!]), makeData({ type: new Struct([g.batch!.schema.fields[c]!]), length: g.rows, children: [g.batch!.data.children[c]!] })), rows: g.rows, specs: [g.specs[c]!] });
   for (const [c, spec] of specs.entries()) {
-    const one = groups.map((g) => ({ batch: new RecordBatch(new Schema([g.batch.schema.fields[c]!]), makeData({ type: new Struct([g.batch.schema.fields[c]!]), length: g.batch.numRows, children: [g.batch.data.children[c]!] })), specs: [g.specs[c]!] }));
     const parts = IMPLS.map((impl, k) => {
+      const one = groupsOf[k]!.map((g) => column(g, c));
       let bytes = 0;
       const t = process.cpuUsage();
-      for (let r = 0; r < REPS; r++) for (const g of one) bytes = impl.encodeRowGroup(g.batch, g.specs, 0, g.batch.numRows, codecs[k]!).bytes;
+      for (let r = 0; r < REPS; r++) for (const g of one) bytes = encodeOne(k, g).bytes;
       return `[${impl.name}] ${(cpuS(t) / REPS / ROWS * 1e6).toFixed(3)} (${bytes} B last group)`;
     });
     process.stdout.write(`    ${spec.name.padEnd(10)} ${spec.kind.padEnd(10)} ${parts.join('  ')}\n`);

@@ -1,5 +1,4 @@
 import { createHash, type Hash } from 'node:crypto';
-import type { RecordBatch } from 'apache-arrow';
 import { CopyProtocolError, InternalError, InvalidOptionError, RowTooLargeError } from '../errors.js';
 import type { RowChunk } from '../pg/copy-out.js';
 import type { CopyRead, FormatSummary, SegmentWriter, SegmentWriterOptions, StoredSegment } from '../segment/types.js';
@@ -40,7 +39,7 @@ export interface ColumnarKind {
 
 /**
  * The object lifecycle shared by the columnar {@link SegmentWriter}s (Arrow IPC, Parquet): rows
- * are built into record batches (lib/format/arrow/columns.ts), each encoded into a unit whose
+ * are built into columns (lib/format/arrow/columns.ts), each encoded into a unit whose
  * exact size is known before any byte is stored. If the open object, the unit and the footer
  * that would then be needed exceed the cap, the object gets its footer and the unit starts the
  * next one; a unit too large for an empty object is split in halves (and later units are built
@@ -85,8 +84,11 @@ export abstract class ColumnarSegmentWriter<S, P, E extends EncodedUnit> impleme
   protected reset(): void {}
   /** Work before the first read (a codec to load). Default: nothing. */
   protected async prepare(): Promise<void> {}
-  /** A whole built batch as a part; `specs` are the builder's specs before `take()`. */
-  protected abstract whole(batch: RecordBatch, specs: ColumnSpec[]): P;
+  /**
+   * Take the builder's rows (`take()` or `takePlain()`) as a whole part, with their builder
+   * generation; undefined when there are none. `specs` are the builder's specs before taking.
+   */
+  protected abstract takePart(b: BatchBuilder, specs: ColumnSpec[]): { part: P; generation: number } | undefined;
   protected abstract encode(p: P, generation: number): E;
   /** The two halves of a part of more than one row. */
   protected abstract split(p: P): [P, P];
@@ -146,12 +148,12 @@ export abstract class ColumnarSegmentWriter<S, P, E extends EncodedUnit> impleme
   async #flush(): Promise<void> {
     const b = this.builder!;
     const specs = b.specs.map((s) => ({ ...s }));
-    const built = b.take();
+    const built = this.takePart(b, specs);
     this.specs = b.specs;
     const sources = this.#pending;
     this.#pending = [];
     if (!built) return;
-    await this.#place(this.whole(built.batch, specs), built.generation, sources);
+    await this.#place(built.part, built.generation, sources);
   }
 
   async #place(p: P, generation: number, sources: string[]): Promise<void> {

@@ -158,6 +158,18 @@ describe('Parquet encoder fast paths', () => {
     }
   });
 
+  it('tells apart every short value (up to 4 bytes, matched by hash and length alone) and longer ones sharing prefixes in a dictionary', async () => {
+    // 3000 distinct values of 0 to 4 bytes (and a few longer), each three times in a scrambled
+    // order, with NULLs: a dictionary, and enough values for hash positions to collide.
+    const alpha = 'abcdefghijklmnopqrstuvwxyz';
+    const values = ['', 'ü', 'üü', 'aaaaa', 'aaaab', 'aaaa\u00e9', 'üüü'];
+    for (let i = 0; values.length < 3000; i++) values.push(`${alpha[i % 26]}${alpha[Math.floor(i / 26) % 26]}${i >= 676 ? alpha[Math.floor(i / 676) % 26] : ''}${i >= 2000 ? '!' : ''}`);
+    const xs = Array.from({ length: 3 * values.length }, (_, i) => (i % 13 === 0 ? null : values[(i * 7919) % values.length]!));
+    const bytes = await file([spec('t', TEXT)], [col(new Utf8(), xs)]);
+    expect(chunks(bytes)[0]!.encodings.includes(RLE_DICTIONARY)).toBe(true);
+    expect(await rows(bytes)).toEqual(xs.map((x) => x ?? '\\N'));
+  });
+
   it('gives byte-order bounds of empty strings, shared prefixes and multi-byte UTF-8, with and without a dictionary', async () => {
     const words = ['', 'abcd', 'abcde', 'abce', 'abc', 'z', 'é', 'ü✓', '✓', 'ab\u007f', 'abcdefgh', 'abcdefgi', '日本語'];
     for (const xs of [

@@ -89,8 +89,9 @@ export class ArrowSegmentWriter extends ColumnarSegmentWriter<ArrowFile, RecordB
     this.#encoderGen = -1;
   }
 
-  protected whole(batch: RecordBatch): RecordBatch {
-    return batch;
+  protected takePart(b: BatchBuilder): { part: RecordBatch; generation: number } | undefined {
+    const built = b.take();
+    return built && { part: built.batch, generation: built.generation };
   }
 
   protected encode(batch: RecordBatch, generation: number): EncodedBatch {

@@ -1,14 +1,16 @@
 import type { Data, RecordBatch } from 'apache-arrow';
 import { InternalError, ValueConversionError } from '../../errors.js';
 import type { ColumnSpec } from '../arrow/pgtypes.js';
-import { Bytes } from '../arrow/columns.js';
+import { Bytes, type PlainColumn } from '../arrow/columns.js';
 import type { PageCodec } from './codecs.js';
 import { isList, leafType, PT, type LeafType } from './schema.js';
 import { bin, encodeStruct, i32, i64, list, struct, type TStruct } from './thrift.js';
 
 /*
- * Row groups of Parquet from Arrow record batches (built from COPY BINARY by
- * lib/format/arrow/columns.ts). One column chunk per column (LIST: its element leaf), one
+ * Row groups of Parquet from columns built from COPY BINARY by lib/format/arrow/columns.ts:
+ * in the `plain` layout (the segment writer's: values already PLAIN, see
+ * {@link encodePlainRowGroup}) or as Arrow record batches ({@link encodeRowGroup}); both give
+ * the same bytes. One column chunk per column (LIST: its element leaf), one
  * data page per chunk, preceded by a dictionary page when the dictionary pays. Data pages
  * are version 1: repetition levels, definition levels (both RLE/bit-packed hybrid with a
  * 4-byte length), then the values (PLAIN, or RLE_DICTIONARY indices). Offsets are relative
@@ -34,7 +36,8 @@ const DICT_PROBE = 4096;
 /** The Arrow builders' growable buffer, with the writes the Parquet encoding needs. */
 export class Out extends Bytes {
   byte(b: number): void {
-    this.reserve(1);
+    // Run headers and RLE values come a byte at a time: no call while there is room.
+    if (this.len >= this.u8.length) this.reserve(1);
     this.u8[this.len++] = b;
   }
   varint(v: number): void {
@@ -140,14 +143,50 @@ function bitWidth(max: number): number {
   return Math.max(w, 1);
 }
 
+/**
+ * A built column, whichever the layout: Arrow data (values at their slots, NULLs included) or
+ * a {@link PlainColumn} (`plain`: the PLAIN bytes of the non-NULL values only).
+ */
+interface Source {
+  plain: boolean;
+  /** Slots, and NULL ones among them. */
+  length: number;
+  nulls: number;
+  validity: Uint8Array | undefined;
+  /** Value bytes: Arrow's values buffer, or PLAIN bytes. */
+  values: Uint8Array;
+  /** Variable width and lists: offsets per slot (see PlainColumn.offsets). */
+  offsets: Int32Array | undefined;
+  child: Source | undefined;
+}
+
+function arrowSource(d: Data): Source {
+  if (d.offset !== 0) throw new InternalError('Parquet encoder needs unsliced Arrow data');
+  const v = d.values as ArrayBufferView | undefined;
+  return {
+    plain: false, length: d.length, nulls: d.nullCount, validity: validity(d), values: v ? u8of(v) : new Uint8Array(0),
+    offsets: d.valueOffsets as Int32Array | undefined, child: d.children[0] ? arrowSource(d.children[0]) : undefined,
+  };
+}
+
+function plainSource(c: PlainColumn): Source {
+  return { plain: true, length: c.length, nulls: c.nulls, validity: c.nulls > 0 ? c.validity : undefined, values: c.values, offsets: c.offsets, child: c.child && plainSource(c.child) };
+}
+
 /** One leaf column of a row group, before encoding. */
 interface Leaf {
   spec: ColumnSpec;
   type: LeafType;
-  data: Data;
-  /** Slot range of `data` the row group covers. */
+  src: Source;
+  /** Slot range of `src` the row group covers. */
   from: number;
   to: number;
+  /** Non-NULL values in [from, to). */
+  count: number;
+  /** `plain` fixed width and booleans: index of the value of the first non-NULL slot from `from` on. */
+  first: number;
+  /** Bytes before each variable-width value in `src.values`: 4 (plain: its length) or 0. */
+  pre: number;
   /** Definition levels (undefined: every level is maxDef), repetition levels (lists). */
   def: Uint8Array | undefined;
   rep: Uint8Array | undefined;
@@ -164,15 +203,34 @@ function validity(d: Data): Uint8Array | undefined {
   return d.nullCount === 0 || !bm || bm.length === 0 ? undefined : bm;
 }
 
-function leafOf(spec: ColumnSpec, d: Data, from: number, to: number): Leaf {
-  if (d.offset !== 0) throw new InternalError('Parquet encoder needs unsliced Arrow data');
+/** Set bits of `bm` in [0, s) (every slot when there is no bitmap). */
+function setBefore(bm: Uint8Array | undefined, s: number): number {
+  if (!bm) return s;
+  let n = 0;
+  for (let i = 0; i < s; i++) n += (bm[i >> 3]! >> (i & 7)) & 1;
+  return n;
+}
+
+/** A leaf of slots [from, to) of `src`. */
+function leafFrom(spec: ColumnSpec, src: Source, from: number, to: number, def: Uint8Array | undefined, rep: Uint8Array | undefined,
+  levels: number, maxDef: number, nulls: number, path: string[]): Leaf {
+  // A whole column (the usual case) needs no count of its bits.
+  const before = from === 0 ? 0 : setBefore(src.validity, from);
+  const count = from === 0 && to === src.length ? to - src.nulls : setBefore(src.validity, to) - before;
+  return {
+    spec, type: leafType(spec), src, from, to, count, first: src.plain ? before : from, pre: src.plain ? 4 : 0,
+    def, rep, levels, maxDef, maxRep: maxDef === 3 ? 1 : 0, nulls, path,
+  };
+}
+
+function leafOf(spec: ColumnSpec, d: Source, from: number, to: number, sc: EncoderScratch): Leaf {
   if (!isList(spec)) {
     const n = to - from;
     let def: Uint8Array | undefined;
     let nulls = 0;
-    const bm = validity(d);
+    const bm = d.validity;
     if (bm) {
-      def = new Uint8Array(n);
+      def = sc.u8(0, n);
       for (let i = 0; i < n; i++) {
         const s = from + i;
         const b = (bm[s >> 3]! >> (s & 7)) & 1;
@@ -180,44 +238,40 @@ function leafOf(spec: ColumnSpec, d: Data, from: number, to: number): Leaf {
         nulls += b ^ 1;
       }
     }
-    return { spec, type: leafType(spec), data: d, from, to, def, rep: undefined, levels: n, maxDef: 1, maxRep: 0, nulls, path: [spec.name] };
+    return leafFrom(spec, d, from, to, def, undefined, n, 1, nulls, [spec.name]);
   }
   // 3-level LIST: def 0 = NULL array, 1 = empty, 2 = NULL element, 3 = element; rep 1 = same row.
-  const offs = d.valueOffsets as Int32Array;
-  const child = d.children[0]!;
-  if (child.offset !== 0) throw new InternalError('Parquet encoder needs unsliced Arrow data');
+  const offs = d.offsets!;
+  const child = d.child!;
   const cFrom = offs[from]!;
   const cTo = offs[to]!;
   const cap = (to - from) + (cTo - cFrom);
-  const def = new Uint8Array(cap);
-  const rep = new Uint8Array(cap);
+  const def = sc.u8(0, cap);
+  const rep = sc.u8(1, cap);
   let k = 0;
   let nulls = 0;
-  const rows = validity(d);
-  const elems = validity(child);
+  const rows = d.validity;
+  const elems = child.validity;
   for (let r = from; r < to; r++) {
-    if (rows && !((rows[r >> 3]! >> (r & 7)) & 1)) { def[k++] = 0; nulls++; continue; }
+    if (rows && !((rows[r >> 3]! >> (r & 7)) & 1)) { rep[k] = 0; def[k++] = 0; nulls++; continue; }
     const s = offs[r]!;
     const e = offs[r + 1]!;
-    if (s === e) { def[k++] = 1; nulls++; continue; }
-    // rep is 0 (a new row) at the first element, as allocated; 1 for the rest.
+    if (s === e) { rep[k] = 0; def[k++] = 1; nulls++; continue; }
+    // rep is 0 (a new row) at the first element, 1 for the rest.
     for (let j = s; j < e; j++, k++) {
-      if (j !== s) rep[k] = 1;
+      rep[k] = j === s ? 0 : 1;
       if (!elems || ((elems[j >> 3]! >> (j & 7)) & 1)) def[k] = 3;
       else { def[k] = 2; nulls++; }
     }
   }
-  return {
-    spec: spec.elem!, type: leafType(spec.elem!), data: child, from: cFrom, to: cTo,
-    def: def.subarray(0, k), rep: rep.subarray(0, k), levels: k, maxDef: 3, maxRep: 1, nulls, path: [spec.name, 'list', 'element'],
-  };
+  return leafFrom(spec.elem!, child, cFrom, cTo, def.subarray(0, k), rep.subarray(0, k), k, 3, nulls, [spec.name, 'list', 'element']);
 }
 
 /** The slots of a leaf that hold values, in order. */
-function presentSlots(l: Leaf): Int32Array | undefined {
-  const bm = validity(l.data);
+function presentSlots(l: Leaf, sc: EncoderScratch): Int32Array | undefined {
+  const bm = l.src.validity;
   if (!bm) return undefined;
-  const out = new Int32Array(l.to - l.from);
+  const out = sc.i32(0, l.to - l.from);
   let n = 0;
   for (let i = l.from; i < l.to; i++) if ((bm[i >> 3]! >> (i & 7)) & 1) out[n++] = i;
   return out.subarray(0, n);
@@ -241,24 +295,57 @@ function copyBytes(src: Uint8Array, sdv: DataView, a: number, b: number, dst: Ui
   for (; a < b; a++) dst[p++] = src[a]!;
 }
 
-/** PLAIN values of the given slots (all of the leaf's slots when undefined). */
+/**
+ * PLAIN values of the given slots (all of the leaf's values when undefined). A `plain` leaf's
+ * values are PLAIN already: one copy.
+ */
 function plainValues(l: Leaf, slots: Int32Array | undefined, out: Out): number {
-  const d = l.data;
   const t = l.type;
-  const count = slots ? slots.length : l.to - l.from;
+  const src = l.src;
+  const count = slots ? slots.length : l.count;
+  if (src.plain && t.arrowWidth === 0) {
+    const offs = src.offsets!;
+    const data = src.values;
+    if (!slots) {
+      out.bytes(data, offs[l.from]!, offs[l.to]!);
+      return count;
+    }
+    const sdv = dvOf(data);
+    let total = 0;
+    for (let k = 0; k < count; k++) total += offs[slots[k]! + 1]! - offs[slots[k]!]!;
+    let p = out.reserve(total);
+    const dst = out.u8;
+    const dv = out.dv;
+    for (let k = 0; k < count; k++) {
+      const a = offs[slots[k]!]!;
+      const b = offs[slots[k]! + 1]!;
+      copyBytes(data, sdv, a, b, dst, dv, p);
+      p += b - a;
+    }
+    out.len = p;
+    return count;
+  }
+  if (src.plain && t.physical !== PT.BOOLEAN) {
+    if (slots) throw new InternalError('plain fixed-width values are copied whole');
+    const w = plainWidth(t);
+    out.bytes(src.values, l.first * w, (l.first + count) * w);
+    return count;
+  }
   if (t.physical === PT.BOOLEAN) {
-    const bits = d.values as Uint8Array;
+    const bits = src.values;
+    // A plain leaf's bits are its values' (l.first on); Arrow's are its slots'.
+    const from = l.first;
     const nb = (count + 7) >> 3;
     const p = out.reserve(nb);
     const dst = out.u8;
-    if (!slots && (l.from & 7) === 0) {
-      // Byte-aligned start: the Arrow bits are the PLAIN bits (the last byte's spare bits cleared).
-      dst.set(bits.subarray(l.from >> 3, (l.from >> 3) + nb), p);
+    if (!slots && (from & 7) === 0) {
+      // Byte-aligned start: the bits are the PLAIN bits (the last byte's spare bits cleared).
+      dst.set(bits.subarray(from >> 3, (from >> 3) + nb), p);
       if (count & 7) dst[p + nb - 1]! &= (1 << (count & 7)) - 1;
     } else {
       dst.fill(0, p, p + nb);
       for (let k = 0; k < count; k++) {
-        const s = slots ? slots[k]! : l.from + k;
+        const s = slots ? slots[k]! : from + k;
         if ((bits[s >> 3]! >> (s & 7)) & 1) dst[p + (k >> 3)]! |= 1 << (k & 7);
       }
     }
@@ -266,8 +353,8 @@ function plainValues(l: Leaf, slots: Int32Array | undefined, out: Out): number {
     return count;
   }
   if (t.arrowWidth === 0) {
-    const offs = d.valueOffsets as Int32Array;
-    const data = d.values as Uint8Array;
+    const offs = src.offsets!;
+    const data = src.values;
     const sdv = dvOf(data);
     let total = 4 * count;
     if (slots) for (let k = 0; k < count; k++) total += offs[slots[k]! + 1]! - offs[slots[k]!]!;
@@ -287,11 +374,10 @@ function plainValues(l: Leaf, slots: Int32Array | undefined, out: Out): number {
     out.len = p;
     return count;
   }
-  const src = u8of(d.values as ArrayBufferView);
-  const sdv = dvOf(src);
+  const sv = src.values;
+  const sdv = dvOf(sv);
   const aw = t.arrowWidth;
-  // Width written: 4/8 bytes for INT32/INT64/FLOAT/DOUBLE (a decimal's low bytes), the FLBA width.
-  const w = t.physical === PT.INT32 || t.physical === PT.FLOAT ? 4 : t.physical === PT.INT64 || t.physical === PT.DOUBLE ? 8 : t.width!;
+  const w = plainWidth(t);
   const p = out.reserve(w * count);
   const dst = out.u8;
   const dv = out.dv;
@@ -302,10 +388,10 @@ function plainValues(l: Leaf, slots: Int32Array | undefined, out: Out): number {
     for (let k = 0; k < count; k++) {
       const s = (slots ? slots[k]! : l.from + k) * 16;
       const o = p + k * w;
-      for (let b = 0; b < w; b++) dst[o + b] = src[s + w - 1 - b]!;
+      for (let b = 0; b < w; b++) dst[o + b] = sv[s + w - 1 - b]!;
     }
   } else if (!slots && aw === w) {
-    dst.set(src.subarray(l.from * w, l.to * w), p);
+    dst.set(sv.subarray(l.from * w, l.to * w), p);
   } else if (w === 4 || w === 8) {
     // INT32/INT64/FLOAT/DOUBLE (or a decimal's low 4/8 bytes): words, not bytes (no float
     // reads: a NaN's payload must pass through untouched).
@@ -316,10 +402,15 @@ function plainValues(l: Leaf, slots: Int32Array | undefined, out: Out): number {
       if (w === 8) dv.setUint32(o + 4, sdv.getUint32(s + 4, true), true);
     }
   } else {
-    for (let k = 0; k < count; k++) copyBytes(src, sdv, (slots ? slots[k]! : l.from + k) * aw, (slots ? slots[k]! : l.from + k) * aw + w, dst, dv, p + k * w);
+    for (let k = 0; k < count; k++) copyBytes(sv, sdv, (slots ? slots[k]! : l.from + k) * aw, (slots ? slots[k]! : l.from + k) * aw + w, dst, dv, p + k * w);
   }
   out.len = p + w * count;
   return count;
+}
+
+/** Bytes of one PLAIN fixed-width value: 4/8 for INT32/INT64/FLOAT/DOUBLE, the FLBA width. */
+function plainWidth(t: LeafType): number {
+  return t.physical === PT.INT32 || t.physical === PT.FLOAT ? 4 : t.physical === PT.INT64 || t.physical === PT.DOUBLE ? 8 : t.width!;
 }
 
 /** Min and max of PLAIN fixed-width values (physical order), as PLAIN bytes. */
@@ -463,23 +554,22 @@ function sameBytes(u8: Uint8Array, dv: DataView, as: number, ae: number, bs: num
 /** Min and max of byte-array slots (unsigned lexicographic), raw bytes. */
 function varStats(l: Leaf, slots: ArrayLike<number> | undefined, count: number): [Uint8Array, Uint8Array] | undefined {
   if (count === 0) return undefined;
-  const offs = l.data.valueOffsets as Int32Array;
-  const data = l.data.values as Uint8Array;
+  const offs = l.src.offsets!;
+  const data = l.src.values;
   const dv = dvOf(data);
-  let mi = slots ? slots[0]! : l.from;
-  let ma = mi;
-  let ms = offs[mi]!;
-  let me = offs[mi + 1]!;
+  const pre = l.pre;
+  let ms = offs[slots ? slots[0]! : l.from]! + pre;
+  let me = offs[(slots ? slots[0]! : l.from) + 1]!;
   let xs = ms;
   let xe = me;
   for (let k = 1; k < count; k++) {
     const s = slots ? slots[k]! : l.from + k;
-    const a = offs[s]!;
+    const a = offs[s]! + pre;
     const b = offs[s + 1]!;
-    if (cmpBytes(data, dv, a, b, ms, me) < 0) { mi = s; ms = a; me = b; }
-    else if (cmpBytes(data, dv, a, b, xs, xe) > 0) { ma = s; xs = a; xe = b; }
+    if (cmpBytes(data, dv, a, b, ms, me) < 0) { ms = a; me = b; }
+    else if (cmpBytes(data, dv, a, b, xs, xe) > 0) { xs = a; xe = b; }
   }
-  return [data.slice(offs[mi]!, offs[mi + 1]!), data.slice(offs[ma]!, offs[ma + 1]!)];
+  return [data.slice(ms, me), data.slice(xs, xe)];
 }
 
 /** Hash of bytes [a, b): four at a time (multiply-rotate), mixed so that the top bits depend on every byte. */
@@ -496,18 +586,24 @@ function hashBytes(u8: Uint8Array, dv: DataView, a: number, b: number): number {
  * than half the values distinct, or more than 1 MiB of distinct values). The values are hashed in place (no strings) into an
  * open-addressing table of first slots.
  */
-function dictionary(l: Leaf, slots: Int32Array | undefined, count: number): { ids: Uint32Array; firsts: Int32Array; n: number; bytes: number } | undefined {
+function dictionary(l: Leaf, slots: Int32Array | undefined, count: number, sc: EncoderScratch): { ids: Int32Array; firsts: Int32Array; n: number; bytes: number } | undefined {
   if (count < 16) return undefined;
-  const offs = l.data.valueOffsets as Int32Array;
-  const data = l.data.values as Uint8Array;
+  const offs = l.src.offsets!;
+  const data = l.src.values;
   const dv = dvOf(data);
+  const pre = l.pre;
   let bits = 6;
   while (1 << bits < count) bits++;
   const shift = 32 - bits;
   const mask = (1 << bits) - 1;
-  const table = new Int32Array(1 << bits).fill(-1); // → index into firsts
-  const firsts = new Int32Array(Math.floor(count / 2) + 1);
-  const ids = new Uint32Array(count);
+  const table = sc.i32(1, 1 << bits).fill(-1); // → index into firsts
+  const firsts = sc.i32(2, Math.floor(count / 2) + 1);
+  // Each entry's hash and length: a probe compares bytes only when both match, and not even
+  // then for values of up to 4 bytes (for one length, the hash of at most one word is a
+  // bijection: multiply by odd constants, xor-shift).
+  const hashes = sc.i32(3, firsts.length);
+  const lens = sc.i32(4, firsts.length);
+  const ids = sc.i32(5, count);
   let n = 0;
   let bytes = 0;
   for (let k = 0; k < count; k++) {
@@ -515,24 +611,30 @@ function dictionary(l: Leaf, slots: Int32Array | undefined, count: number): { id
     // that it does not pay was a third of the encoder's time on key-like text columns.
     if (k === DICT_PROBE && n * 10 > k * 9) return undefined;
     const s = slots ? slots[k]! : l.from + k;
-    const a = offs[s]!;
+    const a = offs[s]! + pre;
     const b = offs[s + 1]!;
-    let pos = hashBytes(data, dv, a, b) >>> shift;
+    const h = hashBytes(data, dv, a, b);
+    const len = b - a;
+    let pos = h >>> shift;
     for (;;) {
       const e = table[pos]!;
       if (e < 0) {
         if (n >= firsts.length) return undefined;
-        bytes += b - a + 4;
+        bytes += len + 4;
         if (bytes > MAX_DICT_BYTES) return undefined;
         firsts[n] = s;
+        hashes[n] = h;
+        lens[n] = len;
         table[pos] = n;
         ids[k] = n++;
         break;
       }
-      const f = firsts[e]!;
-      if (sameBytes(data, dv, offs[f]!, offs[f + 1]!, a, b)) {
-        ids[k] = e;
-        break;
+      if (hashes[e] === h && lens[e] === len) {
+        const f = firsts[e]!;
+        if (len <= 4 || sameBytes(data, dv, offs[f]! + pre, offs[f + 1]!, a, b)) {
+          ids[k] = e;
+          break;
+        }
       }
       pos = (pos + 1) & mask;
     }
@@ -572,10 +674,10 @@ function page(header: TStruct, body: Uint8Array, codec: PageCodec): { head: Uint
 }
 
 /**
- * Page bodies of one row group. While the codec copies a page out (it compresses), the next
- * page is built in the same buffer; a page that is the buffer itself (no compression) keeps
- * it, and the next one gets a new buffer. Each buffer is asked for the page's estimated size,
- * so it seldom grows (growing copies, and leaves garbage).
+ * Page bodies. While the codec copies a page out (it compresses), the next page is built in
+ * the same buffer; a page that is the buffer itself (no compression) keeps it, and the next
+ * one gets a new buffer. Each buffer is asked for the page's estimated size, so it seldom
+ * grows (growing copies, and leaves garbage).
  */
 class Bodies {
   #free: Out | undefined;
@@ -589,6 +691,33 @@ class Bodies {
   /** `o` was compressed into `page`. */
   done(o: Out, page: Uint8Array): void {
     if (page.buffer !== o.u8.buffer) this.#free = o;
+  }
+}
+
+/**
+ * What an encoder reuses from one row group to the next (a writer keeps one; default: new per
+ * row group): the page-body buffer (with compression), the levels, the present slots and the
+ * dictionary tables of one column chunk at a time. Memory: the largest page body so far, plus
+ * about 30 bytes per value of the largest column chunk so far (2 bytes of levels, 4 of slots,
+ * up to 24 of dictionary tables).
+ */
+export class EncoderScratch {
+  readonly bodies = new Bodies();
+  readonly #u8: Uint8Array[] = [];
+  readonly #i32: Int32Array[] = [];
+
+  /** Scratch bytes number `k`, `n` long (contents left over: callers write before they read). */
+  u8(k: number, n: number): Uint8Array {
+    let a = this.#u8[k];
+    if (!a || a.length < n) a = this.#u8[k] = new Uint8Array(Math.max(n, 2 * (a?.length ?? 0)));
+    return a.subarray(0, n);
+  }
+
+  /** Scratch int32s number `k`, `n` long (as {@link u8}). */
+  i32(k: number, n: number): Int32Array {
+    let a = this.#i32[k];
+    if (!a || a.length < n) a = this.#i32[k] = new Int32Array(Math.max(n, 2 * (a?.length ?? 0)));
+    return a.subarray(0, n);
   }
 }
 
@@ -610,16 +739,18 @@ function packedBytes(n: number, width: number): number {
   return Math.ceil((n * width) / 8) + 16;
 }
 
-function encodeLeaf(l: Leaf, codec: PageCodec, bodies: Bodies): EncodedChunk {
-  const slots = presentSlots(l);
-  const count = slots ? slots.length : l.to - l.from;
-  const dict = l.type.arrowWidth === 0 ? dictionary(l, slots, count) : undefined;
+function encodeLeaf(l: Leaf, codec: PageCodec, sc: EncoderScratch): EncodedChunk {
   const t = l.type;
+  const bodies = sc.bodies;
+  // Slots matter to byte arrays (offsets per slot) and to Arrow fixed widths (values per slot).
+  const slots = t.arrowWidth === 0 || !l.src.plain ? presentSlots(l, sc) : undefined;
+  const count = l.count;
+  const dict = t.arrowWidth === 0 ? dictionary(l, slots, count, sc) : undefined;
   let size = 8 + (l.maxRep > 0 ? packedBytes(l.levels, 1) : 0) + (l.def ? packedBytes(l.levels, bitWidth(l.maxDef)) : 8);
   if (dict) size += 1 + packedBytes(count, bitWidth(dict.n - 1));
-  else if (t.arrowWidth === 0) size += 4 * count + ((l.data.valueOffsets as Int32Array)[l.to]! - (l.data.valueOffsets as Int32Array)[l.from]!);
+  else if (t.arrowWidth === 0) size += (l.src.plain ? 0 : 4 * count) + (l.src.offsets![l.to]! - l.src.offsets![l.from]!);
   else if (t.physical === PT.BOOLEAN) size += (count + 7) >> 3;
-  else size += count * (t.physical === PT.INT32 || t.physical === PT.FLOAT ? 4 : t.physical === PT.INT64 || t.physical === PT.DOUBLE ? 8 : t.width!);
+  else size += count * plainWidth(t);
   const body = bodies.get(size);
   if (l.maxRep > 0) levels(body, l.rep, l.levels, l.maxRep);
   levels(body, l.def, l.levels, l.maxDef);
@@ -646,7 +777,7 @@ function encodeLeaf(l: Leaf, codec: PageCodec, bodies: Bodies): EncodedChunk {
     bounds = varStats(l, dict.firsts, dict.n);
   } else {
     const start = body.len;
-    plainValues(l, slots, body);
+    plainValues(l, t.arrowWidth === 0 && l.src.plain ? undefined : slots, body);
     bounds = t.arrowWidth === 0 ? varStats(l, slots, count) : fixedStats(t, body.u8.subarray(start, body.len), count);
   }
   if (bounds && bounds[0].length <= MAX_STAT_BYTES && bounds[1].length <= MAX_STAT_BYTES) {
@@ -668,11 +799,24 @@ function encodeLeaf(l: Leaf, codec: PageCodec, bodies: Bodies): EncodedChunk {
 }
 
 /** Encode rows [from, to) of a record batch built from `specs` as one row group. */
-export function encodeRowGroup(batch: RecordBatch, specs: ColumnSpec[], from: number, to: number, codec: PageCodec): EncodedRowGroup {
-  const bodies = new Bodies();
-  const chunks = specs.map((s, i) => encodeLeaf(leafOf(s, batch.data.children[i]!, from, to), codec, bodies));
+export function encodeRowGroup(batch: RecordBatch, specs: ColumnSpec[], from: number, to: number, codec: PageCodec, scratch = new EncoderScratch()): EncodedRowGroup {
+  const chunks = specs.map((s, i) => encodeLeaf(leafOf(s, arrowSource(batch.data.children[i]!), from, to, scratch), codec, scratch));
+  return group(chunks, to - from);
+}
+
+/**
+ * Encode rows [from, to) of columns built in the `plain` layout (BatchBuilderOptions.layout)
+ * from `specs` as one row group: the same bytes as {@link encodeRowGroup} of the Arrow batch of
+ * the same rows, with the values copied once instead of converted.
+ */
+export function encodePlainRowGroup(columns: PlainColumn[], specs: ColumnSpec[], from: number, to: number, codec: PageCodec, scratch = new EncoderScratch()): EncodedRowGroup {
+  const chunks = specs.map((s, i) => encodeLeaf(leafOf(s, plainSource(columns[i]!), from, to, scratch), codec, scratch));
+  return group(chunks, to - from);
+}
+
+function group(chunks: EncodedChunk[], rows: number): EncodedRowGroup {
   return {
-    rows: to - from,
+    rows,
     bytes: chunks.reduce((a, c) => a + c.bytes, 0),
     uncompressed: chunks.reduce((a, c) => a + c.uncompressed, 0),
     chunks,

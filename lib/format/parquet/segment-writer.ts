@@ -1,12 +1,11 @@
-import type { RecordBatch } from 'apache-arrow';
 import { InvalidOptionError } from '../../errors.js';
 import type { ParquetColumnSummary } from '../../manifest/types.js';
 import type { FormatSummary, SegmentWriterOptions } from '../../segment/types.js';
 import { ColumnarSegmentWriter, type ColumnarFile } from '../columnar-writer.js';
-import { BatchBuilder } from '../arrow/columns.js';
+import { BatchBuilder, type PlainColumn } from '../arrow/columns.js';
 import { columnSpec, type ColumnSpec, type PgColumn } from '../arrow/pgtypes.js';
 import { pageCodec, type PageCodec, type ParquetCompression } from './codecs.js';
-import { encodeRowGroup, type EncodedRowGroup } from './encode.js';
+import { encodePlainRowGroup, EncoderScratch, type EncodedRowGroup } from './encode.js';
 import { columnMeta, FooterBuilder, MAGIC, PARQUET_META } from './file.js';
 import { parquetSpec, parquetTypeName } from './schema.js';
 
@@ -22,15 +21,15 @@ export interface ParquetSegmentWriterOptions extends SegmentWriterOptions {
   /**
    * COPY BINARY bytes of the rows of one row group (default 32 MiB, at most a quarter of the
    * cap so an object holds several row groups). Memory per writer is about four times this,
-   * plus the largest row: the rows kept while the group is built, its Arrow columns, its
-   * encoded pages, and the previous group's bytes while the store takes them.
+   * plus the largest row: the rows kept while the group is built, its columns (PLAIN
+   * values), its encoded pages, and the previous group's bytes while the store takes them.
    */
   rowGroupBytes?: number;
 }
 
-/** Rows [from, to) of a built batch, with the specs it was built from. */
+/** Rows [from, to) of built columns, with the specs they were built from. */
 interface GroupPart {
-  batch: RecordBatch;
+  columns: PlainColumn[];
   specs: ColumnSpec[];
   from: number;
   to: number;
@@ -45,10 +44,11 @@ interface EncodedGroup extends EncodedRowGroup {
  * The {@link SegmentWriter} of the Parquet format: cuts COPY BINARY row chunks into Parquet
  * files of at most `cap` bytes, each complete (it opens alone).
  *
- * Rows are built into Arrow columns (the Arrow path's decoders), then encoded as one row
- * group, so its exact size is known before any byte is stored: if the bytes so far, the row
- * group and the footer that would then be needed exceed the cap, the open file gets its
- * footer and the row group starts the next file (the lifecycle of
+ * Rows are built into columns by the Arrow path's decoders (the same conversions and text
+ * fallbacks) in the `plain` layout: each column's buffer holds its values' PLAIN bytes, which
+ * the row group's pages take as they are. A row group is encoded whole, so its exact size is
+ * known before any byte is stored: if the bytes so far, the row group and the footer that
+ * would then be needed exceed the cap, the open file gets its footer and the row group starts the next file (the lifecycle of
  * lib/format/columnar-writer.ts). A row group too large for an empty file is split by rows
  * (and later groups are built smaller); a single row that cannot fit an empty file raises
  * `RowTooLargeError`. At most one row group is being built per object, and one encoded
@@ -57,6 +57,8 @@ interface EncodedGroup extends EncodedRowGroup {
 export class ParquetSegmentWriter extends ColumnarSegmentWriter<FooterBuilder, GroupPart, EncodedGroup> {
   readonly #opts: ParquetSegmentWriterOptions;
   #codec: PageCodec | undefined;
+  /** The encoder's buffers, reused by every row group (docs/memory.md). */
+  readonly #scratch = new EncoderScratch();
 
   constructor(o: ParquetSegmentWriterOptions) {
     super(o, {
@@ -80,15 +82,17 @@ export class ParquetSegmentWriter extends ColumnarSegmentWriter<FooterBuilder, G
       maxBytes: Math.max(1, Math.min(o.rowGroupBytes ?? DEFAULT_ROW_GROUP_BYTES, Math.floor(o.cap / 4))),
       // A row group is encoded (copied into pages) before the next rows are fed.
       reuseBuffers: true,
+      layout: 'plain',
     });
   }
 
-  protected whole(batch: RecordBatch, specs: ColumnSpec[]): GroupPart {
-    return { batch, specs, from: 0, to: batch.numRows };
+  protected takePart(b: BatchBuilder, specs: ColumnSpec[]): { part: GroupPart; generation: number } | undefined {
+    const built = b.takePlain();
+    return built && { part: { columns: built.columns, specs, from: 0, to: built.rows }, generation: built.generation };
   }
 
   protected encode(p: GroupPart): EncodedGroup {
-    return { ...encodeRowGroup(p.batch, p.specs, p.from, p.to, this.#codec!), specs: p.specs };
+    return { ...encodePlainRowGroup(p.columns, p.specs, p.from, p.to, this.#codec!, this.#scratch), specs: p.specs };
   }
 
   protected split(p: GroupPart): [GroupPart, GroupPart] {

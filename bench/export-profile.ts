@@ -1,0 +1,122 @@
+// Where a real export's client CPU goes, by part: `node --import tsx bench/export-profile.ts
+// [--rows N (default 500000)] [--nodes N (default 2)] [--format parquet|arrow|text]
+// [--compression zstd|snappy|none] [--reps N] [--no-profile] [--quick]`. A diagnostic run by
+// hand, not a section.
+//
+// Starts N local servers, fills the bench table, exports it once untimed (warm caches, modules
+// loaded), then exports it again to a directory with the V8 sampling profiler on (this process
+// is the client: every exporter runs on its event loop) and prints the client's CPU-s per
+// million rows split by part, from the profile's self time: COPY receive (pg, sockets,
+// streams), column build (lib/format/arrow/columns.ts: Arrow columns, or Parquet's PLAIN
+// layout), Parquet encode, compression (zstd
+// WebAssembly, snappy), SHA-256 and row hash, store writes, garbage collection, the rest.
+// `--top N`: also the N functions of most self time, with their part.
+// `--no-profile`: no profiler (it costs CPU of its own), only the client CPU of each of `--reps`
+// exports (default 1); with `--base DIR` (another build's lib/ or dist/ inside this checkout, its
+// format/zstd re-exporting this one's: see bench/columnar-profile.ts) also that build's,
+// alternating, on the same servers.
+import { rm } from 'node:fs/promises';
+import { Session } from 'node:inspector/promises';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { exportTables, type ExportOptions } from '../lib/index.js';
+import type { ParquetCompression } from '../lib/format/parquet/codecs.js';
+import { fillSources, staticTopology, withBenchServers } from './lib/common.js';
+import { TABLE } from './lib/data.js';
+
+const { values: flags } = parseArgs({
+  options: {
+    rows: { type: 'string' }, nodes: { type: 'string' }, format: { type: 'string' }, compression: { type: 'string' }, quick: { type: 'boolean' },
+    reps: { type: 'string' }, 'no-profile': { type: 'boolean' }, base: { type: 'string' }, top: { type: 'string' },
+  },
+});
+const ROWS = Number(flags.rows ?? (flags.quick ? 40_000 : 500_000));
+const NODES = Number(flags.nodes ?? 2);
+const FORMAT = (flags.format ?? 'parquet') as ExportOptions['format'];
+const COMPRESSION = flags.compression as ParquetCompression | undefined;
+
+interface Node { id: number; callFrame: { functionName: string; url: string }; children?: number[] }
+interface Profile { nodes: Node[]; samples: number[]; timeDeltas: number[] }
+
+/** The part a sampled frame's self time belongs to (first rule that matches). */
+const PARTS: [string, RegExp][] = [
+  ['zstd / snappy', /^wasm|zstd|snappy|codecs\.ts|compress\.js/],
+  ['Parquet encode', /format\/parquet\//],
+  ['column build (columns.ts)', /format\/arrow\/(columns|decimal|pgtext)\.ts/],
+  ['Arrow IPC', /format\/arrow\/ipc\.ts|apache-arrow/],
+  // Hash.update is native (no url): its name alone.
+  ['SHA-256, row hash', /crypto|row-hash\.ts|hash\.ts|^update$/],
+  ['store writes', /store\/|node:fs|fs\/promises|node:internal\/fs/],
+  ['COPY receive', /pg\/|pg-protocol|node_modules\/pg|copy-streams|node:net|stream_base|node:internal\/streams|node:stream/],
+  ['segment writer', /segment\/|columnar-writer\.ts|export\//],
+  ['garbage collection', /^\(garbage collector\)/],
+];
+
+/** Self seconds by part, and by function (`name url` → [part, seconds]). */
+function split(p: Profile): { parts: Map<string, number>; fns: Map<string, [string, number]> } {
+  const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const parts = new Map<string, number>();
+  const fns = new Map<string, [string, number]>();
+  for (let i = 0; i < p.samples.length; i++) {
+    const cf = byId.get(p.samples[i]!)!.callFrame;
+    if (cf.functionName === '(idle)' || cf.functionName === '(program)') continue;
+    const part = cf.url.startsWith('wasm') ? PARTS[0]![0] : PARTS.find(([, re]) => re.test(cf.url) || re.test(cf.functionName))?.[0] ?? 'other (event loop, Node internals)';
+    const dt = (p.timeDeltas[i] ?? 0) / 1e6;
+    parts.set(part, (parts.get(part) ?? 0) + dt);
+    const key = `${cf.functionName || '(anonymous)'} ${cf.url.replace(/^.*\/(lib|node_modules)\//, '$1/')}`;
+    fns.set(key, [part, (fns.get(key)?.[1] ?? 0) + dt]);
+  }
+  return { parts, fns };
+}
+
+await withBenchServers(Array.from({ length: NODES }, (_, i) => `src${i + 1}`), 'sf-bench-exprof-', async (servers, dir) => {
+  const total = await fillSources(servers, ROWS, { freeze: true });
+  const topology = staticTopology(servers);
+  const opts = { topology, tables: [TABLE], format: COMPRESSION ? { kind: FORMAT, compression: COMPRESSION } : FORMAT } as ExportOptions;
+  await exportTables({ ...opts, to: path.join(dir, 'warm') } as ExportOptions);
+  await rm(path.join(dir, 'warm'), { recursive: true, force: true });
+  if (flags['no-profile']) {
+    const builds: [string, typeof exportTables][] = [['this', exportTables]];
+    if (flags.base) {
+      const base = (await import(`${flags.base}/index.js`)) as { exportTables: typeof exportTables };
+      await base.exportTables({ ...opts, to: path.join(dir, 'warm') } as ExportOptions);
+      await rm(path.join(dir, 'warm'), { recursive: true, force: true });
+      builds.push(['base', base.exportTables]);
+    }
+    const xs = builds.map(() => [] as string[]);
+    for (let r = 0; r < Number(flags.reps ?? 1); r++) {
+      // ABBA order: neither build always runs first (after the other's garbage).
+      const order = r % 2 === 0 ? [...builds.keys()] : [...builds.keys()].reverse();
+      for (const k of order) {
+        const exp = builds[k]![1];
+        const c0 = process.cpuUsage();
+        await exp({ ...opts, to: path.join(dir, `run${r}`) } as ExportOptions);
+        const c = process.cpuUsage(c0);
+        xs[k]!.push(((c.user + c.system) / total).toFixed(2));
+        await rm(path.join(dir, `run${r}`), { recursive: true, force: true });
+      }
+    }
+    for (const [k, [name]] of builds.entries()) {
+      console.log(`export [${name}]: ${total} rows, ${NODES} nodes, ${FORMAT}${COMPRESSION ? ` ${COMPRESSION}` : ''}; client CPU-s/Mrow: ${xs[k]!.join(' ')}`);
+    }
+    return;
+  }
+  const s = new Session();
+  s.connect();
+  await s.post('Profiler.enable');
+  await s.post('Profiler.setSamplingInterval', { interval: 200 });
+  await s.post('Profiler.start');
+  const c0 = process.cpuUsage();
+  await exportTables({ ...opts, to: path.join(dir, 'run') } as ExportOptions);
+  const c = process.cpuUsage(c0);
+  const { profile } = await s.post('Profiler.stop') as unknown as { profile: Profile };
+  s.disconnect();
+  const cpu = (c.user + c.system) / 1e6;
+  const { parts, fns } = split(profile);
+  const sampled = [...parts.values()].reduce((a, b) => a + b, 0);
+  const m = total / 1e6;
+  console.log(`export profile: ${total} rows of ${TABLE}, ${NODES} nodes, ${FORMAT}${COMPRESSION ? ` ${COMPRESSION}` : ''}; client ${(cpu / m).toFixed(2)} CPU-s/Mrow (process.cpuUsage, all threads), ${(sampled / m).toFixed(2)} sampled on the main thread`);
+  for (const [k, v] of [...parts.entries()].sort((a, b) => b[1] - a[1])) console.log(`  ${k.padEnd(36)} ${(v / m).toFixed(2)} CPU-s/Mrow  ${(100 * v / sampled).toFixed(1)}%`);
+  const top = [...fns.entries()].sort((a, b) => b[1][1] - a[1][1]).slice(0, Number(flags.top ?? 0));
+  for (const [k, [part, v]] of top) console.log(`    ${(v / m).toFixed(3)}  ${k}  [${part}]`);
+});
