@@ -3,7 +3,7 @@ import { Worker } from 'node:worker_threads';
 import { AbortedError, SegferryError, WorkerError, reviveError, serializeError, type SerializedError } from '../errors.js';
 import type { makeEmitter } from '../events.js';
 import { rememberedPassword, type NodeEndpoint } from '../pg/conn.js';
-import type { S3Options, S3RetryInfo } from '../store/s3.js';
+import { s3PartSize, uploadMemory, type S3Options, type S3RetryInfo } from '../store/s3.js';
 import { throwIfAborted } from '../util/pool.js';
 import type { NodeWork, UnitResult } from './units.js';
 import type { ExportPlan } from './plan.js';
@@ -189,8 +189,9 @@ export class ExporterThreads {
   constructor(o: ExporterThreadsOptions) {
     this.#o = o;
     const { onRetry: _drop, ...s3 } = o.s3 ?? {};
-    this.#input = { plan: o.plan, location: o.location };
-    if (o.s3) this.#input.s3 = s3;
+    // Each worker opens its own store: the S3 upload budget is split between them (a part each at least).
+    const share = Math.max(s3PartSize(s3), Math.floor(uploadMemory(s3) / Math.max(1, o.size)));
+    this.#input = { plan: o.plan, location: o.location, s3: { ...s3, uploadMemory: share } };
     if (o.cipher) this.#input.cipher = o.cipher;
   }
 
