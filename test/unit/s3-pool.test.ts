@@ -1,6 +1,7 @@
 // The S3 store's shared part buffers (lib/store/s3-pool.ts): a counted budget, first come first
 // served, abortable waits, buffers reused.
 import { describe, expect, it } from 'vitest';
+import { s3FromFlags } from '../../lib/cli/main.js';
 import { PartPool } from '../../lib/store/s3-pool.js';
 import { DEFAULT_PART_SIZE, S3Store, uploadMemory } from '../../lib/store/s3.js';
 
@@ -71,5 +72,10 @@ describe('S3 upload budget', () => {
     expect(uploadMemory({ uploadMemory: 20 * MiB })).toBe(20 * MiB);
     expect(new S3Store('b', 'p', { uploadMemory: 20 * MiB }).uploadBuffers).toEqual({ parts: 2, lent: 0, free: 0, waiting: 0 });
     expect(new S3Store('b', 'p').uploadBuffers.parts).toBe(6);
+  });
+
+  it('--s3-upload-memory sets it, as a size', () => {
+    expect(s3FromFlags({ 's3-upload-memory': '20MiB' }).uploadMemory).toBe(20 * MiB);
+    expect(s3FromFlags({}).uploadMemory).toBeUndefined();
   });
 });
