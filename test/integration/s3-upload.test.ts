@@ -144,6 +144,39 @@ describe.each(['s3rver', 'moto'] as const)('S3 multipart upload on %s', (name) =
     expect(store.uploadBuffers).toMatchObject({ lent: 0, waiting: 0 });
     client.destroy();
   });
+
+  it('an upload aborted while it waits for a part buffer rejects with the reason and leaves the queue; the one holding the buffer completes', async (ctx) => {
+    if (!h()) return ctx.skip();
+    const { client } = recordingClient(h()!);
+    // Parts of `holder` reach the server only once the gate opens: its part 1 keeps the one buffer lent.
+    let open!: () => void;
+    const gate = new Promise<void>((r) => { open = r; });
+    client.middlewareStack.add((next) => async (args) => {
+      if (String((args.input as { Key?: string }).Key).endsWith('/holder') && (args.input as { PartNumber?: number }).PartNumber) await gate;
+      return next(args);
+    }, { step: 'initialize', name: 'gateHolder' });
+    const store = new S3Store(h()!.bucket, 'gated/', { partSize: PART, queueSize: 2, uploadMemory: PART }, client);
+    const holder = store.createWriter('holder');
+    const held = bytes(PART + 10, 30);
+    await writeReusing(holder, held); // part 1 in flight, held at the gate
+    expect(store.uploadBuffers.lent).toBe(1);
+    const ac = new AbortController();
+    const waiter = store.createWriter('waiter', { signal: ac.signal });
+    const waiting = writeReusing(waiter, bytes(PART + 10, 31));
+    for (let i = 0; i < 1000 && store.uploadBuffers.waiting === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    expect(store.uploadBuffers.waiting).toBe(1);
+    const reason = new AbortedError('stop');
+    ac.abort(reason);
+    await expect(waiting).rejects.toBe(reason);
+    await waiter.abort();
+    expect(store.uploadBuffers).toMatchObject({ lent: 1, waiting: 0 });
+    open();
+    await holder.finish();
+    expect(sha((await store.getBytes('holder'))!)).toBe(sha(held));
+    expect(store.uploadBuffers).toMatchObject({ lent: 0, waiting: 0 });
+    expect((await h()!.listKeys(h()!.bucket, 'gated/')).map((k) => k.key)).toEqual(['gated/holder']);
+    client.destroy();
+  });
 });
 
 describe('S3 multipart upload failures (moto: it lists and aborts multipart uploads)', () => {
