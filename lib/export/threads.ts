@@ -157,6 +157,14 @@ interface Thread {
   exited: Promise<void>;
 }
 
+/**
+ * The S3 part-buffer budget of each of `workers` threads: each opens its own store, so the
+ * export's `uploadMemory` (default 48 MiB) is split between them, one part each at least. Pure.
+ */
+export function workerUploadMemory(s3: Pick<S3Options, 'partSize' | 'queueSize' | 'uploadMemory'>, workers: number): number {
+  return Math.max(s3PartSize(s3), Math.floor(uploadMemory(s3) / Math.max(1, workers)));
+}
+
 /** Options of {@link ExporterThreads}. */
 export interface ExporterThreadsOptions {
   plan: ExportPlan;
@@ -189,9 +197,7 @@ export class ExporterThreads {
   constructor(o: ExporterThreadsOptions) {
     this.#o = o;
     const { onRetry: _drop, ...s3 } = o.s3 ?? {};
-    // Each worker opens its own store: the S3 upload budget is split between them (a part each at least).
-    const share = Math.max(s3PartSize(s3), Math.floor(uploadMemory(s3) / Math.max(1, o.size)));
-    this.#input = { plan: o.plan, location: o.location, s3: { ...s3, uploadMemory: share } };
+    this.#input = { plan: o.plan, location: o.location, s3: { ...s3, uploadMemory: workerUploadMemory(s3, o.size) } };
     if (o.cipher) this.#input.cipher = o.cipher;
   }
 

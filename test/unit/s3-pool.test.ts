@@ -2,6 +2,7 @@
 // served, abortable waits, buffers reused.
 import { describe, expect, it } from 'vitest';
 import { s3FromFlags } from '../../lib/cli/main.js';
+import { workerUploadMemory } from '../../lib/export/threads.js';
 import { PartPool } from '../../lib/store/s3-pool.js';
 import { DEFAULT_PART_SIZE, S3Store, uploadMemory } from '../../lib/store/s3.js';
 
@@ -72,6 +73,12 @@ describe('S3 upload budget', () => {
     expect(uploadMemory({ uploadMemory: 20 * MiB })).toBe(20 * MiB);
     expect(new S3Store('b', 'p', { uploadMemory: 20 * MiB }).uploadBuffers).toEqual({ parts: 2, lent: 0, free: 0, waiting: 0 });
     expect(new S3Store('b', 'p').uploadBuffers.parts).toBe(6);
+  });
+
+  it('worker threads split it, one part each at least', () => {
+    expect(workerUploadMemory({}, 2)).toBe(24 * MiB);
+    expect(workerUploadMemory({ uploadMemory: 20 * MiB }, 8)).toBe(8 * MiB);
+    expect(workerUploadMemory({ partSize: 16 * MiB }, 1)).toBe(96 * MiB);
   });
 
   it('--s3-upload-memory sets it, as a size', () => {
