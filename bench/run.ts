@@ -382,7 +382,7 @@ async function main(): Promise<void> {
         const x = await segExport({ format: 'text', dest: 's3', checksums: true });
         p.s3RssMB = x.cost.clientMaxRssKB / 1024;
         p.s3WallS = x.cost.wallS;
-        // The S3 bound is (queueSize + 1) × partSize per upload: show the lever.
+        // The S3 bound is one part per upload plus the store's shared uploadMemory (a multiple of partSize): show the lever.
         const y = await segExport({ format: 'text', dest: 's3', checksums: true, extraArgs: ['--s3-part-size', ALT_PART] });
         p.s3AltRssMB = y.cost.clientMaxRssKB / 1024;
         p.s3AltPart = ALT_PART;

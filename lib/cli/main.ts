@@ -57,6 +57,7 @@ const S3_FLAGS = {
   's3-path-style': { type: 'boolean' },
   's3-checksum': { type: 'string' },
   's3-part-size': { type: 'string' },
+  's3-upload-memory': { type: 'string' },
   's3-sse': { type: 'string' },
   's3-sse-kms-key-id': { type: 'string' },
 } as const satisfies ParseArgsConfig['options'];
@@ -169,7 +170,7 @@ ${OBJECT_FLAGS_HELP}      --columns a,b        export only these columns, in thi
   csv:  --header  --delimiter C  --null S  --quote C  --escape C
   text: --delimiter C  --null S
   S3:   --s3-endpoint URL  --s3-region R  --s3-path-style  --s3-checksum WHEN_REQUIRED|WHEN_SUPPORTED
-        --s3-part-size N  --s3-sse AES256|aws:kms  --s3-sse-kms-key-id ID
+        --s3-part-size N  --s3-upload-memory N  --s3-sse AES256|aws:kms  --s3-sse-kms-key-id ID
   Output: --json (one JSON event per line)  -q/--quiet  -v/--verbose (stack traces)
 
 Examples:
@@ -212,6 +213,7 @@ export function s3FromFlags(v: Record<string, unknown>): S3Options {
     o.checksum = u;
   }
   if (typeof v['s3-part-size'] === 'string') o.partSize = parseSize(v['s3-part-size'], '--s3-part-size');
+  if (typeof v['s3-upload-memory'] === 'string') o.uploadMemory = parseSize(v['s3-upload-memory'], '--s3-upload-memory');
   const sse = v['s3-sse'];
   if (typeof sse === 'string') {
     if (sse !== 'AES256' && sse !== 'aws:kms') throw new InvalidOptionError('--s3-sse takes AES256 or aws:kms');

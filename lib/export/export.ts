@@ -205,9 +205,9 @@ export function nodeEstimates(plan: ExportPlan): Record<string, number> {
  * of at most `segmentSize` bytes, and write `manifest.json` last.
  *
  * Memory: each exporter holds its socket's 256 KiB read buffer, about 3.75 MiB of row
- * blocks (more only while a row larger than a block is assembled), and its upload's buffers
- * (S3: (queueSize + 1) × partSize, 24 MiB by default; directory: 1 MiB). Total ≈ concurrency × that,
- * plus 25–45 MB per worker thread when `threads` uses them (at most min(concurrency, cores)).
+ * blocks (more only while a row larger than a block is assembled), and its upload's buffer
+ * being filled (S3: at most partSize, 8 MiB by default; directory: 1 MiB). Total ≈ concurrency ×
+ * that, plus the S3 store's shared part buffers for parts in flight (`s3.uploadMemory`, 48 MiB), plus 25–45 MB per worker thread when `threads` uses them (at most min(concurrency, cores)).
  */
 export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
   const t0 = Date.now();
@@ -238,7 +238,7 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
     if (opts.schemaOnly && opts.ddl === false) throw new InvalidOptionError('schemaOnly (--schema-only) exports the DDL: it cannot be combined with ddl: false (--no-ddl)');
     if (opts.dataOnly && opts.ddl === true) throw new InvalidOptionError('dataOnly (--data-only) exports no DDL: it cannot be combined with ddl: true (--ddl)');
     // auto streams are capped by the memory of a stream for this destination (docs/memory.md).
-    const perStream = opts.streamMemory ?? streamMemory(store.url.startsWith('s3://') ? { s3: true, ...(opts.s3?.partSize !== undefined ? { partSize: opts.s3.partSize } : {}), ...(opts.s3?.queueSize !== undefined ? { queueSize: opts.s3.queueSize } : {}) } : { s3: false });
+    const perStream = opts.streamMemory ?? streamMemory(store.url.startsWith('s3://') ? { s3: true, ...(opts.s3?.partSize !== undefined ? { partSize: opts.s3.partSize } : {}) } : { s3: false });
     let plan = opts.plan ?? (await planExport({ ...opts, streamMemory: perStream }));
     const wholeScope = opts.all === true || (opts.schemas?.length ?? 0) > 0;
     const wantDdl = opts.schemaOnly === true || (!opts.dataOnly && (opts.ddl ?? wholeScope));

@@ -94,8 +94,8 @@ export interface PlanOptions {
   concurrency?: number;
   /**
    * Client memory of one reading stream, for the ceiling of `streams: 'auto'` (the streams that
-   * read at once hold at most 512 MiB, lib/export/streams.ts `capAutoStreams`). Default: that of
-   * S3 with the default part size, 32 MiB (`streamMemory()`); `exportTables` sets it from its
+   * read at once hold at most 256 MiB, lib/export/streams.ts `capAutoStreams`). Default: that of
+   * S3 with the default part size, 16 MiB (`streamMemory()`); `exportTables` sets it from its
    * destination and S3 options.
    */
   streamMemory?: number;

@@ -1,5 +1,5 @@
 import { InvalidOptionError } from '../errors.js';
-import { DEFAULT_PART_SIZE, DEFAULT_QUEUE_SIZE } from '../store/s3.js';
+import { s3PartSize } from '../store/s3.js';
 import type { NodePages, RelationPages } from '../topology/pages.js';
 import type { RelationRead, StreamPlan, TablePlan } from '../topology/types.js';
 
@@ -103,23 +103,26 @@ export function pageStarts(pages: number, streams: number): number[] {
 /**
  * `auto` keeps the client memory of the streams reading at once within this: Σ over nodes of
  * the most streams a table has there (the default concurrency, so the streams that read at
- * once) × {@link streamMemory} ≤ 512 MiB. A 2 GB bench export to S3 with 16 MiB parts reached
- * 731 MB of RSS (docs/benchmarks.md); explicit `--streams N` and `--concurrency` are not capped.
+ * once) × {@link streamMemory} ≤ 256 MiB. The S3 parts in flight are not per stream (the store's
+ * shared `uploadMemory`, 48 MiB by default, comes on top), so with S3's default parts this
+ * allows 16 streams, as many as the 512 MiB ceiling allowed when each stream had its own part
+ * buffers (a 2 GB bench export to S3 with 16 MiB parts had reached 731 MB of RSS,
+ * docs/benchmarks.md). Explicit `--streams N` and `--concurrency` are not capped.
  */
-export const AUTO_STREAMS_MEMORY = 512 * 1024 * 1024;
+export const AUTO_STREAMS_MEMORY = 256 * 1024 * 1024;
 
 /** Client memory of one stream besides its upload buffers: COPY blocks (≈ 6.25 MiB, docs/memory.md) and the socket's read buffer, rounded up. */
 export const STREAM_BASE_MEMORY = 8 * 1024 * 1024;
 
 /**
- * Memory one reading stream holds for its destination: {@link STREAM_BASE_MEMORY} plus the
- * upload buffers, `(queueSize + 1) × partSize` for S3 (defaults 2 and 8 MiB, at least 5 MiB:
- * 32 MiB in all) and 1 MiB for a directory. Pure.
+ * Memory one reading stream holds for its destination: {@link STREAM_BASE_MEMORY} plus its
+ * upload's buffer being filled: one part for S3 (`partSize`, default 8 MiB, at least 5 MiB:
+ * 16 MiB in all; its parts in flight are in the store's shared `uploadMemory`, not per stream)
+ * and 1 MiB for a directory. Pure.
  */
-export function streamMemory(dest: { s3: false } | { s3: true; partSize?: number; queueSize?: number }): number {
+export function streamMemory(dest: { s3: false } | { s3: true; partSize?: number }): number {
   if (!dest.s3) return STREAM_BASE_MEMORY + 1024 * 1024;
-  const part = Math.max(dest.partSize ?? DEFAULT_PART_SIZE, 5 * 1024 * 1024);
-  return STREAM_BASE_MEMORY + ((dest.queueSize ?? DEFAULT_QUEUE_SIZE) + 1) * part;
+  return STREAM_BASE_MEMORY + s3PartSize(dest);
 }
 
 /**

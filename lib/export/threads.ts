@@ -3,7 +3,7 @@ import { Worker } from 'node:worker_threads';
 import { AbortedError, SegferryError, WorkerError, reviveError, serializeError, type SerializedError } from '../errors.js';
 import type { makeEmitter } from '../events.js';
 import { rememberedPassword, type NodeEndpoint } from '../pg/conn.js';
-import type { S3Options, S3RetryInfo } from '../store/s3.js';
+import { s3PartSize, uploadMemory, type S3Options, type S3RetryInfo } from '../store/s3.js';
 import { throwIfAborted } from '../util/pool.js';
 import type { NodeWork, UnitResult } from './units.js';
 import type { ExportPlan } from './plan.js';
@@ -157,6 +157,14 @@ interface Thread {
   exited: Promise<void>;
 }
 
+/**
+ * The S3 part-buffer budget of each of `workers` threads: each opens its own store, so the
+ * export's `uploadMemory` (default 48 MiB) is split between them, one part each at least. Pure.
+ */
+export function workerUploadMemory(s3: Pick<S3Options, 'partSize' | 'queueSize' | 'uploadMemory'>, workers: number): number {
+  return Math.max(s3PartSize(s3), Math.floor(uploadMemory(s3) / Math.max(1, workers)));
+}
+
 /** Options of {@link ExporterThreads}. */
 export interface ExporterThreadsOptions {
   plan: ExportPlan;
@@ -189,8 +197,7 @@ export class ExporterThreads {
   constructor(o: ExporterThreadsOptions) {
     this.#o = o;
     const { onRetry: _drop, ...s3 } = o.s3 ?? {};
-    this.#input = { plan: o.plan, location: o.location };
-    if (o.s3) this.#input.s3 = s3;
+    this.#input = { plan: o.plan, location: o.location, s3: { ...s3, uploadMemory: workerUploadMemory(s3, o.size) } };
     if (o.cipher) this.#input.cipher = o.cipher;
   }
 

@@ -2,11 +2,14 @@
 // Replaces @aws-sdk/lib-storage's Upload, which keeps the caller's chunks until a part is full,
 // then concatenates them into a new part buffer: every byte copied once more, one part-sized
 // allocation per part (freed only by full GCs), and no chunk can be handed back to the COPY
-// reader early. Here each writer owns at most queueSize + 1 part buffers, reused part after
-// part: a chunk is copied into the current buffer and released as soon as write() resolves.
+// reader early. Here a writer fills one buffer of its own; the parts in flight are in buffers
+// of the store's pool (lib/store/s3-pool.ts), shared by all its uploads, so the store's upload
+// memory does not grow with the number of uploads at once. A chunk is copied into the current
+// buffer and released as soon as write() resolves.
 import type { CompletedPart, S3Client } from '@aws-sdk/client-s3';
 import { StorageError } from '../errors.js';
 import { throwIfAborted } from '../util/pool.js';
+import type { PartPool } from './s3-pool.js';
 import type { ObjectWriter } from './types.js';
 
 /** S3 allows at most 10,000 parts per multipart upload. */
@@ -25,8 +28,10 @@ export interface PartWriterOptions {
   sse: { ServerSideEncryption?: 'AES256' | 'aws:kms'; SSEKMSKeyId?: string };
   /** Bytes per part, at least 5 MiB (S3's minimum for every part but the last). */
   partSize: number;
-  /** Parts uploaded at once, at least 1. */
+  /** Parts uploaded at once, at least 1 (and at most what the pool lends). */
   queueSize: number;
+  /** The store's part buffers, of `partSize` bytes each, shared by its uploads. */
+  pool: PartPool;
   /** Cancels the upload (default: none): see `ObjectStore.createWriter`. */
   signal?: AbortSignal | undefined;
   /** Turns an SDK error into the store's typed error (StorageError, BucketNotFoundError). */
@@ -36,10 +41,13 @@ export interface PartWriterOptions {
 }
 
 /**
- * A streaming multipart upload whose memory is `(queueSize + 1) × partSize` at most: up to
- * `queueSize` parts in flight, each in a buffer of its own, and one being filled. Buffers are
- * allocated on first need (the first one growing with the object) and reused; an object under
- * one part goes in a single PutObject.
+ * A streaming multipart upload holding one buffer of its own (≤ `partSize`), the one being
+ * filled, and up to `queueSize` parts in flight in buffers lent by the store's pool: to send a
+ * full buffer it borrows a pool buffer to fill next (waiting while the pool has none: that is
+ * backpressure on write(), never an error), and the sent buffer goes back to the pool once its
+ * request settles, whatever the outcome. The last part is sent from the writer's own buffer. The
+ * first buffer starts small and grows with the object; an object under one part goes in a
+ * single PutObject and never touches the pool.
  * On any failure, and on abort, in-flight requests are cut, and once every one has settled the
  * multipart upload is aborted (AbortMultipartUpload), so no part is left behind where the
  * service implements it.
@@ -48,7 +56,6 @@ export class PartWriter implements ObjectWriter {
   readonly #o: PartWriterOptions;
   /** Cuts in-flight requests on failure or abort. */
   readonly #cut = new AbortController();
-  readonly #free: Buffer[] = [];
   #cur: Buffer | undefined;
   #fill = 0;
   #next = 1;
@@ -72,9 +79,10 @@ export class PartWriter implements ObjectWriter {
     for (let off = 0; off < chunk.length;) {
       if (this.#cur !== undefined && this.#fill === this.#cur.length) {
         if (this.#cur.length < size) this.#grow();
-        else await this.#dispatch();
+        else await this.#dispatch(false);
       }
-      this.#cur ??= this.#buffer();
+      // Only the first buffer is new: #dispatch hands over a pool buffer for the next part.
+      this.#cur ??= Buffer.allocUnsafe(Math.min(FIRST_BUFFER, size));
       const n = chunk.copy(this.#cur, this.#fill, off);
       this.#fill += n;
       off += n;
@@ -93,7 +101,7 @@ export class PartWriter implements ObjectWriter {
         await client.send(new sdk.PutObjectCommand({ Bucket, Key, Body: body, ContentLength: body.length, ...this.#o.sse }), { abortSignal: this.#cut.signal });
       } else {
         // The last part: written lazily, so it holds at least one byte.
-        await this.#dispatch();
+        await this.#dispatch(true);
         while (this.#inflight.size > 0) await Promise.race(this.#inflight);
         if (this.#failure) throw this.#failure.e;
         const Parts = [...this.#parts].sort((a, b) => a.PartNumber! - b.PartNumber!);
@@ -123,18 +131,6 @@ export class PartWriter implements ObjectWriter {
     throw this.#o.wrap(this.#failure.e);
   }
 
-  /**
-   * A free part buffer: one handed back by a finished part, else a new one. The first starts at
-   * {@link FIRST_BUFFER} and grows with the object, so that a small object (a small table's
-   * segment, a rejects file) does not allocate a whole part.
-   */
-  #buffer(): Buffer {
-    const b = this.#free.pop();
-    if (b) return b;
-    // Never more than queueSize + 1: #dispatch waits for a slot before it takes the current one.
-    return Buffer.allocUnsafe(this.#next === 1 ? Math.min(FIRST_BUFFER, this.#o.partSize) : this.#o.partSize);
-  }
-
   /** The first buffer is full but smaller than a part: move its bytes to one 4× larger. */
   #grow(): void {
     const g = Buffer.allocUnsafe(Math.min(this.#cur!.length * 4, this.#o.partSize));
@@ -142,23 +138,36 @@ export class PartWriter implements ObjectWriter {
     this.#cur = g;
   }
 
-  /** Sends the current buffer as the next part, first waiting while queueSize parts are in flight. */
-  async #dispatch(): Promise<void> {
+  /**
+   * Sends the current buffer as the next part, first waiting while queueSize parts are in
+   * flight, then (but for the last part) for a pool buffer to fill next, which the sent one
+   * replaces in the pool once its request settles.
+   */
+  async #dispatch(last: boolean): Promise<void> {
     while (this.#inflight.size >= this.#o.queueSize) await Promise.race(this.#inflight);
     await this.#check();
-    const n = this.#next++;
-    if (n > MAX_PARTS) {
+    if (this.#next > MAX_PARTS) {
       this.#fail(new StorageError(`object ${this.#o.key} needs more than ${MAX_PARTS} parts of ${this.#o.partSize} bytes`, { key: this.#o.key, hint: 'raise --s3-part-size' }));
       await this.#check();
     }
+    let next: Buffer | undefined;
+    if (!last) {
+      // Rejects only when the upload fails or is aborted meanwhile (#cut).
+      next = await this.#o.pool.acquire(this.#cut.signal).catch(() => undefined);
+      if (this.#failure) {
+        if (next) this.#o.pool.release(next);
+        await this.#check();
+      }
+    }
+    const n = this.#next++;
     const buf = this.#cur!;
     const len = this.#fill;
-    this.#cur = undefined;
+    this.#cur = next;
     this.#fill = 0;
-    const p: Promise<void> = this.#sendPart(buf, len, n).then(
-      () => { this.#free.push(buf); },
-      (e: unknown) => this.#fail(e),
-    ).finally(() => this.#inflight.delete(p));
+    const p: Promise<void> = this.#sendPart(buf, len, n).catch((e: unknown) => this.#fail(e)).finally(() => {
+      if (!last) this.#o.pool.release(buf);
+      this.#inflight.delete(p);
+    });
     this.#inflight.add(p);
   }
 
@@ -212,9 +221,8 @@ export class PartWriter implements ObjectWriter {
     await client.send(new sdk.AbortMultipartUploadCommand({ Bucket: this.#o.bucket, Key: this.#o.key, UploadId: id })).catch(() => {});
   }
 
-  /** Let go of the part buffers. */
+  /** Let go of the buffer being filled (pool buffers go back as their requests settle). */
   #drop(): void {
-    this.#free.length = 0;
     this.#cur = undefined;
   }
 

@@ -11,6 +11,7 @@ import type { Readable } from 'node:stream';
 import { BucketNotFoundError, ObjectMissingError, StorageError, registerSecret } from '../errors.js';
 import { throwIfAborted } from '../util/pool.js';
 import type { ByteRange, CopyOptions, ObjectInfo, ObjectStore, ObjectWriter } from './types.js';
+import { PartPool, type PartPoolState } from './s3-pool.js';
 import { PartWriter } from './s3-upload.js';
 
 /**
@@ -40,12 +41,22 @@ export interface S3Options {
   /** Explicit credentials. Default: the SDK's provider chain. Never logged. */
   credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
   /**
-   * Multipart part size in bytes (default 8 MiB, min 5 MiB). Each upload holds at most
-   * `(queueSize + 1) × partSize` bytes in memory.
+   * Multipart part size in bytes (default 8 MiB, min 5 MiB). Each upload holds one buffer of at
+   * most this size (the one being filled); its parts in flight are in the store's
+   * {@link uploadMemory}.
    */
   partSize?: number;
-  /** Parts uploaded at once per object (default 2). */
+  /** Parts uploaded at once per object (default 2), within what {@link uploadMemory} lends. */
   queueSize?: number;
+  /**
+   * Bytes of part buffers shared by all of the store's uploads for their parts in flight
+   * (rounded down to whole parts, at least one). Default `3 × queueSize × partSize` (48 MiB with
+   * the defaults: three uploads, one per node of a 3-node export, each with `queueSize` parts in
+   * flight). With more uploads at once they wait for a buffer (backpressure on their writes),
+   * so the store's upload memory is this plus one part-sized buffer per open upload
+   * (docs/memory.md).
+   */
+  uploadMemory?: number;
   /** Attempts per request, with the SDK's adaptive backoff (default 8). */
   maxAttempts?: number;
   /** Server-side encryption: `AES256` (SSE-S3) or `aws:kms` (SSE-KMS). Default: the bucket's. */
@@ -82,6 +93,18 @@ export const DEFAULT_PART_SIZE = 8 * 1024 * 1024;
 const MIN_PART_SIZE = 5 * 1024 * 1024;
 /** Default parts in flight per upload. */
 export const DEFAULT_QUEUE_SIZE = 2;
+/** The default {@link S3Options.uploadMemory}: this many uploads' `queueSize` parts in flight. */
+export const DEFAULT_UPLOAD_STREAMS = 3;
+
+/** {@link S3Options.uploadMemory} once defaulted: `3 × queueSize × partSize` (48 MiB with the defaults). Pure. */
+export function uploadMemory(o: Pick<S3Options, 'partSize' | 'queueSize' | 'uploadMemory'> = {}): number {
+  return o.uploadMemory ?? DEFAULT_UPLOAD_STREAMS * Math.max(1, o.queueSize ?? DEFAULT_QUEUE_SIZE) * s3PartSize(o);
+}
+
+/** The part size in effect: {@link S3Options.partSize} or 8 MiB, at least 5 MiB. Pure. */
+export function s3PartSize(o: Pick<S3Options, 'partSize'> = {}): number {
+  return Math.max(o.partSize ?? DEFAULT_PART_SIZE, MIN_PART_SIZE);
+}
 
 function envBool(v: string | undefined): boolean | undefined {
   if (v === undefined || v === '') return undefined;
@@ -193,6 +216,7 @@ export class S3Store implements ObjectStore {
   #client: S3Client | undefined;
   #ready: Promise<{ sdk: Sdk; client: S3Client }> | undefined;
   #closed = false;
+  #pool: PartPool | undefined;
 
   /**
    * `prefix` is normalised to end with `/` unless empty. `opts` default to `{}` (the SDK's
@@ -264,14 +288,28 @@ export class S3Store implements ObjectStore {
   /** A write resolves once its chunk is copied into a part buffer (lib/store/s3-upload.ts). */
   readonly releasesWrites = true;
 
+  /**
+   * The uploads' shared part buffers: how many the store may lend, are lent (parts in flight),
+   * are free, and how many uploads wait for one. All zero but `parts` before the first part.
+   */
+  get uploadBuffers(): PartPoolState {
+    return this.#partPool().state;
+  }
+
+  #partPool(): PartPool {
+    this.#pool ??= new PartPool(uploadMemory(this.#opts), s3PartSize(this.#opts));
+    return this.#pool;
+  }
+
   createWriter(key: string, opts: { signal?: AbortSignal } = {}): ObjectWriter {
     return new PartWriter({
       ready: this.#c(),
       bucket: this.bucket,
       key: this.#k(key),
       sse: this.#sse(),
-      partSize: Math.max(this.#opts.partSize ?? DEFAULT_PART_SIZE, MIN_PART_SIZE),
+      partSize: s3PartSize(this.#opts),
       queueSize: Math.max(1, this.#opts.queueSize ?? DEFAULT_QUEUE_SIZE),
+      pool: this.#partPool(),
       signal: opts.signal,
       wrap: (e) => this.#wrap(e, 'uploading', key),
       remove: () => this.delete([key]),
@@ -470,6 +508,7 @@ export class S3Store implements ObjectStore {
 
   close(): void {
     this.#closed = true;
+    this.#pool?.clear();
     if (this.#ownsClient) this.#client?.destroy();
   }
 }

@@ -115,6 +115,66 @@ describe.each(['s3rver', 'moto'] as const)('S3 multipart upload on %s', (name) =
     expect(sha((await store.getBytes('one'))!)).toBe(sha(data));
     expect(sha((await store.getBytes('small'))!)).toBe(sha(small));
     expect((await store.getBytes('empty'))!.length).toBe(0);
+    expect(store.uploadBuffers.lent).toBe(0); // single PutObjects never borrow
+    client.destroy();
+  });
+
+  it('more uploads at once than the store has part buffers: each completes byte-equal, never more lent than the budget, the pool whole again', async (ctx) => {
+    if (!h()) return ctx.skip();
+    const { client } = recordingClient(h()!);
+    // A budget of one part for 3 uploads of 3 parts each (queueSize 2: each would take 2).
+    const store = new S3Store(h()!.bucket, 'pooled/', { partSize: PART, queueSize: 2, uploadMemory: PART + 1 }, client);
+    let mostLent = 0;
+    let mostWaiting = 0;
+    const watch = { write: async (w: { write(b: Buffer): Promise<void> }, b: Buffer) => {
+      await w.write(b);
+      mostLent = Math.max(mostLent, store.uploadBuffers.lent);
+      mostWaiting = Math.max(mostWaiting, store.uploadBuffers.waiting);
+    } };
+    const data = [0, 1, 2].map((i) => bytes(2 * PART + 1000 * (i + 1), 20 + i));
+    await Promise.all(data.map(async (d, i) => {
+      const w = store.createWriter(`obj${i}`);
+      await writeReusing({ write: (b) => watch.write(w, b) }, d);
+      await w.finish();
+    }));
+    for (const [i, d] of data.entries()) expect(sha((await store.getBytes(`obj${i}`))!)).toBe(sha(d));
+    expect(store.uploadBuffers.parts).toBe(1);
+    expect(mostLent).toBe(1);
+    expect(mostWaiting).toBeGreaterThan(0); // the uploads did queue for the one buffer
+    expect(store.uploadBuffers).toMatchObject({ lent: 0, waiting: 0 });
+    client.destroy();
+  });
+
+  it('an upload aborted while it waits for a part buffer rejects with the reason and leaves the queue; the one holding the buffer completes', async (ctx) => {
+    if (!h()) return ctx.skip();
+    const { client } = recordingClient(h()!);
+    // Parts of `holder` reach the server only once the gate opens: its part 1 keeps the one buffer lent.
+    let open!: () => void;
+    const gate = new Promise<void>((r) => { open = r; });
+    client.middlewareStack.add((next) => async (args) => {
+      if (String((args.input as { Key?: string }).Key).endsWith('/holder') && (args.input as { PartNumber?: number }).PartNumber) await gate;
+      return next(args);
+    }, { step: 'initialize', name: 'gateHolder' });
+    const store = new S3Store(h()!.bucket, 'gated/', { partSize: PART, queueSize: 2, uploadMemory: PART }, client);
+    const holder = store.createWriter('holder');
+    const held = bytes(PART + 10, 30);
+    await writeReusing(holder, held); // part 1 in flight, held at the gate
+    expect(store.uploadBuffers.lent).toBe(1);
+    const ac = new AbortController();
+    const waiter = store.createWriter('waiter', { signal: ac.signal });
+    const waiting = writeReusing(waiter, bytes(PART + 10, 31));
+    for (let i = 0; i < 1000 && store.uploadBuffers.waiting === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    expect(store.uploadBuffers.waiting).toBe(1);
+    const reason = new AbortedError('stop');
+    ac.abort(reason);
+    await expect(waiting).rejects.toBe(reason);
+    await waiter.abort();
+    expect(store.uploadBuffers).toMatchObject({ lent: 1, waiting: 0 });
+    open();
+    await holder.finish();
+    expect(sha((await store.getBytes('holder'))!)).toBe(sha(held));
+    expect(store.uploadBuffers).toMatchObject({ lent: 0, waiting: 0 });
+    expect((await h()!.listKeys(h()!.bucket, 'gated/')).map((k) => k.key)).toEqual(['gated/holder']);
     client.destroy();
   });
 });
@@ -137,8 +197,36 @@ describe('S3 multipart upload failures (moto: it lists and aborts multipart uplo
       expect(calls).not.toContain('CompleteMultipartUpload');
       expect(calls.filter((c) => c === 'UploadPart 3')).toHaveLength(1);
       expect(bad.stats.slowDown + bad.stats.serverError + bad.stats.dropped).toBe(2); // its 2 attempts (maxAttempts)
+      expect(store.uploadBuffers).toMatchObject({ lent: 0, waiting: 0 }); // every part's buffer back
       await w.abort();
       expect(await moto.listKeys(moto.bucket, 'failing/')).toEqual([]);
+    } finally {
+      client.destroy();
+      await bad.close();
+    }
+  });
+
+  it('an upload failing on a one-part budget gives its buffers back: another upload sharing it at the same time completes', async (ctx) => {
+    if (!moto) return ctx.skip();
+    // Every attempt at part 2 of `bad` fails behind the proxy; `good` goes through it unharmed.
+    const bad = await startFaultyProxy(moto.endpoint, { rate: 1, seed: 5, methods: ['PUT'], paths: /\/shared\/bad\?.*partNumber=2(&|$)/, failOnly: true });
+    const { client } = recordingClient(moto, bad.endpoint);
+    const store = new S3Store(moto.bucket, 'shared/', { partSize: PART, queueSize: 2, uploadMemory: PART }, client);
+    try {
+      const failing = store.createWriter('bad');
+      const good = store.createWriter('good');
+      const data = bytes(3 * PART + 77, 12);
+      const [err] = await Promise.all([
+        errorOf(async () => { await writeReusing(failing, bytes(4 * PART, 11)); await failing.finish(); }),
+        (async () => { await writeReusing(good, data); await good.finish(); })(),
+      ]);
+      expect((err as { code?: string })?.code).toBe('ERR_STORAGE');
+      await failing.abort();
+      expect(bad.stats.slowDown + bad.stats.serverError + bad.stats.dropped).toBe(2);
+      expect(store.uploadBuffers).toMatchObject({ parts: 1, lent: 0, waiting: 0 });
+      expect(sha((await store.getBytes('good'))!)).toBe(sha(data));
+      expect(await store.listUploads()).toEqual([]);
+      expect((await moto.listKeys(moto.bucket, 'shared/')).map((k) => k.key)).toEqual(['shared/good']);
     } finally {
       client.destroy();
       await bad.close();
@@ -174,6 +262,7 @@ describe('S3 multipart upload failures (moto: it lists and aborts multipart uplo
       await expect(w.write(Buffer.from('x'))).rejects.toBe(reason);
       await expect(w.finish()).rejects.toBe(reason);
       await w.abort();
+      expect(store.uploadBuffers).toMatchObject({ lent: 0, waiting: 0 });
       expect(calls).toContain('AbortMultipartUpload');
       expect(calls).not.toContain('CompleteMultipartUpload');
       expect(await store.listUploads()).toEqual([]);
@@ -191,6 +280,7 @@ describe('S3 multipart upload failures (moto: it lists and aborts multipart uplo
     try {
       await writeReusing(w, bytes(3 * PART, 7));
       await w.abort();
+      expect(store.uploadBuffers).toMatchObject({ lent: 0, waiting: 0 });
       expect(await store.listUploads()).toEqual([]);
       expect(await moto.listKeys(moto.bucket, 'aborted2/')).toEqual([]);
     } finally {
