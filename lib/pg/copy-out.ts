@@ -51,15 +51,22 @@ const REST_MS = 1;
 /** Released blocks a {@link CopyOutStream} keeps for reuse (1.25 MiB each). */
 const FREE_BLOCKS = 2;
 const REST_BELOW = 64 * 1024;
+/**
+ * A direct socket's reads land in the block being filled, after the bytes parsed so far; with
+ * less room than this left, the block is handed out first, so reads stay large.
+ */
+const MIN_READ_ROOM = 64 * 1024;
 
 /**
  * `COPY … TO STDOUT` as an object-mode Readable of {@link RowChunk}s. Submit it with
  * `client.query(stream)`.
  *
- * Rows are copied out of the socket reads into blocks of {@link COPY_CHUNK_BYTES}, dropping
- * the 5-byte message headers; a block is handed out once it holds that much (or the COPY
- * ends). On a connection made by `connect()` (a {@link DirectSocket}) the reads land in one
- * reusable buffer and go straight to this parser, with no buffer allocated per read.
+ * Rows are gathered into blocks of {@link COPY_CHUNK_BYTES}, dropping the 5-byte message
+ * headers; a block is handed out once it holds that much (or the COPY ends). On a connection
+ * made by `connect()` (a {@link DirectSocket}) the socket reads straight into the block, after
+ * the rows so far, and each row is moved left over its message header in place: one copy of
+ * each byte by the kernel and one memmove, with no buffer allocated per read. On other sockets
+ * (TLS) rows are copied out of each read into the block.
  *
  * Memory: the block being filled (≥ the largest row) plus `highWaterMark` blocks waiting for
  * the consumer (default 2). A block is allocated with room for one more socket read past the
@@ -77,7 +84,7 @@ export class CopyOutStream extends Readable {
   #conn: PgConnection | undefined;
   #direct: DirectSocket | undefined;
   #pgHandler: ((chunk: Buffer) => void) | undefined;
-  #onData = (chunk: Buffer) => { this.#parse(chunk, chunk.length); };
+  #onData = (chunk: Buffer) => { this.#parse(chunk, 0, chunk.length); };
   #finished = false;
   #paused = false;
   #resting = false;
@@ -111,7 +118,7 @@ export class CopyOutStream extends Readable {
     const sock = connection.stream;
     if (isDirectSocket(sock)) {
       this.#direct = sock;
-      sock.setSink((buf, n) => this.#parse(buf, n));
+      sock.setSink(this.#onRead, this.#target);
     } else {
       const listeners = sock.listeners('data');
       if (listeners.length !== 1) throw new InternalError('unexpected pg connection state: expected one data listener');
@@ -175,6 +182,35 @@ export class CopyOutStream extends Readable {
     return this.#free.length;
   }
 
+  /** A direct socket's read: in place when it landed in the block ({@link #target}), else copied. */
+  #onRead = (buf: Buffer, n: number): boolean => {
+    const block = this.#block;
+    // #target gave this read the block at #w; any other buffer (the socket's own, before the
+    // first #target call) is copied from.
+    if (buf.buffer === block.buffer && buf.byteOffset - block.byteOffset === this.#w) return this.#parse(block, this.#w, this.#w + n);
+    return this.#parse(buf, 0, n);
+  };
+
+  /**
+   * Where a direct socket's next read lands: the block, after the bytes parsed so far. The
+   * bytes there are the row in progress at most; the read continues it in place.
+   */
+  #target = (): Buffer => {
+    if (this.#block.length - this.#w < MIN_READ_ROOM) {
+      // Room for a read, and for the rest of a row in progress (the slow path copies its
+      // pieces without looking: the room for the whole row was made when its header came).
+      this.#rotate(Math.max(MIN_READ_ROOM, this.#msgType === COPY_DATA ? this.#msgRemaining : 0));
+    }
+    return this.#block.subarray(this.#w);
+  };
+
+  /** Put buf[from, to) into the block at `w`: a memmove within the block, or nothing when it is there already. */
+  #put(buf: Buffer, from: number, to: number, w: number): void {
+    const block = this.#block;
+    if (buf !== block) buf.copy(block, w, from, to);
+    else if (from !== w) block.copyWithin(w, from, to);
+  }
+
   #growEnds(): void {
     const g = new Uint32Array(this.#ends.length * 2);
     g.set(this.#ends);
@@ -187,17 +223,20 @@ export class CopyOutStream extends Readable {
   }
 
   /**
-   * Parse `n` bytes of protocol from `buf`. Returns false when the consumer is full and the
-   * socket should pause (a direct socket's read callback pauses on false).
+   * Parse the protocol bytes buf[start, n). `buf` is a socket read, or the block itself when
+   * the read landed there (at #w). Returns false when the consumer is full and the socket
+   * should pause (a direct socket's read callback pauses on false).
    */
-  #parse(buf: Buffer, n: number): boolean {
-    let r = 0;
+  #parse(buf: Buffer, start: number, n: number): boolean {
+    let r = start;
     while (r < n) {
       if (this.#msgRemaining === 0 && this.#hdrLen === 0) {
         // Hot loop: whole CopyData messages inside this read, state kept in locals. Each row's
         // payload is first moved left over the message headers within the read (copyWithin: a
-        // memmove, no allocation), then the compacted run goes into the block in one copy.
-        // A Buffer.copy per row would allocate a view per row (≈ 3 M per GB) for the GC.
+        // memmove, no allocation), then the compacted run goes into the block in one copy, or
+        // is there already when the read landed in the block (moving left never overtakes the
+        // bytes still to parse). A Buffer.copy per row would allocate a view per row (≈ 3 M per
+        // GB) for the GC.
         let block = this.#block;
         let w = this.#w;
         let ends = this.#ends;
@@ -210,7 +249,7 @@ export class CopyOutStream extends Readable {
           const e = s + len;
           if (len < 0 || e > n) break; // a bad length is reported below, outside the hot loop
           if (w + (cw - run) + len > block.length || nEnds === ends.length) {
-            if (cw > run) buf.copy(block, w, run, cw);
+            if (cw > run) this.#put(buf, run, cw, w);
             w += cw - run;
             run = cw;
             this.#w = w;
@@ -227,7 +266,7 @@ export class CopyOutStream extends Readable {
           ends[nEnds++] = w + (cw - run);
           r = e;
         }
-        if (cw > run) buf.copy(block, w, run, cw);
+        if (cw > run) this.#put(buf, run, cw, w);
         this.#w = w + (cw - run);
         this.#nEnds = nEnds;
         if (r >= n) break;
@@ -237,7 +276,7 @@ export class CopyOutStream extends Readable {
         const take = rem < n - r ? rem : n - r;
         if (this.#msgType === COPY_DATA) {
           // Room for the whole row was made when its header was read.
-          buf.copy(this.#block, this.#w, r, r + take);
+          this.#put(buf, r, r + take, this.#w);
           this.#w += take;
           if (take === rem) this.#addEnd(this.#w);
         }
@@ -287,7 +326,7 @@ export class CopyOutStream extends Readable {
     // Hand out only blocks of complete rows ≥ chunkBytes: a store write then takes one block as is.
     if (this.#nEnds > 0 && (this.#ends[this.#nEnds - 1] as number) >= this.#chunkBytes) this.#rotate(0);
     if (this.#paused) return false;
-    if (this.#direct && n < REST_BELOW) {
+    if (this.#direct && n - start < REST_BELOW) {
       this.#resting = true;
       setTimeout(this.#wake, REST_MS);
       return false;
