@@ -40,17 +40,25 @@ type PgConnection = {
 export const COPY_CHUNK_BYTES = 1024 * 1024;
 
 /**
- * After a read smaller than {@link REST_BELOW} bytes, a direct socket rests {@link REST_MS} ms
- * before reading again, so the next read finds more queued. A server flushes COPY every
- * 8 KiB; read as fast as it arrives, that is ≈ 60,000 reads (wake-ups and syscalls) per GB.
- * Resting only after small reads is self-limiting: when data arrives faster than it is read,
- * reads are large and nothing rests. The kernel's socket buffer holds what arrives meanwhile
- * (at 100 MB/s, 100 KB per ms). Measured: 0.3 CPU-s less per GB of CSV, 3% less wall time.
+ * After a read smaller than {@link REST_BELOW} bytes (and smaller than the room it was given,
+ * so the kernel had no more), a direct socket rests {@link REST_MS} ms before reading again,
+ * so the next read finds more queued. A server flushes COPY every 8 KiB; read as fast as it
+ * arrives, that is ≈ 60,000 reads (wake-ups and syscalls) per GB, and at one backend's pace
+ * the wake-ups cost more than the bytes. Resting only after small reads is self-limiting: when
+ * data arrives faster than it is read, reads are large and nothing rests. The kernel's socket
+ * buffer holds what arrives meanwhile (one backend's COPY, ≈ 50 MB/s, sends ≈ 200 KB in 4 ms;
+ * a paced loopback sender was never held back). Measured (bench/analysis.md): 1 ms under
+ * 64 KiB cut 0.3 CPU-s per GB of CSV; 4 ms under 256 KiB then cut receiving, rows hashed and
+ * SHA-256ed as an export does, at a paced 50 MB/s from 6.2 to 4.1 CPU-s per GB. Until a COPY
+ * has received {@link REST_LONG_AFTER} bytes it rests {@link REST_SHORT_MS} ms, so a small COPY
+ * (a Citus shard of a few rows) ends as soon as before.
  */
-const REST_MS = 1;
+const REST_MS = 4;
+const REST_BELOW = 256 * 1024;
+const REST_SHORT_MS = 1;
+const REST_LONG_AFTER = 1024 * 1024;
 /** Released blocks a {@link CopyOutStream} keeps for reuse (1.25 MiB each). */
 const FREE_BLOCKS = 2;
-const REST_BELOW = 64 * 1024;
 /**
  * A direct socket's reads land in the block being filled, after the bytes parsed so far; with
  * less room than this left, the block is handed out first, so reads stay large.
@@ -88,6 +96,12 @@ export class CopyOutStream extends Readable {
   #finished = false;
   #paused = false;
   #resting = false;
+  /** The COPY's end and what followed went back to pg's parser. */
+  #handedBack = false;
+  /** Bytes of protocol received (the rest grows after {@link REST_LONG_AFTER}). */
+  #received = 0;
+  /** Room the last {@link #target} call gave the read (a read that filled it did not wait). */
+  #offered = READ_BUFFER_BYTES;
   #wake = () => {
     this.#resting = false;
     if (!this.#paused) this.#direct?.resume();
@@ -182,13 +196,20 @@ export class CopyOutStream extends Readable {
     return this.#free.length;
   }
 
-  /** A direct socket's read: in place when it landed in the block ({@link #target}), else copied. */
+  /**
+   * A direct socket's read: in place when it landed in the block ({@link #target}), else copied
+   * (the socket's own buffer, before the first #target call). Then, after a small read, a rest.
+   */
   #onRead = (buf: Buffer, n: number): boolean => {
     const block = this.#block;
-    // #target gave this read the block at #w; any other buffer (the socket's own, before the
-    // first #target call) is copied from.
-    if (buf.buffer === block.buffer && buf.byteOffset - block.byteOffset === this.#w) return this.#parse(block, this.#w, this.#w + n);
-    return this.#parse(buf, 0, n);
+    const small = n < REST_BELOW && n < this.#offered;
+    this.#received += n;
+    const ok = buf.buffer === block.buffer && buf.byteOffset - block.byteOffset === this.#w ? this.#parse(block, this.#w, this.#w + n) : this.#parse(buf, 0, n);
+    // Not after the COPY's end went back to pg (the socket is pg's again), nor after a failure.
+    if (!ok || !small || this.#handedBack) return ok;
+    this.#resting = true;
+    setTimeout(this.#wake, this.#received < REST_LONG_AFTER ? REST_SHORT_MS : REST_MS);
+    return false;
   };
 
   /**
@@ -201,6 +222,7 @@ export class CopyOutStream extends Readable {
       // pieces without looking: the room for the whole row was made when its header came).
       this.#rotate(Math.max(MIN_READ_ROOM, this.#msgType === COPY_DATA ? this.#msgRemaining : 0));
     }
+    this.#offered = this.#block.length - this.#w;
     return this.#block.subarray(this.#w);
   };
 
@@ -325,13 +347,7 @@ export class CopyOutStream extends Readable {
     }
     // Hand out only blocks of complete rows ≥ chunkBytes: a store write then takes one block as is.
     if (this.#nEnds > 0 && (this.#ends[this.#nEnds - 1] as number) >= this.#chunkBytes) this.#rotate(0);
-    if (this.#paused) return false;
-    if (this.#direct && n - start < REST_BELOW) {
-      this.#resting = true;
-      setTimeout(this.#wake, REST_MS);
-      return false;
-    }
-    return true;
+    return !this.#paused;
   }
 
   /** Stop on bytes that cannot be parsed: the connection is dropped, since its framing is lost. */
@@ -357,6 +373,7 @@ export class CopyOutStream extends Readable {
   }
 
   #handBack(rest: Buffer): void {
+    this.#handedBack = true;
     const conn = this.#conn;
     if (!conn) return;
     if (this.#direct) {
