@@ -1,5 +1,6 @@
 import { AbortedError, DdlUnsupportedError, InvalidOptionError, SegferryError } from '../errors.js';
-import { captureDataExtras, captureDdl, DdlSnapshot, type DdlScope } from '../ddl/capture.js';
+// pg_dump's side (lib/ddl, the PostgreSQL launcher) loads only when an export takes the DDL.
+import type { DdlScope, DdlSnapshot } from '../ddl/capture.js';
 import { COORDINATOR_NODE } from '../topology/types.js';
 import { makeEmitter, withRetryEvents, type EventListener } from '../events.js';
 import { serializeManifest } from '../manifest/io.js';
@@ -279,6 +280,7 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
       const single = plan.topology === 'postgres' && plan.nodes.length === 1;
       const citus = plan.topology === 'citus';
       const node = schemaNode(plan);
+      const { DdlSnapshot, captureDdl } = await import('../ddl/capture.js');
       ddlSnap = await DdlSnapshot.open(node.endpoint, node.name);
       const shared = single && !opts.resume;
       const scope: DdlScope = opts.all ? 'database' : (opts.tables?.length ?? 0) === 0 && (opts.schemas?.length ?? 0) > 0 ? 'schemas' : 'tables';
@@ -298,6 +300,7 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
     } else if (opts.dataOnly && wholeScope) {
       // pg_dump --data-only carries sequence values and materialized view data: so does this.
       const node = schemaNode(plan);
+      const { DdlSnapshot, captureDataExtras } = await import('../ddl/capture.js');
       const snap = await DdlSnapshot.open(node.endpoint, node.name);
       try {
         extras = await captureDataExtras(snap.client, opts.all ? 'database' : 'schemas', plan.tables.map((t) => t.table), opts.schemas ?? []);

@@ -40,26 +40,41 @@ type PgConnection = {
 export const COPY_CHUNK_BYTES = 1024 * 1024;
 
 /**
- * After a read smaller than {@link REST_BELOW} bytes, a direct socket rests {@link REST_MS} ms
- * before reading again, so the next read finds more queued. A server flushes COPY every
- * 8 KiB; read as fast as it arrives, that is ≈ 60,000 reads (wake-ups and syscalls) per GB.
- * Resting only after small reads is self-limiting: when data arrives faster than it is read,
- * reads are large and nothing rests. The kernel's socket buffer holds what arrives meanwhile
- * (at 100 MB/s, 100 KB per ms). Measured: 0.3 CPU-s less per GB of CSV, 3% less wall time.
+ * After a read smaller than {@link REST_BELOW} bytes (and smaller than the room it was given,
+ * so the kernel had no more), a direct socket rests {@link REST_MS} ms before reading again,
+ * so the next read finds more queued. A server flushes COPY every 8 KiB; read as fast as it
+ * arrives, that is ≈ 60,000 reads (wake-ups and syscalls) per GB, and at one backend's pace
+ * the wake-ups cost more than the bytes. Resting only after small reads is self-limiting: when
+ * data arrives faster than it is read, reads are large and nothing rests. The kernel's socket
+ * buffer holds what arrives meanwhile (one backend's COPY, ≈ 50 MB/s, sends ≈ 200 KB in 4 ms;
+ * a paced loopback sender was never held back). Measured (bench/analysis.md): 1 ms under
+ * 64 KiB cut 0.3 CPU-s per GB of CSV; 4 ms under 256 KiB then cut receiving, rows hashed and
+ * SHA-256ed as an export does, at a paced 50 MB/s from 6.2 to 4.1 CPU-s per GB. Until a COPY
+ * has received {@link REST_LONG_AFTER} bytes it rests {@link REST_SHORT_MS} ms, so a small COPY
+ * (a Citus shard of a few rows) ends as soon as before.
  */
-const REST_MS = 1;
+const REST_MS = 4;
+const REST_BELOW = 256 * 1024;
+const REST_SHORT_MS = 1;
+const REST_LONG_AFTER = 1024 * 1024;
 /** Released blocks a {@link CopyOutStream} keeps for reuse (1.25 MiB each). */
 const FREE_BLOCKS = 2;
-const REST_BELOW = 64 * 1024;
+/**
+ * A direct socket's reads land in the block being filled, after the bytes parsed so far; with
+ * less room than this left, the block is handed out first, so reads stay large.
+ */
+const MIN_READ_ROOM = 64 * 1024;
 
 /**
  * `COPY … TO STDOUT` as an object-mode Readable of {@link RowChunk}s. Submit it with
  * `client.query(stream)`.
  *
- * Rows are copied out of the socket reads into blocks of {@link COPY_CHUNK_BYTES}, dropping
- * the 5-byte message headers; a block is handed out once it holds that much (or the COPY
- * ends). On a connection made by `connect()` (a {@link DirectSocket}) the reads land in one
- * reusable buffer and go straight to this parser, with no buffer allocated per read.
+ * Rows are gathered into blocks of {@link COPY_CHUNK_BYTES}, dropping the 5-byte message
+ * headers; a block is handed out once it holds that much (or the COPY ends). On a connection
+ * made by `connect()` (a {@link DirectSocket}) the socket reads straight into the block, after
+ * the rows so far, and each row is moved left over its message header in place: one copy of
+ * each byte by the kernel and one memmove, with no buffer allocated per read. On other sockets
+ * (TLS) rows are copied out of each read into the block.
  *
  * Memory: the block being filled (≥ the largest row) plus `highWaterMark` blocks waiting for
  * the consumer (default 2). A block is allocated with room for one more socket read past the
@@ -77,10 +92,16 @@ export class CopyOutStream extends Readable {
   #conn: PgConnection | undefined;
   #direct: DirectSocket | undefined;
   #pgHandler: ((chunk: Buffer) => void) | undefined;
-  #onData = (chunk: Buffer) => { this.#parse(chunk, chunk.length); };
+  #onData = (chunk: Buffer) => { this.#parse(chunk, 0, chunk.length); };
   #finished = false;
   #paused = false;
   #resting = false;
+  /** The COPY's end and what followed went back to pg's parser. */
+  #handedBack = false;
+  /** Bytes of protocol received (the rest grows after {@link REST_LONG_AFTER}). */
+  #received = 0;
+  /** Room the last {@link #target} call gave the read (a read that filled it did not wait). */
+  #offered = READ_BUFFER_BYTES;
   #wake = () => {
     this.#resting = false;
     if (!this.#paused) this.#direct?.resume();
@@ -111,7 +132,7 @@ export class CopyOutStream extends Readable {
     const sock = connection.stream;
     if (isDirectSocket(sock)) {
       this.#direct = sock;
-      sock.setSink((buf, n) => this.#parse(buf, n));
+      sock.setSink(this.#onRead, this.#target);
     } else {
       const listeners = sock.listeners('data');
       if (listeners.length !== 1) throw new InternalError('unexpected pg connection state: expected one data listener');
@@ -175,6 +196,43 @@ export class CopyOutStream extends Readable {
     return this.#free.length;
   }
 
+  /**
+   * A direct socket's read: in place when it landed in the block ({@link #target}), else copied
+   * (the socket's own buffer, before the first #target call). Then, after a small read, a rest.
+   */
+  #onRead = (buf: Buffer, n: number): boolean => {
+    const block = this.#block;
+    const small = n < REST_BELOW && n < this.#offered;
+    this.#received += n;
+    const ok = buf.buffer === block.buffer && buf.byteOffset - block.byteOffset === this.#w ? this.#parse(block, this.#w, this.#w + n) : this.#parse(buf, 0, n);
+    // Not after the COPY's end went back to pg (the socket is pg's again), nor after a failure.
+    if (!ok || !small || this.#handedBack) return ok;
+    this.#resting = true;
+    setTimeout(this.#wake, this.#received < REST_LONG_AFTER ? REST_SHORT_MS : REST_MS);
+    return false;
+  };
+
+  /**
+   * Where a direct socket's next read lands: the block, after the bytes parsed so far. The
+   * bytes there are the row in progress at most; the read continues it in place.
+   */
+  #target = (): Buffer => {
+    if (this.#block.length - this.#w < MIN_READ_ROOM) {
+      // Room for a read, and for the rest of a row in progress (the slow path copies its
+      // pieces without looking: the room for the whole row was made when its header came).
+      this.#rotate(Math.max(MIN_READ_ROOM, this.#msgType === COPY_DATA ? this.#msgRemaining : 0));
+    }
+    this.#offered = this.#block.length - this.#w;
+    return this.#block.subarray(this.#w);
+  };
+
+  /** Put buf[from, to) into the block at `w`: a memmove within the block, or nothing when it is there already. */
+  #put(buf: Buffer, from: number, to: number, w: number): void {
+    const block = this.#block;
+    if (buf !== block) buf.copy(block, w, from, to);
+    else if (from !== w) block.copyWithin(w, from, to);
+  }
+
   #growEnds(): void {
     const g = new Uint32Array(this.#ends.length * 2);
     g.set(this.#ends);
@@ -187,17 +245,20 @@ export class CopyOutStream extends Readable {
   }
 
   /**
-   * Parse `n` bytes of protocol from `buf`. Returns false when the consumer is full and the
-   * socket should pause (a direct socket's read callback pauses on false).
+   * Parse the protocol bytes buf[start, n). `buf` is a socket read, or the block itself when
+   * the read landed there (at #w). Returns false when the consumer is full and the socket
+   * should pause (a direct socket's read callback pauses on false).
    */
-  #parse(buf: Buffer, n: number): boolean {
-    let r = 0;
+  #parse(buf: Buffer, start: number, n: number): boolean {
+    let r = start;
     while (r < n) {
       if (this.#msgRemaining === 0 && this.#hdrLen === 0) {
         // Hot loop: whole CopyData messages inside this read, state kept in locals. Each row's
         // payload is first moved left over the message headers within the read (copyWithin: a
-        // memmove, no allocation), then the compacted run goes into the block in one copy.
-        // A Buffer.copy per row would allocate a view per row (≈ 3 M per GB) for the GC.
+        // memmove, no allocation), then the compacted run goes into the block in one copy, or
+        // is there already when the read landed in the block (moving left never overtakes the
+        // bytes still to parse). A Buffer.copy per row would allocate a view per row (≈ 3 M per
+        // GB) for the GC.
         let block = this.#block;
         let w = this.#w;
         let ends = this.#ends;
@@ -210,7 +271,7 @@ export class CopyOutStream extends Readable {
           const e = s + len;
           if (len < 0 || e > n) break; // a bad length is reported below, outside the hot loop
           if (w + (cw - run) + len > block.length || nEnds === ends.length) {
-            if (cw > run) buf.copy(block, w, run, cw);
+            if (cw > run) this.#put(buf, run, cw, w);
             w += cw - run;
             run = cw;
             this.#w = w;
@@ -227,7 +288,7 @@ export class CopyOutStream extends Readable {
           ends[nEnds++] = w + (cw - run);
           r = e;
         }
-        if (cw > run) buf.copy(block, w, run, cw);
+        if (cw > run) this.#put(buf, run, cw, w);
         this.#w = w + (cw - run);
         this.#nEnds = nEnds;
         if (r >= n) break;
@@ -237,7 +298,7 @@ export class CopyOutStream extends Readable {
         const take = rem < n - r ? rem : n - r;
         if (this.#msgType === COPY_DATA) {
           // Room for the whole row was made when its header was read.
-          buf.copy(this.#block, this.#w, r, r + take);
+          this.#put(buf, r, r + take, this.#w);
           this.#w += take;
           if (take === rem) this.#addEnd(this.#w);
         }
@@ -286,13 +347,7 @@ export class CopyOutStream extends Readable {
     }
     // Hand out only blocks of complete rows ≥ chunkBytes: a store write then takes one block as is.
     if (this.#nEnds > 0 && (this.#ends[this.#nEnds - 1] as number) >= this.#chunkBytes) this.#rotate(0);
-    if (this.#paused) return false;
-    if (this.#direct && n < REST_BELOW) {
-      this.#resting = true;
-      setTimeout(this.#wake, REST_MS);
-      return false;
-    }
-    return true;
+    return !this.#paused;
   }
 
   /** Stop on bytes that cannot be parsed: the connection is dropped, since its framing is lost. */
@@ -318,6 +373,7 @@ export class CopyOutStream extends Readable {
   }
 
   #handBack(rest: Buffer): void {
+    this.#handedBack = true;
     const conn = this.#conn;
     if (!conn) return;
     if (this.#direct) {
