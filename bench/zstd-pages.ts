@@ -4,11 +4,12 @@
 //
 // Exports the bench table (2 nodes, Parquet, zstd) to a directory, reads every page body back
 // (the bytes the writer handed to zstd) and prints: the pages' size distribution per column;
-// the WebAssembly zstd's CPU-s per million rows over exactly those pages with the library's
-// one-call wrapper (malloc, copy in, ZSTD_compress with a new context, copy out, free) against
-// one reused context and heap region (ZSTD_compress_usingDict on a kept ZSTD_CCtx), so the
-// per-call part shows; the cost of one call on a tiny page; every page compressor segferry
-// has (lib/format/zstd.ts) at each of `--levels`; and, when the `zstd` CLI is on PATH, the
+// CPU-s per million rows over exactly those pages of @bokuweb/zstd-wasm (`emcc -Oz`, the page
+// compressor before) with its one-call wrapper (malloc, copy in, ZSTD_compress with a new
+// context, copy out, free) and with one reused context and heap region (ZSTD_compress_usingDict
+// on a kept ZSTD_CCtx), so the per-call part shows, against lib/format/zstd.ts's WebAssembly
+// compressor (@foxglove/wasm-zstd, `-O3`), at each of `--levels`; the cost of one call on a
+// tiny page; and, when the `zstd` CLI is on PATH, the
 // native library's speed at the same levels on the same pages (`zstd -b`). Contestants
 // alternate within every repetition; figures are medians of process CPU time.
 import { spawnSync } from 'node:child_process';
@@ -63,7 +64,7 @@ async function pagesOf(dir: string): Promise<{ column: string; body: Uint8Array 
   return out;
 }
 
-/** The WebAssembly module behind lib/format/zstd.ts (the same instance: a second one corrupts the first's heap). */
+/** @bokuweb/zstd-wasm's module, the decoder of lib/format/zstd.ts (the same instance: a second one corrupts the first's heap). */
 interface Emscripten {
   HEAPU8: Uint8Array;
   _malloc(n: number): number;
@@ -120,9 +121,9 @@ await withBenchServers(['src1', 'src2'], 'sf-bench-zpages-', async (servers, dir
   const simple = (req(pkg) as { compress(u8: Uint8Array, level: number): Uint8Array }).compress;
   const m = (req(path.join(path.dirname(pkg), 'module.js')) as { Module: Emscripten }).Module;
   const contestants: [string, (u8: Uint8Array, level: number) => Uint8Array][] = [
-    ['wasm, one call per page (library wrapper: new context, malloc, copies)', simple],
-    ['wasm, one reused context and heap region', reusedContext(m)],
-    [`lib/format/zstd.ts WebAssembly codec (${w.backend})`, (u8, level) => w.compress(u8, level)],
+    ['@bokuweb/zstd-wasm (-Oz), one call per page (new context, malloc, copies)', simple],
+    ['@bokuweb/zstd-wasm (-Oz), one reused context and heap region', reusedContext(m)],
+    ['lib/format/zstd.ts WebAssembly compressor (@foxglove/wasm-zstd, -O3)', (u8, level) => w.compress(u8, level)],
   ];
   for (const level of LEVELS) {
     const cpu = contestants.map(() => [] as number[]);

@@ -4,8 +4,12 @@
  * Which implementation runs:
  * - Node's built-in `zlib` zstd (`zlib.zstdCompressSync`, Node ≥ 22.15 or ≥ 23.8), when the running
  *   Node has it;
- * - otherwise `@bokuweb/zstd-wasm` (zstd compiled to WebAssembly, shipped in the npm package: no
- *   install-time download), loaded on first use (≈ 250 KB of WebAssembly).
+ * - otherwise zstd compiled to WebAssembly, shipped inside npm packages (no install-time
+ *   download), loaded on first use: `@foxglove/wasm-zstd` compresses (zstd 1.5.4 built with
+ *   `emcc -O3`, ≈ 400 KB) and `@bokuweb/zstd-wasm` decodes (zstd 1.5.6 built with `-Oz`,
+ *   ≈ 250 KB). The `-Oz` build compresses Parquet pages at about 0.6 of the `-O3` one's speed
+ *   (bench/zstd-pages.ts), and compression is what export spends; decoding keeps the library
+ *   whose rules below were written and tested against it.
  *
  * There is no third case: the WebAssembly package is a regular dependency, so zstd works on every
  * Node segferry supports. Both write standard frames that `zstd -d` reads, and read each other's
@@ -29,7 +33,7 @@ export const ZSTD_DEFAULT_LEVEL = 3;
 
 /** A loaded zstd implementation. */
 export interface ZstdCodec {
-  /** `node-zlib` (Node's built-in zstd) or `wasm` (@bokuweb/zstd-wasm). */
+  /** `node-zlib` (Node's built-in zstd) or `wasm` (@foxglove/wasm-zstd compresses, @bokuweb/zstd-wasm decodes). */
   readonly backend: 'node-zlib' | 'wasm';
   /**
    * Compress `data` into one complete frame that records its content size.
@@ -77,8 +81,9 @@ export function zstdFromZlib(zlibModule: object = zlib): ZstdCodec | undefined {
 let wasmLoading: Promise<ZstdCodec> | undefined;
 
 /**
- * The WebAssembly zstd (`@bokuweb/zstd-wasm`), loaded once per process (a second instance of the
- * module was seen to corrupt the first one's heap). {@link loadZstd} takes it where Node's zlib
+ * The WebAssembly zstd (`@foxglove/wasm-zstd` compresses, `@bokuweb/zstd-wasm` decodes), loaded
+ * once per process (a second instance of the decoder's module was seen to corrupt the first
+ * one's heap). {@link loadZstd} takes it where Node's zlib
  * has no zstd; tests call it to run each implementation in turn.
  */
 export function loadWasmZstd(): Promise<ZstdCodec> {
@@ -114,19 +119,27 @@ function nodeCodec(z: NodeZstd): ZstdCodec {
 
 interface WasmZstd {
   init(): Promise<void>;
-  compress(b: Uint8Array, level?: number): Uint8Array;
   decompress(b: Uint8Array, o?: { defaultHeapSize?: number }): Uint8Array;
 }
 
+/** `@foxglove/wasm-zstd`: ZSTD_compress (a new context per call: measured free on pages of 0.1 MB up). */
+interface WasmCompressor {
+  isLoaded: Promise<unknown>;
+  compress(b: Uint8Array, level?: number): Buffer;
+}
+
 async function wasmCodec(): Promise<ZstdCodec> {
+  const req = createRequire(import.meta.url);
   // The package's CommonJS build (its ESM build has extensionless imports Node cannot resolve).
-  const m = createRequire(import.meta.url)('@bokuweb/zstd-wasm') as WasmZstd;
-  await m.init();
+  const m = req('@bokuweb/zstd-wasm') as WasmZstd;
+  // Instantiates its module on require: one per process (thread), like the decoder's.
+  const c = req('@foxglove/wasm-zstd') as WasmCompressor;
+  await Promise.all([m.init(), c.isLoaded]);
   return {
     backend: 'wasm',
     compress(data, level = ZSTD_DEFAULT_LEVEL) {
-      const out = m.compress(data, level);
-      return Buffer.from(out.buffer, out.byteOffset, out.byteLength);
+      // Its own heap copy, a new Buffer the caller owns; an empty input makes a 9-byte frame.
+      return c.compress(data, level);
     },
     decompressFrame(frame, maxContent = MAX_FRAME_CONTENT) {
       const h = checkedHeader(frame, maxContent);

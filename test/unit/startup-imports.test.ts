@@ -13,7 +13,7 @@ import { describe, expect, it } from 'vitest';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 // cli-progress (≈ 20 files with its dependencies) draws the live display only.
-const LAZY = [/^apache-arrow(\/|$)/, /^@aws-sdk\//, /^@bokuweb\/zstd-wasm/, /^cli-progress$/];
+const LAZY = [/^apache-arrow(\/|$)/, /^@aws-sdk\//, /^@bokuweb\/zstd-wasm/, /^@foxglove\/wasm-zstd/, /^cli-progress$/];
 
 /** Specifiers of the statements that load a module when this one loads (not `import type`). */
 function staticImports(file: string): string[] {

@@ -1,7 +1,9 @@
 // The two zstd implementations of lib/format/zstd.ts, each forced in turn: Node's built-in zlib
-// zstd (Node ≥ 22.15 / 23.8; skipped with a message on older Node) and the WebAssembly build.
+// zstd (Node ≥ 22.15 / 23.8; skipped with a message on older Node) and the WebAssembly build
+// (@foxglove/wasm-zstd compresses, @bokuweb/zstd-wasm decodes).
 // Frames of one decode with the other and with the zstd CLI, and both hold the same bounds.
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import zlib from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { loadWasmZstd, parseFrameHeader, zstdFromZlib, type ZstdCodec } from '../../lib/format/zstd.js';
@@ -32,6 +34,24 @@ describe('zstd implementations', () => {
     expect(parseFrameHeader(f, 0)?.contentSize).toBe(data.length);
     expect(execFileSync('/usr/bin/zstd', ['-dc'], { input: f }).equals(data)).toBe(true);
     expect(w.decompressFrame(execFileSync('/usr/bin/zstd', ['-q', '-c'], { input: data })).equals(data)).toBe(true);
+  });
+
+  it('the WebAssembly compressor (@foxglove/wasm-zstd) writes frames its decoder (@bokuweb/zstd-wasm) and zstd -d read, at fast, default and high levels, empty input and a multi-block page', async () => {
+    const w = await loadWasmZstd();
+    const inputs = [Buffer.alloc(0), Buffer.from('x'), rows(2000), Buffer.concat([rows(30_000), randomBytes(300_000)])];
+    for (const level of [-5, -1, 1, 3, 19]) {
+      // Level 19 takes seconds on a megabyte: small inputs only.
+      for (const data of level === 19 ? inputs.slice(0, 3) : inputs) {
+        const f = w.compress(data, level);
+        expect([level, data.length, parseFrameHeader(f, 0)?.contentSize]).toEqual([level, data.length, data.length]);
+        expect(w.decompressFrame(f).equals(data)).toBe(true);
+        expect(execFileSync('/usr/bin/zstd', ['-dc'], { input: f, maxBuffer: 64 << 20 }).equals(data)).toBe(true);
+      }
+    }
+    // Levels do what they say: faster levels store more.
+    const some = rows(5000);
+    expect(w.compress(some, -5).length).toBeGreaterThan(w.compress(some, 1).length);
+    expect(w.compress(some, 1).length).toBeGreaterThan(w.compress(some, 19).length);
   });
 
   it.skipIf(!builtIn)('Node\'s built-in zstd and the WebAssembly build read each other\'s frames', async () => {
