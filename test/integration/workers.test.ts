@@ -81,7 +81,8 @@ async function sessions(node: PgServer): Promise<number> {
 }
 
 describe('exporters in worker threads', () => {
-  for (const format of ['text', 'arrow'] as const) {
+  // parquet: its zstd modules load once per worker thread (lib/format/zstd.ts).
+  for (const format of ['text', 'arrow', 'parquet'] as const) {
     it(`${format}: the same objects, byte for byte, as in this thread; events arrive; import and verify match`, async () => {
       const plan: ExportPlan = await planExport({
         topology: cl.staticTopology(), tables: ['orders', 'nation'], replicated: ['nation'], format, segmentSize: CAP,
