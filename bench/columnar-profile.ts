@@ -224,6 +224,17 @@ async function fromArrow(impl: Impl, files: Buffer[], hash?: Hash): Promise<{ ro
 /** A row group as the build's writer encodes it: PLAIN-layout columns where it has them, else an Arrow batch. */
 interface Group { batch?: RecordBatch; columns?: PlainColumn[]; rows: number; specs: ColumnSpec[] }
 
+/** Feed every chunk to a builder, calling `take` whenever a batch is full and once at the end. */
+function feedAll(b: { feed(d: Buffer, e: Uint32Array, i: number): number; full: boolean }, chunks: RowChunk[], take: () => void): void {
+  for (const rc of chunks) {
+    for (let i = 0; i < rc.rowEnds.length;) {
+      i = b.feed(rc.data, rc.rowEnds, i);
+      if (b.full) take();
+    }
+  }
+  take();
+}
+
 function rowGroups(impl: Impl, chunks: RowChunk[], columns: PgColumn[]): Group[] {
   const plain = impl.encodePlainRowGroup !== undefined;
   const b = new impl.BatchBuilder(columns.map((c) => impl.parquetSpec(impl.columnSpec(c))), { maxRows: 1 << 20, maxBytes: 32 << 20, ...(plain ? { layout: 'plain' } : {}) });
@@ -233,13 +244,7 @@ function rowGroups(impl: Impl, chunks: RowChunk[], columns: PgColumn[]): Group[]
     if (plain) { const t = b.takePlain(); if (t) out.push({ columns: t.columns, rows: t.rows, specs }); }
     else { const t = b.take(); if (t) out.push({ batch: t.batch, rows: t.rows, specs }); }
   };
-  for (const rc of chunks) {
-    for (let i = 0; i < rc.rowEnds.length;) {
-      i = b.feed(rc.data, rc.rowEnds, i);
-      if (b.full) take();
-    }
-  }
-  take();
+  feedAll(b, chunks, take);
   return out;
 }
 
@@ -314,13 +319,7 @@ function buildAll(impl: Impl, chunks: RowChunk[], columns: PgColumn[], hash?: Ha
     if (PARQUET) { const t = b.takePlain(); if (t && hash) t.columns.forEach(plainHash); }
     else { const t = b.take(); if (t && hash) (t.batch.data.children as unknown as D[]).forEach(arrowHash); }
   };
-  for (const rc of chunks) {
-    for (let i = 0; i < rc.rowEnds.length;) {
-      i = b.feed(rc.data, rc.rowEnds, i);
-      if (b.full) take();
-    }
-  }
-  take();
+  feedAll(b, chunks, take);
 }
 
 /** `--only build`: the column build alone, in CPU-s per million rows. */
