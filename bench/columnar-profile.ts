@@ -2,7 +2,7 @@
  * Profiling harness for the columnar conversions, in memory and on one thread, in CPU seconds
  * per million rows (robust when other processes share the cores):
  *
- *   node --import tsx bench/columnar-profile.ts [--rows N] [--reps N] [--only export|import|encode] [--format parquet [--compression C]]
+ *   node --import tsx bench/columnar-profile.ts [--rows N] [--reps N] [--only export|import|encode|build] [--format parquet [--compression C]]
  *   node --cpu-prof --cpu-prof-dir=/tmp/prof --import tsx bench/columnar-profile.ts --only export
  *
  * The first run starts one throw-away PostgreSQL server, fills the benchmark table
@@ -13,7 +13,10 @@
  * (what the loader does). `--only encode` (Parquet): the Parquet encoding alone, i.e.
  * encodePlainRowGroup (encodeRowGroup in a `--base` build from before it) over row groups
  * built once beforehand, without the building; with
- * `--columns`, also per column. `--profile DIR` only prints the self-time summary of the
+ * `--columns`, also per column. `--only build`: the column build alone (BatchBuilder.feed and
+ * take, as the segment writers build: Arrow columns, or with `--format parquet` the PLAIN
+ * layout of 32 MiB row groups), buffers reused, without encoding or compression; the builds'
+ * columns are compared first. `--profile DIR` only prints the self-time summary of the
  * .cpuprofile in DIR.
  */
 import { createHash, type Hash } from 'node:crypto';
@@ -221,6 +224,17 @@ async function fromArrow(impl: Impl, files: Buffer[], hash?: Hash): Promise<{ ro
 /** A row group as the build's writer encodes it: PLAIN-layout columns where it has them, else an Arrow batch. */
 interface Group { batch?: RecordBatch; columns?: PlainColumn[]; rows: number; specs: ColumnSpec[] }
 
+/** Feed every chunk to a builder, calling `take` whenever a batch is full and once at the end. */
+function feedAll(b: { feed(d: Buffer, e: Uint32Array, i: number): number; full: boolean }, chunks: RowChunk[], take: () => void): void {
+  for (const rc of chunks) {
+    for (let i = 0; i < rc.rowEnds.length;) {
+      i = b.feed(rc.data, rc.rowEnds, i);
+      if (b.full) take();
+    }
+  }
+  take();
+}
+
 function rowGroups(impl: Impl, chunks: RowChunk[], columns: PgColumn[]): Group[] {
   const plain = impl.encodePlainRowGroup !== undefined;
   const b = new impl.BatchBuilder(columns.map((c) => impl.parquetSpec(impl.columnSpec(c))), { maxRows: 1 << 20, maxBytes: 32 << 20, ...(plain ? { layout: 'plain' } : {}) });
@@ -230,13 +244,7 @@ function rowGroups(impl: Impl, chunks: RowChunk[], columns: PgColumn[]): Group[]
     if (plain) { const t = b.takePlain(); if (t) out.push({ columns: t.columns, rows: t.rows, specs }); }
     else { const t = b.take(); if (t) out.push({ batch: t.batch, rows: t.rows, specs }); }
   };
-  for (const rc of chunks) {
-    for (let i = 0; i < rc.rowEnds.length;) {
-      i = b.feed(rc.data, rc.rowEnds, i);
-      if (b.full) take();
-    }
-  }
-  take();
+  feedAll(b, chunks, take);
   return out;
 }
 
@@ -295,6 +303,48 @@ async function encodeOnly(chunks: RowChunk[], columns: PgColumn[]): Promise<void
   }
 }
 
+/**
+ * Build every row into columns as the build's segment writer does (buffers reused), taking
+ * each batch; `hash`: also digest the taken columns' bytes (to compare builds).
+ */
+function buildAll(impl: Impl, chunks: RowChunk[], columns: PgColumn[], hash?: Hash): void {
+  const b = PARQUET
+    ? new impl.BatchBuilder(columns.map((c) => impl.parquetSpec(impl.columnSpec(c))), { maxRows: 1 << 20, maxBytes: 32 << 20, reuseBuffers: true, layout: 'plain' })
+    : new impl.BatchBuilder(columns.map(impl.columnSpec), { reuseBuffers: true });
+  const add = (u: Uint8Array | Int32Array | undefined) => { if (u) hash!.update(new Uint8Array(u.buffer, u.byteOffset, u.byteLength)); };
+  const plainHash = (c: PlainColumn): void => { hash!.update(`${c.length}/${c.nulls}`); add(c.validity); add(c.values); add(c.offsets); if (c.child) plainHash(c.child); };
+  type D = { values?: Uint8Array; valueOffsets?: Int32Array; nullBitmap?: Uint8Array; children: D[] };
+  const arrowHash = (d: D): void => { add(d.values); add(d.valueOffsets); add(d.nullBitmap); d.children.forEach(arrowHash); };
+  const take = () => {
+    if (PARQUET) { const t = b.takePlain(); if (t && hash) t.columns.forEach(plainHash); }
+    else { const t = b.take(); if (t && hash) (t.batch.data.children as unknown as D[]).forEach(arrowHash); }
+  };
+  feedAll(b, chunks, take);
+}
+
+/** `--only build`: the column build alone, in CPU-s per million rows. */
+function buildOnly(chunks: RowChunk[], columns: PgColumn[]): void {
+  const digests = IMPLS.map((impl) => {
+    const h = createHash('sha256');
+    buildAll(impl, chunks, columns, h);
+    return h.digest('hex');
+  });
+  if (IMPLS.length > 1) {
+    const same = digests.every((d) => d === digests[0]);
+    process.stdout.write(`  columns of every build: ${same ? 'identical' : 'DIFFERENT'}\n`);
+    if (!same) process.exitCode = 1;
+  }
+  const xs = IMPLS.map(() => [] as number[]);
+  for (let r = 0; r < REPS; r++) {
+    for (const k of IMPLS.keys()) {
+      const t = process.cpuUsage();
+      buildAll(IMPLS[k]!, chunks, columns);
+      xs[k]!.push(cpuS(t) / ROWS * 1e6);
+    }
+  }
+  IMPLS.forEach((impl, k) => line(`column build, ${PARQUET ? 'Parquet PLAIN layout' : 'Arrow'}`, impl, xs[k]!));
+}
+
 const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const line = (what: string, impl: Impl, xs: number[]) =>
   process.stdout.write(`  ${what} [${impl.name}]: min ${Math.min(...xs).toFixed(3)}, median ${med(xs).toFixed(3)} CPU-s per million rows (${xs.map((x) => x.toFixed(3)).join(', ')})\n`);
@@ -309,6 +359,7 @@ async function main(): Promise<void> {
     return encodeOnly(chunks, columns);
   }
   process.stdout.write(`columnar profile: ${ROWS} rows, ${(copy.length / 1e6).toFixed(0)} MB of COPY BINARY, ${REPS} reps, node ${process.version}\n`);
+  if (only === 'build') return buildOnly(chunks, columns);
   const files = await toObjects(IMPLS[0]!, chunks, columns); // warm-up, and the import's input
   process.stdout.write(`  ${NAME}: ${files.length} object(s), ${files.reduce((a, f) => a + f.length, 0)} bytes\n`);
   for (const impl of IMPLS.slice(1)) {

@@ -4,7 +4,7 @@ import type { makeEmitter } from '../events.js';
 import { segmentKey } from '../manifest/keys.js';
 import type { ManifestObject, RowChecksum } from '../manifest/types.js';
 import { applySettings, closeQuietly, connect, describeEndpoint, destroyClient } from '../pg/conn.js';
-import { copyOut } from '../pg/copy-out.js';
+import { COPY_CHUNK_BYTES, copyOut, type CopyOutStream } from '../pg/copy-out.js';
 import { checkFilterText } from '../pg/filter.js';
 import { displayName, quoteLiteral } from '../pg/sql.js';
 import { checkSnapshotId } from '../pg/snapshot.js';
@@ -77,7 +77,7 @@ export async function exportNode(
   let writer: SegmentWriter | undefined;
   // Objects stored for the unit under way: a unit is all or nothing, so they go if it fails.
   let unfinished: ManifestObject[] = [];
-  let activeCopy: { destroy(): void } | undefined;
+  let activeCopy: CopyOutStream | undefined;
   const onAbort = () => {
     activeCopy?.destroy();
   };
@@ -140,7 +140,11 @@ export async function exportNode(
         // Citus: the shard id is the rows' source, so an object never mixes shards and an
         // importer can load it into one shard.
         await sw.begin({ ...(copy.columns ? { columns: copy.columns } : {}), ...(r.shardId !== undefined ? { source: r.shardId } : {}) });
-        const stream = copyOut(client, copy.sql);
+        // A writer that keeps chunks (the columnar ones, until their batch is taken) hands them
+        // back in bursts: the stream keeps that many for reuse instead of a fresh block per MiB
+        // (each a cause of full GCs). A chunk handed back between reads is left to the GC.
+        const held = reuse || sw instanceof EncryptedSegmentWriter ? undefined : sw.deferRelease?.((rc) => activeCopy?.release(rc));
+        const stream = copyOut(client, copy.sql, held === undefined ? undefined : { freeBlocks: Math.ceil(held / COPY_CHUNK_BYTES) + 2 });
         activeCopy = stream;
         try {
           for await (const rc of stream) {

@@ -65,6 +65,9 @@ export abstract class ColumnarSegmentWriter<S, P, E extends EncodedUnit> impleme
   #pending: string[] = [];
   /** Label of the current read's rows (see CopyRead.source). */
   #source: string | undefined;
+  /** Chunks fully fed whose rows the builder's current batch still keeps (see deferRelease). */
+  #held: RowChunk[] = [];
+  #release: ((rc: RowChunk) => void) | undefined;
   readonly stored: StoredSegment[] = [];
   /** Totals over all objects so far, including the open one. */
   totalBytes = 0;
@@ -133,6 +136,16 @@ export abstract class ColumnarSegmentWriter<S, P, E extends EncodedUnit> impleme
     this.specs = this.builder.specs;
   }
 
+  /**
+   * The builder keeps the current batch's chunks until the batch is taken: each goes to
+   * `release` then (or at once when no row of it stays in the builder). Returns the builder's
+   * batch size in COPY bytes (the chunks held at once cover that, plus up to two chunks).
+   */
+  deferRelease(release: (rc: RowChunk) => void): number {
+    this.#release = release;
+    return this.builder?.maxBytes ?? 0;
+  }
+
   /** Add a chunk of whole COPY BINARY rows (the stream's header and trailer included). */
   async write(rc: RowChunk): Promise<void> {
     const b = this.builder;
@@ -143,12 +156,19 @@ export abstract class ColumnarSegmentWriter<S, P, E extends EncodedUnit> impleme
       i = b.feed(rc.data, rc.rowEnds, i);
       if (b.full) await this.#flush();
     }
+    // Rows of this chunk in the builder's batch: kept for a rebuild until the batch is taken.
+    if (b.rows > 0) this.#held.push(rc);
+    else this.#release?.(rc);
   }
 
   async #flush(): Promise<void> {
     const b = this.builder!;
     const specs = b.specs.map((s) => ({ ...s }));
     const built = this.takePart(b, specs);
+    // The taken batch's columns are copies: its chunks are referred to no more.
+    const held = this.#held;
+    this.#held = [];
+    if (this.#release) for (const rc of held) this.#release(rc);
     this.specs = b.specs;
     const sources = this.#pending;
     this.#pending = [];

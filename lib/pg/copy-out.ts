@@ -57,7 +57,7 @@ const REST_MS = 4;
 const REST_BELOW = 256 * 1024;
 const REST_SHORT_MS = 1;
 const REST_LONG_AFTER = 1024 * 1024;
-/** Released blocks a {@link CopyOutStream} keeps for reuse (1.25 MiB each). */
+/** Released blocks a {@link CopyOutStream} keeps for reuse by default (1.25 MiB each). */
 const FREE_BLOCKS = 2;
 /**
  * A direct socket's reads land in the block being filled, after the bytes parsed so far; with
@@ -118,11 +118,13 @@ export class CopyOutStream extends Readable {
   #nEnds = 0;
   /** Blocks handed back by {@link release}, taken before allocating a new one. */
   #free: Buffer[] = [];
+  readonly #freeMax: number;
 
-  constructor(text: string, opts: { highWaterMark?: number; chunkBytes?: number } = {}) {
+  constructor(text: string, opts: CopyOutOptions = {}) {
     super({ objectMode: true, highWaterMark: opts.highWaterMark ?? 2 });
     this.text = text;
     this.#chunkBytes = opts.chunkBytes ?? COPY_CHUNK_BYTES;
+    this.#freeMax = opts.freeBlocks ?? FREE_BLOCKS;
     this.#block = Buffer.allocUnsafeSlow(this.#chunkBytes + READ_BUFFER_BYTES);
   }
 
@@ -181,13 +183,13 @@ export class CopyOutStream extends Readable {
    * reuses it instead of allocating. Optional: a chunk never released is garbage as before.
    * Why: a fresh 1.25 MiB block per MiB made V8 run a full mark-compact every ≈ 18 MB of an
    * export (13 per 235 MB, with a 9 MB heap); reusing them left one, and cut the client's CPU
-   * per GB by ≈ 20% (docs/benchmarks.md). At most {@link FREE_BLOCKS} are kept; only blocks of
+   * per GB by ≈ 20% (docs/benchmarks.md). At most `freeBlocks` are kept; only blocks of
    * the standard size (a block grown for a large row is left to the GC). Never call it twice
    * for one chunk, nor for a chunk still in use: the bytes will be overwritten.
    */
   release(rc: RowChunk): void {
     const b = rc.data;
-    if (this.#free.length >= FREE_BLOCKS || b.byteOffset !== 0 || b.buffer.byteLength !== this.#chunkBytes + READ_BUFFER_BYTES) return;
+    if (this.#free.length >= this.#freeMax || b.byteOffset !== 0 || b.buffer.byteLength !== this.#chunkBytes + READ_BUFFER_BYTES) return;
     this.#free.push(Buffer.from(b.buffer, 0, b.buffer.byteLength));
   }
 
@@ -425,8 +427,22 @@ export class CopyOutStream extends Readable {
   }
 }
 
+/** Options of {@link copyOut}. */
+export interface CopyOutOptions {
+  /** Chunks waiting for the consumer (default 2). */
+  highWaterMark?: number;
+  /** Bytes of rows per chunk (default {@link COPY_CHUNK_BYTES}). */
+  chunkBytes?: number;
+  /**
+   * Blocks handed back by {@link CopyOutStream.release} that are kept for reuse (default 2, about
+   * 1.25 MiB each): a consumer that releases chunks in bursts (a columnar writer, once it has
+   * taken the batch whose rows it kept) needs room for the whole burst.
+   */
+  freeBlocks?: number;
+}
+
 /** Run a COPY TO STDOUT on a client and return the framed row stream. */
-export function copyOut(client: pg.Client, sql: string, opts?: { highWaterMark?: number; chunkBytes?: number }): CopyOutStream {
+export function copyOut(client: pg.Client, sql: string, opts?: CopyOutOptions): CopyOutStream {
   const s = new CopyOutStream(sql, opts);
   (client as unknown as { query(q: unknown): void }).query(s);
   return s;

@@ -96,6 +96,14 @@ export interface SegmentWriter {
    * may reuse the chunk's buffer (lib/pg/copy-out.ts `release`). Default false.
    */
   readonly releasesChunks?: boolean;
+  /**
+   * For a writer whose `write()` keeps chunks past its return (the columnar writers keep the rows
+   * of the batch being built, for a rebuild): from now on, hand each chunk to `release` once
+   * nothing in the writer refers to it (exactly once per chunk; chunks written before this call
+   * too), so the caller may reuse its buffer. Returns the most COPY bytes it keeps at once, for
+   * sizing the caller's free list. Absent: chunks are never handed back.
+   */
+  deferRelease?(release: (rc: RowChunk) => void): number;
   /** Start one COPY read (see {@link CopyRead}); its chunks follow. */
   begin(read: CopyRead): Promise<void>;
   /** Add a chunk of whole COPY rows; waits while the store is busy. */

@@ -125,6 +125,44 @@ describe('Parquet segment writer', () => {
     });
   }
 
+  it('hands each chunk back once, only after the row group holding its rows is taken (deferRelease), also across a rebuild', async () => {
+    const store = new MemoryStore();
+    const w = new ParquetSegmentWriter({ store, keyOf: (n) => segmentKey('t', 'dn1', n), cap: 1 << 20, table: 'public.t', node: 'dn1', compression: 'none', rowGroupBytes: 3000 });
+    const rows = Array.from({ length: 400 }, (_, i) => rowOf(i));
+    await w.begin({ columns: COLUMNS });
+    const c = binaryCopy(rows);
+    // Row 250's array has two dimensions: its column falls back to text, and the row group is
+    // rebuilt from the rows it kept, some of them in earlier chunks.
+    const two = Buffer.alloc(20 + 16 + 32);
+    [2, 0, 23, 2, 1, 2, 1].forEach((v, k) => two.writeInt32BE(v, 4 * k));
+    [1, 2, 3, 4].forEach((v, k) => { two.writeInt32BE(4, 28 + 8 * k); two.writeInt32BE(v, 32 + 8 * k); });
+    const at = c.rowEnds[249]!;
+    const old = c.data.subarray(at, c.rowEnds[250]);
+    const arrAt = old.length - 4 - i4array(rows[250]!.tags)!.length;
+    const row250 = Buffer.concat([old.subarray(0, arrAt), Buffer.from([0, 0, 0, two.length]), two]);
+    const data = Buffer.concat([c.data.subarray(0, at), row250, c.data.subarray(c.rowEnds[250])]);
+    const ends = Uint32Array.from(c.rowEnds, (e, k) => (k < 250 ? e : e + row250.length - old.length));
+    const released: Buffer[] = [];
+    // A released chunk is overwritten at once, as a reused block would be.
+    expect(w.deferRelease((rc) => { released.push(rc.data); rc.data.fill(0xaa); })).toBe(3000);
+    const fed: Buffer[] = [];
+    for (let k = 0; k < ends.length; k += 30) {
+      const from = k === 0 ? 0 : ends[k - 1]!;
+      const part = Uint32Array.from(ends.slice(k, k + 30), (e) => e - from);
+      const chunk = Buffer.from(data.subarray(from, from + part[part.length - 1]!)); // a block of its own
+      fed.push(chunk);
+      await w.write({ data: chunk, rowEnds: part } as never);
+      expect(released.length).toBeLessThan(fed.length); // rows of this or an earlier chunk are still kept
+    }
+    const stored = await w.finish();
+    expect(released.length).toBe(fed.length);
+    expect(new Set(released).size).toBe(fed.length);
+    const lines: string[] = [];
+    for (const st of stored) lines.push(...await readBack(store.objects.get(st.key)!));
+    expect(lines).toEqual(rows.map((r, i) => (i === 250 ? textOf({ ...r, tags: null }).replace(/\\N$/, '{{1,2},{3,4}}') : textOf(r))));
+    expect(w.summary()).toMatchObject({ parquet: [{}, {}, { name: 'tags', demoted: true }] });
+  });
+
   it('refuses a row larger than an empty object with ERR_ROW_TOO_LARGE', async () => {
     const store = new MemoryStore();
     const w = new ParquetSegmentWriter({ store, keyOf: (n) => segmentKey('t', 'dn1', n), cap: 2048, table: 'public.t', node: 'dn1', compression: 'none' });
