@@ -21,12 +21,13 @@ import { BenchServer, psqlEnv, stopAll } from './lib/cluster.js';
 import { TABLE, growNode, nodeSelectSQL, rowCount, warmTable } from './lib/data.js';
 import { runSection, sectionFlags } from './lib/common.js';
 import { median } from './lib/measure.js';
+import { ctidRangeSQL } from '../lib/pg/sql.js';
 
 const { rows, reps, values } = sectionFlags({
-  usage: 'node --import tsx bench/streams-timeline.ts [--rows N (default 1500000; --quick 400000)] [--reps N (default 5; --quick 1)] [--streams N (default 2)] [--base DIR: a second segferry checkout, dist/ built, alternated with this one] [--verbose] [--quick]',
+  usage: 'node --import tsx bench/streams-timeline.ts [--rows N (default 1500000; --quick 400000)] [--reps N (default 5; --quick 1)] [--streams N (default 2)] [--base DIR: a second segferry checkout, dist/ built, alternated with this one] [--halves: also two psql processes at once, one ctid half each] [--verbose] [--quick]',
   rows: { full: 1_500_000, quick: 400_000 },
   reps: { full: 5, quick: 1 },
-  options: { streams: { type: 'string' }, base: { type: 'string' }, verbose: { type: 'boolean' } },
+  options: { streams: { type: 'string' }, base: { type: 'string' }, halves: { type: 'boolean' }, verbose: { type: 'boolean' } },
 });
 const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 const PRELOAD = path.join(ROOT, 'bench/lib/timeline-preload.mjs');
@@ -39,6 +40,9 @@ interface Mark { t: number; what: string; app?: string; pid?: number; file?: str
 interface Stmt { start: number; end: number; text: string }
 /** One backend's session. */
 interface Session { pid: number; app: string; received?: number; authorized?: number; stmts: Stmt[]; gone?: number }
+
+// A page range as segferry writes it, or as psql's \copy re-spaces it.
+const RANGE = /ctid\s*>=\s*'\((\d+),0\)'\s*::\s*tid(?:\s+AND\s+ctid\s*<\s*'\((\d+),0\)'\s*::\s*tid)?/;
 
 const LINE = /^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) UTC \[(\d+)\] ([^|]*)\|(\w+):\s+(.*)$/;
 
@@ -109,7 +113,7 @@ function phases(r: Run): Record<string, number> {
   const starts: number[] = [];
   copies.sort((a, b) => a.x.start - b.x.start).forEach(({ s, x }, i) => {
     // A stream is named by its page range (the same in every run), else by its start order.
-    const range = /ctid >= '\((\d+),0\)'::tid(?: AND ctid < '\((\d+),0\)'::tid)?/.exec(x.text);
+    const range = RANGE.exec(x.text);
     const p = range ? `pages ${range[1]}–${range[2] ?? 'end'}: ` : `stream ${i + 1}: `;
     if (s.app.startsWith('segferry')) {
       ph[p + 'connection received'] = rel(s.received);
@@ -161,27 +165,35 @@ async function main(): Promise<void> {
     const logFile = (await server.query<{ f: string }>(`SELECT current_setting('data_directory') || '/server.log' AS f`))[0]!.f;
     const ranges = new Map<string, number>();
     const file = path.join(dir, 'psql.txt');
-    const run = async (contestant: string, cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<Run> => {
+    // Several commands at once (psql halves) count as one run, closed when the last one is.
+    const run = async (contestant: string, cmd: string, argv: string[] | string[][], env: NodeJS.ProcessEnv): Promise<Run> => {
       await server.quiesce();
       const from = statSync(logFile).size;
       const marksFile = path.join(dir, 'marks.json');
       rmSync(marksFile, { force: true });
       const spawnAt = performance.timeOrigin + performance.now();
-      const child = spawn(cmd, args, { env: { ...env, SF_TIMELINE_OUT: marksFile }, stdio: ['ignore', 'ignore', 'inherit'] });
-      const code = await new Promise<number | null>((res, rej) => { child.on('error', rej); child.on('close', res); });
+      const all = (typeof argv[0] === 'string' ? [argv as string[]] : (argv as string[][])).map((args) => {
+        const child = spawn(cmd, args, { env: { ...env, SF_TIMELINE_OUT: marksFile }, stdio: ['ignore', 'ignore', 'inherit'] });
+        return new Promise<number | null>((res, rej) => { child.on('error', rej); child.on('close', res); });
+      });
+      const codes = await Promise.all(all);
       const close = performance.timeOrigin + performance.now();
-      if (code !== 0) throw new Error(`${contestant} exited ${code}`);
+      if (codes.some((c) => c !== 0)) throw new Error(`${contestant} exited ${codes.join(', ')}`);
       await server.quiesce();
       await new Promise((res) => setTimeout(res, 100)); // the log's last lines
       const text = readFileSync(logFile).subarray(from).toString('utf8');
       let marks: Mark[] = [];
       try { marks = JSON.parse(readFileSync(marksFile, 'utf8')) as Mark[]; } catch { /* psql: none */ }
       const sessions = [...parseLog(text).values()].filter((s) => s.received !== undefined && s.received >= spawnAt - 5);
-      for (const s of sessions) for (const x of s.stmts) { const m = /ctid >= '\((\d+),0\)'::tid(?: AND ctid < '\((\d+),0\)'::tid)?/.exec(x.text); if (m) ranges.set(m[0], 0); }
+      for (const s of sessions) for (const x of s.stmts) { const m = RANGE.exec(x.text); if (m) ranges.set(ctidRangeSQL(Number(m[1]), m[2] === undefined ? null : Number(m[2])), 0); }
       return { contestant, spawn: spawnAt, close, marks, sessions };
     };
+    const pages = Number((await server.query<{ p: string }>(`SELECT pg_relation_size('${TABLE}') / current_setting('block_size')::int8 AS p`))[0]!.p);
+    const half = Math.floor(pages / 2); // as pageStarts(pages, 2) cuts them
+    const halves = [ctidRangeSQL(0, half), ctidRangeSQL(half, null)].map((w, i) => [...server.psqlArgs(), '-c', `\\copy (${nodeSelectSQL()} WHERE ${w}) TO '${file}.${i}'`]);
     const contestants: { name: string; go: () => Promise<Run> }[] = [
       { name: 'psql', go: () => { rmSync(file, { force: true }); return run('psql', 'psql', [...server.psqlArgs(), '-c', `\\copy (${nodeSelectSQL()}) TO '${file}'`], psqlEnv()); } },
+      ...(values.halves ? [{ name: 'psql halves', go: () => run('psql halves', 'psql', halves, psqlEnv()) }] : []),
       ...builds.map((b) => ({
         name: `segferry ${b.name}`,
         go: async () => {
@@ -231,6 +243,8 @@ async function main(): Promise<void> {
           if (s.gone) ev.push([s.gone, `[${s.pid}] gone`]);
         }
         ev.push([r.close, 'process closed']);
+        const ph = phases(r);
+        lines.push(`    ${Object.keys(ph).filter((k) => k.endsWith('COPY seconds')).map((k) => `${k} ${ph[k]!.toFixed(2)}`).join(', ')}`);
         for (const [t, e] of ev.sort((a, b) => a[0] - b[0])) lines.push(`    ${(t - r.spawn).toFixed(1).padStart(8)}  ${e}`);
       }
     }
