@@ -11,7 +11,8 @@
 //     origin, each pg connect, objects renamed into place, the manifest and claim written,
 //     the checkpoint and claim removed, the 'exit' event; the parent sees the process end.
 // With `--base DIR` (another checkout with its dist/ built) the two builds alternate in one run.
-// Prints the phases per contestant as medians with min–max, then (--verbose) every run's events.
+// Prints the phases per contestant as medians with min–max (with the client's and the server's CPU
+// seconds of the run), then (--verbose) every run's events.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
@@ -20,7 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { BenchServer, psqlEnv, stopAll } from './lib/cluster.js';
 import { TABLE, growNode, nodeSelectSQL, rowCount, warmTable } from './lib/data.js';
 import { runSection, sectionFlags } from './lib/common.js';
-import { median } from './lib/measure.js';
+import { median, procCpu } from './lib/measure.js';
 import { ctidRangeSQL } from '../lib/pg/sql.js';
 
 const { rows, reps, values } = sectionFlags({
@@ -80,6 +81,9 @@ function parseLog(text: string): Map<number, Session> {
 
 interface Run {
   contestant: string;
+  /** CPU seconds of the client process(es) (/usr/bin/time) and of the server's backends (postmaster's reaped children). */
+  clientCpu: number;
+  serverCpu: number;
   spawn: number;
   close: number;
   marks: Mark[];
@@ -139,6 +143,8 @@ function phases(r: Run): Record<string, number> {
   if (released) ph['claim removed (export returned)'] = rel(released.t);
   ph["'exit' event"] = rel(mk('exit')[0]?.t);
   ph['process closed'] = rel(r.close);
+  ph['client CPU-s'] = r.clientCpu;
+  ph['server CPU-s'] = r.serverCpu;
   if (starts.length > 0) {
     ph['— before the first COPY'] = Math.min(...starts) - r.spawn;
     ph['— one COPY only, at the start'] = starts.length > 1 ? Math.max(...starts) - Math.min(...starts) : 0;
@@ -171,22 +177,25 @@ async function main(): Promise<void> {
       const from = statSync(logFile).size;
       const marksFile = path.join(dir, 'marks.json');
       rmSync(marksFile, { force: true });
+      const server0 = procCpu(server.pid, true);
       const spawnAt = performance.timeOrigin + performance.now();
-      const all = (typeof argv[0] === 'string' ? [argv as string[]] : (argv as string[][])).map((args) => {
-        const child = spawn(cmd, args, { env: { ...env, SF_TIMELINE_OUT: marksFile }, stdio: ['ignore', 'ignore', 'inherit'] });
+      const all = (typeof argv[0] === 'string' ? [argv as string[]] : (argv as string[][])).map((args, i) => {
+        const child = spawn('/usr/bin/time', ['-f', '%U %S', '-o', path.join(dir, `time${i}`), cmd, ...args], { env: { ...env, SF_TIMELINE_OUT: marksFile }, stdio: ['ignore', 'ignore', 'inherit'] });
         return new Promise<number | null>((res, rej) => { child.on('error', rej); child.on('close', res); });
       });
       const codes = await Promise.all(all);
       const close = performance.timeOrigin + performance.now();
       if (codes.some((c) => c !== 0)) throw new Error(`${contestant} exited ${codes.join(', ')}`);
+      const clientCpu = all.reduce((a, _, i) => a + readFileSync(path.join(dir, `time${i}`), 'utf8').trim().split('\n').pop()!.split(' ').reduce((x, y) => x + Number(y), 0), 0);
       await server.quiesce();
+      const serverCpu = procCpu(server.pid, true) - server0;
       await new Promise((res) => setTimeout(res, 100)); // the log's last lines
       const text = readFileSync(logFile).subarray(from).toString('utf8');
       let marks: Mark[] = [];
       try { marks = JSON.parse(readFileSync(marksFile, 'utf8')) as Mark[]; } catch { /* psql: none */ }
       const sessions = [...parseLog(text).values()].filter((s) => s.received !== undefined && s.received >= spawnAt - 5);
       for (const s of sessions) for (const x of s.stmts) { const m = RANGE.exec(x.text); if (m) ranges.set(ctidRangeSQL(Number(m[1]), m[2] === undefined ? null : Number(m[2])), 0); }
-      return { contestant, spawn: spawnAt, close, marks, sessions };
+      return { contestant, spawn: spawnAt, close, marks, sessions, clientCpu, serverCpu };
     };
     const pages = Number((await server.query<{ p: string }>(`SELECT pg_relation_size('${TABLE}') / current_setting('block_size')::int8 AS p`))[0]!.p);
     const half = Math.floor(pages / 2); // as pageStarts(pages, 2) cuts them
