@@ -19,7 +19,7 @@ import { planExport, type ExportPlan, type PlanOptions } from './plan.js';
 import { prepareDestination } from './destination.js';
 import { streamMemory } from './streams.js';
 import { deleteUnitObjects, startExport } from './resume.js';
-import { SnapshotSessions } from './snapshots.js';
+import { OpenedSessions, SnapshotSessions } from './snapshots.js';
 import { coordinatorSnapshotNode } from './ddl-snapshot.js';
 import { SegmentNumbers, hasGap } from './numbering.js';
 import { nodeQueues, type ExportUnit, type NodeWork, type UnitResult } from './units.js';
@@ -227,6 +227,8 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
   let extras: { sequences: ManifestSequence[]; matviews: { schema: string; name: string }[] } | undefined;
   // Set once the run has stored its checkpoint: from then on a failure leaves it for --resume.
   let checkpointed = false;
+  // Sessions ending (snapshot sessions, streams' sessions): awaited after the manifest, not before.
+  const ending: Promise<void>[] = [];
   try {
     stopIfAborted(opts.signal);
     // A missing or malformed key file fails before any database or store work.
@@ -325,8 +327,13 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
     const ctx: Omit<ExportContext, 'signal'> = { store, plan, emit, checkpoint, runNode, results, ...(unitStored ? { onRecorded: (r: UnitResult) => unitStored(storedUnit(r)) } : {}) };
     const runUnits = async (units: readonly ExportUnit[]) => {
       const counters = segmentCounters(units, results);
+      const { snapshots, opened } = startStreams(plan, units, concurrency);
       const rangeRunner: NodeRunner = async (w, signal, onUnitDone) => {
-        await exportNode(w, plan, store, signal, emit, onUnitDone, (u) => (u.stream ? counters.get(u.group)!.stream() : undefined), cipher);
+        const taken = opened.take(w.node.name);
+        await exportNode(w, plan, store, signal, emit, onUnitDone, (u) => (u.stream ? counters.get(u.group)!.stream() : undefined), cipher, {
+          ...(taken ? { opened: taken } : {}),
+          closing: (done) => opened.closeLater(done),
+        });
       };
       const items = workItems(plan, units);
       for (const w of items) {
@@ -334,7 +341,6 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
         p.itemsLeft++;
         summaries.set(w.node.name, p);
       }
-      const snapshots = new SnapshotSessions(plan.nodes, countBy(items.filter((w) => w.shared), (w) => w.node.name));
       try {
         await runPool(
           items,
@@ -347,7 +353,7 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
                 const snapshot = await snapshots.acquire(item.node.name);
                 mine = await runQueue({ ...ctx, signal, runNode: rangeRunner }, { node: item.node, units: item.units, snapshot });
               } finally {
-                await snapshots.release(item.node.name);
+                snapshots.release(item.node.name);
               }
             } else {
               mine = await runQueue({ ...ctx, signal }, item);
@@ -359,7 +365,9 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
           opts.signal,
         );
       } finally {
-        await snapshots.closeAll();
+        // Closes what a failure left open; after success only the sessions' ends remain, which
+        // the manifest need not wait for (awaited before this function returns).
+        ending.push(snapshots.closeAll(), opened.closeAll());
       }
     };
     await runUnits(todo);
@@ -391,6 +399,7 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
     await commitExclusive(claim, MANIFEST_KEY, serializeManifest(manifest));
     await store.delete([CHECKPOINT_KEY]).catch(() => {});
     await claim.release();
+    await Promise.all(ending.splice(0));
     const elapsedMs = Date.now() - t0;
     emit({
       type: 'done',
@@ -405,6 +414,7 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
     if (leftAlone.length > 0) result.leftAlone = leftAlone;
     return result;
   } finally {
+    await Promise.all(ending.splice(0));
     await ddlSnap?.close();
     await threads?.close();
     // A clean failure gives the prefix back (a checkpoint, if any, still allows --resume).
@@ -492,6 +502,30 @@ export function workItems(plan: Pick<ExportPlan, 'nodes'>, units: readonly Expor
   const out: WorkItem[] = [];
   for (let i = 0; lists.some((l) => i < l.length); i++) for (const l of lists) if (i < l.length) out.push(l[i]!);
   return out;
+}
+
+/** A run's streams started ahead of their pool items: their nodes' snapshot sessions and first sessions. */
+interface StreamStart {
+  snapshots: SnapshotSessions;
+  opened: OpenedSessions;
+}
+
+/**
+ * The snapshot sessions of the units' nodes that read in streams, and for the streams the pool
+ * starts first (the first `concurrency` items) their node's snapshot export and their own
+ * session's connect, started at once: the connects overlap the snapshot's export instead of
+ * following it (bench/streams-timeline.ts). Later streams connect when they start.
+ */
+function startStreams(plan: ExportPlan, units: readonly ExportUnit[], concurrency: number): StreamStart {
+  const items = workItems(plan, units);
+  const snapshots = new SnapshotSessions(plan.nodes, countBy(items.filter((w) => w.shared), (w) => w.node.name));
+  const opened = new OpenedSessions();
+  for (const w of items.slice(0, concurrency)) {
+    if (!w.shared) continue;
+    snapshots.start(w.node.name);
+    opened.open(w.node, 1);
+  }
+  return { snapshots, opened };
 }
 
 function countBy<T>(xs: readonly T[], key: (x: T) => string): Map<string, number> {

@@ -3,7 +3,7 @@ import { InternalError, RowCountMismatchError, SegferryError, fromDatabaseError 
 import type { makeEmitter } from '../events.js';
 import { segmentKey } from '../manifest/keys.js';
 import type { ManifestObject, RowChecksum } from '../manifest/types.js';
-import { applySettings, closeQuietly, connect, describeEndpoint, destroyClient } from '../pg/conn.js';
+import { applySettings, closeQuietly, connect, describeEndpoint, destroyClient, settingsSQL } from '../pg/conn.js';
 import { COPY_CHUNK_BYTES, copyOut, type CopyOutStream } from '../pg/copy-out.js';
 import { checkFilterText } from '../pg/filter.js';
 import { displayName, quoteLiteral } from '../pg/sql.js';
@@ -45,13 +45,28 @@ export function addChecksums(a: RowChecksum, b: RowChecksum): RowChecksum {
 
 export type { NodeWork, UnitResult } from './units.js';
 
+/** How {@link exportNode} gets and gives back its session (default: it connects, and closes before returning). */
+export interface ExporterSession {
+  /**
+   * A session to the node opened ahead (lib/export/snapshots.ts `OpenedSessions`), so that its
+   * connect ran while the node's snapshot was exported; its connect error is this exporter's.
+   */
+  opened?: Promise<pg.Client>;
+  /**
+   * Takes the close of the session once its transaction has ended, instead of awaiting it here:
+   * the server's backend exit is then off the path to the manifest (the caller awaits it later).
+   */
+  closing?: (done: Promise<void>) => void;
+}
+
 /**
  * One data node's exporter: one session in a REPEATABLE READ READ ONLY transaction runs the
  * node's queue of units one after another, each reading its relations with COPY into the
  * format's segment writer. Checksums are computed here, from the rows' bytes as COPY sends
  * them (lib/format/row-hash.ts): no second scan on the server. On abort the COPY is destroyed
  * and the open upload is cancelled (the store write gets the signal) and aborted.
- * `cipher` (default: none) stores every object encrypted (lib/crypto/objects.ts).
+ * `cipher` (default: none) stores every object encrypted (lib/crypto/objects.ts). `session`:
+ * see {@link ExporterSession}.
  */
 export async function exportNode(
   w: NodeWork,
@@ -62,6 +77,7 @@ export async function exportNode(
   onUnitDone: (r: UnitResult) => Promise<void>,
   numbering?: (u: ExportUnit) => ((local: number) => number) | undefined,
   cipher?: ObjectCipher,
+  session?: ExporterSession,
 ): Promise<UnitResult[]> {
   const node = w.node.name;
   const endpoint = describeEndpoint(w.node.endpoint);
@@ -85,9 +101,10 @@ export async function exportNode(
   try {
     if (plan.filter !== null) checkFilterText(plan.filter); // before any COPY, also for Arrow's SELECT
     const format = await exportFormat(plan.format.kind, plan);
-    client = await connect(w.node.endpoint, { node, applicationName: 'segferry export' }).catch((e) => { throw fail(e, 'connect'); });
+    const opened = session?.opened;
+    if (opened) session.opened = undefined; // taken: closed below on every path
+    client = await (opened ?? connect(w.node.endpoint, { node, applicationName: 'segferry export' })).catch((e) => { throw fail(e, 'connect'); });
     throwIfAborted(signal);
-    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY').catch((e) => { throw fail(e, 'begin'); });
     // One snapshot for the rows: the DDL's (a single server, lib/ddl/capture.ts: rows and schema
     // agree) or, for streams, the one their node's snapshot session exported. It must come
     // before any query of the transaction; SET TRANSACTION SNAPSHOT takes no parameters, so
@@ -95,18 +112,22 @@ export async function exportNode(
     // A plan run in parts may carry one held snapshot per node (lib/export/hold.ts).
     const held = plan.snapshots?.[node];
     const snapshot = plan.snapshot ?? held ?? w.snapshot;
-    if (snapshot !== undefined) {
-      await client.query(`SET TRANSACTION SNAPSHOT ${quoteLiteral(checkSnapshotId(snapshot))}`).catch((e) => {
-        // 22023 invalid_parameter_value: "invalid snapshot identifier", its exporting transaction has ended.
-        if (held !== undefined && snapshot === held && (e as { code?: string }).code === '22023') {
-          throw new SnapshotGoneError(`node ${node}: the snapshot the plan carries (${held}) is gone: the session of segferry plan --hold-snapshots that held it has ended`, {
-            node, sqlState: '22023', cause: e, hint: 'make a new plan (segferry plan ... --out FILE --hold-snapshots), keep it running, and run every part of it',
-          });
-        }
-        throw fail(e, 'set snapshot');
-      });
-    }
-    await applySettings(client, plan.sessionSettings).catch((e) => { throw fail(e, 'set session'); });
+    // BEGIN, the snapshot and the session settings in one query string: one round trip (the
+    // simple protocol runs them in order and stops at the first error).
+    const settings = settingsSQL(plan.sessionSettings);
+    const start = ['BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY', ...(snapshot !== undefined ? [`SET TRANSACTION SNAPSHOT ${quoteLiteral(checkSnapshotId(snapshot))}`] : []), ...(settings ? [settings] : [])];
+    await client.query(start.join('; ')).catch((e) => {
+      // 22023 invalid_parameter_value: "invalid snapshot identifier: <id>", its exporting
+      // transaction has ended (a setting's invalid value has that code too, without the id).
+      const err = e as { code?: string; message?: string };
+      if (held !== undefined && snapshot === held && err.code === '22023' && String(err.message).includes(held)) {
+        throw new SnapshotGoneError(`node ${node}: the snapshot the plan carries (${held}) is gone: the session of segferry plan --hold-snapshots that held it has ended`, {
+          node, sqlState: '22023', cause: e, hint: 'make a new plan (segferry plan ... --out FILE --hold-snapshots), keep it running, and run every part of it',
+        });
+      }
+      throw fail(e, snapshot !== undefined ? 'set snapshot' : 'begin');
+    });
+    if (!settings) await applySettings(client, plan.sessionSettings).catch((e) => { throw fail(e, 'set session'); });
 
     const ext = planExtension(plan);
     const results: UnitResult[] = [];
@@ -186,10 +207,20 @@ export async function exportNode(
       unfinished = [];
     }
     await client.query('COMMIT').catch((e) => { throw fail(e, 'commit'); });
+    if (session?.closing) {
+      session.closing(closeQuietly(client));
+      client = undefined;
+    }
     return results;
   } catch (e) {
     destroyClient(client);
     client = undefined;
+    // A session opened ahead that this exporter never reached (it failed before the connect).
+    const left = session?.opened;
+    if (left) {
+      session.opened = undefined;
+      left.then(destroyClient, () => {});
+    }
     if (writer) await writer.abort();
     // Best effort: what a failed delete leaves, --resume and cleanup remove (the checkpoint names its stem).
     if (unfinished.length > 0) await store.delete(unfinished.map((o) => o.key)).catch(() => {});

@@ -2,7 +2,8 @@ import type pg from 'pg';
 import { FormatError, InvalidOptionError, fromDatabaseError } from '../errors.js';
 import { parseCompression, type Compression, type CompressionOption } from '../format/compress.js';
 import { normalizeFormat, type FormatKind, type FormatOptions } from '../format/options.js';
-import { SESSION_SETTINGS, closeQuietly, connect, type NodeEndpoint } from '../pg/conn.js';
+import { SESSION_SETTINGS, type NodeEndpoint } from '../pg/conn.js';
+import { NodeClients } from '../topology/clients.js';
 import { checkFilter } from '../pg/filter.js';
 import { displayName } from '../pg/sql.js';
 import { objectNames, segmentExtension, segmentKey } from '../manifest/keys.js';
@@ -162,25 +163,16 @@ export { objectNames, segmentKey } from '../manifest/keys.js';
  * Record each table's generated columns (the manifest lists them; the data leaves them out),
  * read on the coordinator, or for a static topology on the node of the table's first read.
  */
-async function addGenerated(tables: TablePlan[], coordinator: NodeEndpoint | undefined, nodes: PlanNode[]): Promise<void> {
-  const clients = new Map<string, pg.Client>();
-  try {
-    for (const t of tables) {
-      const read = t.reads[0];
-      const node = coordinator ? COORDINATOR_NODE : read?.node;
-      const endpoint = coordinator ?? nodes.find((n) => n.name === node)?.endpoint;
-      if (node === undefined || endpoint === undefined) continue;
-      let c = clients.get(node);
-      if (!c) {
-        c = await connect(endpoint, { node });
-        clients.set(node, c);
-      }
-      const rel = coordinator ? t.table : read!.relation;
-      const g = await generatedColumns(c, rel).catch((e) => { throw fromDatabaseError(e, { node, table: displayName(t.table), action: 'catalog lookup' }); });
-      if (g.length > 0) t.generated = g;
-    }
-  } finally {
-    for (const c of clients.values()) await closeQuietly(c);
+async function addGenerated(tables: TablePlan[], coordinator: NodeEndpoint | undefined, nodes: PlanNode[], clients: NodeClients): Promise<void> {
+  for (const t of tables) {
+    const read = t.reads[0];
+    const node = coordinator ? COORDINATOR_NODE : read?.node;
+    const endpoint = coordinator ?? nodes.find((n) => n.name === node)?.endpoint;
+    if (node === undefined || endpoint === undefined) continue;
+    const c = await clients.get({ name: node, endpoint });
+    const rel = coordinator ? t.table : read!.relation;
+    const g = await generatedColumns(c, rel).catch((e) => { throw fromDatabaseError(e, { node, table: displayName(t.table), action: 'catalog lookup' }); });
+    if (g.length > 0) t.generated = g;
   }
 }
 
@@ -190,6 +182,17 @@ async function addGenerated(tables: TablePlan[], coordinator: NodeEndpoint | und
  * Data nodes are contacted to check the relations and estimate sizes.
  */
 export async function planExport(opts: PlanOptions): Promise<ExportPlan> {
+  // One session per node for every question of the plan (catalog, generated columns, pages):
+  // a connection (TCP, start-up, SCRAM) costs more than the queries (bench/streams-timeline.ts).
+  const clients = new NodeClients();
+  try {
+    return await planWith(opts, clients);
+  } finally {
+    await clients.closeAll();
+  }
+}
+
+async function planWith(opts: PlanOptions, clients: NodeClients): Promise<ExportPlan> {
   const format = normalizeFormat(typeof opts.format === 'string' ? { kind: opts.format } : opts.format ?? {});
   const segmentSize = opts.segmentSize ?? DEFAULT_SEGMENT_SIZE;
   const compression = parseCompression(opts.compress);
@@ -212,15 +215,11 @@ export async function planExport(opts: PlanOptions): Promise<ExportPlan> {
   if (opts.columns !== undefined) req.columns = opts.columns;
   if (opts.replicated !== undefined) req.replicated = opts.replicated;
   const streamsAsked = checkStreams(opts.streams ?? 'auto');
-  const d = await discover(req);
+  const d = await discover(req, clients);
   if (format.kind === 'binary' && d.nodes[0]) {
     // COPY BINARY objects hold that server's binary forms: the manifest says which server made them.
-    const c = await connect(d.nodes[0].endpoint, { node: d.nodes[0].name, applicationName: 'segferry export' });
-    try {
-      format.serverVersion = (await c.query<{ v: string }>('SELECT current_setting(\'server_version\') AS v')).rows[0]!.v;
-    } finally {
-      await closeQuietly(c);
-    }
+    const c = await clients.get(d.nodes[0]);
+    format.serverVersion = (await c.query<{ v: string }>('SELECT current_setting(\'server_version\') AS v')).rows[0]!.v;
   }
   const names = objectNames(d.tables.map((t) => t.table));
   const tables: TablePlan[] = d.tables.map((t, i) => {
@@ -254,8 +253,8 @@ export async function planExport(opts: PlanOptions): Promise<ExportPlan> {
     }
     if (new Set(t.columns.map((c) => c.name)).size !== t.columns.length) throw new InvalidOptionError(`a column of ${displayName(t.table)} is named twice: such an export cannot be imported`);
   }
-  await addGenerated(tables, d.coordinator, d.nodes);
-  await planStreams(tables, d.nodes, streamsAsked);
+  await addGenerated(tables, d.coordinator, d.nodes, clients);
+  await planStreams(tables, d.nodes, streamsAsked, clients);
   if (streamsAsked === 'auto') capAutoStreams(tables, opts.streamMemory ?? streamMemory({ s3: true }));
   // One boolean expression, checked on the first node of every table before any COPY (lib/pg/filter.ts).
   if (opts.where !== undefined) await checkFilter(opts.where, tables.flatMap((t) => t.reads.slice(0, 1).flatMap((r) => d.nodes.filter((n) => n.name === r.node).map((n) => ({ node: n.name, endpoint: n.endpoint, relation: r.relation })))));
@@ -291,7 +290,7 @@ export async function planExport(opts: PlanOptions): Promise<ExportPlan> {
  * Give every table its streams per node (TablePlan.streams). Nodes are asked about their
  * relations (version, kind, access method, pages) only where more than one stream is possible.
  */
-async function planStreams(tables: TablePlan[], nodes: readonly PlanNode[], asked: StreamsOption): Promise<void> {
+async function planStreams(tables: TablePlan[], nodes: readonly PlanNode[], asked: StreamsOption, clients: NodeClients): Promise<void> {
   const ask: { t: TablePlan; node: string; i: number }[] = [];
   for (const t of tables) {
     const sps: StreamPlan[] = [];
@@ -307,7 +306,7 @@ async function planStreams(tables: TablePlan[], nodes: readonly PlanNode[], aske
   for (const node of nodes) {
     const mine = ask.filter((a) => a.node === node.name);
     if (mine.length === 0) continue;
-    const probe = await probePages(node.endpoint, node.name, mine.map((a) => a.t.reads.find((r) => r.node === node.name)!.relation));
+    const probe = await probePages(await clients.get(node), node.name, mine.map((a) => a.t.reads.find((r) => r.node === node.name)!.relation));
     mine.forEach((a, k) => {
       const read = a.t.reads.find((r) => r.node === node.name)!;
       a.t.streams![a.i] = decideStreams(node.name, read, probe, probe.relations[k]!, asked);

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { InternalError } from '../errors.js';
-import { closeQuietly } from '../pg/conn.js';
+import { closeQuietly, connect } from '../pg/conn.js';
 import { exportSnapshot } from '../pg/snapshot.js';
 import type { PlanNode } from '../topology/types.js';
 
@@ -37,19 +37,72 @@ export class SnapshotSessions {
     return h.session.then((s) => s.id);
   }
 
-  /** One of the node's items has finished (or failed): the last one ends the session. */
-  async release(node: string): Promise<void> {
+  /**
+   * Start exporting the node's snapshot now, before its first stream asks (its errors reach
+   * that stream through {@link acquire}).
+   */
+  start(node: string): void {
+    this.acquire(node).catch(() => {});
+  }
+
+  /**
+   * One of the node's items has finished (or failed): the last one ends the session. Its
+   * COMMIT and disconnect are not awaited here (the streams have committed; the manifest need
+   * not wait for a read-only session's end): {@link closeAll} awaits them.
+   */
+  release(node: string): void {
     const h = this.#held.get(node);
     if (!h || --h.left > 0) return;
     this.#held.delete(node);
-    await end(h);
+    this.#ending.push(end(h));
   }
 
-  /** End every session still open (after a failure: items not started never release). */
+  readonly #ending: Promise<void>[] = [];
+
+  /** End every session still open (after a failure: items not started never release), and wait for every end. */
   async closeAll(): Promise<void> {
     const all = [...this.#held.values()];
     this.#held.clear();
-    await Promise.all(all.map(end));
+    await Promise.all([...all.map(end), ...this.#ending.splice(0)]);
+  }
+}
+
+/**
+ * Sessions of streams opened ahead (issue 17): their connects (TCP, start-up, SCRAM: ≈ 5–20 ms
+ * each on this machine, bench/streams-timeline.ts) run while the node's snapshot is exported
+ * instead of after it. Each is taken once by the stream that starts first; closeAll closes what
+ * no stream took. Session closes handed to {@link closeLater} are awaited by closeAll too.
+ */
+export class OpenedSessions {
+  readonly #idle = new Map<string, Promise<pg.Client>[]>();
+  readonly #closing: Promise<void>[] = [];
+
+  /** Start `count` connects to the node. A failed one is reported to the stream that takes it. */
+  open(node: PlanNode, count: number): void {
+    const list = this.#idle.get(node.name) ?? [];
+    for (let i = 0; i < count; i++) {
+      const p = connect(node.endpoint, { node: node.name, applicationName: 'segferry export' });
+      p.catch(() => {});
+      list.push(p);
+    }
+    this.#idle.set(node.name, list);
+  }
+
+  /** A session to the node opened ahead, or undefined (then the stream connects itself). */
+  take(node: string): Promise<pg.Client> | undefined {
+    return this.#idle.get(node)?.shift();
+  }
+
+  /** A session's close, awaited by {@link closeAll} rather than by the stream that ends it. */
+  closeLater(done: Promise<void>): void {
+    this.#closing.push(done);
+  }
+
+  /** Close every session not taken and wait for every close handed over. */
+  async closeAll(): Promise<void> {
+    const idle = [...this.#idle.values()].flat();
+    this.#idle.clear();
+    await Promise.all([...idle.map(async (p) => closeQuietly(await p.catch(() => undefined))), ...this.#closing.splice(0)]);
   }
 }
 

@@ -44,9 +44,10 @@ export class NodeClients {
     return p;
   }
 
-  /** Close every client opened so far (failed connects are skipped); the cache is empty afterwards. */
+  /** Close every client opened so far, all at once (failed connects are skipped); the cache is empty afterwards. */
   async closeAll(): Promise<void> {
-    for (const p of this.#clients.values()) await closeQuietly(await p.catch(() => undefined));
+    const all = [...this.#clients.values()];
     this.#clients.clear();
+    await Promise.all(all.map(async (p) => closeQuietly(await p.catch(() => undefined))));
   }
 }

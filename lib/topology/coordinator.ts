@@ -34,6 +34,7 @@ async function foreignInfo(client: pg.Client, oid: number): Promise<ForeignInfo 
  * `postgres` any table, is read on the coordinator; a partitioned table's postgres_fdw
  * partitions are read on their foreign servers (one node per server), its local partitions on
  * the coordinator. The result's kind is `postgres` when every read is on the coordinator.
+ * `shared` (default none): the caller's cache of data node sessions, left open for it.
  */
 export async function discoverCoordinator(
   client: pg.Client,
@@ -41,11 +42,12 @@ export async function discoverCoordinator(
   kind: 'postgres' | 'fdw',
   req: DiscoverRequest,
   tables: QualifiedName[],
+  shared?: NodeClients,
 ): Promise<Discovered> {
   const replicated = new Set((req.replicated ?? []).map((t) => displayName(parseTableName(t))));
   const coordNode: PlanNode = { name: COORDINATOR_NODE, endpoint: coord };
   const nodes = new Map<string, PlanNode>();
-  const clients = new NodeClients();
+  const clients = shared ?? new NodeClients();
   const currentUser = (await client.query<{ u: string }>('SELECT current_user AS u')).rows[0]!.u;
   const serverNode = (info: ForeignInfo): PlanNode => {
     let n = nodes.get(info.server);
@@ -177,7 +179,7 @@ export async function discoverCoordinator(
       out.push({ table: t, columns, distribution, reads });
     }
   } finally {
-    await clients.closeAll();
+    if (!shared) await clients.closeAll();
   }
   const used = new Set(out.flatMap((t) => [...t.reads.map((r) => r.node), ...(t.distribution.kind === 'replicated' ? t.distribution.replicas ?? [] : [])]));
   const planNodes = [...nodes.values()].filter((n) => used.has(n.name));

@@ -5,21 +5,25 @@ import type { QualifiedName } from '../pg/sql.js';
 import { discoverCitus } from './citus.js';
 import { discoverCoordinator } from './coordinator.js';
 import { discoverStatic, parseStaticTopology } from './static.js';
+import type { NodeClients } from './clients.js';
 import { listCatalogTables, needsCatalog, resolveSelection, type CatalogTable, type Selection } from './select.js';
 import { COORDINATOR_NODE, type Discovered, type DiscoverRequest, type StaticTopology, type TopologyKind } from './types.js';
 
 // Where these lived before the split; importers keep their paths.
 export { COORDINATOR_NODE, type Discovered, type DiscoveredTable, type DiscoverRequest, type StaticTopology } from './types.js';
 
-/** Where discovery starts: an open client to the coordinator, or the caller's node list. */
+/**
+ * Where discovery starts: an open client to the coordinator (and, when the caller shares one,
+ * its cache of node sessions, which discovery then leaves open), or the caller's node list.
+ */
 export type DiscoverFrom =
-  | { coordinator: NodeEndpoint; client: pg.Client }
+  | { coordinator: NodeEndpoint; client: pg.Client; clients?: NodeClients }
   | { static: StaticTopology };
 
 /** Discovery of one topology kind, for the tables of a request (already parsed and unique). */
 export type Discoverer = (from: DiscoverFrom, req: DiscoverRequest, tables: QualifiedName[]) => Promise<Discovered>;
 
-function coordinatorOnly(kind: string, from: DiscoverFrom): { coordinator: NodeEndpoint; client: pg.Client } {
+function coordinatorOnly(kind: string, from: DiscoverFrom): { coordinator: NodeEndpoint; client: pg.Client; clients?: NodeClients } {
   if (!('client' in from)) throw new InvalidOptionError(`topology ${kind} is discovered through a coordinator: give its URL`);
   return from;
 }
@@ -32,11 +36,11 @@ function coordinatorOnly(kind: string, from: DiscoverFrom): { coordinator: NodeE
 export const TOPOLOGY_KINDS: { readonly [K in TopologyKind]: Discoverer } = {
   postgres: async (from, req, tables) => {
     const c = coordinatorOnly('postgres', from);
-    return discoverCoordinator(c.client, c.coordinator, 'postgres', req, tables);
+    return discoverCoordinator(c.client, c.coordinator, 'postgres', req, tables, c.clients);
   },
   fdw: async (from, req, tables) => {
     const c = coordinatorOnly('fdw', from);
-    return discoverCoordinator(c.client, c.coordinator, 'fdw', req, tables);
+    return discoverCoordinator(c.client, c.coordinator, 'fdw', req, tables, c.clients);
   },
   citus: async (from, req, tables) => {
     const c = coordinatorOnly('citus', from);
@@ -52,8 +56,13 @@ export const TOPOLOGY_KINDS: { readonly [K in TopologyKind]: Discoverer } = {
  * Work out nodes and reads for the requested tables. The selection (`all`, `schemas`,
  * `excludeTables`, patterns in `tables`) is resolved first against the catalog of the
  * coordinator, or of a static topology's first node (lib/topology/select.ts).
+ *
+ * `clients` (default none: discovery opens its own sessions and closes them): a cache of
+ * sessions per node that the caller goes on using and closes itself (planning asks the same
+ * nodes more questions afterwards; a connection costs more than a catalog query). The
+ * coordinator's session is cached under the node name `coordinator`.
  */
-export async function discover(req: DiscoverRequest): Promise<Discovered> {
+export async function discover(req: DiscoverRequest, clients?: NodeClients): Promise<Discovered> {
   const sel: Selection = { tables: req.tables };
   if (req.all !== undefined) sel.all = req.all;
   if (req.schemas !== undefined) sel.schemas = req.schemas;
@@ -68,8 +77,8 @@ export async function discover(req: DiscoverRequest): Promise<Discovered> {
   }
   if (!req.source) throw new InvalidOptionError('a source URL is needed unless a static topology names the nodes');
   const coord = parseConnection(req.source);
-  const client = await connect(coord, { node: COORDINATOR_NODE });
-  const from = { coordinator: coord, client };
+  const client = clients ? await clients.get({ name: COORDINATOR_NODE, endpoint: coord }) : await connect(coord, { node: COORDINATOR_NODE });
+  const from = { coordinator: coord, client, ...(clients ? { clients } : {}) };
   try {
     const tables = resolveSelection(needsCatalog(sel) ? await catalogOf(client, COORDINATOR_NODE) : [], sel);
     if (topo === 'auto' || topo === 'citus') {
@@ -79,7 +88,7 @@ export async function discover(req: DiscoverRequest): Promise<Discovered> {
     }
     return await TOPOLOGY_KINDS[topo === 'postgres' ? 'postgres' : 'fdw'](from, req, tables);
   } finally {
-    await closeQuietly(client);
+    if (!clients) await closeQuietly(client);
   }
 }
 

@@ -1,5 +1,5 @@
+import type pg from 'pg';
 import { fromDatabaseError } from '../errors.js';
-import { closeQuietly, connect, type NodeEndpoint } from '../pg/conn.js';
 import { displayName, type QualifiedName } from '../pg/sql.js';
 
 // What a node says about splitting a relation into ctid page ranges (lib/export/streams.ts
@@ -24,26 +24,29 @@ export interface NodePages {
   relations: RelationPages[];
 }
 
-/** Ask one node for its version, `max_parallel_workers` and each relation's kind, access method and pages. */
-export async function probePages(endpoint: NodeEndpoint, node: string, relations: QualifiedName[]): Promise<NodePages> {
-  const client = await connect(endpoint, { node, applicationName: 'segferry plan' });
-  try {
-    const s = await client.query<{ v: string; w: string }>(`SELECT current_setting('server_version_num') AS v, current_setting('max_parallel_workers') AS w`);
-    const out: NodePages = { serverVersion: Number(s.rows[0]!.v), maxParallelWorkers: Number(s.rows[0]!.w), relations: [] };
-    for (const q of relations) {
-      const r = await client.query<{ relkind: string; am: string | null; pages: string }>(
-        `SELECT c.relkind::text AS relkind, a.amname::text AS am,
-                (pg_catalog.pg_relation_size(c.oid) / current_setting('block_size')::int8)::int8 AS pages
-           FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-           LEFT JOIN pg_catalog.pg_am a ON a.oid = c.relam
-          WHERE n.nspname = $1 AND c.relname = $2`,
-        [q.schema, q.name],
-      ).catch((e) => { throw fromDatabaseError(e, { node, table: displayName(q), action: 'page count' }); });
-      const row = r.rows[0];
-      out.relations.push(row ? { relkind: row.relkind, accessMethod: row.am ?? '', pages: Number(row.pages) } : { relkind: '', accessMethod: '', pages: 0 });
-    }
-    return out;
-  } finally {
-    await closeQuietly(client);
-  }
+/**
+ * Ask one node, on an open session of it (planning's, lib/topology/clients.ts), for its version,
+ * `max_parallel_workers` and each relation's kind, access method and pages: one query, one
+ * round trip, whatever the number of relations (names bound as arrays, never spliced).
+ */
+export async function probePages(client: pg.Client, node: string, relations: QualifiedName[]): Promise<NodePages> {
+  const r = await client.query<{ v: string; w: string; relkind: string | null; am: string | null; pages: string | null }>(
+    `SELECT current_setting('server_version_num') AS v, current_setting('max_parallel_workers') AS w,
+            c.relkind::text AS relkind, a.amname::text AS am,
+            (pg_catalog.pg_relation_size(c.oid) / current_setting('block_size')::int8)::int8 AS pages
+       FROM (SELECT 0::int8 AS i, NULL::text AS schema, NULL::text AS name
+             UNION ALL SELECT u.i, u.schema, u.name FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS u(schema, name, i)) AS q(i, schema, name)
+       LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = q.schema
+       LEFT JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = q.name
+       LEFT JOIN pg_catalog.pg_am a ON a.oid = c.relam
+      ORDER BY q.i`,
+    [relations.map((q) => q.schema), relations.map((q) => q.name)],
+  ).catch((e) => { throw fromDatabaseError(e, { node, ...(relations.length === 1 ? { table: displayName(relations[0]!) } : {}), action: 'page count' }); });
+  // Row 0 carries the settings alone; row k the k-th relation (all NULL when not found).
+  const [first, ...rows] = r.rows;
+  return {
+    serverVersion: Number(first!.v),
+    maxParallelWorkers: Number(first!.w),
+    relations: rows.map((row) => (row.relkind !== null ? { relkind: row.relkind, accessMethod: row.am ?? '', pages: Number(row.pages) } : { relkind: '', accessMethod: '', pages: 0 })),
+  };
 }
