@@ -164,8 +164,8 @@ export async function exportNode(
         // A writer that keeps chunks (the columnar ones, until their batch is taken) hands them
         // back in bursts: the stream keeps that many for reuse instead of a fresh block per MiB
         // (each a cause of full GCs). A chunk handed back between reads is left to the GC.
-        const held = reuse || sw instanceof EncryptedSegmentWriter ? undefined : sw.deferRelease?.((rc) => activeCopy?.release(rc));
-        const stream = copyOut(client, copy.sql, held === undefined ? undefined : { freeBlocks: Math.ceil(held / COPY_CHUNK_BYTES) + 2 });
+        const keptBytes = reuse || sw instanceof EncryptedSegmentWriter ? undefined : sw.deferRelease?.((rc) => activeCopy?.release(rc));
+        const stream = copyOut(client, copy.sql, keptBytes === undefined ? undefined : { freeBlocks: Math.ceil(keptBytes / COPY_CHUNK_BYTES) + 2 });
         activeCopy = stream;
         try {
           for await (const rc of stream) {
