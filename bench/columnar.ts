@@ -45,6 +45,7 @@ const CONTESTANTS: Contestant[] = [
   // Worker threads (issue 16 asks whether they change the ratio on a 2-core host; `auto` leaves
   // them off with the servers on these 2 cores): export only.
   { id: 'arrow-threads', label: 'Arrow, threads on', format: 'arrow', exportOptions: { threads: true }, importToo: false },
+  { id: 'parquet-threads', label: 'Parquet (zstd), threads on', format: 'parquet', exportOptions: { threads: true }, importToo: false },
 ];
 
 interface Sample { wallS: number; clientCpuS: number; serverCpuS: number }
