@@ -1,10 +1,8 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { planDataKey, planFile } from '../export/parts.js';
-import { holdSnapshots, holdUntilFinished } from '../export/hold.js';
 import { openStore } from '../store/open.js';
-import { cmdFinish, cmdRun } from './parts.js';
+import type { EncryptOption } from '../crypto/keys.js';
 import { InvalidOptionError, SegferryError, redact } from '../errors.js';
 import { exportTables } from '../export/export.js';
 import { planExport, type PlanOptions } from '../export/plan.js';
@@ -17,7 +15,6 @@ import { Reporter, outputMode } from './report.js';
 import type { DemoOptions } from '../demo/demo.js';
 import type { CliShared } from './import.js';
 import { onInterrupt } from './interrupt.js';
-import { parseEncryptOption } from '../crypto/keys.js';
 
 /** Exit codes: 0 success, 1 operation failed, 2 usage error, 3 verify mismatch, 130 interrupted. */
 export const EXIT = { ok: 0, failed: 1, usage: 2, mismatch: 3, interrupted: 130 } as const;
@@ -263,6 +260,11 @@ export function topologyFromFlag(t: string | undefined): PlanOptions['topology']
 
 const mode = outputMode;
 
+/** `--encrypt SPEC` checked; the encryption modules load only when it is given (start-up, issue 17). */
+async function parseEncrypt(spec: string): Promise<EncryptOption> {
+  return (await import('../crypto/keys.js')).parseEncryptOption(spec);
+}
+
 
 async function cmdExport(argv: string[], dryRunCommand: boolean, reporter: () => Reporter): Promise<number> {
   const { values: v } = parseArgs({ args: argv, options: EXPORT_FLAGS, allowPositionals: false, strict: true });
@@ -310,7 +312,9 @@ async function cmdExport(argv: string[], dryRunCommand: boolean, reporter: () =>
     if (!v.to) throw new InvalidOptionError('segferry plan --out FILE needs --to DEST: the parts write there');
     // One data key for every part, in the file wrapped only (lib/export/parts.ts encryptPlan),
     // made before planning: a missing or bad key fails before any database work.
-    const wrapped = v.encrypt !== undefined ? await planDataKey(parseEncryptOption(v.encrypt), s3FromFlags(v)) : undefined;
+    // The plan file's modules (and the held snapshots') load with `plan --out` only (start-up, issue 17).
+    const { planDataKey, planFile } = await import('../export/parts.js');
+    const wrapped = v.encrypt !== undefined ? await planDataKey(await parseEncrypt(v.encrypt), s3FromFlags(v)) : undefined;
     const planned = await planExport(opts);
     const plan = wrapped ? { ...planned, clientEncryption: wrapped } : planned;
     if (!v['hold-snapshots']) {
@@ -322,6 +326,7 @@ async function cmdExport(argv: string[], dryRunCommand: boolean, reporter: () =>
     const interrupt = onInterrupt();
     const store = openStore(v.to, s3FromFlags(v));
     try {
+      const { holdSnapshots, holdUntilFinished } = await import('../export/hold.js');
       const held = await holdSnapshots(plan);
       try {
         await writeFile(v.out, redact(JSON.stringify(planFile({ ...plan, snapshots: held.snapshots }, v.to), null, 2)) + '\n');
@@ -356,7 +361,7 @@ async function cmdExport(argv: string[], dryRunCommand: boolean, reporter: () =>
       overwrite: v.overwrite === true,
       resume: v.resume === true,
       ...(ddl !== undefined ? { ddl } : {}),
-      ...(v.encrypt !== undefined ? { encrypt: parseEncryptOption(v.encrypt) } : {}),
+      ...(v.encrypt !== undefined ? { encrypt: await parseEncrypt(v.encrypt) } : {}),
       ...(v['schema-only'] ? { schemaOnly: true } : {}),
       ...(v['data-only'] ? { dataOnly: true } : {}),
       signal: interrupt.signal,
@@ -520,9 +525,9 @@ export async function main(argv: string[]): Promise<number> {
       case 'demo':
         return await cmdDemo(rest, reporter);
       case 'run':
-        return await cmdRun(rest, S3_FLAGS, s3FromFlags);
+        return await (await import('./parts.js')).cmdRun(rest, S3_FLAGS, s3FromFlags);
       case 'finish':
-        return await cmdFinish(rest, S3_FLAGS, s3FromFlags);
+        return await (await import('./parts.js')).cmdFinish(rest, S3_FLAGS, s3FromFlags);
       default:
         process.stderr.write(`segferry: unknown command ${JSON.stringify(cmd)}\n\n${HELP}`);
         return EXIT.usage;

@@ -21,9 +21,9 @@
 import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { DecryptionError, EncryptionKeyError } from '../errors.js';
+import { CLIENT_ENCRYPTION_ALGORITHM } from './algorithm.js';
 
-/** Algorithm name recorded in the manifest. */
-export const CLIENT_ENCRYPTION_ALGORITHM = 'segferry-aes-256-gcm-chunked-v1';
+export { CLIENT_ENCRYPTION_ALGORITHM } from './algorithm.js';
 /** Default plaintext bytes per chunk: 64 KiB (16 bytes of tag each: 0.025 % overhead). */
 export const DEFAULT_CHUNK_SIZE = 64 * 1024;
 const MAGIC = Buffer.from('SFE1', 'latin1');

@@ -14,7 +14,8 @@ import { runPool } from '../util/pool.js';
 import { exportNode } from './exporter.js';
 import { runQueue, type ExportContext, type NodeRunner } from './queue.js';
 import { buildManifest } from './manifest.js';
-import { ExporterThreads, autoThreads, cores, onThisHost } from './threads.js';
+import type { ExporterThreads } from './threads.js';
+import { autoThreads, cores, onThisHost } from './threads-rule.js';
 import { planExport, type ExportPlan, type PlanOptions } from './plan.js';
 import { prepareDestination } from './destination.js';
 import { streamMemory } from './streams.js';
@@ -25,9 +26,8 @@ import { SegmentNumbers, hasGap } from './numbering.js';
 import { nodeQueues, type ExportUnit, type NodeWork, type UnitResult } from './units.js';
 import { claimForExport, planStems } from './ownership.js';
 import { commitExclusive, type PrefixClaim } from '../store/claim.js';
-import { checkEncryptOption, openKeySource, type EncryptOption, type KeySource } from '../crypto/keys.js';
+import type { EncryptOption, KeySource } from '../crypto/keys.js';
 import type { ObjectCipher } from '../crypto/objects.js';
-import { sealObject } from '../crypto/envelope.js';
 
 // Moved to exporter.ts, formats.ts, lib/manifest/keys.ts and destination.ts; re-exported for existing importers.
 export { addChecksums, checksumSQL, selectSQL } from './exporter.js';
@@ -233,7 +233,8 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
     stopIfAborted(opts.signal);
     // A missing or malformed key file fails before any database or store work.
     if (opts.encrypt !== undefined && opts.keySource !== undefined) throw new InvalidOptionError('give encrypt or keySource, not both');
-    const keys: KeySource | undefined = opts.keySource ?? (opts.encrypt !== undefined ? await openKeySource(checkEncryptOption(opts.encrypt), opts.s3) : undefined);
+    // The encryption modules, the worker threads' and the DDL's load only when used (start-up, issue 17).
+    const keys: KeySource | undefined = opts.keySource ?? (opts.encrypt !== undefined ? await encryptKeySource(opts.encrypt, opts.s3) : undefined);
     await store.check();
     // Refuse an occupied prefix before any database work; delete (overwrite) only once planned.
     if (!opts.resume) await prepareDestination(store, opts.overwrite ?? false, true);
@@ -283,6 +284,7 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
       const citus = plan.topology === 'citus';
       const node = schemaNode(plan);
       const { DdlSnapshot, captureDdl } = await import('../ddl/capture.js');
+      const sealObject = cipher ? (await import('../crypto/envelope.js')).sealObject : undefined;
       ddlSnap = await DdlSnapshot.open(node.endpoint, node.name);
       const shared = single && !opts.resume;
       const scope: DdlScope = opts.all ? 'database' : (opts.tables?.length ?? 0) === 0 && (opts.schemas?.length ?? 0) > 0 ? 'schemas' : 'tables';
@@ -292,7 +294,7 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
         ...(opts.schemas ? { schemas: opts.schemas } : {}),
         ...(opts.pgBindir !== undefined ? { pgBindir: opts.pgBindir } : {}),
         ...(opts.signal ? { signal: opts.signal } : {}),
-        ...(cipher ? { seal: (key: string, body: Buffer) => sealObject(cipher.dataKey, key, body, cipher.chunkSize) } : {}),
+        ...(cipher && sealObject ? { seal: (key: string, body: Buffer) => sealObject(cipher.dataKey, key, body, cipher.chunkSize) } : {}),
       });
       // Citus, postgres_fdw: the coordinator's own rows are read in the DDL's snapshot too.
       const coordinator = shared ? undefined : coordinatorSnapshotNode(plan, node, opts.resume === true);
@@ -314,6 +316,7 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
     // Pairs read in streams run on this thread: their streams share one segment counter.
     const atOnce = Math.min(workItems(plan, todo.filter((u) => !u.stream)).length, concurrency);
     if (typeof opts.to === 'string' && useThreads(opts.threads, atOnce, plan, cipher !== undefined)) {
+      const { ExporterThreads } = await import('./threads.js');
       threads = new ExporterThreads({ plan, location: opts.to, ...(opts.s3 ? { s3: opts.s3 } : {}), ...(cipher ? { cipher } : {}), size: Math.min(atOnce, cores()), emit, onRetry: s3.onRetry! });
     }
     const pool = threads;
@@ -433,6 +436,12 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
 function schemaNode(plan: ExportPlan): { name: string; endpoint: NonNullable<ExportPlan['coordinator']> } {
   if ((plan.topology === 'citus' || plan.topology === 'fdw') && plan.coordinator) return { name: COORDINATOR_NODE, endpoint: plan.coordinator };
   return plan.nodes[0] ?? { name: COORDINATOR_NODE, endpoint: plan.coordinator! };
+}
+
+/** The key source of an `encrypt` option (lib/crypto/keys.ts, loaded here on first use). */
+async function encryptKeySource(o: EncryptOption, s3: ExportOptions['s3']): Promise<KeySource> {
+  const { checkEncryptOption, openKeySource } = await import('../crypto/keys.js');
+  return openKeySource(checkEncryptOption(o), s3);
 }
 
 /** Throw ERR_ABORTED (or the reason itself when it is a SegferryError) if the signal is aborted; as runPool does. */

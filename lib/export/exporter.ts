@@ -8,7 +8,7 @@ import { COPY_CHUNK_BYTES, copyOut, type CopyOutStream } from '../pg/copy-out.js
 import { checkFilterText } from '../pg/filter.js';
 import { displayName, quoteLiteral } from '../pg/sql.js';
 import { checkSnapshotId } from '../pg/snapshot.js';
-import { EncryptedSegmentWriter, type ObjectCipher } from '../crypto/objects.js';
+import type { ObjectCipher } from '../crypto/objects.js';
 import type { SegmentWriter, SegmentWriterOptions, StoredSegment } from '../segment/types.js';
 import type { ObjectStore } from '../store/types.js';
 import { throwIfAborted } from '../util/pool.js';
@@ -101,6 +101,8 @@ export async function exportNode(
   try {
     if (plan.filter !== null) checkFilterText(plan.filter); // before any COPY, also for Arrow's SELECT
     const format = await exportFormat(plan.format.kind, plan);
+    // The encrypting writer loads with a cipher only (start-up of unencrypted exports, issue 17).
+    const Encrypted = cipher ? (await import('../crypto/objects.js')).EncryptedSegmentWriter : undefined;
     const opened = session?.opened;
     if (opened) session.opened = undefined; // taken: closed below on every path
     client = await (opened ?? connect(w.node.endpoint, { node, applicationName: 'segferry export' })).catch((e) => { throw fail(e, 'connect'); });
@@ -150,9 +152,10 @@ export async function exportNode(
       };
       const wo: SegmentWriterOptions = { store, keyOf: (n) => segmentKey(t.objectName, node, num(n), ext), cap: plan.segmentSize, table: current, node, onStored, signal };
       // Encryption is the last step before the store: the format's writer never sees it.
-      const sw = cipher ? new EncryptedSegmentWriter((o) => format.writer(o, t, plan), wo, cipher) : format.writer(wo, t, plan);
+      const plain = Encrypted && cipher ? undefined : format.writer(wo, t, plan);
+      const sw = plain ?? new Encrypted!((o) => format.writer(o, t, plan), wo, cipher!);
       writer = sw;
-      const reuse = !(sw instanceof EncryptedSegmentWriter) && sw.releasesChunks === true;
+      const reuse = plain?.releasesChunks === true;
       const hasher = plan.checksums ? new RowHasher(format.binary) : undefined;
       let copyRows = 0;
       for (const r of unit.reads) {
@@ -164,7 +167,7 @@ export async function exportNode(
         // A writer that keeps chunks (the columnar ones, until their batch is taken) hands them
         // back in bursts: the stream keeps that many for reuse instead of a fresh block per MiB
         // (each a cause of full GCs). A chunk handed back between reads is left to the GC.
-        const keptBytes = reuse || sw instanceof EncryptedSegmentWriter ? undefined : sw.deferRelease?.((rc) => activeCopy?.release(rc));
+        const keptBytes = reuse || !plain ? undefined : plain.deferRelease?.((rc) => activeCopy?.release(rc));
         const stream = copyOut(client, copy.sql, keptBytes === undefined ? undefined : { freeBlocks: Math.ceil(keptBytes / COPY_CHUNK_BYTES) + 2 });
         activeCopy = stream;
         try {

@@ -1,10 +1,8 @@
 import type pg from 'pg';
-import { InvalidOptionError } from '../errors.js';
+import { InternalError, InvalidOptionError } from '../errors.js';
 import { columnListSQL, copyOptionsSQL, csvHeaderLine, type FormatKind } from '../format/options.js';
 import { checkFilterText } from '../pg/filter.js';
 import { quoteQualified, whereSQL } from '../pg/sql.js';
-import { BinarySegmentWriter } from '../segment/binary.js';
-import { CompressedSegmentWriter } from '../segment/compressed.js';
 import { TextSegmentWriter } from '../segment/text.js';
 import type { CopyColumn, SegmentWriter, SegmentWriterOptions } from '../segment/types.js';
 import type { RelationRead, TablePlan } from '../topology/types.js';
@@ -39,26 +37,33 @@ export function selectSQL(read: RelationRead, table: TablePlan, filter: string |
 
 /**
  * TEXT and CSV: COPY's own text forms, cut at row ends; csv `header` starts every object.
- * With `compression`, blocks of whole rows compressed (lib/segment/compressed.ts).
+ * With `compression`, blocks of whole rows compressed (lib/segment/compressed.ts, loaded only
+ * then: an uncompressed export does not pay its start-up, issue 17).
  */
-const textFormat: ExportFormat = {
-  binary: false,
-  copy: async (_client, read, table, plan) => ({ sql: `COPY (${selectSQL(read, table, plan.filter)}) TO STDOUT (${copyOptionsSQL(plan.format)})` }),
-  writer: (o, table, plan) => {
-    const header = plan.format.kind === 'csv' && plan.format.header && table.columns.length > 0
-      ? csvHeaderLine(plan.format, table.columns.map((c) => c.name))
-      : undefined;
-    if (plan.compression) return new CompressedSegmentWriter({ ...o, ...(header ? { header } : {}), compression: plan.compression });
-    return new TextSegmentWriter(header ? { ...o, header } : o);
-  },
-};
+async function textFormat(plan?: FormatPlan): Promise<ExportFormat> {
+  const compressed = plan?.compression ? (await import('../segment/compressed.js')).CompressedSegmentWriter : undefined;
+  return {
+    binary: false,
+    copy: async (_client, read, table, plan) => ({ sql: `COPY (${selectSQL(read, table, plan.filter)}) TO STDOUT (${copyOptionsSQL(plan.format)})` }),
+    writer: (o, table, plan) => {
+      const header = plan.format.kind === 'csv' && plan.format.header && table.columns.length > 0
+        ? csvHeaderLine(plan.format, table.columns.map((c) => c.name))
+        : undefined;
+      if (plan.compression) {
+        if (!compressed) throw new InternalError('the text format was loaded for a plan without compression');
+        return new compressed({ ...o, ...(header ? { header } : {}), compression: plan.compression });
+      }
+      return new TextSegmentWriter(header ? { ...o, header } : o);
+    },
+  };
+}
 
 /**
  * Arrow: BINARY COPY decoded by each column's type as the node reports it. apache-arrow loads on
  * first use; the body codecs only for `--arrow-compression` (the zstd WebAssembly costs every
  * exporter thread ≈ 0.04 CPU-s to compile).
  */
-async function arrowFormat(plan?: Pick<ExportPlan, 'arrowCompression'>): Promise<ExportFormat> {
+async function arrowFormat(plan?: FormatPlan): Promise<ExportFormat> {
   const [w, q] = await Promise.all([import('../format/arrow/segment-writer.js'), import('../format/arrow/export-sql.js')]);
   if (plan?.arrowCompression) await (await import('../format/arrow-codecs.js')).registerArrowCodecs(); // lib/format/arrow-codecs.ts
   return {
@@ -75,11 +80,14 @@ async function arrowFormat(plan?: Pick<ExportPlan, 'arrowCompression'>): Promise
  * COPY BINARY: the server's binary forms, no text formatting; each object is a complete COPY
  * BINARY stream (header, tuples, trailer) that loads alone. The row checksum hashes tuples.
  */
-const binaryFormat: ExportFormat = {
-  binary: true,
-  copy: async (_client, read, table, plan) => ({ sql: `COPY (${selectSQL(read, table, plan.filter)}) TO STDOUT (FORMAT binary)` }),
-  writer: (o, _table, plan) => new BinarySegmentWriter(o, plan.compression),
-};
+async function binaryFormat(): Promise<ExportFormat> {
+  const { BinarySegmentWriter } = await import('../segment/binary.js');
+  return {
+    binary: true,
+    copy: async (_client, read, table, plan) => ({ sql: `COPY (${selectSQL(read, table, plan.filter)}) TO STDOUT (FORMAT binary)` }),
+    writer: (o, _table, plan) => new BinarySegmentWriter(o, plan.compression),
+  };
+}
 
 /**
  * Parquet: BINARY COPY decoded like Arrow (same SELECT, same type mapping), each object a
@@ -102,16 +110,23 @@ async function parquetFormat(): Promise<ExportFormat> {
   };
 }
 
-const FORMATS: Record<FormatKind, (plan?: Pick<ExportPlan, 'arrowCompression'>) => Promise<ExportFormat>> = {
-  text: async () => textFormat,
-  csv: async () => textFormat,
+/** What of a plan says which optional modules a format loads. */
+type FormatPlan = Pick<ExportPlan, 'arrowCompression' | 'compression'>;
+
+const FORMATS: Record<FormatKind, (plan?: FormatPlan) => Promise<ExportFormat>> = {
+  text: textFormat,
+  csv: textFormat,
   arrow: arrowFormat,
-  binary: async () => binaryFormat,
+  binary: binaryFormat,
   parquet: parquetFormat,
 };
 
-/** The export side of a format; `plan` (default none) says which optional codecs to load. */
-export function exportFormat(kind: FormatKind, plan?: Pick<ExportPlan, 'arrowCompression'>): Promise<ExportFormat> {
+/**
+ * The export side of a format; `plan` (default none: no compression) says which optional
+ * modules to load: the compressed writer, Arrow's body codecs. Its writers serve plans with
+ * the same `compression` and `arrowCompression`.
+ */
+export function exportFormat(kind: FormatKind, plan?: FormatPlan): Promise<ExportFormat> {
   const f = FORMATS[kind];
   if (!f) throw new InvalidOptionError(`no exporter for format ${String(kind)}`);
   return f(plan);

@@ -9,9 +9,12 @@
  */
 import { once } from 'node:events';
 import { promisify } from 'node:util';
-import zlib from 'node:zlib';
 import { DecompressError, InvalidOptionError } from '../errors.js';
-import { loadZstd, ZstdFrameSplitter } from './zstd.js';
+
+// zlib and lib/format/zstd.ts load with the first compressed object, not with every export
+// that only parses `--compress` (start-up CPU, issue 17).
+const zlibModule = async () => (await import('node:zlib')).default;
+const zstdModule = () => import('./zstd.js');
 
 /** Codecs of stored objects. */
 export type Compression = 'gzip' | 'zstd';
@@ -38,16 +41,15 @@ export interface BlockCompressor {
   compress(data: Buffer): Promise<Buffer>;
 }
 
-const gzipAsync = promisify(zlib.gzip);
-
 /** The block compressor of a codec (zstd: loads its implementation on first use). */
 export async function blockCompressor(codec: Compression): Promise<BlockCompressor> {
   if (codec === 'gzip') {
     // zlib's thread pool: the event loop keeps reading the other exporters' sockets meanwhile.
+    const gzipAsync = promisify((await zlibModule()).gzip);
     return { codec, compress: (data) => gzipAsync(data, { level: GZIP_LEVEL }) };
   }
   if (codec !== 'zstd') throw new InvalidOptionError(`unknown compression ${JSON.stringify(codec)}: use gzip, zstd or none`); // e.g. from a hand-edited plan file
-  const z = await loadZstd();
+  const z = await (await zstdModule()).loadZstd();
   return { codec, compress: async (data) => z.compress(data) };
 }
 
@@ -78,6 +80,7 @@ export async function* decompressChunks(codec: Compression, source: AsyncIterabl
     return e;
   };
   if (codec === 'zstd') {
+    const { loadZstd, ZstdFrameSplitter } = await zstdModule();
     const z = await loadZstd();
     const split = new ZstdFrameSplitter();
     try {
@@ -93,7 +96,7 @@ export async function* decompressChunks(codec: Compression, source: AsyncIterabl
     }
     return;
   }
-  const gz = zlib.createGunzip();
+  const gz = (await zlibModule()).createGunzip();
   let feedErr: unknown;
   // Fed with backpressure; an error of the source ends the decoder with that error.
   const feed = (async () => {

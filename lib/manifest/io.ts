@@ -1,4 +1,4 @@
-import { CLIENT_ENCRYPTION_ALGORITHM } from '../crypto/envelope.js';
+import { CLIENT_ENCRYPTION_ALGORITHM } from '../crypto/algorithm.js';
 import { ManifestInvalidError, ManifestMissingError } from '../errors.js';
 import type { ObjectStore } from '../store/types.js';
 import { checkFilterText } from '../pg/filter.js';

@@ -2,9 +2,7 @@ import type pg from 'pg';
 import { InvalidOptionError, TopologyError, fromDatabaseError } from '../errors.js';
 import { closeQuietly, connect, describeEndpoint, parseConnection, type NodeEndpoint } from '../pg/conn.js';
 import type { QualifiedName } from '../pg/sql.js';
-import { discoverCitus } from './citus.js';
 import { discoverCoordinator } from './coordinator.js';
-import { discoverStatic, parseStaticTopology } from './static.js';
 import type { NodeClients } from './clients.js';
 import { listCatalogTables, needsCatalog, resolveSelection, type CatalogTable, type Selection } from './select.js';
 import { COORDINATOR_NODE, type Discovered, type DiscoverRequest, type StaticTopology, type TopologyKind } from './types.js';
@@ -28,6 +26,11 @@ function coordinatorOnly(kind: string, from: DiscoverFrom): { coordinator: NodeE
   return from;
 }
 
+// Citus and static discovery load when a source is of that kind: the modules of a kind a run
+// does not use are start-up CPU it does not need (issue 17; test/unit/startup-imports.test.ts).
+const citusModule = () => import('./citus.js');
+const staticModule = () => import('./static.js');
+
 /**
  * Every topology kind and how it is discovered. `auto` is not a kind: {@link discover} picks
  * `citus` when the coordinator has the citus extension, else `fdw` (which reports `postgres`
@@ -44,11 +47,11 @@ export const TOPOLOGY_KINDS: { readonly [K in TopologyKind]: Discoverer } = {
   },
   citus: async (from, req, tables) => {
     const c = coordinatorOnly('citus', from);
-    return discoverCitus(c.client, c.coordinator, req, tables);
+    return (await citusModule()).discoverCitus(c.client, c.coordinator, req, tables);
   },
   static: async (from, req, tables) => {
     if (!('static' in from)) throw new InvalidOptionError('a static topology is discovered from its node list, not a coordinator');
-    return discoverStatic(from.static, req, tables);
+    return (await staticModule()).discoverStatic(from.static, req, tables);
   },
 };
 
@@ -102,7 +105,7 @@ async function catalogOf(client: pg.Client, node: string): Promise<CatalogTable[
 
 /** A static topology's selection is resolved on its first node (node-local definitions). */
 async function resolveOnFirstNode(topo: StaticTopology, sel: Selection): Promise<QualifiedName[]> {
-  const first = [...parseStaticTopology(topo).nodes.values()][0]!;
+  const first = [...(await staticModule()).parseStaticTopology(topo).nodes.values()][0]!;
   const client = await connect(first.endpoint, { node: first.name });
   try {
     return resolveSelection(await catalogOf(client, first.name), sel);

@@ -48,7 +48,7 @@ function reached(entry: string): { pkgs: Map<string, string[]>; files: Map<strin
           queue.push([...chain, next]);
           files.set(next, [...chain, next]);
         }
-      } else if (!spec.startsWith('node:') && !pkgs.has(spec)) {
+      } else if (!pkgs.has(spec)) {
         pkgs.set(spec, chain);
       }
     }
@@ -61,6 +61,7 @@ describe('start-up imports', () => {
     it(`${entry} loads no heavy package before it is used`, () => {
       const { pkgs } = reached(entry);
       expect(pkgs.has('pg')).toBe(true); // the walk does reach packages
+      expect(pkgs.has('node:crypto')).toBe(true); // and built-in modules
       const heavy = [...pkgs].filter(([p]) => LAZY.some((re) => re.test(p))).map(([p, chain]) => `${p} via ${chain.join(' → ')}`);
       expect(heavy).toEqual([]);
     });
@@ -73,5 +74,19 @@ describe('start-up imports', () => {
     expect(files.has('lib/export/export.ts')).toBe(true); // the walk does reach our files
     const eager = [...files].filter(([f]) => /^lib\/(import|copy|demo|maintenance|ddl|launch)\//.test(f) || /^lib\/cli\/(import|copy|cleanup|check|replicate)\.ts$/.test(f)).map(([f, chain]) => `${f} via ${chain.join(' → ')}`);
     expect(eager).toEqual([]);
+  });
+
+  // What an export to a directory in TEXT does not use loads when a run uses it (issue 17: each
+  // module costs start-up CPU, ≈ 0.3 ms per file and more for large ones; a static import of
+  // these cost every export ≈ 15 ms of its ≈ 60 ms of our modules): encryption, compression
+  // (zlib, zstd), COPY BINARY objects, the worker threads (node:worker_threads), Citus and static
+  // topologies, plan files and held snapshots.
+  it('lib/cli/main.ts loads the optional parts of an export only when they are used', () => {
+    const { files, pkgs } = reached('lib/cli/main.ts');
+    const optional = /^lib\/(crypto\/(keys|envelope|objects|kms)|format\/zstd|segment\/(compressed|binary)|export\/(threads|worker|parts|hold)|topology\/(citus|static)|cli\/parts)\.ts$/;
+    const eager = [...files].filter(([f]) => optional.test(f)).map(([f, chain]) => `${f} via ${chain.join(' → ')}`);
+    expect(eager).toEqual([]);
+    const builtins = [...pkgs].filter(([p]) => p === 'node:worker_threads' || p === 'node:zlib').map(([p, chain]) => `${p} via ${chain.join(' → ')}`);
+    expect(builtins).toEqual([]);
   });
 });
