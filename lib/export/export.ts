@@ -206,9 +206,9 @@ export function nodeEstimates(plan: ExportPlan): Record<string, number> {
  * of at most `segmentSize` bytes, and write `manifest.json` last.
  *
  * Memory: each exporter holds its socket's 256 KiB read buffer, about 3.75 MiB of row
- * blocks (more only while a row larger than a block is assembled), and its upload's buffer
- * being filled (S3: at most partSize, 8 MiB by default; directory: 1 MiB). Total ≈ concurrency ×
- * that, plus the S3 store's shared part buffers for parts in flight (`s3.uploadMemory`, 48 MiB), plus 25–45 MB per worker thread when `threads` uses them (at most min(concurrency, cores)).
+ * blocks (more only while a row larger than a block is assembled), and its upload's own buffer
+ * (S3: 256 KiB; directory: 1 MiB). Total ≈ concurrency × that, plus the S3 store's shared part
+ * buffers for the parts being filled and in flight (`s3.uploadMemory`, 72 MiB), plus 25–45 MB per worker thread when `threads` uses them (at most min(concurrency, cores)).
  */
 export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
   const t0 = Date.now();

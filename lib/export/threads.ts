@@ -115,7 +115,7 @@ interface Thread {
 
 /**
  * The S3 part-buffer budget of each of `workers` threads: each opens its own store, so the
- * export's `uploadMemory` (default 48 MiB) is split between them, one part each at least. Pure.
+ * export's `uploadMemory` (default 72 MiB) is split between them, one part each at least. Pure.
  */
 export function workerUploadMemory(s3: Pick<S3Options, 'partSize' | 'queueSize' | 'uploadMemory'>, workers: number): number {
   return Math.max(s3PartSize(s3), Math.floor(uploadMemory(s3) / Math.max(1, workers)));

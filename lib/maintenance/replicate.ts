@@ -33,8 +33,8 @@ export interface ReplicateOptions {
   toS3?: S3Options;
   /**
    * Objects copied at once (default 4). Memory: a streamed copy holds one read buffer (1 MiB for
-   * a directory, the socket's chunks for S3) and its upload's buffer being filled (S3: at most
-   * partSize, 8 MiB by default, the parts in flight in the store's shared `uploadMemory`, 48 MiB;
+   * a directory, the socket's chunks for S3) and its upload's own buffer (S3: 256 KiB, the part
+   * it fills and its parts in flight in the store's shared `uploadMemory`, 72 MiB by default;
    * a directory: 1 MiB); a server-side copy, one read-back buffer.
    */
   concurrency?: number;

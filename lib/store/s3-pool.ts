@@ -1,11 +1,11 @@
-// The part buffers an S3 store's uploads send from: one budget per store, not per upload, so
-// that the memory of many uploads at once (`--streams auto` on a large table) stays flat.
+// The part buffers an S3 store's uploads fill and send from: one budget per store, not per
+// upload, so that the memory of many uploads at once (`--streams auto` on a large table) stays flat.
 
 /** What {@link PartPool} reports (tests and docs read it). */
 export interface PartPoolState {
   /** Part buffers the pool may lend at once: `max(1, ⌊uploadMemory / partSize⌋)`. */
   readonly parts: number;
-  /** Buffers lent out now (parts in flight). */
+  /** Buffers lent out now (parts being filled or in flight). */
   readonly lent: number;
   /** Free buffers kept for reuse (allocated, not lent). */
   readonly free: number;
@@ -14,12 +14,16 @@ export interface PartPoolState {
 }
 
 /**
- * A counted set of `partSize` buffers shared by the uploads of one store. An upload keeps one
- * buffer of its own to fill (lib/store/s3-upload.ts); to send a full one it borrows a pool
- * buffer to fill next, and the sent buffer comes back to the pool once its request settles
- * (success or not). So no upload waits on another upload's writes: every lent buffer is in a
- * request that settles by itself, and a waiting upload is served in arrival order. Buffers are
- * allocated on first need and kept for reuse until {@link clear}.
+ * A counted set of `partSize` buffers shared by the uploads of one store: every part-sized
+ * buffer an upload holds, the one it fills and its parts in flight (lib/store/s3-upload.ts), is
+ * lent from here, so a store never holds more than `parts` of them, however many uploads are
+ * open. A sent buffer comes back when its request settles (success or not), a filled one when
+ * its upload ends. An upload waits for a buffer holding none, so no upload waits on another
+ * forever: every lent buffer is being filled by a running upload or is in a request that
+ * settles by itself (so a caller must not wait on one upload while keeping another of the same
+ * store open: segferry's writers finish each object before opening the next); waiters are
+ * served in arrival order. Buffers are allocated on first need
+ * and kept for reuse until {@link clear}.
  */
 export class PartPool {
   readonly parts: number;
@@ -60,7 +64,7 @@ export class PartPool {
     });
   }
 
-  /** Give back a lent buffer (any buffer of `partSize` bytes: uploads swap theirs). */
+  /** Give back a lent buffer. */
   release(b: Buffer): void {
     this.#lent--;
     if (b.length === this.partSize && !this.#cleared) this.#free.push(b);

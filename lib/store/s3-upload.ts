@@ -2,10 +2,11 @@
 // Replaces @aws-sdk/lib-storage's Upload, which keeps the caller's chunks until a part is full,
 // then concatenates them into a new part buffer: every byte copied once more, one part-sized
 // allocation per part (freed only by full GCs), and no chunk can be handed back to the COPY
-// reader early. Here a writer fills one buffer of its own; the parts in flight are in buffers
-// of the store's pool (lib/store/s3-pool.ts), shared by all its uploads, so the store's upload
-// memory does not grow with the number of uploads at once. A chunk is copied into the current
-// buffer and released as soon as write() resolves.
+// reader early. Here every part-sized buffer, the one being filled and the parts in flight, is
+// lent by the store's pool (lib/store/s3-pool.ts), shared by all its uploads, so the store's
+// upload memory does not grow with the number of uploads at once; a writer keeps only a small
+// buffer of its own. A chunk is copied into the current buffer and released as soon as
+// write() resolves.
 import type { CompletedPart, S3Client } from '@aws-sdk/client-s3';
 import { StorageError } from '../errors.js';
 import { throwIfAborted } from '../util/pool.js';
@@ -14,8 +15,11 @@ import type { ObjectWriter } from './types.js';
 
 /** S3 allows at most 10,000 parts per multipart upload. */
 const MAX_PARTS = 10_000;
-/** Size of an upload's first buffer; it grows 4× at a time up to a part (at most ≈ 5 MiB copied once). */
-const FIRST_BUFFER = 256 * 1024;
+/**
+ * An upload's own buffer: an object (or a last part) under this size never borrows from the
+ * pool; past it, the bytes move into a pool buffer (256 KiB copied once per part, ≈ 3% of 8 MiB).
+ */
+export const OWN_BUFFER = 256 * 1024;
 
 /** What {@link PartWriter} needs of its store. */
 export interface PartWriterOptions {
@@ -30,7 +34,7 @@ export interface PartWriterOptions {
   partSize: number;
   /** Parts uploaded at once, at least 1 (and at most what the pool lends). */
   queueSize: number;
-  /** The store's part buffers, of `partSize` bytes each, shared by its uploads. */
+  /** The store's part buffers, of `partSize` bytes each, shared by its uploads (being filled and in flight). */
   pool: PartPool;
   /** Cancels the upload (default: none): see `ObjectStore.createWriter`. */
   signal?: AbortSignal | undefined;
@@ -41,13 +45,16 @@ export interface PartWriterOptions {
 }
 
 /**
- * A streaming multipart upload holding one buffer of its own (≤ `partSize`), the one being
- * filled, and up to `queueSize` parts in flight in buffers lent by the store's pool: to send a
- * full buffer it borrows a pool buffer to fill next (waiting while the pool has none: that is
- * backpressure on write(), never an error), and the sent buffer goes back to the pool once its
- * request settles, whatever the outcome. The last part is sent from the writer's own buffer. The
- * first buffer starts small and grows with the object; an object under one part goes in a
- * single PutObject and never touches the pool.
+ * A streaming multipart upload. It fills its own small buffer ({@link OWN_BUFFER}) first; past
+ * that it borrows a part buffer from the store's pool, moves the bytes there and fills it (waiting
+ * while the pool has none: backpressure on write(), never an error). A full part buffer is sent
+ * (at most `queueSize` parts in flight) and goes back to the pool once its request settles,
+ * whatever the outcome; the bytes after it start again in the own buffer. So everything
+ * part-sized that the upload holds, filled or in flight, counts against the pool's budget, and a
+ * waiting upload holds no pool buffer: every lent buffer is either being filled by a running
+ * upload or in a request that settles by itself, so the uploads sharing a pool cannot wait on
+ * each other forever. An object under the own buffer's size goes in a single PutObject and never
+ * touches the pool.
  * On any failure, and on abort, in-flight requests are cut, and once every one has settled the
  * multipart upload is aborted (AbortMultipartUpload), so no part is left behind where the
  * service implements it.
@@ -56,8 +63,12 @@ export class PartWriter implements ObjectWriter {
   readonly #o: PartWriterOptions;
   /** Cuts in-flight requests on failure or abort. */
   readonly #cut = new AbortController();
+  /** The buffer being filled: #own, or a pool buffer (#lent). */
   #cur: Buffer | undefined;
   #fill = 0;
+  #own: Buffer | undefined;
+  /** #cur is lent by the pool (it goes back when sent and settled, or when the upload ends). */
+  #lent = false;
   #next = 1;
   readonly #inflight = new Set<Promise<void>>();
   readonly #parts: CompletedPart[] = [];
@@ -75,14 +86,16 @@ export class PartWriter implements ObjectWriter {
   /** Copies the chunk into part buffers; resolves once it is copied (the caller may reuse it). */
   async write(chunk: Buffer): Promise<void> {
     await this.#check();
-    const size = this.#o.partSize;
     for (let off = 0; off < chunk.length;) {
       if (this.#cur !== undefined && this.#fill === this.#cur.length) {
-        if (this.#cur.length < size) this.#grow();
-        else await this.#dispatch(false);
+        if (this.#lent) await this.#dispatch(false);
+        else await this.#borrow();
       }
-      // Only the first buffer is new: #dispatch hands over a pool buffer for the next part.
-      this.#cur ??= Buffer.allocUnsafe(Math.min(FIRST_BUFFER, size));
+      if (this.#cur === undefined) {
+        this.#own ??= Buffer.allocUnsafe(Math.min(OWN_BUFFER, this.#o.partSize));
+        this.#cur = this.#own;
+        this.#fill = 0;
+      }
       const n = chunk.copy(this.#cur, this.#fill, off);
       this.#fill += n;
       off += n;
@@ -96,7 +109,7 @@ export class PartWriter implements ObjectWriter {
     const { bucket: Bucket, key: Key } = this.#o;
     try {
       if (this.#next === 1) {
-        // Under one part (or empty): one request.
+        // Up to one part (or empty): one request, from the own or the lent buffer (#drop gives that back).
         const body = this.#cur?.subarray(0, this.#fill) ?? Buffer.alloc(0);
         await client.send(new sdk.PutObjectCommand({ Bucket, Key, Body: body, ContentLength: body.length, ...this.#o.sse }), { abortSignal: this.#cut.signal });
       } else {
@@ -131,17 +144,32 @@ export class PartWriter implements ObjectWriter {
     throw this.#o.wrap(this.#failure.e);
   }
 
-  /** The first buffer is full but smaller than a part: move its bytes to one 4× larger. */
-  #grow(): void {
-    const g = Buffer.allocUnsafe(Math.min(this.#cur!.length * 4, this.#o.partSize));
-    this.#cur!.copy(g, 0, 0, this.#fill);
-    this.#cur = g;
+  /**
+   * The own buffer is full: borrow a part buffer from the pool (waiting, holding none, while the
+   * pool has none; cut by failure or abort) and move the bytes there.
+   */
+  async #borrow(): Promise<void> {
+    let b: Buffer;
+    try {
+      b = await this.#o.pool.acquire(this.#cut.signal); // rejects only once the upload failed or was aborted (#cut)
+    } catch (e) {
+      this.#fail(e);
+      await this.#check();
+      throw e;
+    }
+    if (this.#failure) {
+      this.#o.pool.release(b);
+      await this.#check();
+    }
+    this.#cur!.copy(b, 0, 0, this.#fill);
+    this.#cur = b;
+    this.#lent = true;
   }
 
   /**
    * Sends the current buffer as the next part, first waiting while queueSize parts are in
-   * flight, then (but for the last part) for a pool buffer to fill next, which the sent one
-   * replaces in the pool once its request settles.
+   * flight. A lent buffer goes back to the pool once its request settles; the next bytes start
+   * in the own buffer (the last part may be sent from it).
    */
   async #dispatch(last: boolean): Promise<void> {
     while (this.#inflight.size >= this.#o.queueSize) await Promise.race(this.#inflight);
@@ -150,25 +178,19 @@ export class PartWriter implements ObjectWriter {
       this.#fail(new StorageError(`object ${this.#o.key} needs more than ${MAX_PARTS} parts of ${this.#o.partSize} bytes`, { key: this.#o.key, hint: 'raise --s3-part-size' }));
       await this.#check();
     }
-    let next: Buffer | undefined;
-    if (!last) {
-      // Rejects only when the upload fails or is aborted meanwhile (#cut).
-      next = await this.#o.pool.acquire(this.#cut.signal).catch(() => undefined);
-      if (this.#failure) {
-        if (next) this.#o.pool.release(next);
-        await this.#check();
-      }
-    }
     const n = this.#next++;
     const buf = this.#cur!;
     const len = this.#fill;
-    this.#cur = next;
+    const lent = this.#lent;
+    this.#cur = undefined;
+    this.#lent = false;
     this.#fill = 0;
     const p: Promise<void> = this.#sendPart(buf, len, n).catch((e: unknown) => this.#fail(e)).finally(() => {
-      if (!last) this.#o.pool.release(buf);
+      if (lent) this.#o.pool.release(buf);
       this.#inflight.delete(p);
     });
     this.#inflight.add(p);
+    if (last) this.#own = undefined; // nothing follows the last part
   }
 
   async #sendPart(buf: Buffer, len: number, PartNumber: number): Promise<void> {
@@ -221,9 +243,12 @@ export class PartWriter implements ObjectWriter {
     await client.send(new sdk.AbortMultipartUploadCommand({ Bucket: this.#o.bucket, Key: this.#o.key, UploadId: id })).catch(() => {});
   }
 
-  /** Let go of the buffer being filled (pool buffers go back as their requests settle). */
+  /** Let go of the buffer being filled, back to the pool if lent (sent ones go back as their requests settle). */
   #drop(): void {
+    if (this.#lent && this.#cur) this.#o.pool.release(this.#cur);
     this.#cur = undefined;
+    this.#lent = false;
+    this.#own = undefined;
   }
 
   #unlisten(): void {

@@ -41,20 +41,20 @@ export interface S3Options {
   /** Explicit credentials. Default: the SDK's provider chain. Never logged. */
   credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
   /**
-   * Multipart part size in bytes (default 8 MiB, min 5 MiB). Each upload holds one buffer of at
-   * most this size (the one being filled); its parts in flight are in the store's
-   * {@link uploadMemory}.
+   * Multipart part size in bytes (default 8 MiB, min 5 MiB). Every part-sized buffer of an
+   * upload, the one being filled and its parts in flight, is one of the store's
+   * {@link uploadMemory}; an upload holds only 256 KiB of its own.
    */
   partSize?: number;
   /** Parts uploaded at once per object (default 2), within what {@link uploadMemory} lends. */
   queueSize?: number;
   /**
-   * Bytes of part buffers shared by all of the store's uploads for their parts in flight
-   * (rounded down to whole parts, at least one). Default `3 × queueSize × partSize` (48 MiB with
-   * the defaults: three uploads, one per node of a 3-node export, each with `queueSize` parts in
-   * flight). With more uploads at once they wait for a buffer (backpressure on their writes),
-   * so the store's upload memory is this plus one part-sized buffer per open upload
-   * (docs/memory.md).
+   * Bytes of part buffers shared by all of the store's uploads, for the part each fills and
+   * its parts in flight (rounded down to whole parts, at least one). Default
+   * `3 × (queueSize + 1) × partSize` (72 MiB with the defaults: three uploads, one per node of a
+   * 3-node export, each filling one part with `queueSize` more in flight). With more uploads at
+   * once they wait for a buffer (backpressure on their writes), so the store's upload memory is
+   * this plus 256 KiB per open upload, however many uploads (streams) there are (docs/memory.md).
    */
   uploadMemory?: number;
   /** Attempts per request, with the SDK's adaptive backoff (default 8). */
@@ -85,20 +85,20 @@ export interface S3RetryInfo {
 }
 
 /**
- * Default multipart part size: 8 MiB. Keeps three exporters under 100 MiB of upload buffers
- * (3 × 24 MiB with the default queue; docs/memory.md) and still allows 78 GiB objects.
+ * Default multipart part size: 8 MiB. Three exporters' uploads then fit the default 72 MiB of
+ * part buffers (docs/memory.md), and objects may reach 78 GiB.
  */
 export const DEFAULT_PART_SIZE = 8 * 1024 * 1024;
 /** S3's smallest part (all but the last); a smaller `partSize` is raised to it. */
 const MIN_PART_SIZE = 5 * 1024 * 1024;
 /** Default parts in flight per upload. */
 export const DEFAULT_QUEUE_SIZE = 2;
-/** The default {@link S3Options.uploadMemory}: this many uploads' `queueSize` parts in flight. */
+/** The default {@link S3Options.uploadMemory}: this many uploads' part being filled and `queueSize` parts in flight. */
 export const DEFAULT_UPLOAD_STREAMS = 3;
 
-/** {@link S3Options.uploadMemory} once defaulted: `3 × queueSize × partSize` (48 MiB with the defaults). Pure. */
+/** {@link S3Options.uploadMemory} once defaulted: `3 × (queueSize + 1) × partSize` (72 MiB with the defaults). Pure. */
 export function uploadMemory(o: Pick<S3Options, 'partSize' | 'queueSize' | 'uploadMemory'> = {}): number {
-  return o.uploadMemory ?? DEFAULT_UPLOAD_STREAMS * Math.max(1, o.queueSize ?? DEFAULT_QUEUE_SIZE) * s3PartSize(o);
+  return o.uploadMemory ?? DEFAULT_UPLOAD_STREAMS * (Math.max(1, o.queueSize ?? DEFAULT_QUEUE_SIZE) + 1) * s3PartSize(o);
 }
 
 /** The part size in effect: {@link S3Options.partSize} or 8 MiB, at least 5 MiB. Pure. */
@@ -289,7 +289,7 @@ export class S3Store implements ObjectStore {
   readonly releasesWrites = true;
 
   /**
-   * The uploads' shared part buffers: how many the store may lend, are lent (parts in flight),
+   * The uploads' shared part buffers: how many the store may lend, are lent (parts being filled or in flight),
    * are free, and how many uploads wait for one. All zero but `parts` before the first part.
    */
   get uploadBuffers(): PartPoolState {

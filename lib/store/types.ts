@@ -45,7 +45,7 @@ export interface ObjectStore {
    * True when every {@link ObjectWriter} of this store is done with a chunk's bytes once its
    * `write()` resolves, so the caller may reuse the buffer (the exporter then recycles its COPY
    * blocks: lib/pg/copy-out.ts). The directory and S3 stores do (S3 copies each chunk into a
-   * part buffer of its own: lib/store/s3-upload.ts). Default false: a store that says nothing
+   * part buffer: lib/store/s3-upload.ts). Default false: a store that says nothing
    * may keep the caller's chunks, which then get fresh buffers.
    */
   readonly releasesWrites?: boolean;

@@ -2,9 +2,10 @@
 // moto_server through the real AWS SDK, faults from a real HTTP proxy in front of moto.
 import { createHash } from 'node:crypto';
 import { DeleteBucketCommand, S3Client } from '@aws-sdk/client-s3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { AbortedError } from '../../lib/errors.js';
 import { S3Store } from '../../lib/store/s3.js';
+import { OWN_BUFFER } from '../../lib/store/s3-upload.js';
 import { startFaultyProxy } from '../helpers/faulty-proxy.js';
 import { MOTO_SKIP_MESSAGE, motoServerPath, startS3, type S3Harness } from '../helpers/s3.js';
 
@@ -115,7 +116,7 @@ describe.each(['s3rver', 'moto'] as const)('S3 multipart upload on %s', (name) =
     expect(sha((await store.getBytes('one'))!)).toBe(sha(data));
     expect(sha((await store.getBytes('small'))!)).toBe(sha(small));
     expect((await store.getBytes('empty'))!.length).toBe(0);
-    expect(store.uploadBuffers.lent).toBe(0); // single PutObjects never borrow
+    expect(store.uploadBuffers.lent).toBe(0); // the buffer 'small' and 'one' filled went back
     client.destroy();
   });
 
@@ -142,6 +143,44 @@ describe.each(['s3rver', 'moto'] as const)('S3 multipart upload on %s', (name) =
     expect(mostLent).toBe(1);
     expect(mostWaiting).toBeGreaterThan(0); // the uploads did queue for the one buffer
     expect(store.uploadBuffers).toMatchObject({ lent: 0, waiting: 0 });
+    client.destroy();
+  });
+
+  it('eight uploads at once on a three-part budget: no part-sized buffer but the pool\'s three, each upload one small buffer of its own, every object byte-equal', async (ctx) => {
+    if (!h()) return ctx.skip();
+    const { client } = recordingClient(h()!);
+    const store = new S3Store(h()!.bucket, 'flat/', { partSize: PART, queueSize: 2, uploadMemory: 3 * PART }, client);
+    const data = Array.from({ length: 8 }, (_, i) => bytes(2 * PART + 1000 * (i + 1), 40 + i));
+    // Every buffer allocated while the uploads run, by size: the fill buffers as well as the
+    // parts in flight must come from the pool (before, each upload grew one of its own to a part).
+    const sizes: number[] = [];
+    const alloc = Buffer.allocUnsafe;
+    const spy = vi.spyOn(Buffer, 'allocUnsafe').mockImplementation((n: number) => {
+      sizes.push(n);
+      return alloc(n);
+    });
+    let mostLent = 0;
+    try {
+      await Promise.all(data.map(async (d, i) => {
+        const w = store.createWriter(`obj${i}`);
+        // Chunks of 64 KiB to 1 MiB straight from `d`: the test itself allocates nothing.
+        for (let off = 0, k = 0; off < d.length; k++) {
+          const n = Math.min(d.length - off, 64 * 1024 * (1 + (k % 16)));
+          await w.write(d.subarray(off, off + n));
+          off += n;
+          mostLent = Math.max(mostLent, store.uploadBuffers.lent);
+        }
+        await w.finish();
+      }));
+    } finally {
+      spy.mockRestore();
+    }
+    expect(sizes.filter((n) => n >= PART)).toEqual([PART, PART, PART]); // the pool's, allocated once, then reused
+    expect(sizes.filter((n) => n > OWN_BUFFER && n < PART)).toEqual([]); // no growing first buffers
+    expect(sizes.filter((n) => n === OWN_BUFFER)).toHaveLength(8); // one own buffer per upload, kept across its parts
+    expect(mostLent).toBe(3);
+    expect(store.uploadBuffers).toEqual({ parts: 3, lent: 0, free: 3, waiting: 0 });
+    for (const [i, d] of data.entries()) expect(sha((await store.getBytes(`obj${i}`))!)).toBe(sha(d));
     client.destroy();
   });
 

@@ -51,7 +51,7 @@ describe('PartPool', () => {
     expect(pool.state).toEqual({ parts: 1, lent: 0, free: 1, waiting: 0 });
   });
 
-  it('a released buffer of another size (a grown first buffer is always a whole part) is not kept; clear() drops the free ones', async () => {
+  it('a released buffer of another size is not kept; clear() drops the free ones', async () => {
     const pool = new PartPool(16, 8);
     await pool.acquire();
     pool.release(Buffer.alloc(3));
@@ -65,20 +65,20 @@ describe('PartPool', () => {
 });
 
 describe('S3 upload budget', () => {
-  it('defaults to 3 × queueSize × partSize (48 MiB), follows both, and an explicit budget wins', () => {
-    expect(uploadMemory()).toBe(48 * MiB);
+  it('defaults to 3 × (queueSize + 1) × partSize (72 MiB), follows both, and an explicit budget wins', () => {
+    expect(uploadMemory()).toBe(72 * MiB);
     expect(DEFAULT_PART_SIZE).toBe(8 * MiB);
-    expect(uploadMemory({ partSize: 16 * MiB })).toBe(96 * MiB);
-    expect(uploadMemory({ partSize: 1 * MiB, queueSize: 1 })).toBe(15 * MiB); // parts are at least 5 MiB
+    expect(uploadMemory({ partSize: 16 * MiB })).toBe(144 * MiB);
+    expect(uploadMemory({ partSize: 1 * MiB, queueSize: 1 })).toBe(30 * MiB); // parts are at least 5 MiB
     expect(uploadMemory({ uploadMemory: 20 * MiB })).toBe(20 * MiB);
     expect(new S3Store('b', 'p', { uploadMemory: 20 * MiB }).uploadBuffers).toEqual({ parts: 2, lent: 0, free: 0, waiting: 0 });
-    expect(new S3Store('b', 'p').uploadBuffers.parts).toBe(6);
+    expect(new S3Store('b', 'p').uploadBuffers.parts).toBe(9);
   });
 
   it('worker threads split it, one part each at least', () => {
-    expect(workerUploadMemory({}, 2)).toBe(24 * MiB);
+    expect(workerUploadMemory({}, 2)).toBe(36 * MiB);
     expect(workerUploadMemory({ uploadMemory: 20 * MiB }, 8)).toBe(8 * MiB);
-    expect(workerUploadMemory({ partSize: 16 * MiB }, 1)).toBe(96 * MiB);
+    expect(workerUploadMemory({ partSize: 16 * MiB }, 1)).toBe(144 * MiB);
   });
 
   it('--s3-upload-memory sets it, as a size', () => {
