@@ -2,6 +2,7 @@ import pg from 'pg';
 import { parse as parseConnectionString } from 'pg-connection-string';
 import { fromDatabaseError, InvalidOptionError, redact, registerSecret } from '../errors.js';
 import { directSocket } from './socket.js';
+import { quoteLiteral } from './sql.js';
 
 /**
  * Where a node is, without its password. This is what plans and manifests carry.
@@ -291,21 +292,18 @@ export async function applySettings(client: pg.Client, settings: Readonly<Record
   await client.query(sql, names.flatMap((n) => [n, settings[n] as string]));
 }
 
-/** What {@link settingsSQL} writes into SQL as it is: names and values of these characters only. */
-const INLINE_SETTING = /^[A-Za-z0-9_ ,.:+\/-]{1,64}$/;
-
 /**
  * Session settings as one statement (`SELECT set_config('DateStyle', 'ISO, MDY', false), …`), to
- * send in one query string with others (one round trip instead of one each). Undefined when a
- * name or value holds another character than letters, digits and ` _,.:+/-` (then bind them with
- * {@link applySettings}): the inlined text holds no quote or backslash, so it reads the same
- * under any `standard_conforming_strings`.
+ * send in one query string with others (one round trip instead of one each), names and values
+ * quoted by {@link quoteLiteral}. Undefined when one holds a backslash, whose meaning in a literal
+ * depends on `standard_conforming_strings` (a server may have it off until these settings turn it
+ * on), or a NUL, which no literal holds: then bind them with {@link applySettings}.
  */
 export function settingsSQL(settings: Readonly<Record<string, string>>): string | undefined {
   const names = Object.keys(settings);
   if (names.length === 0) return undefined;
-  if (!names.every((n) => INLINE_SETTING.test(n) && INLINE_SETTING.test(settings[n] as string))) return undefined;
-  return 'SELECT ' + names.map((n) => `pg_catalog.set_config('${n}', '${settings[n] as string}', false)`).join(', ');
+  if (names.some((n) => /[\\\0]/.test(n) || /[\\\0]/.test(settings[n] as string))) return undefined;
+  return 'SELECT ' + names.map((n) => `pg_catalog.set_config(${quoteLiteral(n)}, ${quoteLiteral(settings[n] as string)}, false)`).join(', ');
 }
 
 /** Close a client, ignoring errors (used on cleanup paths). */

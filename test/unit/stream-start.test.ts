@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { SESSION_SETTINGS, settingsSQL } from '../../lib/pg/conn.js';
 
-// A stream's start is one query string (BEGIN; SET TRANSACTION SNAPSHOT; the settings): the
-// settings are inlined only when no character of theirs can end or escape a literal.
+// A stream's start is one query string (BEGIN; SET TRANSACTION SNAPSHOT; the settings): names
+// and values are quoted by quoteLiteral, except those whose reading depends on
+// standard_conforming_strings (a backslash) or that no literal holds (NUL): the caller binds those.
 describe('settingsSQL', () => {
   it('inlines the session settings segferry records, in order', () => {
     expect(settingsSQL(SESSION_SETTINGS)).toBe(
@@ -16,8 +17,14 @@ describe('settingsSQL', () => {
     );
   });
 
-  it('inlines nothing that could end or escape a literal: the caller binds those', () => {
-    for (const bad of ["ISO'; DROP TABLE t; --", 'a\\', 'x\ny', 'caf\u00e9', '', 'a'.repeat(65)]) {
+  it('quotes what could end a literal, as quoteLiteral does', () => {
+    expect(settingsSQL({ DateStyle: "ISO'; DROP TABLE t; --" })).toBe("SELECT pg_catalog.set_config('DateStyle', 'ISO''; DROP TABLE t; --', false)");
+    expect(settingsSQL({ "it's": 'caf\u00e9\ny' })).toBe("SELECT pg_catalog.set_config('it''s', 'caf\u00e9\ny', false)");
+    expect(settingsSQL({ application_name: '' })).toBe("SELECT pg_catalog.set_config('application_name', '', false)");
+  });
+
+  it('inlines nothing holding a backslash or a NUL: the caller binds those', () => {
+    for (const bad of ['a\\', '\\047', 'x\u0000y']) {
       expect(settingsSQL({ DateStyle: bad })).toBeUndefined();
       expect(settingsSQL({ [bad]: 'on' })).toBeUndefined();
     }
