@@ -166,7 +166,11 @@ export async function exportNode(
         await sw.begin({ ...(copy.columns ? { columns: copy.columns } : {}), ...(r.shardId !== undefined ? { source: r.shardId } : {}) });
         // A writer that keeps chunks (the columnar ones, until their batch is taken) hands them
         // back in bursts: the stream keeps that many for reuse instead of a fresh block per MiB
-        // (each a cause of full GCs). A chunk handed back between reads is left to the GC.
+        // (each a cause of full GCs). A chunk handed back between reads is left to the GC. The
+        // stream that gets it is whichever COPY is active then, possibly a later read's than the
+        // one that filled it (a batch keeps rows of several reads): right, because every COPY
+        // stream's blocks have one size (COPY_CHUNK_BYTES plus the read room; release() keeps
+        // no other), so a block of one stream serves any other alike.
         const keptBytes = reuse || !plain ? undefined : plain.deferRelease?.((rc) => activeCopy?.release(rc));
         const stream = copyOut(client, copy.sql, keptBytes === undefined ? undefined : { freeBlocks: Math.ceil(keptBytes / COPY_CHUNK_BYTES) + 2 });
         activeCopy = stream;
