@@ -46,7 +46,7 @@ export class DdlSnapshot {
 
   /** Open the session and export its snapshot. */
   static async open(endpoint: NodeEndpoint, node: string): Promise<DdlSnapshot> {
-    const s = await exportSnapshot(endpoint, { node, applicationName: 'segferry ddl' });
+    const s = await exportSnapshot(endpoint, { node, applicationName: 'segferry ddl', serverVersion: true });
     return new DdlSnapshot(s.client, endpoint, node, s.id, s.serverVersion, s.serverVersionNum);
   }
 

@@ -66,7 +66,7 @@ describe('exportSnapshot', () => {
   it('exports the snapshot of an open REPEATABLE READ transaction: a session that imports it does not see rows committed after the export', async () => {
     const endpoint = parseConnection(server.url());
     await server.query('TRUNCATE t; INSERT INTO t VALUES (10), (11)');
-    const snap = await exportSnapshot(endpoint, { node: 'n1', applicationName: 'segferry snapshot test' });
+    const snap = await exportSnapshot(endpoint, { node: 'n1', applicationName: 'segferry snapshot test', serverVersion: true });
     const reader = await connect(endpoint, { node: 'n1' });
     try {
       expect(snap.serverVersionNum).toBeGreaterThanOrEqual(150000);
@@ -83,5 +83,15 @@ describe('exportSnapshot', () => {
       await closeQuietly(snap.client);
     }
     expect(await server.query('SELECT count(*)::int AS n FROM t')).toEqual([{ n: 3 }]);
+  });
+
+  it('reads the server version only when asked (the streams\' and held snapshots do not use it)', async () => {
+    const snap = await exportSnapshot(parseConnection(server.url()), { node: 'n1', applicationName: 'segferry snapshot test' });
+    try {
+      expect(Object.keys(snap).sort()).toEqual(['client', 'id']);
+    } finally {
+      await snap.client.query('COMMIT');
+      await closeQuietly(snap.client);
+    }
   });
 });
