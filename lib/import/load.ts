@@ -6,7 +6,7 @@ import { AbortedError, ChecksumMismatchError, DecompressError, RejectLimitError,
 import type { CopyRowFormat } from '../pg/copy-rows.js';
 import { arrowCopyFromSQL, openArrowObject, registerArrowCodecs } from '../format/arrow/api.js';
 import { decompressChunks } from '../format/compress.js';
-import { describeDigest, digestMatches, digestStream, ledgerDigest, ObjectHasher, recordedDigest, type ObjectDigest } from '../manifest/digest.js';
+import { checksumLabel, digestMatches, digestStream, ledgerDigest, ObjectHasher, recordedDigest, type ObjectDigest } from '../manifest/digest.js';
 import { columnListSQL, copyOptionsSQL, type FormatOptions } from '../format/options.js';
 import { destroyClient } from '../pg/conn.js';
 import { quoteQualified } from '../pg/sql.js';
@@ -86,7 +86,7 @@ export function copyInSQL(target: ImportTarget, format: FormatOptions): string {
 /** The corrupt-object error: the stored bytes' digest differs from the manifest's. */
 function corrupt(o: ObjectDigest & { key: string }, table: string, hex: string, ctx: { node: string; table: string; key: string; cause?: unknown }): ChecksumMismatchError {
   const d = recordedDigest(o)!;
-  return new ChecksumMismatchError(`object ${o.key} of ${table} is corrupt: its ${describeDigest(d.algorithm, hex)}, the manifest records ${d.hex}; nothing of it was loaded`, ctx);
+  return new ChecksumMismatchError(`object ${o.key} of ${table} is corrupt: its ${checksumLabel(d.algorithm)} is ${hex}, the manifest records ${d.hex}; nothing of it was loaded`, ctx);
 }
 
 /**
@@ -130,9 +130,9 @@ async function parquetObject(
 
 /**
  * Load one object in one transaction on `client` (a session on the target node with the
- * manifest's settings applied): claim it in the ledger, stream it from storage through a
- * digest (the manifest entry's CRC-32 or SHA-256) into `COPY … FROM STDIN`, compare the hash and COPY's row count with the manifest,
- * and commit only if both match. On any failure nothing of the object stays: a mismatch rolls
+ * manifest's settings applied): claim it in the ledger, stream it from storage through its
+ * digest (the manifest entry's CRC-32 or SHA-256) into `COPY … FROM STDIN`, compare the digest
+ * and COPY's row count with the manifest, and commit only if both match. On any failure nothing of the object stays: a mismatch rolls
  * back, and a broken stream drops the session (the server aborts the open transaction).
  *
  * Memory: one store read buffer and one COPY write buffer; the object is never held whole

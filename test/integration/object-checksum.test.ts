@@ -100,7 +100,7 @@ describe('object checksums', () => {
       expect(e, name).toBeInstanceOf(SegferryError);
       expect((e as SegferryError).code, name).toBe('ERR_CHECKSUM_MISMATCH');
       expect((e as SegferryError).key).toBe(victim.key);
-      expect((e as Error).message).toContain(`its ${name === 'crc32' ? `CRC-32 ${crc32Hex(bytes)}` : `SHA-256 ${sha256Hex(bytes)}`}, the manifest records ${victim.crc32 ?? victim.sha256}`);
+      expect((e as Error).message).toContain(`its ${name === 'crc32' ? `CRC-32 is ${crc32Hex(bytes)}` : `SHA-256 is ${sha256Hex(bytes)}`}, the manifest records ${victim.crc32 ?? victim.sha256}`);
       const loaded = await dst.query<{ k: string }>('SELECT object_key AS k FROM segferry.loads WHERE import_id = $1', [m.id]);
       expect(loaded.map((r) => r.k)).not.toContain(victim.key);
       // check --read-data finds it by the recorded algorithm too.
