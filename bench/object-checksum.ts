@@ -15,9 +15,9 @@ import { fillSources, runSection, sectionFlags, withBenchServers } from './lib/c
 import { TABLE } from './lib/data.js';
 
 const { rows, reps } = sectionFlags({
-  usage: 'node --import tsx bench/object-checksum.ts [--rows N (default 1000000; --quick 200000)] [--reps N (default 5; --quick 2)] [--quick]',
-  rows: { full: 1_000_000, quick: 200_000 },
-  reps: { full: 5, quick: 2 },
+  usage: 'node --import tsx bench/object-checksum.ts [--rows N (default 1000000; --quick 400000)] [--reps N (default 5; --quick 3)] [--quick]',
+  rows: { full: 1_000_000, quick: 400_000 },
+  reps: { full: 5, quick: 3 },
 });
 
 const ALGORITHMS: ObjectChecksum[] = ['crc32', 'sha256'];
