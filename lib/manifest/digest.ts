@@ -174,11 +174,3 @@ export async function digestStream(e: ObjectDigest, body: AsyncIterable<Uint8Arr
 export function digestMatches(e: ObjectDigest, hex: string): boolean {
   return recordedDigest(e)?.hex === hex.toLowerCase();
 }
-
-/**
- * The S3 `ChecksumCRC32` form of a CRC-32 hex digest: the 4 bytes big-endian, base64
- * (`0a1b2c3d` → `ChsCPQ==`).
- */
-export function crc32ToS3(hex: string): string {
-  return Buffer.from(hex, 'hex').toString('base64');
-}
