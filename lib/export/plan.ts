@@ -71,8 +71,8 @@ export interface PlanOptions {
   /**
    * Digest the manifest records of each object's stored bytes (docs/manifest.md, "Object
    * checksums"): `crc32` (CRC-32/ISO-HDLC, as zlib and S3's ChecksumCRC32 compute it; about
-   * 0.25 client CPU-s per GB, detects accidental corruption) or `sha256` (cryptographic; about
-   * 0.65 CPU-s per GB). Default: `crc32` where the running Node has `zlib.crc32` (Node ≥ 20.15
+   * 0.23 client CPU-s per GB, detects accidental corruption) or `sha256` (cryptographic; about
+   * 0.75 CPU-s per GB). Default: `crc32` where the running Node has `zlib.crc32` (Node ≥ 20.15
    * or ≥ 22.2), else `sha256`. DDL objects always carry SHA-256.
    */
   objectChecksum?: ObjectChecksum;
