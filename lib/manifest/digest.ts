@@ -34,7 +34,7 @@ const LABEL: Record<ObjectChecksum, string> = { crc32: 'CRC-32', sha256: 'SHA-25
 const zlibCrc32 = (zlib as { crc32?: (data: Uint8Array, value?: number) => number }).crc32;
 
 /** Is CRC-32 available in this Node (`zlib.crc32`: Node ≥ 20.15 or ≥ 22.2)? */
-export function crc32Available(): boolean {
+function crc32Available(): boolean {
   return typeof zlibCrc32 === 'function';
 }
 
@@ -65,7 +65,7 @@ export function checksumLabel(algorithm: ObjectChecksum): string {
 }
 
 /** Is `hex` a well-formed digest of `algorithm` (its number of hex digits, either case)? */
-export function wellFormedDigest(algorithm: ObjectChecksum, hex: unknown): hex is string {
+function wellFormedDigest(algorithm: ObjectChecksum, hex: unknown): hex is string {
   return typeof hex === 'string' && hex.length === HEX_LENGTH[algorithm] && /^[0-9a-f]+$/i.test(hex);
 }
 
@@ -89,7 +89,7 @@ export function recordedDigest(e: ObjectDigest): { algorithm: ObjectChecksum; he
 }
 
 /** The algorithm an entry records; `sha256` when it records none (what bare imports compute). */
-export function digestAlgorithm(e: ObjectDigest): ObjectChecksum {
+function digestAlgorithm(e: ObjectDigest): ObjectChecksum {
   return recordedDigest(e)?.algorithm ?? 'sha256';
 }
 
@@ -148,11 +148,6 @@ export class ObjectHasher {
   digest(): string {
     return this.#hash ? this.#hash.digest('hex') : this.#crc.toString(16).padStart(8, '0');
   }
-}
-
-/** The digest of `b` under `algorithm`, lower-case hex. */
-export function digestBytes(algorithm: ObjectChecksum, b: Uint8Array): string {
-  return new ObjectHasher(algorithm).update(b).digest();
 }
 
 /**

@@ -3,9 +3,12 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import {
-  defaultObjectChecksum, describeDigest, digestBytes, digestFields, digestMatches, digestProblem, digestStream,
-  ledgerDigest, ObjectHasher, parseObjectChecksum, pickDigest, recordedDigest,
+  defaultObjectChecksum, describeDigest, digestFields, digestMatches, digestProblem, digestStream,
+  ledgerDigest, ObjectHasher, parseObjectChecksum, pickDigest, recordedDigest, type ObjectChecksum,
 } from '../../lib/manifest/digest.js';
+
+/** The digest of `b` under `a`, through the hasher. */
+const digestBytes = (a: ObjectChecksum, b: Uint8Array) => new ObjectHasher(a).update(b).digest();
 
 describe('object digests', () => {
   it('CRC-32 is CRC-32/ISO-HDLC: the standard check value and known vectors', () => {
