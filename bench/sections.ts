@@ -30,6 +30,7 @@ export const SECTIONS: BenchSection[] = [
   { name: 'citus-copy', script: 'citus-copy.ts', what: 'Citus → Citus copy of one 8-shard table (coordinator + 2 workers each): shard to shard against through the destination coordinator, alternated in the same run; rows/s and CPU seconds of the client, the source cluster, the destination coordinator and the destination workers.' },
   { name: 'threads', script: 'threads.ts', what: 'Exporter worker threads: the CPU one thread costs to start (from dist/ and from the sources through tsx, per format), and segferry export processes of 2 nodes with --threads off and on for TEXT, Arrow and Parquet, alternated in one run: rows/s, client and server CPU-s per million rows; the figures behind the threads auto rule.' },
   { name: 'encrypt', script: 'encrypt.ts', what: 'Client-side encryption (--encrypt key-file) cost: encrypted export rows/s and client CPU as a ratio against a plain export of the same table in the same run.' },
+  { name: 'object-checksum', script: 'object-checksum.ts', what: 'Object checksum cost: CRC-32 and SHA-256 alone (CPU-s per GB), and TEXT exports of one table with objectChecksum crc32 and sha256 alternated in one run: client CPU-s per GB stored and the difference.' },
 ];
 
 export interface SectionResult {

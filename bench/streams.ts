@@ -14,8 +14,9 @@ import { TABLE, growNode, nodeSelectSQL, rowCount, warmTable } from './lib/data.
 import { runSection, sectionFlags } from './lib/common.js';
 import { cleanupTimeDir, measure, median, type RunCost } from './lib/measure.js';
 
-const { rows, reps } = sectionFlags({
-  usage: 'npm run bench:streams -- [--rows N (default 1500000, ≈ 570 MB on disk; --quick 400000, ≈ 150 MB: auto gives 1 stream, under 512 MiB)] [--reps N (default 3; --quick 1)] [--quick]',
+const { rows, reps, values } = sectionFlags({
+  usage: 'npm run bench:streams -- [--rows N (default 1500000, ≈ 570 MB on disk; --quick 400000, ≈ 150 MB: auto gives 1 stream, under 512 MiB)] [--reps N (default 3; --quick 1)] [--object-checksum crc32|sha256 (default: segferry\'s)] [--quick]',
+  options: { 'object-checksum': { type: 'string' } },
   rows: { full: 1_500_000, quick: 400_000 },
   reps: { full: 3, quick: 1 },
 });
@@ -65,7 +66,7 @@ async function main(): Promise<void> {
     const segferry = (streams: string) => async (): Promise<Sample> => {
       const to = path.join(dir, `seg-${streams}`);
       rmSync(to, { recursive: true, force: true });
-      const args = [path.join(ROOT, 'bin/segferry.js'), 'export', '--source', server.url(), '--table', TABLE, '--to', to, '--streams', streams, '-q'];
+      const args = [path.join(ROOT, 'bin/segferry.js'), 'export', '--source', server.url(), '--table', TABLE, '--to', to, '--streams', streams, '-q', ...(values['object-checksum'] ? ['--object-checksum', String(values['object-checksum'])] : [])];
       const cost = await measure([{ cmd: process.execPath, args }], meters);
       const m = JSON.parse(readFileSync(path.join(to, 'manifest.json'), 'utf8')) as { objects: { bytes: number; rows: number }[] };
       const got = m.objects.reduce((a, o) => a + o.rows, 0);

@@ -66,8 +66,10 @@ export interface SegmentEvent extends Base {
   skipped?: boolean;
   /** Export: the id of the unit that stored it (lib/export/units.ts), as the checkpoint records it. */
   unit?: string;
-  /** Export: the stored object's SHA-256 (hex), as the manifest will record it. */
+  /** Export: the stored object's SHA-256 (hex), as the manifest will record it, when the export uses `objectChecksum: 'sha256'`. */
   sha256?: string;
+  /** Export: the stored object's CRC-32 (8 hex digits), as the manifest will record it, when the export uses `objectChecksum: 'crc32'`. */
+  crc32?: string;
   /** Import with a reject limit: rows of the object the destination refused (set aside; absent when none). */
   rejected?: number;
 }

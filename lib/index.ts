@@ -46,6 +46,7 @@ export { replicateExport } from './maintenance/replicate.js';
 export type { ReplicateOptions, ReplicateResult } from './maintenance/replicate.js';
 export { MANIFEST_KEY, MANIFEST_VERSION } from './manifest/types.js';
 export type { Manifest, ManifestObject, ManifestTable, ManifestTableNode, RowChecksum, ManifestDdl, ManifestDdlObject, ManifestSequence, ClientEncryption, ManifestDistribution } from './manifest/types.js';
+export type { ObjectChecksum, ObjectDigest } from './manifest/digest.js';
 export type {
   SegferryEvent, EventListener, StartEvent, ProgressEvent, SegmentEvent, NodeDoneEvent, TableDoneEvent, RetryEvent, DoneEvent, WarningEvent,
 } from './events.js';

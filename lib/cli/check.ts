@@ -57,10 +57,10 @@ export async function cmdCheck(argv: string[], s3Flags: Record<string, { type: '
     for (const o of r.changed) {
       out.push(o.reason === 'size'
         ? `  changed     ${o.key}  size ${o.actualBytes} bytes, manifest says ${o.expectedBytes}`
-        : `  changed     ${o.key}  sha256 ${o.actualSha256}, manifest says ${o.expectedSha256}`);
+        : `  changed     ${o.key}  ${o.algorithm} ${o.actualDigest}, manifest says ${o.expectedDigest}`);
     }
     for (const o of r.unexpected) out.push(`  unexpected  ${o.key}  ${formatBytes(o.size)} (not in the manifest)`);
-    const what = r.readData ? `${r.objects} object(s), ${formatBytes(r.bytes)}, sizes and SHA-256 (read ${formatBytes(r.bytesRead)} at ${formatRate(r.bytesRead, r.elapsedMs)})` : `${r.objects} object(s), ${formatBytes(r.bytes)}, sizes only (--read-data also compares SHA-256)`;
+    const what = r.readData ? `${r.objects} object(s), ${formatBytes(r.bytes)}, sizes and digests (read ${formatBytes(r.bytesRead)} at ${formatRate(r.bytesRead, r.elapsedMs)})` : `${r.objects} object(s), ${formatBytes(r.bytes)}, sizes only (--read-data also compares digests)`;
     out.push(r.ok
       ? `${r.location}: export ${r.manifestId} intact: ${what}`
       : `${r.location}: export ${r.manifestId} DAMAGED: ${r.missing.length} missing, ${r.changed.length} changed of ${what}`);

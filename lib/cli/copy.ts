@@ -29,7 +29,7 @@ Usage:
                 [--columns a,b] [--replicated NAME] [--route auto|coordinator] [--concurrency N]
                 [--verify] [--dry-run] [--json]
                 [--via s3://bucket/prefix|DIR [--segment-size N] [--encrypt E] [--compress C] [--extension]
-                 [--arrow-compression C] [S3 flags as for export]]
+                 [--arrow-compression C] [--object-checksum A] [S3 flags as for export]]
 
 Options:
   -s, --source S           source coordinator (or single server) URL, or a JSON file naming the
@@ -195,7 +195,7 @@ export async function cmdCopy(argv: string[], shared: CopyCliShared): Promise<nu
     o.segmentSize = shared.parseSize ? shared.parseSize(v['segment-size'], '--segment-size') : Number(v['segment-size']);
   }
   if (hasObjectFlags(v)) {
-    if (v.via === undefined) throw new InvalidOptionError('--compress, --extension and --arrow-compression apply to --via only (a direct copy stores no objects)');
+    if (v.via === undefined) throw new InvalidOptionError('--compress, --extension, --arrow-compression and --object-checksum apply to --via only (a direct copy stores no objects)');
     Object.assign(o, objectOptionsOf(v));
   }
   if (v['dry-run']) {

@@ -114,6 +114,12 @@ export interface CopyPlanOptions {
    * (default), as {@link PlanOptions.arrowCompression}. A direct copy: ERR_INVALID_OPTION.
    */
   arrowCompression?: PlanOptions['arrowCompression'];
+  /**
+   * With `via`: the digest recorded of each staged object, `crc32` or `sha256`, as
+   * {@link PlanOptions.objectChecksum} (default `crc32` where zlib.crc32 exists, else `sha256`).
+   * A direct copy: ERR_INVALID_OPTION.
+   */
+  objectChecksum?: PlanOptions['objectChecksum'];
 }
 
 /** One unit of a copy: a (table, source node) read piped into its destination node(s). */
@@ -284,11 +290,13 @@ export async function planCopy(opts: CopyPlanOptions): Promise<CopyPlan> {
     if (opts.compress !== undefined) po.compress = opts.compress;
     if (opts.extension !== undefined) po.extension = opts.extension;
     if (opts.arrowCompression !== undefined) po.arrowCompression = opts.arrowCompression;
+    if (opts.objectChecksum !== undefined) po.objectChecksum = opts.objectChecksum;
   } else {
     const asked = [
       opts.compress !== undefined && opts.compress !== 'none' ? `compress ${opts.compress}` : '',
       opts.extension === true ? 'extension' : '',
       opts.arrowCompression !== undefined && opts.arrowCompression !== 'none' ? `arrowCompression ${opts.arrowCompression}` : '',
+      opts.objectChecksum !== undefined ? `objectChecksum ${opts.objectChecksum}` : '',
     ].filter(Boolean);
     if (asked.length > 0) throw new InvalidOptionError(`${asked.join(', ')}: how objects are stored applies to a copy through storage (via) only; a direct copy stores no objects`);
   }

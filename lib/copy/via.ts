@@ -29,6 +29,7 @@ import { openStore } from '../store/open.js';
 import { WorkerSignals } from '../util/worker-signals.js';
 import type { S3Options } from '../store/s3.js';
 import type { CopyPlan } from './plan.js';
+import { pickDigest } from '../manifest/digest.js';
 
 /** Ledger ids of staged copies start with this, so that a copy knows its own finished prefix again. */
 const VIA_ID_PREFIX = 'copy-via:';
@@ -113,10 +114,10 @@ export interface ViaOptions {
   keys?: KeySource;
 }
 
-/** The planned load of a stored object (sha256 and size: what the export reported, checked at load). */
-function planned(o: Pick<ManifestObject, 'key' | 'node' | 'segment' | 'bytes' | 'rows' | 'sha256' | 'compression'>, targets: string[]): PlannedObject {
+/** The planned load of a stored object (digest and size: what the export reported, checked at load). */
+function planned(o: Pick<ManifestObject, 'key' | 'node' | 'segment' | 'bytes' | 'rows' | 'sha256' | 'crc32' | 'compression'>, targets: string[]): PlannedObject {
   return {
-    key: o.key, sourceNode: o.node, segment: o.segment, bytes: o.bytes, rows: o.rows, sha256: o.sha256, targets, loaded: [],
+    key: o.key, sourceNode: o.node, segment: o.segment, bytes: o.bytes, rows: o.rows, ...pickDigest(o), targets, loaded: [],
     ...(o.compression ? { compression: o.compression } : {}),
   };
 }
@@ -265,11 +266,10 @@ export async function runVia(plan: CopyPlan, opts: ViaOptions, dst: Sessions, ho
         },
         onEvent: (e) => {
           if (e.type === 'segment') {
-            // What the export reported is what the loader checks: size, rows and SHA-256.
+            // What the export reported is what the loader checks: size, rows and digest.
             // Every object of a compressed export is compressed (the manifest records it per object).
             const codec = plan.source.compression;
-            const o = planned({ key: e.key, node: e.node, segment: e.segment, bytes: e.bytes, rows: e.rows, sha256: e.sha256 ?? '', ...(codec ? { compression: codec } : {}) }, []);
-            if (e.sha256 === undefined) delete o.sha256;
+            const o = planned({ key: e.key, node: e.node, segment: e.segment, bytes: e.bytes, rows: e.rows, ...pickDigest(e), ...(codec ? { compression: codec } : {}) }, []);
             addObjects(e.table, e.unit ?? `${e.table}\u0000${e.node}`, e.node, [o]);
           }
           if (e.type === 'segment' || e.type === 'progress' || e.type === 'retry' || e.type === 'warning') hooks.onExportEvent(e);

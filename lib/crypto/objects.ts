@@ -1,5 +1,5 @@
-import { createHash, type Hash } from 'node:crypto';
 import { InternalError, InvalidOptionError } from '../errors.js';
+import { digestFields, ObjectHasher, type ObjectChecksum } from '../manifest/digest.js';
 import type { RowChunk } from '../pg/copy-out.js';
 import type { CopyRead, FormatSummary, SegmentWriter, SegmentWriterOptions, StoredSegment } from '../segment/types.js';
 import type { ObjectStore, ObjectWriter } from '../store/types.js';
@@ -8,7 +8,7 @@ import { maxPlaintext, ObjectDecryptor, ObjectEncryptor, storedSize } from './en
 // Encryption as the last transform before the store. A format's segment writer (with any
 // compression of its own) writes its bytes to an ObjectWriter; here that writer encrypts them,
 // so the two compose without knowing of each other. What the manifest records (size,
-// SHA-256) is of the stored ciphertext, so check --read-data and replicate need no key.
+// digest) is of the stored ciphertext, so check --read-data and replicate need no key.
 
 /** The plain data key of an export and its chunk size: what encrypting or decrypting an object needs. */
 export interface ObjectCipher {
@@ -20,15 +20,16 @@ export interface ObjectCipher {
 export class EncryptingWriter implements ObjectWriter {
   readonly #inner: ObjectWriter;
   readonly #enc: ObjectEncryptor;
-  readonly #hash: Hash = createHash('sha256');
+  readonly #hash: ObjectHasher;
   /** Stored (ciphertext) bytes written so far. */
   bytes = 0;
-  /** Hex SHA-256 of the stored bytes, set once {@link finish} has written the last chunk. */
-  sha256: string | undefined;
+  /** Hex digest of the stored bytes under {@link algorithm}, set once {@link finish} has written the last chunk. */
+  digest: string | undefined;
 
-  /** `key`: the object's key (bound into its encryption). */
-  constructor(cipher: ObjectCipher, key: string, inner: ObjectWriter) {
+  /** `key`: the object's key (bound into its encryption); `checksum`: the digest's algorithm (default: `defaultObjectChecksum()`). */
+  constructor(cipher: ObjectCipher, key: string, inner: ObjectWriter, checksum?: ObjectChecksum) {
     this.#inner = inner;
+    this.#hash = new ObjectHasher(checksum);
     this.#enc = new ObjectEncryptor(cipher.dataKey, key, cipher.chunkSize);
   }
 
@@ -44,10 +45,15 @@ export class EncryptingWriter implements ObjectWriter {
     return this.#put(this.#enc.push(chunk));
   }
 
+  /** Algorithm of {@link digest}. */
+  get algorithm(): ObjectChecksum {
+    return this.#hash.algorithm;
+  }
+
   /** Write the final chunk, then complete the object. */
   async finish(): Promise<void> {
     await this.#put(this.#enc.end());
-    this.sha256 = this.#hash.digest('hex');
+    this.digest = this.#hash.digest();
     await this.#inner.finish();
   }
 
@@ -57,12 +63,12 @@ export class EncryptingWriter implements ObjectWriter {
 }
 
 /** A view of `store` whose writers encrypt; everything else is the store's own. */
-function encryptingStore(store: ObjectStore, cipher: ObjectCipher, opened: Map<string, EncryptingWriter>): ObjectStore {
+function encryptingStore(store: ObjectStore, cipher: ObjectCipher, opened: Map<string, EncryptingWriter>, checksum: ObjectChecksum | undefined): ObjectStore {
   return {
     url: store.url,
     check: () => store.check(),
     createWriter: (key, opts) => {
-      const w = new EncryptingWriter(cipher, key, store.createWriter(key, opts));
+      const w = new EncryptingWriter(cipher, key, store.createWriter(key, opts), checksum);
       opened.set(key, w);
       return w;
     },
@@ -81,7 +87,7 @@ function encryptingStore(store: ObjectStore, cipher: ObjectCipher, opened: Map<s
  * given the cap less the encryption overhead (`maxPlaintext`): the stored size of n bytes is
  * exactly 28 + n + 16 × ⌈n / chunkSize⌉ (at least one chunk), increasing in n, so whatever the
  * inner writer keeps within its cap is within the real cap once stored, and rows are still
- * cut only where it cuts them. Stored objects report the ciphertext's size and SHA-256.
+ * cut only where it cuts them. Stored objects report the ciphertext's size and digest.
  */
 export class EncryptedSegmentWriter implements SegmentWriter {
   readonly #inner: SegmentWriter;
@@ -99,14 +105,15 @@ export class EncryptedSegmentWriter implements SegmentWriter {
     this.#inner = make({
       ...o,
       cap,
-      store: encryptingStore(o.store, cipher, this.#opened),
+      store: encryptingStore(o.store, cipher, this.#opened, o.checksum),
       onStored: (s) => {
         const w = this.#opened.get(s.key);
         this.#opened.delete(s.key);
-        if (!w || w.sha256 === undefined || w.bytes !== storedSize(s.bytes, cipher.chunkSize)) {
+        if (!w || w.digest === undefined || w.bytes !== storedSize(s.bytes, cipher.chunkSize)) {
           throw new InternalError(`encrypted object ${s.key}: ${w?.bytes ?? 'no'} bytes stored for ${s.bytes} written`);
         }
-        const e: StoredSegment = { ...s, bytes: w.bytes, sha256: w.sha256 };
+        // The inner writer hashed the plaintext under the same algorithm: its field is replaced.
+        const e: StoredSegment = { ...s, bytes: w.bytes, ...digestFields(w.algorithm, w.digest) };
         this.#innerClosed += s.bytes;
         this.#storedClosed += w.bytes;
         this.stored.push(e);

@@ -74,6 +74,8 @@ export function planDigest(plan: ExportPlan): string {
     ...(plan.compression ? { compression: plan.compression } : {}),
     ...(plan.extension ? { extension: true } : {}),
     ...(plan.arrowCompression ? { arrowCompression: plan.arrowCompression } : {}),
+    // SHA-256 as before the option: checkpoints of earlier runs keep their digest.
+    ...(plan.objectChecksum !== undefined && plan.objectChecksum !== 'sha256' ? { objectChecksum: plan.objectChecksum } : {}),
     // A plan's data key (run in parts): part records stored under another key do not count.
     ...(plan.clientEncryption ? { wrappedKey: plan.clientEncryption.wrappedKey } : {}),
     tables: plan.tables.map((t) => ({

@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { InternalError, RowCountMismatchError, SegferryError, fromDatabaseError } from '../errors.js';
 import type { makeEmitter } from '../events.js';
 import { segmentKey } from '../manifest/keys.js';
+import { pickDigest } from '../manifest/digest.js';
 import type { ManifestObject, RowChecksum } from '../manifest/types.js';
 import { applySettings, closeQuietly, connect, describeEndpoint, destroyClient, settingsSQL } from '../pg/conn.js';
 import { COPY_CHUNK_BYTES, copyOut, type CopyOutStream } from '../pg/copy-out.js';
@@ -15,7 +16,7 @@ import { throwIfAborted } from '../util/pool.js';
 import { SnapshotGoneError } from '../errors.js';
 import { addRowHashSums, RowHasher, ROW_HASH_ALGORITHM } from '../format/row-hash.js';
 import { exportFormat } from './formats.js';
-import { planExtension, type ExportPlan } from './plan.js';
+import { planChecksum, planExtension, type ExportPlan } from './plan.js';
 import type { ExportUnit, NodeWork, UnitResult } from './units.js';
 
 // One data node's exporter, apart from the orchestration in export.ts so that it can run in
@@ -144,13 +145,13 @@ export async function exportNode(
       // Streams of one (table, node) share one counter (lib/export/numbering.ts); else 0, 1, 2…
       const num = numbering?.(unit) ?? ((n: number) => n);
       const onStored = (s: StoredSegment) => {
-        const o: ManifestObject = { key: s.key, table: current, node, segment: num(s.segment), bytes: s.bytes, rows: s.rows, sha256: s.sha256 };
+        const o: ManifestObject = { key: s.key, table: current, node, segment: num(s.segment), bytes: s.bytes, rows: s.rows, ...pickDigest(s) };
         if (s.sources) o.shards = s.sources;
         if (s.compression) o.compression = s.compression;
         objects.push(o);
-        emit({ type: 'segment', node, table: current, key: s.key, segment: o.segment, bytes: s.bytes, rows: s.rows, unit: unit.id, sha256: s.sha256 });
+        emit({ type: 'segment', node, table: current, key: s.key, segment: o.segment, bytes: s.bytes, rows: s.rows, unit: unit.id, ...pickDigest(s) });
       };
-      const wo: SegmentWriterOptions = { store, keyOf: (n) => segmentKey(t.objectName, node, num(n), ext), cap: plan.segmentSize, table: current, node, onStored, signal };
+      const wo: SegmentWriterOptions = { store, keyOf: (n) => segmentKey(t.objectName, node, num(n), ext), cap: plan.segmentSize, table: current, node, onStored, signal, checksum: planChecksum(plan) };
       // Encryption is the last step before the store: the format's writer never sees it.
       const plain = Encrypted && cipher ? undefined : format.writer(wo, t, plan);
       const sw = plain ?? new Encrypted!((o) => format.writer(o, t, plan), wo, cipher!);

@@ -3,6 +3,7 @@ import type { ClientEncryption } from '../crypto/envelope.js';
 import type { ObjectCipher } from '../crypto/objects.js';
 import { InvalidOptionError, ManifestInvalidError, PlanIncompleteError, PrefixNotEmptyError } from '../errors.js';
 import { makeEmitter, withRetryEvents, type EventListener } from '../events.js';
+import { isObjectChecksum } from '../manifest/digest.js';
 import { checkClientEncryption, serializeManifest } from '../manifest/io.js';
 import { MANIFEST_KEY, PART_KEY, partKey, segmentStem } from '../manifest/keys.js';
 import type { Manifest } from '../manifest/types.js';
@@ -62,6 +63,7 @@ export function parsePlanFile(text: string, where: string): PlanFile {
   if (snapshots) p.snapshots = snapshots;
   // The wrapped data key reaches KMS or the unwrapping: checked as a manifest's entry is.
   if (p.clientEncryption !== undefined) checkClientEncryption(p.clientEncryption, (why) => new ManifestInvalidError(`${where}: ${why}`));
+  if (p.objectChecksum !== undefined && !isObjectChecksum(p.objectChecksum)) throw new ManifestInvalidError(`${where}: objectChecksum must be crc32 or sha256`);
   return f;
 }
 

@@ -15,6 +15,7 @@ import type { StreamPlan } from '../topology/types.js';
 import { COORDINATOR_NODE, discover, type StaticTopology } from '../topology/discover.js';
 import type { PlanNode, TablePlan, TopologyKind } from '../topology/types.js';
 import type { ClientEncryption } from '../manifest/types.js';
+import { parseObjectChecksum, type ObjectChecksum } from '../manifest/digest.js';
 
 /** Default segment size: 1 GiB. */
 export const DEFAULT_SEGMENT_SIZE = 1024 * 1024 * 1024;
@@ -67,6 +68,14 @@ export interface PlanOptions {
    * codec) or `none` (default). Other formats: ERR_INVALID_OPTION.
    */
   arrowCompression?: 'zstd' | 'lz4' | 'none';
+  /**
+   * Digest the manifest records of each object's stored bytes (docs/manifest.md, "Object
+   * checksums"): `crc32` (CRC-32/ISO-HDLC, as zlib and S3's ChecksumCRC32 compute it; about
+   * 0.23 client CPU-s per GB, detects accidental corruption) or `sha256` (cryptographic; about
+   * 0.75 CPU-s per GB). Default: `crc32` where the running Node has `zlib.crc32` (Node ≥ 20.15
+   * or ≥ 22.2), else `sha256`. DDL objects always carry SHA-256.
+   */
+  objectChecksum?: ObjectChecksum;
   /** Columns to export, in this order (default: all). */
   columns?: string[];
   /**
@@ -125,6 +134,8 @@ export interface ExportPlan {
   extension?: boolean;
   /** Arrow body compression (absent: none). */
   arrowCompression?: 'zstd' | 'lz4';
+  /** Digest of each object ({@link PlanOptions.objectChecksum}); absent in plans written before the option: `sha256`. */
+  objectChecksum?: ObjectChecksum;
   segmentSize: number;
   filter: string | null;
   sessionSettings: Record<string, string>;
@@ -149,6 +160,11 @@ export interface ExportPlan {
    * the manifest. Absent: not encrypted, or a single run making its own data key.
    */
   clientEncryption?: ClientEncryption;
+}
+
+/** The digest algorithm of a plan's objects (`sha256` for plans written before the option). */
+export function planChecksum(plan: Pick<ExportPlan, 'objectChecksum'>): ObjectChecksum {
+  return plan.objectChecksum ?? 'sha256';
 }
 
 /** The extension a plan's object keys end with ('' without `extension`). */
@@ -196,6 +212,7 @@ async function planWith(opts: PlanOptions, clients: NodeClients): Promise<Export
   const format = normalizeFormat(typeof opts.format === 'string' ? { kind: opts.format } : opts.format ?? {});
   const segmentSize = opts.segmentSize ?? DEFAULT_SEGMENT_SIZE;
   const compression = parseCompression(opts.compress);
+  const objectChecksum = parseObjectChecksum(opts.objectChecksum);
   if (compression && (format.kind === 'arrow' || format.kind === 'parquet')) {
     throw new InvalidOptionError(`--compress applies to text, csv and binary objects; ${format.kind === 'arrow' ? 'Arrow objects are IPC files (--arrow-compression compresses their bodies)' : 'Parquet compresses its pages (--parquet-compression)'} that readers open directly`);
   }
@@ -269,6 +286,7 @@ async function planWith(opts: PlanOptions, clients: NodeClients): Promise<Export
     sessionSettings: { ...SESSION_SETTINGS },
     concurrency: opts.concurrency ?? defaultConcurrency(tables, d.nodes),
     checksums: opts.checksums ?? true,
+    objectChecksum,
   };
   if (d.coordinator) plan.coordinator = d.coordinator;
   if (compression) plan.compression = compression;

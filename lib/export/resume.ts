@@ -4,7 +4,8 @@ import { ROW_HASH_ALGORITHM } from '../format/row-hash.js';
 import { MANIFEST_KEY, unitObjectMatcher } from '../manifest/keys.js';
 import type { ObjectStore } from '../store/types.js';
 import { CheckpointWriter, planDigest, readCheckpoint, type Checkpoint } from './checkpoint.js';
-import type { ExportPlan } from './plan.js';
+import { OBJECT_CHECKSUMS } from '../manifest/digest.js';
+import { planChecksum, type ExportPlan } from './plan.js';
 import { doneUnits, planUnits, rangeStarts, resultOf, type ExportUnit, type UnitResult } from './units.js';
 
 /** Where an export starts: its checkpoint, the units already done and the units to run. */
@@ -61,6 +62,13 @@ export async function startExport(store: ObjectStore, plan: ExportPlan, resume: 
     }
     previous = await readCheckpoint(store);
     if (previous && previous.planDigest !== digest) {
+      // Planned alike but for the object checksum (e.g. begun by a version whose only digest was SHA-256).
+      const began = OBJECT_CHECKSUMS.find((a) => a !== planChecksum(plan) && planDigest({ ...plan, objectChecksum: a }) === previous!.planDigest);
+      if (began) {
+        throw new InvalidOptionError(`the unfinished export under ${store.url} was started with ${began} object checksums, not ${planChecksum(plan)}`, {
+          hint: `resume it with --object-checksum ${began} (objectChecksum: '${began}'), or pass overwrite to start again`,
+        });
+      }
       throw new InvalidOptionError(`the unfinished export under ${store.url} was planned differently (tables, nodes, columns, format, segment size or filter changed)`, {
         hint: 'resume with the same options as the first run, or pass overwrite to start again',
       });

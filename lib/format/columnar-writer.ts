@@ -1,4 +1,4 @@
-import { createHash, type Hash } from 'node:crypto';
+import { digestFields, ObjectHasher } from '../manifest/digest.js';
 import { CopyProtocolError, InternalError, InvalidOptionError, RowTooLargeError } from '../errors.js';
 import type { RowChunk } from '../pg/copy-out.js';
 import type { CopyRead, FormatSummary, SegmentWriter, SegmentWriterOptions, StoredSegment } from '../segment/types.js';
@@ -11,7 +11,7 @@ export interface ColumnarFile<S> {
   key: string;
   segment: number;
   writer: ObjectWriter;
-  hash: Hash;
+  hash: ObjectHasher;
   bytes: number;
   rows: number;
   /** Builder generation of its rows (one schema per object). */
@@ -265,7 +265,7 @@ export abstract class ColumnarSegmentWriter<S, P, E extends EncodedUnit> impleme
     const segment = this.#next++;
     const key = this.o.keyOf(segment);
     const f: ColumnarFile<S> = {
-      key, segment, writer: this.o.store.createWriter(key, this.o.signal ? { signal: this.o.signal } : {}), hash: createHash('sha256'),
+      key, segment, writer: this.o.store.createWriter(key, this.o.signal ? { signal: this.o.signal } : {}), hash: new ObjectHasher(this.o.checksum),
       bytes: 0, rows: 0, generation, sources: [], state,
     };
     this.#file = f;
@@ -276,7 +276,7 @@ export abstract class ColumnarSegmentWriter<S, P, E extends EncodedUnit> impleme
     const f = this.#file!;
     await this.#append(f, this.footer(f));
     this.#file = undefined;
-    const seg: StoredSegment = { key: f.key, segment: f.segment, bytes: f.bytes, rows: f.rows, sha256: f.hash.digest('hex') };
+    const seg: StoredSegment = { key: f.key, segment: f.segment, bytes: f.bytes, rows: f.rows, ...digestFields(f.hash.algorithm, f.hash.digest()) };
     if (f.sources.length > 0) seg.sources = f.sources;
     try {
       await this.#drain();

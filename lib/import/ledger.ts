@@ -3,7 +3,10 @@ import type pg from 'pg';
 /**
  * The import ledger: one row per object loaded into a node, written in the same transaction
  * as the object's rows, on the node that holds them. A row therefore exists exactly when the
- * object's rows are committed there; reruns skip what it lists.
+ * object's rows are committed there; reruns skip what it lists. Its identity is (import id,
+ * object key), whatever the digest. The `sha256` column (named so since the first ledger) holds
+ * the object's digest as text: SHA-256 hex alone, other algorithms prefixed (`crc32:<hex>`,
+ * lib/manifest/digest.ts `ledgerDigest`), a copy's row checksum `copy-rowhash64:<sum>`.
  */
 export const LEDGER_SCHEMA = 'segferry';
 /** Qualified ledger table name (for messages). */
@@ -85,21 +88,21 @@ export async function readLedger(client: pg.Client, importId: string): Promise<M
  */
 export async function claimObject(
   client: pg.Client,
-  row: { importId: string; key: string; table: string; sha256?: string; rows?: number },
+  row: { importId: string; key: string; table: string; digest?: string; rows?: number },
   force: boolean,
 ): Promise<boolean> {
   if (force) await client.query(`DELETE FROM ${LEDGER_TABLE} WHERE import_id = $1 AND object_key = $2`, [row.importId, row.key]);
   const r = await client.query(
     `INSERT INTO ${LEDGER_TABLE} (import_id, object_key, table_name, sha256, rows) VALUES ($1, $2, $3, $4, $5)
      ON CONFLICT (import_id, object_key) DO NOTHING`,
-    [row.importId, row.key, row.table, row.sha256 ?? null, row.rows ?? null],
+    [row.importId, row.key, row.table, row.digest ?? null, row.rows ?? null],
   );
   return r.rowCount === 1;
 }
 
 /** Fill in what a bare object turned out to hold (no manifest figures existed before loading). */
-export async function completeClaim(client: pg.Client, importId: string, key: string, sha256: string, rows: number): Promise<void> {
-  await client.query(`UPDATE ${LEDGER_TABLE} SET sha256 = $3, rows = $4 WHERE import_id = $1 AND object_key = $2`, [importId, key, sha256, rows]);
+export async function completeClaim(client: pg.Client, importId: string, key: string, digest: string, rows: number): Promise<void> {
+  await client.query(`UPDATE ${LEDGER_TABLE} SET sha256 = $3, rows = $4 WHERE import_id = $1 AND object_key = $2`, [importId, key, digest, rows]);
 }
 
 /** Forget every load of a table (all imports), after it was truncated: its rows are gone. */

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
@@ -7,6 +6,7 @@ import { AbortedError, ChecksumMismatchError, DecompressError, RejectLimitError,
 import type { CopyRowFormat } from '../pg/copy-rows.js';
 import { arrowCopyFromSQL, openArrowObject, registerArrowCodecs } from '../format/arrow/api.js';
 import { decompressChunks } from '../format/compress.js';
+import { checksumLabel, digestMatches, digestStream, ledgerDigest, ObjectHasher, recordedDigest, type ObjectDigest } from '../manifest/digest.js';
 import { columnListSQL, copyOptionsSQL, type FormatOptions } from '../format/options.js';
 import { destroyClient } from '../pg/conn.js';
 import { quoteQualified } from '../pg/sql.js';
@@ -33,7 +33,8 @@ export interface LoadOutcome {
   /** Rows committed (the object's rows minus the rejected ones). */
   rows: number;
   bytes: number;
-  sha256: string;
+  /** Hex digest of the stored bytes, under the algorithm the manifest entry records (SHA-256 for bare objects; '' when skipped without a recorded digest). */
+  digest: string;
   /** Rows the destination refused and that were set aside (only with a reject limit; else 0). */
   rejected: number;
   /** Key of the rejects object written (in the rejects store), when rows were rejected. */
@@ -82,15 +83,10 @@ export function copyInSQL(target: ImportTarget, format: FormatOptions): string {
   return `COPY ${quoteQualified(target.relation)}${cols} FROM STDIN (${copyOptionsSQL(format)}${header})`;
 }
 
-/** SHA-256 and size of a stream, read to its end. */
-async function hashStream(r: Readable): Promise<{ sha256: string; bytes: number }> {
-  const h = createHash('sha256');
-  let bytes = 0;
-  for await (const c of r) {
-    h.update(c as Buffer);
-    bytes += (c as Buffer).length;
-  }
-  return { sha256: h.digest('hex'), bytes };
+/** The corrupt-object error: the stored bytes' digest differs from the manifest's. */
+function corrupt(o: ObjectDigest & { key: string }, table: string, hex: string, ctx: { node: string; table: string; key: string; cause?: unknown }): ChecksumMismatchError {
+  const d = recordedDigest(o)!;
+  return new ChecksumMismatchError(`object ${o.key} of ${table} is corrupt: its ${checksumLabel(d.algorithm)} is ${hex}, the manifest records ${d.hex}; nothing of it was loaded`, ctx);
 }
 
 /**
@@ -134,9 +130,9 @@ async function parquetObject(
 
 /**
  * Load one object in one transaction on `client` (a session on the target node with the
- * manifest's settings applied): claim it in the ledger, stream it from storage through a
- * SHA-256 into `COPY … FROM STDIN`, compare the hash and COPY's row count with the manifest,
- * and commit only if both match. On any failure nothing of the object stays: a mismatch rolls
+ * manifest's settings applied): claim it in the ledger, stream it from storage through its
+ * digest (the manifest entry's CRC-32 or SHA-256) into `COPY … FROM STDIN`, compare the digest
+ * and COPY's row count with the manifest, and commit only if both match. On any failure nothing of the object stays: a mismatch rolls
  * back, and a broken stream drops the session (the server aborts the open transaction).
  *
  * Memory: one store read buffer and one COPY write buffer; the object is never held whole
@@ -148,6 +144,8 @@ export async function loadObject(client: pg.Client, unit: LoadUnit, ctx: LoadCon
   const { object: o, target: t } = unit;
   const node = t.node;
   const where = { node, table: unit.table, key: o.key };
+  // The manifest's digest of the object (none for bare objects: it is computed and recorded).
+  const recorded = recordedDigest(o);
   const dbFail = (e: unknown, action: string) => {
     if (e instanceof SegferryError) return e;
     if (ctx.signal.aborted) return ctx.signal.reason instanceof SegferryError ? ctx.signal.reason : new AbortedError();
@@ -159,12 +157,12 @@ export async function loadObject(client: pg.Client, unit: LoadUnit, ctx: LoadCon
     open = true;
     const claimed = await claimObject(client, {
       importId: ctx.importId, key: o.key, table: unit.table,
-      ...(o.sha256 !== undefined ? { sha256: o.sha256 } : {}),
+      ...(recorded ? { digest: ledgerDigest(recorded.algorithm, recorded.hex) } : {}),
       ...(o.rows !== undefined ? { rows: o.rows } : {}),
     }, ctx.force);
     if (!claimed) {
       if (!ctx.inTransaction) await client.query('ROLLBACK');
-      return { skipped: true, rows: 0, bytes: 0, sha256: o.sha256 ?? '', rejected: 0 };
+      return { skipped: true, rows: 0, bytes: 0, digest: recorded?.hex ?? '', rejected: 0 };
     }
     if (ctx.rejects) await client.query(`SAVEPOINT ${OBJECT_SAVEPOINT}`);
   } catch (e) {
@@ -172,7 +170,7 @@ export async function loadObject(client: pg.Client, unit: LoadUnit, ctx: LoadCon
     throw dbFail(e, 'ledger claim');
   }
 
-  const hash = createHash('sha256');
+  const hash = ObjectHasher.for(o);
   let bytes = 0;
 
   let copy: ReturnType<typeof copyFrom> | undefined;
@@ -184,7 +182,7 @@ export async function loadObject(client: pg.Client, unit: LoadUnit, ctx: LoadCon
     return copy;
   };
   let readErr: unknown;
-  // The manifest's SHA-256 and size are of the stored bytes: hashed before decryption and
+  // The manifest's digest and size are of the stored bytes: hashed before decryption and
   // decompression.
   const onStoredBytes = (c: Buffer) => {
     hash.update(c);
@@ -262,25 +260,21 @@ export async function loadObject(client: pg.Client, unit: LoadUnit, ctx: LoadCon
     if (readErr !== undefined && e === readErr) {
       throw new StorageError(`reading ${o.key} from ${ctx.store.url} failed: ${(e as Error)?.message ?? String(e)}`, { ...where, cause: e });
     }
-    if (o.sha256 !== undefined) {
+    if (recorded) {
       // The server rejected the data: if the object is corrupt, say that rather than the parse error.
-      const again = await ctx.store.read(o.key, { signal: ctx.signal }).then(hashStream).catch(() => undefined);
-      if (again && again.sha256 !== o.sha256) {
-        throw new ChecksumMismatchError(`object ${o.key} of ${unit.table} is corrupt: its SHA-256 is ${again.sha256}, the manifest records ${o.sha256}; nothing of it was loaded`, {
-          ...where, cause: e,
-        });
-      }
+      const again = await ctx.store.read(o.key, { signal: ctx.signal }).then((r) => digestStream(o, r as AsyncIterable<Buffer>)).catch(() => undefined);
+      if (again && !digestMatches(o, again.hex)) throw corrupt(o, unit.table, again.hex, { ...where, cause: e });
     }
     if (e instanceof DecompressError) throw new DecompressError(`${e.message}; nothing of it was loaded`, { ...where, cause: e.cause ?? e });
     throw fromDatabaseError(e, { ...where, action: `COPY of ${o.key}` });
   }
-  const sha256 = hash.digest('hex');
+  const digest = hash.digest();
   const rows = copy!.rowCount;
   try {
-    if (o.sha256 !== undefined && sha256 !== o.sha256) {
+    if (recorded && !digestMatches(o, digest)) {
       await client.query('ROLLBACK');
       open = false;
-      throw new ChecksumMismatchError(`object ${o.key} of ${unit.table} is corrupt: its SHA-256 is ${sha256}, the manifest records ${o.sha256}; nothing of it was loaded`, where);
+      throw corrupt(o, unit.table, digest, where);
     }
     if (o.rows !== undefined && rows !== o.rows) {
       await client.query('ROLLBACK');
@@ -289,14 +283,14 @@ export async function loadObject(client: pg.Client, unit: LoadUnit, ctx: LoadCon
         ...where, hint: 'the format options do not match the object (delimiter, header, quote)',
       });
     }
-    if (o.sha256 === undefined) await completeClaim(client, ctx.importId, o.key, sha256, rows);
+    if (!recorded) await completeClaim(client, ctx.importId, o.key, ledgerDigest(hash.algorithm, digest), rows);
     if (!ctx.inTransaction) await client.query('COMMIT');
     open = false;
   } catch (e) {
     if (open) destroyClient(client);
     throw dbFail(e, 'commit');
   }
-  return { skipped: false, rows, bytes, sha256, rejected: 0 };
+  return { skipped: false, rows, bytes, digest, rejected: 0 };
 }
 
 /**
@@ -320,7 +314,7 @@ async function loadRejecting(client: pg.Client, unit: LoadUnit, ctx: LoadContext
   let readErr: unknown;
   try {
     await client.query(`ROLLBACK TO SAVEPOINT ${OBJECT_SAVEPOINT}`);
-    const hash = createHash('sha256');
+    const hash = ObjectHasher.for(o);
     let bytes = 0;
     // Hashed as stored, then decrypted, as in the first attempt.
     const onStored = (c: Buffer) => {
@@ -368,22 +362,21 @@ async function loadRejecting(client: pg.Client, unit: LoadUnit, ctx: LoadContext
         });
       },
     });
-    const sha256 = hash.digest('hex');
-    if (o.sha256 !== undefined && sha256 !== o.sha256) {
-      throw new ChecksumMismatchError(`object ${o.key} of ${unit.table} is corrupt: its SHA-256 is ${sha256}, the manifest records ${o.sha256}; nothing of it was loaded`, { ...where, cause: first });
-    }
+    const digest = hash.digest();
+    const recorded = recordedDigest(o);
+    if (recorded && !digestMatches(o, digest)) throw corrupt(o, unit.table, digest, { ...where, cause: first });
     if (o.rows !== undefined && res.rows !== o.rows) {
       throw new RowCountMismatchError(`object ${o.key} of ${unit.table} holds ${res.rows} rows, the manifest records ${o.rows}; nothing of it was loaded`, {
         ...where, hint: 'the format options do not match the object (delimiter, header, quote)',
       });
     }
-    if (o.sha256 === undefined) await completeClaim(client, ctx.importId, o.key, sha256, res.rows);
+    if (!recorded) await completeClaim(client, ctx.importId, o.key, ledgerDigest(hash.algorithm, digest), res.rows);
     await recordRejected(client, ctx.importId, o.key, tally.count, arrow ? null : tally.sum);
     // Stored before the commit: see above.
     await writer.finish();
     await client.query('COMMIT');
     open = false;
-    return { skipped: false, rows: res.loaded, bytes, sha256, rejected: tally.count, ...(tally.count > 0 ? { rejectsKey: writer.key } : {}) };
+    return { skipped: false, rows: res.loaded, bytes, digest, rejected: tally.count, ...(tally.count > 0 ? { rejectsKey: writer.key } : {}) };
   } catch (e) {
     await writer.abort();
     rc.budget.giveBack(unit.table, node, tally.count);

@@ -12,6 +12,7 @@ import { COORDINATOR_NODE, type ColumnInfo, type PlanNode } from '../topology/ty
 import type { DestSide } from './destination.js';
 import { LEDGER_TABLE, readLedger } from './ledger.js';
 import type { ImportTablePlan } from './route.js';
+import { recordedDigest } from '../manifest/digest.js';
 
 const INT_RANK: Record<string, number> = { smallint: 1, integer: 2, bigint: 3 };
 /** Decimal digits the integer types need in a numeric(p,s): p - s must be at least this. */
@@ -154,7 +155,7 @@ export async function checkObjects(store: ObjectStore, tables: ImportTablePlan[]
   }
   for (const { t, o } of want) {
     const size = sizes.get(o.key)!;
-    if (o.sha256 !== undefined && size !== o.bytes) {
+    if (recordedDigest(o) !== undefined && size !== o.bytes) {
       throw new ChecksumMismatchError(`object ${o.key} of ${t.table} is ${size} bytes, but the manifest records ${o.bytes}: it is corrupt or truncated`, {
         key: o.key, table: t.table,
       });

@@ -4,6 +4,7 @@
  * the requested route and `create`; it opens no connection and throws typed errors.
  */
 import { InvalidOptionError, SchemaMismatchError, TableNotFoundError, TopologyError } from '../errors.js';
+import { pickDigest, type ObjectDigest } from '../manifest/digest.js';
 import type { RowChecksum } from '../manifest/types.js';
 import { displayName, type QualifiedName } from '../pg/sql.js';
 import type { CatalogColumn } from '../topology/catalog.js';
@@ -35,8 +36,8 @@ export interface ImportTarget {
   columns: string[];
 }
 
-/** One object of the export and where it is loaded. */
-export interface PlannedObject {
+/** One object of the export and where it is loaded; its digest field (`crc32` or `sha256`) is what the manifest records (none for bare objects). */
+export interface PlannedObject extends ObjectDigest {
   key: string;
   /** Node of the source cluster it was exported from. */
   sourceNode: string;
@@ -44,8 +45,6 @@ export interface PlannedObject {
   bytes: number;
   /** Rows the manifest records (absent for bare objects). */
   rows?: number;
-  /** SHA-256 the manifest records (absent for bare objects). */
-  sha256?: string;
   /** Codec of the stored bytes (manifest, or a bare key's `.gz` / `.zst`); absent: not compressed. */
   compression?: 'gzip' | 'zstd';
   /** Destination nodes it is loaded into (several for replicated tables and replicated Citus shards). */
@@ -134,9 +133,8 @@ export function routeTable(st: SourceTable, dest: Pick<DestSide, 'kind' | 'nodes
       create: [],
       truncate: [],
       objects: st.objects.map((o) => {
-        const p: PlannedObject = { key: o.key, sourceNode: o.node, segment: o.segment, bytes: o.bytes, targets: [], loaded: [] };
+        const p: PlannedObject = { key: o.key, sourceNode: o.node, segment: o.segment, bytes: o.bytes, targets: [], loaded: [], ...pickDigest(o) };
         if (o.rows !== undefined) p.rows = o.rows;
-        if (o.sha256 !== undefined) p.sha256 = o.sha256;
         if (o.compression !== undefined) p.compression = o.compression;
         return p;
       }),

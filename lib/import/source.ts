@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { InvalidOptionError, ManifestMissingError, ObjectMissingError, TableNotFoundError } from '../errors.js';
 import { normalizeFormat, type FormatKind, type FormatOptions } from '../format/options.js';
 import { checkManifestObjects, readManifest } from '../manifest/io.js';
+import { pickDigest, type ObjectDigest } from '../manifest/digest.js';
 import { FORMAT_EXTENSIONS } from '../manifest/keys.js';
 import { MANIFEST_KEY, type Manifest, type RowChecksum } from '../manifest/types.js';
 import { SESSION_SETTINGS } from '../pg/conn.js';
@@ -38,7 +39,8 @@ export interface SourceTable {
   nodes: string[];
   rows?: number;
   checksum?: RowChecksum;
-  objects: { key: string; node: string; segment: number; bytes: number; rows?: number; sha256?: string; shards?: string[]; compression?: 'gzip' | 'zstd' }[];
+  /** Each with the digest its manifest entry records (`crc32` or `sha256`; none for bare objects). */
+  objects: ({ key: string; node: string; segment: number; bytes: number; rows?: number; shards?: string[]; compression?: 'gzip' | 'zstd' } & ObjectDigest)[];
 }
 
 export interface SourceSide {
@@ -165,7 +167,7 @@ export async function readSource(store: ObjectStore, opts: { tables?: TableSelec
       // Only objects the manifest lists are ever read. objects[].table is the display form
       // `schema.name`: matched by exact equality, never parsed (the check made it unambiguous).
       objects: m.objects.filter((o) => o.table === name).map((o) => ({
-        key: o.key, node: o.node, segment: o.segment, bytes: o.bytes, rows: o.rows, sha256: o.sha256, ...(o.shards ? { shards: o.shards } : {}),
+        key: o.key, node: o.node, segment: o.segment, bytes: o.bytes, rows: o.rows, ...pickDigest(o), ...(o.shards ? { shards: o.shards } : {}),
         ...(o.compression ? { compression: o.compression } : {}),
       })),
     };

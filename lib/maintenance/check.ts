@@ -2,8 +2,8 @@
  * `segferry check`: the integrity of a stored export on its own, without a database (issue 18),
  * as `pgbackrest verify` and `restic check --read-data` do for backups.
  */
-import { createHash } from 'node:crypto';
 import { ObjectMissingError } from '../errors.js';
+import { digestMatches, digestStream, recordedDigest, type ObjectChecksum } from '../manifest/digest.js';
 import { readManifest } from '../manifest/io.js';
 import { MANIFEST_KEY, isSegferryKey } from '../manifest/keys.js';
 import { namedObjects, type NamedObject } from '../manifest/objects.js';
@@ -46,13 +46,16 @@ export interface CheckOptions {
 /** An object the manifest names that is not as recorded. */
 export interface ChangedObject {
   key: string;
-  /** `size`: its size differs (not read); `sha256`: same size, other bytes. */
-  reason: 'size' | 'sha256';
+  /** `size`: its size differs (not read); `digest`: same size, other bytes. */
+  reason: 'size' | 'digest';
   expectedBytes: number;
   actualBytes: number;
-  expectedSha256: string;
-  /** Set for `sha256`. */
-  actualSha256?: string;
+  /** Algorithm of the digest the manifest records for it (`crc32` or `sha256`). */
+  algorithm: ObjectChecksum;
+  /** The recorded digest (lower-case hex). */
+  expectedDigest: string;
+  /** Set for `digest`: the digest of the bytes read. */
+  actualDigest?: string;
 }
 
 /** What {@link checkExport} found. */
@@ -60,7 +63,7 @@ export interface CheckResult {
   /** Display form of the location (no credentials). */
   location: string;
   manifestId: string;
-  /** True when every named object exists with its size (and, with `readData`, its SHA-256). */
+  /** True when every named object exists with its size (and, with `readData`, its digest). */
   ok: boolean;
   readData: boolean;
   /** Objects the manifest names (segments and any other listed objects, e.g. DDL). */
@@ -80,21 +83,15 @@ export interface CheckResult {
   elapsedMs: number;
 }
 
-/** SHA-256 and length of a stream, hashing chunk by chunk. */
-export async function hashStream(body: AsyncIterable<Buffer | Uint8Array>, onBytes?: (n: number) => void): Promise<{ sha256: string; bytes: number }> {
-  const h = createHash('sha256');
-  let bytes = 0;
-  for await (const c of body) {
-    h.update(c);
-    bytes += c.length;
-    onBytes?.(c.length);
-  }
-  return { sha256: h.digest('hex'), bytes };
+/** What a changed object's entry records: its size, algorithm and digest. */
+function recorded(o: NamedObject): Pick<ChangedObject, 'key' | 'expectedBytes' | 'algorithm' | 'expectedDigest'> {
+  const d = recordedDigest(o)!; // namedObjects made sure there is one
+  return { key: o.key, expectedBytes: o.bytes, algorithm: d.algorithm, expectedDigest: d.hex };
 }
 
 /**
  * Check a stored export: read and validate its manifest, then every object it names exists with
- * its size (one listing of the prefix); with `readData`, recompute each object's SHA-256,
+ * its size (one listing of the prefix); with `readData`, recompute each object's digest (its entry's algorithm),
  * streaming, `concurrency` at once. Lists missing, changed and unexpected objects.
  *
  * @throws ManifestMissingError / ManifestInvalidError when there is no readable manifest; a store
@@ -126,7 +123,7 @@ export async function checkExport(opts: CheckOptions): Promise<CheckResult> {
     for (const o of named) {
       const size = sizes.get(o.key);
       if (size === undefined) res.missing.push({ key: o.key, bytes: o.bytes });
-      else if (size !== o.bytes) res.changed.push({ key: o.key, reason: 'size', expectedBytes: o.bytes, actualBytes: size, expectedSha256: o.sha256 });
+      else if (size !== o.bytes) res.changed.push({ ...recorded(o), reason: 'size', actualBytes: size });
       else toRead.push(o);
     }
     if (opts.readData) await readAll(store, toRead, res, opts);
@@ -162,13 +159,13 @@ async function readAll(store: ObjectStore, objs: NamedObject[], res: CheckResult
       done++;
       return;
     }
-    const got = await hashStream(body, (n) => { res.bytesRead += n; progress(false); });
-    const ok = got.sha256 === o.sha256 && got.bytes === o.bytes;
+    const got = await digestStream(o, body, (n) => { res.bytesRead += n; progress(false); });
+    const ok = digestMatches(o, got.hex) && got.bytes === o.bytes;
     if (!ok) {
       // Changed between the listing and the read: a size change is still a change.
       res.changed.push(got.bytes !== o.bytes
-        ? { key: o.key, reason: 'size', expectedBytes: o.bytes, actualBytes: got.bytes, expectedSha256: o.sha256 }
-        : { key: o.key, reason: 'sha256', expectedBytes: o.bytes, actualBytes: got.bytes, expectedSha256: o.sha256, actualSha256: got.sha256 });
+        ? { ...recorded(o), reason: 'size', actualBytes: got.bytes }
+        : { ...recorded(o), reason: 'digest', actualBytes: got.bytes, actualDigest: got.hex });
     }
     done++;
     emit?.({ type: 'object-checked', operation: 'check', at: new Date().toISOString(), key: o.key, bytes: got.bytes, ok });

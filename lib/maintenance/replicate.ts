@@ -1,9 +1,8 @@
 /**
  * `segferry replicate`: copy a finished export from one location to another (issue 18): its
- * objects first, each checked against the source manifest's SHA-256 on arrival, then its
+ * objects first, each checked against the source manifest's digest (CRC-32 or SHA-256) on arrival, then its
  * manifest, last, as the commit point. The destination prefix obeys an export's rules.
  */
-import { createHash } from 'node:crypto';
 import { ChecksumMismatchError, ManifestInvalidError, PrefixNotEmptyError } from '../errors.js';
 import { checkManifest, readManifest, serializeManifest } from '../manifest/io.js';
 import { CLAIM_KEY, MANIFEST_KEY, PARTIAL_SUFFIX } from '../manifest/keys.js';
@@ -14,7 +13,8 @@ import { openStore } from '../store/open.js';
 import type { S3Options } from '../store/s3.js';
 import type { ObjectStore } from '../store/types.js';
 import { runPool, throwIfAborted } from '../util/pool.js';
-import { checkExport, hashStream, type CheckResult, type MaintenanceEvent } from './check.js';
+import { checkExport, type CheckResult, type MaintenanceEvent } from './check.js';
+import { describeDigest, digestMatches, digestStream, ObjectHasher, recordedDigest } from '../manifest/digest.js';
 
 /** Default objects copied at once by {@link replicateExport}. */
 export const DEFAULT_REPLICATE_CONCURRENCY = 4;
@@ -40,7 +40,7 @@ export interface ReplicateOptions {
   concurrency?: number;
   /**
    * Continue an interrupted replicate into the same destination (default false): objects already
-   * there with the manifest's size and SHA-256 are kept, others copied again; a claim left by a
+   * there with the manifest's size and digest are kept, others copied again; a claim left by a
    * dead replicate is taken over. The destination must hold nothing the source does not name.
    */
   resume?: boolean;
@@ -78,7 +78,7 @@ export interface ReplicateResult {
 /**
  * Copy a finished export, then its manifest last, from `from` to `to`. Within one S3 service and
  * account objects are copied server-side (`CopyObject`, `UploadPartCopy` above 5 GiB) and then read
- * back once from the destination to check their SHA-256; otherwise they are streamed GET → PUT and
+ * back once from the destination to check their digest; otherwise they are streamed GET → PUT and
  * hashed as they pass, before the upload completes. An object whose bytes do not match the source
  * manifest is refused (ChecksumMismatchError naming it, its copy removed, no manifest written).
  * The copy's manifest equals the source's plus `replicatedFrom`.
@@ -189,9 +189,10 @@ async function claimDestination(dst: ObjectStore, resume: boolean): Promise<Pref
   return acquireClaim(dst, { operation: 'replicate', ...(takeOver ? { takeOver } : {}) });
 }
 
-function mismatch(o: NamedObject, got: { sha256: string; bytes: number }, where: string): ChecksumMismatchError {
+function mismatch(o: NamedObject, got: { hex: string; bytes: number }, where: string): ChecksumMismatchError {
+  const d = recordedDigest(o)!; // namedObjects made sure there is one
   return new ChecksumMismatchError(
-    `${o.key}: ${where} has ${got.bytes} bytes with SHA-256 ${got.sha256}; the source manifest says ${o.bytes} bytes, ${o.sha256}: the source object was changed after the export`,
+    `${o.key}: ${where} has ${got.bytes} bytes with ${describeDigest(d.algorithm, got.hex)}; the source manifest says ${o.bytes} bytes, ${d.hex}: the source object was changed after the export`,
     { key: o.key, hint: 'run segferry check --read-data on the source; replicate only an intact export' },
   );
 }
@@ -209,11 +210,11 @@ async function copyAll(src: ObjectStore, dst: ObjectStore, named: NamedObject[],
     last = t;
     emit({ type: 'read-progress', operation: 'replicate', at: now(), bytesDone, bytesTotal: res.bytes, objectsDone, objectsTotal: named.length });
   };
-  const readBack = async (o: NamedObject, signal: AbortSignal) => hashStream(await dst.read(o.key, { signal }));
+  const readBack = async (o: NamedObject, signal: AbortSignal) => digestStream(o, await dst.read(o.key, { signal }));
   await runPool(named, opts.concurrency ?? DEFAULT_REPLICATE_CONCURRENCY, async (o, signal) => {
     if (present.get(o.key) === o.bytes) {
       const got = await readBack(o, signal);
-      if (got.sha256 === o.sha256 && got.bytes === o.bytes) {
+      if (digestMatches(o, got.hex) && got.bytes === o.bytes) {
         res.skipped++;
         objectsDone++;
         progress(o.bytes);
@@ -224,9 +225,9 @@ async function copyAll(src: ObjectStore, dst: ObjectStore, named: NamedObject[],
     let how: 'server-side' | 'streamed';
     if (dst.copyFrom && (await dst.copyFrom(src, o.key, { size: o.bytes, signal }))) {
       // No byte passed through us: read the copy back once (S3's own checksums are per part or
-      // CRC, not the manifest's whole-object SHA-256; docs/replicate.md).
+      // CRC, not the manifest's whole-object digest; docs/replicate.md).
       const got = await readBack(o, signal);
-      if (got.sha256 !== o.sha256 || got.bytes !== o.bytes) {
+      if (!digestMatches(o, got.hex) || got.bytes !== o.bytes) {
         await dst.delete([o.key]).catch(() => {});
         throw mismatch(o, got, `the server-side copy at ${dst.url}`);
       }
@@ -248,18 +249,18 @@ async function streamCopy(src: ObjectStore, dst: ObjectStore, o: NamedObject, si
   const body = await src.read(o.key, { signal });
   const w = dst.createWriter(o.key, { signal });
   try {
-    const h = createHash('sha256');
+    const h = ObjectHasher.for(o);
     let bytes = 0;
     for await (const c of body as AsyncIterable<Buffer>) {
       h.update(c);
       bytes += c.length;
       // Never more than the manifest's size: a grown object is refused without storing it whole.
-      if (bytes > o.bytes) throw mismatch(o, { sha256: '(not computed: larger than recorded)', bytes }, src.url);
+      if (bytes > o.bytes) throw mismatch(o, { hex: '(not computed: larger than recorded)', bytes }, src.url);
       await w.write(c);
       progress(c.length);
     }
-    const got = { sha256: h.digest('hex'), bytes };
-    if (got.sha256 !== o.sha256 || got.bytes !== o.bytes) throw mismatch(o, got, src.url);
+    const got = { hex: h.digest(), bytes };
+    if (!digestMatches(o, got.hex) || got.bytes !== o.bytes) throw mismatch(o, got, src.url);
     await w.finish();
   } catch (e) {
     (body as { destroy?: () => void }).destroy?.();

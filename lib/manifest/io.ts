@@ -5,6 +5,7 @@ import { checkFilterText } from '../pg/filter.js';
 import { SESSION_SETTINGS } from '../pg/conn.js';
 import { MANIFEST_KEY, MANIFEST_VERSION, type Manifest } from './types.js';
 import { DDL_POST_KEY, DDL_PRE_KEY } from './keys.js';
+import { digestProblem } from './digest.js';
 
 /** Read and check the manifest under a store's root. */
 export async function readManifest(store: ObjectStore): Promise<Manifest> {
@@ -92,17 +93,19 @@ export function checkManifest(m: unknown, where = 'manifest'): Manifest {
     names.add(display);
   });
   for (const [i, obj] of o.objects.entries()) {
-    if (!isObj(obj) || typeof obj.key !== 'string' || typeof obj.sha256 !== 'string' || typeof obj.rows !== 'number' || typeof obj.bytes !== 'number') {
-      throw bad('an object entry lacks key, sha256, rows or bytes');
+    if (!isObj(obj) || typeof obj.key !== 'string' || typeof obj.rows !== 'number' || typeof obj.bytes !== 'number') {
+      throw bad('an object entry lacks key, rows or bytes');
     }
     const at = `objects[${i}]`;
+    // Exactly one digest, well formed: it is compared as text, and names the algorithm to use.
+    const digest = digestProblem(obj as unknown as Record<string, unknown>, at);
+    if (digest !== undefined) throw bad(digest);
     checkKey(obj.key, `${at}.key`, bad);
     name(obj.table, `${at}.table`, bad);
     name(obj.node, `${at}.node`, bad);
     count(obj.segment, `${at}.segment`, bad);
     count(obj.bytes, `${at}.bytes`, bad);
     count(obj.rows, `${at}.rows`, bad);
-    if (!/^[0-9a-f]+$/i.test(obj.sha256)) throw bad(`${at}.sha256 must be hexadecimal`);
     if (obj.shards !== undefined) strings(obj.shards, `${at}.shards`, bad);
     if (obj.compression !== undefined) {
       compression(obj.compression, `${at}.compression`, bad);

@@ -1,9 +1,11 @@
 import type { ClientEncryption } from '../crypto/envelope.js';
 import type { Compression } from '../format/compress.js';
 import type { FormatOptions } from '../format/options.js';
+import type { ObjectDigest } from './digest.js';
 import type { ColumnInfo, Distribution, TopologyKind } from '../topology/types.js';
 
 export { MANIFEST_KEY } from './keys.js';
+export type { ObjectChecksum, ObjectDigest } from './digest.js';
 
 /** Current manifest format version. Readers accept this version only. */
 export const MANIFEST_VERSION = 1;
@@ -43,8 +45,11 @@ export interface ParquetColumnSummary {
   demoted?: boolean;
 }
 
-/** One stored object. */
-export interface ManifestObject {
+/**
+ * One stored object. Its digest of the stored bytes is exactly one of `crc32` (8 hex digits,
+ * CRC-32/ISO-HDLC) or `sha256` (64 hex digits): see {@link ObjectDigest} and docs/manifest.md.
+ */
+export interface ManifestObject extends ObjectDigest {
   /** Key relative to the export prefix: `<table>_<node>_segment.<n>`. */
   key: string;
   /** `schema.name` of the table. */
@@ -53,13 +58,11 @@ export interface ManifestObject {
   segment: number;
   bytes: number;
   rows: number;
-  /** Hex SHA-256 of the object's bytes. */
-  sha256: string;
   /** Citus shard ids whose rows the object holds. */
   shards?: string[];
   /**
    * Codec of the stored bytes (`--compress`): the object is concatenated gzip members or zstd
-   * frames; `bytes` and `sha256` are of the stored (compressed) bytes. Absent: not compressed.
+   * frames; `bytes` and the digest are of the stored (compressed) bytes. Absent: not compressed.
    */
   compression?: Compression;
 }
@@ -168,7 +171,7 @@ export interface Manifest {
   /**
    * Client-side encryption (issue 18, docs/encryption.md): every object (segments, DDL objects)
    * is stored encrypted under one data key, recorded here wrapped, never in the clear. Objects'
-   * `bytes` and `sha256` describe the stored ciphertext. Absent: objects are stored as written.
+   * `bytes` and digests describe the stored ciphertext. Absent: objects are stored as written.
    */
   clientEncryption?: ClientEncryption;
 }

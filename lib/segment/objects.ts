@@ -1,6 +1,6 @@
-import { createHash, type Hash } from 'node:crypto';
 import { InvalidOptionError } from '../errors.js';
 import type { Compression } from '../format/compress.js';
+import { digestFields, ObjectHasher } from '../manifest/digest.js';
 import type { ObjectWriter } from '../store/types.js';
 import type { CopyRead, SegmentWriterOptions, StoredSegment } from './types.js';
 
@@ -34,14 +34,14 @@ export function lastRowThatFits(rowEnds: Uint32Array, ri: number, last: number, 
 /**
  * The objects of one segment writer, filled one after another: opening one lazily, gathering
  * its bytes into writes of {@link WRITE_BATCH} (one copy when pieces are joined; memory: one
- * batch), the SHA-256 of its stored bytes, its header and trailer, and storing it. Sizes are of
+ * batch), the digest of its stored bytes (CRC-32 or SHA-256: `o.checksum`), its header and trailer, and storing it. Sizes are of
  * stored bytes. Rows, the cap and what the bytes are stay with the writer.
  */
 export class SegmentObjects {
   readonly #o: SegmentWriterOptions;
   readonly #compression: Compression | undefined;
   #writer: ObjectWriter | undefined;
-  #hash: Hash | undefined;
+  #hash: ObjectHasher | undefined;
   #next = 0;
   #pending: Buffer[] = [];
   #pendingLen = 0;
@@ -87,7 +87,7 @@ export class SegmentObjects {
   open(header?: Buffer): void {
     const key = this.#o.keyOf(this.#next++);
     this.#writer = this.#o.store.createWriter(key, this.#o.signal ? { signal: this.#o.signal } : {});
-    this.#hash = createHash('sha256');
+    this.#hash = new ObjectHasher(this.#o.checksum);
     this.bytes = 0;
     this.rows = 0;
     this.#sources = [];
@@ -138,7 +138,7 @@ export class SegmentObjects {
       segment: this.#next - 1,
       bytes: this.bytes,
       rows: this.rows,
-      sha256: this.#hash!.digest('hex'),
+      ...digestFields(this.#hash!.algorithm, this.#hash!.digest()),
     };
     if (this.#compression) seg.compression = this.#compression;
     if (this.#sources.length > 0) seg.sources = this.#sources;

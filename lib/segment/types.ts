@@ -1,4 +1,5 @@
 import type { Compression } from '../format/compress.js';
+import type { ObjectChecksum, ObjectDigest } from '../manifest/digest.js';
 import type { ArrowColumnSummary, ParquetColumnSummary } from '../manifest/types.js';
 import type { RowChunk } from '../pg/copy-out.js';
 import type { ObjectStore } from '../store/types.js';
@@ -7,18 +8,16 @@ import type { ObjectStore } from '../store/types.js';
 // (table, node) unit's COPY rows into objects of at most the segment size, never splitting a
 // row; the exporter knows nothing else about the format. TEXT/CSV (./text.ts) and Arrow
 // (lib/format/arrow/segment-writer.ts) implement it; Parquet or BINARY would be one more.
-// Compressed objects (./compressed.ts) are a step of their own: sizes, the cap and the SHA-256
-// are always those of the stored bytes.
+// Compressed objects (./compressed.ts) are a step of their own: sizes, the cap and the digest
+// (CRC-32 or SHA-256, lib/manifest/digest.ts) are always those of the stored bytes.
 
-/** One object a segment writer stored. */
-export interface StoredSegment {
+/** One object a segment writer stored; its digest field (`crc32` or `sha256`) is of the stored bytes. */
+export interface StoredSegment extends ObjectDigest {
   key: string;
   segment: number;
   /** Stored bytes (compressed, when the object is). */
   bytes: number;
   rows: number;
-  /** SHA-256 of the stored bytes. */
-  sha256: string;
   /** Codec of the stored bytes (absent: not compressed). */
   compression?: Compression;
   /** The {@link SegmentWriter.source} labels of the rows it holds, in order of first row (absent when no label was set). */
@@ -75,6 +74,8 @@ export interface SegmentWriterOptions {
   onStored?: (s: StoredSegment) => void;
   /** Cancels the uploads of the open object (passed to {@link ObjectStore.createWriter}). Default: none. */
   signal?: AbortSignal;
+  /** Digest of each stored object (lib/manifest/digest.ts). Default: `defaultObjectChecksum()` (`crc32` where zlib.crc32 exists, else `sha256`). */
+  checksum?: ObjectChecksum;
 }
 
 /**

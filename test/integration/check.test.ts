@@ -2,7 +2,8 @@
  * Issue 18, `segferry check`: the integrity of a stored export without a database.
  * A real export (two static nodes, small cap so each table has several objects) on a directory
  * and on s3rver; the CLI and the library must find a deleted object (by listing), a same-size
- * flipped byte only with --read-data (by SHA-256), and list look-alike objects as unexpected.
+ * flipped byte only with --read-data (by the recorded digest: CRC-32 by default, SHA-256 on
+ * s3rver), and list look-alike objects as unexpected.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -88,8 +89,10 @@ describe('segferry check on a directory', () => {
     expect(sizesOnly.code, 'a same-size change is invisible to a sizes-only check (documented)').toBe(0);
     const r = await runCli(['check', '--at', d, '--read-data']);
     expect(r.code, r.stderr).toBe(3);
-    expect(r.stdout).toContain(`changed     ${victim.key}  sha256`);
-    expect(r.stdout).toContain(victim.sha256);
+    // The default digest, CRC-32: one flipped bit changes it.
+    expect(victim.crc32).toMatch(/^[0-9a-f]{8}$/);
+    expect(r.stdout).toContain(`changed     ${victim.key}  crc32`);
+    expect(r.stdout).toContain(`manifest says ${victim.crc32}`);
   });
 
   it('a truncated object is changed (size) without reading; look-alikes directly under the prefix are unexpected', async () => {
@@ -103,7 +106,7 @@ describe('segferry check on a directory', () => {
     const r = await checkExport({ at: d });
     expect(r.ok).toBe(false);
     expect(r.missing).toEqual([]);
-    expect(r.changed).toEqual([{ key: victim.key, reason: 'size', expectedBytes: victim.bytes, actualBytes: 10, expectedSha256: victim.sha256 }]);
+    expect(r.changed).toEqual([{ key: victim.key, reason: 'size', expectedBytes: victim.bytes, actualBytes: 10, algorithm: 'crc32', expectedDigest: victim.crc32 }]);
     expect(r.unexpected).toEqual([{ key: 'orders_dn9_segment.0', size: 1 }]);
     // Unexpected objects alone do not make an export damaged.
     await cp(join(dirExport, victim.key), join(d, victim.key));
@@ -123,7 +126,8 @@ describe('segferry check on s3rver', () => {
   it('finds a deleted object and a flipped byte', async () => {
     const opts = s3Options(s3);
     const to = `s3://${s3.bucket}/daily/x`;
-    const m = (await exportTables({ topology: src.staticTopology(), tables: ['orders'], to, segmentSize: CAP, s3: opts })).manifest;
+    const m = (await exportTables({ topology: src.staticTopology(), tables: ['orders'], to, segmentSize: CAP, s3: opts, objectChecksum: 'sha256' })).manifest;
+    expect(m.objects.every((o) => /^[0-9a-f]{64}$/.test(o.sha256!) && o.crc32 === undefined)).toBe(true);
     const env = { AWS_ACCESS_KEY_ID: s3.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: s3.credentials.secretAccessKey, AWS_REGION: s3.region };
     const flags = ['--s3-endpoint', s3.endpoint, '--s3-path-style', '--s3-checksum', s3.checksum];
     const ok = await runCli(['check', '--at', to, '--read-data', ...flags], { env });
@@ -140,8 +144,8 @@ describe('segferry check on s3rver', () => {
     expect(sizes.changed).toEqual([]);
     const full = await runCli(['check', '--at', to, '--read-data', '--json', ...flags], { env });
     expect(full.code, full.stderr).toBe(3);
-    const res = JSON.parse(full.stdout.trim().split('\n').at(-1)!) as { missing: { key: string }[]; changed: { key: string; reason: string }[] };
+    const res = JSON.parse(full.stdout.trim().split('\n').at(-1)!) as { missing: { key: string }[]; changed: { key: string; reason: string; algorithm: string; expectedDigest: string }[] };
     expect(res.missing.map((o) => o.key)).toEqual([a.key]);
-    expect(res.changed.map((o) => [o.key, o.reason])).toEqual([[b.key, 'sha256']]);
+    expect(res.changed.map((o) => [o.key, o.reason, o.algorithm, o.expectedDigest])).toEqual([[b.key, 'digest', 'sha256', b.sha256]]);
   });
 });

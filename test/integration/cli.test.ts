@@ -155,7 +155,7 @@ describe('export through the CLI', () => {
     expect(events.filter((e) => e.type === 'node-done').map((e) => (e as { node: string }).node).sort()).toEqual(['dn1', 'dn2', 'dn3']);
     expect(events.some((e) => e.type === 'progress')).toBe(true);
     const manifest = async (p: string) => JSON.parse((await s3.getObject(bucket, `${p}/manifest.json`)).toString('utf8')) as Manifest;
-    const objs = (m: Manifest) => m.objects.map((o) => [o.key, o.rows, o.sha256]);
+    const objs = (m: Manifest) => m.objects.map((o) => [o.key, o.rows, o.crc32]);
     const [mOn, mOff] = [await manifest('on'), await manifest('off')];
     expect(objs(mOn)).toEqual(objs(mOff));
     expect(events.filter((e) => e.type === 'segment')).toHaveLength(mOn.objects.length);

@@ -80,11 +80,12 @@ describe('docs/manifest.schema.json', () => {
     expect(errorsOf(m)).toBe('');
   });
 
-  it('accepts a static-topology export', async () => {
+  it('accepts a static-topology export, with SHA-256 object digests', async () => {
     const dir = await tmp();
-    await exportTables({ topology: stat.staticTopology(), tables: [stat.distributed, stat.replicated], to: dir, segmentSize: CAP });
+    await exportTables({ topology: stat.staticTopology(), tables: [stat.distributed, stat.replicated], to: dir, segmentSize: CAP, objectChecksum: 'sha256' });
     const m = await manifestOf(dir);
     expect(m.source.topology).toBe('static');
+    expect(m.objects.every((o) => o.sha256 !== undefined && o.crc32 === undefined)).toBe(true);
     expect(errorsOf(m)).toBe('');
   });
 
@@ -108,8 +109,13 @@ describe('docs/manifest.schema.json', () => {
     };
     expect(errorsOf(good)).toBe('');
     expect(errorsOf(bad((m) => { m.version = 2; }))).toContain('const');
-    expect(errorsOf(bad((m) => { delete m.objects[0].sha256; }))).toContain('sha256');
-    expect(errorsOf(bad((m) => { m.objects[0].sha256 = 'XYZ'; }))).toContain('pattern');
+    // Exactly one digest (the default export's is crc32), well formed.
+    expect(good.objects[0]!.crc32).toMatch(/^[0-9a-f]{8}$/);
+    expect(errorsOf(bad((m) => { delete m.objects[0].crc32; }))).toContain('oneOf');
+    expect(errorsOf(bad((m) => { m.objects[0].sha256 = 'ab'.repeat(32); }))).toContain('oneOf');
+    expect(errorsOf(bad((m) => { m.objects[0].crc32 = 'XYZ'; }))).toContain('pattern');
+    expect(errorsOf(bad((m) => { m.objects[0].crc32 = 'cbf439260'; }))).toContain('pattern');
+    expect(errorsOf(bad((m) => { delete m.objects[0].crc32; m.objects[0].sha256 = 'XYZ'; }))).toContain('pattern');
     expect(errorsOf(bad((m) => { m.objects[0].key = 'a/b_dn1_segment.0'; }))).toContain('pattern');
     expect(errorsOf(bad((m) => { m.tables[0].checksum = { rows: 1, sum: '-5' }; }))).toContain('pattern');
     // A copy-rowhash64 sum is below 2^64; an md5 sum (no algorithm, earlier versions) may exceed it.

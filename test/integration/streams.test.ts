@@ -200,7 +200,7 @@ describe('streams inside a node', () => {
     await kill;
     expect(kill).toBeDefined();
     expect(err).toBeInstanceOf(SegferryError);
-    const cp = JSON.parse(await readFile(join(dir, 'segferry-checkpoint.json'), 'utf8')) as { units: { unit: string; objects: { key: string; sha256: string }[] }[]; ranges: Record<string, number[]> };
+    const cp = JSON.parse(await readFile(join(dir, 'segferry-checkpoint.json'), 'utf8')) as { units: { unit: string; objects: { key: string; crc32: string }[] }[]; ranges: Record<string, number[]> };
     expect(cp.units.length).toBeGreaterThanOrEqual(1);
     expect(cp.units.length).toBeLessThan(4);
     expect(cp.ranges['items_coordinator']).toHaveLength(4);
@@ -212,6 +212,7 @@ describe('streams inside a node', () => {
     expectContiguous(manifest);
     expect(r.manifest.tables[0]!.rows).toBe(ROWS);
     // The kept ranges' objects are the first run's.
-    for (const k of kept) expect(manifest.objects.find((o) => o.key === k.key)?.sha256).toBe(k.sha256);
+    for (const k of kept) expect(manifest.objects.find((o) => o.key === k.key)?.crc32).toBe(k.crc32);
+    expect(kept.every((k) => /^[0-9a-f]{8}$/.test(k.crc32))).toBe(true);
   }, 120_000);
 });

@@ -46,10 +46,10 @@ afterAll(async () => {
   for (const d of dirs) await rm(d, { recursive: true, force: true });
 });
 
-/** What identifies an export's content: every object's key, rows, bytes and SHA-256, and per-table figures. */
+/** What identifies an export's content: every object's key, rows, bytes and digest, and per-table figures. */
 function content(m: Manifest) {
   return {
-    objects: m.objects.map((o) => ({ key: o.key, rows: o.rows, bytes: o.bytes, sha256: o.sha256 })),
+    objects: m.objects.map((o) => ({ key: o.key, rows: o.rows, bytes: o.bytes, crc32: o.crc32, sha256: o.sha256 })),
     tables: m.tables.map((t) => ({ name: t.name, rows: t.rows, bytes: t.bytes, checksum: t.checksum, nodes: t.nodes, arrow: t.arrow })),
   };
 }
@@ -92,7 +92,8 @@ describe('exporters in worker threads', () => {
       const loc = await tmp();
       const threaded = await exportTables({ tables: [], plan, to: loc, threads: true, onEvent: (e) => events.push(e) });
       expect(runningWorkers()).toBe(0);
-      // Deterministic for a table that does not change: same keys, rows, bytes and SHA-256.
+      // Deterministic for a table that does not change: same keys, rows, bytes and digest (CRC-32 by default).
+      expect(here.manifest.objects.every((o) => o.crc32 !== undefined)).toBe(true);
       expect(content(threaded.manifest)).toEqual(content(here.manifest));
       expect(threaded.manifest.objects.length).toBeGreaterThan(6);
       expect(threaded.manifest.tables.find((t) => t.name === 'orders')!.rows).toBe(ROWS);

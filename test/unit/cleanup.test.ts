@@ -19,7 +19,7 @@ describe('cleanup', () => {
           filter: null, rows: 1, bytes: 1,
           nodes: [{ node: 'dn1', relations: ['public.t'], rows: 1, bytes: 1, objects: 1 }, { node: 'dn2', relations: ['public.t'], rows: 0, bytes: 0, objects: 0 }],
         }],
-        objects: [{ key: 't_dn1_segment.0', table: 'public.t', node: 'dn1', segment: 0, bytes: 1, rows: 1, sha256: 'ab' }],
+        objects: [{ key: 't_dn1_segment.0', table: 'public.t', node: 'dn1', segment: 0, bytes: 1, rows: 1, sha256: 'ab'.repeat(32) }],
       };
       await writeFile(join(dir, 'manifest.json'), JSON.stringify(manifest));
       for (const f of ['t_dn1_segment.0', 't_dn1_segment.1', 't_dn2_segment.0.segferry-partial-0a1b', 'segferry-checkpoint.json', 'notes.txt']) {

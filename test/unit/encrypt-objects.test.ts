@@ -35,7 +35,7 @@ describe('encrypted segment writer (encryption as the last step before the store
     const seen: StoredSegment[] = [];
     const cap = 3000; // 2 full chunks and a bit: the overhead is 28 + 16 per chunk
     const w = new EncryptedSegmentWriter((o) => new TextSegmentWriter(o), {
-      store, keyOf: (n) => segmentKey('t', 'dn1', n), cap, table: 'public.t', node: 'dn1', onStored: (s) => seen.push(s),
+      store, keyOf: (n) => segmentKey('t', 'dn1', n), cap, table: 'public.t', node: 'dn1', onStored: (s) => seen.push(s), checksum: 'sha256',
     }, c);
     const all = rows(200, 37 + 0);
     await w.begin({});
@@ -49,7 +49,9 @@ describe('encrypted segment writer (encryption as the last step before the store
       const body = store.objects.get(s.key)!;
       expect(body.length).toBeLessThanOrEqual(cap);
       expect(s.bytes).toBe(body.length);
+      // checksum 'sha256': the SHA-256 of the ciphertext replaces the inner writer's of the plaintext.
       expect(s.sha256).toBe(createHash('sha256').update(body).digest('hex'));
+      expect(s.crc32).toBeUndefined();
       expect(body.subarray(0, 4).toString('latin1')).toBe('SFE1');
       expect(body.includes(Buffer.from('vvvvvvvv'))).toBe(false);
       const p = (await plain(c, s.key, body)).toString();

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { checkManifest } from '../../lib/manifest/io.js';
+import { namedObjects } from '../../lib/manifest/objects.js';
 import { SESSION_SETTINGS } from '../../lib/pg/conn.js';
 import { ManifestInvalidError } from '../../lib/errors.js';
 
@@ -63,5 +64,43 @@ describe('checkManifest: a manifest is untrusted input', () => {
     expect(refused((m) => { m.format.kind = 'orc'; })).toMatch(/format\.kind/);
     expect(refused((m) => { m.format.compression = 'zstd'; })).toMatch(/format\.compression/);
     expect(refused((m) => { m.format.delimiter = ',,'; })).toMatch(/delimiter/);
+  });
+});
+
+describe('checkManifest: exactly one well-formed object digest (crc32 or sha256)', () => {
+  const crc = 'cbf43926';
+  const sha = 'ab'.repeat(32);
+  /** `good()` with its object's digest replaced by `digest`. */
+  const withDigest = (digest: Record<string, unknown>) => (m: any) => {
+    delete m.objects[0].sha256;
+    Object.assign(m.objects[0], digest);
+  };
+
+  it('accepts crc32 alone and sha256 alone (every manifest written before the option)', () => {
+    const m = good();
+    withDigest({ crc32: crc })(m);
+    expect(checkManifest(m).objects[0]).toMatchObject({ crc32: crc });
+    expect(checkManifest(good()).objects[0]).toMatchObject({ sha256: 'a'.repeat(64) });
+  });
+
+  it('refuses neither, both, and malformed values', () => {
+    expect(refused(withDigest({}))).toMatch(/objects\[0\] has no digest: it needs crc32 or sha256/);
+    expect(refused(withDigest({ crc32: crc, sha256: sha }))).toMatch(/objects\[0\] has both crc32 and sha256/);
+    expect(refused(withDigest({ crc32: 'cbf4392' }))).toMatch(/objects\[0\]\.crc32 must be 8 hexadecimal digits/);
+    for (const bad of ['cbf43926a', 'xbf43926', 3421780262, null]) expect(refused(withDigest({ crc32: bad }))).toMatch(/crc32 must be 8/);
+    expect(refused(withDigest({ sha256: 'ab' }))).toMatch(/objects\[0\]\.sha256 must be 64 hexadecimal digits/);
+    expect(refused(withDigest({ sha256: crc }))).toMatch(/sha256 must be 64/);
+  });
+
+  it('namedObjects (check, replicate) carries each entry with its own algorithm', () => {
+    const m = good();
+    withDigest({ crc32: crc.toUpperCase() })(m);
+    m.schemaDump = { key: 'schema.sql', bytes: 3, sha256: sha }; // another field shaped like an object (DDL keeps SHA-256)
+    expect(namedObjects(checkManifest(m))).toEqual([
+      { key: 't_coordinator_segment.0', bytes: 4, crc32: crc, field: 'objects' },
+      { key: 'schema.sql', bytes: 3, sha256: sha, field: 'schemaDump' },
+    ]);
+    m.schemaDump.crc32 = crc;
+    expect(() => namedObjects(m)).toThrow(/schemaDump has both crc32 and sha256/);
   });
 });

@@ -1,7 +1,7 @@
 // The compressed segment writer (lib/segment/compressed.ts): cap on stored bytes, whole rows,
 // every object a complete stream on its own.
-import { createHash, randomBytes } from 'node:crypto';
-import { gunzipSync } from 'node:zlib';
+import { randomBytes } from 'node:crypto';
+import { crc32, gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { decompressChunks, type Compression } from '../../lib/format/compress.js';
 import { segmentKey } from '../../lib/manifest/keys.js';
@@ -51,7 +51,7 @@ describe.each(['gzip', 'zstd'] as const)('compressed segment writer (%s)', (code
         const stored = store.objects.get(s.key)!;
         expect(stored.length).toBe(s.bytes);
         expect(s.bytes).toBeLessThanOrEqual(cap);
-        expect(createHash('sha256').update(stored).digest('hex')).toBe(s.sha256);
+        expect(s.crc32).toBe(crc32(stored).toString(16).padStart(8, '0')); // the default digest, of the stored (compressed) bytes
         expect(s.compression).toBe(codec);
         const text = (await inflate(codec, stored)).toString();
         expect(text.endsWith('\n')).toBe(true);

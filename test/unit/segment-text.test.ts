@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { crc32 } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { AbortedError, RowTooLargeError } from '../../lib/errors.js';
 import { segmentKey } from '../../lib/manifest/keys.js';
@@ -25,7 +26,9 @@ describe('TEXT segment writer', () => {
     expect(text(store)).toEqual({ 't_dn1_segment.0': 'aaa\nbbb\nccc\n', 't_dn1_segment.1': 'd\n' });
     expect(stored.map((s) => [s.key, s.segment, s.bytes, s.rows])).toEqual([['t_dn1_segment.0', 0, 12, 3], ['t_dn1_segment.1', 1, 2, 1]]);
     expect(seen).toEqual(stored);
-    expect(stored[0]!.sha256).toBe(createHash('sha256').update('aaa\nbbb\nccc\n').digest('hex'));
+    // Default: CRC-32 of the stored bytes (zlib's), no SHA-256.
+    expect(stored[0]!.crc32).toBe(crc32('aaa\nbbb\nccc\n').toString(16).padStart(8, '0'));
+    expect(stored[0]!.sha256).toBeUndefined();
     expect([w.totalBytes, w.totalRows]).toEqual([14, 4]);
   });
 
