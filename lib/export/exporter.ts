@@ -61,7 +61,8 @@ export interface ExporterSession {
 
 /**
  * One data node's exporter: one session in a REPEATABLE READ READ ONLY transaction runs the
- * node's queue of units one after another, each reading its relations with COPY into the
+ * node's queue of units one after another (or, for a stream, the units it takes from its pair's
+ * shared queue, `w.queue`), each reading its relations with COPY into the
  * format's segment writer. Checksums are computed here, from the rows' bytes as COPY sends
  * them (lib/format/row-hash.ts): no second scan on the server. On abort the COPY is destroyed
  * and the open upload is cancelled (the store write gets the signal) and aborted.
@@ -99,6 +100,8 @@ export async function exportNode(
   };
   signal.addEventListener('abort', onAbort, { once: true });
   try {
+    // A stream started after its pair's other streams took every range: nothing to read, no session.
+    if (w.queue && w.queue.left === 0 && !session?.opened) return [];
     if (plan.filter !== null) checkFilterText(plan.filter); // before any COPY, also for Arrow's SELECT
     const format = await exportFormat(plan.format.kind, plan);
     const opened = session?.opened;
@@ -134,8 +137,13 @@ export async function exportNode(
     let nodeBytes = 0;
     let nodeRows = 0;
     let lastTick = 0;
-    for (const unit of w.units) {
+    // A pair's streams take its ranges from one queue (w.queue); else this session's own list.
+    const own = w.units[Symbol.iterator]();
+    const take = w.queue ? () => w.queue!.take() : () => own.next().value as ExportUnit | undefined;
+    for (let unit = take(); unit !== undefined; unit = take()) {
       const t = unit.table;
+      // A stream's figures are its range's own (the CLI adds up a node's ranges); else the session's so far.
+      const [baseBytes, baseRows] = unit.stream ? [0, 0] : [nodeBytes, nodeRows];
       current = displayName(t.table);
       const objects: ManifestObject[] = [];
       unfinished = objects;
@@ -176,7 +184,7 @@ export async function exportNode(
             const now = Date.now();
             if (now - lastTick >= 500) {
               lastTick = now;
-              emit({ type: 'progress', node, table: current, segment: sw.segment, bytes: nodeBytes + sw.totalBytes, rows: nodeRows + sw.totalRows, ...(unit.stream ? { unit: unit.id } : {}) });
+              emit({ type: 'progress', node, table: current, segment: sw.segment, bytes: baseBytes + sw.totalBytes, rows: baseRows + sw.totalRows, ...(unit.stream ? { unit: unit.id } : {}) });
             }
           }
         } catch (e) {
@@ -192,7 +200,7 @@ export async function exportNode(
       nodeBytes += sw.totalBytes;
       nodeRows += sw.totalRows;
       // A stream's last figures: its node's total is the sum of its streams' (lib/cli/progress.ts).
-      if (unit.stream) emit({ type: 'progress', node, table: current, segment: sw.segment, bytes: nodeBytes, rows: nodeRows, unit: unit.id });
+      if (unit.stream) emit({ type: 'progress', node, table: current, segment: sw.segment, bytes: sw.totalBytes, rows: sw.totalRows, unit: unit.id });
       const res: UnitResult = { unit, node, objects, rows: sw.totalRows, bytes: sw.totalBytes, ...sw.summary() };
       if (hasher) {
         const c = hasher.result();
