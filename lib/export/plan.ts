@@ -89,7 +89,7 @@ export interface PlanOptions {
   streams?: StreamsOption;
   /**
    * The smallest page range a (table, node) read in streams is cut into, in heap pages
-   * (default 2048, 16 MiB of 8 KiB pages; lib/export/streams.ts `rangeCut`): the node's streams
+   * (default 512, 4 MiB of 8 KiB pages; lib/export/streams.ts `rangeCut`): the node's streams
    * take ranges from one queue, shrinking towards the end. Lower it to cut small tables into
    * many ranges (tests); at least 1.
    */

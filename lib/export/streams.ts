@@ -105,12 +105,13 @@ export function pageStarts(pages: number, streams: number): number[] {
 }
 
 /**
- * The smallest page range {@link rangeCut} cuts, in heap pages (default 2048: 16 MiB of
- * PostgreSQL's default 8 KiB pages, ≈ 0.2 s of one server core at ≈ 90 MB/s, FACTS.md). The
- * streams of a node end at most about one such range apart; each range costs a COPY statement
- * and at least one object of its own (docs/streams.md, "Ranges handed out").
+ * The smallest page range {@link rangeCut} cuts, in heap pages: 512, 4 MiB of PostgreSQL's
+ * default 8 KiB pages, ≈ 0.05 s of one server core at ≈ 90 MB/s (FACTS.md). The streams of a
+ * node end at most about one such range apart; each range costs a COPY statement and at least
+ * one object of its own. 2048 (16 MiB) left the two streams of a 400k-row table 261 ms apart
+ * at their ends, 512 left them 40 ms apart (bench/streams-timeline.ts, docs/streams.md).
  */
-export const MIN_RANGE_PAGES = 2048;
+export const MIN_RANGE_PAGES = 512;
 /** {@link rangeCut} never cuts a (table, node) into more ranges than this (the floor grows instead). */
 export const MAX_RANGES = 256;
 

@@ -7,8 +7,9 @@ import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { DirectoryStore, exportTables, finishPlan, planExport, runPlanPart, SegferryError, type Manifest, type SegferryEvent } from '../../lib/index.js';
+import { exportTables, finishPlan, planExport, runPlanPart, SegferryError, type SegferryEvent } from '../../lib/index.js';
 import { startServer, type PgServer } from '../helpers/pg.js';
+import { exported, expectContiguous, gatedStore } from '../helpers/streams.js';
 
 // Ranges handed out while a node's streams run (issue 17): 2 streams take ≥ 6 shrinking page
 // ranges from one queue, each stream on one session for all the ranges it takes.
@@ -19,54 +20,14 @@ const CAP = 64 * 1024;
 const FLOOR = 16;
 
 let server: PgServer;
-const dirs: string[] = [];
 let source: string[];
-
-async function tmp(): Promise<string> {
-  const d = await mkdtemp(join(tmpdir(), 'sf-range-queue-'));
-  dirs.push(d);
-  return d;
-}
-
-/** Every row in the export's objects as COPY TEXT lines, sorted. */
-async function exported(dir: string): Promise<{ lines: string[]; manifest: Manifest }> {
-  const manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as Manifest;
-  const lines: string[] = [];
-  for (const o of manifest.objects) {
-    const ls = (await readFile(join(dir, o.key), 'utf8')).split('\n');
-    expect(ls.pop()).toBe('');
-    expect(ls.length).toBe(o.rows);
-    lines.push(...ls);
-  }
-  return { lines: lines.sort(), manifest };
-}
-
-/** Segment numbers of the one (table, node) are 0..n-1 and match the keys. */
-function expectContiguous(m: Manifest): void {
-  const nums = m.objects.map((o) => {
-    expect(o.key).toBe(`items_coordinator_segment.${o.segment}`);
-    return o.segment;
-  }).sort((a, b) => a - b);
-  expect(nums).toEqual(nums.map((_, i) => i));
-}
-
-/** A directory store whose object writes first run `gate(key)` (to act at a known point of an export). */
-function gatedStore(dir: string, gate: (key: string) => Promise<unknown>): DirectoryStore {
-  return new Proxy(new DirectoryStore(dir), {
-    get(t, p) {
-      if (p === 'createWriter') {
-        return (key: string, o?: { signal?: AbortSignal }) => {
-          const w = t.createWriter(key, o);
-          return { write: async (c: Buffer) => { await gate(key); return w.write(c); }, finish: () => w.finish(), abort: () => w.abort() };
-        };
-      }
-      const v = Reflect.get(t, p, t) as unknown;
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(t) : v;
-    },
-  });
-}
+/** Each test's destination: a fresh folder under one temporary directory (the export creates it). */
+let base = '';
+let made = 0;
+const tmp = async () => join(base, `out${made++}`);
 
 beforeAll(async () => {
+  base = await mkdtemp(join(tmpdir(), 'sf-range-queue-'));
   server = await startServer({ name: 'range-queue' });
   await server.query(`CREATE TABLE items (id int PRIMARY KEY, payload text NOT NULL);
     INSERT INTO items SELECT g, md5(g::text) || repeat('y', g % 60) FROM generate_series(1, ${ROWS}) g;
@@ -77,7 +38,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await server?.destroy();
-  for (const d of dirs) await rm(d, { recursive: true, force: true });
+  if (base) await rm(base, { recursive: true, force: true });
 });
 
 const opts = { topology: 'postgres' as const, tables: ['items'], streams: 2, minRangePages: FLOOR, segmentSize: CAP };

@@ -48,7 +48,7 @@ describe('rangeCut: guided self-scheduling of page ranges', () => {
   it('each range ≈ remaining / (2 × streams), never under the floor but for the last two (≥ half of it)', () => {
     // The bench table (570 MB, 69,600 pages) in 2 streams.
     const s = rangeCut(69_600, 2);
-    expect(sizes(s, 69_600)).toEqual([17_400, 13_050, 9788, 7341, 5506, 4129, 3097, 2323, 2048, 2048, 1435, 1435]);
+    expect(sizes(s, 69_600)).toEqual([17_400, 13_050, 9788, 7341, 5506, 4129, 3097, 2323, 1742, 1306, 980, 735, 551, 512, 512, 314, 314]);
     for (const [pages, streams] of cases) {
       if (pages < streams * MIN_RANGE_PAGES) continue;
       const z = sizes(rangeCut(pages, streams), pages);
@@ -65,18 +65,19 @@ describe('rangeCut: guided self-scheduling of page ranges', () => {
       });
     }
     // A lower floor: more, shorter ranges at the end.
-    const low = rangeCut(69_600, 2, 256);
+    const low = rangeCut(69_600, 2, 128);
     expect(low.length).toBeGreaterThan(s.length);
-    expect(Math.min(...sizes(low, 69_600))).toBeGreaterThanOrEqual(128);
+    expect(Math.min(...sizes(low, 69_600))).toBeGreaterThanOrEqual(64);
+    expect(rangeCut(69_600, 2, 2048)).toHaveLength(12);
   });
 
   it('small tables (under streams × the floor): equal ranges, one per stream, as before; one stream or one page: one range', () => {
     expect(rangeCut(700, 4)).toEqual([0, 175, 350, 525]);
     expect(rangeCut(10, 4)).toEqual(pageStarts(10, 4));
     expect(rangeCut(3, 4)).toEqual([0, 1, 2]);
-    expect(rangeCut(4095, 2)).toEqual([0, 2047]);
-    expect(rangeCut(4096, 2)).toEqual([0, 2048]);
-    expect(rangeCut(6144, 2)).toEqual([0, 2048, 4096]);
+    expect(rangeCut(1023, 2)).toEqual([0, 511]);
+    expect(rangeCut(1024, 2)).toEqual([0, 512]);
+    expect(rangeCut(1536, 2)).toEqual([0, 512, 1024]);
     // Many streams: at most 2 × streams ranges when that is more than MAX_RANGES.
     expect(rangeCut(10_000_000, 300).length).toBeLessThanOrEqual(600);
     expect(rangeCut(10_000_000, 300).length).toBeGreaterThanOrEqual(300);
