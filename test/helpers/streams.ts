@@ -48,3 +48,12 @@ export function gatedStore(dir: string, gate: (key: string) => Promise<unknown>)
     },
   });
 }
+
+/** A resumed export: every source row once, numbers contiguous, and the objects the resume kept unchanged. */
+export async function expectResumed(dir: string, source: readonly string[], kept: readonly { key: string; sha256: string }[]): Promise<Manifest> {
+  const { lines, manifest } = await exported(dir);
+  expect(lines).toEqual(source);
+  expectContiguous(manifest);
+  for (const k of kept) expect(manifest.objects.find((o) => o.key === k.key)?.sha256).toBe(k.sha256);
+  return manifest;
+}
