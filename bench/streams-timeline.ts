@@ -12,7 +12,9 @@
 //     the checkpoint and claim removed, the 'exit' event; the parent sees the process end.
 // With `--base DIR` (another checkout with its dist/ built) the two builds alternate in one run.
 // Prints the phases per contestant as medians with min–max (with the client's and the server's CPU
-// seconds of the run), then (--verbose) every run's events.
+// seconds of the run), then (--verbose) every run's events. A stream whose session runs several
+// COPYs (ranges taken from its pair's queue) is one "stream k"; "streams' ends apart" is the gap
+// between the sessions' last COPY ends.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
@@ -115,7 +117,29 @@ function phases(r: Run): Record<string, number> {
   }
   const ends: number[] = [];
   const starts: number[] = [];
+  // A session running several COPYs (a stream taking ranges from its queue) is reported as one stream.
+  const perSession = new Map<Session, Stmt[]>();
+  for (const { s, x } of copies) perSession.set(s, [...(perSession.get(s) ?? []), x]);
+  const queued = [...perSession.values()].some((xs) => xs.length > 1);
+  if (queued) {
+    [...perSession].sort((a, b) => a[1][0]!.start - b[1][0]!.start).forEach(([s, xs], i) => {
+      const p = `stream ${i + 1}: `;
+      ph[p + 'connection received'] = rel(s.received);
+      ph[p + 'ranges (COPYs)'] = xs.length;
+      ph[p + 'first COPY start'] = rel(xs[0]!.start);
+      ph[p + 'last COPY end'] = rel(xs.at(-1)!.end);
+      ph[p + 'COPY seconds'] = xs.reduce((a, x) => a + x.end - x.start, 0) / 1000;
+      // Between one range's COPY end and the next one's start the backend waits for the client.
+      ph[p + 'ms between its COPYs'] = xs.slice(1).reduce((a, x, k) => a + x.start - xs[k]!.end, 0);
+      ph[p + 'gone'] = rel(s.gone);
+    });
+  }
   copies.sort((a, b) => a.x.start - b.x.start).forEach(({ s, x }, i) => {
+    if (queued) {
+      starts.push(x.start);
+      ends.push(x.end);
+      return;
+    }
     // A stream is named by its page range (the same in every run), else by its start order.
     const range = RANGE.exec(x.text);
     const p = range ? `pages ${range[1]}–${range[2] ?? 'end'}: ` : `stream ${i + 1}: `;
@@ -147,8 +171,17 @@ function phases(r: Run): Record<string, number> {
   ph['server CPU-s'] = r.serverCpu;
   if (starts.length > 0) {
     ph['— before the first COPY'] = Math.min(...starts) - r.spawn;
-    ph['— one COPY only, at the start'] = starts.length > 1 ? Math.max(...starts) - Math.min(...starts) : 0;
-    ph['— one COPY only, at the end'] = ends.length > 1 ? Math.max(...ends) - Math.min(...ends) : 0;
+    if (!queued) {
+      ph['— one COPY only, at the start'] = starts.length > 1 ? Math.max(...starts) - Math.min(...starts) : 0;
+      ph['— one COPY only, at the end'] = ends.length > 1 ? Math.max(...ends) - Math.min(...ends) : 0;
+    }
+    // The streams' ends: each session's last COPY end (a stream runs several with ranges from a queue).
+    const last = [...perSession.values()].map((xs) => Math.max(...xs.map((x) => x.end)));
+    const firstOf = [...perSession.values()].map((xs) => Math.min(...xs.map((x) => x.start)));
+    ph['— streams\' ends apart (last COPY end per session)'] = last.length > 1 ? Math.max(...last) - Math.min(...last) : 0;
+    ph['— streams\' starts apart (first COPY per session)'] = firstOf.length > 1 ? Math.max(...firstOf) - Math.min(...firstOf) : 0;
+    ph['— first COPY start → last COPY end'] = Math.max(...ends) - Math.min(...starts);
+    ph['— COPYs (ranges)'] = copies.length;
     ph['— after the last COPY'] = r.close - Math.max(...ends);
   }
   return ph;

@@ -7,6 +7,7 @@ import { displayName } from '../pg/sql.js';
 import type { ObjectStore } from '../store/types.js';
 import type { ExportPlan } from './plan.js';
 import type { ExportUnit } from './units.js';
+import { validRangeStarts } from './streams.js';
 
 export { CHECKPOINT_KEY } from '../manifest/keys.js';
 
@@ -166,6 +167,5 @@ export class CheckpointWriter {
 /** True for `{ group: [0, a, b, …] }` with strictly increasing whole page numbers. */
 function validRanges(r: unknown): boolean {
   if (typeof r !== 'object' || r === null || Array.isArray(r)) return false;
-  return Object.values(r).every((v) => Array.isArray(v) && v.length >= 2 && v[0] === 0
-    && v.every((x, i) => Number.isSafeInteger(x) && (i === 0 || x > v[i - 1])));
+  return Object.values(r).every(validRangeStarts);
 }

@@ -23,7 +23,7 @@ import { deleteUnitObjects, startExport } from './resume.js';
 import { OpenedSessions, SnapshotSessions } from './snapshots.js';
 import { coordinatorSnapshotNode } from './ddl-snapshot.js';
 import { SegmentNumbers, hasGap } from './numbering.js';
-import { nodeQueues, type ExportUnit, type NodeWork, type UnitResult } from './units.js';
+import { nodeQueues, UnitQueue, type ExportUnit, type NodeWork, type UnitResult } from './units.js';
 import { claimForExport, planStems } from './ownership.js';
 import { commitExclusive, type PrefixClaim } from '../store/claim.js';
 import type { EncryptOption, KeySource } from '../crypto/keys.js';
@@ -332,6 +332,8 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
       const counters = segmentCounters(units, results);
       const { snapshots, opened } = startStreams(plan, units, concurrency);
       const rangeRunner: NodeRunner = async (w, signal, onUnitDone) => {
+        // A stream whose pair's ranges are all taken already: no session (one opened ahead stays for another stream or closeAll).
+        if (w.queue?.left === 0) return;
         const taken = opened.take(w.node.name);
         await exportNode(w, plan, store, signal, emit, onUnitDone, (u) => (u.stream ? counters.get(u.group)!.stream() : undefined), cipher, {
           ...(taken ? { opened: taken } : {}),
@@ -354,7 +356,7 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
             if (item.shared) {
               try {
                 const snapshot = await snapshots.acquire(item.node.name);
-                mine = await runQueue({ ...ctx, signal, runNode: rangeRunner }, { node: item.node, units: item.units, snapshot });
+                mine = await runQueue({ ...ctx, signal, runNode: rangeRunner }, { node: item.node, units: item.units, snapshot, ...(item.queue ? { queue: item.queue } : {}) });
               } finally {
                 snapshots.release(item.node.name);
               }
@@ -491,22 +493,41 @@ class TableProgress {
   }
 }
 
-/** A pool item: a node's queue run in one session, or (`shared`) one unit reading the node's shared snapshot. */
+/**
+ * A pool item: a node's queue run in one session, or (`shared`) a session reading the node's
+ * shared snapshot: one stream of a pair, taking the pair's ranges from `queue`, or one unit.
+ */
 interface WorkItem extends NodeWork {
   shared: boolean;
 }
 
 /**
  * The pool's items: a node none of whose units is a range gives one item, its queue, run in
- * one session as before; a node with range units gives one item per unit, all reading one
- * snapshot. Nodes take turns, so that every node gets going before any gets a second stream.
+ * one session as before; a node with range units gives, per (table, node) pair read in
+ * streams, one item per stream (`sessions`, at most its units), all taking the pair's ranges
+ * from one shared queue, and one item per other unit, all reading one snapshot. Nodes take
+ * turns, so that every node gets going before any gets a second stream.
  */
 export function workItems(plan: Pick<ExportPlan, 'nodes'>, units: readonly ExportUnit[]): WorkItem[] {
   const lists: WorkItem[][] = [];
   for (const w of nodeQueues(plan, units)) {
     if (w.units.length === 0) continue;
-    if (!w.units.some((u) => u.stream)) lists.push([{ ...w, shared: false }]);
-    else lists.push(w.units.map((u) => ({ node: w.node, units: [u], shared: true })));
+    if (!w.units.some((u) => u.stream)) {
+      lists.push([{ ...w, shared: false }]);
+      continue;
+    }
+    const list: WorkItem[] = [];
+    const queued = new Set<string>();
+    for (const u of w.units) {
+      if (!u.stream) list.push({ node: w.node, units: [u], shared: true });
+      if (!u.stream || queued.has(u.group)) continue;
+      queued.add(u.group);
+      const pair = w.units.filter((x) => x.group === u.group);
+      const queue = new UnitQueue(pair);
+      const streams = Math.max(1, Math.min(u.sessions ?? pair.length, pair.length));
+      for (let i = 0; i < streams; i++) list.push({ node: w.node, units: pair, queue, shared: true });
+    }
+    lists.push(list);
   }
   const out: WorkItem[] = [];
   for (let i = 0; lists.some((l) => i < l.length); i++) for (const l of lists) if (i < l.length) out.push(l[i]!);

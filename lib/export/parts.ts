@@ -22,6 +22,7 @@ import { runQueue, type ExportContext, type NodeRunner } from './queue.js';
 import { deleteUnitObjects } from './resume.js';
 import { SnapshotSessions } from './snapshots.js';
 import { checkPlanSnapshots } from './hold.js';
+import { validRangeStarts } from './streams.js';
 import { doneUnits, planUnits, resultOf, type ExportUnit, type UnitResult } from './units.js';
 
 // One plan, many hosts (docs/multi-host.md): `plan --out` writes the plan as a file, each host
@@ -57,6 +58,12 @@ export function parsePlanFile(text: string, where: string): PlanFile {
     || p.version !== 1 || !Array.isArray(p.tables) || !Array.isArray(p.nodes) || typeof p.format?.kind !== 'string'
     || !Number.isSafeInteger(p.segmentSize) || !p.tables.every((t) => Array.isArray(t?.reads) && typeof t.objectName === 'string')) {
     throw new ManifestInvalidError(`${where} is not a segferry plan file (segferry plan --to DEST --out FILE writes one)`);
+  }
+  // Range starts become ctid literals in SQL (lib/pg/sql.ts checks them again).
+  for (const t of p.tables) {
+    for (const sp of Array.isArray(t.streams) ? t.streams : []) {
+      if (sp?.ranges !== undefined && !validRangeStarts(sp.ranges)) throw new ManifestInvalidError(`${where}: table ${t.objectName} has bad page ranges on node ${String(sp.node)}`);
+    }
   }
   // Held snapshot ids reach SET TRANSACTION SNAPSHOT: their shape and nodes are checked here (and again where used).
   const snapshots = checkPlanSnapshots(p.snapshots, p.nodes.map((n) => n?.name), where);
@@ -230,7 +237,7 @@ export async function runPlanPart(opts: RunPartOptions): Promise<PartResult> {
         if (!item.shared || held(item.node.name)) return void (await runQueue({ ...ctx, signal }, item));
         try {
           const snapshot = await snapshots.acquire(item.node.name);
-          await runQueue({ ...ctx, signal }, { node: item.node, units: item.units, snapshot });
+          await runQueue({ ...ctx, signal }, { node: item.node, units: item.units, snapshot, ...(item.queue ? { queue: item.queue } : {}) });
         } finally {
           await snapshots.release(item.node.name);
         }

@@ -9,7 +9,7 @@ import { displayName } from '../pg/sql.js';
 import { objectNames, segmentExtension, segmentKey } from '../manifest/keys.js';
 import { planUnits } from './units.js';
 import { generatedColumns } from '../topology/catalog.js';
-import { capAutoStreams, checkStreams, decideStreams, streamMemory, streamsWithoutProbe, type StreamsOption } from './streams.js';
+import { capAutoStreams, checkMinRangePages, checkStreams, cutRanges, decideStreams, streamMemory, streamsWithoutProbe, type StreamsOption } from './streams.js';
 import { probePages } from '../topology/pages.js';
 import type { StreamPlan } from '../topology/types.js';
 import { COORDINATOR_NODE, discover, type StaticTopology } from '../topology/discover.js';
@@ -96,6 +96,13 @@ export interface PlanOptions {
    * in `streams[].note`.
    */
   streams?: StreamsOption;
+  /**
+   * The smallest page range a (table, node) read in streams is cut into, in heap pages
+   * (default 512, 4 MiB of 8 KiB pages; lib/export/streams.ts `rangeCut`): the node's streams
+   * take ranges from one queue, shrinking towards the end. Lower it to cut small tables into
+   * many ranges (tests); at least 1.
+   */
+  minRangePages?: number;
   /**
    * Sessions reading at once, over all nodes (default: the sum over nodes of the most streams
    * any table has there, i.e. the number of nodes when every table has one stream). Nodes
@@ -232,6 +239,7 @@ async function planWith(opts: PlanOptions, clients: NodeClients): Promise<Export
   if (opts.columns !== undefined) req.columns = opts.columns;
   if (opts.replicated !== undefined) req.replicated = opts.replicated;
   const streamsAsked = checkStreams(opts.streams ?? 'auto');
+  if (opts.minRangePages !== undefined) checkMinRangePages(opts.minRangePages);
   const d = await discover(req, clients);
   if (format.kind === 'binary' && d.nodes[0]) {
     // COPY BINARY objects hold that server's binary forms: the manifest says which server made them.
@@ -273,6 +281,7 @@ async function planWith(opts: PlanOptions, clients: NodeClients): Promise<Export
   await addGenerated(tables, d.coordinator, d.nodes, clients);
   await planStreams(tables, d.nodes, streamsAsked, clients);
   if (streamsAsked === 'auto') capAutoStreams(tables, opts.streamMemory ?? streamMemory({ s3: true }));
+  cutRanges(tables, opts.minRangePages);
   // One boolean expression, checked on the first node of every table before any COPY (lib/pg/filter.ts).
   if (opts.where !== undefined) await checkFilter(opts.where, tables.flatMap((t) => t.reads.slice(0, 1).flatMap((r) => d.nodes.filter((n) => n.name === r.node).map((n) => ({ node: n.name, endpoint: n.endpoint, relation: r.relation })))));
   const plan: ExportPlan = {

@@ -95,9 +95,82 @@ export function decideStreams(node: string, read: Pick<RelationRead, 'estimatedB
   return { node, streams, pages: rel.pages };
 }
 
-/** First page of each of `streams` ranges over `pages` pages (strictly increasing, from 0; streams ≤ pages). */
+/**
+ * First page of each of `streams` equal ranges over `pages` pages (strictly increasing, from 0;
+ * streams ≤ pages): the cut of plans and checkpoints written before {@link rangeCut}, one range
+ * per stream.
+ */
 export function pageStarts(pages: number, streams: number): number[] {
   return Array.from({ length: streams }, (_, i) => Math.floor((i * pages) / streams));
+}
+
+/**
+ * The smallest page range {@link rangeCut} cuts, in heap pages: 512, 4 MiB of PostgreSQL's
+ * default 8 KiB pages, ≈ 0.05 s of one server core at ≈ 90 MB/s (FACTS.md). The streams of a
+ * node end at most about one such range apart; each range costs a COPY statement and at least
+ * one object of its own. 2048 (16 MiB) left the two streams of a 400k-row table 261 ms apart
+ * at their ends, 512 left them 40 ms apart (bench/streams-timeline.ts, docs/streams.md).
+ */
+export const MIN_RANGE_PAGES = 512;
+/** {@link rangeCut} never cuts a (table, node) into more ranges than this (the floor grows instead). */
+export const MAX_RANGES = 256;
+
+/**
+ * The page ranges of a (table, node) read in `streams` streams, as the first page of each
+ * (strictly increasing, from 0; the last range is open-ended). Guided self-scheduling: the
+ * node's sessions take the ranges in order as each finishes its previous one, and each range
+ * is ≈ remaining / (2 × streams) pages, so the first are large and the last short and the
+ * streams end close together. Floor: `minPages` (default {@link MIN_RANGE_PAGES}), raised to
+ * pages / (`maxRanges` − 1) for huge relations, so there are at most `maxRanges` ranges
+ * (default {@link MAX_RANGES}; 2 × streams if more). The last pages are one range when at most
+ * the floor, else two halves, so no range is shorter than half the floor and the sizes never
+ * grow. A relation under streams × `minPages` pages gets one equal range per stream (as
+ * {@link pageStarts}); one stream, or fewer than 2 pages: one range. Deterministic: the same
+ * plan gives the same cut. Pure.
+ */
+export function rangeCut(pages: number, streams: number, minPages = MIN_RANGE_PAGES, maxRanges = MAX_RANGES): number[] {
+  const n = Math.min(streams, pages);
+  if (n <= 1) return [0];
+  if (pages < n * minPages) return pageStarts(pages, n);
+  const floor = Math.max(minPages, Math.ceil(pages / (Math.max(maxRanges, 2 * n) - 1)));
+  const starts: number[] = [];
+  let at = 0;
+  while (at < pages) {
+    starts.push(at);
+    const left = pages - at;
+    if (left <= floor) break;
+    if (left < 2 * floor) {
+      starts.push(at + Math.ceil(left / 2));
+      break;
+    }
+    at += Math.max(Math.ceil(left / (2 * n)), floor);
+  }
+  return starts;
+}
+
+/**
+ * True for range starts as {@link rangeCut} gives them: at least 2 whole page numbers, the
+ * first 0, strictly increasing. Plan files and checkpoints are untrusted, and the starts
+ * become ctid literals in SQL.
+ */
+export function validRangeStarts(v: unknown): v is number[] {
+  return Array.isArray(v) && v.length >= 2 && v[0] === 0 && v.every((x, i) => Number.isSafeInteger(x) && (i === 0 || x > v[i - 1]));
+}
+
+/** Check a `minRangePages` option: a whole number of at least 1. */
+export function checkMinRangePages(p: unknown): number {
+  if (typeof p === 'number' && Number.isSafeInteger(p) && p >= 1) return p;
+  throw new InvalidOptionError(`minRangePages must be a whole number of at least 1 (got ${JSON.stringify(p)})`);
+}
+
+/**
+ * Give every (table, node) read in page-range streams its ranges ({@link rangeCut}), once the
+ * stream counts are final. `minPages`: the floor (default {@link MIN_RANGE_PAGES}). Changes
+ * `tables` in place.
+ */
+export function cutRanges(tables: readonly Pick<TablePlan, 'streams'>[], minPages = MIN_RANGE_PAGES): void {
+  checkMinRangePages(minPages);
+  for (const t of tables) for (const s of t.streams ?? []) if (s.streams > 1 && s.pages !== undefined) s.ranges = rangeCut(s.pages, s.streams, minPages);
 }
 
 /**

@@ -9,7 +9,8 @@ import { dealShards, pageStarts } from './streams.js';
 // The unit of export work: what the pool schedules, an exporter runs, the checkpoint records
 // as done and a resume skips. One unit is a (table, node) pair with all the relations that
 // node reads for the table, or, when the plan gives the pair several streams, one ctid page
-// range of its one relation (docs/streams.md).
+// range of its one relation (docs/streams.md): the pair's streams take its ranges in order
+// from one queue ({@link UnitQueue}).
 
 /** One unit of export work. */
 export interface ExportUnit {
@@ -22,10 +23,16 @@ export interface ExportUnit {
   /** `<objectName>_<node>`: the key stem its objects share with the other streams of the pair. */
   group: string;
   /**
-   * Stream k of n of its (table, node): a page range (its read carries `pages`), or for a
-   * Citus worker a share of its shards (whole shards).
+   * Range k of n of its (table, node): a page range (its read carries `pages`), or for a
+   * Citus worker a share of its shards (whole shards, one per stream).
    */
   stream?: { index: number; of: number };
+  /**
+   * With `stream`: how many sessions read the pair's units at once, each taking the next one
+   * from the pair's queue when it has finished its previous one (the plan's streams for the
+   * pair, at most its units).
+   */
+  sessions?: number;
   /** The table it exports (the plan's own object). */
   table: TablePlan;
   /** The node it reads. */
@@ -38,6 +45,12 @@ export interface ExportUnit {
 export interface NodeWork {
   node: PlanNode;
   units: ExportUnit[];
+  /**
+   * Units shared with the other sessions of the pair (its streams): the session runs the units
+   * it takes from here, in order, until none is left; `units` then lists all of them. Absent:
+   * the session runs `units`. Never crosses to a worker thread.
+   */
+  queue?: UnitQueue;
   /**
    * A snapshot exported by the node's snapshot session (`pg_export_snapshot()`): the session
    * adopts it (`SET TRANSACTION SNAPSHOT`) before reading. Absent: its own snapshot.
@@ -81,7 +94,7 @@ export function planUnits(plan: Pick<ExportPlan, 'tables'>, recorded: RangeStart
       const sp = t.streams?.find((s) => s.node === node);
       if (reads.length > 1 && reads.every((r) => r.shardId !== undefined) && sp && sp.streams > 1) {
         const dealt = dealShards(reads, sp.streams);
-        dealt.forEach((idx, k) => out.push({ id: `${group}#${k}`, group, stream: { index: k, of: dealt.length }, table: t, node, reads: idx.map((i) => reads[i]!) }));
+        dealt.forEach((idx, k) => out.push({ id: `${group}#${k}`, group, stream: { index: k, of: dealt.length }, sessions: dealt.length, table: t, node, reads: idx.map((i) => reads[i]!) }));
         continue;
       }
       const starts = reads.length === 1 ? recorded[group] ?? plannedStarts(t, node) : undefined;
@@ -89,19 +102,45 @@ export function planUnits(plan: Pick<ExportPlan, 'tables'>, recorded: RangeStart
         out.push({ id: group, group, table: t, node, reads });
         continue;
       }
+      const sessions = Math.max(1, Math.min(sp?.streams ?? 1, starts.length));
       starts.forEach((from, k) => {
         const pages: [number, number | null] = [from, starts[k + 1] ?? null];
-        out.push({ id: `${group}#${k}`, group, stream: { index: k, of: starts.length }, table: t, node, reads: [{ ...reads[0]!, pages }] });
+        out.push({ id: `${group}#${k}`, group, stream: { index: k, of: starts.length }, sessions, table: t, node, reads: [{ ...reads[0]!, pages }] });
       });
     }
   }
   return out;
 }
 
-/** The range starts the plan gives a (table, node), if several streams. */
+/** The range starts the plan gives a (table, node), if several streams (a plan without `ranges`: one equal range per stream). */
 function plannedStarts(t: TablePlan, node: string): number[] | undefined {
   const sp = t.streams?.find((s) => s.node === node);
-  return sp && sp.streams > 1 && sp.pages !== undefined ? pageStarts(sp.pages, sp.streams) : undefined;
+  if (!sp || sp.streams <= 1 || sp.pages === undefined) return undefined;
+  return sp.ranges ?? pageStarts(sp.pages, sp.streams);
+}
+
+/**
+ * The units of one (table, node) read in streams, handed out in order to whichever of its
+ * sessions asks first: a session that finishes a range takes the next, so the streams end
+ * close together however fast each runs (docs/streams.md).
+ */
+export class UnitQueue {
+  readonly #units: readonly ExportUnit[];
+  #next = 0;
+
+  constructor(units: readonly ExportUnit[]) {
+    this.#units = units;
+  }
+
+  /** The next unit, now taken; undefined when every unit is taken. */
+  take(): ExportUnit | undefined {
+    return this.#units[this.#next++];
+  }
+
+  /** Units not taken yet. */
+  get left(): number {
+    return Math.max(0, this.#units.length - this.#next);
+  }
 }
 
 /** The range starts of the units' groups read in streams (what a checkpoint records). */

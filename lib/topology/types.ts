@@ -75,6 +75,12 @@ export interface StreamPlan {
   streams: number;
   /** Heap pages of the relation when planned (`pg_relation_size / block_size`), when probed. */
   pages?: number;
+  /**
+   * The page ranges the streams take in order from one queue, as the first page of each
+   * (strictly increasing, from 0; the last open-ended): lib/export/streams.ts `rangeCut`.
+   * Absent in plans written before it: then one equal range per stream.
+   */
+  ranges?: number[];
   /** Why the node reads the table in one stream, when more were asked for or possible. */
   note?: string;
 }
