@@ -26,6 +26,9 @@ export interface PageCodec {
  */
 const ZSTD_LEVEL = 1;
 
+/** Pages stored as they are (`none`, and the chunks of a column compression does not shrink). */
+export const UNCOMPRESSED: PageCodec = { id: CODEC.UNCOMPRESSED, compress: (u8) => u8 };
+
 /** Check a compression name (CLI and options). */
 export function parseParquetCompression(s: string): ParquetCompression {
   if (s === 'zstd' || s === 'snappy' || s === 'none') return s;
@@ -35,7 +38,7 @@ export function parseParquetCompression(s: string): ParquetCompression {
 /** The codec of a compression name; zstd loads its WebAssembly module on first use. */
 export async function pageCodec(c: ParquetCompression = 'zstd'): Promise<PageCodec> {
   switch (parseParquetCompression(c)) {
-    case 'none': return { id: CODEC.UNCOMPRESSED, compress: (u8) => u8 };
+    case 'none': return UNCOMPRESSED;
     case 'snappy': return { id: CODEC.SNAPPY, compress: snappyCompress };
     case 'zstd': {
       const z = await loadZstd();

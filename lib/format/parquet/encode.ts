@@ -2,7 +2,7 @@ import type { Data, RecordBatch } from 'apache-arrow';
 import { InternalError, ValueConversionError } from '../../errors.js';
 import type { ColumnSpec } from '../arrow/pgtypes.js';
 import { Bytes, type PlainColumn } from '../arrow/columns.js';
-import type { PageCodec } from './codecs.js';
+import { CODEC, type PageCodec } from './codecs.js';
 import { isList, leafType, PT, type LeafType } from './schema.js';
 import { bin, encodeStruct, i32, i64, list, struct, type TStruct } from './thrift.js';
 
@@ -32,6 +32,23 @@ const MAX_DICT_BYTES = 1 << 20;
  * of every value).
  */
 const DICT_PROBE = 4096;
+
+/**
+ * A column whose compressed pages kept at least this share of their bytes is written
+ * UNCOMPRESSED from its next chunk on (random keys, uuids, hashes, compressed bytea): zstd
+ * would cost its CPU for nothing.
+ */
+const NO_GAIN = 0.9;
+/** A chunk of fewer page bytes than this says nothing of its column's gain (frame overheads). */
+const GAIN_MIN_BYTES = 64 * 1024;
+/** A column written uncompressed is compressed again every this many chunks, to measure again. */
+const GAIN_RETRY = 16;
+/**
+ * UNCOMPRESSED pages of a compressing writer: copied out of the page-body buffer, which then
+ * serves the next column as it does after a compressed page (keeping it as the page would
+ * leave the next chunk a new buffer to grow, and the old one as garbage).
+ */
+const COPIED: PageCodec = { id: CODEC.UNCOMPRESSED, compress: (u8) => u8.slice() };
 
 /** The Arrow builders' growable buffer, with the writes the Parquet encoding needs. */
 export class Out extends Bytes {
@@ -645,6 +662,11 @@ function dictionary(l: Leaf, slots: Int32Array | undefined, count: number, sc: E
 /** One encoded column chunk: its pages (headers included) and what the footer says of it. */
 export interface EncodedChunk {
   pages: Uint8Array[];
+  /** The chunk's CompressionCodec (ColumnMetaData.codec: per chunk, see EncoderScratch.codecOf). */
+  codec: number;
+  /** Page body bytes before and after compression (headers left out). */
+  bodyBytes: number;
+  storedBodyBytes: number;
   bytes: number;
   /** Offset of the data page from the chunk's start (after a dictionary page). */
   dataOffset: number;
@@ -705,6 +727,26 @@ export class EncoderScratch {
   readonly bodies = new Bodies();
   readonly #u8: Uint8Array[] = [];
   readonly #i32: Int32Array[] = [];
+  /** Per column: chunks still to write uncompressed before measuring again (0: compress). */
+  readonly #plainFor: number[] = [];
+
+  /**
+   * The codec of column `col`'s next chunk: `codec`, or UNCOMPRESSED while the column's last
+   * measured chunk kept ≥ 90% of its bytes under compression ({@link measured}); one chunk in
+   * 16 of such a column is compressed again, so a column that starts to compress wins it back.
+   */
+  codecOf(col: number, codec: PageCodec): PageCodec {
+    const k = this.#plainFor[col] ?? 0;
+    if (k === 0 || codec.id === CODEC.UNCOMPRESSED) return codec;
+    this.#plainFor[col] = k - 1;
+    return COPIED;
+  }
+
+  /** Record what compression did to a chunk of column `col` (a chunk written uncompressed says nothing). */
+  measured(col: number, c: EncodedChunk): void {
+    if (c.codec === CODEC.UNCOMPRESSED || c.bodyBytes < GAIN_MIN_BYTES) return;
+    this.#plainFor[col] = c.storedBodyBytes >= NO_GAIN * c.bodyBytes ? GAIN_RETRY - 1 : 0;
+  }
 
   /** Scratch bytes number `k`, `n` long (contents left over: callers write before they read). */
   u8(k: number, n: number): Uint8Array {
@@ -762,12 +804,16 @@ function encodeLeaf(l: Leaf, codec: PageCodec, sc: EncoderScratch): EncodedChunk
   let bounds: [Uint8Array, Uint8Array] | undefined;
   let dataEnc: number = ENC.PLAIN;
   let dictBytes = 0;
+  let bodyBytes = 0;
+  let storedBodyBytes = 0;
   if (dict) {
     const dv = new Out(dict.bytes);
     plainValues(l, dict.firsts, dv);
     const dp = page({ 1: i32(PAGE.DICTIONARY_PAGE), 7: struct({ 1: i32(dict.n), 2: i32(ENC.PLAIN) }) }, dv.take(), codec);
     pages.push(dp.head, dp.data);
     dictBytes = dp.head.length + dp.data.length;
+    bodyBytes += dp.uncompressed - dp.head.length;
+    storedBodyBytes += dp.data.length;
     uncompressed += dp.uncompressed;
     const w = bitWidth(dict.n - 1);
     body.byte(w);
@@ -791,16 +837,18 @@ function encodeLeaf(l: Leaf, codec: PageCodec, sc: EncoderScratch): EncodedChunk
   bodies.done(body, dp.data);
   pages.push(dp.head, dp.data);
   uncompressed += dp.uncompressed;
+  bodyBytes += dp.uncompressed - dp.head.length;
+  storedBodyBytes += dp.data.length;
   const bytes = pages.reduce((a, p) => a + p.length, 0);
   return {
-    pages, bytes, dataOffset: dictBytes, hasDictionary: dict !== undefined, uncompressed, levels: l.levels,
+    pages, codec: codec.id, bodyBytes, storedBodyBytes, bytes, dataOffset: dictBytes, hasDictionary: dict !== undefined, uncompressed, levels: l.levels,
     physical: t.physical, path: l.path, encodings, stats,
   };
 }
 
 /** Encode rows [from, to) of a record batch built from `specs` as one row group. */
 export function encodeRowGroup(batch: RecordBatch, specs: ColumnSpec[], from: number, to: number, codec: PageCodec, scratch = new EncoderScratch()): EncodedRowGroup {
-  const chunks = specs.map((s, i) => encodeLeaf(leafOf(s, arrowSource(batch.data.children[i]!), from, to, scratch), codec, scratch));
+  const chunks = specs.map((s, i) => encodeColumn(leafOf(s, arrowSource(batch.data.children[i]!), from, to, scratch), i, codec, scratch));
   return group(chunks, to - from);
 }
 
@@ -810,8 +858,15 @@ export function encodeRowGroup(batch: RecordBatch, specs: ColumnSpec[], from: nu
  * the same rows, with the values copied once instead of converted.
  */
 export function encodePlainRowGroup(columns: PlainColumn[], specs: ColumnSpec[], from: number, to: number, codec: PageCodec, scratch = new EncoderScratch()): EncodedRowGroup {
-  const chunks = specs.map((s, i) => encodeLeaf(leafOf(s, plainSource(columns[i]!), from, to, scratch), codec, scratch));
+  const chunks = specs.map((s, i) => encodeColumn(leafOf(s, plainSource(columns[i]!), from, to, scratch), i, codec, scratch));
   return group(chunks, to - from);
+}
+
+/** Column `col`'s chunk, with the codec the scratch's history gives it (see EncoderScratch.codecOf). */
+function encodeColumn(l: Leaf, col: number, codec: PageCodec, sc: EncoderScratch): EncodedChunk {
+  const c = encodeLeaf(l, sc.codecOf(col, codec), sc);
+  sc.measured(col, c);
+  return c;
 }
 
 function group(chunks: EncodedChunk[], rows: number): EncodedRowGroup {
@@ -824,12 +879,12 @@ function group(chunks: EncodedChunk[], rows: number): EncodedRowGroup {
 }
 
 /** The footer's ColumnChunk of an encoded chunk placed at file offset `at`. */
-export function chunkMeta(c: EncodedChunk, at: number, codec: number): TStruct {
+export function chunkMeta(c: EncodedChunk, at: number): TStruct {
   const meta: TStruct = {
     1: i32(c.physical),
     2: list('i32', c.encodings),
     3: list('bin', c.path),
-    4: i32(codec),
+    4: i32(c.codec),
     5: i64(c.levels),
     6: i64(c.uncompressed),
     7: i64(c.bytes),
