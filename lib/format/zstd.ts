@@ -42,6 +42,12 @@ export interface ZstdCodec {
    */
   compress(data: Uint8Array, level?: number): Buffer;
   /**
+   * {@link compress} without a new buffer where it can: the frame may be a view of memory the
+   * codec reuses (the WebAssembly heap), valid only until the codec's next call. For callers
+   * that copy the frame at once (the Parquet encoder's page arena): no allocation per call.
+   */
+  compressView(data: Uint8Array, level?: number): Uint8Array;
+  /**
    * Decode exactly one frame (as {@link ZstdFrameSplitter} returns them) of at most `maxContent`
    * bytes (default {@link MAX_FRAME_CONTENT}).
    * @throws DecompressError when the frame is corrupt or larger than that.
@@ -100,6 +106,9 @@ function nodeCodec(z: NodeZstd): ZstdCodec {
       // pledgedSrcSize makes the frame header carry the content size, as the WebAssembly build does.
       return z.zstdCompressSync(data, { pledgedSrcSize: data.length, params: { [c.ZSTD_c_compressionLevel!]: level } });
     },
+    compressView(data, level) {
+      return this.compress(data, level);
+    },
     decompressFrame(frame, maxContent = MAX_FRAME_CONTENT) {
       const h = checkedHeader(frame, maxContent);
       if (!h) return Buffer.alloc(0);
@@ -123,10 +132,45 @@ interface WasmZstd {
   decompress(b: Uint8Array, o?: { defaultHeapSize?: number }): Uint8Array;
 }
 
-/** `@foxglove/wasm-zstd`: ZSTD_compress (a new context per call: measured free on pages of 0.1 MB up). */
+/**
+ * The Emscripten module of `@foxglove/wasm-zstd` (its factory, dist/wasm-zstd.js; the package's
+ * index.js wraps the same calls with a malloc, two copies and a new Buffer per call).
+ * `_compress` is ZSTD_compress (a new context per call: measured free on pages of 0.1 MB up),
+ * returning -1 on error.
+ */
 interface WasmCompressor {
-  isLoaded: Promise<unknown>;
-  compress(b: Uint8Array, level?: number): Buffer;
+  HEAPU8: Uint8Array;
+  _malloc(n: number): number;
+  _free(p: number): void;
+  _compressBound(n: number): number;
+  _compress(dst: number, cap: number, src: number, n: number, level: number): number;
+}
+
+/**
+ * One-shot compression into one heap region kept and grown to the largest input and its bound
+ * (the heap never shrinks anyway): returns a view of the frame in the heap, valid until the
+ * next call.
+ */
+function heapCompressor(m: WasmCompressor): (data: Uint8Array, level: number) => Uint8Array {
+  let region = 0;
+  let cap = 0;
+  return (data, level) => {
+    const bound = m._compressBound(data.length);
+    if (data.length + bound > cap) {
+      if (region) m._free(region);
+      cap = data.length + bound;
+      region = m._malloc(cap);
+      if (!region) {
+        cap = 0;
+        throw new RangeError(`zstd: no WebAssembly memory for ${data.length + bound} bytes`);
+      }
+    }
+    // HEAPU8 is read after malloc: growing the memory replaces it.
+    m.HEAPU8.set(data, region);
+    const n = m._compress(region + data.length, bound, region, data.length, level);
+    if (n < 0) throw new Error('zstd compression failed');
+    return m.HEAPU8.subarray(region + data.length, region + data.length + n);
+  };
 }
 
 async function wasmCodec(): Promise<ZstdCodec> {
@@ -134,13 +178,17 @@ async function wasmCodec(): Promise<ZstdCodec> {
   // The package's CommonJS build (its ESM build has extensionless imports Node cannot resolve).
   const m = req('@bokuweb/zstd-wasm') as WasmZstd;
   // Instantiates its module on require: one per process (thread), like the decoder's.
-  const c = req('@foxglove/wasm-zstd') as WasmCompressor;
-  await Promise.all([m.init(), c.isLoaded]);
+  const factory = req('@foxglove/wasm-zstd/dist/wasm-zstd.js') as () => Promise<WasmCompressor>;
+  const [, c] = await Promise.all([m.init(), factory()]);
+  const view = heapCompressor(c);
   return {
     backend: 'wasm',
     compress(data, level = ZSTD_DEFAULT_LEVEL) {
-      // Its own heap copy, a new Buffer the caller owns; an empty input makes a 9-byte frame.
-      return c.compress(data, level);
+      // A copy the caller owns; an empty input makes a 9-byte frame.
+      return Buffer.from(view(data, level));
+    },
+    compressView(data, level = ZSTD_DEFAULT_LEVEL) {
+      return view(data, level);
     },
     decompressFrame(frame, maxContent = MAX_FRAME_CONTENT) {
       const h = checkedHeader(frame, maxContent);

@@ -38,7 +38,9 @@ describe('Parquet per-column codec choice', () => {
       // From group 18 on the uuids compress: the retry at group 17 sees random ones still, so
       // 18–19 stay uncompressed until the next retry (group 33).
       const b = batch(g, g >= 18);
-      groups.push(encodeRowGroup(b.batch, specs, 0, ROWS, codec, sc));
+      // Pages are views of the scratch's arena until the next group: keep copies, as a writer stores them.
+      const e = encodeRowGroup(b.batch, specs, 0, ROWS, codec, sc);
+      groups.push({ ...e, chunks: e.chunks.map((c) => ({ ...c, pages: c.pages.map((p) => p.slice()) })) });
       for (let i = 0; i < ROWS; i++) expected.push(`${hex(b.uuids.subarray(16 * i, 16 * i + 16))}\t${b.texts[i]}`);
     }
     const codecs = groups.map((g) => g.chunks.map((c) => c.codec));

@@ -15,6 +15,11 @@ export const CODEC = { UNCOMPRESSED: 0, SNAPPY: 1, GZIP: 2, LZO: 3, BROTLI: 4, L
 export interface PageCodec {
   id: number;
   compress(u8: Uint8Array): Uint8Array;
+  /**
+   * The same bytes as {@link compress}, possibly a view of memory the codec reuses, valid only
+   * until its next call (zstd's WebAssembly heap): for a caller that copies it at once.
+   */
+  compressView?(u8: Uint8Array): Uint8Array;
 }
 
 /**
@@ -42,7 +47,7 @@ export async function pageCodec(c: ParquetCompression = 'zstd'): Promise<PageCod
     case 'snappy': return { id: CODEC.SNAPPY, compress: snappyCompress };
     case 'zstd': {
       const z = await loadZstd();
-      return { id: CODEC.ZSTD, compress: (u8) => z.compress(u8, ZSTD_LEVEL) };
+      return { id: CODEC.ZSTD, compress: (u8) => z.compress(u8, ZSTD_LEVEL), compressView: (u8) => z.compressView(u8, ZSTD_LEVEL) };
     }
   }
 }

@@ -48,7 +48,7 @@ const GAIN_RETRY = 16;
  * serves the next column as it does after a compressed page (keeping it as the page would
  * leave the next chunk a new buffer to grow, and the old one as garbage).
  */
-const COPIED: PageCodec = { id: CODEC.UNCOMPRESSED, compress: (u8) => u8.slice() };
+const COPIED: PageCodec = { id: CODEC.UNCOMPRESSED, compress: (u8) => u8.slice(), compressView: (u8) => u8 };
 
 /** The Arrow builders' growable buffer, with the writes the Parquet encoding needs. */
 export class Out extends Bytes {
@@ -688,8 +688,8 @@ export interface EncodedRowGroup {
   chunks: EncodedChunk[];
 }
 
-function page(header: TStruct, body: Uint8Array, codec: PageCodec): { head: Uint8Array; data: Uint8Array; uncompressed: number } {
-  const data = codec.compress(body);
+function page(header: TStruct, body: Uint8Array, codec: PageCodec, arena: PageArena): { head: Uint8Array; data: Uint8Array; uncompressed: number } {
+  const data = codec.compressView ? arena.copy(codec.compressView(body)) : codec.compress(body);
   if (body.length > 0x7fffffff || data.length > 0x7fffffff) throw new ValueConversionError('a Parquet page would exceed 2 GiB: lower the row group size');
   const head = encodeStruct({ ...header, 2: i32(body.length), 3: i32(data.length) });
   return { head, data, uncompressed: head.length + body.length };
@@ -717,14 +717,42 @@ class Bodies {
 }
 
 /**
+ * The compressed pages of one row group, copied out of the codec's memory one after another
+ * into a buffer kept from group to group: no new buffer per page, whose external memory made
+ * V8 run a full garbage collection every few row groups. A page is a view, valid until the
+ * next row group's {@link reset}; the buffer is replaced (not grown: earlier pages keep the old
+ * one) when a page does not fit, so it settles at about the largest group's compressed size.
+ */
+class PageArena {
+  #buf = new Uint8Array(0);
+  #len = 0;
+  reset(): void {
+    this.#len = 0;
+  }
+  copy(src: Uint8Array): Uint8Array {
+    if (this.#len + src.length > this.#buf.length) {
+      this.#buf = new Uint8Array(Math.max(src.length, 2 * this.#buf.length, 1 << 16));
+      this.#len = 0;
+    }
+    const v = this.#buf.subarray(this.#len, this.#len + src.length);
+    v.set(src);
+    this.#len += src.length;
+    return v;
+  }
+}
+
+/**
  * What an encoder reuses from one row group to the next (a writer keeps one; default: new per
  * row group): the page-body buffer (with compression), the levels, the present slots and the
- * dictionary tables of one column chunk at a time. Memory: the largest page body so far, plus
+ * dictionary tables of one column chunk at a time, the compressed pages of one row group (the
+ * page arena), and each column's codec history. Memory: the largest page body so far, plus
  * about 30 bytes per value of the largest column chunk so far (2 bytes of levels, 4 of slots,
- * up to 24 of dictionary tables).
+ * up to 24 of dictionary tables), plus up to twice the largest row group's compressed pages.
  */
 export class EncoderScratch {
   readonly bodies = new Bodies();
+  /** Compressed pages of the row group being encoded (see PageArena: valid until the next one). */
+  readonly pages = new PageArena();
   readonly #u8: Uint8Array[] = [];
   readonly #i32: Int32Array[] = [];
   /** Per column: chunks still to write uncompressed before measuring again (0: compress). */
@@ -809,7 +837,7 @@ function encodeLeaf(l: Leaf, codec: PageCodec, sc: EncoderScratch): EncodedChunk
   if (dict) {
     const dv = new Out(dict.bytes);
     plainValues(l, dict.firsts, dv);
-    const dp = page({ 1: i32(PAGE.DICTIONARY_PAGE), 7: struct({ 1: i32(dict.n), 2: i32(ENC.PLAIN) }) }, dv.take(), codec);
+    const dp = page({ 1: i32(PAGE.DICTIONARY_PAGE), 7: struct({ 1: i32(dict.n), 2: i32(ENC.PLAIN) }) }, dv.take(), codec, sc.pages);
     pages.push(dp.head, dp.data);
     dictBytes = dp.head.length + dp.data.length;
     bodyBytes += dp.uncompressed - dp.head.length;
@@ -833,7 +861,7 @@ function encodeLeaf(l: Leaf, codec: PageCodec, sc: EncoderScratch): EncodedChunk
   const dp = page({
     1: i32(PAGE.DATA_PAGE),
     5: struct({ 1: i32(l.levels), 2: i32(dataEnc), 3: i32(ENC.RLE), 4: i32(ENC.RLE) }),
-  }, body.take(), codec);
+  }, body.take(), codec, sc.pages);
   bodies.done(body, dp.data);
   pages.push(dp.head, dp.data);
   uncompressed += dp.uncompressed;
@@ -846,8 +874,13 @@ function encodeLeaf(l: Leaf, codec: PageCodec, sc: EncoderScratch): EncodedChunk
   };
 }
 
-/** Encode rows [from, to) of a record batch built from `specs` as one row group. */
+/**
+ * Encode rows [from, to) of a record batch built from `specs` as one row group. Compressed
+ * pages are views of the scratch's page arena: with a `scratch` kept across row groups, copy
+ * (or store) a group's pages before encoding the next one; the default scratch is new per call.
+ */
 export function encodeRowGroup(batch: RecordBatch, specs: ColumnSpec[], from: number, to: number, codec: PageCodec, scratch = new EncoderScratch()): EncodedRowGroup {
+  scratch.pages.reset();
   const chunks = specs.map((s, i) => encodeColumn(leafOf(s, arrowSource(batch.data.children[i]!), from, to, scratch), i, codec, scratch));
   return group(chunks, to - from);
 }
@@ -855,9 +888,10 @@ export function encodeRowGroup(batch: RecordBatch, specs: ColumnSpec[], from: nu
 /**
  * Encode rows [from, to) of columns built in the `plain` layout (BatchBuilderOptions.layout)
  * from `specs` as one row group: the same bytes as {@link encodeRowGroup} of the Arrow batch of
- * the same rows, with the values copied once instead of converted.
+ * the same rows, with the values copied once instead of converted (pages valid as there).
  */
 export function encodePlainRowGroup(columns: PlainColumn[], specs: ColumnSpec[], from: number, to: number, codec: PageCodec, scratch = new EncoderScratch()): EncodedRowGroup {
+  scratch.pages.reset();
   const chunks = specs.map((s, i) => encodeColumn(leafOf(s, plainSource(columns[i]!), from, to, scratch), i, codec, scratch));
   return group(chunks, to - from);
 }
