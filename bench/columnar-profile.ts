@@ -299,13 +299,20 @@ async function encodeOnly(chunks: RowChunk[], columns: PgColumn[]): Promise<void
     ? { columns: [g.columns[c]!], rows: g.rows, specs: [g.specs[c]!] }
     : { batch: new RecordBatch(new Schema([g.batch!.schema.fields[c]!]), makeData({ type: new Struct([g.batch!.schema.fields[c]!]), length: g.rows, children: [g.batch!.data.children[c]!] })), rows: g.rows, specs: [g.specs[c]!] });
   for (const [c, spec] of specs.entries()) {
-    const parts = IMPLS.map((impl, k) => {
-      const one = groupsOf[k]!.map((g) => column(g, c));
-      let bytes = 0;
-      const t = process.cpuUsage();
-      for (let r = 0; r < REPS; r++) { const sc = scratch(k); for (const g of one) bytes = encodeOne(k, g, sc).bytes; }
-      return `[${impl.name}] ${(cpuS(t) / REPS / ROWS * 1e6).toFixed(3)} (${bytes} B last group)`;
-    });
+    // Builds alternate (ABBA) every repetition; each figure is the median of REPS.
+    const ones = IMPLS.map((_, k) => groupsOf[k]!.map((g) => column(g, c)));
+    const cpu = IMPLS.map(() => [] as number[]);
+    const bytes = IMPLS.map(() => 0);
+    for (let r = 0; r < REPS; r++) {
+      for (const k of r % 2 === 0 ? [...IMPLS.keys()] : [...IMPLS.keys()].reverse()) {
+        const t = process.cpuUsage();
+        const sc = scratch(k);
+        for (const g of ones[k]!) bytes[k] = encodeOne(k, g, sc).bytes;
+        cpu[k]!.push(cpuS(t) / ROWS * 1e6);
+      }
+    }
+    const med = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
+    const parts = IMPLS.map((impl, k) => `[${impl.name}] ${med(cpu[k]!).toFixed(3)} (${bytes[k]} B last group)`);
     process.stdout.write(`    ${spec.name.padEnd(10)} ${spec.kind.padEnd(10)} ${parts.join('  ')}\n`);
   }
 }
