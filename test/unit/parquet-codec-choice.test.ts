@@ -9,6 +9,8 @@ import { columnMeta, FooterBuilder, MAGIC, PARQUET_META } from '../../lib/format
 import { openParquetObject, readParquetFooter } from '../../lib/format/parquet/import.js';
 import { parquetSpec } from '../../lib/format/parquet/schema.js';
 
+// Statistics of byte arrays: every value longer than 64 bytes leaves both bounds out without
+// comparing values; one short value among them makes the bounds computed (and kept when short).
 // A writer's EncoderScratch chooses each column chunk's codec from what compression gained on
 // that column's last measured chunk: a column zstd does not shrink is written UNCOMPRESSED,
 // measured again every 16th chunk, and a file mixing codecs reads back the same rows.
@@ -71,5 +73,26 @@ describe('Parquet per-column codec choice', () => {
     for (let g = 0; g < 3; g++) expect(encodeRowGroup(small.batch, specs, 0, 100, zstd, sc).chunks[0]!.codec).toBe(CODEC.ZSTD);
     const sc2 = new EncoderScratch();
     for (let g = 0; g < 2; g++) expect(encodeRowGroup(small.batch, specs, 0, ROWS, none, sc2).chunks.map((c) => c.codec)).toEqual([CODEC.UNCOMPRESSED, CODEC.UNCOMPRESSED]);
+  });
+
+  it('leaves byte-array bounds out when every value is longer than 64 bytes, and computes them otherwise', async () => {
+    const none = await pageCodec('none');
+    const long = (i: number) => `${String(i).padStart(6, '0')} ${'x'.repeat(70)}`;
+    const cases: [string[], [string, string] | undefined][] = [
+      [Array.from({ length: 40 }, (_, i) => long(i)), undefined],
+      // One short value: the smallest, but the largest is long, so still no bounds.
+      [Array.from({ length: 40 }, (_, i) => (i === 7 ? '0' : long(i))), undefined],
+      // Short values only: both bounds.
+      [Array.from({ length: 40 }, (_, i) => `v${String(39 - i).padStart(2, '0')}`), ['v00', 'v39']],
+    ];
+    for (const [xs, want] of cases) {
+      const t = [spec('t', 25)];
+      const cols = [vectorFromArray(xs, new Utf8()).data[0]!];
+      const fields = [new Field('t', cols[0]!.type, true)];
+      const b = new RecordBatch(new Schema(fields), makeData({ type: new Struct(fields), length: xs.length, children: cols }));
+      const st = encodeRowGroup(b, t, 0, xs.length, none).chunks[0]!.stats;
+      const got = st[6] === undefined ? undefined : [Buffer.from((st[6] as { v: Uint8Array }).v).toString(), Buffer.from((st[5] as { v: Uint8Array }).v).toString()];
+      expect(got).toEqual(want);
+    }
   });
 });

@@ -568,13 +568,23 @@ function sameBytes(u8: Uint8Array, dv: DataView, as: number, ae: number, bs: num
   return i === n || tailWord(u8, dv, as + i, n - i) === tailWord(u8, dv, bs + i, n - i);
 }
 
-/** Min and max of byte-array slots (unsigned lexicographic), raw bytes. */
+/**
+ * Min and max of byte-array slots (unsigned lexicographic), raw bytes; undefined when every
+ * value is longer than MAX_STAT_BYTES (then both bounds would be, and be left out: one pass
+ * over the lengths instead of comparing values, e.g. a jsonb column of documents).
+ */
 function varStats(l: Leaf, slots: ArrayLike<number> | undefined, count: number): [Uint8Array, Uint8Array] | undefined {
   if (count === 0) return undefined;
   const offs = l.src.offsets!;
   const data = l.src.values;
   const dv = dvOf(data);
   const pre = l.pre;
+  let short = false;
+  for (let k = 0; k < count && !short; k++) {
+    const s = slots ? slots[k]! : l.from + k;
+    short = offs[s + 1]! - offs[s]! - pre <= MAX_STAT_BYTES;
+  }
+  if (!short) return undefined;
   let ms = offs[slots ? slots[0]! : l.from]! + pre;
   let me = offs[(slots ? slots[0]! : l.from) + 1]!;
   let xs = ms;
