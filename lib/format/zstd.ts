@@ -42,11 +42,12 @@ export interface ZstdCodec {
    */
   compress(data: Uint8Array, level?: number): Buffer;
   /**
-   * {@link compress} without a new buffer where it can: the frame may be a view of memory the
-   * codec reuses (the WebAssembly heap), valid only until the codec's next call. For callers
-   * that copy the frame at once (the Parquet encoder's page arena): no allocation per call.
+   * {@link compress} of `data` (parts: their concatenation, which is not built) without a new
+   * buffer where it can: the frame may be a view of memory the codec reuses (the WebAssembly
+   * heap), valid only until the codec's next call. For callers that copy the frame at once
+   * (the Parquet encoder's page arena): no allocation per call.
    */
-  compressView(data: Uint8Array, level?: number): Uint8Array;
+  compressView(data: Uint8Array | readonly Uint8Array[], level?: number): Uint8Array;
   /**
    * Decode exactly one frame (as {@link ZstdFrameSplitter} returns them) of at most `maxContent`
    * bytes (default {@link MAX_FRAME_CONTENT}).
@@ -107,7 +108,7 @@ function nodeCodec(z: NodeZstd): ZstdCodec {
       return z.zstdCompressSync(data, { pledgedSrcSize: data.length, params: { [c.ZSTD_c_compressionLevel!]: level } });
     },
     compressView(data, level) {
-      return this.compress(data, level);
+      return this.compress(data instanceof Uint8Array ? data : Buffer.concat(data), level);
     },
     decompressFrame(frame, maxContent = MAX_FRAME_CONTENT) {
       const h = checkedHeader(frame, maxContent);
@@ -151,25 +152,33 @@ interface WasmCompressor {
  * (the heap never shrinks anyway): returns a view of the frame in the heap, valid until the
  * next call.
  */
-function heapCompressor(m: WasmCompressor): (data: Uint8Array, level: number) => Uint8Array {
+function heapCompressor(m: WasmCompressor): (data: Uint8Array | readonly Uint8Array[], level: number) => Uint8Array {
   let region = 0;
   let cap = 0;
   return (data, level) => {
-    const bound = m._compressBound(data.length);
-    if (data.length + bound > cap) {
+    const parts = data instanceof Uint8Array ? [data] : data;
+    let len = 0;
+    for (const p of parts) len += p.length;
+    const bound = m._compressBound(len);
+    if (len + bound > cap) {
       if (region) m._free(region);
-      cap = data.length + bound;
+      cap = len + bound;
       region = m._malloc(cap);
       if (!region) {
         cap = 0;
-        throw new RangeError(`zstd: no WebAssembly memory for ${data.length + bound} bytes`);
+        throw new RangeError(`zstd: no WebAssembly memory for ${len + bound} bytes`);
       }
     }
     // HEAPU8 is read after malloc: growing the memory replaces it.
-    m.HEAPU8.set(data, region);
-    const n = m._compress(region + data.length, bound, region, data.length, level);
+    const heap = m.HEAPU8;
+    let at = region;
+    for (const p of parts) {
+      heap.set(p, at);
+      at += p.length;
+    }
+    const n = m._compress(region + len, bound, region, len, level);
     if (n < 0) throw new Error('zstd compression failed');
-    return m.HEAPU8.subarray(region + data.length, region + data.length + n);
+    return m.HEAPU8.subarray(region + len, region + len + n);
   };
 }
 

@@ -16,10 +16,11 @@ export interface PageCodec {
   id: number;
   compress(u8: Uint8Array): Uint8Array;
   /**
-   * The same bytes as {@link compress}, possibly a view of memory the codec reuses, valid only
-   * until its next call (zstd's WebAssembly heap): for a caller that copies it at once.
+   * {@link compress} of the parts' concatenation (not built), possibly a view of memory the
+   * codec reuses, valid only until its next call (zstd's WebAssembly heap): for a caller that
+   * copies it at once.
    */
-  compressView?(u8: Uint8Array): Uint8Array;
+  compressView?(parts: readonly Uint8Array[]): Uint8Array;
 }
 
 /**
@@ -47,7 +48,7 @@ export async function pageCodec(c: ParquetCompression = 'zstd'): Promise<PageCod
     case 'snappy': return { id: CODEC.SNAPPY, compress: snappyCompress };
     case 'zstd': {
       const z = await loadZstd();
-      return { id: CODEC.ZSTD, compress: (u8) => z.compress(u8, ZSTD_LEVEL), compressView: (u8) => z.compressView(u8, ZSTD_LEVEL) };
+      return { id: CODEC.ZSTD, compress: (u8) => z.compress(u8, ZSTD_LEVEL), compressView: (parts) => z.compressView(parts, ZSTD_LEVEL) };
     }
   }
 }

@@ -48,7 +48,7 @@ const GAIN_RETRY = 16;
  * serves the next column as it does after a compressed page (keeping it as the page would
  * leave the next chunk a new buffer to grow, and the old one as garbage).
  */
-const COPIED: PageCodec = { id: CODEC.UNCOMPRESSED, compress: (u8) => u8.slice(), compressView: (u8) => u8 };
+const COPIED: PageCodec = { id: CODEC.UNCOMPRESSED, compress: (u8) => u8.slice() };
 
 /** The Arrow builders' growable buffer, with the writes the Parquet encoding needs. */
 export class Out extends Bytes {
@@ -425,6 +425,19 @@ function plainValues(l: Leaf, slots: Int32Array | undefined, out: Out): number {
   return count;
 }
 
+/**
+ * A `plain` leaf's PLAIN values where they lie in its column, when they are one stretch (what
+ * {@link plainValues} would copy whole): byte arrays, and fixed widths other than BOOLEAN.
+ */
+function plainStretch(l: Leaf): Uint8Array | undefined {
+  const src = l.src;
+  const t = l.type;
+  if (!src.plain || t.physical === PT.BOOLEAN) return undefined;
+  if (t.arrowWidth === 0) return src.values.subarray(src.offsets![l.from]!, src.offsets![l.to]!);
+  const w = plainWidth(t);
+  return src.values.subarray(l.first * w, (l.first + l.count) * w);
+}
+
 /** Bytes of one PLAIN fixed-width value: 4/8 for INT32/INT64/FLOAT/DOUBLE, the FLBA width. */
 function plainWidth(t: LeafType): number {
   return t.physical === PT.INT32 || t.physical === PT.FLOAT ? 4 : t.physical === PT.INT64 || t.physical === PT.DOUBLE ? 8 : t.width!;
@@ -698,11 +711,19 @@ export interface EncodedRowGroup {
   chunks: EncodedChunk[];
 }
 
-function page(header: TStruct, body: Uint8Array, codec: PageCodec, arena: PageArena): { head: Uint8Array; data: Uint8Array; uncompressed: number } {
-  const data = codec.compressView ? arena.copy(codec.compressView(body)) : codec.compress(body);
-  if (body.length > 0x7fffffff || data.length > 0x7fffffff) throw new ValueConversionError('a Parquet page would exceed 2 GiB: lower the row group size');
-  const head = encodeStruct({ ...header, 2: i32(body.length), 3: i32(data.length) });
-  return { head, data, uncompressed: head.length + body.length };
+/** The page goes through the arena (copied or compressed into it): its body may come in parts. */
+function viaArena(codec: PageCodec): boolean {
+  return codec === COPIED || codec.compressView !== undefined;
+}
+
+/** A page of `body` followed by `tail` (only where {@link viaArena}: values left where they lie). */
+function page(header: TStruct, body: Uint8Array, codec: PageCodec, arena: PageArena, tail?: Uint8Array): { head: Uint8Array; data: Uint8Array; uncompressed: number } {
+  const parts = tail ? [body, tail] : [body];
+  const n = body.length + (tail?.length ?? 0);
+  const data = codec === COPIED ? arena.copy(parts) : codec.compressView ? arena.copy([codec.compressView(parts)]) : codec.compress(body);
+  if (n > 0x7fffffff || data.length > 0x7fffffff) throw new ValueConversionError('a Parquet page would exceed 2 GiB: lower the row group size');
+  const head = encodeStruct({ ...header, 2: i32(n), 3: i32(data.length) });
+  return { head, data, uncompressed: head.length + n };
 }
 
 /**
@@ -739,14 +760,21 @@ class PageArena {
   reset(): void {
     this.#len = 0;
   }
-  copy(src: Uint8Array): Uint8Array {
-    if (this.#len + src.length > this.#buf.length) {
-      this.#buf = new Uint8Array(Math.max(src.length, 2 * this.#buf.length, 1 << 16));
+  /** The parts, one after another, as one view. */
+  copy(parts: readonly Uint8Array[]): Uint8Array {
+    let n = 0;
+    for (const p of parts) n += p.length;
+    if (this.#len + n > this.#buf.length) {
+      this.#buf = new Uint8Array(Math.max(n, 2 * this.#buf.length, 1 << 16));
       this.#len = 0;
     }
-    const v = this.#buf.subarray(this.#len, this.#len + src.length);
-    v.set(src);
-    this.#len += src.length;
+    const v = this.#buf.subarray(this.#len, this.#len + n);
+    let at = 0;
+    for (const p of parts) {
+      v.set(p, at);
+      at += p.length;
+    }
+    this.#len += n;
     return v;
   }
 }
@@ -844,6 +872,7 @@ function encodeLeaf(l: Leaf, codec: PageCodec, sc: EncoderScratch): EncodedChunk
   let dictBytes = 0;
   let bodyBytes = 0;
   let storedBodyBytes = 0;
+  let tail: Uint8Array | undefined;
   if (dict) {
     const dv = new Out(dict.bytes);
     plainValues(l, dict.firsts, dv);
@@ -859,6 +888,9 @@ function encodeLeaf(l: Leaf, codec: PageCodec, sc: EncoderScratch): EncodedChunk
     dataEnc = ENC.RLE_DICTIONARY;
     encodings = [ENC.PLAIN, ENC.RLE, ENC.RLE_DICTIONARY];
     bounds = varStats(l, dict.firsts, dict.n);
+  } else if ((tail = viaArena(codec) ? plainStretch(l) : undefined)) {
+    // Copied (or compressed) from where they lie, after the levels: one copy fewer.
+    bounds = t.arrowWidth === 0 ? varStats(l, slots, count) : fixedStats(t, tail, count);
   } else {
     const start = body.len;
     plainValues(l, t.arrowWidth === 0 && l.src.plain ? undefined : slots, body);
@@ -871,7 +903,7 @@ function encodeLeaf(l: Leaf, codec: PageCodec, sc: EncoderScratch): EncodedChunk
   const dp = page({
     1: i32(PAGE.DATA_PAGE),
     5: struct({ 1: i32(l.levels), 2: i32(dataEnc), 3: i32(ENC.RLE), 4: i32(ENC.RLE) }),
-  }, body.take(), codec, sc.pages);
+  }, body.take(), codec, sc.pages, tail);
   bodies.done(body, dp.data);
   pages.push(dp.head, dp.data);
   uncompressed += dp.uncompressed;
