@@ -67,6 +67,8 @@ type Impl = {
   /** Undefined in a build from before the plain layout (its writer encoded Arrow batches). */
   encodePlainRowGroup: typeof import('../lib/format/parquet/encode.js').encodePlainRowGroup | undefined;
   pageCodec: typeof import('../lib/format/parquet/codecs.js').pageCodec;
+  /** Undefined in a build from before the writer kept one (each row group got its own). */
+  EncoderScratch: typeof import('../lib/format/parquet/encode.js').EncoderScratch | undefined;
   parquetSpec: typeof import('../lib/format/parquet/schema.js').parquetSpec;
 };
 async function load(name: string, dir: string): Promise<Impl> {
@@ -77,7 +79,7 @@ async function load(name: string, dir: string): Promise<Impl> {
     BatchBuilder: (await m('columns')).BatchBuilder, openArrowObject: (await m('decoder')).openArrowObject,
     IpcFileEncoder: (await m('ipc')).IpcFileEncoder, columnSpec: (await m('pgtypes')).columnSpec,
     ParquetSegmentWriter: (await q('segment-writer')).ParquetSegmentWriter, openParquetObject: (await q('import')).openParquetObject,
-    encodeRowGroup: (await q('encode')).encodeRowGroup, encodePlainRowGroup: (await q('encode')).encodePlainRowGroup, pageCodec: (await q('codecs')).pageCodec, parquetSpec: (await q('schema')).parquetSpec,
+    encodeRowGroup: (await q('encode')).encodeRowGroup, encodePlainRowGroup: (await q('encode')).encodePlainRowGroup, pageCodec: (await q('codecs')).pageCodec, EncoderScratch: (await q('encode')).EncoderScratch, parquetSpec: (await q('schema')).parquetSpec,
   };
 }
 const IMPLS: Impl[] = [await load('this', flags.dist ? '../dist' : '../lib')];
@@ -253,14 +255,18 @@ async function encodeOnly(chunks: RowChunk[], columns: PgColumn[]): Promise<void
   // Each build's own groups (a build with the plain layout encodes those, as its writer does).
   const groupsOf = IMPLS.map((impl) => rowGroups(impl, chunks, columns));
   const codecs = await Promise.all(IMPLS.map((impl) => impl.pageCodec(COMPRESSION)));
-  const encodeOne = (k: number, g: Group) => {
+  // One scratch per pass over the groups, as one writer keeps one for its row groups (its
+  // per-column codec choice depends on the groups before).
+  const encodeOne = (k: number, g: Group, sc: InstanceType<NonNullable<Impl['EncoderScratch']>> | undefined) => {
     const impl = IMPLS[k]!;
-    return g.columns ? impl.encodePlainRowGroup!(g.columns, g.specs, 0, g.rows, codecs[k]!) : impl.encodeRowGroup(g.batch!, g.specs, 0, g.rows, codecs[k]!);
+    return g.columns ? impl.encodePlainRowGroup!(g.columns, g.specs, 0, g.rows, codecs[k]!, sc) : impl.encodeRowGroup(g.batch!, g.specs, 0, g.rows, codecs[k]!, sc);
   };
+  const scratch = (k: number) => { const S = IMPLS[k]!.EncoderScratch; return S && new S(); };
   const encodeAll = (k: number, hash?: Hash) => {
     let bytes = 0;
+    const sc = scratch(k);
     for (const g of groupsOf[k]!) {
-      const e = encodeOne(k, g);
+      const e = encodeOne(k, g, sc);
       bytes += e.bytes;
       if (hash) for (const c of e.chunks) for (const p of c.pages) hash.update(p);
     }
@@ -278,7 +284,8 @@ async function encodeOnly(chunks: RowChunk[], columns: PgColumn[]): Promise<void
   }
   const xs = IMPLS.map(() => [] as number[]);
   for (let r = 0; r < REPS; r++) {
-    for (const k of IMPLS.keys()) {
+    // ABBA: neither build always runs first.
+    for (const k of r % 2 === 0 ? [...IMPLS.keys()] : [...IMPLS.keys()].reverse()) {
       const t = process.cpuUsage();
       encodeAll(k);
       xs[k]!.push(cpuS(t) / ROWS * 1e6);
@@ -292,13 +299,20 @@ async function encodeOnly(chunks: RowChunk[], columns: PgColumn[]): Promise<void
     ? { columns: [g.columns[c]!], rows: g.rows, specs: [g.specs[c]!] }
     : { batch: new RecordBatch(new Schema([g.batch!.schema.fields[c]!]), makeData({ type: new Struct([g.batch!.schema.fields[c]!]), length: g.rows, children: [g.batch!.data.children[c]!] })), rows: g.rows, specs: [g.specs[c]!] });
   for (const [c, spec] of specs.entries()) {
-    const parts = IMPLS.map((impl, k) => {
-      const one = groupsOf[k]!.map((g) => column(g, c));
-      let bytes = 0;
-      const t = process.cpuUsage();
-      for (let r = 0; r < REPS; r++) for (const g of one) bytes = encodeOne(k, g).bytes;
-      return `[${impl.name}] ${(cpuS(t) / REPS / ROWS * 1e6).toFixed(3)} (${bytes} B last group)`;
-    });
+    // Builds alternate (ABBA) every repetition; each figure is the median of REPS.
+    const ones = IMPLS.map((_, k) => groupsOf[k]!.map((g) => column(g, c)));
+    const cpu = IMPLS.map(() => [] as number[]);
+    const bytes = IMPLS.map(() => 0);
+    for (let r = 0; r < REPS; r++) {
+      for (const k of r % 2 === 0 ? [...IMPLS.keys()] : [...IMPLS.keys()].reverse()) {
+        const t = process.cpuUsage();
+        const sc = scratch(k);
+        for (const g of ones[k]!) bytes[k] = encodeOne(k, g, sc).bytes;
+        cpu[k]!.push(cpuS(t) / ROWS * 1e6);
+      }
+    }
+    const med = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
+    const parts = IMPLS.map((impl, k) => `[${impl.name}] ${med(cpu[k]!).toFixed(3)} (${bytes[k]} B last group)`);
     process.stdout.write(`    ${spec.name.padEnd(10)} ${spec.kind.padEnd(10)} ${parts.join('  ')}\n`);
   }
 }
@@ -379,7 +393,9 @@ async function main(): Promise<void> {
   if (only !== 'import') {
     const xs = IMPLS.map(() => [] as number[]);
     for (let r = 0; r < REPS; r++) {
-      for (const [k, impl] of IMPLS.entries()) {
+      // ABBA: neither build always runs first.
+      for (const k of r % 2 === 0 ? [...IMPLS.keys()] : [...IMPLS.keys()].reverse()) {
+        const impl = IMPLS[k]!;
         const t = process.cpuUsage();
         await toObjects(impl, chunks, columns, false);
         xs[k]!.push(cpuS(t) / ROWS * 1e6);

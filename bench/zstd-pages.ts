@@ -8,7 +8,8 @@
 // compressor before) with its one-call wrapper (malloc, copy in, ZSTD_compress with a new
 // context, copy out, free) and with one reused context and heap region (ZSTD_compress_usingDict
 // on a kept ZSTD_CCtx), so the per-call part shows, against lib/format/zstd.ts's WebAssembly
-// compressor (@foxglove/wasm-zstd, `-O3`), at each of `--levels`; the cost of one call on a
+// compressor (@foxglove/wasm-zstd, `-O3`), at each of `--levels` (and per column at level 1:
+// stored / raw bytes and CPU, what the writer's per-column codec choice weighs); the cost of one call on a
 // tiny page; and, when the `zstd` CLI is on PATH, the
 // native library's speed at the same levels on the same pages (`zstd -b`). Contestants
 // alternate within every repetition; figures are medians of process CPU time.
@@ -112,10 +113,28 @@ await withBenchServers(['src1', 'src2'], 'sf-bench-zpages-', async (servers, dir
   console.log(`zstd pages: ${total} rows of ${TABLE}, 2 nodes, Parquet zstd; ${pages.length} pages, ${(bytes / 1e6).toFixed(1)} MB handed to zstd (${(bytes / total).toFixed(0)} bytes per row, ${(pages.length / mrow).toFixed(0)} calls per million rows); node ${process.version}`);
   const byCol = new Map<string, number[]>();
   for (const p of pages) byCol.set(p.column, [...(byCol.get(p.column) ?? []), p.body.length]);
-  console.log('  page sizes per column (bytes: min / median / max, share of all bytes):');
-  for (const [c, v] of byCol) console.log(`    ${c.padEnd(8)} ${String(Math.min(...v)).padStart(9)} / ${String(median(v)).padStart(9)} / ${String(Math.max(...v)).padStart(9)}  ${(100 * v.reduce((a, b) => a + b, 0) / bytes).toFixed(1)}%`);
-
   const w = await loadWasmZstd();
+  // Each column's zstd gain (stored / raw page bytes at level 1): what the writer's per-column
+  // codec choice (lib/format/parquet/encode.ts, ChunkCodecs) decides on.
+  const stored = new Map<string, number>();
+  const spent = new Map<string, number[]>();
+  for (const p of pages) w.compress(p.body, 1); // warm: WebAssembly tiers up
+  for (let r = 0; r < REPS; r++) {
+    for (const p of pages) {
+      let n = 0;
+      const s = cpuOf(() => { n = w.compress(p.body, 1).length; });
+      if (r === 0) stored.set(p.column, (stored.get(p.column) ?? 0) + n);
+      const t = spent.get(p.column) ?? Array<number>(REPS).fill(0);
+      t[r]! += s;
+      spent.set(p.column, t);
+    }
+  }
+  console.log('  page sizes per column (bytes: min / median / max, share of all bytes, zstd-1 stored / raw, zstd-1 CPU-s per million rows):');
+  for (const [c, v] of byCol) {
+    const raw = v.reduce((a, b) => a + b, 0);
+    console.log(`    ${c.padEnd(8)} ${String(Math.min(...v)).padStart(9)} / ${String(median(v)).padStart(9)} / ${String(Math.max(...v)).padStart(9)}  ${(100 * raw / bytes).toFixed(1)}%  ${(stored.get(c)! / raw).toFixed(3)}  ${(median(spent.get(c)!) / (total / 1e6)).toFixed(3)}`);
+  }
+
   const req = createRequire(import.meta.url);
   const pkg = req.resolve('@bokuweb/zstd-wasm');
   const simple = (req(pkg) as { compress(u8: Uint8Array, level: number): Uint8Array }).compress;

@@ -42,6 +42,13 @@ export interface ZstdCodec {
    */
   compress(data: Uint8Array, level?: number): Buffer;
   /**
+   * {@link compress} of `data` (parts: their concatenation, which is not built) without a new
+   * buffer where it can: the frame may be a view of memory the codec reuses (the WebAssembly
+   * heap), valid only until the codec's next call. For callers that copy the frame at once
+   * (the Parquet encoder's page arena): no allocation per call.
+   */
+  compressView(data: Uint8Array | readonly Uint8Array[], level?: number): Uint8Array;
+  /**
    * Decode exactly one frame (as {@link ZstdFrameSplitter} returns them) of at most `maxContent`
    * bytes (default {@link MAX_FRAME_CONTENT}).
    * @throws DecompressError when the frame is corrupt or larger than that.
@@ -100,6 +107,9 @@ function nodeCodec(z: NodeZstd): ZstdCodec {
       // pledgedSrcSize makes the frame header carry the content size, as the WebAssembly build does.
       return z.zstdCompressSync(data, { pledgedSrcSize: data.length, params: { [c.ZSTD_c_compressionLevel!]: level } });
     },
+    compressView(data, level) {
+      return this.compress(data instanceof Uint8Array ? data : Buffer.concat(data), level);
+    },
     decompressFrame(frame, maxContent = MAX_FRAME_CONTENT) {
       const h = checkedHeader(frame, maxContent);
       if (!h) return Buffer.alloc(0);
@@ -123,10 +133,53 @@ interface WasmZstd {
   decompress(b: Uint8Array, o?: { defaultHeapSize?: number }): Uint8Array;
 }
 
-/** `@foxglove/wasm-zstd`: ZSTD_compress (a new context per call: measured free on pages of 0.1 MB up). */
+/**
+ * The Emscripten module of `@foxglove/wasm-zstd` (its factory, dist/wasm-zstd.js; the package's
+ * index.js wraps the same calls with a malloc, two copies and a new Buffer per call).
+ * `_compress` is ZSTD_compress (a new context per call: measured free on pages of 0.1 MB up),
+ * returning -1 on error.
+ */
 interface WasmCompressor {
-  isLoaded: Promise<unknown>;
-  compress(b: Uint8Array, level?: number): Buffer;
+  HEAPU8: Uint8Array;
+  _malloc(n: number): number;
+  _free(p: number): void;
+  _compressBound(n: number): number;
+  _compress(dst: number, cap: number, src: number, n: number, level: number): number;
+}
+
+/**
+ * One-shot compression into one heap region kept and grown to the largest input and its bound
+ * (the heap never shrinks anyway): returns a view of the frame in the heap, valid until the
+ * next call.
+ */
+function heapCompressor(m: WasmCompressor): (data: Uint8Array | readonly Uint8Array[], level: number) => Uint8Array {
+  let region = 0;
+  let cap = 0;
+  return (data, level) => {
+    const parts = data instanceof Uint8Array ? [data] : data;
+    let len = 0;
+    for (const p of parts) len += p.length;
+    const bound = m._compressBound(len);
+    if (len + bound > cap) {
+      if (region) m._free(region);
+      cap = len + bound;
+      region = m._malloc(cap);
+      if (!region) {
+        cap = 0;
+        throw new RangeError(`zstd: no WebAssembly memory for ${len + bound} bytes`);
+      }
+    }
+    // HEAPU8 is read after malloc: growing the memory replaces it.
+    const heap = m.HEAPU8;
+    let at = region;
+    for (const p of parts) {
+      heap.set(p, at);
+      at += p.length;
+    }
+    const n = m._compress(region + len, bound, region, len, level);
+    if (n < 0) throw new Error('zstd compression failed');
+    return m.HEAPU8.subarray(region + len, region + len + n);
+  };
 }
 
 async function wasmCodec(): Promise<ZstdCodec> {
@@ -134,13 +187,17 @@ async function wasmCodec(): Promise<ZstdCodec> {
   // The package's CommonJS build (its ESM build has extensionless imports Node cannot resolve).
   const m = req('@bokuweb/zstd-wasm') as WasmZstd;
   // Instantiates its module on require: one per process (thread), like the decoder's.
-  const c = req('@foxglove/wasm-zstd') as WasmCompressor;
-  await Promise.all([m.init(), c.isLoaded]);
+  const factory = req('@foxglove/wasm-zstd/dist/wasm-zstd.js') as () => Promise<WasmCompressor>;
+  const [, c] = await Promise.all([m.init(), factory()]);
+  const view = heapCompressor(c);
   return {
     backend: 'wasm',
     compress(data, level = ZSTD_DEFAULT_LEVEL) {
-      // Its own heap copy, a new Buffer the caller owns; an empty input makes a 9-byte frame.
-      return c.compress(data, level);
+      // A copy the caller owns; an empty input makes a 9-byte frame.
+      return Buffer.from(view(data, level));
+    },
+    compressView(data, level = ZSTD_DEFAULT_LEVEL) {
+      return view(data, level);
     },
     decompressFrame(frame, maxContent = MAX_FRAME_CONTENT) {
       const h = checkedHeader(frame, maxContent);

@@ -4,7 +4,7 @@ import pg from 'pg';
 import pgCopy from 'pg-copy-streams';
 import { BatchBuilder } from '../../lib/format/arrow/columns.js';
 import type { ColumnSpec, PgColumn } from '../../lib/format/arrow/pgtypes.js';
-import { encodePlainRowGroup, encodeRowGroup, type EncodedRowGroup } from '../../lib/format/parquet/encode.js';
+import { encodePlainRowGroup, EncoderScratch, encodeRowGroup, type EncodedRowGroup } from '../../lib/format/parquet/encode.js';
 import { columnSpec } from '../../lib/format/arrow/pgtypes.js';
 import { parquetSpec } from '../../lib/format/parquet/schema.js';
 import { ParquetSegmentWriter, type ParquetSegmentWriterOptions } from '../../lib/format/parquet/segment-writer.js';
@@ -28,6 +28,8 @@ let server: PgServer;
 class ArrowPathWriter extends ParquetSegmentWriter {
   readonly #compression: ParquetCompression;
   #codec: PageCodec | undefined;
+  /** Kept per writer, as the writer keeps its own: both choose each column's codec from the same history. */
+  readonly #scratch = new EncoderScratch();
   constructor(o: ParquetSegmentWriterOptions) {
     super(o);
     this.#compression = o.compression ?? 'zstd';
@@ -46,7 +48,7 @@ class ArrowPathWriter extends ParquetSegmentWriter {
   }
   protected override encode(p: never): never {
     const q = p as { batch: RecordBatch; specs: ColumnSpec[]; from: number; to: number };
-    return { ...encodeRowGroup(q.batch, q.specs, q.from, q.to, this.#codec!), specs: q.specs } as never;
+    return { ...encodeRowGroup(q.batch, q.specs, q.from, q.to, this.#codec!, this.#scratch), specs: q.specs } as never;
   }
 }
 

@@ -10,6 +10,7 @@ import { DDL, DEMOTING_ROWS, EDGE_ROWS, GEN_SELECT } from '../helpers/arrow-type
 import { startS3 } from '../helpers/s3.js';
 import { ensureBuilt, runCli } from '../helpers/cli.js';
 import { readFile } from 'node:fs/promises';
+import { readParquetFooter } from '../../lib/format/parquet/import.js';
 
 // DuckDB is the independent reader: every object segferry writes must open alone in it, and
 // what DuckDB computes over the objects must equal what PostgreSQL computes over the source.
@@ -205,6 +206,29 @@ describe('Parquet export read by DuckDB', () => {
     sizes.zstd = m.objects.filter((o) => o.table.endsWith('plain')).reduce((a, o) => a + o.bytes, 0);
     expect(sizes.zstd).toBeLessThan(sizes.snappy!);
     expect(sizes.snappy).toBeLessThan(sizes.none!);
+  });
+
+  it('writes the chunks of columns zstd does not shrink uncompressed after the first, which DuckDB and import read', async () => {
+    // Random uuids and int8s (md5 bits) do not compress; the text does. Row groups of 1 MiB
+    // hold ≈ 12,000 rows: chunks of ≈ 190 KB of uuids, enough to be judged.
+    await src.query(`CREATE TABLE mixed AS SELECT g AS id, md5(g::text)::uuid AS u, ('x' || substr(md5('r' || g), 1, 16))::bit(64)::int8 AS r,
+      'row ' || g || ' of a text that compresses' AS t FROM generate_series(1, 40000) g`);
+    const d2 = await tmp();
+    const res = await exportTables({ topology: topology(), tables: ['mixed'], to: d2, format: { kind: 'parquet', rowGroupBytes: 1 << 20 } });
+    const [o] = res.manifest.objects;
+    const bytes = await readFile(join(d2, o!.key));
+    const meta = await readParquetFooter({ size: bytes.length, range: async (a, b) => bytes.subarray(a, b) });
+    expect(meta.groups.length).toBeGreaterThan(2);
+    // id u r t: the first group compresses every column, later ones leave u and r as they are.
+    expect(meta.groups.map((g) => g.chunks.map((c) => c.codec))).toEqual(meta.groups.map((_, i) => [6, i === 0 ? 6 : 0, i === 0 ? 6 : 0, 6]));
+    const [d] = await duckRows(`SELECT count(*)::VARCHAR AS n, count(DISTINCT u)::VARCHAR AS du, sum(r::HUGEINT)::VARCHAR AS sr,
+      sum(('0x' || substr(md5(u::VARCHAR || t), 1, 15))::BIGINT)::VARCHAR AS h FROM read_parquet('${join(d2, o!.key)}')`);
+    const [p] = await src.query(`SELECT count(*)::text AS n, count(DISTINCT u)::text AS du, sum(r)::text AS sr,
+      sum(('x' || substr(md5(u::text || t), 1, 15))::bit(60)::bigint)::text AS h FROM mixed`);
+    expect(d).toEqual(p);
+    const imp = await importTables({ from: d2, topology: destTopology(), create: true, verify: true });
+    expect(imp.verify?.ok).toBe(true);
+    expect(sameMultiset(await rowMultiset(src, 'SELECT * FROM mixed'), await rowMultiset(dst, 'SELECT * FROM mixed'))).toBe(true);
   });
 
   it('refuses a row larger than the cap with ERR_ROW_TOO_LARGE', async () => {

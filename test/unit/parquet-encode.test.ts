@@ -53,7 +53,7 @@ async function file(specs: ColumnSpec[], cols: Data[], compression: ParquetCompr
   const batch = new RecordBatch(new Schema(fields), makeData({ type: new Struct(fields), length: cols[0]!.length, children: cols }));
   const codec = await pageCodec(compression);
   const g = encodeRowGroup(batch, specs, from, to, codec);
-  const footer = new FooterBuilder(specs, codec.id, { [PARQUET_META.table]: 't', [PARQUET_META.columns]: JSON.stringify(columnMeta(specs)) });
+  const footer = new FooterBuilder(specs, { [PARQUET_META.table]: 't', [PARQUET_META.columns]: JSON.stringify(columnMeta(specs)) });
   footer.add(g, MAGIC.length);
   return Buffer.concat([MAGIC, ...g.chunks.flatMap((c) => c.pages), footer.footer()]);
 }

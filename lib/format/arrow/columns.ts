@@ -67,12 +67,18 @@ function typedView(type: DataType, u8: Uint8Array): ArrayBufferView {
   return new Ctor(u8.buffer, u8.byteOffset, u8.byteLength / Ctor.BYTES_PER_ELEMENT);
 }
 
+/** No NULL positions yet (never written: the first NULL grows it). */
+const NO_NULLS: Int32Array = new Int32Array(0);
+
 /** One column being filled. `value` returns false when the Arrow type cannot hold the value. */
 abstract class Column {
   n = 0;
   nulls = 0;
-  // Positions of NULLs: most columns have few, so validity costs nothing per value.
-  #nullAt: number[] = [];
+  // Positions of NULLs (the first `nulls` entries): most columns have few, so validity costs
+  // nothing per value. An Int32Array kept from batch to batch (adopt), not a JS array: a JS
+  // array grown per row group was promoted to the old generation and, at a list column's
+  // NULL element per row, made V8 run a full collection every few row groups (issue 16).
+  #nullAt: Int32Array = NO_NULLS;
   /** Bytes every non-NULL value of this column has in COPY BINARY (its `send` form); -1: varies. */
   wire = -1;
   constructor(readonly spec: ColumnSpec) {}
@@ -103,6 +109,7 @@ abstract class Column {
     const a = this.bufs();
     const b = prev.bufs();
     for (let i = 0; i < a.length; i++) a[i]!.presize(b[i]!.u8.length);
+    if (prev.nulls > this.#nullAt.length) this.#nullAt = new Int32Array(prev.nulls);
     if (this instanceof ListColumn && prev instanceof ListColumn) this.child.presize(prev.child);
   }
 
@@ -112,6 +119,8 @@ abstract class Column {
     const b = prev.bufs();
     if (prev.constructor !== this.constructor || a.length !== b.length) return this.presize(prev);
     for (let i = 0; i < a.length; i++) a[i]!.adopt(b[i]!);
+    // The taken batch's validity was built when it was taken.
+    if (prev.#nullAt.length > this.#nullAt.length) this.#nullAt = prev.#nullAt;
     if (this instanceof ListColumn && prev instanceof ListColumn) this.child.adopt(prev.child);
   }
   protected abstract build(length: number, nullCount: number, nullBitmap: Uint8Array | undefined): Data;
@@ -123,8 +132,10 @@ abstract class Column {
 
   /** Record row `n` as NULL and count it (its placeholder already written). */
   protected markNull(): void {
-    this.#nullAt.push(this.n);
-    this.nulls++;
+    const k = this.nulls;
+    if (k === this.#nullAt.length) this.#nullAt = grown(this.#nullAt, Math.max(64, 2 * k), k);
+    this.#nullAt[k] = this.n;
+    this.nulls = k + 1;
     this.n++;
   }
 
@@ -133,7 +144,11 @@ abstract class Column {
     if (this.nulls === 0) return undefined;
     const bitmap = new Uint8Array((this.n + 7) >> 3).fill(0xff);
     if (this.n & 7) bitmap[bitmap.length - 1] = (1 << (this.n & 7)) - 1;
-    for (const i of this.#nullAt) bitmap[i >> 3]! &= ~(1 << (i & 7));
+    const at = this.#nullAt;
+    for (let k = 0; k < this.nulls; k++) {
+      const i = at[k]!;
+      bitmap[i >> 3]! &= ~(1 << (i & 7));
+    }
     return bitmap;
   }
 

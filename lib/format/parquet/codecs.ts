@@ -15,6 +15,12 @@ export const CODEC = { UNCOMPRESSED: 0, SNAPPY: 1, GZIP: 2, LZO: 3, BROTLI: 4, L
 export interface PageCodec {
   id: number;
   compress(u8: Uint8Array): Uint8Array;
+  /**
+   * {@link compress} of the parts' concatenation (not built), possibly a view of memory the
+   * codec reuses, valid only until its next call (zstd's WebAssembly heap): for a caller that
+   * copies it at once.
+   */
+  compressView?(parts: readonly Uint8Array[]): Uint8Array;
 }
 
 /**
@@ -26,6 +32,9 @@ export interface PageCodec {
  */
 const ZSTD_LEVEL = 1;
 
+/** Pages stored as they are (`none`, and the chunks of a column compression does not shrink). */
+export const UNCOMPRESSED: PageCodec = { id: CODEC.UNCOMPRESSED, compress: (u8) => u8 };
+
 /** Check a compression name (CLI and options). */
 export function parseParquetCompression(s: string): ParquetCompression {
   if (s === 'zstd' || s === 'snappy' || s === 'none') return s;
@@ -35,11 +44,11 @@ export function parseParquetCompression(s: string): ParquetCompression {
 /** The codec of a compression name; zstd loads its WebAssembly module on first use. */
 export async function pageCodec(c: ParquetCompression = 'zstd'): Promise<PageCodec> {
   switch (parseParquetCompression(c)) {
-    case 'none': return { id: CODEC.UNCOMPRESSED, compress: (u8) => u8 };
+    case 'none': return UNCOMPRESSED;
     case 'snappy': return { id: CODEC.SNAPPY, compress: snappyCompress };
     case 'zstd': {
       const z = await loadZstd();
-      return { id: CODEC.ZSTD, compress: (u8) => z.compress(u8, ZSTD_LEVEL) };
+      return { id: CODEC.ZSTD, compress: (u8) => z.compress(u8, ZSTD_LEVEL), compressView: (parts) => z.compressView(parts, ZSTD_LEVEL) };
     }
   }
 }

@@ -2,7 +2,7 @@ import type { Data, RecordBatch } from 'apache-arrow';
 import { InternalError, ValueConversionError } from '../../errors.js';
 import type { ColumnSpec } from '../arrow/pgtypes.js';
 import { Bytes, type PlainColumn } from '../arrow/columns.js';
-import type { PageCodec } from './codecs.js';
+import { CODEC, type PageCodec } from './codecs.js';
 import { isList, leafType, PT, type LeafType } from './schema.js';
 import { bin, encodeStruct, i32, i64, list, struct, type TStruct } from './thrift.js';
 
@@ -32,6 +32,23 @@ const MAX_DICT_BYTES = 1 << 20;
  * of every value).
  */
 const DICT_PROBE = 4096;
+
+/**
+ * A column whose compressed pages kept at least this share of their bytes is written
+ * UNCOMPRESSED from its next chunk on (random keys, uuids, hashes, compressed bytea): zstd
+ * would cost its CPU for nothing.
+ */
+const NO_GAIN = 0.9;
+/** A chunk of fewer page bytes than this says nothing of its column's gain (frame overheads). */
+const GAIN_MIN_BYTES = 64 * 1024;
+/** A column written uncompressed is compressed again every this many chunks, to measure again. */
+const GAIN_RETRY = 16;
+/**
+ * UNCOMPRESSED pages of a compressing writer: copied out of the page-body buffer, which then
+ * serves the next column as it does after a compressed page (keeping it as the page would
+ * leave the next chunk a new buffer to grow, and the old one as garbage).
+ */
+const COPIED: PageCodec = { id: CODEC.UNCOMPRESSED, compress: (u8) => u8.slice() };
 
 /** The Arrow builders' growable buffer, with the writes the Parquet encoding needs. */
 export class Out extends Bytes {
@@ -408,6 +425,19 @@ function plainValues(l: Leaf, slots: Int32Array | undefined, out: Out): number {
   return count;
 }
 
+/**
+ * A `plain` leaf's PLAIN values where they lie in its column, when they are one stretch (what
+ * {@link plainValues} would copy whole): byte arrays, and fixed widths other than BOOLEAN.
+ */
+function plainStretch(l: Leaf): Uint8Array | undefined {
+  const src = l.src;
+  const t = l.type;
+  if (!src.plain || t.physical === PT.BOOLEAN) return undefined;
+  if (t.arrowWidth === 0) return src.values.subarray(src.offsets![l.from]!, src.offsets![l.to]!);
+  const w = plainWidth(t);
+  return src.values.subarray(l.first * w, (l.first + l.count) * w);
+}
+
 /** Bytes of one PLAIN fixed-width value: 4/8 for INT32/INT64/FLOAT/DOUBLE, the FLBA width. */
 function plainWidth(t: LeafType): number {
   return t.physical === PT.INT32 || t.physical === PT.FLOAT ? 4 : t.physical === PT.INT64 || t.physical === PT.DOUBLE ? 8 : t.width!;
@@ -551,13 +581,23 @@ function sameBytes(u8: Uint8Array, dv: DataView, as: number, ae: number, bs: num
   return i === n || tailWord(u8, dv, as + i, n - i) === tailWord(u8, dv, bs + i, n - i);
 }
 
-/** Min and max of byte-array slots (unsigned lexicographic), raw bytes. */
+/**
+ * Min and max of byte-array slots (unsigned lexicographic), raw bytes; undefined when every
+ * value is longer than MAX_STAT_BYTES (then both bounds would be, and be left out: one pass
+ * over the lengths instead of comparing values, e.g. a jsonb column of documents).
+ */
 function varStats(l: Leaf, slots: ArrayLike<number> | undefined, count: number): [Uint8Array, Uint8Array] | undefined {
   if (count === 0) return undefined;
   const offs = l.src.offsets!;
   const data = l.src.values;
   const dv = dvOf(data);
   const pre = l.pre;
+  let short = false;
+  for (let k = 0; k < count && !short; k++) {
+    const s = slots ? slots[k]! : l.from + k;
+    short = offs[s + 1]! - offs[s]! - pre <= MAX_STAT_BYTES;
+  }
+  if (!short) return undefined;
   let ms = offs[slots ? slots[0]! : l.from]! + pre;
   let me = offs[(slots ? slots[0]! : l.from) + 1]!;
   let xs = ms;
@@ -645,6 +685,11 @@ function dictionary(l: Leaf, slots: Int32Array | undefined, count: number, sc: E
 /** One encoded column chunk: its pages (headers included) and what the footer says of it. */
 export interface EncodedChunk {
   pages: Uint8Array[];
+  /** The chunk's CompressionCodec (ColumnMetaData.codec: per chunk, see EncoderScratch.codecOf). */
+  codec: number;
+  /** Page body bytes before and after compression (headers left out). */
+  bodyBytes: number;
+  storedBodyBytes: number;
   bytes: number;
   /** Offset of the data page from the chunk's start (after a dictionary page). */
   dataOffset: number;
@@ -666,11 +711,19 @@ export interface EncodedRowGroup {
   chunks: EncodedChunk[];
 }
 
-function page(header: TStruct, body: Uint8Array, codec: PageCodec): { head: Uint8Array; data: Uint8Array; uncompressed: number } {
-  const data = codec.compress(body);
-  if (body.length > 0x7fffffff || data.length > 0x7fffffff) throw new ValueConversionError('a Parquet page would exceed 2 GiB: lower the row group size');
-  const head = encodeStruct({ ...header, 2: i32(body.length), 3: i32(data.length) });
-  return { head, data, uncompressed: head.length + body.length };
+/** The page goes through the arena (copied or compressed into it): its body may come in parts. */
+function viaArena(codec: PageCodec): boolean {
+  return codec === COPIED || codec.compressView !== undefined;
+}
+
+/** A page of `body` followed by `tail` (only where {@link viaArena}: values left where they lie). */
+function page(header: TStruct, body: Uint8Array, codec: PageCodec, arena: PageArena, tail?: Uint8Array): { head: Uint8Array; data: Uint8Array; uncompressed: number } {
+  const parts = tail ? [body, tail] : [body];
+  const n = body.length + (tail?.length ?? 0);
+  const data = codec === COPIED ? arena.copy(parts) : codec.compressView ? arena.copy([codec.compressView(parts)]) : codec.compress(body);
+  if (n > 0x7fffffff || data.length > 0x7fffffff) throw new ValueConversionError('a Parquet page would exceed 2 GiB: lower the row group size');
+  const head = encodeStruct({ ...header, 2: i32(n), 3: i32(data.length) });
+  return { head, data, uncompressed: head.length + n };
 }
 
 /**
@@ -695,16 +748,71 @@ class Bodies {
 }
 
 /**
+ * The compressed pages of one row group, copied out of the codec's memory one after another
+ * into a buffer kept from group to group: no new buffer per page, whose external memory made
+ * V8 run a full garbage collection every few row groups. A page is a view, valid until the
+ * next row group's {@link reset}; the buffer is replaced (not grown: earlier pages keep the old
+ * one) when a page does not fit, so it settles at about the largest group's compressed size.
+ */
+class PageArena {
+  #buf = new Uint8Array(0);
+  #len = 0;
+  reset(): void {
+    this.#len = 0;
+  }
+  /** The parts, one after another, as one view. */
+  copy(parts: readonly Uint8Array[]): Uint8Array {
+    let n = 0;
+    for (const p of parts) n += p.length;
+    if (this.#len + n > this.#buf.length) {
+      this.#buf = new Uint8Array(Math.max(n, 2 * this.#buf.length, 1 << 16));
+      this.#len = 0;
+    }
+    const v = this.#buf.subarray(this.#len, this.#len + n);
+    let at = 0;
+    for (const p of parts) {
+      v.set(p, at);
+      at += p.length;
+    }
+    this.#len += n;
+    return v;
+  }
+}
+
+/**
  * What an encoder reuses from one row group to the next (a writer keeps one; default: new per
  * row group): the page-body buffer (with compression), the levels, the present slots and the
- * dictionary tables of one column chunk at a time. Memory: the largest page body so far, plus
+ * dictionary tables of one column chunk at a time, the compressed pages of one row group (the
+ * page arena), and each column's codec history. Memory: the largest page body so far, plus
  * about 30 bytes per value of the largest column chunk so far (2 bytes of levels, 4 of slots,
- * up to 24 of dictionary tables).
+ * up to 24 of dictionary tables), plus up to twice the largest row group's compressed pages.
  */
 export class EncoderScratch {
   readonly bodies = new Bodies();
+  /** Compressed pages of the row group being encoded (see PageArena: valid until the next one). */
+  readonly pages = new PageArena();
   readonly #u8: Uint8Array[] = [];
   readonly #i32: Int32Array[] = [];
+  /** Per column: chunks still to write uncompressed before measuring again (0: compress). */
+  readonly #plainFor: number[] = [];
+
+  /**
+   * The codec of column `col`'s next chunk: `codec`, or UNCOMPRESSED while the column's last
+   * measured chunk kept ≥ 90% of its bytes under compression ({@link measured}); one chunk in
+   * 16 of such a column is compressed again, so a column that starts to compress wins it back.
+   */
+  codecOf(col: number, codec: PageCodec): PageCodec {
+    const k = this.#plainFor[col] ?? 0;
+    if (k === 0 || codec.id === CODEC.UNCOMPRESSED) return codec;
+    this.#plainFor[col] = k - 1;
+    return COPIED;
+  }
+
+  /** Record what compression did to a chunk of column `col` (a chunk written uncompressed says nothing). */
+  measured(col: number, c: EncodedChunk): void {
+    if (c.codec === CODEC.UNCOMPRESSED || c.bodyBytes < GAIN_MIN_BYTES) return;
+    this.#plainFor[col] = c.storedBodyBytes >= NO_GAIN * c.bodyBytes ? GAIN_RETRY - 1 : 0;
+  }
 
   /** Scratch bytes number `k`, `n` long (contents left over: callers write before they read). */
   u8(k: number, n: number): Uint8Array {
@@ -762,12 +870,17 @@ function encodeLeaf(l: Leaf, codec: PageCodec, sc: EncoderScratch): EncodedChunk
   let bounds: [Uint8Array, Uint8Array] | undefined;
   let dataEnc: number = ENC.PLAIN;
   let dictBytes = 0;
+  let bodyBytes = 0;
+  let storedBodyBytes = 0;
+  let tail: Uint8Array | undefined;
   if (dict) {
     const dv = new Out(dict.bytes);
     plainValues(l, dict.firsts, dv);
-    const dp = page({ 1: i32(PAGE.DICTIONARY_PAGE), 7: struct({ 1: i32(dict.n), 2: i32(ENC.PLAIN) }) }, dv.take(), codec);
+    const dp = page({ 1: i32(PAGE.DICTIONARY_PAGE), 7: struct({ 1: i32(dict.n), 2: i32(ENC.PLAIN) }) }, dv.take(), codec, sc.pages);
     pages.push(dp.head, dp.data);
     dictBytes = dp.head.length + dp.data.length;
+    bodyBytes += dp.uncompressed - dp.head.length;
+    storedBodyBytes += dp.data.length;
     uncompressed += dp.uncompressed;
     const w = bitWidth(dict.n - 1);
     body.byte(w);
@@ -775,6 +888,9 @@ function encodeLeaf(l: Leaf, codec: PageCodec, sc: EncoderScratch): EncodedChunk
     dataEnc = ENC.RLE_DICTIONARY;
     encodings = [ENC.PLAIN, ENC.RLE, ENC.RLE_DICTIONARY];
     bounds = varStats(l, dict.firsts, dict.n);
+  } else if ((tail = viaArena(codec) ? plainStretch(l) : undefined)) {
+    // Copied (or compressed) from where they lie, after the levels: one copy fewer.
+    bounds = t.arrowWidth === 0 ? varStats(l, slots, count) : fixedStats(t, tail, count);
   } else {
     const start = body.len;
     plainValues(l, t.arrowWidth === 0 && l.src.plain ? undefined : slots, body);
@@ -787,31 +903,46 @@ function encodeLeaf(l: Leaf, codec: PageCodec, sc: EncoderScratch): EncodedChunk
   const dp = page({
     1: i32(PAGE.DATA_PAGE),
     5: struct({ 1: i32(l.levels), 2: i32(dataEnc), 3: i32(ENC.RLE), 4: i32(ENC.RLE) }),
-  }, body.take(), codec);
+  }, body.take(), codec, sc.pages, tail);
   bodies.done(body, dp.data);
   pages.push(dp.head, dp.data);
   uncompressed += dp.uncompressed;
+  bodyBytes += dp.uncompressed - dp.head.length;
+  storedBodyBytes += dp.data.length;
   const bytes = pages.reduce((a, p) => a + p.length, 0);
   return {
-    pages, bytes, dataOffset: dictBytes, hasDictionary: dict !== undefined, uncompressed, levels: l.levels,
+    pages, codec: codec.id, bodyBytes, storedBodyBytes, bytes, dataOffset: dictBytes, hasDictionary: dict !== undefined, uncompressed, levels: l.levels,
     physical: t.physical, path: l.path, encodings, stats,
   };
 }
 
-/** Encode rows [from, to) of a record batch built from `specs` as one row group. */
+/**
+ * Encode rows [from, to) of a record batch built from `specs` as one row group. Compressed
+ * pages are views of the scratch's page arena: with a `scratch` kept across row groups, copy
+ * (or store) a group's pages before encoding the next one; the default scratch is new per call.
+ */
 export function encodeRowGroup(batch: RecordBatch, specs: ColumnSpec[], from: number, to: number, codec: PageCodec, scratch = new EncoderScratch()): EncodedRowGroup {
-  const chunks = specs.map((s, i) => encodeLeaf(leafOf(s, arrowSource(batch.data.children[i]!), from, to, scratch), codec, scratch));
+  scratch.pages.reset();
+  const chunks = specs.map((s, i) => encodeColumn(leafOf(s, arrowSource(batch.data.children[i]!), from, to, scratch), i, codec, scratch));
   return group(chunks, to - from);
 }
 
 /**
  * Encode rows [from, to) of columns built in the `plain` layout (BatchBuilderOptions.layout)
  * from `specs` as one row group: the same bytes as {@link encodeRowGroup} of the Arrow batch of
- * the same rows, with the values copied once instead of converted.
+ * the same rows, with the values copied once instead of converted (pages valid as there).
  */
 export function encodePlainRowGroup(columns: PlainColumn[], specs: ColumnSpec[], from: number, to: number, codec: PageCodec, scratch = new EncoderScratch()): EncodedRowGroup {
-  const chunks = specs.map((s, i) => encodeLeaf(leafOf(s, plainSource(columns[i]!), from, to, scratch), codec, scratch));
+  scratch.pages.reset();
+  const chunks = specs.map((s, i) => encodeColumn(leafOf(s, plainSource(columns[i]!), from, to, scratch), i, codec, scratch));
   return group(chunks, to - from);
+}
+
+/** Column `col`'s chunk, with the codec the scratch's history gives it (see EncoderScratch.codecOf). */
+function encodeColumn(l: Leaf, col: number, codec: PageCodec, sc: EncoderScratch): EncodedChunk {
+  const c = encodeLeaf(l, sc.codecOf(col, codec), sc);
+  sc.measured(col, c);
+  return c;
 }
 
 function group(chunks: EncodedChunk[], rows: number): EncodedRowGroup {
@@ -824,12 +955,12 @@ function group(chunks: EncodedChunk[], rows: number): EncodedRowGroup {
 }
 
 /** The footer's ColumnChunk of an encoded chunk placed at file offset `at`. */
-export function chunkMeta(c: EncodedChunk, at: number, codec: number): TStruct {
+export function chunkMeta(c: EncodedChunk, at: number): TStruct {
   const meta: TStruct = {
     1: i32(c.physical),
     2: list('i32', c.encodings),
     3: list('bin', c.path),
-    4: i32(codec),
+    4: i32(c.codec),
     5: i64(c.levels),
     6: i64(c.uncompressed),
     7: i64(c.bytes),

@@ -51,16 +51,14 @@ export class FooterBuilder {
   readonly #schema: TStruct[];
   readonly #kv: TStruct[];
   readonly #leaves: number;
-  readonly #codec: number;
   readonly #groups: TStruct[] = [];
   /** Encoded bytes of the groups' footer entries so far (the footer is their concatenation plus a fixed part). */
   #groupBytes = 0;
   #rows = 0;
 
-  constructor(specs: ColumnSpec[], codec: number, meta: Record<string, string>) {
+  constructor(specs: ColumnSpec[], meta: Record<string, string>) {
     this.#schema = schemaElements(specs);
     this.#leaves = specs.length;
-    this.#codec = codec;
     this.#kv = Object.entries(meta).map(([k, v]) => ({ 1: bin(k), 2: bin(v) }));
   }
 
@@ -68,7 +66,7 @@ export class FooterBuilder {
   #group(g: EncodedRowGroup, at: number): TStruct {
     let p = at;
     const cols = g.chunks.map((c) => {
-      const m = chunkMeta(c, p, this.#codec);
+      const m = chunkMeta(c, p);
       p += c.bytes;
       return m;
     });

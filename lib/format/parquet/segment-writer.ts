@@ -105,7 +105,7 @@ export class ParquetSegmentWriter extends ColumnarSegmentWriter<FooterBuilder, G
   }
 
   protected first(g: EncodedGroup): { state: FooterBuilder; head: Uint8Array[]; need: number } {
-    const footer = new FooterBuilder(g.specs, this.#codec!.id, {
+    const footer = new FooterBuilder(g.specs, {
       [PARQUET_META.table]: this.#opts.table,
       [PARQUET_META.columns]: JSON.stringify(columnMeta(g.specs)),
     });
