@@ -242,7 +242,7 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
     if (opts.schemaOnly && opts.ddl === false) throw new InvalidOptionError('schemaOnly (--schema-only) exports the DDL: it cannot be combined with ddl: false (--no-ddl)');
     if (opts.dataOnly && opts.ddl === true) throw new InvalidOptionError('dataOnly (--data-only) exports no DDL: it cannot be combined with ddl: true (--ddl)');
     // auto streams are capped by the memory of a stream for this destination (docs/memory.md).
-    const perStream = opts.streamMemory ?? streamMemory(store.url.startsWith('s3://') ? { s3: true, ...(opts.s3?.partSize !== undefined ? { partSize: opts.s3.partSize } : {}) } : { s3: false });
+    const perStream = opts.streamMemory ?? streamMemory({ s3: store.url.startsWith('s3://') });
     let plan = opts.plan ?? (await planExport({ ...opts, streamMemory: perStream }));
     const wholeScope = opts.all === true || (opts.schemas?.length ?? 0) > 0;
     const wantDdl = opts.schemaOnly === true || (!opts.dataOnly && (opts.ddl ?? wholeScope));

@@ -112,8 +112,8 @@ export interface PlanOptions {
   /**
    * Client memory of one reading stream, for the ceiling of `streams: 'auto'` (the streams that
    * read at once hold at most 256 MiB, lib/export/streams.ts `capAutoStreams`). Default: that of
-   * S3 with the default part size, 16 MiB (`streamMemory()`); `exportTables` sets it from its
-   * destination and S3 options.
+   * an S3 destination, 8.25 MiB (`streamMemory({ s3: true })`); `exportTables` sets it from its
+   * destination.
    */
   streamMemory?: number;
   /**

@@ -1,5 +1,5 @@
 import { InvalidOptionError } from '../errors.js';
-import { s3PartSize } from '../store/s3.js';
+import { OWN_BUFFER } from '../store/s3-upload.js';
 import type { NodePages, RelationPages } from '../topology/pages.js';
 import type { RelationRead, StreamPlan, TablePlan } from '../topology/types.js';
 
@@ -176,11 +176,10 @@ export function cutRanges(tables: readonly Pick<TablePlan, 'streams'>[], minPage
 /**
  * `auto` keeps the client memory of the streams reading at once within this: Σ over nodes of
  * the most streams a table has there (the default concurrency, so the streams that read at
- * once) × {@link streamMemory} ≤ 256 MiB. The S3 parts in flight are not per stream (the store's
- * shared `uploadMemory`, 48 MiB by default, comes on top), so with S3's default parts this
- * allows 16 streams, as many as the 512 MiB ceiling allowed when each stream had its own part
- * buffers (a 2 GB bench export to S3 with 16 MiB parts had reached 731 MB of RSS,
- * docs/benchmarks.md). Explicit `--streams N` and `--concurrency` are not capped.
+ * once) × {@link streamMemory} ≤ 256 MiB, so ≈ 28–31 streams in all (fewer per node:
+ * {@link AUTO_STREAM_MAX}). S3 parts are not per stream: every upload fills and sends its parts
+ * in the store's shared `uploadMemory` (72 MiB by default), which comes on top (docs/memory.md).
+ * Explicit `--streams N` and `--concurrency` are not capped.
  */
 export const AUTO_STREAMS_MEMORY = 256 * 1024 * 1024;
 
@@ -188,14 +187,12 @@ export const AUTO_STREAMS_MEMORY = 256 * 1024 * 1024;
 export const STREAM_BASE_MEMORY = 8 * 1024 * 1024;
 
 /**
- * Memory one reading stream holds for its destination: {@link STREAM_BASE_MEMORY} plus its
- * upload's buffer being filled: one part for S3 (`partSize`, default 8 MiB, at least 5 MiB:
- * 16 MiB in all; its parts in flight are in the store's shared `uploadMemory`, not per stream)
- * and 1 MiB for a directory. Pure.
+ * Memory one reading stream holds for its destination: {@link STREAM_BASE_MEMORY} plus what its
+ * open object holds of its own: 256 KiB for S3 (an upload's own buffer; the parts it fills are
+ * the store's shared pool, lib/store/s3-upload.ts) and 1 MiB for a directory. Pure.
  */
-export function streamMemory(dest: { s3: false } | { s3: true; partSize?: number }): number {
-  if (!dest.s3) return STREAM_BASE_MEMORY + 1024 * 1024;
-  return STREAM_BASE_MEMORY + s3PartSize(dest);
+export function streamMemory(dest: { s3: boolean }): number {
+  return STREAM_BASE_MEMORY + (dest.s3 ? OWN_BUFFER : 1024 * 1024);
 }
 
 /**
