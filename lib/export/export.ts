@@ -330,7 +330,8 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
     const ctx: Omit<ExportContext, 'signal'> = { store, plan, emit, checkpoint, runNode, results, ...(unitStored ? { onRecorded: (r: UnitResult) => unitStored(storedUnit(r)) } : {}) };
     const runUnits = async (units: readonly ExportUnit[]) => {
       const counters = segmentCounters(units, results);
-      const { snapshots, opened } = startStreams(plan, units, concurrency);
+      const items = workItems(plan, units);
+      const { snapshots, opened } = startStreams(plan, items, concurrency);
       const rangeRunner: NodeRunner = async (w, signal, onUnitDone) => {
         // A stream whose pair's ranges are all taken already: no session (one opened ahead stays for another stream or closeAll).
         if (w.queue?.left === 0) return;
@@ -340,7 +341,6 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
           closing: (done) => opened.closeLater(done),
         });
       };
-      const items = workItems(plan, units);
       for (const w of items) {
         const p = summaries.get(w.node.name) ?? { summary: { node: w.node.name, bytes: 0, rows: 0, objects: 0, elapsedMs: 0 }, itemsLeft: 0 };
         p.itemsLeft++;
@@ -541,13 +541,12 @@ interface StreamStart {
 }
 
 /**
- * The snapshot sessions of the units' nodes that read in streams, and for the streams the pool
- * starts first (the first `concurrency` items) their node's snapshot export and their own
+ * The snapshot sessions of the nodes whose pool items read in streams, and for the streams the
+ * pool starts first (the first `concurrency` of `items`, in the pool's order) their node's snapshot export and their own
  * session's connect, started at once: the connects overlap the snapshot's export instead of
  * following it (bench/streams-timeline.ts). Later streams connect when they start.
  */
-function startStreams(plan: ExportPlan, units: readonly ExportUnit[], concurrency: number): StreamStart {
-  const items = workItems(plan, units);
+function startStreams(plan: ExportPlan, items: readonly WorkItem[], concurrency: number): StreamStart {
   const snapshots = new SnapshotSessions(plan.nodes, countBy(items.filter((w) => w.shared), (w) => w.node.name));
   const opened = new OpenedSessions();
   for (const w of items.slice(0, concurrency)) {

@@ -55,8 +55,15 @@ export function isObjectChecksum(v: unknown): v is ObjectChecksum {
 export function parseObjectChecksum(v: unknown): ObjectChecksum {
   if (v === undefined) return defaultObjectChecksum();
   if (!isObjectChecksum(v)) throw new InvalidOptionError(`unknown object checksum ${JSON.stringify(v)}: use crc32 or sha256`);
-  new ObjectHasher(v); // crc32 without zlib.crc32 fails here, before any COPY
-  return v;
+  return checkAvailable(v); // crc32 without zlib.crc32 fails here, before any COPY
+}
+
+/** `algorithm`, if this Node computes it; crc32 without zlib.crc32 is ERR_INVALID_OPTION. */
+function checkAvailable(algorithm: ObjectChecksum): ObjectChecksum {
+  if (algorithm === 'crc32' && !crc32Available()) {
+    throw new InvalidOptionError(`CRC-32 object checksums need zlib.crc32 (Node ≥ 20.15 or ≥ 22.2); this is Node ${process.versions.node}`, { hint: 'use --object-checksum sha256' });
+  }
+  return algorithm;
 }
 
 /** `CRC-32` or `SHA-256`, for messages. */
@@ -125,10 +132,7 @@ export class ObjectHasher {
 
   /** `algorithm`: default {@link defaultObjectChecksum}. */
   constructor(algorithm: ObjectChecksum = defaultObjectChecksum()) {
-    if (algorithm === 'crc32' && !zlibCrc32) {
-      throw new InvalidOptionError(`CRC-32 object checksums need zlib.crc32 (Node ≥ 20.15 or ≥ 22.2); this is Node ${process.versions.node}`, { hint: 'use --object-checksum sha256' });
-    }
-    this.algorithm = algorithm;
+    this.algorithm = checkAvailable(algorithm);
     if (algorithm === 'sha256') this.#hash = createHash('sha256');
   }
 
