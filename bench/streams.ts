@@ -1,5 +1,6 @@
 // Streams inside a node: `npm run bench:streams -- [--rows N] [--reps N] [--quick]`.
-// One table on one server. In the same run, alternating (the order rotates every repetition):
+// One table on one server. In the same run, alternating (the order rotates every repetition and
+// reverses every other one; each run starts after `sync`, from an untimed warm-up export on):
 // `psql -c "\copy (SELECT <columns> FROM t) TO file"` (one COPY, one server core) against
 // `segferry export --streams auto` (and 1, 2, 4) to a directory, both whole processes.
 // Prints rows/s, MB/s, the ratio to psql and the CPU seconds of client and server per run.
@@ -51,28 +52,22 @@ async function main(): Promise<void> {
       rmSync(file, { force: true });
       return { ...cost, bytes, streams: '1' };
     };
-    // How many streams the plan gives (untimed: `segferry plan` prints the plan as JSON).
-    const plannedStreams = new Map<string, string>();
+    // How many streams the plan gives: `segferry plan` (JSON), run before the timed runs, not between them.
     const planned = (streams: string): string => {
-      let n = plannedStreams.get(streams);
-      if (n === undefined) {
-        const r = spawnSync(process.execPath, [path.join(ROOT, 'bin/segferry.js'), 'plan', '--source', server.url(), '--table', TABLE, '--to', path.join(dir, 'plan'), '--streams', streams], { encoding: 'utf8' });
-        const p = JSON.parse(r.stdout) as { tables: { streams?: { streams: number }[] }[] };
-        n = String(p.tables[0]?.streams?.[0]?.streams ?? '?');
-        plannedStreams.set(streams, n);
-      }
-      return n;
+      const r = spawnSync(process.execPath, [path.join(ROOT, 'bin/segferry.js'), 'plan', '--source', server.url(), '--table', TABLE, '--to', path.join(dir, 'plan'), '--streams', streams], { encoding: 'utf8' });
+      const p = JSON.parse(r.stdout) as { tables: { streams?: { streams: number }[] }[] };
+      return String(p.tables[0]?.streams?.[0]?.streams ?? '?');
     };
+    const exportArgs = (streams: string, to: string) => [path.join(ROOT, 'bin/segferry.js'), 'export', '--source', server.url(), '--table', TABLE, '--to', to, '--streams', streams, '-q', ...(values['object-checksum'] ? ['--object-checksum', String(values['object-checksum'])] : [])];
     const segferry = (streams: string) => async (): Promise<Sample> => {
       const to = path.join(dir, `seg-${streams}`);
       rmSync(to, { recursive: true, force: true });
-      const args = [path.join(ROOT, 'bin/segferry.js'), 'export', '--source', server.url(), '--table', TABLE, '--to', to, '--streams', streams, '-q', ...(values['object-checksum'] ? ['--object-checksum', String(values['object-checksum'])] : [])];
-      const cost = await measure([{ cmd: process.execPath, args }], meters);
+      const cost = await measure([{ cmd: process.execPath, args: exportArgs(streams, to) }], meters);
       const m = JSON.parse(readFileSync(path.join(to, 'manifest.json'), 'utf8')) as { objects: { bytes: number; rows: number }[] };
       const got = m.objects.reduce((a, o) => a + o.rows, 0);
       if (got !== total) throw new Error(`segferry --streams ${streams} stored ${got} rows, expected ${total}`);
       rmSync(to, { recursive: true, force: true });
-      return { ...cost, bytes: m.objects.reduce((a, o) => a + o.bytes, 0), streams: planned(streams) };
+      return { ...cost, bytes: m.objects.reduce((a, o) => a + o.bytes, 0), streams: plannedStreams.get(streams)! };
     };
     const contestants: { id: string; label: string; run: () => Promise<Sample> }[] = [
       { id: 'psql', label: 'psql \\copy (SELECT …) TO file', run: psql },
@@ -82,10 +77,22 @@ async function main(): Promise<void> {
       { id: '4', label: 'segferry export --streams 4', run: segferry('4') },
     ];
     const samples = new Map<string, Sample[]>(contestants.map((c) => [c.id, []]));
+    const plannedStreams = new Map(contestants.filter((c) => c.id !== 'psql').map((c) => [c.id, planned(c.id)]));
+    // Untimed: one export first, so the first timed segferry run does not also pay for a cold
+    // page cache of the program's files (it always was auto's, rep 1).
+    const warm = path.join(dir, 'warm');
+    spawnSync(process.execPath, exportArgs('auto', warm), { stdio: 'ignore' });
+    rmSync(warm, { recursive: true, force: true });
     for (let r = 0; r < reps; r++) {
-      // Rotate the order so that no contestant always runs first (or after the same one).
-      const order = contestants.map((_, i) => contestants[(i + r) % contestants.length]!);
+      // Rotate the order, and reverse it every other repetition: a plain rotation keeps the
+      // cyclic neighbours, so auto always ran right after psql and 2 after 1.
+      const rotated = contestants.map((_, i) => contestants[(i + r) % contestants.length]!);
+      const order = r % 2 === 1 ? rotated.reverse() : rotated;
       for (const c of order) {
+        // Every run starts from the same state: the previous run's output deleted and written
+        // back (`sync`, untimed), so no run pays for another's writeback; then `measure` waits
+        // for the server's backends of the previous run to be gone.
+        spawnSync('sync');
         const s = await c.run();
         log(`rep ${r + 1}: ${c.label}: ${s.wallS.toFixed(2)} s, client ${s.clientCpuS.toFixed(2)} CPU-s, server ${s.serverCpuS.toFixed(2)} CPU-s`);
         samples.get(c.id)!.push(s);
@@ -102,6 +109,9 @@ async function main(): Promise<void> {
       const mbs = median(ss.map((s) => s.bytes / s.wallS / 1e6));
       out.push(`  ${c.label.padEnd(34)} ${ss[0]!.streams.padStart(7)} ${Math.round(rs).toString().padStart(10)} ${mbs.toFixed(0).padStart(6)} ${(rs / base).toFixed(2).padStart(7)} ${median(ss.map((s) => s.clientCpuS)).toFixed(2).padStart(13)} ${median(ss.map((s) => s.serverCpuS)).toFixed(2).padStart(13)}`);
     }
+    // Spreads: each run's rate against the median psql rate, and its CPU seconds, min–max.
+    const mm = (xs: number[], d: number) => `${Math.min(...xs).toFixed(d)}–${Math.max(...xs).toFixed(d)}`;
+    out.push(`  spreads (min–max over the repetitions): ${contestants.map((c) => { const ss = samples.get(c.id)!; return `${c.id} ${mm(ss.map((s) => total / s.wallS / base), 2)}× (client ${mm(ss.map((s) => s.clientCpuS), 2)}, server ${mm(ss.map((s) => s.serverCpuS), 2)})`; }).join('; ')}`);
     // What the CPU seconds allow on an idle machine of `cores` cores: psql is one server backend
     // (its client runs beside it); segferry's k streams use k backends and one client thread.
     const idle = (id: string, cores: number) => {
