@@ -142,6 +142,9 @@ export async function exportNode(
     let nodeBytes = 0;
     let nodeRows = 0;
     let lastTick = 0;
+    // The session's COPYs run one after another: each starts in the blocks the previous one left
+    // (a stream's ranges: no fresh 1.25 MiB blocks per range for the GC, bench/range-cost.ts).
+    const blocks: Buffer[] = [];
     // A pair's streams take its ranges from one queue (w.queue); else this session's own list.
     const own = w.units[Symbol.iterator]();
     const take = w.queue ? () => w.queue!.take() : () => own.next().value as ExportUnit | undefined;
@@ -183,7 +186,7 @@ export async function exportNode(
         // stream's blocks have one size (COPY_CHUNK_BYTES plus the read room; release() keeps
         // no other), so a block of one stream serves any other alike.
         const keptBytes = reuse || !plain ? undefined : plain.deferRelease?.((rc) => activeCopy?.release(rc));
-        const stream = copyOut(client, copy.sql, keptBytes === undefined ? undefined : { freeBlocks: Math.ceil(keptBytes / COPY_CHUNK_BYTES) + 2 });
+        const stream = copyOut(client, copy.sql, { blocks, ...(keptBytes === undefined ? {} : { freeBlocks: Math.ceil(keptBytes / COPY_CHUNK_BYTES) + 2 }) });
         activeCopy = stream;
         try {
           for await (const rc of stream) {

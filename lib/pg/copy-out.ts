@@ -116,8 +116,8 @@ export class CopyOutStream extends Readable {
   #w = 0;
   #ends = new Uint32Array(4096);
   #nEnds = 0;
-  /** Blocks handed back by {@link release}, taken before allocating a new one. */
-  #free: Buffer[] = [];
+  /** Blocks handed back by {@link release}, taken before allocating a new one (shared: {@link CopyOutOptions.blocks}). */
+  readonly #free: Buffer[];
   readonly #freeMax: number;
 
   constructor(text: string, opts: CopyOutOptions = {}) {
@@ -125,7 +125,10 @@ export class CopyOutStream extends Readable {
     this.text = text;
     this.#chunkBytes = opts.chunkBytes ?? COPY_CHUNK_BYTES;
     this.#freeMax = opts.freeBlocks ?? FREE_BLOCKS;
-    this.#block = Buffer.allocUnsafeSlow(this.#chunkBytes + READ_BUFFER_BYTES);
+    this.#free = opts.blocks ?? [];
+    const size = this.#chunkBytes + READ_BUFFER_BYTES;
+    const reused = this.#free.pop();
+    this.#block = reused !== undefined && reused.length >= size ? reused : Buffer.allocUnsafeSlow(size);
   }
 
   /** Called by pg's Client when the query reaches the front of its queue. */
@@ -189,8 +192,14 @@ export class CopyOutStream extends Readable {
    */
   release(rc: RowChunk): void {
     const b = rc.data;
-    if (this.#free.length >= this.#freeMax || b.byteOffset !== 0 || b.buffer.byteLength !== this.#chunkBytes + READ_BUFFER_BYTES) return;
-    this.#free.push(Buffer.from(b.buffer, 0, b.buffer.byteLength));
+    if (b.byteOffset !== 0) return;
+    this.#keep(Buffer.from(b.buffer, 0, b.buffer.byteLength));
+  }
+
+  /** Keep a whole block for reuse, when it has the standard size and the free list has room. */
+  #keep(block: Buffer): void {
+    if (this.#free.length >= this.#freeMax || block.length !== this.#chunkBytes + READ_BUFFER_BYTES || this.#free.some((f) => f.buffer === block.buffer)) return;
+    this.#free.push(block);
   }
 
   /** Blocks held for reuse (see {@link release}). */
@@ -414,6 +423,9 @@ export class CopyOutStream extends Readable {
   handleReadyForQuery(): void {
     if (this.#finished) return;
     this.#finished = true;
+    // The block being filled holds no handed-out rows (every chunk is a block already rotated
+    // out): with a shared free list, the session's next COPY starts in it.
+    this.#keep(this.#block);
     this.push(null);
   }
 
@@ -439,6 +451,13 @@ export interface CopyOutOptions {
    * taken the batch whose rows it kept) needs room for the whole burst.
    */
   freeBlocks?: number;
+  /**
+   * The free list itself, to share between the COPYs one session runs one after another (a
+   * stream's page ranges): blocks left over by one COPY, released or never filled, serve the
+   * next instead of fresh allocations (default: a list of this stream's own). Never share it
+   * between COPYs that run at once on different sessions: a block is reused by whichever takes it.
+   */
+  blocks?: Buffer[];
 }
 
 /** Run a COPY TO STDOUT on a client and return the framed row stream. */

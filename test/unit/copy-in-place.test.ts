@@ -102,3 +102,44 @@ describe('COPY read into the block in place', () => {
     }, 60_000);
   }
 });
+
+describe('COPYs of one session sharing their free blocks (CopyOutOptions.blocks)', () => {
+  it('the second COPY starts in the blocks the first left (released ones and its last, never filled), with its own rows intact', async () => {
+    const rnd = rng(7);
+    const blocks: Buffer[] = [];
+    const seen = new Set<ArrayBufferLike>();
+    // Two COPYs one after another, each on a connection of its own (one session's COPYs, as far as the blocks go).
+    for (const [k, rows] of [makeRows(rnd, 3000).filter((r) => r.length < 200_000), makeRows(rnd, 3000).filter((r) => r.length < 200_000)].entries()) {
+      const bytes = Buffer.concat([message('H', Buffer.from([0, 0, 2, 0, 0, 0, 0])), ...rows.map((r) => message('d', r)), message('c', ''), message('C', `COPY ${rows.length}\0`), message('Z', 'I')]);
+      const srv = await serve(bytes, rnd, 64 * 1024);
+      const sock = directSocket();
+      sock.on('error', () => {});
+      try {
+        const before = blocks.length;
+        const s = new CopyOutStream('COPY t TO STDOUT', { blocks });
+        // The first COPY allocates its block; the second takes one the first left.
+        expect(blocks.length).toBe(k === 0 ? 0 : before - 1);
+        s.submit({ stream: sock, query: () => { sock.connect(srv.port, '127.0.0.1'); } });
+        sock.on('end', () => { s.handleCommandComplete({ text: `COPY ${rows.length}` }); s.handleReadyForQuery(); });
+        const got: Buffer[] = [];
+        let reused = 0;
+        for await (const c of s as AsyncIterable<RowChunk>) {
+          let st = 0;
+          for (const e of c.rowEnds) { got.push(Buffer.from(c.data.subarray(st, e))); st = e; }
+          if (seen.has(c.data.buffer)) reused++;
+          c.data.fill(0x58); // stale bytes would show up in the next COPY's rows
+          s.release(c);
+        }
+        expect(Buffer.concat(got).equals(Buffer.concat(rows))).toBe(true);
+        expect(got.length).toBe(rows.length);
+        // After the end the list holds its default 2 blocks, ready for the next COPY.
+        expect(blocks.length).toBe(2);
+        if (k === 0) for (const b of blocks) seen.add(b.buffer);
+        else expect(reused).toBeGreaterThan(0);
+      } finally {
+        sock.destroy();
+        srv.close();
+      }
+    }
+  }, 60_000);
+});
