@@ -5,7 +5,7 @@ import { segmentKey } from '../manifest/keys.js';
 import { pickDigest } from '../manifest/digest.js';
 import type { ManifestObject, RowChecksum } from '../manifest/types.js';
 import { applySettings, closeQuietly, connect, describeEndpoint, destroyClient, settingsSQL } from '../pg/conn.js';
-import { COPY_CHUNK_BYTES, copyOut, type CopyOutStream } from '../pg/copy-out.js';
+import { COPY_CHUNK_BYTES, copyOut, copyOutAfter, type CopyOutOptions, type CopyOutStream } from '../pg/copy-out.js';
 import { checkFilterText } from '../pg/filter.js';
 import { displayName, quoteLiteral } from '../pg/sql.js';
 import { checkSnapshotId } from '../pg/snapshot.js';
@@ -15,7 +15,7 @@ import type { ObjectStore } from '../store/types.js';
 import { throwIfAborted } from '../util/pool.js';
 import { SnapshotGoneError } from '../errors.js';
 import { addRowHashSums, RowHasher, ROW_HASH_ALGORITHM } from '../format/row-hash.js';
-import { exportFormat } from './formats.js';
+import { exportFormat, type CopyStatement } from './formats.js';
 import { planChecksum, planExtension, type ExportPlan } from './plan.js';
 import type { ExportUnit, NodeWork, UnitResult } from './units.js';
 
@@ -96,10 +96,13 @@ export async function exportNode(
   // Objects stored for the unit under way: a unit is all or nothing, so they go if it fails.
   let unfinished: ManifestObject[] = [];
   let activeCopy: CopyOutStream | undefined;
+  // A stream's next range, taken while the current one reads, its COPY sent behind the current one.
+  let ahead: { unit: ExportUnit; copy?: CopyStatement; stream?: CopyOutStream } | undefined;
   // A stream's ranges whose last object is being finished and recorded while the next one reads.
   const finishing: Promise<void>[] = [];
   const onAbort = () => {
     activeCopy?.destroy();
+    ahead?.stream?.destroy();
   };
   signal.addEventListener('abort', onAbort, { once: true });
   try {
@@ -148,7 +151,7 @@ export async function exportNode(
     // A pair's streams take its ranges from one queue (w.queue); else this session's own list.
     const own = w.units[Symbol.iterator]();
     const take = w.queue ? () => w.queue!.take() : () => own.next().value as ExportUnit | undefined;
-    for (let unit = take(); unit !== undefined; unit = take()) {
+    for (let unit = take(); unit !== undefined; unit = ahead?.unit ?? take()) {
       const t = unit.table;
       // A stream's figures are its range's own (the CLI adds up a node's ranges); else the session's so far.
       const [baseBytes, baseRows] = unit.stream ? [0, 0] : [nodeBytes, nodeRows];
@@ -172,9 +175,12 @@ export async function exportNode(
       const reuse = plain?.releasesChunks === true;
       const hasher = plan.checksums ? new RowHasher(format.binary) : undefined;
       let copyRows = 0;
+      // This range's COPY, when it was sent behind the previous range's.
+      const queued = ahead?.unit === unit ? ahead : undefined;
+      ahead = undefined;
       for (const r of unit.reads) {
         throwIfAborted(signal);
-        const copy = await format.copy(client, r, t, plan).catch((e) => { throw fail(e, 'describe columns'); });
+        const copy = queued?.copy ?? (await format.copy(client, r, t, plan).catch((e) => { throw fail(e, 'describe columns'); }));
         // Citus: the shard id is the rows' source, so an object never mixes shards and an
         // importer can load it into one shard.
         await sw.begin({ ...(copy.columns ? { columns: copy.columns } : {}), ...(r.shardId !== undefined ? { source: r.shardId } : {}) });
@@ -186,8 +192,25 @@ export async function exportNode(
         // stream's blocks have one size (COPY_CHUNK_BYTES plus the read room; release() keeps
         // no other), so a block of one stream serves any other alike.
         const keptBytes = reuse || !plain ? undefined : plain.deferRelease?.((rc) => activeCopy?.release(rc));
-        const stream = copyOut(client, copy.sql, { blocks, ...(keptBytes === undefined ? {} : { freeBlocks: Math.ceil(keptBytes / COPY_CHUNK_BYTES) + 2 }) });
+        const copyOpts: CopyOutOptions = { blocks, ...(keptBytes === undefined ? {} : { freeBlocks: Math.ceil(keptBytes / COPY_CHUNK_BYTES) + 2 }) };
+        const stream = queued?.stream ?? copyOut(client, copy.sql, copyOpts);
         activeCopy = stream;
+        // A stream takes its next range now and sends its COPY behind this one: the server
+        // starts it as soon as this one ends, instead of idling while the client drains this
+        // range and asks (20–40 ms a range, bench/streams-timeline.ts). Its own unit, objects
+        // and checkpoint entry as before; it counts as done only once its objects are recorded.
+        // Not for the pair's last ranges (no more left than sessions): a range taken early is
+        // one another session, free sooner, cannot take, and the streams would end up to a
+        // range apart (110 against 18 ms, same bench).
+        if (unit.stream && w.queue && w.queue.left > (unit.sessions ?? 1) && unit.reads.length === 1 && !format.asks) {
+          const nu = w.queue.take();
+          if (nu !== undefined && nu.reads.length === 1) {
+            const c = await format.copy(client, nu.reads[0]!, nu.table, plan).catch((e) => { throw fail(e, 'describe columns'); });
+            ahead = { unit: nu, copy: c, stream: copyOutAfter(stream, client, c.sql, copyOpts) };
+          } else if (nu !== undefined) {
+            ahead = { unit: nu };
+          }
+        }
         try {
           for await (const rc of stream) {
             hasher?.update(rc);

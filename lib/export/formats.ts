@@ -22,6 +22,11 @@ export interface CopyStatement {
 export interface ExportFormat {
   /** COPY sends BINARY rows (the row checksum reads them so). */
   binary: boolean;
+  /**
+   * `copy` asks the node (Arrow, Parquet: the read's column types), so a stream cannot send its
+   * next range's COPY behind a running one (default false).
+   */
+  asks?: boolean;
   /** The COPY of one read on an exporter's session (may ask the node, e.g. for column types). */
   copy(client: pg.Client, read: RelationRead, table: TablePlan, plan: ExportPlan): Promise<CopyStatement>;
   /** A writer for one unit's objects. */
@@ -68,6 +73,7 @@ async function arrowFormat(plan?: FormatPlan): Promise<ExportFormat> {
   if (plan?.arrowCompression) await (await import('../format/arrow-codecs.js')).registerArrowCodecs(); // lib/format/arrow-codecs.ts
   return {
     binary: true,
+    asks: true,
     copy: async (client, read, table, plan) => {
       const columns = await q.describeRead(client, read, table, plan.filter);
       return { sql: `COPY (${q.arrowSelectSQL(read, table, plan.filter, columns)}) TO STDOUT (FORMAT binary)`, columns };
@@ -97,6 +103,7 @@ async function parquetFormat(): Promise<ExportFormat> {
   const [w, q] = await Promise.all([import('../format/parquet/segment-writer.js'), import('../format/arrow/export-sql.js')]);
   return {
     binary: true,
+    asks: true,
     copy: async (client, read, table, plan) => {
       const columns = await q.describeRead(client, read, table, plan.filter);
       return { sql: `COPY (${q.arrowSelectSQL(read, table, plan.filter, columns)}) TO STDOUT (FORMAT binary)`, columns };

@@ -26,6 +26,7 @@ const COPY_OUT_RESPONSE = 0x48; // 'H'
 const NOTICE = 0x4e; // 'N'
 const PARAMETER_STATUS = 0x53; // 'S'
 const NOTIFICATION = 0x41; // 'A'
+const READY_FOR_QUERY = 0x5a; // 'Z'
 
 type PgConnection = {
   stream: NodeJS.ReadableStream & { pause(): void; resume(): void; destroy(err?: Error): void; listeners(ev: string): Function[] };
@@ -98,6 +99,12 @@ export class CopyOutStream extends Readable {
   #resting = false;
   /** The COPY's end and what followed went back to pg's parser. */
   #handedBack = false;
+  /** The COPY queued behind this one, its query already sent ({@link copyOutAfter}). */
+  #next: CopyOutStream | undefined;
+  /** This COPY's query was sent by the COPY before it: pg's submit must not send it again. */
+  #sent = false;
+  /** With a COPY queued behind: this COPY's closing messages, gathered until its ReadyForQuery. */
+  #closing: Buffer | undefined;
   /** Bytes of protocol received (the rest grows after {@link REST_LONG_AFTER}). */
   #received = 0;
   /** Room the last {@link #target} call gave the read (a read that filled it did not wait). */
@@ -133,6 +140,12 @@ export class CopyOutStream extends Readable {
 
   /** Called by pg's Client when the query reaches the front of its queue. */
   submit(connection: PgConnection): void {
+    if (this.destroyed && this.#sent) {
+      // Destroyed while queued behind another COPY, its query already on the wire: its answer
+      // cannot be told apart from what follows, so the connection goes.
+      connection.stream.destroy();
+      return;
+    }
     this.#conn = connection;
     const sock = connection.stream;
     if (isDirectSocket(sock)) {
@@ -145,7 +158,21 @@ export class CopyOutStream extends Readable {
       sock.removeListener('data', this.#pgHandler);
       sock.on('data', this.#onData);
     }
-    connection.query(this.text);
+    if (!this.#sent) connection.query(this.text);
+  }
+
+  /**
+   * Send `next`'s query now, behind this running COPY: the server reads it once this COPY has
+   * ended and starts it at once, without waiting for the client to drain this COPY and ask.
+   * Returns false when it is too late (this COPY's end is already being read): `next` then
+   * sends its own query when pg submits it, as any query.
+   */
+  sendBehind(next: CopyOutStream): boolean {
+    if (!this.#conn || this.#finished || this.#handedBack || this.#closing !== undefined || this.#next || this.destroyed) return false;
+    this.#next = next;
+    next.#sent = true;
+    this.#conn.query(next.text);
+    return true;
   }
 
   override _read(): void {
@@ -217,7 +244,7 @@ export class CopyOutStream extends Readable {
     this.#received += n;
     const ok = buf.buffer === block.buffer && buf.byteOffset - block.byteOffset === this.#w ? this.#parse(block, this.#w, this.#w + n) : this.#parse(buf, 0, n);
     // Not after the COPY's end went back to pg (the socket is pg's again), nor after a failure.
-    if (!ok || !small || this.#handedBack) return ok;
+    if (!ok || !small || this.#handedBack || this.#closing !== undefined) return ok;
     this.#resting = true;
     setTimeout(this.#wake, this.#received < REST_LONG_AFTER ? REST_SHORT_MS : REST_MS);
     return false;
@@ -261,6 +288,7 @@ export class CopyOutStream extends Readable {
    * should pause (a direct socket's read callback pauses on false).
    */
   #parse(buf: Buffer, start: number, n: number): boolean {
+    if (this.#closing !== undefined) return this.#gather(buf.subarray(start, n));
     let r = start;
     while (r < n) {
       if (this.#msgRemaining === 0 && this.#hdrLen === 0) {
@@ -345,6 +373,10 @@ export class CopyOutStream extends Readable {
         // this message and everything after it back to pg's parser, header included.
         const rest = Buffer.concat([this.#headerBytes(t, len), buf.subarray(r, n)]);
         if (this.#nEnds > 0) this.#rotate(0);
+        if (this.#next) {
+          this.#closing = Buffer.alloc(0);
+          return this.#gather(rest);
+        }
         this.#handBack(rest);
         return true;
       }
@@ -366,6 +398,42 @@ export class CopyOutStream extends Readable {
     if (this.#direct) this.#direct.setSink(undefined);
     else if (this.#conn) this.#conn.stream.removeListener('data', this.#onData);
     this.destroy(err);
+  }
+
+  /**
+   * With a COPY queued behind: gather this COPY's closing messages (CommandComplete or
+   * ErrorResponse, notices, ReadyForQuery) until its ReadyForQuery is whole; give exactly those
+   * to pg's parser, whose ReadyForQuery handling submits the next COPY (the head of its queue,
+   * synchronously), then hand the next COPY the bytes after them, its own answer's start.
+   */
+  #gather(bytes: Buffer): boolean {
+    const acc = this.#closing!.length === 0 ? Buffer.from(bytes) : Buffer.concat([this.#closing!, bytes]);
+    let at = 0;
+    while (at + 5 <= acc.length) {
+      const end = at + 1 + acc.readUInt32BE(at + 1);
+      if (end > acc.length) break;
+      if (acc[at] === READY_FOR_QUERY) {
+        const next = this.#next!;
+        this.#closing = undefined;
+        this.#next = undefined;
+        this.#handBack(acc.subarray(0, end));
+        return next.#adopt(acc.subarray(end));
+      }
+      at = end;
+    }
+    this.#closing = acc;
+    return true;
+  }
+
+  /** The first bytes of this COPY's answer, read by the COPY before it; pg has just submitted this one. */
+  #adopt(rest: Buffer): boolean {
+    if (!this.#conn) {
+      // pg submitted another query first: the answer on the wire is not the one it expects.
+      const err = new InternalError('a COPY queued behind another was not the next query of its session');
+      this.destroy(err);
+      return false;
+    }
+    return rest.length === 0 ? !this.#paused : this.#parse(rest, 0, rest.length);
   }
 
   #headerBytes(type: number, remaining: number): Buffer {
@@ -464,5 +532,23 @@ export interface CopyOutOptions {
 export function copyOut(client: pg.Client, sql: string, opts?: CopyOutOptions): CopyOutStream {
   const s = new CopyOutStream(sql, opts);
   (client as unknown as { query(q: unknown): void }).query(s);
+  return s;
+}
+
+/**
+ * Queue a COPY TO STDOUT behind `running`, a COPY of the same client, and send its query now:
+ * PostgreSQL reads a query sent behind a running COPY OUT and starts it as soon as that COPY
+ * has ended, so the backend does not idle while the client drains the first COPY and asks for
+ * the next (pg's Client sends one query at a time, so the COPY reader sends it). The client's
+ * queue must hold nothing else: the queued COPY is the next query pg submits. It behaves as
+ * one from {@link copyOut} afterwards; an error of the first COPY fails the queued one too
+ * (its transaction has failed), and destroying either drops the connection. Until it is
+ * consumed its errors are kept for its reader (no unhandled 'error' event).
+ */
+export function copyOutAfter(running: CopyOutStream, client: pg.Client, sql: string, opts?: CopyOutOptions): CopyOutStream {
+  const s = new CopyOutStream(sql, opts);
+  s.on('error', () => {});
+  (client as unknown as { query(q: unknown): void }).query(s);
+  running.sendBehind(s);
   return s;
 }
