@@ -8,6 +8,18 @@ import { DirectoryStore, type Manifest } from '../../lib/index.js';
 
 const KEY = /^(.+)_coordinator_segment\.(\d+)$/;
 
+/**
+ * Create `items (id, payload)` with `rows` rows (payload: md5 of the id and `id % pad` times
+ * `fill`) on a server, and return its rows as the lines a TEXT export gives, sorted.
+ */
+export async function itemsTable(server: { query<R>(sql: string): Promise<R[]> }, rows: number, fill: string, pad: number): Promise<string[]> {
+  await server.query(`CREATE TABLE items (id int PRIMARY KEY, payload text NOT NULL);
+    INSERT INTO items SELECT g, md5(g::text) || repeat('${fill}', g % ${pad}) FROM generate_series(1, ${rows}) g;
+    ANALYZE`);
+  const lines = await server.query<{ line: string }>(`SELECT concat_ws(E'\\t', id::text, payload) AS line FROM items`);
+  return lines.map((r) => r.line).sort();
+}
+
 /** Every row in the export's objects as lines, sorted, and the manifest (each object's row count checked). */
 export async function exported(dir: string): Promise<{ lines: string[]; manifest: Manifest }> {
   const manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as Manifest;

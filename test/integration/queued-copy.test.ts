@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportTables, SegferryError, type SegferryEvent } from '../../lib/index.js';
 import { startServer, type PgServer } from '../helpers/pg.js';
-import { exported, expectContiguous, expectResumed, gatedStore } from '../helpers/streams.js';
+import { exported, expectContiguous, expectResumed, gatedStore, itemsTable } from '../helpers/streams.js';
 
 // A stream sends its next range's COPY behind the running one (lib/pg/copy-out.ts copyOutAfter,
 // issue 17): the server starts it as soon as the first ends. These tests hold the client's
@@ -25,11 +25,7 @@ const tmp = () => join(base, `out${made++}`);
 beforeAll(async () => {
   base = await mkdtemp(join(tmpdir(), 'sf-queued-copy-'));
   server = await startServer({ name: 'queued-copy' });
-  await server.query(`CREATE TABLE items (id int PRIMARY KEY, payload text NOT NULL);
-    INSERT INTO items SELECT g, md5(g::text) || repeat('q', g % 50) FROM generate_series(1, ${ROWS}) g;
-    ANALYZE`);
-  const rows = await server.query<{ line: string }>(`SELECT concat_ws(E'\\t', id::text, payload) AS line FROM items`);
-  source = rows.map((r) => r.line).sort();
+  source = await itemsTable(server, ROWS, 'q', 50);
 }, 120_000);
 
 afterAll(async () => {
@@ -58,6 +54,24 @@ async function waitSessions(ok: (s: { start: number; state: string }[]) => boole
   }
 }
 
+/**
+ * A store whose first objects of the first two ranges to write (one per stream: a held write
+ * holds its stream's reading) wait until `release()`.
+ */
+function holdFirstTwo(dir: string): { store: ReturnType<typeof gatedStore>; gated: string[]; release: () => void } {
+  let release!: () => void;
+  const held = new Promise<void>((r) => { release = r; });
+  const gated: string[] = [];
+  const store = gatedStore(dir, async (key) => {
+    if (gated.length < 2 && !gated.includes(key)) gated.push(key);
+    if (gated.includes(key)) await held;
+  });
+  return { store, gated, release };
+}
+
+/** Both sessions idle in their transaction with two writes held. */
+const bothHeld = (gated: string[]) => (s: { state: string }[]) => s.length === 2 && s.every((x) => x.state === 'idle in transaction') && gated.length === 2;
+
 /** No half-written object is left, and every object file is one the checkpoint records. */
 function expectClean(dir: string): void {
   const files = readdirSync(dir);
@@ -71,19 +85,11 @@ function expectClean(dir: string): void {
 describe('the next range\'s COPY sent behind the running one', () => {
   it('while the client still holds each stream\'s first range, the server has already run the range the stream took next', async () => {
     const dir = tmp();
-    let release!: () => void;
-    const held = new Promise<void>((r) => { release = r; });
-    const gated: string[] = [];
+    const { store, gated, release } = holdFirstTwo(dir);
     const unitOf = new Map<string, string>();
-    let seen: { start: number; state: string }[] = [];
-    const run = exportTables({
-      ...opts, ...SMALL, source: server.url(),
-      // The first object of each stream's first range waits: that stream's client drains nothing more.
-      to: gatedStore(dir, async (key) => { if (gated.length < 2 && !gated.includes(key)) gated.push(key); if (gated.includes(key)) await held; }),
-      onEvent: (e: SegferryEvent) => { if (e.type === 'segment') unitOf.set(e.key, e.unit!); },
-    });
+    const run = exportTables({ ...opts, ...SMALL, source: server.url(), to: store, onEvent: (e: SegferryEvent) => { if (e.type === 'segment') unitOf.set(e.key, e.unit!); } });
     // Both sessions idle in their transaction, each having run a COPY after the one held.
-    seen = await waitSessions((s) => s.length === 2 && s.every((x) => x.state === 'idle in transaction') && gated.length === 2);
+    const seen = await waitSessions(bothHeld(gated));
     release();
     const r = await run;
     const ranges = r.plan.tables[0]!.streams![0]!.ranges!;
@@ -135,14 +141,9 @@ describe('the next range\'s COPY sent behind the running one', () => {
 
   it('the sessions killed while COPYs are queued: the export fails, and a resume gives every row once', async () => {
     const dir = tmp();
-    let release!: () => void;
-    const held = new Promise<void>((r) => { release = r; });
-    const gated: string[] = [];
-    const run = exportTables({
-      ...opts, ...SMALL, source: server.url(),
-      to: gatedStore(dir, async (key) => { if (gated.length < 2 && !gated.includes(key)) gated.push(key); if (gated.includes(key)) await held; }),
-    }).then(() => undefined, (e: unknown) => e);
-    await waitSessions((s) => s.length === 2 && s.every((x) => x.state === 'idle in transaction') && gated.length === 2);
+    const { store, gated, release } = holdFirstTwo(dir);
+    const run = exportTables({ ...opts, ...SMALL, source: server.url(), to: store }).then(() => undefined, (e: unknown) => e);
+    await waitSessions(bothHeld(gated));
     await server.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'segferry export'`);
     release();
     const err = await run;

@@ -9,7 +9,7 @@ import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { exportTables, finishPlan, planExport, runPlanPart, SegferryError, type SegferryEvent } from '../../lib/index.js';
 import { startServer, type PgServer } from '../helpers/pg.js';
-import { exported, expectContiguous, expectResumed, gatedStore } from '../helpers/streams.js';
+import { exported, expectContiguous, expectResumed, gatedStore, itemsTable } from '../helpers/streams.js';
 
 // Ranges handed out while a node's streams run (issue 17): 2 streams take ≥ 6 shrinking page
 // ranges from one queue, each stream on one session for all the ranges it takes.
@@ -29,11 +29,7 @@ const tmp = async () => join(base, `out${made++}`);
 beforeAll(async () => {
   base = await mkdtemp(join(tmpdir(), 'sf-range-queue-'));
   server = await startServer({ name: 'range-queue' });
-  await server.query(`CREATE TABLE items (id int PRIMARY KEY, payload text NOT NULL);
-    INSERT INTO items SELECT g, md5(g::text) || repeat('y', g % 60) FROM generate_series(1, ${ROWS}) g;
-    ANALYZE`);
-  const rows = await server.query<{ line: string }>(`SELECT concat_ws(E'\\t', id::text, payload) AS line FROM items`);
-  source = rows.map((r) => r.line).sort();
+  source = await itemsTable(server, ROWS, 'y', 60);
 }, 120_000);
 
 afterAll(async () => {
