@@ -143,3 +143,68 @@ describe('COPYs of one session sharing their free blocks (CopyOutOptions.blocks)
     }
   }, 60_000);
 });
+
+/**
+ * pg's side, reduced to what a COPY needs: a parser of the messages handed back ('data'
+ * events), CommandComplete and ReadyForQuery to the active query, and at ReadyForQuery the
+ * next query of the queue submitted at once (pg's Client._pulseQueryQueue).
+ */
+function miniPg(sock: net.Socket, queue: CopyOutStream[], sent: string[]): void {
+  let pending = Buffer.alloc(0);
+  const conn = { stream: sock, query: (text: string) => { sent.push(text); } };
+  sock.on('data', (b: Buffer) => {
+    pending = Buffer.concat([pending, b]);
+    while (pending.length >= 5 && pending.length >= 1 + pending.readUInt32BE(1)) {
+      const t = String.fromCharCode(pending[0]!);
+      const body = pending.subarray(5, 1 + pending.readUInt32BE(1));
+      pending = pending.subarray(1 + pending.readUInt32BE(1));
+      if (t === 'C') queue[0]!.handleCommandComplete({ text: body.toString('latin1', 0, body.length - 1) });
+      else if (t === 'Z') {
+        queue.shift()!.handleReadyForQuery();
+        queue[0]?.submit(conn);
+      } else throw new Error(`unexpected message ${t} handed back`);
+    }
+  });
+  queue[0]!.submit(conn);
+}
+
+describe('a COPY queued behind a running one (copyOutAfter)', () => {
+  for (const [seed, maxPiece] of [[11, 64 * 1024], [12, 9], [13, 700]] as const) {
+    it(`seed ${seed}, pieces up to ${maxPiece} bytes: the queued query is sent once, each COPY gets its own rows and count, pg gets exactly the closing messages`, async () => {
+      const rnd = rng(seed);
+      const sets = [makeRows(rnd, 1500).filter((r) => r.length < 100_000), makeRows(rnd, 1500).filter((r) => r.length < 100_000)];
+      const answer = (rows: Buffer[]) => [message('H', Buffer.from([0, 0, 2, 0, 0, 0, 0])), ...rows.map((r) => message('d', r)), message('c', ''), message('C', `COPY ${rows.length}\0`), message('Z', 'T')];
+      // Both answers back to back, as the server sends them when the second query waited behind the first.
+      const srv = await serve(Buffer.concat([...answer(sets[0]!), ...answer(sets[1]!)]), rnd, maxPiece);
+      const sock = directSocket();
+      sock.on('error', () => {});
+      try {
+        const a = new CopyOutStream('COPY a TO STDOUT');
+        const b = new CopyOutStream('COPY b TO STDOUT');
+        const sent: string[] = [];
+        miniPg(sock, [a, b], sent);
+        sock.connect(srv.port, '127.0.0.1');
+        expect(a.sendBehind(b)).toBe(true);
+        expect(a.sendBehind(b)).toBe(false); // one queued COPY at a time
+        const read = async (s: CopyOutStream) => {
+          const got: Buffer[] = [];
+          for await (const c of s as AsyncIterable<RowChunk>) {
+            let st = 0;
+            for (const e of c.rowEnds) { got.push(Buffer.from(c.data.subarray(st, e))); st = e; }
+          }
+          return got;
+        };
+        const [ga, gb] = [await read(a), await read(b)];
+        expect(sent).toEqual(['COPY a TO STDOUT', 'COPY b TO STDOUT']);
+        expect(Buffer.concat(ga).equals(Buffer.concat(sets[0]!))).toBe(true);
+        expect(ga.length).toBe(sets[0]!.length);
+        expect(Buffer.concat(gb).equals(Buffer.concat(sets[1]!))).toBe(true);
+        expect(gb.length).toBe(sets[1]!.length);
+        expect([a.rowCount, b.rowCount]).toEqual([sets[0]!.length, sets[1]!.length]);
+      } finally {
+        sock.destroy();
+        srv.close();
+      }
+    }, 60_000);
+  }
+});
