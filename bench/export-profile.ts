@@ -15,6 +15,9 @@
 // exports (default 1); with `--base DIR` (another build's lib/ or dist/ inside this checkout, its
 // format/zstd re-exporting this one's: see bench/columnar-profile.ts) also that build's,
 // alternating, on the same servers.
+// `--heap N`: instead of the CPU profile, a sampling heap profile of the second export (every
+// allocation, collected ones included) and the N allocation sites of most bytes, in MB per
+// million rows: what feeds the garbage collector.
 import { rm } from 'node:fs/promises';
 import { Session } from 'node:inspector/promises';
 import path from 'node:path';
@@ -27,7 +30,7 @@ import { TABLE } from './lib/data.js';
 const { values: flags } = parseArgs({
   options: {
     rows: { type: 'string' }, nodes: { type: 'string' }, format: { type: 'string' }, compression: { type: 'string' }, quick: { type: 'boolean' },
-    reps: { type: 'string' }, 'no-profile': { type: 'boolean' }, base: { type: 'string' }, top: { type: 'string' },
+    reps: { type: 'string' }, 'no-profile': { type: 'boolean' }, base: { type: 'string' }, top: { type: 'string' }, heap: { type: 'string' },
   },
 });
 const ROWS = Number(flags.rows ?? (flags.quick ? 40_000 : 500_000));
@@ -36,6 +39,7 @@ const FORMAT = (flags.format ?? 'parquet') as ExportOptions['format'];
 const COMPRESSION = flags.compression as ParquetCompression | undefined;
 
 interface Node { id: number; callFrame: { functionName: string; url: string }; children?: number[] }
+interface HeapNode { callFrame: { functionName: string; url: string; lineNumber: number }; selfSize: number; children: HeapNode[] }
 interface Profile { nodes: Node[]; samples: number[]; timeDeltas: number[] }
 
 /** The part a sampled frame's self time belongs to (first rule that matches). */
@@ -103,6 +107,25 @@ await withBenchServers(Array.from({ length: NODES }, (_, i) => `src${i + 1}`), '
   }
   const s = new Session();
   s.connect();
+  if (flags.heap) {
+    await s.post('HeapProfiler.enable');
+    await s.post('HeapProfiler.startSampling', { samplingInterval: 16384, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true } as never);
+    await exportTables({ ...opts, to: path.join(dir, 'run') } as ExportOptions);
+    const { profile } = await s.post('HeapProfiler.stopSampling') as unknown as { profile: { head: HeapNode } };
+    s.disconnect();
+    const sites = new Map<string, number>();
+    const walk = (n: HeapNode): void => {
+      const key = `${n.callFrame.functionName || '(anonymous)'} ${n.callFrame.url.replace(/^.*\/(lib|node_modules)\//, '$1/')}:${n.callFrame.lineNumber + 1}`;
+      sites.set(key, (sites.get(key) ?? 0) + n.selfSize);
+      n.children.forEach(walk);
+    };
+    walk(profile.head);
+    const m = total / 1e6;
+    const all = [...sites.values()].reduce((a, b) => a + b, 0);
+    console.log(`export heap profile: ${total} rows, ${NODES} nodes, ${FORMAT}; JS heap allocated ${(all / 1e6 / m).toFixed(1)} MB per million rows (sampled)`);
+    for (const [k, v] of [...sites.entries()].sort((a, b) => b[1] - a[1]).slice(0, Number(flags.heap))) console.log(`  ${(v / 1e6 / m).toFixed(2).padStart(7)}  ${k}`);
+    return;
+  }
   await s.post('Profiler.enable');
   await s.post('Profiler.setSamplingInterval', { interval: 200 });
   await s.post('Profiler.start');

@@ -34,16 +34,19 @@ export class Bytes {
     if (need > this.u8.length) {
       let cap = this.u8.length * 2;
       while (cap < need) cap *= 2;
-      const u8 = new Uint8Array(cap);
-      u8.set(this.u8.subarray(0, this.len));
-      this.u8 = u8;
-      this.dv = new DataView(u8.buffer);
+      this.#realloc(cap);
     }
     return this.len;
   }
-  /** Grow the capacity to at least `cap` bytes (content kept). */
+  /** Grow the capacity to `cap` bytes exactly, when it is less (content kept). */
   presize(cap: number): void {
-    if (cap > this.u8.length) this.reserve(cap - this.len);
+    if (cap > this.u8.length) this.#realloc(cap);
+  }
+  #realloc(cap: number): void {
+    const u8 = new Uint8Array(cap);
+    u8.set(this.u8.subarray(0, this.len));
+    this.u8 = u8;
+    this.dv = new DataView(u8.buffer);
   }
   /**
    * Take over `prev`'s memory, bytes and all: whoever fills it writes every byte it later
@@ -111,6 +114,18 @@ abstract class Column {
     for (let i = 0; i < a.length; i++) a[i]!.presize(b[i]!.u8.length);
     if (prev.nulls > this.#nullAt.length) this.#nullAt = new Int32Array(prev.nulls);
     if (this instanceof ListColumn && prev instanceof ListColumn) this.child.presize(prev.child);
+  }
+
+  /**
+   * Grow every buffer to `f` times what it holds (plus a little): a builder's first batch,
+   * extrapolated from its first rows, so it is not grown by doubling (each doubling copies
+   * the column so far and leaves the old buffer to the GC).
+   */
+  extrapolate(f: number): void {
+    for (const b of this.bufs()) b.presize(Math.ceil(b.len * f) + 64);
+    const k = Math.ceil(this.nulls * f);
+    if (this.nulls > 0 && k > this.#nullAt.length) this.#nullAt = grown(this.#nullAt, k, this.nulls);
+    if (this instanceof ListColumn) this.child.extrapolate(f);
   }
 
   /** Reuse the previous batch's buffers (see BatchBuilderOptions.reuseBuffers). */
@@ -780,6 +795,15 @@ export const DEFAULT_BATCH_ROWS = 65_536;
 /** Default COPY bytes per record batch. */
 export const DEFAULT_BATCH_BYTES = 4 * 1024 * 1024;
 
+/**
+ * A builder's first batch is sized from its first 1/16 of `maxBytes` (see
+ * BatchBuilder#presize): by then doubling has copied only that much, and the shares of the
+ * columns are known.
+ */
+const PRESIZE_AFTER = 16;
+/** Batches under this many COPY bytes are grown by doubling: copying them costs little. */
+const PRESIZE_MIN_BYTES = 1 << 20;
+
 /** Tuples `rowEnds[from..to)` of one chunk; the first starts at `start` (after a COPY header). */
 interface Run {
   data: Buffer;
@@ -826,6 +850,8 @@ export class BatchBuilder {
   readonly #plain: boolean;
   /** The previous batch's columns, whose buffers the next rows go into (reuseBuffers). */
   #recycle: Column[] | undefined;
+  /** The columns are sized for a whole batch (extrapolated, or a previous batch's). */
+  #sized = false;
 
   constructor(specs: ColumnSpec[], o: BatchBuilderOptions = {}) {
     this.specs = specs.map((s) => ({ ...s }));
@@ -909,6 +935,7 @@ export class BatchBuilder {
           this.#demote(bad);
           bad = this.#replay();
         }
+        if (!this.#sized && bytes >= this.maxBytes / PRESIZE_AFTER) this.#presize();
       }
       if (trailer) {
         this.#inCopy = false;
@@ -963,6 +990,21 @@ export class BatchBuilder {
     return -1;
   }
 
+  /**
+   * Size the first batch's columns for the whole batch from its first rows (see
+   * {@link PRESIZE_AFTER}): each buffer gets its share so far times the batch's expected
+   * length, plus an eighth. A batch ends at `maxBytes` of COPY (plus one row) or `maxRows`,
+   * and PLAIN or Arrow values take no more bytes than their COPY fields, so the columns'
+   * capacity stays within about 1.125 × maxBytes (what doubling reaches too), unless the first
+   * rows hold the longest values, which costs address space the batch never touches.
+   */
+  #presize(): void {
+    this.#sized = true;
+    if (this.maxBytes < PRESIZE_MIN_BYTES) return;
+    const f = 1.125 * Math.min(this.maxBytes / this.bytes, this.maxRows / this.rows);
+    if (f > 1.25) for (const c of this.#cols) c.extrapolate(f);
+  }
+
   #demote(c: number): void {
     this.specs[c] = { ...this.specs[c]!, demoted: true };
     this.generation++;
@@ -1003,6 +1045,7 @@ export class BatchBuilder {
   /** New columns for the next batch, in the taken one's buffers (reuseBuffers) or sized like them. */
   #restart(): void {
     const prev = this.#cols;
+    this.#sized = true;
     this.#setCols(this.#make());
     // Reused buffers are taken over when the next rows come: the caller still encodes this batch.
     if (this.#reuse) this.#recycle = prev;
