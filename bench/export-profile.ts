@@ -14,12 +14,15 @@
 // `--no-profile`: no profiler (it costs CPU of its own), only the client CPU of each of `--reps`
 // exports (default 1); with `--base DIR` (another build's lib/ or dist/ inside this checkout, its
 // format/zstd re-exporting this one's: see bench/columnar-profile.ts) also that build's,
-// alternating, on the same servers.
+// alternating, on the same servers. With `--no-profile`, each line also gives the full (major)
+// garbage collections per export and their pause milliseconds (perf_hooks gc entries): run it
+// under `node --max-semi-space-size=N` to see what V8's young generation size does.
 // `--heap N`: instead of the CPU profile, a sampling heap profile of the second export (every
 // allocation, collected ones included) and the N allocation sites of most bytes, in MB per
 // million rows: what feeds the garbage collector.
 import { rm } from 'node:fs/promises';
 import { Session } from 'node:inspector/promises';
+import { constants as perf, performance, PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { exportTables, type ExportOptions } from '../lib/index.js';
@@ -88,21 +91,33 @@ await withBenchServers(Array.from({ length: NODES }, (_, i) => `src${i + 1}`), '
       builds.push(['base', base.exportTables]);
     }
     const xs = builds.map(() => [] as string[]);
+    const gcs = builds.map(() => [] as string[]);
+    const seen: PerformanceEntry[] = [];
+    const obs = new PerformanceObserver((l) => { seen.push(...l.getEntries()); });
+    obs.observe({ entryTypes: ['gc'] });
+    const majors = async (t0: number, t1: number): Promise<string> => {
+      await new Promise((r) => setImmediate(r)); // entries arrive asynchronously
+      const m = seen.filter((e) => e.startTime >= t0 && e.startTime < t1 && (e as unknown as { detail: { kind: number } }).detail.kind === perf.NODE_PERFORMANCE_GC_MAJOR);
+      return `${m.length}/${Math.round(m.reduce((a, e) => a + e.duration, 0))}`;
+    };
     for (let r = 0; r < Number(flags.reps ?? 1); r++) {
       // ABBA order: neither build always runs first (after the other's garbage).
       const order = r % 2 === 0 ? [...builds.keys()] : [...builds.keys()].reverse();
       for (const k of order) {
         const exp = builds[k]![1];
         const c0 = process.cpuUsage();
+        const t0 = performance.now();
         await exp({ ...opts, to: path.join(dir, `run${r}`) } as ExportOptions);
         const c = process.cpuUsage(c0);
         xs[k]!.push(((c.user + c.system) / total).toFixed(2));
+        gcs[k]!.push(await majors(t0, performance.now()));
         await rm(path.join(dir, `run${r}`), { recursive: true, force: true });
       }
     }
     for (const [k, [name]] of builds.entries()) {
-      console.log(`export [${name}]: ${total} rows, ${NODES} nodes, ${FORMAT}${COMPRESSION ? ` ${COMPRESSION}` : ''}; client CPU-s/Mrow: ${xs[k]!.join(' ')}`);
+      console.log(`export [${name}]: ${total} rows, ${NODES} nodes, ${FORMAT}${COMPRESSION ? ` ${COMPRESSION}` : ''}; client CPU-s/Mrow: ${xs[k]!.join(' ')}; full GCs/ms: ${gcs[k]!.join(' ')}`);
     }
+    obs.disconnect();
     return;
   }
   const s = new Session();
