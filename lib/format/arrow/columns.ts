@@ -815,11 +815,13 @@ export const DEFAULT_BATCH_ROWS = 65_536;
 export const DEFAULT_BATCH_BYTES = 4 * 1024 * 1024;
 
 /**
- * A builder's first batch is sized from its first 1/16 of `maxBytes` (see
- * BatchBuilder#presize): by then doubling has copied only that much, and the shares of the
- * columns are known.
+ * A builder's first batch is sized from its first 1/16 of `maxBytes`, then from its first
+ * quarter (see BatchBuilder#presize): by then doubling has copied only that much, and the
+ * shares of the columns are known.
  */
 const PRESIZE_AFTER = 16;
+/** Each presizing makes room for at most this many times the bytes so far (a small table stays small). */
+const PRESIZE_STEP = 4;
 /** Batches under this many COPY bytes are grown by doubling: copying them costs little. */
 const PRESIZE_MIN_BYTES = 1 << 20;
 
@@ -869,8 +871,8 @@ export class BatchBuilder {
   readonly #plain: boolean;
   /** The previous batch's columns, whose buffers the next rows go into (reuseBuffers). */
   #recycle: Column[] | undefined;
-  /** The columns are sized for a whole batch (extrapolated, or a previous batch's). */
-  #sized = false;
+  /** The first batch is presized when it reaches `maxBytes / #presizeAt` (0: sized for a whole batch, see #presize). */
+  #presizeAt = PRESIZE_AFTER;
 
   constructor(specs: ColumnSpec[], o: BatchBuilderOptions = {}) {
     this.specs = specs.map((s) => ({ ...s }));
@@ -954,7 +956,7 @@ export class BatchBuilder {
           this.#demote(bad);
           bad = this.#replay();
         }
-        if (!this.#sized && bytes >= this.maxBytes / PRESIZE_AFTER) this.#presize();
+        if (this.#presizeAt > 0 && bytes >= this.maxBytes / this.#presizeAt) this.#presize();
       }
       if (trailer) {
         this.#inCopy = false;
@@ -1010,17 +1012,22 @@ export class BatchBuilder {
   }
 
   /**
-   * Size the first batch's columns for the whole batch from its first rows (see
-   * {@link PRESIZE_AFTER}): each buffer gets its share so far times the batch's expected
-   * length, plus an eighth. A batch ends at `maxBytes` of COPY (plus one row) or `maxRows`,
-   * and PLAIN or Arrow values take no more bytes than their COPY fields, so the columns'
-   * capacity stays within about 1.125 × maxBytes (what doubling reaches too), unless the first
-   * rows hold the longest values, which costs address space the batch never touches.
+   * Size the first batch's columns from its first rows (see {@link PRESIZE_AFTER}): each
+   * buffer gets its share so far times the batch's expected length, plus an eighth, but at
+   * most {@link PRESIZE_STEP} times its bytes so far (at 1/16 of the batch: room for 4.5/16;
+   * at 1/4: for the whole batch), so a table smaller than a batch is not given a batch's room.
+   * A batch ends at `maxBytes` of COPY (plus one row) or `maxRows`, and PLAIN or Arrow values
+   * take no more bytes than their COPY fields, so the columns' capacity stays within about
+   * 1.125 × maxBytes (doubling reaches up to 2×), unless the first rows hold the longest
+   * values, which costs address space the batch never touches.
    */
   #presize(): void {
-    this.#sized = true;
-    if (this.maxBytes < PRESIZE_MIN_BYTES) return;
-    const f = 1.125 * Math.min(this.maxBytes / this.bytes, this.maxRows / this.rows);
+    this.#presizeAt = this.#presizeAt > PRESIZE_STEP ? this.#presizeAt / PRESIZE_STEP : 0;
+    if (this.maxBytes < PRESIZE_MIN_BYTES) {
+      this.#presizeAt = 0;
+      return;
+    }
+    const f = 1.125 * Math.min(this.maxBytes / this.bytes, this.maxRows / this.rows, PRESIZE_STEP);
     if (f > 1.25) for (const c of this.#cols) c.extrapolate(f);
   }
 
@@ -1064,7 +1071,7 @@ export class BatchBuilder {
   /** New columns for the next batch, in the taken one's buffers (reuseBuffers) or sized like them. */
   #restart(): void {
     const prev = this.#cols;
-    this.#sized = true;
+    this.#presizeAt = 0;
     this.#setCols(this.#make());
     // Reused buffers are taken over when the next rows come: the caller still encodes this batch.
     if (this.#reuse) this.#recycle = prev;
