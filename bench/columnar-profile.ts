@@ -350,13 +350,18 @@ function buildOnly(chunks: RowChunk[], columns: PgColumn[]): void {
   }
   const xs = IMPLS.map(() => [] as number[]);
   for (let r = 0; r < REPS; r++) {
-    for (const k of IMPLS.keys()) {
+    // ABBA: neither build always runs first.
+    for (const k of r % 2 === 0 ? [...IMPLS.keys()] : [...IMPLS.keys()].reverse()) {
       const t = process.cpuUsage();
       buildAll(IMPLS[k]!, chunks, columns);
       xs[k]!.push(cpuS(t) / ROWS * 1e6);
     }
   }
   IMPLS.forEach((impl, k) => line(`column build, ${PARQUET ? 'Parquet PLAIN layout' : 'Arrow'}`, impl, xs[k]!));
+  if (IMPLS.length > 1) {
+    const d = xs[0]!.map((x, i) => x - xs[1]![i]!);
+    process.stdout.write(`  paired difference [${IMPLS[0]!.name}] − [${IMPLS[1]!.name}]: median ${med(d).toFixed(3)}, lower in ${d.filter((x) => x < 0).length} of ${d.length}\n`);
+  }
 }
 
 const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;

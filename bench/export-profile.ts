@@ -14,9 +14,15 @@
 // `--no-profile`: no profiler (it costs CPU of its own), only the client CPU of each of `--reps`
 // exports (default 1); with `--base DIR` (another build's lib/ or dist/ inside this checkout, its
 // format/zstd re-exporting this one's: see bench/columnar-profile.ts) also that build's,
-// alternating, on the same servers.
+// alternating, on the same servers. With `--no-profile`, each line also gives the full (major)
+// garbage collections per export and their pause milliseconds (perf_hooks gc entries): run it
+// under `node --max-semi-space-size=N` to see what V8's young generation size does.
+// `--heap N`: instead of the CPU profile, a sampling heap profile of the second export (every
+// allocation, collected ones included) and the N allocation sites of most bytes, in MB per
+// million rows: what feeds the garbage collector.
 import { rm } from 'node:fs/promises';
 import { Session } from 'node:inspector/promises';
+import { constants as perf, performance, PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { exportTables, type ExportOptions } from '../lib/index.js';
@@ -27,7 +33,7 @@ import { TABLE } from './lib/data.js';
 const { values: flags } = parseArgs({
   options: {
     rows: { type: 'string' }, nodes: { type: 'string' }, format: { type: 'string' }, compression: { type: 'string' }, quick: { type: 'boolean' },
-    reps: { type: 'string' }, 'no-profile': { type: 'boolean' }, base: { type: 'string' }, top: { type: 'string' },
+    reps: { type: 'string' }, 'no-profile': { type: 'boolean' }, base: { type: 'string' }, top: { type: 'string' }, heap: { type: 'string' },
   },
 });
 const ROWS = Number(flags.rows ?? (flags.quick ? 40_000 : 500_000));
@@ -36,6 +42,7 @@ const FORMAT = (flags.format ?? 'parquet') as ExportOptions['format'];
 const COMPRESSION = flags.compression as ParquetCompression | undefined;
 
 interface Node { id: number; callFrame: { functionName: string; url: string }; children?: number[] }
+interface HeapNode { callFrame: { functionName: string; url: string; lineNumber: number }; selfSize: number; children: HeapNode[] }
 interface Profile { nodes: Node[]; samples: number[]; timeDeltas: number[] }
 
 /** The part a sampled frame's self time belongs to (first rule that matches). */
@@ -84,25 +91,56 @@ await withBenchServers(Array.from({ length: NODES }, (_, i) => `src${i + 1}`), '
       builds.push(['base', base.exportTables]);
     }
     const xs = builds.map(() => [] as string[]);
+    const gcs = builds.map(() => [] as string[]);
+    const seen: PerformanceEntry[] = [];
+    const obs = new PerformanceObserver((l) => { seen.push(...l.getEntries()); });
+    obs.observe({ entryTypes: ['gc'] });
+    const majors = async (t0: number, t1: number): Promise<string> => {
+      await new Promise((r) => setImmediate(r)); // entries arrive asynchronously
+      const m = seen.filter((e) => e.startTime >= t0 && e.startTime < t1 && (e as unknown as { detail: { kind: number } }).detail.kind === perf.NODE_PERFORMANCE_GC_MAJOR);
+      return `${m.length}/${Math.round(m.reduce((a, e) => a + e.duration, 0))}`;
+    };
     for (let r = 0; r < Number(flags.reps ?? 1); r++) {
       // ABBA order: neither build always runs first (after the other's garbage).
       const order = r % 2 === 0 ? [...builds.keys()] : [...builds.keys()].reverse();
       for (const k of order) {
         const exp = builds[k]![1];
         const c0 = process.cpuUsage();
+        const t0 = performance.now();
         await exp({ ...opts, to: path.join(dir, `run${r}`) } as ExportOptions);
         const c = process.cpuUsage(c0);
         xs[k]!.push(((c.user + c.system) / total).toFixed(2));
+        gcs[k]!.push(await majors(t0, performance.now()));
         await rm(path.join(dir, `run${r}`), { recursive: true, force: true });
       }
     }
     for (const [k, [name]] of builds.entries()) {
-      console.log(`export [${name}]: ${total} rows, ${NODES} nodes, ${FORMAT}${COMPRESSION ? ` ${COMPRESSION}` : ''}; client CPU-s/Mrow: ${xs[k]!.join(' ')}`);
+      console.log(`export [${name}]: ${total} rows, ${NODES} nodes, ${FORMAT}${COMPRESSION ? ` ${COMPRESSION}` : ''}; client CPU-s/Mrow: ${xs[k]!.join(' ')}; full GCs/ms: ${gcs[k]!.join(' ')}`);
     }
+    obs.disconnect();
     return;
   }
   const s = new Session();
   s.connect();
+  if (flags.heap) {
+    await s.post('HeapProfiler.enable');
+    await s.post('HeapProfiler.startSampling', { samplingInterval: 16384, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true } as never);
+    await exportTables({ ...opts, to: path.join(dir, 'run') } as ExportOptions);
+    const { profile } = await s.post('HeapProfiler.stopSampling') as unknown as { profile: { head: HeapNode } };
+    s.disconnect();
+    const sites = new Map<string, number>();
+    const walk = (n: HeapNode): void => {
+      const key = `${n.callFrame.functionName || '(anonymous)'} ${n.callFrame.url.replace(/^.*\/(lib|node_modules)\//, '$1/')}:${n.callFrame.lineNumber + 1}`;
+      sites.set(key, (sites.get(key) ?? 0) + n.selfSize);
+      n.children.forEach(walk);
+    };
+    walk(profile.head);
+    const m = total / 1e6;
+    const all = [...sites.values()].reduce((a, b) => a + b, 0);
+    console.log(`export heap profile: ${total} rows, ${NODES} nodes, ${FORMAT}; JS heap allocated ${(all / 1e6 / m).toFixed(1)} MB per million rows (sampled)`);
+    for (const [k, v] of [...sites.entries()].sort((a, b) => b[1] - a[1]).slice(0, Number(flags.heap))) console.log(`  ${(v / 1e6 / m).toFixed(2).padStart(7)}  ${k}`);
+    return;
+  }
   await s.post('Profiler.enable');
   await s.post('Profiler.setSamplingInterval', { interval: 200 });
   await s.post('Profiler.start');

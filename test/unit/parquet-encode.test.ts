@@ -258,16 +258,19 @@ describe('Parquet encoder fast paths', () => {
     }
   });
 
-  it('writes lists with and without null elements, empty and null lists', async () => {
+  it('writes lists with and without null elements, empty and null lists, whole and from a row range', async () => {
     const lists: ((string | null)[] | null)[][] = [
       Array.from({ length: 300 }, (_, i) => ['a' + (i % 10), 'b,' + (i % 7), 'c"d']),
       Array.from({ length: 300 }, (_, i) => (i % 11 === 0 ? null : i % 13 === 0 ? [] : ['x' + (i % 4), null, 'y'])),
     ];
     for (const xs of lists) {
       const type = new List(new Field('item', new Utf8(), true));
-      const bytes = await file([spec('l', 1009)], [col(type, xs)], 'zstd');
       const text = (l: (string | null)[] | null) => (l === null ? '\\N' : `{${l.map((e) => (e === null ? 'NULL' : /[,"]/.test(e) ? `"${e.replace(/"/g, '\\\\"')}"` : e)).join(',')}}`);
-      expect(await rows(bytes)).toEqual(xs.map(text));
+      // The element slots that hold values are found with the levels (leafOf): a range starts mid-column.
+      for (const [from, to] of [[0, 300], [7, 251], [143, 144]] as const) {
+        const bytes = await file([spec('l', 1009)], [col(type, xs)], 'zstd', from, to);
+        expect(await rows(bytes)).toEqual(xs.slice(from, to).map(text));
+      }
     }
   });
 });

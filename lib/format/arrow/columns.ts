@@ -34,16 +34,19 @@ export class Bytes {
     if (need > this.u8.length) {
       let cap = this.u8.length * 2;
       while (cap < need) cap *= 2;
-      const u8 = new Uint8Array(cap);
-      u8.set(this.u8.subarray(0, this.len));
-      this.u8 = u8;
-      this.dv = new DataView(u8.buffer);
+      this.#realloc(cap);
     }
     return this.len;
   }
-  /** Grow the capacity to at least `cap` bytes (content kept). */
+  /** Grow the capacity to `cap` bytes exactly, when it is less (content kept). */
   presize(cap: number): void {
-    if (cap > this.u8.length) this.reserve(cap - this.len);
+    if (cap > this.u8.length) this.#realloc(cap);
+  }
+  #realloc(cap: number): void {
+    const u8 = new Uint8Array(cap);
+    u8.set(this.u8.subarray(0, this.len));
+    this.u8 = u8;
+    this.dv = new DataView(u8.buffer);
   }
   /**
    * Take over `prev`'s memory, bytes and all: whoever fills it writes every byte it later
@@ -111,6 +114,18 @@ abstract class Column {
     for (let i = 0; i < a.length; i++) a[i]!.presize(b[i]!.u8.length);
     if (prev.nulls > this.#nullAt.length) this.#nullAt = new Int32Array(prev.nulls);
     if (this instanceof ListColumn && prev instanceof ListColumn) this.child.presize(prev.child);
+  }
+
+  /**
+   * Grow every buffer to `f` times what it holds (plus a little): a builder's first batch,
+   * extrapolated from its first rows, so it is not grown by doubling (each doubling copies
+   * the column so far and leaves the old buffer to the GC).
+   */
+  extrapolate(f: number): void {
+    for (const b of this.bufs()) b.presize(Math.ceil(b.len * f) + 64);
+    const k = Math.ceil(this.nulls * f);
+    if (this.nulls > 0 && k > this.#nullAt.length) this.#nullAt = grown(this.#nullAt, k, this.nulls);
+    if (this instanceof ListColumn) this.child.extrapolate(f);
   }
 
   /** Reuse the previous batch's buffers (see BatchBuilderOptions.reuseBuffers). */
@@ -342,6 +357,25 @@ class FixedColumn extends Column {
     buf.reserve(w * n);
     const dv = buf.dv;
     let p = buf.len;
+    const op = this.#op;
+    if (op === Op.I32 || op === Op.I64) {
+      // Integers and floats (the byte-reversed value, never refused): no conversion switch per value.
+      for (let r = 0, k = c; r < n; r++, k += stride) {
+        if (lens[k]! < 0) this.markNull();
+        else {
+          const off = pos[k]!;
+          if (op === Op.I32) dv.setInt32(p, bv.getInt32(off), true);
+          else {
+            dv.setInt32(p, bv.getInt32(off + 4), true);
+            dv.setInt32(p + 4, bv.getInt32(off), true);
+          }
+          this.n++;
+          p += w;
+        }
+      }
+      buf.len = p;
+      return -1;
+    }
     for (let r = 0, k = c; r < n; r++, k += stride) {
       if (lens[k]! < 0) this.markNull();
       else if (this.putPlain(bv, pos[k]!, dv, p)) {
@@ -780,6 +814,17 @@ export const DEFAULT_BATCH_ROWS = 65_536;
 /** Default COPY bytes per record batch. */
 export const DEFAULT_BATCH_BYTES = 4 * 1024 * 1024;
 
+/**
+ * A builder's first batch is sized from its first 1/16 of `maxBytes`, then from its first
+ * quarter (see BatchBuilder#presize): by then doubling has copied only that much, and the
+ * shares of the columns are known.
+ */
+const PRESIZE_AFTER = 16;
+/** Each presizing makes room for at most this many times the bytes so far (a small table stays small). */
+const PRESIZE_STEP = 4;
+/** Batches under this many COPY bytes are grown by doubling: copying them costs little. */
+const PRESIZE_MIN_BYTES = 1 << 20;
+
 /** Tuples `rowEnds[from..to)` of one chunk; the first starts at `start` (after a COPY header). */
 interface Run {
   data: Buffer;
@@ -826,6 +871,8 @@ export class BatchBuilder {
   readonly #plain: boolean;
   /** The previous batch's columns, whose buffers the next rows go into (reuseBuffers). */
   #recycle: Column[] | undefined;
+  /** The first batch is presized when it reaches `maxBytes / #presizeAt` (0: sized for a whole batch, see #presize). */
+  #presizeAt = PRESIZE_AFTER;
 
   constructor(specs: ColumnSpec[], o: BatchBuilderOptions = {}) {
     this.specs = specs.map((s) => ({ ...s }));
@@ -909,6 +956,7 @@ export class BatchBuilder {
           this.#demote(bad);
           bad = this.#replay();
         }
+        if (this.#presizeAt > 0 && bytes >= this.maxBytes / this.#presizeAt) this.#presize();
       }
       if (trailer) {
         this.#inCopy = false;
@@ -963,6 +1011,26 @@ export class BatchBuilder {
     return -1;
   }
 
+  /**
+   * Size the first batch's columns from its first rows (see {@link PRESIZE_AFTER}): each
+   * buffer gets its share so far times the batch's expected length, plus an eighth, but at
+   * most {@link PRESIZE_STEP} times its bytes so far (at 1/16 of the batch: room for 4.5/16;
+   * at 1/4: for the whole batch), so a table smaller than a batch is not given a batch's room.
+   * A batch ends at `maxBytes` of COPY (plus one row) or `maxRows`, and PLAIN or Arrow values
+   * take no more bytes than their COPY fields, so the columns' capacity stays within about
+   * 1.125 × maxBytes (doubling reaches up to 2×), unless the first rows hold the longest
+   * values, which costs address space the batch never touches.
+   */
+  #presize(): void {
+    this.#presizeAt = this.#presizeAt > PRESIZE_STEP ? this.#presizeAt / PRESIZE_STEP : 0;
+    if (this.maxBytes < PRESIZE_MIN_BYTES) {
+      this.#presizeAt = 0;
+      return;
+    }
+    const f = 1.125 * Math.min(this.maxBytes / this.bytes, this.maxRows / this.rows, PRESIZE_STEP);
+    if (f > 1.25) for (const c of this.#cols) c.extrapolate(f);
+  }
+
   #demote(c: number): void {
     this.specs[c] = { ...this.specs[c]!, demoted: true };
     this.generation++;
@@ -1003,6 +1071,7 @@ export class BatchBuilder {
   /** New columns for the next batch, in the taken one's buffers (reuseBuffers) or sized like them. */
   #restart(): void {
     const prev = this.#cols;
+    this.#presizeAt = 0;
     this.#setCols(this.#make());
     // Reused buffers are taken over when the next rows come: the caller still encodes this batch.
     if (this.#reuse) this.#recycle = prev;

@@ -212,6 +212,11 @@ interface Leaf {
   maxRep: number;
   nulls: number;
   path: string[];
+  /**
+   * The slots that hold values, in order, found with the levels (see {@link presentSlots});
+   * undefined: every slot holds one, or they are not needed (PLAIN fixed widths).
+   */
+  slots: Int32Array | undefined;
 }
 
 /** The validity bitmap of `d`, or undefined when every slot holds a value. */
@@ -230,13 +235,13 @@ function setBefore(bm: Uint8Array | undefined, s: number): number {
 
 /** A leaf of slots [from, to) of `src`. */
 function leafFrom(spec: ColumnSpec, src: Source, from: number, to: number, def: Uint8Array | undefined, rep: Uint8Array | undefined,
-  levels: number, maxDef: number, nulls: number, path: string[]): Leaf {
+  levels: number, maxDef: number, nulls: number, path: string[], slots: Int32Array | undefined): Leaf {
   // A whole column (the usual case) needs no count of its bits.
   const before = from === 0 ? 0 : setBefore(src.validity, from);
   const count = from === 0 && to === src.length ? to - src.nulls : setBefore(src.validity, to) - before;
   return {
     spec, type: leafType(spec), src, from, to, count, first: src.plain ? before : from, pre: src.plain ? 4 : 0,
-    def, rep, levels, maxDef, maxRep: maxDef === 3 ? 1 : 0, nulls, path,
+    def, rep, levels, maxDef, maxRep: maxDef === 3 ? 1 : 0, nulls, path, slots,
   };
 }
 
@@ -244,18 +249,35 @@ function leafOf(spec: ColumnSpec, d: Source, from: number, to: number, sc: Encod
   if (!isList(spec)) {
     const n = to - from;
     let def: Uint8Array | undefined;
+    let slots: Int32Array | undefined;
     let nulls = 0;
     const bm = d.validity;
     if (bm) {
       def = sc.u8(0, n);
-      for (let i = 0; i < n; i++) {
-        const s = from + i;
-        const b = (bm[s >> 3]! >> (s & 7)) & 1;
-        def[i] = b;
-        nulls += b ^ 1;
+      // Byte arrays and Arrow fixed widths read their values by slot: found in the same pass
+      // (each slot written, kept when it holds a value: no branch).
+      if (leafType(spec).arrowWidth === 0 || !d.plain) {
+        slots = sc.i32(0, n);
+        let m = 0;
+        for (let i = 0; i < n; i++) {
+          const s = from + i;
+          const b = (bm[s >> 3]! >> (s & 7)) & 1;
+          def[i] = b;
+          slots[m] = s;
+          m += b;
+        }
+        nulls = n - m;
+        slots = slots.subarray(0, m);
+      } else {
+        for (let i = 0; i < n; i++) {
+          const s = from + i;
+          const b = (bm[s >> 3]! >> (s & 7)) & 1;
+          def[i] = b;
+          nulls += b ^ 1;
+        }
       }
     }
-    return leafFrom(spec, d, from, to, def, undefined, n, 1, nulls, [spec.name]);
+    return leafFrom(spec, d, from, to, def, undefined, n, 1, nulls, [spec.name], slots);
   }
   // 3-level LIST: def 0 = NULL array, 1 = empty, 2 = NULL element, 3 = element; rep 1 = same row.
   const offs = d.offsets!;
@@ -269,23 +291,36 @@ function leafOf(spec: ColumnSpec, d: Source, from: number, to: number, sc: Encod
   let nulls = 0;
   const rows = d.validity;
   const elems = child.validity;
+  // With NULL elements, the elements that hold values (see presentSlots), found here.
+  const slots = elems ? sc.i32(0, cTo - cFrom) : undefined;
+  let m = 0;
   for (let r = from; r < to; r++) {
     if (rows && !((rows[r >> 3]! >> (r & 7)) & 1)) { rep[k] = 0; def[k++] = 0; nulls++; continue; }
     const s = offs[r]!;
     const e = offs[r + 1]!;
     if (s === e) { rep[k] = 0; def[k++] = 1; nulls++; continue; }
     // rep is 0 (a new row) at the first element, 1 for the rest.
+    rep[k] = 0;
+    for (let j = k + 1; j < k + e - s; j++) rep[j] = 1;
+    if (!slots) {
+      for (let j = s; j < e; j++) def[k++] = 3;
+      continue;
+    }
     for (let j = s; j < e; j++, k++) {
-      rep[k] = j === s ? 0 : 1;
-      if (!elems || ((elems[j >> 3]! >> (j & 7)) & 1)) def[k] = 3;
-      else { def[k] = 2; nulls++; }
+      // def 3 (a value) or 2 (NULL): each slot written, kept when it holds a value.
+      const b = (elems![j >> 3]! >> (j & 7)) & 1;
+      def[k] = 2 + b;
+      slots[m] = j;
+      m += b;
+      nulls += b ^ 1;
     }
   }
-  return leafFrom(spec.elem!, child, cFrom, cTo, def.subarray(0, k), rep.subarray(0, k), k, 3, nulls, [spec.name, 'list', 'element']);
+  return leafFrom(spec.elem!, child, cFrom, cTo, def.subarray(0, k), rep.subarray(0, k), k, 3, nulls, [spec.name, 'list', 'element'], slots?.subarray(0, m));
 }
 
-/** The slots of a leaf that hold values, in order. */
+/** The slots of a leaf that hold values, in order (undefined: all of them). */
 function presentSlots(l: Leaf, sc: EncoderScratch): Int32Array | undefined {
+  if (l.slots) return l.slots;
   const bm = l.src.validity;
   if (!bm) return undefined;
   const out = sc.i32(0, l.to - l.from);
