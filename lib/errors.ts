@@ -319,22 +319,48 @@ export function reviveError(s: SerializedError): SegferryError {
 // error, event or manifest carries is passed through redact(). This is a safety net: messages are
 // built from non-secret fields in the first place.
 
-const secrets = new Set<string>();
+/** Each registered secret, with the pattern that finds it (and its URL-encoded form). */
+const secrets = new Map<string, RegExp>();
 
-/** Register a secret so that it is masked wherever segferry prints or stores text. */
+/**
+ * A secret this long is masked wherever it occurs; a shorter one only where it stands alone:
+ * not glued to a letter, digit or underscore on an edge that is itself one. A short password
+ * such as `bench` would otherwise mask identifiers that contain it (`bench_t` → `***_t`),
+ * rewriting table names in plans and messages.
+ */
+const SECRET_ANYWHERE_LENGTH = 16;
+
+function secretPattern(secret: string): RegExp {
+  const forms = [...new Set([secret, encodeURIComponent(secret)])].map((f) => {
+    const body = f.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    if (f.length >= SECRET_ANYWHERE_LENGTH) return body;
+    return `${/^\w/.test(f) ? '(?<!\\w)' : ''}${body}${/\w$/.test(f) ? '(?!\\w)' : ''}`;
+  });
+  return new RegExp(forms.join('|'), 'g');
+}
+
+/**
+ * Register a secret so that it is masked wherever segferry prints text (secrets of fewer than 16
+ * characters only where they stand alone as a word, see `SECRET_ANYWHERE_LENGTH`).
+ */
 export function registerSecret(secret: string | undefined | null): void {
-  if (secret && secret.length >= 3) secrets.add(secret);
+  if (secret && secret.length >= 3 && !secrets.has(secret)) secrets.set(secret, secretPattern(secret));
+}
+
+/**
+ * Replace `user:password@` URL credentials and libpq `password=…` pairs in a string, and nothing
+ * else: for files that must read back as written (plan files), which are built from non-secret
+ * fields and where masking a registered secret could rewrite a name that merely equals it.
+ */
+export function redactCredentials(text: string): string {
+  const out = text.replace(/(\b[a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:)[^@\s]*@/gi, '$1***@');
+  return out.replace(/(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'?|\S+)/gi, '$1***');
 }
 
 /** Replace registered secrets, `user:password@` URL credentials and libpq `password=…` pairs in a string. */
 export function redact(text: string): string {
-  let out = text.replace(/(\b[a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:)[^@\s]*@/gi, '$1***@');
-  out = out.replace(/(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'?|\S+)/gi, '$1***');
-  for (const s of secrets) {
-    if (out.includes(s)) out = out.split(s).join('***');
-    const enc = encodeURIComponent(s);
-    if (enc !== s && out.includes(enc)) out = out.split(enc).join('***');
-  }
+  let out = redactCredentials(text);
+  for (const re of secrets.values()) out = out.replace(re, '***');
   return out;
 }
 

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { openStore } from '../store/open.js';
 import type { EncryptOption } from '../crypto/keys.js';
-import { InvalidOptionError, SegferryError, redact } from '../errors.js';
+import { InvalidOptionError, SegferryError, redact, redactCredentials } from '../errors.js';
 import { exportTables } from '../export/export.js';
 import { planExport, type PlanOptions } from '../export/plan.js';
 import type { StaticTopology } from '../topology/discover.js';
@@ -318,7 +318,7 @@ async function cmdExport(argv: string[], dryRunCommand: boolean, reporter: () =>
     const planned = await planExport(opts);
     const plan = wrapped ? { ...planned, clientEncryption: wrapped } : planned;
     if (!v['hold-snapshots']) {
-      await writeFile(v.out, redact(JSON.stringify(planFile(plan, v.to), null, 2)) + '\n');
+      await writeFile(v.out, redactCredentials(JSON.stringify(planFile(plan, v.to), null, 2)) + '\n');
       process.stdout.write(`plan written to ${v.out}: ${plan.tables.length} tables, ${plan.nodes.length} nodes\n`);
       return EXIT.ok;
     }
@@ -329,7 +329,7 @@ async function cmdExport(argv: string[], dryRunCommand: boolean, reporter: () =>
       const { holdSnapshots, holdUntilFinished } = await import('../export/hold.js');
       const held = await holdSnapshots(plan);
       try {
-        await writeFile(v.out, redact(JSON.stringify(planFile({ ...plan, snapshots: held.snapshots }, v.to), null, 2)) + '\n');
+        await writeFile(v.out, redactCredentials(JSON.stringify(planFile({ ...plan, snapshots: held.snapshots }, v.to), null, 2)) + '\n');
       } catch (e) {
         await held.release();
         throw e;

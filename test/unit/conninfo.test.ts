@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { describeEndpoint, parseConnection, parseConninfo, rememberedPassword } from '../../lib/pg/conn.js';
-import { InvalidOptionError, redact } from '../../lib/errors.js';
+import { InvalidOptionError, redact, redactCredentials, registerSecret } from '../../lib/errors.js';
 
 describe('libpq key=value connection strings', () => {
   it('parses quoted values with \\\' and \\\\ escapes and spaces around =', () => {
@@ -34,5 +34,19 @@ describe('libpq key=value connection strings', () => {
     expect(redact("x password = 'a b\\' c' y")).toBe('x password = *** y');
     const e = parseConnection('host=127.0.0.1 password=s3cr3t-zz');
     expect(describeEndpoint({ ...e, host: 'h-s3cr3t-zz' })).not.toContain('s3cr3t-zz');
+  });
+
+  it('masks a short registered secret only where it stands alone, a long one anywhere', () => {
+    registerSecret('bnch7');
+    // A name that merely contains the password is kept (plans and messages name tables).
+    expect(redact('table bnch7_t on db bnch7, user xbnch7 (bnch7)')).toBe('table bnch7_t on db ***, user xbnch7 (***)');
+    expect(redact('postgres://u:bnch7@h/db bnch7-x')).toBe('postgres://u:***@h/db ***-x');
+    registerSecret('p w+d');
+    expect(redact('sent p%20w%2Bd and p w+d')).toBe('sent *** and ***');
+    registerSecret('Zq81longsecretvalue');
+    expect(redact('glued aZq81longsecretvalueb')).toBe('glued a***b');
+    // Plan files: URL credentials and password= pairs only, so a name equal to a secret reads back.
+    expect(redactCredentials('{"database":"bnch7","url":"postgres://u:pw@h/bnch7"} password=x1'))
+      .toBe('{"database":"bnch7","url":"postgres://u:***@h/bnch7"} password=***');
   });
 });
