@@ -101,6 +101,51 @@ describe('RowHasher (copy-rowhash64)', () => {
     expect(hashAll(chunked([Buffer.from('ab')], [1])).sum).not.toBe(hashAll(chunked([Buffer.from('ab\0')], [1])).sum);
   });
 
+  it('equals the reference for every row length 0–300, every start alignment, and chunks of 0–3 rows', () => {
+    const r = rng(11);
+    const lens = Array.from({ length: 301 }, (_, n) => n);
+    const bytes = (n: number) => Buffer.from(Array.from({ length: n }, () => r() & 0xff));
+    // Each length alone, at each of 8 byte offsets into its buffer (word reads at any alignment).
+    for (const n of lens) {
+      const row = bytes(n);
+      for (let pad = 0; pad < 8; pad++) {
+        const data = Buffer.concat([bytes(pad), row]).subarray(pad);
+        const h = new RowHasher();
+        h.update({ data, rowEnds: Uint32Array.of(n) });
+        expect(h.result(), `length ${n}, offset ${pad}`).toEqual({ ...refChecksum([row]), algorithm: ROW_HASH_ALGORITHM });
+      }
+    }
+    // Neighbouring rows of unequal lengths (one row ends within the other's words), in chunks
+    // of 0, 1, 2 and 3 rows, odd and even counts.
+    const rows = [...lens, ...lens.map((n) => 300 - n)].map(bytes);
+    for (const count of [rows.length, rows.length - 1]) {
+      const some = rows.slice(0, count);
+      const want = { ...refChecksum(some), algorithm: ROW_HASH_ALGORITHM };
+      for (const sizes of [[1], [2], [3], [3, 2, 1], [2, 1, 3, 2]]) {
+        const h = new RowHasher();
+        for (const c of chunked(some, sizes)) {
+          h.update(c);
+          h.update({ data: c.data.subarray(0, 0), rowEnds: new Uint32Array(0) });
+        }
+        expect(h.result(), `${count} rows in chunks of ${sizes.join(',')}`).toEqual(want);
+      }
+    }
+  });
+
+  it('binary: header, tuples and trailer in one chunk, at every tuple count 0–3', () => {
+    const header = Buffer.concat([Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1'), Buffer.alloc(8)]);
+    const trailer = Buffer.from([0xff, 0xff]);
+    const tuples = randomRows(40, 5, 40).map((x) => Buffer.concat([Buffer.from([0, 1, 0, 0, 0, x.length]), x]));
+    for (let n = 0; n <= 3; n++) {
+      for (let at = 0; at + n <= tuples.length; at += 7) {
+        const some = tuples.slice(at, at + n);
+        // The server's messages: header and first tuple in one, then one per tuple, then the trailer.
+        const msgs = n === 0 ? [Buffer.concat([header, trailer])] : [Buffer.concat([header, some[0]!]), ...some.slice(1), trailer];
+        expect(hashAll(chunked(msgs, [msgs.length]), true), `${n} tuples from ${at}`).toEqual({ ...refChecksum(some), algorithm: ROW_HASH_ALGORITHM });
+      }
+    }
+  });
+
   it('binary: skips the COPY header and the trailer, whichever messages carry them', () => {
     const header = Buffer.concat([Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1'), Buffer.from([0, 0, 0, 0, 0, 0, 0, 4]), Buffer.from('ext!')]);
     const tuples = rows.slice(0, 50).map((x) => Buffer.concat([Buffer.from([0, 1, 0, 0, 0, x.length]), x]));
