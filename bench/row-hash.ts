@@ -13,6 +13,8 @@
  * runs of `--gb` GB. `--base MODULE`: another build's row-hash module (for example main's
  * `dist/format/row-hash.js`) measured in the same process, the two alternated run by run (ABBA),
  * so load on the machine falls on both; its sums must equal this one's, or the script fails.
+ * This build's two engines are measured each time: `js` (RowHasher's default) and `wasm` (its
+ * WebAssembly loop, lib/format/row-hash.wat); ratios are to `js`'s median.
  * `--quick`: 0.02 GB, 3 runs, 16 MiB cold set (checks that the script runs).
  */
 import { parseArgs } from 'node:util';
@@ -28,7 +30,13 @@ const COLD = (flags.quick ? 16 : 256) * 1024 * 1024;
 const CHUNK = 64 * 1024;
 
 type Hasher = { update(rc: RowChunk): void; result(): { sum: string } };
-const builds: [string, new () => Hasher][] = [['this', RowHasher]];
+/** This build's WebAssembly engine (`RowHasher`'s `engine: 'wasm'`). */
+class WasmRowHasher extends RowHasher {
+  constructor() {
+    super(false, 'wasm');
+  }
+}
+const builds: [string, new () => Hasher][] = [['js', RowHasher], ['wasm', WasmRowHasher]];
 if (flags.base) {
   const base = (await import(pathToFileURL(path.resolve(flags.base)).href)) as { RowHasher: new () => Hasher };
   builds.push(['base', base.RowHasher]);
@@ -85,11 +93,11 @@ function measure(label: string, set: RowChunk[]): void {
     const s = median(cpu[k]!);
     return `${name} ${(s / gb).toFixed(3)} CPU-s/GB ${(gb / s * 1000).toFixed(0).padStart(5)} MB/s ${(s / (setRows * reps) * 1e9).toFixed(0).padStart(4)} ns/row`;
   });
-  const ratio = builds.length > 1 ? `  this/base ${(median(cpu[0]!) / median(cpu[1]!)).toFixed(3)}` : '';
+  const ratio = builds.slice(1).map(([name], k) => `  ${name}/js ${(median(cpu[k + 1]!) / median(cpu[0]!)).toFixed(3)}`).join('');
   process.stdout.write(`${label.padEnd(30)} ${(setRows / setBytes).toFixed(4).slice(1)} rows/B  ${line.join('  |  ')}${ratio}  (sum ${sums[0]!.slice(0, 6)}…)\n`);
 }
 
-process.stdout.write(`row hash: ${RUNS} runs of ${GB} GB each, medians${flags.base ? `, this against ${flags.base}, alternated` : ''}\n`);
+process.stdout.write(`row hash: ${RUNS} runs of ${GB} GB each, medians, ${builds.map(([n]) => n).join(', ')} alternated${flags.base ? ` (base: ${flags.base})` : ''}\n`);
 for (const [name, min, max] of [['bench table (20–600 B)', 20, 600], ['short rows (20–100 B)', 20, 100], ['long rows (2–6 KiB)', 2048, 6144]] as const) {
   measure(`${name}, hot`, chunks(2 * 1024 * 1024, min, max));
 }

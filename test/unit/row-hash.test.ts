@@ -2,8 +2,8 @@
  * The export's row checksum (lib/format/row-hash.ts): the documented algorithm, written again
  * here from its doc comment, gives the same figures; the checksum depends on the multiset of
  * rows only (not on chunking or order); a one-byte change always changes it; the COPY BINARY
- * header and trailer are not rows. The library hashes in WebAssembly (lib/format/row-hash.wat);
- * the plain JS reference (test/helpers/row-hash-ref.ts) is what it is checked against.
+ * header and trailer are not rows. Both engines (JavaScript, WebAssembly: lib/format/row-hash.wat)
+ * are checked against the plain reference (test/helpers/row-hash-ref.ts).
  */
 import { describe, expect, it } from 'vitest';
 import { readFile } from 'node:fs/promises';
@@ -52,13 +52,16 @@ function chunked(rows: Buffer[], sizes: number[]): RowChunk[] {
   return out;
 }
 
-function hashAll(cs: RowChunk[], binary = false): ReturnType<RowHasher['result']> {
-  const h = new RowHasher(binary);
+type Engine = 'js' | 'wasm';
+
+function hashWith(engine: Engine, cs: RowChunk[], binary = false): ReturnType<RowHasher['result']> {
+  const h = new RowHasher(binary, engine);
   for (const c of cs) h.update(c);
   return h.result();
 }
 
-describe('RowHasher (copy-rowhash64)', () => {
+describe.each(['js', 'wasm'] as const)('RowHasher (copy-rowhash64), engine %s', (engine) => {
+  const hashAll = (cs: RowChunk[], binary = false) => hashWith(engine, cs, binary);
   const rows = randomRows(3000, 7);
 
   it('computes what its doc comment defines', () => {
@@ -114,7 +117,7 @@ describe('RowHasher (copy-rowhash64)', () => {
       const row = bytes(n);
       for (let pad = 0; pad < 8; pad++) {
         const data = Buffer.concat([bytes(pad), row]).subarray(pad);
-        const h = new RowHasher();
+        const h = new RowHasher(false, engine);
         h.update({ data, rowEnds: Uint32Array.of(n) });
         expect(h.result(), `length ${n}, offset ${pad}`).toEqual({ ...refChecksum([row]), algorithm: ROW_HASH_ALGORITHM });
       }
@@ -126,7 +129,7 @@ describe('RowHasher (copy-rowhash64)', () => {
       const some = rows.slice(0, count);
       const want = { ...refChecksum(some), algorithm: ROW_HASH_ALGORITHM };
       for (const sizes of [[1], [2], [3], [3, 2, 1], [2, 1, 3, 2]]) {
-        const h = new RowHasher();
+        const h = new RowHasher(false, engine);
         for (const c of chunked(some, sizes)) {
           h.update(c);
           h.update({ data: c.data.subarray(0, 0), rowEnds: new Uint32Array(0) });
@@ -158,7 +161,7 @@ describe('RowHasher (copy-rowhash64)', () => {
     // Header in front of the first tuple, trailer as the last message; two streams in a row.
     const stream = [Buffer.concat([header, tuples[0]!]), ...tuples.slice(1), trailer];
     for (const sizes of [[1], [3], [stream.length]]) {
-      const h = new RowHasher(true);
+      const h = new RowHasher(true, engine);
       for (const c of chunked(stream, sizes)) h.update(c);
       expect(h.inCopy).toBe(false);
       for (const c of chunked(stream, sizes)) h.update(c);
@@ -171,6 +174,7 @@ describe('RowHasher (copy-rowhash64)', () => {
 });
 
 describe('RowHasher in WebAssembly (lib/format/row-hash.wat)', () => {
+  const hashAll = (cs: RowChunk[], binary = false) => hashWith('wasm', cs, binary);
   it('embeds exactly the module that row-hash.wat assembles to (npm run build:wasm)', async () => {
     const bytes = await assembleRowHashWasm();
     expect(Buffer.from(bytes).toString('base64')).toBe(ROW_HASH_WASM);
