@@ -91,8 +91,9 @@ export class RowHasher {
   /**
    * `binary`: the rows come from COPY … (FORMAT binary) (the Arrow and Parquet formats).
    * Default false. `engine`: where the loop runs, with the same sums: `'js'` (default) or
-   * `'wasm'` (WebAssembly; 1.4–1.6× faster on the bench table's rows in memory, 1.15–1.26× from
-   * memory out of cache, within noise in a whole export: bench/analysis.md, the rw session).
+   * `'wasm'` (WebAssembly; 1.4–1.7× faster on the bench table's rows in cache, 1.15–1.4× out
+   * of cache, ≈ 0.06 CPU-s per million rows less in a TEXT export: bench/analysis.md, the rw
+   * session).
    */
   constructor(binary = false, engine: 'js' | 'wasm' = 'js') {
     if (binary) this.#tuples = new BinaryTuples();
