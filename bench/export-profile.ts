@@ -1,7 +1,7 @@
 // Where a real export's client CPU goes, by part: `node --import tsx bench/export-profile.ts
 // [--rows N (default 500000)] [--nodes N (default 2)] [--format parquet|arrow|text]
-// [--compression zstd|snappy|none] [--reps N] [--no-profile] [--quick]`. A diagnostic run by
-// hand, not a section.
+// [--compression zstd|snappy|none] [--reps N] [--no-profile] [--no-checksums] [--quick]`. A
+// diagnostic run by hand, not a section.
 //
 // Starts N local servers, fills the bench table, exports it once untimed (warm caches, modules
 // loaded), then exports it again to a directory with the V8 sampling profiler on (this process
@@ -9,7 +9,11 @@
 // million rows split by part, from the profile's self time: COPY receive (pg, sockets,
 // streams), column build (lib/format/arrow/columns.ts: Arrow columns, or Parquet's PLAIN
 // layout), Parquet encode, compression (zstd
-// WebAssembly, snappy), SHA-256 and row hash, store writes, garbage collection, the rest.
+// WebAssembly, snappy), the object digest (SHA-256 or CRC-32) and row hash, store writes, garbage collection, the rest.
+// The profiler's own cost is left out: its sampling thread (v8:ProfEvntProc, read from
+// /proc on Linux; 0.1-0.25 CPU-s/Mrow) and Profiler.stop building the profile (the native
+// `dispatch` under `node:inspector`'s `post`, 0.1-0.15 CPU-s/Mrow), both printed apart.
+// `--no-checksums`: exports without row checksums (the row hash's share of a real export).
 // `--top N`: also the N functions of most self time, with their part.
 // `--no-profile`: no profiler (it costs CPU of its own), only the client CPU of each of `--reps`
 // exports (default 1); with `--base DIR` (another build's lib/ or dist/ inside this checkout, its
@@ -20,6 +24,7 @@
 // `--heap N`: instead of the CPU profile, a sampling heap profile of the second export (every
 // allocation, collected ones included) and the N allocation sites of most bytes, in MB per
 // million rows: what feeds the garbage collector.
+import { readdirSync, readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { Session } from 'node:inspector/promises';
 import { constants as perf, performance, PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks';
@@ -33,7 +38,7 @@ import { TABLE } from './lib/data.js';
 const { values: flags } = parseArgs({
   options: {
     rows: { type: 'string' }, nodes: { type: 'string' }, format: { type: 'string' }, compression: { type: 'string' }, quick: { type: 'boolean' },
-    reps: { type: 'string' }, 'no-profile': { type: 'boolean' }, base: { type: 'string' }, top: { type: 'string' }, heap: { type: 'string' },
+    reps: { type: 'string' }, 'no-profile': { type: 'boolean' }, base: { type: 'string' }, top: { type: 'string' }, heap: { type: 'string' }, 'no-checksums': { type: 'boolean' },
   },
 });
 const ROWS = Number(flags.rows ?? (flags.quick ? 40_000 : 500_000));
@@ -51,35 +56,66 @@ const PARTS: [string, RegExp][] = [
   ['Parquet encode', /format\/parquet\//],
   ['column build (columns.ts)', /format\/arrow\/(columns|decimal|pgtext)\.ts/],
   ['Arrow IPC', /format\/arrow\/ipc\.ts|apache-arrow/],
-  // Hash.update is native (no url): its name alone.
-  ['SHA-256, row hash', /crypto|row-hash\.ts|hash\.ts|^update$/],
-  ['store writes', /store\/|node:fs|fs\/promises|node:internal\/fs/],
+  // Hash.update, zlib's crc32 and fs's writeBuffer are native (no url): their names alone.
+  ['object digest (SHA-256, CRC-32), row hash', /crypto|row-hash\.ts|hash\.ts|digest\.ts|^update$|^crc32$/],
+  ['store writes', /store\/|node:fs|fs\/promises|node:internal\/fs|^writeBuffers?$/],
   ['COPY receive', /pg\/|pg-protocol|node_modules\/pg|copy-streams|node:net|stream_base|node:internal\/streams|node:stream/],
   ['segment writer', /segment\/|columnar-writer\.ts|export\//],
   ['garbage collection', /^\(garbage collector\)/],
 ];
 
-/** Self seconds by part, and by function (`name url` → [part, seconds]). */
-function split(p: Profile): { parts: Map<string, number>; fns: Map<string, [string, number]> } {
+/** Self seconds by part, by function (`name url` → [part, seconds]), and of the profiler's own Profiler.stop. */
+function split(p: Profile): { parts: Map<string, number>; fns: Map<string, [string, number]>; stop: number } {
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  /** Is node `id` (or a caller) inspector's `post`, i.e. this script stopping the profiler? */
+  const inInspector = (id: number | undefined): boolean => {
+    for (; id !== undefined; id = parent.get(id)) if (byId.get(id)!.callFrame.url === 'node:inspector') return true;
+    return false;
+  };
   const parts = new Map<string, number>();
   const fns = new Map<string, [string, number]>();
+  let stop = 0;
   for (let i = 0; i < p.samples.length; i++) {
     const cf = byId.get(p.samples[i]!)!.callFrame;
     if (cf.functionName === '(idle)' || cf.functionName === '(program)') continue;
+    if (inInspector(p.samples[i])) {
+      stop += (p.timeDeltas[i] ?? 0) / 1e6;
+      continue;
+    }
     const part = cf.url.startsWith('wasm') ? PARTS[0]![0] : PARTS.find(([, re]) => re.test(cf.url) || re.test(cf.functionName))?.[0] ?? 'other (event loop, Node internals)';
     const dt = (p.timeDeltas[i] ?? 0) / 1e6;
     parts.set(part, (parts.get(part) ?? 0) + dt);
     const key = `${cf.functionName || '(anonymous)'} ${cf.url.replace(/^.*\/(lib|node_modules)\//, '$1/')}`;
     fns.set(key, [part, (fns.get(key)?.[1] ?? 0) + dt]);
   }
-  return { parts, fns };
+  return { parts, fns, stop };
+}
+
+/** CPU seconds so far of this process's V8 profiler thread (0 where /proc is not there). */
+function profilerThreadCpu(): number {
+  try {
+    let t = 0;
+    for (const task of readdirSync('/proc/self/task')) {
+      const st = readFileSync(`/proc/self/task/${task}/stat`, 'utf8');
+      if (!st.includes('(v8:ProfEvntProc)')) continue;
+      // Fields after the command: utime and stime are the 12th and 13th, in clock ticks (100 Hz on Linux).
+      const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+      t += (Number(f[11]) + Number(f[12])) / 100;
+    }
+    return t;
+  } catch {
+    return 0;
+  }
 }
 
 await withBenchServers(Array.from({ length: NODES }, (_, i) => `src${i + 1}`), 'sf-bench-exprof-', async (servers, dir) => {
   const total = await fillSources(servers, ROWS, { freeze: true });
   const topology = staticTopology(servers);
-  const opts = { topology, tables: [TABLE], format: COMPRESSION ? { kind: FORMAT, compression: COMPRESSION } : FORMAT } as ExportOptions;
+  const opts = {
+    topology, tables: [TABLE], format: COMPRESSION ? { kind: FORMAT, compression: COMPRESSION } : FORMAT, ...(flags['no-checksums'] ? { checksums: false } : {}),
+  } as ExportOptions;
   await exportTables({ ...opts, to: path.join(dir, 'warm') } as ExportOptions);
   await rm(path.join(dir, 'warm'), { recursive: true, force: true });
   if (flags['no-profile']) {
@@ -144,16 +180,20 @@ await withBenchServers(Array.from({ length: NODES }, (_, i) => `src${i + 1}`), '
   await s.post('Profiler.enable');
   await s.post('Profiler.setSamplingInterval', { interval: 200 });
   await s.post('Profiler.start');
+  const p0 = profilerThreadCpu();
   const c0 = process.cpuUsage();
   await exportTables({ ...opts, to: path.join(dir, 'run') } as ExportOptions);
   const c = process.cpuUsage(c0);
+  const prof = profilerThreadCpu() - p0;
   const { profile } = await s.post('Profiler.stop') as unknown as { profile: Profile };
   s.disconnect();
-  const cpu = (c.user + c.system) / 1e6;
-  const { parts, fns } = split(profile);
+  const cpu = (c.user + c.system) / 1e6 - prof;
+  const { parts, fns, stop } = split(profile);
   const sampled = [...parts.values()].reduce((a, b) => a + b, 0);
   const m = total / 1e6;
-  console.log(`export profile: ${total} rows of ${TABLE}, ${NODES} nodes, ${FORMAT}${COMPRESSION ? ` ${COMPRESSION}` : ''}; client ${(cpu / m).toFixed(2)} CPU-s/Mrow (process.cpuUsage, all threads), ${(sampled / m).toFixed(2)} sampled on the main thread`);
+  console.log(`export profile: ${total} rows of ${TABLE}, ${NODES} nodes, ${FORMAT}${COMPRESSION ? ` ${COMPRESSION}` : ''}${flags['no-checksums'] ? ', no checksums' : ''}; ` +
+    `client ${(cpu / m).toFixed(2)} CPU-s/Mrow (process.cpuUsage, all threads but the profiler's; user ${(c.user / 1e6 / m).toFixed(2)}, system ${(c.system / 1e6 / m).toFixed(2)}), ` +
+    `${(sampled / m).toFixed(2)} sampled on the main thread; left out: the profiler thread ${(prof / m).toFixed(2)}, Profiler.stop ${(stop / m).toFixed(2)}`);
   for (const [k, v] of [...parts.entries()].sort((a, b) => b[1] - a[1])) console.log(`  ${k.padEnd(36)} ${(v / m).toFixed(2)} CPU-s/Mrow  ${(100 * v / sampled).toFixed(1)}%`);
   const top = [...fns.entries()].sort((a, b) => b[1][1] - a[1][1]).slice(0, Number(flags.top ?? 0));
   for (const [k, [part, v]] of top) console.log(`    ${(v / m).toFixed(3)}  ${k}  [${part}]`);

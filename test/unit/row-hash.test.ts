@@ -2,10 +2,14 @@
  * The export's row checksum (lib/format/row-hash.ts): the documented algorithm, written again
  * here from its doc comment, gives the same figures; the checksum depends on the multiset of
  * rows only (not on chunking or order); a one-byte change always changes it; the COPY BINARY
- * header and trailer are not rows.
+ * header and trailer are not rows. Both engines (JavaScript, WebAssembly: lib/format/row-hash.wat)
+ * are checked against the plain reference (test/helpers/row-hash-ref.ts).
  */
 import { describe, expect, it } from 'vitest';
-import { RowHasher, ROW_HASH_ALGORITHM, addRowHashSums } from '../../lib/format/row-hash.js';
+import { readFile } from 'node:fs/promises';
+import { RowHasher, ROW_HASH_ALGORITHM, WASM_DATA_AT, WASM_DATA_MAX, WASM_ENDS_MAX, addRowHashSums } from '../../lib/format/row-hash.js';
+import { ROW_HASH_WASM } from '../../lib/format/row-hash-wasm.js';
+import { assembleRowHashWasm, rowHashWasmSource } from '../../bench/build-wasm.js';
 import type { RowChunk } from '../../lib/pg/copy-out.js';
 import { refChecksum, refRowHash } from '../helpers/row-hash-ref.js';
 
@@ -48,13 +52,16 @@ function chunked(rows: Buffer[], sizes: number[]): RowChunk[] {
   return out;
 }
 
-function hashAll(cs: RowChunk[], binary = false): ReturnType<RowHasher['result']> {
-  const h = new RowHasher(binary);
+type Engine = 'js' | 'wasm';
+
+function hashWith(engine: Engine, cs: RowChunk[], binary = false): ReturnType<RowHasher['result']> {
+  const h = new RowHasher(binary, engine);
   for (const c of cs) h.update(c);
   return h.result();
 }
 
-describe('RowHasher (copy-rowhash64)', () => {
+describe.each(['js', 'wasm'] as const)('RowHasher (copy-rowhash64), engine %s', (engine) => {
+  const hashAll = (cs: RowChunk[], binary = false) => hashWith(engine, cs, binary);
   const rows = randomRows(3000, 7);
 
   it('computes what its doc comment defines', () => {
@@ -101,6 +108,51 @@ describe('RowHasher (copy-rowhash64)', () => {
     expect(hashAll(chunked([Buffer.from('ab')], [1])).sum).not.toBe(hashAll(chunked([Buffer.from('ab\0')], [1])).sum);
   });
 
+  it('equals the reference for every row length 0–300, every start alignment, and chunks of 0–3 rows', () => {
+    const r = rng(11);
+    const lens = Array.from({ length: 301 }, (_, n) => n);
+    const bytes = (n: number) => Buffer.from(Array.from({ length: n }, () => r() & 0xff));
+    // Each length alone, at each of 8 byte offsets into its buffer (word reads at any alignment).
+    for (const n of lens) {
+      const row = bytes(n);
+      for (let pad = 0; pad < 8; pad++) {
+        const data = Buffer.concat([bytes(pad), row]).subarray(pad);
+        const h = new RowHasher(false, engine);
+        h.update({ data, rowEnds: Uint32Array.of(n) });
+        expect(h.result(), `length ${n}, offset ${pad}`).toEqual({ ...refChecksum([row]), algorithm: ROW_HASH_ALGORITHM });
+      }
+    }
+    // Neighbouring rows of unequal lengths (one row ends within the other's words), in chunks
+    // of 0, 1, 2 and 3 rows, odd and even counts.
+    const rows = [...lens, ...lens.map((n) => 300 - n)].map(bytes);
+    for (const count of [rows.length, rows.length - 1]) {
+      const some = rows.slice(0, count);
+      const want = { ...refChecksum(some), algorithm: ROW_HASH_ALGORITHM };
+      for (const sizes of [[1], [2], [3], [3, 2, 1], [2, 1, 3, 2]]) {
+        const h = new RowHasher(false, engine);
+        for (const c of chunked(some, sizes)) {
+          h.update(c);
+          h.update({ data: c.data.subarray(0, 0), rowEnds: new Uint32Array(0) });
+        }
+        expect(h.result(), `${count} rows in chunks of ${sizes.join(',')}`).toEqual(want);
+      }
+    }
+  });
+
+  it('binary: header, tuples and trailer in one chunk, at every tuple count 0–3', () => {
+    const header = Buffer.concat([Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1'), Buffer.alloc(8)]);
+    const trailer = Buffer.from([0xff, 0xff]);
+    const tuples = randomRows(40, 5, 40).map((x) => Buffer.concat([Buffer.from([0, 1, 0, 0, 0, x.length]), x]));
+    for (let n = 0; n <= 3; n++) {
+      for (let at = 0; at + n <= tuples.length; at += 7) {
+        const some = tuples.slice(at, at + n);
+        // The server's messages: header and first tuple in one, then one per tuple, then the trailer.
+        const msgs = n === 0 ? [Buffer.concat([header, trailer])] : [Buffer.concat([header, some[0]!]), ...some.slice(1), trailer];
+        expect(hashAll(chunked(msgs, [msgs.length]), true), `${n} tuples from ${at}`).toEqual({ ...refChecksum(some), algorithm: ROW_HASH_ALGORITHM });
+      }
+    }
+  });
+
   it('binary: skips the COPY header and the trailer, whichever messages carry them', () => {
     const header = Buffer.concat([Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1'), Buffer.from([0, 0, 0, 0, 0, 0, 0, 4]), Buffer.from('ext!')]);
     const tuples = rows.slice(0, 50).map((x) => Buffer.concat([Buffer.from([0, 1, 0, 0, 0, x.length]), x]));
@@ -109,7 +161,7 @@ describe('RowHasher (copy-rowhash64)', () => {
     // Header in front of the first tuple, trailer as the last message; two streams in a row.
     const stream = [Buffer.concat([header, tuples[0]!]), ...tuples.slice(1), trailer];
     for (const sizes of [[1], [3], [stream.length]]) {
-      const h = new RowHasher(true);
+      const h = new RowHasher(true, engine);
       for (const c of chunked(stream, sizes)) h.update(c);
       expect(h.inCopy).toBe(false);
       for (const c of chunked(stream, sizes)) h.update(c);
@@ -118,5 +170,58 @@ describe('RowHasher (copy-rowhash64)', () => {
     // An empty table: header and trailer in one message.
     expect(hashAll(chunked([Buffer.concat([header, trailer])], [1]), true)).toEqual({ rows: 0, sum: '0', algorithm: ROW_HASH_ALGORITHM });
     expect(() => hashAll(chunked([Buffer.from('not a copy stream')], [1]), true)).toThrow(/PGCOPY signature/);
+  });
+});
+
+describe('RowHasher in WebAssembly (lib/format/row-hash.wat)', () => {
+  const hashAll = (cs: RowChunk[], binary = false) => hashWith('wasm', cs, binary);
+  it('embeds exactly the module that row-hash.wat assembles to (npm run build:wasm)', async () => {
+    const bytes = await assembleRowHashWasm();
+    expect(Buffer.from(bytes).toString('base64')).toBe(ROW_HASH_WASM);
+    expect(rowHashWasmSource(bytes)).toBe(await readFile(new URL('../../lib/format/row-hash-wasm.ts', import.meta.url), 'utf8'));
+  });
+
+  it('a chunk larger than the module\'s memory is hashed in parts of whole rows', () => {
+    // 5 MiB of rows of 0–2000 bytes in one chunk: parts end where a row ends.
+    const rows = randomRows(5200, 21, 2000);
+    const bytes = rows.reduce((a, x) => a + x.length, 0);
+    expect(bytes).toBeGreaterThan(WASM_DATA_MAX + WASM_DATA_AT);
+    const want = { ...refChecksum(rows), algorithm: ROW_HASH_ALGORITHM };
+    expect(hashAll(chunked(rows, [rows.length]))).toEqual(want);
+    // Uneven chunks around the limit too.
+    expect(hashAll(chunked(rows, [1700, 3100, 400]))).toEqual(want);
+  });
+
+  it('rows longer than 64 KiB, and one longer than the memory\'s row area (hashed in pieces)', () => {
+    const r = rng(5);
+    const row = (n: number) => {
+      const b = Buffer.alloc(n);
+      for (let k = 0; k < n; k++) b[k] = r() >>> 24;
+      return b;
+    };
+    // Lengths around the 8-byte step and the piece size, with short rows around them.
+    const huge = WASM_DATA_MAX & ~7;
+    const rows = [row(3), row(65_536 + 5), row(70_001), row(2 * huge + 13), row(7), row(huge), row(huge + 1), row(huge + 8), row(WASM_DATA_MAX + 1), row(0)];
+    const want = { ...refChecksum(rows), algorithm: ROW_HASH_ALGORITHM };
+    expect(hashAll(chunked(rows, [rows.length]))).toEqual(want);
+    expect(hashAll(chunked(rows, [1, 2]))).toEqual(want);
+    for (const x of rows) expect(hashAll(chunked([x], [1])), `length ${x.length}`).toEqual({ ...refChecksum([x]), algorithm: ROW_HASH_ALGORITHM });
+  });
+
+  it('a chunk of 100,000 one-byte rows, and more row ends than the memory holds', () => {
+    const ones = Array.from({ length: 100_000 }, (_, i) => Buffer.of(i & 0xff));
+    expect(hashAll(chunked(ones, [ones.length]))).toEqual({ ...refChecksum(ones), algorithm: ROW_HASH_ALGORITHM });
+    // Past the row-end area: empty and one-byte rows, split by count.
+    const many = Array.from({ length: WASM_ENDS_MAX + 1001 }, (_, i) => Buffer.alloc(i % 2, i & 0xff));
+    expect(hashAll(chunked(many, [many.length]))).toEqual({ ...refChecksum(many), algorithm: ROW_HASH_ALGORITHM });
+  });
+
+  it('binary: header, many tuples and trailer in one chunk larger than the memory', () => {
+    const header = Buffer.concat([Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1'), Buffer.alloc(8)]);
+    const tuples = randomRows(4000, 9, 4000).map((x) => Buffer.concat([Buffer.from([0, 1, 0, 0, 0, 0]), x]));
+    for (const t of tuples) t.writeUInt32BE(t.length - 6, 2);
+    const msgs = [Buffer.concat([header, tuples[0]!]), ...tuples.slice(1), Buffer.from([0xff, 0xff])];
+    expect(msgs.reduce((a, x) => a + x.length, 0)).toBeGreaterThan(WASM_DATA_MAX);
+    expect(hashAll(chunked(msgs, [msgs.length]), true)).toEqual({ ...refChecksum(tuples), algorithm: ROW_HASH_ALGORITHM });
   });
 });
