@@ -44,6 +44,9 @@ function rowHashWasm(): RowHashWasm {
   return { rows: exp.rows, bytes: new Uint8Array(buf), ends: new Uint32Array(buf, 16, WASM_ENDS_MAX), words: new Int32Array(buf, 0, 4) };
 }
 
+/** Where RowHasher runs its loop unless told: WebAssembly on little-endian hosts. */
+const DEFAULT_ENGINE: 'js' | 'wasm' = os.endianness() === 'LE' ? 'wasm' : 'js';
+
 /** Name of the row checksum below, as the manifest records it (`checksum.algorithm`). */
 export const ROW_HASH_ALGORITHM = 'copy-rowhash64';
 
@@ -90,12 +93,13 @@ export class RowHasher {
 
   /**
    * `binary`: the rows come from COPY … (FORMAT binary) (the Arrow and Parquet formats).
-   * Default false. `engine`: where the loop runs, with the same sums: `'js'` (default) or
-   * `'wasm'` (WebAssembly; 1.4–1.7× faster on the bench table's rows in cache, 1.15–1.4× out
-   * of cache, ≈ 0.06 CPU-s per million rows less in a TEXT export: bench/analysis.md, the rw
-   * session).
+   * Default false. `engine`: where the loop runs, with the same sums: `'wasm'` (WebAssembly,
+   * the default on little-endian hosts: 1.4–1.7× faster on the bench table's rows in cache,
+   * 1.15–1.4× out of cache, ≈ 0.06 CPU-s per million rows less in a TEXT export:
+   * bench/analysis.md, the rw session) or `'js'` (the default on big-endian hosts, where the
+   * module's row ends would be read in the wrong byte order).
    */
-  constructor(binary = false, engine: 'js' | 'wasm' = 'js') {
+  constructor(binary = false, engine: 'js' | 'wasm' = DEFAULT_ENGINE) {
     if (binary) this.#tuples = new BinaryTuples();
     this.#wasm = engine === 'wasm';
   }
