@@ -16,7 +16,8 @@
 // `--no-checksums`: exports without row checksums (the row hash's share of a real export).
 // `--top N`: also the N functions of most self time, with their part.
 // `--no-profile`: no profiler (it costs CPU of its own), only the client CPU of each of `--reps`
-// exports (default 1); with `--base DIR` (another build's lib/ or dist/ inside this checkout, its
+// exports (default 1), with its system part and the minor page faults per million rows (fresh
+// memory the kernel maps); with `--base DIR` (another build's lib/ or dist/ inside this checkout, its
 // format/zstd re-exporting this one's: see bench/columnar-profile.ts) also that build's,
 // alternating, on the same servers. With `--no-profile`, each line also gives the full (major)
 // garbage collections per export and their pause milliseconds (perf_hooks gc entries): run it
@@ -142,10 +143,12 @@ await withBenchServers(Array.from({ length: NODES }, (_, i) => `src${i + 1}`), '
       for (const k of order) {
         const exp = builds[k]![1];
         const c0 = process.cpuUsage();
+        const f0 = process.resourceUsage().minorPageFault;
         const t0 = performance.now();
         await exp({ ...opts, to: path.join(dir, `run${r}`) } as ExportOptions);
         const c = process.cpuUsage(c0);
-        xs[k]!.push(((c.user + c.system) / total).toFixed(2));
+        const faults = (process.resourceUsage().minorPageFault - f0) / (total / 1e6);
+        xs[k]!.push(`${((c.user + c.system) / total).toFixed(2)} (sys ${(c.system / total).toFixed(2)}, ${Math.round(faults / 1000)}k faults)`);
         gcs[k]!.push(await majors(t0, performance.now()));
         await rm(path.join(dir, `run${r}`), { recursive: true, force: true });
       }
