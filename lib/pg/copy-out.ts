@@ -103,7 +103,10 @@ export class CopyOutStream extends Readable {
   #next: CopyOutStream | undefined;
   /** This COPY's query was sent by the COPY before it: pg's submit must not send it again. */
   #sent = false;
-  /** With a COPY queued behind: this COPY's closing messages, gathered until its ReadyForQuery. */
+  /**
+   * With a COPY queued behind: this COPY's closing messages are being read until its
+   * ReadyForQuery; holds the start of a message not yet whole (complete ones went to pg).
+   */
   #closing: Buffer | undefined;
   /** Bytes of protocol received (the rest grows after {@link REST_LONG_AFTER}). */
   #received = 0;
@@ -401,10 +404,14 @@ export class CopyOutStream extends Readable {
   }
 
   /**
-   * With a COPY queued behind: gather this COPY's closing messages (CommandComplete or
-   * ErrorResponse, notices, ReadyForQuery) until its ReadyForQuery is whole; give exactly those
-   * to pg's parser, whose ReadyForQuery handling submits the next COPY (the head of its queue,
-   * synchronously), then hand the next COPY the bytes after them, its own answer's start.
+   * With a COPY queued behind: read this COPY's closing messages (CommandComplete or
+   * ErrorResponse, notices, ReadyForQuery) while keeping the socket. Each whole message before
+   * the ReadyForQuery goes to pg's parser as it arrives: a FATAL ErrorResponse (57P01 from
+   * pg_terminate_backend, 57P02 at shutdown) is followed by no ReadyForQuery, only the close,
+   * and held back it would be lost (pg would fail the COPY with "Connection terminated
+   * unexpectedly", no SQLSTATE). At the ReadyForQuery the socket goes back to pg, whose
+   * ReadyForQuery handling submits the next COPY (the head of its queue, synchronously); the
+   * next COPY then gets the bytes after it, its own answer's start.
    */
   #gather(bytes: Buffer): boolean {
     const acc = this.#closing!.length === 0 ? Buffer.from(bytes) : Buffer.concat([this.#closing!, bytes]);
@@ -421,8 +428,16 @@ export class CopyOutStream extends Readable {
       }
       at = end;
     }
-    this.#closing = acc;
+    // Set before pg sees the messages: its error handling destroys this stream synchronously.
+    this.#closing = at === acc.length ? Buffer.alloc(0) : Buffer.from(acc.subarray(at));
+    if (at > 0) this.#toPg(acc.subarray(0, at));
     return true;
+  }
+
+  /** Whole protocol messages to pg's parser, the socket staying with this reader. */
+  #toPg(messages: Buffer): void {
+    if (this.#direct) this.#direct.emit('data', messages);
+    else this.#pgHandler?.(messages);
   }
 
   /** The first bytes of this COPY's answer, read by the COPY before it; pg has just submitted this one. */

@@ -10,7 +10,8 @@ import { exported, expectContiguous, expectResumed, gatedStore, itemsTable } fro
 // A stream sends its next range's COPY behind the running one (lib/pg/copy-out.ts copyOutAfter,
 // issue 17): the server starts it as soon as the first ends. These tests hold the client's
 // writes of the first ranges and look at what the server runs meanwhile, then fail the queued
-// COPY, abort while one is queued, and kill the sessions while one is queued.
+// COPY, kill a session during a COPY with one queued, abort while one is queued, and kill the
+// sessions while one is queued.
 
 const ROWS = 6000;
 /** Ranges of a few pages: a range's rows fit in the socket's buffers, so the server can end it while the client holds it. */
@@ -118,6 +119,27 @@ describe('the next range\'s COPY sent behind the running one', () => {
       expect(await waitSessions((s) => s.length === 0)).toEqual([]);
     }, 60_000);
   }
+
+  it('the session killed (pg_terminate_backend) during a COPY with one queued behind it: the export fails with the FATAL\'s SQLSTATE 57P01, nothing half-written is left', async () => {
+    const dir = tmp();
+    // The first range's COPY sleeps on its first row, so its session is killed while that COPY
+    // runs and the next range's is queued behind it: the server sends the FATAL ErrorResponse
+    // (it is not blocked writing), then closes, and no ReadyForQuery follows.
+    const run = exportTables({ ...opts, source: server.url(), to: dir, where: 'id <> 1 OR pg_sleep(60) IS NULL' }).then(() => undefined, (e: unknown) => e);
+    const until = Date.now() + 20_000;
+    let pids: { pid: number }[] = [];
+    while (pids.length === 0 && Date.now() < until) {
+      pids = await server.query<{ pid: number }>(`SELECT pid FROM pg_stat_activity WHERE application_name = 'segferry export' AND wait_event = 'PgSleep'`);
+      if (pids.length === 0) await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(pids.length).toBe(1);
+    await server.query(`SELECT pg_terminate_backend(${Number(pids[0]!.pid)})`);
+    const err = await run;
+    expect(err).toBeInstanceOf(SegferryError);
+    expect((err as SegferryError).sqlState).toBe('57P01');
+    expectClean(dir);
+    expect(await waitSessions((s) => s.length === 0)).toEqual([]);
+  }, 60_000);
 
   it('an abort while a COPY is queued leaves nothing half-written and no session', async () => {
     const dir = tmp();

@@ -4,9 +4,11 @@
 // real loopback socket whose server writes the protocol bytes in pieces of random sizes.
 import { once } from 'node:events';
 import net from 'node:net';
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
+import { fromDatabaseError, SegferryError } from '../../lib/errors.js';
 import { RowHasher } from '../../lib/format/row-hash.js';
-import { CopyOutStream, type RowChunk } from '../../lib/pg/copy-out.js';
+import { copyOut, copyOutAfter, CopyOutStream, type RowChunk } from '../../lib/pg/copy-out.js';
 import { directSocket } from '../../lib/pg/socket.js';
 import { message } from './copy-bytes.js';
 
@@ -207,4 +209,126 @@ describe('a COPY queued behind a running one (copyOutAfter)', () => {
       }
     }, 60_000);
   }
+});
+
+/**
+ * A server for a real pg Client: it answers the startup with AuthenticationOk and
+ * ReadyForQuery, waits for `queries` simple queries, then writes `answer` in pieces of
+ * 1 B … `maxPiece` bytes and closes, as a backend that ends its session does.
+ */
+async function serveSession(answer: Buffer, queries: number, rnd: () => number, maxPiece: number): Promise<{ port: number; close: () => void }> {
+  const server = net.createServer((c) => {
+    c.on('error', () => {});
+    c.setNoDelay(true);
+    let got = Buffer.alloc(0);
+    let started = false;
+    let seen = 0;
+    let answering = false;
+    c.on('data', async (b: Buffer) => {
+      got = Buffer.concat([got, b]);
+      // The startup message has no type byte: int32 length (including itself), then its body.
+      if (!started) {
+        if (got.length < 4 || got.length < got.readUInt32BE(0)) return;
+        got = got.subarray(got.readUInt32BE(0));
+        started = true;
+        c.write(Buffer.concat([message('R', Buffer.alloc(4)), message('Z', 'I')]));
+      }
+      while (got.length >= 5 && got.length >= 1 + got.readUInt32BE(1)) {
+        if (got[0] === 0x51) seen++; // 'Q'
+        got = got.subarray(1 + got.readUInt32BE(1));
+      }
+      if (seen < queries || answering) return;
+      answering = true;
+      let at = 0;
+      while (at < answer.length) {
+        const n = 1 + Math.floor(rnd() ** 3 * maxPiece);
+        if (!c.write(answer.subarray(at, at + n))) await once(c, 'drain');
+        at += n;
+        if (rnd() < 0.3) await new Promise((r) => setImmediate(r));
+      }
+      c.end();
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return { port: (server.address() as net.AddressInfo).port, close: () => server.close() };
+}
+
+/** An ErrorResponse: severity, SQLSTATE and message fields (protocol-error-fields.html). */
+function errorResponse(severity: string, code: string, text: string): Buffer {
+  return message('E', `S${severity}\0V${severity}\0C${code}\0M${text}\0\0`);
+}
+
+describe('a FATAL error while a COPY is queued (copyOutAfter)', () => {
+  for (const [seed, maxPiece] of [[21, 9], [22, 700], [23, 64 * 1024]] as const) {
+    it(`seed ${seed}, pieces up to ${maxPiece} bytes: the server ends the session with 57P01 during the first COPY, the first COPY fails with that SQLSTATE`, async () => {
+      const rnd = rng(seed);
+      const rows = makeRows(rnd, 300).filter((r) => r.length < 100_000);
+      // pg_terminate_backend during the first COPY: some rows, the FATAL ErrorResponse, then the
+      // connection closes; no ReadyForQuery follows, and the queued COPY never starts.
+      const answer = Buffer.concat([
+        message('H', Buffer.from([0, 0, 2, 0, 0, 0, 0])),
+        ...rows.map((r) => message('d', r)),
+        errorResponse('FATAL', '57P01', 'terminating connection due to administrator command'),
+      ]);
+      const srv = await serveSession(answer, 2, rnd, maxPiece);
+      const client = new pg.Client({ host: '127.0.0.1', port: srv.port, user: 'u', database: 'd', stream: () => directSocket() });
+      client.on('error', () => {});
+      try {
+        await client.connect();
+        const a = copyOut(client, 'COPY a TO STDOUT');
+        const b = copyOutAfter(a, client, 'COPY b TO STDOUT');
+        const drain = async (s: CopyOutStream) => {
+          try {
+            for await (const c of s as AsyncIterable<RowChunk>) void c;
+            return undefined;
+          } catch (e) {
+            return e;
+          }
+        };
+        const ea = await drain(a);
+        // pg's own error for an ErrorResponse, with its fields; not "Connection terminated".
+        expect(ea).toBeInstanceOf(pg.DatabaseError);
+        expect((ea as pg.DatabaseError).code).toBe('57P01');
+        expect((ea as pg.DatabaseError).severity).toBe('FATAL');
+        const typed = fromDatabaseError(ea, { node: 'n1', action: 'COPY' });
+        expect(typed).toBeInstanceOf(SegferryError);
+        expect(typed.sqlState).toBe('57P01');
+        // The queued COPY fails too (its session is gone), and does not hang.
+        expect(await drain(b)).toBeInstanceOf(Error);
+      } finally {
+        await client.end().catch(() => {});
+        srv.close();
+      }
+    }, 60_000);
+  }
+
+  it('an ordinary ERROR during the first COPY (handed to pg before its ReadyForQuery): each COPY fails with its own SQLSTATE, pg gets both answers', async () => {
+    const rnd = rng(24);
+    const rows = makeRows(rnd, 300).filter((r) => r.length < 100_000);
+    const answer = Buffer.concat([
+      message('H', Buffer.from([0, 0, 2, 0, 0, 0, 0])),
+      ...rows.map((r) => message('d', r)),
+      errorResponse('ERROR', '22012', 'division by zero'),
+      message('Z', 'E'),
+      // The queued COPY runs in the failed transaction.
+      errorResponse('ERROR', '25P02', 'current transaction is aborted, commands ignored until end of transaction block'),
+      message('Z', 'E'),
+    ]);
+    const srv = await serveSession(answer, 2, rnd, 9);
+    const client = new pg.Client({ host: '127.0.0.1', port: srv.port, user: 'u', database: 'd', stream: () => directSocket() });
+    client.on('error', () => {});
+    try {
+      await client.connect();
+      const a = copyOut(client, 'COPY a TO STDOUT');
+      const b = copyOutAfter(a, client, 'COPY b TO STDOUT');
+      const fails = (s: CopyOutStream) => (async () => { for await (const c of s as AsyncIterable<RowChunk>) void c; })().then(() => undefined, (e: unknown) => e);
+      const [ea, eb] = [await fails(a), await fails(b)];
+      expect((ea as pg.DatabaseError).code).toBe('22012');
+      expect((eb as pg.DatabaseError).code).toBe('25P02');
+    } finally {
+      await client.end().catch(() => {});
+      srv.close();
+    }
+  }, 60_000);
 });
