@@ -186,7 +186,10 @@ export class AbortedError extends SegferryError {
   constructor(message = 'operation aborted', ctx?: ErrorContext) { super('ERR_ABORTED', message, ctx); }
 }
 
-/** A program segferry needs is missing or does not work (the demo's PostgreSQL server binaries). */
+/**
+ * A program segferry needs is missing or does not work (the demo's PostgreSQL server binaries),
+ * or a runtime feature (WebAssembly for the row hash's explicit `'wasm'` engine: none under `node --jitless`).
+ */
 export class PrerequisiteError extends SegferryError {
   constructor(message: string, ctx?: ErrorContext) { super('ERR_PREREQUISITE', message, ctx); }
 }

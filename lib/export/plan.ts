@@ -119,7 +119,8 @@ export interface PlanOptions {
   /**
    * Compute an order-independent checksum of every table on every node for `verify` (default
    * true): a 64-bit hash of each row's bytes as COPY sends them, summed (`copy-rowhash64`,
-   * lib/format/row-hash.ts, its loop in WebAssembly). Costs client CPU only, about 0.5 s per GB
+   * lib/format/row-hash.ts, its loop in WebAssembly, or JavaScript where Node has none, e.g.
+   * `node --jitless`). Costs client CPU only, about 0.5 s per GB
    * of TEXT in a whole export (0.3 hashed alone in cache, bench/row-hash.ts); no extra scan.
    */
   checksums?: boolean;

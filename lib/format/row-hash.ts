@@ -1,5 +1,5 @@
 import os from 'node:os';
-import { FormatError } from '../errors.js';
+import { FormatError, PrerequisiteError } from '../errors.js';
 import { BinaryTuples } from '../pg/copy-binary.js';
 import type { RowChunk } from '../pg/copy-out.js';
 import { ROW_HASH_WASM } from './row-hash-wasm.js';
@@ -44,8 +44,14 @@ function rowHashWasm(): RowHashWasm {
   return { rows: exp.rows, bytes: new Uint8Array(buf), ends: new Uint32Array(buf, 16, WASM_ENDS_MAX), words: new Int32Array(buf, 0, 4) };
 }
 
-/** Where RowHasher runs its loop unless told: WebAssembly on little-endian hosts. */
-const DEFAULT_ENGINE: 'js' | 'wasm' = os.endianness() === 'LE' ? 'wasm' : 'js';
+/** This process has WebAssembly: V8 has none under `node --jitless` (`globalThis.WebAssembly` is undefined). */
+const HAS_WASM = typeof (globalThis as { WebAssembly?: unknown }).WebAssembly === 'object';
+
+/**
+ * Where RowHasher runs its loop unless told: WebAssembly on little-endian hosts that have it;
+ * JavaScript on big-endian ones and without WebAssembly (`node --jitless`).
+ */
+const DEFAULT_ENGINE: 'js' | 'wasm' = os.endianness() === 'LE' && HAS_WASM ? 'wasm' : 'js';
 
 /** Name of the row checksum below, as the manifest records it (`checksum.algorithm`). */
 export const ROW_HASH_ALGORITHM = 'copy-rowhash64';
@@ -97,9 +103,17 @@ export class RowHasher {
    * the default on little-endian hosts: 1.4–1.7× faster on the bench table's rows in cache,
    * 1.15–1.4× out of cache, ≈ 0.06 CPU-s per million rows less in a TEXT export:
    * bench/analysis.md, the rw session) or `'js'` (the default on big-endian hosts, where the
-   * module's row ends would be read in the wrong byte order).
+   * module's row ends would be read in the wrong byte order, and where the process has no
+   * WebAssembly, as under `node --jitless`).
+   *
+   * @throws PrerequisiteError (`ERR_PREREQUISITE`) for `'wasm'` in a process without WebAssembly.
    */
   constructor(binary = false, engine: 'js' | 'wasm' = DEFAULT_ENGINE) {
+    if (engine === 'wasm' && !HAS_WASM) {
+      throw new PrerequisiteError("the row hash's 'wasm' engine needs WebAssembly, which this Node process does not have (node --jitless)", {
+        hint: "use engine 'js' or leave the default, which is 'js' there",
+      });
+    }
     if (binary) this.#tuples = new BinaryTuples();
     this.#wasm = engine === 'wasm';
   }

@@ -6,12 +6,17 @@
  * are checked against the plain reference (test/helpers/row-hash-ref.ts).
  */
 import { describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { RowHasher, ROW_HASH_ALGORITHM, WASM_DATA_AT, WASM_DATA_MAX, WASM_ENDS_MAX, addRowHashSums } from '../../lib/format/row-hash.js';
 import { ROW_HASH_WASM } from '../../lib/format/row-hash-wasm.js';
 import { assembleRowHashWasm, rowHashWasmSource } from '../../bench/build-wasm.js';
 import type { RowChunk } from '../../lib/pg/copy-out.js';
 import { refChecksum, refRowHash } from '../helpers/row-hash-ref.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 /** Deterministic pseudo-random bytes. */
 function rng(seed: number): () => number {
@@ -224,4 +229,39 @@ describe('RowHasher in WebAssembly (lib/format/row-hash.wat)', () => {
     expect(msgs.reduce((a, x) => a + x.length, 0)).toBeGreaterThan(WASM_DATA_MAX);
     expect(hashAll(chunked(msgs, [msgs.length]), true)).toEqual({ ...refChecksum(tuples), algorithm: ROW_HASH_ALGORITHM });
   });
+});
+
+describe('RowHasher without WebAssembly (node --jitless)', () => {
+  // Under --jitless V8 has no WebAssembly (globalThis.WebAssembly is undefined): the default
+  // engine must then be the JavaScript loop, with the same sums. A child process, since the
+  // flag cannot be set in this one; it loads the source through tsx as the tests do.
+  it('the default engine falls back to JavaScript with the same sums; an explicit \'wasm\' fails with a typed error', () => {
+    const rows = randomRows(500, 31, 200);
+    const sizes = [1, 7, 64, 300];
+    const script = `
+      const { RowHasher } = await import(${JSON.stringify(pathToFileURL(path.join(root, 'lib/format/row-hash.ts')).href)});
+      const rows = JSON.parse(process.argv[1]).map((r) => Buffer.from(r, 'base64'));
+      const sizes = ${JSON.stringify(sizes)};
+      const hasher = new RowHasher();
+      for (let i = 0, k = 0; i < rows.length; k++) {
+        const part = rows.slice(i, i + sizes[k % sizes.length]);
+        let e = 0;
+        hasher.update({ data: Buffer.concat(part), rowEnds: Uint32Array.from(part.map((p) => (e += p.length))) });
+        i += part.length;
+      }
+      let wasm;
+      try { new RowHasher(false, 'wasm').update({ data: Buffer.from('x\\n'), rowEnds: Uint32Array.of(2) }); wasm = 'no error'; } catch (e) { wasm = { name: e.name, code: e.code }; }
+      process.stdout.write(JSON.stringify({ webAssembly: typeof WebAssembly, sum: hasher.result(), wasm }));
+    `;
+    const r = spawnSync(process.execPath, ['--jitless', '--import', 'tsx', '--input-type=module', '-e', script, JSON.stringify(rows.map((b) => b.toString('base64')))], { cwd: root, encoding: 'utf8', timeout: 60_000 });
+    expect(r.stderr).not.toMatch(/TypeError|Error:/);
+    expect(r.status).toBe(0);
+    const got = JSON.parse(r.stdout) as { webAssembly: string; sum: unknown; wasm: unknown };
+    expect(got.webAssembly).toBe('undefined');
+    const cs = chunked(rows, sizes);
+    expect(got.sum).toEqual(hashWith('js', cs));
+    expect(got.sum).toEqual(hashWith('wasm', cs));
+    expect(got.sum).toEqual({ ...refChecksum(rows), algorithm: ROW_HASH_ALGORITHM });
+    expect(got.wasm).toEqual({ name: 'PrerequisiteError', code: 'ERR_PREREQUISITE' });
+  }, 60_000);
 });
