@@ -139,6 +139,10 @@ export async function exportNode(
       throw fail(e, snapshot !== undefined ? 'set snapshot' : 'begin');
     });
     if (!settings) await applySettings(client, plan.sessionSettings).catch((e) => { throw fail(e, 'set session'); });
+    // A read's COPY statement (Arrow and Parquet first query the read's column types).
+    const conn = client; // narrowed: the closure below sees it as set
+    const copyOf = (read: ExportUnit['reads'][number], table: ExportUnit['table']) =>
+      format.copy(conn, read, table, plan).catch((e) => { throw fail(e, 'describe columns'); });
 
     const ext = planExtension(plan);
     const results: UnitResult[] = [];
@@ -180,7 +184,7 @@ export async function exportNode(
       ahead = undefined;
       for (const r of unit.reads) {
         throwIfAborted(signal);
-        const copy = queued?.copy ?? (await format.copy(client, r, t, plan).catch((e) => { throw fail(e, 'describe columns'); }));
+        const copy = queued?.copy ?? (await copyOf(r, t));
         // Citus: the shard id is the rows' source, so an object never mixes shards and an
         // importer can load it into one shard.
         await sw.begin({ ...(copy.columns ? { columns: copy.columns } : {}), ...(r.shardId !== undefined ? { source: r.shardId } : {}) });
@@ -205,7 +209,7 @@ export async function exportNode(
         if (unit.stream && w.queue && w.queue.left > (unit.sessions ?? 1) && unit.reads.length === 1 && !format.asks) {
           const nu = w.queue.take();
           if (nu !== undefined && nu.reads.length === 1) {
-            const c = await format.copy(client, nu.reads[0]!, nu.table, plan).catch((e) => { throw fail(e, 'describe columns'); });
+            const c = await copyOf(nu.reads[0]!, nu.table);
             ahead = { unit: nu, copy: c, stream: copyOutAfter(stream, client, c.sql, copyOpts) };
           } else if (nu !== undefined) {
             ahead = { unit: nu };
