@@ -214,8 +214,7 @@ export class RowHasher {
         w.bytes.set(d.subarray(s, rowEnds[k - 1]), WASM_DATA_AT);
         w.ends.set(rowEnds.subarray(r, k));
         w.rows(k - r, s, P1, P2, 0, 0, this.#lo, this.#hi);
-        this.#lo = w.words[0] as number;
-        this.#hi = w.words[1] as number;
+        this.#takeSum(w);
       }
       s = rowEnds[k - 1] as number;
       r = k;
@@ -237,6 +236,11 @@ export class RowHasher {
     w.bytes.set(d.subarray(at, e), WASM_DATA_AT);
     w.ends[0] = e;
     w.rows(1, at, a, b, at - s, 0, this.#lo, this.#hi);
+    this.#takeSum(w);
+  }
+
+  /** The running sum after a closing `rows` call: its low and high halves, words 0 and 1 of the module's memory. */
+  #takeSum(w: RowHashWasm): void {
     this.#lo = w.words[0] as number;
     this.#hi = w.words[1] as number;
   }
