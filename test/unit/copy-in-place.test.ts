@@ -260,8 +260,9 @@ function errorResponse(severity: string, code: string, text: string): Buffer {
 }
 
 describe('a FATAL error while a COPY is queued (copyOutAfter)', () => {
-  for (const [seed, maxPiece] of [[21, 9], [22, 700], [23, 64 * 1024]] as const) {
-    it(`seed ${seed}, pieces up to ${maxPiece} bytes: the server ends the session with 57P01 during the first COPY, the first COPY fails with that SQLSTATE`, async () => {
+  // A direct socket (what connect() makes), and pg's own net.Socket (the path TLS takes: rows copied out of 'data' events).
+  for (const [seed, maxPiece, direct] of [[21, 9, true], [22, 700, true], [23, 64 * 1024, true], [25, 700, false]] as const) {
+    it(`seed ${seed}, pieces up to ${maxPiece} bytes, ${direct ? 'direct socket' : 'plain socket'}: the server ends the session with 57P01 during the first COPY, the first COPY fails with that SQLSTATE`, async () => {
       const rnd = rng(seed);
       const rows = makeRows(rnd, 300).filter((r) => r.length < 100_000);
       // pg_terminate_backend during the first COPY: some rows, the FATAL ErrorResponse, then the
@@ -272,7 +273,7 @@ describe('a FATAL error while a COPY is queued (copyOutAfter)', () => {
         errorResponse('FATAL', '57P01', 'terminating connection due to administrator command'),
       ]);
       const srv = await serveSession(answer, 2, rnd, maxPiece);
-      const client = new pg.Client({ host: '127.0.0.1', port: srv.port, user: 'u', database: 'd', stream: () => directSocket() });
+      const client = new pg.Client({ host: '127.0.0.1', port: srv.port, user: 'u', database: 'd', ...(direct ? { stream: () => directSocket() } : {}) });
       client.on('error', () => {});
       try {
         await client.connect();
