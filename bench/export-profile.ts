@@ -76,6 +76,20 @@ function split(p: Profile): { parts: Map<string, number>; fns: Map<string, [stri
     for (; id !== undefined; id = parent.get(id)) if (byId.get(id)!.callFrame.url === 'node:inspector') return true;
     return false;
   };
+  /**
+   * A WebAssembly frame's part, from the JavaScript that called it: the row hash's module
+   * (lib/format/row-hash.wat, called from row-hash.ts) or zstd's. Without this the row hash's
+   * WebAssembly counted as zstd.
+   */
+  const wasmPart = (id: number | undefined): string => {
+    for (; id !== undefined; id = parent.get(id)) {
+      const url = byId.get(id)!.callFrame.url;
+      if (url.startsWith('wasm') || url === '') continue;
+      if (/row-hash/.test(url)) return PARTS.find(([k]) => k.includes('row hash'))![0];
+      break;
+    }
+    return PARTS[0]![0];
+  };
   const parts = new Map<string, number>();
   const fns = new Map<string, [string, number]>();
   let stop = 0;
@@ -86,7 +100,7 @@ function split(p: Profile): { parts: Map<string, number>; fns: Map<string, [stri
       stop += (p.timeDeltas[i] ?? 0) / 1e6;
       continue;
     }
-    const part = cf.url.startsWith('wasm') ? PARTS[0]![0] : PARTS.find(([, re]) => re.test(cf.url) || re.test(cf.functionName))?.[0] ?? 'other (event loop, Node internals)';
+    const part = cf.url.startsWith('wasm') ? wasmPart(p.samples[i]!) : PARTS.find(([, re]) => re.test(cf.url) || re.test(cf.functionName))?.[0] ?? 'other (event loop, Node internals)';
     const dt = (p.timeDeltas[i] ?? 0) / 1e6;
     parts.set(part, (parts.get(part) ?? 0) + dt);
     const key = `${cf.functionName || '(anonymous)'} ${cf.url.replace(/^.*\/(lib|node_modules)\//, '$1/')}`;
