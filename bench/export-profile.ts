@@ -19,7 +19,8 @@
 // exports (default 1), with its system part and the minor page faults per million rows (fresh
 // memory the kernel maps); with `--base DIR` (another build's lib/ or dist/ inside this checkout, its
 // format/zstd re-exporting this one's: see bench/columnar-profile.ts) also that build's,
-// alternating, on the same servers. With `--no-profile`, each line also gives the full (major)
+// alternating, on the same servers (then also each build's medians and the median of the paired
+// differences, this − base, per repetition). With `--no-profile`, each line also gives the full (major)
 // garbage collections per export and their pause milliseconds (perf_hooks gc entries): run it
 // under `node --max-semi-space-size=N` to see what V8's young generation size does.
 // `--heap N`: instead of the CPU profile, a sampling heap profile of the second export (every
@@ -75,6 +76,20 @@ function split(p: Profile): { parts: Map<string, number>; fns: Map<string, [stri
     for (; id !== undefined; id = parent.get(id)) if (byId.get(id)!.callFrame.url === 'node:inspector') return true;
     return false;
   };
+  /**
+   * A WebAssembly frame's part, from the JavaScript that called it: the row hash's module
+   * (lib/format/row-hash.wat, called from row-hash.ts) or zstd's. Without this the row hash's
+   * WebAssembly counted as zstd.
+   */
+  const wasmPart = (id: number | undefined): string => {
+    for (; id !== undefined; id = parent.get(id)) {
+      const url = byId.get(id)!.callFrame.url;
+      if (url.startsWith('wasm') || url === '') continue;
+      if (/row-hash/.test(url)) return PARTS.find(([k]) => k.includes('row hash'))![0];
+      break;
+    }
+    return PARTS[0]![0];
+  };
   const parts = new Map<string, number>();
   const fns = new Map<string, [string, number]>();
   let stop = 0;
@@ -85,7 +100,7 @@ function split(p: Profile): { parts: Map<string, number>; fns: Map<string, [stri
       stop += (p.timeDeltas[i] ?? 0) / 1e6;
       continue;
     }
-    const part = cf.url.startsWith('wasm') ? PARTS[0]![0] : PARTS.find(([, re]) => re.test(cf.url) || re.test(cf.functionName))?.[0] ?? 'other (event loop, Node internals)';
+    const part = cf.url.startsWith('wasm') ? wasmPart(p.samples[i]!) : PARTS.find(([, re]) => re.test(cf.url) || re.test(cf.functionName))?.[0] ?? 'other (event loop, Node internals)';
     const dt = (p.timeDeltas[i] ?? 0) / 1e6;
     parts.set(part, (parts.get(part) ?? 0) + dt);
     const key = `${cf.functionName || '(anonymous)'} ${cf.url.replace(/^.*\/(lib|node_modules)\//, '$1/')}`;
@@ -128,6 +143,8 @@ await withBenchServers(Array.from({ length: NODES }, (_, i) => `src${i + 1}`), '
       builds.push(['base', base.exportTables]);
     }
     const xs = builds.map(() => [] as string[]);
+    /** Per build, per repetition: client CPU-s, its system part (per million rows) and minor faults per million rows. */
+    const nums = builds.map(() => [] as [number, number, number][]);
     const gcs = builds.map(() => [] as string[]);
     const seen: PerformanceEntry[] = [];
     const obs = new PerformanceObserver((l) => { seen.push(...l.getEntries()); });
@@ -148,10 +165,22 @@ await withBenchServers(Array.from({ length: NODES }, (_, i) => `src${i + 1}`), '
         await exp({ ...opts, to: path.join(dir, `run${r}`) } as ExportOptions);
         const c = process.cpuUsage(c0);
         const faults = (process.resourceUsage().minorPageFault - f0) / (total / 1e6);
+        nums[k]!.push([(c.user + c.system) / total, c.system / total, faults]);
         xs[k]!.push(`${((c.user + c.system) / total).toFixed(2)} (sys ${(c.system / total).toFixed(2)}, ${Math.round(faults / 1000)}k faults)`);
         gcs[k]!.push(await majors(t0, performance.now()));
         await rm(path.join(dir, `run${r}`), { recursive: true, force: true });
       }
+    }
+    const med = (v: number[]) => { const a = [...v].sort((x, y) => x - y); const m = a.length >> 1; return a.length % 2 ? a[m]! : (a[m - 1]! + a[m]!) / 2; };
+    for (const [k, [name]] of builds.entries()) {
+      const n = nums[k]!;
+      console.log(`medians [${name}]: client ${med(n.map((x) => x[0])).toFixed(2)} CPU-s/Mrow, system ${med(n.map((x) => x[1])).toFixed(2)}, ${Math.round(med(n.map((x) => x[2])) / 1000)}k minor faults/Mrow`);
+    }
+    if (builds.length === 2) {
+      // The repetitions alternate ABBA: pair each of this build's exports with the base's of the same repetition.
+      const d = nums[0]!.map((x, r) => x[0] - nums[1]![r]![0]);
+      const ds = nums[0]!.map((x, r) => x[1] - nums[1]![r]![1]);
+      console.log(`paired (this − base): client ${med(d).toFixed(3)} CPU-s/Mrow (lower in ${d.filter((x) => x < 0).length} of ${d.length}), system ${med(ds).toFixed(3)}`);
     }
     for (const [k, [name]] of builds.entries()) {
       console.log(`export [${name}]: ${total} rows, ${NODES} nodes, ${FORMAT}${COMPRESSION ? ` ${COMPRESSION}` : ''}; client CPU-s/Mrow: ${xs[k]!.join(' ')}; full GCs/ms: ${gcs[k]!.join(' ')}`);

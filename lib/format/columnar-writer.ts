@@ -57,6 +57,8 @@ export abstract class ColumnarSegmentWriter<S, P, E extends EncodedUnit> impleme
   #columns: PgColumn[] | undefined;
   #file: ColumnarFile<S> | undefined;
   #inflight: Promise<void> | undefined;
+  /** The bytes of the write in flight (see unitsStay). */
+  #inflightBuf: Buffer | undefined;
   /** The two assembly buffers used in turn (see #assemble). */
   readonly #pool: (Buffer | undefined)[] = [undefined, undefined];
   #turn = 0;
@@ -81,6 +83,13 @@ export abstract class ColumnarSegmentWriter<S, P, E extends EncodedUnit> impleme
     this.#kind = kind;
   }
 
+  /**
+   * True when a unit's bytes, returned by {@link add} as one part, stay untouched until the
+   * unit after the next one is encoded (the format fills two output buffers in turn: Parquet's
+   * row groups, lib/format/parquet/encode.ts). A store that releases writes then takes that
+   * part as it is instead of a copy in an assembly buffer. Default false.
+   */
+  protected readonly unitsStay: boolean = false;
   /** A builder for the columns of a new COPY (its batches are encoded before the next rows are fed). */
   protected abstract newBuilder(columns: PgColumn[]): BatchBuilder;
   /** Called when a builder is replaced (a new schema). Default: nothing. */
@@ -228,6 +237,7 @@ export abstract class ColumnarSegmentWriter<S, P, E extends EncodedUnit> impleme
     const w = f.writer.write(buf);
     w.catch(() => {}); // observed by #drain
     this.#inflight = w;
+    this.#inflightBuf = buf;
   }
 
   /**
@@ -236,12 +246,22 @@ export abstract class ColumnarSegmentWriter<S, P, E extends EncodedUnit> impleme
    * other one's write has resolved before it is filled again. This saves a large allocation
    * per unit, its page faults and the garbage collections it triggers. A store that may keep
    * chunks after the write resolves (one that does not declare it, such as the encrypting view
-   * of lib/crypto/objects.ts) gets a new buffer per unit.
+   * of lib/crypto/objects.ts) gets a new buffer per unit. A unit of one part from a format whose
+   * units stay (see unitsStay) is stored as it is, without a copy.
    */
   #assemble(parts: Uint8Array[]): Buffer {
     let size = 0;
     for (const x of parts) size += x.byteLength;
     if (this.o.store.releasesWrites !== true) return Buffer.concat(parts, size);
+    if (this.unitsStay && parts.length === 1) {
+      const x = parts[0]!;
+      // The format's two buffers in turn: the unit being stored is never the one just encoded.
+      const b = this.#inflightBuf;
+      if (b && b.buffer === x.buffer && x.byteOffset < b.byteOffset + b.length && b.byteOffset < x.byteOffset + x.byteLength) {
+        throw new InternalError('a unit was encoded into the bytes of the write in flight');
+      }
+      return Buffer.from(x.buffer, x.byteOffset, x.byteLength);
+    }
     const t = this.#turn;
     this.#turn = 1 - t;
     let out = this.#pool[t];
@@ -258,6 +278,7 @@ export abstract class ColumnarSegmentWriter<S, P, E extends EncodedUnit> impleme
   async #drain(): Promise<void> {
     const p = this.#inflight;
     this.#inflight = undefined;
+    this.#inflightBuf = undefined;
     if (p) await p;
   }
 

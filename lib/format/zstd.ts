@@ -45,7 +45,7 @@ export interface ZstdCodec {
    * {@link compress} of `data` (parts: their concatenation, which is not built) without a new
    * buffer where it can: the frame may be a view of memory the codec reuses (the WebAssembly
    * heap), valid only until the codec's next call. For callers that copy the frame at once
-   * (the Parquet encoder's page arena): no allocation per call.
+   * (the Parquet encoder's row group output): no allocation per call.
    */
   compressView(data: Uint8Array | readonly Uint8Array[], level?: number): Uint8Array;
   /**

@@ -2,7 +2,7 @@ import type { Data, RecordBatch } from 'apache-arrow';
 import { InternalError, ValueConversionError } from '../../errors.js';
 import type { ColumnSpec } from '../arrow/pgtypes.js';
 import { Bytes, type PlainColumn } from '../arrow/columns.js';
-import { CODEC, type PageCodec } from './codecs.js';
+import { CODEC, UNCOMPRESSED, type PageCodec } from './codecs.js';
 import { isList, leafType, PT, type LeafType } from './schema.js';
 import { bin, encodeStruct, i32, i64, list, struct, type TStruct } from './thrift.js';
 
@@ -43,13 +43,6 @@ const NO_GAIN = 0.9;
 const GAIN_MIN_BYTES = 64 * 1024;
 /** A column written uncompressed is compressed again every this many chunks, to measure again. */
 const GAIN_RETRY = 16;
-/**
- * UNCOMPRESSED pages of a compressing writer: copied out of the page-body buffer, which then
- * serves the next column as it does after a compressed page (keeping it as the page would
- * leave the next chunk a new buffer to grow, and the old one as garbage).
- */
-const COPIED: PageCodec = { id: CODEC.UNCOMPRESSED, compress: (u8) => u8.slice() };
-
 /** The Arrow builders' growable buffer, with the writes the Parquet encoding needs. */
 export class Out extends Bytes {
   byte(b: number): void {
@@ -719,7 +712,10 @@ function dictionary(l: Leaf, slots: Int32Array | undefined, count: number, sc: E
 
 /** One encoded column chunk: its pages (headers included) and what the footer says of it. */
 export interface EncodedChunk {
+  /** The chunk's pages, headers included, as one view of the row group's `data`. */
   pages: Uint8Array[];
+  /** Offset of the chunk in the row group's `data`. */
+  start: number;
   /** The chunk's CompressionCodec (ColumnMetaData.codec: per chunk, see EncoderScratch.codecOf). */
   codec: number;
   /** Page body bytes before and after compression (headers left out). */
@@ -744,88 +740,83 @@ export interface EncodedRowGroup {
   /** Sum of the uncompressed page sizes (RowGroup.total_byte_size). */
   uncompressed: number;
   chunks: EncodedChunk[];
-}
-
-/** The page goes through the arena (copied or compressed into it): its body may come in parts. */
-function viaArena(codec: PageCodec): boolean {
-  return codec === COPIED || codec.compressView !== undefined;
-}
-
-/** A page of `body` followed by `tail` (only where {@link viaArena}: values left where they lie). */
-function page(header: TStruct, body: Uint8Array, codec: PageCodec, arena: PageArena, tail?: Uint8Array): { head: Uint8Array; data: Uint8Array; uncompressed: number } {
-  const parts = tail ? [body, tail] : [body];
-  const n = body.length + (tail?.length ?? 0);
-  const data = codec === COPIED ? arena.copy(parts) : codec.compressView ? arena.copy([codec.compressView(parts)]) : codec.compress(body);
-  if (n > 0x7fffffff || data.length > 0x7fffffff) throw new ValueConversionError('a Parquet page would exceed 2 GiB: lower the row group size');
-  const head = encodeStruct({ ...header, 2: i32(n), 3: i32(data.length) });
-  return { head, data, uncompressed: head.length + n };
+  /** The row group's bytes as stored: every chunk's pages in order (a view of the encoder's output, see encodeRowGroup). */
+  data: Uint8Array;
 }
 
 /**
- * Page bodies. While the codec copies a page out (it compresses), the next page is built in
- * the same buffer; a page that is the buffer itself (no compression) keeps it, and the next
- * one gets a new buffer. Each buffer is asked for the page's estimated size, so it seldom
+ * The page's body may come in parts (the levels, then PLAIN values left where they lie): it is
+ * copied (UNCOMPRESSED) or compressed from the parts straight into the row group's output.
+ */
+function viaParts(codec: PageCodec): boolean {
+  return codec.id === CODEC.UNCOMPRESSED || codec.compressView !== undefined;
+}
+
+/**
+ * A page of `body` followed by `tail` (only where {@link viaParts}: values left where they
+ * lie), header then data, appended to the row group's output `out`.
+ */
+function page(header: TStruct, body: Uint8Array, codec: PageCodec, out: GroupOut, tail?: Uint8Array): { head: number; data: number; uncompressed: number } {
+  const parts = tail ? [body, tail] : [body];
+  const n = body.length + (tail?.length ?? 0);
+  // Compressed pages are views of the codec's memory, valid until its next call: copied below.
+  const data = codec.id === CODEC.UNCOMPRESSED ? parts : [codec.compressView ? codec.compressView(parts) : codec.compress(body)];
+  let stored = 0;
+  for (const d of data) stored += d.length;
+  if (n > 0x7fffffff || stored > 0x7fffffff) throw new ValueConversionError('a Parquet page would exceed 2 GiB: lower the row group size');
+  const head = encodeStruct({ ...header, 2: i32(n), 3: i32(stored) });
+  out.bytes(head);
+  for (const d of data) out.bytes(d);
+  return { head: head.length, data: stored, uncompressed: head.length + n };
+}
+
+/**
+ * The page-body buffer: every page is copied or compressed out of it into the row group's
+ * output, so one buffer serves every page in turn. It is asked for each page's estimated size
+ * (exactly, plus an eighth: growing by doubling would overshoot up to twice), so it seldom
  * grows (growing copies, and leaves garbage).
  */
 class Bodies {
-  #free: Out | undefined;
+  readonly #o = new Out();
   get(size: number): Out {
-    const o = this.#free ?? new Out(size);
-    this.#free = undefined;
+    const o = this.#o;
     o.len = 0;
-    o.reserve(size);
+    o.presize(size + (size >> 3));
     return o;
-  }
-  /** `o` was compressed into `page`. */
-  done(o: Out, page: Uint8Array): void {
-    if (page.buffer !== o.u8.buffer) this.#free = o;
   }
 }
 
 /**
- * The compressed pages of one row group, copied out of the codec's memory one after another
- * into a buffer kept from group to group: no new buffer per page, whose external memory made
- * V8 run a full garbage collection every few row groups. A page is a view, valid until the
- * next row group's {@link reset}; the buffer is replaced (not grown: earlier pages keep the old
- * one) when a page does not fit, so it settles at about the largest group's compressed size.
+ * A row group's bytes as they are stored: each column chunk's pages, header then data, one
+ * after another. A writer's scratch keeps two and fills them in turn, so the previous group's
+ * bytes stay untouched while the store takes them and the writer hands the group to the store
+ * without copying it (lib/format/columnar-writer.ts). Grown by half (copying the group so far)
+ * when a page does not fit; a buffer starts at the size of the other one's last group (or a
+ * quarter of the group's PLAIN bytes, the first time), so it seldom grows after the first group.
  */
-class PageArena {
-  #buf = new Uint8Array(0);
-  #len = 0;
-  reset(): void {
-    this.#len = 0;
-  }
-  /** The parts, one after another, as one view. */
-  copy(parts: readonly Uint8Array[]): Uint8Array {
-    let n = 0;
-    for (const p of parts) n += p.length;
-    if (this.#len + n > this.#buf.length) {
-      this.#buf = new Uint8Array(Math.max(n, 2 * this.#buf.length, 1 << 16));
-      this.#len = 0;
-    }
-    const v = this.#buf.subarray(this.#len, this.#len + n);
-    let at = 0;
-    for (const p of parts) {
-      v.set(p, at);
-      at += p.length;
-    }
-    this.#len += n;
-    return v;
+class GroupOut extends Out {
+  override reserve(n: number): number {
+    const need = this.len + n;
+    if (need > this.u8.length) this.presize(Math.max(need + (need >> 2), this.u8.length + (this.u8.length >> 1)));
+    return this.len;
   }
 }
 
 /**
  * What an encoder reuses from one row group to the next (a writer keeps one; default: new per
- * row group): the page-body buffer (with compression), the levels, the present slots and the
- * dictionary tables of one column chunk at a time, the compressed pages of one row group (the
- * page arena), and each column's codec history. Memory: the largest page body so far, plus
- * about 30 bytes per value of the largest column chunk so far (2 bytes of levels, 4 of slots,
- * up to 24 of dictionary tables), plus up to twice the largest row group's compressed pages.
+ * row group): the page-body buffer, the levels, the present slots and the dictionary tables of
+ * one column chunk at a time, the two row-group output buffers (see GroupOut), and each
+ * column's codec history. Memory: the largest page body so far (levels only where the PLAIN
+ * values are copied or compressed from the built column), plus about 30 bytes per value of
+ * the largest column chunk so far (2 bytes of levels, 4 of slots, up to 24 of dictionary
+ * tables), plus two output buffers of up to about 1½ times the largest row group's stored
+ * bytes (or a quarter of its PLAIN bytes, whichever is more).
  */
 export class EncoderScratch {
   readonly bodies = new Bodies();
-  /** Compressed pages of the row group being encoded (see PageArena: valid until the next one). */
-  readonly pages = new PageArena();
+  /** The row groups' output buffers, filled in turn (see GroupOut). */
+  readonly #outs = [new GroupOut(0), new GroupOut(0)];
+  #turn = 0;
   readonly #u8: Uint8Array[] = [];
   readonly #i32: Int32Array[] = [];
   /** Per column: chunks still to write uncompressed before measuring again (0: compress). */
@@ -840,13 +831,27 @@ export class EncoderScratch {
     const k = this.#plainFor[col] ?? 0;
     if (k === 0 || codec.id === CODEC.UNCOMPRESSED) return codec;
     this.#plainFor[col] = k - 1;
-    return COPIED;
+    return UNCOMPRESSED;
   }
 
   /** Record what compression did to a chunk of column `col` (a chunk written uncompressed says nothing). */
   measured(col: number, c: EncodedChunk): void {
     if (c.codec === CODEC.UNCOMPRESSED || c.bodyBytes < GAIN_MIN_BYTES) return;
     this.#plainFor[col] = c.storedBodyBytes >= NO_GAIN * c.bodyBytes ? GAIN_RETRY - 1 : 0;
+  }
+
+  /**
+   * The output buffer of the next row group, emptied: the one not filled last. `plainBytes`
+   * (the group's PLAIN bytes, or 0) sizes it the first time.
+   */
+  group(plainBytes: number): GroupOut {
+    const other = this.#outs[this.#turn]!;
+    this.#turn = 1 - this.#turn;
+    const out = this.#outs[this.#turn]!;
+    out.len = 0;
+    const guess = other.len > 0 ? other.len + (other.len >> 3) : plainBytes >> 2;
+    out.presize(Math.max(guess, 1 << 16));
+    return out;
   }
 
   /** Scratch bytes number `k`, `n` long (contents left over: callers write before they read). */
@@ -882,15 +887,18 @@ function packedBytes(n: number, width: number): number {
   return Math.ceil((n * width) / 8) + 16;
 }
 
-function encodeLeaf(l: Leaf, codec: PageCodec, sc: EncoderScratch): EncodedChunk {
+function encodeLeaf(l: Leaf, codec: PageCodec, sc: EncoderScratch, out: GroupOut): EncodedChunk {
   const t = l.type;
   const bodies = sc.bodies;
   // Slots matter to byte arrays (offsets per slot) and to Arrow fixed widths (values per slot).
   const slots = t.arrowWidth === 0 || !l.src.plain ? presentSlots(l, sc) : undefined;
   const count = l.count;
   const dict = t.arrowWidth === 0 ? dictionary(l, slots, count, sc) : undefined;
+  // PLAIN values that stay where they lie (the page's tail) take no room in the body.
+  const tail = !dict && viaParts(codec) ? plainStretch(l) : undefined;
   let size = 8 + (l.maxRep > 0 ? packedBytes(l.levels, 1) : 0) + (l.def ? packedBytes(l.levels, bitWidth(l.maxDef)) : 8);
   if (dict) size += 1 + packedBytes(count, bitWidth(dict.n - 1));
+  else if (tail) size += 0;
   else if (t.arrowWidth === 0) size += (l.src.plain ? 0 : 4 * count) + (l.src.offsets![l.to]! - l.src.offsets![l.from]!);
   else if (t.physical === PT.BOOLEAN) size += (count + 7) >> 3;
   else size += count * plainWidth(t);
@@ -899,7 +907,7 @@ function encodeLeaf(l: Leaf, codec: PageCodec, sc: EncoderScratch): EncodedChunk
   levels(body, l.def, l.levels, l.maxDef);
 
   const stats: TStruct = { 3: i64(l.nulls) };
-  const pages: Uint8Array[] = [];
+  const start = out.len;
   let uncompressed = 0;
   let encodings: number[] = [ENC.PLAIN, ENC.RLE];
   let bounds: [Uint8Array, Uint8Array] | undefined;
@@ -907,15 +915,13 @@ function encodeLeaf(l: Leaf, codec: PageCodec, sc: EncoderScratch): EncodedChunk
   let dictBytes = 0;
   let bodyBytes = 0;
   let storedBodyBytes = 0;
-  let tail: Uint8Array | undefined;
   if (dict) {
     const dv = new Out(dict.bytes);
     plainValues(l, dict.firsts, dv);
-    const dp = page({ 1: i32(PAGE.DICTIONARY_PAGE), 7: struct({ 1: i32(dict.n), 2: i32(ENC.PLAIN) }) }, dv.take(), codec, sc.pages);
-    pages.push(dp.head, dp.data);
-    dictBytes = dp.head.length + dp.data.length;
-    bodyBytes += dp.uncompressed - dp.head.length;
-    storedBodyBytes += dp.data.length;
+    const dp = page({ 1: i32(PAGE.DICTIONARY_PAGE), 7: struct({ 1: i32(dict.n), 2: i32(ENC.PLAIN) }) }, dv.take(), codec, out);
+    dictBytes = dp.head + dp.data;
+    bodyBytes += dp.uncompressed - dp.head;
+    storedBodyBytes += dp.data;
     uncompressed += dp.uncompressed;
     const w = bitWidth(dict.n - 1);
     body.byte(w);
@@ -923,13 +929,13 @@ function encodeLeaf(l: Leaf, codec: PageCodec, sc: EncoderScratch): EncodedChunk
     dataEnc = ENC.RLE_DICTIONARY;
     encodings = [ENC.PLAIN, ENC.RLE, ENC.RLE_DICTIONARY];
     bounds = varStats(l, dict.firsts, dict.n);
-  } else if ((tail = viaArena(codec) ? plainStretch(l) : undefined)) {
+  } else if (tail) {
     // Copied (or compressed) from where they lie, after the levels: one copy fewer.
     bounds = t.arrowWidth === 0 ? varStats(l, slots, count) : fixedStats(t, tail, count);
   } else {
-    const start = body.len;
+    const at = body.len;
     plainValues(l, t.arrowWidth === 0 && l.src.plain ? undefined : slots, body);
-    bounds = t.arrowWidth === 0 ? varStats(l, slots, count) : fixedStats(t, body.u8.subarray(start, body.len), count);
+    bounds = t.arrowWidth === 0 ? varStats(l, slots, count) : fixedStats(t, body.u8.subarray(at, body.len), count);
   }
   if (bounds && bounds[0].length <= MAX_STAT_BYTES && bounds[1].length <= MAX_STAT_BYTES) {
     stats[5] = bin(bounds[1]);
@@ -938,28 +944,27 @@ function encodeLeaf(l: Leaf, codec: PageCodec, sc: EncoderScratch): EncodedChunk
   const dp = page({
     1: i32(PAGE.DATA_PAGE),
     5: struct({ 1: i32(l.levels), 2: i32(dataEnc), 3: i32(ENC.RLE), 4: i32(ENC.RLE) }),
-  }, body.take(), codec, sc.pages, tail);
-  bodies.done(body, dp.data);
-  pages.push(dp.head, dp.data);
+  }, body.take(), codec, out, tail);
   uncompressed += dp.uncompressed;
-  bodyBytes += dp.uncompressed - dp.head.length;
-  storedBodyBytes += dp.data.length;
-  const bytes = pages.reduce((a, p) => a + p.length, 0);
+  bodyBytes += dp.uncompressed - dp.head;
+  storedBodyBytes += dp.data;
+  const bytes = out.len - start;
   return {
-    pages, codec: codec.id, bodyBytes, storedBodyBytes, bytes, dataOffset: dictBytes, hasDictionary: dict !== undefined, uncompressed, levels: l.levels,
+    pages: [], start, codec: codec.id, bodyBytes, storedBodyBytes, bytes, dataOffset: dictBytes, hasDictionary: dict !== undefined, uncompressed, levels: l.levels,
     physical: t.physical, path: l.path, encodings, stats,
   };
 }
 
 /**
- * Encode rows [from, to) of a record batch built from `specs` as one row group. Compressed
- * pages are views of the scratch's page arena: with a `scratch` kept across row groups, copy
- * (or store) a group's pages before encoding the next one; the default scratch is new per call.
+ * Encode rows [from, to) of a record batch built from `specs` as one row group. Its bytes
+ * (`data`, and each chunk's `pages`) are views of one of the scratch's two output buffers:
+ * with a `scratch` kept across row groups, they stay valid until the next row group but one is
+ * encoded (store or copy them before that); the default scratch is new per call.
  */
 export function encodeRowGroup(batch: RecordBatch, specs: ColumnSpec[], from: number, to: number, codec: PageCodec, scratch = new EncoderScratch()): EncodedRowGroup {
-  scratch.pages.reset();
-  const chunks = specs.map((s, i) => encodeColumn(leafOf(s, arrowSource(batch.data.children[i]!), from, to, scratch), i, codec, scratch));
-  return group(chunks, to - from);
+  const out = scratch.group(0);
+  const chunks = specs.map((s, i) => encodeColumn(leafOf(s, arrowSource(batch.data.children[i]!), from, to, scratch), i, codec, scratch, out));
+  return group(chunks, to - from, out);
 }
 
 /**
@@ -968,24 +973,29 @@ export function encodeRowGroup(batch: RecordBatch, specs: ColumnSpec[], from: nu
  * the same rows, with the values copied once instead of converted (pages valid as there).
  */
 export function encodePlainRowGroup(columns: PlainColumn[], specs: ColumnSpec[], from: number, to: number, codec: PageCodec, scratch = new EncoderScratch()): EncodedRowGroup {
-  scratch.pages.reset();
-  const chunks = specs.map((s, i) => encodeColumn(leafOf(s, plainSource(columns[i]!), from, to, scratch), i, codec, scratch));
-  return group(chunks, to - from);
+  let plain = 0;
+  for (const c of columns) plain += c.values.length + (c.child?.values.length ?? 0);
+  const out = scratch.group(plain);
+  const chunks = specs.map((s, i) => encodeColumn(leafOf(s, plainSource(columns[i]!), from, to, scratch), i, codec, scratch, out));
+  return group(chunks, to - from, out);
 }
 
 /** Column `col`'s chunk, with the codec the scratch's history gives it (see EncoderScratch.codecOf). */
-function encodeColumn(l: Leaf, col: number, codec: PageCodec, sc: EncoderScratch): EncodedChunk {
-  const c = encodeLeaf(l, sc.codecOf(col, codec), sc);
+function encodeColumn(l: Leaf, col: number, codec: PageCodec, sc: EncoderScratch, out: GroupOut): EncodedChunk {
+  const c = encodeLeaf(l, sc.codecOf(col, codec), sc, out);
   sc.measured(col, c);
   return c;
 }
 
-function group(chunks: EncodedChunk[], rows: number): EncodedRowGroup {
+function group(chunks: EncodedChunk[], rows: number, out: GroupOut): EncodedRowGroup {
+  // Views only now: the buffer may have been replaced (grown) while the group was written.
+  for (const c of chunks) c.pages = [out.u8.subarray(c.start, c.start + c.bytes)];
   return {
     rows,
-    bytes: chunks.reduce((a, c) => a + c.bytes, 0),
+    bytes: out.len,
     uncompressed: chunks.reduce((a, c) => a + c.uncompressed, 0),
     chunks,
+    data: out.u8.subarray(0, out.len),
   };
 }
 

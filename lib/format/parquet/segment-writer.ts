@@ -59,6 +59,8 @@ export class ParquetSegmentWriter extends ColumnarSegmentWriter<FooterBuilder, G
   #codec: PageCodec | undefined;
   /** The encoder's buffers, reused by every row group (docs/memory.md). */
   readonly #scratch = new EncoderScratch();
+  /** A row group's bytes are one view of one of the scratch's two output buffers, filled in turn. */
+  protected override readonly unitsStay = true;
 
   constructor(o: ParquetSegmentWriterOptions) {
     super(o, {
@@ -114,7 +116,7 @@ export class ParquetSegmentWriter extends ColumnarSegmentWriter<FooterBuilder, G
 
   protected add(f: ColumnarFile<FooterBuilder>, g: EncodedGroup): Uint8Array[] {
     f.state.add(g, f.bytes);
-    return rowGroupPages(g);
+    return [g.data];
   }
 
   protected footer(f: ColumnarFile<FooterBuilder>): Uint8Array[] {
@@ -124,13 +126,6 @@ export class ParquetSegmentWriter extends ColumnarSegmentWriter<FooterBuilder, G
   summary(): FormatSummary {
     return { parquet: summarizeParquet(this.specs) };
   }
-}
-
-/** A row group's pages, in order. */
-function rowGroupPages(g: EncodedRowGroup): Uint8Array[] {
-  const parts: Uint8Array[] = [];
-  for (const c of g.chunks) parts.push(...c.pages);
-  return parts;
 }
 
 /** Manifest summary of column specs: name, PostgreSQL type, Parquet type; `demoted` when a value fell back to text. */
