@@ -16,14 +16,14 @@ import { runQueue, type ExportContext, type NodeRunner } from './queue.js';
 import { buildManifest } from './manifest.js';
 import type { ExporterThreads } from './threads.js';
 import { autoThreads, cores, onThisHost } from './threads-rule.js';
-import { planExport, type ExportPlan, type PlanOptions } from './plan.js';
+import { planExportClosingLater, type ExportPlan, type PlanOptions } from './plan.js';
 import { prepareDestination } from './destination.js';
 import { streamMemory } from './streams.js';
 import { deleteUnitObjects, startExport } from './resume.js';
 import { OpenedSessions, SnapshotSessions } from './snapshots.js';
 import { coordinatorSnapshotNode } from './ddl-snapshot.js';
 import { SegmentNumbers, hasGap } from './numbering.js';
-import { nodeQueues, UnitQueue, type ExportUnit, type NodeWork, type UnitResult } from './units.js';
+import { nodeQueues, planUnits, UnitQueue, type ExportUnit, type NodeWork, type UnitResult } from './units.js';
 import { claimForExport, planStems } from './ownership.js';
 import { commitExclusive, type PrefixClaim } from '../store/claim.js';
 import type { EncryptOption, KeySource } from '../crypto/keys.js';
@@ -229,6 +229,8 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
   let checkpointed = false;
   // Sessions ending (snapshot sessions, streams' sessions): awaited after the manifest, not before.
   const ending: Promise<void>[] = [];
+  // Streams started right after planning, before the claim and the checkpoint (see below).
+  let early: { units: readonly ExportUnit[]; start: StreamStart } | undefined;
   try {
     stopIfAborted(opts.signal);
     // A missing or malformed key file fails before any database or store work.
@@ -243,13 +245,31 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
     if (opts.dataOnly && opts.ddl === true) throw new InvalidOptionError('dataOnly (--data-only) exports no DDL: it cannot be combined with ddl: true (--ddl)');
     // auto streams are capped by the memory of a stream for this destination (docs/memory.md).
     const perStream = opts.streamMemory ?? streamMemory({ s3: store.url.startsWith('s3://') });
-    let plan = opts.plan ?? (await planExport({ ...opts, streamMemory: perStream }));
+    let plan: ExportPlan;
+    if (opts.plan) plan = opts.plan;
+    else {
+      // The planning sessions end while the export goes on (awaited with the others' ends).
+      const planned = await planExportClosingLater({ ...opts, streamMemory: perStream });
+      plan = planned.plan;
+      ending.push(planned.closed);
+    }
     const wholeScope = opts.all === true || (opts.schemas?.length ?? 0) > 0;
     const wantDdl = opts.schemaOnly === true || (!opts.dataOnly && (opts.ddl ?? wholeScope));
     if (wantDdl && plan.topology !== 'postgres' && plan.topology !== 'static' && plan.topology !== 'citus' && plan.topology !== 'fdw') {
       throw new DdlUnsupportedError(`the schema (DDL) cannot be carried from a ${plan.topology} source yet: export with --no-ddl (ddl: false) and create the destination tables yourself`, {
         hint: 'single servers, static topologies and Citus carry their DDL (docs/manifest.md)',
       });
+    }
+    // A run that is not a resume reads every unit of the plan (startExport's todo) and, without
+    // the DDL or a data-only scope's extras, does no other database work before its streams: their
+    // snapshot sessions and first stream sessions start now, so that their connects and the
+    // snapshot's export overlap the claim and the checkpoint instead of following them (issue 17,
+    // bench/streams-timeline.ts). The snapshot is still exported after planning, as before; it
+    // only comes before the claim, which concerns the store alone. A refused claim or a failed
+    // checkpoint closes these sessions unused (finally below).
+    if (!opts.resume && !wantDdl && !opts.schemaOnly && !(opts.dataOnly && wholeScope)) {
+      const units = planUnits(plan);
+      early = { units, start: startStreams(plan, workItems(plan, units), opts.concurrency ?? plan.concurrency) };
     }
     // Claim the prefix before anything is deleted or written; the loser deletes nothing (issue 13).
     claim = await claimForExport(store, opts.resume === true, emit);
@@ -331,7 +351,11 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
     const runUnits = async (units: readonly ExportUnit[]) => {
       const counters = segmentCounters(units, results);
       const items = workItems(plan, units);
-      const { snapshots, opened } = startStreams(plan, items, concurrency);
+      // The streams started after planning serve this run if it reads exactly those units.
+      const started = early && sameUnits(early.units, units) ? early.start : undefined;
+      if (early && !started) ending.push(early.start.snapshots.closeAll(), early.start.opened.closeAll());
+      early = undefined;
+      const { snapshots, opened } = started ?? startStreams(plan, items, concurrency);
       const rangeRunner: NodeRunner = async (w, signal, onUnitDone) => {
         // A stream whose pair's ranges are all taken already: no session (one opened ahead stays for another stream or closeAll).
         if (w.queue?.left === 0) return;
@@ -419,6 +443,8 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
     if (leftAlone.length > 0) result.leftAlone = leftAlone;
     return result;
   } finally {
+    // Streams started ahead that no run used (a refused claim, a failed checkpoint).
+    if (early) ending.push(early.start.snapshots.closeAll(), early.start.opened.closeAll());
     await Promise.all(ending.splice(0));
     await ddlSnap?.close();
     await threads?.close();
@@ -555,6 +581,11 @@ function startStreams(plan: ExportPlan, items: readonly WorkItem[], concurrency:
     opened.open(w.node, 1);
   }
   return { snapshots, opened };
+}
+
+/** Whether two unit lists are the same units in the same order. */
+function sameUnits(a: readonly ExportUnit[], b: readonly ExportUnit[]): boolean {
+  return a.length === b.length && a.every((u, i) => u.id === b[i]!.id);
 }
 
 function countBy<T>(xs: readonly T[], key: (x: T) => string): Map<string, number> {
