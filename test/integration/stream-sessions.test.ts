@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { exportTables, planExport, SegferryError } from '../../lib/index.js';
 import { CLAIM_KEY } from '../../lib/store/claim.js';
 import { startServer, type PgServer } from '../helpers/pg.js';
+import { startFdwCluster } from '../helpers/fixtures.js';
 import pg from 'pg';
 
 // The sessions of a --streams export (issue 17): the snapshot session and the first streams'
@@ -107,4 +108,21 @@ describe('the sessions of a streams export', () => {
       await locker.end();
     }
   });
+
+  it('sessions opened to the source while planning are closed unused when the plan reads other servers (postgres_fdw)', async () => {
+    // topology auto guesses a single server: its first exporter session connects to the source
+    // beside the planning session; the plan reads the data nodes, so that session goes unused.
+    const cl = await startFdwCluster({ rows: 3000 });
+    try {
+      const r = await exportTables({ source: cl.coordinator.url(cl.database), tables: [cl.distributed], to: await tmp(), streams: 2 });
+      expect(r.plan.topology).toBe('fdw');
+      expect(r.manifest.tables[0]!.rows).toBe(3000);
+      for (const s of [cl.coordinator, ...cl.nodes]) {
+        const left = await s.query<{ a: string }>(`SELECT application_name AS a FROM pg_stat_activity WHERE application_name LIKE 'segferry%'`, [], cl.database);
+        expect(left.map((x) => x.a)).toEqual([]);
+      }
+    } finally {
+      await cl.destroy();
+    }
+  }, 120_000);
 });
