@@ -107,10 +107,14 @@ function phases(r: Run): Record<string, number> {
     ph['planning sessions'] = planning.length;
     ph['planning statements'] = planning.reduce((a, s) => a + s.stmts.filter((x) => !x.text.startsWith('parse ') && !x.text.startsWith('bind ')).length, 0);
     ph['planning done (last one gone)'] = rel(Math.max(...planning.map((s) => s.gone ?? NaN)));
+    // A planning session that then exports the snapshot (issue 17) is gone only at the end: its last planning statement.
+    const planned = planning.map((s) => s.stmts.filter((x, i) => !s.stmts.slice(0, i + 1).some((y) => /^BEGIN/.test(y.text))).at(-1)?.end ?? NaN);
+    ph['planning: last statement'] = rel(Math.max(...planned));
   }
   const claim = mk('link', /segferry-claim/)[0]?.t;
   if (claim !== undefined) ph['claim written'] = rel(claim);
-  const snap = r.sessions.find((s) => s.app === 'segferry snapshot');
+  // The snapshot's session: its own ('segferry snapshot'), or the planning session that exported it.
+  const snap = r.sessions.find((s) => s.app === 'segferry snapshot') ?? r.sessions.find((s) => s.stmts.some((x) => /pg_export_snapshot/.test(x.text)));
   if (snap) {
     ph['snapshot: connection received'] = rel(snap.received);
     ph['snapshot exported'] = rel(snap.stmts.find((x) => /pg_export_snapshot/.test(x.text))?.end);

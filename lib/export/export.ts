@@ -1,7 +1,10 @@
 import { AbortedError, DdlUnsupportedError, InvalidOptionError, SegferryError } from '../errors.js';
 // pg_dump's side (lib/ddl, the PostgreSQL launcher) loads only when an export takes the DDL.
 import type { DdlScope, DdlSnapshot } from '../ddl/capture.js';
-import { COORDINATOR_NODE } from '../topology/types.js';
+import { COORDINATOR_NODE, type PlanNode } from '../topology/types.js';
+import type pg from 'pg';
+import { closeQuietly, connect, parseConnection, type NodeEndpoint } from '../pg/conn.js';
+import { sameEndpoint } from '../topology/clients.js';
 import { makeEmitter, withRetryEvents, type EventListener } from '../events.js';
 import { serializeManifest } from '../manifest/io.js';
 import { CHECKPOINT_KEY, MANIFEST_KEY } from '../manifest/keys.js';
@@ -16,14 +19,14 @@ import { runQueue, type ExportContext, type NodeRunner } from './queue.js';
 import { buildManifest } from './manifest.js';
 import type { ExporterThreads } from './threads.js';
 import { autoThreads, cores, onThisHost } from './threads-rule.js';
-import { planExport, type ExportPlan, type PlanOptions } from './plan.js';
+import { planExportClosingLater, type ExportPlan, type PlanOptions } from './plan.js';
 import { prepareDestination } from './destination.js';
 import { streamMemory } from './streams.js';
 import { deleteUnitObjects, startExport } from './resume.js';
 import { OpenedSessions, SnapshotSessions } from './snapshots.js';
 import { coordinatorSnapshotNode } from './ddl-snapshot.js';
 import { SegmentNumbers, hasGap } from './numbering.js';
-import { nodeQueues, UnitQueue, type ExportUnit, type NodeWork, type UnitResult } from './units.js';
+import { nodeQueues, planUnits, UnitQueue, type ExportUnit, type NodeWork, type UnitResult } from './units.js';
 import { claimForExport, planStems } from './ownership.js';
 import { commitExclusive, type PrefixClaim } from '../store/claim.js';
 import type { EncryptOption, KeySource } from '../crypto/keys.js';
@@ -229,6 +232,8 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
   let checkpointed = false;
   // Sessions ending (snapshot sessions, streams' sessions): awaited after the manifest, not before.
   const ending: Promise<void>[] = [];
+  // Streams started right after planning, before the claim and the checkpoint (see below).
+  let early: { units: readonly ExportUnit[]; start: StreamStart } | undefined;
   try {
     stopIfAborted(opts.signal);
     // A missing or malformed key file fails before any database or store work.
@@ -243,14 +248,55 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
     if (opts.dataOnly && opts.ddl === true) throw new InvalidOptionError('dataOnly (--data-only) exports no DDL: it cannot be combined with ddl: true (--ddl)');
     // auto streams are capped by the memory of a stream for this destination (docs/memory.md).
     const perStream = opts.streamMemory ?? streamMemory({ s3: store.url.startsWith('s3://') });
-    let plan = opts.plan ?? (await planExport({ ...opts, streamMemory: perStream }));
     const wholeScope = opts.all === true || (opts.schemas?.length ?? 0) > 0;
     const wantDdl = opts.schemaOnly === true || (!opts.dataOnly && (opts.ddl ?? wholeScope));
+    // A run that is not a resume reads every unit of the plan (startExport's todo) and, without
+    // the DDL or a data-only scope's extras, does no other database work before its exporters:
+    // its sessions are started ahead (issue 17, bench/streams-timeline.ts, docs/streams.md).
+    const ahead = !opts.resume && !wantDdl && !opts.schemaOnly && !(opts.dataOnly && wholeScope);
+    // A single server's exporters read the server planning asks: the first exporter sessions
+    // connect while planning runs (guessed), adopted after it if the plan reads that server.
+    const guessed = ahead && !opts.plan ? guessSessions(opts) : undefined;
+    let plan: ExportPlan;
+    let kept = new Map<string, Promise<pg.Client>>();
+    let firstItems: { units: ExportUnit[]; items: WorkItem[] } | undefined;
+    if (opts.plan) plan = opts.plan;
+    else {
+      // The planning sessions end while the export goes on (awaited with the others' ends),
+      // but a node's that is to export the node's streams' snapshot is kept for it.
+      const keep = (p: ExportPlan) => {
+        if (!ahead) return [];
+        const units = planUnits(p);
+        firstItems = { units, items: workItems(p, units) };
+        return snapshotNodes(firstItems.items, opts.concurrency ?? p.concurrency);
+      };
+      const planned = await planExportClosingLater({ ...opts, streamMemory: perStream }, keep).catch((e: unknown) => {
+        if (guessed) ending.push(closeGuessed(guessed));
+        throw e;
+      });
+      plan = planned.plan;
+      kept = planned.kept;
+      ending.push(planned.closed);
+    }
     if (wantDdl && plan.topology !== 'postgres' && plan.topology !== 'static' && plan.topology !== 'citus' && plan.topology !== 'fdw') {
       throw new DdlUnsupportedError(`the schema (DDL) cannot be carried from a ${plan.topology} source yet: export with --no-ddl (ddl: false) and create the destination tables yourself`, {
         hint: 'single servers, static topologies and Citus carry their DDL (docs/manifest.md)',
       });
     }
+    // A run that is not a resume reads every unit of the plan (startExport's todo) and, without
+    // the DDL or a data-only scope's extras, does no other database work before its streams: their
+    // snapshot sessions and first stream sessions start now, so that their connects and the
+    // snapshot's export overlap the claim and the checkpoint instead of following them (issue 17,
+    // bench/streams-timeline.ts). The snapshot is still exported after planning, as before; it
+    // only comes before the claim, which concerns the store alone. A refused claim or a failed
+    // checkpoint closes these sessions unused (finally below).
+    if (ahead) {
+      const units = firstItems?.units ?? planUnits(plan);
+      const items = firstItems?.items ?? workItems(plan, units);
+      early = { units, start: startStreams(plan, items, opts.concurrency ?? plan.concurrency, kept, guessed) };
+    } else if (guessed) ending.push(closeGuessed(guessed));
+    for (const c of kept.values()) ending.push(c.then(closeQuietly, () => {}));
+    kept.clear();
     // Claim the prefix before anything is deleted or written; the loser deletes nothing (issue 13).
     claim = await claimForExport(store, opts.resume === true, emit);
     if (!opts.resume) {
@@ -331,12 +377,23 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
     const runUnits = async (units: readonly ExportUnit[]) => {
       const counters = segmentCounters(units, results);
       const items = workItems(plan, units);
-      const { snapshots, opened } = startStreams(plan, items, concurrency);
+      // The streams started after planning serve this run if it reads exactly those units.
+      const started = early && sameUnits(early.units, units) ? early.start : undefined;
+      if (early && !started) ending.push(early.start.snapshots.closeAll(), early.start.opened.closeAll());
+      early = undefined;
+      const { snapshots, opened } = started ?? startStreams(plan, items, concurrency);
       const rangeRunner: NodeRunner = async (w, signal, onUnitDone) => {
         // A stream whose pair's ranges are all taken already: no session (one opened ahead stays for another stream or closeAll).
         if (w.queue?.left === 0) return;
         const taken = opened.take(w.node.name);
         await exportNode(w, plan, store, signal, emit, onUnitDone, (u) => (u.stream ? counters.get(u.group)!.stream() : undefined), cipher, {
+          ...(taken ? { opened: taken } : {}),
+          closing: (done) => opened.closeLater(done),
+        });
+      };
+      const directRunner: NodeRunner = async (w, signal, onUnitDone) => {
+        const taken = opened.take(w.node.name);
+        await exportNode(w, plan, store, signal, emit, onUnitDone, undefined, cipher, {
           ...(taken ? { opened: taken } : {}),
           closing: (done) => opened.closeLater(done),
         });
@@ -360,6 +417,9 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
               } finally {
                 snapshots.release(item.node.name);
               }
+            } else if (!pool && opened.idle(item.node.name) > 0) {
+              // A node read in one session whose session was opened while planning ran (guessSessions).
+              mine = await runQueue({ ...ctx, signal, runNode: directRunner }, item);
             } else {
               mine = await runQueue({ ...ctx, signal }, item);
             }
@@ -419,6 +479,8 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
     if (leftAlone.length > 0) result.leftAlone = leftAlone;
     return result;
   } finally {
+    // Streams started ahead that no run used (a refused claim, a failed checkpoint).
+    if (early) ending.push(early.start.snapshots.closeAll(), early.start.opened.closeAll());
     await Promise.all(ending.splice(0));
     await ddlSnap?.close();
     await threads?.close();
@@ -545,16 +607,79 @@ interface StreamStart {
  * pool starts first (the first `concurrency` of `items`, in the pool's order) their node's snapshot export and their own
  * session's connect, started at once: the connects overlap the snapshot's export instead of
  * following it (bench/streams-timeline.ts). Later streams connect when they start.
+ * `kept`: planning sessions by node, which export their node's snapshot instead of a new
+ * session (taken out of the map; the caller closes what is left). `guessed`: sessions opened
+ * while planning ran, adopted by the node of the first items whose endpoint they reach, for its
+ * first streams or its one exporter (else closed with the rest by closeAll).
  */
-function startStreams(plan: ExportPlan, items: readonly WorkItem[], concurrency: number): StreamStart {
+function startStreams(plan: ExportPlan, items: readonly WorkItem[], concurrency: number, kept?: Map<string, Promise<pg.Client>>, guessed?: GuessedSessions): StreamStart {
   const snapshots = new SnapshotSessions(plan.nodes, countBy(items.filter((w) => w.shared), (w) => w.node.name));
   const opened = new OpenedSessions();
-  for (const w of items.slice(0, concurrency)) {
-    if (!w.shared) continue;
-    snapshots.start(w.node.name);
-    opened.open(w.node, 1);
+  const first = items.slice(0, concurrency);
+  const adopter = guessed ? first.find((w) => sameEndpoint(w.node.endpoint, guessed.endpoint)) : undefined;
+  if (guessed) opened.adopt(adopter?.node ?? { name: '', endpoint: guessed.endpoint }, guessed.sessions);
+  const wanted = countBy(first.filter((w) => w.shared), (w) => w.node.name);
+  for (const [name, k] of wanted) {
+    const node = first.find((w) => w.node.name === name)!.node;
+    const session = kept?.get(name);
+    kept?.delete(name);
+    if (!(session && snapshots.adopt(name, session))) {
+      if (session) kept?.set(name, session); // not adopted: the caller closes it
+      snapshots.start(name);
+    }
+    opened.open(node, Math.max(0, k - opened.idle(name)));
   }
   return { snapshots, opened };
+}
+
+/** Sessions opened to the source while planning runs (see {@link guessSessions}). */
+interface GuessedSessions {
+  endpoint: NodeEndpoint;
+  sessions: Promise<pg.Client>[];
+}
+
+/**
+ * Exporter sessions opened on a guess while planning runs (issue 17): for a source planned as a
+ * single server (`topology` auto or postgres), its data is read from the server planning asks, so
+ * the first exporter sessions (`streams` when a number, at most 4; else 1) connect alongside the
+ * planning session instead of after the plan. A plan that reads elsewhere (a Citus or
+ * postgres_fdw coordinator's nodes) closes them unused; one that failed to connect is replaced by
+ * a new connect when taken. Undefined with a static topology, `threads: true` or a source that
+ * does not parse (planning reports that).
+ */
+function guessSessions(opts: ExportOptions): GuessedSessions | undefined {
+  if (opts.source === undefined || opts.threads === true) return undefined;
+  if (!(opts.topology === undefined || opts.topology === 'auto' || opts.topology === 'postgres')) return undefined;
+  let endpoint: NodeEndpoint;
+  try {
+    endpoint = parseConnection(opts.source);
+  } catch {
+    return undefined;
+  }
+  const n = typeof opts.streams === 'number' && Number.isInteger(opts.streams) ? Math.max(1, Math.min(opts.streams, opts.concurrency ?? 4, 4)) : 1;
+  const sessions = Array.from({ length: n }, () => {
+    const p = connect(endpoint, { node: COORDINATOR_NODE, applicationName: 'segferry export' });
+    p.catch(() => {});
+    return p;
+  });
+  return { endpoint, sessions };
+}
+
+/** Close guessed sessions no exporter took. */
+async function closeGuessed(g: GuessedSessions): Promise<void> {
+  await Promise.all(g.sessions.map(async (p) => closeQuietly(await p.catch(() => undefined))));
+}
+
+/** The nodes whose snapshot sessions {@link startStreams} starts: those of the first `concurrency` items read in streams. */
+function snapshotNodes(items: readonly WorkItem[], concurrency: number): PlanNode[] {
+  const out = new Map<string, PlanNode>();
+  for (const w of items.slice(0, concurrency)) if (w.shared) out.set(w.node.name, w.node);
+  return [...out.values()];
+}
+
+/** Whether two unit lists are the same units in the same order. */
+function sameUnits(a: readonly ExportUnit[], b: readonly ExportUnit[]): boolean {
+  return a.length === b.length && a.every((u, i) => u.id === b[i]!.id);
 }
 
 function countBy<T>(xs: readonly T[], key: (x: T) => string): Map<string, number> {

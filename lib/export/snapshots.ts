@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { InternalError } from '../errors.js';
 import { closeQuietly, connect } from '../pg/conn.js';
-import { exportSnapshot } from '../pg/snapshot.js';
+import { exportSnapshot, snapshotOn } from '../pg/snapshot.js';
 import type { PlanNode } from '../topology/types.js';
 
 // One snapshot per node for its streams (docs/streams.md): a session per node runs
@@ -46,6 +46,19 @@ export class SnapshotSessions {
   }
 
   /**
+   * Export the node's snapshot now on a session already open to it (the export's planning
+   * session, idle outside a transaction), instead of connecting a new one; false, and nothing
+   * taken, when the node has no snapshot session planned or it is already started.
+   */
+  adopt(node: string, client: Promise<pg.Client>): boolean {
+    const h = this.#held.get(node);
+    if (!h || h.session) return false;
+    h.session = client.then((c) => snapshotOn(c, h.node.endpoint, { node: h.node.name, applicationName: 'segferry snapshot' }));
+    this.acquire(node).catch(() => {});
+    return true;
+  }
+
+  /**
    * One of the node's items has finished (or failed): the last one ends the session. Its
    * COMMIT and disconnect are not awaited here (the streams have committed; the manifest need
    * not wait for a read-only session's end): {@link closeAll} awaits them.
@@ -86,6 +99,26 @@ export class OpenedSessions {
       list.push(p);
     }
     this.#idle.set(node.name, list);
+  }
+
+  /**
+   * Sessions to the node opened elsewhere (while the export planned, lib/export/export.ts), taken
+   * before those {@link open} starts. One that failed to connect is replaced by a new connect
+   * when taken: it was opened on a guess, so its error is not the export's.
+   */
+  adopt(node: PlanNode, sessions: readonly Promise<pg.Client>[]): void {
+    const list = this.#idle.get(node.name) ?? [];
+    for (const s of sessions) {
+      const p = s.catch(() => connect(node.endpoint, { node: node.name, applicationName: 'segferry export' }));
+      p.catch(() => {});
+      list.unshift(p);
+    }
+    this.#idle.set(node.name, list);
+  }
+
+  /** How many sessions to the node are open or opening and not taken yet. */
+  idle(node: string): number {
+    return this.#idle.get(node)?.length ?? 0;
   }
 
   /** A session to the node opened ahead, or undefined (then the stream connects itself). */

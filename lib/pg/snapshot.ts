@@ -49,6 +49,16 @@ export async function exportSnapshot(endpoint: NodeEndpoint, opts: ExportSnapsho
 export async function exportSnapshot(endpoint: NodeEndpoint, opts: ExportSnapshotOptions): Promise<ExportedSnapshot | ExportedSnapshotWithVersion> {
   const ctx = { node: opts.node, endpoint: describeEndpoint(endpoint) };
   const client = await connect(endpoint, { node: opts.node, applicationName: opts.applicationName }).catch((e) => { throw fromDatabaseError(e, { ...ctx, action: 'connect' }); });
+  return snapshotOn(client, endpoint, opts);
+}
+
+/**
+ * {@link exportSnapshot} on a session already open to the node, idle and outside a transaction
+ * (the export's planning session, lib/export/export.ts): the same statements and errors, the
+ * session destroyed on failure. `applicationName` is not applied (the session keeps its own).
+ */
+export async function snapshotOn(client: pg.Client, endpoint: NodeEndpoint, opts: ExportSnapshotOptions): Promise<ExportedSnapshot | ExportedSnapshotWithVersion> {
+  const ctx = { node: opts.node, endpoint: describeEndpoint(endpoint) };
   try {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     const version = opts.serverVersion === true ? `, pg_catalog.current_setting('server_version') AS v, pg_catalog.current_setting('server_version_num') AS n` : '';

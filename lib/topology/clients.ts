@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { TopologyError } from '../errors.js';
-import { closeQuietly, connect, type ConnectOptions } from '../pg/conn.js';
+import { closeQuietly, connect, type ConnectOptions, type NodeEndpoint } from '../pg/conn.js';
 import type { PlanNode } from './types.js';
 
 /** Options of {@link NodeClients}. */
@@ -20,6 +20,7 @@ export interface NodeClientsOptions {
  */
 export class NodeClients {
   #clients = new Map<string, Promise<pg.Client>>();
+  readonly #endpoints = new Map<string, NodeEndpoint>();
   #opts: NodeClientsOptions;
 
   constructor(opts: NodeClientsOptions = {}) {
@@ -40,7 +41,21 @@ export class NodeClients {
       // A failed connect is reported to whoever awaits it; the cached copy must not be unhandled.
       p.catch(() => {});
       this.#clients.set(name, p);
+      this.#endpoints.set(name, n.endpoint);
     }
+    return p;
+  }
+
+  /**
+   * Hand the node's client over to the caller, who closes it, if one was opened to that node
+   * under its name and to the same endpoint (every field alike); else undefined.
+   */
+  take(node: PlanNode): Promise<pg.Client> | undefined {
+    const p = this.#clients.get(node.name);
+    const e = this.#endpoints.get(node.name);
+    if (!p || !e || !sameEndpoint(e, node.endpoint)) return undefined;
+    this.#clients.delete(node.name);
+    this.#endpoints.delete(node.name);
     return p;
   }
 
@@ -48,6 +63,14 @@ export class NodeClients {
   async closeAll(): Promise<void> {
     const all = [...this.#clients.values()];
     this.#clients.clear();
+    this.#endpoints.clear();
     await Promise.all(all.map(async (p) => closeQuietly(await p.catch(() => undefined))));
   }
+}
+
+/** Whether two endpoints name the same server, database, user and connection settings. */
+export function sameEndpoint(a: NodeEndpoint, b: NodeEndpoint): boolean {
+  if (a === b) return true;
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)] as (keyof NodeEndpoint)[]);
+  return [...keys].every((k) => a[k] === b[k]);
 }
