@@ -37,18 +37,23 @@ function makeRows(rnd: () => number, n: number): Buffer[] {
   return out;
 }
 
+/** Write `bytes` to `c` in pieces of 1 B … `maxPiece` bytes, now and then yielding to the event loop. */
+async function writePieces(c: net.Socket, bytes: Buffer, rnd: () => number, maxPiece: number): Promise<void> {
+  let at = 0;
+  while (at < bytes.length) {
+    const n = 1 + Math.floor(rnd() ** 3 * maxPiece);
+    if (!c.write(bytes.subarray(at, at + n))) await once(c, 'drain');
+    at += n;
+    if (rnd() < 0.3) await new Promise((r) => setImmediate(r));
+  }
+}
+
 /** Serve `bytes` in pieces of 1 B … `maxPiece` bytes, yielding to the event loop between pieces. */
 async function serve(bytes: Buffer, rnd: () => number, maxPiece: number): Promise<{ port: number; close: () => void }> {
   const server = net.createServer(async (c) => {
     c.on('error', () => {});
     c.setNoDelay(true);
-    let at = 0;
-    while (at < bytes.length) {
-      const n = 1 + Math.floor(rnd() ** 3 * maxPiece);
-      if (!c.write(bytes.subarray(at, at + n))) await once(c, 'drain');
-      at += n;
-      if (rnd() < 0.3) await new Promise((r) => setImmediate(r));
-    }
+    await writePieces(c, bytes, rnd, maxPiece);
     c.end();
   });
   server.listen(0, '127.0.0.1');
@@ -239,13 +244,7 @@ async function serveSession(answer: Buffer, queries: number, rnd: () => number, 
       }
       if (seen < queries || answering) return;
       answering = true;
-      let at = 0;
-      while (at < answer.length) {
-        const n = 1 + Math.floor(rnd() ** 3 * maxPiece);
-        if (!c.write(answer.subarray(at, at + n))) await once(c, 'drain');
-        at += n;
-        if (rnd() < 0.3) await new Promise((r) => setImmediate(r));
-      }
+      await writePieces(c, answer, rnd, maxPiece);
       c.end();
     });
   });
