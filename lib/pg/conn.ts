@@ -139,6 +139,14 @@ export function parseConnection(url: string): NodeEndpoint {
   let o: { host?: string | null; port?: string | null; database?: string | null; user?: string; password?: string };
   let q: Map<string, string>;
   if (isUrl(url)) {
+    // libpq takes postgres:// and postgresql://; pg-connection-string would read any other
+    // scheme (mysql://, http://) as one and quietly connect to its host and port.
+    const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url.trim())?.[1]?.toLowerCase();
+    if (scheme !== undefined && scheme !== 'postgres' && scheme !== 'postgresql' && scheme !== 'socket') {
+      throw new InvalidOptionError(`cannot parse the connection string: ${scheme}:// is not a PostgreSQL URL`, {
+        hint: 'use postgres://user@host:port/db (or postgresql://), or libpq key=value pairs',
+      });
+    }
     try {
       o = parseConnectionString(url);
     } catch (err) {
