@@ -242,6 +242,16 @@ describe('errors through the CLI', () => {
     expectNoSecrets(r, [wrong]);
   });
 
+  it('no password anywhere (URL, PGPASSWORD, password file): exit 1, ERR_AUTH saying none was given, not ERR_CONNECT', async () => {
+    const url = `postgres://${fdw.coordinator.user}@127.0.0.1:${fdw.coordinator.port}/${fdw.database}`;
+    const r = await runCli(['export', '--source', url, '--table', fdw.distributed, '--to', await tmp()], { env: { PGPASSFILE: join(await tmp(), 'none') } });
+    expect(r.code).toBe(1);
+    const line = expectOneErrorLine(r, 'ERR_AUTH');
+    expect(line).toContain('none was given');
+    expect(r.stderr).toMatch(/hint: .*PGPASSWORD/);
+    expect(r.stderr).not.toContain('ERR_CONNECT');
+  });
+
   it('unreachable node: exit 1, one ERR_CONNECT line naming the node, no stack, no password', async () => {
     const dead = await freePort();
     const pw = 'Secret-of-the-dead-node';
