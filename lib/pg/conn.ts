@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { parse as parseConnectionString } from 'pg-connection-string';
 import { fromDatabaseError, InvalidOptionError, redact, registerSecret } from '../errors.js';
+import { passwordFromFile } from './pgpass.js';
 import { directSocket } from './socket.js';
 import { quoteLiteral } from './sql.js';
 
@@ -257,7 +258,9 @@ export async function connect(e: NodeEndpoint, opts: ConnectOptions = {}): Promi
     application_name: e.applicationName ?? opts.applicationName ?? 'segferry',
   };
   if (e.options !== undefined) cfg.options = e.options;
-  const pw = passwords.get(endpointKey(e));
+  // libpq's order: the connection string, PGPASSWORD (pg reads it), then the password file,
+  // read here: pg's own reading of it prints a deprecation warning on every run.
+  const pw = passwords.get(endpointKey(e)) ?? (process.env.PGPASSWORD === undefined ? passwordFromFile(e) : undefined);
   if (pw !== undefined) cfg.password = pw;
   const ssl = sslConfig(e);
   if (ssl !== undefined) cfg.ssl = ssl;

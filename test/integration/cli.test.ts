@@ -252,6 +252,18 @@ describe('errors through the CLI', () => {
     expect(r.stderr).not.toContain('ERR_CONNECT');
   });
 
+  it('a password file (PGPASSFILE, 0600) gives the password, with no warning from pg on stderr', async () => {
+    const c = fdw.coordinator;
+    const pass = join(await tmp(), 'pgpass');
+    await writeFile(pass, `# segferry test\n127.0.0.1:${c.port}:*:${c.user}:${c.password.replace(/[\\:]/g, '\\$&')}\n`, { mode: 0o600 });
+    const url = `postgres://${c.user}@127.0.0.1:${c.port}/${fdw.database}`;
+    const r = await runCli(['plan', '--source', url, '--table', fdw.distributed], { env: { PGPASSFILE: pass } });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).not.toMatch(/Warning/);
+    expect(r.stderr).toBe('');
+    expectNoSecrets(r);
+  });
+
   it('unreachable node: exit 1, one ERR_CONNECT line naming the node, no stack, no password', async () => {
     const dead = await freePort();
     const pw = 'Secret-of-the-dead-node';
