@@ -535,8 +535,14 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     const code = (err as { code?: unknown })?.code;
     if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')) {
-      process.stderr.write(`segferry: ${(err as Error).message}\nRun "segferry ${cmd} --help" for the options.\n`);
-      return EXIT.usage;
+      // An unknown or incomplete flag is a usage error like any other: one ERR_INVALID_OPTION
+      // line (exit 2) and, with --json, the error event (the flags were never parsed, so --json
+      // is looked for by hand).
+      reported = true;
+      const json = rest.includes('--json');
+      return reporter().configure(json ? 'json' : mode({}), rest.includes('-v') || rest.includes('--verbose')).failure(
+        new InvalidOptionError((err as Error).message, { hint: `run "segferry ${cmd} --help" for the options`, cause: err }),
+      );
     }
     reported = true;
     return reporter().failure(err);

@@ -56,3 +56,23 @@ describe('CLI: warnings', () => {
     expect(verbose.stderr).toContain('OtherWarning: some other warning');
   });
 });
+
+describe('CLI: flag errors are usage errors like any other', () => {
+  const cli = (args: string[]) => spawnSync(process.execPath, [`${ROOT}/bin/segferry.js`, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+  it('an unknown flag: exit 2, one ERR_INVALID_OPTION line with a hint, and with --json the error event', () => {
+    const r = cli(['export', '--tabel', 'orders', '--json']);
+    expect(r.status).toBe(2);
+    const lines = r.stderr.split('\n').filter((l) => l.startsWith('segferry: '));
+    expect(lines, r.stderr).toEqual([expect.stringMatching(/^segferry: error ERR_INVALID_OPTION: Unknown option '--tabel'/)]);
+    expect(r.stderr).toMatch(/^ {2}hint: run "segferry export --help" for the options$/m);
+    const last = JSON.parse(r.stdout.trimEnd().split('\n').pop()!) as { type: string; error: { code: string } };
+    expect(last).toMatchObject({ type: 'error', error: { code: 'ERR_INVALID_OPTION' } });
+  });
+
+  it('a flag without its value, in another command: the same line, exit 2', () => {
+    const r = cli(['check', '--at']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/^segferry: error ERR_INVALID_OPTION: Option '--at <value>' argument missing$/m);
+    expect(r.stdout).toBe('');
+  });
+});
