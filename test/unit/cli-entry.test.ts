@@ -4,6 +4,7 @@
  * while other warnings pass.
  */
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ensureBuilt, ROOT } from '../helpers/cli.js';
 
@@ -74,5 +75,21 @@ describe('CLI: flag errors are usage errors like any other', () => {
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/^segferry: error ERR_INVALID_OPTION: Option '--at <value>' argument missing$/m);
     expect(r.stdout).toBe('');
+  });
+});
+
+describe('CLI: help texts and docs/cli.md agree', () => {
+  const help = (args: string[]) => spawnSync(process.execPath, [`${ROOT}/bin/segferry.js`, ...args, '--help'], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 }).stdout;
+  it('docs/cli.md lists every command of segferry --help', () => {
+    const commands = [...help([]).matchAll(/^ {2}segferry ([a-z]+)\b/gm)].map((m) => m[1]!);
+    expect(commands).toContain('run');
+    const list = readFileSync(`${ROOT}/docs/cli.md`, 'utf8').split('```')[1]!;
+    for (const c of commands) expect(list, c).toMatch(new RegExp(`^segferry ${c} `, 'm'));
+  });
+
+  it('check --help names the digest the manifest records (CRC-32 by default), verify --help explains its flags', () => {
+    expect(help(['check'])).toMatch(/CRC-32 or SHA-256/);
+    const v = help(['verify']);
+    for (const f of ['--target URL', '--topology T', '-t, --table NAME', '--route R', '-j, --concurrency N']) expect(v, f).toContain(f);
   });
 });
