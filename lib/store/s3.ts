@@ -188,13 +188,15 @@ function isNoSuchBucket(e: unknown): boolean {
 }
 
 /**
- * What the user can do about a storage failure the SDK reports, where the cause says: refused
- * credentials (HTTP 401/403), or no answer from the endpoint (a socket error). Undefined otherwise.
+ * What the user can do about a storage failure the SDK reports, where the cause says: refused or
+ * missing credentials (HTTP 401/403, the SDK's CredentialsProviderError), or no answer from the
+ * endpoint (a socket error). Undefined otherwise.
  */
 export function storageHint(e: unknown): string | undefined {
   const x = e as { code?: unknown; name?: unknown; $metadata?: { httpStatusCode?: number } };
   const status = x?.$metadata?.httpStatusCode;
-  if (status === 401 || status === 403) {
+  // The SDK found no credentials at all (no AWS variables, profile or instance role).
+  if (status === 401 || status === 403 || x?.name === 'CredentialsProviderError') {
     return 'check the S3 credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE), the region and the bucket policy';
   }
   const code = typeof x?.code === 'string' ? x.code : '';

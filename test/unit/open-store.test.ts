@@ -42,4 +42,22 @@ describe('S3 storage errors carry a hint where the cause is clear', () => {
     expect(storageHint(Object.assign(new Error('getaddrinfo ENOTFOUND s3.nowhere'), { code: 'ENOTFOUND' }))).toMatch(/endpoint/);
     expect(storageHint({ name: 'InternalError', $metadata: { httpStatusCode: 500 } })).toBeUndefined();
   });
+
+  it('no credentials anywhere (the SDK\'s CredentialsProviderError, from a real client): the credentials hint', async () => {
+    const saved = { ...process.env };
+    for (const k of Object.keys(process.env)) if (k.startsWith('AWS_')) delete process.env[k];
+    process.env.AWS_SHARED_CREDENTIALS_FILE = '/nonexistent/credentials';
+    process.env.AWS_CONFIG_FILE = '/nonexistent/config';
+    process.env.AWS_EC2_METADATA_DISABLED = 'true';
+    const store = openStore('s3://bucket/prefix', { endpoint: 'http://127.0.0.1:9', region: 'us-east-1', maxAttempts: 1 });
+    let err: unknown;
+    try { await store.getBytes('manifest.json'); } catch (e) { err = e; } finally {
+      store.close();
+      for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
+      Object.assign(process.env, saved);
+    }
+    expect(err).toBeInstanceOf(StorageError);
+    expect((err as StorageError).message).toMatch(/CredentialsProviderError/);
+    expect((err as StorageError).hint).toMatch(/AWS_ACCESS_KEY_ID/);
+  });
 });
