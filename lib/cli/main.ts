@@ -467,6 +467,12 @@ async function cmdDemo(argv: string[], reporter: () => Reporter): Promise<number
   }
 }
 
+/** A reporter set up from the raw arguments, for a failure before (or without) a command's own. */
+function rawReporter(args: string[]): Reporter {
+  const verbose = args.some((a) => a === '--verbose' || /^-[a-zA-Z]*v[a-zA-Z]*$/.test(a));
+  return new Reporter().configure(args.includes('--json') ? 'json' : mode({ quiet: args.includes('--quiet') || args.includes('-q') }), verbose);
+}
+
 function cliShared(reporter: () => Reporter): CliShared {
   return { s3Flags: S3_FLAGS, s3FromFlags, topologyFromFlag, reporter };
 }
@@ -539,12 +545,13 @@ export async function main(argv: string[]): Promise<number> {
       // line (exit 2) and, with --json, the error event (the flags were never parsed, so --json
       // is looked for by hand).
       reported = true;
-      const json = rest.includes('--json');
-      return reporter().configure(json ? 'json' : mode({}), rest.includes('-v') || rest.includes('--verbose')).failure(
+      return rawReporter(rest).failure(
         new InvalidOptionError((err as Error).message, { hint: `run "segferry ${cmd} --help" for the options`, cause: err }),
       );
     }
     reported = true;
-    return reporter().failure(err);
+    // check, cleanup, replicate, run and finish print their own output: their failure still
+    // honours --json (the error event) and -v (the stack trace), as every command's does.
+    return (rep ?? rawReporter(rest)).failure(err);
   }
 }

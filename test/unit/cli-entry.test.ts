@@ -93,3 +93,29 @@ describe('CLI: help texts and docs/cli.md agree', () => {
     for (const f of ['--target URL', '--topology T', '-t, --table NAME', '--route R', '-j, --concurrency N']) expect(v, f).toContain(f);
   });
 });
+
+describe('CLI: --json, -q and -v on every command', () => {
+  const cli = (args: string[]) => spawnSync(process.execPath, [`${ROOT}/bin/segferry.js`, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+  const failing: [string, string[], string, number][] = [
+    ['check', ['check', '--at', '/nonexistent/sf-export'], 'ERR_MANIFEST_MISSING', 1],
+    ['replicate', ['replicate', '--from', '/nonexistent/sf-export', '--to', '/nonexistent/sf-copy'], 'ERR_MANIFEST_MISSING', 1],
+    ['cleanup', ['cleanup', '--at', 'file://relative/x'], 'ERR_INVALID_OPTION', 2],
+    ['run', ['run', '--plan', '/nonexistent/plan.json', '--part', '1/2'], 'ERR_INVALID_OPTION', 2],
+    ['finish', ['finish', '--plan', '/nonexistent/plan.json'], 'ERR_INVALID_OPTION', 2],
+  ];
+  for (const [name, args, code, exit] of failing) {
+    it(`${name}: a failure with --json ends with the error event; -v adds the stack; -q is accepted`, () => {
+      const j = cli([...args, '--json']);
+      expect(j.status, j.stderr).toBe(exit);
+      expect(j.stderr).toMatch(new RegExp(`^segferry: error ${code}: `, 'm'));
+      const last = JSON.parse(j.stdout.trimEnd().split('\n').pop() || '{}') as { type?: string; error?: { code: string } };
+      expect(last).toMatchObject({ type: 'error', error: { code } });
+      const v = cli([...args, '-v']);
+      expect(v.status).toBe(exit);
+      expect(v.stderr).toMatch(STACK_LINE);
+      const q = cli([...args, '-q']);
+      expect(q.status).toBe(exit);
+      expect(q.stderr).toMatch(new RegExp(`^segferry: error ${code}: `, 'm'));
+    });
+  }
+});
