@@ -21,7 +21,13 @@ segferry plan ... --to DEST --out FILE.
 
 A plan made with --encrypt carries the export's data key, wrapped: give every part the same
 --encrypt key-file:PATH (the key file on this host) or --encrypt kms. A wrong or missing key
-fails (ERR_ENCRYPTION_KEY) before anything is stored.
+fails (ERR_ENCRYPTION_KEY) before anything is stored. Passwords come from PGPASSWORD or a
+password file (PGPASSFILE, ~/.pgpass): the plan file has none.
+
+Examples:
+  segferry plan --source postgres://app@coord/shop --table orders --to s3://backups/shop/d1 --out plan.json
+  segferry run --plan plan.json --part 1/3      # on host 1 of 3; 2/3 and 3/3 on the others
+  segferry finish --plan plan.json
 `;
 
 const FINISH_HELP = `segferry finish: check every part of a plan file and write the manifest
@@ -30,7 +36,11 @@ Usage:
   segferry finish --plan FILE [--json | -q] [-v] [S3 flags as for export]
 
 Refuses (ERR_PLAN_INCOMPLETE, naming them) while a unit is not stored or a recorded object is
-missing or of another size.
+missing or of another size; the manifest is written only when every part is there.
+
+Examples:
+  segferry finish --plan plan.json
+  segferry finish --plan plan.json --json
 `;
 
 type Flags = Record<string, { type: 'string' | 'boolean'; short?: string }>;

@@ -87,6 +87,11 @@ describe('CLI: help texts and docs/cli.md agree', () => {
     for (const c of commands) expect(list, c).toMatch(new RegExp(`^segferry ${c} `, 'm'));
   });
 
+  it('every command of segferry --help has --help with examples (docs/cli.md promises both)', () => {
+    const commands = [...help([]).matchAll(/^ {2}segferry ([a-z]+)\b/gm)].map((m) => m[1]!);
+    for (const c of commands) expect(help([c]), c).toMatch(/^Examples?:$/m);
+  });
+
   it('check --help names the digest the manifest records (CRC-32 by default), verify --help explains its flags', () => {
     expect(help(['check'])).toMatch(/CRC-32 or SHA-256/);
     const v = help(['verify']);
