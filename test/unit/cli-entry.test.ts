@@ -87,6 +87,16 @@ describe('CLI: help texts and docs/cli.md agree', () => {
     for (const c of commands) expect(list, c).toMatch(new RegExp(`^segferry ${c} `, 'm'));
   });
 
+  it('docs/cli.md\'s list of the commands that take the S3 flags names every command that takes them', () => {
+    const line = readFileSync(`${ROOT}/docs/cli.md`, 'utf8').split('\n').find((l) => l.startsWith('S3 flags ('))!;
+    const listed = new Set(line.slice('S3 flags ('.length).split(/[,):]/).map((w) => w.trim().split(' ')[0]!));
+    const commands = [...help([]).matchAll(/^ {2}segferry ([a-z]+)\b/gm)].map((m) => m[1]!);
+    for (const c of commands) {
+      const takes = spawnSync(process.execPath, [`${ROOT}/bin/segferry.js`, c, '--s3-region', 'x', '--help'], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 }).status === 0;
+      expect(listed.has(c), `${c} ${takes ? 'takes' : 'does not take'} the S3 flags`).toBe(takes);
+    }
+  });
+
   it('every command of segferry --help has --help with examples (docs/cli.md promises both)', () => {
     const commands = [...help([]).matchAll(/^ {2}segferry ([a-z]+)\b/gm)].map((m) => m[1]!);
     for (const c of commands) expect(help([c]), c).toMatch(/^Examples?:$/m);
