@@ -33,8 +33,9 @@ Usage:
                   [--route auto|coordinator|direct] [--concurrency N] [--truncate|--append] [--create]
                   [--analyze] [--force] [--verify] [--dry-run]
   segferry verify --from DEST (--target URL | --topology FILE.json)
-  segferry copy   --source URL|FILE.json --target URL|FILE.json --table NAME [...]
-                  [--format text|csv|binary] [--create] [--truncate] [--verify] [--dry-run]
+  segferry copy   --source URL|FILE.json --target URL|FILE.json (--table PATTERN ... | --schema NAME ... | --all)
+                  [--format text|csv|binary] [--create] [--truncate|--append] [--verify] [--dry-run]
+                  [--via s3://bucket/prefix|DIR [--format arrow|parquet] ...]   (staged through storage)
   segferry cleanup --at DEST [--yes]   (leftovers of failed runs)
   segferry check  --at DEST [--read-data] [--concurrency N]   (integrity, no database)
   segferry replicate --from SRC --to DST [--concurrency N] [--resume] [--verify]

@@ -102,6 +102,11 @@ describe('CLI: help texts and docs/cli.md agree', () => {
     for (const c of commands) expect(help([c]), c).toMatch(/^Examples?:$/m);
   });
 
+  it('segferry --help shows copy\'s selection (--schema, --all) and --via, as copy --help does', () => {
+    const copyLines = help([]).split('\n').filter((l, i, a) => l.startsWith('  segferry copy') || (i > 0 && a[i - 1]!.startsWith('  segferry copy')) || (i > 1 && a[i - 2]!.startsWith('  segferry copy'))).join('\n');
+    for (const f of ['--schema', '--all', '--append', '--via']) expect(copyLines, f).toContain(f);
+  });
+
   it('check --help names the digest the manifest records (CRC-32 by default), verify --help explains its flags', () => {
     expect(help(['check'])).toMatch(/CRC-32 or SHA-256/);
     const v = help(['verify']);
