@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { InvalidOptionError, redact } from '../errors.js';
+import { CHECKPOINT_KEY } from '../manifest/keys.js';
 import { cleanup } from '../maintenance/cleanup.js';
 import { formatBytes } from './report.js';
 
@@ -43,7 +44,11 @@ export async function cmdCleanup(argv: string[], s3Flags: Record<string, { type:
   }
   if (v.quiet) return 0;
   const out: string[] = [`${r.location}: ${r.hasManifest ? 'finished export' : 'no manifest (unfinished or not an export)'}`];
-  for (const o of r.objects) out.push(`  object  ${o.key}  ${formatBytes(o.size)}`);
+  for (const o of r.objects) {
+    // The checkpoint is what --resume continues from: removing it gives the export up.
+    const note = o.key === CHECKPOINT_KEY && !r.removed ? '  (an unfinished export: segferry export … --resume continues it; removing this gives that up)' : '';
+    out.push(`  object  ${o.key}  ${formatBytes(o.size)}${note}`);
+  }
   for (const u of r.uploads) out.push(`  upload  ${u.key}  ${u.uploadId}${u.initiated ? `  started ${u.initiated}` : ''}`);
   if (r.uploadsUnsupported) out.push(`  (open multipart uploads cannot be listed here: ${r.uploadsUnsupported})`);
   for (const o of r.leftAlone) out.push(`  left alone: ${o.key}`);

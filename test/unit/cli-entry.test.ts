@@ -4,7 +4,9 @@
  * while other warnings pass.
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ensureBuilt, ROOT } from '../helpers/cli.js';
 
@@ -138,4 +140,18 @@ describe('CLI: --json, -q and -v on every command', () => {
       expect(q.stderr).toMatch(new RegExp(`^segferry: error ${code}: `, 'm'));
     });
   }
+});
+
+describe('CLI: cleanup of an interrupted export', () => {
+  it('lists the checkpoint as a leftover and says that removing it gives up --resume', () => {
+    const d = mkdtempSync(join(tmpdir(), 'sf-cleanup-cp-'));
+    try {
+      writeFileSync(join(d, 'segferry-checkpoint.json'), JSON.stringify({ kind: 'segferry-checkpoint', version: 1, planDigest: '0'.repeat(64), createdAt: '2026-12-01T00:00:00.000Z', updatedAt: '2026-12-01T00:00:00.000Z', units: [], runId: 'r', stems: ['t_dn1_segment.'] }));
+      const r = spawnSync(process.execPath, [`${ROOT}/bin/segferry.js`, 'cleanup', '--at', d], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/^ {2}object {2}segferry-checkpoint\.json .*--resume continues it; removing this gives that up/m);
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
+  });
 });
