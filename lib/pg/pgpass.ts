@@ -19,8 +19,9 @@ export function passwordFilePath(env: NodeJS.ProcessEnv = process.env): string {
 
 /**
  * Split one password file line into its five fields: `:` separates, `\:` and `\\` are a
- * literal colon and backslash (libpq, "The Password File"). Undefined for a line without
- * five fields.
+ * literal colon and backslash (libpq, "The Password File"). The password runs to the end of the
+ * line, unescaped colons included, as pg's reader (the pgpass package) took it before; libpq
+ * would stop at the first one. Undefined for a line without five fields.
  */
 export function splitPasswordLine(line: string): string[] | undefined {
   const fields: string[] = [];

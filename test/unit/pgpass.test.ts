@@ -21,6 +21,8 @@ describe('the password file (libpq rules, read by segferry itself)', () => {
     expect(splitPasswordLine('h:5432:db:u:p')).toEqual(['h', '5432', 'db', 'u', 'p']);
     expect(splitPasswordLine('h\\:x:5432:d\\\\b:u:pa\\:ss:word')).toEqual(['h:x', '5432', 'd\\b', 'u', 'pa:ss:word']);
     expect(splitPasswordLine('h:5432:db:u')).toBeUndefined();
+    // The password runs to the end of the line (pg's former reader did the same).
+    expect(splitPasswordLine('h:5432:db:u:sf-x/+@:')).toEqual(['h', '5432', 'db', 'u', 'sf-x/+@:']);
   });
 
   it('returns the first matching line; * matches any value; comments and CRLF lines are read', () => {
