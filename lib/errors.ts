@@ -105,7 +105,7 @@ export class InvalidOptionError extends SegferryError {
 export class ConnectError extends SegferryError {
   constructor(message: string, ctx?: ErrorContext) { super('ERR_CONNECT', message, ctx); }
 }
-/** A server rejected the credentials (SQLSTATE 28P01 / 28000). */
+/** A server rejected the credentials (SQLSTATE 28P01 / 28000), or asked for a password and none was given (no SQLSTATE). */
 export class AuthError extends SegferryError {
   constructor(message: string, ctx?: ErrorContext) { super('ERR_AUTH', message, ctx); }
 }
@@ -452,6 +452,15 @@ export function fromDatabaseError(
     return new ConnectError(`cannot reach ${where}: ${msg}`, {
       ...base,
       hint: 'check that the server is running and reachable from here (host, port, firewall)',
+    });
+  }
+  if (ctx.action === 'connect' && /client password must be a (non-empty )?string/i.test(msg)) {
+    // pg's SCRAM exchange without a password (none in the URL, PGPASSWORD or a password file):
+    // the server asked for one, so this is authentication, not the host or TLS (libpq:
+    // "fe_sendauth: no password supplied").
+    return new AuthError(`authentication failed on ${where}: the server asks for a password and none was given`, {
+      ...base,
+      hint: 'give the password in PGPASSWORD, a password file (~/.pgpass or PGPASSFILE; ignored, as by libpq, when group or others can read it: chmod 0600) or the connection URL',
     });
   }
   if (ctx.action === 'connect') {

@@ -12,9 +12,10 @@ Usage:
 
 Reads and validates DEST's manifest, then checks that every object it names (segments, and any
 other objects it lists) exists with its recorded size. With --read-data every object is read
-and its SHA-256 recomputed (streaming, N objects at once, default 4): only this finds a change
-that keeps an object's size. Objects directly under DEST that look like segferry's but that
-the manifest does not name are listed as unexpected (not a failure; see segferry cleanup).
+and its digest recomputed, CRC-32 or SHA-256 as its manifest entry records (streaming, N
+objects at once, default 4): only this finds a change that keeps an object's size. Objects
+directly under DEST that look like segferry's but that the manifest does not name are listed
+as unexpected (not a failure; see segferry cleanup).
 
 Exit code: 0 intact, 3 damaged (missing or changed objects), 1 no readable manifest or a
 storage failure, 2 usage error.

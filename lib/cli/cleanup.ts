@@ -1,12 +1,13 @@
 import { parseArgs } from 'node:util';
 import { InvalidOptionError, redact } from '../errors.js';
+import { CHECKPOINT_KEY } from '../manifest/keys.js';
 import { cleanup } from '../maintenance/cleanup.js';
 import { formatBytes } from './report.js';
 
 const HELP = `segferry cleanup: list (and with --yes remove) leftovers of failed runs under a prefix
 
 Usage:
-  segferry cleanup --at DEST [--yes [--remove-claim] [--remove-rejects]] [--json] [S3 flags as for export]
+  segferry cleanup --at DEST [--yes [--remove-claim] [--remove-rejects]] [--json | -q] [-v] [S3 flags as for export]
 
 Lists segment objects directly under DEST that its manifest or checkpoint names but no manifest
 references (leftovers of failed runs), and their multipart uploads left open, where the store
@@ -28,7 +29,7 @@ Examples:
 export async function cmdCleanup(argv: string[], s3Flags: Record<string, { type: 'string' | 'boolean' }>, s3FromFlags: (v: Record<string, unknown>) => import('../store/s3.js').S3Options): Promise<number> {
   const { values: v } = parseArgs({
     args: argv,
-    options: { at: { type: 'string' }, yes: { type: 'boolean' }, 'remove-claim': { type: 'boolean' }, 'remove-rejects': { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, ...s3Flags },
+    options: { at: { type: 'string' }, yes: { type: 'boolean' }, 'remove-claim': { type: 'boolean' }, 'remove-rejects': { type: 'boolean' }, json: { type: 'boolean' }, quiet: { type: 'boolean', short: 'q' }, verbose: { type: 'boolean', short: 'v' }, help: { type: 'boolean', short: 'h' }, ...s3Flags },
     strict: true,
   });
   if (v.help) {
@@ -41,8 +42,13 @@ export async function cmdCleanup(argv: string[], s3Flags: Record<string, { type:
     process.stdout.write(redact(JSON.stringify({ type: 'cleanup', ...r })) + '\n');
     return 0;
   }
+  if (v.quiet) return 0;
   const out: string[] = [`${r.location}: ${r.hasManifest ? 'finished export' : 'no manifest (unfinished or not an export)'}`];
-  for (const o of r.objects) out.push(`  object  ${o.key}  ${formatBytes(o.size)}`);
+  for (const o of r.objects) {
+    // The checkpoint is what --resume continues from: removing it gives the export up.
+    const note = o.key === CHECKPOINT_KEY && !r.removed ? '  (an unfinished export: segferry export … --resume continues it; removing this gives that up)' : '';
+    out.push(`  object  ${o.key}  ${formatBytes(o.size)}${note}`);
+  }
   for (const u of r.uploads) out.push(`  upload  ${u.key}  ${u.uploadId}${u.initiated ? `  started ${u.initiated}` : ''}`);
   if (r.uploadsUnsupported) out.push(`  (open multipart uploads cannot be listed here: ${r.uploadsUnsupported})`);
   for (const o of r.leftAlone) out.push(`  left alone: ${o.key}`);

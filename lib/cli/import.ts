@@ -96,6 +96,16 @@ mismatch, 1 on failure. Tables exported without checksums compare row counts onl
 without a manifest (--bare --table NAME) have nothing recorded to compare. An encrypted export
 verifies without its key (the manifest is plaintext); --encrypt key-file:PATH|kms also checks
 that the key opens the export's data key.
+
+Options:
+      --from DEST          the export: s3://bucket/prefix, a directory or file:// URL
+      --target URL         destination coordinator (or single server) connection URL
+      --topology T         auto (default), postgres, fdw, citus, or a JSON file naming the
+                           destination nodes (each node scanned; replicated tables node by node)
+  -t, --table NAME         compare only this table of the export (repeatable; default: all)
+      --route R            coordinator (default; auto is the same): one scan per table through
+                           the coordinator; direct: one scan per node relation, in parallel, summed
+  -j, --concurrency N      scans at once (default: the number of scans, at least 2, at most 8)
       --encrypt E          key-file:PATH, kms or kms:KEY-ID (optional, see above)
   S3:   --s3-endpoint URL  --s3-region R  --s3-path-style  --s3-checksum WHEN_REQUIRED|WHEN_SUPPORTED
   Output: --json (one JSON line per table result)  -q/--quiet  -v/--verbose (stack traces)

@@ -33,8 +33,9 @@ Usage:
                   [--route auto|coordinator|direct] [--concurrency N] [--truncate|--append] [--create]
                   [--analyze] [--force] [--verify] [--dry-run]
   segferry verify --from DEST (--target URL | --topology FILE.json)
-  segferry copy   --source URL|FILE.json --target URL|FILE.json --table NAME [...]
-                  [--format text|csv|binary] [--create] [--truncate] [--verify] [--dry-run]
+  segferry copy   --source URL|FILE.json --target URL|FILE.json (--table PATTERN ... | --schema NAME ... | --all)
+                  [--format text|csv|binary] [--create] [--truncate|--append] [--verify] [--dry-run]
+                  [--via s3://bucket/prefix|DIR [--format arrow|parquet] ...]   (staged through storage)
   segferry cleanup --at DEST [--yes]   (leftovers of failed runs)
   segferry check  --at DEST [--read-data] [--concurrency N]   (integrity, no database)
   segferry replicate --from SRC --to DST [--concurrency N] [--resume] [--verify]
@@ -467,6 +468,12 @@ async function cmdDemo(argv: string[], reporter: () => Reporter): Promise<number
   }
 }
 
+/** A reporter set up from the raw arguments, for a failure before (or without) a command's own. */
+function rawReporter(args: string[]): Reporter {
+  const verbose = args.some((a) => a === '--verbose' || /^-[a-zA-Z]*v[a-zA-Z]*$/.test(a));
+  return new Reporter().configure(args.includes('--json') ? 'json' : mode({ quiet: args.includes('--quiet') || args.includes('-q') }), verbose);
+}
+
 function cliShared(reporter: () => Reporter): CliShared {
   return { s3Flags: S3_FLAGS, s3FromFlags, topologyFromFlag, reporter };
 }
@@ -535,10 +542,17 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     const code = (err as { code?: unknown })?.code;
     if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')) {
-      process.stderr.write(`segferry: ${(err as Error).message}\nRun "segferry ${cmd} --help" for the options.\n`);
-      return EXIT.usage;
+      // An unknown or incomplete flag is a usage error like any other: one ERR_INVALID_OPTION
+      // line (exit 2) and, with --json, the error event (the flags were never parsed, so --json
+      // is looked for by hand).
+      reported = true;
+      return rawReporter(rest).failure(
+        new InvalidOptionError((err as Error).message, { hint: `run "segferry ${cmd} --help" for the options`, cause: err }),
+      );
     }
     reported = true;
-    return reporter().failure(err);
+    // check, cleanup, replicate, run and finish print their own output: their failure still
+    // honours --json (the error event) and -v (the stack trace), as every command's does.
+    return (rep ?? rawReporter(rest)).failure(err);
   }
 }

@@ -12,7 +12,7 @@ import { onInterrupt } from './interrupt.js';
 const RUN_HELP = `segferry run: export one part of a plan file (one host of many)
 
 Usage:
-  segferry run --plan FILE --part K/N [-j N] [--encrypt E] [--json] [S3 flags as for export]
+  segferry run --plan FILE --part K/N [-j N] [--encrypt E] [--json | -q] [-v] [S3 flags as for export]
 
 Runs the K-th of N parts of the plan's units (balanced by estimated bytes; K from 1) into the
 plan's destination and records what it stored there (segferry-part-K-of-N.json). Run it again
@@ -21,16 +21,26 @@ segferry plan ... --to DEST --out FILE.
 
 A plan made with --encrypt carries the export's data key, wrapped: give every part the same
 --encrypt key-file:PATH (the key file on this host) or --encrypt kms. A wrong or missing key
-fails (ERR_ENCRYPTION_KEY) before anything is stored.
+fails (ERR_ENCRYPTION_KEY) before anything is stored. Passwords come from PGPASSWORD or a
+password file (PGPASSFILE, ~/.pgpass): the plan file has none.
+
+Examples:
+  segferry plan --source postgres://app@coord/shop --table orders --to s3://backups/shop/d1 --out plan.json
+  segferry run --plan plan.json --part 1/3      # on host 1 of 3; 2/3 and 3/3 on the others
+  segferry finish --plan plan.json
 `;
 
 const FINISH_HELP = `segferry finish: check every part of a plan file and write the manifest
 
 Usage:
-  segferry finish --plan FILE [--json] [S3 flags as for export]
+  segferry finish --plan FILE [--json | -q] [-v] [S3 flags as for export]
 
 Refuses (ERR_PLAN_INCOMPLETE, naming them) while a unit is not stored or a recorded object is
-missing or of another size.
+missing or of another size; the manifest is written only when every part is there.
+
+Examples:
+  segferry finish --plan plan.json
+  segferry finish --plan plan.json --json
 `;
 
 type Flags = Record<string, { type: 'string' | 'boolean'; short?: string }>;
@@ -44,7 +54,7 @@ async function loadPlan(path: unknown) {
 export async function cmdRun(argv: string[], s3Flags: Flags, s3FromFlags: (v: Record<string, unknown>) => S3Options): Promise<number> {
   const { values: v } = parseArgs({
     args: argv,
-    options: { plan: { type: 'string' }, part: { type: 'string' }, concurrency: { type: 'string', short: 'j' }, encrypt: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, ...s3Flags },
+    options: { plan: { type: 'string' }, part: { type: 'string' }, concurrency: { type: 'string', short: 'j' }, encrypt: { type: 'string' }, json: { type: 'boolean' }, quiet: { type: 'boolean', short: 'q' }, verbose: { type: 'boolean', short: 'v' }, help: { type: 'boolean', short: 'h' }, ...s3Flags },
     strict: true,
   });
   if (v.help) {
@@ -63,6 +73,7 @@ export async function cmdRun(argv: string[], s3Flags: Flags, s3FromFlags: (v: Re
       ...(conc ? { concurrency: conc } : {}),
       ...(v.encrypt !== undefined ? { encrypt: parseEncryptOption(v.encrypt) } : {}),
     });
+    if (v.quiet && !v.json) return 0;
     process.stdout.write(redact(v.json
       ? JSON.stringify({ type: 'part-done', ...r })
       : `part ${part.k}/${part.n}: ${r.units} units (${r.kept} kept from an earlier run), ${r.rows} rows, ${formatBytes(r.bytes)} in ${r.objects} objects`) + '\n');
@@ -76,7 +87,7 @@ export async function cmdRun(argv: string[], s3Flags: Flags, s3FromFlags: (v: Re
 export async function cmdFinish(argv: string[], s3Flags: Flags, s3FromFlags: (v: Record<string, unknown>) => S3Options): Promise<number> {
   const { values: v } = parseArgs({
     args: argv,
-    options: { plan: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, ...s3Flags },
+    options: { plan: { type: 'string' }, json: { type: 'boolean' }, quiet: { type: 'boolean', short: 'q' }, verbose: { type: 'boolean', short: 'v' }, help: { type: 'boolean', short: 'h' }, ...s3Flags },
     strict: true,
   });
   if (v.help) {
@@ -86,6 +97,7 @@ export async function cmdFinish(argv: string[], s3Flags: Flags, s3FromFlags: (v:
   const f = await loadPlan(v.plan);
   const m = await finishPlan({ plan: f.plan, to: f.to, s3: s3FromFlags(v) });
   const rows = m.tables.reduce((a, t) => a + t.rows, 0);
+  if (v.quiet && !v.json) return 0;
   process.stdout.write(redact(v.json
     ? JSON.stringify({ type: 'finish', tables: m.tables.length, objects: m.objects.length, rows })
     : `finished ${f.to}: ${m.tables.length} tables, ${rows} rows in ${m.objects.length} objects; manifest written`) + '\n');

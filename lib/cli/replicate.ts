@@ -25,7 +25,7 @@ Options:
   -j, --concurrency N   objects copied at once (default 4)
       --resume          continue an interrupted replicate into DST
       --verify          afterwards, read the copy back and check every object (as check --read-data)
-  Output: --json (one JSON event per line, then a {"type":"replicate"} line)  -q/--quiet
+  Output: --json (one JSON event per line, then a {"type":"replicate"} line)  -q/--quiet  -v/--verbose (stack traces)
 
 Exit code: 0 done, 1 failed (e.g. ERR_CHECKSUM_MISMATCH for a tampered object), 2 usage error,
 3 the --verify check found the copy damaged, 130 interrupted.

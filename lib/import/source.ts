@@ -132,7 +132,7 @@ export async function readSource(store: ObjectStore, opts: { tables?: TableSelec
   try {
     m = await readManifest(store);
   } catch (e) {
-    if (e instanceof ManifestMissingError) {
+    if (e instanceof ManifestMissingError && !e.hint?.includes('--resume')) {
       throw new ManifestMissingError(e.message, {
         key: MANIFEST_KEY,
         hint: 'check the location; for objects written without a manifest (e.g. GaussDB(DWS) export) give the table and format (bare, --bare)',

@@ -4,13 +4,21 @@ import type { ObjectStore } from '../store/types.js';
 import { checkFilterText } from '../pg/filter.js';
 import { SESSION_SETTINGS } from '../pg/conn.js';
 import { MANIFEST_KEY, MANIFEST_VERSION, type Manifest } from './types.js';
-import { DDL_POST_KEY, DDL_PRE_KEY } from './keys.js';
+import { CHECKPOINT_KEY, DDL_POST_KEY, DDL_PRE_KEY } from './keys.js';
 import { digestProblem } from './digest.js';
 
 /** Read and check the manifest under a store's root. */
 export async function readManifest(store: ObjectStore): Promise<Manifest> {
   const bytes = await store.getBytes(MANIFEST_KEY);
   if (!bytes) {
+    // An export's checkpoint without its manifest: the export there was interrupted. Say so,
+    // and how to finish it, rather than leave the user to guess between a wrong path and that.
+    if (await store.head(CHECKPOINT_KEY).catch(() => undefined)) {
+      throw new ManifestMissingError(`no ${MANIFEST_KEY} under ${store.url}: the export there did not finish (its ${CHECKPOINT_KEY} is there)`, {
+        key: MANIFEST_KEY,
+        hint: 'finish it first: run the same segferry export again with --resume (library: resume: true); it writes the manifest last',
+      });
+    }
     throw new ManifestMissingError(`no ${MANIFEST_KEY} under ${store.url}: the export is missing or did not finish`, {
       key: MANIFEST_KEY,
       hint: 'check the location; an export writes its manifest last, only when every object is stored',

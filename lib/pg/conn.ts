@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { parse as parseConnectionString } from 'pg-connection-string';
 import { fromDatabaseError, InvalidOptionError, redact, registerSecret } from '../errors.js';
+import { passwordFromFile } from './pgpass.js';
 import { directSocket } from './socket.js';
 import { quoteLiteral } from './sql.js';
 
@@ -139,6 +140,14 @@ export function parseConnection(url: string): NodeEndpoint {
   let o: { host?: string | null; port?: string | null; database?: string | null; user?: string; password?: string };
   let q: Map<string, string>;
   if (isUrl(url)) {
+    // libpq takes postgres:// and postgresql://; pg-connection-string would read any other
+    // scheme (mysql://, http://) as one and quietly connect to its host and port.
+    const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url.trim())?.[1]?.toLowerCase();
+    if (scheme !== undefined && scheme !== 'postgres' && scheme !== 'postgresql' && scheme !== 'socket') {
+      throw new InvalidOptionError(`cannot parse the connection string: ${scheme}:// is not a PostgreSQL URL`, {
+        hint: 'use postgres://user@host:port/db (or postgresql://), or libpq key=value pairs',
+      });
+    }
     try {
       o = parseConnectionString(url);
     } catch (err) {
@@ -249,7 +258,9 @@ export async function connect(e: NodeEndpoint, opts: ConnectOptions = {}): Promi
     application_name: e.applicationName ?? opts.applicationName ?? 'segferry',
   };
   if (e.options !== undefined) cfg.options = e.options;
-  const pw = passwords.get(endpointKey(e));
+  // libpq's order: the connection string, PGPASSWORD (pg reads it), then the password file,
+  // read here: pg's own reading of it prints a deprecation warning on every run.
+  const pw = passwords.get(endpointKey(e)) ?? (process.env.PGPASSWORD === undefined ? passwordFromFile(e) : undefined);
   if (pw !== undefined) cfg.password = pw;
   const ssl = sslConfig(e);
   if (ssl !== undefined) cfg.ssl = ssl;

@@ -187,6 +187,25 @@ function isNoSuchBucket(e: unknown): boolean {
   return x?.name === 'NoSuchBucket' || x?.Code === 'NoSuchBucket';
 }
 
+/**
+ * What the user can do about a storage failure the SDK reports, where the cause says: refused or
+ * missing credentials (HTTP 401/403, the SDK's CredentialsProviderError), or no answer from the
+ * endpoint (a socket error). Undefined otherwise.
+ */
+export function storageHint(e: unknown): string | undefined {
+  const x = e as { code?: unknown; name?: unknown; $metadata?: { httpStatusCode?: number } };
+  const status = x?.$metadata?.httpStatusCode;
+  // The SDK found no credentials at all (no AWS variables, profile or instance role).
+  if (status === 401 || status === 403 || x?.name === 'CredentialsProviderError') {
+    return 'check the S3 credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE), the region and the bucket policy';
+  }
+  const code = typeof x?.code === 'string' ? x.code : '';
+  if (/^(ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ECONNRESET)$/.test(code)) {
+    return 'check the S3 endpoint (--s3-endpoint, AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL) and that it is reachable from here';
+  }
+  return undefined;
+}
+
 function errText(e: unknown): string {
   const x = e as { name?: string; message?: string; $metadata?: { httpStatusCode?: number } };
   const status = x?.$metadata?.httpStatusCode ? ` (HTTP ${x.$metadata.httpStatusCode})` : '';
@@ -258,8 +277,10 @@ export class S3Store implements ObjectStore {
     if (isNoSuchBucket(e)) {
       return new BucketNotFoundError(`bucket ${this.bucket} does not exist`, { cause: e, hint: 'create the bucket or check its name and region' });
     }
-    const ctx: { cause: unknown; key?: string } = { cause: e };
+    const ctx: { cause: unknown; key?: string; hint?: string } = { cause: e };
     if (key !== undefined) ctx.key = key;
+    const hint = storageHint(e);
+    if (hint !== undefined) ctx.hint = hint;
     return new StorageError(`${what} ${this.url}${key ?? ''} failed: ${errText(e)}`, ctx);
   }
 
@@ -279,7 +300,7 @@ export class S3Store implements ObjectStore {
         throw new BucketNotFoundError(`bucket ${this.bucket} does not exist`, { cause: e, hint: 'create the bucket or check its name and region' });
       }
       if (status === 403) {
-        throw new StorageError(`access to bucket ${this.bucket} denied (HTTP 403)`, { cause: e, hint: 'check the S3 credentials and the bucket policy' });
+        throw new StorageError(`access to bucket ${this.bucket} denied (HTTP 403)`, { cause: e, hint: storageHint(e)! });
       }
       throw this.#wrap(e, 'checking');
     }

@@ -242,6 +242,28 @@ describe('errors through the CLI', () => {
     expectNoSecrets(r, [wrong]);
   });
 
+  it('no password anywhere (URL, PGPASSWORD, password file): exit 1, ERR_AUTH saying none was given, not ERR_CONNECT', async () => {
+    const url = `postgres://${fdw.coordinator.user}@127.0.0.1:${fdw.coordinator.port}/${fdw.database}`;
+    const r = await runCli(['export', '--source', url, '--table', fdw.distributed, '--to', await tmp()], { env: { PGPASSFILE: join(await tmp(), 'none') } });
+    expect(r.code).toBe(1);
+    const line = expectOneErrorLine(r, 'ERR_AUTH');
+    expect(line).toContain('none was given');
+    expect(r.stderr).toMatch(/hint: .*PGPASSWORD/);
+    expect(r.stderr).not.toContain('ERR_CONNECT');
+  });
+
+  it('a password file (PGPASSFILE, 0600) gives the password, with no warning from pg on stderr', async () => {
+    const c = fdw.coordinator;
+    const pass = join(await tmp(), 'pgpass');
+    await writeFile(pass, `# segferry test\n127.0.0.1:${c.port}:*:${c.user}:${c.password.replace(/[\\:]/g, '\\$&')}\n`, { mode: 0o600 });
+    const url = `postgres://${c.user}@127.0.0.1:${c.port}/${fdw.database}`;
+    const r = await runCli(['plan', '--source', url, '--table', fdw.distributed], { env: { PGPASSFILE: pass } });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).not.toMatch(/Warning/);
+    expect(r.stderr).toBe('');
+    expectNoSecrets(r);
+  });
+
   it('unreachable node: exit 1, one ERR_CONNECT line naming the node, no stack, no password', async () => {
     const dead = await freePort();
     const pw = 'Secret-of-the-dead-node';

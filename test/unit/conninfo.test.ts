@@ -29,6 +29,18 @@ describe('libpq key=value connection strings', () => {
     }
   });
 
+  it('refuses a URL of another scheme (it would have connected to its host and port) without showing its password', () => {
+    for (const u of ['mysql://app:topsecret5@127.0.0.1:3306/shop', 'http://app:topsecret6@db1/shop', 'jdbc:postgresql://db1/shop']) {
+      let err: unknown;
+      try { parseConnection(u); } catch (e) { err = e; }
+      expect(err, u).toBeInstanceOf(InvalidOptionError);
+      expect((err as Error).message).toMatch(/not a PostgreSQL URL/);
+      expect((err as Error).message).not.toMatch(/topsecret/);
+    }
+    expect(parseConnection('postgresql://app@db1:5433/shop')).toMatchObject({ host: 'db1', port: 5433, database: 'shop', user: 'app' });
+    expect(parseConnection('POSTGRES://app@db1/shop')).toMatchObject({ host: 'db1', database: 'shop' });
+  });
+
   it('redacts password=… pairs and registered passwords', () => {
     expect(redact("cannot reach host=h password=abc123 port=1")).toBe('cannot reach host=h password=*** port=1');
     expect(redact("x password = 'a b\\' c' y")).toBe('x password = *** y');
