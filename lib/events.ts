@@ -122,6 +122,12 @@ export interface WarningEvent extends Base {
   code: string;
   message: string;
   key?: string;
+  /**
+   * `'info'`: the same fact, where the caller knows it is no cause for concern (the demo's own
+   * local S3 server and the best-effort claim, docs/cli.md): the CLI prints it only with
+   * `--verbose`, and `--json` prints it as any event. Absent: a warning, always printed.
+   */
+  level?: 'info';
 }
 
 /** Any progress event. */

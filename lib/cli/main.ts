@@ -180,6 +180,53 @@ Examples:
   segferry export --source postgres://app@coord/shop --table orders --to /tmp/x --dry-run
 `;
 
+const PLAN_HELP = `segferry plan: plan an export and print it, or write it as a plan file for many hosts
+
+Usage:
+  segferry plan (--source URL [--topology auto|postgres|fdw|citus] | --topology FILE.json)
+                (--table PATTERN ... | --schema NAME ... | --all) [options]
+  segferry plan ... --to DEST --out FILE [--hold-snapshots] [--encrypt E]
+
+Reads the catalog only (no COPY, nothing stored) and prints the plan as JSON: the nodes, the
+relations read on each, the columns, the distribution, size estimates and the objects' layout
+(= segferry export --dry-run). No credentials appear in it.
+
+With --to DEST --out FILE it writes the plan and its destination as a plan file instead: each
+host then runs one part (segferry run --plan FILE --part K/N) and segferry finish --plan FILE
+writes the manifest (docs/multi-host.md).
+
+Options:
+  -s, --source URL         coordinator (or single server) connection URL
+      --topology T         auto (default), postgres, fdw, citus, or a JSON file naming the nodes
+  -t, --table NAME         table to plan (repeatable): name, schema.name, "Quoted", or a
+                           pg_dump-style pattern: sales.order*, t?
+      --all                every ordinary and partitioned table outside the system schemas
+  -n, --schema NAME        every table of schema NAME (repeatable, exact name)
+  -T, --exclude-table PAT  leave out tables matching PAT (repeatable)
+      --table-file FILE    tables or patterns, one a line; --exclude-table-file FILE likewise
+      --to DEST            with --out: where every part writes (s3://bucket/prefix, a directory
+                           or file:// URL)
+      --out FILE           write the plan file (with --to) instead of printing the plan
+      --hold-snapshots     with --out: export one snapshot per node into the plan and keep those
+                           sessions open until finish writes the manifest (or Ctrl-C), so every
+                           part reads one state per node
+      --encrypt E          with --out: make the export's data key now and write it wrapped into
+                           the plan (key-file:PATH or kms:KEY-ID); every part needs the same
+  The objects' layout, as for export (segferry export --help): -f/--format F, --segment-size N,
+  --parquet-compression C, --row-group-size N, --compress C, --extension, --arrow-compression C,
+  --object-checksum A, --columns a,b, --where SQL, --replicated NAME, --streams N|auto,
+  -j/--concurrency N, --no-checksums; csv: --header --delimiter C --null S --quote C --escape C;
+  text: --delimiter C --null S
+  S3:   as for export (--s3-endpoint URL ...): for --hold-snapshots and --encrypt kms:KEY-ID
+  Output: --json  -q/--quiet  -v/--verbose (stack traces)
+
+Examples:
+  segferry plan --source postgres://app@coord/shop --table orders
+  segferry plan --source postgres://app@db/shop --all --exclude-table 'audit.*'
+  segferry plan --source postgres://app@coord/shop --table orders --to s3://backups/shop/d1 --out plan.json
+  segferry plan --topology nodes.json --schema sales --to /data/sales --out plan.json --hold-snapshots
+`;
+
 /** Parse `1048576`, `256KiB`, `64MiB`, `1GiB`, `1G`. */
 export function parseSize(s: string, what: string): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$/i.exec(s);
@@ -270,7 +317,7 @@ async function parseEncrypt(spec: string): Promise<EncryptOption> {
 async function cmdExport(argv: string[], dryRunCommand: boolean, reporter: () => Reporter): Promise<number> {
   const { values: v } = parseArgs({ args: argv, options: EXPORT_FLAGS, allowPositionals: false, strict: true });
   if (v.help) {
-    process.stdout.write(EXPORT_HELP);
+    process.stdout.write(dryRunCommand ? PLAN_HELP : EXPORT_HELP);
     return EXIT.ok;
   }
   const r = reporter().configure(mode(v), v.verbose === true);

@@ -36,7 +36,10 @@ Usage:
   segferry finish --plan FILE [--json | -q] [-v] [S3 flags as for export]
 
 Refuses (ERR_PLAN_INCOMPLETE, naming them) while a unit is not stored or a recorded object is
-missing or of another size; the manifest is written only when every part is there.
+missing or of another size; the manifest is written only when every part is there. The manifest
+records the plan's fingerprint: finish run again with the same plan file says the export is
+already finished and exits 0, writing nothing; a destination holding another export is refused
+(ERR_PREFIX_NOT_EMPTY).
 
 Examples:
   segferry finish --plan plan.json
@@ -95,11 +98,14 @@ export async function cmdFinish(argv: string[], s3Flags: Flags, s3FromFlags: (v:
     return 0;
   }
   const f = await loadPlan(v.plan);
-  const m = await finishPlan({ plan: f.plan, to: f.to, s3: s3FromFlags(v) });
+  let already = false;
+  const m = await finishPlan({ plan: f.plan, to: f.to, s3: s3FromFlags(v), onEvent: (e) => { if (e.type === 'warning' && e.code === 'already-finished') already = true; } });
   const rows = m.tables.reduce((a, t) => a + t.rows, 0);
   if (v.quiet && !v.json) return 0;
   process.stdout.write(redact(v.json
-    ? JSON.stringify({ type: 'finish', tables: m.tables.length, objects: m.objects.length, rows })
-    : `finished ${f.to}: ${m.tables.length} tables, ${rows} rows in ${m.objects.length} objects; manifest written`) + '\n');
+    ? JSON.stringify({ type: 'finish', tables: m.tables.length, objects: m.objects.length, rows, ...(already ? { alreadyFinished: true, manifestId: m.id } : {}) })
+    : already
+      ? `already finished ${f.to}: its manifest (${m.id}, completed ${m.completedAt}) is this plan's: ${m.tables.length} tables, ${rows} rows in ${m.objects.length} objects; nothing written`
+      : `finished ${f.to}: ${m.tables.length} tables, ${rows} rows in ${m.objects.length} objects; manifest written`) + '\n');
   return 0;
 }

@@ -212,9 +212,9 @@ export function ttyLines(s: ProgressSnapshot): { nodes: string[]; total: string 
 }
 
 /** The plain status line. Pure. */
-/** A warning event as one stderr line (not with --quiet; --json prints the event itself). */
+/** A warning event as one stderr line (not with --quiet; an `info` one only with --verbose; --json prints the event itself). */
 export function warningLine(e: Extract<SegferryEvent, { type: 'warning' }>): string {
-  return `${e.operation}: warning (${printable(e.code)}): ${printable(e.message)}\n`;
+  return `${e.operation}: ${e.level === 'info' ? 'info' : 'warning'} (${printable(e.code)}): ${printable(e.message)}\n`;
 }
 
 export function plainLine(s: ProgressSnapshot): string {
@@ -371,7 +371,7 @@ export class Reporter {
       } else if (e.type === 'retry') {
         this.#err(`${e.operation}: retry ${e.attempt}${e.node ? ` on ${e.node}` : ''}${e.key ? ` ${e.key}` : ''}: ${e.reason}\n`);
       } else if (e.type === 'warning') {
-        this.#err(warningLine(e));
+        if (e.level !== 'info' || this.verbose) this.#err(warningLine(e));
       } else if (e.type === 'done') {
         this.#tty?.stop();
         this.#tty = undefined;
@@ -396,7 +396,7 @@ export class Reporter {
     } else if (e.type === 'retry') {
       this.#err(`${e.operation}: retry ${e.attempt}${e.node ? ` on ${e.node}` : ''}${e.key ? ` ${e.key}` : ''}: ${e.reason}\n`);
     } else if (e.type === 'warning') {
-      this.#err(warningLine(e));
+      if (e.level !== 'info' || this.verbose) this.#err(warningLine(e));
     } else if (e.type === 'done') {
       const figs = e.operation === 'verify' ? `${e.rows} rows` : `${e.objects} objects${e.skipped ? ` (+${e.skipped} skipped)` : ''}, ${e.rows} rows, ${formatBytes(e.bytes)}`;
       this.#err(`${e.operation}: done: ${e.tables} tables, ${figs} in ${(e.elapsedMs / 1000).toFixed(1)} s\n`);

@@ -34,6 +34,11 @@ export interface Checkpoint {
   version: 1;
   /** Digest of what the export reads and how it writes: a resume must plan the same. */
   planDigest: string;
+  /**
+   * The same, part by part ({@link planFields}), so that a refused resume names what changed.
+   * Absent in checkpoints of earlier versions.
+   */
+  planFields?: Record<string, string>;
   createdAt: string;
   updatedAt: string;
   units: CheckpointUnit[];
@@ -63,9 +68,9 @@ export interface Checkpoint {
   manifestId?: string;
 }
 
-/** Digest of the parts of a plan that decide the objects' content (not size estimates). */
-export function planDigest(plan: ExportPlan): string {
-  const essence = {
+/** What of a plan decides the objects' content (not size estimates), in a fixed order. */
+function planEssence(plan: ExportPlan) {
+  return {
     format: plan.format,
     segmentSize: plan.segmentSize,
     filter: plan.filter,
@@ -86,7 +91,68 @@ export function planDigest(plan: ExportPlan): string {
       reads: t.reads.map((r) => [r.node, displayName(r.relation), r.columns ?? null]),
     })),
   };
-  return createHash('sha256').update(JSON.stringify(essence)).digest('hex');
+}
+
+/** Digest of the parts of a plan that decide the objects' content (not size estimates). */
+export function planDigest(plan: ExportPlan): string {
+  return createHash('sha256').update(JSON.stringify(planEssence(plan))).digest('hex');
+}
+
+const short = (v: unknown) => createHash('sha256').update(JSON.stringify(v) ?? 'null').digest('hex').slice(0, 16);
+
+/**
+ * The same essence as {@link planDigest}, each part digested alone (16 hex digits each): every
+ * option, each table's object name and columns (`columns:<table>`), the relations read for it
+ * (`reads:<table>`), and the tables' order (`tables`). A checkpoint records them so that a resume
+ * refused for another plan can say what changed ({@link planDifference}). Digests only: a filter
+ * or a key never appears in the checkpoint in the clear.
+ */
+export function planFields(plan: ExportPlan): Record<string, string> {
+  const { tables, ...options } = planEssence(plan);
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(options)) out[k] = short(v);
+  for (const t of tables) {
+    out[`columns:${t.table}`] = short([t.objectName, t.columns]);
+    out[`reads:${t.table}`] = short(t.reads);
+  }
+  out.tables = short(tables.map((t) => t.table));
+  return out;
+}
+
+/** How each option of {@link planFields} is given: the CLI flag and the library option. */
+const FIELD_NAMES: Record<string, string> = {
+  format: 'the format or its options (--format and its flags; format)',
+  segmentSize: 'the segment size (--segment-size; segmentSize)',
+  filter: 'the filter (--where; where)',
+  settings: 'the session settings the values are written under (fixed by the segferry version: another version began it)',
+  checksums: 'the row checksums (--no-checksums; checksums)',
+  compression: 'the compression (--compress; compress)',
+  extension: 'the key extensions (--extension; extension)',
+  arrowCompression: 'the Arrow compression (--arrow-compression; arrowCompression)',
+  objectChecksum: 'the object checksum (--object-checksum; objectChecksum)',
+  wrappedKey: "the plan's data key (--encrypt)",
+  tables: 'the order of the tables (--table; tables)',
+};
+
+/**
+ * The first difference between the plan a checkpoint recorded (`before`, its `planFields`) and
+ * `now`, as a clause naming the option (CLI flag; library option) or the table; undefined when
+ * `before` is not a record of digests (a checkpoint of an earlier version) or nothing differs.
+ */
+export function planDifference(before: unknown, now: Record<string, string>): string | undefined {
+  if (typeof before !== 'object' || before === null || Array.isArray(before)) return undefined;
+  const b = before as Record<string, unknown>;
+  const keys = [...new Set([...Object.keys(now).filter((k) => k !== 'tables'), ...Object.keys(b).filter((k) => k !== 'tables'), 'tables'])];
+  for (const k of keys) {
+    if (b[k] === now[k]) continue;
+    const colon = k.indexOf(':');
+    if (colon < 0) return `${FIELD_NAMES[k] ?? k} changed`;
+    const [kind, t] = [k.slice(0, colon), k.slice(colon + 1)];
+    if (b[`columns:${t}`] === undefined) return `table ${t} was added (--table; tables)`;
+    if (now[`columns:${t}`] === undefined) return `table ${t} was left out (--table; tables)`;
+    return kind === 'columns' ? `the columns of table ${t} changed (--columns; columns, or the table's definition)` : `the nodes or relations read for table ${t} changed (the topology)`;
+  }
+  return undefined;
 }
 
 /** Read the checkpoint (or a part record: `key`) under a store's root, if any. */

@@ -1,10 +1,11 @@
+import { createHash } from 'node:crypto';
 import { checkEncryptOption, openKeySource, unwrapFor, type EncryptOption } from '../crypto/keys.js';
 import type { ClientEncryption } from '../crypto/envelope.js';
 import type { ObjectCipher } from '../crypto/objects.js';
 import { InvalidOptionError, ManifestInvalidError, PlanIncompleteError, PrefixNotEmptyError } from '../errors.js';
 import { makeEmitter, withRetryEvents, type EventListener } from '../events.js';
 import { isObjectChecksum } from '../manifest/digest.js';
-import { checkClientEncryption, serializeManifest } from '../manifest/io.js';
+import { checkClientEncryption, readManifest, serializeManifest } from '../manifest/io.js';
 import { MANIFEST_KEY, PART_KEY, partKey, segmentStem } from '../manifest/keys.js';
 import type { Manifest } from '../manifest/types.js';
 import { openStore } from '../store/open.js';
@@ -259,6 +260,25 @@ export async function runPlanPart(opts: RunPartOptions): Promise<PartResult> {
   }
 }
 
+/** JSON with every object's keys sorted (undefined members left out, as JSON.stringify does). */
+function canonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map((x) => (x === undefined ? 'null' : canonicalJson(x))).join(',')}]`;
+  if (v !== null && typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    return `{${Object.keys(o).filter((k) => o[k] !== undefined).sort().map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(v) ?? 'null';
+}
+
+/**
+ * The fingerprint `finish` records in the manifest (`planFingerprint`): SHA-256 (hex) of the
+ * whole plan as JSON with keys sorted, so a plan read again from its file, or the same plan
+ * object, gives the same; a plan made again (new estimates, snapshots, data key) does not.
+ */
+export function planFingerprint(plan: ExportPlan): string {
+  return createHash('sha256').update(canonicalJson(plan)).digest('hex');
+}
+
 /** Options of {@link finishPlan}. */
 export interface FinishPlanOptions {
   plan: ExportPlan;
@@ -271,8 +291,14 @@ export interface FinishPlanOptions {
  * Finish a plan run in parts: every unit of the plan must be recorded by a part record under
  * the destination, with each recorded object present at its recorded size; else
  * PlanIncompleteError naming the missing units. Then the manifest is written (under the prefix
- * claim, conditionally where the store allows) and the part records are deleted. An encrypted
- * plan's wrapped data key becomes the manifest's `clientEncryption` (finish needs no key).
+ * claim, conditionally where the store allows), recording the plan's fingerprint
+ * ({@link planFingerprint}), and the part records are deleted. An encrypted plan's wrapped data
+ * key becomes the manifest's `clientEncryption` (finish needs no key).
+ *
+ * Idempotent: where the destination already holds a manifest recording this plan's fingerprint
+ * (finish ran before, e.g. its answer was lost), nothing is written; that manifest is returned,
+ * with an `info`-level `warning` event `already-finished`, and part records of this plan that a
+ * failed delete left are removed. Any other manifest there: PrefixNotEmptyError, with a hint.
  */
 export async function finishPlan(opts: FinishPlanOptions): Promise<Manifest> {
   const { plan } = opts;
@@ -280,8 +306,34 @@ export async function finishPlan(opts: FinishPlanOptions): Promise<Manifest> {
   const store = typeof opts.to === 'string' ? openStore(opts.to, withRetryEvents(opts.s3, emit)) : opts.to;
   try {
     await store.check();
-    if (await store.head(MANIFEST_KEY)) throw new PrefixNotEmptyError(`${store.url} already holds a finished export`);
     const digest = planDigest(plan);
+    const fingerprint = planFingerprint(plan);
+    if (await store.head(MANIFEST_KEY)) {
+      let there: Manifest | undefined;
+      try {
+        there = await readManifest(store);
+      } catch (e) {
+        if (!(e instanceof ManifestInvalidError)) throw e;
+      }
+      if (there?.planFingerprint === fingerprint) {
+        // The manifest records this very plan: finished before. Leftover part records of this plan go.
+        const left: string[] = [];
+        for await (const o of store.list('segferry-part-')) {
+          if (!PART_KEY.test(o.key)) continue;
+          const r = await readCheckpoint(store, o.key).catch(() => undefined);
+          if (r?.planDigest === digest) left.push(o.key);
+        }
+        await store.delete(left).catch(() => {});
+        emit({ type: 'warning', level: 'info', code: 'already-finished', message: `${store.url} already holds this plan's finished export (manifest ${there.id}, completed ${there.completedAt}): nothing written` });
+        return there;
+      }
+      const why = !there ? 'its manifest is not readable'
+        : there.planFingerprint === undefined ? `its manifest ${there.id} records no plan (written by segferry export, or by finish of a version before plan fingerprints: then segferry check --at DEST tells whether it is whole)`
+          : `its manifest ${there.id} was finished from another plan`;
+      throw new PrefixNotEmptyError(`${store.url} already holds a finished export that is not this plan's: ${why}`, {
+        hint: 'this plan cannot finish over another export: plan again with another destination (segferry plan ... --to NEW --out FILE) and run its parts there; segferry check --at DEST tells what the export there holds',
+      });
+    }
     const recordKeys: string[] = [];
     const entries: CheckpointUnit[] = [];
     const sizes = new Map<string, number>();
@@ -314,6 +366,7 @@ export async function finishPlan(opts: FinishPlanOptions): Promise<Manifest> {
       const createdAt = new Date().toISOString();
       const manifest = buildManifest(plan, results, createdAt, opts.s3);
       if (plan.clientEncryption) manifest.clientEncryption = plan.clientEncryption;
+      manifest.planFingerprint = fingerprint;
       await commitExclusive(claim, MANIFEST_KEY, serializeManifest(manifest));
       await store.delete(recordKeys).catch(() => {});
       return manifest;

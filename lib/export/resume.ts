@@ -3,7 +3,7 @@ import { EncryptionKeyError, InvalidOptionError, PrefixNotEmptyError } from '../
 import { ROW_HASH_ALGORITHM } from '../format/row-hash.js';
 import { MANIFEST_KEY, unitObjectMatcher } from '../manifest/keys.js';
 import type { ObjectStore } from '../store/types.js';
-import { CheckpointWriter, planDigest, readCheckpoint, type Checkpoint } from './checkpoint.js';
+import { CheckpointWriter, planDifference, planDigest, planFields, readCheckpoint, type Checkpoint } from './checkpoint.js';
 import { OBJECT_CHECKSUMS } from '../manifest/digest.js';
 import { planChecksum, type ExportPlan } from './plan.js';
 import { doneUnits, planUnits, rangeStarts, resultOf, type ExportUnit, type UnitResult } from './units.js';
@@ -57,7 +57,7 @@ export async function startExport(store: ObjectStore, plan: ExportPlan, resume: 
   if (resume) {
     if (await store.head(MANIFEST_KEY)) {
       throw new PrefixNotEmptyError(`${store.url} already holds a finished export: nothing to resume`, {
-        hint: 'choose another prefix, or pass overwrite to replace it',
+        hint: 'choose another prefix, or pass overwrite (--overwrite) to replace it',
       });
     }
     previous = await readCheckpoint(store);
@@ -66,18 +66,22 @@ export async function startExport(store: ObjectStore, plan: ExportPlan, resume: 
       const began = OBJECT_CHECKSUMS.find((a) => a !== planChecksum(plan) && planDigest({ ...plan, objectChecksum: a }) === previous!.planDigest);
       if (began) {
         throw new InvalidOptionError(`the unfinished export under ${store.url} was started with ${began} object checksums, not ${planChecksum(plan)}`, {
-          hint: `resume it with --object-checksum ${began} (objectChecksum: '${began}'), or pass overwrite to start again`,
+          hint: `resume it with --object-checksum ${began} (objectChecksum: '${began}'), or pass overwrite (--overwrite) to start again`,
         });
       }
-      throw new InvalidOptionError(`the unfinished export under ${store.url} was planned differently (tables, nodes, columns, format, segment size or filter changed)`, {
-        hint: 'resume with the same options as the first run, or pass overwrite to start again',
+      // Checkpoints of earlier versions record the digest only: then the candidates are listed.
+      const changed = planDifference(previous.planFields, planFields(plan));
+      throw new InvalidOptionError(`the unfinished export under ${store.url} was planned differently: ${changed ?? 'tables, nodes, columns, format, segment size or filter changed'}`, {
+        hint: 'resume with the same options as the first run, or pass overwrite (--overwrite) to start again',
       });
     }
   }
   // Ranges as the first run cut them, so that kept and redone streams cover every page once.
   const units = planUnits(plan, previous?.ranges ?? {});
   const createdAt = previous?.createdAt ?? new Date().toISOString();
-  const cp: Checkpoint = previous ?? { kind: 'segferry-checkpoint', version: 1, planDigest: digest, createdAt, updatedAt: createdAt, units: [] };
+  // A checkpoint of an earlier version (same digest) gains the per-part digests too.
+  if (previous) previous.planFields ??= planFields(plan);
+  const cp: Checkpoint = previous ?? { kind: 'segferry-checkpoint', version: 1, planDigest: digest, planFields: planFields(plan), createdAt, updatedAt: createdAt, units: [] };
   let dataKey: DataKey | undefined;
   if (previous?.clientEncryption && !keys) {
     throw new EncryptionKeyError(`the unfinished export under ${store.url} is encrypted: resume it with the same --encrypt`);
@@ -93,7 +97,7 @@ export async function startExport(store: ObjectStore, plan: ExportPlan, resume: 
     } else {
       if (previous && previous.units.length > 0) {
         throw new InvalidOptionError(`the unfinished export under ${store.url} was started without encryption: resume it without --encrypt`, {
-          hint: 'or pass overwrite to start again encrypted',
+          hint: 'or pass overwrite (--overwrite) to start again encrypted',
         });
       }
       dataKey = await keys.newDataKey();

@@ -121,6 +121,7 @@ export function checkManifest(m: unknown, where = 'manifest'): Manifest {
     } else if (o.compression !== undefined) throw bad(`${at} lacks the compression of the export (${o.compression})`);
   }
   if (o.ddl !== undefined) checkDdl(o.ddl, bad);
+  if (o.planFingerprint !== undefined && (typeof o.planFingerprint !== 'string' || !/^[0-9a-f]{64}$/.test(o.planFingerprint))) throw bad('planFingerprint must be 64 hex digits');
   if (o.clientEncryption !== undefined) checkClientEncryption(o.clientEncryption, bad);
   if (o.schemaOnly !== undefined) {
     if (o.schemaOnly !== true) throw bad('schemaOnly must be true when present');

@@ -166,6 +166,12 @@ export interface Manifest {
   sequences?: ManifestSequence[];
   /** With {@link sequences}: materialized views populated at the source, refreshed after the data. */
   matviews?: { schema: string; name: string }[];
+  /**
+   * A plan run in parts (`segferry finish`): SHA-256 (64 hex digits) of the plan the manifest was
+   * finished from, so that finish run again with that plan knows the export as its own
+   * (docs/multi-host.md). Absent on other exports, and on finishes of earlier versions.
+   */
+  planFingerprint?: string;
   /** Server-side encryption requested for the objects, if any. */
   encryption?: { algorithm: string; kmsKeyId?: string };
   /**

@@ -82,6 +82,16 @@ describe('one plan, many hosts', () => {
     for (const ns of by.values()) expect(ns.sort((a, b) => a - b)).toEqual(ns.map((_, i) => i));
     expect((await readdir(to)).filter((k) => k.startsWith('segferry-'))).toEqual([]);
 
+    // finish again (a retried Job): its own manifest, by the plan's fingerprint; exit 0, nothing written.
+    const manifestBytes = await readFile(join(to, 'manifest.json'));
+    const again = await runCli(['finish', '--plan', planPath], env);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toMatch(new RegExp(`^already finished .*: its manifest \\(${m.id}, completed .*\\) is this plan's: 2 tables, ${ROWS + src.replicatedRows} rows in ${m.objects.length} objects; nothing written$`, 'm'));
+    expect((await readFile(join(to, 'manifest.json'))).equals(manifestBytes)).toBe(true);
+    const againJson = await runCli(['finish', '--plan', planPath, '--json'], env);
+    expect(againJson.code, againJson.stderr).toBe(0);
+    expect(JSON.parse(againJson.stdout)).toMatchObject({ type: 'finish', alreadyFinished: true, manifestId: m.id });
+
     // Import the result into an empty cluster and verify it.
     const dtopo = join(dir, 'dst.json');
     await writeFile(dtopo, JSON.stringify(dst.staticTopology()));

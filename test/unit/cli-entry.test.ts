@@ -104,6 +104,17 @@ describe('CLI: help texts and docs/cli.md agree', () => {
     for (const c of commands) expect(help([c]), c).toMatch(/^Examples?:$/m);
   });
 
+  it('plan --help is plan\'s own (not export\'s): what it does, its flags, an example with --out', () => {
+    const h = help(['plan']);
+    expect(h).toMatch(/^segferry plan: /);
+    expect(h).not.toContain('segferry export: ');
+    for (const f of ['--out FILE', '--to DEST', '--hold-snapshots', '--encrypt E', '-t, --table NAME', '-s, --source URL', '--segment-size N', 'segferry run --plan FILE --part K/N']) expect(h, f).toContain(f);
+    // A run's flags are not plan's.
+    for (const f of ['--overwrite', '--resume', '--threads']) expect(h, f).not.toContain(f);
+    const examples = h.split(/^Examples:$/m)[1] ?? '';
+    expect(examples).toMatch(/^ {2}segferry plan .* --to \S+ --out \S+/m);
+  });
+
   it('segferry --help shows copy\'s selection (--schema, --all) and --via, as copy --help does', () => {
     const copyLines = help([]).split('\n').filter((l, i, a) => l.startsWith('  segferry copy') || (i > 0 && a[i - 1]!.startsWith('  segferry copy')) || (i > 1 && a[i - 2]!.startsWith('  segferry copy'))).join('\n');
     for (const f of ['--schema', '--all', '--append', '--via']) expect(copyLines, f).toContain(f);

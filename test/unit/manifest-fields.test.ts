@@ -38,6 +38,7 @@ describe('checkManifest: fields that reach SQL', () => {
     ['two tables with one display form', (m) => { m.tables.push({ ...m.tables[0]!, schema: 'public.a', name: 'b' }); }],
     ['an object of no table', (m) => { m.objects[0]!.table = 'public.a'; }],
     ['a shard id that is not digits', (m) => { m.objects[0]!.shards = ['1; DROP TABLE x']; }],
+    ['a planFingerprint that is not 64 hex digits', (m) => { m.planFingerprint = 'not-a-digest'; }],
     ['a non-string filter', (m) => { (m.tables[0] as { filter: unknown }).filter = 1; }],
   ];
   for (const [what, change] of broken) {

@@ -8,6 +8,7 @@ import { ProgressModel, formatCount, formatDuration, printable } from '../../lib
 import { Reporter, plainLine, summaryLines, ttyLines, exitCodeOf } from '../../lib/cli/report.js';
 import { AuthError, type SegferryEvent } from '../../lib/index.js';
 import { registerSecret } from '../../lib/errors.js';
+import { ownServerEvents } from '../../lib/demo/demo.js';
 
 const at = '2026-11-22T00:00:00.000Z';
 type E = SegferryEvent;
@@ -183,6 +184,36 @@ describe('Reporter', () => {
     const quiet = new Reporter({ stdout: sink(false) as unknown as NodeJS.WriteStream, stderr: qerr as unknown as NodeJS.WriteStream }).configure('quiet', false);
     quiet.event(w);
     expect(qerr.text).toBe('');
+  });
+
+  it('info-level warnings (the demo\'s own S3 server): printed only with -v, always in --json; other warnings unchanged', () => {
+    const w = ev({ type: 'warning', code: 'claim-best-effort', message: 's3rver cannot promise conditional writes', key: 'segferry-claim.json' });
+    const seen: SegferryEvent[] = [];
+    const own = ownServerEvents((e) => seen.push(e));
+    own(w);
+    own(ev({ type: 'warning', code: 'left-alone', message: 'x' }));
+    own(ev({ type: 'retry', attempt: 1, reason: 'SlowDown' }));
+    expect(seen.map((e) => [e.type, (e as { level?: string }).level])).toEqual([['warning', 'info'], ['warning', undefined], ['retry', undefined]]);
+    const info = seen[0]!;
+    // The safety meaning stays in the event: same type, code and message, with the reason it is no concern here.
+    expect(info).toMatchObject({ type: 'warning', code: 'claim-best-effort', key: 'segferry-claim.json' });
+    expect((info as { message: string }).message).toMatch(/^s3rver cannot promise conditional writes; this is the demo's own local S3 server/);
+    const run = (mode: 'plain' | 'tty' | 'json' | 'quiet', verbose: boolean) => {
+      const out = sink(mode === 'tty');
+      const err = sink(mode === 'tty');
+      new Reporter({ stdout: out as unknown as NodeJS.WriteStream, stderr: err as unknown as NodeJS.WriteStream }).configure(mode, verbose).event(info);
+      return { out: out.text, err: err.text };
+    };
+    expect(run('plain', false)).toEqual({ out: '', err: '' });
+    expect(run('tty', false)).toEqual({ out: '', err: '' });
+    expect(run('plain', true).err).toMatch(/^export: info \(claim-best-effort\): s3rver cannot promise conditional writes; this is the demo's own/);
+    expect(run('tty', true).err).toMatch(/^export: info \(claim-best-effort\): /);
+    expect(JSON.parse(run('json', false).out)).toMatchObject({ type: 'warning', code: 'claim-best-effort', level: 'info' });
+    expect(run('quiet', true)).toEqual({ out: '', err: '' });
+    // Any other store's warning still prints without -v.
+    const err = sink(false);
+    new Reporter({ stdout: sink(false) as unknown as NodeJS.WriteStream, stderr: err as unknown as NodeJS.WriteStream }).configure('plain', false).event(w);
+    expect(err.text).toBe('export: warning (claim-best-effort): s3rver cannot promise conditional writes\n');
   });
 
   it('tty mode: cli-progress draws a line per node and a total, then the summary', async () => {

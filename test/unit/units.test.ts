@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { planDigest, type CheckpointUnit } from '../../lib/export/checkpoint.js';
+import { planDigest, planFields, type CheckpointUnit } from '../../lib/export/checkpoint.js';
+import type { SegferryError } from '../../lib/errors.js';
 import type { ExportPlan } from '../../lib/export/plan.js';
 import { startExport } from '../../lib/export/resume.js';
 import { checkpointEntry, doneUnits, nodeQueues, planUnits, resultOf } from '../../lib/export/units.js';
@@ -125,6 +126,45 @@ describe('startExport (checkpoint and resume)', () => {
     await expect(startExport(store, other, true)).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION' });
     store.objects.set(MANIFEST_KEY, Buffer.from('{}'));
     await expect(startExport(store, p, true)).rejects.toMatchObject({ code: 'ERR_PREFIX_NOT_EMPTY' });
+  });
+
+  it('a refused resume names the first option or table that changed, and how to start again (--overwrite)', async () => {
+    const p = plan();
+    const store = new MemoryStore();
+    await startExport(store, p, false);
+    const refusal = (q: ExportPlan) => startExport(store, q, true).then(() => { throw new Error('resumed'); }, (e: SegferryError) => e);
+    const said = async (q: ExportPlan) => {
+      const e = await refusal(q);
+      expect(e.code).toBe('ERR_INVALID_OPTION');
+      expect(e.hint).toBe('resume with the same options as the first run, or pass overwrite (--overwrite) to start again');
+      return e.message.replace(/^.*planned differently: /, '');
+    };
+    expect(await said({ ...p, segmentSize: 2 << 20 })).toBe('the segment size (--segment-size; segmentSize) changed');
+    expect(await said({ ...p, filter: 'id > 1' })).toBe('the filter (--where; where) changed');
+    // The first difference in the plan's order: the format comes before the segment size.
+    expect(await said({ ...p, format: { kind: 'csv' } as ExportPlan['format'], segmentSize: 2 << 20 })).toBe('the format or its options (--format and its flags; format) changed');
+    expect(await said({ ...p, compression: 'zstd' })).toBe('the compression (--compress; compress) changed');
+    expect(await said({ ...p, checksums: false })).toBe('the row checksums (--no-checksums; checksums) changed');
+    const [orders, nation, items] = p.tables as [TablePlan, TablePlan, TablePlan];
+    expect(await said({ ...p, tables: [orders, nation] })).toBe('table public.items was left out (--table; tables)');
+    expect(await said({ ...p, tables: [...p.tables, table('extra', 'extra', 'replicated', [read('w1', 'public', 'extra')], ['w1'])] })).toBe('table public.extra was added (--table; tables)');
+    expect(await said({ ...p, tables: [{ ...orders, columns: [...orders.columns, { name: 'x', type: 'text' }] }, nation, items] }))
+      .toBe('the columns of table public.orders changed (--columns; columns, or the table\'s definition)');
+    expect(await said({ ...p, tables: [{ ...orders, reads: [orders.reads[0]!] }, nation, items] })).toBe('the nodes or relations read for table public.orders changed (the topology)');
+    expect(await said({ ...p, tables: [nation, orders, items] })).toBe('the order of the tables (--table; tables) changed');
+    // The checkpoint holds digests, never the filter itself.
+    expect(store.objects.get(CHECKPOINT_KEY)!.toString()).not.toContain('id > 1');
+    // A checkpoint of an earlier version (no planFields): the candidates are listed.
+    const cp = JSON.parse(store.objects.get(CHECKPOINT_KEY)!.toString());
+    delete cp.planFields;
+    store.objects.set(CHECKPOINT_KEY, Buffer.from(JSON.stringify(cp)));
+    expect(await said({ ...p, segmentSize: 2 << 20 })).toBe('tables, nodes, columns, format, segment size or filter changed');
+    // The same plan resumes, and the checkpoint gains the per-part digests.
+    await startExport(store, p, true);
+    expect(JSON.parse(store.objects.get(CHECKPOINT_KEY)!.toString()).planFields).toEqual(planFields(p));
+    // A finished export: the hint names the flag and the option.
+    store.objects.set(MANIFEST_KEY, Buffer.from('{}'));
+    await expect(startExport(store, p, true)).rejects.toMatchObject({ code: 'ERR_PREFIX_NOT_EMPTY', hint: 'choose another prefix, or pass overwrite (--overwrite) to replace it' });
   });
 
   it('records a manifest id fixed in advance; a resume keeps it, refuses another, and a malformed one is no checkpoint', async () => {
