@@ -3,7 +3,7 @@ import { AbortedError, DdlUnsupportedError, InvalidOptionError, SegferryError } 
 import type { DdlScope, DdlSnapshot } from '../ddl/capture.js';
 import { COORDINATOR_NODE, type PlanNode } from '../topology/types.js';
 import type pg from 'pg';
-import { closeQuietly, connect, parseConnection, type NodeEndpoint } from '../pg/conn.js';
+import { closeAllQuietly, connect, parseConnection, type NodeEndpoint } from '../pg/conn.js';
 import { sameEndpoint } from '../topology/clients.js';
 import { makeEmitter, withRetryEvents, type EventListener } from '../events.js';
 import { serializeManifest } from '../manifest/io.js';
@@ -295,7 +295,7 @@ export async function exportTables(opts: ExportOptions): Promise<ExportResult> {
       const items = firstItems?.items ?? workItems(plan, units);
       early = { units, start: startStreams(plan, items, opts.concurrency ?? plan.concurrency, kept, guessed) };
     } else if (guessed) ending.push(closeGuessed(guessed));
-    for (const c of kept.values()) ending.push(c.then(closeQuietly, () => {}));
+    ending.push(closeAllQuietly(kept.values()));
     kept.clear();
     // Claim the prefix before anything is deleted or written; the loser deletes nothing (issue 13).
     claim = await claimForExport(store, opts.resume === true, emit);
@@ -667,7 +667,7 @@ function guessSessions(opts: ExportOptions): GuessedSessions | undefined {
 
 /** Close guessed sessions no exporter took. */
 async function closeGuessed(g: GuessedSessions): Promise<void> {
-  await Promise.all(g.sessions.map(async (p) => closeQuietly(await p.catch(() => undefined))));
+  await closeAllQuietly(g.sessions);
 }
 
 /** The nodes whose snapshot sessions {@link startStreams} starts: those of the first `concurrency` items read in streams. */

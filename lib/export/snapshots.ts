@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { InternalError } from '../errors.js';
-import { closeQuietly, connect } from '../pg/conn.js';
+import { closeAllQuietly, closeQuietly, connect } from '../pg/conn.js';
 import { exportSnapshot, snapshotOn } from '../pg/snapshot.js';
 import type { PlanNode } from '../topology/types.js';
 
@@ -135,7 +135,7 @@ export class OpenedSessions {
   async closeAll(): Promise<void> {
     const idle = [...this.#idle.values()].flat();
     this.#idle.clear();
-    await Promise.all([...idle.map(async (p) => closeQuietly(await p.catch(() => undefined))), ...this.#closing.splice(0)]);
+    await Promise.all([closeAllQuietly(idle), ...this.#closing.splice(0)]);
   }
 }
 

@@ -323,6 +323,11 @@ export async function closeQuietly(client: pg.Client | undefined): Promise<void>
   try { await client.end(); } catch { /* ignore */ }
 }
 
+/** Close sessions that may still be connecting, all at once; failed connects are skipped. */
+export async function closeAllQuietly(sessions: Iterable<Promise<pg.Client>>): Promise<void> {
+  await Promise.all([...sessions].map(async (p) => closeQuietly(await p.catch(() => undefined))));
+}
+
 /**
  * Drop a client's connection at once, without waiting for a running query (used when an
  * operation is cancelled or failed: the server ends the backend when the socket closes).

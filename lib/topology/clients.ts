@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { TopologyError } from '../errors.js';
-import { closeQuietly, connect, type ConnectOptions, type NodeEndpoint } from '../pg/conn.js';
+import { closeAllQuietly, connect, type ConnectOptions, type NodeEndpoint } from '../pg/conn.js';
 import type { PlanNode } from './types.js';
 
 /** Options of {@link NodeClients}. */
@@ -64,7 +64,7 @@ export class NodeClients {
     const all = [...this.#clients.values()];
     this.#clients.clear();
     this.#endpoints.clear();
-    await Promise.all(all.map(async (p) => closeQuietly(await p.catch(() => undefined))));
+    await closeAllQuietly(all);
   }
 }
 
