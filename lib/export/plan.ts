@@ -209,12 +209,9 @@ async function addGenerated(tables: TablePlan[], coordinator: NodeEndpoint | und
 export async function planExport(opts: PlanOptions): Promise<ExportPlan> {
   // One session per node for every question of the plan (catalog, generated columns, pages):
   // a connection (TCP, start-up, SCRAM) costs more than the queries (bench/streams-timeline.ts).
-  const clients = new NodeClients();
-  try {
-    return await planWith(opts, clients);
-  } finally {
-    await clients.closeAll();
-  }
+  const { plan, closed } = await planExportClosingLater(opts);
+  await closed;
+  return plan;
 }
 
 /**
