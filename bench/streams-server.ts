@@ -10,7 +10,13 @@
 //                   range scan instead of a sequential scan)
 //   psql-halves-2   two psql processes at once, one ctid half each (two backends on two cores)
 //   psql-halves-1   both halves one after the other in one session
-//   segferry-1/-2   segferry export --streams 1 / 2 to a directory; segferry-empty: an empty table
+//   psql-seqhalves-2/-1  the same halves read by a sequential scan with the ctid condition as a
+//                   filter (`SET enable_tidscan = off`); -2ns: also synchronize_seqscans off
+//   psql-seq-skipall a sequential scan whose ctid filter matches no row: what reading and
+//                   skipping every page costs (the planner may give it parallel workers)
+//   segferry-1/-2/-4 segferry export --streams 1 / 2 / 4 to a directory; segferry-empty: an empty table
+// `--only a,b`: only those contestants. The bench servers' shared_buffers: SF_BENCH_SHARED_BUFFERS
+// (bench/lib/cluster.ts; default 256MB).
 import { rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -22,8 +28,9 @@ import { TABLE, growNode, nodeSelectSQL, rowCount, warmTable } from './lib/data.
 import { runSection, sectionFlags, withBenchServers } from './lib/common.js';
 import { cleanupTimeDir, measure, median, type Spawned } from './lib/measure.js';
 
-const { rows, reps } = sectionFlags({
-  usage: 'node --import tsx bench/streams-server.ts [--rows N (default 1000000; --quick 200000)] [--reps N (default 5; --quick 1)] [--quick]',
+const { rows, reps, values } = sectionFlags({
+  usage: 'node --import tsx bench/streams-server.ts [--rows N (default 1000000; --quick 200000)] [--reps N (default 5; --quick 1)] [--quick] [--only id,id,…]',
+  options: { only: { type: 'string' } },
   rows: { full: 1_000_000, quick: 200_000 },
   reps: { full: 5, quick: 1 },
 });
@@ -55,27 +62,36 @@ async function main(): Promise<void> {
       ['psql-ctid', () => [psql(toNull(ctidRangeSQL(0, null)))]],
       ['psql-halves-2', () => [psql(toNull(ctidRangeSQL(0, half))), psql(toNull(ctidRangeSQL(half, null)))]],
       ['psql-halves-1', () => [psql(toNull(ctidRangeSQL(0, half)), toNull(ctidRangeSQL(half, null)))]],
+      ['psql-seqhalves-2', () => [psql('SET enable_tidscan = off', toNull(ctidRangeSQL(0, half))), psql('SET enable_tidscan = off', toNull(ctidRangeSQL(half, null)))]],
+      ['psql-seqhalves-2ns', () => [psql('SET enable_tidscan = off', 'SET synchronize_seqscans = off', toNull(ctidRangeSQL(0, half))), psql('SET enable_tidscan = off', 'SET synchronize_seqscans = off', toNull(ctidRangeSQL(half, null)))]],
+      ['psql-seqhalves-1', () => [psql('SET enable_tidscan = off', toNull(ctidRangeSQL(0, half)), toNull(ctidRangeSQL(half, null)))]],
       ['segferry-1', () => [segferry(TABLE, '1')]],
       ['segferry-2', () => [segferry(TABLE, '2')]],
+      ['segferry-4', () => [segferry(TABLE, '4')]],
+      ['psql-seq-skipall', () => [psql('SET enable_tidscan = off', toNull(ctidRangeSQL(pages + 10, null)))]],
       ['segferry-empty', () => [segferry('empty_t', '1')]],
     ];
-    const got = new Map<string, { srv: number; cli: number }[]>(contestants.map(([id]) => [id, []]));
+    if (values.only) {
+      const keep = new Set(String(values.only).split(','));
+      for (let i = contestants.length - 1; i >= 0; i--) if (!keep.has(contestants[i]![0])) contestants.splice(i, 1);
+    }
+    const got = new Map<string, { srv: number; cli: number; wall: number }[]>(contestants.map(([id]) => [id, []]));
     for (let r = 0; r < reps; r++) {
       for (let i = 0; i < contestants.length; i++) {
         const [id, procs] = contestants[(i + r) % contestants.length]!;
         const c = await measure(procs(), meters);
         rmSync(dir, { recursive: true, force: true });
-        got.get(id)!.push({ srv: c.serverCpuS, cli: c.clientCpuS });
-        log(`rep ${r + 1}: ${id}: server ${c.serverCpuS.toFixed(2)} CPU-s, client ${c.clientCpuS.toFixed(2)} CPU-s (load ${os.loadavg()[0]!.toFixed(1)})`);
+        got.get(id)!.push({ srv: c.serverCpuS, cli: c.clientCpuS, wall: c.wallS });
+        log(`rep ${r + 1}: ${id}: wall ${c.wallS.toFixed(2)} s, server ${c.serverCpuS.toFixed(2)} CPU-s, client ${c.clientCpuS.toFixed(2)} CPU-s (load ${os.loadavg()[0]!.toFixed(1)})`);
       }
     }
     const out = [`streams-server: one table on one server, ${total} rows, ${pages} pages, ${reps} repetition(s), medians [min–max]`];
-    out.push(`  ${'contestant'.padEnd(15)} ${'server CPU-s'.padStart(20)} ${'client CPU-s'.padStart(13)}`);
-    const psqlSrv = median(got.get('psql')!.map((s) => s.srv));
+    out.push(`  ${'contestant'.padEnd(16)} ${'wall s'.padStart(7)} ${'server CPU-s'.padStart(20)} ${'client CPU-s'.padStart(13)}`);
+    const psqlSrv = got.has('psql') ? median(got.get('psql')!.map((s) => s.srv)) : NaN;
     for (const [id] of contestants) {
       const srv = got.get(id)!.map((s) => s.srv);
       const range = `${Math.min(...srv).toFixed(2)}–${Math.max(...srv).toFixed(2)}`;
-      out.push(`  ${id.padEnd(15)} ${`${median(srv).toFixed(2)} [${range}]`.padStart(20)} ${median(got.get(id)!.map((s) => s.cli)).toFixed(2).padStart(13)}${id === 'psql' || id === 'segferry-empty' ? '' : `  (${(median(srv) / psqlSrv).toFixed(2)}× psql's server CPU)`}`);
+      out.push(`  ${id.padEnd(16)} ${median(got.get(id)!.map((s) => s.wall)).toFixed(2).padStart(7)} ${`${median(srv).toFixed(2)} [${range}]`.padStart(20)} ${median(got.get(id)!.map((s) => s.cli)).toFixed(2).padStart(13)}${id === 'psql' || id === 'segferry-empty' ? '' : `  (${(median(srv) / psqlSrv).toFixed(2)}× psql's server CPU)`}`);
     }
     process.stdout.write(out.join('\n') + '\n');
   }).finally(cleanupTimeDir);

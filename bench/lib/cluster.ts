@@ -14,9 +14,10 @@ export const BENCH_PASSWORD = 'bench';
  * Settings on top of the launcher's (fsync, synchronous_commit and full_page_writes off):
  * room for the data, no WAL archiving work, no autovacuum running into a measurement.
  */
+// shared_buffers: SF_BENCH_SHARED_BUFFERS overrides it, for diagnostics (bench/streams-server.ts).
 const BENCH_SETTINGS: Record<string, string> = {
   max_connections: '100',
-  shared_buffers: '256MB',
+  shared_buffers: process.env.SF_BENCH_SHARED_BUFFERS ?? '256MB',
   wal_level: 'minimal',
   max_wal_senders: '0',
   max_wal_size: '16GB',
