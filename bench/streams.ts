@@ -1,7 +1,9 @@
 // Streams inside a node: `npm run bench:streams -- [--rows N] [--reps N] [--quick]`.
 // One table on one server. In the same run, alternating (the order rotates every repetition and
 // reverses every other one; each run starts after `sync`, from an untimed warm-up export on):
-// `psql -c "\copy (SELECT <columns> FROM t) TO file"` (one COPY, one server core) against
+// `psql -c "\copy (SELECT <columns> FROM t) TO file"` (one COPY, one server core), two such psql
+// processes at once copying a half of the table each (the ceiling of two sessions on this machine,
+// each half read the cheaper way: see psql2 below), against
 // `segferry export --streams auto` (and 1, 2, 4) to a directory, both whole processes.
 // Prints rows/s, MB/s, the ratio to psql and the CPU seconds of client and server per run.
 // Ratios, not times, carry over between machines; compare CPU seconds when the machine is busy.
@@ -13,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { BenchServer, psqlEnv, stopAll } from './lib/cluster.js';
 import { TABLE, growNode, nodeSelectSQL, rowCount, warmTable } from './lib/data.js';
 import { runSection, sectionFlags } from './lib/common.js';
+import { ctidRangeSQL } from '../lib/pg/sql.js';
 import { cleanupTimeDir, measure, median, type RunCost } from './lib/measure.js';
 
 const { rows, reps, values } = sectionFlags({
@@ -69,15 +72,34 @@ async function main(): Promise<void> {
       rmSync(to, { recursive: true, force: true });
       return { ...cost, bytes: m.objects.reduce((a, o) => a + o.bytes, 0), streams: plannedStreams.get(streams)! };
     };
+    // The machine's own ceiling for two sessions splitting the table: two psql processes at
+    // once, each copying one half to a file of its own, read the cheaper of PostgreSQL 15's two
+    // ways (bench/streams-server.ts): a table larger than shared_buffers as sequential scans with
+    // the ctid condition as a filter (a TID range scan has no bulk-read ring and churns the whole
+    // pool), a smaller one as TID range scans (they find it in the pool; a sequential scan over
+    // shared_buffers / 4 reads through its ring from the OS page cache every time).
+    const pages = Math.max(2, Math.ceil(onDisk / 8192));
+    const nBuffers = Number((await server.query<{ n: string }>(`SELECT setting AS n FROM pg_settings WHERE name = 'shared_buffers'`))[0]!.n);
+    const seqHalves = pages > nBuffers;
+    const halves = [ctidRangeSQL(0, Math.floor(pages / 2)), ctidRangeSQL(Math.floor(pages / 2), null)];
+    const psql2 = async (): Promise<Sample> => {
+      const files = halves.map((_, i) => path.join(dir, `psql-half${i}.txt`));
+      for (const f of files) rmSync(f, { force: true });
+      const cost = await measure(halves.map((h, i) => ({ cmd: 'psql', env: psqlEnv(), args: [...server.psqlArgs(), ...(seqHalves ? ['-c', 'SET enable_tidscan = off', '-c', 'SET max_parallel_workers_per_gather = 0'] : []), '-c', `\\copy (${nodeSelectSQL()} WHERE ${h}) TO '${files[i]}'`] })), meters);
+      const bytes = files.reduce((a, f) => a + statSync(f).size, 0);
+      for (const f of files) rmSync(f, { force: true });
+      return { ...cost, bytes, streams: '2' };
+    };
     const contestants: { id: string; label: string; run: () => Promise<Sample> }[] = [
       { id: 'psql', label: 'psql \\copy (SELECT …) TO file', run: psql },
+      { id: 'psql2', label: '2 × psql, a half each, at once', run: psql2 },
       { id: 'auto', label: 'segferry export --streams auto', run: segferry('auto') },
       { id: '1', label: 'segferry export --streams 1', run: segferry('1') },
       { id: '2', label: 'segferry export --streams 2', run: segferry('2') },
       { id: '4', label: 'segferry export --streams 4', run: segferry('4') },
     ];
     const samples = new Map<string, Sample[]>(contestants.map((c) => [c.id, []]));
-    const plannedStreams = new Map(contestants.filter((c) => c.id !== 'psql').map((c) => [c.id, planned(c.id)]));
+    const plannedStreams = new Map(contestants.filter((c) => !c.id.startsWith('psql')).map((c) => [c.id, planned(c.id)]));
     // Untimed: one export first, so the first timed segferry run does not also pay for a cold
     // page cache of the program's files (it always was auto's, rep 1).
     const warm = path.join(dir, 'warm');
@@ -123,10 +145,11 @@ async function main(): Promise<void> {
     };
     out.push(`  from CPU seconds, on an idle machine (wall ≥ max(server/min(streams, cores), (server+client)/cores, client)):`);
     for (const cores of [2, 4, 8]) {
-      out.push(`    ${cores} cores: ${contestants.filter((c) => c.id !== 'psql').map((c) => `${c.id} ${(idle('psql', cores) / idle(c.id, cores)).toFixed(2)}×`).join(', ')}`);
+      out.push(`    ${cores} cores: ${contestants.filter((c) => !c.id.startsWith('psql')).map((c) => `${c.id} ${(idle('psql', cores) / idle(c.id, cores)).toFixed(2)}×`).join(', ')}`);
     }
-    const best = Math.max(...contestants.filter((c) => c.id !== 'psql').map((c) => rate(c.id)));
+    const best = Math.max(...contestants.filter((c) => !c.id.startsWith('psql')).map((c) => rate(c.id)));
     out.push(`  goal: --streams auto ≥ 1.6× psql on 2 cores; auto gives ${(rate('auto') / base).toFixed(2)}×, the best stream count ${(best / base).toFixed(2)}×`);
+    out.push(`  this machine's ceiling for two sessions (2 × psql, a half each, at once, ${seqHalves ? 'filtered sequential scans' : 'TID range scans'}): ${(rate('psql2') / base).toFixed(2)}× psql; auto reaches ${(rate('auto') / rate('psql2')).toFixed(2)} of it`);
     process.stdout.write(out.join('\n') + '\n');
   } finally {
     rmSync(dir, { recursive: true, force: true });
