@@ -89,6 +89,7 @@ const EXPORT_FLAGS = {
   replicated: { type: 'string', multiple: true },
   concurrency: { type: 'string', short: 'j' },
   streams: { type: 'string' },
+  'stream-scan': { type: 'string' },
   threads: { type: 'string' },
   overwrite: { type: 'boolean' },
   resume: { type: 'boolean' },
@@ -148,6 +149,11 @@ ${OBJECT_FLAGS_HELP}      --columns a,b        export only these columns, in thi
                            ranges (Citus: whole shards) in one snapshot of the node
                            (default auto: one per 256MiB, at most min(max_parallel_workers,
                            8); docs/streams.md)
+      --stream-scan S      how streams read their ranges: auto (default; seq-filter for a
+                           relation over shared_buffers/4 with at most 4 streams, else
+                           tid-range), seq-filter (a sequential scan per stream, its range a
+                           filter: reads the table once per stream) or tid-range (TID range
+                           scans: each page read once, better for cold tables on slow disks)
   -j, --concurrency N      sessions reading at once over all nodes (default: the sum over
                            nodes of their streams, i.e. number of nodes with one stream each)
       --threads T          on, off or auto (default): exporters in worker threads, one per
@@ -215,8 +221,8 @@ Options:
   The objects' layout, as for export (segferry export --help): -f/--format F, --segment-size N,
   --parquet-compression C, --row-group-size N, --compress C, --extension, --arrow-compression C,
   --object-checksum A, --columns a,b, --where SQL, --replicated NAME, --streams N|auto,
-  -j/--concurrency N, --no-checksums; csv: --header --delimiter C --null S --quote C --escape C;
-  text: --delimiter C --null S
+  --stream-scan S, -j/--concurrency N, --no-checksums; csv: --header --delimiter C --null S
+  --quote C --escape C; text: --delimiter C --null S
   S3:   as for export (--s3-endpoint URL ...): for --hold-snapshots and --encrypt kms:KEY-ID
   Output: --json  -q/--quiet  -v/--verbose (stack traces)
 
@@ -351,6 +357,10 @@ async function cmdExport(argv: string[], dryRunCommand: boolean, reporter: () =>
   const conc = parseCount(v.concurrency, '--concurrency');
   if (conc !== undefined) opts.concurrency = conc;
   if (v.streams !== undefined) opts.streams = v.streams === 'auto' ? 'auto' : parseCount(v.streams, '--streams')!;
+  if (v['stream-scan'] !== undefined) {
+    if (v['stream-scan'] !== 'auto' && v['stream-scan'] !== 'seq-filter' && v['stream-scan'] !== 'tid-range') throw new InvalidOptionError(`--stream-scan must be auto, seq-filter or tid-range (got ${JSON.stringify(v['stream-scan'])})`);
+    opts.streamScan = v['stream-scan'];
+  }
   if (v['no-checksums']) opts.checksums = false;
   if (v.ddl && v['no-ddl']) throw new InvalidOptionError('give --ddl or --no-ddl, not both');
   const ddl = v.ddl ? true : v['no-ddl'] ? false : undefined;

@@ -18,6 +18,7 @@ import { addRowHashSums, RowHasher, ROW_HASH_ALGORITHM } from '../format/row-has
 import { exportFormat, type CopyStatement } from './formats.js';
 import { planChecksum, planExtension, type ExportPlan } from './plan.js';
 import type { ExportUnit, NodeWork, UnitResult } from './units.js';
+import type { StreamScan } from '../topology/types.js';
 
 // One data node's exporter, apart from the orchestration in export.ts so that it can run in
 // this thread or in a worker thread.
@@ -45,6 +46,26 @@ export function addChecksums(a: RowChecksum, b: RowChecksum): RowChecksum {
 }
 
 export type { NodeWork, UnitResult } from './units.js';
+
+/**
+ * Settings, transaction-local, under which an exporter's COPY of a unit reads its page range
+ * (docs/streams.md). `seq-filter`: no TID range scan, so the range is a filter of a sequential
+ * scan that reads through PostgreSQL's bulk-read ring; no Parallel Seq Scan (COPY (query) may be
+ * planned parallel, and workers would scan the whole relation again); no synchronized scan
+ * start, so a stream's rows come in page order, as from a TID range scan (the same objects for
+ * the same ranges). `tid-range`: the session's own values back (`TO DEFAULT`).
+ */
+export function scanSettingsSQL(scan: StreamScan): string {
+  const names = ['enable_tidscan', 'max_parallel_workers_per_gather', 'synchronize_seqscans'];
+  const seq = ['off', '0', 'off'];
+  return names.map((n, i) => `SET LOCAL ${n} ${scan === 'seq-filter' ? `= ${seq[i]}` : 'TO DEFAULT'}`).join('; ');
+}
+
+/** How a unit wants its COPY run: a page range by its scan; undefined for whole relations (either does). */
+function scanOf(u: ExportUnit): StreamScan | undefined {
+  if (!u.reads.some((r) => r.pages)) return undefined;
+  return u.scan === 'seq-filter' ? 'seq-filter' : 'tid-range';
+}
 
 /** How {@link exportNode} gets and gives back its session (default: it connects, and closes before returning). */
 export interface ExporterSession {
@@ -126,7 +147,12 @@ export async function exportNode(
     // BEGIN, the snapshot and the session settings in one query string: one round trip (the
     // simple protocol runs them in order and stops at the first error).
     const settings = settingsSQL(plan.sessionSettings);
-    const start = ['BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY', ...(snapshot !== undefined ? [`SET TRANSACTION SNAPSHOT ${quoteLiteral(checkSnapshotId(snapshot))}`] : []), ...(settings ? [settings] : [])];
+    // The session's scan settings (scanSettingsSQL), 'tid-range' being the server's own. When its
+    // first unit reads a range as a filtered sequential scan (every unit of a pair's queue does
+    // alike), they go into the start query: no round trip of their own.
+    const first = w.units[0] && scanOf(w.units[0]) === 'seq-filter' ? 'seq-filter' : undefined;
+    let scanMode: StreamScan = first ?? 'tid-range';
+    const start = ['BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY', ...(snapshot !== undefined ? [`SET TRANSACTION SNAPSHOT ${quoteLiteral(checkSnapshotId(snapshot))}`] : []), ...(settings ? [settings] : []), ...(first ? [scanSettingsSQL(first)] : [])];
     await client.query(start.join('; ')).catch((e) => {
       // 22023 invalid_parameter_value: "invalid snapshot identifier: <id>", its exporting
       // transaction has ended (a setting's invalid value has that code too, without the id).
@@ -182,6 +208,12 @@ export async function exportNode(
       // This range's COPY, when it was sent behind the previous range's.
       const queued = ahead?.unit === unit ? ahead : undefined;
       ahead = undefined;
+      // A unit read the other way than the session's last: switch (transaction-local) before its COPY.
+      const want = scanOf(unit);
+      if (want !== undefined && want !== scanMode && !queued?.stream) {
+        await client.query(scanSettingsSQL(want)).catch((e) => { throw fail(e, 'set scan'); });
+        scanMode = want;
+      }
       for (const r of unit.reads) {
         throwIfAborted(signal);
         const copy = queued?.copy ?? (await copyOf(r, t));
@@ -208,7 +240,9 @@ export async function exportNode(
         // range apart (110 against 18 ms, same bench).
         if (unit.stream && w.queue && w.queue.left > (unit.sessions ?? 1) && unit.reads.length === 1 && !format.asks) {
           const nu = w.queue.take();
-          if (nu !== undefined && nu.reads.length === 1) {
+          // Sent behind this COPY only when it reads the same way (a pair's ranges all do).
+          const nuScan = nu && scanOf(nu);
+          if (nu !== undefined && nu.reads.length === 1 && (nuScan === undefined || nuScan === scanMode)) {
             const c = await copyOf(nu.reads[0]!, nu.table);
             ahead = { unit: nu, copy: c, stream: copyOutAfter(stream, client, c.sql, copyOpts) };
           } else if (nu !== undefined) {

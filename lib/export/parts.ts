@@ -23,7 +23,7 @@ import { runQueue, type ExportContext, type NodeRunner } from './queue.js';
 import { deleteUnitObjects } from './resume.js';
 import { SnapshotSessions } from './snapshots.js';
 import { checkPlanSnapshots } from './hold.js';
-import { validRangeStarts } from './streams.js';
+import { validRangeStarts, validStreamScan } from './streams.js';
 import { doneUnits, planUnits, resultOf, type ExportUnit, type UnitResult } from './units.js';
 
 // One plan, many hosts (docs/multi-host.md): `plan --out` writes the plan as a file, each host
@@ -64,6 +64,8 @@ export function parsePlanFile(text: string, where: string): PlanFile {
   for (const t of p.tables) {
     for (const sp of Array.isArray(t.streams) ? t.streams : []) {
       if (sp?.ranges !== undefined && !validRangeStarts(sp.ranges)) throw new ManifestInvalidError(`${where}: table ${t.objectName} has bad page ranges on node ${String(sp.node)}`);
+      // It decides the settings a range's COPY runs under (lib/export/exporter.ts scanSettingsSQL).
+      if (!validStreamScan(sp?.scan)) throw new ManifestInvalidError(`${where}: table ${t.objectName} has an unknown stream scan on node ${String(sp.node)} (seq-filter or tid-range)`);
     }
   }
   // Held snapshot ids reach SET TRANSACTION SNAPSHOT: their shape and nodes are checked here (and again where used).

@@ -9,7 +9,7 @@ import { displayName } from '../pg/sql.js';
 import { objectNames, segmentExtension, segmentKey } from '../manifest/keys.js';
 import { planUnits } from './units.js';
 import { generatedColumns } from '../topology/catalog.js';
-import { capAutoStreams, checkMinRangePages, checkStreams, cutRanges, decideStreams, streamMemory, streamsWithoutProbe, type StreamsOption } from './streams.js';
+import { capAutoStreams, checkMinRangePages, checkStreams, checkStreamScan, cutRanges, decideStreams, streamMemory, streamsWithoutProbe, type StreamsOption } from './streams.js';
 import { probePages } from '../topology/pages.js';
 import type { StreamPlan } from '../topology/types.js';
 import { COORDINATOR_NODE, discover, type StaticTopology } from '../topology/discover.js';
@@ -103,6 +103,16 @@ export interface PlanOptions {
    * many ranges (tests); at least 1.
    */
   minRangePages?: number;
+  /**
+   * How a (table, node)'s streams read their page ranges (docs/streams.md): `auto` (default)
+   * reads them as sequential scans with the range as a filter (`seq-filter`, one equal range per
+   * stream) when the relation is larger than a quarter of the node's shared_buffers and it has at
+   * most 4 streams, else as TID range scans (`tid-range`, ranges taken from a queue).
+   * `seq-filter` reads the whole relation once per stream, through PostgreSQL's bulk-read ring:
+   * cheaper for the server on tables over shared_buffers/4 that are cached by the OS;
+   * `tid-range` reads each page once: better for cold tables on slow disks.
+   */
+  streamScan?: 'auto' | 'seq-filter' | 'tid-range';
   /**
    * Sessions reading at once, over all nodes (default: the sum over nodes of the most streams
    * any table has there, i.e. the number of nodes when every table has one stream). Nodes
@@ -267,6 +277,7 @@ async function planWith(opts: PlanOptions, clients: NodeClients): Promise<Export
   if (opts.replicated !== undefined) req.replicated = opts.replicated;
   const streamsAsked = checkStreams(opts.streams ?? 'auto');
   if (opts.minRangePages !== undefined) checkMinRangePages(opts.minRangePages);
+  if (opts.streamScan !== undefined) checkStreamScan(opts.streamScan);
   const d = await discover(req, clients);
   if (format.kind === 'binary' && d.nodes[0]) {
     // COPY BINARY objects hold that server's binary forms: the manifest says which server made them.
@@ -308,7 +319,7 @@ async function planWith(opts: PlanOptions, clients: NodeClients): Promise<Export
   await addGenerated(tables, d.coordinator, d.nodes, clients);
   await planStreams(tables, d.nodes, streamsAsked, clients);
   if (streamsAsked === 'auto') capAutoStreams(tables, opts.streamMemory ?? streamMemory({ s3: true }));
-  cutRanges(tables, opts.minRangePages);
+  cutRanges(tables, opts.minRangePages, opts.streamScan);
   // One boolean expression, checked on the first node of every table before any COPY (lib/pg/filter.ts).
   if (opts.where !== undefined) await checkFilter(opts.where, tables.flatMap((t) => t.reads.slice(0, 1).flatMap((r) => d.nodes.filter((n) => n.name === r.node).map((n) => ({ node: n.name, endpoint: n.endpoint, relation: r.relation })))));
   const plan: ExportPlan = {

@@ -1,7 +1,7 @@
 import { InvalidOptionError } from '../errors.js';
 import { OWN_BUFFER } from '../store/s3-upload.js';
 import type { NodePages, RelationPages } from '../topology/pages.js';
-import type { RelationRead, StreamPlan, TablePlan } from '../topology/types.js';
+import type { RelationRead, StreamPlan, StreamScan, TablePlan } from '../topology/types.js';
 
 // How many ctid page-range streams read one table on one node (docs/streams.md). Pure.
 
@@ -81,7 +81,7 @@ export function dealShards(reads: readonly Pick<RelationRead, 'estimatedBytes'>[
  * Citus columnar have no usable ctid) and at least 2 pages. `auto`: one stream per 256 MiB of
  * the relation, at least 1, at most min(max_parallel_workers, 8); a number N: min(N, pages).
  */
-export function decideStreams(node: string, read: Pick<RelationRead, 'estimatedBytes'>, probe: Pick<NodePages, 'serverVersion' | 'maxParallelWorkers'>, rel: RelationPages, asked: StreamsOption): StreamPlan {
+export function decideStreams(node: string, read: Pick<RelationRead, 'estimatedBytes'>, probe: Pick<NodePages, 'serverVersion' | 'maxParallelWorkers'> & Partial<Pick<NodePages, 'sharedBuffers'>>, rel: RelationPages, asked: StreamsOption): StreamPlan {
   const one = (note: string): StreamPlan => ({ node, streams: 1, pages: rel.pages, note });
   if (probe.serverVersion < TID_RANGE_SCAN_VERSION) return one(`server version ${probe.serverVersion} has no TID range scan (needs PostgreSQL 14)`);
   const kinds: Record<string, string> = { v: 'a view', f: 'a foreign table', p: 'a partitioned table', '': 'not found by the page probe' };
@@ -92,7 +92,46 @@ export function decideStreams(node: string, read: Pick<RelationRead, 'estimatedB
     ? Math.min(Math.max(1, Math.floor(read.estimatedBytes / AUTO_STREAM_BYTES)), Math.max(1, Math.min(probe.maxParallelWorkers, AUTO_STREAM_MAX)))
     : asked;
   const streams = Math.min(want, rel.pages);
-  return { node, streams, pages: rel.pages };
+  return streams > 1 && probe.sharedBuffers !== undefined ? { node, streams, pages: rel.pages, sharedBuffers: probe.sharedBuffers } : { node, streams, pages: rel.pages };
+}
+
+/**
+ * `auto` reads a (table, node)'s ranges as filtered sequential scans with at most this many
+ * streams. Every such stream reads the whole relation (its range a filter), so the server pays
+ * the read-and-skip part of a scan once per stream: ≈ 0.19 of a whole COPY's CPU (a scan whose
+ * filter matches no row against a full COPY, 1.5M rows, 570 MB, bench/streams-server.ts), so N
+ * streams cost ≈ N × 0.19 + 0.81. TID range scans of a relation over shared_buffers/4 cost
+ * ≈ 1.3–1.7 × the COPY (no bulk-read ring). Per stream on as many cores: 0.19 + 0.81 / N against
+ * 1.3–1.7 / N, so the filtered scans win up to N ≈ 4 (docs/streams.md).
+ */
+export const SEQ_FILTER_MAX_STREAMS = 4;
+
+/** `streamScan`: `auto` ({@link chooseScan}), or one way for every (table, node) read in streams. */
+export type StreamScanOption = 'auto' | StreamScan;
+
+/** Check a streamScan option. */
+export function checkStreamScan(s: unknown): StreamScanOption {
+  if (s === 'auto' || s === 'seq-filter' || s === 'tid-range') return s;
+  throw new InvalidOptionError(`streamScan must be auto, seq-filter or tid-range (got ${JSON.stringify(s)})`);
+}
+
+/** True for a plan's `scan` field (plan files are untrusted): absent, `seq-filter` or `tid-range`. */
+export function validStreamScan(v: unknown): v is StreamScan | undefined {
+  return v === undefined || v === 'seq-filter' || v === 'tid-range';
+}
+
+/**
+ * How `streams` streams read a relation of `pages` pages on a node with `sharedBuffers` pages of
+ * shared_buffers (NBuffers). `auto`: `seq-filter` when the relation is larger than NBuffers/4,
+ * PostgreSQL's own condition for a sequential scan's bulk-read ring (heapam.c initscan: nblocks >
+ * NBuffers / 4; a TID range scan in PostgreSQL 15 never takes the ring, so each of its pages goes
+ * through the whole pool, clock sweep and eviction), and `streams` ≤ {@link SEQ_FILTER_MAX_STREAMS};
+ * else `tid-range` (also when NBuffers is unknown). A forced option is taken as is. Pure.
+ */
+export function chooseScan(pages: number, streams: number, sharedBuffers: number | undefined, option: StreamScanOption = 'auto'): StreamScan {
+  if (option !== 'auto') return option;
+  if (sharedBuffers === undefined || !(sharedBuffers > 0)) return 'tid-range';
+  return pages > sharedBuffers / 4 && streams <= SEQ_FILTER_MAX_STREAMS ? 'seq-filter' : 'tid-range';
 }
 
 /**
@@ -164,13 +203,22 @@ export function checkMinRangePages(p: unknown): number {
 }
 
 /**
- * Give every (table, node) read in page-range streams its ranges ({@link rangeCut}), once the
- * stream counts are final. `minPages`: the floor (default {@link MIN_RANGE_PAGES}). Changes
- * `tables` in place.
+ * Give every (table, node) read in page-range streams its scan ({@link chooseScan}, by `scan`,
+ * default `auto`) and its ranges, once the stream counts are final: `tid-range`, the guided cut
+ * ({@link rangeCut}, floor `minPages`, default {@link MIN_RANGE_PAGES}); `seq-filter`, one equal
+ * range per stream ({@link pageStarts}: each range costs a scan of the whole relation, so no
+ * queue of shrinking ranges). Changes `tables` in place.
  */
-export function cutRanges(tables: readonly Pick<TablePlan, 'streams'>[], minPages = MIN_RANGE_PAGES): void {
+export function cutRanges(tables: readonly Pick<TablePlan, 'streams'>[], minPages = MIN_RANGE_PAGES, scan: StreamScanOption = 'auto'): void {
   checkMinRangePages(minPages);
-  for (const t of tables) for (const s of t.streams ?? []) if (s.streams > 1 && s.pages !== undefined) s.ranges = rangeCut(s.pages, s.streams, minPages);
+  checkStreamScan(scan);
+  for (const t of tables) {
+    for (const s of t.streams ?? []) {
+      if (s.streams <= 1 || s.pages === undefined) continue;
+      s.scan = chooseScan(s.pages, s.streams, s.sharedBuffers, scan);
+      s.ranges = s.scan === 'seq-filter' ? pageStarts(s.pages, Math.min(s.streams, s.pages)) : rangeCut(s.pages, s.streams, minPages);
+    }
+  }
 }
 
 /**

@@ -1,7 +1,7 @@
 import type { ManifestObject, RowChecksum } from '../manifest/types.js';
 import { displayName } from '../pg/sql.js';
 import type { FormatSummary } from '../segment/types.js';
-import type { PlanNode, RelationRead, TablePlan } from '../topology/types.js';
+import type { PlanNode, RelationRead, StreamScan, TablePlan } from '../topology/types.js';
 import type { CheckpointUnit } from './checkpoint.js';
 import type { ExportPlan } from './plan.js';
 import { dealShards, pageStarts } from './streams.js';
@@ -33,6 +33,11 @@ export interface ExportUnit {
    * pair, at most its units).
    */
   sessions?: number;
+  /**
+   * With a page range: how it is read (docs/streams.md). `seq-filter`: a sequential scan with the
+   * range as a filter (the exporter sets `enable_tidscan` off for it); absent: a TID range scan.
+   */
+  scan?: StreamScan;
   /** The table it exports (the plan's own object). */
   table: TablePlan;
   /** The node it reads. */
@@ -103,9 +108,13 @@ export function planUnits(plan: Pick<ExportPlan, 'tables'>, recorded: RangeStart
         continue;
       }
       const sessions = Math.max(1, Math.min(sp?.streams ?? 1, starts.length));
+      // A filtered sequential scan reads the whole relation per range: only with one range per
+      // stream. A resume keeps the first run's cut; if that was a queue of more ranges (read as
+      // TID ranges then), they stay TID range scans.
+      const seq = sp?.scan === 'seq-filter' && starts.length <= sessions;
       starts.forEach((from, k) => {
         const pages: [number, number | null] = [from, starts[k + 1] ?? null];
-        out.push({ id: `${group}#${k}`, group, stream: { index: k, of: starts.length }, sessions, table: t, node, reads: [{ ...reads[0]!, pages }] });
+        out.push({ id: `${group}#${k}`, group, stream: { index: k, of: starts.length }, sessions, ...(seq ? { scan: 'seq-filter' as const } : {}), table: t, node, reads: [{ ...reads[0]!, pages }] });
       });
     }
   }

@@ -21,17 +21,24 @@ export interface NodePages {
   serverVersion: number;
   /** `max_parallel_workers` (the auto rule's ceiling). */
   maxParallelWorkers: number;
+  /**
+   * `shared_buffers` in pages (PostgreSQL's NBuffers: `pg_settings.setting` of shared_buffers
+   * counts blocks). A sequential scan of a relation over NBuffers/4 pages reads through a bulk-read
+   * ring; lib/export/streams.ts `chooseScan` uses it.
+   */
+  sharedBuffers: number;
   relations: RelationPages[];
 }
 
 /**
  * Ask one node, on an open session of it (planning's, lib/topology/clients.ts), for its version,
- * `max_parallel_workers` and each relation's kind, access method and pages: one query, one
+ * `max_parallel_workers`, `shared_buffers` (pages) and each relation's kind, access method and pages: one query, one
  * round trip, whatever the number of relations (names bound as arrays, never spliced).
  */
 export async function probePages(client: pg.Client, node: string, relations: QualifiedName[]): Promise<NodePages> {
-  const r = await client.query<{ v: string; w: string; relkind: string | null; am: string | null; pages: string | null }>(
+  const r = await client.query<{ v: string; w: string; b: string; relkind: string | null; am: string | null; pages: string | null }>(
     `SELECT current_setting('server_version_num') AS v, current_setting('max_parallel_workers') AS w,
+            (SELECT s.setting FROM pg_catalog.pg_settings s WHERE s.name = 'shared_buffers') AS b,
             c.relkind::text AS relkind, a.amname::text AS am,
             (pg_catalog.pg_relation_size(c.oid) / current_setting('block_size')::int8)::int8 AS pages
        FROM (SELECT 0::int8 AS i, NULL::text AS schema, NULL::text AS name
@@ -47,6 +54,7 @@ export async function probePages(client: pg.Client, node: string, relations: Qua
   return {
     serverVersion: Number(first!.v),
     maxParallelWorkers: Number(first!.w),
+    sharedBuffers: Number(first!.b),
     relations: rows.map((row) => (row.relkind !== null ? { relkind: row.relkind, accessMethod: row.am ?? '', pages: Number(row.pages) } : { relkind: '', accessMethod: '', pages: 0 })),
   };
 }

@@ -68,6 +68,14 @@ export interface RelationRead {
   pages?: [number, number | null];
 }
 
+/**
+ * How a (table, node)'s streams read their page ranges (docs/streams.md): `tid-range`, TID range
+ * scans (`ctid >= … AND ctid < …` reading only those pages); `seq-filter`, one sequential scan
+ * per stream with its range as a filter (every stream reads every page, through PostgreSQL's
+ * bulk-read ring).
+ */
+export type StreamScan = 'seq-filter' | 'tid-range';
+
 /** How many streams read a table on one node (docs/streams.md). */
 export interface StreamPlan {
   node: string;
@@ -81,6 +89,14 @@ export interface StreamPlan {
    * Absent in plans written before it: then one equal range per stream.
    */
   ranges?: number[];
+  /**
+   * How the streams read their ranges (lib/export/streams.ts `chooseScan`); set with more than
+   * one stream. Absent (plans written before it): `tid-range`. `seq-filter` has one range per
+   * stream.
+   */
+  scan?: StreamScan;
+  /** The node's shared_buffers in pages (NBuffers) when planned, when probed with more than one stream. */
+  sharedBuffers?: number;
   /** Why the node reads the table in one stream, when more were asked for or possible. */
   note?: string;
 }
