@@ -8,7 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { DirectoryStore, exportTables, planExport, SegferryError, type Manifest } from '../../lib/index.js';
+import { DirectoryStore, exportTables, finishPlan, parsePlanFile, planExport, planFile, runPlanPart, SegferryError, type Manifest } from '../../lib/index.js';
 import { exportNode, scanSettingsSQL } from '../../lib/export/exporter.js';
 import { selectSQL } from '../../lib/export/formats.js';
 import { planUnits, type UnitResult } from '../../lib/export/units.js';
@@ -49,7 +49,7 @@ afterAll(async () => {
 /** Sequential scans of each table so far (backends flush their counts when they exit: wait for `want`). */
 async function seqScans(want?: Record<string, number>): Promise<Record<string, number>> {
   for (let i = 0; ; i++) {
-    const rows = await server.query<{ relname: string; n: string }>(`SELECT relname, seq_scan::text AS n FROM pg_stat_user_tables WHERE relname IN ('items', 'small')`);
+    const rows = await server.query<{ relname: string; n: string }>(`SELECT relname, seq_scan::text AS n FROM pg_stat_user_tables WHERE relname IN ('items', 'small', 'items2')`);
     const out = Object.fromEntries(rows.map((r) => [r.relname, Number(r.n)]));
     if (!want || Object.entries(want).every(([k, v]) => out[k] === v) || i >= 40) return out;
     await new Promise((r) => setTimeout(r, 50));
@@ -233,5 +233,24 @@ describe('stream scans: filtered sequential scans above shared_buffers/4', () =>
     expect(r.plan.tables[0]!.streams![0]!.scan).toBe('seq-filter');
     await expectResumed(dir, source, kept);
     expect(r.manifest.tables[0]!.rows).toBe(ROWS);
+  }, 120_000);
+
+  it('a plan file run in 2 parts: the scan survives the file, each part reads its pair by filtered scans; finish gives every row once', async () => {
+    await server.query('CREATE TABLE items2 AS SELECT * FROM items WHERE id % 2 = 0; ANALYZE items2');
+    const dir = await tmp();
+    const planned = await planExport({ source: server.url(), ...opts, tables: ['items', 'items2'], streams: 2 });
+    const plan = parsePlanFile(JSON.stringify(planFile(planned, dir)), 'plan.json').plan;
+    expect(plan.tables.map((t) => t.streams![0]!.scan)).toEqual(['seq-filter', 'seq-filter']);
+    const before = await seqScans();
+    for (const k of [1, 2]) await runPlanPart({ plan, to: dir, part: { k, n: 2 } });
+    const m = await finishPlan({ plan, to: dir });
+    expect(m.tables.map((t) => t.rows)).toEqual([ROWS, ROWS / 2]);
+    const { lines, manifest } = await exported(dir);
+    const evens = source.filter((l) => Number(l.split('\t')[0]) % 2 === 0);
+    expect(lines).toEqual([...source, ...evens].sort());
+    expect(manifest.objects.length).toBeGreaterThan(4);
+    const want = { items: before.items! + 2, items2: (before.items2 ?? 0) + 2 };
+    const after = await seqScans(want);
+    expect([after.items, after.items2]).toEqual([want.items, want.items2]);
   }, 120_000);
 });
