@@ -15,6 +15,9 @@
 //   psql-seq-skipall a sequential scan whose ctid filter matches no row: what reading and
 //                   skipping every page costs (the planner may give it parallel workers)
 //   segferry-1/-2/-4 segferry export --streams 1 / 2 / 4 to a directory; segferry-empty: an empty table
+//   segferry-2-tid/-seq, segferry-4-tid/-seq  the same with --stream-scan tid-range / seq-filter
+//   base-2/-4       --streams 2 / 4 by another build (`--base DIR`: its bin/segferry.js and dist/,
+//                   e.g. main's, alternated with this one's in the same run)
 // `--only a,b`: only those contestants. The bench servers' shared_buffers: SF_BENCH_SHARED_BUFFERS
 // (bench/lib/cluster.ts; default 256MB).
 import { rmSync } from 'node:fs';
@@ -29,8 +32,8 @@ import { runSection, sectionFlags, withBenchServers } from './lib/common.js';
 import { cleanupTimeDir, measure, median, type Spawned } from './lib/measure.js';
 
 const { rows, reps, values } = sectionFlags({
-  usage: 'node --import tsx bench/streams-server.ts [--rows N (default 1000000; --quick 200000)] [--reps N (default 5; --quick 1)] [--quick] [--only id,id,…]',
-  options: { only: { type: 'string' } },
+  usage: 'node --import tsx bench/streams-server.ts [--rows N (default 1000000; --quick 200000)] [--reps N (default 5; --quick 1)] [--quick] [--only id,id,…] [--base DIR]',
+  options: { only: { type: 'string' }, base: { type: 'string' } },
   rows: { full: 1_000_000, quick: 200_000 },
   reps: { full: 5, quick: 1 },
 });
@@ -52,10 +55,11 @@ async function main(): Promise<void> {
     const psql = (...cmds: string[]): Spawned => ({ cmd: 'psql', env: psqlEnv(), args: [...server.psqlArgs(), ...cmds.flatMap((c) => ['-c', c])] });
     const settings = `SELECT ${Object.entries(SESSION_SETTINGS).map(([k, v]) => `set_config('${k}', '${v}', false)`).join(', ')}`;
     let n = 0;
-    const segferry = (table: string, streams: string): Spawned => ({
+    const segferry = (table: string, streams: string, extra: string[] = [], root = ROOT): Spawned => ({
       cmd: process.execPath,
-      args: [path.join(ROOT, 'bin/segferry.js'), 'export', '--source', server.url(), '--table', table, '--to', path.join(dir, `out${n++}`), '--streams', streams, '-q'],
+      args: [path.join(root, 'bin/segferry.js'), 'export', '--source', server.url(), '--table', table, '--to', path.join(dir, `out${n++}`), '--streams', streams, '-q', ...extra],
     });
+    const base = values.base === undefined ? undefined : path.resolve(String(values.base));
     const contestants: [string, () => Spawned[]][] = [
       ['psql', () => [psql(toNull())]],
       ['psql-settings', () => [psql('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY', settings, toNull(), 'COMMIT')]],
@@ -68,6 +72,11 @@ async function main(): Promise<void> {
       ['segferry-1', () => [segferry(TABLE, '1')]],
       ['segferry-2', () => [segferry(TABLE, '2')]],
       ['segferry-4', () => [segferry(TABLE, '4')]],
+      ['segferry-2-tid', () => [segferry(TABLE, '2', ['--stream-scan', 'tid-range'])]],
+      ['segferry-2-seq', () => [segferry(TABLE, '2', ['--stream-scan', 'seq-filter'])]],
+      ['segferry-4-tid', () => [segferry(TABLE, '4', ['--stream-scan', 'tid-range'])]],
+      ['segferry-4-seq', () => [segferry(TABLE, '4', ['--stream-scan', 'seq-filter'])]],
+      ...(base ? ([['base-2', () => [segferry(TABLE, '2', [], base)]], ['base-4', () => [segferry(TABLE, '4', [], base)]]] as [string, () => Spawned[]][]) : []),
       ['psql-seq-skipall', () => [psql('SET enable_tidscan = off', toNull(ctidRangeSQL(pages + 10, null)))]],
       ['segferry-empty', () => [segferry('empty_t', '1')]],
     ];
