@@ -13,6 +13,7 @@ import { exportNode, scanSettingsSQL } from '../../lib/export/exporter.js';
 import { selectSQL } from '../../lib/export/formats.js';
 import { planUnits, type UnitResult } from '../../lib/export/units.js';
 import { startServer, type PgServer } from '../helpers/pg.js';
+import { ensureBuilt, runCli } from '../helpers/cli.js';
 import { exported, expectContiguous, expectResumed, gatedStore, itemsTable } from '../helpers/streams.js';
 
 // How streams read their page ranges (issue 17, docs/streams.md): on a server whose
@@ -252,5 +253,32 @@ describe('stream scans: filtered sequential scans above shared_buffers/4', () =>
     const want = { items: before.items! + 2, items2: (before.items2 ?? 0) + 2 };
     const after = await seqScans(want);
     expect([after.items, after.items2]).toEqual([want.items, want.items2]);
+  }, 120_000);
+
+  it('CLI: --stream-scan reaches the plan file; a bad value exits 2 with ERR_INVALID_OPTION before any database work', async () => {
+    ensureBuilt();
+    const dir = await tmp();
+    const out = join(base, `plan${made++}.json`);
+    const common = ['--source', server.url(), '--table', 'items', '--streams', '2', '--to', dir, '--out', out];
+    const auto = await runCli(['plan', ...common]);
+    expect(auto.code).toBe(0);
+    expect(parsePlanFile(await readFile(out, 'utf8'), out).plan.tables[0]!.streams![0]!.scan).toBe('seq-filter');
+    const tid = await runCli(['plan', ...common, '--stream-scan', 'tid-range']);
+    expect(tid.code).toBe(0);
+    expect(parsePlanFile(await readFile(out, 'utf8'), out).plan.tables[0]!.streams![0]!.scan).toBe('tid-range');
+    const bad = await runCli(['plan', '--source', 'postgres://nobody@127.0.0.1:1/none', '--table', 'items', '--stream-scan', 'seq', '--to', dir, '--out', out]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('ERR_INVALID_OPTION');
+  }, 120_000);
+
+  it('Parquet (its COPY asks the node first): 2 seq-filter streams give the row count and row checksum of 1 stream', async () => {
+    const sums = [];
+    for (const streams of [1, 2]) {
+      const r = await exportTables({ source: server.url(), ...opts, format: 'parquet', streams, to: await tmp() });
+      expect(r.plan.tables[0]!.streams![0]!.scan).toBe(streams === 2 ? 'seq-filter' : undefined);
+      sums.push(r.manifest.tables[0]!.checksum);
+    }
+    expect(sums[0]!.rows).toBe(ROWS);
+    expect(sums[1]).toEqual(sums[0]);
   }, 120_000);
 });
