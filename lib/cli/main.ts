@@ -150,7 +150,7 @@ ${OBJECT_FLAGS_HELP}      --columns a,b        export only these columns, in thi
                            (default auto: one per 256MiB, at most min(max_parallel_workers,
                            8); docs/streams.md)
       --stream-scan S      how streams read their ranges: auto (default; seq-filter for a
-                           relation over shared_buffers/4 with at most 4 streams, else
+                           relation over shared_buffers with at most 4 streams, else
                            tid-range), seq-filter (a sequential scan per stream, its range a
                            filter: reads the table once per stream) or tid-range (TID range
                            scans: each page read once, better for cold tables on slow disks)

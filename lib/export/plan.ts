@@ -106,10 +106,10 @@ export interface PlanOptions {
   /**
    * How a (table, node)'s streams read their page ranges (docs/streams.md): `auto` (default)
    * reads them as sequential scans with the range as a filter (`seq-filter`, one equal range per
-   * stream) when the relation is larger than a quarter of the node's shared_buffers and it has at
-   * most 4 streams, else as TID range scans (`tid-range`, ranges taken from a queue).
+   * stream) when the relation is larger than the node's shared_buffers and it has at most 4
+   * streams, else as TID range scans (`tid-range`, ranges taken from a queue).
    * `seq-filter` reads the whole relation once per stream, through PostgreSQL's bulk-read ring:
-   * cheaper for the server on tables over shared_buffers/4 that are cached by the OS;
+   * cheaper for the server on tables larger than shared_buffers that are cached by the OS;
    * `tid-range` reads each page once: better for cold tables on slow disks.
    */
   streamScan?: 'auto' | 'seq-filter' | 'tid-range';

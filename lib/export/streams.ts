@@ -100,7 +100,7 @@ export function decideStreams(node: string, read: Pick<RelationRead, 'estimatedB
  * streams. Every such stream reads the whole relation (its range a filter), so the server pays
  * the read-and-skip part of a scan once per stream: ≈ 0.19 of a whole COPY's CPU (a scan whose
  * filter matches no row against a full COPY, 1.5M rows, 570 MB, bench/streams-server.ts), so N
- * streams cost ≈ N × 0.19 + 0.81. TID range scans of a relation over shared_buffers/4 cost
+ * streams cost ≈ N × 0.19 + 0.81. TID range scans of a relation larger than shared_buffers cost
  * ≈ 1.3–1.7 × the COPY (no bulk-read ring). Per stream on as many cores: 0.19 + 0.81 / N against
  * 1.3–1.7 / N, so the filtered scans win up to N ≈ 4 (docs/streams.md).
  */
@@ -122,16 +122,21 @@ export function validStreamScan(v: unknown): v is StreamScan | undefined {
 
 /**
  * How `streams` streams read a relation of `pages` pages on a node with `sharedBuffers` pages of
- * shared_buffers (NBuffers). `auto`: `seq-filter` when the relation is larger than NBuffers/4,
- * PostgreSQL's own condition for a sequential scan's bulk-read ring (heapam.c initscan: nblocks >
- * NBuffers / 4; a TID range scan in PostgreSQL 15 never takes the ring, so each of its pages goes
- * through the whole pool, clock sweep and eviction), and `streams` ≤ {@link SEQ_FILTER_MAX_STREAMS};
- * else `tid-range` (also when NBuffers is unknown). A forced option is taken as is. Pure.
+ * shared_buffers (NBuffers). `auto`: `seq-filter` when the relation is larger than NBuffers, so it
+ * cannot stay in the pool (a TID range scan in PostgreSQL 15 never takes the bulk-read ring, so
+ * each of its pages then goes through the whole pool, clock sweep and eviction, while a sequential
+ * scan reuses a 256 KiB ring), and `streams` ≤ {@link SEQ_FILTER_MAX_STREAMS}; else `tid-range`
+ * (also when NBuffers is unknown). Not from NBuffers / 4, where PostgreSQL gives a sequential scan
+ * the ring (heapam.c initscan): between NBuffers / 4 and NBuffers the ring rereads the table from
+ * the OS's cache every time while TID ranges find it in the pool, and measured there (400k rows,
+ * 18,517 pages, shared_buffers 256 MB = 32,768 pages) 2 filtered streams cost 1.85 server CPU-s
+ * against 1.59 for TID ranges (two psql halves: 1.82 against 1.47). A forced option is taken as
+ * is. Pure.
  */
 export function chooseScan(pages: number, streams: number, sharedBuffers: number | undefined, option: StreamScanOption = 'auto'): StreamScan {
   if (option !== 'auto') return option;
   if (sharedBuffers === undefined || !(sharedBuffers > 0)) return 'tid-range';
-  return pages > sharedBuffers / 4 && streams <= SEQ_FILTER_MAX_STREAMS ? 'seq-filter' : 'tid-range';
+  return pages > sharedBuffers && streams <= SEQ_FILTER_MAX_STREAMS ? 'seq-filter' : 'tid-range';
 }
 
 /**

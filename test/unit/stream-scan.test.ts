@@ -7,7 +7,7 @@ import { planUnits } from '../../lib/export/units.js';
 import type { RelationRead, StreamPlan, TablePlan } from '../../lib/topology/types.js';
 
 // How a (table, node)'s streams read their page ranges (issue 17, docs/streams.md): filtered
-// sequential scans above shared_buffers/4 with at most 4 streams, else TID range scans.
+// sequential scans above shared_buffers with at most 4 streams, else TID range scans.
 
 const read = (node: string): RelationRead => ({ node, relation: { schema: 'public', name: 't' }, estimatedBytes: 100 });
 const table = (streams: StreamPlan[]): TablePlan => ({
@@ -16,10 +16,11 @@ const table = (streams: StreamPlan[]): TablePlan => ({
 });
 
 describe('chooseScan: the rule', () => {
-  it('auto: seq-filter above NBuffers/4 pages with at most 4 streams; tid-range otherwise or when NBuffers is unknown', () => {
-    const nb = 32768; // 256MB of 8 KiB pages: the ring from 8192 pages up
-    expect(chooseScan(8193, 2, nb)).toBe('seq-filter');
-    expect(chooseScan(8192, 2, nb)).toBe('tid-range'); // PostgreSQL's own test is nblocks > NBuffers / 4
+  it('auto: seq-filter above NBuffers pages with at most 4 streams; tid-range otherwise or when NBuffers is unknown', () => {
+    const nb = 32768; // 256MB of 8 KiB pages
+    expect(chooseScan(32769, 2, nb)).toBe('seq-filter');
+    expect(chooseScan(32768, 2, nb)).toBe('tid-range'); // fits in the pool: TID ranges find it there
+    expect(chooseScan(18_517, 2, nb)).toBe('tid-range'); // over NBuffers / 4 (a sequential scan's ring) but inside the pool
     expect(chooseScan(69_600, SEQ_FILTER_MAX_STREAMS, nb)).toBe('seq-filter');
     expect(chooseScan(69_600, SEQ_FILTER_MAX_STREAMS + 1, nb)).toBe('tid-range');
     expect(chooseScan(69_600, 2, undefined)).toBe('tid-range');
