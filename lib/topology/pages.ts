@@ -23,8 +23,8 @@ export interface NodePages {
   maxParallelWorkers: number;
   /**
    * `shared_buffers` in pages (PostgreSQL's NBuffers: `pg_settings.setting` of shared_buffers
-   * counts blocks). A sequential scan of a relation over NBuffers/4 pages reads through a bulk-read
-   * ring; lib/export/streams.ts `chooseScan` uses it.
+   * counts blocks). lib/export/streams.ts `chooseScan` reads a relation larger than it, which the
+   * pool cannot hold, by filtered sequential scans (they read through a bulk-read ring).
    */
   sharedBuffers: number;
   relations: RelationPages[];
