@@ -6,6 +6,7 @@ import type { EncryptOption } from '../crypto/keys.js';
 import { InvalidOptionError, SegferryError, redact, redactCredentials } from '../errors.js';
 import { exportTables } from '../export/export.js';
 import { planExport, type PlanOptions } from '../export/plan.js';
+import { checkStreamScan } from '../export/streams.js';
 import type { StaticTopology } from '../topology/discover.js';
 import type { S3Options } from '../store/s3.js';
 import { OBJECT_FLAGS, OBJECT_FLAGS_HELP, objectOptionsOf } from './object-flags.js';
@@ -357,10 +358,7 @@ async function cmdExport(argv: string[], dryRunCommand: boolean, reporter: () =>
   const conc = parseCount(v.concurrency, '--concurrency');
   if (conc !== undefined) opts.concurrency = conc;
   if (v.streams !== undefined) opts.streams = v.streams === 'auto' ? 'auto' : parseCount(v.streams, '--streams')!;
-  if (v['stream-scan'] !== undefined) {
-    if (v['stream-scan'] !== 'auto' && v['stream-scan'] !== 'seq-filter' && v['stream-scan'] !== 'tid-range') throw new InvalidOptionError(`--stream-scan must be auto, seq-filter or tid-range (got ${JSON.stringify(v['stream-scan'])})`);
-    opts.streamScan = v['stream-scan'];
-  }
+  if (v['stream-scan'] !== undefined) opts.streamScan = checkStreamScan(v['stream-scan'], '--stream-scan');
   if (v['no-checksums']) opts.checksums = false;
   if (v.ddl && v['no-ddl']) throw new InvalidOptionError('give --ddl or --no-ddl, not both');
   const ddl = v.ddl ? true : v['no-ddl'] ? false : undefined;

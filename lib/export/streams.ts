@@ -109,10 +109,10 @@ export const SEQ_FILTER_MAX_STREAMS = 4;
 /** `streamScan`: `auto` ({@link chooseScan}), or one way for every (table, node) read in streams. */
 export type StreamScanOption = 'auto' | StreamScan;
 
-/** Check a streamScan option. */
-export function checkStreamScan(s: unknown): StreamScanOption {
+/** Check a streamScan option; `name`: how the error names it (the CLI's `--stream-scan`). */
+export function checkStreamScan(s: unknown, name = 'streamScan'): StreamScanOption {
   if (s === 'auto' || s === 'seq-filter' || s === 'tid-range') return s;
-  throw new InvalidOptionError(`streamScan must be auto, seq-filter or tid-range (got ${JSON.stringify(s)})`);
+  throw new InvalidOptionError(`${name} must be auto, seq-filter or tid-range (got ${JSON.stringify(s)})`);
 }
 
 /** True for a plan's `scan` field (plan files are untrusted): absent, `seq-filter` or `tid-range`. */
