@@ -18,9 +18,10 @@
 //   segferry-2-tid/-seq, segferry-4-tid/-seq  the same with --stream-scan tid-range / seq-filter
 //   base-2/-4       --streams 2 / 4 by another build (`--base DIR`: its bin/segferry.js and dist/,
 //                   e.g. main's, alternated with this one's in the same run)
-// `--only a,b`: only those contestants. The bench servers' shared_buffers: SF_BENCH_SHARED_BUFFERS
+// `--only a,b`: only those contestants. `--cold`: the OS's page cache dropped before every run. The bench servers' shared_buffers: SF_BENCH_SHARED_BUFFERS
 // (bench/lib/cluster.ts; default 256MB).
-import { rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,12 +34,21 @@ import { cleanupTimeDir, measure, median, type Spawned } from './lib/measure.js'
 
 const { rows, reps, values } = sectionFlags({
   usage: 'node --import tsx bench/streams-server.ts [--rows N (default 1000000; --quick 200000)] [--reps N (default 5; --quick 1)] [--quick] [--only id,id,…] [--base DIR]',
-  options: { only: { type: 'string' }, base: { type: 'string' } },
+  options: { only: { type: 'string' }, base: { type: 'string' }, cold: { type: 'boolean' } },
   rows: { full: 1_000_000, quick: 200_000 },
   reps: { full: 5, quick: 1 },
 });
 const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 const log = (s: string) => process.stderr.write(`[streams-server] ${s}\n`);
+
+function dropCaches(): void {
+  spawnSync('sync');
+  try {
+    writeFileSync('/proc/sys/vm/drop_caches', '3\n');
+  } catch (e) {
+    throw new Error(`--cold needs to write /proc/sys/vm/drop_caches (root): ${(e as Error).message}`);
+  }
+}
 
 async function main(): Promise<void> {
   await withBenchServers(['streams-server'], 'sf-bench-streams-server-', async (servers, dir) => {
@@ -88,6 +98,10 @@ async function main(): Promise<void> {
     for (let r = 0; r < reps; r++) {
       for (let i = 0; i < contestants.length; i++) {
         const [id, procs] = contestants[(i + r) % contestants.length]!;
+        // --cold: the OS's page cache dropped before every run (root only), so the table is read
+        // from the disk (what the server's own pool still holds stays: give it a small
+        // shared_buffers with SF_BENCH_SHARED_BUFFERS).
+        if (values.cold) dropCaches();
         const c = await measure(procs(), meters);
         rmSync(dir, { recursive: true, force: true });
         got.get(id)!.push({ srv: c.serverCpuS, cli: c.clientCpuS, wall: c.wallS });

@@ -101,8 +101,10 @@ export function decideStreams(node: string, read: Pick<RelationRead, 'estimatedB
  * the read-and-skip part of a scan once per stream: ≈ 0.19 of a whole COPY's CPU (a scan whose
  * filter matches no row against a full COPY, 1.5M rows, 570 MB, bench/streams-server.ts), so N
  * streams cost ≈ N × 0.19 + 0.81. TID range scans of a relation larger than shared_buffers cost
- * ≈ 1.3–1.7 × the COPY (no bulk-read ring). Per stream on as many cores: 0.19 + 0.81 / N against
- * 1.3–1.7 / N, so the filtered scans win up to N ≈ 4 (docs/streams.md).
+ * ≈ 1.3–1.7 × the COPY (no bulk-read ring) with a 256 MB pool. Per stream on as many cores:
+ * 0.19 + 0.81 / N against 1.3–1.7 / N, so the filtered scans win up to N ≈ 4 (docs/streams.md).
+ * With a 16 MB pool both scans cost about one COPY (2 streams: 3.51 server CPU-s filtered, 3.36
+ * TID ranges, psql 3.37): the choice matters little there.
  */
 export const SEQ_FILTER_MAX_STREAMS = 4;
 
