@@ -16,6 +16,7 @@ import { BenchServer, psqlEnv, stopAll } from './lib/cluster.js';
 import { TABLE, growNode, nodeSelectSQL, rowCount, warmTable } from './lib/data.js';
 import { runSection, sectionFlags } from './lib/common.js';
 import { ctidRangeSQL } from '../lib/pg/sql.js';
+import { chooseScan } from '../lib/export/streams.js';
 import { cleanupTimeDir, measure, median, type RunCost } from './lib/measure.js';
 
 const { rows, reps, values } = sectionFlags({
@@ -73,14 +74,12 @@ async function main(): Promise<void> {
       return { ...cost, bytes: m.objects.reduce((a, o) => a + o.bytes, 0), streams: plannedStreams.get(streams)! };
     };
     // The machine's own ceiling for two sessions splitting the table: two psql processes at
-    // once, each copying one half to a file of its own, read the cheaper of PostgreSQL 15's two
-    // ways (bench/streams-server.ts): a table larger than shared_buffers as sequential scans with
-    // the ctid condition as a filter (a TID range scan has no bulk-read ring and churns the whole
-    // pool), a smaller one as TID range scans (they find it in the pool; a sequential scan over
-    // shared_buffers / 4 reads through its ring from the OS page cache every time).
+    // once, each copying one half to a file of its own, read the way segferry's own rule
+    // (chooseScan, docs/streams.md) reads 2 streams: a table larger than shared_buffers as
+    // sequential scans with the ctid condition as a filter, a smaller one as TID range scans.
     const pages = Math.max(2, Math.ceil(onDisk / 8192));
     const nBuffers = Number((await server.query<{ n: string }>(`SELECT setting AS n FROM pg_settings WHERE name = 'shared_buffers'`))[0]!.n);
-    const seqHalves = pages > nBuffers;
+    const seqHalves = chooseScan(pages, 2, nBuffers) === 'seq-filter';
     const halves = [ctidRangeSQL(0, Math.floor(pages / 2)), ctidRangeSQL(Math.floor(pages / 2), null)];
     const psql2 = async (): Promise<Sample> => {
       const files = halves.map((_, i) => path.join(dir, `psql-half${i}.txt`));
