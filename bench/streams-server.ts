@@ -18,8 +18,9 @@
 //   segferry-2-tid/-seq, segferry-4-tid/-seq  the same with --stream-scan tid-range / seq-filter
 //   base-2/-4       --streams 2 / 4 by another build (`--base DIR`: its bin/segferry.js and dist/,
 //                   e.g. main's, alternated with this one's in the same run)
-// `--only a,b`: only those contestants. `--cold`: the OS's page cache dropped before every run. The bench servers' shared_buffers: SF_BENCH_SHARED_BUFFERS
-// (bench/lib/cluster.ts; default 256MB).
+// `--only a,b`: only those contestants. `--cold`: the OS's page cache dropped before every run
+// (root). The bench servers' shared_buffers: SF_BENCH_SHARED_BUFFERS (bench/lib/cluster.ts;
+// default 256MB).
 import { spawnSync } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -33,7 +34,7 @@ import { runSection, sectionFlags, withBenchServers } from './lib/common.js';
 import { cleanupTimeDir, measure, median, type Spawned } from './lib/measure.js';
 
 const { rows, reps, values } = sectionFlags({
-  usage: 'node --import tsx bench/streams-server.ts [--rows N (default 1000000; --quick 200000)] [--reps N (default 5; --quick 1)] [--quick] [--only id,id,…] [--base DIR]',
+  usage: 'node --import tsx bench/streams-server.ts [--rows N (default 1000000; --quick 200000)] [--reps N (default 5; --quick 1)] [--quick] [--only id,id,…] [--base DIR] [--cold]',
   options: { only: { type: 'string' }, base: { type: 'string' }, cold: { type: 'boolean' } },
   rows: { full: 1_000_000, quick: 200_000 },
   reps: { full: 5, quick: 1 },
